@@ -1,0 +1,59 @@
+// swift-tools-version: 6.1
+// dfuhop: field upgrades of STM32-based USB HID products over the ROM's DfuSe bootloader.
+import PackageDescription
+
+let package = Package(
+    name: "dfuhop",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dfuhop", targets: ["dfuhop"]),
+        // The engine, for tools that embed it.
+        .library(name: "DfuHop", targets: [
+            "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+        ]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // Layer 0: the contracts every backend implements (DFU, HID, discovery, clocks).
+        .target(name: "USBTransport"),
+        // MCU families and their quirks, as data.
+        .target(name: "DeviceProfiles"),
+        // Firmware files: read, normalise, check, write. No dependencies, so the fuzzers build it alone.
+        .target(name: "FirmwareImage"),
+        // The DfuSe client, layout strings and the flash plan.
+        .target(name: "DfuSe", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage"]),
+        // The application side: dfuhop's custom HID protocol (protocols/hid-app-protocol.md).
+        .target(name: "AppLink", dependencies: ["USBTransport"]),
+        // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
+        .target(name: "VirtualDevice", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
+        .executableTarget(name: "dfuhop", dependencies: [
+            "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .executableTarget(name: "dfuhop-bench", dependencies: [
+            "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport",
+        ]),
+
+        .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
+        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles"]),
+        .testTarget(name: "FirmwareImageTests", dependencies: [
+            "FirmwareImage", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "DfuSeTests", dependencies: [
+            "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport",
+        ]),
+        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
+        .testTarget(name: "VirtualDeviceTests", dependencies: [
+            "VirtualDevice", "DeviceProfiles", "USBTransport", "FirmwareImage",
+        ]),
+        .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

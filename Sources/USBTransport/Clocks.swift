@@ -1,0 +1,74 @@
+import Foundation
+
+/// The time source every layer is given instead of reading the system clock or sleeping itself,
+/// so that a 30 s mass erase costs nothing in a test (architecture: "time is injected").
+public protocol DeviceClock: Sendable {
+    /// Monotonic time since this clock's origin.
+    func now() -> Duration
+    /// Suspends for `duration` of this clock's time.
+    func sleep(for duration: Duration) async throws
+}
+
+extension DeviceClock {
+    /// Measures `body` in this clock's time.
+    public func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
+        let start = now()
+        let value = try await body()
+        return (value, now() - start)
+    }
+}
+
+/// Wall-clock time.
+public struct SystemClock: DeviceClock {
+    private let origin = ContinuousClock.now
+
+    public init() {}
+
+    public func now() -> Duration { ContinuousClock.now - origin }
+
+    public func sleep(for duration: Duration) async throws {
+        guard duration > .zero else { return }
+        try await Task.sleep(for: duration)
+    }
+}
+
+/// Virtual time: `sleep` advances the clock at once and returns. Shared by a test's host side and
+/// its virtual devices, so poll timeouts and flash timings are honoured without any waiting.
+public final class VirtualClock: DeviceClock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Duration
+
+    public init(start: Duration = .zero) { current = start }
+
+    public func now() -> Duration { lock.withLock { current } }
+
+    public func sleep(for duration: Duration) async throws {
+        try Task.checkCancellation()
+        advance(by: duration)
+    }
+
+    /// Moves time forward without a sleeper (e.g. a device that works while the host is idle).
+    public func advance(by duration: Duration) {
+        guard duration > .zero else { return }
+        lock.withLock { current += duration }
+    }
+}
+
+/// Real time running `factor` times faster: 1 s of device time takes 1/factor s of wall time.
+/// For benchmarks that must include real scheduling and host overhead but not hours of flash time.
+public struct ScaledClock: DeviceClock {
+    public let factor: Double
+    private let origin = ContinuousClock.now
+
+    public init(factor: Double) {
+        precondition(factor > 0, "a time scale factor must be positive")
+        self.factor = factor
+    }
+
+    public func now() -> Duration { (ContinuousClock.now - origin) * factor }
+
+    public func sleep(for duration: Duration) async throws {
+        guard duration > .zero else { return }
+        try await Task.sleep(for: duration / factor)
+    }
+}

@@ -1,0 +1,1 @@
+print("dfuhop-bench: no benchmark yet")

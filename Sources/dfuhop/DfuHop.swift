@@ -1,0 +1,37 @@
+import ArgumentParser
+
+@main
+struct DfuHop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dfuhop",
+        abstract: "Upgrade STM32-based USB HID products through the ROM's DfuSe bootloader, without bricking them.",
+        discussion: """
+        dfuhop reads firmware images in every common format, talks to the product's application \
+        over HID, jumps it into the STM32 ROM bootloader, flashes with its own DfuSe client \
+        (erase only what changes, vector table last, verify), leaves DFU and confirms the new version.
+
+        Every device command accepts --simulate FAMILY[:STATE] to run against a built-in virtual \
+        STM32 instead of USB hardware.
+        """,
+        version: "0.1.0",
+        subcommands: [ImageCommand.self, ExitCodesCommand.self])
+}
+
+/// `dfuhop exit-codes`: the fixed table, for scripts and technicians.
+struct ExitCodesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exit-codes", abstract: "List dfuhop's exit codes and what each means.")
+
+    @Flag(help: "One JSON object per line.") var json = false
+
+    func run() {
+        for status in ExitStatus.allCases {
+            if json {
+                Output.json(["code": Int(status.rawValue), "name": "\(status)", "meaning": status.meaning])
+            } else {
+                let code = String(status.rawValue)
+                Output.print(String(repeating: " ", count: 3 - code.count) + code + "  " + status.meaning)
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import FirmwareImage
+import DeviceProfiles
+import USBTransport
+
+/// What a command failed with, ready for a person: one sentence, what to do, and the exit status.
+/// Each layer's error type is mapped here, once (architecture rule 3).
+struct Failure: Error, CustomStringConvertible {
+    var status: ExitStatus
+    var message: String
+    /// One sentence a technician can act on, when there is something to do.
+    var hint: String?
+
+    init(_ status: ExitStatus, _ message: String, hint: String? = nil) {
+        self.status = status
+        self.message = message
+        self.hint = hint
+    }
+
+    var description: String { message }
+
+    /// Maps any error a layer throws to a `Failure`.
+    static func from(_ error: any Error) -> Failure {
+        switch error {
+        case let failure as Failure:
+            return failure
+        case let error as ImageError:
+            return Failure(.badInput, error.description)
+        case let error as NormalizationError:
+            return Failure(.badInput, "the image cannot be normalised: \(error)")
+        case let error as FlashLayoutError:
+            return Failure(.badInput, error.description)
+        case let error as TransportError:
+            return transport(error)
+        default:
+            return Failure(.internalError, "unexpected error: \(error)",
+                           hint: "this is a bug in dfuhop; please report it with the command you ran")
+        }
+    }
+
+    static func transport(_ error: TransportError) -> Failure {
+        switch error.kind {
+        case .accessDenied:
+            Failure(.permission, error.description, hint: "run `dfuhop doctor` to check the udev rules and permissions")
+        case .notFound:
+            Failure(.noDevice, error.description, hint: "check the cable and that the unit is powered")
+        default:
+            Failure(.usbError, error.description,
+                    hint: "the unit is still recoverable: run the same command again; if it persists, replug the unit")
+        }
+    }
+}
+
+/// Runs a command body and turns whatever it throws into the fixed exit status and a readable message.
+func runCommand(json: Bool = false, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CleanExit {
+        throw error
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        let failure = Failure.from(error)
+        Output.failure(failure, json: json)
+        throw ExitCode(failure.status.rawValue)
+    }
+}
