@@ -296,7 +296,7 @@ extension McuFamily {
         flashBase: 0x0800_0000,
         flashModes: [FlashMode(name: "dual bank", layoutString: "@Internal Flash   /0x08000000/16*128Kg")],
         writeGranularity: 32, eccFlash: true,
-        otherMemories: ["@Option Bytes   /0x5200201C/01*128 e"],
+        otherMemories: ["@Option Bytes   /0x5200201C/01*128 e"],  // unverified on silicon
         ramRegions: [
             AddressRange(start: 0x2000_0000, size: 128 * 1024),  // DTCM
             AddressRange(start: 0x2400_0000, size: 512 * 1024),  // AXI SRAM
