@@ -44,8 +44,9 @@ public struct FlashReport: Sendable, Hashable, Codable {
 /// The DfuSe host client: the DFU 1.1 state machine with ST's extensions (AN3156), the ROM quirks of
 /// the family, and execution of a `FlashPlan`. It knows only a `DFUTransport` and a `DeviceClock`.
 ///
-/// One operation at a time: calls are serialised by the actor, and each public call leaves the device
-/// in dfuIDLE or dfuDNLOAD-IDLE (or gone, after `leave` and `readUnprotect`).
+/// One operation at a time: a call made while another is suspended on the device is refused with
+/// `.concurrentCall` (the actor alone would interleave their transfers). Each public call leaves the
+/// device in dfuIDLE or dfuDNLOAD-IDLE, or gone after `leave` and `readUnprotect`.
 public actor DfuSeClient {
     public struct Options: Sendable, Hashable {
         /// Timeout of each control transfer.
@@ -77,6 +78,8 @@ public actor DfuSeClient {
     public private(set) var lastKnownState: DFUState?
     /// The layout used to name sectors in errors (set by `prepare` and `execute`).
     private var layoutContext: FlashLayout?
+    /// The public call in progress.
+    private var activeCall: String?
 
     /// - Parameters:
     ///   - quirks: the family's ROM quirks (`McuFamily.quirks`).
@@ -111,6 +114,8 @@ public actor DfuSeClient {
     /// Selects the alternate setting, parses its layout string and brings the device to dfuIDLE.
     @discardableResult
     public func prepare(alternateSetting: UInt8 = 0) async throws(DfuSeError) -> FlashLayout {
+        try begin("prepare")
+        defer { end() }
         guard let setting = transport.alternateSettings.first(where: { $0.number == alternateSetting }) else {
             throw .noSuchAlternateSetting(alternateSetting, available: transport.alternateSettings.map(\.number))
         }
@@ -124,7 +129,7 @@ public actor DfuSeClient {
         }
         layoutContext = layout
         lastKnownState = nil
-        try await abortToIdle()
+        try await returnToIdle()
         return layout
     }
 
@@ -132,6 +137,13 @@ public actor DfuSeClient {
     /// sync states, waiting out dfuDNBUSY (DFU 1.1 §6.1.2, AN3156 §3). Returns the state it was found in.
     @discardableResult
     public func abortToIdle() async throws(DfuSeError) -> DFUState {
+        try begin("abortToIdle")
+        defer { end() }
+        return try await returnToIdle()
+    }
+
+    @discardableResult
+    private func returnToIdle() async throws(DfuSeError) -> DFUState {
         let started = clock.now()
         var found: DFUState?
         var transitions = 0
@@ -171,6 +183,8 @@ public actor DfuSeClient {
 
     /// The DfuSe commands the device supports, as it lists them on UPLOAD block 0 (a ROM: 00 21 41 92).
     public func getCommands() async throws(DfuSeError) -> [UInt8] {
+        try begin("getCommands")
+        defer { end() }
         try await ensureState([.dfuIdle], during: .getCommands)
         let answer = try await receive(.upload, value: 0, length: transferSize, during: .getCommands)
         lastKnownState = .uploadIdle
@@ -181,12 +195,16 @@ public actor DfuSeClient {
 
     /// Sets the DfuSe address pointer (command 0x21).
     public func setAddress(_ address: UInt32) async throws(DfuSeError) {
+        try begin("setAddress")
+        defer { end() }
         try await command(.setAddress(address), during: .setAddress(address), kind: .command)
     }
 
     /// Erases the sectors starting at `addresses`, in the given order. Each must be the start of a sector of
     /// `layout` whose attribute allows erasing.
     public func erase(sectorsAt addresses: [UInt32], in layout: FlashLayout) async throws(DfuSeError) {
+        try begin("erase")
+        defer { end() }
         let line = layout.render()
         var sectors: [FlashLayout.Sector] = []
         for address in addresses {
@@ -208,6 +226,8 @@ public actor DfuSeClient {
     /// Erases the whole flash (command 0x41 alone). F4 ROMs understate its poll timeout; the family's quirk
     /// says how long to keep polling.
     public func massErase(_ consent: MassEraseConsent) async throws(DfuSeError) {
+        try begin("massErase")
+        defer { end() }
         emit(.phaseStarted(.massErase))
         try await command(.massErase, during: .massErase, kind: .massErase)
         emit(.massErased)
@@ -218,6 +238,8 @@ public actor DfuSeClient {
     /// device left the bus, which is the expected ending.
     @discardableResult
     public func readUnprotect(_ consent: ReadUnprotectConsent) async throws(DfuSeError) -> Bool {
+        try begin("readUnprotect")
+        defer { end() }
         emit(.phaseStarted(.readUnprotect))
         try await ensureState([.dfuIdle, .downloadIdle], during: .readUnprotect)
         try await send(.download, value: 0, data: DfuSeCommand.readUnprotect.bytes, during: .readUnprotect)
@@ -241,6 +263,8 @@ public actor DfuSeClient {
     /// use (vector base or reset handler) is the caller's choice (seed 001).
     @discardableResult
     public func leave(jumpTo address: UInt32) async throws(DfuSeError) -> LeaveOutcome {
+        try begin("leave")
+        defer { end() }
         let operation = DfuSeOperation.leave(jumpTo: address)
         emit(.phaseStarted(.leave))
         try await command(.setAddress(address), during: operation, kind: .command)
@@ -271,6 +295,8 @@ public actor DfuSeClient {
 
     /// Reads `length` bytes at `address`: set address, ABORT to dfuIDLE, UPLOAD blocks 2, 3, ... (AN3156 §6.2).
     public func read(address: UInt32, length: Int) async throws(DfuSeError) -> [UInt8] {
+        try begin("read")
+        defer { end() }
         guard length >= 0, UInt64(address) + UInt64(length) <= 0x1_0000_0000 else {
             throw .addressRangeOverflow(address: address, length: length)
         }
@@ -286,6 +312,8 @@ public actor DfuSeClient {
     /// Writes `bytes` at `address` as one run: one set-address, then DNLOAD blocks 2, 3, ... of
     /// wTransferSize bytes. No erase and no checks: `execute(_:image:)` is the safe path.
     public func write(_ bytes: [UInt8], at address: UInt32) async throws(DfuSeError) {
+        try begin("write")
+        defer { end() }
         guard UInt64(address) + UInt64(bytes.count) <= 0x1_0000_0000 else {
             throw .addressRangeOverflow(address: address, length: bytes.count)
         }
@@ -296,6 +324,8 @@ public actor DfuSeClient {
     /// `verify` is false) reads every written byte back and compares it with the image.
     @discardableResult
     public func execute(_ plan: FlashPlan, image: NormalizedImage, verify: Bool = true) async throws(DfuSeError) -> FlashReport {
+        try begin("execute")
+        defer { end() }
         try plan.check(against: image)
         guard plan.transferSize == transferSize else {
             throw .planTransferSizeMismatch(plan: plan.transferSize, device: transferSize)
@@ -305,7 +335,7 @@ public actor DfuSeClient {
         layoutContext = plan.layout
 
         emit(.phaseStarted(.prepare))
-        try await abortToIdle()
+        try await returnToIdle()
         emit(.phaseFinished(.prepare))
 
         emit(.phaseStarted(.program))
@@ -367,6 +397,7 @@ public actor DfuSeClient {
             let start = bytes.startIndex + offset
             let chunk = Array(bytes[start..<start + length])
             let operation = DfuSeOperation.download(block: block, address: blockAddress, length: length)
+            try checkCancellation(during: operation)
             let sector = layoutContext?.sector(containing: blockAddress)
             try await send(.download, value: block, data: chunk, during: operation)
             lastKnownState = .downloadSync
@@ -405,8 +436,9 @@ public actor DfuSeClient {
             while result.count < length {
                 let blockAddress = address + UInt32(result.count)
                 let wanted = min(transferSize, length - result.count)
-                let data = try await receive(.upload, value: block, length: wanted,
-                                             during: .upload(block: block, address: blockAddress, length: wanted))
+                let operation = DfuSeOperation.upload(block: block, address: blockAddress, length: wanted)
+                try checkCancellation(during: operation)
+                let data = try await receive(.upload, value: block, length: wanted, during: operation)
                 lastKnownState = .uploadIdle
                 guard data.count == wanted else { throw .shortRead(address: blockAddress, expected: wanted, got: data.count) }
                 result += data
@@ -578,7 +610,7 @@ public actor DfuSeClient {
             let report = try await getStatus(during: operation)
             if report.state == .dfuIdle { return }
         }
-        try await abortToIdle()
+        try await returnToIdle()
     }
 
     // MARK: - Transfers
@@ -634,6 +666,18 @@ public actor DfuSeClient {
         default: .transport(TransportError(.other("\(error)"), device: transport.identity.description,
                                            operation: operation.description), during: operation)
         }
+    }
+
+    private func begin(_ call: String) throws(DfuSeError) {
+        if let active = activeCall { throw .concurrentCall(requested: call, running: active) }
+        activeCall = call
+    }
+
+    private func end() { activeCall = nil }
+
+    /// Cancellation is honoured between blocks (and in every clock sleep).
+    private func checkCancellation(during operation: DfuSeOperation) throws(DfuSeError) {
+        if Task.isCancelled { throw .cancelled(during: operation) }
     }
 
     private func count(_ name: String) {

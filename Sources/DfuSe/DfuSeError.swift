@@ -92,6 +92,8 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
     case verifyMismatch(address: UInt32, expected: UInt8, actual: UInt8, sector: FlashLayout.Sector?)
     /// The task was cancelled while waiting on the device.
     case cancelled(during: DfuSeOperation)
+    /// A call was made while another was still talking to the device.
+    case concurrentCall(requested: String, running: String)
 
     // MARK: The flash plan's refusals (nothing has been sent to the device)
 
@@ -131,7 +133,7 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .emptyImage, .outsideMemory, .notWritable, .notErasable, .misaligned,
              .transferSizeNotMultipleOfGranularity, .notASectorStart, .planDoesNotMatchImage,
              .planTransferSizeMismatch, .addressRangeOverflow, .notDfuSe, .invalidTransferSize,
-             .noSuchAlternateSetting, .badLayout, .notInDfuMode:
+             .noSuchAlternateSetting, .badLayout, .notInDfuMode, .concurrentCall:
             .refused
         case .deviceStatus, .blockLeftIncomplete:
             .deviceError
@@ -142,6 +144,24 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
             .transport
         case .cancelled:
             .cancelled
+        }
+    }
+
+    /// The memory address the error concerns, if any (for journals and messages).
+    public var address: UInt32? {
+        switch self {
+        case .transport(_, let operation), .deviceStatus(_, _, let operation, _), .unexpectedState(_, _, let operation),
+             .malformedStatus(_, let operation), .stuckBusy(let operation, _, _), .tooManyStalls(let operation, _),
+             .cancelled(let operation):
+            operation.address
+        case .blockLeftIncomplete(let address, _, _), .shortRead(let address, _, _),
+             .addressRangeOverflow(let address, _), .verifyMismatch(let address, _, _, _),
+             .outsideMemory(let address, _), .misaligned(let address, _, _), .notASectorStart(let address, _):
+            address
+        case .notWritable(let sector, _), .notErasable(let sector, _):
+            sector.start
+        default:
+            nil
         }
     }
 
@@ -205,6 +225,9 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
             return text + "; the unit is still in DFU mode: run the upgrade again"
         case .cancelled(let operation):
             return "cancelled while \(operation)"
+        case .concurrentCall(let requested, let running):
+            return "\(requested) was called while \(running) is still talking to the device; "
+                + "a DfuSe client runs one operation at a time (this is a bug in the caller)"
         case .emptyImage:
             return "the image holds no bytes to write"
         case .outsideMemory(let address, let layout):

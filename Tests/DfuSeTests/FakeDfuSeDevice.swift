@@ -76,6 +76,10 @@ actor FakeDfuSeDevice: DFUTransport {
     private var stuckClearsLeft: Int?
     private var stuckOutcome: StuckOutcome = .notPerformed
     private var hanging = false
+    /// A DNLOAD that waits for `release()`, so a test can act while the client is mid-request.
+    private var pauseArmed = false
+    private var gate: CheckedContinuation<Void, Never>?
+    private(set) var isPaused = false
 
     init(layout: String = "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg", transferSize: UInt16 = 2048,
          clock: VirtualClock, initialState: DFUState = .dfuIdle, bcdDFU: UInt16 = 0x011A) throws {
@@ -98,6 +102,14 @@ actor FakeDfuSeDevice: DFUTransport {
 
     func clearLog() { log.removeAll() }
 
+    /// The next DNLOAD waits until `release()`.
+    func pauseNextDownload() { pauseArmed = true }
+
+    func release() {
+        gate?.resume()
+        gate = nil
+    }
+
     func byte(at address: UInt32) -> UInt8 { memory[address] ?? 0xFF }
 
     func bytes(at address: UInt32, count: Int) -> [UInt8] {
@@ -118,6 +130,12 @@ actor FakeDfuSeDevice: DFUTransport {
         }
         switch dfuRequest {
         case .download:
+            if pauseArmed {
+                pauseArmed = false
+                isPaused = true
+                await withCheckedContinuation { gate = $0 }
+                isPaused = false
+            }
             try download(block: request.value, data: data)
         case .clearStatus:
             log.append("CLRSTATUS")
