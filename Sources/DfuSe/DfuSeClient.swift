@@ -148,6 +148,7 @@ public actor DfuSeClient {
         var found: DFUState?
         var transitions = 0
         var zeroPolls = 0
+        var clearedStuckBusy = false
         while true {
             let report = try await getStatus(during: .returnToIdle)
             let first = found ?? report.state
@@ -166,7 +167,15 @@ public actor DfuSeClient {
                 zeroPolls = report.pollTimeout == .zero ? zeroPolls + 1 : 0
                 let elapsed = clock.now() - started
                 if zeroPolls >= options.stuckZeroPollLimit || elapsed > options.maxBusyTime {
-                    throw .stuckBusy(during: .returnToIdle, polls: zeroPolls, elapsed: elapsed)
+                    // H7: a ROM found hung in dfuDNBUSY comes back with CLRSTATUS n times.
+                    guard let clears = stuckBusyClearCount, !clearedStuckBusy else {
+                        throw .stuckBusy(during: .returnToIdle, polls: zeroPolls, elapsed: elapsed)
+                    }
+                    for _ in 0..<clears { try await send(.clearStatus, during: .returnToIdle) }
+                    emit(.quirk(.recoveredStuckBusy(clearStatusCount: clears)))
+                    clearedStuckBusy = true
+                    zeroPolls = 0
+                    continue
                 }
                 try await sleep(report.pollTimeout, during: .returnToIdle)
             case .appIdle, .appDetach:

@@ -197,3 +197,36 @@ struct QuirkTests {
         #expect(elapsed > .seconds(2) && elapsed < .seconds(3))
     }
 }
+
+@Suite("DfuSe client: a device found hung at the start of a session")
+struct StuckAtStartTests {
+    @Test("H7: a ROM found hung in dfuDNBUSY is cleared with two CLRSTATUS before anything else")
+    func h7HungAtStart() async throws {
+        let bench = try Bench(layout: h753Layout, transferSize: 1024, quirks: McuFamily.h753.quirks)
+        // Leave the device hung in an erase the previous session started.
+        await bench.device.configure { $0.stuck = (.erase, 2, .notPerformed) }
+        try await bench.device.controlOut(.classOut(DFURequest.download.rawValue, value: 0, interface: 0),
+                                          data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
+        _ = try await bench.device.controlIn(.classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
+                                             length: 6, timeout: .seconds(1))
+        await bench.device.clearLog()
+
+        #expect(try await bench.client.abortToIdle() == .downloadBusy)
+        #expect(await bench.log == Array(repeating: "GETSTATUS", count: 100) + ["CLRSTATUS", "CLRSTATUS", "GETSTATUS"])
+        #expect(await bench.device.state == .dfuIdle)
+    }
+
+    @Test("without the quirk a device found hung is a typed error, and no CLRSTATUS is sent")
+    func hungAtStartWithoutQuirk() async throws {
+        let bench = try Bench(quirks: McuFamily.f407.quirks)
+        await bench.device.configure { $0.hangForever = true }
+        try await bench.device.controlOut(.classOut(DFURequest.download.rawValue, value: 0, interface: 0),
+                                          data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
+        _ = try await bench.device.controlIn(.classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
+                                             length: 6, timeout: .seconds(1))
+        await #expect(throws: DfuSeError.stuckBusy(during: .returnToIdle, polls: 100, elapsed: .zero)) {
+            try await bench.client.abortToIdle()
+        }
+        #expect(!(await bench.log.contains("CLRSTATUS")))
+    }
+}
