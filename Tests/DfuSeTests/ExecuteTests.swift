@@ -6,7 +6,7 @@ import USBTransport
 
 @Suite("DfuSe client: running a flash plan")
 struct ExecuteTests {
-    let f407 = try! FlashLayout(parsing: f407Layout)
+    let f407 = McuFamily.f407.defaultFlashMode.layout
 
     func plan(_ image: NormalizedImage, unchanged: Set<UInt32> = []) throws -> FlashPlan {
         try FlashPlan(image: image, layout: f407, family: .f407, transferSize: 2048, unchangedSectors: unchanged)

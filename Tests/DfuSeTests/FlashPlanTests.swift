@@ -6,7 +6,7 @@ import Testing
 
 @Suite("Flash plan: what to erase and write, in which order, and what to refuse")
 struct FlashPlanTests {
-    let f407 = try! FlashLayout(parsing: f407Layout)
+    let f407 = McuFamily.f407.defaultFlashMode.layout
 
     func sector(_ layout: FlashLayout, _ index: Int) -> FlashLayout.Sector { layout.sectors[index] }
 

@@ -3,9 +3,9 @@ import FirmwareImage
 import USBTransport
 @testable import DfuSe
 
-let f407Layout = "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg"
-let h753Layout = "@Internal Flash   /0x08000000/16*128Kg"
-let l476Layout = "@Internal Flash  /0x08000000/0512*0002Kg"
+let f407Layout = McuFamily.f407.defaultFlashMode.layoutString
+let h753Layout = McuFamily.h753.defaultFlashMode.layoutString
+let l476Layout = McuFamily.l476.defaultFlashMode.layoutString
 /// Seed 002: a firmware DfuSe that marks its own three sectors readable only.
 let seed002Layout = "@Internal Flash  /0x08000000/03*016Ka,01*016Kg,01*064Kg,07*128Kg"
 
