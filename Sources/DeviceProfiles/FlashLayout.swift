@@ -1,7 +1,7 @@
 /// A DfuSe memory layout string, parsed (ST UM0424 / AN3156; grammar in protocols/dfuse-layout.md):
 /// `@Name/0xADDRESS/N*SSSmT[,N*SSSmT]...[/0xADDRESS/N*SSSmT...]...`
 /// Each alternate setting's iInterface string describes one memory with one or more zones.
-public struct FlashLayout: Sendable, Hashable, CustomStringConvertible {
+public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible {
     public var name: String
     public var zones: [Zone]
 
@@ -11,7 +11,7 @@ public struct FlashLayout: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A contiguous run of sectors starting at `start`.
-    public struct Zone: Sendable, Hashable {
+    public struct Zone: Sendable, Hashable, Codable {
         public var start: UInt32
         public var groups: [SectorGroup]
 
@@ -25,7 +25,7 @@ public struct FlashLayout: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `N*SSSmT`: N sectors of the same size and attributes.
-    public struct SectorGroup: Sendable, Hashable {
+    public struct SectorGroup: Sendable, Hashable, Codable {
         public var count: Int
         public var sectorSize: UInt32
         public var attributes: SectorAttributes
@@ -38,7 +38,7 @@ public struct FlashLayout: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// One sector, with its place in the layout (for messages).
-    public struct Sector: Sendable, Hashable, CustomStringConvertible {
+    public struct Sector: Sendable, Hashable, Codable, CustomStringConvertible {
         public var start: UInt32
         public var size: UInt32
         public var attributes: SectorAttributes
@@ -54,7 +54,7 @@ public struct FlashLayout: Sendable, Hashable, CustomStringConvertible {
         }
 
         public var description: String {
-            "sector \(index) [0x\(hex32(start)), 0x\(hex32(UInt32(truncatingIfNeeded: end))) ) \(attributes)"
+            "sector \(index) [0x\(hex32(start)), 0x\(hex32(UInt32(truncatingIfNeeded: end)))) \(attributes)"
         }
     }
 
@@ -115,7 +115,7 @@ public struct FlashLayout: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The attribute letter's low three bits (AN3156 §4.3.1): readable 1, erasable 2, writable 4.
-public struct SectorAttributes: OptionSet, Sendable, Hashable, CustomStringConvertible {
+public struct SectorAttributes: OptionSet, Sendable, Hashable, Codable, CustomStringConvertible {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue & 7 }
 
@@ -144,13 +144,20 @@ public struct SectorAttributes: OptionSet, Sendable, Hashable, CustomStringConve
 /// What is wrong with a layout string, and at which character.
 public struct FlashLayoutError: Error, Sendable, Equatable, CustomStringConvertible {
     public var layout: String
-    /// Character offset in `layout`.
+    /// Byte offset (UTF-8) in `layout`.
     public var offset: Int
     public var problem: String
 
     public var description: String {
         "memory layout string \"\(layout)\", character \(offset): \(problem)"
     }
+}
+
+extension FlashLayout {
+    /// The most sectors one layout string may describe. Real parts have at most a few thousand
+    /// (L4: 512 pages; a 128 MiB external flash of 4 KiB sectors: 32768); the cap keeps a hostile
+    /// string such as `4294967295*1Bg` from making `sectors` allocate billions of entries.
+    public static let maximumSectorCount = 1 << 20
 }
 
 extension FlashLayout {
@@ -176,6 +183,7 @@ extension FlashLayout {
         while limit > position, chars[limit - 1] == 0 || chars[limit - 1] == 0x20 { limit -= 1 }
 
         var zones: [Zone] = []
+        var sectorCount = 0
         while position < limit {
             // "/0xADDRESS/"
             guard chars[position] == UInt8(ascii: "/") else { throw fail("expected '/' before a zone address") }
@@ -199,8 +207,17 @@ extension FlashLayout {
             }
             position += 1
             var groups: [SectorGroup] = []
+            var zoneEnd = address
             while true {
-                groups.append(try parseGroup(chars, &position, limit, fail))
+                let group = try parseGroup(chars, &position, limit, layout: text)
+                // Checked per group, so that many huge groups cannot overflow the running total.
+                zoneEnd += UInt64(group.count) * UInt64(group.sectorSize)
+                guard zoneEnd <= 0x1_0000_0000 else { throw fail("the zone runs past the 4 GiB address space") }
+                sectorCount += group.count
+                guard sectorCount <= FlashLayout.maximumSectorCount else {
+                    throw fail("the layout describes more than \(FlashLayout.maximumSectorCount) sectors")
+                }
+                groups.append(group)
                 if position < limit, chars[position] == UInt8(ascii: ",") {
                     position += 1
                     continue
@@ -208,7 +225,10 @@ extension FlashLayout {
                 break
             }
             let zone = Zone(start: UInt32(address), groups: groups)
-            guard zone.end <= 0x1_0000_0000 else { throw fail("the zone runs past the 4 GiB address space") }
+            // Overlapping zones would give one address two sets of attributes.
+            if let other = zones.first(where: { UInt64($0.start) < zone.end && UInt64(zone.start) < $0.end }) {
+                throw fail("the zone at 0x\(hex32(zone.start)) overlaps the zone at 0x\(hex32(other.start))")
+            }
             zones.append(zone)
         }
         guard !zones.isEmpty else { throw fail("the layout has no zone") }
@@ -217,7 +237,12 @@ extension FlashLayout {
 }
 
 private func parseGroup(_ chars: [UInt8], _ position: inout Int, _ limit: Int,
-                        _ fail: (String) -> FlashLayoutError) throws(FlashLayoutError) -> FlashLayout.SectorGroup {
+                        layout text: String) throws(FlashLayoutError) -> FlashLayout.SectorGroup {
+    // Builds errors from the inout `position` itself: a closure of the caller reading its own copy of
+    // the position during this inout access would be an exclusivity violation (a crash on bad input).
+    func fail(_ problem: String) -> FlashLayoutError {
+        FlashLayoutError(layout: text, offset: position, problem: problem)
+    }
     func number(_ what: String) throws(FlashLayoutError) -> UInt64 {
         var value: UInt64 = 0
         var digits = 0

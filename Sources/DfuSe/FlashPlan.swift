@@ -1,0 +1,257 @@
+import DeviceProfiles
+import FirmwareImage
+import USBTransport
+
+/// Everything an upgrade will do to the flash, computed before the device is touched (architecture:
+/// "plan first"). Only the sectors the image touches are erased; the sector holding the vector table
+/// (the image base) is erased and written last, and within it the block holding the vector table is
+/// the very last write, so an interrupted upgrade never leaves a valid vector table in front of an
+/// incomplete application (field-safety.md).
+public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// One step, in execution order.
+    public enum Step: Sendable, Hashable, Codable, CustomStringConvertible {
+        case erase(FlashLayout.Sector)
+        case write(Write)
+
+        public var description: String {
+            switch self {
+            case .erase(let sector):
+                "erase \(sector)"
+            case .write(let write):
+                write.description
+            }
+        }
+
+        private enum CodingKeys: String, CodingKey { case action, sector, write }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            switch try container.decode(String.self, forKey: .action) {
+            case "erase": self = .erase(try container.decode(FlashLayout.Sector.self, forKey: .sector))
+            case "write": self = .write(try container.decode(Write.self, forKey: .write))
+            case let other:
+                throw DecodingError.dataCorruptedError(forKey: .action, in: container,
+                                                       debugDescription: "unknown plan step '\(other)'")
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case .erase(let sector):
+                try container.encode("erase", forKey: .action)
+                try container.encode(sector, forKey: .sector)
+            case .write(let write):
+                try container.encode("write", forKey: .action)
+                try container.encode(write, forKey: .write)
+            }
+        }
+    }
+
+    /// A contiguous run of bytes: one set-address, then blocks 2, 3, ... of `transferSize` bytes.
+    public struct Write: Sendable, Hashable, Codable, CustomStringConvertible {
+        public var address: UInt32
+        public var length: Int
+        public var blockCount: Int
+        /// This run holds the start of the image: the vector table.
+        public var holdsVectorTable: Bool
+
+        public var end: UInt64 { UInt64(address) + UInt64(length) }
+
+        public var description: String {
+            "write [\(hexAddress(address)), \(hexAddress(UInt32(truncatingIfNeeded: end)))) \(length) bytes in "
+                + "\(blockCount) block\(blockCount == 1 ? "" : "s")" + (holdsVectorTable ? " (vector table)" : "")
+        }
+    }
+
+    /// The layout the plan was made for, and its line as the device shows it (rendered).
+    public let layout: FlashLayout
+    public let transferSize: Int
+    public let writeGranularity: Int
+    /// Lowest address of the image: where the vector table sits.
+    public let imageBase: UInt32
+    /// The sector holding the image base, unless it was skipped as unchanged.
+    public let vectorTableSector: FlashLayout.Sector?
+    public let steps: [Step]
+    /// Sectors the image touches that the caller reported unchanged: neither erased nor written.
+    public let skippedSectors: [FlashLayout.Sector]
+    /// CRC-32 (zlib) of the bytes of every write, in step order: ties the plan to its image.
+    public let payloadCRC32: UInt32
+
+    public var layoutLine: String { layout.render() }
+    public var erasedSectors: [FlashLayout.Sector] {
+        steps.compactMap { if case .erase(let sector) = $0 { sector } else { nil } }
+    }
+    public var writes: [Write] {
+        steps.compactMap { if case .write(let write) = $0 { write } else { nil } }
+    }
+    public var bytesToWrite: Int { writes.reduce(0) { $0 + $1.length } }
+    public var blockCount: Int { writes.reduce(0) { $0 + $1.blockCount } }
+    /// Set-address commands the plan's erases and writes need (one per erase is part of the erase command).
+    public var setAddressCount: Int { writes.count }
+    public var isEmpty: Bool { steps.isEmpty }
+
+    /// Plans writing `image` into the memory `layout` describes.
+    /// - Parameters:
+    ///   - writeGranularity: the family's flash word (`McuFamily.writeGranularity`).
+    ///   - transferSize: wTransferSize from the device's functional descriptor.
+    ///   - unchangedSectors: start addresses of sectors the caller knows already hold the image's bytes
+    ///     (e.g. CRCs the application reported); they are neither erased nor written.
+    /// - Throws: a `DfuSeError` refusal naming the address, the sector and the layout line.
+    public init(image: NormalizedImage, layout: FlashLayout, writeGranularity: Int, transferSize: Int,
+                unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
+        let line = layout.render()
+        guard let base = image.baseAddress, image.payloadSize > 0 else { throw .emptyImage }
+        guard transferSize > 0 else { throw .invalidTransferSize(transferSize) }
+        guard writeGranularity > 0, transferSize % writeGranularity == 0 else {
+            throw .transferSizeNotMultipleOfGranularity(transferSize: transferSize, granularity: writeGranularity)
+        }
+
+        // Every segment must start and end on a flash word (seed 004: a word is written exactly once).
+        for segment in image.segments {
+            if Int(segment.address % UInt32(writeGranularity)) != 0 {
+                throw .misaligned(address: segment.address, granularity: writeGranularity, layout: line)
+            }
+            if segment.bytes.count % writeGranularity != 0 {
+                throw .misaligned(address: UInt32(truncatingIfNeeded: segment.end), granularity: writeGranularity,
+                                  layout: line)
+            }
+        }
+
+        for address in unchangedSectors where layout.sector(containing: address)?.start != address {
+            throw .notASectorStart(address: address, layout: line)
+        }
+
+        // The sectors the image touches, in address order.
+        var touched: [FlashLayout.Sector] = []
+        for segment in image.segments {
+            var address = UInt64(segment.address)
+            while address < segment.end {
+                guard let sector = layout.sector(containing: UInt32(address)) else {
+                    throw .outsideMemory(address: UInt32(address), layout: line)
+                }
+                if touched.last != sector { touched.append(sector) }
+                address = sector.end
+            }
+        }
+
+        let skipped = touched.filter { unchangedSectors.contains($0.start) }
+        let toProgram = touched.filter { !unchangedSectors.contains($0.start) }
+        // Erasability first: an upgrade always erases, and seed 002's read-only sectors fail here.
+        for sector in toProgram where !sector.attributes.contains(.erasable) {
+            throw .notErasable(sector, layout: line)
+        }
+        for sector in toProgram where !sector.attributes.contains(.writable) {
+            throw .notWritable(sector, layout: line)
+        }
+
+        let vectorSector = toProgram.first { UInt64($0.start) <= UInt64(base) && UInt64(base) < $0.end }
+        let vectorRange = vectorSector.map { UInt64($0.start)..<$0.end }
+
+        // Byte ranges to write: the image minus skipped sectors, split into "elsewhere" and "vector sector".
+        var elsewhere: [Range<UInt64>] = []
+        var inVectorSector: [Range<UInt64>] = []
+        for segment in image.segments {
+            for sector in toProgram where UInt64(sector.start) < segment.end && UInt64(segment.address) < sector.end {
+                let piece = max(UInt64(sector.start), UInt64(segment.address))..<min(sector.end, segment.end)
+                if let vectorRange, vectorRange.contains(piece.lowerBound) {
+                    appendMerging(piece, to: &inVectorSector)
+                } else {
+                    appendMerging(piece, to: &elsewhere)
+                }
+            }
+        }
+
+        func write(_ range: Range<UInt64>, vector: Bool) -> Write {
+            let length = Int(range.upperBound - range.lowerBound)
+            return Write(address: UInt32(range.lowerBound), length: length,
+                         blockCount: (length + transferSize - 1) / transferSize, holdsVectorTable: vector)
+        }
+
+        var steps: [Step] = toProgram.filter { $0 != vectorSector }.map { .erase($0) }
+        steps += elsewhere.map { .write(write($0, vector: false)) }
+        if let vectorSector, let first = inVectorSector.first {
+            steps.append(.erase(vectorSector))
+            // The block at the image base goes last of all; the rest of the vector sector before it.
+            let vectorBlockEnd = min(first.upperBound, first.lowerBound + UInt64(transferSize))
+            if vectorBlockEnd < first.upperBound {
+                steps.append(.write(write(vectorBlockEnd..<first.upperBound, vector: false)))
+            }
+            steps += inVectorSector.dropFirst().map { .write(write($0, vector: false)) }
+            steps.append(.write(write(first.lowerBound..<vectorBlockEnd, vector: true)))
+        }
+
+        self.layout = layout
+        self.transferSize = transferSize
+        self.writeGranularity = writeGranularity
+        self.imageBase = base
+        self.vectorTableSector = vectorSector
+        self.steps = steps
+        self.skippedSectors = skipped
+        self.payloadCRC32 = Self.payloadCRC(of: steps, in: image)
+    }
+
+    /// Plans with the family's write granularity.
+    public init(image: NormalizedImage, layout: FlashLayout, family: McuFamily, transferSize: Int,
+                unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
+        try self.init(image: image, layout: layout, writeGranularity: family.writeGranularity,
+                      transferSize: transferSize, unchangedSectors: unchangedSectors)
+    }
+
+    /// The bytes of `write` taken from `image`, or nil if the image does not hold all of them.
+    static func bytes(of write: Write, in image: NormalizedImage) -> ArraySlice<UInt8>? {
+        guard let segment = image.segment(containing: write.address), write.end <= segment.end else { return nil }
+        let offset = Int(write.address - segment.address)
+        return segment.bytes[offset..<offset + write.length]
+    }
+
+    static func payloadCRC(of steps: [Step], in image: NormalizedImage) -> UInt32 {
+        var crc = CRC32()
+        for case .write(let write) in steps {
+            if let bytes = bytes(of: write, in: image) { crc.update(bytes) }
+        }
+        return crc.zlibValue
+    }
+
+    /// Checks that `image` is the one this plan was made from.
+    func check(against image: NormalizedImage) throws(DfuSeError) {
+        for write in writes where Self.bytes(of: write, in: image) == nil {
+            throw .planDoesNotMatchImage("the image has no bytes for \(write)")
+        }
+        let crc = Self.payloadCRC(of: steps, in: image)
+        guard crc == payloadCRC32 else {
+            throw .planDoesNotMatchImage("payload CRC-32 0x\(hex(crc, 8)) differs from the plan's 0x\(hex(payloadCRC32, 8))")
+        }
+    }
+
+    /// The plan as a person reads it (`--dry-run`).
+    public var description: String {
+        var lines = ["flash plan for \(layoutLine)"]
+        lines.append("  image base \(hexAddress(imageBase)); \(bytesToWrite) bytes in \(blockCount) blocks of up to "
+                     + "\(transferSize) bytes; flash word \(writeGranularity) bytes")
+        if steps.isEmpty {
+            lines.append("  nothing to do: every sector the image touches is unchanged")
+        }
+        for (number, step) in steps.enumerated() {
+            var line = "  \(number + 1). \(step)"
+            if case .erase(let sector) = step, sector == vectorTableSector { line += " (vector table sector, last)" }
+            lines.append(line)
+        }
+        for sector in skippedSectors {
+            lines.append("  skip \(sector) (unchanged)")
+        }
+        lines.append("  \(erasedSectors.count) sector\(erasedSectors.count == 1 ? "" : "s") erased, "
+                     + "\(writes.count) set-address command\(writes.count == 1 ? "" : "s"), "
+                     + "\(skippedSectors.count) skipped; payload CRC-32 0x\(hex(payloadCRC32, 8))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Appends `range`, merging it into the last range when they touch.
+private func appendMerging(_ range: Range<UInt64>, to ranges: inout [Range<UInt64>]) {
+    if let last = ranges.last, last.upperBound == range.lowerBound {
+        ranges[ranges.count - 1] = last.lowerBound..<range.upperBound
+    } else {
+        ranges.append(range)
+    }
+}
