@@ -2,6 +2,7 @@ import ArgumentParser
 import FirmwareImage
 import DeviceProfiles
 import USBTransport
+import DfuSe
 
 /// What a command failed with, ready for a person: one sentence, what to do, and the exit status.
 /// Each layer's error type is mapped here, once (architecture rule 3).
@@ -32,9 +33,33 @@ struct Failure: Error, CustomStringConvertible {
             return Failure(.badInput, error.description)
         case let error as TransportError:
             return transport(error)
+        case let error as DfuSeError:
+            return dfuSe(error)
         default:
             return Failure(.internalError, "unexpected error: \(error)",
                            hint: "this is a bug in dfuhop; please report it with the command you ran")
+        }
+    }
+
+    static func dfuSe(_ error: DfuSeError) -> Failure {
+        switch error.category {
+        case .refused:
+            return Failure(.refused, error.description, hint: "nothing was written to the unit")
+        case .deviceError:
+            return Failure(.deviceError, error.description,
+                           hint: "the unit is still in DFU mode: run the same command again")
+        case .verifyFailed:
+            return Failure(.verifyFailed, error.description,
+                           hint: "the unit is still in DFU mode: flash again before leaving DFU")
+        case .cancelled:
+            return Failure(.cancelled, error.description)
+        case .transport:
+            if let transportError = error.transportError {
+                var failure = transport(transportError)
+                failure.message = error.description
+                return failure
+            }
+            return Failure(.usbError, error.description)
         }
     }
 
