@@ -206,6 +206,8 @@ extension NormalizedImage: ImageMemory {
 public enum DescriptorStatus: Sendable, Hashable {
     /// Word 8 of the vector table is 0 or erased: the image has no descriptor.
     case absent(pointer: UInt32)
+    /// Word 8 points at a blank area (all 0x00 or all 0xFF): reserved for a descriptor, never stamped.
+    case reserved(address: UInt32)
     /// The area is reserved (magic, format and fields present) but size and CRC are still 0.
     case unstamped(ImageDescriptor, address: UInt32)
     /// Everything checks out: the `imageSize` bytes from the base have the stated CRC.
@@ -216,13 +218,13 @@ public enum DescriptorStatus: Sendable, Hashable {
     public var descriptor: ImageDescriptor? {
         switch self {
         case .unstamped(let descriptor, _), .valid(let descriptor, _): descriptor
-        case .absent, .invalid: nil
+        case .absent, .reserved, .invalid: nil
         }
     }
 
     public var address: UInt32? {
         switch self {
-        case .unstamped(_, let address), .valid(_, let address): address
+        case .unstamped(_, let address), .valid(_, let address), .reserved(let address): address
         case .absent, .invalid: nil
         }
     }
@@ -245,6 +247,7 @@ extension ImageDescriptor {
             return .invalid(ImageError(file: source, at: .address(pointerAddress),
                                        "word 8 of the vector table points to 0x\(hex32(pointer)), but the 64 bytes there are not all in the image"))
         }
+        if bytes.allSatisfy({ $0 == 0 }) || bytes.allSatisfy({ $0 == 0xFF }) { return .reserved(address: pointer) }
         let descriptor: ImageDescriptor
         do { descriptor = try ImageDescriptor(decoding: bytes, at: pointer, source: source) } catch { return .invalid(error) }
         if descriptor.isUnstamped { return .unstamped(descriptor, address: pointer) }
@@ -272,8 +275,8 @@ extension ImageDescriptor {
         case .absent(let pointer):
             throw ImageError(file: source, at: .address(base &+ pointerOffset),
                              "no image descriptor: word 8 of the vector table is 0x\(hex32(pointer))")
-        case .unstamped(_, let address):
-            throw ImageError(file: source, at: .address(address), "the image descriptor is not stamped (size and CRC are 0)")
+        case .unstamped(_, let address), .reserved(let address):
+            throw ImageError(file: source, at: .address(address), "the image descriptor is reserved but not stamped")
         }
     }
 

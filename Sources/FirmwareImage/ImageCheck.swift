@@ -95,7 +95,7 @@ public enum ImageCheck {
         case .absent(let pointer):
             findings.append(ImageFinding(.warning, at: base &+ ImageDescriptor.pointerOffset,
                                          "no image descriptor (word 8 of the vector table is 0x\(hex32(pointer))): the version cannot be checked on the unit"))
-        case .unstamped(_, let address):
+        case .unstamped(_, let address), .reserved(let address):
             findings.append(ImageFinding(.warning, at: address, "the image descriptor is reserved but not stamped; run `dfuhop image stamp`"))
         case .invalid(let error):
             let address: UInt32? = if case .address(let address) = error.location { address } else { nil }

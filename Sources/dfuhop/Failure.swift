@@ -25,7 +25,7 @@ struct Failure: Error, CustomStringConvertible {
         case let failure as Failure:
             return failure
         case let error as ImageError:
-            return Failure(.badInput, error.description)
+            return image(error)
         case let error as NormalizationError:
             return Failure(.badInput, "the image cannot be normalised: \(error)")
         case let error as FlashLayoutError:
@@ -35,6 +35,14 @@ struct Failure: Error, CustomStringConvertible {
         default:
             return Failure(.internalError, "unexpected error: \(error)",
                            hint: "this is a bug in dfuhop; please report it with the command you ran")
+        }
+    }
+
+    static func image(_ error: ImageError) -> Failure {
+        switch error.kind {
+        case .malformed, .unsupported: Failure(.badInput, error.description)
+        case .cannotRead: Failure(.noInput, error.description)
+        case .cannotWrite: Failure(.cannotWrite, error.description)
         }
     }
 
