@@ -1,7 +1,8 @@
 /// Motorola S-record (srec(5)): `S` type, count (bytes of address + data + checksum), address, data,
 /// checksum = ones' complement of the low byte of the sum of count, address and data.
 /// S0 header; S1/S2/S3 data with 16/24/32-bit addresses; S5/S6 count of data records so far (16/24 bit);
-/// S7/S8/S9 start address (32/24/16 bit) and end of file. S4 is reserved.
+/// S7/S8/S9 start address (32/24/16 bit) and end of file (optional: srec_cat omits it without a start
+/// address; an S5/S6 count, when present, still catches lost records). S4 is reserved.
 struct SRecordParser: LineRecordParser {
     static let maximumLineLength = 4 + 2 * 255
 
@@ -97,9 +98,7 @@ struct SRecordParser: LineRecordParser {
         guard records > 0 else {
             throw ImageError(file: file, "no S-records found (an S-record file has lines starting with 'S0'...'S9')")
         }
-        guard terminationLine != nil else {
-            throw ImageError(file: file, at: .line(lines), "file ends without a termination record (S7, S8 or S9); is it truncated?")
-        }
+        // No termination record is accepted: srec_cat leaves it out when there is no start address.
         return FirmwareImage(format: .srec, segments: builder.finish(), entryPoint: entryPoint)
     }
 }

@@ -166,6 +166,12 @@ struct SRecordTests {
         #expect(image.entryPoint == 0x0800_0201)
     }
 
+    @Test func terminationRecordIsOptionalAsSrecCatWritesIt() throws {
+        let image = try read(sRecord(1, [0, 0x10], [0xAA]) + "\n" + sRecord(5, [0, 1], []) + "\n")
+        #expect(image.segments == [Segment(address: 0x10, bytes: [0xAA])])
+        #expect(image.entryPoint == nil)
+    }
+
     @Test func zeroStartAddressMeansNone() throws {
         #expect(try read(sRecord(1, [0, 0x10], [0xAA]) + "\nS9030000FC\n").entryPoint == nil)
     }
@@ -180,7 +186,6 @@ struct SRecordTests {
             ("S1060010AABB85\n" + end, 1, "byte count says 6"),
             ("S1050010AAZB85\n" + end, 1, "'Z' at column 11"),
             (data + "\n" + sRecord(5, [0, 2], []) + "\n" + end, 2, "says 2 data records, the file has 1"),
-            (data + "\n", 1, "without a termination record"),
             (end + "\n" + data, 2, "after the termination record"),
             (sRecord(3, [0, 0, 0], []) + "\n" + end, 1, "too small for an S3 record"),
             ("S1\n", 1, "too few"),
