@@ -92,46 +92,42 @@ extension FirmwareImage {
     public static func normalize(_ input: [Segment], granularity: Int, entryPoint: UInt32?) throws(NormalizationError) -> NormalizedImage {
         precondition(granularity > 0 && granularity & (granularity - 1) == 0, "write granularity must be a power of two")
         let sorted = input.filter { !$0.bytes.isEmpty }.sorted { $0.address < $1.address }
-        // Merge touching segments and refuse overlaps, before any padding.
-        var merged: [Segment] = []
-        merged.reserveCapacity(sorted.count)
-        for segment in sorted {
-            if var last = merged.last {
-                if UInt64(segment.address) < last.end {
-                    throw .overlap(first: last.extent, second: segment.extent)
-                }
-                if UInt64(segment.address) == last.end {
-                    last.bytes.append(contentsOf: segment.bytes)
-                    merged[merged.count - 1] = last
-                    continue
-                }
-            }
-            merged.append(segment)
+        // Refuse overlaps before any padding: two segments claiming one byte is a broken image.
+        for (previous, next) in zip(sorted, sorted.dropFirst()) where UInt64(next.address) < previous.end {
+            throw .overlap(first: previous.extent, second: next.extent)
         }
-        guard granularity > 1 else { return NormalizedImage(uncheckedSegments: merged, granularity: 1, entryPoint: entryPoint) }
-        // Widen each segment to whole units; segments sharing a unit become one.
+        // Group segments that touch or share a write unit; each group becomes one unit-aligned segment.
         let mask = UInt64(granularity - 1)
-        var padded: [Segment] = []
-        padded.reserveCapacity(merged.count)
-        for segment in merged {
-            let start = UInt64(segment.address) & ~mask
-            let end = (segment.end + mask) & ~mask
-            guard end <= 0x1_0000_0000 else { throw .beyondAddressSpace(segment.extent) }
-            if var last = padded.last, last.end >= start {
-                // The previous unit-aligned segment reaches into this one's first unit: join through the gap.
-                last.bytes.append(contentsOf: repeatElement(0xFF, count: Int(UInt64(segment.address) - last.end)))
-                last.bytes.append(contentsOf: segment.bytes)
-                last.bytes.append(contentsOf: repeatElement(0xFF, count: Int(end - segment.end)))
-                padded[padded.count - 1] = last
-                continue
+        var result: [Segment] = []
+        result.reserveCapacity(sorted.count)
+        var groupStart = 0
+        while groupStart < sorted.count {
+            let start = UInt64(sorted[groupStart].address) & ~mask
+            var end = (sorted[groupStart].end + mask) & ~mask
+            guard end <= 0x1_0000_0000 else { throw .beyondAddressSpace(sorted[groupStart].extent) }
+            var groupEnd = groupStart + 1
+            while groupEnd < sorted.count, UInt64(sorted[groupEnd].address) & ~mask <= end {
+                end = (sorted[groupEnd].end + mask) & ~mask
+                guard end <= 0x1_0000_0000 else { throw .beyondAddressSpace(sorted[groupEnd].extent) }
+                groupEnd += 1
             }
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(Int(end - start))
-            bytes.append(contentsOf: repeatElement(0xFF, count: Int(UInt64(segment.address) - start)))
-            bytes.append(contentsOf: segment.bytes)
-            bytes.append(contentsOf: repeatElement(0xFF, count: Int(end - segment.end)))
-            padded.append(Segment(address: UInt32(start), bytes: bytes))
+            let first = sorted[groupStart]
+            if groupEnd == groupStart + 1 && UInt64(first.address) == start && first.end == end {
+                result.append(first)  // Already whole units: share its storage, copy nothing.
+            } else {
+                var bytes = [UInt8]()
+                bytes.reserveCapacity(Int(end - start))
+                var position = start
+                for segment in sorted[groupStart..<groupEnd] {
+                    bytes.append(contentsOf: repeatElement(0xFF, count: Int(UInt64(segment.address) - position)))
+                    bytes.append(contentsOf: segment.bytes)
+                    position = segment.end
+                }
+                bytes.append(contentsOf: repeatElement(0xFF, count: Int(end - position)))
+                result.append(Segment(address: UInt32(start), bytes: bytes))
+            }
+            groupStart = groupEnd
         }
-        return NormalizedImage(uncheckedSegments: padded, granularity: granularity, entryPoint: entryPoint)
+        return NormalizedImage(uncheckedSegments: result, granularity: granularity, entryPoint: entryPoint)
     }
 }

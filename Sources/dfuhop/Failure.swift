@@ -26,7 +26,7 @@ struct Failure: Error, CustomStringConvertible {
         case let failure as Failure:
             return failure
         case let error as ImageError:
-            return Failure(.badInput, error.description)
+            return image(error)
         case let error as NormalizationError:
             return Failure(.badInput, "the image cannot be normalised: \(error)")
         case let error as FlashLayoutError:
@@ -60,6 +60,14 @@ struct Failure: Error, CustomStringConvertible {
                 return failure
             }
             return Failure(.usbError, error.description)
+        }
+    }
+
+    static func image(_ error: ImageError) -> Failure {
+        switch error.kind {
+        case .malformed, .unsupported: Failure(.badInput, error.description)
+        case .cannotRead: Failure(.noInput, error.description)
+        case .cannotWrite: Failure(.cannotWrite, error.description)
         }
     }
 

@@ -1,0 +1,169 @@
+import Foundation
+import Testing
+import FirmwareImage
+
+/// End-to-end: the built executable on real files, checking output and the fixed exit statuses.
+@Suite("dfuhop image")
+struct ImageCommandTests {
+    /// A plausible F407 application: vector table, reserved descriptor at +0x100, code from +0x200.
+    static func application() -> FirmwareImage {
+        var bytes = [UInt8](repeating: 0, count: 0x300)
+        func put(_ value: UInt32, _ offset: Int) {
+            for index in 0..<4 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(index))) }
+        }
+        put(0x2002_0000, 0)
+        put(0x0800_0201, 4)
+        put(0x0800_0100, 0x20)
+        for index in 0x200..<0x300 { bytes[index] = UInt8(truncatingIfNeeded: index * 5) }
+        return FirmwareImage(format: .intelHex, segments: [Segment(address: 0x0800_0000, bytes: bytes)], entryPoint: 0x0800_0201)
+    }
+
+    func writeApplication(_ directory: TemporaryDirectory, _ name: String = "app.hex") throws -> String {
+        try directory.write(name, try ImageWriter.bytes(Self.application(), as: .intelHex))
+    }
+
+    @Test func infoDescribesAndChecksAHexFile() throws {
+        let directory = try TemporaryDirectory()
+        let path = try writeApplication(directory)
+        let result = try Dfuhop.run("image", "info", path)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("format:        Intel HEX"))
+        #expect(result.stdout.contains("0x08000000-0x080002FF  768 bytes"))
+        #expect(result.stdout.contains("initial SP:    0x20020000"))
+        #expect(result.stdout.contains("reset handler: 0x08000201"))
+        #expect(result.stdout.contains("warning at 0x08000100: the image descriptor is reserved but not stamped"))
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func infoJsonCarriesHashesAndFindings() throws {
+        let directory = try TemporaryDirectory()
+        let path = try writeApplication(directory)
+        let json = try Dfuhop.run("image", "info", path, "--json", "--family", "f407").json()
+        #expect(json["format"] as? String == "hex")
+        #expect(json["family"] as? String == "f407")
+        let flat = try ImageWriter.bytes(Self.application(), as: .binary)
+        #expect(json["crc32"] as? String == "0x" + String(format: "%08X", CRC32.zlib(flat)))
+        #expect((json["sha256"] as? String)?.count == 64)
+        #expect((json["vectorTable"] as? [String: Any])?["resetHandler"] as? String == "0x08000201")
+        #expect(json["errors"] as? Int == 0)
+        #expect(json["warnings"] as? Int == 1)
+    }
+
+    @Test func familyChecksTurnAWrongStackPointerIntoAnError() throws {
+        var image = Self.application()
+        image.targets[0].segments[0].bytes[2] = 0x05  // SP 0x20050000: past the F407's 128 KiB
+        let directory = try TemporaryDirectory()
+        let path = try directory.write("bad-sp.hex", try ImageWriter.bytes(image, as: .intelHex))
+        let result = try Dfuhop.run("image", "info", path, "--family", "f407")
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("error at 0x08000000: the initial stack pointer 0x20050000 is outside the RAM of STM32F405/407"))
+    }
+
+    @Test func malformedInputExits65NamingFileAndLine() throws {
+        let directory = try TemporaryDirectory()
+        var text = String(decoding: try ImageWriter.bytes(Self.application(), as: .intelHex), as: UTF8.self).split(separator: "\n").map(String.init)
+        text[3] = String(text[3].dropLast(2)) + "00"
+        let path = try directory.write("broken.hex", Array(text.joined(separator: "\n").utf8))
+        let result = try Dfuhop.run("image", "info", path)
+        #expect(result.status == 65, "\(result)")
+        #expect(result.stderr.hasPrefix("error: \(path), line 4: checksum is 0x00, the record needs 0x"))
+        #expect(result.stdout.isEmpty)
+        let json = try Dfuhop.run("image", "info", path, "--json")
+        #expect(json.status == 65)
+        #expect(try json.json()["exitCode"] as? Int == 65)
+    }
+
+    @Test func truncatedBinaryFormatExits65WithByteOffset() throws {
+        let directory = try TemporaryDirectory()
+        let dfu = try ImageWriter.bytes(Self.application(), as: .dfuse)
+        let path = try directory.write("short.dfu", Array(dfu.prefix(400)))
+        let result = try Dfuhop.run("image", "info", path)
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("error: \(path), byte offset"))
+    }
+
+    @Test func missingInputExits66AndUnwritableOutputExits73() throws {
+        let directory = try TemporaryDirectory()
+        let missing = try Dfuhop.run("image", "info", directory.path("nope.hex"))
+        #expect(missing.status == 66)
+        #expect(missing.stderr.contains("nope.hex: cannot open"))
+        let path = try writeApplication(directory)
+        let unwritable = try Dfuhop.run("image", "convert", path, directory.path("no/such/dir/out.bin"))
+        #expect(unwritable.status == 73, "\(unwritable)")
+        #expect(unwritable.stderr.contains("cannot create"))
+    }
+
+    @Test func convertGoesThroughEveryFormatAndBackToTheSameBytes() throws {
+        let directory = try TemporaryDirectory()
+        var previous = try writeApplication(directory)
+        for name in ["app.dfu", "app.srec", "app.s19.hex", "app.bin"] {
+            let next = directory.path(name)
+            let result = try Dfuhop.run("image", "convert", previous, next)
+            #expect(result.status == 0, "\(name): \(result)")
+            previous = next
+        }
+        #expect(try directory.read("app.bin") == ImageWriter.bytes(Self.application(), as: .binary))
+        let explicit = try Dfuhop.run("image", "convert", previous, directory.path("app.out"), "--format", "hex", "--address", "0x08000000")
+        #expect(explicit.status == 0)
+        #expect(try ImageReader.read(try directory.read("app.out"), file: "app.out", format: .intelHex).segments == Self.application().segments)
+    }
+
+    @Test func convertWritesTheRequestedDfuIdentityAndTargetName() throws {
+        let directory = try TemporaryDirectory()
+        let path = try writeApplication(directory)
+        let result = try Dfuhop.run("image", "convert", path, directory.path("id.dfu"), "--vid", "0x1209", "--pid", "0x0007",
+                                    "--bcd-device", "0x0102", "--target-name", "Internal Flash")
+        #expect(result.status == 0, "\(result)")
+        let image = try ImageReader.read(try directory.read("id.dfu"), file: "id.dfu")
+        #expect(image.suffixIdentity == DfuSuffixIdentity(vendorID: 0x1209, productID: 0x0007, bcdDevice: 0x0102))
+        #expect(image.targets.first?.name == "Internal Flash")
+    }
+
+    @Test func convertRefusesAnUnknownOutputFormatAsAUsageError() throws {
+        let directory = try TemporaryDirectory()
+        let path = try writeApplication(directory)
+        let result = try Dfuhop.run("image", "convert", path, directory.path("out.xyz"))
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--format"))
+        #expect(!FileManager.default.fileExists(atPath: directory.path("out.xyz")))
+    }
+
+    @Test func stampWritesADescriptorThatInfoValidates() throws {
+        let directory = try TemporaryDirectory()
+        let path = try writeApplication(directory)
+        let stamped = directory.path("stamped.hex")
+        let result = try Dfuhop.run("image", "stamp", path, stamped, "--product-id", "0x1209A001", "--version", "1.4.2.7", "--name", "sensor hub")
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("version 1.4.2.7"))
+        let info = try Dfuhop.run("image", "info", stamped, "--json").json()
+        let descriptor = info["descriptor"] as? [String: Any]
+        #expect(descriptor?["status"] as? String == "valid")
+        #expect(descriptor?["productId"] as? Int == 0x1209_A001)
+        #expect(descriptor?["name"] as? String == "sensor hub")
+        #expect(descriptor?["imageSize"] as? Int == 0x300)
+        #expect(info["warnings"] as? Int == 0)
+    }
+
+    @Test func stampRefusesAnImageWithoutAReservedArea() throws {
+        var image = Self.application()
+        image.targets[0].segments[0].bytes.replaceSubrange(0x20..<0x24, with: [0, 0, 0, 0])
+        let directory = try TemporaryDirectory()
+        let path = try directory.write("plain.hex", try ImageWriter.bytes(image, as: .intelHex))
+        let result = try Dfuhop.run("image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0.0", "--name", "x")
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("address 0x08000020: word 8 of the vector table is 0x00000000"))
+        let badVersion = try Dfuhop.run("image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0", "--name", "x")
+        #expect(badVersion.status == 64)
+    }
+
+    @Test func helpTeachesWithExamples() throws {
+        for command in ["info", "convert", "stamp"] {
+            let result = try Dfuhop.run("image", command, "--help")
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("Examples:"), "\(command)")
+        }
+        let unknownFamily = try Dfuhop.run("image", "info", "x.hex", "--family", "f999")
+        #expect(unknownFamily.status == 64)
+        #expect(unknownFamily.stderr.contains("f407"))
+    }
+}

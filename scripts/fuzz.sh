@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer harness in Fuzz/ (each with Sources/FirmwareImage, which has no dependencies)
+# and runs each for a bounded time. Exits non-zero if any harness fails to build or finds a crash.
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 20
+#   FUZZ_TARGETS="IntelHex Elf" scripts/fuzz.sh 60     only some harnesses
+# Crashing inputs are kept as Fuzz/bin/crash-<target>-*; new corpus entries go to Fuzz/corpus-run/<target>
+# (both ignored by git). Fuzz/README.md says how to run longer and how to reproduce a crash.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:-20}"
+case "$seconds" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]" >&2; exit 64 ;; esac
+targets=(${FUZZ_TARGETS:-IntelHex SRecord Elf DfuSe DfuSuffix Descriptor})
+mkdir -p Fuzz/bin Fuzz/corpus-run
+
+failed=()
+for target in "${targets[@]}"; do
+    binary="Fuzz/bin/fuzz-$target"
+    echo "==> build $target"
+    # The linker's notes about ASan's local symbols are noise; real errors still fail the build.
+    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library \
+            Sources/FirmwareImage/*.swift Fuzz/FuzzSupport.swift "Fuzz/Fuzz$target.swift" \
+            -o "$binary" 2> >(grep -v "Cannot export local symbol" >&2); then
+        failed+=("$target (build)")
+        continue
+    fi
+    echo "==> fuzz $target for ${seconds}s"
+    mkdir -p "Fuzz/corpus-run/$target"
+    if ! "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+            -print_final_stats=1 -artifact_prefix="Fuzz/bin/crash-$target-" \
+            "Fuzz/corpus-run/$target" "Fuzz/corpus/$target" 2> "Fuzz/bin/$target.log"; then
+        tail -n 40 "Fuzz/bin/$target.log" >&2
+        failed+=("$target")
+        continue
+    fi
+    grep -E "^stat::number_of_executed_units|^Done" "Fuzz/bin/$target.log" || true
+done
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "fuzzing failed: ${failed[*]}" >&2
+    exit 1
+fi
+echo "fuzzing: ${#targets[@]} harnesses, ${seconds}s each, no crash"
