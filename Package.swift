@@ -42,16 +42,15 @@ let package = Package(
         ]),
 
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
+        .testTarget(name: "VirtualDeviceTests", dependencies: [
+            "VirtualDevice", "DfuSe", "DeviceProfiles", "USBTransport", "FirmwareImage",
+        ]),
         .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles"]),
         .testTarget(name: "FirmwareImageTests", dependencies: [
             "FirmwareImage", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "DfuSeTests", dependencies: [
             "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport",
-        ]),
-        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
-        .testTarget(name: "VirtualDeviceTests", dependencies: [
-            "VirtualDevice", "DeviceProfiles", "USBTransport", "FirmwareImage",
         ]),
         .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage"]),
     ],

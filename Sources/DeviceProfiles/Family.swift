@@ -38,6 +38,8 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     public var leaveJump: LeaveJump
     public var timings: FlashTimings
     public var quirks: [RomQuirk]
+    /// Where the option bytes sit and which of their bits matter to dfuhop.
+    public var optionBytes: OptionByteMap
 
     public enum Core: String, Sendable, Hashable, Codable {
         case cortexM4 = "Cortex-M4"
@@ -54,7 +56,8 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     public init(id: String, name: String, deviceID: UInt16, core: Core, flashBase: UInt32, flashModes: [FlashMode],
                 writeGranularity: Int, eccFlash: Bool, otherMemories: [String], ramRegions: [AddressRange],
                 systemMemoryBase: UInt32, uidAddress: UInt32, backupRegister: UInt32, romSerial: RomSerialFormula,
-                rom: RomIdentity, emptyCheck: Bool, leaveJump: LeaveJump, timings: FlashTimings, quirks: [RomQuirk]) {
+                rom: RomIdentity, emptyCheck: Bool, leaveJump: LeaveJump, timings: FlashTimings, quirks: [RomQuirk],
+                optionBytes: OptionByteMap) {
         self.id = id
         self.name = name
         self.deviceID = deviceID
@@ -74,6 +77,7 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
         self.leaveJump = leaveJump
         self.timings = timings
         self.quirks = quirks
+        self.optionBytes = optionBytes
     }
 
     public var defaultFlashMode: FlashMode { flashModes[0] }
@@ -117,6 +121,25 @@ public struct FlashMode: Sendable, Hashable {
         do { return try FlashLayout(parsing: layoutString) } catch {
             preconditionFailure("built-in layout string does not parse: \(error)")
         }
+    }
+}
+
+/// The option bytes as the ROM exposes them on their alternate setting (RM0090 §3.6, RM0351 §3.4.1,
+/// RM0440 §3.4.1, RM0433 §4.4): the first word's factory value, where the read-protection byte is
+/// (0xAA = level 0, 0xCC = level 2, anything else level 1) and the DBANK bit, if the part has one.
+public struct OptionByteMap: Sendable, Hashable {
+    public var address: UInt32
+    /// Factory value of the first bytes; the rest of the area reads 0xFF.
+    public var factoryBytes: [UInt8]
+    public var readProtectionByteOffset: Int
+    /// Bit index (little-endian, from the area's start) of DBANK: 1 selects `flashModes[0]`, 0 `flashModes[1]`.
+    public var dualBankBit: Int?
+
+    public init(address: UInt32, factoryBytes: [UInt8], readProtectionByteOffset: Int, dualBankBit: Int? = nil) {
+        self.address = address
+        self.factoryBytes = factoryBytes
+        self.readProtectionByteOffset = readProtectionByteOffset
+        self.dualBankBit = dualBankBit
     }
 }
 
@@ -247,7 +270,8 @@ extension McuFamily {
             sectorErase: [16 * 1024: .milliseconds(250), 64 * 1024: .milliseconds(550), 128 * 1024: .milliseconds(1000)],
             defaultSectorErase: .milliseconds(1000), massErase: .seconds(8),
             programUnit: .microseconds(16), controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [.massErasePollTimeoutUnderstated(actual: .seconds(35))])
+        quirks: [.massErasePollTimeoutUnderstated(actual: .seconds(35))],
+        optionBytes: OptionByteMap(address: 0x1FFF_C000, factoryBytes: [0xEC, 0xAA, 0xFF, 0x0F], readProtectionByteOffset: 1))
 
     /// STM32L476: RM0351, DS10198 (page erase 22.02 ms, double-word program 81.69 µs typ.), AN2606.
     public static let l476 = McuFamily(
@@ -265,7 +289,8 @@ extension McuFamily {
             sectorErase: [2048: .microseconds(22_020)], defaultSectorErase: .microseconds(22_020),
             massErase: .microseconds(22_100), programUnit: .microseconds(82),
             controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [.getStatusStallsDuringErase(maxStalls: 3)])
+        quirks: [.getStatusStallsDuringErase(maxStalls: 3)],
+        optionBytes: OptionByteMap(address: 0x1FFF_7800, factoryBytes: [0xAA, 0xF8, 0xFF, 0xFF], readProtectionByteOffset: 0))
 
     /// STM32G474: RM0440, DS12288; DBANK=1 (factory) gives two banks of 2 KiB pages,
     /// DBANK=0 one bank of 4 KiB pages (seed 003).
@@ -287,7 +312,10 @@ extension McuFamily {
             sectorErase: [2048: .microseconds(22_020), 4096: .microseconds(22_020)],
             defaultSectorErase: .microseconds(22_020), massErase: .microseconds(22_100),
             programUnit: .microseconds(82), controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [])
+        quirks: [],
+        // FLASH_OPTR factory value 0xFFEFF8AA: RDP level 0, DBANK (bit 22) set.
+        optionBytes: OptionByteMap(address: 0x1FFF_7800, factoryBytes: [0xAA, 0xF8, 0xEF, 0xFF], readProtectionByteOffset: 0,
+                                   dualBankBit: 22))
 
     /// STM32H753: RM0433, DS12117 (128 KiB sector erase ~2 s at x64, 256-bit flash word);
     /// the ROM jumps straight to the leave address (seed 001). Layout string unverified on silicon.
@@ -311,5 +339,6 @@ extension McuFamily {
             sectorErase: [128 * 1024: .milliseconds(2000)], defaultSectorErase: .milliseconds(2000),
             massErase: .seconds(16), programUnit: .microseconds(16),
             controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [.stuckInDownloadBusy(clearStatusCount: 2)])
+        quirks: [.stuckInDownloadBusy(clearStatusCount: 2)],
+        optionBytes: OptionByteMap(address: 0x5200_201C, factoryBytes: [0x1C, 0xAA, 0xC6, 0x03], readProtectionByteOffset: 1))
 }

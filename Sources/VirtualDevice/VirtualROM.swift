@@ -1,0 +1,420 @@
+import USBTransport
+import DeviceProfiles
+import DfuSe
+
+/// The ROM bootloader's DFU state (DFU 1.1 §6.1.2, AN3156). Reset on every enumeration.
+struct ROMState {
+    var state: DFUState = .dfuIdle
+    var status: DFUStatus = .ok
+    var addressPointer: UInt32?
+    var alternateSetting: UInt8 = 0
+    var pending: Pending?
+    /// The operation under way: when it ends and what the next GETSTATUS reports then.
+    var busyUntil: Duration = .zero
+    var outcome: Outcome = .idle
+    var isErasing = false
+    var clearsToUnstick = 0
+    var blocksFailed: Set<UInt16> = []
+
+    enum Pending {
+        case command(DfuSeCommand)
+        case data(block: UInt16, bytes: [UInt8])
+        case leave
+    }
+
+    enum Outcome {
+        case idle
+        case error(DFUStatus)
+        /// The ROM applies option bytes or wipes flash, then resets the MCU (seed 003).
+        case resetAfter
+        case stuck
+    }
+}
+
+/// What the request handler decided, applied outside the lock.
+enum ROMAction {
+    case reply([UInt8])
+    case stall
+    /// The ROM is busy (flash operation under way): the transfer completes when the operation ends.
+    case blockUntil(Duration)
+    case replyThenJump([UInt8], UInt32)
+    case replyThenReset([UInt8])
+    case disconnect
+}
+
+extension VirtualUnit {
+    /// One control transfer, as the ROM's USB stack sees it. Errors are `TransportError`.
+    func control(_ request: ControlRequest, data: [UInt8]?, length: Int, timeout: Duration, enumeration handle: Int,
+                 device: String) async throws -> [UInt8] {
+        let operation = DFURequest(rawValue: request.request)?.description ?? "request \(request.request)"
+        func fail(_ kind: TransportError.Kind) -> TransportError { TransportError(kind, device: device, operation: operation) }
+
+        // Faults that act on the wire, before the device sees the request.
+        let wireFault: TransportError.Kind? = lock.withLock {
+            guard handle == enumeration, mode == .rom else { return .disconnected }
+            transferCount += 1
+            if faults.disconnectAtTransfer == transferCount { return .notFound }
+            if faults.stallAtTransfer == transferCount { stallsLeft = faults.stallCount }
+            if stallsLeft > 0 {
+                stallsLeft -= 1
+                return .stall
+            }
+            return nil
+        }
+        if wireFault == .notFound {
+            unplug()
+            throw fail(.disconnected)
+        }
+        if let wireFault { throw fail(wireFault) }
+
+        try await clock.sleep(for: family.timings.transferTime(bytes: data?.count ?? length))
+        var waited = Duration.zero
+        while true {
+            let action: ROMAction = lock.withLock {
+                guard handle == enumeration, mode == .rom else { return .disconnect }
+                return handleLocked(request, data: data, length: length)
+            }
+            switch action {
+            case .reply(let bytes):
+                return bytes
+            case .stall:
+                throw fail(.stall)
+            case .disconnect:
+                publishPresence()
+                throw fail(.disconnected)
+            case .blockUntil(let end):
+                let remaining = end - clock.now()
+                if waited + remaining > timeout {
+                    try await clock.sleep(for: timeout - waited)
+                    throw fail(.timeout)
+                }
+                try await clock.sleep(for: remaining)
+                waited += remaining
+            case .replyThenJump(let bytes, let address):
+                jump(to: address)
+                return bytes
+            case .replyThenReset(let bytes):
+                reset(.optionByteLoad)
+                return bytes
+            }
+        }
+    }
+
+    func selectAlternateSetting(_ number: UInt8, enumeration handle: Int) -> Bool {
+        lock.withLock {
+            guard handle == enumeration, mode == .rom, Int(number) < alternateSettingsLocked.count else { return false }
+            log.append(LoggedRequest(kind: .selectAlternateSetting(number), enumeration: enumeration))
+            rom.alternateSetting = number
+            rom.state = .dfuIdle
+            rom.status = .ok
+            return true
+        }
+    }
+
+    /// The layout behind the selected alternate setting.
+    var selectedLayoutLocked: FlashLayout? {
+        let name = alternateSettingsLocked[Int(rom.alternateSetting)].name
+        return try? FlashLayout(parsing: name)
+    }
+
+    private func statusReply(pollMs: UInt32 = 0) -> [UInt8] {
+        DFUStatusReport(status: rom.status, pollTimeoutMs: pollMs, state: rom.state).bytes
+    }
+
+    private func enterError(_ status: DFUStatus) {
+        rom.state = .error
+        rom.status = status
+    }
+
+    func handleLocked(_ request: ControlRequest, data: [UInt8]?, length: Int) -> ROMAction {
+        guard request.requestType & 0x60 == 0x20, let dfuRequest = DFURequest(rawValue: request.request) else {
+            log.append(LoggedRequest(kind: .unknown(request), enumeration: enumeration))
+            return .stall
+        }
+        switch dfuRequest {
+        case .download:
+            return download(block: request.value, data: data ?? [])
+        case .upload:
+            return upload(block: request.value, length: length)
+        case .getStatus:
+            log.append(LoggedRequest(kind: .getStatus, enumeration: enumeration))
+            return getStatus()
+        case .clearStatus:
+            log.append(LoggedRequest(kind: .clearStatus, enumeration: enumeration))
+            if rom.outcome.isStuck {
+                rom.clearsToUnstick -= 1
+                if rom.clearsToUnstick <= 0 { rom.outcome = .idle; rom.state = .dfuIdle; rom.status = .ok }
+                return .reply([])
+            }
+            if rom.state == .error || rom.state == .dfuIdle {
+                rom.state = .dfuIdle
+                rom.status = .ok
+                return .reply([])
+            }
+            return .stall
+        case .getState:
+            log.append(LoggedRequest(kind: .getState, enumeration: enumeration))
+            return .reply([rom.state.rawValue])
+        case .abort:
+            log.append(LoggedRequest(kind: .abort, enumeration: enumeration))
+            switch rom.state {
+            case .dfuIdle, .downloadIdle, .uploadIdle, .downloadSync, .manifestSync:
+                rom.state = .dfuIdle
+                rom.pending = nil
+                return .reply([])
+            default:
+                return .stall
+            }
+        case .detach:
+            log.append(LoggedRequest(kind: .detach, enumeration: enumeration))
+            return .stall
+        }
+    }
+
+    // MARK: DNLOAD
+
+    private func download(block: UInt16, data: [UInt8]) -> ROMAction {
+        guard rom.state == .dfuIdle || rom.state == .downloadIdle else {
+            log.append(LoggedRequest(kind: .unknown(.classOut(DFURequest.download.rawValue, value: block, interface: 0)), enumeration: enumeration))
+            enterError(.errStalledPkt)
+            return .stall
+        }
+        if data.isEmpty {
+            // Leave: manifestation, then the jump to the address pointer (AN3156 §6.2.4).
+            log.append(LoggedRequest(kind: .leave, enumeration: enumeration))
+            rom.pending = .leave
+            rom.state = .manifestSync
+            return .reply([])
+        }
+        if block == 0 {
+            guard let command = DfuSeCommand(bytes: data) else {
+                log.append(LoggedRequest(kind: .unknown(.classOut(1, value: 0, interface: 0)), enumeration: enumeration))
+                enterError(.errStalledPkt)
+                return .stall
+            }
+            log.append(LoggedRequest(kind: .command(command), enumeration: enumeration))
+            rom.pending = .command(command)
+        } else if block >= 2 {
+            let address = dataAddress(block: block)
+            log.append(LoggedRequest(kind: .download(block: block, address: address ?? 0, length: data.count), enumeration: enumeration))
+            rom.pending = .data(block: block, bytes: data)
+        } else {
+            log.append(LoggedRequest(kind: .unknown(.classOut(1, value: block, interface: 0)), enumeration: enumeration))
+            enterError(.errStalledPkt)
+            return .stall
+        }
+        rom.state = .downloadSync
+        return .reply([])
+    }
+
+    /// (wBlockNum − 2) × wTransferSize + address pointer (AN3156 §6.2.1).
+    private func dataAddress(block: UInt16) -> UInt32? {
+        let offset = UInt64(block - 2) * UInt64(family.rom.transferSize)
+        let address = UInt64(rom.addressPointer ?? family.flashBase) + offset
+        return address <= 0xFFFF_FFFF ? UInt32(address) : nil
+    }
+
+    // MARK: GETSTATUS
+
+    private func getStatus() -> ROMAction {
+        switch rom.state {
+        case .downloadSync:
+            return startPendingOperation()
+        case .downloadBusy:
+            if rom.outcome.isStuck { return .reply(statusReply()) }
+            let now = clock.now()
+            if now < rom.busyUntil {
+                // L4: GETSTATUS stalls while an erase is under way; other ROMs hold the transfer.
+                if rom.isErasing, family.quirk({ if case .getStatusStallsDuringErase = $0 { true } else { nil } }) != nil {
+                    return .stall
+                }
+                return .blockUntil(rom.busyUntil)
+            }
+            rom.isErasing = false
+            switch rom.outcome {
+            case .error(let status):
+                rom.outcome = .idle
+                enterError(status)
+                return .reply(statusReply())
+            case .resetAfter:
+                rom.outcome = .idle
+                rom.state = .downloadIdle
+                return .replyThenReset(statusReply())
+            case .idle, .stuck:
+                rom.state = .downloadIdle
+                return .reply(statusReply())
+            }
+        case .manifestSync:
+            rom.state = .manifest
+            let target = rom.addressPointer ?? family.flashBase
+            return .replyThenJump(statusReply(), target)
+        default:
+            return .reply(statusReply())
+        }
+    }
+
+    /// The command or block executes now; the ROM reports dfuDNBUSY with its poll timeout, and the
+    /// outcome on the GETSTATUS after the operation ends (AN3156 §6.2).
+    private func startPendingOperation() -> ROMAction {
+        guard let pending = rom.pending else {
+            rom.state = .downloadIdle
+            return .reply(statusReply())
+        }
+        rom.pending = nil
+        var duration = Duration.zero
+        var reported: Duration?
+        var outcome = ROMState.Outcome.idle
+        switch pending {
+        case .leave:
+            rom.state = .manifest
+            return .replyThenJump(statusReply(), rom.addressPointer ?? family.flashBase)
+        case .command(let command):
+            switch command {
+            case .getCommands:
+                break
+            case .setAddress(let address):
+                rom.addressPointer = address
+            case .erase(let address):
+                if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
+                guard let sector = selectedLayoutLocked?.sector(containing: address), let offset = flashOffset(sector.start) else {
+                    outcome = .error(.errTarget)
+                    break
+                }
+                guard sector.attributes.contains(.erasable) else { outcome = .error(.errTarget); break }
+                duration = family.timings.eraseTime(sectorSize: sector.size)
+                if quirkStallsDuringErase { reported = duration / 4 }
+                guard flashOperation({ torn in self.eraseLocked(offset: offset, count: Int(sector.size), torn: torn) }) else {
+                    return .disconnect
+                }
+                rom.isErasing = true
+            case .massErase:
+                if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
+                duration = family.timings.massErase
+                if family.quirk({ if case .massErasePollTimeoutUnderstated = $0 { true } else { nil } }) != nil {
+                    reported = .milliseconds(100)
+                }
+                guard flashOperation({ torn in self.eraseLocked(offset: 0, count: self.flash.count, torn: torn) }) else {
+                    return .disconnect
+                }
+                rom.isErasing = true
+            case .readUnprotect:
+                duration = family.timings.massErase
+                eraseLocked(offset: 0, count: flash.count, torn: false)
+                optionBytes[family.optionBytes.readProtectionByteOffset] = 0xAA
+                outcome = .resetAfter
+            }
+        case .data(let block, let bytes):
+            guard let address = dataAddress(block: block) else { outcome = .error(.errAddress); break }
+            if let fault = faults.statusErrorAtBlock, fault.block == Int(block), !rom.blocksFailed.contains(block),
+               let status = DFUStatus(rawValue: fault.status) {
+                rom.blocksFailed.insert(block)
+                outcome = .error(status)
+                break
+            }
+            if isInFlash(address) {
+                if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
+                guard rom.alternateSetting == 0, writable(address: address, count: bytes.count) else {
+                    outcome = .error(.errAddress)
+                    break
+                }
+                duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
+                guard flashOperation({ torn in
+                    self.programLocked(bytes, at: address, tornAt: torn ? bytes.count / 2 : nil)
+                }) else { return .disconnect }
+                if faults.stuckBusyAtFlashOperation == flashOperationCount,
+                   let clears = family.quirk({ if case .stuckInDownloadBusy(let n) = $0 { n } else { nil } }) {
+                    rom.clearsToUnstick = clears
+                    outcome = .stuck
+                }
+            } else if address >= family.optionBytes.address,
+                      UInt64(address) + UInt64(bytes.count) <= UInt64(family.optionBytes.address) + UInt64(optionBytes.count) {
+                let offset = Int(address - family.optionBytes.address)
+                optionBytes.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+                duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
+                outcome = .resetAfter
+            } else {
+                outcome = .error(.errAddress)
+            }
+        }
+        rom.outcome = outcome
+        rom.busyUntil = clock.now() + duration
+        rom.state = .downloadBusy
+        let pollMs = UInt32(((reported ?? duration) + .nanoseconds(999_999)) / .milliseconds(1))
+        if outcome.isStuck { return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .downloadBusy).bytes) }
+        return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes)
+    }
+
+    private var quirkStallsDuringErase: Bool {
+        family.quirk({ if case .getStatusStallsDuringErase = $0 { true } else { nil } }) != nil
+    }
+
+    /// Counts a flash operation and applies it, torn if the power-loss fault hits it.
+    /// Returns false when the power went: the unit is off.
+    private func flashOperation(_ apply: (_ torn: Bool) -> Void) -> Bool {
+        flashOperationCount += 1
+        if faults.powerLossAtFlashOperation == flashOperationCount {
+            apply(true)
+            mode = .off
+            enumeration += 1
+            rom = ROMState()
+            return false
+        }
+        apply(false)
+        return true
+    }
+
+    private func writable(address: UInt32, count: Int) -> Bool {
+        guard let layout = selectedLayoutLocked else { return false }
+        var position = UInt64(address)
+        let end = UInt64(address) + UInt64(count)
+        while position < end {
+            guard let sector = layout.sector(containing: UInt32(position)), sector.attributes.contains(.writable) else { return false }
+            position = sector.end
+        }
+        return true
+    }
+
+    // MARK: UPLOAD
+
+    private func upload(block: UInt16, length: Int) -> ROMAction {
+        log.append(LoggedRequest(kind: .upload(block: block, length: length), enumeration: enumeration))
+        guard rom.state == .dfuIdle || rom.state == .uploadIdle else {
+            enterError(.errStalledPkt)
+            return .stall
+        }
+        if block == 0 {
+            rom.state = .uploadIdle
+            return .reply(Array([0x00, 0x21, 0x41, 0x92].prefix(length)))
+        }
+        guard block >= 2, let address = dataAddress(block: block) else {
+            enterError(.errStalledPkt)
+            return .stall
+        }
+        if let offset = flashOffset(address) {
+            guard readProtectionLocked == 0 else {
+                enterError(.errVendor)
+                return .stall
+            }
+            let count = min(length, flash.count - offset)
+            if wordCorruptedLocked(offset: offset, count: count) {
+                // An ECC double error in the ROM's own read: NMI, the ROM dies (seed 004).
+                mode = .hung
+                enumeration += 1
+                return .disconnect
+            }
+            rom.state = .uploadIdle
+            return .reply(Array(flash[offset..<offset + count]))
+        }
+        if address >= family.optionBytes.address, UInt64(address) < UInt64(family.optionBytes.address) + UInt64(optionBytes.count) {
+            let offset = Int(address - family.optionBytes.address)
+            rom.state = .uploadIdle
+            return .reply(Array(optionBytes[offset..<min(optionBytes.count, offset + length)]))
+        }
+        enterError(.errAddress)
+        return .stall
+    }
+}
+
+extension ROMState.Outcome {
+    var isStuck: Bool { if case .stuck = self { true } else { false } }
+}

@@ -1,0 +1,357 @@
+import USBTransport
+import Foundation
+import DeviceProfiles
+import FirmwareImage
+import DfuSe
+
+/// What a virtual unit is doing.
+public enum UnitMode: String, Sendable, Hashable, Codable {
+    /// Unpowered or unplugged: nothing on the bus.
+    case off
+    /// The ROM bootloader runs and shows a DfuSe interface.
+    case rom
+    /// The application runs (whether it answers over HID is up to the application model).
+    case application
+    /// The core faulted (erased or corrupt vector table, bad jump): nothing on the bus until a reset.
+    case hung
+}
+
+/// An STM32 in memory: flash with ECC words and timings, option bytes, backup registers, a 96-bit UID,
+/// the BOOT0 pin, the boot decision, and the ROM's DfuSe state machine (VirtualROM.swift).
+/// Driven only by the `DeviceClock` it is given. Thread-safe: every entry point takes the lock.
+public final class VirtualUnit: @unchecked Sendable {
+    /// The value the application writes to the backup register to ask its early start-up code to jump
+    /// into the ROM (protocols/hid-app-protocol.md; seed 000 uses the same idea).
+    public static let bootloaderMagic: UInt32 = 0xB007_104D
+
+    public let family: McuFamily
+    public let uid: [UInt8]
+    public let portPath: String
+    public let clock: any DeviceClock
+    /// A firmware-side DfuSe (seed 002) describes the flash with its own layout string, typically marking
+    /// its own sectors read-only ('a'); nil for the ST ROM.
+    public let firmwareLayout: String?
+
+    let lock = NSLock()
+    // Flash and its ECC state, one flag per write unit (`family.writeGranularity` bytes).
+    var flash: [UInt8]
+    var wordWritten: [Bool]
+    var wordCorrupted: Set<Int>
+    var optionBytes: [UInt8]
+    var backupRegisters: [UInt32]
+    var boot0: Bool
+    var mode: UnitMode
+    /// Empty-check parts: the decision latched at the last power-on or option-byte load.
+    var emptyCheckLatchedROM: Bool
+    var enumeration = 0
+    var faults: FaultPlan
+    var transferCount = 0
+    var flashOperationCount = 0
+    var stallsLeft = 0
+    var log: [LoggedRequest] = []
+    var rom = ROMState()
+    var presenceObserver: (@Sendable (DiscoveredDevice?, DiscoveredDevice?) -> Void)?
+    /// What the bus was last told this unit presents.
+    var announced: DiscoveredDevice?
+    var announcedEnumeration = 0
+
+    public init(family: McuFamily, uid: [UInt8], portPath: String, clock: any DeviceClock, flashModeIndex: Int = 0,
+                faults: FaultPlan = .none, firmwareLayout: String? = nil) {
+        precondition(uid.count == 12, "a unique ID is 96 bits")
+        precondition(family.flashModes.indices.contains(flashModeIndex), "no such flash mode")
+        self.family = family
+        self.uid = uid
+        self.portPath = portPath
+        self.clock = clock
+        self.firmwareLayout = firmwareLayout
+        let size = Int(family.defaultFlashMode.layout.zones.reduce(0) { $0 + $1.size })
+        flash = [UInt8](repeating: 0xFF, count: size)
+        wordWritten = [Bool](repeating: false, count: size / family.writeGranularity)
+        wordCorrupted = []
+        optionBytes = Self.factoryOptionBytes(family)
+        backupRegisters = [UInt32](repeating: 0, count: 32)
+        boot0 = false
+        mode = .off
+        emptyCheckLatchedROM = false
+        self.faults = faults
+        if let bit = family.optionBytes.dualBankBit { setBit(&optionBytes, bit, flashModeIndex == 0) }
+    }
+
+    /// A deterministic, realistic UID for unit number `index` (wafer X/Y small, lot number ASCII).
+    public static func uid(index: Int) -> [UInt8] {
+        let x = UInt8(truncatingIfNeeded: 0x20 + index % 64)
+        let y = UInt8(truncatingIfNeeded: 0x30 + index / 64 % 64)
+        let wafer = UInt8(truncatingIfNeeded: 0x10 + index % 7)
+        return [x, 0x00, y, 0x00, wafer] + Array("LOT4713".utf8)
+    }
+
+    static func factoryOptionBytes(_ family: McuFamily) -> [UInt8] {
+        let size = family.otherMemories.compactMap { try? FlashLayout(parsing: $0) }
+            .first { $0.zones.first?.start == family.optionBytes.address }
+            .map { Int($0.zones[0].size) } ?? 16
+        var bytes = [UInt8](repeating: 0xFF, count: size)
+        for (index, byte) in family.optionBytes.factoryBytes.enumerated() where index < size { bytes[index] = byte }
+        return bytes
+    }
+
+    // MARK: Observing
+
+    public var currentMode: UnitMode { lock.withLock { mode } }
+    public var isBoot0High: Bool { lock.withLock { boot0 } }
+    public var requestLog: [LoggedRequest] { lock.withLock { log } }
+    public var controlTransfers: Int { lock.withLock { transferCount } }
+    public var flashOperations: Int { lock.withLock { flashOperationCount } }
+    public var currentEnumeration: Int { lock.withLock { enumeration } }
+    public var romSerial: String { family.romSerial.serial(uid: uid) }
+
+    /// The flash mode the DBANK option bit selects (the first one on parts without it).
+    public var flashMode: FlashMode { lock.withLock { flashModeLocked } }
+
+    var flashModeLocked: FlashMode {
+        guard let bit = family.optionBytes.dualBankBit, family.flashModes.count > 1 else { return family.defaultFlashMode }
+        return getBit(optionBytes, bit) ? family.flashModes[0] : family.flashModes[1]
+    }
+
+    /// RDP level from the option bytes: 0xAA level 0, 0xCC level 2, anything else level 1.
+    public var readProtectionLevel: Int { lock.withLock { readProtectionLocked } }
+
+    var readProtectionLocked: Int {
+        switch optionBytes[family.optionBytes.readProtectionByteOffset] {
+        case 0xAA: 0
+        case 0xCC: 2
+        default: 1
+        }
+    }
+
+    /// A copy of the flash, as a debugger would read it (ECC-corrupted words read as they are stored).
+    public func flashContents() -> FlatMemory { lock.withLock { FlatMemory(base: family.flashBase, bytes: flash) } }
+
+    /// Flash write units whose ECC is broken (written twice, or torn).
+    public var corruptedWords: [UInt32] {
+        lock.withLock { wordCorrupted.sorted().map { family.flashBase + UInt32($0 * family.writeGranularity) } }
+    }
+
+    public func backupRegister(_ index: Int) -> UInt32 { lock.withLock { backupRegisters[index] } }
+
+    /// What the device presents on the bus now, if anything.
+    public var presence: DiscoveredDevice? { lock.withLock { presenceLocked } }
+
+    var presenceLocked: DiscoveredDevice? {
+        switch mode {
+        case .rom: .dfu(dfuIdentity, alternateSettings: alternateSettingsLocked)
+        case .off, .hung, .application: nil
+        }
+    }
+
+    public var dfuIdentity: USBDeviceIdentity {
+        USBDeviceIdentity(vendorID: family.rom.vendorID, productID: family.rom.productID, bcdDevice: family.rom.bcdDevice,
+                          serialNumber: romSerial, manufacturer: family.rom.manufacturer, product: family.rom.product,
+                          portPath: portPath)
+    }
+
+    var alternateSettingsLocked: [DFUAlternateSetting] {
+        ([firmwareLayout ?? flashModeLocked.layoutString] + (firmwareLayout == nil ? family.otherMemories : [])).enumerated().map {
+            DFUAlternateSetting(number: UInt8($0.offset), name: $0.element)
+        }
+    }
+
+    // MARK: Test and hardware-hook controls
+
+    public func setFaults(_ plan: FaultPlan) { lock.withLock { faults = plan } }
+
+    public func resetCounters() {
+        lock.withLock {
+            transferCount = 0
+            flashOperationCount = 0
+            log.removeAll()
+        }
+    }
+
+    /// The BOOT0 pin (a jumper, button or relay on the product).
+    public func setBoot0(_ high: Bool) { lock.withLock { boot0 = high } }
+
+    /// Power off and on again: a power-on reset.
+    public func powerCycle() { reset(.powerOn) }
+
+    /// Cable out: the unit loses power (USB-powered product).
+    public func unplug() { changeMode(to: .off) }
+
+    /// Cable in: power-on reset.
+    public func plug() { reset(.powerOn) }
+
+    /// Writes flash directly, as a debug probe would (test set-up; honours ECC like a real write).
+    public func programDirectly(_ bytes: [UInt8], at address: UInt32) {
+        lock.withLock { _ = programLocked(bytes, at: address, tornAt: nil) }
+    }
+
+    /// Erases the whole flash, as a debug probe would.
+    public func eraseDirectly() {
+        lock.withLock {
+            flash.withUnsafeMutableBufferPointer { $0.update(repeating: 0xFF) }
+            wordWritten = [Bool](repeating: false, count: wordWritten.count)
+            wordCorrupted = []
+        }
+    }
+
+    /// The application's ENTER_BOOTLOADER: magic into the backup register, then a system reset; the
+    /// application's early start-up sees the magic, clears it and jumps to the ROM (seed 000).
+    public func applicationRequestsBootloader() {
+        lock.withLock { backupRegisters[0] = Self.bootloaderMagic }
+        reset(.system)
+    }
+
+    // MARK: Boot
+
+    enum ResetKind { case powerOn, system, optionByteLoad }
+
+    /// A reset of the given kind, then the boot decision (AN2606 "Bootloader activation").
+    func reset(_ kind: ResetKind) {
+        lock.withLock {
+            enumeration += 1
+            rom = ROMState()
+            if faults.neverReturnAfterReset {
+                mode = .off
+            } else {
+                // A USB-powered product has VBAT tied to VDD: a power-on reset clears the backup domain.
+                if kind == .powerOn { backupRegisters = [UInt32](repeating: 0, count: backupRegisters.count) }
+                if family.emptyCheck, kind != .system { emptyCheckLatchedROM = flashWordErased(at: 0) }
+                mode = bootDecisionLocked()
+            }
+        }
+        publishPresence()
+    }
+
+    func bootDecisionLocked() -> UnitMode {
+        if boot0 { return .rom }
+        if family.emptyCheck, emptyCheckLatchedROM { return .rom }
+        guard applicationVectorsValidLocked() else { return .hung }
+        // The application's early start-up (reference firmware, seed 000).
+        if backupRegisters[0] == Self.bootloaderMagic {
+            backupRegisters[0] = 0
+            return .rom
+        }
+        return .application
+    }
+
+    /// Initial SP inside RAM and a Thumb reset handler inside flash, neither word ECC-corrupted.
+    func applicationVectorsValidLocked() -> Bool {
+        guard !wordCorruptedLocked(offset: 0, count: 8),
+              let sp = wordLocked(offset: 0), let pc = wordLocked(offset: 4) else { return false }
+        return family.isInRAM(sp, inclusiveEnd: true) && pc & 1 == 1 && isInFlash(pc & ~1)
+    }
+
+    /// The ROM's jump when leaving DFU (`McuFamily.leaveJump`, seed 001). No reset: registers are kept.
+    func jump(to address: UInt32) {
+        lock.withLock {
+            enumeration += 1
+            rom = ROMState()
+            if faults.neverReturnAfterReset {
+                mode = .off
+            } else {
+                mode = jumpOutcomeLocked(address) ? .application : .hung
+            }
+        }
+        publishPresence()
+    }
+
+    func jumpOutcomeLocked(_ address: UInt32) -> Bool {
+        switch family.leaveJump {
+        case .vectorTable:
+            // Loads SP and PC from the table at `address`.
+            guard isInFlash(address), let offset = flashOffset(address), !wordCorruptedLocked(offset: offset, count: 8),
+                  let sp = wordLocked(offset: offset), let pc = wordLocked(offset: offset + 4) else { return false }
+            return family.isInRAM(sp, inclusiveEnd: true) && pc & 1 == 1 && isInFlash(pc & ~1)
+        case .directJump:
+            // Executes at `address`: only the reset handler (Thumb bit set) starts the application.
+            guard address & 1 == 1, applicationVectorsValidLocked(), let pc = wordLocked(offset: 4) else { return false }
+            return address == pc
+        }
+    }
+
+    func changeMode(to newMode: UnitMode) {
+        lock.withLock {
+            if mode != newMode { enumeration += 1 }
+            mode = newMode
+            rom = ROMState()
+        }
+        publishPresence()
+    }
+
+    /// Tells the bus when what the unit presents has changed (arrival, departure, re-enumeration).
+    func publishPresence() {
+        let change = lock.withLock { () -> (DiscoveredDevice?, DiscoveredDevice?, (@Sendable (DiscoveredDevice?, DiscoveredDevice?) -> Void)?)? in
+            let now = presenceLocked
+            // Same presence but a new enumeration is a re-plug: the bus sees it leave and arrive.
+            guard now != announced || (now != nil && enumeration != announcedEnumeration) else { return nil }
+            defer { announced = now; announcedEnumeration = enumeration }
+            return (announced, now, presenceObserver)
+        }
+        if let (old, new, observer) = change { observer?(old, new) }
+    }
+
+    // MARK: Flash model
+
+    func isInFlash(_ address: UInt32) -> Bool {
+        address >= family.flashBase && UInt64(address) < UInt64(family.flashBase) + UInt64(flash.count)
+    }
+
+    func flashOffset(_ address: UInt32) -> Int? { isInFlash(address) ? Int(address - family.flashBase) : nil }
+
+    func wordLocked(offset: Int) -> UInt32? {
+        guard offset >= 0, offset + 4 <= flash.count else { return nil }
+        return UInt32(flash[offset]) | UInt32(flash[offset + 1]) << 8 | UInt32(flash[offset + 2]) << 16 | UInt32(flash[offset + 3]) << 24
+    }
+
+    func flashWordErased(at offset: Int) -> Bool { wordLocked(offset: offset) == 0xFFFF_FFFF }
+
+    func wordCorruptedLocked(offset: Int, count: Int) -> Bool {
+        guard !wordCorrupted.isEmpty, count > 0 else { return false }
+        let g = family.writeGranularity
+        return (offset / g...(offset + count - 1) / g).contains { wordCorrupted.contains($0) }
+    }
+
+    /// Erases [offset, offset + count) (whole write units), or only its first half when torn.
+    func eraseLocked(offset: Int, count: Int, torn: Bool) {
+        let length = torn ? count / 2 : count
+        flash.withUnsafeMutableBufferPointer { $0[offset..<offset + length].update(repeating: 0xFF) }
+        let g = family.writeGranularity
+        for word in offset / g..<(offset + length) / g {
+            wordWritten[word] = false
+            wordCorrupted.remove(word)
+        }
+    }
+
+    /// Programs bytes like NOR flash: bits only go 1 → 0. On ECC parts a write unit may be programmed
+    /// once after erase; a second write corrupts it (seed 004). A partial unit is written with 0xFF fill.
+    /// `tornAt` stops after that many bytes and corrupts the unit being written. Returns false if any
+    /// unit was already written (the ROM does not notice; the damage shows on read or boot).
+    @discardableResult
+    func programLocked(_ bytes: [UInt8], at address: UInt32, tornAt: Int?) -> Bool {
+        guard let start = flashOffset(address), start + bytes.count <= flash.count else { return false }
+        let g = family.writeGranularity
+        let written = tornAt.map { min($0, bytes.count) } ?? bytes.count
+        var clean = true
+        if written > 0 {
+            for word in start / g...(start + written - 1) / g {
+                if wordWritten[word] {
+                    clean = false
+                    if family.eccFlash { wordCorrupted.insert(word) }
+                }
+                wordWritten[word] = true
+            }
+        }
+        flash.withUnsafeMutableBufferPointer { flash in
+            bytes.withUnsafeBufferPointer { data in
+                for index in 0..<written { flash[start + index] &= data[index] }
+            }
+        }
+        if let tornAt, tornAt < bytes.count, family.eccFlash { wordCorrupted.insert((start + tornAt) / g) }
+        return clean
+    }
+}
+
+func getBit(_ bytes: [UInt8], _ bit: Int) -> Bool { bytes[bit / 8] & (1 << UInt8(bit % 8)) != 0 }
+
+func setBit(_ bytes: inout [UInt8], _ bit: Int, _ value: Bool) {
+    if value { bytes[bit / 8] |= 1 << UInt8(bit % 8) } else { bytes[bit / 8] &= ~(1 << UInt8(bit % 8)) }
+}
