@@ -40,7 +40,8 @@ let package = Package(
         .target(name: "HIDAPIBackend", dependencies: ["CHIDAPI", "USBTransport"]),
         .target(name: "USBDiscovery", dependencies: ["LibUSBBackend", "HIDAPIBackend", "USBTransport"]),
         // Runs the libusb backend inside a umockdev testbed for the emulated-USB tests (emulated-usb/README.md).
-        .executableTarget(name: "dfuhop-usb-probe", dependencies: ["LibUSBBackend", "USBTransport"],
+        .executableTarget(name: "dfuhop-usb-probe",
+                          dependencies: ["HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
                           path: "emulated-usb/probe"),
         .executableTarget(name: "dfuhop", dependencies: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
@@ -65,7 +66,9 @@ let package = Package(
         .testTarget(name: "VirtualDeviceTests", dependencies: [
             "VirtualDevice", "DeviceProfiles", "USBTransport", "FirmwareImage",
         ]),
-        .testTarget(name: "LibUSBBackendTests", dependencies: ["LibUSBBackend", "USBTransport", "dfuhop-usb-probe"]),
+        .testTarget(name: "LibUSBBackendTests", dependencies: [
+            "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe",
+        ]),
         .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
         .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage"]),
     ],

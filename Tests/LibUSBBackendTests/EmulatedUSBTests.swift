@@ -169,6 +169,8 @@ struct EmulatedUSBTests {
         let newAddress = try #require(after["address"] as? Int)
         #expect(oldAddress != newAddress)
         #expect(replug["events"] as? [String] == ["left \(oldAddress)", "arrived \(newAddress)"])
+        let unit = "DFU 0483:df11 at 1-3.2 serial 2061336E5056"
+        #expect(replug["discovery"] as? [String] == ["left \(unit)", "arrived \(unit)"])
         #expect(after["port"] as? String == "1-3.2")
         #expect(after["serial"] as? String == "2061336E5056")
         #expect((after["steps"] as? [[String: Any]])?.first?["result"] as? String == "ok")

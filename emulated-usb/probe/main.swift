@@ -7,7 +7,9 @@
 //   dfuhop-usb-probe replug PORT       ask the peer to re-enumerate the device, follow it by hotplug,
 //                                      and open it again on its new address
 import Foundation
+import HIDAPIBackend
 import LibUSBBackend
+import USBDiscovery
 import USBTransport
 
 struct ProbeFailure: Error, CustomStringConvertible {
@@ -123,7 +125,10 @@ func session(backend: LibUSBBackend, port: String) async throws -> SessionLine {
 }
 
 struct ReplugLine: Encodable {
+    /// What libusb hotplug reported for the port.
     var events: [String]
+    /// What USBDeviceDiscovery.events() reported.
+    var discovery: [String]
     var before: SessionLine
     var after: SessionLine
 }
@@ -131,6 +136,8 @@ struct ReplugLine: Encodable {
 func replug(backend: LibUSBBackend, port: String) async throws -> ReplugLine {
     let before = try await session(backend: backend, port: port)
     let events = try backend.context.hotplugEvents()
+    let discovery = USBDeviceDiscovery(libusb: backend, hidapi: try HIDAPIBackend(), hidMatches: [], hidSettleDelays: [])
+    let discoveryEvents = discovery.events()
     FileHandle.standardOutput.write(Data("EMULATED-USB: replug\n".utf8))
     guard readLine() == "EMULATED-USB: replugged" else { throw ProbeFailure(description: "the peer did not replug the device") }
     let seen = try await withThrowingTaskGroup(of: [String].self) { group in
@@ -149,8 +156,16 @@ func replug(backend: LibUSBBackend, port: String) async throws -> ReplugLine {
         defer { group.cancelAll() }
         return try await group.next() ?? []
     }
+    var discovered: [String] = []
+    for await event in discoveryEvents {
+        switch event {
+        case .left(let device): discovered.append("left \(device)")
+        case .arrived(let device): discovered.append("arrived \(device)")
+        }
+        if case .arrived = event { break }
+    }
     let after = try await session(backend: backend, port: port)
-    return ReplugLine(events: seen, before: before, after: after)
+    return ReplugLine(events: seen, discovery: discovered, before: before, after: after)
 }
 
 let arguments = CommandLine.arguments.dropFirst()

@@ -1,0 +1,168 @@
+import HIDAPIBackend
+import LibUSBBackend
+import USBTransport
+
+/// Real USB discovery: DFU-mode devices through libusb, the products' HID interfaces through hidapi,
+/// arrivals and departures through libusb hotplug. Implements `DeviceDiscovery` for the engine.
+public final class USBDeviceDiscovery: DeviceDiscovery {
+    public let libusb: LibUSBBackend
+    public let hidapi: HIDAPIBackend
+    /// The HID interfaces that belong to products (from their profiles). Empty: no HID interfaces are
+    /// reported at all (never every keyboard and mouse on the host).
+    public let hidMatches: [HIDMatch]
+    private let clock: any DeviceClock
+    /// After a USB arrival the kernel binds usbhid and creates the hidraw node a little later; the
+    /// bus is scanned again after each of these delays so that the HID interface is not missed.
+    public let hidSettleDelays: [Duration]
+    /// How often to scan when this platform's libusb has no hotplug.
+    public let pollInterval: Duration
+
+    public init(libusb: LibUSBBackend, hidapi: HIDAPIBackend, hidMatches: [HIDMatch], clock: any DeviceClock = SystemClock(),
+                hidSettleDelays: [Duration] = [.milliseconds(50), .milliseconds(250), .seconds(1)],
+                pollInterval: Duration = .milliseconds(500)) {
+        self.libusb = libusb
+        self.hidapi = hidapi
+        self.hidMatches = hidMatches
+        self.clock = clock
+        self.hidSettleDelays = hidSettleDelays
+        self.pollInterval = pollInterval
+    }
+
+    /// Opens libusb and hidapi. Errors name the library that failed.
+    public convenience init(hidMatches: [HIDMatch], clock: any DeviceClock = SystemClock()) throws(TransportError) {
+        let libusb: LibUSBBackend
+        let hidapi: HIDAPIBackend
+        do { libusb = try LibUSBBackend() } catch {
+            throw error.transportError(device: "USB", operation: "start libusb")
+        }
+        do { hidapi = try HIDAPIBackend() } catch {
+            throw error.transportError(device: "USB", operation: "start hidapi")
+        }
+        self.init(libusb: libusb, hidapi: hidapi, hidMatches: hidMatches, clock: clock)
+    }
+
+    public func devices() async throws -> [DiscoveredDevice] {
+        try await snapshot().entries.map(\.device)
+    }
+
+    public func openDFU(_ identity: USBDeviceIdentity) async throws -> any DFUTransport {
+        try await libusb.openDFU(identity)
+    }
+
+    public func openHID(_ info: HIDDeviceInfo) async throws -> any HIDTransport {
+        try await hidapi.open(info)
+    }
+
+    /// Arrivals and departures from the moment of this call. Hotplug is subscribed before anything
+    /// else, and a device libusb did not have at that moment is reported as arrived even when the
+    /// first scan already sees it; HID interfaces count as present when their USB device was.
+    public func events() -> AsyncStream<DiscoveryEvent> {
+        let hotplug = try? libusb.context.hotplugEvents()
+        // Cheap and without I/O: libusb keeps the device list current itself once hotplug runs.
+        let devicesNow = (try? libusb.context.devices()) ?? []
+        let present = Set(devicesNow.map { DeviceSet.Session(bus: $0.bus, address: $0.address) })
+        let presentPorts = Set(devicesNow.map(\.portPath.description))
+        let (stream, continuation) = AsyncStream<DiscoveryEvent>.makeStream(bufferingPolicy: .unbounded)
+        let task = Task { [self] in
+            var known = (try? await snapshot())?.filter { entry in
+                switch entry.session {
+                case .some(let session): present.contains(session)
+                case .none: presentPorts.contains(entry.device.identity.portPath)
+                }
+            } ?? DeviceSet(entries: [])
+            await rescan(&known, continuation)
+            if let hotplug {
+                for await _ in hotplug {
+                    await rescan(&known, continuation)
+                    for delay in hidSettleDelays {
+                        guard (try? await clock.sleep(for: delay)) != nil else { break }
+                        await rescan(&known, continuation)
+                    }
+                }
+            } else {
+                while (try? await clock.sleep(for: pollInterval)) != nil {
+                    await rescan(&known, continuation)
+                }
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    private func rescan(_ known: inout DeviceSet, _ continuation: AsyncStream<DiscoveryEvent>.Continuation) async {
+        guard !Task.isCancelled, let current = try? await snapshot() else { return }
+        for event in known.changes(to: current) { continuation.yield(event) }
+        known = current
+    }
+
+    private func snapshot() async throws(TransportError) -> DeviceSet {
+        var entries: [DeviceSet.Entry] = []
+        do {
+            for record in try await libusb.dfuDevices() {
+                guard let device = record.discovered else { continue }
+                entries.append(DeviceSet.Entry(key: "dfu \(record.portPath.bus)-\(record.address)", device: device,
+                                               session: DeviceSet.Session(bus: record.portPath.bus, address: record.address)))
+            }
+        } catch {
+            throw error.transportError(device: "USB", operation: "scan for DFU devices")
+        }
+        if !hidMatches.isEmpty {
+            do {
+                for info in try await hidapi.devices(matching: hidMatches) {
+                    entries.append(DeviceSet.Entry(key: "hid \(info.path)", device: .hid(info), session: nil))
+                }
+            } catch {
+                throw error.transportError(device: "USB", operation: "scan for HID devices")
+            }
+        }
+        return DeviceSet(entries: entries)
+    }
+}
+
+/// The devices seen by one scan, keyed so that a re-enumerated unit (same port, new address) counts
+/// as one departure and one arrival.
+public struct DeviceSet: Sendable, Equatable {
+    /// A USB device's place on its bus for as long as it stays connected.
+    public struct Session: Sendable, Hashable {
+        public var bus: UInt8
+        public var address: UInt8
+
+        public init(bus: UInt8, address: UInt8) {
+            self.bus = bus
+            self.address = address
+        }
+    }
+
+    public struct Entry: Sendable, Equatable {
+        /// "dfu BUS-ADDRESS" or "hid /dev/hidrawN": unique while the device stays connected.
+        public var key: String
+        public var device: DiscoveredDevice
+        /// The USB session of a libusb device; nil for hidraw interfaces.
+        public var session: Session?
+
+        public init(key: String, device: DiscoveredDevice, session: Session?) {
+            self.key = key
+            self.device = device
+            self.session = session
+        }
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry]) {
+        self.entries = entries
+    }
+
+    public func filter(_ isIncluded: (Entry) -> Bool) -> DeviceSet {
+        DeviceSet(entries: entries.filter(isIncluded))
+    }
+
+    /// What happened between this scan and `current`: departures first, then arrivals, each in scan order.
+    public func changes(to current: DeviceSet) -> [DiscoveryEvent] {
+        let before = Set(entries.map(\.key))
+        let after = Set(current.entries.map(\.key))
+        return entries.filter { !after.contains($0.key) }.map { DiscoveryEvent.left($0.device) }
+            + current.entries.filter { !before.contains($0.key) }.map { DiscoveryEvent.arrived($0.device) }
+    }
+}
