@@ -26,10 +26,4 @@ final class BlockingWorker: Sendable {
         }
         return try result.get()
     }
-
-    /// Runs `body` on the worker's queue and waits for it, for synchronous callers off the pool
-    /// (deinitialisers).
-    func runAndWait(_ body: @Sendable () -> Void) {
-        queue.sync(execute: body)
-    }
 }

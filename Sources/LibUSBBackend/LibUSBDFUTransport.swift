@@ -83,9 +83,8 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
     }
 
     deinit {
-        if !closed {
-            worker.runAndWait { [channel] in channel.close() }
-        }
+        // No call can be in flight here (each holds the transport); the handle is closed at most once.
+        if !closed { channel.close() }
     }
 
     /// libusb timeouts are unsigned milliseconds where 0 means "wait forever": round up, never 0.

@@ -6,6 +6,7 @@
 //   dfuhop-usb-probe session PORT      open the DFU device at PORT, run a few DFU requests, report
 //   dfuhop-usb-probe replug PORT       ask the peer to re-enumerate the device, follow it by hotplug,
 //                                      and open it again on its new address
+//   dfuhop-usb-probe bench PORT COUNT  time COUNT GETSTATUS round trips through the whole stack
 import Foundation
 import HIDAPIBackend
 import LibUSBBackend
@@ -168,6 +169,25 @@ func replug(backend: LibUSBBackend, port: String) async throws -> ReplugLine {
     return ReplugLine(events: seen, discovery: discovered, before: before, after: after)
 }
 
+struct BenchLine: Encodable {
+    var requests: Int
+    var seconds: Double
+    var microsecondsPerRequest: Double
+}
+
+func bench(backend: LibUSBBackend, port: String, count: Int) async throws -> BenchLine {
+    let dfu = try await backend.openDFU(USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, portPath: port))
+    let clock = ContinuousClock()
+    let start = clock.now
+    for _ in 0 ..< count {
+        _ = try await dfu.controlIn(.classIn(3, value: 0, interface: UInt16(dfu.interfaceNumber)), length: 6, timeout: .seconds(1))
+    }
+    let elapsed = clock.now - start
+    await dfu.close()
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return BenchLine(requests: count, seconds: seconds, microsecondsPerRequest: seconds / Double(max(count, 1)) * 1e6)
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 do {
     let backend = try LibUSBBackend()
@@ -178,8 +198,10 @@ do {
         try emit(try await session(backend: backend, port: port))
     case ("replug", let port?):
         try emit(try await replug(backend: backend, port: port))
+    case ("bench", let port?):
+        try emit(try await bench(backend: backend, port: port, count: Int(arguments.dropFirst(2).first ?? "") ?? 1000))
     default:
-        throw ProbeFailure(description: "usage: dfuhop-usb-probe list | session PORT | replug PORT")
+        throw ProbeFailure(description: "usage: dfuhop-usb-probe list | session PORT | replug PORT | bench PORT [COUNT]")
     }
 } catch {
     FileHandle.standardError.write(Data("dfuhop-usb-probe: \(error)\n".utf8))
