@@ -84,7 +84,13 @@ public final class LibUSBBackend: @unchecked Sendable {
 
     /// Every device on the bus, with DFU interfaces decoded and, for DFU devices, their strings.
     public func scan() async throws(LibUSBError) -> [LibUSBDeviceRecord] {
-        try await worker.run { () throws(LibUSBError) in try self.scanNow() }
+        try await worker.run { () throws(LibUSBError) in try self.scanNow(openingDevices: true) }
+    }
+
+    /// What libusb knows right now without talking to any device: descriptors from the OS cache,
+    /// strings only from earlier scans. Cheap and non-blocking, for callers that must not wait.
+    public func cachedScan() throws(LibUSBError) -> [LibUSBDeviceRecord] {
+        try scanNow(openingDevices: false)
     }
 
     /// The devices in DFU mode now.
@@ -130,7 +136,7 @@ public final class LibUSBBackend: @unchecked Sendable {
         }
     }
 
-    private func scanNow() throws(LibUSBError) -> [LibUSBDeviceRecord] {
+    private func scanNow(openingDevices: Bool) throws(LibUSBError) -> [LibUSBDeviceRecord] {
         let devices = try context.devices()
         var records: [LibUSBDeviceRecord] = []
         var liveKeys = Set<StringCacheKey>()
@@ -152,7 +158,7 @@ public final class LibUSBBackend: @unchecked Sendable {
                 liveKeys.insert(key)
                 if let cached = lock.withLock({ stringCache[key] }) {
                     record.strings = cached
-                } else {
+                } else if openingDevices {
                     readStrings(of: device, into: &record)
                     if let strings = record.strings, record.stringProblem == nil {
                         lock.withLock { stringCache[key] = strings }
@@ -161,7 +167,7 @@ public final class LibUSBBackend: @unchecked Sendable {
             }
             records.append(record)
         }
-        lock.withLock { stringCache = stringCache.filter { liveKeys.contains($0.key) } }
+        if openingDevices { lock.withLock { stringCache = stringCache.filter { liveKeys.contains($0.key) } } }
         return records.sorted { $0.portPath < $1.portPath }
     }
 
@@ -174,8 +180,16 @@ public final class LibUSBBackend: @unchecked Sendable {
         defer { handle.close() }
         var strings = USBDeviceStrings()
         var problems: [String] = []
+        let indices = [record.descriptor.manufacturerIndex, record.descriptor.productIndex, record.descriptor.serialNumberIndex]
+            + record.dfuInterfaces.flatMap { $0.settings.map(\.nameIndex) }
+        var language = USBStringDescriptor.englishUS
+        if indices.contains(where: { $0 != 0 }) {  // string descriptor 0 exists only when strings do (USB 2.0 §9.6.7)
+            do { language = try handle.firstLanguage(timeoutMilliseconds: stringTimeoutMilliseconds) } catch {
+                problems.append("string languages: \(error)")
+            }
+        }
         func read(_ index: UInt8, _ what: String) -> String? {
-            do { return try handle.string(index: index, timeoutMilliseconds: stringTimeoutMilliseconds) } catch {
+            do { return try handle.string(index: index, language: language, timeoutMilliseconds: stringTimeoutMilliseconds) } catch {
                 problems.append("\(what): \(error)")
                 return nil
             }

@@ -116,12 +116,16 @@ public final class LibUSBDeviceHandle: USBControlChannel, @unchecked Sendable {
 }
 
 extension USBControlChannel {
-    /// Reads and decodes string `index` in the device's first language; nil for index 0 (no string).
-    public func string(index: UInt8, timeoutMilliseconds: UInt32 = 1000) throws -> String? {
-        guard index != 0 else { return nil }
+    /// The device's first string language (string descriptor 0), US English when it lists none.
+    public func firstLanguage(timeoutMilliseconds: UInt32 = 1000) throws -> UInt16 {
         let languages = try USBStringDescriptor.languages(
             stringDescriptor(index: 0, language: 0, timeoutMilliseconds: timeoutMilliseconds))
-        let language = languages.first ?? USBStringDescriptor.englishUS
+        return languages.first ?? USBStringDescriptor.englishUS
+    }
+
+    /// Reads and decodes string `index` in `language`; nil for index 0 (no string).
+    public func string(index: UInt8, language: UInt16, timeoutMilliseconds: UInt32 = 1000) throws -> String? {
+        guard index != 0 else { return nil }
         return try USBStringDescriptor.decode(
             stringDescriptor(index: index, language: language, timeoutMilliseconds: timeoutMilliseconds), index: index)
     }

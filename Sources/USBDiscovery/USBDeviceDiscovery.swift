@@ -53,23 +53,19 @@ public final class USBDeviceDiscovery: DeviceDiscovery {
         try await hidapi.open(info)
     }
 
-    /// Arrivals and departures from the moment of this call. Hotplug is subscribed before anything
-    /// else, and a device libusb did not have at that moment is reported as arrived even when the
-    /// first scan already sees it; HID interfaces count as present when their USB device was.
+    /// Arrivals and departures from the moment of this call. Hotplug is subscribed first, then the
+    /// DFU devices present are noted at once from libusb's cache (no I/O, strings from earlier scans),
+    /// so a unit that leaves or arrives while the first full scan runs is still reported. HID
+    /// interfaces count as present when their USB port had a device at that moment.
     public func events() -> AsyncStream<DiscoveryEvent> {
         let hotplug = try? libusb.context.hotplugEvents()
-        // Cheap and without I/O: libusb keeps the device list current itself once hotplug runs.
-        let devicesNow = (try? libusb.context.devices()) ?? []
-        let present = Set(devicesNow.map { DeviceSet.Session(bus: $0.bus, address: $0.address) })
-        let presentPorts = Set(devicesNow.map(\.portPath.description))
+        let atSubscription = (try? libusb.cachedScan()) ?? []
+        let presentPorts = Set(atSubscription.map(\.portPath.description))
+        let initialDFU = Self.dfuEntries(atSubscription)
         let (stream, continuation) = AsyncStream<DiscoveryEvent>.makeStream(bufferingPolicy: .unbounded)
         let task = Task { [self] in
-            var known = (try? await snapshot())?.filter { entry in
-                switch entry.session {
-                case .some(let session): present.contains(session)
-                case .none: presentPorts.contains(entry.device.identity.portPath)
-                }
-            } ?? DeviceSet(entries: [])
+            let initialHID = (try? await hidEntries())?.filter { presentPorts.contains($0.device.identity.portPath) } ?? []
+            var known = DeviceSet(entries: initialDFU + initialHID)
             await rescan(&known, continuation)
             if let hotplug {
                 for await _ in hotplug {
@@ -97,54 +93,40 @@ public final class USBDeviceDiscovery: DeviceDiscovery {
     }
 
     private func snapshot() async throws(TransportError) -> DeviceSet {
-        var entries: [DeviceSet.Entry] = []
-        do {
-            for record in try await libusb.dfuDevices() {
-                guard let device = record.discovered else { continue }
-                entries.append(DeviceSet.Entry(key: "dfu \(record.portPath.bus)-\(record.address)", device: device,
-                                               session: DeviceSet.Session(bus: record.portPath.bus, address: record.address)))
-            }
-        } catch {
+        let records: [LibUSBDeviceRecord]
+        do { records = try await libusb.dfuDevices() } catch {
             throw error.transportError(device: "USB", operation: "scan for DFU devices")
         }
-        if !hidMatches.isEmpty {
-            do {
-                for info in try await hidapi.devices(matching: hidMatches) {
-                    entries.append(DeviceSet.Entry(key: "hid \(info.path)", device: .hid(info), session: nil))
-                }
-            } catch {
-                throw error.transportError(device: "USB", operation: "scan for HID devices")
-            }
+        return DeviceSet(entries: Self.dfuEntries(records) + (try await hidEntries()))
+    }
+
+    private static func dfuEntries(_ records: [LibUSBDeviceRecord]) -> [DeviceSet.Entry] {
+        records.compactMap { record in
+            record.discovered.map { DeviceSet.Entry(key: "dfu \(record.portPath.bus)-\(record.address)", device: $0) }
         }
-        return DeviceSet(entries: entries)
+    }
+
+    private func hidEntries() async throws(TransportError) -> [DeviceSet.Entry] {
+        guard !hidMatches.isEmpty else { return [] }
+        do {
+            return try await hidapi.devices(matching: hidMatches).map { DeviceSet.Entry(key: "hid \($0.path)", device: .hid($0)) }
+        } catch {
+            throw error.transportError(device: "USB", operation: "scan for HID devices")
+        }
     }
 }
 
 /// The devices seen by one scan, keyed so that a re-enumerated unit (same port, new address) counts
 /// as one departure and one arrival.
 public struct DeviceSet: Sendable, Equatable {
-    /// A USB device's place on its bus for as long as it stays connected.
-    public struct Session: Sendable, Hashable {
-        public var bus: UInt8
-        public var address: UInt8
-
-        public init(bus: UInt8, address: UInt8) {
-            self.bus = bus
-            self.address = address
-        }
-    }
-
     public struct Entry: Sendable, Equatable {
         /// "dfu BUS-ADDRESS" or "hid /dev/hidrawN": unique while the device stays connected.
         public var key: String
         public var device: DiscoveredDevice
-        /// The USB session of a libusb device; nil for hidraw interfaces.
-        public var session: Session?
 
-        public init(key: String, device: DiscoveredDevice, session: Session?) {
+        public init(key: String, device: DiscoveredDevice) {
             self.key = key
             self.device = device
-            self.session = session
         }
     }
 
@@ -152,10 +134,6 @@ public struct DeviceSet: Sendable, Equatable {
 
     public init(entries: [Entry]) {
         self.entries = entries
-    }
-
-    public func filter(_ isIncluded: (Entry) -> Bool) -> DeviceSet {
-        DeviceSet(entries: entries.filter(isIncluded))
     }
 
     /// What happened between this scan and `current`: departures first, then arrivals, each in scan order.

@@ -6,14 +6,13 @@ import USBTransport
 struct DeviceSetTests {
     static func dfu(_ port: String, address: UInt8, serial: String = "AAA") -> DeviceSet.Entry {
         let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, serialNumber: serial, portPath: port)
-        return DeviceSet.Entry(key: "dfu 1-\(address)", device: .dfu(identity, alternateSettings: []),
-                               session: DeviceSet.Session(bus: 1, address: address))
+        return DeviceSet.Entry(key: "dfu 1-\(address)", device: .dfu(identity, alternateSettings: []))
     }
 
     static func hid(_ path: String, port: String) -> DeviceSet.Entry {
         let info = HIDDeviceInfo(usb: USBDeviceIdentity(vendorID: 0x1209, productID: 1, portPath: port), usagePage: 0xFFDF,
                                  usage: 1, interfaceNumber: 0, path: path)
-        return DeviceSet.Entry(key: "hid \(path)", device: .hid(info), session: nil)
+        return DeviceSet.Entry(key: "hid \(path)", device: .hid(info))
     }
 
     @Test func aReEnumerationOnTheSamePortIsADepartureThenAnArrival() {
