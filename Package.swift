@@ -10,6 +10,7 @@ let package = Package(
         // The engine, for tools that embed it.
         .library(name: "DfuHop", targets: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery",
         ]),
     ],
     dependencies: [
@@ -31,8 +32,20 @@ let package = Package(
         .target(name: "AppLink", dependencies: ["USBTransport"]),
         // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
         .target(name: "VirtualDevice", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
+        // Real USB: the C libraries (system-library targets), thin typed wrappers, and discovery over both.
+        .systemLibrary(name: "CLibUSB", pkgConfig: "libusb-1.0",
+                       providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),
+        .systemLibrary(name: "CHIDAPI", pkgConfig: "hidapi-hidraw", providers: [.apt(["libhidapi-dev"])]),
+        .target(name: "LibUSBBackend", dependencies: ["CLibUSB", "USBTransport"]),
+        .target(name: "HIDAPIBackend", dependencies: ["CHIDAPI", "USBTransport"]),
+        .target(name: "USBDiscovery", dependencies: ["LibUSBBackend", "HIDAPIBackend", "USBTransport"]),
+        // Runs the libusb backend inside a umockdev testbed for the emulated-USB tests (emulated-usb/README.md).
+        .executableTarget(name: "dfuhop-usb-probe",
+                          dependencies: ["HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
+                          path: "emulated-usb/probe"),
         .executableTarget(name: "dfuhop", dependencies: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -52,6 +65,10 @@ let package = Package(
         .testTarget(name: "DfuSeTests", dependencies: [
             "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport",
         ]),
+        .testTarget(name: "LibUSBBackendTests", dependencies: [
+            "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe",
+        ]),
+        .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
         .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage"]),
     ],
     swiftLanguageModes: [.v6]

@@ -14,7 +14,7 @@ struct DfuHop: AsyncParsableCommand {
         STM32 instead of USB hardware.
         """,
         version: "0.1.0",
-        subcommands: [ImageCommand.self, ExitCodesCommand.self])
+        subcommands: [ImageCommand.self, DoctorCommand.self, ExitCodesCommand.self])
 }
 
 /// `dfuhop exit-codes`: the fixed table, for scripts and technicians.

@@ -1,0 +1,70 @@
+import ArgumentParser
+import USBDiscovery
+
+/// `dfuhop doctor`: why dfuhop cannot reach a unit, and what to do about it. The diagnosis is
+/// `USBDoctor` (USBDiscovery); this only renders it and picks the exit status.
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check USB access: the libraries, the udev rules, and the permissions of every unit's device node.",
+        discussion: """
+        Lists what libusb and hidapi see of the STM32 ROM bootloader (0483:df11) and of the products' \
+        HID interfaces, whether dfuhop's udev rules (\(UdevRules.fileName)) are installed, and whether \
+        this user may open each device node. Every problem comes with the command that fixes it.
+
+        Exit status 0 when nothing is wrong, 77 when a device node or the rules need attention, \
+        74 when libusb or hidapi cannot start.
+
+        Examples:
+          dfuhop doctor
+          dfuhop doctor --json
+          dfuhop doctor --print-rules | sudo tee /etc/udev/rules.d/\(UdevRules.fileName)
+        """)
+
+    @Flag(help: "One JSON object per finding, then a summary object.") var json = false
+    @Flag(help: "Print dfuhop's udev rules file and exit.") var printRules = false
+
+    func run() async throws {
+        if printRules {
+            Output.print(String(UdevRules.text.dropLast()))  // the text ends with its own newline
+            return
+        }
+        let findings = await USBDoctor.diagnose()
+        for finding in findings { render(finding) }
+        let status = Self.exitStatus(findings)
+        let problems = findings.filter { $0.status == .problem }.count
+        if json {
+            Output.json(["outcome": problems == 0 ? "ok" : "problems", "problems": problems, "exitCode": Int(status.rawValue)])
+        } else if problems == 0 {
+            Output.print("\nNo problems found.")
+        } else {
+            Output.print("\n\(problems) problem\(problems == 1 ? "" : "s") found; see the fixes above.")
+        }
+        if status != .success { throw ExitCode(status.rawValue) }
+    }
+
+    private func render(_ finding: DoctorFinding) {
+        if json {
+            var object: [String: Any] = ["check": finding.check, "status": finding.status.rawValue, "detail": finding.detail]
+            if let fix = finding.fix { object["fix"] = fix }
+            if let subject = finding.subject { object["subject"] = subject }
+            Output.json(object)
+            return
+        }
+        let mark: String
+        switch finding.status {
+        case .ok: mark = "ok     "
+        case .warning: mark = "warning"
+        case .problem: mark = "PROBLEM"
+        }
+        Output.print("\(mark)  \(finding.check.padding(toLength: 11, withPad: " ", startingAt: 0))  \(finding.detail)")
+        if let fix = finding.fix { Output.print("         fix: \(fix)") }
+    }
+
+    /// 74 when a library cannot start, 77 when access is the problem, 0 otherwise (warnings included).
+    static func exitStatus(_ findings: [DoctorFinding]) -> ExitStatus {
+        let problems = findings.filter { $0.status == .problem }
+        if problems.contains(where: { $0.check == "libusb" || $0.check == "hidapi" }) { return .usbError }
+        return problems.isEmpty ? .success : .permission
+    }
+}

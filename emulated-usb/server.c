@@ -1,0 +1,737 @@
+/*
+ * dfuhop-usb-server: presents USB devices over umockdev so that unmodified libusb programs (dfuhop,
+ * dfu-util) see them, and forwards every control request to a peer that owns the device behaviour.
+ * The peer talks to this server over its stdin/stdout with the line protocol in PROTOCOL.md.
+ *
+ * The server knows USB (usbfs ioctls, URBs, sysfs layout), nothing about DFU: descriptors come from
+ * the peer at PLUG time, and every control transfer, SET_INTERFACE included, is answered by the peer.
+ *
+ * umockdev API: /usr/include/umockdev-1.0/umockdev.h; usbfs: <linux/usbdevice_fs.h>.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <linux/usbdevice_fs.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <umockdev.h>
+
+#define PROTOCOL_VERSION 1
+#define MAX_DEVICES 32
+#define MAX_COMPLETED 64
+#define PEER_REPLY_TIMEOUT_S 60
+#define PRELOAD "libumockdev-preload.so.0"
+
+/* USB 2.0 §9.4 standard requests the server turns usbfs ioctls into. */
+#define REQ_SET_CONFIGURATION 0x09
+#define REQ_SET_INTERFACE 0x0B
+
+static void die(const char *what) {
+    fprintf(stderr, "dfuhop-usb-server: %s\n", what);
+    exit(2);
+}
+
+/* ---------- output to the peer: one writer at a time ---------- */
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void send_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void send_line(const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    pthread_mutex_lock(&out_lock);
+    vfprintf(stdout, fmt, args);
+    fputc('\n', stdout);
+    fflush(stdout);
+    pthread_mutex_unlock(&out_lock);
+    va_end(args);
+}
+
+static char *hex_encode(const guint8 *data, size_t length) {
+    static const char digits[] = "0123456789abcdef";
+    char *text = g_malloc(length * 2 + 2);
+    if (length == 0) {
+        strcpy(text, "-");
+        return text;
+    }
+    for (size_t i = 0; i < length; i++) {
+        text[2 * i] = digits[data[i] >> 4];
+        text[2 * i + 1] = digits[data[i] & 15];
+    }
+    text[length * 2] = '\0';
+    return text;
+}
+
+/* Decodes hex ("-" is empty) into a new buffer; returns -1 on a malformed string. */
+static long hex_decode(const char *text, guint8 **out) {
+    *out = NULL;
+    if (strcmp(text, "-") == 0) return 0;
+    size_t length = strlen(text);
+    if (length % 2 != 0) return -1;
+    guint8 *bytes = g_malloc(length / 2 + 1);
+    for (size_t i = 0; i < length / 2; i++) {
+        unsigned value;
+        if (sscanf(text + 2 * i, "%2x", &value) != 1) {
+            g_free(bytes);
+            return -1;
+        }
+        bytes[i] = (guint8)value;
+    }
+    *out = bytes;
+    return (long)(length / 2);
+}
+
+/* %XX decoding for attribute values (PROTOCOL.md: PLUG key=value). */
+static char *percent_decode(const char *text) {
+    char *result = g_malloc(strlen(text) + 1), *w = result;
+    for (const char *r = text; *r; r++) {
+        unsigned value;
+        if (r[0] == '%' && r[1] && r[2] && sscanf(r + 1, "%2x", &value) == 1) {
+            *w++ = (char)value;
+            r += 2;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+    return result;
+}
+
+/* ---------- the one outstanding request to the peer ---------- */
+
+enum reply_kind { REPLY_NONE, REPLY_ACK, REPLY_STALL, REPLY_NODEV, REPLY_TIMEOUT };
+
+static struct {
+    pthread_mutex_t lock;     /* one request in flight */
+    pthread_mutex_t state;    /* guards the fields below */
+    pthread_cond_t arrived;
+    unsigned long sequence;
+    int waiting;
+    enum reply_kind kind;
+    guint8 *data;
+    long length;
+} exchange = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, REPLY_NONE, NULL, 0};
+
+/* Sends `line_fmt` (which must start with "%s %lu" for the verb and sequence) and waits for the
+ * peer's REPLY. Returns the reply kind; data (for ACK) is handed over to the caller. */
+static enum reply_kind ask_peer(const char *verb, const char *rest, guint8 **data, long *length) {
+    pthread_mutex_lock(&exchange.lock);
+    pthread_mutex_lock(&exchange.state);
+    unsigned long sequence = ++exchange.sequence;
+    exchange.waiting = 1;
+    exchange.kind = REPLY_NONE;
+    pthread_mutex_unlock(&exchange.state);
+
+    send_line("%s %lu %s", verb, sequence, rest);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += PEER_REPLY_TIMEOUT_S;
+    pthread_mutex_lock(&exchange.state);
+    while (exchange.kind == REPLY_NONE) {
+        if (pthread_cond_timedwait(&exchange.arrived, &exchange.state, &deadline) == ETIMEDOUT) break;
+    }
+    enum reply_kind kind = exchange.kind;
+    if (kind == REPLY_NONE) {
+        fprintf(stderr, "dfuhop-usb-server: no REPLY to %s %lu within %d s; failing the request\n", verb, sequence,
+                PEER_REPLY_TIMEOUT_S);
+        kind = REPLY_NODEV;
+    }
+    if (data) {
+        *data = exchange.data;
+        *length = exchange.length;
+    } else {
+        g_free(exchange.data);
+    }
+    exchange.data = NULL;
+    exchange.length = 0;
+    exchange.waiting = 0;
+    pthread_mutex_unlock(&exchange.state);
+    pthread_mutex_unlock(&exchange.lock);
+    return kind;
+}
+
+/* Called on the main thread for a REPLY line. */
+static void deliver_reply(unsigned long sequence, const char *kind_text, const char *hex) {
+    enum reply_kind kind = REPLY_NONE;
+    if (strcmp(kind_text, "ACK") == 0) kind = REPLY_ACK;
+    else if (strcmp(kind_text, "STALL") == 0) kind = REPLY_STALL;
+    else if (strcmp(kind_text, "NODEV") == 0) kind = REPLY_NODEV;
+    else if (strcmp(kind_text, "TIMEOUT") == 0) kind = REPLY_TIMEOUT;
+    if (kind == REPLY_NONE) {
+        send_line("ERROR REPLY %lu: unknown kind '%s'", sequence, kind_text);
+        return;
+    }
+    guint8 *data = NULL;
+    long length = 0;
+    if (kind == REPLY_ACK && hex && (length = hex_decode(hex, &data)) < 0) {
+        send_line("ERROR REPLY %lu: malformed hex data", sequence);
+        return;
+    }
+    pthread_mutex_lock(&exchange.state);
+    if (!exchange.waiting || sequence != exchange.sequence || exchange.kind != REPLY_NONE) {
+        pthread_mutex_unlock(&exchange.state);
+        g_free(data);
+        send_line("ERROR REPLY %lu: no request with that sequence number is waiting", sequence);
+        return;
+    }
+    exchange.kind = kind;
+    exchange.data = data;
+    exchange.length = length;
+    pthread_cond_signal(&exchange.arrived);
+    pthread_mutex_unlock(&exchange.state);
+}
+
+/* ---------- emulated devices ---------- */
+
+struct device {
+    int in_use;
+    char port[32];       /* "1-3.2" */
+    unsigned bus, devnum;
+    char devnode[64];    /* /dev/bus/usb/BBB/DDD */
+    char *syspath;
+    UMockdevIoctlBase *handler;
+};
+
+/* What one client (one open() of the node) has pending: URBs completed but not yet reaped, and
+ * URBs the peer left unanswered (TIMEOUT) until the client discards them. */
+struct client_state {
+    gulong completed[MAX_COMPLETED];
+    int completed_count;
+    gulong unanswered[MAX_COMPLETED];
+    int unanswered_count;
+};
+
+static UMockdevTestbed *testbed;
+static struct device devices[MAX_DEVICES];
+static pthread_mutex_t devices_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned next_devnum[256];
+static GHashTable *hubs; /* sysfs name -> syspath of the hubs created for port paths */
+
+static struct client_state *state_of(UMockdevIoctlClient *client) {
+    struct client_state *state = g_object_get_data(G_OBJECT(client), "dfuhop-state");
+    if (!state) {
+        state = g_new0(struct client_state, 1);
+        g_object_set_data_full(G_OBJECT(client), "dfuhop-state", state, g_free);
+    }
+    return state;
+}
+
+static int push(gulong *queue, int *count, gulong value) {
+    if (*count >= MAX_COMPLETED) return -1;
+    queue[(*count)++] = value;
+    return 0;
+}
+
+static int take(gulong *queue, int *count, gulong value) {
+    for (int i = 0; i < *count; i++) {
+        if (queue[i] == value) {
+            memmove(queue + i, queue + i + 1, (size_t)(*count - i - 1) * sizeof(gulong));
+            (*count)--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Forwards a setup packet (and OUT data) to the peer. For IN, copies the answer into `in`. */
+static enum reply_kind forward_control(struct device *dev, const guint8 setup[8], const guint8 *out_data,
+                                       guint8 *in, int *actual) {
+    unsigned request_type = setup[0], request = setup[1];
+    unsigned value = setup[2] | setup[3] << 8, index = setup[4] | setup[5] << 8, length = setup[6] | setup[7] << 8;
+    int device_to_host = request_type & 0x80;
+    char *hex = hex_encode(out_data, device_to_host ? 0 : length);
+    char *rest = g_strdup_printf("%s %02x %02x %04x %04x %04x %s", dev->port, request_type, request, value, index, length, hex);
+    g_free(hex);
+    guint8 *answer = NULL;
+    long answer_length = 0;
+    enum reply_kind kind = ask_peer("CONTROL", rest, &answer, &answer_length);
+    g_free(rest);
+    *actual = 0;
+    if (kind == REPLY_ACK) {
+        if (device_to_host) {
+            long n = answer_length < (long)length ? answer_length : (long)length;
+            if (n > 0 && in) memcpy(in, answer, (size_t)n);
+            *actual = (int)n;
+        } else {
+            *actual = (int)length;
+        }
+    }
+    g_free(answer);
+    return kind;
+}
+
+static UMockdevIoctlData *resolve(UMockdevIoctlData *data, gsize offset, gsize length) {
+    GError *error = NULL;
+    UMockdevIoctlData *result = umockdev_ioctl_data_resolve(data, offset, length, &error);
+    if (error) {
+        fprintf(stderr, "dfuhop-usb-server: cannot read client memory: %s\n", error->message);
+        g_error_free(error);
+        return NULL;
+    }
+    return result;
+}
+
+static void submit_urb(struct device *dev, UMockdevIoctlClient *client, UMockdevIoctlData *arg) {
+    UMockdevIoctlData *urb_data = resolve(arg, 0, sizeof(struct usbdevfs_urb));
+    if (!urb_data) {
+        umockdev_ioctl_client_complete(client, -1, EFAULT);
+        return;
+    }
+    struct usbdevfs_urb *urb = (struct usbdevfs_urb *)urb_data->data;
+    if (urb->type != USBDEVFS_URB_TYPE_CONTROL || urb->buffer_length < 8) {
+        /* Only control transfers are emulated (PROTOCOL.md: scope). */
+        g_object_unref(urb_data);
+        umockdev_ioctl_client_complete(client, -1, EINVAL);
+        return;
+    }
+    UMockdevIoctlData *buffer = resolve(urb_data, offsetof(struct usbdevfs_urb, buffer), (gsize)urb->buffer_length);
+    if (!buffer) {
+        g_object_unref(urb_data);
+        umockdev_ioctl_client_complete(client, -1, EFAULT);
+        return;
+    }
+    guint8 *bytes = buffer->data;
+    unsigned length = bytes[6] | bytes[7] << 8;
+    if ((int)length > urb->buffer_length - 8) length = (unsigned)(urb->buffer_length - 8);
+    bytes[6] = length & 0xFF;
+    bytes[7] = length >> 8;
+    int actual = 0;
+    enum reply_kind kind = forward_control(dev, bytes, bytes + 8, bytes + 8, &actual);
+    struct client_state *state = state_of(client);
+    gulong address = urb_data->client_addr;
+    int result = 0, error = 0;
+    switch (kind) {
+    case REPLY_ACK:
+        urb->status = 0;
+        urb->actual_length = actual;
+        if (push(state->completed, &state->completed_count, address) < 0) result = -1, error = ENOMEM;
+        break;
+    case REPLY_STALL:
+        urb->status = -EPIPE; /* the kernel's code for a STALL handshake */
+        urb->actual_length = 0;
+        if (push(state->completed, &state->completed_count, address) < 0) result = -1, error = ENOMEM;
+        break;
+    case REPLY_TIMEOUT:
+        if (push(state->unanswered, &state->unanswered_count, address) < 0) result = -1, error = ENOMEM;
+        break;
+    case REPLY_NODEV:
+    case REPLY_NONE:
+        result = -1, error = ENODEV;
+        break;
+    }
+    g_object_unref(buffer);
+    g_object_unref(urb_data);
+    umockdev_ioctl_client_complete(client, result, error);
+}
+
+static void reap_urb(UMockdevIoctlClient *client, UMockdevIoctlData *arg) {
+    struct client_state *state = state_of(client);
+    if (state->completed_count == 0) {
+        umockdev_ioctl_client_complete(client, -1, EAGAIN);
+        return;
+    }
+    gulong address = state->completed[0];
+    take(state->completed, &state->completed_count, address);
+    UMockdevIoctlData *slot = resolve(arg, 0, sizeof(void *));
+    if (!slot) {
+        umockdev_ioctl_client_complete(client, -1, EFAULT);
+        return;
+    }
+    memcpy(slot->data, &address, sizeof(void *));
+    g_object_unref(slot);
+    umockdev_ioctl_client_complete(client, 0, 0);
+}
+
+static void discard_urb(UMockdevIoctlClient *client, UMockdevIoctlData *arg) {
+    struct client_state *state = state_of(client);
+    gulong address = *(gulong *)arg->data;
+    if (!take(state->unanswered, &state->unanswered_count, address)) {
+        umockdev_ioctl_client_complete(client, -1, EINVAL); /* already completed */
+        return;
+    }
+    UMockdevIoctlData *urb_data = resolve(arg, 0, sizeof(struct usbdevfs_urb));
+    if (!urb_data) {
+        umockdev_ioctl_client_complete(client, -1, EFAULT);
+        return;
+    }
+    struct usbdevfs_urb *urb = (struct usbdevfs_urb *)urb_data->data;
+    urb->status = -ENOENT; /* what a killed URB reports */
+    urb->actual_length = 0;
+    push(state->completed, &state->completed_count, address);
+    g_object_unref(urb_data);
+    umockdev_ioctl_client_complete(client, 0, 0);
+}
+
+/* SET_INTERFACE / SET_CONFIGURATION go to the peer as the standard requests they are on the wire. */
+static void forward_standard(struct device *dev, UMockdevIoctlClient *client, guint8 request_type, guint8 request,
+                             unsigned value, unsigned index) {
+    guint8 setup[8] = {request_type, request, value & 0xFF, value >> 8, index & 0xFF, index >> 8, 0, 0};
+    int actual = 0;
+    enum reply_kind kind = forward_control(dev, setup, NULL, NULL, &actual);
+    if (kind == REPLY_ACK) umockdev_ioctl_client_complete(client, 0, 0);
+    else if (kind == REPLY_STALL) umockdev_ioctl_client_complete(client, -1, EPIPE);
+    else umockdev_ioctl_client_complete(client, -1, ENODEV);
+}
+
+static gboolean on_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
+    (void)handler;
+    struct device *dev = user_data;
+    gulong request = umockdev_ioctl_client_get_request(client);
+    UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(client);
+
+    if (request == (gulong)USBDEVFS_SUBMITURB) {
+        submit_urb(dev, client, arg);
+    } else if (request == (gulong)USBDEVFS_REAPURBNDELAY || request == (gulong)USBDEVFS_REAPURB) {
+        reap_urb(client, arg);
+    } else if (request == (gulong)USBDEVFS_DISCARDURB) {
+        discard_urb(client, arg);
+    } else if (request == (gulong)USBDEVFS_GET_CAPABILITIES) {
+        UMockdevIoctlData *caps = resolve(arg, 0, sizeof(__u32));
+        if (caps) {
+            *(__u32 *)caps->data = 0;
+            g_object_unref(caps);
+        }
+        umockdev_ioctl_client_complete(client, 0, 0);
+    } else if (request == (gulong)USBDEVFS_GET_SPEED) {
+        umockdev_ioctl_client_complete(client, 2 /* USB_SPEED_FULL */, 0);
+    } else if (request == (gulong)USBDEVFS_CONNECTINFO) {
+        UMockdevIoctlData *info = resolve(arg, 0, sizeof(struct usbdevfs_connectinfo));
+        if (info) {
+            ((struct usbdevfs_connectinfo *)info->data)->devnum = dev->devnum;
+            ((struct usbdevfs_connectinfo *)info->data)->slow = 0;
+            g_object_unref(info);
+        }
+        umockdev_ioctl_client_complete(client, 0, 0);
+    } else if (request == (gulong)USBDEVFS_CLAIMINTERFACE || request == (gulong)USBDEVFS_RELEASEINTERFACE ||
+               request == (gulong)USBDEVFS_CLEAR_HALT) {
+        umockdev_ioctl_client_complete(client, 0, 0);
+    } else if (request == (gulong)USBDEVFS_SETINTERFACE) {
+        UMockdevIoctlData *data = resolve(arg, 0, sizeof(struct usbdevfs_setinterface));
+        if (!data) {
+            umockdev_ioctl_client_complete(client, -1, EFAULT);
+            return TRUE;
+        }
+        struct usbdevfs_setinterface setting = *(struct usbdevfs_setinterface *)data->data;
+        g_object_unref(data);
+        forward_standard(dev, client, 0x01, REQ_SET_INTERFACE, setting.altsetting, setting.interface);
+    } else if (request == (gulong)USBDEVFS_SETCONFIGURATION) {
+        UMockdevIoctlData *data = resolve(arg, 0, sizeof(unsigned int));
+        if (!data) {
+            umockdev_ioctl_client_complete(client, -1, EFAULT);
+            return TRUE;
+        }
+        unsigned configuration = *(unsigned int *)data->data;
+        g_object_unref(data);
+        forward_standard(dev, client, 0x00, REQ_SET_CONFIGURATION, configuration, 0);
+    } else if (request == (gulong)USBDEVFS_RESET) {
+        char rest[48];
+        snprintf(rest, sizeof rest, "%s", dev->port);
+        enum reply_kind kind = ask_peer("RESET", rest, NULL, NULL);
+        umockdev_ioctl_client_complete(client, kind == REPLY_ACK ? 0 : -1, kind == REPLY_ACK ? 0 : ENODEV);
+    } else if (request == (gulong)USBDEVFS_GETDRIVER || request == (gulong)USBDEVFS_IOCTL) {
+        umockdev_ioctl_client_complete(client, -1, ENODATA); /* no kernel driver is bound */
+    } else {
+        umockdev_ioctl_client_complete(client, -1, ENOTTY); /* e.g. DISCONNECT_CLAIM: libusb falls back */
+    }
+    return TRUE;
+}
+
+/* Adds one usb_device to the testbed with umockdev's record format, so that the binary
+ * "descriptors" attribute exists before the "add" uevent goes out (a client reacting to the event
+ * must find the whole device). `attributes` holds "name=value" lines' contents. Returns the syspath. */
+static char *add_usb_device(const char *devpath, unsigned bus, unsigned devnum, const guint8 *descriptors, size_t length,
+                            GPtrArray *attributes) {
+    const guint8 *d = descriptors;
+    GString *record = g_string_new(NULL);
+    g_string_append_printf(record, "P: %s\n", devpath);
+    g_string_append_printf(record, "E: SUBSYSTEM=usb\nE: DEVTYPE=usb_device\n");
+    g_string_append_printf(record, "E: DEVNAME=/dev/bus/usb/%03u/%03u\nE: BUSNUM=%03u\nE: DEVNUM=%03u\n", bus, devnum, bus, devnum);
+    g_string_append_printf(record, "E: PRODUCT=%x/%x/%x\n", d[8] | d[9] << 8, d[10] | d[11] << 8, d[12] | d[13] << 8);
+    /* sysfs attribute values end with a newline, as the kernel writes them ("\\n" in the record format). */
+    g_string_append_printf(record, "A: idVendor=%02x%02x\\n\nA: idProduct=%02x%02x\\n\nA: bcdDevice=%02x%02x\\n\n", d[9], d[8],
+                           d[11], d[10], d[13], d[12]);
+    g_string_append_printf(record, "A: bDeviceClass=%02x\\n\nA: bNumConfigurations=%u\\n\nA: bConfigurationValue=1\\n\n", d[4],
+                           d[17]);
+    g_string_append_printf(record, "A: busnum=%u\\n\nA: devnum=%u\\n\nA: speed=%s\\n\n", bus, devnum, d[4] == 9 ? "480" : "12");
+    for (guint i = 0; attributes && i < attributes->len; i++)
+        g_string_append_printf(record, "A: %s\\n\n", (char *)attributes->pdata[i]);
+    g_string_append_printf(record, "N: bus/usb/%03u/%03u\n", bus, devnum);
+    char *hex = hex_encode(descriptors, length);
+    g_string_append_printf(record, "H: descriptors=%s\n\n", hex);
+    g_free(hex);
+    GError *error = NULL;
+    gboolean added = umockdev_testbed_add_from_string(testbed, record->str, &error);
+    g_string_free(record, TRUE);
+    if (!added) {
+        fprintf(stderr, "dfuhop-usb-server: umockdev refused %s: %s\n", devpath, error ? error->message : "unknown");
+        if (error) g_error_free(error);
+        return NULL;
+    }
+    return g_strdup_printf("/sys%s", devpath);
+}
+
+/* A minimal hub (USB 2.0 §11.23) so that libusb finds the parents of a device and reports its whole
+ * port path. Created on demand, never removed. Returns its devpath ("/devices/usb1/1-3"). */
+static const char *ensure_hub(unsigned bus, const char *name) {
+    char *existing = g_hash_table_lookup(hubs, name);
+    if (existing) return existing;
+    char *devpath;
+    if (strncmp(name, "usb", 3) == 0) {
+        devpath = g_strdup_printf("/devices/%s", name);
+    } else {
+        char parent_name[32];
+        snprintf(parent_name, sizeof parent_name, "%s", name);
+        char *cut = strrchr(parent_name, '.');
+        if (cut) *cut = '\0';
+        else snprintf(parent_name, sizeof parent_name, "usb%u", bus);
+        devpath = g_strdup_printf("%s/%s", ensure_hub(bus, parent_name), name);
+    }
+    static const guint8 hub_descriptors[] = {
+        18, 1, 0x00, 0x02, 9, 0, 1, 64, 0x6b, 0x1d, 0x02, 0x00, 0x00, 0x01, 0, 0, 0, 1,
+        9, 2, 25, 0, 1, 1, 0, 0xE0, 0,
+        9, 4, 0, 0, 1, 9, 0, 0, 0,
+        7, 5, 0x81, 3, 4, 0, 12,
+    };
+    if (next_devnum[bus] < 2) next_devnum[bus] = 2;
+    unsigned devnum = strncmp(name, "usb", 3) == 0 ? 1 : next_devnum[bus]++;
+    char *syspath = add_usb_device(devpath, bus, devnum, hub_descriptors, sizeof hub_descriptors, NULL);
+    if (!syspath) die("cannot create a hub in the testbed");
+    g_free(syspath);
+    g_hash_table_insert(hubs, g_strdup(name), devpath);
+    return devpath;
+}
+
+/* PLUG <port> <descriptors-hex> [key=value ...] */
+static void plug(char **words, int count) {
+    if (count < 3) {
+        send_line("ERROR PLUG needs a port path and descriptors");
+        return;
+    }
+    const char *port = words[1];
+    unsigned bus = 0;
+    char rest_of_path[32];
+    if (strlen(port) >= sizeof rest_of_path || sscanf(port, "%u-%31s", &bus, rest_of_path) != 2 || bus == 0 || bus > 255) {
+        send_line("ERROR PLUG %s: not a port path like 1-2.3", port);
+        return;
+    }
+    guint8 *descriptors = NULL;
+    long length = hex_decode(words[2], &descriptors);
+    if (length < 18 + 9 || descriptors[1] != 1) {
+        g_free(descriptors);
+        send_line("ERROR PLUG %s: descriptors must be a device descriptor followed by configurations", port);
+        return;
+    }
+    pthread_mutex_lock(&devices_lock);
+    struct device *dev = NULL;
+    for (int i = 0; i < MAX_DEVICES; i++) {
+        if (devices[i].in_use && strcmp(devices[i].port, port) == 0) {
+            pthread_mutex_unlock(&devices_lock);
+            g_free(descriptors);
+            send_line("ERROR PLUG %s: a device is already plugged there", port);
+            return;
+        }
+        if (!devices[i].in_use && !dev) dev = &devices[i];
+    }
+    if (!dev) {
+        pthread_mutex_unlock(&devices_lock);
+        g_free(descriptors);
+        send_line("ERROR PLUG %s: too many devices", port);
+        return;
+    }
+    memset(dev, 0, sizeof *dev);
+    dev->in_use = 1;
+    snprintf(dev->port, sizeof dev->port, "%s", port);
+    pthread_mutex_unlock(&devices_lock);
+
+    char parent_name[32];
+    snprintf(parent_name, sizeof parent_name, "%s", port);
+    char *cut = strrchr(parent_name, '.');
+    if (cut) *cut = '\0';
+    else snprintf(parent_name, sizeof parent_name, "usb%u", bus);
+    const char *parent = ensure_hub(bus, parent_name);
+
+    dev->bus = bus;
+    if (next_devnum[bus] < 2) next_devnum[bus] = 2;
+    dev->devnum = next_devnum[bus]++;
+    if (next_devnum[bus] > 127) next_devnum[bus] = 2;
+    snprintf(dev->devnode, sizeof dev->devnode, "/dev/bus/usb/%03u/%03u", bus, dev->devnum);
+
+    /* The handler goes first: the "add" uevent below may make a client open the node at once. */
+    dev->handler = umockdev_ioctl_base_new();
+    g_signal_connect(dev->handler, "handle-ioctl", G_CALLBACK(on_ioctl), dev);
+    GError *error = NULL;
+    if (!umockdev_testbed_attach_ioctl(testbed, dev->devnode, dev->handler, &error)) {
+        send_line("ERROR PLUG %s: cannot attach the ioctl handler: %s", port, error ? error->message : "unknown");
+        if (error) g_error_free(error);
+        dev->in_use = 0;
+        g_free(descriptors);
+        return;
+    }
+
+    /* Optional sysfs string attributes (what udev shows as ID_SERIAL etc.). */
+    GPtrArray *attributes = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 3; i < count; i++) {
+        char *equals = strchr(words[i], '=');
+        if (!equals) continue;
+        *equals = '\0';
+        if (strcmp(words[i], "manufacturer") && strcmp(words[i], "product") && strcmp(words[i], "serial")) continue;
+        char *value = percent_decode(equals + 1);
+        g_ptr_array_add(attributes, g_strdup_printf("%s=%s", words[i], value));
+        g_free(value);
+    }
+    char *devpath = g_strdup_printf("%s/%s", parent, port);
+    dev->syspath = add_usb_device(devpath, bus, dev->devnum, descriptors, (size_t)length, attributes);
+    g_free(devpath);
+    g_ptr_array_free(attributes, TRUE);
+    g_free(descriptors);
+    if (!dev->syspath) {
+        send_line("ERROR PLUG %s: umockdev refused the device", port);
+        GError *ignored = NULL;
+        umockdev_testbed_detach_ioctl(testbed, dev->devnode, &ignored);
+        if (ignored) g_error_free(ignored);
+        g_object_unref(dev->handler);
+        dev->in_use = 0;
+        return;
+    }
+    send_line("PLUGGED %s %s %s", port, dev->devnode, dev->syspath);
+}
+
+static struct device *find_device(const char *port) {
+    for (int i = 0; i < MAX_DEVICES; i++)
+        if (devices[i].in_use && strcmp(devices[i].port, port) == 0) return &devices[i];
+    return NULL;
+}
+
+static void unplug_device(struct device *dev) {
+    umockdev_testbed_uevent(testbed, dev->syspath, "remove");
+    umockdev_testbed_remove_device(testbed, dev->syspath);
+    GError *error = NULL;
+    if (!umockdev_testbed_detach_ioctl(testbed, dev->devnode, &error) && error) {
+        fprintf(stderr, "dfuhop-usb-server: detach %s: %s\n", dev->devnode, error->message);
+        g_error_free(error);
+    }
+    g_object_unref(dev->handler);
+    g_free(dev->syspath);
+    pthread_mutex_lock(&devices_lock);
+    dev->in_use = 0;
+    pthread_mutex_unlock(&devices_lock);
+}
+
+static void unplug(char **words, int count) {
+    if (count < 2) {
+        send_line("ERROR UNPLUG needs a port path");
+        return;
+    }
+    struct device *dev = find_device(words[1]);
+    if (!dev) {
+        send_line("ERROR UNPLUG %s: nothing is plugged there", words[1]);
+        return;
+    }
+    unplug_device(dev);
+    send_line("UNPLUGGED %s", words[1]);
+}
+
+/* ---------- main loop: stdin lines and termination signals ---------- */
+
+static int signal_pipe[2];
+
+static void on_signal(int number) {
+    (void)number;
+    ssize_t ignored = write(signal_pipe[1], "x", 1);
+    (void)ignored;
+}
+
+/* Runs the server under the umockdev preload: re-executes itself with LD_PRELOAD set if needed. */
+static void ensure_preloaded(char **argv) {
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "libumockdev-preload")) return;
+    char *value = preload && *preload ? g_strdup_printf("%s:%s", PRELOAD, preload) : g_strdup(PRELOAD);
+    setenv("LD_PRELOAD", value, 1);
+    g_free(value);
+    execv("/proc/self/exe", argv);
+    die("cannot re-execute under the umockdev preload");
+}
+
+static int handle_line(char *line) {
+    char *words[64];
+    int count = 0;
+    for (char *save = NULL, *word = strtok_r(line, " \t\r", &save); word && count < 64; word = strtok_r(NULL, " \t\r", &save))
+        words[count++] = word;
+    if (count == 0) return 1;
+    if (strcmp(words[0], "REPLY") == 0 && count >= 3) {
+        deliver_reply(strtoul(words[1], NULL, 10), words[2], count >= 4 ? words[3] : NULL);
+    } else if (strcmp(words[0], "PLUG") == 0) {
+        plug(words, count);
+    } else if (strcmp(words[0], "UNPLUG") == 0) {
+        unplug(words, count);
+    } else if (strcmp(words[0], "QUIT") == 0) {
+        return 0;
+    } else {
+        send_line("ERROR unknown message '%s'", words[0]);
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    ensure_preloaded(argv);
+    prctl(PR_SET_TIMERSLACK, 1); /* many small transfers: ~2x faster (emulated-usb.md) */
+    if (pipe(signal_pipe) != 0) die("pipe");
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    hubs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    testbed = umockdev_testbed_new();
+    char *root = umockdev_testbed_get_root_dir(testbed);
+    send_line("READY %d %s", PROTOCOL_VERSION, root);
+    g_free(root);
+
+    GString *pending = g_string_new(NULL);
+    char chunk[65536];
+    int running = 1;
+    while (running) {
+        struct pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {signal_pipe[0], POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (fds[1].revents) break;
+        if (!fds[0].revents) continue;
+        ssize_t n = read(STDIN_FILENO, chunk, sizeof chunk);
+        if (n <= 0) break; /* the peer went away */
+        g_string_append_len(pending, chunk, n);
+        char *newline;
+        while (running && (newline = memchr(pending->str, '\n', pending->len))) {
+            size_t line_length = (size_t)(newline - pending->str);
+            char *line = g_strndup(pending->str, line_length);
+            g_string_erase(pending, 0, (gssize)line_length + 1);
+            running = handle_line(line);
+            g_free(line);
+        }
+    }
+
+    /* Fail whatever is still waiting for the peer, then take everything down (removes the testbed dir). */
+    pthread_mutex_lock(&exchange.state);
+    if (exchange.waiting && exchange.kind == REPLY_NONE) {
+        exchange.kind = REPLY_NODEV;
+        pthread_cond_signal(&exchange.arrived);
+    }
+    pthread_mutex_unlock(&exchange.state);
+    for (int i = 0; i < MAX_DEVICES; i++)
+        if (devices[i].in_use) unplug_device(&devices[i]);
+    g_object_unref(testbed);
+    g_hash_table_destroy(hubs);
+    g_string_free(pending, TRUE);
+    return 0;
+}
