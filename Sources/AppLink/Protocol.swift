@@ -1,4 +1,4 @@
-import USBTransport
+@_exported import USBTransport  // clients of AppLink hand it a HIDTransport and a DeviceClock
 
 /// dfuhop's HID application protocol, version 1.0: the constants of protocols/hid-app-protocol.md.
 /// Everything multi-byte on the wire is little-endian (§3).
