@@ -67,10 +67,7 @@ public actor AppLinkClient {
         for offset in [0, half] {
             let answer = try await roundTrip(.getDescriptor(offset: offset, length: half))
             bytes += try answer.decode { payload, report throws(AppLinkError) in
-                guard payload.count >= Int(half) else {
-                    throw .malformed(.shortPayload(expected: Int(half), got: payload.count), report: report)
-                }
-                return Array(payload.prefix(Int(half)))
+                try descriptorChunk(payload, length: half, report: report)
             }
         }
         return bytes
@@ -79,6 +76,8 @@ public actor AppLinkClient {
     /// CRC-32 (zlib) of `count` consecutive ranges of `size` bytes from `address`, asked in batches of
     /// at most 12 ranges (§5.3). The host compares them with its image's to skip unchanged sectors.
     public func sectorCRCs(address: UInt32, size: UInt32, count: Int) async throws -> [UInt32] {
+        precondition(UInt64(address) + UInt64(size) * UInt64(max(count, 0)) <= 1 << 32,
+                     "sector ranges must lie in the 32-bit address space")
         var crcs: [UInt32] = []
         crcs.reserveCapacity(max(count, 0))
         var next = UInt64(address)

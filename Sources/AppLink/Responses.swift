@@ -292,8 +292,7 @@ public enum AppResponse: Sendable, Hashable {
         case .getInfo:
             return .info(try DeviceInfo(payload: payload, report: report))
         case .getDescriptor(_, let length):
-            try requireLength(payload, Int(length), report: report)
-            return .descriptorBytes(Array(payload.prefix(Int(length))))
+            return .descriptorBytes(try descriptorChunk(payload, length: length, report: report))
         case .getSectorCRCs(let query):
             return .sectorCRCs(try SectorCRCs(payload: payload, answering: query, report: report))
         case .checkImage:
@@ -316,6 +315,12 @@ extension ResponseFrame {
         }
         return frame
     }
+}
+
+/// GET_DESCRIPTOR's answer: the `length` bytes asked for (§5.2).
+func descriptorChunk(_ payload: [UInt8], length: UInt8, report: [UInt8]) throws(AppLinkError) -> [UInt8] {
+    try requireLength(payload, Int(length), report: report)
+    return Array(payload.prefix(Int(length)))
 }
 
 private func requireLength(_ payload: [UInt8], _ length: Int, report: [UInt8]) throws(AppLinkError) {
