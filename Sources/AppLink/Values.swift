@@ -1,0 +1,133 @@
+import USBTransport
+
+/// The MCU's 96-bit unique device ID, bytes in the order they sit in memory at UID_BASE.
+/// The host predicts the ROM's DFU serial number from it and names the unit with it.
+public struct UniqueID: Sendable, Hashable, CustomStringConvertible {
+    public static let byteCount = 12
+    public let bytes: [UInt8]
+
+    /// Nil unless exactly 12 bytes.
+    public init?<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        guard bytes.count == Self.byteCount else { return nil }
+        self.bytes = Array(bytes)
+    }
+
+    /// From 24 hex digits, as `description` prints it.
+    public init?(hex text: String) {
+        guard let bytes = parseHexBytes(text) else { return nil }
+        self.init(bytes)
+    }
+
+    /// Upper-case hex of the 12 bytes in memory order.
+    public var description: String { hexString(bytes) }
+}
+
+/// A firmware version as the image descriptor holds it: four 16-bit components (§6).
+public struct FirmwareVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var major: UInt16
+    public var minor: UInt16
+    public var patch: UInt16
+    public var build: UInt16
+
+    public init(_ major: UInt16, _ minor: UInt16, _ patch: UInt16, _ build: UInt16 = 0) {
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+        self.build = build
+    }
+
+    /// "A.B", "A.B.C" or "A.B.C.D" with decimal components of at most 65535.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard (2...4).contains(parts.count) else { return nil }
+        var numbers: [UInt16] = []
+        for part in parts {
+            guard !part.isEmpty, part.count <= 5, part.allSatisfy(\.isASCII), let value = UInt16(part) else { return nil }
+            numbers.append(value)
+        }
+        while numbers.count < 4 { numbers.append(0) }
+        self.init(numbers[0], numbers[1], numbers[2], numbers[3])
+    }
+
+    var components: [UInt16] { [major, minor, patch, build] }
+
+    public static func < (lhs: FirmwareVersion, rhs: FirmwareVersion) -> Bool {
+        lhs.components.lexicographicallyPrecedes(rhs.components)
+    }
+
+    /// "1.2.3", or "1.2.3.4" when the build number is not zero.
+    public var description: String {
+        let shown = build == 0 ? components.prefix(3) : components.prefix(4)
+        return shown.map(String.init).joined(separator: ".")
+    }
+}
+
+/// What the application found at the address word 8 of its vector table holds (§5.1, §6).
+public enum DescriptorState: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Magic "DFHP", format 1, size 64.
+    case valid = 0
+    /// Word 8 does not point into flash at a descriptor with the magic (an image without one).
+    case absent = 1
+    /// The magic is there, but the format or size is one this firmware does not know.
+    case unsupported = 2
+
+    public var description: String {
+        switch self {
+        case .valid: "valid"
+        case .absent: "absent"
+        case .unsupported: "unsupported"
+        }
+    }
+}
+
+// MARK: - Little-endian bytes
+
+/// The little-endian unsigned integer of `width` bytes at `offset`; the caller has checked the bounds.
+func readLE(_ bytes: [UInt8], at offset: Int, width: Int) -> UInt64 {
+    var value: UInt64 = 0
+    for index in (0..<width).reversed() { value = value << 8 | UInt64(bytes[offset + index]) }
+    return value
+}
+
+func readLE16(_ bytes: [UInt8], at offset: Int) -> UInt16 { UInt16(readLE(bytes, at: offset, width: 2)) }
+func readLE32(_ bytes: [UInt8], at offset: Int) -> UInt32 { UInt32(readLE(bytes, at: offset, width: 4)) }
+
+extension Array where Element == UInt8 {
+    mutating func appendLE16(_ value: UInt16) {
+        append(UInt8(value & 0xFF))
+        append(UInt8(value >> 8))
+    }
+
+    mutating func appendLE32(_ value: UInt32) {
+        for shift in stride(from: 0, to: 32, by: 8) { append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    }
+}
+
+/// Upper-case hex, no separators.
+func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    bytes.map { hex($0, 2) }.joined()
+}
+
+/// Bytes from an even number of hex digits; spaces are allowed between bytes. Nil on anything else.
+func parseHexBytes(_ text: String) -> [UInt8]? {
+    let digits = Array(text.utf8.filter { $0 != UInt8(ascii: " ") })
+    guard digits.count % 2 == 0 else { return nil }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(digits.count / 2)
+    var index = 0
+    while index < digits.count {
+        guard let high = hexDigitValue(digits[index]), let low = hexDigitValue(digits[index + 1]) else { return nil }
+        bytes.append(high << 4 | low)
+        index += 2
+    }
+    return bytes
+}
+
+private func hexDigitValue(_ character: UInt8) -> UInt8? {
+    switch character {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
+    default: nil
+    }
+}

@@ -1,0 +1,478 @@
+import Foundation
+
+/// A product dfuhop can upgrade, as data (protocols/devices/*.json): how its application shows up on
+/// USB, which MCU it runs on, how its ROM bootloader shows up, how to force the ROM by BOOT0 when the
+/// application cannot be asked, which option bytes must hold, and how to talk to its application —
+/// dfuhop's HID protocol, or the product's own, described field by field.
+public struct ProductProfile: Sendable, Hashable {
+    public static let formatVersion = 1
+
+    /// Short id, e.g. "dfuhop-demo-g474": lower-case letters, digits and dashes.
+    public var id: String
+    public var name: String
+    public var family: McuFamily
+    public var application: Application
+    /// How the ROM bootloader enumerates (AN2606: 0483:DF11 unless the profile says otherwise).
+    public var dfu: DFUIdentity
+    public var boot0: Boot0Method
+    /// How long the unit may take to re-enumerate after entering or leaving the bootloader.
+    public var reenumerationTimeout: Duration
+    /// Option bytes the unit must have; dfuhop checks them and never changes them on its own (seed 003).
+    public var requiredOptionBytes: [OptionByteRequirement]
+    /// The flash organisation the required option bytes select (G474: DBANK), else the family's default.
+    public var flashMode: FlashMode
+
+    public struct Application: Sendable, Hashable {
+        public var vendorID: UInt16
+        public var productID: UInt16
+        public var usagePage: UInt16
+        public var usage: UInt16
+        public var hidProtocol: ApplicationProtocol
+    }
+
+    public enum ApplicationProtocol: Sendable, Hashable {
+        /// protocols/hid-app-protocol.md; the image descriptor's product id the unit must report.
+        case dfuhop(imageProductID: UInt32)
+        /// The product's own commands.
+        case legacy(LegacyHIDProtocol)
+    }
+
+    public struct DFUIdentity: Sendable, Hashable {
+        public var vendorID: UInt16
+        public var productID: UInt16
+    }
+
+    public enum Boot0Method: Sendable, Hashable {
+        /// A person holds BOOT0 and replugs the unit; the text tells them how.
+        case prompt(instructions: String)
+        /// A program drives BOOT0 and reset (a jig); `{port}` and `{uid}` in its arguments are filled in.
+        case command([String])
+    }
+
+    public struct OptionByteRequirement: Sendable, Hashable, CustomStringConvertible {
+        public var name: String
+        public var value: UInt32
+        public var description: String { "\(name)=\(value)" }
+    }
+}
+
+/// A product's own HID commands, declared (field by field) so that a product that will never speak
+/// dfuhop's protocol can still be identified and sent into its bootloader. Offsets count from the
+/// report id byte. AppLink's `LegacyClient` executes it.
+public struct LegacyHIDProtocol: Sendable, Hashable {
+    public enum Reports: String, Sendable, Hashable, CaseIterable {
+        case interrupt, feature
+    }
+
+    public struct ByteMatch: Sendable, Hashable {
+        public var offset: Int
+        public var bytes: [UInt8]
+    }
+
+    public struct Reply: Sendable, Hashable {
+        public var reportID: UInt8
+        public var match: [ByteMatch]
+    }
+
+    public enum VersionFormat: Sendable, Hashable {
+        /// "u8.u8", "u8.u8.u8", "u8.u8.u8.u8"
+        case bytes(count: Int)
+        /// "u16.u16" … "u16.u16.u16.u16", little-endian
+        case littleEndian16(count: Int)
+        /// "bcd16": one little-endian BCD word, major in the high byte
+        case bcd16
+        /// "ascii:N": N bytes of "A.B[.C[.D]]", NUL-padded
+        case ascii(length: Int)
+
+        public var width: Int {
+            switch self {
+            case .bytes(let count): count
+            case .littleEndian16(let count): 2 * count
+            case .bcd16: 2
+            case .ascii(let length): length
+            }
+        }
+    }
+
+    public struct Field: Sendable, Hashable {
+        public var offset: Int
+        public var width: Int
+    }
+
+    public struct Identify: Sendable, Hashable {
+        public var request: [UInt8]
+        public var reply: Reply
+        public var versionOffset: Int
+        public var versionFormat: VersionFormat
+        public var uidOffset: Int?
+        public var productID: Field?
+    }
+
+    public struct EnterBootloader: Sendable, Hashable {
+        public var request: [UInt8]
+        /// Nil: the product resets without answering.
+        public var reply: Reply?
+    }
+
+    public var reports: Reports
+    /// Bytes of a report including the report id byte.
+    public var reportLength: Int
+    public var identify: Identify
+    public var enterBootloader: EnterBootloader
+}
+
+/// A profile that cannot be used: which file, which field, and what is wrong with it.
+public struct ProductProfileError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    /// Dotted path into the JSON, e.g. "application.legacy.identify.version.offset"; empty for the whole file.
+    public var field: String
+    public var problem: String
+
+    public init(file: String, field: String, problem: String) {
+        self.file = file
+        self.field = field
+        self.problem = problem
+    }
+
+    public var description: String {
+        field.isEmpty ? "\(file): \(problem)" : "\(file): \(field): \(problem)"
+    }
+}
+
+extension ProductProfile {
+    /// Reads and checks one profile file.
+    public static func load(contentsOf url: URL) throws(ProductProfileError) -> ProductProfile {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ProductProfileError(file: url.path, field: "", problem: "cannot be read: \(error.localizedDescription)")
+        }
+        return try decode(data, file: url.path)
+    }
+
+    /// Every `*.json` in `directory`, sorted by file name; the first bad one stops the load.
+    public static func loadAll(in directory: URL) throws(ProductProfileError) -> [ProductProfile] {
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
+            throw ProductProfileError(file: directory.path, field: "", problem: "cannot be listed: \(error.localizedDescription)")
+        }
+        var profiles: [ProductProfile] = []
+        for name in names.sorted() where name.hasSuffix(".json") {
+            profiles.append(try load(contentsOf: directory.appendingPathComponent(name)))
+        }
+        return profiles
+    }
+
+    /// Parses and checks a profile; `file` names it in errors.
+    public static func decode(_ data: Data, file: String) throws(ProductProfileError) -> ProductProfile {
+        let root: JSONValue
+        do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
+            throw ProductProfileError(file: file, field: "", problem: "is not valid JSON (\(jsonProblem(error)))")
+        }
+        return try ProfileReader(file: file).profile(JSONCursor(value: root, path: []))
+    }
+}
+
+// MARK: - Reading
+
+/// Any JSON value; integers are kept exact.
+private enum JSONValue: Decodable, Sendable {
+    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+}
+
+private func jsonProblem(_ error: any Error) -> String {
+    if case DecodingError.dataCorrupted(let context) = error {
+        return (context.underlyingError as NSError?)?.localizedDescription ?? context.debugDescription
+    }
+    return "\(error)"
+}
+
+/// A position in the JSON document, for reading one value and naming it in errors.
+private struct JSONCursor {
+    var value: JSONValue?
+    var path: [String]
+
+    var name: String { path.joined(separator: ".") }
+
+    subscript(key: String) -> JSONCursor {
+        guard case .object(let members) = value else { return JSONCursor(value: nil, path: path + [key]) }
+        return JSONCursor(value: members[key], path: path + [key])
+    }
+
+    var isPresent: Bool {
+        if case .some(.null) = value { return false }
+        return value != nil
+    }
+}
+
+/// Turns JSON into a checked `ProductProfile`, naming the file and the field of the first problem.
+private struct ProfileReader {
+    var file: String
+
+    func error(_ cursor: JSONCursor, _ problem: String) -> ProductProfileError {
+        ProductProfileError(file: file, field: cursor.name, problem: problem)
+    }
+
+    func object(_ cursor: JSONCursor, allowing keys: Set<String>) throws(ProductProfileError) -> [String: JSONValue] {
+        guard case .object(let members) = cursor.value else { throw error(cursor, cursor.isPresent ? "must be an object" : "is missing") }
+        if let unknown = members.keys.sorted().first(where: { !keys.contains($0) }) {
+            throw error(cursor[unknown], "is not a field of this object (known: \(keys.sorted().joined(separator: ", ")))")
+        }
+        return members
+    }
+
+    func string(_ cursor: JSONCursor) throws(ProductProfileError) -> String {
+        guard case .string(let text) = cursor.value else { throw error(cursor, cursor.isPresent ? "must be a string" : "is missing") }
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw error(cursor, "must not be empty") }
+        return text
+    }
+
+    /// A JSON integer, or a string holding a decimal or 0x-hex number, within `T`'s range.
+    func integer<T: FixedWidthInteger>(_ cursor: JSONCursor, _: T.Type = T.self) throws(ProductProfileError) -> T {
+        let number: Int64?
+        switch cursor.value {
+        case .integer(let value): number = value
+        case .string(let text) where text.lowercased().hasPrefix("0x"): number = Int64(text.dropFirst(2), radix: 16)
+        case .string(let text): number = Int64(text)
+        case nil, .null?: throw error(cursor, "is missing")
+        default: number = nil
+        }
+        guard let number else { throw error(cursor, "must be an integer (a JSON number, or a string such as \"0x1209\")") }
+        guard let value = T(exactly: number) else { throw error(cursor, "\(number) is outside \(T.min)...\(T.max)") }
+        return value
+    }
+
+    func integer<T: FixedWidthInteger>(_ cursor: JSONCursor, in range: ClosedRange<T>) throws(ProductProfileError) -> T {
+        let value: T = try integer(cursor)
+        guard range.contains(value) else { throw error(cursor, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    /// Bytes written as hex pairs, spaces allowed: "3F 01 42".
+    func hexBytes(_ cursor: JSONCursor) throws(ProductProfileError) -> [UInt8] {
+        let text = try string(cursor)
+        let digits = Array(text.filter { $0 != " " })
+        guard digits.count % 2 == 0, digits.allSatisfy(\.isHexDigit) else {
+            throw error(cursor, "must be bytes in hex, e.g. \"3F 01\"")
+        }
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...($0 + 1)]), radix: 16) ?? 0 }
+    }
+
+    func profile(_ root: JSONCursor) throws(ProductProfileError) -> ProductProfile {
+        _ = try object(root, allowing: ["format", "id", "name", "family", "application", "dfu", "boot0",
+                                        "reenumerationTimeoutMs", "requiredOptionBytes"])
+        let format: Int = try integer(root["format"])
+        guard format == ProductProfile.formatVersion else {
+            throw error(root["format"], "is \(format); this dfuhop reads profile format \(ProductProfile.formatVersion)")
+        }
+        let id = try string(root["id"])
+        guard id.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }) else {
+            throw error(root["id"], "must be lower-case letters, digits and dashes")
+        }
+        let familyID = try string(root["family"])
+        guard let family = McuFamily.named(familyID) else {
+            throw error(root["family"], "\"\(familyID)\" is not a known family (known: \(McuFamily.all.map(\.id).joined(separator: ", ")))")
+        }
+        let requirements = try optionBytes(root["requiredOptionBytes"])
+        return ProductProfile(
+            id: id, name: try string(root["name"]), family: family,
+            application: try application(root["application"]),
+            dfu: try dfuIdentity(root["dfu"], family: family),
+            boot0: try boot0(root["boot0"]),
+            reenumerationTimeout: .milliseconds(try integer(root["reenumerationTimeoutMs"], in: Int64(100)...120_000)),
+            requiredOptionBytes: requirements,
+            flashMode: try flashMode(family: family, requirements: requirements, at: root["requiredOptionBytes"]))
+    }
+
+    func application(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Application {
+        _ = try object(cursor, allowing: ["usbVendorID", "usbProductID", "hidUsagePage", "hidUsage", "protocol",
+                                          "imageProductID", "legacy"])
+        let kind = try string(cursor["protocol"])
+        let hidProtocol: ProductProfile.ApplicationProtocol
+        switch kind {
+        case "dfuhop":
+            if cursor["legacy"].isPresent { throw error(cursor["legacy"], "only a \"legacy\" protocol has this") }
+            hidProtocol = .dfuhop(imageProductID: try integer(cursor["imageProductID"]))
+        case "legacy":
+            if cursor["imageProductID"].isPresent {
+                throw error(cursor["imageProductID"], "only the \"dfuhop\" protocol has this; a legacy product id goes in legacy.identify.productID")
+            }
+            hidProtocol = .legacy(try legacy(cursor["legacy"]))
+        default:
+            throw error(cursor["protocol"], "\"\(kind)\" is neither \"dfuhop\" nor \"legacy\"")
+        }
+        // dfuhop's own interface has a fixed usage page and usage (hid-app-protocol.md §2).
+        let dfuhop = if case .dfuhop = hidProtocol { true } else { false }
+        return ProductProfile.Application(
+            vendorID: try integer(cursor["usbVendorID"]), productID: try integer(cursor["usbProductID"]),
+            usagePage: dfuhop && !cursor["hidUsagePage"].isPresent ? 0xFFDF : try integer(cursor["hidUsagePage"]),
+            usage: dfuhop && !cursor["hidUsage"].isPresent ? 0x0001 : try integer(cursor["hidUsage"]),
+            hidProtocol: hidProtocol)
+    }
+
+    func dfuIdentity(_ cursor: JSONCursor, family: McuFamily) throws(ProductProfileError) -> ProductProfile.DFUIdentity {
+        guard cursor.isPresent else {
+            return ProductProfile.DFUIdentity(vendorID: family.rom.vendorID, productID: family.rom.productID)
+        }
+        _ = try object(cursor, allowing: ["usbVendorID", "usbProductID"])
+        return ProductProfile.DFUIdentity(vendorID: try integer(cursor["usbVendorID"]), productID: try integer(cursor["usbProductID"]))
+    }
+
+    static let commandPlaceholders: Set<String> = ["{port}", "{uid}"]
+
+    func boot0(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Boot0Method {
+        _ = try object(cursor, allowing: ["method", "instructions", "command"])
+        let method = try string(cursor["method"])
+        switch method {
+        case "prompt":
+            if cursor["command"].isPresent { throw error(cursor["command"], "only the \"command\" method has this") }
+            return .prompt(instructions: try string(cursor["instructions"]))
+        case "command":
+            if cursor["instructions"].isPresent { throw error(cursor["instructions"], "only the \"prompt\" method has this") }
+            guard case .array(let items) = cursor["command"].value, !items.isEmpty else {
+                throw error(cursor["command"], "must be a non-empty array of strings: the program and its arguments")
+            }
+            var arguments: [String] = []
+            for index in items.indices {
+                let item = JSONCursor(value: items[index], path: cursor["command"].path + ["\(index)"])
+                let argument = try string(item)
+                var rest = Substring(argument)
+                while let open = rest.firstIndex(of: "{") {
+                    guard let close = rest[open...].firstIndex(of: "}") else { throw error(item, "has a \"{\" without \"}\"") }
+                    let placeholder = String(rest[open...close])
+                    guard Self.commandPlaceholders.contains(placeholder) else {
+                        throw error(item, "\(placeholder) is not a placeholder (known: {port}, {uid})")
+                    }
+                    rest = rest[rest.index(after: close)...]
+                }
+                arguments.append(argument)
+            }
+            return .command(arguments)
+        default:
+            throw error(cursor["method"], "\"\(method)\" is neither \"prompt\" nor \"command\"")
+        }
+    }
+
+    func optionBytes(_ cursor: JSONCursor) throws(ProductProfileError) -> [ProductProfile.OptionByteRequirement] {
+        guard cursor.isPresent else { return [] }
+        guard case .array(let items) = cursor.value else { throw error(cursor, "must be an array") }
+        var requirements: [ProductProfile.OptionByteRequirement] = []
+        for index in items.indices {
+            let item = JSONCursor(value: items[index], path: cursor.path + ["\(index)"])
+            _ = try object(item, allowing: ["name", "value"])
+            let name = try string(item["name"])
+            guard name.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber || $0 == "_") }) else {
+                throw error(item["name"], "must be the reference manual's name, upper-case, e.g. \"DBANK\"")
+            }
+            guard !requirements.contains(where: { $0.name == name }) else { throw error(item["name"], "\(name) is required twice") }
+            requirements.append(ProductProfile.OptionByteRequirement(name: name, value: try integer(item["value"])))
+        }
+        return requirements
+    }
+
+    /// A requirement on the option that selects the family's flash organisation picks the mode.
+    func flashMode(family: McuFamily, requirements: [ProductProfile.OptionByteRequirement],
+                   at cursor: JSONCursor) throws(ProductProfileError) -> FlashMode {
+        for (index, requirement) in requirements.enumerated() {
+            let selecting = family.flashModes.filter { $0.selectedBy?.hasPrefix(requirement.name + "=") == true }
+            guard !selecting.isEmpty else { continue }
+            guard let mode = selecting.first(where: { $0.selectedBy == requirement.description }) else {
+                throw error(JSONCursor(value: nil, path: cursor.path + ["\(index)", "value"]),
+                            "\(requirement) selects no flash organisation of \(family.name) (known: \(selecting.compactMap(\.selectedBy).joined(separator: ", ")))")
+            }
+            return mode
+        }
+        return family.defaultFlashMode
+    }
+
+    func legacy(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyHIDProtocol {
+        _ = try object(cursor, allowing: ["reports", "reportLength", "identify", "enterBootloader"])
+        let kind = try string(cursor["reports"])
+        guard let reports = LegacyHIDProtocol.Reports(rawValue: kind) else {
+            throw error(cursor["reports"], "\"\(kind)\" is neither \"interrupt\" nor \"feature\"")
+        }
+        let length: Int = try integer(cursor["reportLength"], in: 2...1024)
+
+        let identifyCursor = cursor["identify"]
+        _ = try object(identifyCursor, allowing: ["request", "reply", "version", "uidOffset", "productID"])
+        let versionCursor = identifyCursor["version"]
+        _ = try object(versionCursor, allowing: ["offset", "format"])
+        let format = try versionFormat(versionCursor["format"])
+        let versionOffset = try fieldOffset(versionCursor["offset"], width: format.width, reportLength: length)
+        var uidOffset: Int?
+        if identifyCursor["uidOffset"].isPresent {
+            uidOffset = try fieldOffset(identifyCursor["uidOffset"], width: 12, reportLength: length)
+        }
+        var productID: LegacyHIDProtocol.Field?
+        let productCursor = identifyCursor["productID"]
+        if productCursor.isPresent {
+            _ = try object(productCursor, allowing: ["offset", "width"])
+            let width: Int = try integer(productCursor["width"])
+            guard [1, 2, 4].contains(width) else { throw error(productCursor["width"], "must be 1, 2 or 4 bytes") }
+            productID = .init(offset: try fieldOffset(productCursor["offset"], width: width, reportLength: length), width: width)
+        }
+        let identify = LegacyHIDProtocol.Identify(
+            request: try request(identifyCursor["request"], reportLength: length),
+            reply: try reply(identifyCursor["reply"], reportLength: length),
+            versionOffset: versionOffset, versionFormat: format, uidOffset: uidOffset, productID: productID)
+
+        let enterCursor = cursor["enterBootloader"]
+        _ = try object(enterCursor, allowing: ["request", "reply"])
+        let enter = LegacyHIDProtocol.EnterBootloader(
+            request: try request(enterCursor["request"], reportLength: length),
+            reply: enterCursor["reply"].isPresent ? try reply(enterCursor["reply"], reportLength: length) : nil)
+        return LegacyHIDProtocol(reports: reports, reportLength: length, identify: identify, enterBootloader: enter)
+    }
+
+    func request(_ cursor: JSONCursor, reportLength: Int) throws(ProductProfileError) -> [UInt8] {
+        let bytes = try hexBytes(cursor)
+        guard !bytes.isEmpty, bytes.count <= reportLength else {
+            throw error(cursor, "must be 1 to \(reportLength) bytes, the report id first")
+        }
+        return bytes
+    }
+
+    func reply(_ cursor: JSONCursor, reportLength: Int) throws(ProductProfileError) -> LegacyHIDProtocol.Reply {
+        _ = try object(cursor, allowing: ["reportID", "match"])
+        var matches: [LegacyHIDProtocol.ByteMatch] = []
+        if cursor["match"].isPresent {
+            guard case .array(let items) = cursor["match"].value else { throw error(cursor["match"], "must be an array") }
+            for index in items.indices {
+                let item = JSONCursor(value: items[index], path: cursor["match"].path + ["\(index)"])
+                _ = try object(item, allowing: ["offset", "bytes"])
+                let bytes = try hexBytes(item["bytes"])
+                guard !bytes.isEmpty else { throw error(item["bytes"], "must hold at least one byte") }
+                matches.append(.init(offset: try fieldOffset(item["offset"], width: bytes.count, reportLength: reportLength), bytes: bytes))
+            }
+        }
+        return LegacyHIDProtocol.Reply(reportID: try integer(cursor["reportID"]), match: matches)
+    }
+
+    func fieldOffset(_ cursor: JSONCursor, width: Int, reportLength: Int) throws(ProductProfileError) -> Int {
+        let offset: Int = try integer(cursor)
+        guard offset >= 1, offset + width <= reportLength else {
+            throw error(cursor, "a \(width)-byte field at \(offset) does not fit after the report id of a \(reportLength)-byte report")
+        }
+        return offset
+    }
+
+    func versionFormat(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyHIDProtocol.VersionFormat {
+        let text = try string(cursor)
+        let components = text.split(separator: ".", omittingEmptySubsequences: false)
+        if (2...4).contains(components.count), components.allSatisfy({ $0 == "u8" }) { return .bytes(count: components.count) }
+        if (2...4).contains(components.count), components.allSatisfy({ $0 == "u16" }) { return .littleEndian16(count: components.count) }
+        if text == "bcd16" { return .bcd16 }
+        if text.hasPrefix("ascii:"), let length = Int(text.dropFirst(6)), (3...32).contains(length) { return .ascii(length: length) }
+        throw error(cursor, "\"\(text)\" is not a version format (u8.u8[.u8[.u8]], u16.u16[.u16[.u16]], bcd16, ascii:N with N 3...32)")
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// protocols/test-vectors/hid-app.txt, read as the file's header describes it. The fixture lines
+/// (`fixture`, `erase`, `flash`) are for device implementations; the host side only needs the reports.
+struct VectorFile {
+    enum Kind: String {
+        case request, deviceInput = "device-input", response, reply, badReply = "bad-reply"
+    }
+
+    struct Vector: CustomStringConvertible {
+        var kind: Kind
+        var name: String
+        /// Nil for a `response ... none` line (the device sends nothing).
+        var bytes: [UInt8]?
+        var fields: [String: String]
+        var line: Int
+
+        var description: String { "\(kind.rawValue) \(name) (line \(line))" }
+
+        func field(_ key: String) throws -> String {
+            guard let value = fields[key] else { throw VectorError("\(self): no \(key)= field") }
+            return value
+        }
+
+        func number(_ key: String) throws -> UInt64 {
+            let text = try field(key)
+            let value = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+            guard let value else { throw VectorError("\(self): \(key)=\(text) is not a number") }
+            return value
+        }
+
+        func hexBytes(_ key: String) throws -> [UInt8] {
+            let text = try field(key)
+            guard let bytes = VectorFile.hex(text) else { throw VectorError("\(self): \(key)=\(text) is not hex") }
+            return bytes
+        }
+    }
+
+    struct VectorError: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    var vectors: [Vector] = []
+
+    static let url = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("protocols/test-vectors/hid-app.txt")
+
+    static func load() throws -> VectorFile {
+        try VectorFile(text: String(contentsOf: url, encoding: .utf8))
+    }
+
+    init(text: String) throws {
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let tokens = line.split(separator: " ").map(String.init)
+            guard let first = tokens.first, !first.hasPrefix("#") else { continue }
+            if ["fixture", "erase", "flash"].contains(first) { continue }
+            guard let kind = Kind(rawValue: first), tokens.count >= 3 else {
+                throw VectorError("line \(index + 1): cannot read \(line)")
+            }
+            var bytes: [UInt8]?
+            if tokens[2] != "none" {
+                guard let parsed = Self.hex(tokens[2]) else { throw VectorError("line \(index + 1): bad hex \(tokens[2])") }
+                bytes = parsed
+            }
+            var fields: [String: String] = [:]
+            for token in tokens.dropFirst(3) {
+                guard let equals = token.firstIndex(of: "=") else { throw VectorError("line \(index + 1): \(token) is not key=value") }
+                fields[String(token[..<equals])] = String(token[token.index(after: equals)...])
+            }
+            vectors.append(Vector(kind: kind, name: tokens[1], bytes: bytes, fields: fields, line: index + 1))
+        }
+    }
+
+    func of(_ kind: Kind) -> [Vector] { vectors.filter { $0.kind == kind } }
+
+    func named(_ name: String) throws -> Vector {
+        guard let vector = vectors.first(where: { $0.name == name && ($0.kind == .request || $0.kind == .deviceInput) }) else {
+            throw VectorError("no request named \(name)")
+        }
+        return vector
+    }
+
+    /// HEX, HEX~N (zero-padded to N bytes) or `empty`.
+    static func hex(_ text: String) -> [UInt8]? {
+        if text == "empty" { return [] }
+        let parts = text.split(separator: "~", omittingEmptySubsequences: false)
+        guard parts.count <= 2, parts[0].count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        var index = parts[0].startIndex
+        while index < parts[0].endIndex {
+            let next = parts[0].index(index, offsetBy: 2)
+            guard let byte = UInt8(parts[0][index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        if parts.count == 2 {
+            guard let total = Int(parts[1]), total >= bytes.count else { return nil }
+            bytes += [UInt8](repeating: 0, count: total - bytes.count)
+        }
+        return bytes
+    }
+}
