@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "VirtualDeviceTests", dependencies: [
             "VirtualDevice", "DfuSe", "DeviceProfiles", "USBTransport", "FirmwareImage",
         ]),
+        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
         .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles"]),
         .testTarget(name: "FirmwareImageTests", dependencies: [
             "FirmwareImage", .product(name: "PropertyBased", package: "swift-property-based"),
