@@ -56,7 +56,7 @@ let package = Package(
 
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
         .testTarget(name: "VirtualDeviceTests", dependencies: [
-            "VirtualDevice", "DfuSe", "DeviceProfiles", "USBTransport", "FirmwareImage",
+            "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage",
         ]),
         .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
         .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles"]),

@@ -54,6 +54,8 @@ public struct LoggedRequest: Sendable, Hashable, CustomStringConvertible {
         case upload(block: UInt16, length: Int)
         case getStatus, clearStatus, getState, abort, detach
         case selectAlternateSetting(UInt8)
+        /// An output report to the application; the command byte.
+        case hidReport(UInt8)
         case unknown(ControlRequest)
     }
 

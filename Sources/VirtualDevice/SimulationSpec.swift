@@ -1,6 +1,7 @@
 import Foundation
 import USBTransport
 import DeviceProfiles
+import FirmwareImage
 
 /// The one error type of the virtual device layer: bad `--simulate` specs and bad state files.
 public struct VirtualDeviceError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -23,6 +24,11 @@ public struct SimulationSpec: Sendable, Hashable, CustomStringConvertible {
         case dfu
         /// Flash erased, BOOT0 low: a non-empty-check part shows nothing; an empty-check part boots the ROM.
         case blank
+        /// The demo application v1.0.0 runs and answers over HID.
+        case programmed
+        /// The demo application with one flash word changed after stamping: its start-up check refuses
+        /// to run it, so nothing shows on the bus.
+        case corrupted
     }
 
     public var family: McuFamily
@@ -68,7 +74,7 @@ public struct SimulationSpec: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A powered unit in this state, unit number `index` on the bus.
-    public func makeUnit(index: Int = 1, clock: any DeviceClock) -> VirtualUnit {
+    public func makeUnit(index: Int = 1, clock: any DeviceClock) throws(VirtualDeviceError) -> VirtualUnit {
         let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: index), portPath: "1-\(index)", clock: clock,
                                flashModeIndex: flashModeIndex)
         switch state {
@@ -77,6 +83,17 @@ public struct SimulationSpec: Sendable, Hashable, CustomStringConvertible {
             unit.powerCycle()
             unit.setBoot0(false)
         case .blank:
+            unit.powerCycle()
+        case .programmed, .corrupted:
+            let image: NormalizedImage
+            do { image = try DemoImage.make(family: family, version: ImageVersion(major: 1, minor: 0, patch: 0)) } catch {
+                throw VirtualDeviceError("cannot build the demo image: \(error)", source: "--simulate \(self)")
+            }
+            for segment in image.segments { unit.programDirectly(segment.bytes, at: segment.address) }
+            if state == .corrupted {
+                // Flip bits in an already-written word the way a torn upgrade would leave it.
+                unit.lock.withLock { unit.flash[0x1000] ^= 0xFF }
+            }
             unit.powerCycle()
         }
         return unit

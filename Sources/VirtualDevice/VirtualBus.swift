@@ -42,7 +42,10 @@ public final class VirtualBus: DeviceDiscovery, @unchecked Sendable {
     }
 
     public func openHID(_ info: HIDDeviceInfo) async throws -> any HIDTransport {
-        throw TransportError(.notFound, device: info.description, operation: "open HID interface")
+        guard let unit = units.first(where: { $0.portPath == info.usb.portPath }) else {
+            throw TransportError(.notFound, device: info.description, operation: "open HID interface")
+        }
+        return try VirtualHIDTransport(unit: unit)
     }
 
     /// The unit at `portPath`.

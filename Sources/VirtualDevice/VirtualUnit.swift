@@ -31,6 +31,8 @@ public final class VirtualUnit: @unchecked Sendable {
     /// A firmware-side DfuSe (seed 002) describes the flash with its own layout string, typically marking
     /// its own sectors read-only ('a'); nil for the ST ROM.
     public let firmwareLayout: String?
+    /// How the application shows itself on USB when it runs.
+    public let application: ApplicationIdentity
 
     let lock = NSLock()
     // Flash and its ECC state, one flag per write unit (`family.writeGranularity` bytes).
@@ -56,7 +58,7 @@ public final class VirtualUnit: @unchecked Sendable {
     var announcedEnumeration = 0
 
     public init(family: McuFamily, uid: [UInt8], portPath: String, clock: any DeviceClock, flashModeIndex: Int = 0,
-                faults: FaultPlan = .none, firmwareLayout: String? = nil) {
+                faults: FaultPlan = .none, firmwareLayout: String? = nil, application: ApplicationIdentity? = nil) {
         precondition(uid.count == 12, "a unique ID is 96 bits")
         precondition(family.flashModes.indices.contains(flashModeIndex), "no such flash mode")
         self.family = family
@@ -64,6 +66,7 @@ public final class VirtualUnit: @unchecked Sendable {
         self.portPath = portPath
         self.clock = clock
         self.firmwareLayout = firmwareLayout
+        self.application = application ?? .demo(for: family)
         let size = Int(family.defaultFlashMode.layout.zones.reduce(0) { $0 + $1.size })
         flash = [UInt8](repeating: 0xFF, count: size)
         wordWritten = [Bool](repeating: false, count: size / family.writeGranularity)
@@ -139,7 +142,8 @@ public final class VirtualUnit: @unchecked Sendable {
     var presenceLocked: DiscoveredDevice? {
         switch mode {
         case .rom: .dfu(dfuIdentity, alternateSettings: alternateSettingsLocked)
-        case .off, .hung, .application: nil
+        case .application: .hid(hidInfo)
+        case .off, .hung: nil
         }
     }
 
@@ -230,6 +234,7 @@ public final class VirtualUnit: @unchecked Sendable {
             backupRegisters[0] = 0
             return .rom
         }
+        if case .refuses = applicationStartLocked() { return .hung }
         return .application
     }
 
@@ -249,6 +254,7 @@ public final class VirtualUnit: @unchecked Sendable {
                 mode = .off
             } else {
                 mode = jumpOutcomeLocked(address) ? .application : .hung
+                if mode == .application, case .refuses = applicationStartLocked() { mode = .hung }
             }
         }
         publishPresence()

@@ -124,6 +124,8 @@ struct FaultTests {
         #expect(throws: VirtualDeviceError.self) { try SimulationSpec(parsing: "f407:warm") }
         #expect(throws: VirtualDeviceError.self) { try SimulationSpec(parsing: "f407-single") }
         let unit = try SimulationSpec(parsing: "h753:dfu").makeUnit(clock: VirtualClock())
+        #expect(try SimulationSpec(parsing: "g474:programmed").makeUnit(clock: VirtualClock()).currentMode == .application)
+        #expect(try SimulationSpec(parsing: "g474:corrupted").makeUnit(clock: VirtualClock()).currentMode == .hung)
         #expect(unit.currentMode == .rom)
     }
 }
