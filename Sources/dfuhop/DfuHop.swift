@@ -14,7 +14,10 @@ struct DfuHop: AsyncParsableCommand {
         STM32 instead of USB hardware.
         """,
         version: "0.1.0",
-        subcommands: [ImageCommand.self, DoctorCommand.self, ExitCodesCommand.self])
+        subcommands: [
+            ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
+            ImageCommand.self, DoctorCommand.self, ExitCodesCommand.self,
+        ])
 }
 
 /// `dfuhop exit-codes`: the fixed table, for scripts and technicians.

@@ -3,6 +3,8 @@ import FirmwareImage
 import DeviceProfiles
 import USBTransport
 import DfuSe
+import AppLink
+import VirtualDevice
 
 /// What a command failed with, ready for a person: one sentence, what to do, and the exit status.
 /// Each layer's error type is mapped here, once (architecture rule 3).
@@ -35,6 +37,10 @@ struct Failure: Error, CustomStringConvertible {
             return transport(error)
         case let error as DfuSeError:
             return dfuSe(error)
+        case let error as AppLinkError:
+            return appLink(error)
+        case let error as VirtualDeviceError:
+            return Failure(.configuration, error.description)
         default:
             return Failure(.internalError, "unexpected error: \(error)",
                            hint: "this is a bug in dfuhop; please report it with the command you ran")
@@ -60,6 +66,23 @@ struct Failure: Error, CustomStringConvertible {
                 return failure
             }
             return Failure(.usbError, error.description)
+        }
+    }
+
+    static func appLink(_ error: AppLinkError) -> Failure {
+        switch error.kind {
+        case .transport(let transportError):
+            var failure = transport(transportError)
+            failure.message = error.description
+            return failure
+        case .refused:
+            return Failure(.refused, error.description, hint: "the application refused; nothing was changed on the unit")
+        case .noReply, .malformedReply:
+            return Failure(.usbError, error.description,
+                           hint: "the application does not speak dfuhop's protocol as expected; check the product profile")
+        case .stayedOnBus:
+            return Failure(.notConfirmed, error.description,
+                           hint: "the unit did not reset into its bootloader; use the BOOT0 path (hold BOOT0 and replug)")
         }
     }
 

@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import AppLink
+import DeviceProfiles
+import USBTransport
+
+extension DeviceSession {
+    /// The one running application this command is for.
+    func hidUnit() async throws -> HIDDeviceInfo {
+        let units: [HIDDeviceInfo] = try await discovery.devices().compactMap { if case .hid(let info) = $0 { info } else { nil } }
+        let matching = units.filter { info in
+            guard let wanted = options.unit else { return true }
+            return info.usb.serialNumber == wanted || info.usb.portPath == wanted
+        }
+        guard !matching.isEmpty else {
+            throw Failure(.noDevice, "no running application\(options.unit.map { " matching \"\($0)\"" } ?? "") answers on dfuhop's HID usage page",
+                          hint: "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)")
+        }
+        guard matching.count == 1 else {
+            throw Failure(.ambiguous, "\(matching.count) applications are connected: "
+                          + matching.map { "\($0.usb.serialNumber ?? "no serial") at \($0.usb.portPath)" }.joined(separator: ", "),
+                          hint: "name one with --unit SERIAL or --unit PORT")
+        }
+        return matching[0]
+    }
+}
+
+/// `dfuhop info`: who the running application is.
+struct InfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Ask a running application who it is: product, firmware version, unique ID, MCU.",
+        discussion: """
+        Speaks dfuhop's HID protocol (protocols/hid-app-protocol.md): GET_INFO, and CHECK_IMAGE when the \
+        application supports it. Nothing on the unit changes.
+
+        Examples:
+          dfuhop info
+          dfuhop info --unit 1-2.3 --json
+          dfuhop info --simulate g474:programmed
+        """)
+
+    @Flag(help: "The answer as one JSON object.") var json = false
+    @OptionGroup var device: DeviceOptions
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let session = try DeviceSession.open(device)
+            try await session.run {
+                let unit = try await session.hidUnit()
+                let link = AppLinkClient(transport: try await session.discovery.openHID(unit), clock: session.clock)
+                let info = try await link.info()
+                let check = info.capabilities.contains(.imageCheck) && info.descriptorState == .valid ? try await link.checkImage() : nil
+                let family = McuFamily.withDeviceID(info.deviceID)
+                if json {
+                    var object: [String: Any] = [
+                        "unit": info.uid.description, "port": unit.usb.portPath, "deviceID": hex(info.deviceID, 3),
+                        "family": family?.id ?? "unknown", "imageBase": hexAddress(info.imageBase),
+                        "flashKiB": Int(info.flashSizeKiB), "descriptor": info.descriptorState.description,
+                        "dfuSerial": family.map { $0.romSerial.serial(uid: info.uid.bytes) } ?? "",
+                    ]
+                    if let image = info.image {
+                        object["productID"] = hex(image.productID, 8)
+                        object["version"] = image.version.description
+                        object["imageSize"] = Int(image.imageSize)
+                    }
+                    if let check { object["imageCheck"] = check.result.description }
+                    Output.json(object)
+                } else {
+                    Output.print("unit:        \(info.uid) at \(unit.usb.portPath)")
+                    Output.print("mcu:         \(family?.name ?? "unknown") (DEV_ID 0x\(hex(info.deviceID, 3)), \(info.flashSizeKiB) KiB flash)")
+                    if let image = info.image {
+                        Output.print("firmware:    version \(image.version), product 0x\(hex(image.productID, 8)), \(image.imageSize) bytes")
+                    } else {
+                        Output.print("firmware:    no image descriptor (\(info.descriptorState))")
+                    }
+                    if let check { Output.print("image check: \(check.result)") }
+                    if let family { Output.print("dfu serial:  \(family.romSerial.serial(uid: info.uid.bytes)) (what its ROM will show)") }
+                }
+            }
+        }
+    }
+}
+
+/// `dfuhop enter-dfu`: reboot a running application into the STM32 ROM bootloader.
+struct EnterDFUCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enter-dfu",
+        abstract: "Reboot a running application into the STM32 ROM bootloader (DFU mode).",
+        discussion: """
+        Sends ENTER_BOOTLOADER naming the unit's own unique ID (a request can never send another unit \
+        into its bootloader), then waits until the same unit shows up in DFU mode: the ROM's serial \
+        number is predicted from the unique ID, and the port must be the same. For scripts: exit 0 \
+        means the unit is in DFU mode and ready for `dfuhop flash`.
+
+        Examples:
+          dfuhop enter-dfu
+          dfuhop enter-dfu --unit 1-2.3 --timeout 10
+          dfuhop enter-dfu --simulate-state unit.json
+        """)
+
+    @Option(help: ArgumentHelp("Seconds to wait for the ROM to appear.", valueName: "s")) var timeout: Double = 10
+    @Flag(help: "A result object as JSON.") var json = false
+    @OptionGroup var device: DeviceOptions
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let session = try DeviceSession.open(device)
+            try await session.run {
+                let unit = try await session.hidUnit()
+                let link = AppLinkClient(transport: try await session.discovery.openHID(unit), clock: session.clock)
+                let info = try await link.info()
+                guard let family = McuFamily.withDeviceID(info.deviceID) else {
+                    throw Failure(.refused, "the application reports DEV_ID 0x\(hex(info.deviceID, 3)), which is no family dfuhop knows")
+                }
+                let expectedSerial = family.romSerial.serial(uid: info.uid.bytes)
+                let events = session.discovery.events()
+                let nonce = UInt32.random(in: 1...UInt32.max)
+                _ = try await link.enterBootloader(uid: info.uid, nonce: nonce)
+                let rom = try await waitForROM(session: session, events: events, serial: expectedSerial, port: unit.usb.portPath)
+                if json {
+                    Output.json(["outcome": "inDFU", "unit": info.uid.description, "dfuSerial": expectedSerial, "port": rom.portPath])
+                } else {
+                    Output.print("\(family.name) \(info.uid) is in DFU mode: serial \(expectedSerial) at \(rom.portPath)")
+                }
+            }
+        }
+    }
+
+    /// Waits for the ROM with the predicted serial on the same port (field-safety.md: prove identity).
+    func waitForROM(session: DeviceSession, events: AsyncStream<DiscoveryEvent>, serial: String, port: String) async throws -> USBDeviceIdentity {
+        func matches(_ device: DiscoveredDevice) -> USBDeviceIdentity? {
+            guard case .dfu(let identity, _) = device, identity.portPath == port else { return nil }
+            return identity.serialNumber == nil || identity.serialNumber == serial ? identity : nil
+        }
+        if let present = try await session.discovery.devices().lazy.compactMap(matches).first { return present }
+        let clock = session.clock
+        let deadline = clock.now() + .milliseconds(Int(timeout * 1000))
+        return try await withThrowingTaskGroup(of: USBDeviceIdentity?.self) { group in
+            group.addTask {
+                for await event in events { if case .arrived(let device) = event, let identity = matches(device) { return identity } }
+                return nil
+            }
+            group.addTask {
+                try await clock.sleep(for: deadline - clock.now())
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let found = try await group.next(), let identity = found else {
+                throw Failure(.notConfirmed, "the unit did not show up in DFU mode (serial \(serial) at \(port)) within \(timeout) s",
+                              hint: "the application may not implement the jump; use the BOOT0 path: hold BOOT0 and replug")
+            }
+            return identity
+        }
+    }
+}

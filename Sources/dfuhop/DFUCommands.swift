@@ -1,0 +1,320 @@
+import ArgumentParser
+import Foundation
+import DeviceProfiles
+import DfuSe
+import FirmwareImage
+import USBTransport
+
+/// `dfuhop list`: what is on the bus that dfuhop can talk to.
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List units in DFU mode and products running a dfuhop-protocol application.",
+        discussion: """
+        Shows every STM32 ROM bootloader (DfuSe, 0483:df11) with its serial number, port path and memory \
+        layout, and every HID interface on dfuhop's vendor usage page (0xFFDF).
+
+        Examples:
+          dfuhop list
+          dfuhop list --json
+          dfuhop list --simulate l476:blank
+        """)
+
+    @OptionGroup var device: DeviceOptions
+    @Flag(help: "One JSON object per unit, one per line.") var json = false
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let session = try DeviceSession.open(device)
+            let devices = try await session.run { try await session.discovery.devices() }
+            if devices.isEmpty, !json { Output.print("no units found") }
+            for found in devices {
+                switch found {
+                case .dfu(let identity, let alternates):
+                    let family = try? session.family(alternateSettings: alternates)
+                    if json {
+                        Output.json(["kind": "dfu", "vidPid": identity.vidPid, "serial": identity.serialNumber ?? "",
+                                     "port": identity.portPath, "family": family?.id ?? "unknown",
+                                     "alternateSettings": alternates.map(\.name)])
+                    } else {
+                        Output.print("DFU  \(identity.vidPid)  serial \(identity.serialNumber ?? "-")  port \(identity.portPath)  \(family?.name ?? "unknown family")")
+                        for alternate in alternates { Output.print("       alt \(alternate.number): \(alternate.name)") }
+                    }
+                case .hid(let info):
+                    if json {
+                        Output.json(["kind": "hid", "vidPid": info.usb.vidPid, "serial": info.usb.serialNumber ?? "",
+                                     "port": info.usb.portPath, "product": info.usb.product ?? "",
+                                     "usagePage": hex(info.usagePage, 4)])
+                    } else {
+                        Output.print("HID  \(info.usb.vidPid)  serial \(info.usb.serialNumber ?? "-")  port \(info.usb.portPath)  \(info.usb.product ?? "")")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dfuhop flash IMAGE`: erase what the image touches, write it (vector table last), verify.
+struct FlashCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flash",
+        abstract: "Flash an image into a unit that is already in DFU mode.",
+        discussion: """
+        dfuhop plans before it touches the unit: it erases only the sectors the image covers, writes the \
+        sector holding the vector table last (so an interrupted flash never leaves a half image that \
+        looks bootable), refuses sectors the layout marks not erasable or not writable, and verifies by \
+        reading back. The image is padded to the part's flash word, so no word is written twice.
+
+        Examples:
+          dfuhop flash app.hex --dry-run          print the plan, touch nothing
+          dfuhop flash app.dfu --leave            flash, verify, and start the application
+          dfuhop flash app.bin --address 0x08004000 --unit 1-2.3
+          dfuhop flash protocols/examples/demo-g474-v2.hex --simulate g474:dfu
+        """)
+
+    @Argument(help: "The image: .hex, .srec, .elf, .dfu or raw .bin.") var image: String
+    @Option(help: ArgumentHelp("Where a raw binary goes.", valueName: "address")) var address = "0x08000000"
+    @Flag(help: "Print the plan and stop; nothing is sent to the unit.") var dryRun = false
+    @Flag(help: "Skip reading back what was written (faster, less safe).") var noVerify = false
+    @Flag(help: "Leave DFU afterwards so the application starts.") var leave = false
+    @Flag(help: "Progress as JSON lines, then a result object.") var json = false
+    @OptionGroup var device: DeviceOptions
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            guard let base = parseNumber(address), base <= UInt64(UInt32.max) else {
+                throw Failure(.usage, "--address \(address) is not a 32-bit address")
+            }
+            let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: UInt32(base)))
+            let session = try DeviceSession.open(device)
+            let renderer = EventRenderer(json: json)
+            defer { renderer.finish() }
+            try await session.run {
+                let unit = try await session.dfuUnit()
+                let family = try session.family(alternateSettings: unit.alternateSettings)
+                let normalized = try file.normalized(granularity: family.writeGranularity)
+                let report = ImageCheck.check(normalized, for: try targetMemoryMap(family: family.id)?.1, source: image)
+                for warning in report.warnings where !json { Output.message("warning: \(warning)") }
+                if let error = report.errors.first {
+                    throw Failure(.refused, "\(image): \(error)", hint: "nothing was written; check the image was built for \(family.name)")
+                }
+                guard let layoutString = unit.alternateSettings.first(where: { $0.number == 0 })?.name else {
+                    throw Failure(.refused, "the unit has no alternate setting 0 (internal flash)")
+                }
+                let layout = try FlashLayout(parsing: layoutString)
+                let transport = try await session.discovery.openDFU(unit.identity)
+                let plan = try FlashPlan(image: normalized, layout: layout, family: family,
+                                         transferSize: Int(transport.functionalDescriptor.transferSize))
+                if dryRun {
+                    if json { Output.print(String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)) } else { Output.print(plan.description) }
+                    await transport.close()
+                    return
+                }
+                let client = try DfuSeClient(transport: transport, clock: session.clock, quirks: family.quirks,
+                                             onEvent: { renderer.render($0) })
+                _ = try await client.prepare(alternateSetting: 0)
+                let flashed = try await client.execute(plan, image: normalized, verify: !noVerify)
+                var outcome: LeaveOutcome?
+                var jump: UInt32?
+                if leave {
+                    jump = try leaveAddress(family: family, image: normalized)
+                    outcome = try await client.leave(jumpTo: jump!)
+                }
+                renderer.finish()
+                if json {
+                    var result: [String: Any] = [
+                        "outcome": "flashed", "unit": unit.identity.serialNumber ?? unit.identity.portPath,
+                        "erasedSectors": flashed.erasedSectors, "bytesWritten": flashed.bytesWritten,
+                        "bytesVerified": flashed.bytesVerified, "controlTransfers": flashed.controlTransfers,
+                        "deviceSeconds": flashed.duration.seconds,
+                    ]
+                    if let outcome, let jump { result["left"] = ["jumpTo": hexAddress(jump), "outcome": outcome.rawValue] }
+                    Output.json(result)
+                } else {
+                    let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(flashed.bytesVerified))"
+                    Output.print("flashed \(ProgressBar.bytes(flashed.bytesWritten)) in \(flashed.erasedSectors) sectors, \(verified), "
+                                 + "\(flashed.controlTransfers) control transfers, \(String(format: "%.2f", flashed.duration.seconds)) s")
+                    if let jump { Output.print("left DFU, jumping to \(hexAddress(jump))") }
+                }
+            }
+        }
+    }
+}
+
+/// Where to leave DFU for this family: the vector base where the ROM loads SP and PC from it, the
+/// reset handler where it jumps straight to the address (H7, seed 001).
+func leaveAddress(family: McuFamily, image: NormalizedImage) throws -> UInt32 {
+    switch family.leaveJump {
+    case .vectorTable:
+        return image.baseAddress ?? family.flashBase
+    case .directJump:
+        guard let base = image.baseAddress, let reset = image.word(at: base + 4), reset & 1 == 1 else {
+            throw Failure(.refused, "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU")
+        }
+        return reset
+    }
+}
+
+/// `dfuhop read`: upload memory to a file.
+struct ReadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Read memory from a unit in DFU mode into a file.",
+        discussion: """
+        The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format.
+
+        Examples:
+          dfuhop read --address 0x08000000 --length 65536 -o backup.hex
+          dfuhop read --address 0x1FFF7800 --length 48 --alt 1 -o options.bin
+        """)
+
+    @Option(help: ArgumentHelp("First address to read.", valueName: "address")) var address: String
+    @Option(help: ArgumentHelp("Bytes to read.", valueName: "n")) var length: String
+    @Option(name: .shortAndLong, help: ArgumentHelp("Output file.", valueName: "file")) var output: String
+    @Option(help: ArgumentHelp("Output format: bin, hex, srec or dfu.", valueName: "format")) var format: String?
+    @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var alt: UInt8 = 0
+    @Flag(help: "Progress as JSON lines, then a result object.") var json = false
+    @OptionGroup var device: DeviceOptions
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            guard let start = parseNumber(address), start <= UInt64(UInt32.max) else {
+                throw Failure(.usage, "--address \(address) is not a 32-bit address")
+            }
+            guard let count = parseNumber(length), count > 0, start + count <= 0x1_0000_0000 else {
+                throw Failure(.usage, "--length \(length) must be a positive byte count that stays inside 4 GiB")
+            }
+            let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary
+            let session = try DeviceSession.open(device)
+            let renderer = EventRenderer(json: json)
+            defer { renderer.finish() }
+            try await session.run {
+                let (client, _) = try await session.openClient(renderer: renderer)
+                _ = try await client.prepare(alternateSetting: alt)
+                let bytes = try await client.read(address: UInt32(start), length: Int(count))
+                renderer.finish()
+                let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
+                try ImageFile.write(image, to: output, as: outputFormat)
+                if json {
+                    Output.json(["outcome": "read", "address": hexAddress(UInt32(start)), "length": bytes.count, "file": output,
+                                 "crc32": hex(CRC32.zlib(bytes), 8)])
+                } else {
+                    Output.print("read \(ProgressBar.bytes(bytes.count)) from \(hexAddress(UInt32(start))) into \(output) (crc32 0x\(hex(CRC32.zlib(bytes), 8)))")
+                }
+            }
+        }
+    }
+}
+
+/// `dfuhop leave`: start the application from the ROM.
+struct LeaveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leave",
+        abstract: "Leave DFU mode so the application starts.",
+        discussion: """
+        Without --address, dfuhop picks the jump the family's ROM needs: the vector table base on F4, L4 \
+        and G4; the application's reset handler (read from word 1 of the vector table in flash) on H7, \
+        whose ROM jumps straight to the address (seed 001). The unit leaves the bus; that is success.
+
+        Examples:
+          dfuhop leave
+          dfuhop leave --address 0x0800BA65
+        """)
+
+    @Option(help: ArgumentHelp("Jump target.", valueName: "address")) var address: String?
+    @Flag(help: "A result object as JSON.") var json = false
+    @OptionGroup var device: DeviceOptions
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let session = try DeviceSession.open(device)
+            let renderer = EventRenderer(json: json)
+            try await session.run {
+                let (client, family) = try await session.openClient(renderer: renderer)
+                _ = try await client.prepare(alternateSetting: 0)
+                let target: UInt32
+                if let address {
+                    guard let value = parseNumber(address), value <= UInt64(UInt32.max) else {
+                        throw Failure(.usage, "--address \(address) is not a 32-bit address")
+                    }
+                    target = UInt32(value)
+                } else if family.leaveJump == .directJump {
+                    let vectors = try await client.read(address: family.flashBase, length: 8)
+                    let reset = vectors[4...].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                    guard reset & 1 == 1, reset != 0xFFFF_FFFF else {
+                        throw Failure(.refused, "the flash at \(hexAddress(family.flashBase)) holds no application (reset vector \(hexAddress(reset)))",
+                                      hint: "flash an application first")
+                    }
+                    target = reset
+                } else {
+                    target = family.flashBase
+                }
+                let outcome = try await client.leave(jumpTo: target)
+                if json {
+                    Output.json(["outcome": "left", "jumpTo": hexAddress(target), "leave": outcome.rawValue])
+                } else {
+                    Output.print("left DFU, jumping to \(hexAddress(target)) (\(outcome == .deviceLeftBus ? "the unit left the bus" : "the unit is manifesting"))")
+                }
+            }
+        }
+    }
+}
+
+/// `dfuhop erase`: explicit erases only.
+struct EraseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "erase",
+        abstract: "Erase sectors, or the whole flash, of a unit in DFU mode.",
+        discussion: """
+        Nothing is erased unless named: give the sectors by any address inside them, or --mass-erase \
+        for everything. Sectors the layout marks not erasable are refused before anything is sent.
+
+        Examples:
+          dfuhop erase --sector 0x08004000 --sector 0x08008000
+          dfuhop erase --mass-erase
+        """)
+
+    @Option(name: .customLong("sector"), help: ArgumentHelp("An address inside a sector to erase (repeatable).", valueName: "address"))
+    var sectors: [String] = []
+    @Flag(help: "Erase the whole flash (a long operation; F4 takes up to 35 s).") var massErase = false
+    @Flag(help: "A result object as JSON.") var json = false
+    @OptionGroup var device: DeviceOptions
+
+    func validate() throws {
+        guard massErase != !sectors.isEmpty else {
+            throw ValidationError(massErase ? "--mass-erase and --sector exclude each other" : "name what to erase: --sector ADDRESS (repeatable) or --mass-erase")
+        }
+    }
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let addresses = try sectors.map { text -> UInt32 in
+                guard let value = parseNumber(text), value <= UInt64(UInt32.max) else {
+                    throw Failure(.usage, "--sector \(text) is not a 32-bit address")
+                }
+                return UInt32(value)
+            }
+            let session = try DeviceSession.open(device)
+            let renderer = EventRenderer(json: json)
+            defer { renderer.finish() }
+            try await session.run {
+                let (client, _) = try await session.openClient(renderer: renderer)
+                let layout = try await client.prepare(alternateSetting: 0)
+                if massErase {
+                    try await client.massErase(.operatorRequestedMassErase)
+                } else {
+                    let starts = try addresses.map { address -> UInt32 in
+                        guard let sector = layout.sector(containing: address) else {
+                            throw Failure(.refused, "\(hexAddress(address)) is in no sector of \(layout.render())")
+                        }
+                        return sector.start
+                    }
+                    try await client.erase(sectorsAt: Array(Set(starts)).sorted(), in: layout)
+                }
+                renderer.finish()
+                let what = massErase ? "the whole flash" : "\(Set(addresses.compactMap { layout.sector(containing: $0)?.start }).count) sector(s)"
+                if json { Output.json(["outcome": "erased", "what": what]) } else { Output.print("erased \(what)") }
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import AppLink
+import DeviceProfiles
+import DfuSe
+import USBDiscovery
+import USBTransport
+import VirtualDevice
+import HIDAPIBackend
+
+/// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
+struct DeviceOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Run against a fresh virtual unit instead of USB: FAMILY[:STATE], e.g. g474:programmed.",
+        discussion: "Families: \(McuFamily.all.map(\.id).joined(separator: ", ")) (g474-single for DBANK=0). "
+            + "States: \(SimulationSpec.State.allCases.map(\.rawValue).joined(separator: ", ")).",
+        valueName: "family[:state]"))
+    var simulate: String?
+
+    @Option(help: ArgumentHelp(
+        "Keep one virtual unit in FILE across commands (flash, option bytes, registers, UID). Created from --simulate if FILE does not exist.",
+        valueName: "file"))
+    var simulateState: String?
+
+    @Option(help: ArgumentHelp("Which unit: its USB serial number or port path (e.g. 1-2.3). Needed when several are connected.",
+                               valueName: "serial|port"))
+    var unit: String?
+
+    @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
+    var family: String?
+
+    var isSimulated: Bool { simulate != nil || simulateState != nil }
+}
+
+/// One command's connection to the bus, and the virtual unit behind it if simulated.
+struct DeviceSession {
+    let discovery: any DeviceDiscovery
+    let clock: any DeviceClock
+    let options: DeviceOptions
+    /// The simulated unit, saved back to `--simulate-state` by `finish()`.
+    let virtualUnit: VirtualUnit?
+
+    static func open(_ options: DeviceOptions) throws -> DeviceSession {
+        if options.isSimulated {
+            // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
+            let clock = VirtualClock()
+            let unit: VirtualUnit
+            if let path = options.simulateState, FileManager.default.fileExists(atPath: path) {
+                if options.simulate != nil {
+                    throw Failure(.usage, "--simulate-state \(path) already holds a unit; drop --simulate, or delete the file to start afresh")
+                }
+                do { unit = try VirtualUnit.load(from: URL(fileURLWithPath: path), clock: clock) } catch {
+                    throw Failure(.configuration, error.description)
+                }
+            } else {
+                guard let spec = options.simulate else {
+                    throw Failure(.usage, "--simulate-state \(options.simulateState ?? "") does not exist yet: give --simulate FAMILY[:STATE] to create it")
+                }
+                do { unit = try SimulationSpec(parsing: spec).makeUnit(clock: clock) } catch {
+                    throw Failure(.usage, error.description)
+                }
+            }
+            return DeviceSession(discovery: VirtualBus(units: [unit]), clock: clock, options: options, virtualUnit: unit)
+        }
+        let clock = SystemClock()
+        let discovery = try USBDeviceDiscovery(hidMatches: [HIDMatch(usagePage: AppLinkProtocol.usagePage)], clock: clock)
+        return DeviceSession(discovery: discovery, clock: clock, options: options, virtualUnit: nil)
+    }
+
+    /// Saves the virtual unit back to its state file.
+    func finish() throws {
+        guard let unit = virtualUnit, let path = options.simulateState else { return }
+        do { try unit.save(to: URL(fileURLWithPath: path)) } catch { throw Failure(.cannotWrite, error.description) }
+    }
+
+    /// Runs `body` and saves the virtual unit's state whatever happened (a failed flash leaves a unit too).
+    func run<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            let value = try await body()
+            try finish()
+            return value
+        } catch {
+            try? finish()
+            throw error
+        }
+    }
+
+    /// The one unit in DFU mode this command is for.
+    func dfuUnit() async throws -> (identity: USBDeviceIdentity, alternateSettings: [DFUAlternateSetting]) {
+        let units: [(USBDeviceIdentity, [DFUAlternateSetting])] = try await discovery.devices().compactMap {
+            if case .dfu(let identity, let alternates) = $0 { (identity, alternates) } else { nil }
+        }
+        let matching = units.filter { unit in
+            guard let wanted = options.unit else { return true }
+            return unit.0.serialNumber == wanted || unit.0.portPath == wanted
+        }
+        guard !matching.isEmpty else {
+            let which = options.unit.map { " matching \"\($0)\"" } ?? ""
+            throw Failure(.noDevice, "no unit in DFU mode\(which) is connected",
+                          hint: units.isEmpty
+                            ? "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again"
+                            : "units in DFU mode: \(units.map { "\($0.0.serialNumber ?? "?") at \($0.0.portPath)" }.joined(separator: ", "))")
+        }
+        guard matching.count == 1 else {
+            throw Failure(.ambiguous, "\(matching.count) units are in DFU mode: "
+                          + matching.map { "\($0.0.serialNumber ?? "no serial") at \($0.0.portPath)" }.joined(separator: ", "),
+                          hint: "name one with --unit SERIAL or --unit PORT")
+        }
+        return matching[0]
+    }
+
+    /// The unit's family: --family, the virtual unit's, or the one whose ROM layout string matches.
+    func family(alternateSettings: [DFUAlternateSetting]) throws -> McuFamily {
+        if let name = options.family {
+            guard let family = McuFamily.named(name) else {
+                throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
+            }
+            return family
+        }
+        if let unit = virtualUnit { return unit.family }
+        let flashLayout = alternateSettings.first { $0.number == 0 }?.name
+        let candidates = McuFamily.all.filter { family in family.flashModes.contains { $0.layoutString == flashLayout } }
+        guard candidates.count == 1 else {
+            throw Failure(.usage, "cannot tell the MCU family from the layout \"\(flashLayout ?? "")\"",
+                          hint: "give --family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
+        }
+        return candidates[0]
+    }
+
+    /// Opens the DFU unit and a DfuSe client on it, with events going to `renderer`.
+    func openClient(renderer: EventRenderer) async throws -> (DfuSeClient, McuFamily) {
+        let unit = try await dfuUnit()
+        let family = try family(alternateSettings: unit.alternateSettings)
+        let transport = try await discovery.openDFU(unit.identity)
+        let client = try DfuSeClient(transport: transport, clock: clock, quirks: family.quirks,
+                                     onEvent: { renderer.render($0) })
+        return (client, family)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import DeviceProfiles
+import DfuSe
+
+/// Renders the DfuSe client's events: a progress bar on a terminal, one JSON object per line with
+/// `--json`, nothing otherwise (the final summary is printed by the command).
+final class EventRenderer: @unchecked Sendable {
+    let json: Bool
+    let bar: ProgressBar
+
+    init(json: Bool) {
+        self.json = json
+        bar = ProgressBar(enabled: !json && Output.standardErrorIsTerminal)
+    }
+
+    func render(_ event: DfuSeEvent) {
+        if json {
+            Output.json(Self.object(event))
+            return
+        }
+        switch event {
+        case .sectorErased(_, let number, let total):
+            bar.update(phase: "erase", done: number, total: total, unit: "sectors")
+        case .bytesWritten(let done, let total, _):
+            bar.update(phase: "write", done: done, total: total)
+        case .bytesVerified(let done, let total):
+            bar.update(phase: "verify", done: done, total: total)
+        case .bytesRead(let done, let total):
+            bar.update(phase: "read", done: done, total: total)
+        case .quirk(let quirk):
+            bar.finish()
+            Output.message("note: \(quirk)")
+        default:
+            break
+        }
+    }
+
+    func finish() { bar.finish() }
+
+    static func object(_ event: DfuSeEvent) -> [String: Any] {
+        switch event {
+        case .phaseStarted(let phase): ["event": "phaseStarted", "phase": phase.rawValue]
+        case .phaseFinished(let phase): ["event": "phaseFinished", "phase": phase.rawValue]
+        case .returnedToIdle(let state): ["event": "returnedToIdle", "from": state.description]
+        case .sectorErased(let sector, let number, let total):
+            ["event": "sectorErased", "address": hexAddress(sector.start), "size": Int(sector.size), "number": number, "total": total]
+        case .bytesWritten(let done, let total, let address):
+            ["event": "bytesWritten", "done": done, "total": total, "address": hexAddress(address)]
+        case .bytesVerified(let done, let total): ["event": "bytesVerified", "done": done, "total": total]
+        case .bytesRead(let done, let total): ["event": "bytesRead", "done": done, "total": total]
+        case .quirk(let quirk): ["event": "quirk", "detail": quirk.description]
+        case .massErased: ["event": "massErased"]
+        case .readUnprotected(let reset): ["event": "readUnprotected", "deviceReset": reset]
+        case .left(let address, let outcome): ["event": "left", "jumpTo": hexAddress(address), "outcome": outcome.rawValue]
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, atto) = components
+        return Double(s) + Double(atto) / 1e18
+    }
+}
