@@ -62,15 +62,18 @@ public actor AppLinkClient {
 
     /// The running image's 64-byte descriptor, read in two GET_DESCRIPTOR requests.
     public func descriptor() async throws -> [UInt8] {
+        // Two calls, not a loop: Swift 6.3.1's optimiser crashes (CoroSplit) on a typed-throws closure
+        // inside an async loop here.
         let half = UInt8(AppLinkProtocol.descriptorLength / 2)
-        var bytes: [UInt8] = []
-        for offset in [0, half] {
-            let answer = try await roundTrip(.getDescriptor(offset: offset, length: half))
-            bytes += try answer.decode { payload, report throws(AppLinkError) in
-                try descriptorChunk(payload, length: half, report: report)
-            }
+        let first = try await descriptorPart(offset: 0, length: half)
+        return try await first + descriptorPart(offset: half, length: half)
+    }
+
+    private func descriptorPart(offset: UInt8, length: UInt8) async throws -> [UInt8] {
+        let answer = try await roundTrip(.getDescriptor(offset: offset, length: length))
+        return try answer.decode { payload, report throws(AppLinkError) in
+            try descriptorChunk(payload, length: length, report: report)
         }
-        return bytes
     }
 
     /// CRC-32 (zlib) of `count` consecutive ranges of `size` bytes from `address`, asked in batches of
@@ -84,13 +87,18 @@ public actor AppLinkClient {
         while crcs.count < count {
             let batch = min(count - crcs.count, AppLinkProtocol.maxSectorRanges)
             let query = SectorQuery(address: UInt32(truncatingIfNeeded: next), size: size, count: UInt8(batch))
-            let answer = try await roundTrip(.getSectorCRCs(query))
-            crcs += try answer.decode { payload, report throws(AppLinkError) in
-                try SectorCRCs(payload: payload, answering: query, report: report).crcs
-            }
+            crcs += try await sectorBatch(query)
             next += UInt64(size) * UInt64(batch)
         }
         return crcs
+    }
+
+    /// One GET_SECTOR_CRCS exchange. (A function of its own: see `descriptor()` on the compiler crash.)
+    private func sectorBatch(_ query: SectorQuery) async throws -> [UInt32] {
+        let answer = try await roundTrip(.getSectorCRCs(query))
+        return try answer.decode { payload, report throws(AppLinkError) in
+            try SectorCRCs(payload: payload, answering: query, report: report).crcs
+        }
     }
 
     /// CHECK_IMAGE: the device recomputes its image's CRC and compares it with its descriptor (§5.4).

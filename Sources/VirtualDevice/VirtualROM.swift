@@ -339,7 +339,9 @@ extension VirtualUnit {
         rom.outcome = outcome
         rom.busyUntil = clock.now() + duration
         rom.state = .downloadBusy
-        let pollMs = UInt32(((reported ?? duration) + .nanoseconds(999_999)) / .milliseconds(1))
+        // bwPollTimeout is the ROM's estimate in whole ms (rounded to nearest); a GETSTATUS that comes a
+        // little early is held until the operation ends.
+        let pollMs = UInt32(((reported ?? duration) + .microseconds(500)) / .milliseconds(1))
         if outcome.isStuck { return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .downloadBusy).bytes) }
         return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes)
     }

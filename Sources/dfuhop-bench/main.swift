@@ -1,5 +1,6 @@
 // dfuhop-bench: measurements that back the README's claims. One benchmark per first argument:
 //   dfuhop-bench image-convert [--payload-mib N] [--runs N]
+//   dfuhop-bench dfu-flash [--family F] [--kib N] [--scale X]
 // Build with `swift build -c release --product dfuhop` and `... --product dfuhop-bench`, then run
 // `.build/release/dfuhop-bench image-convert`.
 #if canImport(Glibc)
@@ -20,6 +21,9 @@ struct Benchmark: Sendable {
         Benchmark(name: "image-convert",
                   summary: "Intel HEX (2 MiB payload) to binary: dfuhop's library and executable against srec_cat; time and peak memory",
                   run: { try ImageConvertBenchmark.run($0) }),
+        Benchmark(name: "dfu-flash",
+                  summary: "1 MiB to a virtual F407 in scaled real time, verify on: dfuhop against the device-bound minimum; control transfers vs dfu-util",
+                  run: { try FlashBenchmark.run($0) }),
     ]
 }
 
