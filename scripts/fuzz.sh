@@ -36,6 +36,26 @@ for target in "${targets[@]}"; do
     grep -E "^stat::number_of_executed_units|^Done" "Fuzz/bin/$target.log" || true
 done
 
+# AppLink's reply parser: its own build (AppLink imports USBTransport), same bounded run.
+if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" AppLink "* ]]; then
+    echo "==> build AppLink"
+    if ! Fuzz/applink/build.sh; then
+        failed+=("AppLink (build)")
+    else
+        echo "==> fuzz AppLink for ${seconds}s"
+        mkdir -p Fuzz/corpus-run/applink
+        if ! Fuzz/bin/applink-fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=80 \
+                -print_final_stats=1 -artifact_prefix="Fuzz/bin/crash-AppLink-" \
+                Fuzz/corpus-run/applink Fuzz/applink/seeds 2> Fuzz/bin/AppLink.log; then
+            tail -n 40 Fuzz/bin/AppLink.log >&2
+            failed+=("AppLink")
+        else
+            grep -E "^stat::number_of_executed_units|^Done" Fuzz/bin/AppLink.log || true
+        fi
+    fi
+    targets+=(AppLink)
+fi
+
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzzing failed: ${failed[*]}" >&2
     exit 1

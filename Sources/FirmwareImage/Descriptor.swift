@@ -269,7 +269,14 @@ extension ImageDescriptor {
 
     /// The descriptor of a complete, valid image at `base`, or an error saying why there is none.
     public static func validate(_ memory: some ImageMemory, base: UInt32, source: String) throws(ImageError) -> ImageDescriptor {
-        switch inspect(memory, base: base, source: source) {
+        let status = inspect(memory, base: base, source: source)
+        // Return a copy built from the fields: returning the enum payload bound by the switch below was
+        // miscompiled by Swift 6.3.1 at -O (the name's storage was released before the caller used it).
+        if case .valid = status, let found = status.descriptor {
+            return ImageDescriptor(productID: found.productID, version: found.version, name: String(found.name),
+                                   imageSize: found.imageSize, crc: found.crc, flags: found.flags)
+        }
+        switch status {
         case .valid(let descriptor, _): return descriptor
         case .invalid(let error): throw error
         case .absent(let pointer):
