@@ -1,4 +1,4 @@
-// libFuzzer harness for AppLink's parsers of device bytes (build and run: Fuzz/applink/README.md).
+// libFuzzer harness for AppLink's parsers of outside bytes (build and run: Fuzz/applink/README.md).
 // Compiled into one module with Sources/AppLink/*.swift, so it calls the parsers directly.
 // A crash, a trap, or a broken round trip (precondition) is a finding.
 
@@ -52,5 +52,15 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
     // A legacy profile's fields read out of the same bytes.
     _ = try? legacyIdentify().parse(report)
+
+    // The Swift device (the virtual device's engine) on a 256-byte flash holding the input (0xFF
+    // after it), so word 8 and the descriptor are hostile too: it must answer or ignore, never trap.
+    let flash = Array(report.prefix(256)) + [UInt8](repeating: 0xFF, count: 256 - min(report.count, 256))
+    let device = AppLinkDevice(
+        state: .init(flashAddress: 0x0800_0000, flashSize: 256, imageBase: 0x0800_0000,
+                     uid: UniqueID(hex: "5A5A5A5A5A5A5A5A5A5A5A5A")!, deviceID: 0x469, revisionID: 0x2001),
+        readFlash: { address, count in Array(flash[Int(address - 0x0800_0000)..<(Int(address - 0x0800_0000) + count)]) },
+        crc32: { bytes in UInt32(truncatingIfNeeded: bytes.count) })
+    _ = device.handle(report)
     return 0
 }

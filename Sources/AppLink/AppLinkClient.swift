@@ -213,7 +213,6 @@ public actor AppLinkClient {
     /// More than any HID driver queues; a device that keeps flooding is caught by the sequence check.
     private static let maxStaleReports = 64
 
-
     private func describe(_ request: AppRequest, _ sequence: UInt8) -> String {
         "\(request) (seq 0x\(hex(sequence, 2)))"
     }

@@ -41,7 +41,18 @@ struct VectorFile {
         init(_ description: String) { self.description = description }
     }
 
-    var vectors: [Vector] = []
+    /// A line that sets up the fixture device, in file order with the vectors.
+    enum Step {
+        case fixture(key: String, value: String)
+        case erase
+        case flash(address: UInt32, bytes: [UInt8])
+        case vector(Vector)
+    }
+
+    var steps: [Step] = []
+    var vectors: [Vector] {
+        steps.compactMap { if case .vector(let vector) = $0 { vector } else { nil } }
+    }
 
     static let url = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -55,7 +66,22 @@ struct VectorFile {
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let tokens = line.split(separator: " ").map(String.init)
             guard let first = tokens.first, !first.hasPrefix("#") else { continue }
-            if ["fixture", "erase", "flash"].contains(first) { continue }
+            switch first {
+            case "fixture" where tokens.count == 3:
+                steps.append(.fixture(key: tokens[1], value: tokens[2]))
+                continue
+            case "erase":
+                steps.append(.erase)
+                continue
+            case "flash" where tokens.count == 3:
+                guard tokens[1].hasPrefix("0x"), let address = UInt32(tokens[1].dropFirst(2), radix: 16), let bytes = Self.hex(tokens[2]) else {
+                    throw VectorError("line \(index + 1): cannot read \(line)")
+                }
+                steps.append(.flash(address: address, bytes: bytes))
+                continue
+            default:
+                break
+            }
             guard let kind = Kind(rawValue: first), tokens.count >= 3 else {
                 throw VectorError("line \(index + 1): cannot read \(line)")
             }
@@ -69,7 +95,7 @@ struct VectorFile {
                 guard let equals = token.firstIndex(of: "=") else { throw VectorError("line \(index + 1): \(token) is not key=value") }
                 fields[String(token[..<equals])] = String(token[token.index(after: equals)...])
             }
-            vectors.append(Vector(kind: kind, name: tokens[1], bytes: bytes, fields: fields, line: index + 1))
+            steps.append(.vector(Vector(kind: kind, name: tokens[1], bytes: bytes, fields: fields, line: index + 1)))
         }
     }
 
