@@ -66,66 +66,24 @@ extension VirtualUnit {
                              path: "virtual:\(portPath):hid")
     }
 
-    /// The answer of the running application to one request (hid-app-protocol.md §5), and whether the
-    /// request was ENTER_BOOTLOADER accepted (the caller then resets the unit into the ROM).
+    /// The running application's answer to one output report, by AppLink's device side (the same rules
+    /// as the reference firmware's C handler), and whether it accepted ENTER_BOOTLOADER (the caller then
+    /// waits the returned reset delay and resets the unit into the ROM).
     func answerLocked(_ report: [UInt8]) -> (reply: [UInt8]?, enterBootloader: Duration?) {
-        switch AppRequest.decode(report: report) {
-        case .ignore:
-            return (nil, nil)
-        case .reject(let sequence, let command, let status):
-            return (ResponseFrame(sequence: sequence, command: command, status: status).report, nil)
-        case .request(let sequence, let request):
-            let command = request.command.rawValue
-            let (response, reset) = respondLocked(request)
-            return (response.report(sequence: sequence, command: command), reset)
-        }
-    }
-
-    private func respondLocked(_ request: AppRequest) -> (AppResponse, Duration?) {
-        let memory = FlatMemory(base: family.flashBase, bytes: flash)
-        let status = ImageDescriptor.inspect(memory, base: family.flashBase, source: "flash")
-        switch request {
-        case .getInfo:
-            let image = status.descriptor.map {
-                RunningImage(productID: $0.productID,
-                             version: FirmwareVersion($0.version.major, $0.version.minor, $0.version.patch, $0.version.build),
-                             imageSize: $0.imageSize, imageCRC: $0.crc, flags: $0.flags)
-            }
-            let state: DescriptorState = status.descriptor == nil ? .absent : .valid
-            let info = DeviceInfo(capabilities: [.descriptorRead, .sectorCRCs, .imageCheck], deviceID: family.deviceID,
-                                  revisionID: 0x1001, uid: UniqueID(uid)!, imageBase: family.flashBase,
-                                  flashSizeKiB: UInt16(flash.count / 1024), descriptorState: state, image: image)
-            return (.info(info), nil)
-        case .getDescriptor(let offset, let length):
-            guard let address = status.address, let bytes = memory.read(address, count: ImageDescriptor.size),
-                  status.descriptor != nil else { return (.refused(.noDescriptor), nil) }
-            guard Int(offset) + Int(length) <= bytes.count else { return (.refused(.badArgument), nil) }
-            return (.descriptorBytes(Array(bytes[Int(offset)..<Int(offset) + Int(length)])), nil)
-        case .getSectorCRCs(let query):
-            var crcs: [UInt32] = []
-            for index in 0..<Int(query.count) {
-                let start = UInt64(query.address) + UInt64(index) * UInt64(query.size)
-                guard start + UInt64(query.size) <= UInt64(family.flashBase) + UInt64(flash.count), start >= family.flashBase,
-                      let bytes = memory.read(UInt32(start), count: Int(query.size)) else {
-                    return (.refused(.badAddress), nil)
-                }
-                crcs.append(CRC32.zlib(bytes))
-            }
-            return (.sectorCRCs(SectorCRCs(query: query, crcs: crcs)), nil)
-        case .checkImage:
-            guard let descriptor = status.descriptor, let address = status.address else { return (.refused(.noDescriptor), nil) }
-            guard let computed = ImageDescriptor.crc32(of: memory, base: family.flashBase, size: descriptor.imageSize,
-                                                       crcField: address + 0x18) else {
-                return (.imageCheck(ImageCheck(result: .outOfRange, storedCRC: descriptor.crc, computedCRC: 0,
-                                               imageSize: descriptor.imageSize)), nil)
-            }
-            return (.imageCheck(ImageCheck(result: computed == descriptor.crc ? .intact : .mismatch, storedCRC: descriptor.crc,
-                                           computedCRC: computed, imageSize: descriptor.imageSize)), nil)
-        case .enterBootloader(let sent):
-            guard sent.magic == AppLinkProtocol.bootloaderMagic else { return (.refused(.badMagic), nil) }
-            guard sent.uid.bytes == uid else { return (.refused(.wrongUnit), nil) }
-            let delay: UInt16 = 50
-            return (.bootloaderAck(BootloaderAck(nonce: sent.nonce, resetDelayMs: delay)), .milliseconds(Int(delay)))
+        let flash = self.flash
+        let base = family.flashBase
+        let device = AppLinkDevice(
+            state: AppLinkDevice.State(flashAddress: base, flashSize: UInt32(flash.count), imageBase: base,
+                                       uid: UniqueID(uid)!, deviceID: family.deviceID, revisionID: 0x1001),
+            readFlash: { address, count in
+                let offset = Int(address - base)
+                return Array(flash[offset..<offset + count])
+            },
+            crc32: { CRC32.zlib($0) })
+        switch device.handle(report) {
+        case .ignore: return (nil, nil)
+        case .reply(let bytes): return (bytes, nil)
+        case .replyThenEnterBootloader(let bytes): return (bytes, .milliseconds(Int(device.state.resetDelayMs)))
         }
     }
 }

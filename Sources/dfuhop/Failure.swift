@@ -41,6 +41,8 @@ struct Failure: Error, CustomStringConvertible {
             return appLink(error)
         case let error as VirtualDeviceError:
             return Failure(.configuration, error.description)
+        case let error as ProductProfileError:
+            return Failure(.configuration, error.description)
         default:
             return Failure(.internalError, "unexpected error: \(error)",
                            hint: "this is a bug in dfuhop; please report it with the command you ran")
@@ -75,6 +77,8 @@ struct Failure: Error, CustomStringConvertible {
             var failure = transport(transportError)
             failure.message = error.description
             return failure
+        case .refused(.busy):
+            return Failure(.busy, error.description, hint: "the product is busy; try again when it is idle")
         case .refused:
             return Failure(.refused, error.description, hint: "the application refused; nothing was changed on the unit")
         case .noReply, .malformedReply:
