@@ -8,20 +8,8 @@ extension DeviceSession {
     /// The one running application this command is for.
     func hidUnit() async throws -> HIDDeviceInfo {
         let units: [HIDDeviceInfo] = try await discovery.devices().compactMap { if case .hid(let info) = $0 { info } else { nil } }
-        let matching = units.filter { info in
-            guard let wanted = options.unit else { return true }
-            return info.usb.serialNumber == wanted || info.usb.portPath == wanted
-        }
-        guard !matching.isEmpty else {
-            throw Failure(.noDevice, "no running application\(options.unit.map { " matching \"\($0)\"" } ?? "") answers on dfuhop's HID usage page",
-                          hint: "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)")
-        }
-        guard matching.count == 1 else {
-            throw Failure(.ambiguous, "\(matching.count) applications are connected: "
-                          + matching.map { "\($0.usb.serialNumber ?? "no serial") at \($0.usb.portPath)" }.joined(separator: ", "),
-                          hint: "name one with --unit SERIAL or --unit PORT")
-        }
-        return matching[0]
+        return try selectOne(units, identity: \.usb, what: "running application on dfuhop's HID usage page",
+                             noneHint: "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)")
     }
 }
 

@@ -87,23 +87,27 @@ struct DeviceSession {
 
     /// The one unit in DFU mode this command is for.
     func dfuUnit() async throws -> (identity: USBDeviceIdentity, alternateSettings: [DFUAlternateSetting]) {
-        let units: [(USBDeviceIdentity, [DFUAlternateSetting])] = try await discovery.devices().compactMap {
+        let units: [(identity: USBDeviceIdentity, alternateSettings: [DFUAlternateSetting])] = try await discovery.devices().compactMap {
             if case .dfu(let identity, let alternates) = $0 { (identity, alternates) } else { nil }
         }
+        return try selectOne(units, identity: \.identity, what: "unit in DFU mode",
+                             noneHint: "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again")
+    }
+
+    /// The one candidate `--unit` names (serial or port path), or the only one there is; exit 69 for none
+    /// and 84 for several, naming what is connected.
+    func selectOne<Unit>(_ units: [Unit], identity: (Unit) -> USBDeviceIdentity, what: String, noneHint: String) throws -> Unit {
+        func name(_ unit: Unit) -> String { "\(identity(unit).serialNumber ?? "no serial") at \(identity(unit).portPath)" }
         let matching = units.filter { unit in
             guard let wanted = options.unit else { return true }
-            return unit.0.serialNumber == wanted || unit.0.portPath == wanted
+            return identity(unit).serialNumber == wanted || identity(unit).portPath == wanted
         }
         guard !matching.isEmpty else {
-            let which = options.unit.map { " matching \"\($0)\"" } ?? ""
-            throw Failure(.noDevice, "no unit in DFU mode\(which) is connected",
-                          hint: units.isEmpty
-                            ? "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again"
-                            : "units in DFU mode: \(units.map { "\($0.0.serialNumber ?? "?") at \($0.0.portPath)" }.joined(separator: ", "))")
+            throw Failure(.noDevice, "no \(what)\(options.unit.map { " matching \"\($0)\"" } ?? "") is connected",
+                          hint: units.isEmpty ? noneHint : "connected: \(units.map(name).joined(separator: ", "))")
         }
         guard matching.count == 1 else {
-            throw Failure(.ambiguous, "\(matching.count) units are in DFU mode: "
-                          + matching.map { "\($0.0.serialNumber ?? "no serial") at \($0.0.portPath)" }.joined(separator: ", "),
+            throw Failure(.ambiguous, "\(matching.count) of them are connected: \(matching.map(name).joined(separator: ", "))",
                           hint: "name one with --unit SERIAL or --unit PORT")
         }
         return matching[0]
