@@ -43,6 +43,9 @@ let package = Package(
         .executableTarget(name: "dfuhop-usb-probe",
                           dependencies: ["HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
                           path: "emulated-usb/probe"),
+        // Answers the emulated-USB server from the VirtualDevice model (emulated-usb/PROTOCOL.md).
+        .executableTarget(name: "dfuhop-usb-peer", dependencies: ["VirtualDevice", "USBTransport"],
+                          path: "emulated-usb/peer"),
         .executableTarget(name: "dfuhop", dependencies: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
             "LibUSBBackend", "HIDAPIBackend", "USBDiscovery",
@@ -67,7 +70,8 @@ let package = Package(
             "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport",
         ]),
         .testTarget(name: "LibUSBBackendTests", dependencies: [
-            "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe",
+            "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe", "dfuhop-usb-peer", "dfuhop",
+            "VirtualDevice", "FirmwareImage", "DeviceProfiles",
         ]),
         .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
         .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage"]),

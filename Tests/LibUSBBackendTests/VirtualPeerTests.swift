@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import DeviceProfiles
+import FirmwareImage
+import USBTransport
+@testable import VirtualDevice
+
+/// The emulated-USB tier with the real device model behind it: dfuhop-usb-peer answers the umockdev
+/// server from a VirtualUnit, so unmodified dfu-util and dfuhop's own libusb backend meet the same
+/// ROM behaviour the in-process tests use (one model, not two). Each test keeps its unit in a state
+/// file, so a sequence of client runs acts on one unit, and the test inspects the unit afterwards.
+@Suite("Emulated USB with the VirtualDevice model", .serialized, .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
+struct VirtualPeerTests {
+    static let buildDirectory = EmulatedUSB.probe.deletingLastPathComponent()
+    static let peer = buildDirectory.appendingPathComponent("dfuhop-usb-peer")
+    static let dfuhop = buildDirectory.appendingPathComponent("dfuhop")
+    static let examples = EmulatedUSB.packageRoot.appendingPathComponent("protocols/examples")
+
+    /// Runs `command` under the peer with the unit kept in `state` (created from `simulate` if absent).
+    static func run(_ command: [String], state: String, simulate: String? = nil) throws -> EmulatedUSB.Result {
+        if let problem = EmulatedUSB.buildProblem { throw EmulatedUSBFailure(description: problem) }
+        var arguments = [peer.path, "--server", EmulatedUSB.server.path, "--state", state]
+        if let simulate { arguments += ["--simulate", simulate] }
+        return EmulatedUSB.run(arguments + ["--"] + command)
+    }
+
+    static func unit(_ state: String) throws -> VirtualUnit {
+        try VirtualUnit.load(from: URL(fileURLWithPath: state), clock: VirtualClock())
+    }
+
+    /// The demo image as a raw binary, for dfu-util.
+    static func demoBinary(_ directory: URL, family: String) throws -> (path: String, bytes: [UInt8]) {
+        let image = try ImageFile.read(path: examples.appendingPathComponent("demo-\(family)-v1.hex").path)
+        let bytes = try image.normalized().flattened()
+        let path = directory.appendingPathComponent("demo.bin").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return (path, bytes)
+    }
+
+    func scratch() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-peer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func unmodifiedDfuUtilDownloadsUploadsAndLeavesOnTheModel() throws {
+        guard EmulatedUSB.find("dfu-util") != nil else {
+            if EmulatedUSB.isCI { Issue.record("dfu-util is not installed (apt: dfu-util)") }
+            return
+        }
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let demo = try Self.demoBinary(directory, family: "f407")
+
+        let list = try Self.run(["dfu-util", "-l"], state: state, simulate: "f407:dfu")
+        #expect(list.status == 0, "\(list.errors)")
+        let serial = McuFamily.f407.romSerial.serial(uid: VirtualUnit.uid(index: 1))
+        #expect(list.output.contains("path=\"1-3.2\", alt=0, name=\"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\", serial=\"\(serial)\""),
+                "\(list.output)")
+
+        let download = try Self.run(["dfu-util", "-a", "0", "-s", "0x08000000", "-D", demo.path], state: state)
+        #expect(download.status == 0, "\(download.output)\(download.errors)")
+        #expect(try Self.unit(state).flashContents().read(0x0800_0000, count: demo.bytes.count) == demo.bytes)
+
+        let uploaded = directory.appendingPathComponent("up.bin").path
+        let upload = try Self.run(["dfu-util", "-a", "0", "-s", "0x08000000:\(demo.bytes.count)", "-U", uploaded], state: state)
+        #expect(upload.status == 0, "\(upload.output)\(upload.errors)")
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: uploaded))) == demo.bytes)
+
+        let leave = try Self.run(["dfu-util", "-a", "0", "-s", "0x08000000:leave", "-D", demo.path], state: state)
+        #expect(leave.status == 0, "\(leave.output)\(leave.errors)")
+        #expect(try Self.unit(state).currentMode == .application, "after :leave the demo application runs")
+    }
+
+    @Test func dfuhopFlashesThroughTheRealLibusbBackendAndTheApplicationStarts() throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let image = Self.examples.appendingPathComponent("demo-g474-v2.hex").path
+
+        let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:dfu")
+        #expect(list.status == 0, "\(list.errors)")
+        #expect(list.output.contains("\"port\":\"1-3.2\""), "\(list.output)")
+        #expect(list.output.contains("\"family\":\"g474\""), "\(list.output)")
+
+        let flash = try Self.run([Self.dfuhop.path, "flash", image, "--leave", "--json"], state: state)
+        #expect(flash.status == 0, "\(flash.output)\(flash.errors)")
+        let unit = try Self.unit(state)
+        #expect(unit.currentMode == .application)
+        let expected = try ImageFile.read(path: image).normalized(granularity: 8)
+        #expect(unit.flashContents().read(0x0800_0000, count: expected.payloadSize) == expected.flattened())
+        #expect(!unit.requestLog.contains { $0.isDestructive }, "no mass erase, no read-unprotect")
+    }
+
+    @Test func aRefusedPlanTouchesNothingOverUSBEither() throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let far = directory.appendingPathComponent("far.bin").path
+        try Data(repeating: 0x11, count: 1024).write(to: URL(fileURLWithPath: far))
+        let result = try Self.run([Self.dfuhop.path, "flash", far, "--address", "0x08080000"], state: state, simulate: "g474:dfu")
+        #expect(result.status == 80, "\(result.output)\(result.errors)")
+        #expect(try Self.unit(state).flashContents().bytes.allSatisfy { $0 == 0xFF })
+    }
+}
