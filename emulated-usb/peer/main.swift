@@ -1,7 +1,7 @@
 // dfuhop-usb-peer: answers dfuhop-usb-server (emulated-usb/PROTOCOL.md) from the VirtualDevice model, so
 // the emulated-USB tier and the in-process tests share one device behaviour.
 //
-//   dfuhop-usb-peer --server PATH (--simulate FAMILY[:STATE] | --state FILE) [--port 1-3.2] -- COMMAND [ARGS...]
+//   dfuhop-usb-peer --server PATH (--simulate FAMILY[:STATE] | --state FILE) [--port 1-3.2] [--no-flash-time] -- COMMAND [ARGS...]
 //
 // Starts the server, plugs the unit's ROM at PORT when it is in DFU mode, runs COMMAND under the
 // umockdev preload with the testbed's UMOCKDEV_DIR, relays its output and exits with its status.
@@ -26,6 +26,8 @@ struct Options: Sendable {
     var statePath: String?
     var port = "1-3.2"
     var command: [String] = []
+    /// Erase and programming take no time: what is left to measure is host and USB-protocol cost.
+    var noFlashTime = false
 }
 
 func parseOptions() -> Options {
@@ -34,6 +36,7 @@ func parseOptions() -> Options {
     while !arguments.isEmpty {
         let word = arguments.removeFirst()
         if word == "--" { options.command = arguments; break }
+        if word == "--no-flash-time" { options.noFlashTime = true; continue }
         guard !arguments.isEmpty else { fail("\(word) needs a value") }
         switch word {
         case "--server": options.serverPath = arguments.removeFirst()
@@ -55,7 +58,14 @@ do {
     if let statePath = options.statePath, FileManager.default.fileExists(atPath: statePath) {
         unit = try VirtualUnit.load(from: URL(fileURLWithPath: statePath), clock: clock)
     } else if let simulate = options.simulate {
-        unit = try SimulationSpec(parsing: simulate).makeUnit(clock: clock)
+        var spec = try SimulationSpec(parsing: simulate)
+        if options.noFlashTime {
+            spec.family.timings.sectorErase = [:]
+            spec.family.timings.defaultSectorErase = .zero
+            spec.family.timings.massErase = .zero
+            spec.family.timings.programUnit = .zero
+        }
+        unit = try spec.makeUnit(clock: clock)
     } else {
         fail("give --simulate FAMILY[:STATE], or --state FILE that exists")
     }
@@ -91,6 +101,29 @@ struct ROMDescriptors {
         let utf16 = text.utf16.flatMap { le16($0) }
         return [UInt8(2 + utf16.count), 3] + utf16
     }
+}
+
+/// Hex digits to bytes in one pass (a data stage is up to 4096 digits).
+func bytes(fromHex text: Substring) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: c - 0x30
+        case 0x41...0x46: c - 0x37
+        case 0x61...0x66: c - 0x57
+        default: nil
+        }
+    }
+    var result = [UInt8]()
+    result.reserveCapacity(digits.count / 2)
+    var index = 0
+    while index < digits.count {
+        guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+        result.append(high << 4 | low)
+        index += 2
+    }
+    return result
 }
 
 // MARK: The server
@@ -174,10 +207,7 @@ final class Peer: @unchecked Sendable {
         guard words.count >= 9, let requestType = UInt8(words[3], radix: 16), let request = UInt8(words[4], radix: 16),
               let value = UInt16(words[5], radix: 16), let index = UInt16(words[6], radix: 16),
               let length = Int(words[7], radix: 16) else { return "REPLY \(sequence) STALL" }
-        let data = words[8] == "-" ? [] : stride(from: 0, to: words[8].count, by: 2).compactMap { offset -> UInt8? in
-            let start = words[8].index(words[8].startIndex, offsetBy: offset)
-            return UInt8(words[8][start..<words[8].index(start, offsetBy: 2)], radix: 16)
-        }
+        guard let data = words[8] == "-" ? [] : bytes(fromHex: words[8]) else { return "REPLY \(sequence) STALL" }
         guard let transport, let descriptors else { return "REPLY \(sequence) NODEV" }
         func ack(_ bytes: [UInt8]) -> String {
             let sent = bytes.prefix(length)
