@@ -22,8 +22,9 @@ let package = Package(
     targets: [
         // Layer 0: the contracts every backend implements (DFU, HID, discovery, clocks).
         .target(name: "USBTransport"),
-        // MCU families and their quirks, as data.
-        .target(name: "DeviceProfiles"),
+        // MCU families and their quirks, and product profiles, as data (a legacy product's protocol is
+        // described in AppLink's terms, so AppLink runs it as loaded).
+        .target(name: "DeviceProfiles", dependencies: ["AppLink"]),
         // Firmware files: read, normalise, check, write. No dependencies, so the fuzzers build it alone.
         .target(name: "FirmwareImage"),
         // The DfuSe client, layout strings and the flash plan.
@@ -62,7 +63,7 @@ let package = Package(
             "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage",
         ]),
         .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
-        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles"]),
+        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles", "AppLink"]),
         .testTarget(name: "FirmwareImageTests", dependencies: [
             "FirmwareImage", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),

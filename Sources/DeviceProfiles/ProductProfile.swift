@@ -1,4 +1,5 @@
 import Foundation
+import AppLink
 
 /// A product dfuhop can upgrade, as data (protocols/devices/*.json): how its application shows up on
 /// USB, which MCU it runs on, how its ROM bootloader shows up, how to force the ROM by BOOT0 when the
@@ -34,7 +35,7 @@ public struct ProductProfile: Sendable, Hashable {
         /// protocols/hid-app-protocol.md; the image descriptor's product id the unit must report.
         case dfuhop(imageProductID: UInt32)
         /// The product's own commands.
-        case legacy(LegacyHIDProtocol)
+        case legacy(LegacyProtocol)
     }
 
     public struct DFUIdentity: Sendable, Hashable {
@@ -54,71 +55,6 @@ public struct ProductProfile: Sendable, Hashable {
         public var value: UInt32
         public var description: String { "\(name)=\(value)" }
     }
-}
-
-/// A product's own HID commands, declared (field by field) so that a product that will never speak
-/// dfuhop's protocol can still be identified and sent into its bootloader. Offsets count from the
-/// report id byte. AppLink's `LegacyClient` executes it.
-public struct LegacyHIDProtocol: Sendable, Hashable {
-    public enum Reports: String, Sendable, Hashable, CaseIterable {
-        case interrupt, feature
-    }
-
-    public struct ByteMatch: Sendable, Hashable {
-        public var offset: Int
-        public var bytes: [UInt8]
-    }
-
-    public struct Reply: Sendable, Hashable {
-        public var reportID: UInt8
-        public var match: [ByteMatch]
-    }
-
-    public enum VersionFormat: Sendable, Hashable {
-        /// "u8.u8", "u8.u8.u8", "u8.u8.u8.u8"
-        case bytes(count: Int)
-        /// "u16.u16" … "u16.u16.u16.u16", little-endian
-        case littleEndian16(count: Int)
-        /// "bcd16": one little-endian BCD word, major in the high byte
-        case bcd16
-        /// "ascii:N": N bytes of "A.B[.C[.D]]", NUL-padded
-        case ascii(length: Int)
-
-        public var width: Int {
-            switch self {
-            case .bytes(let count): count
-            case .littleEndian16(let count): 2 * count
-            case .bcd16: 2
-            case .ascii(let length): length
-            }
-        }
-    }
-
-    public struct Field: Sendable, Hashable {
-        public var offset: Int
-        public var width: Int
-    }
-
-    public struct Identify: Sendable, Hashable {
-        public var request: [UInt8]
-        public var reply: Reply
-        public var versionOffset: Int
-        public var versionFormat: VersionFormat
-        public var uidOffset: Int?
-        public var productID: Field?
-    }
-
-    public struct EnterBootloader: Sendable, Hashable {
-        public var request: [UInt8]
-        /// Nil: the product resets without answering.
-        public var reply: Reply?
-    }
-
-    public var reports: Reports
-    /// Bytes of a report including the report id byte.
-    public var reportLength: Int
-    public var identify: Identify
-    public var enterBootloader: EnterBootloader
 }
 
 /// A profile that cannot be used: which file, which field, and what is wrong with it.
@@ -395,10 +331,10 @@ private struct ProfileReader {
         return family.defaultFlashMode
     }
 
-    func legacy(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyHIDProtocol {
+    func legacy(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyProtocol {
         _ = try object(cursor, allowing: ["reports", "reportLength", "identify", "enterBootloader"])
         let kind = try string(cursor["reports"])
-        guard let reports = LegacyHIDProtocol.Reports(rawValue: kind) else {
+        guard let reports = LegacyProtocol.Reports(rawValue: kind) else {
             throw error(cursor["reports"], "\"\(kind)\" is neither \"interrupt\" nor \"feature\"")
         }
         let length: Int = try integer(cursor["reportLength"], in: 2...1024)
@@ -413,7 +349,7 @@ private struct ProfileReader {
         if identifyCursor["uidOffset"].isPresent {
             uidOffset = try fieldOffset(identifyCursor["uidOffset"], width: 12, reportLength: length)
         }
-        var productID: LegacyHIDProtocol.Field?
+        var productID: LegacyProtocol.IntegerField?
         let productCursor = identifyCursor["productID"]
         if productCursor.isPresent {
             _ = try object(productCursor, allowing: ["offset", "width"])
@@ -421,17 +357,17 @@ private struct ProfileReader {
             guard [1, 2, 4].contains(width) else { throw error(productCursor["width"], "must be 1, 2 or 4 bytes") }
             productID = .init(offset: try fieldOffset(productCursor["offset"], width: width, reportLength: length), width: width)
         }
-        let identify = LegacyHIDProtocol.Identify(
+        let identify = LegacyProtocol.Identify(
             request: try request(identifyCursor["request"], reportLength: length),
             reply: try reply(identifyCursor["reply"], reportLength: length),
-            versionOffset: versionOffset, versionFormat: format, uidOffset: uidOffset, productID: productID)
+            version: .init(offset: versionOffset, format: format), uidOffset: uidOffset, productID: productID)
 
         let enterCursor = cursor["enterBootloader"]
         _ = try object(enterCursor, allowing: ["request", "reply"])
-        let enter = LegacyHIDProtocol.EnterBootloader(
+        let enter = LegacyProtocol.EnterBootloader(
             request: try request(enterCursor["request"], reportLength: length),
             reply: enterCursor["reply"].isPresent ? try reply(enterCursor["reply"], reportLength: length) : nil)
-        return LegacyHIDProtocol(reports: reports, reportLength: length, identify: identify, enterBootloader: enter)
+        return LegacyProtocol(reports: reports, reportLength: length, identify: identify, enterBootloader: enter)
     }
 
     func request(_ cursor: JSONCursor, reportLength: Int) throws(ProductProfileError) -> [UInt8] {
@@ -442,9 +378,9 @@ private struct ProfileReader {
         return bytes
     }
 
-    func reply(_ cursor: JSONCursor, reportLength: Int) throws(ProductProfileError) -> LegacyHIDProtocol.Reply {
+    func reply(_ cursor: JSONCursor, reportLength: Int) throws(ProductProfileError) -> LegacyProtocol.Reply {
         _ = try object(cursor, allowing: ["reportID", "match"])
-        var matches: [LegacyHIDProtocol.ByteMatch] = []
+        var matches: [LegacyProtocol.ByteMatch] = []
         if cursor["match"].isPresent {
             guard case .array(let items) = cursor["match"].value else { throw error(cursor["match"], "must be an array") }
             for index in items.indices {
@@ -455,7 +391,7 @@ private struct ProfileReader {
                 matches.append(.init(offset: try fieldOffset(item["offset"], width: bytes.count, reportLength: reportLength), bytes: bytes))
             }
         }
-        return LegacyHIDProtocol.Reply(reportID: try integer(cursor["reportID"]), match: matches)
+        return LegacyProtocol.Reply(reportID: try integer(cursor["reportID"]), match: matches)
     }
 
     func fieldOffset(_ cursor: JSONCursor, width: Int, reportLength: Int) throws(ProductProfileError) -> Int {
@@ -466,7 +402,7 @@ private struct ProfileReader {
         return offset
     }
 
-    func versionFormat(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyHIDProtocol.VersionFormat {
+    func versionFormat(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyProtocol.VersionFormat {
         let text = try string(cursor)
         let components = text.split(separator: ".", omittingEmptySubsequences: false)
         if (2...4).contains(components.count), components.allSatisfy({ $0 == "u8" }) { return .bytes(count: components.count) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import AppLink
 @testable import DeviceProfiles
 
 private let devices = URL(fileURLWithPath: #filePath)
@@ -64,7 +65,8 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
         #expect(legacy.reportLength == 65)
         #expect(legacy.identify.request == [0x00, 0x49])
         #expect(legacy.identify.reply == .init(reportID: 0, match: [.init(offset: 1, bytes: [0x49])]))
-        #expect(legacy.identify.versionFormat == .bcd16)
+        #expect(legacy.identify.version.format == .bcd16)
+        #expect(legacy.identify.version.offset == 2)
         #expect(legacy.identify.uidOffset == 4)
         #expect(legacy.identify.productID == .init(offset: 16, width: 2))
         #expect(legacy.enterBootloader.request == [0x00, 0x42, 0x4F, 0x4F, 0x54])
@@ -72,6 +74,20 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
         #expect(profile.boot0 == .command(["logger-jig", "--boot0", "--usb-port", "{port}"]))
         #expect(profile.dfu == .init(vendorID: 0x0483, productID: 0xDF11), "the family's ROM identity by default")
         #expect(profile.flashMode == McuFamily.l476.defaultFlashMode)
+    }
+
+    @Test func aLoadedLegacyProfileReadsItsProductsReplyDirectly() throws {
+        let profile = try ProductProfile.load(contentsOf: devices.appendingPathComponent("legacy-example-l476.json"))
+        guard case .legacy(let legacy) = profile.application.hidProtocol else { Issue.record("expected legacy"); return }
+        var reply = [UInt8](repeating: 0, count: legacy.reportLength)
+        reply[1] = 0x49
+        reply[2...3] = [0x04, 0x03]  // BCD 3.04, major in the high byte
+        reply[4..<16] = ArraySlice((1...12).map { UInt8($0) })
+        reply[16...17] = [0x34, 0x12]
+        let identity = try legacy.identify.parse(reply)
+        #expect(identity.version == FirmwareVersion(3, 4, 0))
+        #expect(identity.uid == UniqueID((1...12).map { UInt8($0) }))
+        #expect(identity.productID == 0x1234)
     }
 
     @Test func defaultsFillWhatADfuhopProfileLeavesOut() throws {
