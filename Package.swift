@@ -10,7 +10,7 @@ let package = Package(
         // The engine, for tools that embed it.
         .library(name: "DfuHop", targets: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine",
         ]),
     ],
     dependencies: [
@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "AppLink", dependencies: ["USBTransport"]),
         // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
         .target(name: "VirtualDevice", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
+        // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
+        .target(name: "UpgradeEngine", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
         // Real USB: the C libraries (system-library targets), thin typed wrappers, and discovery over both.
         .systemLibrary(name: "CLibUSB", pkgConfig: "libusb-1.0",
                        providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),
@@ -49,7 +51,7 @@ let package = Package(
                           path: "emulated-usb/peer"),
         .executableTarget(name: "dfuhop", dependencies: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -61,6 +63,9 @@ let package = Package(
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
         .testTarget(name: "VirtualDeviceTests", dependencies: [
             "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage",
+        ]),
+        .testTarget(name: "UpgradeEngineTests", dependencies: [
+            "UpgradeEngine", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport",
         ]),
         .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
         .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles", "AppLink"]),

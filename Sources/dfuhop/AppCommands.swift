@@ -3,6 +3,7 @@ import Foundation
 import AppLink
 import DeviceProfiles
 import USBTransport
+import UpgradeEngine
 
 extension DeviceSession {
     /// The one running application this command is for.
@@ -95,50 +96,17 @@ struct EnterDFUCommand: AsyncParsableCommand {
         try await runCommand(json: json) {
             let session = try DeviceSession.open(device)
             try await session.run {
-                let unit = try await session.hidUnit()
-                let link = AppLinkClient(transport: try await session.discovery.openHID(unit), clock: session.clock)
-                let info = try await link.info()
-                guard let family = McuFamily.withDeviceID(info.deviceID) else {
-                    throw Failure(.refused, "the application reports DEV_ID 0x\(hex(info.deviceID, 3)), which is no family dfuhop knows")
-                }
-                let expectedSerial = family.romSerial.serial(uid: info.uid.bytes)
-                let events = session.discovery.events()
-                let nonce = UInt32.random(in: 1...UInt32.max)
-                _ = try await link.enterBootloader(uid: info.uid, nonce: nonce)
-                let rom = try await waitForROM(session: session, events: events, serial: expectedSerial, port: unit.usb.portPath)
+                var options = UpgradeEngine.Options()
+                options.unit = device.unit
+                options.reenumerationTimeout = .milliseconds(Int(timeout * 1000))
+                let (unit, rom) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).enterDFU(options: options)
+                let name = unit.uid?.description ?? unit.portPath
                 if json {
-                    Output.json(["outcome": "inDFU", "unit": info.uid.description, "dfuSerial": expectedSerial, "port": rom.portPath])
+                    Output.json(["outcome": "inDFU", "unit": name, "dfuSerial": rom.serialNumber ?? "", "port": rom.portPath])
                 } else {
-                    Output.print("\(family.name) \(info.uid) is in DFU mode: serial \(expectedSerial) at \(rom.portPath)")
+                    Output.print("\(unit.familyID) \(name) is in DFU mode: serial \(rom.serialNumber ?? "?") at \(rom.portPath)")
                 }
             }
-        }
-    }
-
-    /// Waits for the ROM with the predicted serial on the same port (field-safety.md: prove identity).
-    func waitForROM(session: DeviceSession, events: AsyncStream<DiscoveryEvent>, serial: String, port: String) async throws -> USBDeviceIdentity {
-        func matches(_ device: DiscoveredDevice) -> USBDeviceIdentity? {
-            guard case .dfu(let identity, _) = device, identity.portPath == port else { return nil }
-            return identity.serialNumber == nil || identity.serialNumber == serial ? identity : nil
-        }
-        if let present = try await session.discovery.devices().lazy.compactMap(matches).first { return present }
-        let clock = session.clock
-        let deadline = clock.now() + .milliseconds(Int(timeout * 1000))
-        return try await withThrowingTaskGroup(of: USBDeviceIdentity?.self) { group in
-            group.addTask {
-                for await event in events { if case .arrived(let device) = event, let identity = matches(device) { return identity } }
-                return nil
-            }
-            group.addTask {
-                try await clock.sleep(for: deadline - clock.now())
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let found = try await group.next(), let identity = found else {
-                throw Failure(.notConfirmed, "the unit did not show up in DFU mode (serial \(serial) at \(port)) within \(timeout) s",
-                              hint: "the application may not implement the jump; use the BOOT0 path: hold BOOT0 and replug")
-            }
-            return identity
         }
     }
 }

@@ -15,7 +15,7 @@ struct DfuHop: AsyncParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [
-            ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
+            UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
             ImageCommand.self, DoctorCommand.self, ExitCodesCommand.self,
         ])
 }

@@ -5,6 +5,7 @@ import USBTransport
 import DfuSe
 import AppLink
 import VirtualDevice
+import UpgradeEngine
 
 /// What a command failed with, ready for a person: one sentence, what to do, and the exit status.
 /// Each layer's error type is mapped here, once (architecture rule 3).
@@ -39,6 +40,8 @@ struct Failure: Error, CustomStringConvertible {
             return dfuSe(error)
         case let error as AppLinkError:
             return appLink(error)
+        case let error as UpgradeError:
+            return upgrade(error)
         case let error as VirtualDeviceError:
             return Failure(.configuration, error.description)
         case let error as ProductProfileError:
@@ -88,6 +91,24 @@ struct Failure: Error, CustomStringConvertible {
             return Failure(.notConfirmed, error.description,
                            hint: "the unit did not reset into its bootloader; use the BOOT0 path (hold BOOT0 and replug)")
         }
+    }
+
+    static func upgrade(_ error: UpgradeError) -> Failure {
+        var failure: Failure
+        switch error.kind {
+        case .refused: failure = Failure(.refused, error.description)
+        case .noUnit: failure = Failure(.noDevice, error.description)
+        case .ambiguous: failure = Failure(.ambiguous, error.description)
+        case .notBuilt: failure = Failure(.noDevice, error.description)
+        case .notConfirmed: failure = Failure(.notConfirmed, error.description)
+        case .image(let inner): failure = image(inner)
+        case .flash(let inner): failure = dfuSe(inner)
+        case .application(let inner): failure = appLink(inner)
+        case .transport(let inner): failure = transport(inner)
+        }
+        failure.message = error.description
+        failure.hint = error.hint
+        return failure
     }
 
     static func image(_ error: ImageError) -> Failure {

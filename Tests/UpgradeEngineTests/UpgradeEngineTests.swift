@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+import AppLink
+import DeviceProfiles
+import DfuSe
+import FirmwareImage
+import USBTransport
+import UpgradeEngine
+@testable import VirtualDevice
+
+/// The workflow end to end on virtual units (virtual clock: no test sleeps).
+@Suite("Upgrade engine on the virtual device")
+struct UpgradeEngineTests {
+    static func image(_ family: McuFamily, _ major: UInt16, size: Int = 24 * 1024) throws -> FirmwareImage {
+        let normalized = try DemoImage.make(family: family, version: ImageVersion(major: major, minor: 0, patch: 0), size: size)
+        return FirmwareImage(format: .binary, segments: normalized.segments)
+    }
+
+    static func programmed(_ family: McuFamily) throws -> (VirtualUnit, VirtualBus, VirtualClock) {
+        let clock = VirtualClock()
+        let unit = try SimulationSpec(family: family, state: .programmed).makeUnit(clock: clock)
+        return (unit, VirtualBus(units: [unit]), clock)
+    }
+
+    final class Recorder: @unchecked Sendable {
+        let lock = NSLock()
+        var phases: [UpgradePhase] = []
+        func record(_ event: UpgradeEvent) {
+            if case .phaseStarted(let phase) = event { lock.withLock { phases.append(phase) } }
+        }
+    }
+
+    @Test("a programmed unit is upgraded and confirmed, phases in order, nothing destructive sent", arguments: McuFamily.all)
+    func upgradesEveryFamily(family: McuFamily) async throws {
+        let (unit, bus, clock) = try Self.programmed(family)
+        let recorder = Recorder()
+        let engine = UpgradeEngine(discovery: bus, clock: clock, onEvent: recorder.record)
+        let result = try await engine.upgrade(try Self.image(family, 2), source: "v2")
+        #expect(result.outcome == .upgraded)
+        #expect(result.before.version == FirmwareVersion(1, 0, 0))
+        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+        #expect(recorder.phases == [.find, .plan, .enter, .flash, .confirm])
+        #expect(unit.currentMode == .application)
+        #expect(!unit.requestLog.contains { $0.isDestructive })
+        #expect(unit.corruptedWords.isEmpty)
+    }
+
+    @Test("a re-run on an upgraded unit touches nothing")
+    func upToDate() async throws {
+        let (unit, bus, clock) = try Self.programmed(.g474)
+        let engine = UpgradeEngine(discovery: bus, clock: clock)
+        _ = try await engine.upgrade(try Self.image(.g474, 2), source: "v2")
+        unit.resetCounters()
+        let again = try await engine.upgrade(try Self.image(.g474, 2), source: "v2")
+        #expect(again.outcome == .upToDate)
+        #expect(unit.controlTransfers == 0)
+        #expect(!unit.requestLog.contains { if case .hidReport(0x10) = $0.kind { true } else { false } }, "no ENTER_BOOTLOADER")
+    }
+
+    @Test("a downgrade and another product's image are refused before anything changes")
+    func refusals() async throws {
+        let (unit, bus, clock) = try Self.programmed(.f407)
+        let engine = UpgradeEngine(discovery: bus, clock: clock)
+        _ = try await engine.upgrade(try Self.image(.f407, 3), source: "v3")
+        unit.resetCounters()
+        await #expect(throws: UpgradeError.self) { _ = try await engine.upgrade(try Self.image(.f407, 2), source: "v2") }
+        let other = try DemoImage.make(family: .f407, version: ImageVersion(major: 9, minor: 0, patch: 0), productID: 0x1234_5678)
+        await #expect(throws: UpgradeError.self) {
+            _ = try await engine.upgrade(FirmwareImage(format: .binary, segments: other.segments), source: "other")
+        }
+        #expect(unit.controlTransfers == 0)
+        #expect(unit.currentMode == .application)
+    }
+
+    @Test("only changed sectors are rewritten when the application reports sector CRCs")
+    func skipsUnchangedSectors() async throws {
+        let (_, bus, clock) = try Self.programmed(.g474)
+        let engine = UpgradeEngine(discovery: bus, clock: clock)
+        let v2 = try Self.image(.g474, 2, size: 256 * 1024)
+        let first = try await engine.upgrade(v2, source: "v2")
+        // v3 differs from v2 only in the vector-table sector (version and CRC in the descriptor).
+        let v3 = try Self.image(.g474, 3, size: 256 * 1024)
+        var changed = v3
+        changed.targets[0].segments[0].bytes.replaceSubrange(0x800..<(256 * 1024), with: v2.segments[0].bytes[0x800...])
+        let restamped = try changed.stamped(productID: ApplicationIdentity.demoImageProductID(for: .g474),
+                                            version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
+        let second = try await engine.upgrade(restamped, source: "v3")
+        #expect(second.outcome == .upgraded)
+        #expect(second.skippedSectors == 127)
+        #expect((second.flashReport?.erasedSectors ?? 99) == 1)
+        let full = first.phases.reduce(Duration.zero) { $0 + $1.duration }
+        let partial = second.phases.reduce(Duration.zero) { $0 + $1.duration }
+        #expect(partial < full / 4, "one changed sector of 256 KiB takes under 25 % of a full upgrade")
+    }
+
+    @Test("a unit left in DFU by an interrupted upgrade is finished")
+    func resumesFromDFU() async throws {
+        let clock = VirtualClock()
+        let unit = try SimulationSpec(family: .l476, state: .dfu).makeUnit(clock: clock)
+        let bus = VirtualBus(units: [unit])
+        let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(try Self.image(.l476, 2), source: "v2")
+        #expect(result.before.classification == .inDFU)
+        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+    }
+
+    @Test("an application that never comes back is reported, not claimed as success")
+    func notConfirmed() async throws {
+        let (unit, bus, clock) = try Self.programmed(.g474)
+        let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+            if case .flash(.phaseFinished(.verify)) = event { unit.setFaults(FaultPlan(neverReturnAfterReset: true)) }
+        }
+        do {
+            _ = try await engine.upgrade(try Self.image(.g474, 2), source: "v2")
+            Issue.record("an upgrade whose unit never came back must not succeed")
+        } catch let error as UpgradeError {
+            #expect(error.phase == .confirm)
+            guard case .notConfirmed = error.kind else { Issue.record("expected notConfirmed, got \(error)"); return }
+        }
+    }
+
+    @Test("two units and no --unit: refused, none touched")
+    func ambiguous() async throws {
+        let clock = VirtualClock()
+        let units = try (1...2).map { try SimulationSpec(family: .g474, state: .programmed).makeUnit(index: $0, clock: clock) }
+        let engine = UpgradeEngine(discovery: VirtualBus(units: units), clock: clock)
+        await #expect(throws: UpgradeError.self) { _ = try await engine.upgrade(try Self.image(.g474, 2), source: "v2") }
+        #expect(units.allSatisfy { $0.controlTransfers == 0 && $0.currentMode == .application })
+        var options = UpgradeEngine.Options()
+        options.unit = units[1].portPath
+        let result = try await engine.upgrade(try Self.image(.g474, 2), source: "v2", options: options)
+        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+        #expect(units[0].controlTransfers == 0, "only the named unit was touched")
+    }
+}
