@@ -119,17 +119,3 @@ extension VirtualUnit {
         return try restore(snapshot, clock: clock, source: url.path)
     }
 }
-
-func bytes(fromHex text: String) -> [UInt8]? {
-    let digits = Array(text.utf8)
-    guard digits.count % 2 == 0 else { return nil }
-    var result = [UInt8]()
-    result.reserveCapacity(digits.count / 2)
-    var index = 0
-    while index < digits.count {
-        guard let value = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
-        result.append(value)
-        index += 2
-    }
-    return result
-}

@@ -210,17 +210,21 @@ public final class VirtualUnit: @unchecked Sendable {
 
     /// A reset of the given kind, then the boot decision (AN2606 "Bootloader activation").
     func reset(_ kind: ResetKind) {
+        restart {
+            // A USB-powered product has VBAT tied to VDD: a power-on reset clears the backup domain.
+            if kind == .powerOn { backupRegisters = [UInt32](repeating: 0, count: backupRegisters.count) }
+            if family.emptyCheck, kind != .system { emptyCheckLatchedROM = flashWordErased(at: 0) }
+            return bootDecisionLocked()
+        }
+    }
+
+    /// The core starts anew (reset or jump): a new enumeration, a fresh ROM state, and the mode `decide`
+    /// picks under the lock — or nothing on the bus when the never-return fault is set.
+    private func restart(_ decide: () -> UnitMode) {
         lock.withLock {
             enumeration += 1
             rom = ROMState()
-            if faults.neverReturnAfterReset {
-                mode = .off
-            } else {
-                // A USB-powered product has VBAT tied to VDD: a power-on reset clears the backup domain.
-                if kind == .powerOn { backupRegisters = [UInt32](repeating: 0, count: backupRegisters.count) }
-                if family.emptyCheck, kind != .system { emptyCheckLatchedROM = flashWordErased(at: 0) }
-                mode = bootDecisionLocked()
-            }
+            mode = faults.neverReturnAfterReset ? .off : decide()
         }
         publishPresence()
     }
@@ -247,17 +251,11 @@ public final class VirtualUnit: @unchecked Sendable {
 
     /// The ROM's jump when leaving DFU (`McuFamily.leaveJump`, seed 001). No reset: registers are kept.
     func jump(to address: UInt32) {
-        lock.withLock {
-            enumeration += 1
-            rom = ROMState()
-            if faults.neverReturnAfterReset {
-                mode = .off
-            } else {
-                mode = jumpOutcomeLocked(address) ? .application : .hung
-                if mode == .application, case .refuses = applicationStartLocked() { mode = .hung }
-            }
+        restart {
+            guard jumpOutcomeLocked(address) else { return .hung }
+            if case .refuses = applicationStartLocked() { return .hung }
+            return .application
         }
-        publishPresence()
     }
 
     func jumpOutcomeLocked(_ address: UInt32) -> Bool {

@@ -103,29 +103,6 @@ struct ROMDescriptors {
     }
 }
 
-/// Hex digits to bytes in one pass (a data stage is up to 4096 digits).
-func bytes(fromHex text: Substring) -> [UInt8]? {
-    let digits = Array(text.utf8)
-    guard digits.count % 2 == 0 else { return nil }
-    func value(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x41...0x46: c - 0x37
-        case 0x61...0x66: c - 0x57
-        default: nil
-        }
-    }
-    var result = [UInt8]()
-    result.reserveCapacity(digits.count / 2)
-    var index = 0
-    while index < digits.count {
-        guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
-        result.append(high << 4 | low)
-        index += 2
-    }
-    return result
-}
-
 // MARK: The server
 
 let server = Process()
