@@ -34,7 +34,8 @@ let package = Package(
         // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
         .target(name: "VirtualDevice", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
         // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
-        .target(name: "UpgradeEngine", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
+        .target(name: "UpgradeEngine", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
+                                                      .product(name: "Crypto", package: "swift-crypto")]),
         // Real USB: the C libraries (system-library targets), thin typed wrappers, and discovery over both.
         .systemLibrary(name: "CLibUSB", pkgConfig: "libusb-1.0",
                        providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),

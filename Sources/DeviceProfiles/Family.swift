@@ -141,6 +141,14 @@ public struct OptionByteMap: Sendable, Hashable {
         self.readProtectionByteOffset = readProtectionByteOffset
         self.dualBankBit = dualBankBit
     }
+
+    /// The bit a reference-manual option name stands for, where dfuhop has the data (DBANK).
+    public func bit(named name: String) -> Int? {
+        switch name {
+        case "DBANK": dualBankBit
+        default: nil
+        }
+    }
 }
 
 /// A half-open address range [start, start + size).

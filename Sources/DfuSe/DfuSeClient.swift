@@ -17,6 +17,14 @@ public struct ReadUnprotectConsent: Sendable {
     private init() {}
 }
 
+/// Explicit opt-in for `writeOptionBytes`: option bytes change how the unit boots and how its flash is
+/// organised, and the write resets it (seed 003); never done unless the operator asked (field-safety.md).
+public struct OptionByteConsent: Sendable {
+    /// The operator asked for option bytes to be written with an explicit flag.
+    public static let operatorRequestedOptionBytes = OptionByteConsent()
+    private init() {}
+}
+
 /// Control transfers a client has made, for benchmarks (one set-address per run versus dfu-util's one per block).
 public struct TransferStatistics: Sendable, Hashable, Codable {
     /// Every control transfer, SET_INTERFACE included.
@@ -265,6 +273,27 @@ public actor DfuSeClient {
         emit(.readUnprotected(deviceReset: reset))
         emit(.phaseFinished(.readUnprotect))
         return reset
+    }
+
+    /// Writes the option-byte area (the caller has selected its alternate setting with `prepare`): set
+    /// address, one DNLOAD, GETSTATUS. The ROM then loads the option bytes, which resets the MCU, so the
+    /// device leaving the bus is the expected ending (AN3156 §6; seed 003). Returns whether it left.
+    @discardableResult
+    public func writeOptionBytes(_ bytes: [UInt8], at address: UInt32, _ consent: OptionByteConsent) async throws(DfuSeError) -> Bool {
+        try begin("writeOptionBytes")
+        defer { end() }
+        let operation = DfuSeOperation.download(block: 2, address: address, length: bytes.count)
+        do throws(DfuSeError) {
+            try await command(.setAddress(address), during: .setAddress(address), kind: .command)
+            try await send(.download, value: 2, data: bytes, during: operation)
+            lastKnownState = .downloadSync
+            _ = try await pollUntilDone(during: operation, kind: .data, sector: nil, allowRecovery: false)
+            return false
+        } catch {
+            guard let kind = error.transportError?.kind, Self.meansDeviceLeft(kind) else { throw error }
+            lastKnownState = nil
+            return true
+        }
     }
 
     /// Leaves DFU: set address (the jump target), zero-length DNLOAD, GETSTATUS (AN3156). The device

@@ -100,7 +100,7 @@ struct EnterDFUCommand: AsyncParsableCommand {
                 options.unit = device.unit
                 options.reenumerationTimeout = .milliseconds(Int(timeout * 1000))
                 let (unit, rom) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).enterDFU(options: options)
-                let name = unit.uid?.description ?? unit.portPath
+                let name = unit.uid?.description ?? unit.portPath ?? "the unit"
                 if json {
                     Output.json(["outcome": "inDFU", "unit": name, "dfuSerial": rom.serialNumber ?? "", "port": rom.portPath])
                 } else {

@@ -29,6 +29,9 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
     var family: String?
 
+    @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
+    var simulateUnits: Int = 1
+
     var isSimulated: Bool { simulate != nil || simulateState != nil }
 }
 
@@ -39,11 +42,26 @@ struct DeviceSession {
     let options: DeviceOptions
     /// The simulated unit, saved back to `--simulate-state` by `finish()`.
     let virtualUnit: VirtualUnit?
+    /// The simulated bus, when simulated.
+    var virtualBus: VirtualBus? { discovery as? VirtualBus }
 
     static func open(_ options: DeviceOptions) throws -> DeviceSession {
         if options.isSimulated {
             // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
             let clock = VirtualClock()
+            guard (1...64).contains(options.simulateUnits) else {
+                throw Failure(.usage, "--simulate-units \(options.simulateUnits) is out of range (1 to 64)")
+            }
+            if options.simulateUnits > 1 {
+                guard options.simulateState == nil, let text = options.simulate else {
+                    throw Failure(.usage, "--simulate-units needs --simulate and cannot keep state (--simulate-state)")
+                }
+                do {
+                    let spec = try SimulationSpec(parsing: text)
+                    let units = try (1...options.simulateUnits).map { try spec.makeUnit(index: $0, clock: clock) }
+                    return DeviceSession(discovery: VirtualBus(units: units), clock: clock, options: options, virtualUnit: nil)
+                } catch { throw Failure(.usage, "\(error)") }
+            }
             let unit: VirtualUnit
             if let path = options.simulateState, FileManager.default.fileExists(atPath: path) {
                 if options.simulate != nil {

@@ -34,6 +34,8 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
     case ambiguous = 84
     /// The operator cancelled.
     case cancelled = 85
+    /// The unit can only be reached through BOOT0, and no BOOT0 path is set up (or it did not work).
+    case needsBoot0 = 86
 
     var meaning: String {
         switch self {
@@ -54,6 +56,7 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
         case .notConfirmed: "the unit did not come back with the new firmware"
         case .ambiguous: "more than one unit matches; name one"
         case .cancelled: "cancelled by the operator"
+        case .needsBoot0: "the unit needs the BOOT0 path (hold BOOT0 and replug, or --boot0-command)"
         }
     }
 }

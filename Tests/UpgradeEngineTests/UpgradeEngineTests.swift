@@ -39,7 +39,7 @@ struct UpgradeEngineTests {
         #expect(result.outcome == .upgraded)
         #expect(result.before.version == FirmwareVersion(1, 0, 0))
         #expect(result.newVersion == FirmwareVersion(2, 0, 0))
-        #expect(recorder.phases == [.find, .plan, .enter, .flash, .confirm])
+        #expect(recorder.phases == [.find, .plan, .enter, .flash, .leave, .confirm])
         #expect(unit.currentMode == .application)
         #expect(!unit.requestLog.contains { $0.isDestructive })
         #expect(unit.corruptedWords.isEmpty)
@@ -93,13 +93,13 @@ struct UpgradeEngineTests {
         #expect(partial < full / 4, "one changed sector of 256 KiB takes under 25 % of a full upgrade")
     }
 
-    @Test("a unit left in DFU by an interrupted upgrade is finished")
+    @Test("a blank unit in DFU is classified in its ROM and programmed")
     func resumesFromDFU() async throws {
         let clock = VirtualClock()
         let unit = try SimulationSpec(family: .l476, state: .dfu).makeUnit(clock: clock)
         let bus = VirtualBus(units: [unit])
         let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(try Self.image(.l476, 2), source: "v2")
-        #expect(result.before.classification == .inDFU)
+        #expect(result.before.classification == .blank)
         #expect(result.newVersion == FirmwareVersion(2, 0, 0))
     }
 

@@ -1,0 +1,151 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What the host remembers about an upgrade in progress, one file per unit (field-safety.md: "a journal on
+/// the host records the unit's identity, the plan and the last completed step, so a second run resumes
+/// instead of starting blind"). Written before the unit is touched and after every step; removed once the
+/// new firmware is confirmed.
+public struct JournalEntry: Sendable, Hashable, Codable {
+    public enum Step: String, Sendable, Hashable, Codable, Comparable {
+        /// Nothing on the unit has changed yet; the next step sends it to its ROM.
+        case planned
+        /// The unit is in its ROM, proven to be this unit.
+        case inROM = "in-rom"
+        case optionBytesWritten = "option-bytes-written"
+        /// Erasing and writing started: the flash holds a mix until `verified`.
+        case flashing
+        case verified
+        /// DFU was left; the application has not been confirmed yet.
+        case left
+
+        static let order: [Step] = [.planned, .inROM, .optionBytesWritten, .flashing, .verified, .left]
+        public static func < (a: Step, b: Step) -> Bool { order.firstIndex(of: a)! < order.firstIndex(of: b)! }
+    }
+
+    /// The ROM's serial number (from the UID): the key that names the unit in both of its modes.
+    public var dfuSerial: String
+    public var uid: String?
+    public var portPath: String
+    public var family: String
+    public var classificationBefore: String
+    public var oldVersion: String?
+    public var image: String
+    /// SHA-256 of the normalised image, hex: a resumed run knows whether it writes the same image.
+    public var imageDigest: String
+    public var newVersion: String
+    public var sectors: [UInt32]
+    public var step: Step
+    public var updated: Date
+}
+
+/// The journal directory (`--state-dir`): entries and per-unit locks. Every failure is a
+/// `JournalError` naming the file.
+public struct JournalStore: Sendable {
+    public let directory: URL
+
+    public init(directory: URL) { self.directory = directory }
+
+    /// `$XDG_STATE_HOME/dfuhop`, else `~/.local/state/dfuhop`.
+    public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") {
+            return URL(fileURLWithPath: state).appendingPathComponent("dfuhop")
+        }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return URL(fileURLWithPath: home).appendingPathComponent(".local/state/dfuhop")
+    }
+
+    static func fileName(_ key: String) -> String {
+        String(key.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+    }
+
+    func entryURL(_ key: String) -> URL { directory.appendingPathComponent("unit-\(Self.fileName(key)).json") }
+
+    func ensureDirectory() throws(JournalError) {
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw JournalError(path: directory.path, problem: "cannot be created (\(error.localizedDescription))")
+        }
+    }
+
+    /// The entry for the unit whose ROM serial is `key`, if an upgrade of it was interrupted. An entry
+    /// that cannot be read is an error, not "no entry": a resume must not start blind.
+    public func entry(for key: String) throws(JournalError) -> JournalEntry? {
+        let url = entryURL(key)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(JournalEntry.self, from: Data(contentsOf: url))
+        } catch {
+            throw JournalError(path: url.path, problem: "is not a dfuhop journal entry (\(error.localizedDescription)); "
+                               + "remove it if no upgrade of this unit is in progress")
+        }
+    }
+
+    /// Writes atomically (temporary file, then rename), so a killed process leaves the old or the new entry.
+    public func write(_ entry: JournalEntry) throws(JournalError) {
+        try ensureDirectory()
+        let url = entryURL(entry.dfuSerial)
+        do {
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(entry).write(to: url, options: .atomic)
+        } catch {
+            throw JournalError(path: url.path, problem: "cannot be written (\(error.localizedDescription))")
+        }
+    }
+
+    public func remove(_ key: String) throws(JournalError) {
+        let url = entryURL(key)
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        do { try FileManager.default.removeItem(at: url) } catch {
+            throw JournalError(path: url.path, problem: "cannot be removed (\(error.localizedDescription))")
+        }
+    }
+
+    /// Takes the unit's lock without waiting: one process per unit (flock(2), released when the process
+    /// ends, however it ends). nil when another process holds it.
+    public func lock(_ key: String) throws(JournalError) -> UnitLock? {
+        try ensureDirectory()
+        let path = directory.appendingPathComponent("unit-\(Self.fileName(key)).lock").path
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw JournalError(path: path, problem: "cannot be opened (\(String(cString: strerror(errno))))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno
+            close(descriptor)
+            if reason == EWOULDBLOCK { return nil }
+            throw JournalError(path: path, problem: "cannot be locked (\(String(cString: strerror(reason))))")
+        }
+        return UnitLock(descriptor: descriptor)
+    }
+}
+
+/// A held per-unit lock; `release()` (or the process ending) lets another process have the unit.
+public final class UnitLock: @unchecked Sendable {
+    private var descriptor: Int32?
+    private let mutex = NSLock()
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    public func release() {
+        mutex.withLock {
+            if let descriptor { close(descriptor) }
+            descriptor = nil
+        }
+    }
+
+    deinit { release() }
+}
+
+/// The journal directory or one of its files cannot be used.
+public struct JournalError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public var problem: String
+    public var description: String { "journal \(path) \(problem)" }
+}
