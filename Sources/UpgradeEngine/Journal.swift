@@ -85,6 +85,17 @@ public struct JournalStore: Sendable {
         }
     }
 
+    /// The entry of an interrupted upgrade of the unit on `port` (a unit that now shows nothing is known
+    /// only by its port); nil if none, or if several name the port.
+    public func entry(forPort port: String) throws(JournalError) -> JournalEntry? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return nil }
+        var found: [JournalEntry] = []
+        for name in names where name.hasPrefix("unit-") && name.hasSuffix(".json") {
+            if let entry = try entry(for: String(name.dropFirst(5).dropLast(5))), entry.portPath == port { found.append(entry) }
+        }
+        return found.count == 1 ? found[0] : nil
+    }
+
     /// Writes atomically (temporary file, then rename), so a killed process leaves the old or the new entry.
     public func write(_ entry: JournalEntry) throws(JournalError) {
         try ensureDirectory()

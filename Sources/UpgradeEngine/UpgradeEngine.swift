@@ -75,16 +75,28 @@ public struct UpgradeEngine: Sendable {
         defer { run.locks.forEach { $0.release() } }
 
         // 1. Find: the application that answers, a ROM in DFU, or nothing (the BOOT0 path).
-        let found = try await phase(.find, run) { try await find(options) }
+        var found = try await phase(.find, run) { try await find(options) }
         onEvent(.found(found.description))
-        let resumed = try await within(.find) { try journalEntry(for: found.description.dfuSerial, options: options) }
-        if let resumed { onEvent(.resuming(resumed)) }
+        let resumed = try await within(.find) { try journalEntry(for: found, options: options) }
+        if let resumed {
+            onEvent(.resuming(resumed))
+            // A unit that shows nothing is known from its journal: family, ROM serial, port.
+            if case .boot0(let port, nil) = found.reach, let family = McuFamily.named(resumed.family) {
+                found.family = found.family ?? family
+                found.description.familyID = family.id
+                found.description.dfuSerial = resumed.dfuSerial
+                found.description.portPath = port ?? resumed.portPath
+                found.reach = .boot0(port: port ?? resumed.portPath, expectedSerial: resumed.dfuSerial)
+            }
+        }
 
         // 2. Plan, against what the unit runs and its flash.
         let prepared = try await phase(.plan, run) { try await plan(file, source: source, unit: found, options: options) }
         var before = found.description
         before.familyID = prepared.family.id
         if prepared.upToDate {
+            // The unit runs the image: an interrupted upgrade to it did finish (confirmed by its application).
+            if resumed != nil, let serial = before.dfuSerial { try await within(.plan) { try options.journal?.remove(serial) } }
             return UpgradeResult(outcome: .upToDate, before: before, newVersion: before.version, phases: run.phases,
                                  plan: prepared.plan, flashReport: nil, skippedSectors: 0, resumed: resumed)
         }
@@ -198,9 +210,12 @@ public struct UpgradeEngine: Sendable {
 
     // MARK: Journal and locks
 
-    func journalEntry(for serial: String?, options: Options) throws -> JournalEntry? {
-        guard let serial, let journal = options.journal else { return nil }
-        return try journal.entry(for: serial)
+    /// The journal entry of an interrupted upgrade of this unit: by its ROM serial, else by its port.
+    func journalEntry(for found: Found, options: Options) throws -> JournalEntry? {
+        guard let journal = options.journal else { return nil }
+        if let serial = found.description.dfuSerial { return try journal.entry(for: serial) }
+        if let port = found.description.portPath { return try journal.entry(forPort: port) }
+        return nil
     }
 
     func lock(_ key: String, _ run: Run, _ options: Options) throws {

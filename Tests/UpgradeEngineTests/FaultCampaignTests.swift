@@ -1,0 +1,296 @@
+import Foundation
+import Testing
+import AppLink
+import DeviceProfiles
+import DfuSe
+import FirmwareImage
+import USBTransport
+import UpgradeEngine
+@testable import VirtualDevice
+
+/// The fault matrix of field-safety.md on the virtual device: every fault at every phase and at every
+/// flash operation and control transfer of a representative upgrade, on each family model. After each case:
+/// only the intended unit was touched, no forbidden request was sent, the phases came in a legal order,
+/// a unit that runs an application runs the old or the new firmware exactly, and a second run (after the
+/// operator power-cycles the unit, with the BOOT0 jig available) finishes the upgrade.
+@Suite("Fault campaign")
+struct FaultCampaignTests {
+    /// One case: a fault armed on the target before the first run.
+    struct Case: CustomStringConvertible, Sendable {
+        enum Fault: Sendable {
+            case plan(FaultPlan)
+            /// The host process dies when the predicate first matches an event (task cancelled there).
+            case kill(String, @Sendable (UpgradeEvent) -> Bool)
+            /// The unit goes away and does not come back after the next reset from this event on.
+            case neverReturns(String, @Sendable (UpgradeEvent) -> Bool)
+        }
+        var family: McuFamily
+        var kind: String
+        var detail: String
+        var fault: Fault
+        var description: String { "\(family.id) \(kind) \(detail)" }
+    }
+
+    final class Log: @unchecked Sendable {
+        let lock = NSLock()
+        var phases: [UpgradePhase] = []
+        var fired = false
+        func record(_ event: UpgradeEvent) {
+            if case .phaseStarted(let phase) = event { lock.withLock { phases.append(phase) } }
+        }
+    }
+
+    static let families: [McuFamily] = McuFamily.all
+
+    static func holds(_ flash: FlatMemory, _ segment: Segment) -> Bool {
+        let offset = Int(segment.address - flash.base)
+        return offset >= 0 && offset + segment.bytes.count <= flash.bytes.count
+            && flash.bytes[offset..<offset + segment.bytes.count].elementsEqual(segment.bytes)
+    }
+
+    static func image(_ family: McuFamily, _ major: UInt16) throws -> (FirmwareImage, NormalizedImage) {
+        let normalized = try DemoImage.make(family: family, version: ImageVersion(major: major, minor: 0, patch: 0), size: 12 * 1024)
+        return (FirmwareImage(format: .binary, segments: normalized.segments), normalized)
+    }
+
+    /// A target at 1-1 running v1 and an identical bystander at 1-2.
+    static func bench(_ family: McuFamily, clock: VirtualClock) throws -> (target: VirtualUnit, bystander: VirtualUnit, bus: VirtualBus) {
+        let v1 = try image(family, 1).1
+        let units = (1...2).map { index in
+            let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: index), portPath: "1-\(index)", clock: clock)
+            for segment in v1.segments { unit.programDirectly(segment.bytes, at: segment.address) }
+            unit.powerCycle()
+            unit.resetCounters()
+            return unit
+        }
+        return (units[0], units[1], VirtualBus(units: units))
+    }
+
+    static func options(_ bus: VirtualBus, journal: URL) -> UpgradeEngine.Options {
+        var options = UpgradeEngine.Options()
+        options.unit = "1-1"
+        options.journal = JournalStore(directory: journal)
+        options.reenumerationTimeout = .seconds(2)
+        let target = bus.unit(at: "1-1")!
+        options.boot0 = Boot0Path(description: "virtual jig", arrivalTimeout: .seconds(2)) { request in
+            switch request.action {
+            case .enterROM:
+                target.setBoot0(true)
+                target.powerCycle()
+                target.setBoot0(false)
+            case .startApplication:
+                target.powerCycle()
+            }
+        }
+        return options
+    }
+
+    /// A clean run's counts, to place faults at every flash operation and transfer.
+    static func cleanCounts(_ family: McuFamily) async throws -> (flashOperations: Int, transfers: Int, blocks: Int) {
+        let clock = VirtualClock()
+        let (target, _, bus) = try bench(family, clock: clock)
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-clean-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: journal) }
+        let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(try image(family, 2).0, source: "v2",
+                                                                                   options: options(bus, journal: journal))
+        return (target.flashOperations, target.controlTransfers, result.plan?.blockCount ?? 0)
+    }
+
+    static func cases() async throws -> [Case] {
+        var cases: [Case] = []
+        for family in families {
+            let counts = try await cleanCounts(family)
+            for operation in 1...counts.flashOperations {
+                cases.append(Case(family: family, kind: "power lost during flash op", detail: "#\(operation)",
+                                  fault: .plan(FaultPlan(powerLossAtFlashOperation: operation))))
+            }
+            for transfer in 1...counts.transfers {
+                cases.append(Case(family: family, kind: "cable pulled at transfer", detail: "#\(transfer)",
+                                  fault: .plan(FaultPlan(disconnectAtTransfer: transfer))))
+            }
+            for transfer in stride(from: 1, through: counts.transfers, by: 3) {
+                cases.append(Case(family: family, kind: "stall at transfer", detail: "#\(transfer)",
+                                  fault: .plan(FaultPlan(stallAtTransfer: transfer))))
+            }
+            for status in DFUStatus.allCases where status != .ok {
+                cases.append(Case(family: family, kind: "DFU status error", detail: "\(status) at block 2",
+                                  fault: .plan(FaultPlan(statusErrorAtBlock: .init(block: 2, status: status)))))
+            }
+            if family.quirks.contains(where: { if case .stuckInDownloadBusy = $0 { true } else { false } }) {
+                for operation in 1...counts.flashOperations {
+                    cases.append(Case(family: family, kind: "stuck in dfuDNBUSY at flash op", detail: "#\(operation)",
+                                      fault: .plan(FaultPlan(stuckBusyAtFlashOperation: operation))))
+                }
+            }
+            // The phases this upgrade goes through (no option bytes; re-enumeration is waited for inside enter).
+            for phase in UpgradePhase.allCases where phase != .reenumerate && phase != .optionBytes {
+                cases.append(Case(family: family, kind: "host killed at phase", detail: phase.rawValue, fault: .kill(phase.rawValue) { event in
+                    if case .phaseStarted(phase) = event { true } else { false }
+                }))
+            }
+            for block in [1, counts.blocks / 2, counts.blocks] {
+                cases.append(Case(family: family, kind: "host killed while writing", detail: "block \(block)", fault: .kill("block \(block)") { event in
+                    if case .flash(.bytesWritten(let done, _, _)) = event { done >= block * Int(family.rom.transferSize) } else { false }
+                }))
+            }
+            cases.append(Case(family: family, kind: "unit never returns", detail: "after ENTER_BOOTLOADER", fault: .neverReturns("enter") { event in
+                if case .phaseStarted(.enter) = event { true } else { false }
+            }))
+            cases.append(Case(family: family, kind: "unit never returns", detail: "after leaving DFU", fault: .neverReturns("leave") { event in
+                if case .phaseStarted(.leave) = event { true } else { false }
+            }))
+        }
+        return cases
+    }
+
+    struct Outcome: Sendable {
+        var firstRun: String
+        var problems: [String]
+    }
+
+    static func run(_ testCase: Case) async throws -> Outcome {
+        let family = testCase.family
+        let clock = VirtualClock()
+        let (target, bystander, bus) = try bench(family, clock: clock)
+        let (v1File, v1) = try image(family, 1)
+        _ = v1File
+        let (v2File, v2) = try image(family, 2)
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-fault-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: journal) }
+        let options = options(bus, journal: journal)
+        let log = Log()
+        var problems: [String] = []
+
+        if case .plan(let plan) = testCase.fault { target.setFaults(plan) }
+        let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+            log.record(event)
+            switch testCase.fault {
+            case .kill(_, let trigger):
+                if !log.fired, trigger(event) {
+                    log.fired = true
+                    withUnsafeCurrentTask { $0?.cancel() }
+                }
+            case .neverReturns(_, let trigger):
+                if !log.fired, trigger(event) {
+                    log.fired = true
+                    target.setFaults(FaultPlan(neverReturnAfterReset: true))
+                }
+            case .plan: break
+            }
+        }
+        let first: String
+        do {
+            let result = try await Task { try await engine.upgrade(v2File, source: "v2", options: options) }.value
+            first = result.outcome.rawValue
+        } catch let error as UpgradeError {
+            first = "failed in \(error.phase)"
+        }
+
+        // Checks on the first run.
+        if !bystander.requestLog.isEmpty { problems.append("the bystander unit received \(bystander.requestLog.count) requests") }
+        if target.requestLog.contains(where: \.isDestructive) { problems.append("a destructive request was sent") }
+        let phases = log.phases
+        if zip(phases, phases.dropFirst()).contains(where: { !($0 < $1) }) { problems.append("phases out of order: \(phases)") }
+
+        // The operator power-cycles the unit. If an application runs, it is the old or the new one, exactly.
+        target.setFaults(.none)
+        target.powerCycle()
+        if target.currentMode == .application {
+            let flash = target.flashContents()
+            let holdsImage = { (image: NormalizedImage) in image.segments.allSatisfy { Self.holds(flash, $0) } }
+            if !holdsImage(v1), !holdsImage(v2) { problems.append("an application runs from flash that is neither v1 nor v2") }
+        }
+
+        // A second run finishes the job.
+        let second = UpgradeEngine(discovery: bus, clock: clock)
+        do {
+            let result = try await second.upgrade(v2File, source: "v2", options: options)
+            if result.outcome != .upgraded && result.outcome != .upToDate { problems.append("second run: \(result.outcome)") }
+        } catch {
+            problems.append("second run failed: \(error)")
+        }
+        if target.currentMode != .application { problems.append("after the second run the unit is \(target.currentMode)") }
+        let flash = target.flashContents()
+        if !v2.segments.allSatisfy({ Self.holds(flash, $0) }) {
+            problems.append("after the second run the flash is not v2")
+        }
+        if !target.corruptedWords.isEmpty { problems.append("ECC words written twice or torn: \(target.corruptedWords.prefix(4))") }
+        if !bystander.requestLog.isEmpty { problems.append("the bystander unit was touched") }
+        if FileManager.default.fileExists(atPath: journal.appendingPathComponent("unit-\(target.romSerial).json").path) {
+            problems.append("a journal entry is left after success")
+        }
+        return Outcome(firstRun: first, problems: problems)
+    }
+
+    @Test("every fault at every phase, flash operation and transfer, on every family: the unit is never bricked")
+    func campaign() async throws {
+        let cases = try await Self.cases()
+        #expect(cases.count >= 300, "the campaign has at least 300 cases")
+        var table: [String: [String: Int]] = [:]
+        var failures: [String] = []
+        for testCase in cases {
+            let outcome = try await Self.run(testCase)
+            table["\(testCase.kind)", default: [:]][outcome.firstRun, default: 0] += 1
+            if !outcome.problems.isEmpty { failures.append("\(testCase): \(outcome.problems.joined(separator: "; "))") }
+        }
+        var lines = ["fault campaign: \(cases.count) cases on \(Self.families.map(\.id).joined(separator: ", "))",
+                     "fault".padding(toLength: 34, withPad: " ", startingAt: 0) + "cases  first run → outcome (each then finished by a second run)"]
+        for (kind, outcomes) in table.sorted(by: { $0.key < $1.key }) {
+            let total = outcomes.values.reduce(0, +)
+            let detail = outcomes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            lines.append(kind.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%5d  ", total) + detail)
+        }
+        lines.append("cases with a problem: \(failures.count)")
+        print(lines.joined(separator: "\n"))
+        for failure in failures.prefix(20) { Issue.record(Comment(rawValue: failure)) }
+    }
+
+    @Test("bad input and impossible requests are refused before the unit is touched", arguments: [
+        "truncated image", "corrupt descriptor", "wrong board", "downgrade", "journal not writable", "two units, none named",
+    ])
+    func refusals(fault: String) async throws {
+        let clock = VirtualClock()
+        let (target, bystander, bus) = try Self.bench(.g474, clock: clock)
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-refusal-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: journal) }
+        var options = Self.options(bus, journal: journal)
+        var file = try Self.image(.g474, 2).0
+        switch fault {
+        case "truncated image":
+            file = FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: Array(file.segments[0].bytes.prefix(64)))])
+        case "corrupt descriptor":
+            var bytes = file.segments[0].bytes
+            bytes[bytes.count - 1] ^= 0xFF
+            file = FirmwareImage(format: .binary, segments: [Segment(address: file.segments[0].address, bytes: bytes)])
+        case "wrong board": file = try Self.image(.f407, 2).0
+        case "downgrade": file = try Self.image(.g474, 0).0
+        case "journal not writable":
+            try Data().write(to: journal)  // a file where the directory should be
+        case "two units, none named": options.unit = nil
+        default: Issue.record("unknown case \(fault)")
+        }
+        await #expect(throws: UpgradeError.self) { _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(file, source: fault, options: options) }
+        #expect(target.controlTransfers == 0 && bystander.controlTransfers == 0, "no DFU request reached a unit")
+        #expect(!target.requestLog.contains { if case .hidReport(0x10) = $0.kind { true } else { false } }, "no ENTER_BOOTLOADER")
+        #expect(target.currentMode == .application && bystander.currentMode == .application)
+    }
+
+    @Test("read protection: the ROM refuses to write, the unit is left as it was and the error says why")
+    func readProtected() async throws {
+        let clock = VirtualClock()
+        let (target, _, bus) = try Self.bench(.f407, clock: clock)
+        target.lock.withLock { target.optionBytes[target.family.optionBytes.readProtectionByteOffset] = 0x55 }
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-rdp-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: journal) }
+        do {
+            _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(try Self.image(.f407, 2).0, source: "v2",
+                                                                             options: Self.options(bus, journal: journal))
+            Issue.record("a read-protected unit cannot be upgraded without a full wipe")
+        } catch let error as UpgradeError {
+            guard case .flash(let inner) = error.kind else { Issue.record("expected a DfuSe error, got \(error)"); return }
+            #expect(inner.category == .deviceError)
+        }
+        let destructive = target.requestLog.contains { $0.isDestructive }
+        #expect(!destructive, "no read-unprotect without the operator flag")
+    }
+}
