@@ -85,14 +85,20 @@ public struct JournalStore: Sendable {
         }
     }
 
-    /// The entry of an interrupted upgrade of the unit on `port` (a unit that now shows nothing is known
-    /// only by its port); nil if none, or if several name the port.
-    public func entry(forPort port: String) throws(JournalError) -> JournalEntry? {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return nil }
+    /// Every entry: interrupted upgrades.
+    public func entries() throws(JournalError) -> [JournalEntry] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
         var found: [JournalEntry] = []
-        for name in names where name.hasPrefix("unit-") && name.hasSuffix(".json") {
-            if let entry = try entry(for: String(name.dropFirst(5).dropLast(5))), entry.portPath == port { found.append(entry) }
+        for name in names.sorted() where name.hasPrefix("unit-") && name.hasSuffix(".json") {
+            if let entry = try entry(for: String(name.dropFirst(5).dropLast(5))) { found.append(entry) }
         }
+        return found
+    }
+
+    /// The entry of an interrupted upgrade of the unit on `port` (a unit that now shows nothing is known
+    /// only by its port), or with no port, the only entry there is; nil if none or several.
+    public func entry(forPort port: String?) throws(JournalError) -> JournalEntry? {
+        let found = try entries().filter { port == nil || $0.portPath == port }
         return found.count == 1 ? found[0] : nil
     }
 

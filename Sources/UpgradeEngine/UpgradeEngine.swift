@@ -214,8 +214,9 @@ public struct UpgradeEngine: Sendable {
     func journalEntry(for found: Found, options: Options) throws -> JournalEntry? {
         guard let journal = options.journal else { return nil }
         if let serial = found.description.dfuSerial { return try journal.entry(for: serial) }
-        if let port = found.description.portPath { return try journal.entry(forPort: port) }
-        return nil
+        // Nothing shows: the interrupted upgrade on its port, or the only one. The ROM that then appears is
+        // still proven by the serial the entry names.
+        return try journal.entry(forPort: found.description.portPath)
     }
 
     func lock(_ key: String, _ run: Run, _ options: Options) throws {
