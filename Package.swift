@@ -58,7 +58,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "dfuhop-bench", dependencies: [
-            "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport",
+            "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport", "UpgradeEngine",
         ]),
 
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),

@@ -1,6 +1,7 @@
 // dfuhop-bench: measurements that back the README's claims. One benchmark per first argument:
 //   dfuhop-bench image-convert [--payload-mib N] [--runs N]
 //   dfuhop-bench dfu-flash [--family F] [--kib N] [--scale X]
+//   dfuhop-bench upgrade [--kib N] [--scale X]
 // Build with `swift build -c release --product dfuhop` and `... --product dfuhop-bench`, then run
 // `.build/release/dfuhop-bench image-convert`.
 #if canImport(Glibc)
@@ -24,6 +25,9 @@ struct Benchmark: Sendable {
         Benchmark(name: "dfu-flash",
                   summary: "1 MiB to a virtual F407 in scaled real time, verify on: dfuhop against the device-bound minimum; control transfers vs dfu-util",
                   run: { try FlashBenchmark.run($0) }),
+        Benchmark(name: "upgrade",
+                  summary: "the whole upgrade on virtual G474s in scaled real time: overhead, one changed sector, 8 units at once",
+                  run: { try UpgradeBenchmark.run($0) }),
     ]
 }
 

@@ -4,15 +4,20 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import USBTransport
+import UpgradeEngine
 
 /// `dfuhop list`: what is on the bus that dfuhop can talk to.
 struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "List units in DFU mode and products running a dfuhop-protocol application.",
+        abstract: "List units and classify them: programmed, corrupted, or in DFU.",
         discussion: """
         Shows every STM32 ROM bootloader (DfuSe, 0483:df11) with its serial number, port path and memory \
-        layout, and every HID interface on dfuhop's vendor usage page (0xFFDF).
+        layout, and every HID interface on dfuhop's vendor usage page (0xFFDF). Each application is asked \
+        GET_INFO (nothing changes on it): one that answers is "programmed" (with its version and unique \
+        ID), one that does not is "corrupted". A ROM is "in-dfu": blank, or an interrupted upgrade \
+        (`dfuhop upgrade` reads its vector table to tell). A blank part without an empty check shows \
+        nothing at all until BOOT0 is held.
 
         Examples:
           dfuhop list
@@ -26,27 +31,46 @@ struct ListCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCommand(json: json) {
             let session = try DeviceSession.open(device)
-            let devices = try await session.run { try await session.discovery.devices() }
+            let (devices, units) = try await session.run {
+                (try await session.discovery.devices(),
+                 try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey())
+            }
+            let classified = Dictionary(units.compactMap { unit in unit.portPath.map { ($0, unit) } }) { first, _ in first }
+            func state(_ port: String) -> String {
+                guard let unit = classified[port] else { return "unknown" }
+                var text = unit.classification.rawValue
+                if let version = unit.version { text += " \(version)" }
+                if let uid = unit.uid { text += " uid \(uid)" }
+                return text
+            }
             if devices.isEmpty, !json { Output.print("no units found") }
             for found in devices {
                 switch found {
                 case .dfu(let identity, let alternates):
                     let family = try? session.family(alternateSettings: alternates)
                     if json {
-                        Output.json(["kind": "dfu", "vidPid": identity.vidPid, "serial": identity.serialNumber ?? "",
+                        Output.json(["kind": "dfu", "classification": classified[identity.portPath]?.classification.rawValue ?? "unknown",
+                                     "vidPid": identity.vidPid, "serial": identity.serialNumber ?? "",
                                      "port": identity.portPath, "family": family?.id ?? "unknown",
                                      "alternateSettings": alternates.map(\.name)])
                     } else {
-                        Output.print("DFU  \(identity.vidPid)  serial \(identity.serialNumber ?? "-")  port \(identity.portPath)  \(family?.name ?? "unknown family")")
+                        Output.print("DFU  \(identity.vidPid)  serial \(identity.serialNumber ?? "-")  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))")
                         for alternate in alternates { Output.print("       alt \(alternate.number): \(alternate.name)") }
                     }
                 case .hid(let info):
                     if json {
-                        Output.json(["kind": "hid", "vidPid": info.usb.vidPid, "serial": info.usb.serialNumber ?? "",
+                        var object: [String: Any] = ["kind": "hid", "vidPid": info.usb.vidPid, "serial": info.usb.serialNumber ?? "",
                                      "port": info.usb.portPath, "product": info.usb.product ?? "",
-                                     "usagePage": hex(info.usagePage, 4)])
+                                     "usagePage": hex(info.usagePage, 4),
+                                     "classification": classified[info.usb.portPath]?.classification.rawValue ?? "unknown"]
+                        if let unit = classified[info.usb.portPath] {
+                            if let version = unit.version { object["version"] = version.description }
+                            if let uid = unit.uid { object["uid"] = uid.description }
+                            object["family"] = unit.familyID
+                        }
+                        Output.json(object)
                     } else {
-                        Output.print("HID  \(info.usb.vidPid)  serial \(info.usb.serialNumber ?? "-")  port \(info.usb.portPath)  \(info.usb.product ?? "")")
+                        Output.print("HID  \(info.usb.vidPid)  serial \(info.usb.serialNumber ?? "-")  port \(info.usb.portPath)  \(info.usb.product ?? "")  \(state(info.usb.portPath))")
                     }
                 }
             }

@@ -1,0 +1,120 @@
+import Foundation
+import DeviceProfiles
+import DfuSe
+import FirmwareImage
+import USBTransport
+import UpgradeEngine
+import VirtualDevice
+
+/// upgrade: the whole workflow on virtual G474s in scaled real time (the engine's own waits are real):
+///  1. a full upgrade of a 256 KiB image against the device-bound minimum (the application's reset delay,
+///     every erase, every block programmed, every byte sent and read back; goal: overhead under 5 %);
+///  2. one changed sector of that image, skipped through the application's sector CRCs, against the full
+///     upgrade (goal: under 25 %);
+///  3. eight units upgraded at once (as `--all` does) against one (goal: under 1.3x).
+enum UpgradeBenchmark {
+    static func run(_ arguments: [String]) throws -> Bool {
+        var scale = 1.0
+        var kib = 256
+        var index = 0
+        while index < arguments.count {
+            let value = index + 1 < arguments.count ? arguments[index + 1] : ""
+            switch arguments[index] {
+            case "--scale": scale = Double(value) ?? scale
+            case "--kib": kib = Int(value) ?? kib
+            default: throw BenchError(description: "upgrade takes --kib N, --scale X (device seconds per wall second)")
+            }
+            index += 2
+        }
+        let (factor, size) = (scale, kib * 1024)
+        return try blocking { try await measure(scale: factor, size: size) }
+    }
+
+    static func image(_ major: UInt16, size: Int) throws -> (FirmwareImage, NormalizedImage) {
+        let normalized = try DemoImage.make(family: .g474, version: ImageVersion(major: major, minor: 0, patch: 0), size: size)
+        return (FirmwareImage(format: .binary, segments: normalized.segments), normalized)
+    }
+
+    /// v3: v2 with only the vector-table sector changed (its descriptor's version and CRC).
+    static func oneSectorChanged(from v2: NormalizedImage, size: Int) throws -> FirmwareImage {
+        var v3 = try image(3, size: size).0
+        v3.targets[0].segments[0].bytes.replaceSubrange(0x800..<size, with: v2.segments[0].bytes[0x800...])
+        return try v3.stamped(productID: ApplicationIdentity.demoImageProductID(for: .g474),
+                              version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
+    }
+
+    static func units(_ count: Int, clock: any DeviceClock) throws -> [VirtualUnit] {
+        try (1...count).map { try SimulationSpec(family: .g474, state: .programmed).makeUnit(index: $0, clock: clock) }
+    }
+
+    /// Device time and wall time of one upgrade per unit, all at once.
+    static func upgrade(_ file: FirmwareImage, units: [VirtualUnit], clock: ScaledClock) async throws -> (device: Duration, wall: Duration, results: [UpgradeResult]) {
+        let bus = VirtualBus(units: units)
+        let start = clock.now()
+        let wallStart = ContinuousClock.now
+        let results = try await withThrowingTaskGroup(of: UpgradeResult.self) { group in
+            for unit in units {
+                var options = UpgradeEngine.Options()
+                options.unit = unit.portPath
+                group.addTask { try await UpgradeEngine(discovery: bus, clock: clock).upgrade(file, source: "bench", options: options) }
+            }
+            var all: [UpgradeResult] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        return (clock.now() - start, ContinuousClock.now - wallStart, results)
+    }
+
+    static func measure(scale: Double, size: Int) async throws -> Bool {
+        try? "1".write(toFile: "/proc/self/timerslack_ns", atomically: false, encoding: .utf8)
+        let family = McuFamily.g474
+        let clock = ScaledClock(factor: scale)
+        let (v2File, v2) = try image(2, size: size)
+
+        // 1. Full upgrade.
+        let one = try units(1, clock: clock)
+        let full = try await upgrade(v2File, units: one, clock: clock)
+        guard let plan = full.results.first?.plan else { throw BenchError(description: "no plan") }
+        let t = family.timings
+        let erase = plan.erasedSectors.reduce(Duration.zero) { $0 + t.eraseTime(sectorSize: $1.size) }
+        var program = Duration.zero
+        var transfer = Duration.zero
+        for write in plan.writes {
+            var offset = 0
+            while offset < write.length {
+                let length = min(Int(family.rom.transferSize), write.length - offset)
+                program += t.programTime(bytes: length, granularity: family.writeGranularity)
+                transfer += t.transferTime(bytes: length) * 2
+                offset += length
+            }
+        }
+        let resetDelay = Duration.milliseconds(50)
+        let minimum = erase + program + transfer + resetDelay
+        let overhead = (full.device.seconds / minimum.seconds - 1) * 100
+        // The DfuSe protocol's own cost: every control transfer the ROM needs (DNLOAD, then GETSTATUS to
+        // start the operation and GETSTATUS to see it done; set address, upload) at the bus's per-transfer cost.
+        let transfers = one[0].controlTransfers
+        let withProtocol = minimum + t.controlTransferOverhead * transfers
+        let engineOverhead = (full.device.seconds / withProtocol.seconds - 1) * 100
+
+        // 2. One changed sector on the upgraded unit.
+        let partial = try await upgrade(try oneSectorChanged(from: v2, size: size), units: one, clock: clock)
+        let ratio = partial.device.seconds / full.device.seconds
+
+        // 3. Eight units at once against one (fresh units, same image).
+        let single = try await upgrade(v2File, units: try units(1, clock: clock), clock: clock)
+        let eight = try await upgrade(v2File, units: try units(8, clock: clock), clock: clock)
+        let parallel = eight.device.seconds / single.device.seconds
+
+        print("upgrade: virtual STM32G474, \(size / 1024) KiB image, verify on, time scale \(scale)x")
+        print("  full upgrade           \(FlashBenchmark.fmt(full.device)) s  (\(FlashBenchmark.fmt(full.wall)) s wall); device-bound minimum \(FlashBenchmark.fmt(minimum)) s "
+              + "(reset \(FlashBenchmark.fmt(resetDelay)) + erase \(FlashBenchmark.fmt(erase)) + program \(FlashBenchmark.fmt(program)) + transfer \(FlashBenchmark.fmt(transfer)))")
+        print("  overhead               \(String(format: "%.2f", overhead)) %   (goal: under 5 %)")
+        print("  of which the protocol  \(transfers) DFU control transfers x \(FlashBenchmark.fmt(t.controlTransferOverhead)) s = "
+              + "\(FlashBenchmark.fmt(t.controlTransferOverhead * transfers)) s; dfuhop's own overhead beyond them \(String(format: "%.2f", engineOverhead)) %")
+        print("  one changed sector     \(FlashBenchmark.fmt(partial.device)) s = \(String(format: "%.1f", ratio * 100)) % of the full upgrade "
+              + "(\(partial.results.first?.skippedSectors ?? 0) sectors skipped; goal: under 25 %)")
+        print("  8 units at once        \(FlashBenchmark.fmt(eight.device)) s against \(FlashBenchmark.fmt(single.device)) s for one = \(String(format: "%.2f", parallel))x  (goal: under 1.3x)")
+        return overhead < 5 && ratio < 0.25 && parallel < 1.3
+    }
+}
