@@ -81,7 +81,7 @@ let package = Package(
             "VirtualDevice", "FirmwareImage", "DeviceProfiles",
         ]),
         .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
-        .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage"]),
+        .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage", "UpgradeEngine"]),
     ],
     swiftLanguageModes: [.v6]
 )

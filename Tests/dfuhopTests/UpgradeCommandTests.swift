@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+import UpgradeEngine
+
+/// `dfuhop upgrade` as a technician and a factory line use it, on simulated units.
+@Suite("dfuhop upgrade")
+struct UpgradeCommandTests {
+    static func example(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/\(name)").standardized.path
+    }
+
+    @Test func allUpgradesEveryUnitConcurrentlyWithAResultEach() throws {
+        let directory = try TemporaryDirectory()
+        let result = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "3",
+                                    "--all", "--json", "--state-dir", directory.path("state"))
+        #expect(result.status == 0, "\(result)")
+        let finals = result.stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["phases"] != nil else { return nil }
+            return object
+        }
+        #expect(finals.count == 3)
+        #expect(finals.allSatisfy { $0["outcome"] as? String == "upgraded" && $0["newVersion"] as? String == "2.0.0" })
+    }
+
+    @Test func aBlankUnitIsReachedThroughTheBoot0PathAndClassified() throws {
+        let directory = try TemporaryDirectory()
+        let result = try Dfuhop.run("upgrade", Self.example("demo-f407-v2.hex"), "--simulate", "f407:blank", "--state-dir", directory.path("state"))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("BOOT0 path"))
+        #expect(result.stdout.contains("(blank) from no firmware to 2.0.0"))
+    }
+
+    @Test func aUnitAnotherProcessHoldsIsRefusedWithExit75() throws {
+        let directory = try TemporaryDirectory()
+        let store = JournalStore(directory: URL(fileURLWithPath: directory.path("state")))
+        // The ROM serial of simulated unit 1 on a G474 (its UID formula), as `dfuhop list` shows it.
+        let list = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--dry-run", "--json",
+                                  "--state-dir", directory.path("state"))
+        let serials = list.stdout.split(separator: "\n").compactMap { line -> String? in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return (object?["unit"] as? [String: Any])?["dfuSerial"] as? String
+        }
+        let serial = try #require(serials.first)
+        let lock = try store.lock(serial)
+        let held = try #require(lock)
+        defer { held.release() }
+        let result = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--state-dir", directory.path("state"))
+        #expect(result.status == 75, "\(result)")
+        #expect(result.stderr.contains("another dfuhop process"))
+    }
+
+    @Test func anUnwritableJournalStopsBeforeTheUnitIsTouched() throws {
+        let directory = try TemporaryDirectory()
+        let blocker = directory.path("not-a-directory")
+        try Data().write(to: URL(fileURLWithPath: blocker))
+        let state = directory.path("unit.json")
+        let result = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-state", state,
+                                    "--state-dir", blocker)
+        #expect(result.status == 73, "\(result)")
+        let info = try Dfuhop.run("info", "--simulate-state", state, "--json")
+        #expect(try info.json()["version"] as? String == "1.0.0")
+    }
+}
