@@ -48,7 +48,7 @@ let package = Package(
                           dependencies: ["HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
                           path: "emulated-usb/probe"),
         // Answers the emulated-USB server from the VirtualDevice model (emulated-usb/PROTOCOL.md).
-        .executableTarget(name: "dfuhop-usb-peer", dependencies: ["VirtualDevice", "USBTransport"],
+        .executableTarget(name: "dfuhop-usb-peer", dependencies: ["VirtualDevice", "AppLink", "USBTransport"],
                           path: "emulated-usb/peer"),
         .executableTarget(name: "dfuhop", dependencies: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",

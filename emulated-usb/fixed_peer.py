@@ -101,7 +101,7 @@ class Peer:
         self.condition = threading.Condition()
         self.errors = []
         ready = self.server.stdout.readline().split()
-        if len(ready) != 3 or ready[0] != "READY" or ready[1] != "1":
+        if len(ready) != 3 or ready[0] != "READY" or ready[1] != "2":
             raise SystemExit(f"fixed_peer: the server did not start: {ready}")
         self.umockdev_dir = ready[2]
         threading.Thread(target=self.serve, daemon=True).start()

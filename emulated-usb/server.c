@@ -10,6 +10,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/hidraw.h>
 #include <sys/ioctl.h>
 #include <linux/usbdevice_fs.h>
 #include <poll.h>
@@ -25,7 +27,7 @@
 
 #include <umockdev.h>
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 #define MAX_DEVICES 32
 #define MAX_COMPLETED 64
 #define PEER_REPLY_TIMEOUT_S 60
@@ -193,6 +195,8 @@ static void deliver_reply(unsigned long sequence, const char *kind_text, const c
 
 /* ---------- emulated devices ---------- */
 
+struct hidraw;
+
 struct device {
     int in_use;
     char port[32];       /* "1-3.2" */
@@ -200,6 +204,7 @@ struct device {
     char devnode[64];    /* /dev/bus/usb/BBB/DDD */
     char *syspath;
     UMockdevIoctlBase *handler;
+    struct hidraw *hid;  /* the HID interface's hidraw node, if the device has one */
 };
 
 /* What one client (one open() of the node) has pending: URBs completed but not yet reaped, and
@@ -244,13 +249,13 @@ static int take(gulong *queue, int *count, gulong value) {
 }
 
 /* Forwards a setup packet (and OUT data) to the peer. For IN, copies the answer into `in`. */
-static enum reply_kind forward_control(struct device *dev, const guint8 setup[8], const guint8 *out_data,
+static enum reply_kind forward_control(const char *port, const guint8 setup[8], const guint8 *out_data,
                                        guint8 *in, int *actual) {
     unsigned request_type = setup[0], request = setup[1];
     unsigned value = setup[2] | setup[3] << 8, index = setup[4] | setup[5] << 8, length = setup[6] | setup[7] << 8;
     int device_to_host = request_type & 0x80;
     char *hex = hex_encode(out_data, device_to_host ? 0 : length);
-    char *rest = g_strdup_printf("%s %02x %02x %04x %04x %04x %s", dev->port, request_type, request, value, index, length, hex);
+    char *rest = g_strdup_printf("%s %02x %02x %04x %04x %04x %s", port, request_type, request, value, index, length, hex);
     g_free(hex);
     guint8 *answer = NULL;
     long answer_length = 0;
@@ -306,7 +311,7 @@ static void submit_urb(struct device *dev, UMockdevIoctlClient *client, UMockdev
     bytes[6] = length & 0xFF;
     bytes[7] = length >> 8;
     int actual = 0;
-    enum reply_kind kind = forward_control(dev, bytes, bytes + 8, bytes + 8, &actual);
+    enum reply_kind kind = forward_control(dev->port, bytes, bytes + 8, bytes + 8, &actual);
     struct client_state *state = state_of(client);
     gulong address = urb_data->client_addr;
     int result = 0, error = 0;
@@ -377,7 +382,7 @@ static void forward_standard(struct device *dev, UMockdevIoctlClient *client, gu
                              unsigned value, unsigned index) {
     guint8 setup[8] = {request_type, request, value & 0xFF, value >> 8, index & 0xFF, index >> 8, 0, 0};
     int actual = 0;
-    enum reply_kind kind = forward_control(dev, setup, NULL, NULL, &actual);
+    enum reply_kind kind = forward_control(dev->port, setup, NULL, NULL, &actual);
     if (kind == REPLY_ACK) umockdev_ioctl_client_complete(client, 0, 0);
     else if (kind == REPLY_STALL) umockdev_ioctl_client_complete(client, -1, EPIPE);
     else umockdev_ioctl_client_complete(client, -1, ENODEV);
@@ -446,13 +451,327 @@ static gboolean on_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *client
     return TRUE;
 }
 
+/* ---------- hidraw: the application's HID interface ----------
+ *
+ * Linux gives a HID interface a hidraw node (Documentation/hid/hidraw.rst): write() sends an output
+ * report (report id first), read() returns one input report, and report descriptor and feature reports
+ * come as HIDIOC* ioctls. umockdev backs the node with a pty; the server answers read, write and ioctl
+ * itself through an ioctl handler, and uses the pty only for readiness: one byte on the pty per queued
+ * input report, so that a client's poll() wakes as it would for the real node. Reports keep their
+ * boundaries because they never travel through the pty. A hidraw object outlives its device (clients
+ * may still hold the node open after an unplug), so it is allocated on its own and kept to the end. */
+
+#define MAX_INPUT_REPORTS 64 /* the kernel's HIDRAW_BUFFER_SIZE */
+
+struct hidraw {
+    char port[32];
+    unsigned interface_number;
+    unsigned minor;
+    char devnode[32];        /* /dev/hidrawN */
+    char *syspath;           /* .../hidraw/hidrawN */
+    char *hid_syspath;       /* .../0003:VVVV:PPPP.NNNN */
+    char *interface_syspath; /* .../PORT:1.N */
+    guint8 *report_descriptor;
+    size_t report_descriptor_length;
+    guint16 vendor, product;
+    UMockdevIoctlBase *handler;
+    int master;              /* the pty's master (umockdev's), where the doorbell bytes go */
+    int slave;               /* the server's own handle on the pty's slave, to take doorbell bytes back */
+    pthread_mutex_t lock;    /* guards the fields below */
+    GQueue *inputs;          /* GBytes, oldest first */
+    int clients;             /* open file descriptions: reports are only queued while someone listens */
+    int gone;                /* unplugged: reads drain the queue then fail with EIO, writes fail with ENODEV */
+};
+
+static GPtrArray *all_hidraws; /* every hidraw ever plugged, freed at exit */
+static unsigned next_hidraw_minor;
+
+static void ring_doorbell(struct hidraw *hid) {
+    ssize_t ignored = write(hid->master, "r", 1);
+    (void)ignored;
+}
+
+static void take_doorbell(struct hidraw *hid) {
+    char byte;
+    ssize_t ignored = read(hid->slave, &byte, 1);
+    (void)ignored;
+}
+
+/* INPUT <port> <hex>: the device sends an input report on its interrupt IN endpoint. */
+static void hidraw_input(struct hidraw *hid, const guint8 *report, size_t length) {
+    pthread_mutex_lock(&hid->lock);
+    if (hid->clients > 0 && !hid->gone && g_queue_get_length(hid->inputs) < MAX_INPUT_REPORTS) {
+        g_queue_push_tail(hid->inputs, g_bytes_new(report, length));
+        ring_doorbell(hid);
+    }
+    pthread_mutex_unlock(&hid->lock);
+}
+
+static void hidraw_read(struct hidraw *hid, UMockdevIoctlClient *client) {
+    UMockdevIoctlData *buffer = umockdev_ioctl_client_get_arg(client);
+    pthread_mutex_lock(&hid->lock);
+    GBytes *report = g_queue_pop_head(hid->inputs);
+    if (report) take_doorbell(hid);
+    int gone = hid->gone;
+    pthread_mutex_unlock(&hid->lock);
+    if (!report) {
+        /* Nothing queued: a gone device says EIO (and its doorbell stays rung, so poll keeps waking);
+         * otherwise EAGAIN, which hidapi reads as "no report yet". */
+        umockdev_ioctl_client_complete(client, -1, gone ? EIO : EAGAIN);
+        return;
+    }
+    gsize length = 0;
+    const guint8 *bytes = g_bytes_get_data(report, &length);
+    if (length > (gsize)buffer->data_len) length = (gsize)buffer->data_len; /* read() truncates, as hidraw does */
+    memcpy(buffer->data, bytes, length);
+    g_bytes_unref(report);
+    umockdev_ioctl_client_complete(client, (glong)length, 0);
+}
+
+static void hidraw_write(struct hidraw *hid, UMockdevIoctlClient *client) {
+    UMockdevIoctlData *buffer = umockdev_ioctl_client_get_arg(client);
+    size_t length = (size_t)buffer->data_len;
+    if (length == 0) {
+        umockdev_ioctl_client_complete(client, -1, EINVAL);
+        return;
+    }
+    if (hid->gone) {
+        umockdev_ioctl_client_complete(client, -1, ENODEV);
+        return;
+    }
+    char *hex = hex_encode(buffer->data, length);
+    char *rest = g_strdup_printf("%s %s", hid->port, hex);
+    g_free(hex);
+    enum reply_kind kind = ask_peer("HIDOUT", rest, NULL, NULL);
+    g_free(rest);
+    switch (kind) {
+    case REPLY_ACK: umockdev_ioctl_client_complete(client, (glong)length, 0); break;
+    case REPLY_STALL: umockdev_ioctl_client_complete(client, -1, EPIPE); break;
+    case REPLY_TIMEOUT: umockdev_ioctl_client_complete(client, -1, ETIMEDOUT); break;
+    default: umockdev_ioctl_client_complete(client, -1, ENODEV); break;
+    }
+}
+
+/* HIDIOC[SG]{FEATURE,INPUT,OUTPUT}: SET_REPORT / GET_REPORT on endpoint 0 (HID 1.11 §7.2.1, §7.2.2), sent
+ * to the peer in wire form. The buffer starts with the report id; for report id 0, as usbhid does, the
+ * id byte is not sent and the answer lands after it. Returns the bytes transferred, id byte included. */
+static void hidraw_report_request(struct hidraw *hid, UMockdevIoctlClient *client, gulong request) {
+    unsigned number = _IOC_NR(request), size = _IOC_SIZE(request);
+    int set = number == 0x06 || number == 0x09 || number == 0x0B;
+    unsigned type = (number == 0x06 || number == 0x07) ? 3 : (number == 0x09 || number == 0x0A) ? 1 : 2;
+    UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(client);
+    UMockdevIoctlData *buffer = size ? resolve(arg, 0, size) : NULL;
+    if (!buffer) {
+        umockdev_ioctl_client_complete(client, -1, size ? EFAULT : EINVAL);
+        return;
+    }
+    if (hid->gone) {
+        g_object_unref(buffer);
+        umockdev_ioctl_client_complete(client, -1, ENODEV);
+        return;
+    }
+    guint8 *bytes = buffer->data;
+    unsigned id = bytes[0], skip = id == 0 ? 1 : 0, length = size - skip;
+    guint8 setup[8] = {set ? 0x21 : 0xA1, set ? 0x09 : 0x01, id, type, hid->interface_number & 0xFF, 0, length & 0xFF,
+                       length >> 8};
+    int actual = 0;
+    enum reply_kind kind = forward_control(hid->port, setup, bytes + skip, bytes + skip, &actual);
+    g_object_unref(buffer);
+    if (kind == REPLY_ACK) umockdev_ioctl_client_complete(client, actual + (int)skip, 0);
+    else umockdev_ioctl_client_complete(client, -1, kind == REPLY_STALL ? EPIPE : kind == REPLY_TIMEOUT ? ETIMEDOUT : ENODEV);
+}
+
+static gboolean on_hidraw_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
+    (void)handler;
+    struct hidraw *hid = user_data;
+    gulong request = umockdev_ioctl_client_get_request(client);
+    UMockdevIoctlData *arg = umockdev_ioctl_client_get_arg(client);
+    if (request == (gulong)HIDIOCGRDESCSIZE) {
+        UMockdevIoctlData *size = resolve(arg, 0, sizeof(int));
+        if (!size) return umockdev_ioctl_client_complete(client, -1, EFAULT), TRUE;
+        *(int *)size->data = (int)hid->report_descriptor_length;
+        g_object_unref(size);
+        umockdev_ioctl_client_complete(client, 0, 0);
+    } else if (request == (gulong)HIDIOCGRDESC) {
+        UMockdevIoctlData *descriptor = resolve(arg, 0, sizeof(struct hidraw_report_descriptor));
+        if (!descriptor) return umockdev_ioctl_client_complete(client, -1, EFAULT), TRUE;
+        struct hidraw_report_descriptor *out = (struct hidraw_report_descriptor *)descriptor->data;
+        if (out->size > HID_MAX_DESCRIPTOR_SIZE) {
+            g_object_unref(descriptor);
+            return umockdev_ioctl_client_complete(client, -1, EINVAL), TRUE;
+        }
+        size_t length = out->size < hid->report_descriptor_length ? out->size : hid->report_descriptor_length;
+        memcpy(out->value, hid->report_descriptor, length);
+        g_object_unref(descriptor);
+        umockdev_ioctl_client_complete(client, 0, 0);
+    } else if (request == (gulong)HIDIOCGRAWINFO) {
+        UMockdevIoctlData *info = resolve(arg, 0, sizeof(struct hidraw_devinfo));
+        if (!info) return umockdev_ioctl_client_complete(client, -1, EFAULT), TRUE;
+        struct hidraw_devinfo *out = (struct hidraw_devinfo *)info->data;
+        out->bustype = 3; /* BUS_USB */
+        out->vendor = (__s16)hid->vendor;
+        out->product = (__s16)hid->product;
+        g_object_unref(info);
+        umockdev_ioctl_client_complete(client, 0, 0);
+    } else if (_IOC_TYPE(request) == 'H' && _IOC_NR(request) >= 0x06 && _IOC_NR(request) <= 0x0C &&
+               _IOC_NR(request) != 0x08) {
+        hidraw_report_request(hid, client, request);
+    } else {
+        umockdev_ioctl_client_complete(client, -1, ENOTTY);
+    }
+    return TRUE;
+}
+
+static gboolean on_hidraw_read(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
+    (void)handler;
+    hidraw_read(user_data, client);
+    return TRUE;
+}
+
+static gboolean on_hidraw_write(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
+    (void)handler;
+    hidraw_write(user_data, client);
+    return TRUE;
+}
+
+static void on_hidraw_open(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
+    (void)handler, (void)client;
+    struct hidraw *hid = user_data;
+    pthread_mutex_lock(&hid->lock);
+    hid->clients++;
+    pthread_mutex_unlock(&hid->lock);
+}
+
+/* The last client gone: its unread reports go with it (the kernel frees a file's report list on close). */
+static void on_hidraw_close(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
+    (void)handler, (void)client;
+    struct hidraw *hid = user_data;
+    pthread_mutex_lock(&hid->lock);
+    if (--hid->clients == 0) {
+        GBytes *report;
+        while ((report = g_queue_pop_head(hid->inputs))) {
+            g_bytes_unref(report);
+            take_doorbell(hid);
+        }
+    }
+    pthread_mutex_unlock(&hid->lock);
+}
+
+/* The first interface descriptor of class 3 (HID) in a configuration, or 0. */
+static unsigned hid_interface_number(const guint8 *descriptors, size_t length) {
+    for (size_t at = 18; at + 1 < length && descriptors[at] >= 2; at += descriptors[at]) {
+        if (descriptors[at + 1] == 4 && at + 5 < length && descriptors[at + 5] == 3) return descriptors[at + 2];
+    }
+    return 0;
+}
+
+/* The record of the interface, hid and hidraw devices under `usb_devpath`, children first, so the USB
+ * device's own "add" (appended after this by the caller) is the last event a client sees. */
+static struct hidraw *hidraw_new(const char *port, const char *usb_devpath, const guint8 *descriptors, size_t length,
+                                 const guint8 *report_descriptor, size_t report_descriptor_length, const char *name,
+                                 const char *serial, GString *record) {
+    struct hidraw *hid = g_new0(struct hidraw, 1);
+    snprintf(hid->port, sizeof hid->port, "%s", port);
+    hid->interface_number = hid_interface_number(descriptors, length);
+    hid->vendor = descriptors[8] | descriptors[9] << 8;
+    hid->product = descriptors[10] | descriptors[11] << 8;
+    hid->minor = next_hidraw_minor++; /* a new node for every plug, as the kernel does */
+    snprintf(hid->devnode, sizeof hid->devnode, "/dev/hidraw%u", hid->minor);
+    hid->report_descriptor = g_memdup2(report_descriptor, report_descriptor_length);
+    hid->report_descriptor_length = report_descriptor_length;
+    hid->master = hid->slave = -1;
+    hid->inputs = g_queue_new();
+    pthread_mutex_init(&hid->lock, NULL);
+    hid->interface_syspath = g_strdup_printf("%s/%s:1.%u", usb_devpath, port, hid->interface_number);
+    hid->hid_syspath = g_strdup_printf("%s/0003:%04X:%04X.%04X", hid->interface_syspath, hid->vendor, hid->product,
+                                       hid->minor + 1);
+    hid->syspath = g_strdup_printf("%s/hidraw/hidraw%u", hid->hid_syspath, hid->minor);
+
+    g_string_append_printf(record, "P: %s\nE: SUBSYSTEM=hidraw\nE: DEVNAME=%s\nL: device=../..\nN: hidraw%u\n\n",
+                           hid->syspath, hid->devnode, hid->minor);
+    char *descriptor_hex = hex_encode(report_descriptor, report_descriptor_length);
+    g_string_append_printf(record,
+                           "P: %s\nE: SUBSYSTEM=hid\nE: DRIVER=hid-generic\nE: HID_ID=0003:%08X:%08X\nE: HID_NAME=%s\n"
+                           "E: HID_PHYS=usb-dfuhop-%s/input%u\nE: HID_UNIQ=%s\nH: report_descriptor=%s\n\n",
+                           hid->hid_syspath, hid->vendor, hid->product, name, port, hid->interface_number, serial,
+                           descriptor_hex);
+    g_free(descriptor_hex);
+    g_string_append_printf(record,
+                           "P: %s\nE: SUBSYSTEM=usb\nE: DEVTYPE=usb_interface\nE: INTERFACE=3/0/0\n"
+                           "A: bInterfaceNumber=%02x\\n\nA: bInterfaceClass=03\\n\nA: bAlternateSetting= 0\\n\n\n",
+                           hid->interface_syspath, hid->interface_number);
+    return hid;
+}
+
+/* Before the records go into the testbed: the handler that answers the node. */
+static int hidraw_attach(struct hidraw *hid) {
+    hid->handler = umockdev_ioctl_base_new();
+    g_signal_connect(hid->handler, "handle-ioctl", G_CALLBACK(on_hidraw_ioctl), hid);
+    g_signal_connect(hid->handler, "handle-read", G_CALLBACK(on_hidraw_read), hid);
+    g_signal_connect(hid->handler, "handle-write", G_CALLBACK(on_hidraw_write), hid);
+    g_signal_connect(hid->handler, "client-connected", G_CALLBACK(on_hidraw_open), hid);
+    g_signal_connect(hid->handler, "client-vanished", G_CALLBACK(on_hidraw_close), hid);
+    GError *error = NULL;
+    if (!umockdev_testbed_attach_ioctl(testbed, hid->devnode, hid->handler, &error)) {
+        fprintf(stderr, "dfuhop-usb-server: cannot attach to %s: %s\n", hid->devnode, error ? error->message : "unknown");
+        if (error) g_error_free(error);
+        return -1;
+    }
+    return 0;
+}
+
+/* After the records are in the testbed: the pty umockdev made for the node, for the doorbell. */
+static int hidraw_open_pty(struct hidraw *hid) {
+    hid->master = umockdev_testbed_get_dev_fd(testbed, hid->devnode);
+    char *slave_name = hid->master >= 0 ? ptsname(hid->master) : NULL;
+    hid->slave = slave_name ? open(slave_name, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) : -1;
+    if (hid->slave < 0) fprintf(stderr, "dfuhop-usb-server: no pty behind %s\n", hid->devnode);
+    return hid->slave < 0 ? -1 : 0;
+}
+
+/* Disconnect (kernel order: hidraw, hid, interface; the USB device follows). Clients that still hold
+ * the node get their queued reports, then EIO; the doorbell stays rung so that their poll() says so. */
+static void hidraw_remove(struct hidraw *hid) {
+    pthread_mutex_lock(&hid->lock);
+    hid->gone = 1;
+    ring_doorbell(hid);
+    pthread_mutex_unlock(&hid->lock);
+    const char *paths[] = {hid->syspath, hid->hid_syspath, hid->interface_syspath};
+    for (size_t i = 0; i < 3; i++) {
+        char *syspath = g_strdup_printf("/sys%s", paths[i]);
+        umockdev_testbed_uevent(testbed, syspath, "remove");
+        umockdev_testbed_remove_device(testbed, syspath);
+        g_free(syspath);
+    }
+    GError *error = NULL;
+    if (hid->handler && !umockdev_testbed_detach_ioctl(testbed, hid->devnode, &error) && error) {
+        fprintf(stderr, "dfuhop-usb-server: detach %s: %s\n", hid->devnode, error->message);
+        g_error_free(error);
+    }
+}
+
+static void hidraw_free(gpointer data) {
+    struct hidraw *hid = data;
+    if (hid->slave >= 0) close(hid->slave);
+    if (hid->handler) g_object_unref(hid->handler);
+    GBytes *report;
+    while ((report = g_queue_pop_head(hid->inputs))) g_bytes_unref(report);
+    g_queue_free(hid->inputs);
+    g_free(hid->report_descriptor);
+    g_free(hid->syspath);
+    g_free(hid->hid_syspath);
+    g_free(hid->interface_syspath);
+    pthread_mutex_destroy(&hid->lock);
+    g_free(hid);
+}
+
 /* Adds one usb_device to the testbed with umockdev's record format, so that the binary
  * "descriptors" attribute exists before the "add" uevent goes out (a client reacting to the event
  * must find the whole device). `attributes` holds "name=value" lines' contents. Returns the syspath. */
 static char *add_usb_device(const char *devpath, unsigned bus, unsigned devnum, const guint8 *descriptors, size_t length,
-                            GPtrArray *attributes) {
+                            GPtrArray *attributes, const GString *children) {
     const guint8 *d = descriptors;
-    GString *record = g_string_new(NULL);
+    GString *record = g_string_new(children ? children->str : NULL);
     g_string_append_printf(record, "P: %s\n", devpath);
     g_string_append_printf(record, "E: SUBSYSTEM=usb\nE: DEVTYPE=usb_device\n");
     g_string_append_printf(record, "E: DEVNAME=/dev/bus/usb/%03u/%03u\nE: BUSNUM=%03u\nE: DEVNUM=%03u\n", bus, devnum, bus, devnum);
@@ -504,7 +823,7 @@ static const char *ensure_hub(unsigned bus, const char *name) {
     };
     if (next_devnum[bus] < 2) next_devnum[bus] = 2;
     unsigned devnum = strncmp(name, "usb", 3) == 0 ? 1 : next_devnum[bus]++;
-    char *syspath = add_usb_device(devpath, bus, devnum, hub_descriptors, sizeof hub_descriptors, NULL);
+    char *syspath = add_usb_device(devpath, bus, devnum, hub_descriptors, sizeof hub_descriptors, NULL, NULL);
     if (!syspath) die("cannot create a hub in the testbed");
     g_free(syspath);
     g_hash_table_insert(hubs, g_strdup(name), devpath);
@@ -578,22 +897,51 @@ static void plug(char **words, int count) {
         return;
     }
 
-    /* Optional sysfs string attributes (what udev shows as ID_SERIAL etc.). */
+    /* Optional sysfs string attributes (what udev shows as ID_SERIAL etc.), and the HID interface. */
     GPtrArray *attributes = g_ptr_array_new_with_free_func(g_free);
+    char *strings[3] = {NULL, NULL, NULL}; /* manufacturer, product, serial */
+    guint8 *report_descriptor = NULL;
+    long report_descriptor_length = -1;
     for (int i = 3; i < count; i++) {
         char *equals = strchr(words[i], '=');
         if (!equals) continue;
         *equals = '\0';
-        if (strcmp(words[i], "manufacturer") && strcmp(words[i], "product") && strcmp(words[i], "serial")) continue;
+        if (strcmp(words[i], "hid") == 0) {
+            g_free(report_descriptor);
+            report_descriptor_length = hex_decode(equals + 1, &report_descriptor);
+            continue;
+        }
+        int which = strcmp(words[i], "manufacturer") == 0 ? 0 : strcmp(words[i], "product") == 0 ? 1
+                  : strcmp(words[i], "serial") == 0        ? 2 : -1;
+        if (which < 0) continue;
         char *value = percent_decode(equals + 1);
         g_ptr_array_add(attributes, g_strdup_printf("%s=%s", words[i], value));
-        g_free(value);
+        g_free(strings[which]);
+        strings[which] = value;
     }
     char *devpath = g_strdup_printf("%s/%s", parent, port);
-    dev->syspath = add_usb_device(devpath, bus, dev->devnum, descriptors, (size_t)length, attributes);
+    GString *children = NULL;
+    if (report_descriptor_length > 0 && report_descriptor_length <= HID_MAX_DESCRIPTOR_SIZE) {
+        /* HID_NAME as usbhid makes it: manufacturer and product, space-separated. */
+        char *name = g_strjoin(" ", strings[0] ? strings[0] : "", strings[1] ? strings[1] : "", NULL);
+        children = g_string_new(NULL);
+        dev->hid = hidraw_new(port, devpath, descriptors, (size_t)length, report_descriptor, (size_t)report_descriptor_length,
+                              g_strstrip(name), strings[2] ? strings[2] : "", children);
+        g_free(name);
+        if (!all_hidraws) all_hidraws = g_ptr_array_new_with_free_func(hidraw_free);
+        g_ptr_array_add(all_hidraws, dev->hid);
+        if (hidraw_attach(dev->hid) < 0) send_line("ERROR PLUG %s: cannot answer %s", port, dev->hid->devnode);
+    } else if (report_descriptor_length >= 0) {
+        send_line("ERROR PLUG %s: hid= needs a report descriptor of 1 to %d bytes; plugging without HID", port,
+                  HID_MAX_DESCRIPTOR_SIZE);
+    }
+    dev->syspath = add_usb_device(devpath, bus, dev->devnum, descriptors, (size_t)length, attributes, children);
+    if (children) g_string_free(children, TRUE);
     g_free(devpath);
     g_ptr_array_free(attributes, TRUE);
     g_free(descriptors);
+    g_free(report_descriptor);
+    for (int i = 0; i < 3; i++) g_free(strings[i]);
     if (!dev->syspath) {
         send_line("ERROR PLUG %s: umockdev refused the device", port);
         GError *ignored = NULL;
@@ -603,7 +951,12 @@ static void plug(char **words, int count) {
         dev->in_use = 0;
         return;
     }
-    send_line("PLUGGED %s %s %s", port, dev->devnode, dev->syspath);
+    if (dev->hid) {
+        hidraw_open_pty(dev->hid);
+        send_line("PLUGGED %s %s %s %s", port, dev->devnode, dev->syspath, dev->hid->devnode);
+    } else {
+        send_line("PLUGGED %s %s %s", port, dev->devnode, dev->syspath);
+    }
 }
 
 static struct device *find_device(const char *port) {
@@ -613,6 +966,8 @@ static struct device *find_device(const char *port) {
 }
 
 static void unplug_device(struct device *dev) {
+    if (dev->hid) hidraw_remove(dev->hid);
+    dev->hid = NULL;
     umockdev_testbed_uevent(testbed, dev->syspath, "remove");
     umockdev_testbed_remove_device(testbed, dev->syspath);
     GError *error = NULL;
@@ -639,6 +994,28 @@ static void unplug(char **words, int count) {
     }
     unplug_device(dev);
     send_line("UNPLUGGED %s", words[1]);
+}
+
+/* INPUT <port> <report-hex> */
+static void input(char **words, int count) {
+    if (count < 3) {
+        send_line("ERROR INPUT needs a port path and a report");
+        return;
+    }
+    struct device *dev = find_device(words[1]);
+    if (!dev || !dev->hid) {
+        send_line("ERROR INPUT %s: no HID device is plugged there", words[1]);
+        return;
+    }
+    guint8 *report = NULL;
+    long length = hex_decode(words[2], &report);
+    if (length <= 0) {
+        g_free(report);
+        send_line("ERROR INPUT %s: the report must be 1 or more bytes of hex", words[1]);
+        return;
+    }
+    hidraw_input(dev->hid, report, (size_t)length);
+    g_free(report);
 }
 
 /* ---------- main loop: stdin lines and termination signals ---------- */
@@ -674,6 +1051,8 @@ static int handle_line(char *line) {
         plug(words, count);
     } else if (strcmp(words[0], "UNPLUG") == 0) {
         unplug(words, count);
+    } else if (strcmp(words[0], "INPUT") == 0) {
+        input(words, count);
     } else if (strcmp(words[0], "QUIT") == 0) {
         return 0;
     } else {
@@ -731,6 +1110,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < MAX_DEVICES; i++)
         if (devices[i].in_use) unplug_device(&devices[i]);
     g_object_unref(testbed);
+    if (all_hidraws) g_ptr_array_free(all_hidraws, TRUE);
     g_hash_table_destroy(hubs);
     g_string_free(pending, TRUE);
     return 0;

@@ -1,13 +1,18 @@
 // dfuhop-usb-peer: answers dfuhop-usb-server (emulated-usb/PROTOCOL.md) from the VirtualDevice model, so
 // the emulated-USB tier and the in-process tests share one device behaviour.
 //
-//   dfuhop-usb-peer --server PATH (--simulate FAMILY[:STATE] | --state FILE) [--port 1-3.2] [--no-flash-time] -- COMMAND [ARGS...]
+//   dfuhop-usb-peer --server PATH (--simulate FAMILY[:STATE] | --state FILE) [--port 1-3.2] [--no-flash-time]
+//                   [--control FIFO] -- COMMAND [ARGS...]
 //
-// Starts the server, plugs the unit's ROM at PORT when it is in DFU mode, runs COMMAND under the
-// umockdev preload with the testbed's UMOCKDEV_DIR, relays its output and exits with its status.
-// The unit re-enumerates as the model says (leave, option-byte reset): UNPLUG, and PLUG when it comes
-// back into the ROM. With --state, the unit is loaded from FILE if it exists and saved there at exit.
+// Starts the server, plugs what the unit presents at PORT (its ROM's DfuSe interface, or its
+// application's HID interface with a hidraw node), runs COMMAND under the umockdev preload with the
+// testbed's UMOCKDEV_DIR, relays its output and exits with its status. The unit re-enumerates as the
+// model says (ENTER_BOOTLOADER, leave, option-byte reset): UNPLUG, then PLUG of what it shows next.
+// With --state, the unit is loaded from FILE if it exists and saved there at exit. With --control, lines
+// written to FIFO act on the unit as a test jig would: "boot0 1", "boot0 0", "power-cycle", "unplug",
+// "plug" (several per line with ";").
 import Foundation
+import AppLink
 import USBTransport
 import VirtualDevice
 
@@ -28,6 +33,8 @@ struct Options: Sendable {
     var command: [String] = []
     /// Erase and programming take no time: what is left to measure is host and USB-protocol cost.
     var noFlashTime = false
+    /// A FIFO to create for control lines (boot0 1|0, power-cycle, unplug, plug).
+    var controlPath: String?
 }
 
 func parseOptions() -> Options {
@@ -43,6 +50,7 @@ func parseOptions() -> Options {
         case "--simulate": options.simulate = arguments.removeFirst()
         case "--state": options.statePath = arguments.removeFirst()
         case "--port": options.port = arguments.removeFirst()
+        case "--control": options.controlPath = arguments.removeFirst()
         default: fail("unknown option \(word)")
         }
     }
@@ -71,16 +79,21 @@ do {
     }
 } catch { fail("\(error)") }
 
-// MARK: Descriptors (USB 2.0 §9.6, DFU 1.1 §4.2), built from the unit
+// MARK: Descriptors (USB 2.0 §9.6, DFU 1.1 §4.2, HID 1.11 §6.2), built from the unit
 
 func le16(_ value: UInt16) -> [UInt8] { [UInt8(value & 0xFF), UInt8(value >> 8)] }
 
-struct ROMDescriptors {
+/// What the unit shows on the bus in one enumeration: descriptors and strings, and for the application
+/// its HID report descriptor.
+struct Descriptors {
     let device: [UInt8]
     let configuration: [UInt8]
     let strings: [Int: String]
+    /// The HID interface's report descriptor (application only).
+    var reportDescriptor: [UInt8]? = nil
 
-    init(transport: VirtualDFUTransport) {
+    /// The ROM's DfuSe interface, exactly as ST's ROM describes itself.
+    init(rom transport: VirtualDFUTransport) {
         let identity = transport.identity
         device = [18, 1] + le16(0x0200) + [0, 0, 0, 64] + le16(identity.vendorID) + le16(identity.productID)
             + le16(identity.bcdDevice) + [1, 2, 3, 1]
@@ -95,11 +108,36 @@ struct ROMDescriptors {
         self.strings = strings
     }
 
+    /// The application's HID interface: interrupt IN and OUT endpoints of 64 bytes, 1 ms (the reference
+    /// firmware's descriptors, protocols/hid-app-protocol.md §2).
+    init(application info: HIDDeviceInfo) {
+        let usb = info.usb
+        let report = AppLinkProtocol.reportDescriptor
+        device = [18, 1] + le16(0x0200) + [0, 0, 0, 64] + le16(usb.vendorID) + le16(usb.productID) + le16(usb.bcdDevice)
+            + [1, 2, 3, 1]
+        let body: [UInt8] = [9, 4, UInt8(info.interfaceNumber), 0, 2, 3, 0, 0, 0]
+            + [9, 0x21] + le16(0x0111) + [0, 1, 0x22] + le16(UInt16(report.count))
+            + [7, 5, 0x81, 3] + le16(64) + [1]
+            + [7, 5, 0x01, 3] + le16(64) + [1]
+        configuration = [9, 2] + le16(UInt16(9 + body.count)) + [1, 1, 0, 0x80, 0x32] + body
+        strings = [1: usb.manufacturer ?? "", 2: usb.product ?? "", 3: usb.serialNumber ?? ""]
+        reportDescriptor = report
+    }
+
     func string(_ index: Int) -> [UInt8]? {
         if index == 0 { return [4, 3, 0x09, 0x04] }
         guard let text = strings[index] else { return nil }
         let utf16 = text.utf16.flatMap { le16($0) }
         return [UInt8(2 + utf16.count), 3] + utf16
+    }
+
+    /// The PLUG line (PROTOCOL.md).
+    func plugLine(port: String) -> String {
+        func attribute(_ text: String?) -> String { text?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+        var line = "PLUG \(port) \((device + configuration).map { hex($0, 2) }.joined())"
+        line += " manufacturer=\(attribute(strings[1])) product=\(attribute(strings[2])) serial=\(attribute(strings[3]))"
+        if let reportDescriptor { line += " hid=" + reportDescriptor.map { hex($0, 2) }.joined() }
+        return line
     }
 }
 
@@ -133,7 +171,7 @@ final class LineReader: @unchecked Sendable {
     }
 }
 let lines = LineReader(fromServer.fileHandleForReading)
-guard let ready = lines.next()?.split(separator: " "), ready.count == 3, ready[0] == "READY", ready[1] == "1" else {
+guard let ready = lines.next()?.split(separator: " "), ready.count == 3, ready[0] == "READY", ready[1] == "2" else {
     fail("the server did not start")
 }
 let umockdevDir = String(ready[2])
@@ -153,67 +191,130 @@ func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) thr
 
 // MARK: Serving
 
+/// The emulated device that matches what the unit presents: its ROM's DfuSe interface, its application's
+/// HID interface, or nothing (off, hung, or a corrupted application that shows nothing).
 final class Peer: @unchecked Sendable {
-    var transport: VirtualDFUTransport?
-    var descriptors: ROMDescriptors?
-    var plugged = false
+    // @unchecked: used from the serving thread only, and from the control thread under `lock`.
+    let lock = NSLock()
+    var dfu: VirtualDFUTransport?
+    var hid: VirtualHIDTransport?
+    var descriptors: Descriptors?
+    /// The unit's enumeration that is plugged, nil when nothing is.
+    var plugged: Int?
 
     /// Plugs or unplugs the emulated device to match what the unit presents on the bus.
     func follow() {
-        let inROM = unit.currentMode == .rom
-        if plugged, transport.map({ $0.unit.currentEnumeration != enumeration }) ?? true || !inROM {
-            send("UNPLUG \(port)")
-            plugged = false
-            transport = nil
-        }
-        if !plugged, inROM, let opened = try? VirtualDFUTransport(unit: unit) {
-            transport = opened
-            enumeration = unit.currentEnumeration
-            let built = ROMDescriptors(transport: opened)
+        lock.withLock {
+            let enumeration = unit.currentEnumeration
+            let presence = unit.presence
+            if let plugged, plugged != enumeration || presence == nil {
+                send("UNPLUG \(port)")
+                self.plugged = nil
+                dfu = nil
+                hid = nil
+                descriptors = nil
+            }
+            guard plugged == nil, let presence else { return }
+            let built: Descriptors
+            switch presence {
+            case .dfu:
+                guard let opened = try? VirtualDFUTransport(unit: unit) else { return }
+                dfu = opened
+                built = Descriptors(rom: opened)
+            case .hid:
+                guard let opened = try? VirtualHIDTransport(unit: unit) else { return }
+                hid = opened
+                built = Descriptors(application: opened.info)
+            }
             descriptors = built
-            let serial = built.strings[3]?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-            let product = built.strings[2]?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-            send("PLUG \(port) \((built.device + built.configuration).map { hex($0, 2) }.joined()) serial=\(serial) product=\(product)")
-            plugged = true
+            plugged = enumeration
+            send(built.plugLine(port: port))
         }
     }
-    var enumeration = 0
 
-    func answer(_ words: [Substring]) -> String {
+    /// CONTROL: a control transfer on endpoint 0.
+    func answerControl(_ words: [Substring]) -> String {
         let sequence = words[1]
         guard words.count >= 9, let requestType = UInt8(words[3], radix: 16), let request = UInt8(words[4], radix: 16),
               let value = UInt16(words[5], radix: 16), let index = UInt16(words[6], radix: 16),
               let length = Int(words[7], radix: 16) else { return "REPLY \(sequence) STALL" }
         guard let data = words[8] == "-" ? [] : bytes(fromHex: words[8]) else { return "REPLY \(sequence) STALL" }
-        guard let transport, let descriptors else { return "REPLY \(sequence) NODEV" }
+        let (dfu, hid, descriptors) = lock.withLock { (self.dfu, self.hid, self.descriptors) }
+        guard let descriptors else { return "REPLY \(sequence) NODEV" }
         func ack(_ bytes: [UInt8]) -> String {
             let sent = bytes.prefix(length)
             return "REPLY \(sequence) ACK " + (sent.isEmpty ? "-" : sent.map { hex($0, 2) }.joined())
         }
-        switch (requestType, request) {
-        case (0x80, 6):  // GET_DESCRIPTOR
-            switch value >> 8 {
-            case 1: return ack(descriptors.device)
-            case 2: return ack(descriptors.configuration)
-            case 3: return descriptors.string(Int(value & 0xFF)).map(ack) ?? "REPLY \(sequence) STALL"
-            default: return "REPLY \(sequence) STALL"
-            }
-        case (0x00, 9):  // SET_CONFIGURATION
-            return value == 1 ? ack([]) : "REPLY \(sequence) STALL"
-        case (0x01, 11):  // SET_INTERFACE
-            do {
-                try blocking { try await transport.selectAlternateSetting(UInt8(truncatingIfNeeded: value)) }
-                return ack([])
-            } catch { return reply(sequence, error) }
-        default:
-            let control = ControlRequest(requestType: requestType, request: request, value: value, index: index)
-            do {
-                if control.isDeviceToHost {
-                    return ack(try blocking { try await transport.controlIn(control, length: length, timeout: .seconds(5)) })
+        let stall = "REPLY \(sequence) STALL"
+        let control = ControlRequest(requestType: requestType, request: request, value: value, index: index)
+        do {
+            switch (requestType, request) {
+            case (0x80, 6):  // GET_DESCRIPTOR (device)
+                switch value >> 8 {
+                case 1: return ack(descriptors.device)
+                case 2: return ack(descriptors.configuration)
+                case 3: return descriptors.string(Int(value & 0xFF)).map(ack) ?? stall
+                default: return stall
                 }
-                try blocking { try await transport.controlOut(control, data: data, timeout: .seconds(5)) }
+            case (0x81, 6) where value >> 8 == 0x22:  // GET_DESCRIPTOR (interface): the HID report descriptor
+                return descriptors.reportDescriptor.map(ack) ?? stall
+            case (0x00, 9):  // SET_CONFIGURATION
+                return value == 1 ? ack([]) : stall
+            case (0x01, 11):  // SET_INTERFACE
+                guard let dfu else { return value == 0 ? ack([]) : stall }
+                try blocking { try await dfu.selectAlternateSetting(UInt8(truncatingIfNeeded: value)) }
                 return ack([])
-            } catch { return reply(sequence, error) }
+            case (0xA1, 1):  // HID GET_REPORT (HID 1.11 §7.2.1): wValue = type << 8 | id
+                guard let hid, value >> 8 == 3 else { return stall }
+                let id = UInt8(value & 0xFF)
+                let report = try blocking { try await hid.getFeatureReport(id: id, length: length + (id == 0 ? 1 : 0)) }
+                return ack(id == 0 ? Array(report.dropFirst()) : report)
+            case (0x21, 9):  // HID SET_REPORT (§7.2.2)
+                guard let hid else { return stall }
+                let id = UInt8(value & 0xFF)
+                let report = id == 0 ? [0] + data : data
+                switch value >> 8 {
+                case 2: try hidWrite(hid, report)
+                case 3: try blocking { try await hid.sendFeatureReport(report) }
+                default: return stall
+                }
+                return ack([])
+            default:
+                guard let dfu else { return stall }
+                if control.isDeviceToHost {
+                    return ack(try blocking { try await dfu.controlIn(control, length: length, timeout: .seconds(5)) })
+                }
+                try blocking { try await dfu.controlOut(control, data: data, timeout: .seconds(5)) }
+                return ack([])
+            }
+        } catch { return reply(sequence, error) }
+    }
+
+    /// HIDOUT: an output report on the interrupt OUT endpoint.
+    func answerOutputReport(_ words: [Substring]) -> String {
+        let sequence = words[1]
+        guard words.count >= 4, let report = bytes(fromHex: words[3]), !report.isEmpty else { return "REPLY \(sequence) STALL" }
+        guard let hid = lock.withLock({ self.hid }) else { return "REPLY \(sequence) NODEV" }
+        do {
+            try hidWrite(hid, report)
+            return "REPLY \(sequence) ACK -"
+        } catch { return reply(sequence, error) }
+    }
+
+    /// Hands an output report to the application and sends what it answers as INPUT lines. The model
+    /// runs on virtual time; the time the report took there (the reset delay of ENTER_BOOTLOADER, when
+    /// the unit then leaves for the ROM) is waited in real time before the bus is told, as a real unit
+    /// stays on the bus for that long after answering.
+    func hidWrite(_ hid: VirtualHIDTransport, _ report: [UInt8]) throws {
+        let before = clock.now()
+        try blocking { try await hid.write(report) }
+        let took = clock.now() - before
+        while let input = try? blocking({ try await hid.read(timeout: .zero) }) {
+            send("INPUT \(port) " + input.map { hex($0, 2) }.joined())
+        }
+        if unit.currentEnumeration != lock.withLock({ plugged }) {
+            let (seconds, attoseconds) = took.components
+            Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
         }
     }
 
@@ -224,11 +325,25 @@ final class Peer: @unchecked Sendable {
         default: "REPLY \(sequence) NODEV"
         }
     }
+
+    /// A line on the control channel (--control): what a test jig or an operator does to the unit.
+    func control(_ line: String) -> String? {
+        let words = line.split(separator: " ")
+        switch (words.first, words.count) {
+        case ("boot0", 2) where words[1] == "1" || words[1] == "0": unit.setBoot0(words[1] == "1")
+        case ("power-cycle", 1): unit.powerCycle()
+        case ("unplug", 1): unit.unplug()
+        case ("plug", 1): unit.plug()
+        case (nil, _): return nil
+        default: return "unknown control line \"\(line)\"; expected boot0 1|0, power-cycle, unplug or plug"
+        }
+        follow()
+        return nil
+    }
 }
 
 let peer = Peer()
 peer.follow()
-guard peer.plugged else { fail("the unit is not in DFU mode (\(unit.currentMode.rawValue)); nothing to plug") }
 
 let serving = Thread {
     while let line = lines.next() {
@@ -236,7 +351,10 @@ let serving = Thread {
         guard let kind = words.first else { continue }
         switch kind {
         case "CONTROL":
-            send(peer.answer(words))
+            send(peer.answerControl(words))
+            peer.follow()
+        case "HIDOUT":
+            send(peer.answerOutputReport(words))
             peer.follow()
         case "RESET" where words.count >= 2:
             send("REPLY \(words[1]) ACK -")
@@ -248,6 +366,27 @@ let serving = Thread {
     }
 }
 serving.start()
+
+// The control channel: a FIFO that hooks (dfuhop --boot0-command) and tests write lines to.
+if let controlPath = options.controlPath {
+    unlink(controlPath)
+    guard mkfifo(controlPath, 0o600) == 0 else { fail("cannot create the control FIFO \(controlPath): \(String(cString: strerror(errno)))") }
+    Thread {
+        while true {
+            // Opened anew after each writer closes it: one hook run writes, closes, and the next opens again.
+            guard let handle = FileHandle(forReadingAtPath: controlPath) else { return }
+            let reader = LineReader(handle)
+            while let line = reader.next() {
+                for command in line.split(separator: ";") {
+                    if let problem = peer.control(command.trimmingCharacters(in: .whitespaces)) {
+                        FileHandle.standardError.write(Data("dfuhop-usb-peer: control: \(problem)\n".utf8))
+                    }
+                }
+            }
+            try? handle.close()
+        }
+    }.start()
+}
 
 // MARK: The client
 
