@@ -16,11 +16,13 @@ struct VirtualPeerTests {
     static let dfuhop = buildDirectory.appendingPathComponent("dfuhop")
     static let examples = EmulatedUSB.packageRoot.appendingPathComponent("protocols/examples")
 
-    /// Runs `command` under the peer with the unit kept in `state` (created from `simulate` if absent).
-    static func run(_ command: [String], state: String, simulate: String? = nil) throws -> EmulatedUSB.Result {
+    /// Runs `command` under the peer with the unit kept in `state` (created from `simulate` if absent),
+    /// and with the peer's jig control FIFO at `control` if given.
+    static func run(_ command: [String], state: String, simulate: String? = nil, control: String? = nil) throws -> EmulatedUSB.Result {
         if let problem = EmulatedUSB.buildProblem { throw EmulatedUSBFailure(description: problem) }
         var arguments = [peer.path, "--server", EmulatedUSB.server.path, "--state", state]
         if let simulate { arguments += ["--simulate", simulate] }
+        if let control { arguments += ["--control", control] }
         return EmulatedUSB.run(arguments + ["--"] + command)
     }
 
@@ -102,5 +104,83 @@ struct VirtualPeerTests {
         let result = try Self.run([Self.dfuhop.path, "flash", far, "--address", "0x08080000"], state: state, simulate: "g474:dfu")
         #expect(result.status == 80, "\(result.output)\(result.errors)")
         #expect(try Self.unit(state).flashContents().bytes.allSatisfy { $0 == 0xFF })
+    }
+
+    /// The whole product path over real USB libraries: the application's HID interface through hidapi
+    /// (hidraw), ENTER_BOOTLOADER, the ROM arriving through libusb hotplug, DfuSe through libusb, leave,
+    /// and the application confirming over HID again.
+    @Test(arguments: ["g474", "f407"])
+    func dfuhopUpgradesAProgrammedUnitThroughLibusbAndHidapi(family: String) throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let image = Self.examples.appendingPathComponent("demo-\(family)-v2.hex").path
+
+        let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "\(family):programmed")
+        #expect(list.status == 0, "\(list.errors)")
+        let listed = try EmulatedUSB.jsonLines(list.output)
+        #expect(listed.count == 1, "\(list.output)")
+        #expect(listed.first?["classification"] as? String == "programmed", "\(list.output)")
+        #expect(listed.first?["version"] as? String == "1.0.0", "\(list.output)")
+        #expect(listed.first?["port"] as? String == "1-3.2", "\(list.output)")
+
+        let upgrade = try Self.run([Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path], state: state)
+        #expect(upgrade.status == 0, "\(upgrade.output)\(upgrade.errors)")
+        let result = try #require(try EmulatedUSB.jsonLines(upgrade.output).last, "\(upgrade.output)")
+        #expect(result["outcome"] as? String == "upgraded", "\(upgrade.output)")
+        #expect(result["oldVersion"] as? String == "1.0.0")
+        #expect(result["newVersion"] as? String == "2.0.0")
+        let phases = (result["phases"] as? [[String: Any]])?.compactMap { $0["phase"] as? String } ?? []
+        #expect(phases.filter { $0 != "option-bytes" } == ["find", "plan", "enter", "flash", "leave", "confirm"],
+                "\(upgrade.output)")
+
+        let unit = try Self.unit(state)
+        #expect(unit.currentMode == .application, "the new application runs")
+        let expected = try ImageFile.read(path: image).normalized(granularity: unit.family.writeGranularity)
+        for segment in expected.segments {
+            #expect(unit.flashContents().read(segment.address, count: segment.bytes.count) == segment.bytes)
+        }
+        #expect(!unit.requestLog.contains { $0.isDestructive }, "no mass erase, no read-unprotect")
+        #expect(unit.backupRegister(0) == 0, "the start-up code cleared the bootloader request")
+
+        let again = try Self.run([Self.dfuhop.path, "list", "--json"], state: state)
+        #expect(again.output.contains("\"version\":\"2.0.0\""), "\(again.output)")
+    }
+
+    /// A blank G474 shows nothing on the bus; dfuhop reaches its ROM through --boot0-command, a shell hook
+    /// that drives the peer's jig as a relay board would (the README's contract: DFUHOP_BOOT0=1 holds BOOT0
+    /// through a reset, then releases it), then flashes, leaves, and confirms the application over HID.
+    @Test func aBlankUnitIsUpgradedThroughTheBoot0HookOverUSB() throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let control = directory.appendingPathComponent("jig").path
+        let image = Self.examples.appendingPathComponent("demo-g474-v2.hex").path
+        let hookLog = directory.appendingPathComponent("hook.log").path
+        let hook = "echo \"$DFUHOP_ACTION $DFUHOP_BOOT0 $DFUHOP_PORT\" >> \(hookLog); echo \"boot0 $DFUHOP_BOOT0; power-cycle; boot0 0\" > \(control)"
+
+        let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:blank", control: control)
+        #expect(list.status == 0 && list.output.isEmpty, "a blank unit shows nothing: \(list.output)\(list.errors)")
+
+        let refused = try Self.run([Self.dfuhop.path, "upgrade", image, "--state-dir", directory.path], state: state, control: control)
+        #expect(refused.status == 86, "without a BOOT0 path: exit 86, \(refused.errors)")
+
+        let upgrade = try Self.run([Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path, "--boot0-command", hook],
+                                   state: state, control: control)
+        #expect(upgrade.status == 0, "\(upgrade.output)\(upgrade.errors)")
+        let result = try #require(try EmulatedUSB.jsonLines(upgrade.output).last, "\(upgrade.output)")
+        #expect(result["outcome"] as? String == "upgraded", "\(upgrade.output)")
+        #expect((result["unit"] as? [String: Any])?["classification"] as? String == "blank", "\(upgrade.output)")
+        #expect(result["newVersion"] as? String == "2.0.0")
+
+        let hookRuns = try String(contentsOfFile: hookLog, encoding: .utf8).split(separator: "\n")
+        #expect(hookRuns.first?.hasPrefix("enter-rom 1") == true, "the hook raised BOOT0 first: \(hookRuns)")
+        let unit = try Self.unit(state)
+        #expect(unit.currentMode == .application)
+        #expect(!unit.isBoot0High, "BOOT0 released, so the unit boots its application from now on")
+        let expected = try ImageFile.read(path: image).normalized(granularity: 8)
+        for segment in expected.segments {
+            #expect(unit.flashContents().read(segment.address, count: segment.bytes.count) == segment.bytes)
+        }
     }
 }
