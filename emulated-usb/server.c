@@ -73,6 +73,13 @@ static char *hex_encode(const guint8 *data, size_t length) {
     return text;
 }
 
+static int nibble(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /* Decodes hex ("-" is empty) into a new buffer; returns -1 on a malformed string. */
 static long hex_decode(const char *text, guint8 **out) {
     *out = NULL;
@@ -81,12 +88,12 @@ static long hex_decode(const char *text, guint8 **out) {
     if (length % 2 != 0) return -1;
     guint8 *bytes = g_malloc(length / 2 + 1);
     for (size_t i = 0; i < length / 2; i++) {
-        unsigned value;
-        if (sscanf(text + 2 * i, "%2x", &value) != 1) {
+        int high = nibble(text[2 * i]), low = nibble(text[2 * i + 1]);
+        if (high < 0 || low < 0) {
             g_free(bytes);
             return -1;
         }
-        bytes[i] = (guint8)value;
+        bytes[i] = (guint8)(high << 4 | low);
     }
     *out = bytes;
     return (long)(length / 2);

@@ -103,11 +103,6 @@ extension Array where Element == UInt8 {
     }
 }
 
-/// Upper-case hex, no separators.
-func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-    bytes.map { hex($0, 2) }.joined()
-}
-
 /// Bytes from an even number of hex digits; spaces are allowed between bytes. Nil on anything else.
 func parseHexBytes(_ text: String) -> [UInt8]? {
     let digits = Array(text.utf8.filter { $0 != UInt8(ascii: " ") })

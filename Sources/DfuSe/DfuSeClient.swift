@@ -332,7 +332,14 @@ public actor DfuSeClient {
     // MARK: - Memory
 
     /// Reads `length` bytes at `address`: set address, ABORT to dfuIDLE, UPLOAD blocks 2, 3, ... (AN3156 §6.2).
+    /// Runs on the transport's preferred executor.
     public func read(address: UInt32, length: Int) async throws(DfuSeError) -> [UInt8] {
+        try await withTaskExecutorPreference(transport.preferredExecutor) { () async throws(DfuSeError) -> [UInt8] in
+            try await readOnTransport(address: address, length: length)
+        }
+    }
+
+    private func readOnTransport(address: UInt32, length: Int) async throws(DfuSeError) -> [UInt8] {
         try begin("read")
         defer { end() }
         guard length >= 0, UInt64(address) + UInt64(length) <= 0x1_0000_0000 else {
@@ -362,6 +369,13 @@ public actor DfuSeClient {
     /// `verify` is false) reads every written byte back and compares it with the image.
     @discardableResult
     public func execute(_ plan: FlashPlan, image: NormalizedImage, verify: Bool = true) async throws(DfuSeError) -> FlashReport {
+        try await withTaskExecutorPreference(transport.preferredExecutor) { () async throws(DfuSeError) -> FlashReport in
+            try await executeOnTransport(plan, image: image, verify: verify)
+        }
+    }
+
+    /// `execute` on the transport's preferred executor (one thread for the whole loop).
+    private func executeOnTransport(_ plan: FlashPlan, image: NormalizedImage, verify: Bool) async throws(DfuSeError) -> FlashReport {
         try begin("execute")
         defer { end() }
         try plan.check(against: image)

@@ -13,10 +13,19 @@ public struct CRC32: Sendable {
 
     public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         var crc = register
-        Self.table.withUnsafeBufferPointer { table in
-            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        // Contiguous bytes (arrays, slices) take the loop over a buffer, not the generic iterator.
+        if bytes.withContiguousStorageIfAvailable({ crc = Self.update(crc, $0) }) == nil {
+            crc = Array(bytes).withUnsafeBufferPointer { Self.update(crc, $0) }
         }
         register = crc
+    }
+
+    private static func update(_ register: UInt32, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        var crc = register
+        table.withUnsafeBufferPointer { table in
+            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return crc
     }
 
     /// zlib's crc32(): final XOR with 0xFFFFFFFF ("123456789" → 0xCBF43926).

@@ -27,6 +27,9 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
         self.worker = BlockingWorker(label: "dfuhop usb \(identity.portPath)")
     }
 
+    /// The device's worker: the DfuSe client's loops run there, so transfers need no thread hop.
+    public var preferredExecutor: (any TaskExecutor)? { worker }
+
     public func selectAlternateSetting(_ number: UInt8) async throws {
         let operation = "SET_INTERFACE alternate setting \(number)"
         guard alternateSettings.contains(where: { $0.number == number }) else {

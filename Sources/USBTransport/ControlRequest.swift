@@ -37,9 +37,27 @@ public func hex<T: BinaryInteger>(_ value: T, _ width: Int) -> String {
     return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }
 
+/// Bytes as upper-case hex digits without separators ("0A1B"), built in one buffer.
+public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    let digits = Array("0123456789ABCDEF".utf8)
+    return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+        var index = 0
+        for byte in bytes {
+            buffer[index] = digits[Int(byte >> 4)]
+            buffer[index + 1] = digits[Int(byte & 0x0F)]
+            index += 2
+        }
+        return index
+    }
+}
+
 /// Bytes from hex digits (upper or lower case, no separators); nil for an odd count or a non-hex digit.
 public func bytes<S: StringProtocol>(fromHex text: S) -> [UInt8]? {
-    let digits = Array(text.utf8)
+    bytes(fromHexDigits: text.utf8)
+}
+
+/// Bytes from ASCII hex digits given as bytes (e.g. a slice of a line read from a pipe).
+public func bytes<C: Collection>(fromHexDigits digits: C) -> [UInt8]? where C.Element == UInt8 {
     guard digits.count % 2 == 0 else { return nil }
     func value(_ c: UInt8) -> UInt8? {
         switch c {
@@ -51,11 +69,15 @@ public func bytes<S: StringProtocol>(fromHex text: S) -> [UInt8]? {
     }
     var result = [UInt8]()
     result.reserveCapacity(digits.count / 2)
-    var index = 0
-    while index < digits.count {
-        guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
-        result.append(high << 4 | low)
-        index += 2
+    var high: UInt8?
+    for digit in digits {
+        guard let nibble = value(digit) else { return nil }
+        if let first = high {
+            result.append(first << 4 | nibble)
+            high = nil
+        } else {
+            high = nibble
+        }
     }
     return result
 }

@@ -97,4 +97,12 @@ public protocol DFUTransport: AnyObject, Sendable {
     func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8]
     /// Releases the interface and the device handle. Never throws: a vanished device is closed too.
     func close() async
+    /// Where a client should run loops of many transfers (SE-0417 task executor preference): a backend
+    /// whose calls block on a thread of its own offers that thread, so each transfer runs in place
+    /// instead of hopping threads. nil (the default): anywhere.
+    var preferredExecutor: (any TaskExecutor)? { get }
+}
+
+extension DFUTransport {
+    public var preferredExecutor: (any TaskExecutor)? { nil }
 }

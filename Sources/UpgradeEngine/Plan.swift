@@ -58,7 +58,7 @@ extension UpgradeEngine {
         let transferSize = Int(family.rom.transferSize)
         let digest = SHA256.hash(data: image.segments.flatMap { segment in
             withUnsafeBytes(of: segment.address.littleEndian, Array.init) + segment.bytes
-        }).map { hex($0, 2) }.joined()
+        }).withUnsafeBytes { hexString($0) }
         var skip: Set<UInt32> = []
         if let running = unit.description.version {
             if running == version, !options.allowDowngrade {

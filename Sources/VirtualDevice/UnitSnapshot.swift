@@ -44,9 +44,9 @@ extension VirtualUnit {
                 ranges.append(start...(index - 1))
                 runs.append(.init(offset: start * g, data: Data(flash[start * g..<index * g]).base64EncodedString()))
             }
-            return UnitSnapshot(format: UnitSnapshot.formatVersion, family: family.id, uid: uid.map { hex($0, 2) }.joined(),
+            return UnitSnapshot(format: UnitSnapshot.formatVersion, family: family.id, uid: hexString(uid),
                                 portPath: portPath, mode: mode, boot0: boot0, emptyCheckLatchedROM: emptyCheckLatchedROM,
-                                optionBytes: optionBytes.map { hex($0, 2) }.joined(), backupRegisters: backupRegisters,
+                                optionBytes: hexString(optionBytes), backupRegisters: backupRegisters,
                                 flash: runs, writtenUnits: ranges, corruptedUnits: wordCorrupted.sorted())
         }
     }

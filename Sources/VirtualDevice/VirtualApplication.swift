@@ -60,7 +60,7 @@ extension VirtualUnit {
 
     var hidInfo: HIDDeviceInfo {
         let usb = USBDeviceIdentity(vendorID: application.vendorID, productID: application.productID, bcdDevice: 0x0100,
-                                    serialNumber: uid.map { hex($0, 2) }.joined(), manufacturer: "dfuhop",
+                                    serialNumber: hexString(uid), manufacturer: "dfuhop",
                                     product: application.product, portPath: portPath)
         return HIDDeviceInfo(usb: usb, usagePage: application.usagePage, usage: application.usage, interfaceNumber: 0,
                              path: "virtual:\(portPath):hid")

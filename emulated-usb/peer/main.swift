@@ -2,7 +2,7 @@
 // the emulated-USB tier and the in-process tests share one device behaviour.
 //
 //   dfuhop-usb-peer --server PATH (--simulate FAMILY[:STATE] | --state FILE) [--port 1-3.2] [--no-flash-time]
-//                   [--control FIFO] -- COMMAND [ARGS...]
+//                   [--control FIFO] [--stats] -- COMMAND [ARGS...]
 //
 // Starts the server, plugs what the unit presents at PORT (its ROM's DfuSe interface, or its
 // application's HID interface with a hidraw node), runs COMMAND under the umockdev preload with the
@@ -35,6 +35,8 @@ struct Options: Sendable {
     var noFlashTime = false
     /// A FIFO to create for control lines (boot0 1|0, power-cycle, unplug, plug).
     var controlPath: String?
+    /// At exit, print the client's wall time and the unit's control-transfer count on stderr.
+    var stats = false
 }
 
 func parseOptions() -> Options {
@@ -44,6 +46,7 @@ func parseOptions() -> Options {
         let word = arguments.removeFirst()
         if word == "--" { options.command = arguments; break }
         if word == "--no-flash-time" { options.noFlashTime = true; continue }
+        if word == "--stats" { options.stats = true; continue }
         guard !arguments.isEmpty else { fail("\(word) needs a value") }
         switch word {
         case "--server": options.serverPath = arguments.removeFirst()
@@ -134,9 +137,9 @@ struct Descriptors {
     /// The PLUG line (PROTOCOL.md).
     func plugLine(port: String) -> String {
         func attribute(_ text: String?) -> String { text?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
-        var line = "PLUG \(port) \((device + configuration).map { hex($0, 2) }.joined())"
+        var line = "PLUG \(port) \(hexString(device + configuration))"
         line += " manufacturer=\(attribute(strings[1])) product=\(attribute(strings[2])) serial=\(attribute(strings[3]))"
-        if let reportDescriptor { line += " hid=" + reportDescriptor.map { hex($0, 2) }.joined() }
+        if let reportDescriptor { line += " hid=" + hexString(reportDescriptor) }
         return line
     }
 }
@@ -152,41 +155,60 @@ do { try server.run() } catch { fail("cannot start \(options.serverPath): \(erro
 
 @Sendable func send(_ line: String) { toServer.fileHandleForWriting.write(Data((line + "\n").utf8)) }
 
-/// Lines from the server's stdout.
+/// Lines from a pipe, as bytes: a CONTROL line carries kilobytes of hex, which String splitting would
+/// walk character by character.
 final class LineReader: @unchecked Sendable {
     let handle: FileHandle
-    var buffer = Data()
+    private var buffer: [UInt8] = []
+    private var start = 0
     init(_ handle: FileHandle) { self.handle = handle }
-    func next() -> String? {
+    func next() -> Line? {
         while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
-                buffer.removeSubrange(buffer.startIndex...newline)
+            if let newline = buffer[start...].firstIndex(of: 0x0A) {
+                let line = Line(buffer[start..<newline])
+                start = newline + 1
                 return line
             }
+            buffer.removeFirst(start)
+            start = 0
             let chunk = handle.availableData
             if chunk.isEmpty { return nil }
-            buffer.append(chunk)
+            buffer.append(contentsOf: chunk)
         }
     }
 }
+
+/// One line, split into space-separated words.
+struct Line {
+    let bytes: ArraySlice<UInt8>
+    let words: [ArraySlice<UInt8>]
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        words = bytes.split(separator: 0x20)
+    }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+    var count: Int { words.count }
+    subscript(_ index: Int) -> Substring { Substring(String(decoding: words[index], as: UTF8.self)) }
+    /// Word `index` as hex bytes ("-" is none); nil when malformed.
+    func bytes(_ index: Int) -> [UInt8]? {
+        words[index].elementsEqual("-".utf8) ? [] : USBTransport.bytes(fromHexDigits: words[index])
+    }
+}
 let lines = LineReader(fromServer.fileHandleForReading)
-guard let ready = lines.next()?.split(separator: " "), ready.count == 3, ready[0] == "READY", ready[1] == "2" else {
+guard let ready = lines.next(), ready.count == 3, ready[0] == "READY", ready[1] == "2" else {
     fail("the server did not start")
 }
 let umockdevDir = String(ready[2])
 
-/// Runs async model code from the server's (synchronous) request loop: one request at a time.
-final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>? }
-func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-    let box = ResultBox<T>()
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        do { box.result = .success(try await work()) } catch { box.result = .failure(error) }
-        done.signal()
+/// The thread the request loop runs on: it blocks reading the server's lines, and the model's async
+/// calls run in place on it (they never wait: the unit runs on virtual time), so a request costs no
+/// thread switch in the peer.
+final class ServingExecutor: TaskExecutor {
+    let queue = DispatchQueue(label: "dfuhop-usb-peer serving")
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
-    done.wait()
-    return try box.result!.get()
 }
 
 // MARK: Serving
@@ -233,17 +255,17 @@ final class Peer: @unchecked Sendable {
     }
 
     /// CONTROL: a control transfer on endpoint 0.
-    func answerControl(_ words: [Substring]) -> String {
+    func answerControl(_ words: Line) async -> String {
         let sequence = words[1]
         guard words.count >= 9, let requestType = UInt8(words[3], radix: 16), let request = UInt8(words[4], radix: 16),
               let value = UInt16(words[5], radix: 16), let index = UInt16(words[6], radix: 16),
               let length = Int(words[7], radix: 16) else { return "REPLY \(sequence) STALL" }
-        guard let data = words[8] == "-" ? [] : bytes(fromHex: words[8]) else { return "REPLY \(sequence) STALL" }
+        guard let data = words.bytes(8) else { return "REPLY \(sequence) STALL" }
         let (dfu, hid, descriptors) = lock.withLock { (self.dfu, self.hid, self.descriptors) }
         guard let descriptors else { return "REPLY \(sequence) NODEV" }
         func ack(_ bytes: [UInt8]) -> String {
             let sent = bytes.prefix(length)
-            return "REPLY \(sequence) ACK " + (sent.isEmpty ? "-" : sent.map { hex($0, 2) }.joined())
+            return "REPLY \(sequence) ACK " + (sent.isEmpty ? "-" : hexString(sent))
         }
         let stall = "REPLY \(sequence) STALL"
         let control = ControlRequest(requestType: requestType, request: request, value: value, index: index)
@@ -262,41 +284,41 @@ final class Peer: @unchecked Sendable {
                 return value == 1 ? ack([]) : stall
             case (0x01, 11):  // SET_INTERFACE
                 guard let dfu else { return value == 0 ? ack([]) : stall }
-                try blocking { try await dfu.selectAlternateSetting(UInt8(truncatingIfNeeded: value)) }
+                try await dfu.selectAlternateSetting(UInt8(truncatingIfNeeded: value))
                 return ack([])
             case (0xA1, 1):  // HID GET_REPORT (HID 1.11 §7.2.1): wValue = type << 8 | id
                 guard let hid, value >> 8 == 3 else { return stall }
                 let id = UInt8(value & 0xFF)
-                let report = try blocking { try await hid.getFeatureReport(id: id, length: length + (id == 0 ? 1 : 0)) }
+                let report = try await hid.getFeatureReport(id: id, length: length + (id == 0 ? 1 : 0))
                 return ack(id == 0 ? Array(report.dropFirst()) : report)
             case (0x21, 9):  // HID SET_REPORT (§7.2.2)
                 guard let hid else { return stall }
                 let id = UInt8(value & 0xFF)
                 let report = id == 0 ? [0] + data : data
                 switch value >> 8 {
-                case 2: try hidWrite(hid, report)
-                case 3: try blocking { try await hid.sendFeatureReport(report) }
+                case 2: try await hidWrite(hid, report)
+                case 3: try await hid.sendFeatureReport(report)
                 default: return stall
                 }
                 return ack([])
             default:
                 guard let dfu else { return stall }
                 if control.isDeviceToHost {
-                    return ack(try blocking { try await dfu.controlIn(control, length: length, timeout: .seconds(5)) })
+                    return ack(try await dfu.controlIn(control, length: length, timeout: .seconds(5)))
                 }
-                try blocking { try await dfu.controlOut(control, data: data, timeout: .seconds(5)) }
+                try await dfu.controlOut(control, data: data, timeout: .seconds(5))
                 return ack([])
             }
         } catch { return reply(sequence, error) }
     }
 
     /// HIDOUT: an output report on the interrupt OUT endpoint.
-    func answerOutputReport(_ words: [Substring]) -> String {
+    func answerOutputReport(_ words: Line) async -> String {
         let sequence = words[1]
-        guard words.count >= 4, let report = bytes(fromHex: words[3]), !report.isEmpty else { return "REPLY \(sequence) STALL" }
+        guard words.count >= 4, let report = words.bytes(3), !report.isEmpty else { return "REPLY \(sequence) STALL" }
         guard let hid = lock.withLock({ self.hid }) else { return "REPLY \(sequence) NODEV" }
         do {
-            try hidWrite(hid, report)
+            try await hidWrite(hid, report)
             return "REPLY \(sequence) ACK -"
         } catch { return reply(sequence, error) }
     }
@@ -305,16 +327,15 @@ final class Peer: @unchecked Sendable {
     /// runs on virtual time; the time the report took there (the reset delay of ENTER_BOOTLOADER, when
     /// the unit then leaves for the ROM) is waited in real time before the bus is told, as a real unit
     /// stays on the bus for that long after answering.
-    func hidWrite(_ hid: VirtualHIDTransport, _ report: [UInt8]) throws {
+    func hidWrite(_ hid: VirtualHIDTransport, _ report: [UInt8]) async throws {
         let before = clock.now()
-        try blocking { try await hid.write(report) }
+        try await hid.write(report)
         let took = clock.now() - before
-        while let input = try? blocking({ try await hid.read(timeout: .zero) }) {
-            send("INPUT \(port) " + input.map { hex($0, 2) }.joined())
+        while let input = try? await hid.read(timeout: .zero) {
+            send("INPUT \(port) " + hexString(input))
         }
         if unit.currentEnumeration != lock.withLock({ plugged }) {
-            let (seconds, attoseconds) = took.components
-            Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
+            try? await Task.sleep(for: took)  // the serving loop answers nothing meanwhile, like a unit resetting
         }
     }
 
@@ -345,27 +366,26 @@ final class Peer: @unchecked Sendable {
 let peer = Peer()
 peer.follow()
 
-let serving = Thread {
-    while let line = lines.next() {
-        let words = line.split(separator: " ")
-        guard let kind = words.first else { continue }
-        switch kind {
+let servingExecutor = ServingExecutor()
+Task(executorPreference: servingExecutor) {
+    while let words = lines.next() {
+        guard words.count > 0 else { continue }
+        switch words[0] {
         case "CONTROL":
-            send(peer.answerControl(words))
+            send(await peer.answerControl(words))
             peer.follow()
         case "HIDOUT":
-            send(peer.answerOutputReport(words))
+            send(await peer.answerOutputReport(words))
             peer.follow()
         case "RESET" where words.count >= 2:
             send("REPLY \(words[1]) ACK -")
         case "ERROR":
-            FileHandle.standardError.write(Data("dfuhop-usb-peer: server: \(line)\n".utf8))
+            FileHandle.standardError.write(Data("dfuhop-usb-peer: server: \(words.text)\n".utf8))
         default:
             break  // PLUGGED / UNPLUGGED acknowledgements
         }
     }
 }
-serving.start()
 
 // The control channel: a FIFO that hooks (dfuhop --boot0-command) and tests write lines to.
 if let controlPath = options.controlPath {
@@ -377,7 +397,7 @@ if let controlPath = options.controlPath {
             guard let handle = FileHandle(forReadingAtPath: controlPath) else { return }
             let reader = LineReader(handle)
             while let line = reader.next() {
-                for command in line.split(separator: ";") {
+                for command in line.text.split(separator: ";") {
                     if let problem = peer.control(command.trimmingCharacters(in: .whitespaces)) {
                         FileHandle.standardError.write(Data("dfuhop-usb-peer: control: \(problem)\n".utf8))
                     }
@@ -399,8 +419,18 @@ var environment = ProcessInfo.processInfo.environment
 environment["UMOCKDEV_DIR"] = umockdevDir
 environment["LD_PRELOAD"] = "libumockdev-preload.so.0" + (environment["LD_PRELOAD"].map { ":" + $0 } ?? "")
 client.environment = environment
+// Process.waitUntilExit polls a run loop (50 ms steps here); the termination handler is exact.
+let exited = DispatchSemaphore(value: 0)
+client.terminationHandler = { _ in exited.signal() }
+let started = ContinuousClock.now
 do { try client.run() } catch { fail("cannot run \(options.command[0]): \(error)") }
-client.waitUntilExit()
+exited.wait()
+if options.stats {
+    // What a benchmark compares: the client's own wall time (not the testbed's start) and its bus traffic.
+    let (seconds, attoseconds) = (ContinuousClock.now - started).components
+    let wall = Double(seconds) + Double(attoseconds) / 1e18
+    FileHandle.standardError.write(Data("dfuhop-usb-peer: client \(String(format: "%.3f", wall)) s, \(unit.controlTransfers) control transfers\n".utf8))
+}
 
 send("QUIT")
 server.waitUntilExit()
