@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Flashes the same image to the same emulated STM32F407 ROM (the VirtualDevice model behind umockdev)
 # with unmodified dfu-util and with dfuhop (verify on), in one run; prints both times and the ratio.
-# Device time is virtual here, so the figures are host + USB-protocol cost: set-address per block and
-# wasted polls show, flash timings do not.
-#   emulated-usb/bench.sh [KIB]        default 512; needs umockdev, dfu-util and a release build
+# The time is the client's own wall time (the peer's --stats: from its start to its exit, without the
+# testbed's start), the median of RUNS runs. Device time is virtual here: with zero flash time the
+# figures are host + USB-protocol cost, where set-address per block and wasted polls show.
+#   emulated-usb/bench.sh [KIB] [RUNS]     default 512 KiB, 5 runs; needs umockdev, dfu-util, bc
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kib="${1:-512}"
+runs="${2:-5}"
 swift build -c release --product dfuhop >&2
 swift build -c release --product dfuhop-usb-peer >&2
 make -s -C emulated-usb build/dfuhop-usb-server
@@ -24,26 +26,29 @@ body = vectors + bytes(random.getrandbits(8) for _ in range(size - len(vectors))
 open(sys.argv[1], "wb").write(body)
 PY
 
-run() {  # run NAME PEER-OPTION COMMAND...: wall seconds of one flash through a fresh emulated unit
+once() {  # once NAME PEER-OPTION COMMAND...: "SECONDS TRANSFERS" of one flash of a fresh emulated unit
     local name=$1 timing=$2; shift 2
-    local start end
-    start=$(date +%s.%N)
-    "$bin/dfuhop-usb-peer" --server emulated-usb/build/dfuhop-usb-server --simulate f407:dfu $timing \
-        --state "$work/$name.json" -- "$@" > "$work/$name.log" 2>&1 || { cat "$work/$name.log" >&2; exit 1; }
-    end=$(date +%s.%N)
-    echo "$end - $start" | bc
+    rm -f "$work/$name.json"
+    "$bin/dfuhop-usb-peer" --server emulated-usb/build/dfuhop-usb-server --simulate f407:dfu $timing --stats \
+        --state "$work/$name.json" -- "$@" > "$work/$name.log" 2> "$work/$name.err" || { cat "$work/$name.log" "$work/$name.err" >&2; exit 1; }
+    sed -n 's/^dfuhop-usb-peer: client \([0-9.]*\) s, \([0-9]*\) control transfers$/\1 \2/p' "$work/$name.err"
+}
+
+median() {  # median NAME PEER-OPTION COMMAND...: "SECONDS TRANSFERS", the median time of $runs runs
+    local name=$1 timing=$2; shift 2
+    for _ in $(seq "$runs"); do once "$name" "$timing" "$@"; done | sort -n | sed -n "$(( (runs + 1) / 2 ))p"
 }
 
 report() {  # report LABEL PEER-OPTION
     local dfu_util dfuhop
-    dfu_util=$(run "dfu-util$2" "$2" dfu-util -a 0 -s 0x08000000 -D "$work/app.bin")
-    dfuhop=$(run "dfuhop$2" "$2" "$bin/dfuhop" flash "$work/app.bin")
+    read -r dfu_util_s dfu_util_n <<< "$(median dfu-util "$2" dfu-util -a 0 -s 0x08000000 -D "$work/app.bin")"
+    read -r dfuhop_s dfuhop_n <<< "$(median dfuhop "$2" "$bin/dfuhop" flash "$work/app.bin")"
     echo "$1"
-    printf "  dfu-util -D (no verify)      %6.2f s\n" "$dfu_util"
-    printf "  dfuhop flash (verify on)     %6.2f s   %s\n" "$dfuhop" "$(tail -1 "$work/dfuhop$2.log")"
-    printf "  ratio dfu-util / dfuhop      %6.2fx\n" "$(echo "$dfu_util / $dfuhop" | bc -l)"
+    printf "  dfu-util -D (no verify)      %6.3f s  %5d control transfers\n" "$dfu_util_s" "$dfu_util_n"
+    printf "  dfuhop flash (verify on)     %6.3f s  %5d control transfers\n" "$dfuhop_s" "$dfuhop_n"
+    printf "  ratio dfu-util / dfuhop      %6.2fx\n" "$(echo "$dfu_util_s / $dfuhop_s" | bc -l)"
 }
 
-echo "emulated-usb flash of ${kib} KiB to a virtual STM32F407 (same image, same device model)"
+echo "emulated-usb flash of ${kib} KiB to a virtual STM32F407 (same image, same device model), median of $runs runs"
 report "with the datasheet's erase and program times (both tools wait the poll timeouts in real time):" ""
 report "with zero flash time (host and USB-protocol cost only; goal: dfuhop at least 1.3x faster):" "--no-flash-time"

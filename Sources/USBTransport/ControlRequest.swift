@@ -37,7 +37,9 @@ public func hex<T: BinaryInteger>(_ value: T, _ width: Int) -> String {
     return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }
 
-/// Bytes as upper-case hex digits without separators ("0A1B"), built in one buffer.
+/// Bytes as upper-case hex digits without separators ("0A1B"), built in one buffer. Inlinable, so that
+/// callers get a loop specialised for their collection (kilobyte-sized blocks go through it).
+@inlinable
 public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
     let digits = Array("0123456789ABCDEF".utf8)
     return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
@@ -56,7 +58,9 @@ public func bytes<S: StringProtocol>(fromHex text: S) -> [UInt8]? {
     bytes(fromHexDigits: text.utf8)
 }
 
-/// Bytes from ASCII hex digits given as bytes (e.g. a slice of a line read from a pipe).
+/// Bytes from ASCII hex digits given as bytes (e.g. a slice of a line read from a pipe). Inlinable, as
+/// `hexString`.
+@inlinable
 public func bytes<C: Collection>(fromHexDigits digits: C) -> [UInt8]? where C.Element == UInt8 {
     guard digits.count % 2 == 0 else { return nil }
     func value(_ c: UInt8) -> UInt8? {
