@@ -23,7 +23,7 @@ public struct UniqueID: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A firmware version as the image descriptor holds it: four 16-bit components (§6).
-public struct FirmwareVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct FirmwareVersion: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
     public var major: UInt16
     public var minor: UInt16
     public var patch: UInt16

@@ -584,7 +584,8 @@ public actor DfuSeClient {
             } catch {
                 guard let transportError = error.transportError else { throw error }
                 let elapsed = clock.now() - started
-                let retryWait = lastPollTimeout > .zero ? lastPollTimeout : options.quirkRetryInterval
+                // The reported poll timeout has just proved too short: do not trust it again.
+                let retryWait = max(lastPollTimeout, options.quirkRetryInterval)
                 // F4: the erase is still running although the reported poll timeout has passed.
                 if let budget = massEraseBudget, elapsed < budget,
                    transportError.kind == .timeout || transportError.kind == .stall {

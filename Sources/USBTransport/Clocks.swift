@@ -37,6 +37,7 @@ public struct SystemClock: DeviceClock {
 public final class VirtualClock: DeviceClock, @unchecked Sendable {
     private let lock = NSLock()
     private var current: Duration
+    private var scheduled: [(due: Duration, action: @Sendable () -> Void)] = []
 
     public init(start: Duration = .zero) { current = start }
 
@@ -47,10 +48,24 @@ public final class VirtualClock: DeviceClock, @unchecked Sendable {
         advance(by: duration)
     }
 
-    /// Moves time forward without a sleeper (e.g. a device that works while the host is idle).
+    /// Moves time forward without a sleeper (e.g. a device that works while the host is idle), running
+    /// what was scheduled up to the new time, in order.
     public func advance(by duration: Duration) {
         guard duration > .zero else { return }
-        lock.withLock { current += duration }
+        let due = lock.withLock { () -> [@Sendable () -> Void] in
+            current += duration
+            let ready = scheduled.enumerated().filter { $0.element.due <= current }
+                .sorted { ($0.element.due, $0.offset) < ($1.element.due, $1.offset) }
+            scheduled.removeAll { $0.due <= current }
+            return ready.map(\.element.action)
+        }
+        for action in due { action() }
+    }
+
+    /// Runs `action` once time has moved `delay` past now (something a device does on its own, such as
+    /// appearing on the bus late): when a sleeper or `advance` gets there.
+    public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) {
+        lock.withLock { scheduled.append((current + delay, action)) }
     }
 }
 

@@ -106,9 +106,11 @@ extension UpgradeEngine {
                 for await event in events { if case .arrived(let device) = event, let value = match(device) { return value } }
                 return nil
             }
-            group.addTask {
+            group.addTask { [discovery] in
                 try? await clock.sleep(for: deadline - clock.now())
-                return nil
+                // At the deadline a device that is there counts, even if its arrival is still on its way.
+                guard includePresent else { return nil }
+                return try? await discovery.devices().lazy.compactMap(match).first
             }
             defer { group.cancelAll() }
             return await group.next() ?? nil

@@ -1,3 +1,4 @@
+import AppLink
 import USBTransport
 import DfuSe
 
@@ -19,6 +20,16 @@ public struct FaultPlan: Sendable, Hashable, Codable {
     /// H7 rev V: the Nth programmed block leaves the ROM stuck in dfuDNBUSY until CLRSTATUS is sent as
     /// often as the family's `stuckInDownloadBusy` quirk says (the block itself is written).
     public var stuckBusyAtFlashOperation: Int?
+    /// After the next reset or jump, the unit shows up only this much later (device time).
+    public var returnDelay: Duration?
+    /// After the next reset or jump, the unit shows up at this port (someone replugged it elsewhere).
+    public var returnPort: String?
+    /// The ROM's bwPollTimeout is this many times the real duration of the operation (0.1: understated,
+    /// 10: overstated). The ROM still answers a GETSTATUS that comes early only once the operation is done.
+    public var pollTimeoutScale: Double?
+    /// The application's GET_INFO reports this version, whatever its image descriptor says (a firmware
+    /// whose version constant was not bumped).
+    public var reportedVersion: FirmwareVersion?
 
     public struct BlockStatusError: Sendable, Hashable, Codable {
         public var block: Int
@@ -31,7 +42,8 @@ public struct FaultPlan: Sendable, Hashable, Codable {
 
     public init(powerLossAtFlashOperation: Int? = nil, disconnectAtTransfer: Int? = nil, stallAtTransfer: Int? = nil,
                 stallCount: Int = 1, statusErrorAtBlock: BlockStatusError? = nil, neverReturnAfterReset: Bool = false,
-                stuckBusyAtFlashOperation: Int? = nil) {
+                stuckBusyAtFlashOperation: Int? = nil, returnDelay: Duration? = nil, returnPort: String? = nil,
+                pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil) {
         self.powerLossAtFlashOperation = powerLossAtFlashOperation
         self.disconnectAtTransfer = disconnectAtTransfer
         self.stallAtTransfer = stallAtTransfer
@@ -39,6 +51,10 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         self.statusErrorAtBlock = statusErrorAtBlock
         self.neverReturnAfterReset = neverReturnAfterReset
         self.stuckBusyAtFlashOperation = stuckBusyAtFlashOperation
+        self.returnDelay = returnDelay
+        self.returnPort = returnPort
+        self.pollTimeoutScale = pollTimeoutScale
+        self.reportedVersion = reportedVersion
     }
 
     public static let none = FaultPlan()

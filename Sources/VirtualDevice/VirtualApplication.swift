@@ -82,9 +82,20 @@ extension VirtualUnit {
             crc32: { CRC32.zlib($0) })
         switch device.handle(report) {
         case .ignore: return (nil, nil)
-        case .reply(let bytes): return (bytes, nil)
+        case .reply(let bytes): return (reportedVersionLie(bytes, answering: report) ?? bytes, nil)
         case .replyThenEnterBootloader(let bytes): return (bytes, .milliseconds(Int(device.state.resetDelayMs)))
         }
+    }
+}
+
+extension VirtualUnit {
+    /// GET_INFO's answer with `FaultPlan.reportedVersion` in place of the descriptor's version, or nil.
+    func reportedVersionLie(_ reply: [UInt8], answering report: [UInt8]) -> [UInt8]? {
+        guard let version = faults.reportedVersion, case .request(let sequence, .getInfo) = AppRequest.decode(report: report),
+              case .info(var info) = try? AppResponse.decode(reply, answering: .getInfo, sequence: sequence),
+              info.image != nil else { return nil }
+        info.image?.version = version
+        return AppResponse.info(info).report(sequence: sequence, command: AppCommand.getInfo.rawValue)
     }
 }
 

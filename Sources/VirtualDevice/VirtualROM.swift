@@ -341,7 +341,8 @@ extension VirtualUnit {
         rom.state = .downloadBusy
         // bwPollTimeout is the ROM's estimate in whole ms (rounded to nearest); a GETSTATUS that comes a
         // little early is held until the operation ends.
-        let pollMs = UInt32(((reported ?? duration) + .microseconds(500)) / .milliseconds(1))
+        let estimate = (reported ?? duration) * (faults.pollTimeoutScale ?? 1)  // a lying ROM: FaultPlan.pollTimeoutScale
+        let pollMs = UInt32((estimate + .microseconds(500)) / .milliseconds(1))
         if outcome.isStuck { return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .downloadBusy).bytes) }
         return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes)
     }

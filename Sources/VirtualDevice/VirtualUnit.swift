@@ -26,7 +26,11 @@ public final class VirtualUnit: @unchecked Sendable {
 
     public let family: McuFamily
     public let uid: [UInt8]
-    public let portPath: String
+    /// The USB port the unit is plugged into; it changes only when the unit is replugged elsewhere
+    /// (`FaultPlan.returnPort`). Its own lock, because presence (taken under `lock`) reads it.
+    public var portPath: String { portLock.withLock { port } }
+    private let portLock = NSLock()
+    private var port: String
     public let clock: any DeviceClock
     /// A firmware-side DfuSe (seed 002) describes the flash with its own layout string, typically marking
     /// its own sectors read-only ('a'); nil for the ST ROM.
@@ -63,7 +67,7 @@ public final class VirtualUnit: @unchecked Sendable {
         precondition(family.flashModes.indices.contains(flashModeIndex), "no such flash mode")
         self.family = family
         self.uid = uid
-        self.portPath = portPath
+        self.port = portPath
         self.clock = clock
         self.firmwareLayout = firmwareLayout
         self.application = application ?? .demo(for: family)
@@ -221,12 +225,40 @@ public final class VirtualUnit: @unchecked Sendable {
     /// The core starts anew (reset or jump): a new enumeration, a fresh ROM state, and the mode `decide`
     /// picks under the lock — or nothing on the bus when the never-return fault is set.
     private func restart(_ decide: () -> UnitMode) {
-        lock.withLock {
+        let late = lock.withLock { () -> (delay: Duration, port: String?, mode: UnitMode, enumeration: Int)? in
             enumeration += 1
             rom = ROMState()
-            mode = faults.neverReturnAfterReset ? .off : decide()
+            guard !faults.neverReturnAfterReset else {
+                mode = .off
+                return nil
+            }
+            let decided = decide()
+            guard faults.returnDelay != nil || faults.returnPort != nil else {
+                mode = decided
+                return nil
+            }
+            // Off the bus for now; back later, or elsewhere (the faults apply to this restart only).
+            defer { faults.returnDelay = nil; faults.returnPort = nil }
+            mode = .off
+            return (faults.returnDelay ?? .zero, faults.returnPort, decided, enumeration)
         }
         publishPresence()
+        guard let late else { return }
+        let arrive: @Sendable () -> Void = { [self] in
+            let current = lock.withLock { enumeration == late.enumeration && mode == .off }
+            guard current else { return }  // reset or unplugged meanwhile
+            if let port = late.port { portLock.withLock { self.port = port } }
+            lock.withLock { mode = late.mode }
+            publishPresence()
+        }
+        if let virtual = clock as? VirtualClock {
+            virtual.schedule(after: late.delay, arrive)
+        } else {
+            Task { [clock] in
+                try? await clock.sleep(for: late.delay)
+                arrive()
+            }
+        }
     }
 
     func bootDecisionLocked() -> UnitMode {

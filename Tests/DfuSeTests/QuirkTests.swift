@@ -66,8 +66,9 @@ struct QuirkTests {
         #expect(await bench.device.erasedSectorStarts == [0x0800_0800])
         let stalls = bench.events.events.compactMap { if case .quirk(.statusStalledDuringErase(let n, 3)) = $0 { n } else { nil } }
         #expect(stalls == [1, 2, 3])
-        // Each retry waits the last poll timeout the ROM gave (25 ms).
-        #expect(bench.clock.now() == .milliseconds(25 * 4))
+        // The first poll waits the ROM's 25 ms; a stall proves that too short, so each retry waits the
+        // quirk's 100 ms instead.
+        #expect(bench.clock.now() == .milliseconds(25 + 3 * 100))
     }
 
     @Test("L4: a fourth stall in a row is an error naming the erase")

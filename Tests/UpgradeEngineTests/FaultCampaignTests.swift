@@ -21,13 +21,22 @@ struct FaultCampaignTests {
             case plan(FaultPlan)
             /// The host process dies when the predicate first matches an event (task cancelled there).
             case kill(String, @Sendable (UpgradeEvent) -> Bool)
-            /// The unit goes away and does not come back after the next reset from this event on.
-            case neverReturns(String, @Sendable (UpgradeEvent) -> Bool)
+            /// These faults are armed on the target when the predicate first matches an event (e.g. the
+            /// unit never returns, or returns late or elsewhere, after the next reset from then on).
+            case armAt(String, @Sendable (UpgradeEvent) -> Bool, FaultPlan)
+        }
+        /// What the runs must come to.
+        enum Expectation: Sendable {
+            /// A second run finishes the upgrade (the field-safety promise).
+            case secondRunFinishes
+            /// The unit lies about itself: every run fails and none claims success, and the flash holds the new image.
+            case neverClaimsSuccess
         }
         var family: McuFamily
         var kind: String
         var detail: String
         var fault: Fault
+        var expectation = Expectation.secondRunFinishes
         var description: String { "\(family.id) \(kind) \(detail)" }
     }
 
@@ -133,12 +142,27 @@ struct FaultCampaignTests {
                     if case .flash(.bytesWritten(let done, _, _)) = event { done >= block * Int(family.rom.transferSize) } else { false }
                 }))
             }
-            cases.append(Case(family: family, kind: "unit never returns", detail: "after ENTER_BOOTLOADER", fault: .neverReturns("enter") { event in
-                if case .phaseStarted(.enter) = event { true } else { false }
-            }))
-            cases.append(Case(family: family, kind: "unit never returns", detail: "after leaving DFU", fault: .neverReturns("leave") { event in
-                if case .phaseStarted(.leave) = event { true } else { false }
-            }))
+            let enter: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.enter) = $0 { true } else { false } }
+            let leave: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.leave) = $0 { true } else { false } }
+            for (detail, trigger) in [("after ENTER_BOOTLOADER", enter), ("after leaving DFU", leave)] {
+                cases.append(Case(family: family, kind: "unit never returns", detail: detail,
+                                  fault: .armAt(detail, trigger, FaultPlan(neverReturnAfterReset: true))))
+                // The campaign waits 2 s for a unit to come back.
+                for delay in [Duration.seconds(1), .seconds(3)] {
+                    cases.append(Case(family: family, kind: "unit returns late", detail: "by \(delay) \(detail)",
+                                      fault: .armAt(detail, trigger, FaultPlan(returnDelay: delay))))
+                }
+                cases.append(Case(family: family, kind: "unit returns on another port", detail: detail,
+                                  fault: .armAt(detail, trigger, FaultPlan(returnPort: "1-3"))))
+            }
+            for scale in [0.1, 10] {
+                cases.append(Case(family: family, kind: "ROM lies about poll timeouts", detail: "x\(scale)",
+                                  fault: .plan(FaultPlan(pollTimeoutScale: scale))))
+            }
+            var lie = Case(family: family, kind: "application reports the wrong version", detail: "1.0.0 after the upgrade",
+                           fault: .plan(FaultPlan(reportedVersion: FirmwareVersion(1, 0, 0))))
+            lie.expectation = .neverClaimsSuccess
+            cases.append(lie)
         }
         return cases
     }
@@ -170,10 +194,10 @@ struct FaultCampaignTests {
                     log.fired = true
                     withUnsafeCurrentTask { $0?.cancel() }
                 }
-            case .neverReturns(_, let trigger):
+            case .armAt(_, let trigger, let plan):
                 if !log.fired, trigger(event) {
                     log.fired = true
-                    target.setFaults(FaultPlan(neverReturnAfterReset: true))
+                    target.setFaults(plan)
                 }
             case .plan: break
             }
@@ -192,6 +216,20 @@ struct FaultCampaignTests {
         let phases = log.phases
         if zip(phases, phases.dropFirst()).contains(where: { !($0 < $1) }) { problems.append("phases out of order: \(phases)") }
 
+        if testCase.expectation == .neverClaimsSuccess {
+            if first == UpgradeResult.Outcome.upgraded.rawValue || first == UpgradeResult.Outcome.upToDate.rawValue {
+                problems.append("the first run claimed \(first)")
+            }
+            if !v2.segments.allSatisfy({ Self.holds(target.flashContents(), $0) }) { problems.append("the flash is not v2") }
+            var again = options
+            again.unit = target.portPath
+            if let result = try? await UpgradeEngine(discovery: bus, clock: clock).upgrade(v2File, source: "v2", options: again) {
+                problems.append("the second run claimed \(result.outcome)")
+            }
+            if !bystander.requestLog.isEmpty { problems.append("the bystander unit was touched") }
+            return Outcome(firstRun: first, problems: problems)
+        }
+
         // The operator power-cycles the unit. If an application runs, it is the old or the new one, exactly.
         target.setFaults(.none)
         target.powerCycle()
@@ -201,10 +239,12 @@ struct FaultCampaignTests {
             if !holdsImage(v1), !holdsImage(v2) { problems.append("an application runs from flash that is neither v1 nor v2") }
         }
 
-        // A second run finishes the job.
+        // A second run finishes the job (naming the unit where it is now: it may have been replugged elsewhere).
         let second = UpgradeEngine(discovery: bus, clock: clock)
+        var again = options
+        again.unit = target.portPath
         do {
-            let result = try await second.upgrade(v2File, source: "v2", options: options)
+            let result = try await second.upgrade(v2File, source: "v2", options: again)
             if result.outcome != .upgraded && result.outcome != .upToDate { problems.append("second run: \(result.outcome)") }
         } catch {
             problems.append("second run failed: \(error)")
