@@ -161,7 +161,15 @@ public struct UpgradeEngine: Sendable {
                     plan = try FlashPlan(image: prepared.image, layout: layout, family: prepared.family, transferSize: plan.transferSize)
                 }
                 try record(.flashing, run, options, unit: before, prepared: prepared, source: source)
-                let report = try await client.execute(plan, image: prepared.image, verify: options.verify)
+                let report: FlashReport
+                do {
+                    report = try await client.execute(plan, image: prepared.image, verify: options.verify)
+                } catch let error as DfuSeError where Self.worthOneMoreTry(error) {
+                    // The ROM is still there: run the whole plan once more (erase first, so no word is
+                    // written twice); a second failure stands.
+                    onEvent(.note("the ROM failed the flash (\(error)); running the plan once more from the start"))
+                    report = try await client.execute(plan, image: prepared.image, verify: options.verify)
+                }
                 try record(.verified, run, options, unit: before, prepared: prepared, source: source)
                 return (report, plan)
             }
@@ -238,5 +246,20 @@ public struct UpgradeEngine: Sendable {
             sectors: prepared.plan.erasedSectors.map(\.start), step: step, updated: Date())
         try journal.write(entry)
         run.entry = entry
+    }
+}
+
+extension UpgradeEngine {
+    /// A flash failure that a second run of the plan, in the same session, can get past: the device
+    /// stalled or went quiet for a moment, or reported a programming error that a fresh erase clears.
+    /// Protection, a wrong address or a vanished device are not retried.
+    static func worthOneMoreTry(_ error: DfuSeError) -> Bool {
+        switch error {
+        case .transport(let transport, _): transport.kind == .stall || transport.kind == .timeout
+        case .tooManyStalls, .malformedStatus, .blockLeftIncomplete: true
+        case .deviceStatus(let status, _, _, _):
+            [.errCheckErased, .errProg, .errVerify, .errNotDone, .errUnknown, .errStalledPkt].contains(status)
+        default: false
+        }
     }
 }
