@@ -183,4 +183,30 @@ struct VirtualPeerTests {
             #expect(unit.flashContents().read(segment.address, count: segment.bytes.count) == segment.bytes)
         }
     }
+
+    /// hidraw as hidapi sees it: the interface found by usage page, on its USB port, with the serial
+    /// from HID_UNIQ; nothing to read before a request; two answers queued behind each other come out
+    /// as two 64-byte reports (boundaries kept); a feature report the application does not have stalls.
+    @Test func hidapiTalksToTheApplicationThroughEmulatedHidraw() throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let result = try Self.run([EmulatedUSB.probe.path, "hid"], state: state, simulate: "g474:programmed")
+        #expect(result.status == 0, "\(result.errors)")
+        let line = try #require(try EmulatedUSB.jsonLines(result.output).first, "\(result.output)\(result.errors)")
+        #expect(line["port"] as? String == "1-3.2")
+        #expect(line["usagePage"] as? String == "FFDF")
+        #expect(line["serial"] as? String == hexString(VirtualUnit.uid(index: 1)))
+        #expect(line["numberedReports"] as? Bool == true)
+        let steps = try #require(line["steps"] as? [[String: Any]])
+        let outcomes = steps.map { "\($0["request"] ?? "") \($0["result"] ?? "")" }
+        #expect(outcomes == ["read with nothing sent ok", "write GET_INFO #1 ok", "write GET_INFO #2 ok", "read answer #1 ok",
+                             "read answer #2 ok", "get feature report 3 stall"], "\(outcomes)")
+        #expect((steps[0]["bytes"] as? [Int]) == nil, "no report before a request")
+        for (index, sequence) in [(3, 1), (4, 2)] {
+            let report = steps[index]["bytes"] as? [Int] ?? []
+            #expect(report.count == 64, "one whole report per read")
+            #expect(Array(report.prefix(4)) == [0x02, 0x01, sequence, 0x01], "response report 0x02 to GET_INFO #\(sequence)")
+        }
+    }
 }

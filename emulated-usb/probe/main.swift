@@ -7,6 +7,9 @@
 //   dfuhop-usb-probe replug PORT       ask the peer to re-enumerate the device, follow it by hotplug,
 //                                      and open it again on its new address
 //   dfuhop-usb-probe bench PORT COUNT  time COUNT GETSTATUS round trips through the whole stack
+//   dfuhop-usb-probe hid               find the vendor HID interface (usage page 0xFFDF) with hidapi, open
+//                                      it, read with nothing sent, send two raw requests, read their
+//                                      answers, ask for a feature report, report each step
 import Foundation
 import HIDAPIBackend
 import LibUSBBackend
@@ -188,6 +191,39 @@ func bench(backend: LibUSBBackend, port: String, count: Int) async throws -> Ben
     return BenchLine(requests: count, seconds: seconds, microsecondsPerRequest: seconds / Double(max(count, 1)) * 1e6)
 }
 
+struct HIDLine: Encodable {
+    var path: String
+    var port: String
+    var serial: String?
+    var product: String?
+    var usagePage: String
+    var numberedReports: Bool
+    var steps: [Step]
+}
+
+/// Raw reports of protocols/hid-app-protocol.md §3.1 (report 0x01, version 1, sequence, command, length);
+/// the probe does not depend on AppLink, so that the bytes on the wire are the test's own.
+func hidSession() async throws -> HIDLine {
+    let backend = try HIDAPIBackend()
+    guard let info = try await backend.devices(matching: [HIDMatch(usagePage: 0xFFDF)]).first else {
+        throw ProbeFailure(description: "no HID interface with usage page 0xFFDF")
+    }
+    let hid = try await backend.open(info)
+    var steps: [Step] = []
+    steps.append(await step("read with nothing sent") { try await hid.read(timeout: .milliseconds(50)) })
+    for sequence: UInt8 in [1, 2] {
+        let request: [UInt8] = [0x01, 0x01, sequence, 0x01, 0x00] + [UInt8](repeating: 0, count: 59)  // GET_INFO
+        steps.append(await step("write GET_INFO #\(sequence)") { try await hid.write(request); return nil })
+    }
+    for sequence in 1...2 {
+        steps.append(await step("read answer #\(sequence)") { try await hid.read(timeout: .seconds(2)) })
+    }
+    steps.append(await step("get feature report 3") { try await hid.getFeatureReport(id: 3, length: 8) })
+    await hid.close()
+    return HIDLine(path: info.path, port: info.usb.portPath, serial: info.usb.serialNumber, product: info.usb.product,
+                   usagePage: hex(info.usagePage, 4), numberedReports: hid.numberedReports, steps: steps)
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 do {
     let backend = try LibUSBBackend()
@@ -200,8 +236,10 @@ do {
         try emit(try await replug(backend: backend, port: port))
     case ("bench", let port?):
         try emit(try await bench(backend: backend, port: port, count: Int(arguments.dropFirst(2).first ?? "") ?? 1000))
+    case ("hid", _):
+        try emit(try await hidSession())
     default:
-        throw ProbeFailure(description: "usage: dfuhop-usb-probe list | session PORT | replug PORT | bench PORT [COUNT]")
+        throw ProbeFailure(description: "usage: dfuhop-usb-probe list | session PORT | replug PORT | bench PORT [COUNT] | hid")
     }
 } catch {
     FileHandle.standardError.write(Data("dfuhop-usb-probe: \(error)\n".utf8))
