@@ -216,7 +216,7 @@ final class ServingExecutor: TaskExecutor {
 /// The emulated device that matches what the unit presents: its ROM's DfuSe interface, its application's
 /// HID interface, or nothing (off, hung, or a corrupted application that shows nothing).
 final class Peer: @unchecked Sendable {
-    // @unchecked: used from the serving thread only, and from the control thread under `lock`.
+    // @unchecked: the state below is guarded by `lock` (the serving loop and the control thread both use it).
     let lock = NSLock()
     var dfu: VirtualDFUTransport?
     var hid: VirtualHIDTransport?
