@@ -169,6 +169,17 @@ static enum reply_kind ask_peer(const char *verb, const char *rest, guint8 **dat
     return kind;
 }
 
+/* The errno a client sees for a reply (0 for ACK): what the kernel reports for a STALL handshake, a
+ * transfer that timed out, and a device that is gone. */
+static int reply_errno(enum reply_kind kind) {
+    switch (kind) {
+    case REPLY_ACK: return 0;
+    case REPLY_STALL: return EPIPE;
+    case REPLY_TIMEOUT: return ETIMEDOUT;
+    default: return ENODEV;
+    }
+}
+
 /* Called on the main thread for a REPLY line. */
 static void deliver_reply(unsigned long sequence, const char *kind_text, const char *hex) {
     enum reply_kind kind = REPLY_NONE;
@@ -390,9 +401,7 @@ static void forward_standard(struct device *dev, UMockdevIoctlClient *client, gu
     guint8 setup[8] = {request_type, request, value & 0xFF, value >> 8, index & 0xFF, index >> 8, 0, 0};
     int actual = 0;
     enum reply_kind kind = forward_control(dev->port, setup, NULL, NULL, &actual);
-    if (kind == REPLY_ACK) umockdev_ioctl_client_complete(client, 0, 0);
-    else if (kind == REPLY_STALL) umockdev_ioctl_client_complete(client, -1, EPIPE);
-    else umockdev_ioctl_client_complete(client, -1, ENODEV);
+    umockdev_ioctl_client_complete(client, kind == REPLY_ACK ? 0 : -1, reply_errno(kind));
 }
 
 static gboolean on_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
@@ -551,12 +560,8 @@ static void hidraw_write(struct hidraw *hid, UMockdevIoctlClient *client) {
     g_free(hex);
     enum reply_kind kind = ask_peer("HIDOUT", rest, NULL, NULL);
     g_free(rest);
-    switch (kind) {
-    case REPLY_ACK: umockdev_ioctl_client_complete(client, (glong)length, 0); break;
-    case REPLY_STALL: umockdev_ioctl_client_complete(client, -1, EPIPE); break;
-    case REPLY_TIMEOUT: umockdev_ioctl_client_complete(client, -1, ETIMEDOUT); break;
-    default: umockdev_ioctl_client_complete(client, -1, ENODEV); break;
-    }
+    if (kind == REPLY_ACK) umockdev_ioctl_client_complete(client, (glong)length, 0);
+    else umockdev_ioctl_client_complete(client, -1, reply_errno(kind));
 }
 
 /* HIDIOC[SG]{FEATURE,INPUT,OUTPUT}: SET_REPORT / GET_REPORT on endpoint 0 (HID 1.11 §7.2.1, §7.2.2), sent
@@ -585,7 +590,7 @@ static void hidraw_report_request(struct hidraw *hid, UMockdevIoctlClient *clien
     enum reply_kind kind = forward_control(hid->port, setup, bytes + skip, bytes + skip, &actual);
     g_object_unref(buffer);
     if (kind == REPLY_ACK) umockdev_ioctl_client_complete(client, actual + (int)skip, 0);
-    else umockdev_ioctl_client_complete(client, -1, kind == REPLY_STALL ? EPIPE : kind == REPLY_TIMEOUT ? ETIMEDOUT : ENODEV);
+    else umockdev_ioctl_client_complete(client, -1, reply_errno(kind));
 }
 
 static gboolean on_hidraw_ioctl(UMockdevIoctlBase *handler, UMockdevIoctlClient *client, gpointer user_data) {
