@@ -74,7 +74,8 @@ extension UpgradeEngine {
     func elsewhere(serial: String, port: String?) async -> String {
         guard let devices = try? await discovery.devices(),
               let other = devices.first(where: { $0.identity.serialNumber == serial && $0.identity.portPath != port }) else { return "" }
-        return "; a ROM with that serial is at \(other.identity.portPath): if the cable was moved, run the same command again"
+        return "; a ROM with that serial is at \(other.identity.portPath): if the cable was moved, run the same command again "
+            + "(with --unit \(other.identity.portPath) if you named the unit by its port)"
     }
 
     /// The ROM on `port` (any port if nil) with `serial` (any if nil); a ROM on that port with another
