@@ -157,8 +157,17 @@ public actor DfuSeClient {
         var transitions = 0
         var zeroPolls = 0
         var clearedStuckBusy = false
+        var stalledStatus = 0
         while true {
-            let report = try await getStatus(during: .returnToIdle)
+            let report: DFUStatusReport
+            do {
+                report = try await getStatus(during: .returnToIdle)
+            } catch where error.transportError?.kind == .stall && stalledStatus < 2 {
+                // A stalled request leaves the device in dfuERROR (DFU 1.1 §6.1.2, §A.1): CLRSTATUS, ask again.
+                stalledStatus += 1
+                try await send(.clearStatus, during: .returnToIdle)
+                continue
+            }
             let first = found ?? report.state
             found = first
             switch report.state {

@@ -176,7 +176,13 @@ public struct UpgradeEngine: Sendable {
             try await phase(.leave, run) {
                 let client = try DfuSeClient(transport: transport, clock: clock, quirks: prepared.family.quirks,
                                              onEvent: { onEvent(.flash($0)) })
-                _ = try await client.leave(jumpTo: prepared.leaveAddress)
+                do {
+                    _ = try await client.leave(jumpTo: prepared.leaveAddress)
+                } catch let error as DfuSeError where Self.worthOneMoreTry(error) {
+                    // Refused before the jump (the set-address command): the ROM is still there.
+                    onEvent(.note("the ROM did not take the leave request (\(error)); asking once more"))
+                    _ = try await client.leave(jumpTo: prepared.leaveAddress)
+                }
                 try record(.left, run, options, unit: before, prepared: prepared, source: source)
             }
         } catch {
@@ -250,7 +256,7 @@ public struct UpgradeEngine: Sendable {
 }
 
 extension UpgradeEngine {
-    /// A flash failure that a second run of the plan, in the same session, can get past: the device
+    /// A flash (or leave) failure that a second try, in the same session, can get past: the device
     /// stalled or went quiet for a moment, or reported a programming error that a fresh erase clears.
     /// Protection, a wrong address or a vanished device are not retried.
     static func worthOneMoreTry(_ error: DfuSeError) -> Bool {

@@ -64,6 +64,17 @@ struct FaultTests {
         #expect(try await raw.status().state == .dfuIdle)
     }
 
+    @Test("a GETSTATUS that stalls when a session starts is answered with CLRSTATUS; a device that keeps stalling is an error")
+    func stalledStatusAtStart() async throws {
+        let unit = unitInDFU(.f407, faults: FaultPlan(stallAtTransfer: 1))
+        #expect(try await client(unit).prepare().zones.first?.start == 0x0800_0000)
+        let kinds = unit.requestLog.map(\.kind)
+        #expect(kinds.filter { $0 == .clearStatus }.count == 1, "\(kinds)")
+
+        let stubborn = unitInDFU(.f407, faults: FaultPlan(stallAtTransfer: 1, stallCount: 6))
+        await #expect(throws: DfuSeError.self) { try await client(stubborn).prepare() }
+    }
+
     @Test("a unit that never comes back after a reset stays off the bus")
     func neverComesBack() async throws {
         let unit = unitInDFU(.f407)
