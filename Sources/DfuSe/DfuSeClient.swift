@@ -513,33 +513,25 @@ public actor DfuSeClient {
 
     /// Reads back every written range, merged and in address order, and compares it with the image.
     private func verifyWrites(of plan: FlashPlan, against image: NormalizedImage) async throws(DfuSeError) -> Int {
-        // Adjacent writes are read back as one run: one set-address and ABORT for all of them.
-        var ranges: [(address: UInt32, writes: [FlashPlan.Write])] = []
-        for write in plan.writes.sorted(by: { $0.address < $1.address }) {
-            if let last = ranges.last?.writes.last, last.end == UInt64(write.address) {
-                ranges[ranges.count - 1].writes.append(write)
-            } else {
-                ranges.append((write.address, [write]))
-            }
-        }
-        let total = plan.writes.reduce(0) { $0 + $1.length }
+        let total = plan.bytesToWrite
         var verified = 0
-        for range in ranges {
+        for run in plan.readBackRuns {
+            let address = run[0].address
             var expected: [UInt8] = []
-            for write in range.writes {
+            for write in run {
                 guard let bytes = FlashPlan.bytes(of: write, in: image) else {
                     throw .planDoesNotMatchImage("the image has no bytes for \(write)")
                 }
                 expected += bytes
             }
-            let actual = try await upload(address: range.address, length: expected.count) { _ in }
+            let actual = try await upload(address: address, length: expected.count) { _ in }
             if actual != expected {
                 let common = min(actual.count, expected.count)
                 let offset = (0..<common).first { actual[$0] != expected[$0] } ?? common
-                let address = range.address + UInt32(offset)
-                throw .verifyMismatch(address: address, expected: offset < expected.count ? expected[offset] : 0xFF,
+                let mismatch = address + UInt32(offset)
+                throw .verifyMismatch(address: mismatch, expected: offset < expected.count ? expected[offset] : 0xFF,
                                       actual: offset < actual.count ? actual[offset] : 0xFF,
-                                      sector: layoutContext?.sector(containing: address))
+                                      sector: layoutContext?.sector(containing: mismatch))
             }
             verified += actual.count
             emit(.bytesVerified(done: verified, total: total))

@@ -89,6 +89,17 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     public var blockCount: Int { writes.reduce(0) { $0 + $1.blockCount } }
     /// Set-address commands the plan's erases and writes need (one per erase is part of the erase command).
     public var setAddressCount: Int { writes.count }
+    /// The writes as verification reads them back: in address order, adjacent ones merged into one run
+    /// (one set-address and one ABORT per run).
+    public var readBackRuns: [[Write]] {
+        writes.sorted { $0.address < $1.address }.reduce(into: []) { runs, write in
+            if let last = runs.last?.last, last.end == UInt64(write.address) {
+                runs[runs.count - 1].append(write)
+            } else {
+                runs.append([write])
+            }
+        }
+    }
     public var isEmpty: Bool { steps.isEmpty }
 
     /// Plans writing `image` into the memory `layout` describes.

@@ -95,11 +95,9 @@ enum UpgradeBenchmark {
         // erase, per set-address (each write run, each read-back run, the option bytes, leave); each data
         // block needs the same two GETSTATUS; each read-back run one ABORT to dfuIDLE; the option bytes
         // one ABORT and one UPLOAD; leave its zero-length DNLOAD and one GETSTATUS.
-        let blocks = plan.writes.reduce(0) { $0 + $1.blockCount }
-        let readRuns = plan.writes.sorted { $0.address < $1.address }.reduce(into: [FlashPlan.Write]()) { runs, write in
-            if let last = runs.last, last.end == UInt64(write.address) { runs[runs.count - 1].length += write.length } else { runs.append(write) }
-        }.count
-        let setAddresses = plan.writes.count + readRuns + 1 + 1
+        let blocks = plan.blockCount
+        let readRuns = plan.readBackRuns.count
+        let setAddresses = plan.setAddressCount + readRuns + 1 + 1
         let protocolTransfers = 3 * plan.erasedSectors.count + 3 * setAddresses + 2 * blocks + readRuns + 2 + 2
         let dataTransfers = 2 * blocks
         let flashOnly = erase + program + transfer + resetDelay
