@@ -513,6 +513,13 @@ static void take_doorbell(struct hidraw *hid) {
     (void)ignored;
 }
 
+static int hidraw_gone(struct hidraw *hid) {
+    pthread_mutex_lock(&hid->lock);
+    int gone = hid->gone;
+    pthread_mutex_unlock(&hid->lock);
+    return gone;
+}
+
 /* INPUT <port> <hex>: the device sends an input report on its interrupt IN endpoint. */
 static void hidraw_input(struct hidraw *hid, const guint8 *report, size_t length) {
     pthread_mutex_lock(&hid->lock);
@@ -551,7 +558,7 @@ static void hidraw_write(struct hidraw *hid, UMockdevIoctlClient *client) {
         umockdev_ioctl_client_complete(client, -1, EINVAL);
         return;
     }
-    if (hid->gone) {
+    if (hidraw_gone(hid)) {
         umockdev_ioctl_client_complete(client, -1, ENODEV);
         return;
     }
@@ -577,7 +584,7 @@ static void hidraw_report_request(struct hidraw *hid, UMockdevIoctlClient *clien
         umockdev_ioctl_client_complete(client, -1, size ? EFAULT : EINVAL);
         return;
     }
-    if (hid->gone) {
+    if (hidraw_gone(hid)) {
         g_object_unref(buffer);
         umockdev_ioctl_client_complete(client, -1, ENODEV);
         return;
@@ -732,13 +739,21 @@ static int hidraw_attach(struct hidraw *hid) {
     return 0;
 }
 
+/* Stops answering the node (clients already connected keep their connection to the handler). */
+static void hidraw_detach(struct hidraw *hid) {
+    GError *error = NULL;
+    if (hid->handler && !umockdev_testbed_detach_ioctl(testbed, hid->devnode, &error) && error) {
+        fprintf(stderr, "dfuhop-usb-server: detach %s: %s\n", hid->devnode, error->message);
+        g_error_free(error);
+    }
+}
+
 /* After the records are in the testbed: the pty umockdev made for the node, for the doorbell. */
-static int hidraw_open_pty(struct hidraw *hid) {
+static void hidraw_open_pty(struct hidraw *hid) {
     hid->master = umockdev_testbed_get_dev_fd(testbed, hid->devnode);
     char *slave_name = hid->master >= 0 ? ptsname(hid->master) : NULL;
     hid->slave = slave_name ? open(slave_name, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) : -1;
     if (hid->slave < 0) fprintf(stderr, "dfuhop-usb-server: no pty behind %s\n", hid->devnode);
-    return hid->slave < 0 ? -1 : 0;
 }
 
 /* Disconnect (kernel order: hidraw, hid, interface; the USB device follows). Clients that still hold
@@ -755,11 +770,7 @@ static void hidraw_remove(struct hidraw *hid) {
         umockdev_testbed_remove_device(testbed, syspath);
         g_free(syspath);
     }
-    GError *error = NULL;
-    if (hid->handler && !umockdev_testbed_detach_ioctl(testbed, hid->devnode, &error) && error) {
-        fprintf(stderr, "dfuhop-usb-server: detach %s: %s\n", hid->devnode, error->message);
-        g_error_free(error);
-    }
+    hidraw_detach(hid);
 }
 
 static void hidraw_free(gpointer data) {
@@ -956,6 +967,8 @@ static void plug(char **words, int count) {
     for (int i = 0; i < 3; i++) g_free(strings[i]);
     if (!dev->syspath) {
         send_line("ERROR PLUG %s: umockdev refused the device", port);
+        if (dev->hid) hidraw_detach(dev->hid);
+        dev->hid = NULL;
         GError *ignored = NULL;
         umockdev_testbed_detach_ioctl(testbed, dev->devnode, &ignored);
         if (ignored) g_error_free(ignored);
