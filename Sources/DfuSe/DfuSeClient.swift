@@ -375,7 +375,7 @@ public actor DfuSeClient {
     }
 
     /// Runs a plan: brings the device to dfuIDLE, erases and writes in the plan's order, then (unless
-    /// `verify` is false) reads every written byte back and compares it with the image.
+    /// `verify` is false) reads the span and every written byte back and compares them with the image.
     @discardableResult
     public func execute(_ plan: FlashPlan, image: NormalizedImage, verify: Bool = true) async throws(DfuSeError) -> FlashReport {
         try await withTaskExecutorPreference(transport.preferredExecutor) { () async throws(DfuSeError) -> FlashReport in
@@ -425,7 +425,7 @@ public actor DfuSeClient {
         var verified = 0
         if verify {
             emit(.phaseStarted(.verify))
-            verified = try await verifyWrites(of: plan, against: image)
+            verified = try await verifyReadBack(of: plan, against: image)
             emit(.phaseFinished(.verify))
         }
         return FlashReport(erasedSectors: erased, bytesWritten: written, bytesVerified: verified,
@@ -511,19 +511,15 @@ public actor DfuSeClient {
         return result
     }
 
-    /// Reads back every written range, merged and in address order, and compares it with the image.
-    private func verifyWrites(of plan: FlashPlan, against image: NormalizedImage) async throws(DfuSeError) -> Int {
-        let total = plan.bytesToWrite
+    /// Reads back the plan's span and every written range, in address order, and compares it with what
+    /// the flash must hold: the image's bytes, 0xFF in its gaps. Sectors the plan skipped are covered too,
+    /// so a wrong "unchanged" report cannot pass.
+    private func verifyReadBack(of plan: FlashPlan, against image: NormalizedImage) async throws(DfuSeError) -> Int {
+        let total = plan.bytesToVerify
         var verified = 0
-        for run in plan.readBackRuns {
-            let address = run[0].address
-            var expected: [UInt8] = []
-            for write in run {
-                guard let bytes = FlashPlan.bytes(of: write, in: image) else {
-                    throw .planDoesNotMatchImage("the image has no bytes for \(write)")
-                }
-                expected += bytes
-            }
+        for range in plan.readBackRanges {
+            let address = UInt32(range.lowerBound)
+            let expected = FlashPlan.expectedBytes(in: range, of: image)
             let actual = try await upload(address: address, length: expected.count) { _ in }
             if actual != expected {
                 let common = min(actual.count, expected.count)

@@ -70,10 +70,15 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     public let writeGranularity: Int
     /// Lowest address of the image: where the vector table sits.
     public let imageBase: UInt32
+    /// The address range the image claims as its own (its descriptor's image size: gaps count, as
+    /// 0xFF — protocols/image-descriptor.md); nil for an image without one, which owns its bytes only.
+    /// Every sector in the span is erased unless known unchanged, and verification reads all of it back.
+    public let span: Range<UInt64>?
     /// The sector holding the image base, unless it was skipped as unchanged.
     public let vectorTableSector: FlashLayout.Sector?
     public let steps: [Step]
-    /// Sectors the image touches that the caller reported unchanged: neither erased nor written.
+    /// Sectors in the span that the caller reported unchanged: neither erased nor written, but read
+    /// back by verification like every other byte of the span.
     public let skippedSectors: [FlashLayout.Sector]
     /// CRC-32 (zlib) of the bytes of every write, in step order: ties the plan to its image.
     public let payloadCRC32: UInt32
@@ -89,81 +94,106 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     public var blockCount: Int { writes.reduce(0) { $0 + $1.blockCount } }
     /// Set-address commands the plan's erases and writes need (one per erase is part of the erase command).
     public var setAddressCount: Int { writes.count }
-    /// The writes as verification reads them back: in address order, adjacent ones merged into one run
-    /// (one set-address and one ABORT per run).
-    public var readBackRuns: [[Write]] {
-        writes.sorted { $0.address < $1.address }.reduce(into: []) { runs, write in
-            if let last = runs.last?.last, last.end == UInt64(write.address) {
-                runs[runs.count - 1].append(write)
+    /// What verification reads back, in address order: the span, plus any write outside it, adjacent
+    /// ranges merged (one set-address and one ABORT per range).
+    public var readBackRanges: [Range<UInt64>] {
+        let ranges = ((span.map { [$0] } ?? []) + writes.map { UInt64($0.address)..<$0.end }).filter { !$0.isEmpty }
+        return ranges.sorted { $0.lowerBound < $1.lowerBound }.reduce(into: []) { merged, range in
+            if let last = merged.last, last.upperBound >= range.lowerBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
             } else {
-                runs.append([write])
+                merged.append(range)
             }
         }
     }
+    public var bytesToVerify: Int { readBackRanges.reduce(0) { $0 + Int($1.upperBound - $1.lowerBound) } }
     public var isEmpty: Bool { steps.isEmpty }
 
-    /// Plans writing `image` into the memory `layout` describes.
+    /// Plans writing `image` into the memory `layout` describes, in named passes: check the image's
+    /// words, find the sectors of the span, split them into erased and skipped, cut the writes, order
+    /// them (vector-table sector last, its first block last of all).
     /// - Parameters:
     ///   - writeGranularity: the family's flash word (`McuFamily.writeGranularity`).
     ///   - transferSize: wTransferSize from the device's functional descriptor.
-    ///   - unchangedSectors: start addresses of sectors the caller knows already hold the image's bytes
-    ///     (e.g. CRCs the application reported); they are neither erased nor written.
+    ///   - span: the range the image owns (`NormalizedImage.span(imageSize:)`); nil: its bytes only.
+    ///   - unchangedSectors: start addresses of sectors the caller believes already hold the image's bytes
+    ///     (e.g. CRCs the application reported); they are neither erased nor written, only verified.
     /// - Throws: a `DfuSeError` refusal naming the address, the sector and the layout line.
     public init(image: NormalizedImage, layout: FlashLayout, writeGranularity: Int, transferSize: Int,
-                unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
+                span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
         let line = layout.render()
         guard let base = image.baseAddress, image.payloadSize > 0 else { throw .emptyImage }
         guard transferSize > 0 else { throw .invalidTransferSize(transferSize) }
         guard writeGranularity > 0, transferSize % writeGranularity == 0 else {
             throw .transferSizeNotMultipleOfGranularity(transferSize: transferSize, granularity: writeGranularity)
         }
-
-        // Every segment must start and end on a flash word (seed 004: a word is written exactly once).
-        for segment in image.segments {
-            if Int(segment.address % UInt32(writeGranularity)) != 0 {
-                throw .misaligned(address: segment.address, granularity: writeGranularity, layout: line)
-            }
-            if segment.bytes.count % writeGranularity != 0 {
-                throw .misaligned(address: UInt32(truncatingIfNeeded: segment.end), granularity: writeGranularity,
-                                  layout: line)
-            }
-        }
-
+        try Self.checkWords(of: image, granularity: writeGranularity, line: line)
         for address in unchangedSectors where layout.sector(containing: address)?.start != address {
             throw .notASectorStart(address: address, layout: line)
         }
+        let touched = try Self.sectors(covering: (span.map { [$0] } ?? []) + image.segments.map(\.range), in: layout, line: line)
+        let skipped = touched.filter { unchangedSectors.contains($0.start) }
+        let toProgram = touched.filter { !unchangedSectors.contains($0.start) }
+        try Self.checkAttributes(of: toProgram, line: line)
 
-        // The sectors the image touches, in address order.
-        var touched: [FlashLayout.Sector] = []
+        self.layout = layout
+        self.transferSize = transferSize
+        self.writeGranularity = writeGranularity
+        self.imageBase = base
+        self.span = span
+        self.vectorTableSector = toProgram.first { UInt64($0.start) <= UInt64(base) && UInt64(base) < $0.end }
+        self.steps = Self.orderedSteps(image: image, erasing: toProgram, vectorSector: vectorTableSector,
+                                       transferSize: transferSize)
+        self.skippedSectors = skipped
+        self.payloadCRC32 = Self.payloadCRC(of: steps, in: image)
+    }
+
+    /// Every segment starts and ends on a flash word (seed 004: a word is written exactly once).
+    static func checkWords(of image: NormalizedImage, granularity: Int, line: String) throws(DfuSeError) {
         for segment in image.segments {
-            var address = UInt64(segment.address)
-            while address < segment.end {
-                guard let sector = layout.sector(containing: UInt32(address)) else {
-                    throw .outsideMemory(address: UInt32(address), layout: line)
+            if Int(segment.address % UInt32(granularity)) != 0 {
+                throw .misaligned(address: segment.address, granularity: granularity, layout: line)
+            }
+            if segment.bytes.count % granularity != 0 {
+                throw .misaligned(address: UInt32(truncatingIfNeeded: segment.end), granularity: granularity, layout: line)
+            }
+        }
+    }
+
+    /// The sectors any of `ranges` touches, in address order, each once; an address outside the layout
+    /// is refused.
+    static func sectors(covering ranges: [Range<UInt64>], in layout: FlashLayout, line: String) throws(DfuSeError)
+        -> [FlashLayout.Sector] {
+        var found: [UInt32: FlashLayout.Sector] = [:]
+        for range in ranges {
+            var address = range.lowerBound
+            while address < range.upperBound {
+                guard address <= UInt64(UInt32.max), let sector = layout.sector(containing: UInt32(address)) else {
+                    throw .outsideMemory(address: UInt32(truncatingIfNeeded: address), layout: line)
                 }
-                if touched.last != sector { touched.append(sector) }
+                found[sector.start] = sector
                 address = sector.end
             }
         }
+        return found.values.sorted { $0.start < $1.start }
+    }
 
-        let skipped = touched.filter { unchangedSectors.contains($0.start) }
-        let toProgram = touched.filter { !unchangedSectors.contains($0.start) }
-        // Erasability first: an upgrade always erases, and seed 002's read-only sectors fail here.
-        for sector in toProgram where !sector.attributes.contains(.erasable) {
-            throw .notErasable(sector, layout: line)
-        }
-        for sector in toProgram where !sector.attributes.contains(.writable) {
-            throw .notWritable(sector, layout: line)
-        }
+    /// An upgrade always erases, and seed 002's read-only sectors fail here, before anything is sent.
+    static func checkAttributes(of sectors: [FlashLayout.Sector], line: String) throws(DfuSeError) {
+        for sector in sectors where !sector.attributes.contains(.erasable) { throw .notErasable(sector, layout: line) }
+        for sector in sectors where !sector.attributes.contains(.writable) { throw .notWritable(sector, layout: line) }
+    }
 
-        let vectorSector = toProgram.first { UInt64($0.start) <= UInt64(base) && UInt64(base) < $0.end }
+    /// Erases and writes in execution order: every other sector first, then the vector-table sector,
+    /// the rest of it, and the block at the image base last of all (field-safety: an interrupted
+    /// upgrade never leaves a valid vector table in front of an incomplete application).
+    static func orderedSteps(image: NormalizedImage, erasing sectors: [FlashLayout.Sector], vectorSector: FlashLayout.Sector?,
+                             transferSize: Int) -> [Step] {
         let vectorRange = vectorSector.map { UInt64($0.start)..<$0.end }
-
-        // Byte ranges to write: the image minus skipped sectors, split into "elsewhere" and "vector sector".
         var elsewhere: [Range<UInt64>] = []
         var inVectorSector: [Range<UInt64>] = []
         for segment in image.segments {
-            for sector in toProgram where UInt64(sector.start) < segment.end && UInt64(segment.address) < sector.end {
+            for sector in sectors where UInt64(sector.start) < segment.end && UInt64(segment.address) < sector.end {
                 let piece = max(UInt64(sector.start), UInt64(segment.address))..<min(sector.end, segment.end)
                 if let vectorRange, vectorRange.contains(piece.lowerBound) {
                     appendMerging(piece, to: &inVectorSector)
@@ -172,41 +202,41 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
                 }
             }
         }
-
-        func write(_ range: Range<UInt64>, vector: Bool) -> Write {
+        func write(_ range: Range<UInt64>, vector: Bool) -> Step {
             let length = Int(range.upperBound - range.lowerBound)
-            return Write(address: UInt32(range.lowerBound), length: length,
-                         blockCount: (length + transferSize - 1) / transferSize, holdsVectorTable: vector)
+            return .write(Write(address: UInt32(range.lowerBound), length: length,
+                                blockCount: (length + transferSize - 1) / transferSize, holdsVectorTable: vector))
         }
+        var steps: [Step] = sectors.filter { $0 != vectorSector }.map { .erase($0) }
+        steps += elsewhere.map { write($0, vector: false) }
+        guard let vectorSector else { return steps }
+        steps.append(.erase(vectorSector))
+        guard let first = inVectorSector.first else { return steps }
+        let vectorBlockEnd = min(first.upperBound, first.lowerBound + UInt64(transferSize))
+        if vectorBlockEnd < first.upperBound { steps.append(write(vectorBlockEnd..<first.upperBound, vector: false)) }
+        steps += inVectorSector.dropFirst().map { write($0, vector: false) }
+        steps.append(write(first.lowerBound..<vectorBlockEnd, vector: true))
+        return steps
+    }
 
-        var steps: [Step] = toProgram.filter { $0 != vectorSector }.map { .erase($0) }
-        steps += elsewhere.map { .write(write($0, vector: false)) }
-        if let vectorSector, let first = inVectorSector.first {
-            steps.append(.erase(vectorSector))
-            // The block at the image base goes last of all; the rest of the vector sector before it.
-            let vectorBlockEnd = min(first.upperBound, first.lowerBound + UInt64(transferSize))
-            if vectorBlockEnd < first.upperBound {
-                steps.append(.write(write(vectorBlockEnd..<first.upperBound, vector: false)))
-            }
-            steps += inVectorSector.dropFirst().map { .write(write($0, vector: false)) }
-            steps.append(.write(write(first.lowerBound..<vectorBlockEnd, vector: true)))
+    /// What flash must hold in `range` after the plan: the image's bytes, 0xFF (erased) between them.
+    public static func expectedBytes(in range: Range<UInt64>, of image: NormalizedImage) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0xFF, count: Int(range.upperBound - range.lowerBound))
+        for segment in image.segments where segment.range.overlaps(range) {
+            let from = max(UInt64(segment.address), range.lowerBound)
+            let to = min(segment.end, range.upperBound)
+            let source = Int(from - UInt64(segment.address))
+            let target = Int(from - range.lowerBound)
+            bytes.replaceSubrange(target..<target + Int(to - from), with: segment.bytes[source..<source + Int(to - from)])
         }
-
-        self.layout = layout
-        self.transferSize = transferSize
-        self.writeGranularity = writeGranularity
-        self.imageBase = base
-        self.vectorTableSector = vectorSector
-        self.steps = steps
-        self.skippedSectors = skipped
-        self.payloadCRC32 = Self.payloadCRC(of: steps, in: image)
+        return bytes
     }
 
     /// Plans with the family's write granularity.
     public init(image: NormalizedImage, layout: FlashLayout, family: McuFamily, transferSize: Int,
-                unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
+                span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
         try self.init(image: image, layout: layout, writeGranularity: family.writeGranularity,
-                      transferSize: transferSize, unchangedSectors: unchangedSectors)
+                      transferSize: transferSize, span: span, unchangedSectors: unchangedSectors)
     }
 
     /// The bytes of `write` taken from `image`, or nil if the image does not hold all of them.
@@ -238,7 +268,8 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The plan as a person reads it (`--dry-run`).
     public var description: String {
         var lines = ["flash plan for \(layoutLine)"]
-        lines.append("  image base \(hexAddress(imageBase)); \(bytesToWrite) bytes in \(blockCount) blocks of up to "
+        lines.append("  image base \(hexAddress(imageBase))" + (span.map { ", span \($0.upperBound - $0.lowerBound) bytes" } ?? "") + "; "
+                     + "\(bytesToWrite) bytes in \(blockCount) blocks of up to "
                      + "\(transferSize) bytes; flash word \(writeGranularity) bytes")
         if steps.isEmpty {
             lines.append("  nothing to do: every sector the image touches is unchanged")
@@ -249,7 +280,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
             lines.append(line)
         }
         for sector in skippedSectors {
-            lines.append("  skip \(sector) (unchanged)")
+            lines.append("  skip \(sector) (reported unchanged; verified by read-back)")
         }
         lines.append("  \(erasedSectors.count) sector\(erasedSectors.count == 1 ? "" : "s") erased, "
                      + "\(writes.count) set-address command\(writes.count == 1 ? "" : "s"), "

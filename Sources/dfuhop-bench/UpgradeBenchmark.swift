@@ -85,10 +85,14 @@ enum UpgradeBenchmark {
             while offset < write.length {
                 let length = min(Int(family.rom.transferSize), write.length - offset)
                 program += t.programTime(bytes: length, granularity: family.writeGranularity)
-                transfer += t.transferTime(bytes: length) * 2
+                transfer += t.transferTime(bytes: length)
                 offset += length
             }
         }
+        // Verification reads the whole span back (and any write outside it), in blocks of transferSize.
+        let blockSize = Int(family.rom.transferSize)
+        let readBlocks = plan.readBackRanges.reduce(0) { $0 + (Int($1.upperBound - $1.lowerBound) + blockSize - 1) / blockSize }
+        transfer += t.transferTime(bytes: plan.bytesToVerify)
         let resetDelay = Duration.milliseconds(50)
         // The control transfers the ROM needs for this plan besides the data blocks (AN3156 §6): a command
         // is a DNLOAD, the GETSTATUS that starts it and the GETSTATUS that sees it done — one per sector
@@ -96,10 +100,10 @@ enum UpgradeBenchmark {
         // block needs the same two GETSTATUS; each read-back run one ABORT to dfuIDLE; the option bytes
         // one ABORT and one UPLOAD; leave its zero-length DNLOAD and one GETSTATUS.
         let blocks = plan.blockCount
-        let readRuns = plan.readBackRuns.count
+        let readRuns = plan.readBackRanges.count
         let setAddresses = plan.setAddressCount + readRuns + 1 + 1
         let protocolTransfers = 3 * plan.erasedSectors.count + 3 * setAddresses + 2 * blocks + readRuns + 2 + 2
-        let dataTransfers = 2 * blocks
+        let dataTransfers = blocks + readBlocks
         let flashOnly = erase + program + transfer + resetDelay
         let minimum = flashOnly + t.controlTransferOverhead * protocolTransfers
         let overhead = (full.device.seconds / minimum.seconds - 1) * 100
