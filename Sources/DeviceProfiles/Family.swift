@@ -98,6 +98,19 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
         ramRegions.contains { $0.contains(address) || (inclusiveEnd && UInt64(address) == $0.end) }
     }
 
+    /// The address a DfuSe leave must name for the ROM to start the application whose vector table is at
+    /// `vectorTable` (seed 001): the table itself where the ROM loads SP and PC from it, the reset handler
+    /// (a Thumb address, bit 0 set) where it jumps straight to the address. Nil if that handler is missing.
+    /// The one place this rule lives: the upgrade, `leave` and `flash --leave` all ask here.
+    public func leaveAddress(vectorTable: UInt32, resetHandler: UInt32?) -> UInt32? {
+        switch leaveJump {
+        case .vectorTable: return vectorTable
+        case .directJump:
+            guard let resetHandler, resetHandler & 1 == 1, resetHandler != 0xFFFF_FFFF else { return nil }
+            return resetHandler
+        }
+    }
+
     public func quirk<T>(_ extract: (RomQuirk) -> T?) -> T? {
         quirks.lazy.compactMap(extract).first
     }

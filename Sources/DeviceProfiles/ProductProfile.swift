@@ -22,6 +22,11 @@ public struct ProductProfile: Sendable, Hashable {
     public var requiredOptionBytes: [OptionByteRequirement]
     /// The flash organisation the required option bytes select (G474: DBANK), else the family's default.
     public var flashMode: FlashMode
+    /// Where the product's application starts (its vector table), when not at the family's flash base
+    /// (e.g. behind a bootloader of the product's own). `upgrade` refuses images linked elsewhere.
+    public var applicationBase: UInt32?
+    /// The directory of the file the profile came from: relative hook paths are resolved against it.
+    public var sourceDirectory: String?
 
     public struct Application: Sendable, Hashable {
         public var vendorID: UInt16
@@ -82,7 +87,9 @@ extension ProductProfile {
         do { data = try Data(contentsOf: url) } catch {
             throw ProductProfileError(file: url.path, field: "", problem: "cannot be read: \(error.localizedDescription)")
         }
-        return try decode(data, file: url.path)
+        var profile = try decode(data, file: url.path)
+        profile.sourceDirectory = url.deletingLastPathComponent().path
+        return profile
     }
 
     /// Every `*.json` in `directory`, sorted by file name; the first bad one stops the load.
@@ -206,7 +213,7 @@ private struct ProfileReader {
 
     func profile(_ root: JSONCursor) throws(ProductProfileError) -> ProductProfile {
         _ = try object(root, allowing: ["format", "id", "name", "family", "application", "dfu", "boot0",
-                                        "reenumerationTimeoutMs", "requiredOptionBytes"])
+                                        "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase"])
         let format: Int = try integer(root["format"])
         guard format == ProductProfile.formatVersion else {
             throw error(root["format"], "is \(format); this dfuhop reads profile format \(ProductProfile.formatVersion)")
@@ -227,7 +234,19 @@ private struct ProfileReader {
             boot0: try boot0(root["boot0"]),
             reenumerationTimeout: .milliseconds(try integer(root["reenumerationTimeoutMs"], in: Int64(100)...120_000)),
             requiredOptionBytes: requirements,
-            flashMode: try flashMode(family: family, requirements: requirements, at: root["requiredOptionBytes"]))
+            flashMode: try flashMode(family: family, requirements: requirements, at: root["requiredOptionBytes"]),
+            applicationBase: try applicationBase(root["applicationBase"], family: family))
+    }
+
+    /// Optional; inside the family's flash, on a 512-byte boundary (the Cortex-M VTOR alignment that covers
+    /// every vector-table size of these parts: ARMv7-M ARM §B3.2.5).
+    func applicationBase(_ cursor: JSONCursor, family: McuFamily) throws(ProductProfileError) -> UInt32? {
+        guard cursor.isPresent else { return nil }
+        let base: UInt32 = try integer(cursor)
+        guard base % 512 == 0, family.defaultFlashMode.layout.sector(containing: base) != nil else {
+            throw error(cursor, "0x\(String(base, radix: 16)) is not a 512-byte-aligned address in \(family.name)'s flash")
+        }
+        return base
     }
 
     func application(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Application {

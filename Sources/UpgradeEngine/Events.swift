@@ -21,6 +21,8 @@ public enum UpgradeEvent: Sendable {
     case boot0(Boot0Path.Request, path: String)
     /// The ROM is reached: what its flash showed (blank or corrupted, for units that did not answer).
     case classified(UnitDescription.Classification)
+    /// A finding of the image check that does not stop the upgrade (errors refuse it).
+    case warning(String)
     /// Option bytes read from the unit, and whether they had to be written.
     case optionBytes(found: [String: UInt32], required: [String: UInt32], written: Bool)
     /// Progress of the DfuSe client while flashing.
@@ -39,6 +41,8 @@ public struct UnitDescription: Sendable, Hashable {
         case corrupted
         /// The ROM shows DFU; what the flash holds is not read yet.
         case inDFU = "in-dfu"
+        /// In its ROM, with a complete image (a valid descriptor whose CRC matches, read through the ROM).
+        case programmedInDFU = "programmed-in-dfu"
         /// Nothing shows on the bus.
         case absent
     }

@@ -2,6 +2,8 @@ import AppLink
 import DeviceProfiles
 import USBTransport
 
+/// Phase 1, find: which unit, how it can be reached, and what firmware it holds as far as can be told
+/// without changing anything.
 extension UpgradeEngine {
     /// A candidate unit and how it can be reached.
     struct Found: Sendable {
@@ -10,13 +12,37 @@ extension UpgradeEngine {
             case application(HIDDeviceInfo, sectorCRCs: Bool)
             /// The ROM already shows DFU.
             case rom(ROM)
-            /// An application interface that does not answer, or nothing at all: the BOOT0 path.
-            case boot0(port: String?, expectedSerial: String?)
+            /// An application interface that does not answer, or nothing at all: the BOOT0 path. The port
+            /// is nil only when nothing at all is on the bus.
+            case boot0(port: String?)
         }
 
         var description: UnitDescription
         var family: McuFamily?
         var reach: Reach
+        /// The complete image the unit holds, if one could be seen (GET_INFO, or read through the ROM).
+        var installed: Installed?
+
+        /// The application answered GET_INFO (what it reported is in `description` and `installed`).
+        var hadApplicationAnswer: Bool {
+            if case .application = reach { true } else { false }
+        }
+
+        /// Whether the unit had a working application before this run: it must be given back to it if the
+        /// run stops before writing.
+        var hadApplication: Bool {
+            if case .application = reach { return true }
+            return installed != nil
+        }
+    }
+
+    /// A complete image on the unit: its descriptor, valid, and where it starts.
+    struct Installed: Sendable, Hashable {
+        var productID: UInt32
+        var version: FirmwareVersion
+        var imageSize: UInt32
+        var imageCRC: UInt32
+        var base: UInt32
     }
 
     /// A ROM on the bus: its identity and alternate settings.
@@ -28,82 +54,134 @@ extension UpgradeEngine {
         var family: McuFamily? { McuFamily.all.first { $0.flashModes.contains { $0.layoutString == flashLayoutString } } }
     }
 
-    /// Every unit on the bus, classified without changing anything (applications are asked GET_INFO): what
-    /// `dfuhop list` shows and `--all` upgrades. Blank units that show nothing cannot be listed.
+    /// Every unit on the bus, classified without changing anything (applications are asked GET_INFO, ROMs
+    /// are read): what `dfuhop list` shows and `--all` upgrades. Blank units that show nothing cannot be listed.
     public func survey() async throws(UpgradeError) -> [UnitDescription] {
         let devices: [DiscoveredDevice]
         do { devices = try await discovery.devices() } catch { throw UpgradeError.wrap(error, phase: .find) }
         var units: [UnitDescription] = []
         for device in devices {
-            switch device {
-            case .hid(let hid):
-                do { units.append(try await describeApplication(hid).description) } catch { throw UpgradeError.wrap(error, phase: .find) }
-            case .dfu(let identity, let alternates):
-                units.append(describeROM(ROM(identity: identity, alternates: alternates)).description)
-            }
+            let found = try await within(.find) { try await describe(device) }
+            units.append(found.description)
         }
         return units.sorted { ($0.portPath ?? "") < ($1.portPath ?? "") }
     }
 
-    /// The one unit `options.unit` names (serial or port path), or the only one there is.
-    func find(_ options: Options) async throws -> Found {
-        let devices = try await discovery.devices()
-        let wanted = devices.filter { device in
-            options.unit.map { device.identity.serialNumber == $0 || device.identity.portPath == $0 } ?? true
-        }
-        guard wanted.count <= 1 else {
-            let names = wanted.map { device -> String in
-                switch device {
-                case .hid(let info): "application at \(info.usb.portPath)"
-                case .dfu(let identity, _): "DFU unit \(identity.serialNumber ?? "") at \(identity.portPath)"
-                }
-            }
-            throw UpgradeError(.ambiguous("\(names.count) units match: \(names.joined(separator: ", "))"), phase: .find,
-                               hint: "nothing was touched; name one with --unit SERIAL or --unit PORT, or use --all")
-        }
-        switch wanted.first {
-        case .hid(let hid)?: return try await describeApplication(hid)
-        case .dfu(let identity, let alternates)?: return describeROM(ROM(identity: identity, alternates: alternates))
-        case nil:
-            // Nothing shows: blank, corrupted, or unplugged. Only BOOT0 can tell.
-            let port = options.unit.flatMap { Self.looksLikePortPath($0) ? $0 : nil }
-            let serial = options.unit.flatMap { Self.looksLikePortPath($0) ? nil : $0 }
-            let description = UnitDescription(classification: .absent, uid: nil, familyID: "?", portPath: port,
-                                              dfuSerial: serial, version: nil, productID: nil)
-            return Found(description: description, family: nil, reach: .boot0(port: port, expectedSerial: serial))
+    func describe(_ device: DiscoveredDevice, journal: JournalStore? = nil, survey: Bool = true) async throws -> Found {
+        switch device {
+        case .hid(let hid): try await describeApplication(hid)
+        case .dfu(let identity, let alternates):
+            await describeROM(ROM(identity: identity, alternates: alternates), journal: journal, survey: survey)
         }
     }
 
+    /// The one unit `options.unit` names (unique ID, serial or port path), or the only one there is. A name
+    /// that matches nothing on the bus is a silent unit only if it is a port (the BOOT0 path needs one) or
+    /// the UID of a journal entry (its port); otherwise nothing is touched.
+    func find(_ options: Options) async throws -> Found {
+        let devices = try await discovery.devices()
+        var wanted: [Found] = []
+        for device in devices {
+            if let name = options.unit, !Self.names(name, device) && !Self.isUID(name) { continue }
+            let found = try await describe(device, journal: options.journal, survey: false)
+            if let name = options.unit, Self.isUID(name), found.description.uid?.description != name.uppercased() { continue }
+            wanted.append(found)
+        }
+        guard wanted.count <= 1 else {
+            let names = wanted.map { "\($0.description.classification.rawValue) unit at \($0.description.portPath ?? "?")" }
+            throw UpgradeError(.ambiguous("\(names.count) units match: \(names.joined(separator: ", "))"), phase: .find,
+                               hint: "nothing was touched; name one with --unit PORT (or its unique ID), or use --all")
+        }
+        if let found = wanted.first { return found }
+        return try silentUnit(options, busIsEmpty: devices.isEmpty)
+    }
+
+    /// Nothing matching shows: blank, corrupted, or unplugged. Only BOOT0 can tell, and only a request
+    /// naming a port is safe while other units could react to it.
+    func silentUnit(_ options: Options, busIsEmpty: Bool) throws -> Found {
+        var port: String?
+        if let name = options.unit {
+            if Self.looksLikePortPath(name) {
+                port = name
+            } else if Self.isUID(name), let entry = try options.journal?.entry(for: name.uppercased()) {
+                port = entry.portPath
+            } else {
+                throw UpgradeError(.noUnit("no unit matches --unit \(name)"), phase: .find,
+                                   hint: "nothing was touched; `dfuhop list` shows the units and their ports: name one by its port")
+            }
+        } else if !busIsEmpty {
+            throw UpgradeError(.noUnit("no unit on the bus matches"), phase: .find, hint: "nothing was touched")
+        }
+        let description = UnitDescription(classification: .absent, uid: nil, familyID: "?", portPath: port, dfuSerial: nil,
+                                          version: nil, productID: nil)
+        return Found(description: description, family: nil, reach: .boot0(port: port), installed: nil)
+    }
+
+    static func names(_ name: String, _ device: DiscoveredDevice) -> Bool {
+        device.identity.serialNumber == name || device.identity.portPath == name
+    }
+
+    static func isUID(_ text: String) -> Bool { text.count == 24 && text.allSatisfy(\.isHexDigit) }
+
     static func looksLikePortPath(_ text: String) -> Bool {
         let parts = text.split(separator: "-", maxSplits: 1)
-        return parts.count == 2 && parts[0].allSatisfy(\.isNumber) && parts[1].allSatisfy { $0.isNumber || $0 == "." }
+        return parts.count == 2 && !parts[0].isEmpty && parts[0].allSatisfy(\.isNumber)
+            && !parts[1].isEmpty && parts[1].allSatisfy { $0.isNumber || $0 == "." }
     }
 
     /// GET_INFO; an application that does not answer is corrupted and goes the BOOT0 way on its port. An
     /// interface that cannot be opened (permissions) is an error, not a classification.
     func describeApplication(_ hid: HIDDeviceInfo) async throws -> Found {
-        let transport = try await discovery.openHID(hid)
-        let answer = try? await AppLinkClient(transport: transport, clock: clock).info()
-        await transport.close()
+        let answer = try await withHID(hid) { link in try? await link.info() }
         guard let info = answer else {
             let description = UnitDescription(classification: .corrupted, uid: nil, familyID: "?", portPath: hid.usb.portPath,
                                               dfuSerial: nil, version: nil, productID: nil)
-            return Found(description: description, family: nil, reach: .boot0(port: hid.usb.portPath, expectedSerial: nil))
+            return Found(description: description, family: nil, reach: .boot0(port: hid.usb.portPath), installed: nil)
         }
         let family = McuFamily.withDeviceID(info.deviceID)
+        let installed = info.image.map {
+            Installed(productID: $0.productID, version: $0.version, imageSize: $0.imageSize, imageCRC: $0.imageCRC, base: info.imageBase)
+        }
         let description = UnitDescription(
             classification: .programmed, uid: info.uid, familyID: family?.id ?? "DEV_ID 0x\(hex(info.deviceID, 3))",
             portPath: hid.usb.portPath, dfuSerial: family?.romSerial.serial(uid: info.uid.bytes),
             version: info.image?.version, productID: info.image?.productID)
         return Found(description: description, family: family,
-                     reach: .application(hid, sectorCRCs: info.capabilities.contains(.sectorCRCs)))
+                     reach: .application(hid, sectorCRCs: info.capabilities.contains(.sectorCRCs)), installed: installed)
     }
 
-    func describeROM(_ rom: ROM) -> Found {
+    /// A ROM in DFU: read (never written) to tell a complete image, a blank part or a corrupted one, and
+    /// the unit's UID where the ROM lets it be read. The whole span is read (to prove the CRC) only for an
+    /// upgrade, and only of a unit the journal does not show mid-upgrade (`Depth`).
+    func describeROM(_ rom: ROM, journal: JournalStore? = nil, survey: Bool = true) async -> Found {
         let family = rom.family
-        let description = UnitDescription(classification: .inDFU, uid: nil, familyID: family?.id ?? "?",
+        var description = UnitDescription(classification: .inDFU, uid: nil, familyID: family?.id ?? "?",
                                           portPath: rom.identity.portPath, dfuSerial: rom.identity.serialNumber,
                                           version: nil, productID: nil)
-        return Found(description: description, family: family, reach: .rom(rom))
+        var depth = Depth.head
+        if !survey, let family, let uid = await readUID(rom, family: family) {
+            depth = (try? journal?.entry(for: uid.description)) == nil ? .span : .head
+        }
+        guard let family, let view = try? await inspect(rom, family: family, depth: depth) else {
+            return Found(description: description, family: family, reach: .rom(rom), installed: nil)
+        }
+        description.classification = view.classification
+        description.uid = view.uid
+        description.version = view.installed?.version
+        description.productID = view.installed?.productID
+        return Found(description: description, family: family, reach: .rom(rom), installed: view.installed)
+    }
+
+    /// Opens the application's HID interface for `body` and closes it on every path.
+    func withHID<T>(_ hid: HIDDeviceInfo, _ body: (AppLinkClient) async throws -> T) async throws -> T {
+        let transport = try await discovery.openHID(hid)
+        do {
+            let value = try await body(AppLinkClient(transport: transport, clock: clock))
+            await transport.close()
+            return value
+        } catch {
+            await transport.close()
+            throw error
+        }
     }
 }

@@ -26,16 +26,23 @@ public struct JournalEntry: Sendable, Hashable, Codable {
         public static func < (a: Step, b: Step) -> Bool { order.firstIndex(of: a)! < order.firstIndex(of: b)! }
     }
 
-    /// The ROM's serial number (from the UID): the key that names the unit in both of its modes.
-    public var dfuSerial: String
+    /// What names the unit: its 96-bit UID (hex), or "port-PATH" while the UID is not known.
+    public var key: String
+    /// The serial number its ROM showed, if it was reached: a ROM serial can collide or be constant, so
+    /// it is a note, not the key.
+    public var dfuSerial: String?
     public var uid: String?
     public var portPath: String
     public var family: String
     public var classificationBefore: String
+    /// The product id of the firmware the unit held before, if known.
+    public var productID: UInt32?
     public var oldVersion: String?
     public var image: String
     /// SHA-256 of the normalised image, hex: a resumed run knows whether it writes the same image.
     public var imageDigest: String
+    /// SHA-256 of the exact file given (an image or a signed package), when the caller supplied it.
+    public var inputDigest: String?
     public var newVersion: String
     public var sectors: [UInt32]
     public var step: Step
@@ -65,12 +72,15 @@ public struct JournalStore: Sendable {
     func entryURL(_ key: String) -> URL { directory.appendingPathComponent("unit-\(Self.fileName(key)).json") }
 
     func ensureDirectory() throws(JournalError) {
-        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
             throw JournalError(path: directory.path, problem: "cannot be created (\(error.localizedDescription))")
         }
     }
 
-    /// The entry for the unit whose ROM serial is `key`, if an upgrade of it was interrupted. An entry
+    /// The entry for the unit `key` names (its UID, or "port-PATH"), if an upgrade of it was interrupted. An entry
     /// that cannot be read is an error, not "no entry": a resume must not start blind.
     public func entry(for key: String) throws(JournalError) -> JournalEntry? {
         let url = entryURL(key)
@@ -105,15 +115,15 @@ public struct JournalStore: Sendable {
     /// Writes atomically (temporary file, then rename), so a killed process leaves the old or the new entry.
     public func write(_ entry: JournalEntry) throws(JournalError) {
         try ensureDirectory()
-        let url = entryURL(entry.dfuSerial)
-        do {
-            let encoder = JSONEncoder()
-            encoder.dateEncodingStrategy = .iso8601
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(entry).write(to: url, options: .atomic)
-        } catch {
-            throw JournalError(path: url.path, problem: "cannot be written (\(error.localizedDescription))")
+        let url = entryURL(entry.key)
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data: Data
+        do { data = try encoder.encode(entry) } catch {
+            throw JournalError(path: url.path, problem: "cannot be encoded (\(error.localizedDescription))")
         }
+        try PrivateFile.replace(url.path, with: data)
     }
 
     public func remove(_ key: String) throws(JournalError) {
@@ -129,7 +139,8 @@ public struct JournalStore: Sendable {
     public func lock(_ key: String) throws(JournalError) -> UnitLock? {
         try ensureDirectory()
         let path = directory.appendingPathComponent("unit-\(Self.fileName(key)).lock").path
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Owner-only, and never through a symlink someone planted in the directory.
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else {
             throw JournalError(path: path, problem: "cannot be opened (\(String(cString: strerror(errno))))")
         }
@@ -165,4 +176,26 @@ public struct JournalError: Error, Sendable, Hashable, CustomStringConvertible {
     public var path: String
     public var problem: String
     public var description: String { "journal \(path) \(problem)" }
+}
+
+/// Journal files: written to an exclusively created temporary file (mode 0600, no symlink followed), then
+/// renamed over the entry, so a killed process leaves the old or the new entry and a planted symlink
+/// redirects nothing.
+enum PrivateFile {
+    static func replace(_ path: String, with data: Data) throws(JournalError) {
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw JournalError(path: path, problem: "cannot be written (\(String(cString: strerror(errno))))")
+        }
+        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard written == data.count, synced, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw JournalError(path: path, problem: "cannot be written (\(reason))")
+        }
+    }
 }

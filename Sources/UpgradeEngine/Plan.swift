@@ -5,79 +5,130 @@ import DfuSe
 import FirmwareImage
 import USBTransport
 
+/// Phase 2, plan: the image checked on its own and against the unit, and the flash plan, before anything
+/// on the unit changes.
 extension UpgradeEngine {
-    struct Prepared: Sendable {
+    /// The image, checked, and everything the later phases need to put it on the unit.
+    struct Target: Sendable {
         var image: NormalizedImage
         var family: McuFamily
         var profile: ProductProfile?
-        var plan: FlashPlan
+        var productID: UInt32
         var version: FirmwareVersion
+        var imageSize: UInt32
+        var imageCRC: UInt32
+        /// Where the image starts (its vector table) and the range it owns (its descriptor's image size).
+        var base: UInt32
+        var span: Range<UInt64>
+        var plan: FlashPlan
         var leaveAddress: UInt32
-        var skipped: Int
-        var upToDate: Bool
-        /// SHA-256 of the normalised image (journal).
+        /// The unit already holds exactly this image: nothing to do.
+        var upToDate = false
+        /// SHA-256 of the normalised image, hex (the journal).
         var digest: String
+
+        var needsOptionBytes: Bool { !(profile?.requiredOptionBytes.isEmpty ?? true) }
     }
 
-    /// Checks the image against the unit and plans the flash, before anything on the unit changes.
-    func plan(_ file: FirmwareImage, source: String, unit: Found, options: Options) async throws -> Prepared {
-        // The product, from the image's descriptor; its profile names the family, flash mode and BOOT0 path.
-        guard let family = unit.family ?? options.family ?? Self.familyFromDescriptor(file, profiles: options.profiles) else {
-            throw UpgradeError(.refused("cannot tell which MCU the unit has: it does not answer and \(source)'s product has no profile"),
+    func plan(_ file: FirmwareImage, unit: Found, run: Run) async throws -> Target {
+        var target = try checkedImage(file, unit: unit, run: run)
+        try applyRules(&target, installed: unit.installed, run: run, skipAllowed: true)
+        if !target.upToDate, case .application(let hid, sectorCRCs: true) = unit.reach, unit.installed?.productID == target.productID,
+           !run.options.forceFull {
+            let unchanged = try await unchangedSectors(image: target.image, layout: target.plan.layout, span: target.span, hid: hid)
+            target.plan = try FlashPlan(image: target.image, layout: target.plan.layout, family: target.family,
+                                        transferSize: target.plan.transferSize, span: target.span, unchangedSectors: unchanged)
+        }
+        return target
+    }
+
+    /// The image on its own and against the unit's MCU: one flash target, the image check (errors refuse,
+    /// warnings are shown), a valid descriptor, the product's application base, the flash plan.
+    func checkedImage(_ file: FirmwareImage, unit: Found, run: Run) throws -> Target {
+        let source = run.source
+        let family = try self.family(for: file, unit: unit, run: run)
+        try checkTargets(file, source: source)
+        let image = try file.normalized(granularity: family.writeGranularity)
+        guard let base = image.baseAddress else {
+            throw UpgradeError(.refused("\(source) is empty"), phase: .plan, hint: "nothing was touched; check the image file")
+        }
+        try checkImage(image, family: family, source: source)
+        let descriptor = try ImageDescriptor.validate(image, base: base, source: source)
+        let profile = run.options.profiles.first { $0.imageProductID == descriptor.productID }
+        if let profile, profile.family.id != family.id {
+            throw UpgradeError(.refused("\(source) is for \(profile.name), an \(profile.family.name); the unit is an \(family.name)"),
+                               phase: .plan, hint: "nothing was touched; pick the image built for this unit")
+        }
+        let applicationBase = profile?.applicationBase ?? family.flashBase
+        guard base == applicationBase else {
+            throw UpgradeError(.refused("\(source) starts at \(hexAddress(base)), but \(profile?.name ?? family.name)'s application "
+                                        + "starts at \(hexAddress(applicationBase)): it was linked for another place"),
+                               phase: .plan, hint: "nothing was touched; link the image for \(hexAddress(applicationBase)) "
+                                   + "(or name the base in the product profile's \"applicationBase\")")
+        }
+        let span = UInt64(base)..<max(UInt64(base) + UInt64(descriptor.imageSize), image.end)
+        let layout = try flashLayout(unit: unit, profile: profile, family: family)
+        let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: Int(family.rom.transferSize), span: span)
+        return Target(image: image, family: family, profile: profile, productID: descriptor.productID,
+                      version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
+                      base: base, span: span, plan: plan, leaveAddress: try leaveAddress(image, base: base, family: family, source: source),
+                      digest: Self.digest(of: image))
+    }
+
+    /// The unit's MCU: what it reports, else `--family`, else the product profile's, else the journal's. A
+    /// `--family` that contradicts the unit is refused, never trusted.
+    func family(for file: FirmwareImage, unit: Found, run: Run) throws -> McuFamily {
+        let named = run.options.family
+        if let reported = unit.family, let named, named.id != reported.id {
+            throw UpgradeError(.refused("--family \(named.id) does not match the unit, which is an \(reported.name)"), phase: .plan,
+                               hint: "nothing was touched; drop --family (dfuhop knows this unit's MCU)")
+        }
+        let journalFamily = run.candidateEntry.flatMap { McuFamily.named($0.family) } ?? run.resumed.flatMap { McuFamily.named($0.family) }
+        guard let family = unit.family ?? named ?? Self.familyFromDescriptor(file, profiles: run.options.profiles) ?? journalFamily else {
+            throw UpgradeError(.refused("cannot tell which MCU the unit has: it does not answer and \(run.source)'s product has no profile"),
                                phase: .plan, hint: "nothing was touched; give --family or --profile")
         }
-        let image = try file.normalized(granularity: family.writeGranularity)
+        return family
+    }
+
+    /// `upgrade` writes the internal flash; other targets of a multi-target .dfu (option bytes, OTP) are
+    /// refused rather than dropped.
+    func checkTargets(_ file: FirmwareImage, source: String) throws {
+        let others = file.targets.filter { $0.alternateSetting != 0 && !$0.segments.isEmpty }
+        guard others.isEmpty else {
+            let names = others.map { "alternate setting \($0.alternateSetting)" + ($0.name.map { " (\($0))" } ?? "") }
+            throw UpgradeError(.refused("\(source) also holds \(names.joined(separator: ", ")), which `upgrade` does not write"),
+                               phase: .plan, hint: "nothing was touched; put option bytes the product needs in its profile "
+                                   + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only")
+        }
+    }
+
+    /// ImageCheck against the family's memory: errors refuse, warnings are shown.
+    func checkImage(_ image: NormalizedImage, family: McuFamily, source: String) throws {
         let ram = family.ramRegions.map { $0.start...UInt32($0.end - 1) }
         let flash = family.defaultFlashMode.layout.zones.map { $0.start...UInt32($0.end - 1) }
         let report = ImageCheck.check(image, for: TargetMemoryMap(partName: family.name, ram: ram, flash: flash), source: source)
         if let error = report.errors.first {
             throw UpgradeError(.refused("\(source): \(error)"), phase: .plan, hint: "nothing was touched; was the image built for \(family.name)?")
         }
-        guard let base = image.baseAddress else { throw UpgradeError(.refused("\(source) is empty"), phase: .plan, hint: "nothing was touched") }
-        let descriptor = try ImageDescriptor.validate(image, base: base, source: source)
-        let version = FirmwareVersion(descriptor.version.major, descriptor.version.minor, descriptor.version.patch, descriptor.version.build)
-        if let running = unit.description.productID, running != descriptor.productID {
-            throw UpgradeError(.refused("\(source) is for product 0x\(hex(descriptor.productID, 8)); the unit runs product 0x\(hex(running, 8))"),
-                               phase: .plan, hint: "nothing was touched; pick the image built for this product")
+        for warning in report.warnings { onEvent(.warning("\(source): \(warning)")) }
+    }
+
+    /// The flash organisation: what the ROM shows, else what the product needs, else the part's default.
+    func flashLayout(unit: Found, profile: ProductProfile?, family: McuFamily) throws -> FlashLayout {
+        guard case .rom(let rom) = unit.reach, let string = rom.flashLayoutString else {
+            return (profile?.flashMode ?? family.defaultFlashMode).layout
         }
-        let profile = options.profiles.first { $0.imageProductID == descriptor.productID }
-        if let profile, profile.family.id != family.id {
-            throw UpgradeError(.refused("\(source) is for \(profile.name), an \(profile.family.name); the unit is an \(family.name)"),
-                               phase: .plan, hint: "nothing was touched; pick the image built for this unit")
+        do { return try FlashLayout(parsing: string) } catch {
+            throw UpgradeError(.refused("the DFU unit's memory layout \"\(string)\" is not valid: \(error)"), phase: .plan,
+                               hint: "nothing was touched; is this an ST ROM bootloader?")
         }
-        // The flash organisation: what the ROM shows, else what the product needs, else the part's default.
-        let layout: FlashLayout
-        if case .rom(let rom) = unit.reach, let string = rom.flashLayoutString {
-            do { layout = try FlashLayout(parsing: string) } catch {
-                throw UpgradeError(.refused("the DFU unit's memory layout \"\(string)\" is not valid: \(error)"), phase: .plan,
-                                   hint: "nothing was touched; is this an ST ROM bootloader?")
-            }
-        } else {
-            layout = (profile?.flashMode ?? family.defaultFlashMode).layout
-        }
-        let transferSize = Int(family.rom.transferSize)
-        let digest = SHA256.hash(data: image.segments.flatMap { segment in
+    }
+
+    static func digest(of image: NormalizedImage) -> String {
+        SHA256.hash(data: image.segments.flatMap { segment in
             withUnsafeBytes(of: segment.address.littleEndian, Array.init) + segment.bytes
         }).withUnsafeBytes { hexString($0) }
-        var skip: Set<UInt32> = []
-        if let running = unit.description.version {
-            if running == version, !options.allowDowngrade {
-                let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: transferSize)
-                return Prepared(image: image, family: family, profile: profile, plan: plan, version: version, leaveAddress: base,
-                                skipped: 0, upToDate: true, digest: digest)
-            }
-            if version < running, !options.allowDowngrade {
-                throw UpgradeError(.refused("\(source) holds version \(version), older than the \(running) the unit runs"),
-                                   phase: .plan, hint: "nothing was touched; pass --allow-downgrade if you mean it")
-            }
-            if case .application(let hid, sectorCRCs: true) = unit.reach {
-                skip = try await unchangedSectors(image: image, layout: layout, hid: hid)
-            }
-        }
-        let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: transferSize, unchangedSectors: skip)
-        return Prepared(image: image, family: family, profile: profile, plan: plan, version: version,
-                        leaveAddress: try leaveAddress(image, base: base, family: family, source: source),
-                        skipped: skip.count, upToDate: false, digest: digest)
     }
 
     /// The family named by the profile of the image's product, for units that do not answer.
@@ -95,60 +146,45 @@ extension UpgradeEngine {
         return nil
     }
 
-    /// Where the ROM must jump when leaving DFU: the vector base, or the reset handler on ROMs that jump
-    /// straight to the address (`McuFamily.leaveJump`, seed 001).
+    /// Where the ROM must jump when leaving DFU (`McuFamily.leaveAddress`, seed 001).
     func leaveAddress(_ image: NormalizedImage, base: UInt32, family: McuFamily, source: String) throws -> UInt32 {
-        switch family.leaveJump {
-        case .vectorTable: return base
-        case .directJump:
-            guard let reset = image.word(at: base + 4), reset & 1 == 1 else {
-                throw UpgradeError(.refused("\(source) has no Thumb reset handler in word 1, which \(family.name)'s ROM needs to leave DFU"),
-                                   phase: .plan, hint: "nothing was touched")
-            }
-            return reset
+        guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base + 4)) else {
+            throw UpgradeError(.refused("\(source) has no Thumb reset handler in word 1, which \(family.name)'s ROM needs to leave DFU"),
+                               phase: .plan, hint: "nothing was touched; check the image's vector table")
         }
+        return address
     }
 
-    /// Sectors the image touches whose content on the unit (CRCs the application reports) already equals
-    /// what flashing would leave there: the image's bytes, 0xFF elsewhere in the sector.
-    func unchangedSectors(image: NormalizedImage, layout: FlashLayout, hid: HIDDeviceInfo) async throws -> Set<UInt32> {
-        let touched = layout.sectors.filter { sector in
-            image.segments.contains { UInt64($0.address) < sector.end && $0.end > UInt64(sector.start) }
-        }
+    /// Sectors of the span whose content on the unit (CRCs the application reports) already equals what
+    /// flashing would leave there: the image's bytes, 0xFF elsewhere. Only a hint: verification reads the
+    /// whole span back through the ROM, and a wrong report makes the flash run again in full.
+    func unchangedSectors(image: NormalizedImage, layout: FlashLayout, span: Range<UInt64>, hid: HIDDeviceInfo) async throws -> Set<UInt32> {
+        let touched = layout.sectors.filter { UInt64($0.start) < span.upperBound && $0.end > span.lowerBound }
         guard !touched.isEmpty else { return [] }
-        let transport = try await discovery.openHID(hid)
-        let link = AppLinkClient(transport: transport, clock: clock)
-        var unchanged: Set<UInt32> = []
-        var index = 0
-        do {
+        return try await withHID(hid) { link in
+            var unchanged: Set<UInt32> = []
+            var index = 0
             while index < touched.count {
                 // A run of adjacent sectors of one size is one batched query.
                 var end = index + 1
-                while end < touched.count, touched[end].size == touched[index].size, touched[end].start == UInt32(touched[end - 1].end) { end += 1 }
+                while end < touched.count, touched[end].size == touched[index].size, touched[end].start == UInt32(touched[end - 1].end) {
+                    end += 1
+                }
                 let run = touched[index..<end]
                 let crcs = try await link.sectorCRCs(address: run.first!.start, size: run.first!.size, count: run.count)
-                for (sector, crc) in zip(run, crcs) where crc == expectedCRC(of: sector, image: image) { unchanged.insert(sector.start) }
+                for (sector, crc) in zip(run, crcs)
+                where crc == CRC32.zlib(FlashPlan.expectedBytes(in: UInt64(sector.start)..<sector.end, of: image)) {
+                    unchanged.insert(sector.start)
+                }
                 index = end
             }
-        } catch {
-            await transport.close()
-            throw error
+            return unchanged
         }
-        await transport.close()
-        return unchanged
     }
+}
 
-    func expectedCRC(of sector: FlashLayout.Sector, image: NormalizedImage) -> UInt32 {
-        var bytes = [UInt8](repeating: 0xFF, count: Int(sector.size))
-        for segment in image.segments where UInt64(segment.address) < sector.end && segment.end > UInt64(sector.start) {
-            let from = max(UInt64(segment.address), UInt64(sector.start))
-            let to = min(segment.end, sector.end)
-            let source = Int(from - UInt64(segment.address))
-            let target = Int(from - UInt64(sector.start))
-            bytes.replaceSubrange(target..<target + Int(to - from), with: segment.bytes[source..<source + Int(to - from)])
-        }
-        return CRC32.zlib(bytes)
-    }
+extension FirmwareVersion {
+    init(_ version: ImageVersion) { self.init(version.major, version.minor, version.patch, version.build) }
 }
 
 extension ProductProfile {

@@ -17,6 +17,12 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         case needsBoot0(String)
         /// The unit did not come back as expected.
         case notConfirmed(String)
+        /// The unit's flash is read-protected (RDP level 1 or 2): nothing can be written through the ROM.
+        case readProtected(String)
+        /// The operator (SIGINT/SIGTERM) or the caller cancelled; the engine stopped at a safe point.
+        case cancelled
+        /// A failure no layer's error type describes: a bug in dfuhop, never reported as a refusal.
+        case unexpected(String)
         case journal(JournalError)
         case image(ImageError)
         case flash(DfuSeError)
@@ -27,6 +33,8 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public var kind: Kind
     public var phase: UpgradePhase
     public var hint: String
+    /// The unit had been taken into its ROM and was sent back to its application before this error.
+    public var unitReturned = false
 
     public init(_ kind: Kind, phase: UpgradePhase, hint: String) {
         self.kind = kind
@@ -37,7 +45,8 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         let what: String = switch kind {
         case .refused(let text), .noUnit(let text), .ambiguous(let text), .busy(let text), .needsBoot0(let text),
-             .notConfirmed(let text): text
+             .notConfirmed(let text), .readProtected(let text), .unexpected(let text): text
+        case .cancelled: "cancelled"
         case .journal(let error): error.description
         case .image(let error): error.description
         case .flash(let error): error.description
@@ -52,6 +61,8 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         let untouched = phase <= .plan
         switch error {
         case let error as UpgradeError: return error
+        case let error as DfuSeError where error.category == .cancelled:
+            return UpgradeError(.cancelled, phase: phase, hint: "run the same command again to finish the upgrade")
         case let error as DfuSeError:
             return UpgradeError(.flash(error), phase: phase, hint: phase >= .optionBytes
                 ? "the unit is recoverable through its ROM: run the same command again to finish"
@@ -71,12 +82,18 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
                 ? "nothing was touched; fix the journal directory (--state-dir) and run again"
                 : "fix the journal directory (--state-dir) and run the same command again")
         case is CancellationError:
-            return UpgradeError(.notConfirmed("cancelled"), phase: phase, hint: untouched
-                ? "nothing was touched" : "run the same command again to finish")
+            return UpgradeError(.cancelled, phase: phase, hint: untouched
+                ? "nothing was touched" : "run the same command again to finish the upgrade")
         default:
-            return UpgradeError(.refused("\(error)"), phase: phase, hint: untouched ? "nothing was touched" : "run the same command again")
+            // Not a refusal: a failure the layers do not describe is a bug, and says so (exit 70).
+            return UpgradeError(.unexpected("\(error)"), phase: phase, hint: untouched
+                ? "nothing was touched; this is a bug in dfuhop, please report it"
+                : "run the same command again to finish; this is a bug in dfuhop, please report it")
         }
     }
+
+    /// Whether the failure left the unit as it was: before the ROM was entered, or returned from it.
+    public var unitUntouched: Bool { phase <= .plan || unitReturned }
 }
 
 extension UpgradePhase: Comparable {
@@ -84,3 +101,6 @@ extension UpgradePhase: Comparable {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }
+
+/// "0x08004000": addresses in messages, as the DfuSe layer prints them.
+func hexAddress(_ address: UInt32) -> String { "0x" + hex(address, 8) }

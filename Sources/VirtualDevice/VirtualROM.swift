@@ -413,6 +413,12 @@ extension VirtualUnit {
             rom.state = .uploadIdle
             return .reply(Array(optionBytes[offset..<min(optionBytes.count, offset + length)]))
         }
+        if address >= family.uidAddress, UInt64(address) < UInt64(family.uidAddress) + UInt64(uid.count) {
+            // The ROM reads system memory, where the unique ID lives (AN2606: the ROM's read command).
+            let offset = Int(address - family.uidAddress)
+            rom.state = .uploadIdle
+            return .reply(Array(uid[offset..<min(uid.count, offset + length)]))
+        }
         enterError(.errAddress)
         return .stall
     }

@@ -327,10 +327,20 @@ struct FaultCampaignTests {
                                                                              options: Self.options(bus, journal: journal))
             Issue.record("a read-protected unit cannot be upgraded without a full wipe")
         } catch let error as UpgradeError {
-            guard case .flash(let inner) = error.kind else { Issue.record("expected a DfuSe error, got \(error)"); return }
-            #expect(inner.category == .deviceError)
+            guard case .readProtected(let text) = error.kind else { Issue.record("expected a read-protection refusal, got \(error)"); return }
+            #expect(text.contains("level 1 (RDP=0x55)"), "the message names the level and the byte: \(text)")
+            #expect(error.hint.contains("erase --read-unprotect") && error.unitReturned, "\(error.hint)")
         }
         let destructive = target.requestLog.contains { $0.isDestructive }
         #expect(!destructive, "no read-unprotect without the operator flag")
+        let wrote = target.requestLog.contains {
+            switch $0.kind {
+            case .command(.erase): true
+            case .download(let block, _, _): block >= 2
+            default: false
+            }
+        }
+        #expect(!wrote, "nothing is erased or written on a read-protected unit")
+        #expect(target.currentMode == .application, "the unit was returned to its application")
     }
 }

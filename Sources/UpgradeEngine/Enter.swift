@@ -1,0 +1,122 @@
+import AppLink
+import DeviceProfiles
+import DfuSe
+import FirmwareImage
+import USBTransport
+
+/// Phase 3, enter: the unit's ROM bootloader reached — ENTER_BOOTLOADER for a running application, the
+/// BOOT0 path for a silent one — and waited for on the unit's port.
+extension UpgradeEngine {
+    func enter(_ found: Found, target: Target, run: Run) async throws -> ROM {
+        switch found.reach {
+        case .application(let hid, _):
+            return try await enterBootloader(hid: hid, unit: found.description, family: target.family, timeout: timeout(target, run))
+        case .rom(let rom):
+            return rom
+        case .boot0(let port):
+            return try await enterByBoot0(port: port ?? run.candidateEntry?.portPath, uid: run.candidateEntry?.uid,
+                                          method: target.profile?.boot0, options: run.options)
+        }
+    }
+
+    /// How long the unit may take to re-enumerate: `--timeout`, else the product profile's, else 10 s.
+    func timeout(_ target: Target, _ run: Run) -> Duration {
+        run.options.reenumerationTimeout ?? target.profile?.reenumerationTimeout ?? .seconds(10)
+    }
+
+    /// ENTER_BOOTLOADER naming the unit's own UID, then the ROM with the predicted serial on the same port.
+    func enterBootloader(hid: HIDDeviceInfo, unit: UnitDescription, family: McuFamily, timeout: Duration) async throws -> ROM {
+        guard let uid = unit.uid else {
+            throw UpgradeError(.refused("the unit did not report its unique ID"), phase: .enter, hint: "nothing was touched")
+        }
+        let serial = family.romSerial.serial(uid: uid.bytes)
+        let events = discovery.events()
+        _ = try await withHID(hid) { link in
+            try await link.enterBootloader(uid: uid, nonce: UInt32(truncatingIfNeeded: clock.now().components.attoseconds) | 1)
+        }
+        if let rom = await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
+        throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout)"
+                                         + (await elsewhere(serial: serial, port: hid.usb.portPath))),
+                           phase: .reenumerate,
+                           hint: "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
+    }
+
+    /// The BOOT0 path: ask for the ROM, then wait for it on the unit's port (any new ROM if the port is
+    /// not known, which `find` allows only when nothing else is on the bus). The ROM's UID proves the unit.
+    func enterByBoot0(port: String?, expectedSerial: String? = nil, uid: String?, method: ProductProfile.Boot0Method?,
+                      options: Options) async throws -> ROM {
+        guard let boot0 = options.boot0 else {
+            throw UpgradeError(.needsBoot0("no application answers\(port.map { " at \($0)" } ?? ""), and no BOOT0 path is set up"),
+                               phase: .enter,
+                               hint: "nothing was written; hold BOOT0 while plugging the unit in and run again, or give --boot0-command")
+        }
+        let request = Boot0Path.Request(action: .enterROM, port: port, uid: uid, method: method)
+        let events = discovery.events()
+        // With no port to watch, only a ROM that was not there before the request can be this unit.
+        let present: Set<USBDeviceIdentity> = port == nil ? Set(((try? await discovery.devices()) ?? []).map(\.identity)) : []
+        onEvent(.boot0(request, path: boot0.description))
+        try await perform(request, on: boot0)
+        if let rom = await awaitROM(events: events, port: port, serial: expectedSerial, timeout: boot0.arrivalTimeout, excluding: present) {
+            return rom
+        }
+        throw UpgradeError(.needsBoot0("no ROM showed up\(port.map { " at \($0)" } ?? "") within \(boot0.arrivalTimeout) of the BOOT0 request (\(boot0.description))"
+                                       + (expectedSerial == nil ? "" : await elsewhere(serial: expectedSerial!, port: port))),
+                           phase: .reenumerate, hint: "check the BOOT0 wiring or hook, then run the same command again")
+    }
+
+    func perform(_ request: Boot0Path.Request, on path: Boot0Path) async throws {
+        do { try await path.perform(request) } catch {
+            throw UpgradeError(.needsBoot0("the BOOT0 path (\(path.description)) failed to \(request.action.rawValue): \(error)"),
+                               phase: .enter, hint: "check the jig or hook; the unit is recoverable: run the same command again")
+        }
+    }
+
+    /// ", but it showed up at PORT" when the serial is on the bus at another port.
+    func elsewhere(serial: String, port: String?) async -> String {
+        guard let devices = try? await discovery.devices(),
+              let other = devices.first(where: { $0.identity.serialNumber == serial && $0.identity.portPath != port }) else { return "" }
+        return "; a ROM with that serial is at \(other.identity.portPath): if the cable was moved, run the same command again "
+            + "(with --unit \(other.identity.portPath) if you named the unit by its port)"
+    }
+
+    /// The ROM on `port` (any port if nil) with `serial` (any if nil); a ROM on that port with another
+    /// serial is another unit and is never taken (field-safety.md).
+    func awaitROM(events: AsyncStream<DiscoveryEvent>, port: String?, serial: String?, timeout: Duration,
+                  excluding: Set<USBDeviceIdentity> = []) async -> ROM? {
+        await awaitDevice(events: events, timeout: timeout) { device in
+            guard case .dfu(let identity, let alternates) = device, !excluding.contains(identity) else { return nil }
+            if let port, identity.portPath != port { return nil }
+            if let serial, identity.serialNumber != serial { return nil }
+            return ROM(identity: identity, alternates: alternates)
+        }
+    }
+
+    func awaitApplication(events: AsyncStream<DiscoveryEvent>, port: String, timeout: Duration) async -> HIDDeviceInfo? {
+        await awaitDevice(events: events, timeout: timeout) { device in
+            if case .hid(let info) = device, info.usb.portPath == port { info } else { nil }
+        }
+    }
+
+    /// Waits for a device `match` accepts: already present, or arriving before `timeout`; nil if none.
+    func awaitDevice<T: Sendable>(events: AsyncStream<DiscoveryEvent>, timeout: Duration, includePresent: Bool = true,
+                                  _ match: @escaping @Sendable (DiscoveredDevice) -> T?) async -> T? {
+        if includePresent, let present = try? await discovery.devices().lazy.compactMap(match).first { return present }
+        let clock = self.clock
+        let deadline = clock.now() + timeout
+        return await withTaskGroup(of: T?.self) { group in
+            group.addTask {
+                for await event in events { if case .arrived(let device) = event, let value = match(device) { return value } }
+                return nil
+            }
+            group.addTask { [discovery] in
+                try? await clock.sleep(for: deadline - clock.now())
+                // At the deadline a device that is there counts, even if its arrival is still on its way.
+                guard includePresent else { return nil }
+                return try? await discovery.devices().lazy.compactMap(match).first
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? nil
+        }
+    }
+
+}

@@ -1,0 +1,55 @@
+import DeviceProfiles
+import DfuSe
+import FirmwareImage
+import USBTransport
+
+/// Phase 5, flash: the plan run by the DfuSe client (erase, write, vector-table sector last), then the
+/// whole span read back. A failure the ROM survives is run once more from the first erase.
+extension UpgradeEngine {
+    func flash(_ rom: ROM, target: Target, run: Run) async throws -> (report: FlashReport, plan: FlashPlan) {
+        try await withClient(rom, family: target.family) { client in
+            let layout = try await client.prepare(alternateSetting: 0)
+            var plan = target.plan
+            if layout != plan.layout {
+                // An option-byte write changed the organisation (G4 DBANK, seed 003): plan again for it.
+                onEvent(.note("the ROM shows the flash as \"\(layout.render())\" now; planning again for it, without skipping sectors"))
+                plan = try FlashPlan(image: target.image, layout: layout, family: target.family, transferSize: plan.transferSize,
+                                     span: target.span)
+            }
+            try record(.flashing, run, target: target)
+            run.flashStarted = true
+            let report: FlashReport
+            do {
+                report = try await client.execute(plan, image: target.image, verify: run.options.verify)
+            } catch let error as DfuSeError where Self.worthOneMoreTry(error, plan: plan) {
+                if case .verifyMismatch = error, !plan.skippedSectors.isEmpty {
+                    // A sector reported unchanged is not: the application's CRCs were wrong. Trust the ROM.
+                    onEvent(.note("read-back differs (\(error)); rewriting every sector of the image, skipping none"))
+                    plan = try FlashPlan(image: target.image, layout: plan.layout, family: target.family,
+                                         transferSize: plan.transferSize, span: target.span)
+                } else {
+                    onEvent(.note("the ROM failed the flash (\(error)); running the plan once more from the start"))
+                }
+                // Erase first again, so no flash word is written twice (seed 004); a second failure stands.
+                report = try await client.execute(plan, image: target.image, verify: run.options.verify)
+            }
+            try record(.verified, run, target: target)
+            return (report, plan)
+        }
+    }
+
+    /// A flash (or leave) failure that a second try, in the same session, can get past: the device
+    /// stalled or went quiet for a moment, reported a programming error that a fresh erase clears, or
+    /// read back differently in a sector the application called unchanged. Protection, a wrong address
+    /// or a vanished device are not retried.
+    static func worthOneMoreTry(_ error: DfuSeError, plan: FlashPlan? = nil) -> Bool {
+        switch error {
+        case .transport(let transport, _): transport.kind == .stall || transport.kind == .timeout
+        case .tooManyStalls, .malformedStatus, .blockLeftIncomplete: true
+        case .verifyMismatch: !(plan?.skippedSectors.isEmpty ?? true)
+        case .deviceStatus(let status, _, _, _):
+            [.errCheckErased, .errProg, .errVerify, .errNotDone, .errUnknown, .errStalledPkt].contains(status)
+        default: false
+        }
+    }
+}
