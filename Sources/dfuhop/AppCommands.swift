@@ -88,7 +88,7 @@ struct EnterDFUCommand: AsyncParsableCommand {
           dfuhop enter-dfu --simulate-state unit.json
         """)
 
-    @Option(help: ArgumentHelp("Seconds to wait for the ROM to appear.", valueName: "s")) var timeout: Double = 10
+    @Option(help: ArgumentHelp("Seconds to wait for the ROM to appear (at most a day).", valueName: "s")) var timeout = Seconds(10)
     @Flag(help: "A result object as JSON.") var json = false
     @OptionGroup var device: DeviceOptions
 
@@ -98,7 +98,7 @@ struct EnterDFUCommand: AsyncParsableCommand {
             try await session.run {
                 var options = UpgradeEngine.Options()
                 options.unit = device.unit
-                options.reenumerationTimeout = .milliseconds(Int(timeout * 1000))
+                options.reenumerationTimeout = timeout.duration
                 let (unit, rom) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).enterDFU(options: options)
                 let name = unit.uid?.description ?? unit.portPath ?? "the unit"
                 if json {

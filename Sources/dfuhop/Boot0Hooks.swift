@@ -25,16 +25,20 @@ enum Boot0Hooks {
         }
         if let command {
             return Boot0Path(description: "hook `\(command)`", arrivalTimeout: timeout ?? .seconds(15)) { request in
-                try run(["/bin/sh", "-c", command], request: request, shown: command)
+                try await run(["/bin/sh", "-c", command], request: request, shown: command, limit: timeout ?? .seconds(15))
             }
         }
         if case .command(let arguments)? = profile?.boot0 {
             let shown = arguments.joined(separator: " ")
             return Boot0Path(description: "profile hook `\(shown)`", arrivalTimeout: timeout ?? .seconds(15)) { request in
-                let filled = arguments.map {
+                var filled = arguments.map {
                     $0.replacingOccurrences(of: "{port}", with: request.port ?? "").replacingOccurrences(of: "{uid}", with: request.uid ?? "")
                 }
-                try run(filled, request: request, shown: shown)
+                // A relative hook path names a file next to the profile, never one in the current directory.
+                if let directory = profile?.sourceDirectory, filled[0].contains("/"), !filled[0].hasPrefix("/") {
+                    filled[0] = URL(fileURLWithPath: directory).appendingPathComponent(filled[0]).standardizedFileURL.path
+                }
+                try await run(filled, request: request, shown: shown, limit: timeout ?? .seconds(15))
             }
         }
         guard Output.standardErrorIsTerminal, isatty(STDIN_FILENO) == 1 else { return nil }
@@ -53,25 +57,33 @@ enum Boot0Hooks {
     }
 
     /// Runs a hook with `DFUHOP_BOOT0` (1: start the ROM, 0: start the application), `DFUHOP_ACTION`,
-    /// `DFUHOP_PORT`, `DFUHOP_UID`; its output goes to stderr. A non-zero exit is an error.
-    static func run(_ arguments: [String], request: Boot0Path.Request, shown: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0].hasPrefix("/") ? arguments[0] : "/usr/bin/env")
-        process.arguments = arguments[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
+    /// `DFUHOP_PORT`, `DFUHOP_UID`; its output goes to stderr. A non-zero exit is an error, and so is a
+    /// hook still running after `limit`: it runs in its own process group, which is killed then, when the
+    /// upgrade is cancelled, or when dfuhop is stopped by a signal. Waiting never blocks a thread.
+    static func run(_ arguments: [String], request: Boot0Path.Request, shown: String, limit: Duration) async throws {
         var environment = ProcessInfo.processInfo.environment
         environment["DFUHOP_BOOT0"] = request.action == .enterROM ? "1" : "0"
         environment["DFUHOP_ACTION"] = request.action.rawValue
         environment["DFUHOP_PORT"] = request.port ?? ""
         environment["DFUHOP_UID"] = request.uid ?? ""
-        process.environment = environment
-        process.standardOutput = FileHandle.standardError
-        do { try process.run() } catch {
-            throw Failure(.usage, "the BOOT0 hook `\(shown)` cannot be started: \(error.localizedDescription)")
+        let hook: HookProcess
+        do { hook = try HookProcess.spawn(arguments, environment: environment) } catch {
+            throw Failure(.usage, "the BOOT0 hook `\(shown)` cannot be started: \(error)")
         }
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw Failure(.notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) exited with status \(process.terminationStatus)",
-                          hint: "check the jig; the unit is recoverable: run the same command again")
+        let status = await hook.wait(limit: limit)
+        switch status {
+        case .exited(0): return
+        case .exited(let code):
+            throw Failure(.notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) exited with status \(code)",
+                          hint: "fix the jig or hook; the unit is recoverable: run the same command again")
+        case .signalled(let signal):
+            throw Failure(.notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) was killed by signal \(signal)",
+                          hint: "fix the jig or hook; the unit is recoverable: run the same command again")
+        case .timedOut:
+            throw Failure(.notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) did not finish within \(limit); "
+                          + "it was stopped", hint: "fix the hook so it returns, or raise --boot0-timeout; then run the same command again")
+        case .cancelled:
+            throw CancellationError()
         }
     }
 }

@@ -127,8 +127,12 @@ struct FlashCommand: AsyncParsableCommand {
                 }
                 let layout = try FlashLayout(parsing: layoutString)
                 let transport = try await session.discovery.openDFU(unit.identity)
+                // An image with a descriptor owns its span: gaps are erased too, as its own CRC check counts them.
+                let span = (try? ImageDescriptor.validate(normalized, base: normalized.baseAddress ?? 0, source: image)).map {
+                    UInt64(normalized.baseAddress ?? 0)..<max(UInt64(normalized.baseAddress ?? 0) + UInt64($0.imageSize), normalized.end)
+                }
                 let plan = try FlashPlan(image: normalized, layout: layout, family: family,
-                                         transferSize: Int(transport.functionalDescriptor.transferSize))
+                                         transferSize: Int(transport.functionalDescriptor.transferSize), span: span)
                 if dryRun {
                     if json { Output.print(String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)) } else { Output.print(plan.description) }
                     await transport.close()
@@ -165,18 +169,13 @@ struct FlashCommand: AsyncParsableCommand {
     }
 }
 
-/// Where to leave DFU for this family: the vector base where the ROM loads SP and PC from it, the
-/// reset handler where it jumps straight to the address (H7, seed 001).
+/// Where to leave DFU for this family and image (`McuFamily.leaveAddress`, seed 001).
 func leaveAddress(family: McuFamily, image: NormalizedImage) throws -> UInt32 {
-    switch family.leaveJump {
-    case .vectorTable:
-        return image.baseAddress ?? family.flashBase
-    case .directJump:
-        guard let base = image.baseAddress, let reset = image.word(at: base + 4), reset & 1 == 1 else {
-            throw Failure(.refused, "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU")
-        }
-        return reset
+    let base = image.baseAddress ?? family.flashBase
+    guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base + 4)) else {
+        throw Failure(.refused, "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU")
     }
+    return address
 }
 
 /// `dfuhop read`: upload memory to a file.
@@ -213,6 +212,8 @@ struct ReadCommand: AsyncParsableCommand {
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
             try await session.run {
+                let unit = try await session.dfuUnit()
+                try checkReadRange(start: UInt32(start), count: count, alternate: alt, in: unit.alternateSettings)
                 let (client, _) = try await session.openClient(renderer: renderer)
                 _ = try await client.prepare(alternateSetting: alt)
                 let bytes = try await client.read(address: UInt32(start), length: Int(count))
@@ -262,16 +263,17 @@ struct LeaveCommand: AsyncParsableCommand {
                         throw Failure(.usage, "--address \(address) is not a 32-bit address")
                     }
                     target = UInt32(value)
-                } else if family.leaveJump == .directJump {
+                } else {
+                    // Never "leave" into erased flash: the ROM would jump into 0xFFFFFFFF and the unit hang or
+                    // re-enter the ROM, while the command claimed success.
                     let vectors = try await client.read(address: family.flashBase, length: 8)
                     let reset = vectors[4...].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                    guard reset & 1 == 1, reset != 0xFFFF_FFFF else {
+                    guard !vectors.allSatisfy({ $0 == 0xFF }),
+                          let jump = family.leaveAddress(vectorTable: family.flashBase, resetHandler: reset) else {
                         throw Failure(.refused, "the flash at \(hexAddress(family.flashBase)) holds no application (reset vector \(hexAddress(reset)))",
-                                      hint: "flash an application first")
+                                      hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
                     }
-                    target = reset
-                } else {
-                    target = family.flashBase
+                    target = jump
                 }
                 let outcome = try await client.leave(jumpTo: target)
                 if json {
@@ -291,22 +293,26 @@ struct EraseCommand: AsyncParsableCommand {
         abstract: "Erase sectors, or the whole flash, of a unit in DFU mode.",
         discussion: """
         Nothing is erased unless named: give the sectors by any address inside them, or --mass-erase \
-        for everything. Sectors the layout marks not erasable are refused before anything is sent.
+        for everything. Sectors the layout marks not erasable are refused before anything is sent. \
+        --read-unprotect sets read protection back to level 0 on a level-1 unit: the MCU erases its \
+        whole flash doing so, and resets (the only way out of level 1; level 2 is permanent).
 
         Examples:
           dfuhop erase --sector 0x08004000 --sector 0x08008000
           dfuhop erase --mass-erase
+          dfuhop erase --read-unprotect
         """)
 
     @Option(name: .customLong("sector"), help: ArgumentHelp("An address inside a sector to erase (repeatable).", valueName: "address"))
     var sectors: [String] = []
     @Flag(help: "Erase the whole flash (a long operation; F4 takes up to 35 s).") var massErase = false
+    @Flag(help: "Clear read protection level 1: erases the whole flash and resets the unit.") var readUnprotect = false
     @Flag(help: "A result object as JSON.") var json = false
     @OptionGroup var device: DeviceOptions
 
     func validate() throws {
-        guard massErase != !sectors.isEmpty else {
-            throw ValidationError(massErase ? "--mass-erase and --sector exclude each other" : "name what to erase: --sector ADDRESS (repeatable) or --mass-erase")
+        guard [massErase, readUnprotect, !sectors.isEmpty].filter({ $0 }).count == 1 else {
+            throw ValidationError("name exactly one of: --sector ADDRESS (repeatable), --mass-erase, --read-unprotect")
         }
     }
 
@@ -323,6 +329,13 @@ struct EraseCommand: AsyncParsableCommand {
             defer { renderer.finish() }
             try await session.run {
                 let (client, _) = try await session.openClient(renderer: renderer)
+                if readUnprotect {
+                    let reset = try await client.readUnprotect(.operatorRequestedFullWipe)
+                    renderer.finish()
+                    let text = "read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")
+                    if json { Output.json(["outcome": "read-unprotected", "deviceReset": reset]) } else { Output.print(text) }
+                    return
+                }
                 let layout = try await client.prepare(alternateSetting: 0)
                 if massErase {
                     try await client.massErase(.operatorRequestedMassErase)
@@ -340,5 +353,30 @@ struct EraseCommand: AsyncParsableCommand {
                 if json { Output.json(["outcome": "erased", "what": what]) } else { Output.print("erased \(what)") }
             }
         }
+    }
+}
+
+/// A read must lie inside the memory the alternate setting shows; outside it, the ROM stalls and a
+/// "USB failure" would hide a wrong address.
+func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, in settings: [DFUAlternateSetting]) throws {
+    guard let name = settings.first(where: { $0.number == alternate })?.name else {
+        throw Failure(.usage, "the unit has no alternate setting \(alternate) (it shows \(settings.map { String($0.number) }.joined(separator: ", ")))")
+    }
+    guard let layout = try? FlashLayout(parsing: name) else { return }
+    let end = UInt64(start) + count
+    // Contiguous zones (two banks back to back) read as one range.
+    let ranges = layout.zones.map { UInt64($0.start)..<$0.end }.sorted { $0.lowerBound < $1.lowerBound }
+        .reduce(into: [Range<UInt64>]()) { merged, range in
+            if let last = merged.last, last.upperBound == range.lowerBound {
+                merged[merged.count - 1] = last.lowerBound..<range.upperBound
+            } else {
+                merged.append(range)
+            }
+        }
+    let inside = ranges.contains { $0.lowerBound <= UInt64(start) && end <= $0.upperBound }
+    guard inside else {
+        throw Failure(.usage, "[\(hexAddress(start)), \(hexAddress(UInt32(truncatingIfNeeded: end)))) is not inside the memory alternate setting "
+                      + "\(alternate) shows (\(layout.zones.map { "[\(hexAddress($0.start)), \(hexAddress(UInt32(truncatingIfNeeded: $0.end))))" }.joined(separator: ", ")))",
+                      hint: "nothing was read; pick an address and length inside it")
     }
 }

@@ -133,15 +133,20 @@ struct DeviceSession {
 
     /// The unit's family: --family, the virtual unit's, or the one whose ROM layout string matches.
     func family(alternateSettings: [DFUAlternateSetting]) throws -> McuFamily {
+        let flashLayout = alternateSettings.first { $0.number == 0 }?.name
+        let candidates = McuFamily.all.filter { family in family.flashModes.contains { $0.layoutString == flashLayout } }
         if let name = options.family {
             guard let family = McuFamily.named(name) else {
                 throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
             }
+            // A family that contradicts the ROM's own layout would write the wrong flash word size (seed 004).
+            guard candidates.isEmpty || candidates.contains(where: { $0.id == family.id }) else {
+                throw Failure(.usage, "--family \(name) does not match the unit: its ROM shows the flash of "
+                              + candidates.map(\.name).joined(separator: " or "), hint: "nothing was sent; drop --family")
+            }
             return family
         }
         if let unit = virtualUnit { return unit.family }
-        let flashLayout = alternateSettings.first { $0.number == 0 }?.name
-        let candidates = McuFamily.all.filter { family in family.flashModes.contains { $0.layoutString == flashLayout } }
         guard candidates.count == 1 else {
             throw Failure(.usage, "cannot tell the MCU family from the layout \"\(flashLayout ?? "")\"",
                           hint: "give --family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")

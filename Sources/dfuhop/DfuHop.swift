@@ -16,7 +16,7 @@ struct DfuHop: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
-            ImageCommand.self, DoctorCommand.self, ExitCodesCommand.self,
+            ImageCommand.self, JournalCommand.self, DoctorCommand.self, ExitCodesCommand.self,
         ])
 }
 

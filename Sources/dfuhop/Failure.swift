@@ -42,10 +42,14 @@ struct Failure: Error, CustomStringConvertible {
             return appLink(error)
         case let error as UpgradeError:
             return upgrade(error)
+        case is CancellationError:
+            return Failure(.cancelled, "cancelled", hint: "run the same command again to finish")
         case let error as VirtualDeviceError:
             return Failure(.configuration, error.description)
         case let error as ProductProfileError:
             return Failure(.configuration, error.description)
+        case let error as JournalError:
+            return Failure(.configuration, error.description, hint: "check --state-dir")
         default:
             return Failure(.internalError, "unexpected error: \(error)",
                            hint: "this is a bug in dfuhop; please report it with the command you ran")
@@ -103,6 +107,9 @@ struct Failure: Error, CustomStringConvertible {
         case .needsBoot0: failure = Failure(.needsBoot0, error.description)
         case .journal: failure = Failure(.cannotWrite, error.description)
         case .notConfirmed: failure = Failure(.notConfirmed, error.description)
+        case .readProtected: failure = Failure(.refused, error.description)
+        case .cancelled: failure = Failure(.cancelled, error.description)
+        case .unexpected: failure = Failure(.internalError, error.description)
         case .image(let inner): failure = image(inner)
         case .flash(let inner): failure = dfuSe(inner)
         case .application(let inner): failure = appLink(inner)
@@ -135,9 +142,9 @@ struct Failure: Error, CustomStringConvertible {
 }
 
 /// Runs a command body and turns whatever it throws into the fixed exit status and a readable message.
-func runCommand(json: Bool = false, _ body: () async throws -> Void) async throws {
+func runCommand(json: Bool = false, _ body: sending @escaping () async throws -> Void) async throws {
     do {
-        try await body()
+        try await SignalStop.run(body)
     } catch let error as CleanExit {
         throw error
     } catch let error as ExitCode {

@@ -5,6 +5,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import UpgradeEngine
+import Crypto
 
 /// `dfuhop upgrade IMAGE`: the product's one command.
 struct UpgradeCommand: AsyncParsableCommand {
@@ -48,24 +49,24 @@ struct UpgradeCommand: AsyncParsableCommand {
     @Flag(help: "Allow an older version than the unit runs (and rewriting the same version).") var allowDowngrade = false
     @Flag(help: "Print the plan and stop; nothing on the unit changes.") var dryRun = false
     @Flag(help: "Skip reading back what was written.") var noVerify = false
+    @Flag(help: "Rewrite every sector of the image, whatever the unit's application reports (never 'up to date').")
+    var forceFull = false
     @Flag(help: "Upgrade every unit found (programmed or in DFU), each with its own result.") var all = false
     @Option(help: ArgumentHelp("Shell command that drives BOOT0 and reset (see above).", valueName: "command")) var boot0Command: String?
-    @Option(help: ArgumentHelp("Seconds to wait for the unit after a BOOT0 request (default: 15 for a hook, 120 for a prompt).",
-                               valueName: "s")) var boot0Timeout: Double?
+    @Option(help: ArgumentHelp("Seconds to wait for a BOOT0 hook and then for the unit (default: 15 for a hook, 120 for a prompt).",
+                               valueName: "s")) var boot0Timeout: Seconds?
     @Flag(help: "Write option bytes where the product profile requires other values (the unit resets).") var writeOptionBytes = false
     @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
     var profile: [String] = []
     @Option(help: ArgumentHelp("Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
                                valueName: "dir")) var stateDir: String?
     @Option(help: ArgumentHelp("Seconds the unit may take to re-enumerate (default: the profile's, else 10).", valueName: "s"))
-    var timeout: Double?
+    var timeout: Seconds?
     @Flag(help: "Events as JSON lines, then a result object per unit.") var json = false
     @OptionGroup var device: DeviceOptions
 
     func validate() throws {
         if all, device.unit != nil { throw ValidationError("--all upgrades every unit; drop --unit") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
-        if let boot0Timeout, !(boot0Timeout > 0) { throw ValidationError("--boot0-timeout must be a positive number of seconds") }
     }
 
     func run() async throws {
@@ -80,7 +81,9 @@ struct UpgradeCommand: AsyncParsableCommand {
             options.dryRun = dryRun
             options.profiles = profiles
             options.writeOptionBytes = writeOptionBytes
-            options.reenumerationTimeout = timeout.map { .milliseconds(Int($0 * 1000)) }
+            options.reenumerationTimeout = timeout?.duration
+            options.forceFull = forceFull
+            options.inputDigest = try Self.fileDigest(image)
             if let name = device.family {
                 guard let family = McuFamily.named(name) else {
                     throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
@@ -88,7 +91,7 @@ struct UpgradeCommand: AsyncParsableCommand {
                 options.family = family
             }
             options.boot0 = Boot0Hooks.path(command: boot0Command, profile: UpgradeEngine.profile(for: file, among: profiles),
-                                            session: session, timeout: boot0Timeout.map { .milliseconds(Int($0 * 1000)) })
+                                            session: session, timeout: boot0Timeout?.duration)
             options.journal = JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory())
 
             if all {
@@ -170,6 +173,7 @@ struct UpgradeCommand: AsyncParsableCommand {
             case .boot0(let request, let path):
                 object = ["event": "boot0", "action": request.action.rawValue, "path": path, "port": request.port ?? ""]
             case .classified(let classification): object = ["event": "classified", "classification": classification.rawValue]
+            case .warning(let text): object = ["event": "warning", "text": text]
             case .optionBytes(let found, let required, let written):
                 object = ["event": "optionBytes", "found": found, "required": required, "written": written]
             case .flash(let flash): object = EventRenderer.object(flash)
@@ -210,6 +214,7 @@ struct UpgradeCommand: AsyncParsableCommand {
         case .flash(.bytesWritten(let done, let total, _)): bar?.update(phase: "write", done: done, total: total)
         case .flash(.bytesVerified(let done, let total)): bar?.update(phase: "verify", done: done, total: total)
         case .note(let text): say("note: \(text)")
+        case .warning(let text): say("warning: \(text)")
         default: break
         }
     }
@@ -251,5 +256,13 @@ struct UpgradeCommand: AsyncParsableCommand {
                          + "(\(result.before.classification.rawValue)) from \(result.before.version?.description ?? (result.before.classification == .blank ? "no firmware" : "unknown firmware")) "
                          + "to \(result.newVersion?.description ?? "?") in \(String(format: "%.1f", total.seconds)) s; confirmed over HID")
         }
+    }
+
+    /// SHA-256 of the exact file given, for the journal: a resume continues only with the same file.
+    static func fileDigest(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Failure(.noInput, "\(path) cannot be read")
+        }
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 }

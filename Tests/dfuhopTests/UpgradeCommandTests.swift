@@ -33,15 +33,15 @@ struct UpgradeCommandTests {
     @Test func aUnitAnotherProcessHoldsIsRefusedWithExit75() throws {
         let directory = try TemporaryDirectory()
         let store = JournalStore(directory: URL(fileURLWithPath: directory.path("state")))
-        // The ROM serial of simulated unit 1 on a G474 (its UID formula), as `dfuhop list` shows it.
+        // Units are locked by their 96-bit UID, as the dry run reports it.
         let list = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--dry-run", "--json",
                                   "--state-dir", directory.path("state"))
-        let serials = list.stdout.split(separator: "\n").compactMap { line -> String? in
+        let uids = list.stdout.split(separator: "\n").compactMap { line -> String? in
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            return (object?["unit"] as? [String: Any])?["dfuSerial"] as? String
+            return (object?["unit"] as? [String: Any])?["uid"] as? String
         }
-        let serial = try #require(serials.first)
-        let lock = try store.lock(serial)
+        let uid = try #require(uids.first)
+        let lock = try store.lock(uid)
         let held = try #require(lock)
         defer { held.release() }
         let result = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--state-dir", directory.path("state"))

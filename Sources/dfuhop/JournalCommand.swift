@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import UpgradeEngine
+
+/// `dfuhop journal`: the interrupted upgrades the journal remembers, and a way to drop one.
+struct JournalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "journal",
+        abstract: "List interrupted upgrades the journal remembers, or forget one.",
+        discussion: """
+        An entry is written before an upgrade touches a unit and removed once the new firmware is \
+        confirmed, so an entry means an upgrade stopped part-way. Running the same upgrade again \
+        finishes it. Forget an entry only for a unit that is gone for good (or was recovered otherwise).
+
+        Examples:
+          dfuhop journal
+          dfuhop journal --json
+          dfuhop journal forget 3A0029000C51353532383234
+        """,
+        subcommands: [JournalList.self, JournalForget.self], defaultSubcommand: JournalList.self)
+}
+
+struct JournalOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
+                               valueName: "dir")) var stateDir: String?
+
+    var store: JournalStore { JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory()) }
+}
+
+struct JournalList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the journal's entries.")
+    @OptionGroup var journal: JournalOptions
+    @Flag(help: "One JSON object per entry, then a result object.") var json = false
+
+    func run() async throws {
+        let store = journal.store
+        let asJSON = json
+        try await runCommand(json: asJSON) {
+            let entries = try store.entries()
+            for entry in entries {
+                if asJSON {
+                    Output.json(["unit": entry.key, "uid": entry.uid ?? "", "port": entry.portPath, "family": entry.family,
+                                 "image": entry.image, "newVersion": entry.newVersion, "step": entry.step.rawValue,
+                                 "updated": ISO8601DateFormatter().string(from: entry.updated)])
+                } else {
+                    Output.print("\(entry.key)  at \(entry.portPath.isEmpty ? "?" : entry.portPath)  \(entry.family)  to \(entry.newVersion) "
+                                 + "(\(entry.image))  stopped after \"\(entry.step.rawValue)\"")
+                }
+            }
+            if asJSON { Output.json(["type": "result", "entries": entries.count, "exitCode": 0]) }
+            if !asJSON, entries.isEmpty { Output.print("no interrupted upgrade in \(store.directory.path)") }
+        }
+    }
+}
+
+struct JournalForget: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "forget", abstract: "Drop one unit's entry (its UID or port-PATH key).")
+    @OptionGroup var journal: JournalOptions
+    @Argument(help: "The entry's unit, as `dfuhop journal` shows it.") var unit: String
+
+    func run() async throws {
+        let store = journal.store
+        let key = unit
+        try await runCommand {
+            guard try store.entry(for: key) != nil else {
+                throw Failure(.noDevice, "the journal in \(store.directory.path) has no entry for \(key)",
+                              hint: "`dfuhop journal` lists the entries")
+            }
+            try store.remove(key)
+            Output.print("forgot the interrupted upgrade of \(key)")
+        }
+    }
+}

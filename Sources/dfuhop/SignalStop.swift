@@ -1,0 +1,37 @@
+import Dispatch
+import Foundation
+
+/// SIGINT and SIGTERM stop a command at a safe point instead of killing it: the first signal cancels the
+/// command's task (the engine finishes the transfer in flight, updates the journal, and the command ends
+/// with its result and exit 85) and stops any BOOT0 hook's process group; a second one exits at once.
+enum SignalStop {
+    static func run(_ body: sending @escaping () async throws -> Void) async throws {
+        let task = Task { try await body() }
+        let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            let seen = Counter()
+            source.setEventHandler {
+                HookProcess.killAll()
+                if seen.increment() > 1 { _exit(128 + number) }
+                task.cancel()
+            }
+            source.resume()
+            return source
+        }
+        defer {
+            sources.forEach { $0.cancel() }
+            [SIGINT, SIGTERM].forEach { signal($0, SIG_DFL) }
+        }
+        try await task.value
+    }
+
+    private final class Counter: @unchecked Sendable {
+        // Touched only from the signal source's handler, which Dispatch runs one at a time per source.
+        private var count = 0
+        func increment() -> Int {
+            count += 1
+            return count
+        }
+    }
+}
