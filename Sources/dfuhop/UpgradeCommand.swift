@@ -5,6 +5,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import UpgradeEngine
+import UpdatePackage
 
 /// `dfuhop upgrade IMAGE`: the product's one command.
 struct UpgradeCommand: AsyncParsableCommand {
@@ -44,7 +45,8 @@ struct UpgradeCommand: AsyncParsableCommand {
           dfuhop upgrade protocols/examples/demo-g474-v2.hex --simulate g474:programmed
         """)
 
-    @Argument(help: "The new firmware: .hex, .srec, .elf, .dfu or .bin with a stamped image descriptor.") var image: String
+    @Argument(help: "The new firmware: a signed .dfuhop package, or .hex, .srec, .elf, .dfu or .bin with a stamped image descriptor.")
+    var image: String
     @Flag(help: "Allow an older version than the unit runs (and rewriting the same version).") var allowDowngrade = false
     @Flag(help: "Print the plan and stop; nothing on the unit changes.") var dryRun = false
     @Flag(help: "Skip reading back what was written.") var noVerify = false
@@ -70,8 +72,11 @@ struct UpgradeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand(json: json) {
-            let file = try ImageFile.read(path: image)
             let profiles = try Profiles.load(profile)
+            // A bare image or a signed package, once the product's signing policy allows it (docs/packages.md).
+            let input = try UpgradeInput.load(path: image, profiles: profiles)
+            let file = input.image
+            for note in input.notes { json ? Output.json(["event": "note", "text": note]) : Output.message("note: \(note)") }
             let session = try DeviceSession.open(device)
             var options = UpgradeEngine.Options()
             options.unit = device.unit
