@@ -54,7 +54,7 @@ if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" AppLink "* ]]; the
             grep -E "^stat::number_of_executed_units|^Done" Fuzz/bin/AppLink.log || true
         fi
     fi
-    targets+=(AppLink)
+    [[ " ${targets[*]} " == *" AppLink "* ]] || targets+=(AppLink)
 fi
 
 # The update-package reader: its own build (it imports FirmwareImage), same bounded run.
@@ -74,7 +74,7 @@ if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" Package "* ]]; the
             grep -E "^stat::number_of_executed_units|^Done" Fuzz/bin/Package.log || true
         fi
     fi
-    targets+=(Package)
+    [[ " ${targets[*]} " == *" Package "* ]] || targets+=(Package)
 fi
 
 if [ "${#failed[@]}" -gt 0 ]; then

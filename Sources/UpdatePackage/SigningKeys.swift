@@ -105,6 +105,7 @@ enum BoundedFile {
             if count == 0 { break }
             filled += count
         }
-        return Array(bytes[0..<filled])
+        if filled < bytes.count { bytes.removeSubrange(filled...) }  // the file shrank meanwhile; no second copy
+        return bytes
     }
 }
