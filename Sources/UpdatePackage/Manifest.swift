@@ -79,10 +79,13 @@ public struct PackageManifest: Sendable, Hashable {
             "images": images.map { ["file": $0.file, "sha256": $0.sha256, "size": $0.size] as [String: Any] },
         ]
         if let minimumVersion { object["minimumVersion"] = minimumVersion.description }
-        if !requiredOptionBytes.isEmpty { object["requiredOptionBytes"] = requiredOptionBytes.map { ["name": $0.name, "value": Int($0.value)] } }
+        if !requiredOptionBytes.isEmpty {
+            object["requiredOptionBytes"] = requiredOptionBytes.map { ["name": $0.name, "value": Int($0.value)] }
+        }
         if let releaseNotes { object["releaseNotes"] = releaseNotes }
         // Only strings, integers, arrays and objects: serialising them cannot fail.
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        let options: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: options)) ?? Data()
         return Array(data) + [0x0A]
     }
 }
@@ -103,7 +106,8 @@ extension PackageManifest {
         let format = try reader.integer(fields["format"], at: "format", in: 0...Int(UInt16.max))
         guard format == formatVersion else { throw refusal("format is \(format); this dfuhop reads package format \(formatVersion)") }
         let productText = try reader.string(fields["productID"], at: "productID")
-        guard productText.lowercased().hasPrefix("0x"), productText.count <= 10, let productID = UInt32(productText.dropFirst(2), radix: 16) else {
+        guard productText.lowercased().hasPrefix("0x"), productText.count <= 10,
+              let productID = UInt32(productText.dropFirst(2), radix: 16) else {
             throw refusal("productID \"\(productText)\" must be a 32-bit hex number such as \"0x0DF00474\"")
         }
         let created = try reader.string(fields["created"], at: "created")
@@ -168,13 +172,17 @@ private struct FieldReader {
 
     func version(_ value: JSONValue?, at field: String) throws(PackageError) -> ImageVersion {
         let text = try string(value, at: field)
-        guard let version = ImageVersion(parsing: text) else { throw error(field, "\"\(text)\" is not a version such as \"2.1.0\" or \"2.1.0.7\"") }
+        guard let version = ImageVersion(parsing: text) else {
+            throw error(field, "\"\(text)\" is not a version such as \"2.1.0\" or \"2.1.0.7\"")
+        }
         return version
     }
 
     func optionBytes(_ value: JSONValue?) throws(PackageError) -> [PackageManifest.OptionByte] {
         guard let value else { return [] }
-        guard case .array(let items) = value, items.count <= 16 else { throw error("requiredOptionBytes", "must be an array of at most 16") }
+        guard case .array(let items) = value, items.count <= 16 else {
+            throw error("requiredOptionBytes", "must be an array of at most 16")
+        }
         var result: [PackageManifest.OptionByte] = []
         for (index, item) in items.enumerated() {
             let field = "requiredOptionBytes.\(index)"
@@ -196,7 +204,9 @@ private struct FieldReader {
             let fields = try object(item, at: field, allowing: ["file", "sha256", "size"])
             let name = try string(fields["file"], at: field + ".file")
             if let problem = PackageNames.problem(with: name) { throw error(field + ".file", "\"\(name)\": \(problem)") }
-            guard name != PackageNames.manifest, name != PackageNames.signature else { throw error(field + ".file", "\"\(name)\" is reserved") }
+            guard name != PackageNames.manifest, name != PackageNames.signature else {
+                throw error(field + ".file", "\"\(name)\" is reserved")
+            }
             guard !result.contains(where: { $0.file.lowercased() == name.lowercased() }) else {
                 throw error(field + ".file", "\"\(name)\" is listed twice")
             }

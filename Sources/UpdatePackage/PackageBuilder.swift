@@ -28,7 +28,9 @@ public enum PackageBuilder {
         var images: [(name: String, image: FirmwareImage)] = []
         for path in request.images {
             let name = URL(fileURLWithPath: path).lastPathComponent
-            if let problem = PackageNames.problem(with: name) { throw PackageError(.refused, file: path, "cannot be a package member: \(problem)") }
+            if let problem = PackageNames.problem(with: name) {
+                throw PackageError(.refused, file: path, "cannot be a package member: \(problem)")
+            }
             guard name != PackageNames.manifest, name != PackageNames.signature,
                   !members.contains(where: { $0.name.lowercased() == name.lowercased() }) else {
                 throw PackageError(.refused, file: path, "another member is already called \"\(name)\"")
@@ -70,7 +72,8 @@ public enum PackageBuilder {
         }
         let descriptor = reference!
         if let minimum = request.minimumVersion, minimum > descriptor.version {
-            throw PackageError(.refused, file: firstPath, "the minimum version \(minimum) is newer than the package's own \(descriptor.version)")
+            throw PackageError(.refused, file: firstPath,
+                               "the minimum version \(minimum) is newer than the package's own \(descriptor.version)")
         }
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = TimeZone(identifier: "UTC")

@@ -36,7 +36,8 @@ public struct SignedPackage: Sendable {
         manifest = try PackageManifest.decode(manifestBytes, file: "\(file):\(PackageNames.manifest)")
         signature = Array(archive.contents(of: signatureMember))
         guard signature.count == 64 else {
-            throw PackageError(.malformed, file: "\(file):\(PackageNames.signature)", "is \(signature.count) bytes; an Ed25519 signature is 64")
+            throw PackageError(.malformed, file: "\(file):\(PackageNames.signature)",
+                               "is \(signature.count) bytes; an Ed25519 signature is 64")
         }
         try manifest.checkMembers(of: archive, file: file)
         digest = sha256Hex(bytes)
@@ -56,9 +57,9 @@ public struct SignedPackage: Sendable {
         }
         guard let key = keys.first(where: { $0.isValidSignature(signature, of: manifestBytes) }) else {
             let names = keys.map(\.base64).joined(separator: ", ")
-            throw PackageError(.untrusted, file: file,
-                               "the manifest's signature does not verify with \(keys.count == 1 ? "the key" : "any of the \(keys.count) keys") "
-                               + "of \(keySource) (\(names)): signed by another key, or the manifest was altered")
+            let which = keys.count == 1 ? "the key" : "any of the \(keys.count) keys"
+            throw PackageError(.untrusted, file: file, "the manifest's signature does not verify with \(which) of \(keySource) (\(names)): "
+                               + "signed by another key, or the manifest was altered")
         }
         try checkImageHashes()
         return key

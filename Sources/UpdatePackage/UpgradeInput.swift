@@ -49,8 +49,8 @@ public struct UpgradeInput: Sendable {
         }
         let profile = ProductImages.identify(image, among: profiles)?.1
         if let profile, profile.signing?.required == true {
-            throw PackageError(.untrusted, file: path, "is a bare image for \(profile.name) (profile \(profile.id)), whose profile requires "
-                               + "signed packages; use the vendor's .\(SignedPackage.fileExtension) package")
+            throw PackageError(.untrusted, file: path, "is a bare image for \(profile.name) (profile \(profile.id)), "
+                               + "whose profile requires signed packages; use the vendor's .\(SignedPackage.fileExtension) package")
         }
         return UpgradeInput(image: image, source: path, digest: sha256Hex(bytes), manifest: nil, signedBy: nil, profile: profile, notes: [])
     }
@@ -65,9 +65,9 @@ public struct UpgradeInput: Sendable {
             signedBy = try package.verify(trusting: keys.map(SigningPublicKey.init(raw:)), keySource: "profile \(profile.id)")
         } else {
             try package.checkImageHashes()
-            notes.append("\(package.file): signature not checked: "
-                         + (profile.map { "profile \($0.id) lists no signing keys" } ?? "no profile for product 0x\(hex(manifest.productID)) is loaded")
-                         + "; the images match the manifest")
+            let reason = profile.map { "profile \($0.id) lists no signing keys" }
+                ?? "no profile for product 0x\(hex(manifest.productID)) is loaded"
+            notes.append("\(package.file): signature not checked: \(reason); the images match the manifest")
         }
         let entry = manifest.images[0]
         let source = "\(package.file):\(entry.file)"
@@ -75,7 +75,8 @@ public struct UpgradeInput: Sendable {
         // The image's own product decides the policy of a bare image; a manifest naming another product
         // must not carry it past that policy.
         if let (descriptor, imageProfile) = ProductImages.identify(image, among: profiles), imageProfile.id != profile?.id {
-            throw PackageError(.untrusted, file: source, "is an image for product 0x\(hex(descriptor.productID)) (profile \(imageProfile.id)); "
+            throw PackageError(.untrusted, file: source,
+                               "is an image for product 0x\(hex(descriptor.productID)) (profile \(imageProfile.id)); "
                                + "the manifest says product 0x\(hex(manifest.productID))")
         }
         if let profile {

@@ -61,7 +61,9 @@ public struct ZipArchive: Sendable {
         let disk = try reader.u16(position + 4), directoryDisk = try reader.u16(position + 6)
         let onDisk = try reader.u16(position + 8), count = try reader.u16(position + 10)
         let size = try reader.u32(position + 12), offset = try reader.u32(position + 16)
-        guard count != 0xFFFF, size != 0xFFFF_FFFF, offset != 0xFFFF_FFFF else { throw reader.error("is a ZIP64 archive, which packages never are") }
+        guard count != 0xFFFF, size != 0xFFFF_FFFF, offset != 0xFFFF_FFFF else {
+            throw reader.error("is a ZIP64 archive, which packages never are")
+        }
         guard disk == 0, directoryDisk == 0, onDisk == count else { throw reader.error("is a multi-disk zip, which packages never are") }
         guard count <= maximumMembers else { throw reader.error("lists \(count) members; a package holds at most \(maximumMembers)") }
         guard Int(offset) + Int(size) == position else {
@@ -87,7 +89,8 @@ public struct ZipArchive: Sendable {
             position = next
         }
         guard position == directory.offset + directory.size else {
-            throw reader.error("its central directory is \(directory.size) bytes but its \(directory.count) entries take \(position - directory.offset)")
+            throw reader.error("its central directory is \(directory.size) bytes but its \(directory.count) entries take "
+                               + "\(position - directory.offset)")
         }
         // Members that share bytes are how "overlapping" zip bombs multiply a small file.
         let sorted = spans.sorted { $0.range.lowerBound < $1.range.lowerBound }
@@ -116,14 +119,17 @@ public struct ZipArchive: Sendable {
         guard method == 0 else {
             throw refuse("is compressed (method \(method)); package members are stored, so nothing is inflated before it is verified")
         }
-        guard compressed == size else { throw refuse("declares \(compressed) stored bytes but \(size) uncompressed: a stored member has one size") }
+        guard compressed == size else {
+            throw refuse("declares \(compressed) stored bytes but \(size) uncompressed: a stored member has one size")
+        }
         guard startDisk == 0 else { throw refuse("starts on disk \(startDisk)") }
         try checkFileType(madeBy: madeBy, external: external, refuse: refuse)
 
         let local = try localHeader(reader, at: localOffset, name: nameBytes, method: method, refuse: refuse)
         let dataStart = local.dataStart
         guard dataStart <= dataLimit, Int(size) <= dataLimit - dataStart else {
-            throw refuse("declares \(size) bytes at offset \(dataStart), past the end of the members (offset \(dataLimit)): truncated or lying")
+            throw refuse("declares \(size) bytes at offset \(dataStart), past the end of the members (offset \(dataLimit)): "
+                         + "truncated or lying")
         }
         let data = dataStart..<(dataStart + Int(size))
         var spanEnd = data.upperBound
@@ -133,7 +139,9 @@ public struct ZipArchive: Sendable {
             throw refuse("has a local header whose CRC or sizes differ from the central directory's")
         }
         let actual = CRC32.zlib(reader.bytes[data])
-        guard actual == crc else { throw refuse("has CRC-32 0x\(hex(actual)) but the zip says 0x\(hex(crc)): its bytes were altered or truncated") }
+        guard actual == crc else {
+            throw refuse("has CRC-32 0x\(hex(actual)) but the zip says 0x\(hex(crc)): its bytes were altered or truncated")
+        }
         let next = position + 46 + nameLength + extraLength + commentLength
         return (Member(name: name, range: data, crc32: crc), localOffset..<spanEnd, next)
     }

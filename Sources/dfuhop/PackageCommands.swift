@@ -48,7 +48,9 @@ struct PackageCreateCommand: AsyncParsableCommand {
         if let minimumVersion, ImageVersion(parsing: minimumVersion) == nil {
             throw ValidationError("--minimum-version '\(minimumVersion)' is not a version such as 1.2.0")
         }
-        if !output.hasSuffix("." + SignedPackage.fileExtension) { throw ValidationError("-o must name a .\(SignedPackage.fileExtension) file") }
+        if !output.hasSuffix("." + SignedPackage.fileExtension) {
+            throw ValidationError("-o must name a .\(SignedPackage.fileExtension) file")
+        }
     }
 
     func run() async throws {
@@ -104,12 +106,16 @@ struct PackageVerifyCommand: AsyncParsableCommand {
                 source = key.joined(separator: ", ")
             } else {
                 let profiles = try Profiles.load(profile)
-                let product = profiles.first { if case .dfuhop(let id) = $0.application.hidProtocol { id == signed.manifest.productID } else { false } }
+                let productID = signed.manifest.productID
+                let product = profiles.first { if case .dfuhop(let id) = $0.application.hidProtocol { id == productID } else { false } }
                 guard let product else {
-                    throw Failure(.untrustedPackage, "\(package): no profile for product 0x\(hex8(signed.manifest.productID)) is loaded, so no key "
-                                  + "is trusted", hint: "give --key KEY.pub or --profile")
+                    throw Failure(.untrustedPackage,
+                                  "\(package): no profile for product 0x\(hex8(productID)) is loaded, so no key is trusted",
+                                  hint: "give --key KEY.pub or --profile")
                 }
-                keys = try (product.signing?.publicKeys ?? []).map { try SigningPublicKey(base64: Data($0).base64EncodedString(), source: product.id) }
+                keys = try (product.signing?.publicKeys ?? []).map {
+                    try SigningPublicKey(base64: Data($0).base64EncodedString(), source: product.id)
+                }
                 source = "profile \(product.id)"
             }
             let signer = try signed.verify(trusting: keys, keySource: source)

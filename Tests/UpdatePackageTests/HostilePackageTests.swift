@@ -62,7 +62,8 @@ struct HostilePackageTests {
         let signature = Array(try release.key.signature(for: Data(manifestBytes)))
         let entries = [HandZip.Entry("manifest.json", manifestBytes), HandZip.Entry("manifest.sig", signature),
                        HandZip.Entry("demo-g474-v2.hex", package.contents(of: package.manifest.images[0]))]
-        let error = try #require(throws: PackageError.self) { _ = try readAndVerify(HandZip(entries: entries).bytes(), key: release.key.publicKey) }
+        let bytes = HandZip(entries: entries).bytes()
+        let error = try #require(throws: PackageError.self) { _ = try readAndVerify(bytes, key: release.key.publicKey) }
         #expect(error.kind == .untrusted && error.problem.contains("the manifest says"))
     }
 

@@ -78,8 +78,8 @@ struct PackageTests {
         let key = Curve25519.Signing.PrivateKey()
         let profiles = [try Repository.demoProfile(), try Repository.f407Profile()]
         func create(_ images: [String], minimum: ImageVersion? = nil) throws(PackageError) {
-            _ = try PackageBuilder.create(.init(images: images.map(Repository.example), minimumVersion: minimum), key: key, profiles: profiles,
-                                          output: scratch.path("out.dfuhop"))
+            _ = try PackageBuilder.create(.init(images: images.map(Repository.example), minimumVersion: minimum), key: key,
+                                          profiles: profiles, output: scratch.path("out.dfuhop"))
         }
         let versions = try #require(throws: PackageError.self) { try create(["demo-g474-v2.hex", "demo-g474-v1.hex"]) }
         #expect(versions.kind == .refused && versions.problem.contains("version 1.0.0"))
@@ -87,7 +87,8 @@ struct PackageTests {
         #expect(products.kind == .refused)
         let unstamped = try #require(throws: PackageError.self) { try create(["demo-g474-v2.unstamped.hex"]) }
         #expect(unstamped.kind == .refused)
-        let minimum = try #require(throws: PackageError.self) { try create(["demo-g474-v2.hex"], minimum: ImageVersion(major: 3, minor: 0, patch: 0)) }
+        let newer = ImageVersion(major: 3, minor: 0, patch: 0)
+        let minimum = try #require(throws: PackageError.self) { try create(["demo-g474-v2.hex"], minimum: newer) }
         #expect(minimum.problem.contains("minimum version"))
         #expect(!FileManager.default.fileExists(atPath: scratch.path("out.dfuhop")))
     }

@@ -10,7 +10,8 @@ enum Repository {
     static func example(_ name: String) -> String { root.appendingPathComponent("protocols/examples/\(name)").path }
 
     /// The demo G474 profile, with `signing` set (or left out).
-    static func demoProfile(keys: [Curve25519.Signing.PublicKey] = [], required: Bool = false, signing: Bool = true) throws -> ProductProfile {
+    static func demoProfile(keys: [Curve25519.Signing.PublicKey] = [], required: Bool = false,
+                            signing: Bool = true) throws -> ProductProfile {
         let url = root.appendingPathComponent("protocols/devices/dfuhop-demo-g474.json")
         var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         if signing { object["signing"] = ["publicKeys": keys.map { $0.rawRepresentation.base64EncodedString() }, "required": required] }
