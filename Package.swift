@@ -10,7 +10,7 @@ let package = Package(
         // The engine, for tools that embed it.
         .library(name: "DfuHop", targets: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
         ]),
     ],
     dependencies: [
@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Layer 0: the contracts every backend implements (DFU, HID, discovery, clocks).
@@ -36,6 +37,10 @@ let package = Package(
         // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
         .target(name: "UpgradeEngine", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
                                                       .product(name: "Crypto", package: "swift-crypto")]),
+        // Signed update packages (docs/packages.md): a zip of images, a manifest and its Ed25519 signature.
+        .target(name: "UpdatePackage", dependencies: ["FirmwareImage", "DeviceProfiles",
+                                                      .product(name: "Crypto", package: "swift-crypto"),
+                                                      .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Real USB: the C libraries (system-library targets), thin typed wrappers, and discovery over both.
         .systemLibrary(name: "CLibUSB", pkgConfig: "libusb-1.0",
                        providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),
@@ -52,7 +57,7 @@ let package = Package(
                           path: "emulated-usb/peer"),
         .executableTarget(name: "dfuhop", dependencies: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -81,6 +86,10 @@ let package = Package(
             "VirtualDevice", "FirmwareImage", "DeviceProfiles",
         ]),
         .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
+        .testTarget(name: "UpdatePackageTests", dependencies: [
+            "UpdatePackage", "FirmwareImage", "DeviceProfiles", .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
         .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage", "UpgradeEngine"]),
     ],
     swiftLanguageModes: [.v6]

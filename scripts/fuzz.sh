@@ -15,6 +15,7 @@ mkdir -p Fuzz/bin Fuzz/corpus-run
 
 failed=()
 for target in "${targets[@]}"; do
+    case "$target" in AppLink|Package) continue ;; esac  # their own builds, below
     binary="Fuzz/bin/fuzz-$target"
     echo "==> build $target"
     # The linker's notes about ASan's local symbols are noise; real errors still fail the build.
@@ -53,7 +54,28 @@ if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" AppLink "* ]]; the
             grep -E "^stat::number_of_executed_units|^Done" Fuzz/bin/AppLink.log || true
         fi
     fi
-    targets+=(AppLink)
+    [[ " ${targets[*]} " == *" AppLink "* ]] || targets+=(AppLink)
+fi
+
+# The update-package reader: its own build (it imports FirmwareImage), same bounded run.
+if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" Package "* ]]; then
+    echo "==> build Package"
+    if ! Fuzz/package/build.sh 2> >(grep -v "Cannot export local symbol" >&2); then
+        failed+=("Package (build)")
+    else
+        echo "==> fuzz Package for ${seconds}s"
+        mkdir -p Fuzz/corpus-run/package
+        # No single allocation over 16 MiB for a 64 KiB input: nothing is sized from what a header claims.
+        if ! Fuzz/bin/package-fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=16 -max_len=65536 \
+                -print_final_stats=1 -artifact_prefix="Fuzz/bin/crash-Package-" \
+                Fuzz/corpus-run/package Fuzz/package/seeds 2> Fuzz/bin/Package.log; then
+            tail -n 40 Fuzz/bin/Package.log >&2
+            failed+=("Package")
+        else
+            grep -E "^stat::number_of_executed_units|^Done" Fuzz/bin/Package.log || true
+        fi
+    fi
+    [[ " ${targets[*]} " == *" Package "* ]] || targets+=(Package)
 fi
 
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -27,6 +27,9 @@ public struct ProductProfile: Sendable, Hashable {
     public var applicationBase: UInt32?
     /// The directory of the file the profile came from: relative hook paths are resolved against it.
     public var sourceDirectory: String?
+    /// Which keys sign this product's update packages, and whether only signed packages may be flashed
+    /// (docs/packages.md); nil when the profile says nothing.
+    public var signing: Signing? = nil
 
     public struct Application: Sendable, Hashable {
         public var vendorID: UInt16
@@ -53,6 +56,18 @@ public struct ProductProfile: Sendable, Hashable {
         case prompt(instructions: String)
         /// A program drives BOOT0 and reset (a jig); `{port}` and `{uid}` in its arguments are filled in.
         case command([String])
+    }
+
+    public struct Signing: Sendable, Hashable {
+        /// Raw 32-byte Ed25519 public keys (RFC 8032); a package verifying with any one is trusted.
+        public var publicKeys: [[UInt8]]
+        /// Refuse bare images and packages no listed key verifies.
+        public var required: Bool
+
+        public init(publicKeys: [[UInt8]], required: Bool) {
+            self.publicKeys = publicKeys
+            self.required = required
+        }
     }
 
     public struct OptionByteRequirement: Sendable, Hashable, CustomStringConvertible {
@@ -213,7 +228,7 @@ private struct ProfileReader {
 
     func profile(_ root: JSONCursor) throws(ProductProfileError) -> ProductProfile {
         _ = try object(root, allowing: ["format", "id", "name", "family", "application", "dfu", "boot0",
-                                        "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase"])
+                                        "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase", "signing"])
         let format: Int = try integer(root["format"])
         guard format == ProductProfile.formatVersion else {
             throw error(root["format"], "is \(format); this dfuhop reads profile format \(ProductProfile.formatVersion)")
@@ -235,7 +250,8 @@ private struct ProfileReader {
             reenumerationTimeout: .milliseconds(try integer(root["reenumerationTimeoutMs"], in: Int64(100)...120_000)),
             requiredOptionBytes: requirements,
             flashMode: try flashMode(family: family, requirements: requirements, at: root["requiredOptionBytes"]),
-            applicationBase: try applicationBase(root["applicationBase"], family: family))
+            applicationBase: try applicationBase(root["applicationBase"], family: family),
+            signing: try signing(root["signing"]))
     }
 
     /// Optional; inside the family's flash, on a 512-byte boundary (the Cortex-M VTOR alignment that covers
@@ -247,6 +263,29 @@ private struct ProfileReader {
             throw error(cursor, "0x\(String(base, radix: 16)) is not a 512-byte-aligned address in \(family.name)'s flash")
         }
         return base
+    }
+
+    /// `"signing": { "publicKeys": ["<base64 of 32 bytes>", ...], "required": true|false }`.
+    func signing(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Signing? {
+        guard cursor.isPresent else { return nil }
+        _ = try object(cursor, allowing: ["publicKeys", "required"])
+        guard case .bool(let required) = cursor["required"].value else {
+            throw error(cursor["required"], cursor["required"].isPresent ? "must be true or false" : "is missing")
+        }
+        guard case .array(let items) = cursor["publicKeys"].value else {
+            throw error(cursor["publicKeys"], cursor["publicKeys"].isPresent ? "must be an array of strings" : "is missing")
+        }
+        var keys: [[UInt8]] = []
+        for index in items.indices {
+            let item = JSONCursor(value: items[index], path: cursor["publicKeys"].path + ["\(index)"])
+            guard let data = Data(base64Encoded: try string(item)), data.count == 32 else {
+                throw error(item, "must be an Ed25519 public key: the base64 of exactly 32 bytes (a KEY.pub's first word)")
+            }
+            guard !keys.contains(Array(data)) else { throw error(item, "is listed twice") }
+            keys.append(Array(data))
+        }
+        if required, keys.isEmpty { throw error(cursor["publicKeys"], "must list at least one key when signing is required") }
+        return ProductProfile.Signing(publicKeys: keys, required: required)
     }
 
     func application(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Application {

@@ -35,6 +35,10 @@ extension UpgradeEngine {
             return
         }
         target.upToDate = false
+        if let minimum = run.options.minimumRunningVersion, let running = held.version, running < minimum {
+            throw UpgradeError(.refused("\(source) upgrades units that hold \(minimum) or later; the unit holds \(running)"),
+                               phase: .plan, hint: "nothing was written; install an intermediate release first")
+        }
         guard let running = held.version, !run.options.allowDowngrade else { return }
         if target.version < running {
             throw UpgradeError(.refused("\(source) holds version \(target.version), older than the \(running) the unit holds"),

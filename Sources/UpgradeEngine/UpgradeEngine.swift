@@ -37,6 +37,8 @@ public struct UpgradeEngine: Sendable {
         /// SHA-256 (hex) of the exact file the operator gave (an image or a package): the journal records
         /// it, and a resume continues only with the same file.
         public var inputDigest: String?
+        /// The oldest version the image may be installed over (a package manifest's `minimumVersion`).
+        public var minimumRunningVersion: FirmwareVersion?
 
         public init() {}
     }

@@ -36,6 +36,8 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
     case cancelled = 85
     /// The unit can only be reached through BOOT0, and no BOOT0 path is set up (or it did not work).
     case needsBoot0 = 86
+    /// An update package or image is not trusted: signature, hash, contents or the profile's signing policy.
+    case untrustedPackage = 87
 
     var meaning: String {
         switch self {
@@ -57,6 +59,7 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
         case .ambiguous: "more than one unit matches; name one"
         case .cancelled: "cancelled by the operator"
         case .needsBoot0: "the unit needs the BOOT0 path (hold BOOT0 and replug, or --boot0-command)"
+        case .untrustedPackage: "the update package or image failed verification (signature, hash, contents or signing policy); nothing was touched"
         }
     }
 }

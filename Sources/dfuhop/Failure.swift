@@ -6,6 +6,7 @@ import DfuSe
 import AppLink
 import VirtualDevice
 import UpgradeEngine
+import UpdatePackage
 
 /// What a command failed with, ready for a person: one sentence, what to do, and the exit status.
 /// Each layer's error type is mapped here, once (architecture rule 3).
@@ -50,6 +51,8 @@ struct Failure: Error, CustomStringConvertible {
             return Failure(.configuration, error.description)
         case let error as JournalError:
             return Failure(.configuration, error.description, hint: "check --state-dir")
+        case let error as PackageError:
+            return package(error)
         default:
             return Failure(.internalError, "unexpected error: \(error)",
                            hint: "this is a bug in dfuhop; please report it with the command you ran")
@@ -118,6 +121,16 @@ struct Failure: Error, CustomStringConvertible {
         failure.message = error.description
         failure.hint = error.hint
         return failure
+    }
+
+    static func package(_ error: PackageError) -> Failure {
+        switch error.kind {
+        case .cannotRead: Failure(.noInput, error.description)
+        case .cannotWrite: Failure(.cannotWrite, error.description)
+        case .image(let inner): image(inner)
+        case .refused: Failure(.badInput, error.description, hint: "no package was written")
+        case .malformed, .untrusted: Failure(.untrustedPackage, error.description, hint: "nothing was touched")
+        }
     }
 
     static func image(_ error: ImageError) -> Failure {

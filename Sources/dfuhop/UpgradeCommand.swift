@@ -6,6 +6,7 @@ import DfuSe
 import FirmwareImage
 import UpgradeEngine
 import Crypto
+import UpdatePackage
 
 /// `dfuhop upgrade IMAGE`: the product's one command.
 struct UpgradeCommand: AsyncParsableCommand {
@@ -45,7 +46,8 @@ struct UpgradeCommand: AsyncParsableCommand {
           dfuhop upgrade protocols/examples/demo-g474-v2.hex --simulate g474:programmed
         """)
 
-    @Argument(help: "The new firmware: .hex, .srec, .elf, .dfu or .bin with a stamped image descriptor.") var image: String
+    @Argument(help: "The new firmware: a signed .dfuhop package, or .hex, .srec, .elf, .dfu or .bin with a stamped image descriptor.")
+    var image: String
     @Flag(help: "Allow an older version than the unit runs (and rewriting the same version).") var allowDowngrade = false
     @Flag(help: "Print the plan and stop; nothing on the unit changes.") var dryRun = false
     @Flag(help: "Skip reading back what was written.") var noVerify = false
@@ -71,8 +73,11 @@ struct UpgradeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand(json: json) {
-            let file = try ImageFile.read(path: image)
             let profiles = try Profiles.load(profile)
+            // A bare image or a signed package, once the product's signing policy allows it (docs/packages.md).
+            let input = try UpgradeInput.load(path: image, profiles: profiles)
+            let file = input.image
+            for note in input.notes { json ? Output.json(["event": "note", "text": note]) : Output.message("note: \(note)") }
             let session = try DeviceSession.open(device)
             var options = UpgradeEngine.Options()
             options.unit = device.unit
@@ -83,7 +88,8 @@ struct UpgradeCommand: AsyncParsableCommand {
             options.writeOptionBytes = writeOptionBytes
             options.reenumerationTimeout = timeout?.duration
             options.forceFull = forceFull
-            options.inputDigest = try Self.fileDigest(image)
+            options.inputDigest = input.digest
+            options.minimumRunningVersion = input.manifest?.minimumVersion.map { FirmwareVersion($0.major, $0.minor, $0.patch, $0.build) }
             if let name = device.family {
                 guard let family = McuFamily.named(name) else {
                     throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
@@ -95,21 +101,21 @@ struct UpgradeCommand: AsyncParsableCommand {
             options.journal = JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory())
 
             if all {
-                try await session.run { try await upgradeAll(file, session: session, options: options) }
+                try await session.run { try await upgradeAll(file, source: input.source, session: session, options: options) }
                 return
             }
             let bar = ProgressBar(enabled: !json && Output.standardErrorIsTerminal)
             let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock) { event in
                 Self.render(event, json: json, bar: bar, unit: nil)
             }
-            let result = try await session.run { try await engine.upgrade(file, source: image, options: options) }
+            let result = try await session.run { try await engine.upgrade(file, source: input.source, options: options) }
             bar.finish()
             Self.report(result, json: json)
         }
     }
 
     /// `--all`: every unit the survey finds, concurrently, each with its own engine, events and result.
-    func upgradeAll(_ file: FirmwareImage, session: DeviceSession, options: UpgradeEngine.Options) async throws {
+    func upgradeAll(_ file: FirmwareImage, source: String, session: DeviceSession, options: UpgradeEngine.Options) async throws {
         let survey = UpgradeEngine(discovery: session.discovery, clock: session.clock)
         let units = try await survey.survey().filter { $0.portPath != nil && $0.classification != .absent }
         guard !units.isEmpty else {
@@ -126,7 +132,7 @@ struct UpgradeCommand: AsyncParsableCommand {
                 }
                 group.addTask {
                     do throws(UpgradeError) {
-                        return (port, .success(try await engine.upgrade(file, source: image, options: unitOptions)))
+                        return (port, .success(try await engine.upgrade(file, source: source, options: unitOptions)))
                     } catch {
                         return (port, .failure(error))
                     }
@@ -256,13 +262,5 @@ struct UpgradeCommand: AsyncParsableCommand {
                          + "(\(result.before.classification.rawValue)) from \(result.before.version?.description ?? (result.before.classification == .blank ? "no firmware" : "unknown firmware")) "
                          + "to \(result.newVersion?.description ?? "?") in \(String(format: "%.1f", total.seconds)) s; confirmed over HID")
         }
-    }
-
-    /// SHA-256 of the exact file given, for the journal: a resume continues only with the same file.
-    static func fileDigest(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw Failure(.noInput, "\(path) cannot be read")
-        }
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 }

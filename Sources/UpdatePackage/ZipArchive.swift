@@ -1,0 +1,251 @@
+import FirmwareImage
+
+/// A strict reader for the zips dfuhop packages are (docs/packages.md): every member a flat, plainly named,
+/// stored (uncompressed) regular file, listed once. Anything else — compression (so no zip bomb can inflate),
+/// directories, symlinks, `../` or absolute names, duplicates, encryption, ZIP64, spanning, members that
+/// overlap or run past their bounds, a CRC that does not match — is refused before any member is used.
+///
+/// It works on the package's bytes, already read with a size cap: every offset and size in a header is
+/// checked against those bytes, never trusted. Layout: PKWARE APPNOTE.TXT 6.3.x, §4.3.7 (local header),
+/// §4.3.9 (data descriptor), §4.3.12 (central directory header), §4.3.16 (end of central directory).
+public struct ZipArchive: Sendable {
+    public struct Member: Sendable, Hashable {
+        public var name: String
+        /// Where the member's bytes are in the package.
+        public var range: Range<Int>
+        public var crc32: UInt32
+    }
+
+    /// More members than any package needs; bounds the work a hostile central directory can cause.
+    public static let maximumMembers = 64
+
+    public let bytes: [UInt8]
+    /// In central-directory order.
+    public let members: [Member]
+    let file: String
+
+    public init(bytes: [UInt8], file: String) throws(PackageError) {
+        self.bytes = bytes
+        self.file = file
+        let directory = try Self.endOfCentralDirectory(bytes, file: file)
+        members = try Self.readMembers(bytes, directory: directory, file: file)
+    }
+
+    public func member(named name: String) -> Member? { members.first { $0.name == name } }
+
+    public func contents(of member: Member) -> ArraySlice<UInt8> { bytes[member.range] }
+
+    struct Directory {
+        var offset: Int
+        var size: Int
+        var count: Int
+    }
+
+    static let endSignature: UInt32 = 0x0605_4B50
+    static let centralSignature: UInt32 = 0x0201_4B50
+    static let localSignature: UInt32 = 0x0403_4B50
+    static let descriptorSignature: UInt32 = 0x0807_4B50
+
+    /// The end-of-central-directory record: the last 22 bytes, or earlier by exactly its comment's length.
+    static func endOfCentralDirectory(_ bytes: [UInt8], file: String) throws(PackageError) -> Directory {
+        let reader = LittleEndianReader(bytes: bytes, file: file)
+        guard bytes.count >= 22 else { throw reader.error("is \(bytes.count) bytes: too short to be a zip (truncated?)") }
+        var position = bytes.count - 22
+        let lowest = max(0, bytes.count - 22 - 0xFFFF)
+        while position >= lowest {
+            if bytes[position] == 0x50, bytes[position + 1] == 0x4B, try reader.u32(position) == endSignature,
+               try position + 22 + reader.u16(position + 20) == bytes.count { break }
+            position -= 1
+        }
+        guard position >= lowest else { throw reader.error("has no zip end-of-central-directory record (truncated, or not a zip)") }
+        let disk = try reader.u16(position + 4), directoryDisk = try reader.u16(position + 6)
+        let onDisk = try reader.u16(position + 8), count = try reader.u16(position + 10)
+        let size = try reader.u32(position + 12), offset = try reader.u32(position + 16)
+        guard count != 0xFFFF, size != 0xFFFF_FFFF, offset != 0xFFFF_FFFF else {
+            throw reader.error("is a ZIP64 archive, which packages never are")
+        }
+        guard disk == 0, directoryDisk == 0, onDisk == count else { throw reader.error("is a multi-disk zip, which packages never are") }
+        guard count <= maximumMembers else { throw reader.error("lists \(count) members; a package holds at most \(maximumMembers)") }
+        guard Int(offset) + Int(size) == position else {
+            throw reader.error("its central directory (\(size) bytes at offset \(offset)) does not end where the end record starts "
+                               + "(offset \(position)): truncated or altered")
+        }
+        return Directory(offset: Int(offset), size: Int(size), count: count)
+    }
+
+    static func readMembers(_ bytes: [UInt8], directory: Directory, file: String) throws(PackageError) -> [Member] {
+        let reader = LittleEndianReader(bytes: bytes, file: file)
+        var members: [Member] = []
+        var spans: [(range: Range<Int>, name: String)] = []
+        var seen: Set<String> = []
+        var position = directory.offset
+        for index in 0..<directory.count {
+            let (member, span, next) = try centralEntry(reader, at: position, index: index, dataLimit: directory.offset)
+            guard seen.insert(member.name.lowercased()).inserted else {
+                throw reader.error("member \"\(member.name)\" is in the zip twice (names are compared ignoring case)")
+            }
+            members.append(member)
+            spans.append((span, member.name))
+            position = next
+        }
+        guard position == directory.offset + directory.size else {
+            throw reader.error("its central directory is \(directory.size) bytes but its \(directory.count) entries take "
+                               + "\(position - directory.offset)")
+        }
+        // Members that share bytes are how "overlapping" zip bombs multiply a small file.
+        let sorted = spans.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        for (earlier, later) in zip(sorted, sorted.dropFirst()) where later.range.lowerBound < earlier.range.upperBound {
+            throw reader.error("members \"\(earlier.name)\" and \"\(later.name)\" overlap in the file")
+        }
+        return members
+    }
+
+    /// One central-directory entry, checked against its local header: the member, the bytes it spans
+    /// (local header to the end of its data descriptor) and where the next entry starts.
+    static func centralEntry(_ reader: LittleEndianReader, at position: Int, index: Int,
+                             dataLimit: Int) throws(PackageError) -> (Member, Range<Int>, Int) {
+        guard try reader.u32(position) == centralSignature else {
+            throw reader.error("central directory entry \(index) at offset \(position) has no entry signature")
+        }
+        let madeBy = try reader.u16(position + 4), flags = try reader.u16(position + 8), method = try reader.u16(position + 10)
+        let crc = try reader.u32(position + 16), compressed = try reader.u32(position + 20), size = try reader.u32(position + 24)
+        let nameLength = try reader.u16(position + 28), extraLength = try reader.u16(position + 30)
+        let commentLength = try reader.u16(position + 32), startDisk = try reader.u16(position + 34)
+        let external = try reader.u32(position + 38), localOffset = Int(try reader.u32(position + 42))
+        let nameBytes = try reader.slice(position + 46, count: nameLength)
+        let name = try memberName(nameBytes, reader: reader, index: index)
+        func refuse(_ problem: String) -> PackageError { reader.error("member \"\(name)\" \(problem)") }
+        guard flags & 0x41 == 0 else { throw refuse("is encrypted") }
+        guard method == 0 else {
+            throw refuse("is compressed (method \(method)); package members are stored, so nothing is inflated before it is verified")
+        }
+        guard compressed == size else {
+            throw refuse("declares \(compressed) stored bytes but \(size) uncompressed: a stored member has one size")
+        }
+        guard startDisk == 0 else { throw refuse("starts on disk \(startDisk)") }
+        try checkFileType(madeBy: madeBy, external: external, refuse: refuse)
+
+        let local = try localHeader(reader, at: localOffset, name: nameBytes, method: method, refuse: refuse)
+        let dataStart = local.dataStart
+        guard dataStart <= dataLimit, Int(size) <= dataLimit - dataStart else {
+            throw refuse("declares \(size) bytes at offset \(dataStart), past the end of the members (offset \(dataLimit)): "
+                         + "truncated or lying")
+        }
+        let data = dataStart..<(dataStart + Int(size))
+        var spanEnd = data.upperBound
+        if local.flags & 0x08 != 0 {
+            spanEnd = try dataDescriptor(reader, at: data.upperBound, crc: crc, size: size, limit: dataLimit, refuse: refuse)
+        } else if local.crc != crc || local.compressed != compressed || local.size != size {
+            throw refuse("has a local header whose CRC or sizes differ from the central directory's")
+        }
+        let actual = CRC32.zlib(reader.bytes[data])
+        guard actual == crc else {
+            throw refuse("has CRC-32 0x\(hex(actual)) but the zip says 0x\(hex(crc)): its bytes were altered or truncated")
+        }
+        let next = position + 46 + nameLength + extraLength + commentLength
+        return (Member(name: name, range: data, crc32: crc), localOffset..<spanEnd, next)
+    }
+
+    static func memberName(_ bytes: ArraySlice<UInt8>, reader: LittleEndianReader, index: Int) throws(PackageError) -> String {
+        guard let name = String(validating: bytes, as: UTF8.self) else {
+            throw reader.error("member \(index)'s name is not UTF-8")
+        }
+        if let problem = PackageNames.problem(with: name) { throw reader.error("member \(index) \"\(name)\": \(problem)") }
+        return name
+    }
+
+    /// Unix file types ride in the high half of the external attributes when the entry was made on Unix
+    /// (APPNOTE §4.4.2 host 3, §4.4.15); DOS sets bit 4 for a directory.
+    static func checkFileType(madeBy: Int, external: UInt32, refuse: (String) -> PackageError) throws(PackageError) {
+        if madeBy >> 8 == 3 {
+            switch (external >> 16) & 0o170000 {
+            case 0, 0o100000: break
+            case 0o120000: throw refuse("is a symbolic link")
+            case 0o040000: throw refuse("is a directory")
+            case let type: throw refuse("is not a regular file (Unix file type 0o\(String(type, radix: 8)))")
+            }
+        }
+        if external & 0x10 != 0 { throw refuse("is marked as a directory") }
+    }
+
+    struct LocalHeader {
+        var flags: Int
+        var crc: UInt32
+        var compressed: UInt32
+        var size: UInt32
+        var dataStart: Int
+    }
+
+    static func localHeader(_ reader: LittleEndianReader, at offset: Int, name: ArraySlice<UInt8>, method: Int,
+                            refuse: (String) -> PackageError) throws(PackageError) -> LocalHeader {
+        guard try reader.u32(offset) == localSignature else { throw refuse("has no local header at offset \(offset)") }
+        let flags = try reader.u16(offset + 6)
+        guard try reader.u16(offset + 8) == method else { throw refuse("has a local header with another compression method") }
+        let nameLength = try reader.u16(offset + 26), extraLength = try reader.u16(offset + 28)
+        guard try reader.slice(offset + 30, count: nameLength).elementsEqual(name) else {
+            throw refuse("has a local header with another name")
+        }
+        return LocalHeader(flags: flags, crc: try reader.u32(offset + 14), compressed: try reader.u32(offset + 18),
+                           size: try reader.u32(offset + 22), dataStart: offset + 30 + nameLength + extraLength)
+    }
+
+    /// The data descriptor after a member's data (optional signature, CRC, sizes); returns where it ends.
+    static func dataDescriptor(_ reader: LittleEndianReader, at offset: Int, crc: UInt32, size: UInt32, limit: Int,
+                               refuse: (String) -> PackageError) throws(PackageError) -> Int {
+        let start = try reader.u32(offset) == descriptorSignature ? offset + 4 : offset
+        guard start + 12 <= limit else { throw refuse("has a data descriptor past the end of the members") }
+        guard try reader.u32(start) == crc, try reader.u32(start + 4) == size, try reader.u32(start + 8) == size else {
+            throw refuse("has a data descriptor whose CRC or sizes differ from the central directory's")
+        }
+        return start + 12
+    }
+}
+
+/// What a member (and an image named in a manifest) may be called: a plain file name, so no name can
+/// reach outside the directory it might be extracted to, on any system.
+public enum PackageNames {
+    public static let manifest = "manifest.json"
+    public static let signature = "manifest.sig"
+
+    /// Why `name` is not acceptable, or nil.
+    public static func problem(with name: String) -> String? {
+        guard !name.isEmpty, name.utf8.count <= 128 else { return "names must be 1 to 128 bytes" }
+        if name.contains("/") || name.contains("\\") { return "names a path (\"/\" or \"\\\"), not a plain file name" }
+        if name.hasPrefix(".") { return "starts with \".\" (\"..\" and hidden files are not allowed)" }
+        let allowed = name.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._-+".unicodeScalars.contains(scalar))
+        }
+        return allowed ? nil : "may hold only ASCII letters, digits, \".\", \"_\", \"-\" and \"+\""
+    }
+}
+
+/// Bounds-checked little-endian reads from the package's bytes; a read past the end is a truncated zip.
+struct LittleEndianReader {
+    let bytes: [UInt8]
+    let file: String
+
+    func error(_ problem: String) -> PackageError { PackageError(.malformed, file: file, problem) }
+
+    func slice(_ offset: Int, count: Int) throws(PackageError) -> ArraySlice<UInt8> {
+        guard offset >= 0, count >= 0, offset <= bytes.count, count <= bytes.count - offset else {
+            throw error("a header at offset \(offset) runs past the end of the file (\(bytes.count) bytes): truncated")
+        }
+        return bytes[offset..<(offset + count)]
+    }
+
+    func u16(_ offset: Int) throws(PackageError) -> Int {
+        let field = try slice(offset, count: 2)
+        return Int(field[field.startIndex]) | Int(field[field.startIndex + 1]) << 8
+    }
+
+    func u32(_ offset: Int) throws(PackageError) -> UInt32 {
+        let field = try slice(offset, count: 4)
+        let start = field.startIndex
+        return UInt32(field[start]) | UInt32(field[start + 1]) << 8 | UInt32(field[start + 2]) << 16 | UInt32(field[start + 3]) << 24
+    }
+}
+
+func hex(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16, uppercase: true)
+    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+}

@@ -1,0 +1,182 @@
+import ArgumentParser
+import Foundation
+import DeviceProfiles
+import FirmwareImage
+import UpdatePackage
+
+/// `dfuhop package …`: signed update packages (docs/packages.md).
+struct PackageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "package",
+        abstract: "Create, verify and inspect signed update packages (.dfuhop).",
+        discussion: """
+        A package is a zip holding the image(s), manifest.json (product, family, version, each image's \
+        SHA-256 and size, optional minimum version, option bytes and release notes) and manifest.sig, the \
+        Ed25519 signature of the manifest's exact bytes. `dfuhop upgrade FILE.dfuhop` verifies it first.
+
+        Examples:
+          dfuhop key generate --out release.key
+          dfuhop package create app-2.1.0.hex --key release.key -o app-2.1.0.dfuhop --notes "Fixes the LED timing"
+          dfuhop package verify app-2.1.0.dfuhop --key release.key.pub
+          dfuhop package info app-2.1.0.dfuhop
+        """,
+        subcommands: [PackageCreateCommand.self, PackageVerifyCommand.self, PackageInfoCommand.self])
+}
+
+struct PackageCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Check the image(s) against their product's profile, then write a signed package.",
+        discussion: """
+        Every image must carry a valid descriptor naming a product with a profile, pass that family's \
+        checks, and agree with the others on product and version; dfuhop flashes the first image.
+        """)
+
+    @Argument(help: ArgumentHelp("The image file(s), as they go in the package.", valueName: "image")) var images: [String]
+    @Option(help: ArgumentHelp("The private key (from `dfuhop key generate`).", valueName: "KEY")) var key: String
+    @Option(name: .shortAndLong, help: ArgumentHelp("The package to write (FILE.dfuhop).", valueName: "file")) var output: String
+    @Option(help: ArgumentHelp("The oldest version a unit may run to take this package.", valueName: "version")) var minimumVersion: String?
+    @Option(help: ArgumentHelp("Release notes (text).", valueName: "text")) var notes: String?
+    @Option(help: ArgumentHelp("Release notes from a file.", valueName: "file")) var notesFile: String?
+    @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
+    var profile: [String] = []
+    @Flag(help: "Print the manifest as JSON.") var json = false
+
+    func validate() throws {
+        if images.isEmpty { throw ValidationError("give at least one image") }
+        if notes != nil, notesFile != nil { throw ValidationError("give --notes or --notes-file, not both") }
+        if let minimumVersion, ImageVersion(parsing: minimumVersion) == nil {
+            throw ValidationError("--minimum-version '\(minimumVersion)' is not a version such as 1.2.0")
+        }
+        if !output.hasSuffix("." + SignedPackage.fileExtension) {
+            throw ValidationError("-o must name a .\(SignedPackage.fileExtension) file")
+        }
+    }
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let signingKey = try SigningKeys.loadPrivateKey(path: key)
+            var releaseNotes = notes
+            if let notesFile {
+                guard let data = FileManager.default.contents(atPath: notesFile), let text = String(data: data, encoding: .utf8) else {
+                    throw Failure(.noInput, "--notes-file \(notesFile) cannot be read as UTF-8 text")
+                }
+                releaseNotes = text
+            }
+            let request = PackageBuilder.Request(images: images, minimumVersion: minimumVersion.flatMap(ImageVersion.init(parsing:)),
+                                                 releaseNotes: releaseNotes)
+            let manifest = try PackageBuilder.create(request, key: signingKey, profiles: Profiles.load(profile), output: output)
+            if json {
+                Output.print(String(decoding: manifest.encoded(), as: UTF8.self))
+            } else {
+                Output.print("wrote \(output): \(manifest.profile) version \(manifest.version), \(manifest.images.count) image(s), "
+                             + "signed by \(signingKey.publicKey.rawRepresentation.base64EncodedString())")
+            }
+        }
+    }
+}
+
+struct PackageVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check a package's signature, every image's hash and size, and that nothing in it is unsigned or missing.",
+        discussion: """
+        The trusted keys: --key files, else the signing keys of the product's profile (--profile, else the \
+        installed profiles). Exit 0 when it verifies; 87 when it does not (the message says which key, \
+        member or hash failed).
+        """)
+
+    @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop")) var package: String
+    @Option(help: ArgumentHelp("A trusted public key file (KEY.pub); repeatable.", valueName: "KEY.pub")) var key: [String] = []
+    @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
+    var profile: [String] = []
+    @Flag(help: "One JSON object.") var json = false
+
+    func validate() throws {
+        if !key.isEmpty, !profile.isEmpty { throw ValidationError("give --key or --profile, not both") }
+    }
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let signed = try SignedPackage.read(path: package)
+            let keys: [SigningPublicKey]
+            let source: String
+            if !key.isEmpty {
+                keys = try key.map(SigningKeys.loadPublicKey)
+                source = key.joined(separator: ", ")
+            } else {
+                let profiles = try Profiles.load(profile)
+                let productID = signed.manifest.productID
+                let product = profiles.first { if case .dfuhop(let id) = $0.application.hidProtocol { id == productID } else { false } }
+                guard let product else {
+                    throw Failure(.untrustedPackage,
+                                  "\(package): no profile for product 0x\(hex8(productID)) is loaded, so no key is trusted",
+                                  hint: "give --key KEY.pub or --profile")
+                }
+                keys = try (product.signing?.publicKeys ?? []).map {
+                    try SigningPublicKey(base64: Data($0).base64EncodedString(), source: product.id)
+                }
+                source = "profile \(product.id)"
+            }
+            let signer = try signed.verify(trusting: keys, keySource: source)
+            if json {
+                var object = PackageInfoCommand.object(signed.manifest)
+                object["verified"] = true
+                object["signedBy"] = signer.base64
+                object["packageSHA256"] = signed.digest
+                Output.json(object)
+            } else {
+                PackageInfoCommand.describe(signed.manifest, file: package)
+                Output.print("verified: signed by \(signer.base64) (\(source)); every image matches its SHA-256 and size")
+            }
+        }
+    }
+}
+
+struct PackageInfoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Show a package's manifest (the signature is not checked: use `package verify`).")
+
+    @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop")) var package: String
+    @Flag(help: "One JSON object.") var json = false
+
+    func run() async throws {
+        try await runCommand(json: json) {
+            let signed = try SignedPackage.read(path: package)
+            if json {
+                var object = Self.object(signed.manifest)
+                object["verified"] = false
+                object["packageSHA256"] = signed.digest
+                Output.json(object)
+            } else {
+                Self.describe(signed.manifest, file: package)
+                Output.print("signature: not checked (run `dfuhop package verify`)")
+            }
+        }
+    }
+
+    static func describe(_ manifest: PackageManifest, file: String) {
+        Output.print("package:   \(file) (format \(PackageManifest.formatVersion), created \(manifest.created))")
+        Output.print("product:   \(manifest.profile), product id 0x\(hex8(manifest.productID)), \(manifest.part) (\(manifest.family))")
+        Output.print("version:   \(manifest.version)" + (manifest.minimumVersion.map { ", upgrades units running \($0) or later" } ?? ""))
+        if !manifest.requiredOptionBytes.isEmpty {
+            Output.print("option bytes required: " + manifest.requiredOptionBytes.map { "\($0.name)=\($0.value)" }.joined(separator: ", "))
+        }
+        for (index, image) in manifest.images.enumerated() {
+            Output.print("image:     \(image.file), \(image.size) bytes, SHA-256 \(image.sha256)\(index == 0 ? " (flashed)" : "")")
+        }
+        if let notes = manifest.releaseNotes {
+            Output.print("release notes:")
+            for line in notes.split(separator: "\n", omittingEmptySubsequences: false) { Output.print("  \(line)") }
+        }
+    }
+
+    static func object(_ manifest: PackageManifest) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(manifest.encoded()))) as? [String: Any] ?? [:]
+    }
+}
+
+private func hex8(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16, uppercase: true)
+    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+}

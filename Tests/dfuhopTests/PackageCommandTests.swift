@@ -1,0 +1,138 @@
+import FirmwareImage
+import Foundation
+import Testing
+
+/// Signed update packages end to end, on virtual G474 units whose profile requires signatures: the
+/// one that is signed by a trusted key upgrades the unit; every other input is refused and the unit's
+/// saved state is byte-for-byte what it was.
+@Suite("dfuhop package")
+struct PackageCommandTests {
+    static func example(_ name: String) -> String { UpgradeCommandTests.example(name) }
+
+    /// A key, a profile directory trusting it (signing required), and a simulated unit running 1.0.0.
+    struct Bench {
+        let directory: TemporaryDirectory
+        let key: String
+        let profiles: String
+        let unit: String
+
+        init() throws {
+            directory = try TemporaryDirectory()
+            key = directory.path("release.key")
+            let generated = try Dfuhop.run("key", "generate", "--out", key)
+            #expect(generated.status == 0, "\(generated)")
+            let publicKey = String(try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ")[0])
+            profiles = directory.path("profiles")
+            try FileManager.default.createDirectory(atPath: profiles, withIntermediateDirectories: true)
+            let demo = URL(fileURLWithPath: Self.repositoryFile("protocols/devices/dfuhop-demo-g474.json"))
+            var profile = try JSONSerialization.jsonObject(with: Data(contentsOf: demo)) as! [String: Any]
+            profile["signing"] = ["publicKeys": [publicKey], "required": true]
+            try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: profiles + "/dfuhop-demo-g474.json"))
+            unit = directory.path("unit.json")
+            let info = try Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", unit, "--json")
+            #expect(try info.json()["version"] as? String == "1.0.0", "\(info)")
+        }
+
+        static func repositoryFile(_ path: String) -> String {
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../\(path)").standardized.path
+        }
+
+        func package(_ image: String, key: String? = nil, name: String) throws -> String {
+            let output = directory.path(name)
+            let result = try Dfuhop.run("package", "create", PackageCommandTests.example(image), "--key", key ?? self.key, "-o", output,
+                                        "--profile", profiles)
+            #expect(result.status == 0, "\(result)")
+            return output
+        }
+
+        func upgrade(_ file: String) throws -> Dfuhop.Result {
+            try Dfuhop.run("upgrade", file, "--simulate-state", unit, "--profile", profiles, "--state-dir", directory.path("state"))
+        }
+
+        func version() throws -> String? { try Dfuhop.run("info", "--simulate-state", unit, "--json").json()["version"] as? String }
+
+        /// `file` is refused with `status` and a message holding `words`, and the unit is untouched.
+        func expectRefused(_ file: String, status: Int32, _ words: String) throws {
+            let before = try Data(contentsOf: URL(fileURLWithPath: unit))
+            let result = try upgrade(file)
+            #expect(result.status == status, "\(result)")
+            #expect(result.stderr.contains(words), "\(result)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: unit)) == before, "the unit's state changed")
+        }
+    }
+
+    @Test func aSignedPackageUpgradesAndEveryUntrustedInputIsRefused() throws {
+        let bench = try Bench()
+        let signed = try bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
+
+        try bench.expectRefused(Self.example("demo-g474-v2.hex"), status: 87, "requires signed packages")
+
+        let otherKey = bench.directory.path("other.key")
+        #expect(try Dfuhop.run("key", "generate", "--out", otherKey).status == 0)
+        let untrusted = try bench.package("demo-g474-v2.hex", key: otherKey, name: "untrusted.dfuhop")
+        try bench.expectRefused(untrusted, status: 87, "signature does not verify")
+
+        let tampered = try Self.tamperedCopy(of: signed, image: Self.example("demo-g474-v2.hex"), in: bench.directory)
+        try bench.expectRefused(tampered, status: 87, "the image was altered")
+        #expect(try bench.version() == "1.0.0")
+
+        let result = try bench.upgrade(signed)
+        #expect(result.status == 0, "\(result)")
+        #expect(try bench.version() == "2.0.0")
+
+        let older = try bench.package("demo-g474-v1.hex", name: "v1.dfuhop")
+        try bench.expectRefused(older, status: 80, "older than")
+        #expect(try bench.version() == "2.0.0")
+    }
+
+    @Test func verifyAndInfoDescribeThePackage() throws {
+        let bench = try Bench()
+        let signed = try bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
+        let verify = try Dfuhop.run("package", "verify", signed, "--key", bench.key + ".pub", "--json")
+        #expect(verify.status == 0, "\(verify)")
+        let object = try verify.json()
+        #expect(object["verified"] as? Bool == true && object["version"] as? String == "2.0.0.0")
+        let byProfile = try Dfuhop.run("package", "verify", signed, "--profile", bench.profiles)
+        #expect(byProfile.status == 0 && byProfile.stdout.contains("verified: signed by"), "\(byProfile)")
+        let info = try Dfuhop.run("package", "info", signed)
+        #expect(info.status == 0 && info.stdout.contains("demo-g474-v2.hex") && info.stdout.contains("not checked"), "\(info)")
+        let otherKey = bench.directory.path("other.key")
+        _ = try Dfuhop.run("key", "generate", "--out", otherKey)
+        let wrong = try Dfuhop.run("package", "verify", signed, "--key", otherKey + ".pub")
+        #expect(wrong.status == 87, "\(wrong)")
+        let codes = try Dfuhop.run("exit-codes")
+        #expect(codes.stdout.contains(" 87  the update package or image failed verification"))
+    }
+
+    /// A copy of `package` with one byte of `image` changed inside it and the zip's CRC-32 fixed, so only
+    /// the signed SHA-256 can tell.
+    static func tamperedCopy(of package: String, image: String, in directory: TemporaryDirectory) throws -> String {
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: package)))
+        let imageBytes = Array(try Data(contentsOf: URL(fileURLWithPath: image)))
+        let start = try #require(Self.offset(of: imageBytes, in: bytes))
+        let oldCRC = CRC32.zlib(imageBytes)
+        bytes[start + imageBytes.count / 2] ^= 0x01
+        let newCRC = CRC32.zlib(bytes[start..<(start + imageBytes.count)])
+        let old = (0..<4).map { UInt8((oldCRC >> (8 * $0)) & 0xFF) }
+        let new = (0..<4).map { UInt8((newCRC >> (8 * $0)) & 0xFF) }
+        var replaced = 0
+        var index = 0
+        while let found = Self.offset(of: old, in: bytes, from: index) {
+            bytes.replaceSubrange(found..<(found + 4), with: new)
+            replaced += 1
+            index = found + 4
+        }
+        #expect(replaced == 2, "the CRC is in the local and the central header")
+        return try directory.write("tampered.dfuhop", bytes)
+    }
+
+    static func offset(of needle: [UInt8], in haystack: [UInt8], from start: Int = 0) -> Int? {
+        guard needle.count <= haystack.count else { return nil }
+        var index = start
+        while index + needle.count <= haystack.count {
+            if haystack[index] == needle[0], haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
+            index += 1
+        }
+        return nil
+    }
+}
