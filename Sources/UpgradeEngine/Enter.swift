@@ -35,8 +35,12 @@ extension UpgradeEngine {
             try await link.enterBootloader(uid: uid, nonce: UInt32(truncatingIfNeeded: clock.now().components.attoseconds) | 1)
         }
         if let rom = await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
-        throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout)"
-                                         + (await elsewhere(serial: serial, port: hid.usb.portPath))),
+        if let other = await elsewhere(serial: serial, port: hid.usb.portPath) {
+            throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout); "
+                                             + "a ROM with that serial is at \(other) (was the cable moved?)"), phase: .reenumerate,
+                               hint: "nothing was written; run the same command again with --unit \(other)")
+        }
+        throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout)"),
                            phase: .reenumerate,
                            hint: "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
     }
@@ -60,7 +64,8 @@ extension UpgradeEngine {
             return rom
         }
         throw UpgradeError(.needsBoot0("no ROM showed up\(port.map { " at \($0)" } ?? "") within \(boot0.arrivalTimeout) of the BOOT0 request (\(boot0.description))"
-                                       + (expectedSerial == nil ? "" : await elsewhere(serial: expectedSerial!, port: port))),
+                                       + (await expectedSerial.asyncMap { await elsewhere(serial: $0, port: port) }?
+                                           .map { "; a ROM with serial \(expectedSerial ?? "") is at \($0): run again with --unit \($0)" } ?? "")),
                            phase: .reenumerate, hint: "check the BOOT0 wiring or hook, then run the same command again")
     }
 
@@ -71,12 +76,10 @@ extension UpgradeEngine {
         }
     }
 
-    /// ", but it showed up at PORT" when the serial is on the bus at another port.
-    func elsewhere(serial: String, port: String?) async -> String {
-        guard let devices = try? await discovery.devices(),
-              let other = devices.first(where: { $0.identity.serialNumber == serial && $0.identity.portPath != port }) else { return "" }
-        return "; a ROM with that serial is at \(other.identity.portPath): if the cable was moved, run the same command again "
-            + "(with --unit \(other.identity.portPath) if you named the unit by its port)"
+    /// The port a ROM with `serial` shows up at, when it is not `port` (the cable was moved).
+    func elsewhere(serial: String, port: String?) async -> String? {
+        guard let devices = try? await discovery.devices() else { return nil }
+        return devices.first { $0.identity.serialNumber == serial && $0.identity.portPath != port }?.identity.portPath
     }
 
     /// The ROM on `port` (any port if nil) with `serial` (any if nil); a ROM on that port with another
@@ -119,4 +122,11 @@ extension UpgradeEngine {
         }
     }
 
+}
+
+extension Optional {
+    func asyncMap<T>(_ transform: (Wrapped) async -> T) async -> T? {
+        guard let self else { return nil }
+        return await transform(self)
+    }
 }

@@ -93,7 +93,13 @@ extension UpgradeEngine {
         // An application that answered had checked its own image at start-up; a unit mid-upgrade may hold torn
         // words: neither needs (nor survives) a read of the whole span.
         let midUpgrade = run.resumed != nil || run.candidateEntry != nil
-        let view = try await inspect(rom, family: family, depth: found.hadApplicationAnswer || midUpgrade ? .head : .span)
+        let depth: Depth = found.hadApplicationAnswer || midUpgrade ? .head : .span
+        let view: ROMView
+        do { view = try await inspect(rom, family: family, depth: depth) } catch let error as DfuSeError where Self.worthOneMoreTry(error) {
+            // Reads change nothing: a stall or a moment's silence is simply read again.
+            onEvent(.note("the ROM failed a read (\(error)); reading once more"))
+            view = try await inspect(rom, family: family, depth: depth)
+        }
         try proveIdentity(view, rom: rom, run: run)
         if view.protected { throw readProtected(view, rom: rom, family: family) }
         var target = target
