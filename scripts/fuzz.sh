@@ -10,8 +10,53 @@ cd "$(dirname "$0")/.."
 
 seconds="${1:-20}"
 case "$seconds" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]" >&2; exit 64 ;; esac
-targets=(${FUZZ_TARGETS:-IntelHex SRecord Elf DfuSe DfuSuffix Descriptor})
-mkdir -p Fuzz/bin Fuzz/corpus-run
+targets=(${FUZZ_TARGETS:-IntelHex SRecord Elf DfuSe DfuSuffix Descriptor USBDescriptors DfuStatus Layout Profile State})
+mkdir -p Fuzz/bin/lib Fuzz/corpus-run
+
+# Harnesses of other modules: the sources compiled with the harness (instrumented), and the modules they
+# import, built once as static libraries (not instrumented), dependencies first.
+harness_sources() {
+    case "$1" in
+        USBDescriptors) echo Sources/LibUSBBackend/Descriptors.swift Sources/LibUSBBackend/DFUDescriptors.swift ;;
+        DfuStatus) echo Sources/DfuSe/*.swift ;;
+        Layout) echo Sources/DeviceProfiles/FlashLayout.swift ;;
+        Profile) echo Sources/DeviceProfiles/*.swift ;;
+        State) echo Sources/VirtualDevice/*.swift ;;
+    esac
+}
+harness_libraries() {
+    case "$1" in
+        USBDescriptors) echo USBTransport ;;
+        DfuStatus) echo USBTransport AppLink DeviceProfiles FirmwareImage ;;
+        Profile) echo USBTransport AppLink ;;
+        State) echo USBTransport AppLink DeviceProfiles FirmwareImage DfuSe ;;
+    esac
+}
+built_libraries=" "
+build_library() {
+    [[ "$built_libraries" == *" $1 "* ]] && return 0
+    swiftc -swift-version 6 -parse-as-library -sanitize=address -module-name "$1" -I Fuzz/bin/lib \
+        -emit-module -emit-module-path "Fuzz/bin/lib/$1.swiftmodule" \
+        -emit-library -static -o "Fuzz/bin/lib/lib$1.a" Sources/"$1"/*.swift || return 1
+    built_libraries+="$1 "
+}
+build_harness() {
+    local target="$1" binary="$2" sources libraries links=()
+    sources="$(harness_sources "$target")"
+    if [ -z "$sources" ]; then
+        # Sources/FirmwareImage has no dependencies: one invocation (Fuzz/README.md).
+        swiftc -O -sanitize=fuzzer,address -parse-as-library \
+            Sources/FirmwareImage/*.swift Fuzz/FuzzSupport.swift "Fuzz/Fuzz$target.swift" -o "$binary"
+        return
+    fi
+    libraries="$(harness_libraries "$target")"
+    for library in $libraries; do
+        build_library "$library" || return 1
+        links=("-l$library" "${links[@]}")  # dependents before their dependencies
+    done
+    swiftc -swift-version 6 -parse-as-library -sanitize=fuzzer,address -use-ld=lld -module-name "Fuzz$target" \
+        -I Fuzz/bin/lib -L Fuzz/bin/lib "${links[@]}" $sources "Fuzz/Fuzz$target.swift" -o "$binary"
+}
 
 failed=()
 for target in "${targets[@]}"; do
@@ -19,9 +64,7 @@ for target in "${targets[@]}"; do
     binary="Fuzz/bin/fuzz-$target"
     echo "==> build $target"
     # The linker's notes about ASan's local symbols are noise; real errors still fail the build.
-    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library \
-            Sources/FirmwareImage/*.swift Fuzz/FuzzSupport.swift "Fuzz/Fuzz$target.swift" \
-            -o "$binary" 2> >(grep -v "Cannot export local symbol" >&2); then
+    if ! build_harness "$target" "$binary" 2> >(grep -v "Cannot export local symbol" >&2); then
         failed+=("$target (build)")
         continue
     fi

@@ -158,14 +158,21 @@ extension FlashLayout {
     /// (L4: 512 pages; a 128 MiB external flash of 4 KiB sectors: 32768); the cap keeps a hostile
     /// string such as `4294967295*1Bg` from making `sectors` allocate billions of entries.
     public static let maximumSectorCount = 1 << 20
+    /// The longest layout string parsed. A USB string descriptor holds at most 126 characters; the cap
+    /// keeps a string from a file from making the zone-overlap check quadratic in a huge input.
+    public static let maximumLength = 4096
 }
 
 extension FlashLayout {
     /// Parses a layout string. Accepts padded names, leading zeros, the multipliers `B`, ` `, `K`, `M`,
     /// attribute letters `a`–`g`, several zones, and a trailing NUL or white space.
     public init(parsing text: String) throws(FlashLayoutError) {
-        let chars = Array(text.utf8)
         var position = 0
+        guard text.utf8.count <= FlashLayout.maximumLength else {
+            throw FlashLayoutError(layout: String(text.prefix(64)) + "...", offset: FlashLayout.maximumLength,
+                                   problem: "the layout string has \(text.utf8.count) bytes, more than \(FlashLayout.maximumLength)")
+        }
+        let chars = Array(text.utf8)
         func fail(_ problem: String) -> FlashLayoutError {
             FlashLayoutError(layout: text, offset: position, problem: problem)
         }

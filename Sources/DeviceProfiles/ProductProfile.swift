@@ -96,6 +96,9 @@ public struct ProductProfileError: Error, Sendable, Equatable, CustomStringConve
 }
 
 extension ProductProfile {
+    /// Larger than any profile (the examples are about 1 KiB); a bigger file is refused before parsing.
+    public static let maximumFileSize = 1 << 20
+
     /// Reads and checks one profile file.
     public static func load(contentsOf url: URL) throws(ProductProfileError) -> ProductProfile {
         let data: Data
@@ -122,6 +125,10 @@ extension ProductProfile {
 
     /// Parses and checks a profile; `file` names it in errors.
     public static func decode(_ data: Data, file: String) throws(ProductProfileError) -> ProductProfile {
+        guard data.count <= maximumFileSize else {
+            throw ProductProfileError(file: file, field: "",
+                                      problem: "is \(data.count) bytes; a profile is at most \(maximumFileSize) bytes")
+        }
         let root: JSONValue
         do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw ProductProfileError(file: file, field: "", problem: "is not valid JSON (\(jsonProblem(error)))")
@@ -454,7 +461,8 @@ private struct ProfileReader {
 
     func fieldOffset(_ cursor: JSONCursor, width: Int, reportLength: Int) throws(ProductProfileError) -> Int {
         let offset: Int = try integer(cursor)
-        guard offset >= 1, offset + width <= reportLength else {
+        // Compared by subtraction: an offset near Int64.max must be refused, not overflow.
+        guard offset >= 1, offset <= reportLength - width else {
             throw error(cursor, "a \(width)-byte field at \(offset) does not fit after the report id of a \(reportLength)-byte report")
         }
         return offset

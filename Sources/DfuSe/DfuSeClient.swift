@@ -194,7 +194,7 @@ public actor DfuSeClient {
                     zeroPolls = 0
                     continue
                 }
-                try await sleep(report.pollTimeout, during: .returnToIdle)
+                try await sleep(boundedWait(report.pollTimeout, elapsed: elapsed, budget: options.maxBusyTime), during: .returnToIdle)
             case .appIdle, .appDetach:
                 throw .notInDfuMode(report.state)
             case .manifest, .manifestWaitReset:
@@ -582,7 +582,7 @@ public actor DfuSeClient {
                 guard let transportError = error.transportError else { throw error }
                 let elapsed = clock.now() - started
                 // The reported poll timeout has just proved too short: do not trust it again.
-                let retryWait = max(lastPollTimeout, options.quirkRetryInterval)
+                let retryWait = boundedWait(max(lastPollTimeout, options.quirkRetryInterval), elapsed: elapsed, budget: busyLimit)
                 // F4: the erase is still running although the reported poll timeout has passed.
                 if let budget = massEraseBudget, elapsed < budget,
                    transportError.kind == .timeout || transportError.kind == .stall {
@@ -622,7 +622,7 @@ public actor DfuSeClient {
                     throw .stuckBusy(during: operation, polls: zeroPolls, elapsed: elapsed)
                 }
                 let wait = report.pollTimeout == .zero && withinBudget ? options.quirkRetryInterval : report.pollTimeout
-                try await sleep(wait, during: operation)
+                try await sleep(boundedWait(wait, elapsed: elapsed, budget: busyLimit), during: operation)
             default:
                 throw .unexpectedState(report.state, expected: [.downloadBusy, .downloadIdle], during: operation)
             }
@@ -707,6 +707,13 @@ public actor DfuSeClient {
             lastKnownState = nil
             throw wrap(error, during: operation)
         }
+    }
+
+    /// A wait the device asked for, cut to what is left of the busy budget of the operation in progress:
+    /// bwPollTimeout is 24 bits of milliseconds (DFU 1.1 §6.1.2), so a broken ROM can ask for 4.6 hours.
+    /// The cut wait ends 1 ms past the budget, so the next GETSTATUS finds the budget spent and stops.
+    private func boundedWait(_ wait: Duration, elapsed: Duration, budget: Duration) -> Duration {
+        min(wait, max(budget - elapsed, .zero) + .milliseconds(1))
     }
 
     private func sleep(_ duration: Duration, during operation: DfuSeOperation) async throws(DfuSeError) {

@@ -28,6 +28,62 @@ public struct CRC32: Sendable {
         return crc
     }
 
+    /// Feeds `count` copies of `byte` in O(log count) steps, so a 4 GiB gap of 0xFF costs no more than a
+    /// few thousand operations. Each byte is an affine map of the register over GF(2) (the table is linear:
+    /// `register' = L(register) ^ table[byte]`), and n bytes are that map raised to the n-th power by
+    /// squaring; zlib's crc32_combine uses the same idea for zeros.
+    public mutating func update(repeating byte: UInt8, count: UInt64) {
+        if count < 256 {
+            for _ in 0..<count { register = Self.table[Int((register ^ UInt32(byte)) & 0xFF)] ^ (register >> 8) }
+            return
+        }
+        var power = AffineMap.byte(byte)
+        var result = AffineMap.identity
+        var remaining = count
+        while remaining > 0 {
+            if remaining & 1 == 1 { result = power.after(result) }
+            power = power.after(power)
+            remaining >>= 1
+        }
+        register = result.apply(register)
+    }
+
+    /// `x -> L(x) ^ constant` over GF(2)^32; `columns[i]` is L applied to bit i.
+    private struct AffineMap {
+        var columns: [UInt32]
+        var constant: UInt32
+
+        static let identity = AffineMap(columns: (0..<32).map { UInt32(1) << $0 }, constant: 0)
+
+        /// One CRC step feeding `byte`: L(x) = table[x & 0xFF] ^ (x >> 8), constant table[byte].
+        static func byte(_ byte: UInt8) -> AffineMap {
+            let linear = (0..<32).map { bit -> UInt32 in
+                let x = UInt32(1) << bit
+                return CRC32.table[Int(x & 0xFF)] ^ (x >> 8)
+            }
+            return AffineMap(columns: linear, constant: CRC32.table[Int(byte)])
+        }
+
+        func linear(_ value: UInt32) -> UInt32 {
+            var result: UInt32 = 0
+            var bits = value
+            var bit = 0
+            while bits != 0 {
+                if bits & 1 == 1 { result ^= columns[bit] }
+                bits >>= 1
+                bit += 1
+            }
+            return result
+        }
+
+        func apply(_ value: UInt32) -> UInt32 { linear(value) ^ constant }
+
+        /// self ∘ other: first `other`, then `self`.
+        func after(_ other: AffineMap) -> AffineMap {
+            AffineMap(columns: other.columns.map(linear), constant: apply(other.constant))
+        }
+    }
+
     /// zlib's crc32(): final XOR with 0xFFFFFFFF ("123456789" → 0xCBF43926).
     public var zlibValue: UInt32 { ~register }
     /// The DFU suffix dwCRC: no final XOR ("123456789" → 0x340BC6D9; DFU 1.1 Appendix B).

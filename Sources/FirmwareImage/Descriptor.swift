@@ -130,6 +130,39 @@ public protocol ImageMemory {
     /// Calls `body` with the bytes of [address, address + count) in order, in one or more pieces.
     /// Returns false, without calling `body`, when any of those bytes lies outside the memory.
     func withBytes(from address: UInt32, count: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Void) -> Bool
+    /// As `withBytes`, but a gap comes as one `.fill` piece instead of being materialised, so that walking a
+    /// span costs time in proportion to its data, never to its gaps (a 72-byte HEX may span 4 GiB).
+    func withPieces(from address: UInt32, count: Int, _ body: (MemoryPiece) -> Void) -> Bool
+}
+
+/// Part of a memory's content: bytes as stored, or `count` copies of one value (a gap, read as erased).
+public enum MemoryPiece {
+    case bytes(UnsafeBufferPointer<UInt8>)
+    case fill(UInt8, count: Int)
+
+    public var count: Int {
+        switch self {
+        case .bytes(let bytes): bytes.count
+        case .fill(_, let count): count
+        }
+    }
+}
+
+extension ImageMemory {
+    /// Memories without gaps hand out their bytes as they are.
+    public func withPieces(from address: UInt32, count: Int, _ body: (MemoryPiece) -> Void) -> Bool {
+        withBytes(from: address, count: count) { body(.bytes($0)) }
+    }
+}
+
+extension CRC32 {
+    /// Feeds one piece; a fill costs O(log count).
+    public mutating func update(_ piece: MemoryPiece) {
+        switch piece {
+        case .bytes(let bytes): update(bytes)
+        case .fill(let value, let count): update(repeating: value, count: UInt64(count))
+        }
+    }
 }
 
 extension ImageMemory {
@@ -167,24 +200,39 @@ public struct FlatMemory: ImageMemory, Sendable {
 extension NormalizedImage: ImageMemory {
     /// Inside [baseAddress, end); gaps between segments read as 0xFF.
     public func withBytes(from address: UInt32, count: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Void) -> Bool {
+        let erased = [UInt8](repeating: 0xFF, count: 4096)
+        return withPieces(from: address, count: count) { piece in
+            switch piece {
+            case .bytes(let bytes): body(bytes)
+            case .fill(_, let count):
+                var remaining = count
+                while remaining > 0 {
+                    let step = min(remaining, erased.count)
+                    erased.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<step])) }
+                    remaining -= step
+                }
+            }
+        }
+    }
+
+    /// Inside [baseAddress, end); each gap is one `.fill(0xFF)` piece.
+    public func withPieces(from address: UInt32, count: Int, _ body: (MemoryPiece) -> Void) -> Bool {
         guard let base = baseAddress, count >= 0, address >= base, UInt64(address) + UInt64(count) <= end else { return false }
         var position = UInt64(address)
         let stop = UInt64(address) + UInt64(count)
         var index = firstSegmentIndex(endingAfter: position)
-        let erased = [UInt8](repeating: 0xFF, count: 4096)
         while position < stop {
             if index < segments.count, UInt64(segments[index].address) <= position {
                 let segment = segments[index]
                 let from = Int(position - UInt64(segment.address))
                 let to = Int(min(stop, segment.end) - UInt64(segment.address))
-                segment.bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[from..<to])) }
+                segment.bytes.withUnsafeBufferPointer { body(.bytes(UnsafeBufferPointer(rebasing: $0[from..<to]))) }
                 position = UInt64(segment.address) + UInt64(to)
                 index += 1
             } else {
                 let gapEnd = min(stop, index < segments.count ? UInt64(segments[index].address) : stop)
-                let step = Int(min(gapEnd - position, UInt64(erased.count)))
-                erased.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<step])) }
-                position += UInt64(step)
+                body(.fill(0xFF, count: Int(gapEnd - position)))
+                position = gapEnd
             }
         }
         return true
@@ -298,8 +346,8 @@ extension ImageDescriptor {
         let zeroEnd = max(min(UInt64(crcField) + 4, end), zeroStart)
         var crc = CRC32()
         for (from, to, zeroed) in [(start, zeroStart, false), (zeroStart, zeroEnd, true), (zeroEnd, end, false)] where from < to {
-            let inside = memory.withBytes(from: UInt32(from), count: Int(to - from)) { bytes in
-                if zeroed { crc.update(repeatElement(UInt8(0), count: bytes.count)) } else { crc.update(bytes) }
+            let inside = memory.withPieces(from: UInt32(from), count: Int(to - from)) { piece in
+                if zeroed { crc.update(.fill(0, count: piece.count)) } else { crc.update(piece) }
             }
             guard inside else { return nil }
         }
@@ -321,9 +369,10 @@ extension FirmwareImage {
         let normalized: NormalizedImage
         do { normalized = try self.normalized(granularity: 1) } catch { throw ImageError(file: file, "\(error)") }
         guard let base = normalized.baseAddress else { throw ImageError(file: file, "the image is empty: nothing to stamp") }
-        let pointerAddress = base + ImageDescriptor.pointerOffset
-        guard let pointer = normalized.word(at: pointerAddress) else {
-            throw ImageError(file: file, at: .address(base), "no vector table at the image base 0x\(hex32(base)): word 8 (0x\(hex32(pointerAddress))) is not in the image")
+        // A base in the last 36 bytes of the address space has no room for word 8: no wrap-around to 0.
+        let (pointerAddress, beyondAddressSpace) = base.addingReportingOverflow(ImageDescriptor.pointerOffset)
+        guard !beyondAddressSpace, let pointer = normalized.word(at: pointerAddress) else {
+            throw ImageError(file: file, at: .address(base), "no vector table at the image base 0x\(hex32(base)): word 8 (base + 0x20) is not in the image")
         }
         guard pointer != 0 && pointer != 0xFFFF_FFFF else {
             throw ImageError(file: file, at: .address(pointerAddress),

@@ -46,6 +46,9 @@ enum ElfReader {
         }
         try reader.require(tableOffset, count * entrySize, "the program header table (\(count) entries, e_phoff \(tableOffset))")
         var segments: [Segment] = []
+        // Program headers may point at the same file bytes; copying each would let a small file demand
+        // gigabytes (4,000 headers over one region). No linked image loads more bytes than its file holds.
+        var loadedBytes = 0
         for index in 0..<count {
             let header = tableOffset + index * entrySize
             guard reader.u32(header) == 1 else { continue }  // PT_LOAD
@@ -62,6 +65,12 @@ enum ElfReader {
             guard UInt64(physical) + UInt64(fileSize) <= 0x1_0000_0000 else {
                 throw ImageError(file: file, at: .byteOffset(header + 12),
                                  "program header \(index): p_paddr 0x\(hex32(physical)) + \(fileSize) bytes runs past the 4 GiB address space")
+            }
+            loadedBytes += fileSize
+            guard loadedBytes <= bytes.count else {
+                throw ImageError(file: file, at: .byteOffset(header + 16),
+                                 "program header \(index): the loadable program headers so far load \(loadedBytes) bytes, "
+                                     + "more than the file's \(bytes.count); several load the same bytes")
             }
             segments.append(Segment(address: physical, bytes: Array(bytes[offset..<offset + fileSize])))
         }

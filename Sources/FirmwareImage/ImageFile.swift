@@ -47,42 +47,13 @@ public enum ImageFile {
         }
     }
 
-    /// Writes `image` to `path` in `format` (atomically: temporary file, then rename).
+    /// Writes `image` to `path` in `format` (atomically and safely: `OutputFile`).
     public static func write(_ image: FirmwareImage, to path: String, as format: ImageFormat,
                              options: WriteOptions = WriteOptions()) throws(ImageError) {
-        let temporary = path + ".dfuhop-partial"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw ImageError(.cannotWrite, file: path, "cannot create: \(errnoText())")
-        }
-        var closed = false
-        defer {
-            if !closed { close(descriptor) }
-        }
-        do throws(ImageError) {
-            var output = ChunkedOutput { (bytes) throws(ImageError) in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = posixWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw ImageError(.cannotWrite, file: path, "write failed: \(errnoText())")
-                    }
-                    offset += written
-                }
-            }
-            try ImageWriter.write(image, as: format, options: options, file: path, to: &output)
-            closed = true
-            guard close(descriptor) == 0 else {
-                throw ImageError(.cannotWrite, file: path, "write failed: \(errnoText())")
-            }
-            guard rename(temporary, path) == 0 else {
-                throw ImageError(.cannotWrite, file: path, "cannot replace the file: \(errnoText())")
-            }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
+        let file = try OutputFile(path: path)
+        var output = ChunkedOutput { (bytes) throws(ImageError) in try file.write(bytes) }
+        try ImageWriter.write(image, as: format, options: options, file: path, to: &output)
+        try file.commit()
     }
 
     static func errnoText() -> String {
@@ -97,15 +68,5 @@ private func posixRead(_ descriptor: Int32, _ buffer: UnsafeMutablePointer<UInt8
     Musl.read(descriptor, buffer, count)
     #else
     Darwin.read(descriptor, buffer, count)
-    #endif
-}
-
-private func posixWrite(_ descriptor: Int32, _ buffer: UnsafePointer<UInt8>, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    Glibc.write(descriptor, buffer, count)
-    #elseif canImport(Musl)
-    Musl.write(descriptor, buffer, count)
-    #else
-    Darwin.write(descriptor, buffer, count)
     #endif
 }

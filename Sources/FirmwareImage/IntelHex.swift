@@ -16,6 +16,8 @@ struct IntelHexParser: LineRecordParser {
     private var entryLine = 0
     private var endOfFileLine: Int?
     private var records = 0
+    /// Characters of the lines seen, for the segment allowance (`SegmentBuilder.textBytesPerSegment`).
+    private var textBytes = 0
 
     init(file: String, expectedSize: Int) {
         self.file = file
@@ -24,6 +26,7 @@ struct IntelHexParser: LineRecordParser {
     }
 
     mutating func parse(line: UnsafeBufferPointer<UInt8>, number: Int) throws(ImageError) {
+        textBytes += line.count + 1
         guard !line.isEmpty else { return }
         if let endLine = endOfFileLine {
             throw ImageError(file: file, at: .line(number), "content after the end-of-file record on line \(endLine)")
@@ -104,17 +107,25 @@ struct IntelHexParser: LineRecordParser {
         if segmentAddressing {
             // Offsets wrap within the segment: a record crossing 0xFFFF continues at offset 0.
             let beforeWrap = min(data.count, Int(0x1_0000 - offset))
-            builder.append(address: base + offset, UnsafeBufferPointer(rebasing: data[0..<beforeWrap]))
+            try append(address: base + offset, UnsafeBufferPointer(rebasing: data[0..<beforeWrap]), line: line)
             if beforeWrap < data.count {
-                builder.append(address: base, UnsafeBufferPointer(rebasing: data[beforeWrap...]))
+                try append(address: base, UnsafeBufferPointer(rebasing: data[beforeWrap...]), line: line)
             }
         } else {
             let start = UInt64(base) + UInt64(offset)
             guard start + UInt64(data.count) <= 0x1_0000_0000 else {
                 throw ImageError(file: file, at: .line(line), "data record at 0x\(hex32(UInt32(start))) runs past the 4 GiB address space")
             }
-            builder.append(address: UInt32(start), data)
+            try append(address: UInt32(start), data, line: line)
         }
+    }
+
+    private mutating func append(address: UInt32, _ data: UnsafeBufferPointer<UInt8>, line: Int) throws(ImageError) {
+        do { try builder.append(address: address, data) } catch { throw ImageError(file: file, at: .line(line), error.problem) }
+    }
+
+    private mutating func finishSegments() throws(ImageError) -> [Segment] {
+        do { return try builder.finish(textBytes: textBytes) } catch { throw ImageError(file: file, error.problem) }
     }
 
     mutating func finish(lines: Int) throws(ImageError) -> FirmwareImage {
@@ -124,7 +135,7 @@ struct IntelHexParser: LineRecordParser {
         guard endOfFileLine != nil else {
             throw ImageError(file: file, at: .line(lines), "file ends without an end-of-file record (:00000001FF); is it truncated?")
         }
-        return FirmwareImage(format: .intelHex, segments: builder.finish(), entryPoint: entryPoint)
+        return FirmwareImage(format: .intelHex, segments: try finishSegments(), entryPoint: entryPoint)
     }
 }
 

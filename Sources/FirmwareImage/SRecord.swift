@@ -13,6 +13,8 @@ struct SRecordParser: LineRecordParser {
     private var entryPoint: UInt32?
     private var terminationLine: Int?
     private var records = 0
+    /// Characters of the lines seen, for the segment allowance (`SegmentBuilder.textBytesPerSegment`).
+    private var textBytes = 0
 
     init(file: String, expectedSize: Int) {
         self.file = file
@@ -23,6 +25,7 @@ struct SRecordParser: LineRecordParser {
     private static let addressLength: [Int?] = [2, 2, 3, 4, nil, 2, 3, 4, 3, 2]
 
     mutating func parse(line: UnsafeBufferPointer<UInt8>, number: Int) throws(ImageError) {
+        textBytes += line.count + 1
         guard !line.isEmpty else { return }
         if let end = terminationLine {
             throw ImageError(file: file, at: .line(number), "content after the termination record (S7/S8/S9) on line \(end)")
@@ -80,7 +83,7 @@ struct SRecordParser: LineRecordParser {
                 throw ImageError(file: file, at: .line(number), "data record at 0x\(hex32(address)) runs past the 4 GiB address space")
             }
             dataRecords += 1
-            builder.append(address: address, data)
+            try append(address: address, data, line: number)
         case 5, 6:
             // The count covers S1/S2/S3 records so far; a mismatch means records were lost or added.
             guard Int(address) == dataRecords else {
@@ -94,12 +97,20 @@ struct SRecordParser: LineRecordParser {
         }
     }
 
+    private mutating func append(address: UInt32, _ data: UnsafeBufferPointer<UInt8>, line: Int) throws(ImageError) {
+        do { try builder.append(address: address, data) } catch { throw ImageError(file: file, at: .line(line), error.problem) }
+    }
+
+    private mutating func finishSegments() throws(ImageError) -> [Segment] {
+        do { return try builder.finish(textBytes: textBytes) } catch { throw ImageError(file: file, error.problem) }
+    }
+
     mutating func finish(lines: Int) throws(ImageError) -> FirmwareImage {
         guard records > 0 else {
             throw ImageError(file: file, "no S-records found (an S-record file has lines starting with 'S0'...'S9')")
         }
         // No termination record is accepted: srec_cat leaves it out when there is no start address.
-        return FirmwareImage(format: .srec, segments: builder.finish(), entryPoint: entryPoint)
+        return FirmwareImage(format: .srec, segments: try finishSegments(), entryPoint: entryPoint)
     }
 }
 

@@ -68,17 +68,27 @@ extension VirtualUnit {
         }
         let g = family.writeGranularity
         var flash = unit.flash
+        // Runs and ranges come in ascending order without overlap (as `snapshot` writes them), so restoring
+        // costs at most one pass over the flash however the file repeats them. Offsets are compared by
+        // subtraction: a huge offset must be refused, not overflow.
+        var flashEnd = 0
         for run in snapshot.flash {
             guard let data = Data(base64Encoded: run.data) else { throw fail("flash run at offset \(run.offset) is not base64") }
-            guard run.offset >= 0, run.offset % g == 0, run.offset + data.count <= flash.count else {
-                throw fail("flash run at offset \(run.offset) (\(data.count) bytes) is outside the \(flash.count)-byte flash or misaligned")
+            guard run.offset >= flashEnd, run.offset <= flash.count, data.count <= flash.count - run.offset, run.offset % g == 0 else {
+                throw fail("flash run at offset \(run.offset) (\(data.count) bytes) is outside the \(flash.count)-byte flash, "
+                           + "misaligned, or not after the previous run")
             }
             flash.replaceSubrange(run.offset..<run.offset + data.count, with: data)
+            flashEnd = run.offset + data.count
         }
         var written = [Bool](repeating: false, count: unit.wordWritten.count)
+        var writtenEnd = 0
         for range in snapshot.writtenUnits {
-            guard range.lowerBound >= 0, range.upperBound < written.count else { throw fail("written unit range \(range) is outside the flash") }
+            guard range.lowerBound >= writtenEnd, range.upperBound < written.count else {
+                throw fail("written unit range \(range) is outside the flash's \(written.count) units or not after the previous range")
+            }
             for index in range { written[index] = true }
+            writtenEnd = range.upperBound + 1
         }
         guard snapshot.corruptedUnits.allSatisfy({ $0 >= 0 && $0 < written.count }) else { throw fail("a corrupted unit index is outside the flash") }
         unit.lock.withLock {

@@ -2,6 +2,7 @@
 //   dfuhop-bench image-convert [--payload-mib N] [--runs N]
 //   dfuhop-bench dfu-flash [--family F] [--kib N] [--scale X]
 //   dfuhop-bench upgrade [--kib N] [--scale X]
+//   dfuhop-bench hostile-input [--runs N]
 // Build with `swift build -c release --product dfuhop` and `... --product dfuhop-bench`, then run
 // `.build/release/dfuhop-bench image-convert`.
 #if canImport(Glibc)
@@ -28,6 +29,9 @@ struct Benchmark: Sendable {
         Benchmark(name: "upgrade",
                   summary: "the whole upgrade on virtual G474s in scaled real time: overhead, one changed sector, 8 units at once",
                   run: { try UpgradeBenchmark.run($0) }),
+        Benchmark(name: "hostile-input",
+                  summary: "issue 12's hostile files through image info: exit status, time and peak memory against the file's size",
+                  run: { try HostileInputBenchmark.run($0) }),
     ]
 }
 

@@ -104,7 +104,7 @@ struct EnterDFUCommand: AsyncParsableCommand {
                 if json {
                     Output.json(["outcome": "inDFU", "unit": name, "dfuSerial": rom.serialNumber ?? "", "port": rom.portPath])
                 } else {
-                    Output.print("\(unit.familyID) \(name) is in DFU mode: serial \(rom.serialNumber ?? "?") at \(rom.portPath)")
+                    Output.print("\(unit.familyID) \(name) is in DFU mode: serial \(TerminalText.escaped(rom.serialNumber ?? "?")) at \(rom.portPath)")
                 }
             }
         }

@@ -54,8 +54,8 @@ struct ListCommand: AsyncParsableCommand {
                                      "port": identity.portPath, "family": family?.id ?? "unknown",
                                      "alternateSettings": alternates.map(\.name)])
                     } else {
-                        Output.print("DFU  \(identity.vidPid)  serial \(identity.serialNumber ?? "-")  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))")
-                        for alternate in alternates { Output.print("       alt \(alternate.number): \(alternate.name)") }
+                        Output.print("DFU  \(identity.vidPid)  serial \(TerminalText.escaped(identity.serialNumber ?? "-"))  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))")
+                        for alternate in alternates { Output.print("       alt \(alternate.number): \(TerminalText.escaped(alternate.name))") }
                     }
                 case .hid(let info):
                     if json {
@@ -70,7 +70,7 @@ struct ListCommand: AsyncParsableCommand {
                         }
                         Output.json(object)
                     } else {
-                        Output.print("HID  \(info.usb.vidPid)  serial \(info.usb.serialNumber ?? "-")  port \(info.usb.portPath)  \(info.usb.product ?? "")  \(state(info.usb.portPath))")
+                        Output.print("HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))")
                     }
                 }
             }
@@ -134,7 +134,7 @@ struct FlashCommand: AsyncParsableCommand {
                 let plan = try FlashPlan(image: normalized, layout: layout, family: family,
                                          transferSize: Int(transport.functionalDescriptor.transferSize), span: span)
                 if dryRun {
-                    if json { Output.print(String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)) } else { Output.print(plan.description) }
+                    if json { Output.printJSON(String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)) } else { Output.print(plan.description) }
                     await transport.close()
                     return
                 }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Crypto
 import DeviceProfiles
@@ -162,7 +163,8 @@ struct ImageInfoCommand: AsyncParsableCommand {
         if image.targets.count > 1 || image.format == .dfuse {
             for target in image.targets {
                 let size = target.segments.reduce(0) { $0 + $1.bytes.count }
-                field("target:", "alt \(target.alternateSetting)\(target.name.map { " '\($0)'" } ?? ""): \(target.segments.count) element(s), \(size) bytes")
+                let name = target.name.map { " '\(TerminalText.escaped($0))'" } ?? ""
+                field("target:", "alt \(target.alternateSetting)\(name): \(target.segments.count) element(s), \(size) bytes")
             }
         }
         if let family { field("family:", "\(family.name) (write unit \(family.writeGranularity) bytes)") }
@@ -175,7 +177,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
             field("total:", "\(normalized.payloadSize) bytes in a span of \(span) (\(hex(base))-\(hex(UInt32(normalized.end - 1))))")
         }
         field("crc32:", hex(digests.crc32))
-        field("sha256:", digests.sha256)
+        field("sha256:", digests.sha256 ?? Digests.sha256Omitted(span: normalized.baseAddress.map { normalized.end - UInt64($0) } ?? 0))
         if let entry = image.entryPoint { field("start address:", "\(hex(entry)) (from the file)") }
         if let table = report.vectorTable {
             field("initial SP:", hex(table.initialStackPointer))
@@ -201,7 +203,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
     private func describe(_ descriptor: ImageDescriptor, into lines: inout [String]) {
         lines.append("  product id:  0x\(String(descriptor.productID, radix: 16, uppercase: true)) (\(descriptor.productID))")
         lines.append("  version:     \(descriptor.version)")
-        lines.append("  name:        \(descriptor.name)")
+        lines.append("  name:        \(TerminalText.escaped(descriptor.name))")
         lines.append("  image size:  \(descriptor.imageSize) bytes")
         lines.append("  image crc32: \(hex(descriptor.crc))")
     }
@@ -214,7 +216,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
             "payloadSize": normalized.payloadSize,
             "span": normalized.baseAddress.map { Int(normalized.end - UInt64($0)) } ?? 0,
             "crc32": hex(digests.crc32),
-            "sha256": digests.sha256,
+            "sha256": digests.sha256 ?? NSNull(),
             "targets": image.targets.map { target -> [String: Any] in
                 var entry: [String: Any] = ["altSetting": Int(target.alternateSetting),
                                             "size": target.segments.reduce(0) { $0 + $1.bytes.count }]
@@ -260,25 +262,45 @@ func hex16(_ value: UInt16) -> String {
     return String(repeating: "0", count: 4 - digits.count) + digits
 }
 
-/// CRC-32 and SHA-256 of a normalised image's bytes from base to end, gaps as 0xFF, streamed.
+/// CRC-32 and SHA-256 of a normalised image's bytes from base to end, gaps as 0xFF, streamed. The CRC
+/// takes a gap in O(log n) steps; SHA-256 cannot skip one, so it is left out (nil) for a span beyond
+/// `sha256SpanLimit`, which no STM32's flash comes near: a 72-byte HEX spanning 4 GiB costs nothing.
 struct Digests {
+    static let sha256SpanLimit: UInt64 = 64 << 20
+
     var crc32: UInt32
-    var sha256: String
+    var sha256: String?
 
     init(_ image: NormalizedImage) {
         var crc = CRC32()
-        var hasher = SHA256()
+        let span = image.baseAddress.map { image.end - UInt64($0) } ?? 0
+        var hasher: SHA256? = span <= Self.sha256SpanLimit ? SHA256() : nil
+        let erased = [UInt8](repeating: 0xFF, count: 1 << 16)
         if let base = image.baseAddress {
-            _ = image.withBytes(from: base, count: Int(image.end - UInt64(base))) { bytes in
-                crc.update(bytes)
-                hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+            _ = image.withPieces(from: base, count: Int(span)) { piece in
+                crc.update(piece)
+                guard hasher != nil else { return }
+                switch piece {
+                case .bytes(let bytes): hasher?.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+                case .fill(_, var remaining):
+                    while remaining > 0 {
+                        let step = min(remaining, erased.count)
+                        erased.withUnsafeBytes { hasher?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<step])) }
+                        remaining -= step
+                    }
+                }
             }
         }
         crc32 = crc.zlibValue
-        sha256 = hasher.finalize().map { byte in
+        sha256 = hasher?.finalize().map { byte in
             let digits = String(byte, radix: 16)
             return digits.count == 1 ? "0" + digits : digits
         }.joined()
+    }
+
+    /// What `image info` shows when the SHA-256 was left out.
+    static func sha256Omitted(span: UInt64) -> String {
+        "not computed: the span of \(span) bytes is over \(sha256SpanLimit >> 20) MiB (gaps would be hashed as 0xFF)"
     }
 }
 
@@ -459,7 +481,7 @@ struct ImageStampCommand: AsyncParsableCommand {
                              "productId": Int(descriptor.productID), "version": descriptor.version.description,
                              "name": descriptor.name, "imageSize": Int(descriptor.imageSize), "crc32": hex(descriptor.crc)])
             } else {
-                Output.print("stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))")
+                Output.print("stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(TerminalText.escaped(descriptor.name))', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))")
             }
         }
     }

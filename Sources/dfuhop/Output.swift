@@ -5,17 +5,23 @@ enum Output {
     static let standardOutputIsTerminal = isatty(STDOUT_FILENO) == 1
     static let standardErrorIsTerminal = isatty(STDERR_FILENO) == 1
 
+    /// Human-readable text: anything a device or a file put in it is escaped (`TerminalText`).
     static func print(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        FileHandle.standardOutput.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
     static func message(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        FileHandle.standardError.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
     /// One JSON value on one line of stdout (for `--json`).
     static func json(_ object: [String: Any]) {
-        print(jsonLine(object))
+        printJSON(jsonLine(object))
+    }
+
+    /// A line of JSON, exactly as encoded (its strings stay exact; JSON escapes C0 controls itself).
+    static func printJSON(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
     static func jsonLine(_ object: [String: Any]) -> String {
@@ -29,7 +35,7 @@ enum Output {
         if json {
             var object: [String: Any] = ["outcome": "failed", "exitCode": Int(failure.status.rawValue), "error": failure.message]
             if let hint = failure.hint { object["hint"] = hint }
-            print(jsonLine(object))
+            printJSON(jsonLine(object))
         }
         message("error: \(failure.message)")
         if let hint = failure.hint { message("hint: \(hint)") }

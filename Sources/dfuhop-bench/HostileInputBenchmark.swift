@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import FirmwareImage
+
+/// The hostile files of issue 12 through the dfuhop executable (`image info --json`): each one's exit
+/// status, median wall time and peak resident memory (ru_maxrss) above the same binary on a 16-byte file,
+/// and that extra memory as a multiple of the file's size. Goals: memory above the baseline at most 3× the
+/// file (or refused), and no time that grows with a span's gaps.
+enum HostileInputBenchmark {
+    struct Case {
+        var name: String
+        var file: String
+        var bytes: [UInt8]
+        /// 0: described; 65: refused as malformed.
+        var expectedStatus: Int32
+    }
+
+    static func run(_ arguments: [String]) throws -> Bool {
+        var runs = 3
+        if arguments.count == 2, arguments[0] == "--runs", let number = Int(arguments[1]), number > 0 {
+            runs = number
+        } else if !arguments.isEmpty {
+            throw BenchError(description: "usage: dfuhop-bench hostile-input [--runs N]")
+        }
+        let dfuhop = try ImageConvertBenchmark.locateDfuhop()
+        let directory = try ImageConvertBenchmark.makeTemporaryDirectory()
+        var written: [String] = []
+        defer {
+            written.forEach { unlink($0) }
+            rmdir(directory)
+        }
+        let baselineFile = directory + "/tiny.hex"
+        try write(Array(":0400000001020304F2\n:00000001FF\n".utf8), to: baselineFile)
+        written.append(baselineFile)
+        let baseline = try measure(dfuhop, baselineFile, runs: runs)
+        print("dfuhop image info --json, median of \(runs); peak RSS above the 16-byte baseline (\(baseline.rssKiB) KiB)")
+        var allMet = true
+        for item in cases() {
+            let path = directory + "/" + item.file
+            try write(item.bytes, to: path)
+            written.append(path)
+            let result = try measure(dfuhop, path, runs: runs)
+            let extraKiB = max(0, result.rssKiB - baseline.rssKiB)
+            let ratio = Double(extraKiB * 1024) / Double(item.bytes.count)
+            let met = result.status == item.expectedStatus && ratio <= 3
+            allMet = allMet && met
+            let outcome = result.status == 0 ? "described" : "refused (exit \(result.status))"
+            print("  " + item.name.rightPadded(to: 44) + "\(item.bytes.count) bytes".leftPadded(to: 16)
+                  + (ImageConvertBenchmark.fixed(result.seconds * 1000) + " ms").leftPadded(to: 12)
+                  + "  +\(extraKiB) KiB = \(ImageConvertBenchmark.fixed(ratio))x the file  \(outcome)\(met ? "" : "  GOAL MISSED")")
+        }
+        return allMet
+    }
+
+    static func cases() -> [Case] {
+        [
+            Case(name: "ELF: 4,000 headers over the same 137 KiB", file: "shared.elf",
+                 bytes: elfWithSharedLoads(count: 4_000, size: 137 << 10), expectedStatus: 65),
+            Case(name: "ELF: 30,000 headers over the same 137 KiB", file: "shared30k.elf",
+                 bytes: elfWithSharedLoads(count: 30_000, size: 137 << 10), expectedStatus: 65),
+            Case(name: "Intel HEX: 72 bytes spanning 4 GiB", file: "span.hex",
+                 bytes: Array(":020000040000FA\n:0100000011EE\n:02000004FFFFFC\n:01FFFF0022DF\n:00000001FF\n".utf8),
+                 expectedStatus: 0),
+            // In each 64 KiB page, records alternate between its two halves: 400,000 runs while reading.
+            Case(name: "Intel HEX: 1-byte records, alternating runs", file: "interleaved.hex",
+                 bytes: oneByteRecords((0..<400_000).map(alternatingHalves)),
+                 expectedStatus: 0),
+            Case(name: "Intel HEX: 1-byte records, every other byte", file: "scattered.hex",
+                 bytes: oneByteRecords((0..<400_000).map { UInt32($0 * 2) }), expectedStatus: 65),
+            Case(name: "Intel HEX: 16-byte records, each in its own gap", file: "fragmented.hex",
+                 bytes: sixteenByteRecords(count: 100_000), expectedStatus: 0),
+        ]
+    }
+
+    /// Record `index` of a file whose records alternate between the two halves of each 64 KiB page.
+    static func alternatingHalves(_ index: Int) -> UInt32 {
+        let page: Int = index & ~0xFFFF
+        let half: Int = (index & 1) << 15
+        let offset: Int = (index & 0xFFFF) >> 1
+        return UInt32(page | half | offset)
+    }
+
+    struct Result {
+        var status: Int32
+        var seconds: Double
+        var rssKiB: Int
+    }
+
+    static func measure(_ dfuhop: String, _ path: String, runs: Int) throws -> Result {
+        var times: [Double] = []
+        var peak = 0
+        var status: Int32 = 0
+        let clock = ContinuousClock()
+        for _ in 0..<runs {
+            var child = ImageConvertBenchmark.ChildResult(status: 0, maxRSSKiB: 0)
+            let elapsed = try clock.measure { child = try ImageConvertBenchmark.spawn(dfuhop, ["image", "info", path, "--json"]) }
+            times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            peak = max(peak, child.maxRSSKiB)
+            status = child.status
+        }
+        times.sort()
+        return Result(status: status, seconds: times[times.count / 2], rssKiB: peak)
+    }
+
+    static func write(_ bytes: [UInt8], to path: String) throws {
+        guard let file = fopen(path, "wb") else { throw BenchError(description: "cannot create \(path)") }
+        defer { fclose(file) }
+        guard fwrite(bytes, 1, bytes.count, file) == bytes.count else { throw BenchError(description: "cannot write \(path)") }
+    }
+
+    static func le(_ value: UInt32, _ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) } }
+
+    /// An ELF32 ARM executable whose `count` PT_LOAD headers all load the same `size` bytes of the file.
+    static func elfWithSharedLoads(count: Int, size: Int) -> [UInt8] {
+        var file: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, 1, 1, 1, 0] + [UInt8](repeating: 0, count: 8)
+        file += le(2, 2) + le(40, 2) + le(1, 4) + le(0x0800_0001, 4) + le(52, 4) + le(0, 4) + le(0x0500_0200, 4)
+        file += le(52, 2) + le(32, 2) + le(UInt32(count), 2) + le(40, 2) + le(0, 2) + le(0, 2)
+        let dataOffset = UInt32(52 + 32 * count)
+        for index in 0..<count {
+            let address = 0x0800_0000 &+ UInt32(truncatingIfNeeded: index &* size)
+            file += le(1, 4) + le(dataOffset, 4) + le(address, 4) + le(address, 4)
+            file += le(UInt32(size), 4) + le(UInt32(size), 4) + le(5, 4) + le(4, 4)
+        }
+        return file + (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+    }
+
+    static func record(_ fields: [UInt8]) -> String {
+        let sum = fields.reduce(UInt8(0), &+)
+        let digits = Array("0123456789ABCDEF")
+        return ":" + String((fields + [0 &- sum]).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] })
+    }
+
+    /// 1-byte data records at `addresses` (below 1 MiB above 0x08000000), extended address records as needed.
+    static func oneByteRecords(_ addresses: [UInt32]) -> [UInt8] {
+        var lines: [String] = []
+        var upper: UInt32?
+        for address in addresses {
+            let full = 0x0800_0000 + address
+            if upper != full >> 16 {
+                upper = full >> 16
+                lines.append(record([2, 0, 0, 4, UInt8(full >> 24), UInt8(full >> 16 & 0xFF)]))
+            }
+            lines.append(record([1, UInt8(full >> 8 & 0xFF), UInt8(full & 0xFF), 0, UInt8(truncatingIfNeeded: address)]))
+        }
+        lines.append(":00000001FF")
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+
+    static func sixteenByteRecords(count: Int) -> [UInt8] {
+        var lines: [String] = []
+        for index in 0..<count {
+            let full = 0x0800_0000 + UInt32(index * 32)
+            if index == 0 || full & 0xFFFF == 0 { lines.append(record([2, 0, 0, 4, UInt8(full >> 24), UInt8(full >> 16 & 0xFF)])) }
+            let data = [UInt8](repeating: UInt8(index & 0xFF), count: 16)
+            lines.append(record([16, UInt8(full >> 8 & 0xFF), UInt8(full & 0xFF), 0] + data))
+        }
+        lines.append(":00000001FF")
+        return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+}
