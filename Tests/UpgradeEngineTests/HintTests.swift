@@ -32,6 +32,8 @@ struct HintTests {
         var armNeverReturnAtLeave = false
         /// The operator presses Ctrl-C while the first block is written (the run's task is cancelled).
         var cancelWhileWriting = false
+        /// The cable is pulled at the first transfer of the option-byte phase.
+        var pullCableAtOptionBytes = false
 
         init(family: McuFamily = .g474) throws {
             (target, bystander, bus) = try FaultCampaignTests.bench(family, clock: clock)
@@ -46,11 +48,16 @@ struct HintTests {
             let target = self.target
             let arm = armNeverReturnAtLeave
             let cancel = cancelWhileWriting
+            let pull = pullCableAtOptionBytes
             armNeverReturnAtLeave = false
             cancelWhileWriting = false
+            pullCableAtOptionBytes = false
             let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
                 if arm, case .phaseStarted(.leave) = event { target.setFaults(FaultPlan(neverReturnAfterReset: true)) }
                 if cancel, case .flash(.bytesWritten) = event { withUnsafeCurrentTask { $0?.cancel() } }
+                if pull, case .phaseStarted(.optionBytes) = event {
+                    target.setFaults(FaultPlan(disconnectAtTransfer: target.controlTransfers + 3))
+                }
             }
             let file = self.file
             // Its own task, so a cancellation ends this run only, as Ctrl-C ends one process.
@@ -118,6 +125,34 @@ struct HintTests {
             bench.file = FirmwareImage(format: .binary, segments: moved)
             return bench.options
         },
+        Scenario(name: "option bytes the product needs, without consent") { bench in
+            let profile = try ProductProfile.load(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
+            let image = try DemoImage.make(family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                                           productID: 0x0DF1_0474)
+            bench.file = FirmwareImage(format: .binary, segments: image.segments)
+            bench.target.eraseDirectly()
+            bench.target.powerCycle()
+            var options = bench.options
+            options.profiles = [profile]
+            options.family = .g474
+            return options
+        },
+        Scenario(name: "power lost while the option bytes are written") { bench in
+            let profile = try ProductProfile.load(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
+            let image = try DemoImage.make(family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                                           productID: 0x0DF1_0474)
+            bench.file = FirmwareImage(format: .binary, segments: image.segments)
+            bench.pullCableAtOptionBytes = true
+            bench.target.eraseDirectly()
+            bench.target.powerCycle()
+            var options = bench.options
+            options.profiles = [profile]
+            options.family = .g474
+            options.writeOptionBytes = true
+            return options
+        },
         Scenario(name: "another product's image") { bench in
             let other = try DemoImage.make(family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
                                            productID: 0x1234_5678)
@@ -161,6 +196,7 @@ struct HintTests {
     static func follow(_ hint: String, error: UpgradeError, bench: Bench, options: inout UpgradeEngine.Options) async throws -> Bool {
         var acted = false
         if hint.contains("--allow-downgrade") { options.allowDowngrade = true; acted = true }
+        if hint.contains("--write-option-bytes") { options.writeOptionBytes = true; acted = true }
         if hint.contains("--unit") {
             let port = ["1-3", "1-1"].first { port in error.description.contains(port) } ?? bench.target.portPath
             options.unit = error.description.contains("1-3") ? "1-3" : port
