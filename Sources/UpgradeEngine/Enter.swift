@@ -70,7 +70,9 @@ extension UpgradeEngine {
     }
 
     func perform(_ request: Boot0Path.Request, on path: Boot0Path) async throws {
-        do { try await path.perform(request) } catch {
+        do { try await path.perform(request) } catch is CancellationError {
+            throw CancellationError()
+        } catch {
             throw UpgradeError(.needsBoot0("the BOOT0 path (\(path.description)) failed to \(request.action.rawValue): \(error)"),
                                phase: .enter, hint: "check the jig or hook; the unit is recoverable: run the same command again")
         }

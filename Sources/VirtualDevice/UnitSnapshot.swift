@@ -23,6 +23,9 @@ public struct UnitSnapshot: Codable, Sendable, Hashable {
     /// Write units that have been programmed since their last erase (including all-0xFF writes).
     public var writtenUnits: [ClosedRange<Int>]
     public var corruptedUnits: [Int]
+    /// Faults armed for the next command that loads this file (a rehearsal of a failure from the command
+    /// line: `dfuhop upgrade --simulate-state FILE` then meets it). Not saved back: it fires once.
+    public var faults: FaultPlan?
 
     public struct FlashRun: Codable, Sendable, Hashable {
         public var offset: Int
@@ -102,6 +105,7 @@ extension VirtualUnit {
             unit.mode = snapshot.mode
             unit.enumeration = 1
         }
+        if let faults = snapshot.faults { unit.setFaults(faults) }
         return unit
     }
 

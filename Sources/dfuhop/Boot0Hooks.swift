@@ -9,7 +9,13 @@ import VirtualDevice
 enum Boot0Hooks {
     static func path(command: String?, profile: ProductProfile?, session: DeviceSession, timeout: Duration?) -> Boot0Path? {
         if let bus = session.virtualBus {
-            return Boot0Path(description: "virtual jig", arrivalTimeout: timeout ?? .seconds(5)) { request in
+            // A hook given on the command line still runs (a rehearsal of the real jig's script); the virtual
+            // jig then does what a real jig would have done to the unit.
+            return Boot0Path(description: command.map { "hook `\($0)` on the virtual jig" } ?? "virtual jig",
+                             arrivalTimeout: timeout ?? .seconds(5)) { request in
+                if let command {
+                    try await run(["/bin/sh", "-c", command], request: request, shown: command, limit: timeout ?? .seconds(15))
+                }
                 for unit in bus.units where request.port == nil || unit.portPath == request.port {
                     switch request.action {
                     case .enterROM:

@@ -45,6 +45,8 @@ final class HookProcess: Sendable {
             if waitpid(pid, &status, WNOHANG) == pid {
                 Self.running.withLock { _ = $0.remove(pid) }
                 let signal = status & 0x7F
+                // Killed because dfuhop itself is stopping (SIGINT/SIGTERM): that is a cancellation.
+                if signal != 0, Task.isCancelled || HookProcess.stopping.withLock({ $0 }) { return .cancelled }
                 return signal == 0 ? .exited((status >> 8) & 0xFF) : .signalled(signal)
             }
             if Task.isCancelled { return stop(.cancelled) }
@@ -63,8 +65,12 @@ final class HookProcess: Sendable {
         return status
     }
 
+    /// Set once dfuhop is stopping on a signal.
+    private static let stopping = Mutex(false)
+
     /// Kills every hook group still running (dfuhop is exiting on a signal).
     static func killAll() {
+        stopping.withLock { $0 = true }
         for pid in running.withLock({ Array($0) }) { kill(-pid, SIGKILL) }
     }
 }

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+/// Each exit code dfuhop documents is produced here by a run that really ends that way, on a simulated
+/// unit whose state file carries the fault (`faults` in the state file fires once, in the next command).
+/// 70 (a bug) and 77 (the OS denies the device) cannot be produced on a simulated unit; the emulated-USB
+/// tier and `doctor`'s tests cover access.
+@Suite("Exit codes, produced", .timeLimit(.minutes(3)))
+struct ExitCodeTests {
+    static func example(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/\(name)").path
+    }
+
+    /// A programmed G474 in a state file, with `faults` armed for the next command.
+    static func unit(in directory: TemporaryDirectory, faults: [String: Any]) throws -> String {
+        let state = directory.path("unit.json")
+        let created = try Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", state)
+        #expect(created.status == 0, "\(created)")
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any])
+        var plan: [String: Any] = ["stallCount": 1, "neverReturnAfterReset": false]
+        plan.merge(faults) { $1 }
+        object["faults"] = plan
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: state))
+        return state
+    }
+
+    static func upgrade(_ state: String, _ directory: TemporaryDirectory, _ extra: String...) throws -> Dfuhop.Result {
+        try Dfuhop.run(["upgrade", example("demo-g474-v2.hex"), "--simulate-state", state, "--state-dir", directory.path("journal"),
+                        "--timeout", "2"] + extra)
+    }
+
+    @Test("74: the cable is pulled while writing")
+    func usbFailure() throws {
+        let directory = try TemporaryDirectory()
+        let state = try Self.unit(in: directory, faults: ["disconnectAtTransfer": 40])
+        let result = try Self.upgrade(state, directory)
+        #expect(result.status == 74, "\(result)")
+    }
+
+    @Test("81: the ROM reports a write error it does not recover from")
+    func deviceError() throws {
+        let directory = try TemporaryDirectory()
+        let state = try Self.unit(in: directory, faults: ["statusErrorAtBlock": ["block": 2, "status": 0x03]])
+        let result = try Self.upgrade(state, directory)
+        #expect(result.status == 81, "\(result)")
+        #expect(result.stderr.contains("errWRITE") || result.stderr.contains("write"), "\(result.stderr)")
+    }
+
+    @Test("83: the application reports another version than its image")
+    func notConfirmed() throws {
+        let directory = try TemporaryDirectory()
+        let state = try Self.unit(in: directory, faults: ["reportedVersion": ["major": 1, "minor": 0, "patch": 0, "build": 0]])
+        let result = try Self.upgrade(state, directory)
+        #expect(result.status == 83, "\(result)")
+        #expect(result.stderr.contains("running again will not change it"), "the hint does not promise a rerun: \(result.stderr)")
+    }
+
+    @Test("84: two units and none named; 69: a --unit that matches nothing touches nothing")
+    func ambiguousAndAbsent() throws {
+        let directory = try TemporaryDirectory()
+        let two = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "2",
+                                 "--state-dir", directory.path("journal"))
+        #expect(two.status == 84, "\(two)")
+        let none = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--unit", "NOSUCHUNIT",
+                                  "--state-dir", directory.path("journal"))
+        #expect(none.status == 69, "\(none)")
+        #expect(!none.stderr.contains("BOOT0 path ("), "no BOOT0 request for a name that matches nothing: \(none.stderr)")
+    }
+
+    @Test("85: SIGINT while a BOOT0 hook runs stops it, kills the hook's process group, and the next run finishes")
+    func cancelled() async throws {
+        let directory = try TemporaryDirectory()
+        let marker = directory.path("hook-still-running")
+        // A hook that hangs, and whose child would touch a file later if it were orphaned.
+        let hook = "(sleep 3; touch \(marker)) & sleep 30"
+        let process = Process()
+        process.executableURL = try Dfuhop.executable()
+        process.arguments = ["upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:blank", "--boot0-command", hook,
+                             "--state-dir", directory.path("journal"), "--json"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Task.sleep(for: .seconds(1.5))
+        kill(process.processIdentifier, SIGINT)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(process.terminationStatus == 85, "exit \(process.terminationStatus)")
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        let last = try #require(lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect((last["exitCode"] as? Int) == 85, "the last JSON line is the result, with exit code 85: \(last)")
+        try await Task.sleep(for: .seconds(2.5))
+        #expect(!FileManager.default.fileExists(atPath: marker), "the hook's process group was killed, children too")
+    }
+}
