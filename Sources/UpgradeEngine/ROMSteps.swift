@@ -35,8 +35,10 @@ extension UpgradeEngine {
         }
         await transport.close()
         if let rom = await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
-        throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout)"
-                                         + (await elsewhere(serial: serial, port: hid.usb.portPath))),
+        var moved = ""
+        if let serial { moved = await elsewhere(serial: serial, port: hid.usb.portPath) }
+        throw UpgradeError(.notConfirmed("the ROM (serial \(serial ?? "not derivable from the UID")) did not show up at "
+                                         + "\(hid.usb.portPath) within \(timeout)" + moved),
                            phase: .reenumerate,
                            hint: "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
     }
@@ -286,7 +288,9 @@ extension UpgradeEngine {
             throw UpgradeError(.notConfirmed("the application at \(port) is unit \(answer.uid), not \(expectedUID)"), phase: .confirm,
                                hint: "check which unit is on that port")
         }
-        if expectedUID == nil, let serial = rom.identity.serialNumber, family.romSerial.serial(uid: answer.uid.bytes) != serial {
+        // A serial not derivable from the UID (nil) proves nothing either way.
+        if expectedUID == nil, let serial = rom.identity.serialNumber, let predicted = family.romSerial.serial(uid: answer.uid.bytes),
+           predicted != serial {
             throw UpgradeError(.notConfirmed("the application at \(port) is unit \(answer.uid), whose ROM serial is not \(serial)"),
                                phase: .confirm, hint: "check which unit is on that port")
         }

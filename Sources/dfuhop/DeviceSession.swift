@@ -134,6 +134,9 @@ struct DeviceSession {
     /// The unit's family: --family, the virtual unit's, or the one whose ROM layout string matches.
     func family(alternateSettings: [DFUAlternateSetting]) throws -> McuFamily {
         if let name = options.family {
+            if let refused = McuFamily.refusal(for: name) {
+                throw Failure(.usage, "\(refused.name) cannot be used: \(refused.reason)")
+            }
             guard let family = McuFamily.named(name) else {
                 throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
             }

@@ -17,6 +17,7 @@ struct DfuHop: AsyncParsableCommand {
         subcommands: [
             UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
             ImageCommand.self, DoctorCommand.self, ExitCodesCommand.self,
+            FamiliesCommand.self,
         ])
 }
 
