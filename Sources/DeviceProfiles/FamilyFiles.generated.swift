@@ -495,7 +495,7 @@ enum EmbeddedFamilyFiles {
       "product": "STM32  BOOTLOADER",
       "transferSize": 2048,
       "alternates": [
-        "@Option Bytes  /0x1FFFC000/01*016 e/0x1FFEC000/01*016 e",
+        "@Option Bytes  /0x1FFFC000/01*016 e",
         "@OTP Memory /0x1FFF7800/01*512 e,01*016 e",
         "@Device Feature/0xFFFF0000/01*004 e"
       ],
@@ -618,7 +618,7 @@ enum EmbeddedFamilyFiles {
       "product": "STM32  BOOTLOADER",
       "transferSize": 2048,
       "alternates": [
-        "@Option Bytes  /0x1FFFC000/01*016 e/0x1FFEC000/01*016 e",
+        "@Option Bytes  /0x1FFFC000/01*016 e",
         "@OTP Memory /0x1FFF7800/01*512 e,01*016 e",
         "@Device Feature/0xFFFF0000/01*004 e"
       ],
@@ -758,7 +758,7 @@ enum EmbeddedFamilyFiles {
       "product": "STM32  BOOTLOADER",
       "transferSize": 2048,
       "alternates": [
-        "@Option Bytes  /0x1FFFC000/01*016 e/0x1FFEC000/01*016 e",
+        "@Option Bytes  /0x1FFFC000/01*016 e",
         "@OTP Memory /0x1FFF7800/01*512 e,01*016 e",
         "@Device Feature/0xFFFF0000/01*004 e"
       ],
@@ -883,7 +883,7 @@ enum EmbeddedFamilyFiles {
       "product": "STM32  BOOTLOADER",
       "transferSize": 2048,
       "alternates": [
-        "@Option Bytes  /0x1FFFC000/01*016 e/0x1FFEC000/01*016 e",
+        "@Option Bytes  /0x1FFFC000/01*016 e",
         "@OTP Memory /0x1FFF7800/01*512 e,01*016 e",
         "@Device Feature/0xFFFF0000/01*004 e"
       ],
@@ -1150,7 +1150,7 @@ enum EmbeddedFamilyFiles {
       "product": "STM32  BOOTLOADER",
       "transferSize": 2048,
       "alternates": [
-        "@Option Bytes  /0x1FFFC000/01*016 e/0x1FFEC000/01*016 e",
+        "@Option Bytes  /0x1FFFC000/01*016 e",
         "@OTP Memory /0x1FFF7800/01*512 e,01*016 e",
         "@Device Feature/0xFFFF0000/01*004 e"
       ],
