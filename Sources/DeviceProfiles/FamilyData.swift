@@ -60,3 +60,24 @@ extension McuFamily {
     static let fullSpeedOverhead = Duration.microseconds(250)
     static let fullSpeedPerByte = Duration.nanoseconds(1000)
 }
+
+extension McuFamily {
+    /// The part lines whose ROM could show this identity: alternate 0 is one of the line's flash layouts, the other
+    /// alternates (when the ROM lists more than one) are those of one of its ROM versions, the bcdDevice (if given)
+    /// is one of its versions', and a constant serial (if the line has one) is the one seen. Several lines share
+    /// a flash layout (F411/F446, G0B1/G431, U5/H7A3/H563), so alternate 0 alone does not identify a part line.
+    public static func candidates(alternates: [String], bcdDevice: UInt16? = nil, serial: String? = nil) -> [McuFamily] {
+        guard let flash = alternates.first else { return [] }
+        let others = Array(alternates.dropFirst())
+        let matching = all.filter { family in
+            guard family.flashModes.contains(where: { $0.layoutString == flash }) else { return false }
+            if !others.isEmpty, !family.romVersions.contains(where: { $0.otherMemories == others }) { return false }
+            if let bcdDevice, !family.romVersions.contains(where: { $0.bcdDevice == bcdDevice }) { return false }
+            if let constant = family.romSerial.fixedSerial, let serial, serial != constant { return false }
+            return true
+        }
+        // A serial that is some candidate's constant picks that line over lines deriving it from the UID.
+        let byConstant = matching.filter { $0.romSerial.fixedSerial != nil && $0.romSerial.fixedSerial == serial }
+        return byConstant.isEmpty ? matching : byConstant
+    }
+}

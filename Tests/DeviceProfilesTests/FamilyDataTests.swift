@@ -59,3 +59,26 @@ struct FamilyDataTests {
         }
     }
 }
+
+@Suite("Telling part lines apart by what the ROM shows")
+struct FamilyCandidateTests {
+    @Test("every part line is found from its own ROM's alternates, bcdDevice and serial", arguments: McuFamily.all)
+    func ownIdentityFindsTheLine(family: McuFamily) {
+        let version = family.romVersions[0]
+        let found = McuFamily.candidates(alternates: [family.defaultFlashMode.layoutString] + version.otherMemories,
+                                         bcdDevice: version.bcdDevice, serial: family.romSerial.fixedSerial ?? "205939885533")
+        #expect(found.contains(family))
+    }
+
+    @Test("shared flash layouts are told apart by the other alternates or the constant serial")
+    func sharedLayouts() throws {
+        let f446 = try #require(McuFamily.named("f446"))
+        let alternates = [f446.defaultFlashMode.layoutString] + f446.otherMemories
+        #expect(McuFamily.candidates(alternates: alternates, bcdDevice: 0x2200, serial: "STM32FxSTM32").map(\.id) == ["f446"])
+        #expect(McuFamily.candidates(alternates: alternates, bcdDevice: 0x2200, serial: "3377337E3539").map(\.id) == ["f411"])
+        let g0 = try #require(McuFamily.named("g0b1"))
+        #expect(McuFamily.candidates(alternates: [g0.defaultFlashMode.layoutString] + g0.otherMemories, bcdDevice: 0x0200).map(\.id) == ["g0b1"])
+        let u5 = try #require(McuFamily.named("u5"))
+        #expect(McuFamily.candidates(alternates: [u5.defaultFlashMode.layoutString] + u5.otherMemories, bcdDevice: 0x0200).map(\.id) == ["u5"])
+    }
+}
