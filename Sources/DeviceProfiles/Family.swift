@@ -309,8 +309,7 @@ public struct RomIdentity: Sendable, Hashable {
 
 /// How a ROM makes its iSerial string. Most ROMs derive it from the 96-bit unique ID (UID0..UID2 the
 /// little-endian words at the UID address): "%08X%04X" of (UID0 + UID2 + offset) and the upper half of UID1
-/// (UID2 on F3) — libopencm3 issue 760 (ROM disassembly), the ST community F3 post, rom-logs.md in
-/// docs/silicon-sources.md. Some ROMs report a constant (H743 "200364500000", F446 "STM32FxSTM32") or a value
+/// (UID2 on F3) — libopencm3 issue 760 (ROM disassembly), the ST community F3 post (docs/silicon-sources.md). Some ROMs report a constant (H743 "200364500000", F446 "STM32FxSTM32") or a value
 /// that changes every power cycle (one L496 report): then the serial does not identify the unit.
 public struct RomSerialFormula: Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable, Codable {

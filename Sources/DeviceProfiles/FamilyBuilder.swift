@@ -45,7 +45,8 @@ extension FamilyFileReader {
             let path = "flash.modes.\(index)"
             let layout = try string(path + ".layout")
             do { _ = try FlashLayout(parsing: layout) } catch { throw fail(path + ".layout", "does not parse: \(error)") }
-            modes.append(FlashMode(name: try string(path + ".name"), layoutString: layout, selectedBy: try optionalString(path + ".selectedBy")))
+            modes.append(FlashMode(name: try string(path + ".name"), layoutString: layout,
+                                   selectedBy: try optionalString(path + ".selectedBy")))
         }
         guard !modes.isEmpty else { throw fail("flash.modes", "needs at least one flash mode") }
         return modes

@@ -37,8 +37,8 @@ struct FamiliesCommand: ParsableCommand {
     private func render(_ family: McuFamily) {
         let rom = family.romVersions[0]
         let open = family.unverified
-        Output.print("\(pad(family.id, 6)) \(pad(family.name, 44)) DEV_ID 0x\(hex(family.deviceID, 3))  ROM 0x\(hex(rom.bcdDevice, 4))"
-                     + "  \(open.isEmpty ? "all values sourced" : "\(open.count) unverified: " + open.map(\.field).joined(separator: ", "))")
+        Output.print("\(pad(family.id, 6)) \(pad(family.name, 56)) DEV_ID 0x\(hex(family.deviceID, 3))  ROM 0x\(hex(rom.bcdDevice, 4))"
+                     + "  " + (open.isEmpty ? "all values sourced" : "\(open.count) unverified: " + open.map(\.field).joined(separator: ", ")))
         guard unverified else { return }
         for item in open { Output.print("         \(item.field): \(item.note)") }
     }

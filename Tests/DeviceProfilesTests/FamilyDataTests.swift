@@ -50,7 +50,8 @@ struct FamilyDataTests {
 
     @Test("unverified values are listed per family with their notes")
     func unverifiedListed() throws {
-        let text = #"{"format": 1, "id": "x1", "name": "X", "usbDFU": {"value": false, "source": "AN2606"}, "refusal": {"value": "no USB", "source": "AN2606"}}"#
+        let text = #"{"format": 1, "id": "x1", "name": "X", "usbDFU": {"value": false, "source": "AN2606"}, "#
+            + #""refusal": {"value": "no USB", "source": "AN2606"}}"#
         let catalog = try FamilyCatalog(files: [("x1.json", text)])
         #expect(catalog.families.isEmpty)
         #expect(catalog.unsupported.map(\.reason) == ["no USB"])
@@ -77,8 +78,10 @@ struct FamilyCandidateTests {
         #expect(McuFamily.candidates(alternates: alternates, bcdDevice: 0x2200, serial: "STM32FxSTM32").map(\.id) == ["f446"])
         #expect(McuFamily.candidates(alternates: alternates, bcdDevice: 0x2200, serial: "3377337E3539").map(\.id) == ["f411"])
         let g0 = try #require(McuFamily.named("g0b1"))
-        #expect(McuFamily.candidates(alternates: [g0.defaultFlashMode.layoutString] + g0.otherMemories, bcdDevice: 0x0200).map(\.id) == ["g0b1"])
+        let g0Alternates = [g0.defaultFlashMode.layoutString] + g0.otherMemories
+        #expect(McuFamily.candidates(alternates: g0Alternates, bcdDevice: 0x0200).map(\.id) == ["g0b1"])
         let u5 = try #require(McuFamily.named("u5"))
-        #expect(McuFamily.candidates(alternates: [u5.defaultFlashMode.layoutString] + u5.otherMemories, bcdDevice: 0x0200).map(\.id) == ["u5"])
+        let u5Alternates = [u5.defaultFlashMode.layoutString] + u5.otherMemories
+        #expect(McuFamily.candidates(alternates: u5Alternates, bcdDevice: 0x0200).map(\.id) == ["u5"])
     }
 }

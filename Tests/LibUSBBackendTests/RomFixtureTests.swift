@@ -14,7 +14,9 @@ struct RomFixtureTests {
     struct Listing: Equatable, CustomStringConvertible {
         var version: String
         var alternates: [Int: String]
-        var description: String { "ver=\(version) " + alternates.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ") }
+        var description: String {
+            "ver=\(version) " + alternates.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+        }
     }
 
     static func listing(_ text: String) -> Listing {
