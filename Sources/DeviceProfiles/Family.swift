@@ -121,6 +121,14 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
         quirks.lazy.compactMap(extract).first
     }
 
+    /// Whether the BOOT0 pin reaches the ROM with the factory option bytes (false on G0: nBOOT_SEL = 1 ignores
+    /// the pin, so a programmed G0 has no BOOT0 path until its option bytes are changed).
+    public var factoryBoot0PinReachesROM: Bool {
+        var bytes = [UInt8](repeating: 0xFF, count: optionBytes.size)
+        for (index, byte) in optionBytes.factoryBytes.enumerated() where index < bytes.count { bytes[index] = byte }
+        return boot0.pinReachesROM(optionBytes: bytes)
+    }
+
     /// The values no public source confirms yet, by field name, with what is known about them.
     public var unverified: [(field: String, note: String)] {
         sources.filter(\.value.unverified).sorted { $0.key < $1.key }.map { ($0.key, $0.value.text) }

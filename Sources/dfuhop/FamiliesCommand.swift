@@ -50,7 +50,7 @@ struct FamiliesCommand: ParsableCommand {
                 ["bcdDevice": "0x" + hex($0.bcdDevice, 4), "product": $0.product, "alternates": $0.otherMemories] as [String: Any]
             },
             "flashLayouts": family.flashModes.map(\.layoutString), "emptyCheck": family.emptyCheck,
-            "serialRule": family.romSerial.kind.rawValue,
+            "serialRule": family.romSerial.kind.rawValue, "boot0PinReachesROM": family.factoryBoot0PinReachesROM,
             "sources": Dictionary(uniqueKeysWithValues: family.sources.map { ($0.key, $0.value.text) }),
             "unverified": family.unverified.map(\.field),
         ]

@@ -59,6 +59,8 @@ struct PartLineTests {
     @Test("BOOT0: G0's factory nBOOT_SEL ignores the pin; clearing it lets the pin reach the ROM; RDP level 2 disables the ROM")
     func boot0ByOptionBits() throws {
         let g0 = try #require(McuFamily.named("g0b1"))
+        #expect(!g0.factoryBoot0PinReachesROM)
+        #expect(McuFamily.all.filter { !$0.factoryBoot0PinReachesROM }.map(\.id) == ["g0b1"])
         let unit = try SimulationSpec(family: g0, state: .programmed).makeUnit(clock: VirtualClock())
         #expect(unit.currentMode == .application)
         unit.setBoot0(true)
