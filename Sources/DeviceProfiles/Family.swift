@@ -1,7 +1,7 @@
-/// An STM32 family as dfuhop needs to know it: the ROM bootloader's DFU identity and layout,
-/// the flash geometry and timings, RAM, and the ROM quirks. Facts: shared/design/dfuse-facts.md,
-/// AN2606 (system memory boot), AN3156 (DfuSe), and each part's datasheet and reference manual.
-/// Families are data: adding one is adding a value to `McuFamily.all`.
+/// An STM32 part line as dfuhop needs to know it: the ROM bootloader's DFU identity and layout strings,
+/// the flash geometry and timings, RAM, option bytes, boot activation and the ROM quirks.
+/// Families are data: one file per part line in protocols/families/, every value with its source
+/// (protocols/families/README.md), embedded into the binary by scripts/gen-families and parsed here.
 public struct McuFamily: Sendable, Hashable, Identifiable {
     /// Short id used on the command line: "f407", "l476", "g474", "h753".
     public var id: String
@@ -19,7 +19,7 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     public var writeGranularity: Int
     /// Whether programming an already-programmed flash word corrupts its ECC (reads then fault).
     public var eccFlash: Bool
-    /// The other DfuSe alternate settings of the ROM (option bytes, OTP, device feature), in order after flash.
+    /// The other DfuSe alternate settings of the modelled ROM version (`romVersions[0]`), in order after flash.
     public var otherMemories: [String]
     public var ramRegions: [AddressRange]
 
@@ -30,9 +30,10 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     /// The backup register the application writes the enter-bootloader magic to (seed 000).
     public var backupRegister: UInt32
     public var romSerial: RomSerialFormula
+    /// The modelled ROM version's USB identity (`romVersions[0]`).
     public var rom: RomIdentity
     /// Empty-check parts boot the ROM while the first flash word is erased and keep doing so after
-    /// the first programming until a power-on reset.
+    /// the first programming until a power-on reset or an option-byte load.
     public var emptyCheck: Bool
     /// What the ROM does with the address of a DfuSe leave (seed 001).
     public var leaveJump: LeaveJump
@@ -41,9 +42,22 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     /// Where the option bytes sit and which of their bits matter to dfuhop.
     public var optionBytes: OptionByteMap
 
+    /// Every ROM version the sources show, the modelled one first: bcdDevice, product string and alternate settings.
+    public var romVersions: [RomVersion]
+    /// How the BOOT0 pin (or the option bits that replace it) reaches the ROM (AN2606 activation patterns).
+    public var boot0: Boot0Activation
+    /// The poll timeouts the ROM reports for DfuSe commands, where real logs show them (nil: the operation's time).
+    public var reportedPollTimeouts: ReportedPollTimeouts
+    /// Where each value comes from, by field name ("deviceID", "romVersions[1]", "timings", ...).
+    public var sources: [String: ValueSource]
+
     public enum Core: String, Sendable, Hashable, Codable {
+        case cortexM0 = "Cortex-M0"
+        case cortexM0Plus = "Cortex-M0+"
+        case cortexM3 = "Cortex-M3"
         case cortexM4 = "Cortex-M4"
         case cortexM7 = "Cortex-M7"
+        case cortexM33 = "Cortex-M33"
     }
 
     public enum LeaveJump: String, Sendable, Hashable, Codable {
@@ -57,7 +71,8 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
                 writeGranularity: Int, eccFlash: Bool, otherMemories: [String], ramRegions: [AddressRange],
                 systemMemoryBase: UInt32, uidAddress: UInt32, backupRegister: UInt32, romSerial: RomSerialFormula,
                 rom: RomIdentity, emptyCheck: Bool, leaveJump: LeaveJump, timings: FlashTimings, quirks: [RomQuirk],
-                optionBytes: OptionByteMap) {
+                optionBytes: OptionByteMap, romVersions: [RomVersion]? = nil, boot0: Boot0Activation = Boot0Activation(),
+                reportedPollTimeouts: ReportedPollTimeouts = ReportedPollTimeouts(), sources: [String: ValueSource] = [:]) {
         self.id = id
         self.name = name
         self.deviceID = deviceID
@@ -78,6 +93,10 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
         self.timings = timings
         self.quirks = quirks
         self.optionBytes = optionBytes
+        self.romVersions = romVersions ?? [RomVersion(bcdDevice: rom.bcdDevice, product: rom.product, otherMemories: otherMemories)]
+        self.boot0 = boot0
+        self.reportedPollTimeouts = reportedPollTimeouts
+        self.sources = sources
     }
 
     public var defaultFlashMode: FlashMode { flashModes[0] }
@@ -114,6 +133,97 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     public func quirk<T>(_ extract: (RomQuirk) -> T?) -> T? {
         quirks.lazy.compactMap(extract).first
     }
+
+    /// Whether the BOOT0 pin reaches the ROM with the factory option bytes (false on G0: nBOOT_SEL = 1 ignores
+    /// the pin, so a programmed G0 has no BOOT0 path until its option bytes are changed).
+    public var factoryBoot0PinReachesROM: Bool {
+        var bytes = [UInt8](repeating: 0xFF, count: optionBytes.size)
+        for (index, byte) in optionBytes.factoryBytes.enumerated() where index < bytes.count { bytes[index] = byte }
+        return boot0.pinReachesROM(optionBytes: bytes)
+    }
+
+    /// The values no public source confirms yet, by field name, with what is known about them.
+    public var unverified: [(field: String, note: String)] {
+        sources.filter(\.value.unverified).sorted { $0.key < $1.key }.map { ($0.key, $0.value.text) }
+    }
+}
+
+/// Where a family value comes from: a document and section, a public log, or a repository file.
+public struct ValueSource: Sendable, Hashable {
+    public var text: String
+    /// No public source confirms the value (it is a reasoned guess or carried over).
+    public var unverified: Bool
+
+    public init(_ text: String, unverified: Bool = false) {
+        self.text = text
+        self.unverified = unverified
+    }
+}
+
+/// One ROM version as it enumerates: bcdDevice, product string, and the alternate settings after the flash.
+public struct RomVersion: Sendable, Hashable {
+    public var bcdDevice: UInt16
+    public var product: String
+    public var otherMemories: [String]
+
+    public init(bcdDevice: UInt16, product: String, otherMemories: [String]) {
+        self.bcdDevice = bcdDevice
+        self.product = product
+        self.otherMemories = otherMemories
+    }
+}
+
+/// How the ROM is reached at reset (AN2606 "Bootloader activation" patterns). On parts with option bits that
+/// replace the BOOT0 pin, `pinIgnoredBit` (bit index from the option-byte area's start) ignores the pin when it
+/// equals `pinIgnoredWhenSet`, and `nBoot0Bit` then decides (0 = boot the ROM).
+public struct Boot0Activation: Sendable, Hashable {
+    /// The AN2606 pattern(s), as the note names them ("pattern 2").
+    public var pattern: String
+    public var pinIgnoredBit: Int?
+    public var pinIgnoredWhenSet: Bool
+    public var nBoot0Bit: Int?
+
+    public init(pattern: String = "", pinIgnoredBit: Int? = nil, pinIgnoredWhenSet: Bool = false, nBoot0Bit: Int? = nil) {
+        self.pattern = pattern
+        self.pinIgnoredBit = pinIgnoredBit
+        self.pinIgnoredWhenSet = pinIgnoredWhenSet
+        self.nBoot0Bit = nBoot0Bit
+    }
+
+    /// Whether these option bytes let the BOOT0 pin decide.
+    public func pinReachesROM(optionBytes: [UInt8]) -> Bool {
+        guard let bit = pinIgnoredBit, bit / 8 < optionBytes.count else { return true }
+        return optionBit(optionBytes, bit) != pinIgnoredWhenSet
+    }
+
+    /// Whether the option bits alone select the ROM (the pin ignored and nBOOT0 = 0).
+    public func optionBitsSelectROM(optionBytes: [UInt8]) -> Bool {
+        guard !pinReachesROM(optionBytes: optionBytes), let bit = nBoot0Bit, bit / 8 < optionBytes.count else { return false }
+        return !optionBit(optionBytes, bit)
+    }
+}
+
+func optionBit(_ bytes: [UInt8], _ bit: Int) -> Bool { bytes[bit / 8] & (1 << UInt8(bit % 8)) != 0 }
+
+/// Poll timeouts a ROM reports for its DfuSe commands in real `dfu-util -v` logs; nil where no log shows one.
+public struct ReportedPollTimeouts: Sendable, Hashable {
+    public var setAddress: Duration?
+    public var erase: Duration?
+    public var massErase: Duration?
+
+    public init(setAddress: Duration? = nil, erase: Duration? = nil, massErase: Duration? = nil) {
+        self.setAddress = setAddress
+        self.erase = erase
+        self.massErase = massErase
+    }
+}
+
+/// A part line dfuhop refuses, and why (no USB DFU in its ROM).
+public struct UnsupportedPartLine: Sendable, Hashable {
+    public var id: String
+    public var name: String
+    public var reason: String
+    public var source: ValueSource
 }
 
 /// One flash organisation: a name and the ROM's layout string for the internal flash.
@@ -137,9 +247,9 @@ public struct FlashMode: Sendable, Hashable {
     }
 }
 
-/// The option bytes as the ROM exposes them on their alternate setting (RM0090 §3.6, RM0351 §3.4.1,
-/// RM0440 §3.4.1, RM0433 §4.4): the first word's factory value, where the read-protection byte is
-/// (0xAA = level 0, 0xCC = level 2, anything else level 1) and the DBANK bit, if the part has one.
+/// The option bytes as the ROM exposes them on their alternate setting: the area's factory value, where the
+/// read-protection byte is and how its levels are encoded (0xAA level 0, 0xCC level 2 on most parts; F1 0xA5),
+/// and the DBANK bit, if the part has one.
 public struct OptionByteMap: Sendable, Hashable {
     public var address: UInt32
     /// Factory value of the first bytes; the rest of the area reads 0xFF.
@@ -147,12 +257,34 @@ public struct OptionByteMap: Sendable, Hashable {
     public var readProtectionByteOffset: Int
     /// Bit index (little-endian, from the area's start) of DBANK: 1 selects `flashModes[0]`, 0 `flashModes[1]`.
     public var dualBankBit: Int?
+    /// The RDP byte's value for level 0 (no protection); every value but these two is level 1.
+    public var level0Value: UInt8
+    /// The RDP byte's value for level 2 (ROM and debug disabled for good), if the part has that level.
+    public var level2Value: UInt8?
+    /// Size of the area the ROM exposes (its alternate setting), when the ROM has no option-byte alternate.
+    public var size: Int
 
-    public init(address: UInt32, factoryBytes: [UInt8], readProtectionByteOffset: Int, dualBankBit: Int? = nil) {
+    public init(address: UInt32, factoryBytes: [UInt8], readProtectionByteOffset: Int, dualBankBit: Int? = nil,
+                level0Value: UInt8 = 0xAA, level2Value: UInt8? = 0xCC, size: Int? = nil) {
         self.address = address
         self.factoryBytes = factoryBytes
         self.readProtectionByteOffset = readProtectionByteOffset
         self.dualBankBit = dualBankBit
+        self.level0Value = level0Value
+        self.level2Value = level2Value
+        self.size = size ?? max(16, factoryBytes.count)
+    }
+
+    /// The read-protection level these option bytes select: 0, 1 or 2.
+    public func readProtectionLevel(_ bytes: [UInt8]) -> Int {
+        guard readProtectionByteOffset < bytes.count else { return 1 }
+        return readProtectionLevel(bytes[readProtectionByteOffset])
+    }
+
+    /// The read-protection level one RDP byte value selects: 0, 1 or 2.
+    public func readProtectionLevel(_ value: UInt8) -> Int {
+        if value == level0Value { return 0 }
+        return value == level2Value ? 2 : 1
     }
 
     /// The bit a reference-manual option name stands for, where dfuhop has the data (DBANK).
@@ -200,21 +332,47 @@ public struct RomIdentity: Sendable, Hashable {
     }
 }
 
-/// How a ROM turns the 96-bit unique ID into its 12-hex-digit iSerial (dfuse-facts.md).
-/// With h0..h5 the little-endian 16-bit halves of UID bytes 0..11: "%04X%04X%04X" of
-/// (h1 + h5), (h0 + h4 + offset), h3 — commaai/panda's form. Unconfirmed on silicon for L4/G4.
+/// How a ROM makes its iSerial string. Most ROMs derive it from the 96-bit unique ID (UID0..UID2 the
+/// little-endian words at the UID address): "%08X%04X" of (UID0 + UID2 + offset) and the upper half of UID1
+/// (UID2 on F3) — libopencm3 issue 760 (ROM disassembly), the ST community F3 post (docs/silicon-sources.md). Some ROMs report a constant (H743 "200364500000", F446 "STM32FxSTM32") or a value
+/// that changes every power cycle (one L496 report): then the serial does not identify the unit.
 public struct RomSerialFormula: Sendable, Hashable {
-    /// Added to the second half-word: 0x000A on F2/F4, 0 elsewhere.
-    public var secondWordOffset: UInt16
-
-    public init(secondWordOffset: UInt16) { self.secondWordOffset = secondWordOffset }
-
-    public func serial(uid: [UInt8]) -> String {
-        precondition(uid.count == 12, "a unique ID is 96 bits")
-        func half(_ i: Int) -> UInt16 { UInt16(uid[2 * i]) | UInt16(uid[2 * i + 1]) << 8 }
-        let words = [half(1) &+ half(5), half(0) &+ half(4) &+ secondWordOffset, half(3)]
-        return words.map { hex16($0) }.joined()
+    public enum Kind: String, Sendable, Hashable, Codable {
+        case uidSum = "uid-sum"
+        case constant
+        case unstable
     }
+
+    public var kind: Kind
+    /// Added to UID0 + UID2 (F7: 0x0A; panda applies it on F2/F413).
+    public var secondWordOffset: UInt16
+    /// Which UID word's upper half ends the serial: 1 on most parts, 2 on F3.
+    public var lastWord: Int
+    /// The string a constant-serial ROM reports.
+    public var constant: String?
+
+    public init(secondWordOffset: UInt16) {
+        self.init(kind: .uidSum, secondWordOffset: secondWordOffset)
+    }
+
+    public init(kind: Kind, secondWordOffset: UInt16 = 0, lastWord: Int = 1, constant: String? = nil) {
+        self.kind = kind
+        self.secondWordOffset = secondWordOffset
+        self.lastWord = lastWord
+        self.constant = constant
+    }
+
+    /// The serial the ROM derives from this UID; nil when the ROM's serial does not come from the UID.
+    public func serial(uid: [UInt8]) -> String? {
+        precondition(uid.count == 12, "a unique ID is 96 bits")
+        guard kind == .uidSum else { return nil }
+        func word(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(uid[4 * i + $1]) << (8 * $1) } }
+        let sum = word(0) &+ word(2) &+ UInt32(secondWordOffset)
+        return hex16(UInt16(sum >> 16)) + hex16(UInt16(truncatingIfNeeded: sum)) + hex16(UInt16(word(lastWord) >> 16))
+    }
+
+    /// What a ROM of this kind reports whatever its UID (constant serials), or nil.
+    public var fixedSerial: String? { kind == .constant ? constant : nil }
 }
 
 /// Typical flash and USB timings the virtual device uses and the benchmarks compare against.
@@ -249,15 +407,19 @@ public struct FlashTimings: Sendable, Hashable {
     public func transferTime(bytes: Int) -> Duration { controlTransferOverhead + usbPerByte * bytes }
 }
 
-/// ROM bootloader misbehaviour the DfuSe client must tolerate (dfuse-facts.md, "Known ROM quirks").
+/// ROM bootloader misbehaviour the DfuSe client must tolerate and the virtual ROM reproduces (each family
+/// file names its source).
 public enum RomQuirk: Sendable, Hashable {
     /// F405/F407: the poll timeout reported during mass erase is far too short; the erase takes
     /// up to `actual`.
     case massErasePollTimeoutUnderstated(actual: Duration)
     /// L4: GETSTATUS may stall during an erase, up to `maxStalls` times in a row.
     case getStatusStallsDuringErase(maxStalls: Int)
-    /// H7 rev V: may hang in dfuDNBUSY; `clearStatusCount` CLRSTATUS requests recover it.
+    /// H7 rev V: may hang in dfuDNBUSY (on erase); `clearStatusCount` CLRSTATUS requests recover it, the first
+    /// one leaving (errUNKNOWN, dfuERROR).
     case stuckInDownloadBusy(clearStatusCount: Int)
+    /// The ROM's leave does not start the application (H5: the core locks up); a reset with BOOT0 low does.
+    case leaveLocksUp
 }
 
 func hex16(_ value: UInt16) -> String {
@@ -265,101 +427,3 @@ func hex16(_ value: UInt16) -> String {
     return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }
 
-extension McuFamily {
-    /// Every family dfuhop knows.
-    public static let all: [McuFamily] = [.f407, .l476, .g474, .h753]
-
-    /// Full-speed USB as seen from a Linux host: ~0.25 ms of setup/status per control transfer,
-    /// ~1 µs per data byte (64-byte packets, about 1 MB/s).
-    static let fullSpeedOverhead = Duration.microseconds(250)
-    static let fullSpeedPerByte = Duration.nanoseconds(1000)
-
-    /// STM32F405/407: RM0090, DS8626 (flash timings at x32 parallelism), AN2606 §"STM32F40xxx/41xxx".
-    public static let f407 = McuFamily(
-        id: "f407", name: "STM32F405/407", deviceID: 0x413, core: .cortexM4,
-        flashBase: 0x0800_0000,
-        flashModes: [FlashMode(name: "single bank", layoutString: "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg")],
-        writeGranularity: 4, eccFlash: false,
-        otherMemories: ["@Option Bytes  /0x1FFFC000/01*016 g", "@OTP Memory /0x1FFF7800/01*512 g,01*016 g",
-                        "@Device Feature/0xFFFF0000/01*004 g"],
-        ramRegions: [AddressRange(start: 0x2000_0000, size: 128 * 1024), AddressRange(start: 0x1000_0000, size: 64 * 1024)],
-        systemMemoryBase: 0x1FFF_0000, uidAddress: 0x1FFF_7A10, backupRegister: 0x4000_2850,  // RTC_BKP0R
-        romSerial: RomSerialFormula(secondWordOffset: 0x000A),
-        rom: RomIdentity(bcdDevice: 0x2200, product: "STM32  BOOTLOADER", transferSize: 2048),
-        emptyCheck: false, leaveJump: .vectorTable,
-        timings: FlashTimings(
-            sectorErase: [16 * 1024: .milliseconds(250), 64 * 1024: .milliseconds(550), 128 * 1024: .milliseconds(1000)],
-            defaultSectorErase: .milliseconds(1000), massErase: .seconds(8),
-            programUnit: .microseconds(16), controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [.massErasePollTimeoutUnderstated(actual: .seconds(35))],
-        optionBytes: OptionByteMap(address: 0x1FFF_C000, factoryBytes: [0xEC, 0xAA, 0xFF, 0x0F], readProtectionByteOffset: 1))
-
-    /// STM32L476: RM0351, DS10198 (page erase 22.02 ms, double-word program 81.69 µs typ.), AN2606.
-    public static let l476 = McuFamily(
-        id: "l476", name: "STM32L476", deviceID: 0x415, core: .cortexM4,
-        flashBase: 0x0800_0000,
-        flashModes: [FlashMode(name: "dual bank", layoutString: "@Internal Flash  /0x08000000/0512*0002Kg")],
-        writeGranularity: 8, eccFlash: true,
-        otherMemories: ["@Option Bytes  /0x1FFF7800/01*040 e", "@OTP Memory /0x1FFF7000/01*0001Ke"],
-        ramRegions: [AddressRange(start: 0x2000_0000, size: 96 * 1024), AddressRange(start: 0x1000_0000, size: 32 * 1024)],
-        systemMemoryBase: 0x1FFF_0000, uidAddress: 0x1FFF_7590, backupRegister: 0x4000_2850,  // RTC_BKP0R
-        romSerial: RomSerialFormula(secondWordOffset: 0),
-        rom: RomIdentity(bcdDevice: 0x2200, product: "STM32  BOOTLOADER", transferSize: 2048),
-        emptyCheck: true, leaveJump: .vectorTable,
-        timings: FlashTimings(
-            sectorErase: [2048: .microseconds(22_020)], defaultSectorErase: .microseconds(22_020),
-            massErase: .microseconds(22_100), programUnit: .microseconds(82),
-            controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [.getStatusStallsDuringErase(maxStalls: 3)],
-        optionBytes: OptionByteMap(address: 0x1FFF_7800, factoryBytes: [0xAA, 0xF8, 0xFF, 0xFF], readProtectionByteOffset: 0))
-
-    /// STM32G474: RM0440, DS12288; DBANK=1 (factory) gives two banks of 2 KiB pages,
-    /// DBANK=0 one bank of 4 KiB pages (seed 003).
-    public static let g474 = McuFamily(
-        id: "g474", name: "STM32G474", deviceID: 0x469, core: .cortexM4,
-        flashBase: 0x0800_0000,
-        flashModes: [
-            FlashMode(name: "dual bank", layoutString: "@Internal Flash   /0x08000000/256*02Kg", selectedBy: "DBANK=1"),
-            FlashMode(name: "single bank", layoutString: "@Internal Flash   /0x08000000/128*04Kg", selectedBy: "DBANK=0"),
-        ],
-        writeGranularity: 8, eccFlash: true,
-        otherMemories: ["@Option Bytes   /0x1FFF7800/01*048 e/0x1FFFF800/01*048 e", "@OTP Memory   /0x1FFF7000/01*0001Ke"],
-        ramRegions: [AddressRange(start: 0x2000_0000, size: 128 * 1024), AddressRange(start: 0x1000_0000, size: 32 * 1024)],
-        systemMemoryBase: 0x1FFF_0000, uidAddress: 0x1FFF_7590, backupRegister: 0x4000_2500,  // TAMP_BKP0R
-        romSerial: RomSerialFormula(secondWordOffset: 0),
-        rom: RomIdentity(bcdDevice: 0x2200, product: "STM32  BOOTLOADER", transferSize: 2048),
-        emptyCheck: false, leaveJump: .vectorTable,
-        timings: FlashTimings(
-            sectorErase: [2048: .microseconds(22_020), 4096: .microseconds(22_020)],
-            defaultSectorErase: .microseconds(22_020), massErase: .microseconds(22_100),
-            programUnit: .microseconds(82), controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [],
-        // FLASH_OPTR factory value 0xFFEFF8AA: RDP level 0, DBANK (bit 22) set.
-        optionBytes: OptionByteMap(address: 0x1FFF_7800, factoryBytes: [0xAA, 0xF8, 0xEF, 0xFF], readProtectionByteOffset: 0,
-                                   dualBankBit: 22))
-
-    /// STM32H753: RM0433, DS12117 (128 KiB sector erase ~2 s at x64, 256-bit flash word);
-    /// the ROM jumps straight to the leave address (seed 001). Layout string unverified on silicon.
-    public static let h753 = McuFamily(
-        id: "h753", name: "STM32H743/753", deviceID: 0x450, core: .cortexM7,
-        flashBase: 0x0800_0000,
-        flashModes: [FlashMode(name: "dual bank", layoutString: "@Internal Flash   /0x08000000/16*128Kg")],
-        writeGranularity: 32, eccFlash: true,
-        otherMemories: ["@Option Bytes   /0x5200201C/01*128 e"],  // unverified on silicon
-        ramRegions: [
-            AddressRange(start: 0x2000_0000, size: 128 * 1024),  // DTCM
-            AddressRange(start: 0x2400_0000, size: 512 * 1024),  // AXI SRAM
-            AddressRange(start: 0x3000_0000, size: 288 * 1024),  // SRAM1-3
-            AddressRange(start: 0x3800_0000, size: 64 * 1024),  // SRAM4
-        ],
-        systemMemoryBase: 0x1FF0_9800, uidAddress: 0x1FF1_E800, backupRegister: 0x5800_4050,  // RTC_BKP0R
-        romSerial: RomSerialFormula(secondWordOffset: 0),
-        rom: RomIdentity(bcdDevice: 0x0200, product: "DFU in FS Mode", transferSize: 1024),
-        emptyCheck: false, leaveJump: .directJump,
-        timings: FlashTimings(
-            sectorErase: [128 * 1024: .milliseconds(2000)], defaultSectorErase: .milliseconds(2000),
-            massErase: .seconds(16), programUnit: .microseconds(16),
-            controlTransferOverhead: fullSpeedOverhead, usbPerByte: fullSpeedPerByte),
-        quirks: [.stuckInDownloadBusy(clearStatusCount: 2)],
-        optionBytes: OptionByteMap(address: 0x5200_201C, factoryBytes: [0x1C, 0xAA, 0xC6, 0x03], readProtectionByteOffset: 1))
-}

@@ -245,6 +245,9 @@ private struct ProfileReader {
             throw error(root["id"], "must be lower-case letters, digits and dashes")
         }
         let familyID = try string(root["family"])
+        if let refused = McuFamily.refusal(for: familyID) {
+            throw error(root["family"], "\(refused.name) cannot be upgraded by dfuhop: \(refused.reason)")
+        }
         guard let family = McuFamily.named(familyID) else {
             throw error(root["family"], "\"\(familyID)\" is not a known family (known: \(McuFamily.all.map(\.id).joined(separator: ", ")))")
         }

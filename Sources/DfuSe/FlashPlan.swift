@@ -119,8 +119,10 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     ///   - unchangedSectors: start addresses of sectors the caller believes already hold the image's bytes
     ///     (e.g. CRCs the application reported); they are neither erased nor written, only verified.
     /// - Throws: a `DfuSeError` refusal naming the address, the sector and the layout line.
+    ///   - vectorSectorFirst: erase the vector-table sector before anything else (empty-check parts: an
+    ///     interrupted upgrade then leaves the first word erased, and the part boots its ROM by itself).
     public init(image: NormalizedImage, layout: FlashLayout, writeGranularity: Int, transferSize: Int,
-                span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
+                span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = [], vectorSectorFirst: Bool = false) throws(DfuSeError) {
         let line = layout.render()
         guard let base = image.baseAddress, image.payloadSize > 0 else { throw .emptyImage }
         guard transferSize > 0 else { throw .invalidTransferSize(transferSize) }
@@ -143,7 +145,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
         self.span = span
         self.vectorTableSector = toProgram.first { UInt64($0.start) <= UInt64(base) && UInt64(base) < $0.end }
         self.steps = Self.orderedSteps(image: image, erasing: toProgram, vectorSector: vectorTableSector,
-                                       transferSize: transferSize)
+                                       transferSize: transferSize, vectorSectorFirst: vectorSectorFirst)
         self.skippedSectors = skipped
         self.payloadCRC32 = Self.payloadCRC(of: steps, in: image)
     }
@@ -188,7 +190,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// the rest of it, and the block at the image base last of all (field-safety: an interrupted
     /// upgrade never leaves a valid vector table in front of an incomplete application).
     static func orderedSteps(image: NormalizedImage, erasing sectors: [FlashLayout.Sector], vectorSector: FlashLayout.Sector?,
-                             transferSize: Int) -> [Step] {
+                             transferSize: Int, vectorSectorFirst: Bool) -> [Step] {
         let vectorRange = vectorSector.map { UInt64($0.start)..<$0.end }
         var elsewhere: [Range<UInt64>] = []
         var inVectorSector: [Range<UInt64>] = []
@@ -207,10 +209,11 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
             return .write(Write(address: UInt32(range.lowerBound), length: length,
                                 blockCount: (length + transferSize - 1) / transferSize, holdsVectorTable: vector))
         }
-        var steps: [Step] = sectors.filter { $0 != vectorSector }.map { .erase($0) }
+        var steps: [Step] = (vectorSectorFirst ? vectorSector.map { [.erase($0)] } ?? [] : [])
+        steps += sectors.filter { $0 != vectorSector }.map { .erase($0) }
         steps += elsewhere.map { write($0, vector: false) }
         guard let vectorSector else { return steps }
-        steps.append(.erase(vectorSector))
+        if !vectorSectorFirst { steps.append(.erase(vectorSector)) }
         guard let first = inVectorSector.first else { return steps }
         let vectorBlockEnd = min(first.upperBound, first.lowerBound + UInt64(transferSize))
         if vectorBlockEnd < first.upperBound { steps.append(write(vectorBlockEnd..<first.upperBound, vector: false)) }
@@ -233,10 +236,14 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     /// Plans with the family's write granularity.
+    /// Empty-check parts erase the vector-table sector first (AN2606: a part whose first flash word is
+    /// erased starts its ROM), so an interrupted upgrade brings the ROM back at the next power-on even
+    /// where the BOOT0 pin cannot (G0, C0: pattern 11). Others keep the old vector table until the end.
     public init(image: NormalizedImage, layout: FlashLayout, family: McuFamily, transferSize: Int,
                 span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
         try self.init(image: image, layout: layout, writeGranularity: family.writeGranularity,
-                      transferSize: transferSize, span: span, unchangedSectors: unchangedSectors)
+                      transferSize: transferSize, span: span, unchangedSectors: unchangedSectors,
+                      vectorSectorFirst: family.emptyCheck)
     }
 
     /// The bytes of `write` taken from `image`, or nil if the image does not hold all of them.

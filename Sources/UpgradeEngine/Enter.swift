@@ -14,9 +14,21 @@ extension UpgradeEngine {
         case .rom(let rom):
             return rom
         case .boot0(let port):
+            try checkBoot0Reaches(target.family)
             return try await enterByBoot0(port: port ?? run.candidateEntry?.portPath, uid: run.candidateEntry?.uid,
                                           method: target.profile?.boot0, options: run.options)
         }
+    }
+
+    /// On parts whose factory option bits make the MCU ignore the BOOT0 pin (AN2606 pattern 11: G0, C0 with
+    /// nBOOT_SEL = 1), no jig or hand can start the ROM of a unit whose application does not answer: asking
+    /// would only loop. Only a debug probe, or option bytes changed beforehand, reach it.
+    func checkBoot0Reaches(_ family: McuFamily) throws {
+        guard !family.factoryBoot0PinReachesROM else { return }
+        throw UpgradeError(.refused("on \(family.name) the factory option bytes make the MCU ignore the BOOT0 pin (AN2606, "
+                                    + "pattern 11), so a unit whose application does not answer cannot be started in its ROM"),
+                           phase: .enter, hint: "nothing was written; recover the unit through its debug port (SWD), "
+                               + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)")
     }
 
     /// How long the unit may take to re-enumerate: `--timeout`, else the product profile's, else 10 s.
@@ -35,12 +47,13 @@ extension UpgradeEngine {
             try await link.enterBootloader(uid: uid, nonce: UInt32(truncatingIfNeeded: clock.now().components.attoseconds) | 1)
         }
         if let rom = await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
-        if let other = await elsewhere(serial: serial, port: hid.usb.portPath) {
+        let shown = serial.map { "the ROM (serial \($0))" } ?? "the ROM"
+        if let serial, let other = await elsewhere(serial: serial, port: hid.usb.portPath) {
             throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout); "
                                              + "a ROM with that serial is at \(other) (was the cable moved?)"), phase: .reenumerate,
                                hint: "nothing was written; run the same command again with --unit \(other)")
         }
-        throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout)"),
+        throw UpgradeError(.notConfirmed("\(shown) did not show up at \(hid.usb.portPath) within \(timeout)"),
                            phase: .reenumerate,
                            hint: "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
     }

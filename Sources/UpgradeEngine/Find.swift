@@ -51,7 +51,18 @@ extension UpgradeEngine {
         var alternates: [DFUAlternateSetting]
 
         var flashLayoutString: String? { alternates.first { $0.number == 0 }?.name }
-        var family: McuFamily? { McuFamily.all.first { $0.flashModes.contains { $0.layoutString == flashLayoutString } } }
+        /// The one part line whose ROM shows these alternate settings, bcdDevice and serial; nil when it is
+        /// not one (several part lines share a flash layout string: F411/F446, G0B1/G431, L476/L496).
+        var family: McuFamily? {
+            let found = candidates
+            return found.count == 1 ? found[0] : nil
+        }
+
+        /// Every part line whose ROM shows what this one shows.
+        var candidates: [McuFamily] {
+            let names = alternates.sorted { $0.number < $1.number }.map(\.name)
+            return McuFamily.candidates(alternates: names, bcdDevice: identity.bcdDevice, serial: identity.serialNumber)
+        }
     }
 
     /// Every unit on the bus, classified without changing anything (applications are asked GET_INFO, ROMs
@@ -158,11 +169,17 @@ extension UpgradeEngine {
         var description = UnitDescription(classification: .inDFU, uid: nil, familyID: family?.id ?? "?",
                                           portPath: rom.identity.portPath, dfuSerial: rom.identity.serialNumber,
                                           version: nil, productID: nil)
+        // Part lines that share a ROM (L476/L496) share what inspection needs: read through the first of them.
+        let candidates = rom.candidates
+        let probe = family ?? candidates.first.flatMap { first in
+            candidates.allSatisfy { $0.uidAddress == first.uidAddress && $0.flashBase == first.flashBase
+                && $0.optionBytes == first.optionBytes } ? first : nil
+        }
         var depth = Depth.head
-        if !survey, let family, let uid = await readUID(rom, family: family) {
+        if !survey, let probe, let uid = await readUID(rom, family: probe) {
             depth = (try? journal?.entry(for: uid.description)) == nil ? .span : .head
         }
-        guard let family, let view = try? await inspect(rom, family: family, depth: depth) else {
+        guard let probe, let view = try? await inspect(rom, family: probe, depth: depth) else {
             return Found(description: description, family: family, reach: .rom(rom), installed: nil)
         }
         description.classification = view.classification

@@ -13,7 +13,7 @@ extension UpgradeEngine {
     struct ROMView: Sendable {
         /// Nil where the ROM does not let the UID be read.
         var uid: UniqueID?
-        /// The read-protection byte (0xAA level 0, 0xCC level 2, else level 1), when the ROM shows it; a
+        /// The read-protection byte (the family's level-0 value, e.g. 0xAA; 0xCC level 2; else level 1), when the ROM shows it; a
         /// flash read refused with errVENDOR also means protected.
         var readProtection: UInt8?
         var protected: Bool
@@ -41,7 +41,7 @@ extension UpgradeEngine {
     func inspect(_ rom: ROM, family: McuFamily, depth: Depth) async throws -> ROMView {
         var view = ROMView(uid: nil, readProtection: nil, protected: false, blank: false, installed: nil)
         view.readProtection = try? await readOptionBytes(rom, family: family)[family.optionBytes.readProtectionByteOffset]
-        if let level = view.readProtection, level != 0xAA { view.protected = true }
+        if let level = view.readProtection, family.optionBytes.readProtectionLevel(level) != 0 { view.protected = true }
         if view.protected { return view }
         try await withClient(rom, family: family) { client in
             try await client.prepare(alternateSetting: 0)
@@ -49,7 +49,9 @@ extension UpgradeEngine {
                 let head = try await client.read(address: family.flashBase, length: 0x24)
                 view.blank = head.prefix(8).allSatisfy { $0 == 0xFF }
                 if !view.blank { view.installed = try await installedImage(client, head: head, base: family.flashBase, depth: depth) }
-            } catch let error as DfuSeError where error.deviceStatus == .errVendor {
+            } catch let error as DfuSeError where error.deviceStatus == .errVendor || (view.readProtection == nil && error.isStall) {
+                // Under read protection every upload fails (errVENDOR, often seen as a stall), option bytes
+                // included (AN3156 §4.3): both reads refused is read protection, not a cable fault.
                 view.protected = true
             }
         }
@@ -144,7 +146,8 @@ extension UpgradeEngine {
     }
 
     func readProtected(_ view: ROMView, rom: ROM, family: McuFamily) -> UpgradeError {
-        let level = view.readProtection.map { $0 == 0xCC ? "level 2 (RDP=0xCC)" : "level 1 (RDP=0x\(hex($0, 2)))" } ?? "level 1 or 2"
+        let level = view.readProtection.map { "level \(family.optionBytes.readProtectionLevel($0)) (RDP=0x\(hex($0, 2)))" }
+            ?? "level 1 or 2"
         return UpgradeError(.readProtected("the unit at \(rom.identity.portPath) has read protection \(level): its ROM refuses "
                                            + "every read and write of the flash"), phase: .enter,
                             hint: "nothing was written; only a read-unprotect clears level 1, and it erases the whole flash: "
@@ -186,6 +189,10 @@ extension UInt32 {
 }
 
 extension DfuSeError {
+    var isStall: Bool {
+        if case .transport(let transport, _) = self { transport.kind == .stall } else { false }
+    }
+
     /// The DFU status the device reported, when this is a device-status error.
     var deviceStatus: DFUStatus? {
         if case .deviceStatus(let status, _, _, _) = self { status } else { nil }

@@ -45,7 +45,7 @@ extension UpgradeEngine {
         // Only the named bits change; a write that would leave read protection other than level 0 is never sent
         // (0xCC is level 2: permanent, and it disables the ROM — RM0090 §3.6.3, RM0440 §3.5.1).
         let rdp = updated[family.optionBytes.readProtectionByteOffset]
-        guard rdp == 0xAA else {
+        guard family.optionBytes.readProtectionLevel(rdp) == 0 else {
             throw UpgradeError(.readProtected("the option bytes read RDP=0x\(hex(rdp, 2)); dfuhop writes option bytes only on a unit "
                                               + "at read protection level 0"), phase: .optionBytes, hint: "nothing was written")
         }

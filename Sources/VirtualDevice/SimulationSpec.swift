@@ -53,6 +53,9 @@ public struct SimulationSpec: Sendable, Hashable, CustomStringConvertible {
             familyName.removeLast("-single".count)
             modeIndex = 1
         }
+        if let refused = McuFamily.refusal(for: familyName) {
+            throw VirtualDeviceError("\(refused.name) cannot be used: \(refused.reason)", source: "--simulate \(text)")
+        }
         guard let family = McuFamily.named(familyName) else {
             throw VirtualDeviceError("unknown family \"\(parts[0])\"; expected \(Self.usage)", source: "--simulate \(text)")
         }

@@ -23,13 +23,11 @@ public struct ApplicationIdentity: Sendable, Hashable {
 
     /// The demo products of protocols/devices/dfuhop-demo-*.json (pid.codes test VID 0x1209).
     public static func demo(for family: McuFamily) -> ApplicationIdentity {
-        let productID: UInt16 = switch family.id {
-        case "g474": 0x0001
-        case "f407": 0x0002
-        default: 0x0003
-        }
-        return ApplicationIdentity(vendorID: 0x1209, productID: productID, product: "dfuhop demo (\(family.name))")
+        ApplicationIdentity(vendorID: 0x1209, productID: demoProductIDs[family.id] ?? 0x0003, product: "dfuhop demo (\(family.name))")
     }
+
+    /// The USB product ids of the demo profiles in protocols/devices/ (other part lines share 0x0003).
+    static let demoProductIDs: [String: UInt16] = ["g474": 0x0001, "f407": 0x0002]
 
     /// The image product id the demo firmware stamps: 0x0DF0 followed by the part number digits.
     public static func demoImageProductID(for family: McuFamily) -> UInt32 {

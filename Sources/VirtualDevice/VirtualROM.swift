@@ -13,7 +13,6 @@ struct ROMState {
     var busyUntil: Duration = .zero
     var outcome: Outcome = .idle
     var isErasing = false
-    var clearsToUnstick = 0
     var blocksFailed: Set<UInt16> = []
 
     enum Pending {
@@ -39,6 +38,8 @@ enum ROMAction {
     case blockUntil(Duration)
     case replyThenJump([UInt8], UInt32)
     case replyThenReset([UInt8])
+    /// The ROM resets the MCU by itself when the operation ends (option-byte load, read-unprotect).
+    case replyThenResetAfter([UInt8], Duration)
     case disconnect
 }
 
@@ -96,6 +97,9 @@ extension VirtualUnit {
             case .replyThenReset(let bytes):
                 reset(.optionByteLoad)
                 return bytes
+            case .replyThenResetAfter(let bytes, let delay):
+                scheduleReset(after: delay, enumeration: lock.withLock { enumeration })
+                return bytes
             }
         }
     }
@@ -142,8 +146,10 @@ extension VirtualUnit {
         case .clearStatus:
             log.append(LoggedRequest(kind: .clearStatus, enumeration: enumeration))
             if rom.outcome.isStuck {
-                rom.clearsToUnstick -= 1
-                if rom.clearsToUnstick <= 0 { rom.outcome = .idle; rom.state = .dfuIdle; rom.status = .ok }
+                // H7 rev V: the first CLRSTATUS leaves (errUNKNOWN, dfuERROR), the next one dfuIDLE
+                // (betaflight-configurator PRs 1861, 5348).
+                rom.outcome = .idle
+                enterError(.errUnknown)
                 return .reply([])
             }
             if rom.state == .error || rom.state == .dfuIdle {
@@ -273,7 +279,9 @@ extension VirtualUnit {
             case .getCommands:
                 break
             case .setAddress(let address):
+                guard isAddressableLocked(address) else { outcome = .error(.errTarget); break }
                 rom.addressPointer = address
+                reported = family.reportedPollTimeouts.setAddress
             case .erase(let address):
                 if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
                 guard let sector = selectedLayoutLocked?.sector(containing: address), let offset = flashOffset(sector.start) else {
@@ -282,17 +290,20 @@ extension VirtualUnit {
                 }
                 guard sector.attributes.contains(.erasable) else { outcome = .error(.errTarget); break }
                 duration = family.timings.eraseTime(sectorSize: sector.size)
-                if quirkStallsDuringErase { reported = duration / 4 }
+                reported = family.reportedPollTimeouts.erase ?? (quirkStallsDuringErase ? duration / 4 : nil)
                 guard flashOperation({ torn in self.eraseLocked(offset: offset, count: Int(sector.size), torn: torn) }) else {
                     return .disconnect
                 }
                 rom.isErasing = true
+                // H7 rev V hangs in dfuDNBUSY on an erase (betaflight-configurator PR 1861).
+                if faults.stuckBusyAtFlashOperation == flashOperationCount,
+                   family.quirk({ if case .stuckInDownloadBusy = $0 { true } else { nil } }) != nil {
+                    outcome = .stuck
+                }
             case .massErase:
                 if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
                 duration = family.timings.massErase
-                if family.quirk({ if case .massErasePollTimeoutUnderstated = $0 { true } else { nil } }) != nil {
-                    reported = .milliseconds(100)
-                }
+                reported = family.reportedPollTimeouts.massErase
                 guard flashOperation({ torn in self.eraseLocked(offset: 0, count: self.flash.count, torn: torn) }) else {
                     return .disconnect
                 }
@@ -300,7 +311,7 @@ extension VirtualUnit {
             case .readUnprotect:
                 duration = family.timings.massErase
                 eraseLocked(offset: 0, count: flash.count, torn: false)
-                optionBytes[family.optionBytes.readProtectionByteOffset] = 0xAA
+                optionBytes[family.optionBytes.readProtectionByteOffset] = family.optionBytes.level0Value
                 outcome = .resetAfter
             }
         case .data(let block, let bytes):
@@ -321,17 +332,17 @@ extension VirtualUnit {
                 guard flashOperation({ torn in
                     self.programLocked(bytes, at: address, tornAt: torn ? bytes.count / 2 : nil)
                 }) else { return .disconnect }
-                if faults.stuckBusyAtFlashOperation == flashOperationCount,
-                   let clears = family.quirk({ if case .stuckInDownloadBusy(let n) = $0 { n } else { nil } }) {
-                    rom.clearsToUnstick = clears
-                    outcome = .stuck
+            } else if address == family.optionBytes.address, bytes.count <= optionBytes.count {
+                // An option-byte write starts at the area's base; the ROM loads the new values when it ends,
+                // which resets the MCU whether or not the host asks for the status (AN3156; seed 003).
+                if readProtectionLocked > 0, bytes[family.optionBytes.readProtectionByteOffset] == family.optionBytes.level0Value {
+                    eraseLocked(offset: 0, count: flash.count, torn: false)  // RDP 1 → 0 wipes the flash
                 }
-            } else if address >= family.optionBytes.address,
-                      UInt64(address) + UInt64(bytes.count) <= UInt64(family.optionBytes.address) + UInt64(optionBytes.count) {
-                let offset = Int(address - family.optionBytes.address)
-                optionBytes.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+                optionBytes.replaceSubrange(0..<bytes.count, with: bytes)
                 duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
                 outcome = .resetAfter
+            } else if isInOptionBytes(address) {
+                outcome = .error(.errTarget)  // not at the option-byte base
             } else {
                 outcome = .error(.errAddress)
             }
@@ -344,7 +355,9 @@ extension VirtualUnit {
         let estimate = (reported ?? duration) * (faults.pollTimeoutScale ?? 1)  // a lying ROM: FaultPlan.pollTimeoutScale
         let pollMs = UInt32((estimate + .microseconds(500)) / .milliseconds(1))
         if outcome.isStuck { return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .downloadBusy).bytes) }
-        return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes)
+        let reply = DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes
+        if case .resetAfter = outcome { return .replyThenResetAfter(reply, duration) }
+        return .reply(reply)
     }
 
     private var quirkStallsDuringErase: Bool {
@@ -393,11 +406,12 @@ extension VirtualUnit {
             enterError(.errStalledPkt)
             return .stall
         }
+        // Under read protection every upload fails, option bytes included (dfuse-facts audit; AN3156).
+        guard readProtectionLocked == 0 else {
+            enterError(.errVendor)
+            return .stall
+        }
         if let offset = flashOffset(address) {
-            guard readProtectionLocked == 0 else {
-                enterError(.errVendor)
-                return .stall
-            }
             let count = min(length, flash.count - offset)
             if wordCorruptedLocked(offset: offset, count: count) {
                 // An ECC double error in the ROM's own read: NMI, the ROM dies (seed 004).
@@ -408,19 +422,74 @@ extension VirtualUnit {
             rom.state = .uploadIdle
             return .reply(Array(flash[offset..<offset + count]))
         }
-        if address >= family.optionBytes.address, UInt64(address) < UInt64(family.optionBytes.address) + UInt64(optionBytes.count) {
+        if isInOptionBytes(address) {
             let offset = Int(address - family.optionBytes.address)
             rom.state = .uploadIdle
             return .reply(Array(optionBytes[offset..<min(optionBytes.count, offset + length)]))
         }
-        if address >= family.uidAddress, UInt64(address) < UInt64(family.uidAddress) + UInt64(uid.count) {
-            // The ROM reads system memory, where the unique ID lives (AN2606: the ROM's read command).
+        if address >= family.uidAddress, address < family.uidAddress &+ 12 {
+            // The unique ID (where the identity step reads it). Whether each ROM allows this read is unverified.
             let offset = Int(address - family.uidAddress)
             rom.state = .uploadIdle
-            return .reply(Array(uid[offset..<min(uid.count, offset + length)]))
+            return .reply(Array(uid[offset..<min(12, offset + length)]))
         }
-        enterError(.errAddress)
+        if let count = readableLength(at: address, upTo: length) {
+            // RAM, system memory, OTP and the other areas the ROM lists: not modelled byte by byte.
+            let fill: UInt8 = isOTPOrFeature(address) ? 0xFF : 0x00
+            rom.state = .uploadIdle
+            return .reply([UInt8](repeating: fill, count: count))
+        }
+        enterError(.errTarget)
         return .stall
+    }
+
+    func isInOptionBytes(_ address: UInt32) -> Bool {
+        address >= family.optionBytes.address && UInt64(address) < UInt64(family.optionBytes.address) + UInt64(optionBytes.count)
+    }
+
+    /// The regions the ROM can address besides flash and option bytes: RAM, system memory, and every zone of
+    /// the other alternate settings (OTP, device feature, data EEPROM). Each as [start, end).
+    private var otherRegions: [(start: UInt64, end: UInt64, otp: Bool)] {
+        var regions = family.ramRegions.map { (UInt64($0.start), $0.end, false) }
+        regions.append((UInt64(family.systemMemoryBase), UInt64(family.systemMemoryBase) + UInt64(Self.systemMemorySize), false))
+        for memory in family.otherMemories {
+            guard let layout = try? FlashLayout(parsing: memory) else { continue }
+            regions += layout.zones.map { (UInt64($0.start), $0.end, true) }
+        }
+        return regions
+    }
+
+    private func readableLength(at address: UInt32, upTo length: Int) -> Int? {
+        guard let region = otherRegions.first(where: { UInt64(address) >= $0.start && UInt64(address) < $0.end }) else { return nil }
+        return Int(min(UInt64(length), region.end - UInt64(address)))
+    }
+
+    private func isOTPOrFeature(_ address: UInt32) -> Bool {
+        otherRegions.contains { $0.otp && UInt64(address) >= $0.start && UInt64(address) < $0.end }
+    }
+
+    /// Where a set-address may point: flash, option bytes, RAM, system memory, or another alternate's zones.
+    /// Elsewhere the ROM answers errTARGET (AN3156 "Set Address Pointer").
+    func isAddressableLocked(_ address: UInt32) -> Bool {
+        isInFlash(address) || isInOptionBytes(address) || readableLength(at: address, upTo: 1) != nil
+            || (address >= family.uidAddress && address < family.uidAddress &+ 12)
+    }
+
+    /// The MCU resets by itself `delay` from now (the ROM applies option bytes or ends a read-unprotect),
+    /// unless it has already restarted by then.
+    func scheduleReset(after delay: Duration, enumeration expected: Int) {
+        let fire: @Sendable () -> Void = { [self] in
+            guard lock.withLock({ enumeration == expected && mode == .rom }) else { return }
+            reset(.optionByteLoad)
+        }
+        if let virtual = clock as? VirtualClock {
+            virtual.schedule(after: delay, fire)
+        } else {
+            Task { [clock] in
+                try? await clock.sleep(for: delay)
+                fire()
+            }
+        }
     }
 }
 

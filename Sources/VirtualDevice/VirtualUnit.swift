@@ -50,6 +50,8 @@ public final class VirtualUnit: @unchecked Sendable {
     /// Empty-check parts: the decision latched at the last power-on or option-byte load.
     var emptyCheckLatchedROM: Bool
     var enumeration = 0
+    /// Power-on resets so far (a ROM with an unstable serial changes it with each).
+    var powerOnCount = 0
     var faults: FaultPlan
     var transferCount = 0
     var flashOperationCount = 0
@@ -92,10 +94,13 @@ public final class VirtualUnit: @unchecked Sendable {
         return [x, 0x00, y, 0x00, wafer] + Array("LOT4713".utf8)
     }
 
+    /// How much system memory the model maps at `family.systemMemoryBase` (the ROM's code; reads return zeros).
+    static let systemMemorySize: UInt32 = 0x7000
+
     static func factoryOptionBytes(_ family: McuFamily) -> [UInt8] {
         let size = family.otherMemories.compactMap { try? FlashLayout(parsing: $0) }
             .first { $0.zones.first?.start == family.optionBytes.address }
-            .map { Int($0.zones[0].size) } ?? 16
+            .map { Int($0.zones[0].size) } ?? family.optionBytes.size
         var bytes = [UInt8](repeating: 0xFF, count: size)
         for (index, byte) in family.optionBytes.factoryBytes.enumerated() where index < size { bytes[index] = byte }
         return bytes
@@ -109,7 +114,17 @@ public final class VirtualUnit: @unchecked Sendable {
     public var controlTransfers: Int { lock.withLock { transferCount } }
     public var flashOperations: Int { lock.withLock { flashOperationCount } }
     public var currentEnumeration: Int { lock.withLock { enumeration } }
-    public var romSerial: String { family.romSerial.serial(uid: uid) }
+    /// The iSerial the ROM reports: derived from the UID, the family's constant, or (a ROM whose serial changes
+    /// every power cycle) a value of the UID and the power-on count.
+    public var romSerial: String { lock.withLock { romSerialLocked } }
+
+    var romSerialLocked: String {
+        switch family.romSerial.kind {
+        case .uidSum: family.romSerial.serial(uid: uid) ?? ""
+        case .constant: family.romSerial.constant ?? ""
+        case .unstable: String(hexString(uid.map { $0 &+ UInt8(truncatingIfNeeded: powerOnCount &* 37) }).prefix(12)).uppercased()
+        }
+    }
 
     /// The flash mode the DBANK option bit selects (the first one on parts without it).
     public var flashMode: FlashMode { lock.withLock { flashModeLocked } }
@@ -123,11 +138,7 @@ public final class VirtualUnit: @unchecked Sendable {
     public var readProtectionLevel: Int { lock.withLock { readProtectionLocked } }
 
     var readProtectionLocked: Int {
-        switch optionBytes[family.optionBytes.readProtectionByteOffset] {
-        case 0xAA: 0
-        case 0xCC: 2
-        default: 1
-        }
+        family.optionBytes.readProtectionLevel(optionBytes)
     }
 
     /// A copy of the flash, as a debugger would read it (ECC-corrupted words read as they are stored).
@@ -145,15 +156,17 @@ public final class VirtualUnit: @unchecked Sendable {
 
     var presenceLocked: DiscoveredDevice? {
         switch mode {
-        case .rom: .dfu(dfuIdentity, alternateSettings: alternateSettingsLocked)
+        case .rom: .dfu(dfuIdentityLocked, alternateSettings: alternateSettingsLocked)
         case .application: .hid(hidInfo)
         case .off, .hung: nil
         }
     }
 
-    public var dfuIdentity: USBDeviceIdentity {
+    public var dfuIdentity: USBDeviceIdentity { lock.withLock { dfuIdentityLocked } }
+
+    var dfuIdentityLocked: USBDeviceIdentity {
         USBDeviceIdentity(vendorID: family.rom.vendorID, productID: family.rom.productID, bcdDevice: family.rom.bcdDevice,
-                          serialNumber: romSerial, manufacturer: family.rom.manufacturer, product: family.rom.product,
+                          serialNumber: romSerialLocked, manufacturer: family.rom.manufacturer, product: family.rom.product,
                           portPath: portPath)
     }
 
@@ -216,7 +229,10 @@ public final class VirtualUnit: @unchecked Sendable {
     func reset(_ kind: ResetKind) {
         restart {
             // A USB-powered product has VBAT tied to VDD: a power-on reset clears the backup domain.
-            if kind == .powerOn { backupRegisters = [UInt32](repeating: 0, count: backupRegisters.count) }
+            if kind == .powerOn {
+                backupRegisters = [UInt32](repeating: 0, count: backupRegisters.count)
+                powerOnCount += 1
+            }
             if family.emptyCheck, kind != .system { emptyCheckLatchedROM = flashWordErased(at: 0) }
             return bootDecisionLocked()
         }
@@ -262,8 +278,10 @@ public final class VirtualUnit: @unchecked Sendable {
     }
 
     func bootDecisionLocked() -> UnitMode {
-        if boot0 { return .rom }
-        if family.emptyCheck, emptyCheckLatchedROM { return .rom }
+        // RDP level 2 disables the ROM for good: neither BOOT0 nor an empty check reaches it (AN2606, RM option bytes).
+        let romReachable = readProtectionLocked < 2
+        if romReachable, boot0SelectsROMLocked { return .rom }
+        if romReachable, family.emptyCheck, emptyCheckLatchedROM { return .rom }
         guard applicationVectorsValidLocked() else { return .hung }
         // The application's early start-up (reference firmware, seed 000).
         if backupRegisters[0] == Self.bootloaderMagic {
@@ -272,6 +290,12 @@ public final class VirtualUnit: @unchecked Sendable {
         }
         if case .refuses = applicationStartLocked() { return .hung }
         return .application
+    }
+
+    /// The BOOT0 level the core samples: the pin, unless option bits replace it (G0 nBOOT_SEL, G4/L4/U5 nSWBOOT0),
+    /// then nBOOT0 = 0 selects the ROM (`McuFamily.boot0`, AN2606 activation patterns).
+    var boot0SelectsROMLocked: Bool {
+        family.boot0.pinReachesROM(optionBytes: optionBytes) ? boot0 : family.boot0.optionBitsSelectROM(optionBytes: optionBytes)
     }
 
     /// Initial SP inside RAM and a Thumb reset handler inside flash, neither word ECC-corrupted.
@@ -284,6 +308,10 @@ public final class VirtualUnit: @unchecked Sendable {
     /// The ROM's jump when leaving DFU (`McuFamily.leaveJump`, seed 001). No reset: registers are kept.
     func jump(to address: UInt32) {
         restart {
+            // Outside flash and RAM (OTP, option bytes, a hole) the core faults and resets: the boot decision runs
+            // again, so the ROM may come back (AN3156 leave; dfuse-facts audit). The system memory restarts the ROM.
+            if address & ~1 >= family.systemMemoryBase, address & ~1 < family.systemMemoryBase &+ Self.systemMemorySize { return .rom }
+            if !isInFlash(address & ~1), !family.isInRAM(address & ~1) { return bootDecisionLocked() }
             guard jumpOutcomeLocked(address) else { return .hung }
             if case .refuses = applicationStartLocked() { return .hung }
             return .application
@@ -291,6 +319,8 @@ public final class VirtualUnit: @unchecked Sendable {
     }
 
     func jumpOutcomeLocked(_ address: UInt32) -> Bool {
+        // H5: the ROM's leave locks the core up whatever the address (chcbaram/stm32h563-core docs); a reset recovers.
+        if family.quirk({ if case .leaveLocksUp = $0 { true } else { nil } }) != nil { return false }
         switch family.leaveJump {
         case .vectorTable:
             // Loads SP and PC from the table at `address`.

@@ -46,8 +46,9 @@ struct InfoCommand: AsyncParsableCommand {
                         "unit": info.uid.description, "port": unit.usb.portPath, "deviceID": hex(info.deviceID, 3),
                         "family": family?.id ?? "unknown", "imageBase": hexAddress(info.imageBase),
                         "flashKiB": Int(info.flashSizeKiB), "descriptor": info.descriptorState.description,
-                        "dfuSerial": family.map { $0.romSerial.serial(uid: info.uid.bytes) } ?? "",
                     ]
+                    // Absent when the ROM's serial does not come from the UID (constant or unstable serials).
+                    if let serial = family?.romSerial.serial(uid: info.uid.bytes) { object["dfuSerial"] = serial }
                     if let image = info.image {
                         object["productID"] = hex(image.productID, 8)
                         object["version"] = image.version.description
@@ -64,7 +65,11 @@ struct InfoCommand: AsyncParsableCommand {
                         Output.print("firmware:    no image descriptor (\(info.descriptorState))")
                     }
                     if let check { Output.print("image check: \(check.result)") }
-                    if let family { Output.print("dfu serial:  \(family.romSerial.serial(uid: info.uid.bytes)) (what its ROM will show)") }
+                    if let family {
+                        let serial = family.romSerial.serial(uid: info.uid.bytes)
+                        Output.print("dfu serial:  " + (serial.map { "\($0) (what its ROM will show)" }
+                            ?? "not derived from the UID on \(family.name) (\(family.romSerial.fixedSerial ?? "changes"))"))
+                    }
                 }
             }
         }

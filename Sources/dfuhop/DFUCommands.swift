@@ -47,7 +47,7 @@ struct ListCommand: AsyncParsableCommand {
             for found in devices {
                 switch found {
                 case .dfu(let identity, let alternates):
-                    let family = try? session.family(alternateSettings: alternates)
+                    let family = try? session.family(alternateSettings: alternates, identity: identity)
                     if json {
                         Output.json(["kind": "dfu", "classification": classified[identity.portPath]?.classification.rawValue ?? "unknown",
                                      "vidPid": identity.vidPid, "serial": identity.serialNumber ?? "",
@@ -115,7 +115,7 @@ struct FlashCommand: AsyncParsableCommand {
             defer { renderer.finish() }
             try await session.run {
                 let unit = try await session.dfuUnit()
-                let family = try session.family(alternateSettings: unit.alternateSettings)
+                let family = try session.family(alternateSettings: unit.alternateSettings, identity: unit.identity)
                 let normalized = try file.normalized(granularity: family.writeGranularity)
                 let report = ImageCheck.check(normalized, for: try targetMemoryMap(family: family.id)?.1, source: image)
                 for warning in report.warnings where !json { Output.message("warning: \(warning)") }

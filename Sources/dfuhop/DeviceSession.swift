@@ -131,11 +131,15 @@ struct DeviceSession {
         return matching[0]
     }
 
-    /// The unit's family: --family, the virtual unit's, or the one whose ROM layout string matches.
-    func family(alternateSettings: [DFUAlternateSetting]) throws -> McuFamily {
-        let flashLayout = alternateSettings.first { $0.number == 0 }?.name
-        let candidates = McuFamily.all.filter { family in family.flashModes.contains { $0.layoutString == flashLayout } }
+    /// The unit's family: --family, the virtual unit's, or the one part line whose ROM shows these alternate
+    /// settings, bcdDevice and serial (`McuFamily.candidates`).
+    func family(alternateSettings: [DFUAlternateSetting], identity: USBDeviceIdentity? = nil) throws -> McuFamily {
+        let names = alternateSettings.sorted { $0.number < $1.number }.map(\.name)
+        let candidates = McuFamily.candidates(alternates: names, bcdDevice: identity?.bcdDevice, serial: identity?.serialNumber)
         if let name = options.family {
+            if let refused = McuFamily.refusal(for: name) {
+                throw Failure(.usage, "\(refused.name) cannot be used: \(refused.reason)")
+            }
             guard let family = McuFamily.named(name) else {
                 throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
             }
@@ -148,8 +152,9 @@ struct DeviceSession {
         }
         if let unit = virtualUnit { return unit.family }
         guard candidates.count == 1 else {
-            throw Failure(.usage, "cannot tell the MCU family from the layout \"\(flashLayout ?? "")\"",
-                          hint: "give --family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
+            let which = candidates.isEmpty ? "no known part line" : "part lines " + candidates.map(\.id).joined(separator: ", ")
+            throw Failure(.usage, "cannot tell the MCU family from the ROM's layout \"\(names.first ?? "")\" (\(which) match)",
+                          hint: "give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))")
         }
         return candidates[0]
     }
@@ -157,7 +162,7 @@ struct DeviceSession {
     /// Opens the DFU unit and a DfuSe client on it, with events going to `renderer`.
     func openClient(renderer: EventRenderer) async throws -> (DfuSeClient, McuFamily) {
         let unit = try await dfuUnit()
-        let family = try family(alternateSettings: unit.alternateSettings)
+        let family = try family(alternateSettings: unit.alternateSettings, identity: unit.identity)
         let transport = try await discovery.openDFU(unit.identity)
         let client = try DfuSeClient(transport: transport, clock: clock, quirks: family.quirks,
                                      onEvent: { renderer.render($0) })

@@ -17,7 +17,7 @@ struct DfuHop: AsyncParsableCommand {
         subcommands: [
             UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
             ImageCommand.self, JournalCommand.self, DoctorCommand.self, ExitCodesCommand.self,
-            PackageCommand.self, KeyCommand.self,
+            PackageCommand.self, KeyCommand.self, FamiliesCommand.self,
         ])
 }
 

@@ -115,7 +115,12 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
     }
 
     @Test func anUnknownFamilyIsRefusedWithTheKnownOnes() throws {
-        expectRefusal(try variant { $0["family"] = "g999" }, field: "family", saying: "f407, l476, g474, h753")
+        expectRefusal(try variant { $0["family"] = "g999" }, field: "family", saying: McuFamily.all.map(\.id).joined(separator: ", "))
+    }
+
+    @Test func aPartLineWithoutUSBDFUIsRefusedWithTheReason() throws {
+        let refused = try #require(McuFamily.refusal(for: "f103"))
+        expectRefusal(try variant { $0["family"] = "f103" }, field: "family", saying: refused.reason)
     }
 
     @Test func aMisspelledFieldIsRefusedRatherThanIgnored() throws {

@@ -57,7 +57,7 @@ struct VirtualPeerTests {
 
         let list = try Self.run(["dfu-util", "-l"], state: state, simulate: "f407:dfu")
         #expect(list.status == 0, "\(list.errors)")
-        let serial = McuFamily.f407.romSerial.serial(uid: VirtualUnit.uid(index: 1))
+        let serial = try #require(McuFamily.f407.romSerial.serial(uid: VirtualUnit.uid(index: 1)))
         #expect(list.output.contains("path=\"1-3.2\", alt=0, name=\"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\", serial=\"\(serial)\""),
                 "\(list.output)")
 

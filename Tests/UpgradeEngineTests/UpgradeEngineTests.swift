@@ -35,7 +35,14 @@ struct UpgradeEngineTests {
         let (unit, bus, clock) = try Self.programmed(family)
         let recorder = Recorder()
         let engine = UpgradeEngine(discovery: bus, clock: clock, onEvent: recorder.record)
-        let result = try await engine.upgrade(try Self.image(family, 2), source: "v2")
+        // A jig, as on a production line: some ROMs (H5) lock up after a leave and need a reset with BOOT0 low.
+        var options = UpgradeEngine.Options()
+        options.boot0 = Boot0Path(description: "virtual jig", arrivalTimeout: .seconds(5)) { request in
+            unit.setBoot0(request.action == .enterROM)
+            unit.powerCycle()
+            unit.setBoot0(false)
+        }
+        let result = try await engine.upgrade(try Self.image(family, 2), source: "v2", options: options)
         #expect(result.outcome == .upgraded)
         #expect(result.before.version == FirmwareVersion(1, 0, 0))
         #expect(result.newVersion == FirmwareVersion(2, 0, 0))
@@ -98,7 +105,14 @@ struct UpgradeEngineTests {
         let clock = VirtualClock()
         let unit = try SimulationSpec(family: .l476, state: .dfu).makeUnit(clock: clock)
         let bus = VirtualBus(units: [unit])
-        let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(try Self.image(.l476, 2), source: "v2")
+        // L476 and L496 ROMs show the same memories: the operator names the part line, as the refusal asks.
+        let engine = UpgradeEngine(discovery: bus, clock: clock)
+        await #expect(throws: UpgradeError.self, "an ambiguous ROM is not guessed") {
+            _ = try await engine.upgrade(try Self.image(.l476, 2), source: "v2")
+        }
+        var options = UpgradeEngine.Options()
+        options.family = .l476
+        let result = try await engine.upgrade(try Self.image(.l476, 2), source: "v2", options: options)
         #expect(result.before.classification == .blank)
         #expect(result.newVersion == FirmwareVersion(2, 0, 0))
     }

@@ -31,22 +31,26 @@ struct BootTests {
         #expect(unit.currentMode == .application)
     }
 
-    @Test("a blank non-empty-check part shows nothing; an empty-check part boots the ROM")
-    func blankParts() {
-        let g4 = VirtualUnit(family: .g474, uid: VirtualUnit.uid(index: 2), portPath: "1-2", clock: VirtualClock())
-        g4.powerCycle()
-        #expect(g4.currentMode == .hung)
-        #expect(g4.presence == nil)
-        let l4 = VirtualUnit(family: .l476, uid: VirtualUnit.uid(index: 3), portPath: "1-3", clock: VirtualClock())
+    @Test("a blank non-empty-check part shows nothing (G474, L476); an empty-check part boots the ROM (L43x)")
+    func blankParts() throws {
+        for family in [McuFamily.g474, .l476] {
+            let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: 2), portPath: "1-2", clock: VirtualClock())
+            unit.powerCycle()
+            #expect(unit.currentMode == .hung)
+            #expect(unit.presence == nil)
+        }
+        let l4 = VirtualUnit(family: try #require(McuFamily.named("l43x")), uid: VirtualUnit.uid(index: 3), portPath: "1-3",
+                             clock: VirtualClock())
         l4.powerCycle()
         #expect(l4.currentMode == .rom)
     }
 
-    @Test("empty check: after the first programming the L4 keeps booting the ROM until a power cycle")
+    @Test("empty check: after the first programming an L43x keeps booting the ROM until a power cycle")
     func emptyCheckLatch() async throws {
-        let unit = VirtualUnit(family: .l476, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: VirtualClock())
+        let l43x = try #require(McuFamily.named("l43x"))
+        let unit = VirtualUnit(family: l43x, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: VirtualClock())
         unit.powerCycle()
-        try await flash(applicationImage(for: .l476, size: 4096), to: unit)
+        try await flash(applicationImage(for: l43x, size: 4096), to: unit)
         unit.applicationRequestsBootloader()  // a system reset
         #expect(unit.currentMode == .rom)
         unit.powerCycle()
