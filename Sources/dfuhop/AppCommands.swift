@@ -92,6 +92,12 @@ struct EnterDFUCommand: AsyncParsableCommand {
     @Flag(help: "A result object as JSON.") var json = false
     @OptionGroup var device: DeviceOptions
 
+    func validate() throws {
+        if !isWaitInSeconds(timeout) {
+            throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(maximumWaitSeconds))")
+        }
+    }
+
     func run() async throws {
         try await runCommand(json: json) {
             let session = try DeviceSession.open(device)

@@ -172,7 +172,7 @@ func leaveAddress(family: McuFamily, image: NormalizedImage) throws -> UInt32 {
     case .vectorTable:
         return image.baseAddress ?? family.flashBase
     case .directJump:
-        guard let base = image.baseAddress, let reset = image.word(at: base + 4), reset & 1 == 1 else {
+        guard let base = image.baseAddress, let reset = image.word(at: base &+ 4), reset & 1 == 1 else {
             throw Failure(.refused, "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU")
         }
         return reset
@@ -205,7 +205,7 @@ struct ReadCommand: AsyncParsableCommand {
             guard let start = parseNumber(address), start <= UInt64(UInt32.max) else {
                 throw Failure(.usage, "--address \(address) is not a 32-bit address")
             }
-            guard let count = parseNumber(length), count > 0, start + count <= 0x1_0000_0000 else {
+            guard let count = parseNumber(length), count > 0, count <= 0x1_0000_0000 - start else {
                 throw Failure(.usage, "--length \(length) must be a positive byte count that stays inside 4 GiB")
             }
             let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary

@@ -64,8 +64,12 @@ struct UpgradeCommand: AsyncParsableCommand {
 
     func validate() throws {
         if all, device.unit != nil { throw ValidationError("--all upgrades every unit; drop --unit") }
-        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
-        if let boot0Timeout, !(boot0Timeout > 0) { throw ValidationError("--boot0-timeout must be a positive number of seconds") }
+        if let timeout, !isWaitInSeconds(timeout) {
+            throw ValidationError("--timeout must be a positive number of seconds, at most \(Int(maximumWaitSeconds))")
+        }
+        if let boot0Timeout, !isWaitInSeconds(boot0Timeout) {
+            throw ValidationError("--boot0-timeout must be a positive number of seconds, at most \(Int(maximumWaitSeconds))")
+        }
     }
 
     func run() async throws {
