@@ -5,7 +5,7 @@ import Darwin
 #endif
 import FirmwareImage
 
-/// The hostile files of issue 12 through the dfuhop executable (`image info --json`): each one's exit
+/// The hostile files of issue 12 through the dfuhop executable (`image info`): each one's exit
 /// status, median wall time and peak resident memory (ru_maxrss) above the same binary on a 16-byte file,
 /// and that extra memory as a multiple of the file's size. Goals: memory above the baseline at most 3× the
 /// file (or refused), and no time that grows with a span's gaps.
@@ -13,12 +13,17 @@ enum HostileInputBenchmark {
     struct Case {
         var name: String
         var file: String
-        var bytes: [UInt8]
         /// 0: described; 65: refused as malformed.
         var expectedStatus: Int32
+        /// Made only by the child that writes the files (see `run`).
+        var bytes: () -> [UInt8]
     }
 
     static func run(_ arguments: [String]) throws -> Bool {
+        if arguments.count == 2, arguments[0] == "--write-files" {
+            for item in cases() { try write(item.bytes(), to: arguments[1] + "/" + item.file) }
+            return true
+        }
         var runs = 3
         if arguments.count == 2, arguments[0] == "--runs", let number = Int(arguments[1]), number > 0 {
             runs = number
@@ -27,51 +32,63 @@ enum HostileInputBenchmark {
         }
         let dfuhop = try ImageConvertBenchmark.locateDfuhop()
         let directory = try ImageConvertBenchmark.makeTemporaryDirectory()
-        var written: [String] = []
+        let files = ["tiny.hex"] + cases().map(\.file)
         defer {
-            written.forEach { unlink($0) }
+            files.forEach { unlink(directory + "/" + $0) }
             rmdir(directory)
         }
-        let baselineFile = directory + "/tiny.hex"
-        try write(Array(":0400000001020304F2\n:00000001FF\n".utf8), to: baselineFile)
-        written.append(baselineFile)
-        let baseline = try measure(dfuhop, baselineFile, runs: runs)
-        print("dfuhop image info --json, median of \(runs); peak RSS above the 16-byte baseline (\(baseline.rssKiB) KiB)")
+        // A child writes the files: Linux counts the peak RSS of a spawned process from the spawning
+        // process's own peak (the memory is shared until exec), so this process must stay small.
+        let writer = try ImageConvertBenchmark.spawn(ownExecutable(), ["hostile-input", "--write-files", directory])
+        guard writer.status == 0 else { throw BenchError(description: "cannot write the files (exit \(writer.status))") }
+        try write(Array(":0400000001020304F2\n:00000001FF\n".utf8), to: directory + "/tiny.hex")
+        let baseline = try measure(dfuhop, directory + "/tiny.hex", runs: runs)
+        print("dfuhop image info, median of \(runs); peak RSS above the same binary on a 16-byte file (\(baseline.rssKiB) KiB)")
         var allMet = true
         for item in cases() {
             let path = directory + "/" + item.file
-            try write(item.bytes, to: path)
-            written.append(path)
             let result = try measure(dfuhop, path, runs: runs)
+            let size = fileSize(path)
             let extraKiB = max(0, result.rssKiB - baseline.rssKiB)
-            let ratio = Double(extraKiB * 1024) / Double(item.bytes.count)
-            let met = result.status == item.expectedStatus && ratio <= 3
+            let ratio = Double(extraKiB * 1024) / Double(max(1, size))
+            let met = result.status == item.expectedStatus && (ratio <= 3 || extraKiB <= 1024)
             allMet = allMet && met
             let outcome = result.status == 0 ? "described" : "refused (exit \(result.status))"
-            print("  " + item.name.rightPadded(to: 44) + "\(item.bytes.count) bytes".leftPadded(to: 16)
+            print("  " + item.name.rightPadded(to: 46) + "\(size) bytes".leftPadded(to: 15)
                   + (ImageConvertBenchmark.fixed(result.seconds * 1000) + " ms").leftPadded(to: 12)
                   + "  +\(extraKiB) KiB = \(ImageConvertBenchmark.fixed(ratio))x the file  \(outcome)\(met ? "" : "  GOAL MISSED")")
         }
+        print("goal: exit status as listed, and memory above the baseline at most 3x the file (or under 1 MiB)")
         return allMet
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var status = stat()
+        return stat(path, &status) == 0 ? Int(status.st_size) : 0
+    }
+
+    static func ownExecutable() throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { throw BenchError(description: "cannot find this executable") }
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func cases() -> [Case] {
         [
             Case(name: "ELF: 4,000 headers over the same 137 KiB", file: "shared.elf",
-                 bytes: elfWithSharedLoads(count: 4_000, size: 137 << 10), expectedStatus: 65),
+                 expectedStatus: 65) { elfWithSharedLoads(count: 4_000, size: 137 << 10) },
             Case(name: "ELF: 30,000 headers over the same 137 KiB", file: "shared30k.elf",
-                 bytes: elfWithSharedLoads(count: 30_000, size: 137 << 10), expectedStatus: 65),
+                 expectedStatus: 65) { elfWithSharedLoads(count: 30_000, size: 137 << 10) },
             Case(name: "Intel HEX: 72 bytes spanning 4 GiB", file: "span.hex",
-                 bytes: Array(":020000040000FA\n:0100000011EE\n:02000004FFFFFC\n:01FFFF0022DF\n:00000001FF\n".utf8),
-                 expectedStatus: 0),
+                 expectedStatus: 0) { Array(":020000040000FA\n:0100000011EE\n:02000004FFFFFC\n:01FFFF0022DF\n:00000001FF\n".utf8) },
             // In each 64 KiB page, records alternate between its two halves: 400,000 runs while reading.
             Case(name: "Intel HEX: 1-byte records, alternating runs", file: "interleaved.hex",
-                 bytes: oneByteRecords((0..<400_000).map(alternatingHalves)),
-                 expectedStatus: 0),
+                 expectedStatus: 0) { oneByteRecords((0..<400_000).map(alternatingHalves)) },
             Case(name: "Intel HEX: 1-byte records, every other byte", file: "scattered.hex",
-                 bytes: oneByteRecords((0..<400_000).map { UInt32($0 * 2) }), expectedStatus: 65),
+                 expectedStatus: 65) { oneByteRecords((0..<400_000).map { UInt32($0 * 2) }) },
             Case(name: "Intel HEX: 16-byte records, each in its own gap", file: "fragmented.hex",
-                 bytes: sixteenByteRecords(count: 100_000), expectedStatus: 0),
+                 expectedStatus: 0) { sixteenByteRecords(count: 100_000) },
         ]
     }
 
@@ -96,7 +113,7 @@ enum HostileInputBenchmark {
         let clock = ContinuousClock()
         for _ in 0..<runs {
             var child = ImageConvertBenchmark.ChildResult(status: 0, maxRSSKiB: 0)
-            let elapsed = try clock.measure { child = try ImageConvertBenchmark.spawn(dfuhop, ["image", "info", path, "--json"]) }
+            let elapsed = try clock.measure { child = try ImageConvertBenchmark.spawn(dfuhop, ["image", "info", path]) }
             times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
             peak = max(peak, child.maxRSSKiB)
             status = child.status

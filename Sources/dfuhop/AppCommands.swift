@@ -97,6 +97,7 @@ struct EnterDFUCommand: AsyncParsableCommand {
     @Flag(help: "A result object as JSON.") var json = false
     @OptionGroup var device: DeviceOptions
 
+
     func run() async throws {
         try await runCommand(json: json) {
             let session = try DeviceSession.open(device)

@@ -172,7 +172,7 @@ struct FlashCommand: AsyncParsableCommand {
 /// Where to leave DFU for this family and image (`McuFamily.leaveAddress`, seed 001).
 func leaveAddress(family: McuFamily, image: NormalizedImage) throws -> UInt32 {
     let base = image.baseAddress ?? family.flashBase
-    guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base + 4)) else {
+    guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base &+ 4)) else {
         throw Failure(.refused, "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU")
     }
     return address
@@ -204,7 +204,7 @@ struct ReadCommand: AsyncParsableCommand {
             guard let start = parseNumber(address), start <= UInt64(UInt32.max) else {
                 throw Failure(.usage, "--address \(address) is not a 32-bit address")
             }
-            guard let count = parseNumber(length), count > 0, start + count <= 0x1_0000_0000 else {
+            guard let count = parseNumber(length), count > 0, count <= 0x1_0000_0000 - start else {
                 throw Failure(.usage, "--length \(length) must be a positive byte count that stays inside 4 GiB")
             }
             let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary

@@ -42,6 +42,12 @@ enum Output {
     }
 }
 
+/// The longest wait an option may ask for: a day. Seconds become milliseconds in an Int, so NaN, infinity
+/// and huge values must be refused before they are converted (Int(Double.infinity) traps).
+let maximumWaitSeconds = 86_400.0
+
+func isWaitInSeconds(_ value: Double) -> Bool { value > 0 && value <= maximumWaitSeconds }
+
 /// `0x0800_0000`-style numbers on the command line: hex with 0x, or decimal; `_` allowed.
 func parseNumber(_ text: String) -> UInt64? {
     let cleaned = text.replacingOccurrences(of: "_", with: "").lowercased()

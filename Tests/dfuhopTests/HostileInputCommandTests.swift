@@ -59,3 +59,21 @@ struct HostileInputCommandTests {
         #expect(text2.stdout.contains("sha256:        not computed"), "\(text2)")
     }
 }
+
+@Suite("dfuhop: option values")
+struct OptionValueTests {
+    @Test(arguments: ["inf", "nan", "1e300", "-1", "0"])
+    func waitsOutsideTheirRangeAreUsageErrors(value: String) throws {
+        let enter = try Dfuhop.run("enter-dfu", "--timeout", value, "--simulate", "g474:programmed")
+        #expect(enter.status == 64, "\(enter)")
+        let upgrade = try Dfuhop.run("upgrade", "protocols/examples/demo-g474-v2.hex", "--timeout", value, "--simulate", "g474:programmed")
+        #expect(upgrade.status == 64, "\(upgrade)")
+    }
+
+    @Test func aReadLengthThatWouldOverflowIsAUsageError() throws {
+        let result = try Dfuhop.run("read", "--address", "0xFFFFFFFF", "--length", "0xFFFFFFFFFFFFFFFF", "-o", "/dev/null",
+                                    "--simulate", "g474")
+        #expect(result.status == 64, "\(result)")
+        #expect(result.stderr.contains("--length"))
+    }
+}
