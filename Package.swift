@@ -2,6 +2,13 @@
 // dfuhop: field upgrades of STM32-based USB HID products over the ROM's DfuSe bootloader.
 import PackageDescription
 
+// hidapi's pkg-config name: the hidraw backend on Linux; Homebrew's hidapi (IOHIDManager) on macOS.
+#if os(macOS)
+let hidapiPackage = "hidapi"
+#else
+let hidapiPackage = "hidapi-hidraw"
+#endif
+
 let package = Package(
     name: "dfuhop",
     platforms: [.macOS(.v13)],
@@ -44,7 +51,8 @@ let package = Package(
         // Real USB: the C libraries (system-library targets), thin typed wrappers, and discovery over both.
         .systemLibrary(name: "CLibUSB", pkgConfig: "libusb-1.0",
                        providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),
-        .systemLibrary(name: "CHIDAPI", pkgConfig: "hidapi-hidraw", providers: [.apt(["libhidapi-dev"])]),
+        // Linked by the pkg-config name's `--libs` (the module map names no library, as it differs per OS).
+        .systemLibrary(name: "CHIDAPI", pkgConfig: hidapiPackage, providers: [.apt(["libhidapi-dev"]), .brew(["hidapi"])]),
         .target(name: "LibUSBBackend", dependencies: ["CLibUSB", "USBTransport"]),
         .target(name: "HIDAPIBackend", dependencies: ["CHIDAPI", "USBTransport"]),
         .target(name: "USBDiscovery", dependencies: ["LibUSBBackend", "HIDAPIBackend", "USBTransport"]),
@@ -61,7 +69,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
+        ], plugins: ["BuildInfo"]),
+        // Records the git commit in the dfuhop executable (`dfuhop --version`).
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(name: "dfuhop-bench", dependencies: [
             "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport", "UpgradeEngine",
         ]),

@@ -1,2 +1,3 @@
-// hidapi with its hidraw backend (Linux) for Swift; the include path comes from pkg-config (hidapi-hidraw).
+// hidapi for Swift: the hidraw backend on Linux (pkg-config hidapi-hidraw), IOHIDManager on macOS (hidapi).
+// The include path and the library come from pkg-config (Package.swift picks the name per OS).
 #include <hidapi.h>

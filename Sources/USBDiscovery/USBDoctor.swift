@@ -100,6 +100,17 @@ public struct DoctorEnvironment: Sendable {
         isRoot: getuid() == 0)
 }
 
+/// What a diagnosis comes to, for the exit status: every finding that is not `ok` needs a person's attention,
+/// warnings included (the help promises a non-zero status for anything it warns about).
+public enum DoctorVerdict: Sendable, Equatable {
+    /// Every check passed.
+    case healthy
+    /// libusb or hidapi cannot start: nothing else could be checked properly.
+    case libraryFailure
+    /// A problem or a warning: rules missing or outdated, a device node this user cannot open, a busy unit.
+    case needsAttention
+}
+
 /// `dfuhop doctor`'s diagnosis of USB access: the libraries, the udev rules, and the permissions of
 /// every device node dfuhop would use. Returns findings; the CLI renders them.
 public enum USBDoctor {
@@ -147,6 +158,13 @@ public enum USBDoctor {
                                           detail: "hidapi \(environment.hidapiVersion()) cannot list HID devices: \(error)"))
         }
         return findings
+    }
+
+    public static func verdict(_ findings: [DoctorFinding]) -> DoctorVerdict {
+        if findings.contains(where: { $0.status == .problem && ($0.check == "libusb" || $0.check == "hidapi") }) {
+            return .libraryFailure
+        }
+        return findings.allSatisfy { $0.status == .ok } ? .healthy : .needsAttention
     }
 
     /// Whether dfuhop's rules file is installed, and current.

@@ -13,7 +13,7 @@ struct DfuHop: AsyncParsableCommand {
         Every device command accepts --simulate FAMILY[:STATE] to run against a built-in virtual \
         STM32 instead of USB hardware.
         """,
-        version: "0.1.0",
+        version: Version.text,
         subcommands: [
             UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
             ImageCommand.self, JournalCommand.self, DoctorCommand.self, ExitCodesCommand.self,

@@ -12,8 +12,9 @@ struct DoctorCommand: AsyncParsableCommand {
         HID interfaces, whether dfuhop's udev rules (\(UdevRules.fileName)) are installed, and whether \
         this user may open each device node. Every problem comes with the command that fixes it.
 
-        Exit status 0 when nothing is wrong, 77 when a device node or the rules need attention, \
-        74 when libusb or hidapi cannot start.
+        Exit status 0 when every check passed; 74 when libusb or hidapi cannot start; 77 when anything \
+        else needs attention, warnings included (rules missing or outdated, a device node this user \
+        cannot open, a unit another program holds).
 
         Examples:
           dfuhop doctor
@@ -33,12 +34,14 @@ struct DoctorCommand: AsyncParsableCommand {
         for finding in findings { render(finding) }
         let status = Self.exitStatus(findings)
         let problems = findings.filter { $0.status == .problem }.count
+        let warnings = findings.filter { $0.status == .warning }.count
         if json {
-            Output.json(["outcome": problems == 0 ? "ok" : "problems", "problems": problems, "exitCode": Int(status.rawValue)])
-        } else if problems == 0 {
+            Output.json(["outcome": status == .success ? "ok" : "problems", "problems": problems, "exitCode": Int(status.rawValue)])
+        } else if status == .success {
             Output.print("\nNo problems found.")
         } else {
-            Output.print("\n\(problems) problem\(problems == 1 ? "" : "s") found; see the fixes above.")
+            Output.print("\n\(problems) problem\(problems == 1 ? "" : "s") and \(warnings) warning\(warnings == 1 ? "" : "s") found;"
+                + " see the fixes above.")
         }
         if status != .success { throw ExitCode(status.rawValue) }
     }
@@ -61,10 +64,12 @@ struct DoctorCommand: AsyncParsableCommand {
         if let fix = finding.fix { Output.print("         fix: \(fix)") }
     }
 
-    /// 74 when a library cannot start, 77 when access is the problem, 0 otherwise (warnings included).
+    /// 74 when a library cannot start, 77 when anything else needs attention (warnings too), 0 when all is well.
     static func exitStatus(_ findings: [DoctorFinding]) -> ExitStatus {
-        let problems = findings.filter { $0.status == .problem }
-        if problems.contains(where: { $0.check == "libusb" || $0.check == "hidapi" }) { return .usbError }
-        return problems.isEmpty ? .success : .permission
+        switch USBDoctor.verdict(findings) {
+        case .healthy: .success
+        case .libraryFailure: .usbError
+        case .needsAttention: .permission
+        }
     }
 }

@@ -128,3 +128,44 @@ struct DoctorTests {
         #expect(!NodeAccess.of("/dev/bus/usb/999/999").exists)
     }
 }
+
+@Suite("dfuhop doctor's verdict")
+struct DoctorVerdictTests {
+    static func finding(_ check: String, _ status: DoctorFinding.Status) -> DoctorFinding {
+        DoctorFinding(check: check, status: status, detail: "\(check) \(status)")
+    }
+
+    @Test func everyWarningOrProblemNeedsAttentionAndOnlyAllOKIsHealthy() {
+        // Every combination of three statuses on the non-library checks: healthy exactly when all are ok.
+        let statuses: [DoctorFinding.Status] = [.ok, .warning, .problem]
+        for a in statuses {
+            for b in statuses {
+                for c in statuses {
+                    let findings = [Self.finding("libusb", .ok), Self.finding("udev rules", a), Self.finding("usb device", b),
+                                    Self.finding("hidapi", .ok), Self.finding("hid device", c)]
+                    let expected: DoctorVerdict = [a, b, c].allSatisfy { $0 == .ok } ? .healthy : .needsAttention
+                    #expect(USBDoctor.verdict(findings) == expected, "\(findings)")
+                }
+            }
+        }
+    }
+
+    @Test func aLibraryThatCannotStartOutranksEverythingElse() {
+        let findings = [Self.finding("libusb", .ok), Self.finding("udev rules", .warning), Self.finding("hidapi", .problem)]
+        #expect(USBDoctor.verdict(findings) == .libraryFailure)
+    }
+
+    @Test func theScenariosAboveComeToTheRightVerdicts() async {
+        let oldRules = UdevRules.text.split(separator: "\n").filter { !$0.contains("\"0003\"") }.joined(separator: "\n")
+        let cases: [(String?, NodeAccess, Bool, DoctorVerdict)] = [
+            (UdevRules.text, DoctorTests.granted, false, .healthy),
+            (oldRules, DoctorTests.granted, false, .needsAttention),  // only a warning: still not healthy
+            (nil, DoctorTests.granted, true, .needsAttention),  // root without rules: a warning
+            (UdevRules.text, DoctorTests.denied, false, .needsAttention),
+        ]
+        for (rules, access, isRoot, expected) in cases {
+            let findings = await USBDoctor.diagnose(DoctorTests.environment(rules: rules, access: access, isRoot: isRoot))
+            #expect(USBDoctor.verdict(findings) == expected, "\(findings)")
+        }
+    }
+}
