@@ -29,7 +29,7 @@ struct ListCommand: AsyncParsableCommand {
     @Flag(help: "One JSON object per unit, one per line.") var json = false
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("list", json: json) {
             let session = try DeviceSession.open(device)
             let (devices, units) = try await session.run {
                 (try await session.discovery.devices(),
@@ -44,36 +44,35 @@ struct ListCommand: AsyncParsableCommand {
                 return text
             }
             if devices.isEmpty, !json { Output.print("no units found") }
+            var result = ResultLine("listed")
+            result.devices = []
             for found in devices {
                 switch found {
                 case .dfu(let identity, let alternates):
                     let family = try? session.family(alternateSettings: alternates)
                     if json {
-                        Output.json(["kind": "dfu", "classification": classified[identity.portPath]?.classification.rawValue ?? "unknown",
-                                     "vidPid": identity.vidPid, "serial": identity.serialNumber ?? "",
-                                     "port": identity.portPath, "family": family?.id ?? "unknown",
-                                     "alternateSettings": alternates.map(\.name)])
+                        let classification = classified[identity.portPath]?.classification.rawValue ?? "unknown"
+                        result.devices?.append(DeviceJSON(kind: "dfu", classification: classification,
+                                                          vidPid: identity.vidPid, serial: identity.serialNumber, port: identity.portPath,
+                                                          family: family?.id, alternateSettings: alternates.map(\.name)))
                     } else {
                         Output.print("DFU  \(identity.vidPid)  serial \(identity.serialNumber ?? "-")  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))")
                         for alternate in alternates { Output.print("       alt \(alternate.number): \(alternate.name)") }
                     }
                 case .hid(let info):
                     if json {
-                        var object: [String: Any] = ["kind": "hid", "vidPid": info.usb.vidPid, "serial": info.usb.serialNumber ?? "",
-                                     "port": info.usb.portPath, "product": info.usb.product ?? "",
-                                     "usagePage": hex(info.usagePage, 4),
-                                     "classification": classified[info.usb.portPath]?.classification.rawValue ?? "unknown"]
-                        if let unit = classified[info.usb.portPath] {
-                            if let version = unit.version { object["version"] = version.description }
-                            if let uid = unit.uid { object["uid"] = uid.description }
-                            object["family"] = unit.familyID
-                        }
-                        Output.json(object)
+                        let unit = classified[info.usb.portPath]
+                        result.devices?.append(DeviceJSON(kind: "hid", classification: unit?.classification.rawValue ?? "unknown",
+                                                          vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
+                                                          family: unit?.familyID, product: info.usb.product,
+                                                          usagePage: "0x" + hex(info.usagePage, 4),
+                                                          version: unit?.version?.description, uid: unit?.uid?.description))
                     } else {
                         Output.print("HID  \(info.usb.vidPid)  serial \(info.usb.serialNumber ?? "-")  port \(info.usb.portPath)  \(info.usb.product ?? "")  \(state(info.usb.portPath))")
                     }
                 }
             }
+            return result
         }
     }
 }
@@ -105,7 +104,7 @@ struct FlashCommand: AsyncParsableCommand {
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("flash", json: json) {
             guard let base = parseNumber(address), base <= UInt64(UInt32.max) else {
                 throw Failure(.usage, "--address \(address) is not a 32-bit address")
             }
@@ -113,7 +112,7 @@ struct FlashCommand: AsyncParsableCommand {
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
-            try await session.run {
+            return try await session.run {
                 let unit = try await session.dfuUnit()
                 let family = try session.family(alternateSettings: unit.alternateSettings)
                 let normalized = try file.normalized(granularity: family.writeGranularity)
@@ -134,9 +133,11 @@ struct FlashCommand: AsyncParsableCommand {
                 let plan = try FlashPlan(image: normalized, layout: layout, family: family,
                                          transferSize: Int(transport.functionalDescriptor.transferSize), span: span)
                 if dryRun {
-                    if json { Output.print(String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)) } else { Output.print(plan.description) }
+                    if !json { Output.print(plan.description) }
                     await transport.close()
-                    return
+                    var result = ResultLine("planned")
+                    result.plan = PlanJSON(plan)
+                    return result
                 }
                 let client = try DfuSeClient(transport: transport, clock: session.clock, quirks: family.quirks,
                                              onEvent: { renderer.render($0) })
@@ -149,21 +150,18 @@ struct FlashCommand: AsyncParsableCommand {
                     outcome = try await client.leave(jumpTo: jump!)
                 }
                 renderer.finish()
-                if json {
-                    var result: [String: Any] = [
-                        "outcome": "flashed", "unit": unit.identity.serialNumber ?? unit.identity.portPath,
-                        "erasedSectors": flashed.erasedSectors, "bytesWritten": flashed.bytesWritten,
-                        "bytesVerified": flashed.bytesVerified, "controlTransfers": flashed.controlTransfers,
-                        "deviceSeconds": flashed.duration.seconds,
-                    ]
-                    if let outcome, let jump { result["left"] = ["jumpTo": hexAddress(jump), "outcome": outcome.rawValue] }
-                    Output.json(result)
-                } else {
+                var result = ResultLine("flashed")
+                result.unit = UnitJSON(port: unit.identity.portPath, romSerial: unit.identity.serialNumber)
+                result.flash = FlashJSON(flashed)
+                result.jumpTo = jump.map(hexAddress)
+                result.leave = outcome?.rawValue
+                if !json {
                     let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(flashed.bytesVerified))"
                     Output.print("flashed \(ProgressBar.bytes(flashed.bytesWritten)) in \(flashed.erasedSectors) sectors, \(verified), "
                                  + "\(flashed.controlTransfers) control transfers, \(String(format: "%.2f", flashed.duration.seconds)) s")
                     if let jump { Output.print("left DFU, jumping to \(hexAddress(jump))") }
                 }
+                return result
             }
         }
     }
@@ -200,7 +198,7 @@ struct ReadCommand: AsyncParsableCommand {
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("read", json: json) {
             guard let start = parseNumber(address), start <= UInt64(UInt32.max) else {
                 throw Failure(.usage, "--address \(address) is not a 32-bit address")
             }
@@ -211,7 +209,7 @@ struct ReadCommand: AsyncParsableCommand {
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
-            try await session.run {
+            return try await session.run {
                 let unit = try await session.dfuUnit()
                 try checkReadRange(start: UInt32(start), count: count, alternate: alt, in: unit.alternateSettings)
                 let (client, _) = try await session.openClient(renderer: renderer)
@@ -220,12 +218,13 @@ struct ReadCommand: AsyncParsableCommand {
                 renderer.finish()
                 let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
                 try ImageFile.write(image, to: output, as: outputFormat)
-                if json {
-                    Output.json(["outcome": "read", "address": hexAddress(UInt32(start)), "length": bytes.count, "file": output,
-                                 "crc32": hex(CRC32.zlib(bytes), 8)])
-                } else {
+                var result = ResultLine("read")
+                (result.address, result.length, result.file) = (hexAddress(UInt32(start)), bytes.count, output)
+                result.crc32 = hexAddress(CRC32.zlib(bytes))
+                if !json {
                     Output.print("read \(ProgressBar.bytes(bytes.count)) from \(hexAddress(UInt32(start))) into \(output) (crc32 0x\(hex(CRC32.zlib(bytes), 8)))")
                 }
+                return result
             }
         }
     }
@@ -251,10 +250,10 @@ struct LeaveCommand: AsyncParsableCommand {
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("leave", json: json) {
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
-            try await session.run {
+            return try await session.run {
                 let (client, family) = try await session.openClient(renderer: renderer)
                 _ = try await client.prepare(alternateSetting: 0)
                 let target: UInt32
@@ -276,11 +275,12 @@ struct LeaveCommand: AsyncParsableCommand {
                     target = jump
                 }
                 let outcome = try await client.leave(jumpTo: target)
-                if json {
-                    Output.json(["outcome": "left", "jumpTo": hexAddress(target), "leave": outcome.rawValue])
-                } else {
+                var result = ResultLine("left")
+                (result.jumpTo, result.leave) = (hexAddress(target), outcome.rawValue)
+                if !json {
                     Output.print("left DFU, jumping to \(hexAddress(target)) (\(outcome == .deviceLeftBus ? "the unit left the bus" : "the unit is manifesting"))")
                 }
+                return result
             }
         }
     }
@@ -317,7 +317,7 @@ struct EraseCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("erase", json: json) {
             let addresses = try sectors.map { text -> UInt32 in
                 guard let value = parseNumber(text), value <= UInt64(UInt32.max) else {
                     throw Failure(.usage, "--sector \(text) is not a 32-bit address")
@@ -327,14 +327,16 @@ struct EraseCommand: AsyncParsableCommand {
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
-            try await session.run {
+            return try await session.run {
                 let (client, _) = try await session.openClient(renderer: renderer)
                 if readUnprotect {
                     let reset = try await client.readUnprotect(.operatorRequestedFullWipe)
                     renderer.finish()
                     let text = "read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")
-                    if json { Output.json(["outcome": "read-unprotected", "deviceReset": reset]) } else { Output.print(text) }
-                    return
+                    if !json { Output.print(text) }
+                    var result = ResultLine("read-unprotected")
+                    result.deviceReset = reset
+                    return result
                 }
                 let layout = try await client.prepare(alternateSetting: 0)
                 if massErase {
@@ -350,7 +352,10 @@ struct EraseCommand: AsyncParsableCommand {
                 }
                 renderer.finish()
                 let what = massErase ? "the whole flash" : "\(Set(addresses.compactMap { layout.sector(containing: $0)?.start }).count) sector(s)"
-                if json { Output.json(["outcome": "erased", "what": what]) } else { Output.print("erased \(what)") }
+                if !json { Output.print("erased \(what)") }
+                var result = ResultLine("erased")
+                result.erased = what
+                return result
             }
         }
     }

@@ -27,12 +27,15 @@ struct DeviceOptions: ParsableArguments {
     var unit: String?
 
     @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
-    var family: String?
+    var family: FamilyArgument?
 
     @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
     var simulateUnits: Int = 1
 
     var isSimulated: Bool { simulate != nil || simulateState != nil }
+
+    /// `--family`, parsed.
+    func mcuFamily() throws -> McuFamily? { family?.family }
 }
 
 /// One command's connection to the bus, and the virtual unit behind it if simulated.
@@ -135,10 +138,8 @@ struct DeviceSession {
     func family(alternateSettings: [DFUAlternateSetting]) throws -> McuFamily {
         let flashLayout = alternateSettings.first { $0.number == 0 }?.name
         let candidates = McuFamily.all.filter { family in family.flashModes.contains { $0.layoutString == flashLayout } }
-        if let name = options.family {
-            guard let family = McuFamily.named(name) else {
-                throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
-            }
+        if let family = options.family?.family {
+            let name = family.id
             // A family that contradicts the ROM's own layout would write the wrong flash word size (seed 004).
             guard candidates.isEmpty || candidates.contains(where: { $0.id == family.id }) else {
                 throw Failure(.usage, "--family \(name) does not match the unit: its ROM shows the flash of "

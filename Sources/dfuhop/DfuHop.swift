@@ -29,13 +29,15 @@ struct ExitCodesCommand: ParsableCommand {
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() {
+        if json {
+            var result = ResultLine(command: "exit-codes", outcome: "listed")
+            result.exitCodes = ExitStatus.allCases.map { ExitCodeJSON(code: $0.rawValue, name: "\($0)", meaning: $0.meaning) }
+            Output.emit(result)
+            return
+        }
         for status in ExitStatus.allCases {
-            if json {
-                Output.json(["code": Int(status.rawValue), "name": "\(status)", "meaning": status.meaning])
-            } else {
-                let code = String(status.rawValue)
-                Output.print(String(repeating: " ", count: 3 - code.count) + code + "  " + status.meaning)
-            }
+            let code = String(status.rawValue)
+            Output.print(String(repeating: " ", count: 3 - code.count) + code + "  " + status.meaning)
         }
     }
 }

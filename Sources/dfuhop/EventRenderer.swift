@@ -15,7 +15,7 @@ final class EventRenderer: @unchecked Sendable {
 
     func render(_ event: DfuSeEvent) {
         if json {
-            Output.json(Self.object(event))
+            Output.emit(EventLine(event))
             return
         }
         switch event {
@@ -36,24 +36,6 @@ final class EventRenderer: @unchecked Sendable {
     }
 
     func finish() { bar.finish() }
-
-    static func object(_ event: DfuSeEvent) -> [String: Any] {
-        switch event {
-        case .phaseStarted(let phase): ["event": "phaseStarted", "phase": phase.rawValue]
-        case .phaseFinished(let phase): ["event": "phaseFinished", "phase": phase.rawValue]
-        case .returnedToIdle(let state): ["event": "returnedToIdle", "from": state.description]
-        case .sectorErased(let sector, let number, let total):
-            ["event": "sectorErased", "address": hexAddress(sector.start), "size": Int(sector.size), "number": number, "total": total]
-        case .bytesWritten(let done, let total, let address):
-            ["event": "bytesWritten", "done": done, "total": total, "address": hexAddress(address)]
-        case .bytesVerified(let done, let total): ["event": "bytesVerified", "done": done, "total": total]
-        case .bytesRead(let done, let total): ["event": "bytesRead", "done": done, "total": total]
-        case .quirk(let quirk): ["event": "quirk", "detail": quirk.description]
-        case .massErased: ["event": "massErased"]
-        case .readUnprotected(let reset): ["event": "readUnprotected", "deviceReset": reset]
-        case .left(let address, let outcome): ["event": "left", "jumpTo": hexAddress(address), "outcome": outcome.rawValue]
-        }
-    }
 }
 
 extension Duration {

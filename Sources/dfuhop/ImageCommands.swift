@@ -136,18 +136,17 @@ struct ImageInfoCommand: AsyncParsableCommand {
     @OptionGroup var input: ImageInputOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("image info", json: json) {
             let target = try targetMemoryMap(family: family)
             let image = try input.read(file)
             let selected = try input.selectTarget(of: image, file: file)
             let normalized = try selected.normalized(granularity: target?.0.writeGranularity ?? 1)
             let report = ImageCheck.check(normalized, for: target?.1, source: file)
             let digests = Digests(normalized)
-            if json {
-                Output.json(infoJSON(image: image, normalized: normalized, report: report, digests: digests, family: target?.0))
-            } else {
-                printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
-            }
+            if !json { printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0) }
+            var result = ResultLine("described")
+            result.image = ImageInfoJSON(file: file, image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
+            return result
         }
     }
 
@@ -204,54 +203,6 @@ struct ImageInfoCommand: AsyncParsableCommand {
         lines.append("  name:        \(descriptor.name)")
         lines.append("  image size:  \(descriptor.imageSize) bytes")
         lines.append("  image crc32: \(hex(descriptor.crc))")
-    }
-
-    private func infoJSON(image: FirmwareImage, normalized: NormalizedImage, report: ImageReport, digests: Digests, family: McuFamily?) -> [String: Any] {
-        var object: [String: Any] = [
-            "file": file,
-            "format": image.format.rawValue,
-            "segments": normalized.segments.map { ["start": hex($0.address), "end": hex(UInt32($0.end - 1)), "size": $0.bytes.count] },
-            "payloadSize": normalized.payloadSize,
-            "span": normalized.baseAddress.map { Int(normalized.end - UInt64($0)) } ?? 0,
-            "crc32": hex(digests.crc32),
-            "sha256": digests.sha256,
-            "targets": image.targets.map { target -> [String: Any] in
-                var entry: [String: Any] = ["altSetting": Int(target.alternateSetting),
-                                            "size": target.segments.reduce(0) { $0 + $1.bytes.count }]
-                if let name = target.name { entry["name"] = name }
-                return entry
-            },
-            "findings": report.findings.map { finding -> [String: Any] in
-                var entry: [String: Any] = ["severity": finding.severity.rawValue, "message": finding.message]
-                if let address = finding.address { entry["address"] = hex(address) }
-                return entry
-            },
-            "errors": report.errors.count,
-            "warnings": report.warnings.count,
-        ]
-        if let family { object["family"] = family.id }
-        if let entry = image.entryPoint { object["startAddress"] = hex(entry) }
-        if let identity = image.suffixIdentity {
-            object["dfuSuffix"] = ["vendorId": hex16(identity.vendorID), "productId": hex16(identity.productID), "bcdDevice": hex16(identity.bcdDevice)]
-        }
-        if let table = report.vectorTable {
-            object["vectorTable"] = ["address": hex(table.address), "initialStackPointer": hex(table.initialStackPointer),
-                                     "resetHandler": hex(table.resetHandler)]
-        }
-        switch report.descriptor {
-        case .valid(let descriptor, let address)?, .unstamped(let descriptor, let address)?:
-            let stamped = !descriptor.isUnstamped
-            object["descriptor"] = [
-                "address": hex(address), "status": stamped ? "valid" : "unstamped",
-                "productId": Int(descriptor.productID), "version": descriptor.version.description,
-                "name": descriptor.name, "imageSize": Int(descriptor.imageSize), "crc32": hex(descriptor.crc),
-            ] as [String: Any]
-        case .reserved(let address)?: object["descriptor"] = ["status": "reserved", "address": hex(address)]
-        case .absent?: object["descriptor"] = ["status": "absent"]
-        case .invalid(let error)?: object["descriptor"] = ["status": "invalid", "problem": error.problem]
-        case nil: break
-        }
-        return object
     }
 }
 
@@ -333,7 +284,7 @@ struct ImageConvertCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("image convert", json: json) {
             let image = try inputOptions.read(input)
             let chosenFormat = try outputFormat(format, path: output, fallback: nil)
             // Without --alt-setting every target is kept: .dfu holds them all, the others refuse several.
@@ -353,12 +304,13 @@ struct ImageConvertCommand: AsyncParsableCommand {
             }
             try ImageFile.write(normalized, to: output, as: chosenFormat, options: options)
             let segments = normalized.targets.reduce(0) { $0 + $1.segments.count }
-            if json {
-                Output.json(["outcome": "converted", "input": input, "inputFormat": image.format.rawValue, "output": output,
-                             "outputFormat": chosenFormat.rawValue, "segments": segments, "payloadSize": normalized.payloadSize])
-            } else {
+            var result = ResultLine("converted")
+            result.converted = ConvertedJSON(input: input, inputFormat: image.format.rawValue, output: output, outputFormat: chosenFormat.rawValue,
+                                             segments: segments, payloadSize: normalized.payloadSize)
+            if !json {
                 Output.print("\(input) (\(image.format.displayName)) -> \(output) (\(chosenFormat.displayName)): \(segments) segment(s), \(normalized.payloadSize) bytes")
             }
+            return result
         }
     }
 }
@@ -436,7 +388,7 @@ struct ImageStampCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("image stamp", json: json) {
             guard let product = parseNumber(productId).map(UInt32.init), let parsedVersion = ImageVersion(parsing: version) else {
                 throw ValidationError("invalid --product-id or --version")
             }
@@ -452,15 +404,16 @@ struct ImageStampCommand: AsyncParsableCommand {
             }
             try ImageFile.write(stamped, to: output, as: chosenFormat, options: options)
             let normalized = try stamped.normalized()
-            guard let base = normalized.baseAddress else { return }
+            guard let base = normalized.baseAddress else { throw Failure(.badInput, "\(output): the stamped image is empty") }
             let descriptor = try ImageDescriptor.validate(normalized, base: base, source: output)
-            if json {
-                Output.json(["outcome": "stamped", "output": output, "outputFormat": chosenFormat.rawValue,
-                             "productId": Int(descriptor.productID), "version": descriptor.version.description,
-                             "name": descriptor.name, "imageSize": Int(descriptor.imageSize), "crc32": hex(descriptor.crc)])
-            } else {
+            var result = ResultLine("stamped")
+            result.stamped = StampedJSON(output: output, outputFormat: chosenFormat.rawValue, productID: hex(descriptor.productID),
+                                         version: descriptor.version.description, name: descriptor.name,
+                                         imageSize: Int(descriptor.imageSize), crc32: hex(descriptor.crc))
+            if !json {
                 Output.print("stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))")
             }
+            return result
         }
     }
 }

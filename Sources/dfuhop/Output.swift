@@ -13,24 +13,21 @@ enum Output {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// One JSON value on one line of stdout (for `--json`).
-    static func json(_ object: [String: Any]) {
-        print(jsonLine(object))
+    /// One line of the `--json` contract (docs/json.md) on stdout.
+    static func emit(_ line: some Encodable) {
+        print(jsonLine(line))
     }
 
-    static func jsonLine(_ object: [String: Any]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return "{\"error\":\"unencodable output\"}"
-        }
+    static func jsonLine(_ line: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(line) else { return "{\"type\":\"error\",\"error\":\"unencodable output\"}" }
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func failure(_ failure: Failure, json: Bool) {
-        if json {
-            var object: [String: Any] = ["outcome": "failed", "exitCode": Int(failure.status.rawValue), "error": failure.message]
-            if let hint = failure.hint { object["hint"] = hint }
-            print(jsonLine(object))
-        }
+    /// A failed command: its result line with `--json`, and always the message and hint on stderr.
+    static func failure(_ failure: Failure, command: String, json: Bool) {
+        if json { emit(failure.result(command: command)) }
         message("error: \(failure.message)")
         if let hint = failure.hint { message("hint: \(hint)") }
     }
