@@ -96,7 +96,7 @@ struct FlashCommand: AsyncParsableCommand {
         """)
 
     @Argument(help: "The image: .hex, .srec, .elf, .dfu or raw .bin.") var image: String
-    @Option(help: ArgumentHelp("Where a raw binary goes.", valueName: "address")) var address = "0x08000000"
+    @Option(help: ArgumentHelp("Where a raw binary goes (0x hex).", valueName: "address")) var address = Address(0x0800_0000)
     @Flag(help: "Print the plan and stop; nothing is sent to the unit.") var dryRun = false
     @Flag(help: "Skip reading back what was written (faster, less safe).") var noVerify = false
     @Flag(help: "Leave DFU afterwards so the application starts.") var leave = false
@@ -105,10 +105,7 @@ struct FlashCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand("flash", json: json) {
-            guard let base = parseNumber(address), base <= UInt64(UInt32.max) else {
-                throw Failure(.usage, "--address \(address) is not a 32-bit address")
-            }
-            let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: UInt32(base)))
+            let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: address.value))
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
@@ -185,25 +182,23 @@ struct ReadCommand: AsyncParsableCommand {
         The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format.
 
         Examples:
-          dfuhop read --address 0x08000000 --length 65536 -o backup.hex
-          dfuhop read --address 0x1FFF7800 --length 48 --alt 1 -o options.bin
+          dfuhop read --address 0x08000000 --length 64K -o backup.hex
+          dfuhop read --address 0x1FFF7800 --length 48 --alt-setting 1 -o options.bin
         """)
 
-    @Option(help: ArgumentHelp("First address to read.", valueName: "address")) var address: String
-    @Option(help: ArgumentHelp("Bytes to read.", valueName: "n")) var length: String
+    @Option(help: ArgumentHelp("First address to read (0x hex).", valueName: "address")) var address: Address
+    @Option(help: ArgumentHelp("Bytes to read: 4096, 0x1000, 4K or 1M.", valueName: "size")) var length: ByteCount
     @Option(name: .shortAndLong, help: ArgumentHelp("Output file.", valueName: "file")) var output: String
     @Option(help: ArgumentHelp("Output format: bin, hex, srec or dfu.", valueName: "format")) var format: String?
-    @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var alt: UInt8 = 0
+    @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var altSetting: UInt8 = 0
     @Flag(help: "Progress as JSON lines, then a result object.") var json = false
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
         try await runCommand("read", json: json) {
-            guard let start = parseNumber(address), start <= UInt64(UInt32.max) else {
-                throw Failure(.usage, "--address \(address) is not a 32-bit address")
-            }
-            guard let count = parseNumber(length), count > 0, start + count <= 0x1_0000_0000 else {
-                throw Failure(.usage, "--length \(length) must be a positive byte count that stays inside 4 GiB")
+            let (start, count) = (UInt64(address.value), length.value)
+            guard start + count <= 0x1_0000_0000 else {
+                throw Failure(.usage, "--length \(length) runs past the end of the 32-bit address space from \(address)")
             }
             let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary
             let session = try DeviceSession.open(device)
@@ -211,9 +206,9 @@ struct ReadCommand: AsyncParsableCommand {
             defer { renderer.finish() }
             return try await session.run {
                 let unit = try await session.dfuUnit()
-                try checkReadRange(start: UInt32(start), count: count, alternate: alt, in: unit.alternateSettings)
+                try checkReadRange(start: UInt32(start), count: count, alternate: altSetting, in: unit.alternateSettings)
                 let (client, _) = try await session.openClient(renderer: renderer)
-                _ = try await client.prepare(alternateSetting: alt)
+                _ = try await client.prepare(alternateSetting: altSetting)
                 let bytes = try await client.read(address: UInt32(start), length: Int(count))
                 renderer.finish()
                 let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
@@ -245,7 +240,7 @@ struct LeaveCommand: AsyncParsableCommand {
           dfuhop leave --address 0x0800BA65
         """)
 
-    @Option(help: ArgumentHelp("Jump target.", valueName: "address")) var address: String?
+    @Option(help: ArgumentHelp("Jump target (0x hex).", valueName: "address")) var address: Address?
     @Flag(help: "A result object as JSON.") var json = false
     @OptionGroup var device: DeviceOptions
 
@@ -258,10 +253,7 @@ struct LeaveCommand: AsyncParsableCommand {
                 _ = try await client.prepare(alternateSetting: 0)
                 let target: UInt32
                 if let address {
-                    guard let value = parseNumber(address), value <= UInt64(UInt32.max) else {
-                        throw Failure(.usage, "--address \(address) is not a 32-bit address")
-                    }
-                    target = UInt32(value)
+                    target = address.value
                 } else {
                     // Never "leave" into erased flash: the ROM would jump into 0xFFFFFFFF and the unit hang or
                     // re-enter the ROM, while the command claimed success.
@@ -304,7 +296,7 @@ struct EraseCommand: AsyncParsableCommand {
         """)
 
     @Option(name: .customLong("sector"), help: ArgumentHelp("An address inside a sector to erase (repeatable).", valueName: "address"))
-    var sectors: [String] = []
+    var sectors: [Address] = []
     @Flag(help: "Erase the whole flash (a long operation; F4 takes up to 35 s).") var massErase = false
     @Flag(help: "Clear read protection level 1: erases the whole flash and resets the unit.") var readUnprotect = false
     @Flag(help: "A result object as JSON.") var json = false
@@ -318,12 +310,7 @@ struct EraseCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand("erase", json: json) {
-            let addresses = try sectors.map { text -> UInt32 in
-                guard let value = parseNumber(text), value <= UInt64(UInt32.max) else {
-                    throw Failure(.usage, "--sector \(text) is not a 32-bit address")
-                }
-                return UInt32(value)
-            }
+            let addresses = sectors.map(\.value)
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }

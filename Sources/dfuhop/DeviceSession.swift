@@ -8,8 +8,8 @@ import USBTransport
 import VirtualDevice
 import HIDAPIBackend
 
-/// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
-struct DeviceOptions: ParsableArguments {
+/// A virtual unit instead of USB hardware, for trying dfuhop out and for tests; shown apart in `--help`.
+struct SimulationOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Run against a fresh virtual unit instead of USB: FAMILY[:STATE], e.g. g474:programmed.",
         discussion: "Families: \(McuFamily.all.map(\.id).joined(separator: ", ")) (g474-single for DBANK=0). "
@@ -22,6 +22,13 @@ struct DeviceOptions: ParsableArguments {
         valueName: "file"))
     var simulateState: String?
 
+    @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
+    var simulateUnits: Int = 1
+}
+
+/// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
+@dynamicMemberLookup
+struct DeviceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Which unit: its USB serial number or port path (e.g. 1-2.3). Needed when several are connected.",
                                valueName: "serial|port"))
     var unit: String?
@@ -29,10 +36,11 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
     var family: FamilyArgument?
 
-    @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
-    var simulateUnits: Int = 1
+    @OptionGroup(title: "Simulation (no hardware)") var simulation: SimulationOptions
 
-    var isSimulated: Bool { simulate != nil || simulateState != nil }
+    subscript<T>(dynamicMember path: KeyPath<SimulationOptions, T>) -> T { simulation[keyPath: path] }
+
+    var isSimulated: Bool { simulation.simulate != nil || simulation.simulateState != nil }
 
     /// `--family`, parsed.
     func mcuFamily() throws -> McuFamily? { family?.family }

@@ -10,7 +10,7 @@ final class EventRenderer: @unchecked Sendable {
 
     init(json: Bool) {
         self.json = json
-        bar = ProgressBar(enabled: !json && Output.standardErrorIsTerminal)
+        bar = ProgressBar(enabled: !json && ProgressBar.terminalCanRedraw)
     }
 
     func render(_ event: DfuSeEvent) {

@@ -29,19 +29,14 @@ struct ImageCommand: AsyncParsableCommand {
 
 /// Options every image command shares for reading its input.
 struct ImageInputOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Where a raw binary goes in memory.", valueName: "address"))
-    var address: String = "0x08000000"
+    @Option(name: .long, help: ArgumentHelp("Where a raw binary goes in memory (0x hex).", valueName: "address"))
+    var address = Address(0x0800_0000)
 
     @Option(name: .long, help: ArgumentHelp("For .dfu files with several targets: the alternate setting to use (default: 0, the internal flash).",
                                              valueName: "n"))
     var altSetting: UInt8?
 
-    func readOptions() throws -> ReadOptions {
-        guard let value = parseNumber(address), value <= UInt64(UInt32.max) else {
-            throw ValidationError("--address '\(address)' is not a 32-bit address (e.g. 0x08000000)")
-        }
-        return ReadOptions(binaryAddress: UInt32(value))
-    }
+    func readOptions() throws -> ReadOptions { ReadOptions(binaryAddress: address.value) }
 
     func read(_ path: String) throws -> FirmwareImage {
         try ImageFile.read(path: path, options: readOptions())

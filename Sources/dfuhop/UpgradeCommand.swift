@@ -91,7 +91,7 @@ struct UpgradeCommand: AsyncParsableCommand {
                 if let summary = result.summary { Output.message(Self.summaryText(summary)) }
                 return result
             }
-            let bar = ProgressBar(enabled: !json && Output.standardErrorIsTerminal)
+            let bar = ProgressBar(enabled: !json && ProgressBar.terminalCanRedraw)
             let json = json
             let render: @Sendable (UpgradeEvent) -> Void = { Self.render($0, json: json, bar: bar, unit: nil) }
             let run = await Self.run(port: device.unit, survey: nil, render: render) { onEvent in
@@ -140,7 +140,9 @@ struct UpgradeCommand: AsyncParsableCommand {
         }
         switch event {
         case .phaseStarted(let phase) where phase != .flash:
-            if let bar { bar.update(phase: phase.rawValue, done: 0, total: 1, unit: "step") } else if unit != nil { say(phase.rawValue) }
+            if let bar { bar.startStep(phase.rawValue) } else if unit != nil { say(phase.rawValue) }
+        case .phaseFinished(let phase, let duration):
+            bar?.finishStep(phase.rawValue, seconds: duration.seconds)
         case .found(let found) where found.classification == .absent:
             say("no unit shows on the bus\(found.portPath.map { " at \($0)" } ?? ""): it is blank, corrupted or unplugged")
         case .found(let found) where found.classification == .corrupted:
