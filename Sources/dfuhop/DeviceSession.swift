@@ -36,6 +36,8 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
     var family: FamilyArgument?
 
+    @OptionGroup var verbosity: VerbosityOptions
+
     @OptionGroup(title: "Simulation (no hardware)") var simulation: SimulationOptions
 
     subscript<T>(dynamicMember path: KeyPath<SimulationOptions, T>) -> T { simulation[keyPath: path] }
@@ -54,9 +56,17 @@ struct DeviceSession {
     /// The simulated unit, saved back to `--simulate-state` by `finish()`.
     let virtualUnit: VirtualUnit?
     /// The simulated bus, when simulated.
-    var virtualBus: VirtualBus? { discovery as? VirtualBus }
+    var virtualBus: VirtualBus? { (discovery as? TracingDiscovery)?.base as? VirtualBus ?? discovery as? VirtualBus }
 
     static func open(_ options: DeviceOptions) throws -> DeviceSession {
+        let logger = options.verbosity.apply()
+        let session = try openBus(options)
+        guard logger.logLevel <= .trace else { return session }
+        return DeviceSession(discovery: TracingDiscovery(base: session.discovery, logger: logger), clock: session.clock,
+                             options: options, virtualUnit: session.virtualUnit)
+    }
+
+    private static func openBus(_ options: DeviceOptions) throws -> DeviceSession {
         if options.isSimulated {
             // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
             let clock = VirtualClock()

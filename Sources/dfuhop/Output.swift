@@ -9,7 +9,17 @@ enum Output {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
+    /// `-q`: set once at the start of a command, before any task runs.
+    nonisolated(unsafe) static var quiet = false
+
+    /// A note, warning or progress line for people on stderr; `-q` drops it.
     static func message(_ text: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// An error: on stderr whatever `-q` says.
+    static func error(_ text: String) {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
@@ -28,8 +38,8 @@ enum Output {
     /// A failed command: its result line with `--json`, and always the message and hint on stderr.
     static func failure(_ failure: Failure, command: String, json: Bool) {
         if json { emit(failure.result(command: command)) }
-        message("error: \(failure.message)")
-        if let hint = failure.hint { message("hint: \(hint)") }
+        error("error: \(failure.message)")
+        if let hint = failure.hint { error("hint: \(hint)") }
     }
 }
 

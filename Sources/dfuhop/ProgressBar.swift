@@ -27,7 +27,8 @@ final class ProgressBar: @unchecked Sendable {
 
     /// stderr is a terminal that understands `\r` and erase-to-end-of-line.
     static var terminalCanRedraw: Bool {
-        Output.standardErrorIsTerminal && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+        Output.standardErrorIsTerminal && ProcessInfo.processInfo.environment["TERM"] != "dumb" && !Output.quiet
+            && !Verbosity.isVerbose
     }
 
     /// Draws `phase` at `done` of `total` (bytes, or `unit`s). Redraws at most 20 times a second.

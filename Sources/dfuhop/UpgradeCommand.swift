@@ -134,6 +134,7 @@ struct UpgradeCommand: AsyncParsableCommand {
             return
         }
         let prefix = unit.map { "\($0): " } ?? ""
+        logDecision(event, prefix: prefix)
         func say(_ text: String) {
             bar?.finish()
             Output.message(prefix + text)
@@ -196,6 +197,22 @@ struct UpgradeCommand: AsyncParsableCommand {
             Output.print(prefix + "upgraded \(result.before.uid?.description ?? result.before.portPath ?? "the unit") "
                          + "(\(result.before.classification.rawValue)) from \(result.before.version?.description ?? (result.before.classification == .blank ? "no firmware" : "unknown firmware")) "
                          + "to \(result.newVersion?.description ?? "?") in \(String(format: "%.1f", total.seconds)) s; confirmed over HID")
+        }
+    }
+
+    /// `-v`: the phases and what was decided in them, through swift-log.
+    static func logDecision(_ event: UpgradeEvent, prefix: String) {
+        let logger = Verbosity.logger
+        switch event {
+        case .phaseStarted(let phase): logger.info("\(prefix)phase \(phase.rawValue) started")
+        case .phaseFinished(let phase, let duration):
+            logger.info("\(prefix)phase \(phase.rawValue) finished in \(String(format: "%.3f", duration.seconds)) s")
+        case .planned(let plan, let skipped):
+            logger.info("\(prefix)plan (\(skipped) unchanged sector(s) skipped):\n\(plan.description)")
+        case .flash(.quirk(let quirk)): logger.info("\(prefix)quirk: \(quirk)")
+        case .flash(.returnedToIdle(let state)): logger.info("\(prefix)the ROM was in \(state); brought back to dfuIDLE")
+        case .flash(let flash): logger.debug("\(prefix)\(flash)")
+        default: break
         }
     }
 }

@@ -45,4 +45,19 @@ struct InputTests {
         #expect(line.hasPrefix("option-bytes "))
         #expect(line.contains("1.0 KiB/4.0 KiB") && line.contains("1.0 KiB/s") && line.contains("3 s left"), "\(line)")
     }
+
+    @Test func doubleVerboseShowsTheWireAndQuietShowsNothing() throws {
+        let directory = try TemporaryDirectory()
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/demo-g474-v2.hex")
+            .standardized.path
+        let traced = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("a"), "-vv")
+        #expect(traced.status == 0, "\(traced)")
+        for wire in ["DNLOAD wValue=", "GETSTATUS wValue=0 wLength=6", "dfuIDLE", "HID out report 64 byte(s)", "phase flash finished"] {
+            #expect(traced.stderr.contains(wire), "\(wire)")
+        }
+        let verbose = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("b"), "-v")
+        #expect(verbose.stderr.contains("phase plan finished") && !verbose.stderr.contains("DNLOAD"), "\(verbose)")
+        let quiet = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("c"), "-q")
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty && quiet.stdout.contains("upgraded"), "\(quiet)")
+    }
 }
