@@ -37,10 +37,7 @@ struct InfoCommand: AsyncParsableCommand {
             let session = try DeviceSession.open(device)
             return try await session.run {
                 let unit = try await session.hidUnit()
-                let link = AppLinkClient(transport: try await session.discovery.openHID(unit), clock: session.clock)
-                let info = try await link.info()
-                let check = info.capabilities.contains(.imageCheck) && info.descriptorState == .valid ? try await link.checkImage() : nil
-                let family = McuFamily.withDeviceID(info.deviceID)
+                let (info, check, family) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).info(unit)
                 var result = ResultLine("identified")
                 result.unit = UnitJSON(classification: "programmed", family: family?.id, port: unit.usb.portPath, uid: info.uid.description,
                                        romSerial: family.map { $0.romSerial.serial(uid: info.uid.bytes) },

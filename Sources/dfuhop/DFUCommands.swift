@@ -110,67 +110,32 @@ struct FlashCommand: AsyncParsableCommand {
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
             return try await session.run {
-                let unit = try await session.dfuUnit()
-                let family = try session.family(alternateSettings: unit.alternateSettings)
-                let normalized = try file.normalized(granularity: family.writeGranularity)
-                let report = ImageCheck.check(normalized, for: try targetMemoryMap(family: family.id)?.1, source: image)
-                for warning in report.warnings where !json { Output.message("warning: \(warning)") }
-                if let error = report.errors.first {
-                    throw Failure(.refused, "\(image): \(error)", hint: "nothing was written; check the image was built for \(family.name)")
-                }
-                guard let layoutString = unit.alternateSettings.first(where: { $0.number == 0 })?.name else {
-                    throw Failure(.refused, "the unit has no alternate setting 0 (internal flash)")
-                }
-                let layout = try FlashLayout(parsing: layoutString)
-                let transport = try await session.discovery.openDFU(unit.identity)
-                // An image with a descriptor owns its span: gaps are erased too, as its own CRC check counts them.
-                let span = (try? ImageDescriptor.validate(normalized, base: normalized.baseAddress ?? 0, source: image)).map {
-                    UInt64(normalized.baseAddress ?? 0)..<max(UInt64(normalized.baseAddress ?? 0) + UInt64($0.imageSize), normalized.end)
-                }
-                let plan = try FlashPlan(image: normalized, layout: layout, family: family,
-                                         transferSize: Int(transport.functionalDescriptor.transferSize), span: span)
-                if dryRun {
-                    if !json { Output.print(plan.description) }
-                    await transport.close()
+                let unit = try await session.dfuTarget()
+                var options = UpgradeEngine.FlashOptions()
+                (options.verify, options.dryRun, options.leave, options.source) = (!noVerify, dryRun, leave, image)
+                let flashed = try await session.engine(renderer).flash(file, on: unit, options: options)
+                renderer.finish()
+                guard let report = flashed.report else {
+                    if !json { Output.print(flashed.plan.description) }
                     var result = ResultLine("planned")
-                    result.plan = PlanJSON(plan)
+                    result.plan = PlanJSON(flashed.plan)
                     return result
                 }
-                let client = try DfuSeClient(transport: transport, clock: session.clock, quirks: family.quirks,
-                                             onEvent: { renderer.render($0) })
-                _ = try await client.prepare(alternateSetting: 0)
-                let flashed = try await client.execute(plan, image: normalized, verify: !noVerify)
-                var outcome: LeaveOutcome?
-                var jump: UInt32?
-                if leave {
-                    jump = try leaveAddress(family: family, image: normalized)
-                    outcome = try await client.leave(jumpTo: jump!)
-                }
-                renderer.finish()
                 var result = ResultLine("flashed")
                 result.unit = UnitJSON(port: unit.identity.portPath, romSerial: unit.identity.serialNumber)
-                result.flash = FlashJSON(flashed)
-                result.jumpTo = jump.map(hexAddress)
-                result.leave = outcome?.rawValue
+                result.flash = FlashJSON(report)
+                result.jumpTo = flashed.jumpTo.map(hexAddress)
+                result.leave = flashed.leave?.rawValue
                 if !json {
-                    let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(flashed.bytesVerified))"
-                    Output.print("flashed \(ProgressBar.bytes(flashed.bytesWritten)) in \(flashed.erasedSectors) sectors, \(verified), "
-                                 + "\(flashed.controlTransfers) control transfers, \(String(format: "%.2f", flashed.duration.seconds)) s")
-                    if let jump { Output.print("left DFU, jumping to \(hexAddress(jump))") }
+                    let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(report.bytesVerified))"
+                    Output.print("flashed \(ProgressBar.bytes(report.bytesWritten)) in \(report.erasedSectors) sectors, \(verified), "
+                                 + "\(report.controlTransfers) control transfers, \(String(format: "%.2f", report.duration.seconds)) s")
+                    if let jump = flashed.jumpTo { Output.print("left DFU, jumping to \(hexAddress(jump))") }
                 }
                 return result
             }
         }
     }
-}
-
-/// Where to leave DFU for this family and image (`McuFamily.leaveAddress`, seed 001).
-func leaveAddress(family: McuFamily, image: NormalizedImage) throws -> UInt32 {
-    let base = image.baseAddress ?? family.flashBase
-    guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base + 4)) else {
-        throw Failure(.refused, "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU")
-    }
-    return address
 }
 
 /// `dfuhop read`: upload memory to a file.
@@ -205,11 +170,10 @@ struct ReadCommand: AsyncParsableCommand {
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
             return try await session.run {
-                let unit = try await session.dfuUnit()
+                let unit = try await session.dfuTarget()
                 try checkReadRange(start: UInt32(start), count: count, alternate: altSetting, in: unit.alternateSettings)
-                let (client, _) = try await session.openClient(renderer: renderer)
-                _ = try await client.prepare(alternateSetting: altSetting)
-                let bytes = try await client.read(address: UInt32(start), length: Int(count))
+                let bytes = try await session.engine(renderer).read(from: unit, address: UInt32(start), length: Int(count),
+                                                                      alternateSetting: altSetting)
                 renderer.finish()
                 let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
                 try ImageFile.write(image, to: output, as: outputFormat)
@@ -249,24 +213,7 @@ struct LeaveCommand: AsyncParsableCommand {
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             return try await session.run {
-                let (client, family) = try await session.openClient(renderer: renderer)
-                _ = try await client.prepare(alternateSetting: 0)
-                let target: UInt32
-                if let address {
-                    target = address.value
-                } else {
-                    // Never "leave" into erased flash: the ROM would jump into 0xFFFFFFFF and the unit hang or
-                    // re-enter the ROM, while the command claimed success.
-                    let vectors = try await client.read(address: family.flashBase, length: 8)
-                    let reset = vectors[4...].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                    guard !vectors.allSatisfy({ $0 == 0xFF }),
-                          let jump = family.leaveAddress(vectorTable: family.flashBase, resetHandler: reset) else {
-                        throw Failure(.refused, "the flash at \(hexAddress(family.flashBase)) holds no application (reset vector \(hexAddress(reset)))",
-                                      hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
-                    }
-                    target = jump
-                }
-                let outcome = try await client.leave(jumpTo: target)
+                let (target, outcome) = try await session.engine(renderer).leave(try await session.dfuTarget(), address: address?.value)
                 var result = ResultLine("left")
                 (result.jumpTo, result.leave) = (hexAddress(target), outcome.rawValue)
                 if !json {
@@ -315,30 +262,17 @@ struct EraseCommand: AsyncParsableCommand {
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
             return try await session.run {
-                let (client, _) = try await session.openClient(renderer: renderer)
-                if readUnprotect {
-                    let reset = try await client.readUnprotect(.operatorRequestedFullWipe)
-                    renderer.finish()
-                    let text = "read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")
-                    if !json { Output.print(text) }
+                let request: UpgradeEngine.EraseRequest = readUnprotect ? .readUnprotect : massErase ? .massErase : .sectors(addresses)
+                let erased = try await session.engine(renderer).erase(try await session.dfuTarget(), request)
+                renderer.finish()
+                if case .readUnprotected(let reset) = erased {
+                    if !json { Output.print("read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")) }
                     var result = ResultLine("read-unprotected")
                     result.deviceReset = reset
                     return result
                 }
-                let layout = try await client.prepare(alternateSetting: 0)
-                if massErase {
-                    try await client.massErase(.operatorRequestedMassErase)
-                } else {
-                    let starts = try addresses.map { address -> UInt32 in
-                        guard let sector = layout.sector(containing: address) else {
-                            throw Failure(.refused, "\(hexAddress(address)) is in no sector of \(layout.render())")
-                        }
-                        return sector.start
-                    }
-                    try await client.erase(sectorsAt: Array(Set(starts)).sorted(), in: layout)
-                }
-                renderer.finish()
-                let what = massErase ? "the whole flash" : "\(Set(addresses.compactMap { layout.sector(containing: $0)?.start }).count) sector(s)"
+                let what: String
+                if case .sectors(let count) = erased { what = "\(count) sector(s)" } else { what = "the whole flash" }
                 if !json { Output.print("erased \(what)") }
                 var result = ResultLine("erased")
                 result.erased = what

@@ -7,6 +7,7 @@ import USBDiscovery
 import USBTransport
 import VirtualDevice
 import HIDAPIBackend
+import UpgradeEngine
 
 /// A virtual unit instead of USB hardware, for trying dfuhop out and for tests; shown apart in `--help`.
 struct SimulationOptions: ParsableArguments {
@@ -173,13 +174,15 @@ struct DeviceSession {
         return candidates[0]
     }
 
-    /// Opens the DFU unit and a DfuSe client on it, with events going to `renderer`.
-    func openClient(renderer: EventRenderer) async throws -> (DfuSeClient, McuFamily) {
+    /// The one DFU unit this command is for, with its family, for the engine's operations.
+    func dfuTarget() async throws -> UpgradeEngine.DFUUnit {
         let unit = try await dfuUnit()
-        let family = try family(alternateSettings: unit.alternateSettings)
-        let transport = try await discovery.openDFU(unit.identity)
-        let client = try DfuSeClient(transport: transport, clock: clock, quirks: family.quirks,
-                                     onEvent: { renderer.render($0) })
-        return (client, family)
+        return UpgradeEngine.DFUUnit(identity: unit.identity, alternateSettings: unit.alternateSettings,
+                                     family: try family(alternateSettings: unit.alternateSettings))
+    }
+
+    /// An engine on this session's bus whose events `renderer` shows.
+    func engine(_ renderer: EventRenderer) -> UpgradeEngine {
+        UpgradeEngine(discovery: discovery, clock: clock) { renderer.render($0) }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import DeviceProfiles
 import DfuSe
+import UpgradeEngine
 
 /// Renders the DfuSe client's events: a progress bar on a terminal, one JSON object per line with
 /// `--json`, nothing otherwise (the final summary is printed by the command).
@@ -35,6 +36,19 @@ final class EventRenderer: @unchecked Sendable {
         }
     }
 
+    /// The engine's events for the single-operation commands: the DfuSe client's progress, warnings and notes.
+    func render(_ event: UpgradeEvent) {
+        switch event {
+        case .flash(let flash): render(flash)
+        case .warning(let text), .note(let text):
+            if json { Output.emit(EventLine(event)) } else {
+                bar.finish()
+                Output.message("\(event.isWarning ? "warning" : "note"): \(text)")
+            }
+        default: if json { Output.emit(EventLine(event)) }
+        }
+    }
+
     func finish() { bar.finish() }
 }
 
@@ -43,4 +57,8 @@ extension Duration {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }
+}
+
+extension UpgradeEvent {
+    var isWarning: Bool { if case .warning = self { true } else { false } }
 }

@@ -111,7 +111,8 @@ final class TracingHIDTransport: HIDTransport {
 
     func read(timeout: Duration) async throws -> [UInt8]? {
         let report = try await base.read(timeout: timeout)
-        logger.trace(report.map { "HID in report \($0.count) byte(s)\(TracingDFUTransport.preview($0))" } ?? "HID in: nothing within \(timeout)")
+        let text = report.map { "HID in report \($0.count) byte(s)\(TracingDFUTransport.preview($0))" }
+        logger.trace("\(text ?? "HID in: nothing within \(timeout)")")
         return report
     }
 
