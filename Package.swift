@@ -100,7 +100,7 @@ let package = Package(
             "UpdatePackage", "FirmwareImage", "DeviceProfiles", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
-        .testTarget(name: "dfuhopTests", dependencies: ["FirmwareImage", "UpgradeEngine"]),
+        .testTarget(name: "dfuhopTests", dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -33,30 +33,19 @@ struct InfoCommand: AsyncParsableCommand {
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("info", json: json) {
             let session = try DeviceSession.open(device)
-            try await session.run {
+            return try await session.run {
                 let unit = try await session.hidUnit()
-                let link = AppLinkClient(transport: try await session.discovery.openHID(unit), clock: session.clock)
-                let info = try await link.info()
-                let check = info.capabilities.contains(.imageCheck) && info.descriptorState == .valid ? try await link.checkImage() : nil
-                let family = McuFamily.withDeviceID(info.deviceID)
-                if json {
-                    var object: [String: Any] = [
-                        "unit": info.uid.description, "port": unit.usb.portPath, "deviceID": hex(info.deviceID, 3),
-                        "family": family?.id ?? "unknown", "imageBase": hexAddress(info.imageBase),
-                        "flashKiB": Int(info.flashSizeKiB), "descriptor": info.descriptorState.description,
-                    ]
-                    // Absent when the ROM's serial does not come from the UID (constant or unstable serials).
-                    if let serial = family?.romSerial.serial(uid: info.uid.bytes) { object["dfuSerial"] = serial }
-                    if let image = info.image {
-                        object["productID"] = hex(image.productID, 8)
-                        object["version"] = image.version.description
-                        object["imageSize"] = Int(image.imageSize)
-                    }
-                    if let check { object["imageCheck"] = check.result.description }
-                    Output.json(object)
-                } else {
+                let (info, check, family) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).info(unit)
+                var result = ResultLine("identified")
+                result.unit = UnitJSON(classification: "programmed", family: family?.id, port: unit.usb.portPath, uid: info.uid.description,
+                                       romSerial: family.flatMap { $0.romSerial.serial(uid: info.uid.bytes) },
+                                       version: info.image?.version.description, productID: info.image.map { hexAddress($0.productID) },
+                                       deviceID: "0x" + hex(info.deviceID, 3), imageBase: hexAddress(info.imageBase),
+                                       flashKiB: Int(info.flashSizeKiB), descriptor: info.descriptorState.description,
+                                       imageSize: info.image.map { Int($0.imageSize) }, imageCheck: check?.result.description)
+                if !json {
                     Output.print("unit:        \(info.uid) at \(unit.usb.portPath)")
                     Output.print("mcu:         \(family?.name ?? "unknown") (DEV_ID 0x\(hex(info.deviceID, 3)), \(info.flashSizeKiB) KiB flash)")
                     if let image = info.image {
@@ -71,6 +60,7 @@ struct InfoCommand: AsyncParsableCommand {
                             ?? "not derived from the UID on \(family.name) (\(family.romSerial.fixedSerial ?? "changes"))"))
                     }
                 }
+                return result
             }
         }
     }
@@ -99,19 +89,19 @@ struct EnterDFUCommand: AsyncParsableCommand {
 
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("enter-dfu", json: json) {
             let session = try DeviceSession.open(device)
-            try await session.run {
+            return try await session.run {
                 var options = UpgradeEngine.Options()
                 options.unit = device.unit
                 options.reenumerationTimeout = timeout.duration
                 let (unit, rom) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).enterDFU(options: options)
                 let name = unit.uid?.description ?? unit.portPath ?? "the unit"
-                if json {
-                    Output.json(["outcome": "inDFU", "unit": name, "dfuSerial": rom.serialNumber ?? "", "port": rom.portPath])
-                } else {
-                    Output.print("\(unit.familyID) \(name) is in DFU mode: serial \(TerminalText.escaped(rom.serialNumber ?? "?")) at \(rom.portPath)")
-                }
+                if !json { Output.print("\(unit.familyID) \(name) is in DFU mode: serial \(TerminalText.escaped(rom.serialNumber ?? "?")) at \(rom.portPath)") }
+                var result = ResultLine("in-dfu")
+                result.unit = UnitJSON(classification: "in-dfu", family: unit.familyID, port: rom.portPath, uid: unit.uid?.description,
+                                       romSerial: rom.serialNumber, version: unit.version?.description)
+                return result
             }
         }
     }

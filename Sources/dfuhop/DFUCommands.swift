@@ -29,7 +29,7 @@ struct ListCommand: AsyncParsableCommand {
     @Flag(help: "One JSON object per unit, one per line.") var json = false
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("list", json: json) {
             let session = try DeviceSession.open(device)
             let (devices, units) = try await session.run {
                 (try await session.discovery.devices(),
@@ -44,36 +44,35 @@ struct ListCommand: AsyncParsableCommand {
                 return text
             }
             if devices.isEmpty, !json { Output.print("no units found") }
+            var result = ResultLine("listed")
+            result.devices = []
             for found in devices {
                 switch found {
                 case .dfu(let identity, let alternates):
                     let family = try? session.family(alternateSettings: alternates, identity: identity)
                     if json {
-                        Output.json(["kind": "dfu", "classification": classified[identity.portPath]?.classification.rawValue ?? "unknown",
-                                     "vidPid": identity.vidPid, "serial": identity.serialNumber ?? "",
-                                     "port": identity.portPath, "family": family?.id ?? "unknown",
-                                     "alternateSettings": alternates.map(\.name)])
+                        let classification = classified[identity.portPath]?.classification.rawValue ?? "unknown"
+                        result.devices?.append(DeviceJSON(kind: "dfu", classification: classification,
+                                                          vidPid: identity.vidPid, serial: identity.serialNumber, port: identity.portPath,
+                                                          family: family?.id, alternateSettings: alternates.map(\.name)))
                     } else {
                         Output.print("DFU  \(identity.vidPid)  serial \(TerminalText.escaped(identity.serialNumber ?? "-"))  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))")
                         for alternate in alternates { Output.print("       alt \(alternate.number): \(TerminalText.escaped(alternate.name))") }
                     }
                 case .hid(let info):
                     if json {
-                        var object: [String: Any] = ["kind": "hid", "vidPid": info.usb.vidPid, "serial": info.usb.serialNumber ?? "",
-                                     "port": info.usb.portPath, "product": info.usb.product ?? "",
-                                     "usagePage": hex(info.usagePage, 4),
-                                     "classification": classified[info.usb.portPath]?.classification.rawValue ?? "unknown"]
-                        if let unit = classified[info.usb.portPath] {
-                            if let version = unit.version { object["version"] = version.description }
-                            if let uid = unit.uid { object["uid"] = uid.description }
-                            object["family"] = unit.familyID
-                        }
-                        Output.json(object)
+                        let unit = classified[info.usb.portPath]
+                        result.devices?.append(DeviceJSON(kind: "hid", classification: unit?.classification.rawValue ?? "unknown",
+                                                          vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
+                                                          family: unit?.familyID, product: info.usb.product,
+                                                          usagePage: "0x" + hex(info.usagePage, 4),
+                                                          version: unit?.version?.description, uid: unit?.uid?.description))
                     } else {
                         Output.print("HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))")
                     }
                 }
             }
+            return result
         }
     }
 }
@@ -97,7 +96,7 @@ struct FlashCommand: AsyncParsableCommand {
         """)
 
     @Argument(help: "The image: .hex, .srec, .elf, .dfu or raw .bin.") var image: String
-    @Option(help: ArgumentHelp("Where a raw binary goes.", valueName: "address")) var address = "0x08000000"
+    @Option(help: ArgumentHelp("Where a raw binary goes (0x hex).", valueName: "address")) var address = Address(0x0800_0000)
     @Flag(help: "Print the plan and stop; nothing is sent to the unit.") var dryRun = false
     @Flag(help: "Skip reading back what was written (faster, less safe).") var noVerify = false
     @Flag(help: "Leave DFU afterwards so the application starts.") var leave = false
@@ -105,77 +104,38 @@ struct FlashCommand: AsyncParsableCommand {
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
-            guard let base = parseNumber(address), base <= UInt64(UInt32.max) else {
-                throw Failure(.usage, "--address \(address) is not a 32-bit address")
-            }
-            let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: UInt32(base)))
+        try await runCommand("flash", json: json) {
+            let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: address.value))
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
-            try await session.run {
-                let unit = try await session.dfuUnit()
-                let family = try session.family(alternateSettings: unit.alternateSettings, identity: unit.identity)
-                let normalized = try file.normalized(granularity: family.writeGranularity)
-                let report = ImageCheck.check(normalized, for: try targetMemoryMap(family: family.id)?.1, source: image)
-                for warning in report.warnings where !json { Output.message("warning: \(warning)") }
-                if let error = report.errors.first {
-                    throw Failure(.refused, "\(image): \(error)", hint: "nothing was written; check the image was built for \(family.name)")
-                }
-                guard let layoutString = unit.alternateSettings.first(where: { $0.number == 0 })?.name else {
-                    throw Failure(.refused, "the unit has no alternate setting 0 (internal flash)")
-                }
-                let layout = try FlashLayout(parsing: layoutString)
-                let transport = try await session.discovery.openDFU(unit.identity)
-                // An image with a descriptor owns its span: gaps are erased too, as its own CRC check counts them.
-                let span = (try? ImageDescriptor.validate(normalized, base: normalized.baseAddress ?? 0, source: image)).map {
-                    UInt64(normalized.baseAddress ?? 0)..<max(UInt64(normalized.baseAddress ?? 0) + UInt64($0.imageSize), normalized.end)
-                }
-                let plan = try FlashPlan(image: normalized, layout: layout, family: family,
-                                         transferSize: Int(transport.functionalDescriptor.transferSize), span: span)
-                if dryRun {
-                    if json { Output.printJSON(String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)) } else { Output.print(plan.description) }
-                    await transport.close()
-                    return
-                }
-                let client = try DfuSeClient(transport: transport, clock: session.clock, quirks: family.quirks,
-                                             onEvent: { renderer.render($0) })
-                _ = try await client.prepare(alternateSetting: 0)
-                let flashed = try await client.execute(plan, image: normalized, verify: !noVerify)
-                var outcome: LeaveOutcome?
-                var jump: UInt32?
-                if leave {
-                    jump = try leaveAddress(family: family, image: normalized)
-                    outcome = try await client.leave(jumpTo: jump!)
-                }
+            return try await session.run {
+                let unit = try await session.dfuTarget()
+                var options = UpgradeEngine.FlashOptions()
+                (options.verify, options.dryRun, options.leave, options.source) = (!noVerify, dryRun, leave, image)
+                let flashed = try await session.engine(renderer).flash(file, on: unit, options: options)
                 renderer.finish()
-                if json {
-                    var result: [String: Any] = [
-                        "outcome": "flashed", "unit": unit.identity.serialNumber ?? unit.identity.portPath,
-                        "erasedSectors": flashed.erasedSectors, "bytesWritten": flashed.bytesWritten,
-                        "bytesVerified": flashed.bytesVerified, "controlTransfers": flashed.controlTransfers,
-                        "deviceSeconds": flashed.duration.seconds,
-                    ]
-                    if let outcome, let jump { result["left"] = ["jumpTo": hexAddress(jump), "outcome": outcome.rawValue] }
-                    Output.json(result)
-                } else {
-                    let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(flashed.bytesVerified))"
-                    Output.print("flashed \(ProgressBar.bytes(flashed.bytesWritten)) in \(flashed.erasedSectors) sectors, \(verified), "
-                                 + "\(flashed.controlTransfers) control transfers, \(String(format: "%.2f", flashed.duration.seconds)) s")
-                    if let jump { Output.print("left DFU, jumping to \(hexAddress(jump))") }
+                guard let report = flashed.report else {
+                    if !json { Output.print(flashed.plan.description) }
+                    var result = ResultLine("planned")
+                    result.plan = PlanJSON(flashed.plan)
+                    return result
                 }
+                var result = ResultLine("flashed")
+                result.unit = UnitJSON(port: unit.identity.portPath, romSerial: unit.identity.serialNumber)
+                result.flash = FlashJSON(report)
+                result.jumpTo = flashed.jumpTo.map(hexAddress)
+                result.leave = flashed.leave?.rawValue
+                if !json {
+                    let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(report.bytesVerified))"
+                    Output.print("flashed \(ProgressBar.bytes(report.bytesWritten)) in \(report.erasedSectors) sectors, \(verified), "
+                                 + "\(report.controlTransfers) control transfers, \(String(format: "%.2f", report.duration.seconds)) s")
+                    if let jump = flashed.jumpTo { Output.print("left DFU, jumping to \(hexAddress(jump))") }
+                }
+                return result
             }
         }
     }
-}
-
-/// Where to leave DFU for this family and image (`McuFamily.leaveAddress`, seed 001).
-func leaveAddress(family: McuFamily, image: NormalizedImage) throws -> UInt32 {
-    let base = image.baseAddress ?? family.flashBase
-    guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base &+ 4)) else {
-        throw Failure(.refused, "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU")
-    }
-    return address
 }
 
 /// `dfuhop read`: upload memory to a file.
@@ -187,45 +147,43 @@ struct ReadCommand: AsyncParsableCommand {
         The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format.
 
         Examples:
-          dfuhop read --address 0x08000000 --length 65536 -o backup.hex
-          dfuhop read --address 0x1FFF7800 --length 48 --alt 1 -o options.bin
+          dfuhop read --address 0x08000000 --length 64K -o backup.hex
+          dfuhop read --address 0x1FFF7800 --length 48 --alt-setting 1 -o options.bin
         """)
 
-    @Option(help: ArgumentHelp("First address to read.", valueName: "address")) var address: String
-    @Option(help: ArgumentHelp("Bytes to read.", valueName: "n")) var length: String
+    @Option(help: ArgumentHelp("First address to read (0x hex).", valueName: "address")) var address: Address
+    @Option(help: ArgumentHelp("Bytes to read: 4096, 0x1000, 4K or 1M.", valueName: "size")) var length: ByteCount
     @Option(name: .shortAndLong, help: ArgumentHelp("Output file.", valueName: "file")) var output: String
     @Option(help: ArgumentHelp("Output format: bin, hex, srec or dfu.", valueName: "format")) var format: String?
-    @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var alt: UInt8 = 0
+    @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var altSetting: UInt8 = 0
     @Flag(help: "Progress as JSON lines, then a result object.") var json = false
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
-            guard let start = parseNumber(address), start <= UInt64(UInt32.max) else {
-                throw Failure(.usage, "--address \(address) is not a 32-bit address")
-            }
-            guard let count = parseNumber(length), count > 0, count <= 0x1_0000_0000 - start else {
-                throw Failure(.usage, "--length \(length) must be a positive byte count that stays inside 4 GiB")
+        try await runCommand("read", json: json) {
+            let (start, count) = (UInt64(address.value), length.value)
+            guard count <= 0x1_0000_0000 - start else {
+                throw Failure(.usage, "--length \(length) runs past the end of the 32-bit address space from \(address)")
             }
             let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
-            try await session.run {
-                let unit = try await session.dfuUnit()
-                try checkReadRange(start: UInt32(start), count: count, alternate: alt, in: unit.alternateSettings)
-                let (client, _) = try await session.openClient(renderer: renderer)
-                _ = try await client.prepare(alternateSetting: alt)
-                let bytes = try await client.read(address: UInt32(start), length: Int(count))
+            return try await session.run {
+                let unit = try await session.dfuTarget()
+                try checkReadRange(start: UInt32(start), count: count, alternate: altSetting, in: unit.alternateSettings)
+                let bytes = try await session.engine(renderer).read(from: unit, address: UInt32(start), length: Int(count),
+                                                                      alternateSetting: altSetting)
                 renderer.finish()
                 let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
                 try ImageFile.write(image, to: output, as: outputFormat)
-                if json {
-                    Output.json(["outcome": "read", "address": hexAddress(UInt32(start)), "length": bytes.count, "file": output,
-                                 "crc32": hex(CRC32.zlib(bytes), 8)])
-                } else {
+                var result = ResultLine("read")
+                (result.address, result.length, result.file) = (hexAddress(UInt32(start)), bytes.count, output)
+                result.crc32 = hexAddress(CRC32.zlib(bytes))
+                if !json {
                     Output.print("read \(ProgressBar.bytes(bytes.count)) from \(hexAddress(UInt32(start))) into \(output) (crc32 0x\(hex(CRC32.zlib(bytes), 8)))")
                 }
+                return result
             }
         }
     }
@@ -246,41 +204,22 @@ struct LeaveCommand: AsyncParsableCommand {
           dfuhop leave --address 0x0800BA65
         """)
 
-    @Option(help: ArgumentHelp("Jump target.", valueName: "address")) var address: String?
+    @Option(help: ArgumentHelp("Jump target (0x hex).", valueName: "address")) var address: Address?
     @Flag(help: "A result object as JSON.") var json = false
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("leave", json: json) {
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
-            try await session.run {
-                let (client, family) = try await session.openClient(renderer: renderer)
-                _ = try await client.prepare(alternateSetting: 0)
-                let target: UInt32
-                if let address {
-                    guard let value = parseNumber(address), value <= UInt64(UInt32.max) else {
-                        throw Failure(.usage, "--address \(address) is not a 32-bit address")
-                    }
-                    target = UInt32(value)
-                } else {
-                    // Never "leave" into erased flash: the ROM would jump into 0xFFFFFFFF and the unit hang or
-                    // re-enter the ROM, while the command claimed success.
-                    let vectors = try await client.read(address: family.flashBase, length: 8)
-                    let reset = vectors[4...].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                    guard !vectors.allSatisfy({ $0 == 0xFF }),
-                          let jump = family.leaveAddress(vectorTable: family.flashBase, resetHandler: reset) else {
-                        throw Failure(.refused, "the flash at \(hexAddress(family.flashBase)) holds no application (reset vector \(hexAddress(reset)))",
-                                      hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
-                    }
-                    target = jump
-                }
-                let outcome = try await client.leave(jumpTo: target)
-                if json {
-                    Output.json(["outcome": "left", "jumpTo": hexAddress(target), "leave": outcome.rawValue])
-                } else {
+            return try await session.run {
+                let (target, outcome) = try await session.engine(renderer).leave(try await session.dfuTarget(), address: address?.value)
+                var result = ResultLine("left")
+                (result.jumpTo, result.leave) = (hexAddress(target), outcome.rawValue)
+                if !json {
                     Output.print("left DFU, jumping to \(hexAddress(target)) (\(outcome == .deviceLeftBus ? "the unit left the bus" : "the unit is manifesting"))")
                 }
+                return result
             }
         }
     }
@@ -304,7 +243,7 @@ struct EraseCommand: AsyncParsableCommand {
         """)
 
     @Option(name: .customLong("sector"), help: ArgumentHelp("An address inside a sector to erase (repeatable).", valueName: "address"))
-    var sectors: [String] = []
+    var sectors: [Address] = []
     @Flag(help: "Erase the whole flash (a long operation; F4 takes up to 35 s).") var massErase = false
     @Flag(help: "Clear read protection level 1: erases the whole flash and resets the unit.") var readUnprotect = false
     @Flag(help: "A result object as JSON.") var json = false
@@ -317,40 +256,27 @@ struct EraseCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runCommand(json: json) {
-            let addresses = try sectors.map { text -> UInt32 in
-                guard let value = parseNumber(text), value <= UInt64(UInt32.max) else {
-                    throw Failure(.usage, "--sector \(text) is not a 32-bit address")
-                }
-                return UInt32(value)
-            }
+        try await runCommand("erase", json: json) {
+            let addresses = sectors.map(\.value)
             let session = try DeviceSession.open(device)
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
-            try await session.run {
-                let (client, _) = try await session.openClient(renderer: renderer)
-                if readUnprotect {
-                    let reset = try await client.readUnprotect(.operatorRequestedFullWipe)
-                    renderer.finish()
-                    let text = "read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")
-                    if json { Output.json(["outcome": "read-unprotected", "deviceReset": reset]) } else { Output.print(text) }
-                    return
-                }
-                let layout = try await client.prepare(alternateSetting: 0)
-                if massErase {
-                    try await client.massErase(.operatorRequestedMassErase)
-                } else {
-                    let starts = try addresses.map { address -> UInt32 in
-                        guard let sector = layout.sector(containing: address) else {
-                            throw Failure(.refused, "\(hexAddress(address)) is in no sector of \(layout.render())")
-                        }
-                        return sector.start
-                    }
-                    try await client.erase(sectorsAt: Array(Set(starts)).sorted(), in: layout)
-                }
+            return try await session.run {
+                let request: UpgradeEngine.EraseRequest = readUnprotect ? .readUnprotect : massErase ? .massErase : .sectors(addresses)
+                let erased = try await session.engine(renderer).erase(try await session.dfuTarget(), request)
                 renderer.finish()
-                let what = massErase ? "the whole flash" : "\(Set(addresses.compactMap { layout.sector(containing: $0)?.start }).count) sector(s)"
-                if json { Output.json(["outcome": "erased", "what": what]) } else { Output.print("erased \(what)") }
+                if case .readUnprotected(let reset) = erased {
+                    if !json { Output.print("read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")) }
+                    var result = ResultLine("read-unprotected")
+                    result.deviceReset = reset
+                    return result
+                }
+                let what: String
+                if case .sectors(let count) = erased { what = "\(count) sector(s)" } else { what = "the whole flash" }
+                if !json { Output.print("erased \(what)") }
+                var result = ResultLine("erased")
+                result.erased = what
+                return result
             }
         }
     }

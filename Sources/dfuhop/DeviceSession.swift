@@ -7,9 +7,10 @@ import USBDiscovery
 import USBTransport
 import VirtualDevice
 import HIDAPIBackend
+import UpgradeEngine
 
-/// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
-struct DeviceOptions: ParsableArguments {
+/// A virtual unit instead of USB hardware, for trying dfuhop out and for tests; shown apart in `--help`.
+struct SimulationOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Run against a fresh virtual unit instead of USB: FAMILY[:STATE], e.g. g474:programmed.",
         discussion: "Families: \(McuFamily.all.map(\.id).joined(separator: ", ")) (g474-single for DBANK=0). "
@@ -22,17 +23,30 @@ struct DeviceOptions: ParsableArguments {
         valueName: "file"))
     var simulateState: String?
 
+    @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
+    var simulateUnits: Int = 1
+}
+
+/// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
+@dynamicMemberLookup
+struct DeviceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Which unit: its USB serial number or port path (e.g. 1-2.3). Needed when several are connected.",
                                valueName: "serial|port"))
     var unit: String?
 
     @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
-    var family: String?
+    var family: FamilyArgument?
 
-    @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
-    var simulateUnits: Int = 1
+    @OptionGroup var verbosity: VerbosityOptions
 
-    var isSimulated: Bool { simulate != nil || simulateState != nil }
+    @OptionGroup(title: "Simulation (no hardware)") var simulation: SimulationOptions
+
+    subscript<T>(dynamicMember path: KeyPath<SimulationOptions, T>) -> T { simulation[keyPath: path] }
+
+    var isSimulated: Bool { simulation.simulate != nil || simulation.simulateState != nil }
+
+    /// `--family`, parsed.
+    func mcuFamily() throws -> McuFamily? { family?.family }
 }
 
 /// One command's connection to the bus, and the virtual unit behind it if simulated.
@@ -43,9 +57,17 @@ struct DeviceSession {
     /// The simulated unit, saved back to `--simulate-state` by `finish()`.
     let virtualUnit: VirtualUnit?
     /// The simulated bus, when simulated.
-    var virtualBus: VirtualBus? { discovery as? VirtualBus }
+    var virtualBus: VirtualBus? { (discovery as? TracingDiscovery)?.base as? VirtualBus ?? discovery as? VirtualBus }
 
     static func open(_ options: DeviceOptions) throws -> DeviceSession {
+        let logger = options.verbosity.apply()
+        let session = try openBus(options)
+        guard logger.logLevel <= .trace else { return session }
+        return DeviceSession(discovery: TracingDiscovery(base: session.discovery, logger: logger), clock: session.clock,
+                             options: options, virtualUnit: session.virtualUnit)
+    }
+
+    private static func openBus(_ options: DeviceOptions) throws -> DeviceSession {
         if options.isSimulated {
             // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
             let clock = VirtualClock()
@@ -136,13 +158,8 @@ struct DeviceSession {
     func family(alternateSettings: [DFUAlternateSetting], identity: USBDeviceIdentity? = nil) throws -> McuFamily {
         let names = alternateSettings.sorted { $0.number < $1.number }.map(\.name)
         let candidates = McuFamily.candidates(alternates: names, bcdDevice: identity?.bcdDevice, serial: identity?.serialNumber)
-        if let name = options.family {
-            if let refused = McuFamily.refusal(for: name) {
-                throw Failure(.usage, "\(refused.name) cannot be used: \(refused.reason)")
-            }
-            guard let family = McuFamily.named(name) else {
-                throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
-            }
+        if let family = options.family?.family {
+            let name = family.id
             // A family that contradicts the ROM's own layout would write the wrong flash word size (seed 004).
             guard candidates.isEmpty || candidates.contains(where: { $0.id == family.id }) else {
                 throw Failure(.usage, "--family \(name) does not match the unit: its ROM shows the flash of "
@@ -159,13 +176,15 @@ struct DeviceSession {
         return candidates[0]
     }
 
-    /// Opens the DFU unit and a DfuSe client on it, with events going to `renderer`.
-    func openClient(renderer: EventRenderer) async throws -> (DfuSeClient, McuFamily) {
+    /// The one DFU unit this command is for, with its family, for the engine's operations.
+    func dfuTarget() async throws -> UpgradeEngine.DFUUnit {
         let unit = try await dfuUnit()
-        let family = try family(alternateSettings: unit.alternateSettings, identity: unit.identity)
-        let transport = try await discovery.openDFU(unit.identity)
-        let client = try DfuSeClient(transport: transport, clock: clock, quirks: family.quirks,
-                                     onEvent: { renderer.render($0) })
-        return (client, family)
+        return UpgradeEngine.DFUUnit(identity: unit.identity, alternateSettings: unit.alternateSettings,
+                                     family: try family(alternateSettings: unit.alternateSettings, identity: unit.identity))
+    }
+
+    /// An engine on this session's bus whose events `renderer` shows.
+    func engine(_ renderer: EventRenderer) -> UpgradeEngine {
+        UpgradeEngine(discovery: discovery, clock: clock) { renderer.render($0) }
     }
 }

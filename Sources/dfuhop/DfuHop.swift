@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct DfuHop: AsyncParsableCommand {
@@ -19,6 +20,40 @@ struct DfuHop: AsyncParsableCommand {
             ImageCommand.self, JournalCommand.self, DoctorCommand.self, ExitCodesCommand.self,
             PackageCommand.self, KeyCommand.self, FamiliesCommand.self,
         ])
+
+    static func main() async {
+        if let mistyped = CommandLine.arguments.dropFirst().first, let message = suggestion(for: mistyped) {
+            Output.message("error: \(message)")
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
+        await main(nil)
+    }
+
+    /// "did you mean" for a first argument that is no command but close to one (at most 2 edits, or a prefix).
+    static func suggestion(for word: String) -> String? {
+        let names = configuration.subcommands.compactMap { $0.configuration.commandName } + ["help"]
+        guard !word.hasPrefix("-"), !names.contains(word) else { return nil }
+        let close = names.map { ($0, editDistance(word.lowercased(), $0)) }.filter { $0.1 <= 2 || $0.0.hasPrefix(word.lowercased()) }
+            .sorted { $0.1 < $1.1 }
+        guard let best = close.first else { return nil }
+        return "'\(word)' is not a dfuhop command; did you mean '\(best.0)'? (`dfuhop --help` lists them)"
+    }
+
+    /// Levenshtein distance: the insertions, deletions and substitutions that turn `a` into `b`.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let (a, b) = (Array(a), Array(b))
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
 }
 
 /// `dfuhop exit-codes`: the fixed table, for scripts and technicians.
@@ -29,13 +64,15 @@ struct ExitCodesCommand: ParsableCommand {
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() {
+        if json {
+            var result = ResultLine(command: "exit-codes", outcome: "listed")
+            result.exitCodes = ExitStatus.allCases.map { ExitCodeJSON(code: $0.rawValue, name: "\($0)", meaning: $0.meaning) }
+            Output.emit(result)
+            return
+        }
         for status in ExitStatus.allCases {
-            if json {
-                Output.json(["code": Int(status.rawValue), "name": "\(status)", "meaning": status.meaning])
-            } else {
-                let code = String(status.rawValue)
-                Output.print(String(repeating: " ", count: 3 - code.count) + code + "  " + status.meaning)
-            }
+            let code = String(status.rawValue)
+            Output.print(String(repeating: " ", count: 3 - code.count) + code + "  " + status.meaning)
         }
     }
 }

@@ -31,13 +31,19 @@ struct DoctorCommand: AsyncParsableCommand {
             return
         }
         let findings = await USBDoctor.diagnose()
-        for finding in findings { render(finding) }
         let status = Self.exitStatus(findings)
         let problems = findings.filter { $0.status == .problem }.count
         let warnings = findings.filter { $0.status == .warning }.count
         if json {
-            Output.json(["outcome": status == .success ? "ok" : "problems", "problems": problems, "exitCode": Int(status.rawValue)])
-        } else if status == .success {
+            var result = ResultLine(command: "doctor", outcome: problems == 0 ? "ok" : "problems", exitCode: status.rawValue)
+            result.findings = findings.map { FindingJSON(check: $0.check, status: $0.status.rawValue, detail: $0.detail, fix: $0.fix,
+                                                          subject: $0.subject) }
+            Output.emit(result)
+            if status != .success { throw ExitCode(status.rawValue) }
+            return
+        }
+        for finding in findings { render(finding) }
+        if problems == 0 {
             Output.print("\nNo problems found.")
         } else {
             Output.print("\n\(problems) problem\(problems == 1 ? "" : "s") and \(warnings) warning\(warnings == 1 ? "" : "s") found;"
@@ -47,13 +53,6 @@ struct DoctorCommand: AsyncParsableCommand {
     }
 
     private func render(_ finding: DoctorFinding) {
-        if json {
-            var object: [String: Any] = ["check": finding.check, "status": finding.status.rawValue, "detail": finding.detail]
-            if let fix = finding.fix { object["fix"] = fix }
-            if let subject = finding.subject { object["subject"] = subject }
-            Output.json(object)
-            return
-        }
         let mark: String
         switch finding.status {
         case .ok: mark = "ok     "

@@ -1,6 +1,7 @@
 import Foundation
 import DeviceProfiles
 import DfuSe
+import UpgradeEngine
 
 /// Renders the DfuSe client's events: a progress bar on a terminal, one JSON object per line with
 /// `--json`, nothing otherwise (the final summary is printed by the command).
@@ -10,12 +11,12 @@ final class EventRenderer: @unchecked Sendable {
 
     init(json: Bool) {
         self.json = json
-        bar = ProgressBar(enabled: !json && Output.standardErrorIsTerminal)
+        bar = ProgressBar(enabled: !json && ProgressBar.terminalCanRedraw)
     }
 
     func render(_ event: DfuSeEvent) {
         if json {
-            Output.json(Self.object(event))
+            Output.emit(EventLine(event))
             return
         }
         switch event {
@@ -35,25 +36,20 @@ final class EventRenderer: @unchecked Sendable {
         }
     }
 
-    func finish() { bar.finish() }
-
-    static func object(_ event: DfuSeEvent) -> [String: Any] {
+    /// The engine's events for the single-operation commands: the DfuSe client's progress, warnings and notes.
+    func render(_ event: UpgradeEvent) {
         switch event {
-        case .phaseStarted(let phase): ["event": "phaseStarted", "phase": phase.rawValue]
-        case .phaseFinished(let phase): ["event": "phaseFinished", "phase": phase.rawValue]
-        case .returnedToIdle(let state): ["event": "returnedToIdle", "from": state.description]
-        case .sectorErased(let sector, let number, let total):
-            ["event": "sectorErased", "address": hexAddress(sector.start), "size": Int(sector.size), "number": number, "total": total]
-        case .bytesWritten(let done, let total, let address):
-            ["event": "bytesWritten", "done": done, "total": total, "address": hexAddress(address)]
-        case .bytesVerified(let done, let total): ["event": "bytesVerified", "done": done, "total": total]
-        case .bytesRead(let done, let total): ["event": "bytesRead", "done": done, "total": total]
-        case .quirk(let quirk): ["event": "quirk", "detail": quirk.description]
-        case .massErased: ["event": "massErased"]
-        case .readUnprotected(let reset): ["event": "readUnprotected", "deviceReset": reset]
-        case .left(let address, let outcome): ["event": "left", "jumpTo": hexAddress(address), "outcome": outcome.rawValue]
+        case .flash(let flash): render(flash)
+        case .warning(let text), .note(let text):
+            if json { Output.emit(EventLine(event)) } else {
+                bar.finish()
+                Output.message("\(event.isWarning ? "warning" : "note"): \(text)")
+            }
+        default: if json { Output.emit(EventLine(event)) }
         }
     }
+
+    func finish() { bar.finish() }
 }
 
 extension Duration {
@@ -61,4 +57,8 @@ extension Duration {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }
+}
+
+extension UpgradeEvent {
+    var isWarning: Bool { if case .warning = self { true } else { false } }
 }

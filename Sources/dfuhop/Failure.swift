@@ -154,19 +154,34 @@ struct Failure: Error, CustomStringConvertible {
     }
 }
 
+extension Failure {
+    /// The `"type":"result"` line for this failure (docs/json.md).
+    func result(command: String) -> ResultLine {
+        var line = ResultLine(command: command, outcome: "failed", exitCode: status.rawValue)
+        line.error = message
+        line.hint = hint
+        return line
+    }
+}
+
 /// Runs a command body and turns whatever it throws into the fixed exit status and a readable message.
-func runCommand(json: Bool = false, _ body: sending @escaping () async throws -> Void) async throws {
+/// The body returns its result; with `--json` it is printed as the last line, and its `exitCode` is the
+/// process's exit status in every case (docs/json.md).
+func runCommand(_ command: String, json: Bool = false, _ body: sending @escaping () async throws -> ResultLine) async throws {
+    var result: ResultLine
     do {
-        try await SignalStop.run(body)
+        result = try await SignalStop.run(body)
+        result.command = command
     } catch let error as CleanExit {
         throw error
-    } catch let error as ExitCode {
-        throw error
     } catch let error as ValidationError {
+        if json { Output.emit(Failure(.usage, error.message).result(command: command)) }
         throw error
     } catch {
         let failure = Failure.from(error)
-        Output.failure(failure, json: json)
+        Output.failure(failure, command: command, json: json)
         throw ExitCode(failure.status.rawValue)
     }
+    if json { Output.emit(result) }
+    if result.exitCode != 0 { throw ExitCode(result.exitCode) }
 }

@@ -4,7 +4,7 @@ import USBTransport
 
 /// `dfuhop families`: the part lines dfuhop models (protocols/families/), what in each no public source
 /// confirms yet, and the part lines it refuses.
-struct FamiliesCommand: ParsableCommand {
+struct FamiliesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "families",
         abstract: "List the STM32 part lines dfuhop knows, with their ROM identity and the values still unverified.",
@@ -19,22 +19,25 @@ struct FamiliesCommand: ParsableCommand {
           dfuhop families --unverified
         """)
 
-    @Flag(help: "One JSON object per part line, with every value's source.") var json = false
+    @Flag(help: "Part lines as JSON: one result line listing each with every value's source.") var json = false
     @Flag(help: "List each unverified value with its note.") var unverified = false
 
-    func run() {
-        for family in McuFamily.all { json ? Output.json(Self.object(family)) : render(family) }
-        for refused in McuFamily.unsupported {
-            if json {
-                Output.json(["id": refused.id, "name": refused.name, "usbDFU": false, "refusal": refused.reason,
-                             "source": refused.source.text, "unverified": refused.source.unverified])
-            } else {
-                Output.print("\(pad(refused.id, 6)) \(refused.name): refused, \(refused.reason)")
+    func run() async throws {
+        let asJSON = json
+        let detail = unverified
+        try await runCommand("families", json: asJSON) {
+            if !asJSON {
+                for family in McuFamily.all { Self.render(family, unverified: detail) }
+                for refused in McuFamily.unsupported { Output.print("\(Self.pad(refused.id, 6)) \(refused.name): refused, \(refused.reason)") }
             }
+            var result = ResultLine("listed")
+            result.families = McuFamily.all.map(FamilyJSON.init)
+                + McuFamily.unsupported.map { FamilyJSON(refused: $0.id, name: $0.name, reason: $0.reason, source: $0.source.text) }
+            return result
         }
     }
 
-    private func render(_ family: McuFamily) {
+    static func render(_ family: McuFamily, unverified: Bool) {
         let rom = family.romVersions[0]
         let open = family.unverified
         Output.print("\(pad(family.id, 6)) \(pad(family.name, 56)) DEV_ID 0x\(hex(family.deviceID, 3))  ROM 0x\(hex(rom.bcdDevice, 4))"
@@ -43,18 +46,50 @@ struct FamiliesCommand: ParsableCommand {
         for item in open { Output.print("         \(item.field): \(item.note)") }
     }
 
-    static func object(_ family: McuFamily) -> [String: Any] {
-        [
-            "id": family.id, "name": family.name, "usbDFU": true, "deviceID": "0x" + hex(family.deviceID, 3),
-            "romVersions": family.romVersions.map {
-                ["bcdDevice": "0x" + hex($0.bcdDevice, 4), "product": $0.product, "alternates": $0.otherMemories] as [String: Any]
-            },
-            "flashLayouts": family.flashModes.map(\.layoutString), "emptyCheck": family.emptyCheck,
-            "serialRule": family.romSerial.kind.rawValue, "boot0PinReachesROM": family.factoryBoot0PinReachesROM,
-            "sources": Dictionary(uniqueKeysWithValues: family.sources.map { ($0.key, $0.value.text) }),
-            "unverified": family.unverified.map(\.field),
-        ]
+    static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+}
+
+/// One part line in `families --json` (docs/json.md).
+struct FamilyJSON: Codable, Equatable, Sendable {
+    struct ROMJSON: Codable, Equatable, Sendable {
+        var bcdDevice: String
+        var product: String
+        var alternates: [String]
     }
 
-    private func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
+    var id: String
+    var name: String
+    var usbDFU: Bool
+    var deviceID: String?
+    var romVersions: [ROMJSON]?
+    var flashLayouts: [String]?
+    var emptyCheck: Bool?
+    var serialRule: String?
+    var boot0PinReachesROM: Bool?
+    var sources: [String: String]?
+    var unverified: [String]?
+    var refusal: String?
+    var source: String?
+
+    init(_ family: McuFamily) {
+        id = family.id
+        name = family.name
+        usbDFU = true
+        deviceID = "0x" + hex(family.deviceID, 3)
+        romVersions = family.romVersions.map { ROMJSON(bcdDevice: "0x" + hex($0.bcdDevice, 4), product: $0.product, alternates: $0.otherMemories) }
+        flashLayouts = family.flashModes.map(\.layoutString)
+        emptyCheck = family.emptyCheck
+        serialRule = family.romSerial.kind.rawValue
+        boot0PinReachesROM = family.factoryBoot0PinReachesROM
+        sources = Dictionary(uniqueKeysWithValues: family.sources.map { ($0.key, $0.value.text) })
+        unverified = family.unverified.map(\.field)
+    }
+
+    init(refused id: String, name: String, reason: String, source: String) {
+        self.id = id
+        self.name = name
+        usbDFU = false
+        refusal = reason
+        self.source = source
+    }
 }

@@ -30,19 +30,14 @@ struct ImageCommand: AsyncParsableCommand {
 
 /// Options every image command shares for reading its input.
 struct ImageInputOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Where a raw binary goes in memory.", valueName: "address"))
-    var address: String = "0x08000000"
+    @Option(name: .long, help: ArgumentHelp("Where a raw binary goes in memory (0x hex).", valueName: "address"))
+    var address = Address(0x0800_0000)
 
     @Option(name: .long, help: ArgumentHelp("For .dfu files with several targets: the alternate setting to use (default: 0, the internal flash).",
                                              valueName: "n"))
     var altSetting: UInt8?
 
-    func readOptions() throws -> ReadOptions {
-        guard let value = parseNumber(address), value <= UInt64(UInt32.max) else {
-            throw ValidationError("--address '\(address)' is not a 32-bit address (e.g. 0x08000000)")
-        }
-        return ReadOptions(binaryAddress: UInt32(value))
-    }
+    func readOptions() throws -> ReadOptions { ReadOptions(binaryAddress: address.value) }
 
     func read(_ path: String) throws -> FirmwareImage {
         try ImageFile.read(path: path, options: readOptions())
@@ -137,18 +132,17 @@ struct ImageInfoCommand: AsyncParsableCommand {
     @OptionGroup var input: ImageInputOptions
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("image info", json: json) {
             let target = try targetMemoryMap(family: family)
             let image = try input.read(file)
             let selected = try input.selectTarget(of: image, file: file)
             let normalized = try selected.normalized(granularity: target?.0.writeGranularity ?? 1)
             let report = ImageCheck.check(normalized, for: target?.1, source: file)
             let digests = Digests(normalized)
-            if json {
-                Output.json(infoJSON(image: image, normalized: normalized, report: report, digests: digests, family: target?.0))
-            } else {
-                printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
-            }
+            if !json { printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0) }
+            var result = ResultLine("described")
+            result.image = ImageInfoJSON(file: file, image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
+            return result
         }
     }
 
@@ -207,54 +201,6 @@ struct ImageInfoCommand: AsyncParsableCommand {
         lines.append("  image size:  \(descriptor.imageSize) bytes")
         lines.append("  image crc32: \(hex(descriptor.crc))")
     }
-
-    private func infoJSON(image: FirmwareImage, normalized: NormalizedImage, report: ImageReport, digests: Digests, family: McuFamily?) -> [String: Any] {
-        var object: [String: Any] = [
-            "file": file,
-            "format": image.format.rawValue,
-            "segments": normalized.segments.map { ["start": hex($0.address), "end": hex(UInt32($0.end - 1)), "size": $0.bytes.count] },
-            "payloadSize": normalized.payloadSize,
-            "span": normalized.baseAddress.map { Int(normalized.end - UInt64($0)) } ?? 0,
-            "crc32": hex(digests.crc32),
-            "sha256": digests.sha256 ?? NSNull(),
-            "targets": image.targets.map { target -> [String: Any] in
-                var entry: [String: Any] = ["altSetting": Int(target.alternateSetting),
-                                            "size": target.segments.reduce(0) { $0 + $1.bytes.count }]
-                if let name = target.name { entry["name"] = name }
-                return entry
-            },
-            "findings": report.findings.map { finding -> [String: Any] in
-                var entry: [String: Any] = ["severity": finding.severity.rawValue, "message": finding.message]
-                if let address = finding.address { entry["address"] = hex(address) }
-                return entry
-            },
-            "errors": report.errors.count,
-            "warnings": report.warnings.count,
-        ]
-        if let family { object["family"] = family.id }
-        if let entry = image.entryPoint { object["startAddress"] = hex(entry) }
-        if let identity = image.suffixIdentity {
-            object["dfuSuffix"] = ["vendorId": hex16(identity.vendorID), "productId": hex16(identity.productID), "bcdDevice": hex16(identity.bcdDevice)]
-        }
-        if let table = report.vectorTable {
-            object["vectorTable"] = ["address": hex(table.address), "initialStackPointer": hex(table.initialStackPointer),
-                                     "resetHandler": hex(table.resetHandler)]
-        }
-        switch report.descriptor {
-        case .valid(let descriptor, let address)?, .unstamped(let descriptor, let address)?:
-            let stamped = !descriptor.isUnstamped
-            object["descriptor"] = [
-                "address": hex(address), "status": stamped ? "valid" : "unstamped",
-                "productId": Int(descriptor.productID), "version": descriptor.version.description,
-                "name": descriptor.name, "imageSize": Int(descriptor.imageSize), "crc32": hex(descriptor.crc),
-            ] as [String: Any]
-        case .reserved(let address)?: object["descriptor"] = ["status": "reserved", "address": hex(address)]
-        case .absent?: object["descriptor"] = ["status": "absent"]
-        case .invalid(let error)?: object["descriptor"] = ["status": "invalid", "problem": error.problem]
-        case nil: break
-        }
-        return object
-    }
 }
 
 func hex16(_ value: UInt16) -> String {
@@ -301,188 +247,5 @@ struct Digests {
     /// What `image info` shows when the SHA-256 was left out.
     static func sha256Omitted(span: UInt64) -> String {
         "not computed: the span of \(span) bytes is over \(sha256SpanLimit >> 20) MiB (gaps would be hashed as 0xFF)"
-    }
-}
-
-// MARK: - convert
-
-struct ImageConvertCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "convert",
-        abstract: "Convert a firmware file to .dfu, Intel HEX, S-record or raw binary.",
-        discussion: """
-        The output format comes from --format, else from OUT's extension (.dfu, .hex, .srec/.s19/.s28/.s37, \
-        .bin). The image is normalised on the way (adjacent segments merged, overlaps refused); a raw \
-        binary runs from the lowest to the highest address with gaps filled with 0xFF.
-
-        A .dfu gets one target per memory, one element per segment, and a suffix with the USB identity \
-        from --vid/--pid/--bcd-device (else the input's suffix, else ST's ROM: 0483:DF11, bcdDevice \
-        0xFFFF = any). HEX, S-record and binary hold one memory: for a .dfu with several targets, pick \
-        one with --alt-setting.
-
-        The output is written to a temporary file and renamed, so a failure never leaves half a file.
-
-        Examples:
-          dfuhop image convert app.hex app.bin
-          dfuhop image convert app.bin app.dfu --address 0x08000000 --vid 0x1209 --pid 0x0001 --target-name "Internal Flash"
-          dfuhop image convert update.dfu flash.hex --alt-setting 0
-          dfuhop image convert app.elf app.s37 --format srec
-        """)
-
-    @Argument(help: "The input firmware file.")
-    var input: String
-
-    @Argument(help: "The file to write.")
-    var output: String
-
-    @Option(help: ArgumentHelp("Output format: dfu, hex, srec or bin (default: from OUT's extension).", valueName: "format"))
-    var format: String?
-
-    @OptionGroup var inputOptions: ImageInputOptions
-
-    @Option(help: ArgumentHelp("USB vendor ID for the .dfu suffix.", valueName: "vid")) var vid: String?
-    @Option(help: ArgumentHelp("USB product ID for the .dfu suffix.", valueName: "pid")) var pid: String?
-    @Option(help: ArgumentHelp("bcdDevice for the .dfu suffix (0xFFFF: any).", valueName: "bcd")) var bcdDevice: String?
-    @Option(help: ArgumentHelp("Name of the .dfu target (for targets without one).", valueName: "name")) var targetName: String?
-
-    @Flag(help: "One JSON object on stdout instead of text.")
-    var json = false
-
-    func validate() throws {
-        if let targetName, targetName.utf8.count > 254 {
-            throw ValidationError("--target-name is \(targetName.utf8.count) bytes; a DfuSe target name holds at most 254")
-        }
-    }
-
-    func run() async throws {
-        try await runCommand(json: json) {
-            let image = try inputOptions.read(input)
-            let chosenFormat = try outputFormat(format, path: output, fallback: nil)
-            // Without --alt-setting every target is kept: .dfu holds them all, the others refuse several.
-            let source = inputOptions.altSetting == nil ? image : try inputOptions.selectTarget(of: image, file: input)
-            var normalized = source
-            for index in normalized.targets.indices {
-                normalized.targets[index].segments = try FirmwareImage.normalize(
-                    normalized.targets[index].segments, granularity: 1, entryPoint: nil).segments
-            }
-            var options = WriteOptions(targetName: targetName)
-            if vid != nil || pid != nil || bcdDevice != nil {
-                let base = image.suffixIdentity ?? WriteOptions.defaultIdentity
-                options.suffixIdentity = DfuSuffixIdentity(
-                    vendorID: try usbNumber(vid, "--vid") ?? base.vendorID,
-                    productID: try usbNumber(pid, "--pid") ?? base.productID,
-                    bcdDevice: try usbNumber(bcdDevice, "--bcd-device") ?? base.bcdDevice)
-            }
-            try ImageFile.write(normalized, to: output, as: chosenFormat, options: options)
-            let segments = normalized.targets.reduce(0) { $0 + $1.segments.count }
-            if json {
-                Output.json(["outcome": "converted", "input": input, "inputFormat": image.format.rawValue, "output": output,
-                             "outputFormat": chosenFormat.rawValue, "segments": segments, "payloadSize": normalized.payloadSize])
-            } else {
-                Output.print("\(input) (\(image.format.displayName)) -> \(output) (\(chosenFormat.displayName)): \(segments) segment(s), \(normalized.payloadSize) bytes")
-            }
-        }
-    }
-}
-
-func usbNumber(_ text: String?, _ option: String) throws -> UInt16? {
-    guard let text else { return nil }
-    guard let value = parseNumber(text), value <= 0xFFFF else {
-        throw ValidationError("\(option) '\(text)' is not a 16-bit number (e.g. 0x0483)")
-    }
-    return UInt16(value)
-}
-
-// MARK: - stamp
-
-struct ImageStampCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "stamp",
-        abstract: "Fill in the image descriptor: product, version, name, size and CRC.",
-        discussion: """
-        The image must reserve its descriptor: word 8 of the vector table (offset 0x20 from the image \
-        base, reserved on every Cortex-M) holds the address of a 64-byte area inside the image that holds \
-        zeros, 0xFF or an earlier descriptor. stamp writes the magic "DFHP", the product id, the version, \
-        the name, the image size (from the base to the highest address, gaps counted) and the CRC-32 of \
-        those bytes (gaps as 0xFF, the CRC field as zero). The layout is in protocols/image-descriptor.md.
-
-        In the firmware (GNU ld and C):
-          .isr_vector: ... word 8 = (uint32_t)&dfuhop_descriptor
-          __attribute__((section(".rodata.dfuhop"), used)) const uint8_t dfuhop_descriptor[64];
-
-        Stamp last: any change to the image after stamping breaks the CRC (`dfuhop image info` says so).
-        OUT's format comes from --format, else its extension, else the input's format.
-
-        Examples:
-          dfuhop image stamp build/app.hex dist/app-1.4.2.hex --product-id 0x1209A001 --version 1.4.2 --name "sensor hub"
-          dfuhop image stamp app.elf app.dfu --product-id 7 --version 2.0.0.15 --name blinky --vid 0x1209 --pid 0x0007
-        """)
-
-    @Argument(help: "The input image (its descriptor area reserved).")
-    var input: String
-
-    @Argument(help: "The stamped image to write.")
-    var output: String
-
-    @Option(help: ArgumentHelp("The product id (32-bit, decimal or 0x hex).", valueName: "n"))
-    var productId: String
-
-    @Option(help: ArgumentHelp("The version, A.B.C or A.B.C.D (each 0-65535).", valueName: "version"))
-    var version: String
-
-    @Option(help: ArgumentHelp("The name, up to 32 bytes of UTF-8.", valueName: "name"))
-    var name: String
-
-    @Option(help: ArgumentHelp("Output format: dfu, hex, srec or bin (default: from OUT's extension).", valueName: "format"))
-    var format: String?
-
-    @OptionGroup var inputOptions: ImageInputOptions
-
-    @Option(help: ArgumentHelp("USB vendor ID for a .dfu output.", valueName: "vid")) var vid: String?
-    @Option(help: ArgumentHelp("USB product ID for a .dfu output.", valueName: "pid")) var pid: String?
-
-    @Flag(help: "One JSON object on stdout instead of text.")
-    var json = false
-
-    func validate() throws {
-        guard let value = parseNumber(productId), value <= UInt64(UInt32.max) else {
-            throw ValidationError("--product-id '\(productId)' is not a 32-bit number")
-        }
-        _ = value
-        guard ImageVersion(parsing: version) != nil else {
-            throw ValidationError("--version '\(version)' is not A.B.C or A.B.C.D with each part 0-65535")
-        }
-        guard name.utf8.count <= ImageDescriptor.nameLength, !name.utf8.contains(0) else {
-            throw ValidationError("--name is \(name.utf8.count) bytes of UTF-8; the descriptor holds at most \(ImageDescriptor.nameLength)")
-        }
-    }
-
-    func run() async throws {
-        try await runCommand(json: json) {
-            guard let product = parseNumber(productId).map(UInt32.init), let parsedVersion = ImageVersion(parsing: version) else {
-                throw ValidationError("invalid --product-id or --version")
-            }
-            let image = try inputOptions.selectTarget(of: try inputOptions.read(input), file: input)
-            let stamped = try image.stamped(productID: product, version: parsedVersion, name: name, file: input)
-            let chosenFormat = try outputFormat(format, path: output, fallback: image.format)
-            var options = WriteOptions()
-            if vid != nil || pid != nil {
-                let base = image.suffixIdentity ?? WriteOptions.defaultIdentity
-                options.suffixIdentity = DfuSuffixIdentity(vendorID: try usbNumber(vid, "--vid") ?? base.vendorID,
-                                                           productID: try usbNumber(pid, "--pid") ?? base.productID,
-                                                           bcdDevice: base.bcdDevice)
-            }
-            try ImageFile.write(stamped, to: output, as: chosenFormat, options: options)
-            let normalized = try stamped.normalized()
-            guard let base = normalized.baseAddress else { return }
-            let descriptor = try ImageDescriptor.validate(normalized, base: base, source: output)
-            if json {
-                Output.json(["outcome": "stamped", "output": output, "outputFormat": chosenFormat.rawValue,
-                             "productId": Int(descriptor.productID), "version": descriptor.version.description,
-                             "name": descriptor.name, "imageSize": Int(descriptor.imageSize), "crc32": hex(descriptor.crc)])
-            } else {
-                Output.print("stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(TerminalText.escaped(descriptor.name))', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))")
-            }
-        }
     }
 }

@@ -35,20 +35,21 @@ struct JournalList: AsyncParsableCommand {
     func run() async throws {
         let store = journal.store
         let asJSON = json
-        try await runCommand(json: asJSON) {
+        try await runCommand("journal list", json: asJSON) {
             let entries = try store.entries()
+            var result = ResultLine("listed")
+            result.entries = entries.map {
+                JournalEntryJSON(unit: $0.key, uid: $0.uid, port: $0.portPath, family: $0.family, image: $0.image,
+                                 newVersion: $0.newVersion, step: $0.step.rawValue, updated: JSONContract.time($0.updated))
+            }
             for entry in entries {
-                if asJSON {
-                    Output.json(["unit": entry.key, "uid": entry.uid ?? "", "port": entry.portPath, "family": entry.family,
-                                 "image": entry.image, "newVersion": entry.newVersion, "step": entry.step.rawValue,
-                                 "updated": ISO8601DateFormatter().string(from: entry.updated)])
-                } else {
+                if !asJSON {
                     Output.print("\(entry.key)  at \(entry.portPath.isEmpty ? "?" : entry.portPath)  \(entry.family)  to \(entry.newVersion) "
                                  + "(\(entry.image))  stopped after \"\(entry.step.rawValue)\"")
                 }
             }
-            if asJSON { Output.json(["type": "result", "entries": entries.count, "exitCode": 0]) }
             if !asJSON, entries.isEmpty { Output.print("no interrupted upgrade in \(store.directory.path)") }
+            return result
         }
     }
 }
@@ -61,13 +62,14 @@ struct JournalForget: AsyncParsableCommand {
     func run() async throws {
         let store = journal.store
         let key = unit
-        try await runCommand {
+        try await runCommand("journal forget") {
             guard try store.entry(for: key) != nil else {
                 throw Failure(.noDevice, "the journal in \(store.directory.path) has no entry for \(key)",
                               hint: "`dfuhop journal` lists the entries")
             }
             try store.remove(key)
             Output.print("forgot the interrupted upgrade of \(key)")
+            return ResultLine("forgotten")
         }
     }
 }

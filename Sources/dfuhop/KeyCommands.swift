@@ -27,16 +27,17 @@ struct KeyGenerateCommand: AsyncParsableCommand {
     @Flag(help: "Print the public key as a JSON object.") var json = false
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("key generate", json: json) {
             let key = try SigningKeys.generate(privateKeyPath: out, comment: comment ?? URL(fileURLWithPath: out).lastPathComponent)
-            if json {
-                Output.json(["privateKey": out, "publicKeyFile": out + ".pub", "publicKey": key.base64])
-            } else {
+            var result = ResultLine("generated")
+            result.key = KeyJSON(privateKey: out, publicKeyFile: out + ".pub", publicKey: key.base64)
+            if !json {
                 Output.print("private key: \(out) (mode 0600; keep it safe)")
                 Output.print("public key:  \(out).pub")
                 Output.print("  \(key.base64)")
                 Output.print("add it to the product profile: \"signing\": { \"publicKeys\": [\"\(key.base64)\"], \"required\": true }")
             }
+            return result
         }
     }
 }

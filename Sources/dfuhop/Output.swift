@@ -10,13 +10,18 @@ enum Output {
         FileHandle.standardOutput.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
+    /// `-q`: set once at the start of a command, before any task runs.
+    nonisolated(unsafe) static var quiet = false
+
+    /// A note, warning or progress line for people on stderr; `-q` drops it.
     static func message(_ text: String) {
+        guard !quiet else { return }
         FileHandle.standardError.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
-    /// One JSON value on one line of stdout (for `--json`).
-    static func json(_ object: [String: Any]) {
-        printJSON(jsonLine(object))
+    /// An error: on stderr whatever `-q` says.
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
     /// A line of JSON, exactly as encoded (its strings stay exact; JSON escapes C0 controls itself).
@@ -24,21 +29,23 @@ enum Output {
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
-    static func jsonLine(_ object: [String: Any]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return "{\"error\":\"unencodable output\"}"
-        }
+    /// One line of the `--json` contract (docs/json.md) on stdout.
+    static func emit(_ line: some Encodable) {
+        printJSON(jsonLine(line))
+    }
+
+    static func jsonLine(_ line: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(line) else { return "{\"type\":\"error\",\"error\":\"unencodable output\"}" }
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func failure(_ failure: Failure, json: Bool) {
-        if json {
-            var object: [String: Any] = ["outcome": "failed", "exitCode": Int(failure.status.rawValue), "error": failure.message]
-            if let hint = failure.hint { object["hint"] = hint }
-            printJSON(jsonLine(object))
-        }
-        message("error: \(failure.message)")
-        if let hint = failure.hint { message("hint: \(hint)") }
+    /// A failed command: its result line with `--json`, and always the message and hint on stderr.
+    static func failure(_ failure: Failure, command: String, json: Bool) {
+        if json { emit(failure.result(command: command)) }
+        error("error: \(failure.message)")
+        if let hint = failure.hint { error("hint: \(hint)") }
     }
 }
 

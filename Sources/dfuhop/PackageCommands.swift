@@ -54,7 +54,7 @@ struct PackageCreateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("package create", json: json) {
             let signingKey = try SigningKeys.loadPrivateKey(path: key)
             var releaseNotes = notes
             if let notesFile {
@@ -66,12 +66,13 @@ struct PackageCreateCommand: AsyncParsableCommand {
             let request = PackageBuilder.Request(images: images, minimumVersion: minimumVersion.flatMap(ImageVersion.init(parsing:)),
                                                  releaseNotes: releaseNotes)
             let manifest = try PackageBuilder.create(request, key: signingKey, profiles: Profiles.load(profile), output: output)
-            if json {
-                Output.print(String(decoding: manifest.encoded(), as: UTF8.self))
-            } else {
+            var result = ResultLine("created")
+            result.package = PackageJSON(manifest, file: output, verified: true)
+            if !json {
                 Output.print("wrote \(output): \(manifest.profile) version \(manifest.version), \(manifest.images.count) image(s), "
                              + "signed by \(signingKey.publicKey.rawRepresentation.base64EncodedString())")
             }
+            return result
         }
     }
 }
@@ -97,7 +98,7 @@ struct PackageVerifyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("package verify", json: json) {
             let signed = try SignedPackage.read(path: package)
             let keys: [SigningPublicKey]
             let source: String
@@ -119,16 +120,13 @@ struct PackageVerifyCommand: AsyncParsableCommand {
                 source = "profile \(product.id)"
             }
             let signer = try signed.verify(trusting: keys, keySource: source)
-            if json {
-                var object = PackageInfoCommand.object(signed.manifest)
-                object["verified"] = true
-                object["signedBy"] = signer.base64
-                object["packageSHA256"] = signed.digest
-                Output.json(object)
-            } else {
+            var result = ResultLine("verified")
+            result.package = PackageJSON(signed.manifest, file: package, verified: true, signedBy: signer.base64, packageSHA256: signed.digest)
+            if !json {
                 PackageInfoCommand.describe(signed.manifest, file: package)
                 Output.print("verified: signed by \(signer.base64) (\(source)); every image matches its SHA-256 and size")
             }
+            return result
         }
     }
 }
@@ -141,17 +139,15 @@ struct PackageInfoCommand: AsyncParsableCommand {
     @Flag(help: "One JSON object.") var json = false
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("package info", json: json) {
             let signed = try SignedPackage.read(path: package)
-            if json {
-                var object = Self.object(signed.manifest)
-                object["verified"] = false
-                object["packageSHA256"] = signed.digest
-                Output.json(object)
-            } else {
+            var result = ResultLine("described")
+            result.package = PackageJSON(signed.manifest, file: package, verified: false, packageSHA256: signed.digest)
+            if !json {
                 Self.describe(signed.manifest, file: package)
                 Output.print("signature: not checked (run `dfuhop package verify`)")
             }
+            return result
         }
     }
 
@@ -171,8 +167,16 @@ struct PackageInfoCommand: AsyncParsableCommand {
         }
     }
 
-    static func object(_ manifest: PackageManifest) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(manifest.encoded()))) as? [String: Any] ?? [:]
+}
+
+extension PackageJSON {
+    init(_ manifest: PackageManifest, file: String, verified: Bool, signedBy: String? = nil, packageSHA256: String? = nil) {
+        self.init(file: file, profile: manifest.profile, productID: hexAddress(manifest.productID), family: manifest.family,
+                  part: manifest.part, version: manifest.version.description, minimumVersion: manifest.minimumVersion?.description,
+                  requiredOptionBytes: Dictionary(manifest.requiredOptionBytes.map { ($0.name, $0.value) }) { first, _ in first },
+                  releaseNotes: manifest.releaseNotes, created: manifest.created,
+                  images: manifest.images.map { ImageJSON(file: $0.file, sha256: $0.sha256, size: $0.size) },
+                  verified: verified, signedBy: signedBy, packageSHA256: packageSHA256)
     }
 }
 

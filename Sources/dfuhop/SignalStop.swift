@@ -5,7 +5,7 @@ import Foundation
 /// command's task (the engine finishes the transfer in flight, updates the journal, and the command ends
 /// with its result and exit 85) and stops any BOOT0 hook's process group; a second one exits at once.
 enum SignalStop {
-    static func run(_ body: sending @escaping () async throws -> Void) async throws {
+    static func run<T: Sendable>(_ body: sending @escaping () async throws -> T) async throws -> T {
         let task = Task { try await body() }
         let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
@@ -23,7 +23,7 @@ enum SignalStop {
             sources.forEach { $0.cancel() }
             [SIGINT, SIGTERM].forEach { signal($0, SIG_DFL) }
         }
-        try await task.value
+        return try await task.value
     }
 
     private final class Counter: @unchecked Sendable {

@@ -65,6 +65,8 @@ struct UpgradeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds the unit may take to re-enumerate (default: the profile's, else 10).", valueName: "s"))
     var timeout: Seconds?
     @Flag(help: "Events as JSON lines, then a result object per unit.") var json = false
+    @Option(help: ArgumentHelp("Append one record per unit to FILE: CSV for .csv, JSON lines for .jsonl (docs/json.md).",
+                               valueName: "file")) var report: String?
     @OptionGroup var device: DeviceOptions
 
     func validate() throws {
@@ -72,131 +74,76 @@ struct UpgradeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await runCommand(json: json) {
+        try await runCommand("upgrade", json: json) {
             let profiles = try Profiles.load(profile)
             // A bare image or a signed package, once the product's signing policy allows it (docs/packages.md).
             let input = try UpgradeInput.load(path: image, profiles: profiles)
-            let file = input.image
-            for note in input.notes { json ? Output.json(["event": "note", "text": note]) : Output.message("note: \(note)") }
+            for note in input.notes { json ? Output.emit(EventLine(.note, text: note)) : Output.message("note: \(note)") }
             let session = try DeviceSession.open(device)
-            var options = UpgradeEngine.Options()
-            options.unit = device.unit
-            options.allowDowngrade = allowDowngrade
-            options.verify = !noVerify
-            options.dryRun = dryRun
-            options.profiles = profiles
-            options.writeOptionBytes = writeOptionBytes
-            options.reenumerationTimeout = timeout?.duration
-            options.forceFull = forceFull
-            options.inputDigest = input.digest
-            options.minimumRunningVersion = input.manifest?.minimumVersion.map { FirmwareVersion($0.major, $0.minor, $0.patch, $0.build) }
-            if let name = device.family {
-                guard let family = McuFamily.named(name) else {
-                    throw Failure(.usage, "--family \(name) is not a known family (\(McuFamily.all.map(\.id).joined(separator: ", ")))")
-                }
-                options.family = family
-            }
-            options.boot0 = Boot0Hooks.path(command: boot0Command, profile: UpgradeEngine.profile(for: file, among: profiles),
-                                            session: session, timeout: boot0Timeout?.duration)
-            options.journal = JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory())
-
+            let options = try engineOptions(input: input, profiles: profiles, session: session)
+            let factoryReport = try report.map { try FactoryReport(path: $0, input: input) }
             if all {
-                try await session.run { try await upgradeAll(file, source: input.source, session: session, options: options) }
-                return
+                let runs = try await session.run {
+                    try await upgradeAll(input.image, source: input.source, session: session, options: options)
+                }
+                try factoryReport?.append(runs)
+                let result = Self.summary(runs)
+                if let summary = result.summary { Output.message(Self.summaryText(summary)) }
+                return result
             }
-            let bar = ProgressBar(enabled: !json && Output.standardErrorIsTerminal)
-            let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock) { event in
-                Self.render(event, json: json, bar: bar, unit: nil)
+            let bar = ProgressBar(enabled: !json && ProgressBar.terminalCanRedraw)
+            let json = json
+            let render: @Sendable (UpgradeEvent) -> Void = { Self.render($0, json: json, bar: bar, unit: nil) }
+            let run = await Self.run(port: device.unit, survey: nil, render: render) { onEvent in
+                let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock, onEvent: onEvent)
+                return try await session.run { try await engine.upgrade(input.image, source: input.source, options: options) }
             }
-            let result = try await session.run { try await engine.upgrade(file, source: input.source, options: options) }
             bar.finish()
-            Self.report(result, json: json)
+            try factoryReport?.append([run])
+            let result = try run.result.get()
+            if !json { Self.report(run, json: false, prefixed: false) }
+            return ResultLine(result)
         }
     }
 
-    /// `--all`: every unit the survey finds, concurrently, each with its own engine, events and result.
-    func upgradeAll(_ file: FirmwareImage, source: String, session: DeviceSession, options: UpgradeEngine.Options) async throws {
-        let survey = UpgradeEngine(discovery: session.discovery, clock: session.clock)
-        let units = try await survey.survey().filter { $0.portPath != nil && $0.classification != .absent }
-        guard !units.isEmpty else {
-            throw Failure(.noDevice, "no unit is connected", hint: "plug the units in (blank ones with BOOT0 held), then run this again")
-        }
-        if !json { Output.message("upgrading \(units.count) unit(s): \(units.compactMap(\.portPath).joined(separator: ", "))") }
-        let results = await withTaskGroup(of: (String, Result<UpgradeResult, UpgradeError>).self) { group in
-            for unit in units {
-                let port = unit.portPath!
-                var unitOptions = options
-                unitOptions.unit = port
-                let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock) { event in
-                    Self.render(event, json: json, bar: nil, unit: port)
-                }
-                group.addTask {
-                    do throws(UpgradeError) {
-                        return (port, .success(try await engine.upgrade(file, source: source, options: unitOptions)))
-                    } catch {
-                        return (port, .failure(error))
-                    }
-                }
-            }
-            var collected: [(String, Result<UpgradeResult, UpgradeError>)] = []
-            for await result in group { collected.append(result) }
-            return collected.sorted { $0.0 < $1.0 }
-        }
-        var firstFailure: Failure?
-        for (port, result) in results {
-            switch result {
-            case .success(let outcome): Self.report(outcome, json: json, unit: port)
-            case .failure(let error):
-                let failure = Failure.from(error)
-                firstFailure = firstFailure ?? failure
-                if json {
-                    Output.json(["unit": port, "outcome": "failed", "exitCode": Int(failure.status.rawValue), "error": failure.message,
-                                 "hint": failure.hint ?? ""])
-                } else {
-                    Output.print("\(port): failed (exit \(failure.status.rawValue)): \(failure.message)")
-                    if let hint = failure.hint { Output.print("\(port):   hint: \(hint)") }
-                }
-            }
-        }
-        if let firstFailure {
-            if !json { Output.message("\(results.filter { if case .failure = $0.1 { true } else { false } }.count) of \(results.count) unit(s) failed") }
-            throw ExitCode(firstFailure.status.rawValue)
-        }
+    /// The engine's options from the command line, the profiles and the input.
+    func engineOptions(input: UpgradeInput, profiles: [ProductProfile], session: DeviceSession) throws -> UpgradeEngine.Options {
+        var options = UpgradeEngine.Options()
+        options.unit = device.unit
+        options.allowDowngrade = allowDowngrade
+        options.verify = !noVerify
+        options.dryRun = dryRun
+        options.profiles = profiles
+        options.writeOptionBytes = writeOptionBytes
+        options.reenumerationTimeout = timeout?.duration
+        options.forceFull = forceFull
+        options.inputDigest = input.digest
+        options.minimumRunningVersion = input.manifest?.minimumVersion.map { FirmwareVersion($0.major, $0.minor, $0.patch, $0.build) }
+        options.family = try device.mcuFamily()
+        options.boot0 = Boot0Hooks.path(command: boot0Command, profile: UpgradeEngine.profile(for: input.image, among: profiles),
+                                        session: session, timeout: boot0Timeout?.duration)
+        options.journal = JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory())
+        return options
     }
+
+    static let eventLines = UpgradeEventLines()
 
     static func render(_ event: UpgradeEvent, json: Bool, bar: ProgressBar?, unit: String?) {
         if json {
-            var object: [String: Any]
-            switch event {
-            case .phaseStarted(let phase): object = ["event": "phaseStarted", "phase": phase.rawValue]
-            case .phaseFinished(let phase, let duration):
-                object = ["event": "phaseFinished", "phase": phase.rawValue, "seconds": duration.seconds]
-            case .found(let found): object = ["event": "found", "unit": describe(found)]
-            case .resuming(let entry):
-                object = ["event": "resuming", "step": entry.step.rawValue, "image": entry.image, "newVersion": entry.newVersion]
-            case .planned(let plan, let skipped):
-                object = ["event": "planned", "erase": plan.erasedSectors.count, "bytes": plan.bytesToWrite, "skippedSectors": skipped]
-            case .boot0(let request, let path):
-                object = ["event": "boot0", "action": request.action.rawValue, "path": path, "port": request.port ?? ""]
-            case .classified(let classification): object = ["event": "classified", "classification": classification.rawValue]
-            case .warning(let text): object = ["event": "warning", "text": text]
-            case .optionBytes(let found, let required, let written):
-                object = ["event": "optionBytes", "found": found, "required": required, "written": written]
-            case .flash(let flash): object = EventRenderer.object(flash)
-            case .note(let text): object = ["event": "note", "text": text]
-            }
-            if let unit { object["unit"] = unit }
-            Output.json(object)
+            Output.emit(eventLines.line(event, unit: unit))
             return
         }
         let prefix = unit.map { "\($0): " } ?? ""
+        logDecision(event, prefix: prefix)
         func say(_ text: String) {
             bar?.finish()
             Output.message(prefix + text)
         }
         switch event {
         case .phaseStarted(let phase) where phase != .flash:
-            if let bar { bar.update(phase: phase.rawValue, done: 0, total: 1, unit: "step") } else if unit != nil { say(phase.rawValue) }
+            if let bar { bar.startStep(phase.rawValue) } else if unit != nil { say(phase.rawValue) }
+        case .phaseFinished(let phase, let duration):
+            bar?.finishStep(phase.rawValue, seconds: duration.seconds)
         case .found(let found) where found.classification == .absent:
             say("no unit shows on the bus\(found.portPath.map { " at \($0)" } ?? ""): it is blank, corrupted or unplugged")
         case .found(let found) where found.classification == .corrupted:
@@ -225,32 +172,21 @@ struct UpgradeCommand: AsyncParsableCommand {
         }
     }
 
-    static func describe(_ unit: UnitDescription) -> [String: Any] {
-        var object: [String: Any] = ["classification": unit.classification.rawValue, "family": unit.familyID]
-        if let port = unit.portPath { object["port"] = port }
-        if let uid = unit.uid { object["uid"] = uid.description }
-        if let serial = unit.dfuSerial { object["dfuSerial"] = serial }
-        if let version = unit.version { object["version"] = version.description }
-        return object
-    }
-
-    static func report(_ result: UpgradeResult, json: Bool, unit: String? = nil) {
+    /// One unit's result for people (stdout), or its `"type":"unit"` line with `--all --json`.
+    static func report(_ run: UnitRun, json: Bool, prefixed: Bool = true) {
         if json {
-            var object: [String: Any] = [
-                "outcome": result.outcome.rawValue, "unit": describe(result.before),
-                "phases": result.phases.map { ["phase": $0.phase.rawValue, "seconds": $0.duration.seconds] },
-                "skippedSectors": result.skippedSectors,
-            ]
-            if let version = result.before.version { object["oldVersion"] = version.description }
-            if let version = result.newVersion { object["newVersion"] = version.description }
-            if let entry = result.resumed { object["resumedFrom"] = entry.step.rawValue }
-            if let plan = result.plan, let data = try? JSONEncoder().encode(plan), let value = try? JSONSerialization.jsonObject(with: data) {
-                object["plan"] = value
-            }
-            Output.json(object)
+            Output.emit(run.unitLine)
             return
         }
-        let prefix = unit.map { "\($0): " } ?? ""
+        let prefix = prefixed ? run.port.map { "\($0): " } ?? "" : ""
+        let result: UpgradeResult
+        switch run.result {
+        case .success(let done): result = done
+        case .failure(let failure):
+            Output.print(prefix + "failed (exit \(failure.status.rawValue)): \(failure.message)")
+            if let hint = failure.hint { Output.print(prefix + "  hint: \(hint)") }
+            return
+        }
         switch result.outcome {
         case .upToDate:
             Output.print(prefix + "the unit already runs version \(result.newVersion?.description ?? "?"); nothing was changed")
@@ -261,6 +197,22 @@ struct UpgradeCommand: AsyncParsableCommand {
             Output.print(prefix + "upgraded \(result.before.uid?.description ?? result.before.portPath ?? "the unit") "
                          + "(\(result.before.classification.rawValue)) from \(result.before.version?.description ?? (result.before.classification == .blank ? "no firmware" : "unknown firmware")) "
                          + "to \(result.newVersion?.description ?? "?") in \(String(format: "%.1f", total.seconds)) s; confirmed over HID")
+        }
+    }
+
+    /// `-v`: the phases and what was decided in them, through swift-log.
+    static func logDecision(_ event: UpgradeEvent, prefix: String) {
+        let logger = Verbosity.logger
+        switch event {
+        case .phaseStarted(let phase): logger.info("\(prefix)phase \(phase.rawValue) started")
+        case .phaseFinished(let phase, let duration):
+            logger.info("\(prefix)phase \(phase.rawValue) finished in \(String(format: "%.3f", duration.seconds)) s")
+        case .planned(let plan, let skipped):
+            logger.info("\(prefix)plan (\(skipped) unchanged sector(s) skipped):\n\(plan.description)")
+        case .flash(.quirk(let quirk)): logger.info("\(prefix)quirk: \(quirk)")
+        case .flash(.returnedToIdle(let state)): logger.info("\(prefix)the ROM was in \(state); brought back to dfuIDLE")
+        case .flash(let flash): logger.debug("\(prefix)\(flash)")
+        default: break
         }
     }
 }

@@ -118,7 +118,8 @@ struct VirtualPeerTests {
 
         let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "\(family):programmed")
         #expect(list.status == 0, "\(list.errors)")
-        let listed = try EmulatedUSB.jsonLines(list.output)
+        let listResult = try #require(try EmulatedUSB.jsonLines(list.output).last, "\(list.output)")
+        let listed = listResult["devices"] as? [[String: Any]] ?? []
         #expect(listed.count == 1, "\(list.output)")
         #expect(listed.first?["classification"] as? String == "programmed", "\(list.output)")
         #expect(listed.first?["version"] as? String == "1.0.0", "\(list.output)")
@@ -160,7 +161,8 @@ struct VirtualPeerTests {
         let hook = "echo \"$DFUHOP_ACTION $DFUHOP_BOOT0 $DFUHOP_PORT\" >> \(hookLog); echo \"boot0 $DFUHOP_BOOT0; power-cycle; boot0 0\" > \(control)"
 
         let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:blank", control: control)
-        #expect(list.status == 0 && list.output.isEmpty, "a blank unit shows nothing: \(list.output)\(list.errors)")
+        let devices = try EmulatedUSB.jsonLines(list.output).last?["devices"] as? [[String: Any]]
+        #expect(list.status == 0 && devices?.isEmpty == true, "a blank unit shows nothing: \(list.output)\(list.errors)")
 
         let refused = try Self.run([Self.dfuhop.path, "upgrade", image, "--state-dir", directory.path], state: state, control: control)
         #expect(refused.status == 86, "without a BOOT0 path: exit 86, \(refused.errors)")

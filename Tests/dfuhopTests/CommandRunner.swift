@@ -14,12 +14,18 @@ enum Dfuhop {
 
         var description: String { "exit \(status)\nstdout:\n\(stdout)\nstderr:\n\(stderr)" }
 
-        /// stdout parsed as one JSON object.
+        /// The `--json` result: the last line of stdout, one JSON object (docs/json.md).
         func json() throws -> [String: Any] {
-            let object = try JSONSerialization.jsonObject(with: Data(stdout.utf8))
-            guard let dictionary = object as? [String: Any] else { throw LocateError(message: "stdout is not a JSON object: \(stdout)") }
+            let last = stdout.split(separator: "\n").last.map(String.init) ?? ""
+            let object = try JSONSerialization.jsonObject(with: Data(last.utf8))
+            guard let dictionary = object as? [String: Any], dictionary["type"] as? String == "result" else {
+                throw LocateError(message: "stdout does not end with a JSON result: \(stdout)")
+            }
             return dictionary
         }
+
+        /// A field of the result's `unit` (`info --json`, `upgrade --json`).
+        func unitField(_ name: String) throws -> String? { (try json()["unit"] as? [String: Any])?[name] as? String }
     }
 
     struct LocateError: Error, CustomStringConvertible {

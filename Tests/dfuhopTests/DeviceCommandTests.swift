@@ -14,7 +14,7 @@ struct DeviceCommandTests {
         let state = directory.path("unit.json")
         let info = try Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", state, "--json")
         #expect(info.status == 0, "\(info)")
-        #expect(try info.json()["version"] as? String == "1.0.0")
+        #expect(try info.unitField("version") == "1.0.0")
 
         let enter = try Dfuhop.run("enter-dfu", "--simulate-state", state)
         #expect(enter.status == 0, "\(enter)")
@@ -25,7 +25,7 @@ struct DeviceCommandTests {
         #expect(flash.stdout.contains("verified"))
 
         let after = try Dfuhop.run("info", "--simulate-state", state, "--json")
-        #expect(try after.json()["version"] as? String == "2.0.0")
+        #expect(try after.unitField("version") == "2.0.0")
     }
 
     @Test func dryRunPrintsThePlanVectorTableLastAndTouchesNothing() throws {
@@ -45,7 +45,7 @@ struct DeviceCommandTests {
         let lines = result.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(lines.allSatisfy { $0 != nil }, "every line is a JSON object")
         #expect(lines.first??["event"] as? String == "phaseStarted")
-        #expect(lines.last??["outcome"] as? String == "flashed")
+        #expect(lines.last??["type"] as? String == "result" && lines.last??["outcome"] as? String == "flashed")
         #expect(lines.contains { $0?["event"] as? String == "sectorErased" })
     }
 

@@ -6,9 +6,7 @@ struct FamiliesCommandTests {
     @Test func jsonListsAtLeastSixteenPartLinesWithSourcesAndTheRefusals() throws {
         let result = try Dfuhop.run("families", "--json")
         #expect(result.status == 0, "\(result)")
-        let objects = result.stdout.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
+        let objects = try #require(try result.json()["families"] as? [[String: Any]])
         let modelled = objects.filter { $0["usbDFU"] as? Bool == true }
         #expect(modelled.count >= 16)
         for line in modelled {

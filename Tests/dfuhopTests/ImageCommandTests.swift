@@ -38,7 +38,7 @@ struct ImageCommandTests {
     @Test func infoJsonCarriesHashesAndFindings() throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
-        let json = try Dfuhop.run("image", "info", path, "--json", "--family", "f407").json()
+        let json = try #require(try Dfuhop.run("image", "info", path, "--json", "--family", "f407").json()["image"] as? [String: Any])
         #expect(json["format"] as? String == "hex")
         #expect(json["family"] as? String == "f407")
         let flat = try ImageWriter.bytes(Self.application(), as: .binary)
@@ -135,10 +135,10 @@ struct ImageCommandTests {
         let result = try Dfuhop.run("image", "stamp", path, stamped, "--product-id", "0x1209A001", "--version", "1.4.2.7", "--name", "sensor hub")
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("version 1.4.2.7"))
-        let info = try Dfuhop.run("image", "info", stamped, "--json").json()
+        let info = try #require(try Dfuhop.run("image", "info", stamped, "--json").json()["image"] as? [String: Any])
         let descriptor = info["descriptor"] as? [String: Any]
-        #expect(descriptor?["status"] as? String == "valid")
-        #expect(descriptor?["productId"] as? Int == 0x1209_A001)
+        #expect(descriptor?["state"] as? String == "valid")
+        #expect(descriptor?["productID"] as? String == "0x1209A001")
         #expect(descriptor?["name"] as? String == "sensor hub")
         #expect(descriptor?["imageSize"] as? Int == 0x300)
         #expect(info["warnings"] as? Int == 0)

@@ -30,7 +30,7 @@ struct PackageCommandTests {
             try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: profiles + "/dfuhop-demo-g474.json"))
             unit = directory.path("unit.json")
             let info = try Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", unit, "--json")
-            #expect(try info.json()["version"] as? String == "1.0.0", "\(info)")
+            #expect(try info.unitField("version") == "1.0.0", "\(info)")
         }
 
         static func repositoryFile(_ path: String) -> String {
@@ -49,7 +49,7 @@ struct PackageCommandTests {
             try Dfuhop.run("upgrade", file, "--simulate-state", unit, "--profile", profiles, "--state-dir", directory.path("state"))
         }
 
-        func version() throws -> String? { try Dfuhop.run("info", "--simulate-state", unit, "--json").json()["version"] as? String }
+        func version() throws -> String? { try Dfuhop.run("info", "--simulate-state", unit, "--json").unitField("version") }
 
         /// `file` is refused with `status` and a message holding `words`, and the unit is untouched.
         func expectRefused(_ file: String, status: Int32, _ words: String) throws {
@@ -90,7 +90,7 @@ struct PackageCommandTests {
         let signed = try bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
         let verify = try Dfuhop.run("package", "verify", signed, "--key", bench.key + ".pub", "--json")
         #expect(verify.status == 0, "\(verify)")
-        let object = try verify.json()
+        let object = try #require(try verify.json()["package"] as? [String: Any])
         #expect(object["verified"] as? Bool == true && object["version"] as? String == "2.0.0.0")
         let byProfile = try Dfuhop.run("package", "verify", signed, "--profile", bench.profiles)
         #expect(byProfile.status == 0 && byProfile.stdout.contains("verified: signed by"), "\(byProfile)")

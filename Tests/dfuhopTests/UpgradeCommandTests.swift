@@ -15,7 +15,9 @@ struct UpgradeCommandTests {
                                     "--all", "--json", "--state-dir", directory.path("state"))
         #expect(result.status == 0, "\(result)")
         let finals = result.stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["phases"] != nil else { return nil }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["type"] as? String == "unit" else {
+                return nil
+            }
             return object
         }
         #expect(finals.count == 3)
@@ -58,6 +60,6 @@ struct UpgradeCommandTests {
                                     "--state-dir", blocker)
         #expect(result.status == 73, "\(result)")
         let info = try Dfuhop.run("info", "--simulate-state", state, "--json")
-        #expect(try info.json()["version"] as? String == "1.0.0")
+        #expect(try info.unitField("version") == "1.0.0")
     }
 }

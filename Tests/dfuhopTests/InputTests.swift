@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+@testable import dfuhop
+
+/// Inputs as people write them: sizes with suffixes, addresses only in hex, mistyped commands named.
+@Suite("CLI: inputs and readable output")
+struct InputTests {
+    @Test func sizesTakeKAndMSuffixes() {
+        #expect(ByteCount(argument: "4K")?.value == 4096)
+        #expect(ByteCount(argument: "4k")?.value == 4096)
+        #expect(ByteCount(argument: "1M")?.value == 1_048_576)
+        #expect(ByteCount(argument: "64KiB")?.value == 65536)
+        #expect(ByteCount(argument: "0x1000")?.value == 4096)
+        #expect(ByteCount(argument: "4_096")?.value == 4096)
+        for bad in ["0", "-1", "4G", "K", "", "5000M", "0x"] { #expect(ByteCount(argument: bad) == nil, "\(bad)") }
+    }
+
+    @Test func addressesWithout0xAreRefusedNotReadAsDecimal() {
+        #expect(Address(argument: "0x08004000")?.value == 0x0800_4000)
+        #expect(Address(argument: "0x0800_4000")?.value == 0x0800_4000)
+        for bad in ["08004000", "134234112", "0x1_0000_0000", "0xZZ", ""] { #expect(Address(argument: bad) == nil, "\(bad)") }
+        let run = try? Dfuhop.run("read", "--address", "08000000", "--length", "4K", "-o", "/dev/null", "--simulate", "g474:dfu")
+        #expect(run?.status == 64)
+    }
+
+    @Test func aMistypedCommandGetsADidYouMean() throws {
+        #expect(DfuHop.suggestion(for: "upgrad")?.contains("'upgrade'") == true)
+        #expect(DfuHop.suggestion(for: "fash")?.contains("'flash'") == true)
+        #expect(DfuHop.suggestion(for: "upgrade") == nil)
+        #expect(DfuHop.suggestion(for: "--json") == nil)
+        let run = try Dfuhop.run("lsit")
+        #expect(run.status == 64 && run.stderr.contains("did you mean 'list'"), "\(run)")
+    }
+
+    @Test func simulationOptionsAreGroupedApartInHelp() throws {
+        let help = try Dfuhop.run("flash", "--help").stdout
+        let group = try #require(help.range(of: "SIMULATION (NO HARDWARE):"), Comment(rawValue: help))
+        #expect(help[group.upperBound...].contains("--simulate-state"))
+        let options = try #require(help.range(of: "\nOPTIONS:"))
+        #expect(!help[options.upperBound...].contains("--simulate"), "production options stand apart")
+    }
+
+    @Test func theBarNamesThePhaseWholeWithRateAndTimeLeft() {
+        let line = ProgressBar.line(phase: "option-bytes", done: 1024, total: 4096, unit: "B", elapsed: .seconds(1), width: 10)
+        #expect(line.hasPrefix("option-bytes "))
+        #expect(line.contains("1.0 KiB/4.0 KiB") && line.contains("1.0 KiB/s") && line.contains("3 s left"), "\(line)")
+    }
+
+    @Test func doubleVerboseShowsTheWireAndQuietShowsNothing() throws {
+        let directory = try TemporaryDirectory()
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/demo-g474-v2.hex")
+            .standardized.path
+        let traced = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("a"), "-vv")
+        #expect(traced.status == 0, "\(traced)")
+        for wire in ["DNLOAD wValue=", "GETSTATUS wValue=0 wLength=6", "dfuIDLE", "HID out report 64 byte(s)", "phase flash finished"] {
+            #expect(traced.stderr.contains(wire), "\(wire)")
+        }
+        let verbose = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("b"), "-v")
+        #expect(verbose.stderr.contains("phase plan finished") && !verbose.stderr.contains("DNLOAD"), "\(verbose)")
+        let quiet = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("c"), "-q")
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty && quiet.stdout.contains("upgraded"), "\(quiet)")
+    }
+}
