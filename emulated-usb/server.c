@@ -1089,7 +1089,7 @@ static int handle_line(char *line) {
 int main(int argc, char **argv) {
     (void)argc;
     ensure_preloaded(argv);
-    prctl(PR_SET_TIMERSLACK, 1); /* many small transfers: ~2x faster (emulated-usb.md) */
+    prctl(PR_SET_TIMERSLACK, 1); /* many small transfers: ~2x faster (emulated-usb/README.md) */
     if (pipe(signal_pipe) != 0) die("pipe");
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

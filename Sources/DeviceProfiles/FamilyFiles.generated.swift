@@ -2049,7 +2049,7 @@ enum EmbeddedFamilyFiles {
   },
   "systemMemory": {
     "value": "0x0BF97000",
-    "source": "dfuse-facts: H5 system memory 0x0BF97000",
+    "source": "the team's earlier design notes: H5 system memory 0x0BF97000",
     "unverified": true
   },
   "uid": {
@@ -2203,7 +2203,7 @@ enum EmbeddedFamilyFiles {
   },
   "leave": {
     "jump": "direct-jump",
-    "source": "seed 001 and dfuse-facts: the H7 ROM jumps to the leave address itself, so it must be the reset handler; assumed for this H7 line",
+    "source": "seed 001 and the team's earlier design notes: the H7 ROM jumps to the leave address itself, so it must be the reset handler; assumed for this H7 line",
     "unverified": true
   },
   "optionBytes": {
@@ -2327,7 +2327,7 @@ enum EmbeddedFamilyFiles {
   },
   "leave": {
     "jump": "direct-jump",
-    "source": "seed 001 and dfuse-facts: the H7 ROM jumps to the leave address itself, so it must be the reset handler"
+    "source": "seed 001 and the team's earlier design notes: the H7 ROM jumps to the leave address itself, so it must be the reset handler"
   },
   "optionBytes": {
     "address": "0x5200201C",
@@ -2427,7 +2427,7 @@ enum EmbeddedFamilyFiles {
   },
   "systemMemory": {
     "value": "0x1FF0A000",
-    "source": "dfuse-facts: H7A3 system memory 0x1FF0A000 (ST AN2606 (STM32 system memory boot mode))",
+    "source": "the team's earlier design notes: H7A3 system memory 0x1FF0A000 (ST AN2606 (STM32 system memory boot mode))",
     "unverified": true
   },
   "uid": {
@@ -2454,7 +2454,7 @@ enum EmbeddedFamilyFiles {
   },
   "leave": {
     "jump": "direct-jump",
-    "source": "seed 001 and dfuse-facts: the H7 ROM jumps to the leave address itself, so it must be the reset handler; assumed for this H7 line",
+    "source": "seed 001 and the team's earlier design notes: the H7 ROM jumps to the leave address itself, so it must be the reset handler; assumed for this H7 line",
     "unverified": true
   },
   "optionBytes": {
@@ -2714,7 +2714,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and dfuse-facts: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
       "unverified": true
     }
   ]
@@ -2836,7 +2836,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and dfuse-facts: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
       "unverified": true
     }
   ]
@@ -2958,7 +2958,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and dfuse-facts: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
       "unverified": true
     }
   ]
@@ -3077,7 +3077,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and dfuse-facts: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
       "unverified": true
     }
   ]
@@ -3201,7 +3201,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and dfuse-facts: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
       "unverified": true
     }
   ]
@@ -3324,7 +3324,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and dfuse-facts: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
       "unverified": true
     }
   ]
@@ -3337,12 +3337,12 @@ enum EmbeddedFamilyFiles {
   "name": "STM32U0",
   "usbDFU": {
     "value": false,
-    "source": "dfuse-facts (from AN2606; to confirm)",
+    "source": "the team's earlier design notes, from AN2606 (to confirm)",
     "unverified": true
   },
   "refusal": {
     "value": "the part has no USB device peripheral usable by its ROM (no USB DFU in its bootloader)",
-    "source": "dfuse-facts (from AN2606; to confirm)",
+    "source": "the team's earlier design notes, from AN2606 (to confirm)",
     "unverified": true
   }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The time source every layer is given instead of reading the system clock or sleeping itself,
-/// so that a 30 s mass erase costs nothing in a test (architecture: "time is injected").
+/// so that a 30 s mass erase costs nothing in a test (docs/architecture.md: "time is injected").
 public protocol DeviceClock: Sendable {
     /// Monotonic time since this clock's origin.
     func now() -> Duration

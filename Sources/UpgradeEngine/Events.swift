@@ -2,7 +2,7 @@ import AppLink
 import DfuSe
 import FirmwareImage
 
-/// The workflow's phases, in order (field-safety.md; fwupd's detach → write → attach → reload).
+/// The workflow's phases, in order (docs/field-safety.md; fwupd's detach → write → attach → reload).
 public enum UpgradePhase: String, Sendable, Hashable, CaseIterable, Codable {
     case find, plan, enter, reenumerate, optionBytes = "option-bytes", flash, leave, confirm
 }
@@ -51,7 +51,7 @@ public struct UnitDescription: Sendable, Hashable {
     public var uid: UniqueID?
     public var familyID: String
     public var portPath: String?
-    /// The serial number the ROM shows, predicted from the UID (dfuse-facts.md).
+    /// The serial number the ROM shows, predicted from the UID (docs/silicon-sources.md).
     public var dfuSerial: String?
     public var version: FirmwareVersion?
     public var productID: UInt32?

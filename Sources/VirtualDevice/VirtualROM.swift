@@ -406,7 +406,7 @@ extension VirtualUnit {
             enterError(.errStalledPkt)
             return .stall
         }
-        // Under read protection every upload fails, option bytes included (dfuse-facts audit; AN3156).
+        // Under read protection every upload fails, option bytes included (an audit of public ROM logs; AN3156).
         guard readProtectionLocked == 0 else {
             enterError(.errVendor)
             return .stall

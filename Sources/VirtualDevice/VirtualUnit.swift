@@ -309,7 +309,7 @@ public final class VirtualUnit: @unchecked Sendable {
     func jump(to address: UInt32) {
         restart {
             // Outside flash and RAM (OTP, option bytes, a hole) the core faults and resets: the boot decision runs
-            // again, so the ROM may come back (AN3156 leave; dfuse-facts audit). The system memory restarts the ROM.
+            // again, so the ROM may come back (AN3156 leave; an audit of public ROM logs). The system memory restarts the ROM.
             if address & ~1 >= family.systemMemoryBase, address & ~1 < family.systemMemoryBase &+ Self.systemMemorySize { return .rom }
             if !isInFlash(address & ~1), !family.isInRAM(address & ~1) { return bootDecisionLocked() }
             guard jumpOutcomeLocked(address) else { return .hung }

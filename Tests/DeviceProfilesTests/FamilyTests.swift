@@ -51,7 +51,7 @@ struct FamilyTests {
 
     @Test("the ROM serial matches MicroPython's byte form when the wafer coordinates' high bytes are zero")
     func serialFormulaAgreesWithByteForm() {
-        // dfuse-facts.md: the two forms agree when id[1] = id[3] = 0 and there is no +0x0A.
+        // docs/silicon-sources.md: the two forms agree when id[1] = id[3] = 0 and there is no +0x0A.
         let uids: [[UInt8]] = [
             [0x30, 0x00, 0x45, 0x00, 0x12, 0x51, 0x33, 0x37, 0x37, 0x36, 0x34, 0x32],
             [0x01, 0x00, 0x02, 0x00, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A],

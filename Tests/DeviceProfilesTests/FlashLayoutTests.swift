@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import DeviceProfiles
 
-/// A real layout string (dfuse-facts.md) and what it must parse to: per zone, its start and its groups
+/// A real layout string (docs/silicon-sources.md) and what it must parse to: per zone, its start and its groups
 /// as (count, sector size, attribute letter).
 struct RealLayout: Sendable, CustomTestStringConvertible {
     let part: String

@@ -8,7 +8,7 @@ import USBTransport
 import UpgradeEngine
 @testable import VirtualDevice
 
-/// The five forum threads dfuhop was born from (shared/seeds), each as an end-to-end upgrade on the
+/// The five forum threads dfuhop was born from (docs/seeds.md), each as an end-to-end upgrade on the
 /// virtual device: the failure is made impossible, or obvious.
 @Suite("Seeds, end to end")
 struct SeedScenarioTests {
