@@ -58,7 +58,7 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
     }
 }
 
-@Suite struct AppLinkClientTests {
+@Suite(.timeLimit(.minutes(10))) struct AppLinkClientTests {
     @Test func infoReturnsWhatTheApplicationReports() async throws {
         let (client, transport, _) = makeClient()
         let info = try await client.info()

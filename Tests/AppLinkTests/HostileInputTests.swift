@@ -3,7 +3,7 @@ import Testing
 
 /// Every parser of device bytes answers hostile input with an error value, never a trap
 /// (the libFuzzer harness in Fuzz/applink runs the same entry points far longer).
-@Suite struct HostileInputTests {
+@Suite(.timeLimit(.minutes(10))) struct HostileInputTests {
     /// SplitMix64: a fixed sequence, so a failure is reproducible.
     struct Generator: RandomNumberGenerator {
         var state: UInt64

@@ -24,7 +24,7 @@ private func identifyReply() -> [UInt8] {
     return report
 }
 
-@Suite struct LegacyClientTests {
+@Suite(.timeLimit(.minutes(10))) struct LegacyClientTests {
     @Test func identifyReadsTheFieldsTheProfileNames() async throws {
         let clock = VirtualClock()
         let transport = ScriptedHIDTransport(clock: clock) { _ in [.reply(identifyReply())] }

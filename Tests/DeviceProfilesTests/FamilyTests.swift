@@ -1,7 +1,7 @@
 import Testing
 @testable import DeviceProfiles
 
-@Suite("MCU family table")
+@Suite("MCU family table", .timeLimit(.minutes(10)))
 struct FamilyTests {
     @Test("every built-in layout string parses and covers the flash it claims", arguments: McuFamily.all)
     func layoutsParse(family: McuFamily) throws {

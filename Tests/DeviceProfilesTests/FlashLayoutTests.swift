@@ -49,7 +49,7 @@ let realLayouts: [RealLayout] = [
                zones: [(0x0800_0000, [(3, 16 * k, "a"), (1, 16 * k, "g"), (1, 64 * k, "g"), (7, 128 * k, "g")])]),
 ]
 
-@Suite("DfuSe memory layout strings")
+@Suite("DfuSe memory layout strings", .timeLimit(.minutes(10)))
 struct FlashLayoutTests {
     @Test("every real layout string parses to its zones, sizes and attributes", arguments: realLayouts)
     func realStrings(real: RealLayout) throws {

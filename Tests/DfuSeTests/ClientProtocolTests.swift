@@ -3,7 +3,7 @@ import Testing
 import USBTransport
 @testable import DfuSe
 
-@Suite("DfuSe client: requests on the wire")
+@Suite("DfuSe client: requests on the wire", .timeLimit(.minutes(10)))
 struct ClientProtocolTests {
     @Test("a 5 KiB write is one set-address and three blocks numbered 2, 3, 4")
     func fiveKiBWrite() async throws {
@@ -149,7 +149,7 @@ struct ClientProtocolTests {
     }
 }
 
-@Suite("DfuSe client: every path back to dfuIDLE")
+@Suite("DfuSe client: every path back to dfuIDLE", .timeLimit(.minutes(10)))
 struct ReturnToIdleTests {
     @Test("dfuIDLE needs nothing but one GETSTATUS")
     func alreadyIdle() async throws {
@@ -223,7 +223,7 @@ struct ReturnToIdleTests {
     }
 }
 
-@Suite("DfuSe client: leaving DFU")
+@Suite("DfuSe client: leaving DFU", .timeLimit(.minutes(10)))
 struct LeaveTests {
     @Test("leave sets the jump address, sends a zero-length DNLOAD and accepts dfuMANIFEST")
     func leaveManifests() async throws {

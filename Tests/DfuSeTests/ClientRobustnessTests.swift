@@ -3,7 +3,7 @@ import Testing
 import USBTransport
 @testable import DfuSe
 
-@Suite("DfuSe client: concurrency, cancellation, long runs")
+@Suite("DfuSe client: concurrency, cancellation, long runs", .timeLimit(.minutes(10)))
 struct ClientRobustnessTests {
     /// Waits (without real time) until the fake device holds a paused DNLOAD.
     func waitUntilPaused(_ device: FakeDfuSeDevice) async -> Bool {

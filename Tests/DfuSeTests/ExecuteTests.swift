@@ -4,7 +4,7 @@ import Testing
 import USBTransport
 @testable import DfuSe
 
-@Suite("DfuSe client: running a flash plan")
+@Suite("DfuSe client: running a flash plan", .timeLimit(.minutes(10)))
 struct ExecuteTests {
     let f407 = McuFamily.f407.defaultFlashMode.layout
 

@@ -4,7 +4,7 @@ import FirmwareImage
 import Testing
 @testable import DfuSe
 
-@Suite("Flash plan: what to erase and write, in which order, and what to refuse")
+@Suite("Flash plan: what to erase and write, in which order, and what to refuse", .timeLimit(.minutes(10)))
 struct FlashPlanTests {
     let f407 = McuFamily.f407.defaultFlashMode.layout
 

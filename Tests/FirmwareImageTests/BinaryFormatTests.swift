@@ -1,7 +1,7 @@
 import Testing
 @testable import FirmwareImage
 
-@Suite("ELF32 ARM")
+@Suite("ELF32 ARM", .timeLimit(.minutes(10)))
 struct ElfTests {
     func error(_ bytes: [UInt8]) -> ImageError? {
         do { _ = try ImageReader.read(bytes, file: "a.elf"); return nil } catch { return error }
@@ -55,7 +55,7 @@ struct ElfTests {
     }
 }
 
-@Suite("DfuSe and DFU suffix")
+@Suite("DfuSe and DFU suffix", .timeLimit(.minutes(10)))
 struct DfuFileTests {
     let twoTargets = FirmwareImage(format: .dfuse, targets: [
         ImageTarget(alternateSetting: 0, name: "Internal Flash", segments: [

@@ -1,7 +1,7 @@
 import Testing
 @testable import FirmwareImage
 
-@Suite("Image descriptor")
+@Suite("Image descriptor", .timeLimit(.minutes(10)))
 struct DescriptorTests {
     let version = ImageVersion(major: 1, minor: 2, patch: 3, build: 4)
 
@@ -131,7 +131,7 @@ struct DescriptorTests {
     }
 }
 
-@Suite("Image checks")
+@Suite("Image checks", .timeLimit(.minutes(10)))
 struct ImageCheckTests {
     let f407 = TargetMemoryMap(partName: "STM32F405/407", ram: [0x2000_0000...0x2001_FFFF, 0x1000_0000...0x1000_FFFF],
                                flash: [0x0800_0000...0x080F_FFFF])

@@ -1,7 +1,7 @@
 import Testing
 @testable import FirmwareImage
 
-@Suite("Normalisation")
+@Suite("Normalisation", .timeLimit(.minutes(10)))
 struct NormalizeTests {
     func normalize(_ segments: [Segment], _ granularity: Int = 1) throws(NormalizationError) -> [Segment] {
         try FirmwareImage.normalize(segments, granularity: granularity, entryPoint: nil).segments

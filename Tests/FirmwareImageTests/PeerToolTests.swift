@@ -50,7 +50,7 @@ final class ScratchDirectory {
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-@Suite("Agreement with srec_cat and dfu-suffix")
+@Suite("Agreement with srec_cat and dfu-suffix", .timeLimit(.minutes(10)))
 struct PeerToolTests {
     /// Sparse, unaligned, crossing a 64 KiB boundary: the cases where converters differ.
     let image = FirmwareImage(format: .binary, segments: [

@@ -29,7 +29,7 @@ enum ROMDescriptors {
     }
 }
 
-@Suite("Descriptor parsing")
+@Suite("Descriptor parsing", .timeLimit(.minutes(10)))
 struct DescriptorTests {
     @Test func parsesTheROMDeviceDescriptor() throws {
         let descriptor = try USBDeviceDescriptor(parsing: ROMDescriptors.device)
@@ -140,7 +140,7 @@ struct DescriptorTests {
     }
 }
 
-@Suite("DFU functional descriptor")
+@Suite("DFU functional descriptor", .timeLimit(.minutes(10)))
 struct DFUFunctionalDescriptorTests {
     @Test func findsTheDescriptorAfterTheLastAlternateSettingAsSTROMsPlaceIt() throws {
         let configuration = try USBConfiguration(parsing: ROMDescriptors.configuration())
@@ -189,7 +189,7 @@ struct DFUFunctionalDescriptorTests {
     }
 }
 
-@Suite("String descriptors")
+@Suite("String descriptors", .timeLimit(.minutes(10)))
 struct StringDescriptorTests {
     @Test func decodesALayoutString() throws {
         let layout = "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg"

@@ -4,7 +4,7 @@ import USBDiscovery
 import USBTransport
 @testable import LibUSBBackend
 
-@Suite("udev rules")
+@Suite("udev rules", .timeLimit(.minutes(10)))
 struct UdevRulesTests {
     static let rulesFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("udev/70-dfuhop.rules")
@@ -37,7 +37,7 @@ struct UdevRulesTests {
     }
 }
 
-@Suite("dfuhop doctor")
+@Suite("dfuhop doctor", .timeLimit(.minutes(10)))
 struct DoctorTests {
     static let rom: LibUSBDeviceRecord = {
         let configuration = try! USBConfiguration(parsing: ROMDescriptors.configuration())
@@ -129,7 +129,7 @@ struct DoctorTests {
     }
 }
 
-@Suite("dfuhop doctor's verdict")
+@Suite("dfuhop doctor's verdict", .timeLimit(.minutes(10)))
 struct DoctorVerdictTests {
     static func finding(_ check: String, _ status: DoctorFinding.Status) -> DoctorFinding {
         DoctorFinding(check: check, status: status, detail: "\(check) \(status)")

@@ -101,7 +101,7 @@ struct EmulatedUSBFailure: Error, CustomStringConvertible {
     var description: String
 }
 
-@Suite("Emulated USB (umockdev)", .serialized, .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
+@Suite("Emulated USB (umockdev)", .serialized, .timeLimit(.minutes(10)), .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
 struct EmulatedUSBTests {
     static let layouts = [
         "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg",

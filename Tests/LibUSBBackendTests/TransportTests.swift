@@ -3,7 +3,7 @@ import Testing
 import USBTransport
 @testable import LibUSBBackend
 
-@Suite("Port paths")
+@Suite("Port paths", .timeLimit(.minutes(10)))
 struct PortPathTests {
     @Test func formatsLikeSysfsAndDfuUtil() {
         #expect(USBPortPath(bus: 1, ports: [2]).description == "1-2")
@@ -32,7 +32,7 @@ struct PortPathTests {
     }
 }
 
-@Suite("libusb errors")
+@Suite("libusb errors", .timeLimit(.minutes(10)))
 struct LibUSBErrorTests {
     @Test(arguments: [
         (LibUSBError.Code.noDevice, TransportError.Kind.disconnected),
@@ -115,7 +115,7 @@ final class ScriptedChannel: USBControlChannel, @unchecked Sendable {
     func close() { record("close") }
 }
 
-@Suite("libusb DFU transport")
+@Suite("libusb DFU transport", .timeLimit(.minutes(10)))
 struct LibUSBDFUTransportTests {
     static let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, serialNumber: "2061336E5056", portPath: "1-2")
 
@@ -217,7 +217,7 @@ struct LibUSBDFUTransportTests {
     }
 }
 
-@Suite("Choosing the unit to open")
+@Suite("Choosing the unit to open", .timeLimit(.minutes(10)))
 struct SelectTests {
     static func record(port: String, address: UInt8, serial: String?, opened: Bool = true) -> LibUSBDeviceRecord {
         var record = LibUSBDeviceRecord(

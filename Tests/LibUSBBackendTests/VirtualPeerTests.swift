@@ -9,7 +9,7 @@ import USBTransport
 /// server from a VirtualUnit, so unmodified dfu-util and dfuhop's own libusb backend meet the same
 /// ROM behaviour the in-process tests use (one model, not two). Each test keeps its unit in a state
 /// file, so a sequence of client runs acts on one unit, and the test inspects the unit afterwards.
-@Suite("Emulated USB with the VirtualDevice model", .serialized, .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
+@Suite("Emulated USB with the VirtualDevice model", .serialized, .timeLimit(.minutes(10)), .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
 struct VirtualPeerTests {
     static let buildDirectory = EmulatedUSB.probe.deletingLastPathComponent()
     static let peer = buildDirectory.appendingPathComponent("dfuhop-usb-peer")

@@ -1,7 +1,7 @@
 import Testing
 import USBTransport
 
-@Suite("Injected clocks")
+@Suite("Injected clocks", .timeLimit(.minutes(10)))
 struct ClockTests {
     @Test("a virtual clock advances by exactly what is slept, at once")
     func virtualClockAdvances() async throws {

@@ -13,7 +13,7 @@ import UpgradeEngine
 /// only the intended unit was touched, no forbidden request was sent, the phases came in a legal order,
 /// a unit that runs an application runs the old or the new firmware exactly, and a second run (after the
 /// operator power-cycles the unit, with the BOOT0 jig available) finishes the upgrade.
-@Suite("Fault campaign")
+@Suite("Fault campaign", .timeLimit(.minutes(10)))
 struct FaultCampaignTests {
     /// One case: a fault armed on the target before the first run.
     struct Case: CustomStringConvertible, Sendable {

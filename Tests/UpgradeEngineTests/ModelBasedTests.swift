@@ -18,7 +18,7 @@ import UpgradeEngine
 /// - failure: a second run finishes it;
 /// - always: nothing outside the sectors of the span changed; a bystander unit received nothing.
 /// `DFUHOP_MODEL_SEED=N` replays one case; `DFUHOP_MODEL_CASES=N` sets the count (`scripts/model-test`).
-@Suite("Model-based upgrade")
+@Suite("Model-based upgrade", .timeLimit(.minutes(10)))
 struct ModelBasedTests {
     enum Path: String, CaseIterable, Sendable { case running, inDFU = "in-dfu", corrupted, blank, resumed, swapped }
     enum Relation: String, CaseIterable, Sendable { case newer, same, older, otherProduct = "other-product" }

@@ -9,7 +9,7 @@ import UpgradeEngine
 @testable import VirtualDevice
 
 /// The workflow end to end on virtual units (virtual clock: no test sleeps).
-@Suite("Upgrade engine on the virtual device")
+@Suite("Upgrade engine on the virtual device", .timeLimit(.minutes(10)))
 struct UpgradeEngineTests {
     static func image(_ family: McuFamily, _ major: UInt16, size: Int = 24 * 1024) throws -> FirmwareImage {
         let normalized = try DemoImage.make(family: family, version: ImageVersion(major: major, minor: 0, patch: 0), size: size)

@@ -7,7 +7,7 @@ import FirmwareImage
 import USBTransport
 @testable import VirtualDevice
 
-@Suite("Virtual application over HID")
+@Suite("Virtual application over HID", .timeLimit(.minutes(10)))
 struct ApplicationTests {
     func programmed(_ family: McuFamily, clock: VirtualClock = VirtualClock()) throws -> (VirtualUnit, VirtualBus) {
         let unit = try SimulationSpec(family: family, state: .programmed).makeUnit(clock: clock)

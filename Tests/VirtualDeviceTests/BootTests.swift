@@ -6,7 +6,7 @@ import FirmwareImage
 import USBTransport
 @testable import VirtualDevice
 
-@Suite("Virtual unit: boot, leave, option bytes")
+@Suite("Virtual unit: boot, leave, option bytes", .timeLimit(.minutes(10)))
 struct BootTests {
     @Test("seed 001: F4 starts the application from a leave to the vector base")
     func f4LeaveToVectorBase() async throws {

@@ -6,7 +6,7 @@ import FirmwareImage
 import USBTransport
 @testable import VirtualDevice
 
-@Suite("Virtual unit: injected faults and saved state")
+@Suite("Virtual unit: injected faults and saved state", .timeLimit(.minutes(10)))
 struct FaultTests {
     @Test("power lost during the Nth flash operation leaves it torn and the unit off")
     func powerLossTearsOperation() async throws {

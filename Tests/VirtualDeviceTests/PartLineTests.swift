@@ -8,7 +8,7 @@ import AppLink
 @testable import VirtualDevice
 
 /// Every part line of protocols/families/: flashed through its ROM, left, and started.
-@Suite("Every part line on the virtual device")
+@Suite("Every part line on the virtual device", .timeLimit(.minutes(10)))
 struct PartLineTests {
     static func flashSize(_ family: McuFamily) -> Int { Int(family.defaultFlashMode.layout.zones.reduce(0) { $0 + $1.size }) }
 

@@ -6,7 +6,7 @@ import FirmwareImage
 import USBTransport
 @testable import VirtualDevice
 
-@Suite("Virtual ROM: DfuSe behaviour")
+@Suite("Virtual ROM: DfuSe behaviour", .timeLimit(.minutes(10)))
 struct VirtualROMTests {
     @Test("the DfuSe client flashes, verifies and reads back on every family", arguments: McuFamily.all)
     func flashEveryFamily(family: McuFamily) async throws {

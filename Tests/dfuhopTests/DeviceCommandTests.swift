@@ -3,7 +3,7 @@ import Testing
 
 /// The device commands end to end, on virtual units kept in a state file across invocations, as a
 /// technician's sequence of commands would act on one unit.
-@Suite("CLI: device commands on a virtual unit")
+@Suite("CLI: device commands on a virtual unit", .timeLimit(.minutes(10)))
 struct DeviceCommandTests {
     static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("protocols/examples")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("dfuhop families")
+@Suite("dfuhop families", .timeLimit(.minutes(10)))
 struct FamiliesCommandTests {
     @Test func jsonListsAtLeastSixteenPartLinesWithSourcesAndTheRefusals() throws {
         let result = try Dfuhop.run("families", "--json")

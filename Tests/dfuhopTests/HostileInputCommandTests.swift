@@ -4,7 +4,7 @@ import FirmwareImage
 
 /// The CLI end of issue 12: outside strings reach a terminal escaped (JSON stays exact), output files are
 /// never written through a planted symlink, and a file spanning 4 GiB is described without touching the gap.
-@Suite("dfuhop: hostile input")
+@Suite("dfuhop: hostile input", .timeLimit(.minutes(10)))
 struct HostileInputCommandTests {
     /// ESC [2J (clear screen), a C1 CSI, a bell and a right-to-left override, in a .dfu target name.
     static let hostileName = "evil\u{1B}[2J\u{9B}31m\u{07}\u{202E}gnp.exe"
@@ -60,7 +60,7 @@ struct HostileInputCommandTests {
     }
 }
 
-@Suite("dfuhop: option values")
+@Suite("dfuhop: option values", .timeLimit(.minutes(10)))
 struct OptionValueTests {
     @Test(arguments: ["inf", "nan", "1e300", "-1", "0"])
     func waitsOutsideTheirRangeAreUsageErrors(value: String) throws {

@@ -3,7 +3,7 @@ import Testing
 import FirmwareImage
 
 /// End-to-end: the built executable on real files, checking output and the fixed exit statuses.
-@Suite("dfuhop image")
+@Suite("dfuhop image", .timeLimit(.minutes(10)))
 struct ImageCommandTests {
     /// A plausible F407 application: vector table, reserved descriptor at +0x100, code from +0x200.
     static func application() -> FirmwareImage {

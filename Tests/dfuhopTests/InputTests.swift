@@ -3,7 +3,7 @@ import Testing
 @testable import dfuhop
 
 /// Inputs as people write them: sizes with suffixes, addresses only in hex, mistyped commands named.
-@Suite("CLI: inputs and readable output")
+@Suite("CLI: inputs and readable output", .timeLimit(.minutes(10)))
 struct InputTests {
     @Test func sizesTakeKAndMSuffixes() {
         #expect(ByteCount(argument: "4K")?.value == 4096)

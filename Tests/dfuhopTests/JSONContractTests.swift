@@ -3,7 +3,7 @@ import Testing
 @testable import dfuhop
 
 /// The `--json` contract of docs/json.md: the documented examples are the types, and every command keeps it.
-@Suite("CLI: the JSON contract")
+@Suite("CLI: the JSON contract", .timeLimit(.minutes(10)))
 struct JSONContractTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()

@@ -5,7 +5,7 @@ import Testing
 /// Signed update packages end to end, on virtual G474 units whose profile requires signatures: the
 /// one that is signed by a trusted key upgrades the unit; every other input is refused and the unit's
 /// saved state is byte-for-byte what it was.
-@Suite("dfuhop package")
+@Suite("dfuhop package", .timeLimit(.minutes(10)))
 struct PackageCommandTests {
     static func example(_ name: String) -> String { UpgradeCommandTests.example(name) }
 

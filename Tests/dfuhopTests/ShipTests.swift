@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// What a user installing dfuhop meets first: `--version` and `doctor`'s exit status.
-@Suite("CLI: version and doctor")
+@Suite("CLI: version and doctor", .timeLimit(.minutes(10)))
 struct ShipTests {
     static let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()

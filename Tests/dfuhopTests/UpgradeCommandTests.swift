@@ -3,7 +3,7 @@ import Testing
 import UpgradeEngine
 
 /// `dfuhop upgrade` as a technician and a factory line use it, on simulated units.
-@Suite("dfuhop upgrade")
+@Suite("dfuhop upgrade", .timeLimit(.minutes(10)))
 struct UpgradeCommandTests {
     static func example(_ name: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/\(name)").standardized.path
