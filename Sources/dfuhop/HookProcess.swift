@@ -43,6 +43,9 @@ final class HookProcess: Sendable {
         while true {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
+                // Nothing the hook started outlives it: whatever is left in its group (a background job, or a
+                // child forked while the group was being killed) goes too.
+                kill(-pid, SIGKILL)
                 Self.running.withLock { _ = $0.remove(pid) }
                 let signal = status & 0x7F
                 // Killed because dfuhop itself is stopping (SIGINT/SIGTERM): that is a cancellation.
@@ -61,6 +64,7 @@ final class HookProcess: Sendable {
         kill(-pid, SIGKILL)
         var ignored: Int32 = 0
         waitpid(pid, &ignored, 0)
+        kill(-pid, SIGKILL)
         Self.running.withLock { _ = $0.remove(pid) }
         return status
     }

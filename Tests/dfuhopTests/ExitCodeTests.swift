@@ -71,8 +71,9 @@ struct ExitCodeTests {
     func cancelled() async throws {
         let directory = try TemporaryDirectory()
         let marker = directory.path("hook-still-running")
+        let started = directory.path("hook-started")
         // A hook that hangs, and whose child would touch a file later if it were orphaned.
-        let hook = "(sleep 3; touch \(marker)) & sleep 30"
+        let hook = "touch \(started); (sleep 8; touch \(marker)) & sleep 30"
         let process = Process()
         process.executableURL = try Dfuhop.executable()
         process.arguments = ["upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:blank", "--boot0-command", hook,
@@ -81,15 +82,34 @@ struct ExitCodeTests {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
-        try await Task.sleep(for: .seconds(1.5))
+        // SIGINT once the hook runs (a loaded machine may take seconds to get there).
+        for _ in 0..<1000 where !FileManager.default.fileExists(atPath: started) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(FileManager.default.fileExists(atPath: started), "the hook started")
         kill(process.processIdentifier, SIGINT)
+        let signalled = ContinuousClock.now
         let data = output.fileHandleForReading.readDataToEndOfFile()
         while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         #expect(process.terminationStatus == 85, "exit \(process.terminationStatus)")
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
         let last = try #require(lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
         #expect((last["exitCode"] as? Int) == 85, "the last JSON line is the result, with exit code 85: \(last)")
-        try await Task.sleep(for: .seconds(2.5))
-        #expect(!FileManager.default.fileExists(atPath: marker), "the hook's process group was killed, children too")
+        // No process of the hook's is left once dfuhop has exited...
+        let survivors = Self.processes(mentioning: marker)
+        #expect(survivors.isEmpty, "hook processes outlived dfuhop: \(survivors)")
+        // ...so the marker, which an orphan would touch 8 s after the hook started, never appears (unless a
+        // loaded machine delayed dfuhop's reaction past those 8 s: then it was there before dfuhop exited).
+        let beforeExit = FileManager.default.fileExists(atPath: marker)
+        try await Task.sleep(until: signalled + .seconds(9), clock: .continuous)
+        #expect(beforeExit || !FileManager.default.fileExists(atPath: marker), "the hook's process group was killed, children too")
+    }
+
+    /// Live processes whose command line contains `text` (from /proc).
+    static func processes(mentioning text: String) -> [String] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { $0.allSatisfy(\.isNumber) } ?? []
+        return pids.compactMap { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let line = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            return line.contains(text) ? "\(pid): \(line)" : nil
+        }
     }
 }
