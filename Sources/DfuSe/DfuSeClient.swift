@@ -18,7 +18,7 @@ public struct ReadUnprotectConsent: Sendable {
 }
 
 /// Explicit opt-in for `writeOptionBytes`: option bytes change how the unit boots and how its flash is
-/// organised, and the write resets it (seed 003); never done unless the operator asked (docs/field-safety.md).
+/// organised, and the write resets it (seed 003); never done unless the operator asked (docs/guarantees.md).
 public struct OptionByteConsent: Sendable {
     /// The operator asked for option bytes to be written with an explicit flag.
     public static let operatorRequestedOptionBytes = OptionByteConsent()

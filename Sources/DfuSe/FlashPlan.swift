@@ -6,7 +6,7 @@ import USBTransport
 /// "plan first"). Only the sectors the image touches are erased; the sector holding the vector table
 /// (the image base) is erased and written last, and within it the block holding the vector table is
 /// the very last write, so an interrupted upgrade never leaves a valid vector table in front of an
-/// incomplete application (docs/field-safety.md).
+/// incomplete application (docs/guarantees.md).
 public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// One step, in execution order.
     public enum Step: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -187,7 +187,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     /// Erases and writes in execution order: every other sector first, then the vector-table sector,
-    /// the rest of it, and the block at the image base last of all (docs/field-safety.md: an interrupted
+    /// the rest of it, and the block at the image base last of all (docs/guarantees.md: an interrupted
     /// upgrade never leaves a valid vector table in front of an incomplete application).
     static func orderedSteps(image: NormalizedImage, erasing sectors: [FlashLayout.Sector], vectorSector: FlashLayout.Sector?,
                              transferSize: Int, vectorSectorFirst: Bool) -> [Step] {

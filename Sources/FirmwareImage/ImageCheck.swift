@@ -58,7 +58,7 @@ public struct ImageReport: Sendable, Hashable {
     public var warnings: [ImageFinding] { findings.filter { $0.severity == .warning } }
 }
 
-/// Checks an image the way a careful engineer would before flashing it (docs/field-safety.md: "refuse an image
+/// Checks an image the way a careful engineer would before flashing it (docs/guarantees.md: "refuse an image
 /// that cannot be right for the unit").
 public enum ImageCheck {
     /// Cortex-M's SRAM region (ARMv7-M ARM §B3.1), used when the part's RAM is not known.

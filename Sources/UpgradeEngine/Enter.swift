@@ -98,7 +98,7 @@ extension UpgradeEngine {
     }
 
     /// The ROM on `port` (any port if nil) with `serial` (any if nil); a ROM on that port with another
-    /// serial is another unit and is never taken (docs/field-safety.md).
+    /// serial is another unit and is never taken (docs/guarantees.md).
     func awaitROM(events: AsyncStream<DiscoveryEvent>, port: String?, serial: String?, timeout: Duration,
                   excluding: Set<USBDeviceIdentity> = []) async -> ROM? {
         await awaitDevice(events: events, timeout: timeout) { device in

@@ -2,7 +2,7 @@ import AppLink
 import DfuSe
 import FirmwareImage
 
-/// The workflow's phases, in order (docs/field-safety.md; fwupd's detach → write → attach → reload).
+/// The workflow's phases, in order (docs/guarantees.md; fwupd's detach → write → attach → reload).
 public enum UpgradePhase: String, Sendable, Hashable, CaseIterable, Codable {
     case find, plan, enter, reenumerate, optionBytes = "option-bytes", flash, leave, confirm
 }

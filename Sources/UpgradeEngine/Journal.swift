@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 
-/// What the host remembers about an upgrade in progress, one file per unit (docs/field-safety.md: "a journal on
+/// What the host remembers about an upgrade in progress, one file per unit (docs/guarantees.md: "a journal on
 /// the host records the unit's identity, the plan and the last completed step, so a second run resumes
 /// instead of starting blind"). Written before the unit is touched and after every step; removed once the
 /// new firmware is confirmed.

@@ -10,7 +10,7 @@ import USBTransport
 /// and inspected by `InROM.swift`) → `OptionBytes.swift` → `Flash.swift` → `Leave.swift` → `Confirm.swift`.
 /// It plans before it touches the unit, applies the same rules on every path (`Rules.swift`), keeps a
 /// journal and a lock per unit (`JournalSteps.swift`), knows only `DeviceDiscovery`, the transports and
-/// a clock, emits typed events and never prints (docs/architecture.md, docs/field-safety.md).
+/// a clock, emits typed events and never prints (docs/architecture.md, docs/guarantees.md).
 public struct UpgradeEngine: Sendable {
     public struct Options: Sendable {
         /// Unique ID, serial number or port path of the unit, when several are connected.

@@ -9,7 +9,7 @@ import UpgradeEngine
 import UpdatePackage
 
 /// What a command failed with, ready for a person: one sentence, what to do, and the exit status.
-/// Each layer's error type is mapped here, once (architecture rule 3).
+/// Each layer's error type is mapped here, once (docs/architecture.md, rule 3).
 struct Failure: Error, CustomStringConvertible {
     var status: ExitStatus
     var message: String

@@ -8,7 +8,7 @@ import USBTransport
 import UpgradeEngine
 @testable import VirtualDevice
 
-/// The fault matrix of docs/field-safety.md on the virtual device: every fault at every phase and at every
+/// The fault matrix of docs/guarantees.md on the virtual device: every fault at every phase and at every
 /// flash operation and control transfer of a representative upgrade, on each family model. After each case:
 /// only the intended unit was touched, no forbidden request was sent, the phases came in a legal order,
 /// a unit that runs an application runs the old or the new firmware exactly, and a second run (after the
@@ -27,7 +27,7 @@ struct FaultCampaignTests {
         }
         /// What the runs must come to.
         enum Expectation: Sendable {
-            /// A second run finishes the upgrade (the promise of docs/field-safety.md).
+            /// A second run finishes the upgrade (the promise of docs/guarantees.md).
             case secondRunFinishes
             /// The unit lies about itself: every run fails and none claims success, and the flash holds the new image.
             case neverClaimsSuccess
