@@ -176,10 +176,12 @@ extension UpgradeEngine {
                 && $0.optionBytes == first.optionBytes } ? first : nil
         }
         var depth = Depth.head
-        if !survey, let probe, let uid = await readUID(rom, family: probe) {
-            depth = (try? journal?.entry(for: uid.description)) == nil ? .span : .head
+        var uid: UniqueID?
+        if !survey, let probe {
+            uid = await readUID(rom, family: probe)
+            if let uid { depth = (try? journal?.entry(for: uid.description)) == nil ? .span : .head }
         }
-        guard let probe, let view = try? await inspect(rom, family: probe, depth: depth) else {
+        guard let probe, let view = try? await inspect(rom, family: probe, depth: depth, knownUID: uid) else {
             return Found(description: description, family: family, reach: .rom(rom), installed: nil)
         }
         description.classification = view.classification

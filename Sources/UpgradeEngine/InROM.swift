@@ -38,7 +38,8 @@ extension UpgradeEngine {
     }
 
     /// Reads the unit through its ROM. A read the ROM refuses for protection is a finding, not an error.
-    func inspect(_ rom: ROM, family: McuFamily, depth: Depth) async throws -> ROMView {
+    /// `knownUID`: the UID the caller already read through this ROM (it is not read again).
+    func inspect(_ rom: ROM, family: McuFamily, depth: Depth, knownUID: UniqueID? = nil) async throws -> ROMView {
         var view = ROMView(uid: nil, readProtection: nil, protected: false, blank: false, installed: nil)
         view.readProtection = try? await readOptionBytes(rom, family: family)[family.optionBytes.readProtectionByteOffset]
         if let level = view.readProtection, family.optionBytes.readProtectionLevel(level) != 0 { view.protected = true }
@@ -54,8 +55,10 @@ extension UpgradeEngine {
                 // included (AN3156 §4.3): both reads refused is read protection, not a cable fault.
                 view.protected = true
             }
+            // In the same session: the UID, last, since a ROM that refuses the read ends in dfuERROR.
+            if !view.protected, knownUID == nil { view.uid = await readUID(client, family: family) }
         }
-        if !view.protected { view.uid = await readUID(rom, family: family) }
+        if !view.protected, knownUID != nil { view.uid = knownUID }
         return view
     }
 
@@ -77,11 +80,15 @@ extension UpgradeEngine {
 
     /// The 96-bit UID, read through the ROM (AN2606: the ROM reads system memory); nil if it refuses.
     func readUID(_ rom: ROM, family: McuFamily) async -> UniqueID? {
-        let bytes = try? await withClient(rom, family: family) { client in
+        try? await withClient(rom, family: family) { client in
             try await client.prepare(alternateSetting: 0)
-            return try await client.read(address: family.uidAddress, length: UniqueID.byteCount)
+            return await readUID(client, family: family)
         }
-        return bytes.flatMap { UniqueID($0) }
+    }
+
+    /// The UID through a client already prepared on alternate setting 0; nil if the ROM refuses the read.
+    func readUID(_ client: DfuSeClient, family: McuFamily) async -> UniqueID? {
+        (try? await client.read(address: family.uidAddress, length: UniqueID.byteCount)).flatMap { UniqueID($0) }
     }
 
     /// The ROM this run reached, proven and inspected, with the rules applied again to what its flash
