@@ -67,7 +67,11 @@ public func fuzzDfuStatus(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let rom = ScriptedROM(Array(input.dropFirst()))
     let clock = WatchedClock()
     let quirks = [McuFamily.f407, .l476, .g474, .h753][Int(selector >> 2) % 4].quirks
-    let options = { var options = DfuSeClient.Options(); options.maxBusyTime = .seconds(10); return options }()
+    let options = {
+        var options = DfuSeClient.Options()
+        options.maxBusyTime = .seconds(10)
+        return options
+    }()
     let done = DispatchSemaphore(value: 0)
     Task { @Sendable in
         defer { done.signal() }

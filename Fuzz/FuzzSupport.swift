@@ -18,8 +18,11 @@ func fuzzBinaryFormat(_ format: ImageFormat, _ bytes: [UInt8]) {
     do {
         let image = try ImageReader.read(bytes, file: "fuzz", format: format)
         if let normalized = try? image.normalized(granularity: 32) {
-            let report = ImageCheck.check(normalized, for: TargetMemoryMap(partName: "fuzz", ram: [0x2000_0000...0x2001_FFFF],
-                                                                          flash: [0x0800_0000...0x080F_FFFF]), source: "fuzz")
+            let report = ImageCheck.check(
+                normalized,
+                for: TargetMemoryMap(
+                    partName: "fuzz", ram: [0x2000_0000...0x2001_FFFF],
+                    flash: [0x0800_0000...0x080F_FFFF]), source: "fuzz")
             _ = report.errors
         }
         if image.format == .dfuse { checkRoundTrip(image, as: .dfuse) }
@@ -33,7 +36,8 @@ func checkRoundTrip(_ image: FirmwareImage, as format: ImageFormat) {
     guard image.targets.allSatisfy({ (try? FirmwareImage.normalize($0.segments, granularity: 1, entryPoint: nil)) != nil }) else { return }
     var canonical = image
     for index in canonical.targets.indices {
-        canonical.targets[index].segments = (try? FirmwareImage.normalize(canonical.targets[index].segments, granularity: 1, entryPoint: nil).segments) ?? []
+        canonical.targets[index].segments =
+            (try? FirmwareImage.normalize(canonical.targets[index].segments, granularity: 1, entryPoint: nil).segments) ?? []
     }
     guard let written = try? ImageWriter.bytes(canonical, as: format) else { return }
     guard let back = try? ImageReader.read(written, file: "fuzz-roundtrip", format: format) else {

@@ -7,10 +7,10 @@ let package = Package(
     platforms: [.macOS(.v13)],
     dependencies: [
         // In your product: .package(url: "<the dfuhop repository>", from: "0.1.0").
-        .package(name: "dfuhop", path: "../.."),
+        .package(name: "dfuhop", path: "../..")
     ],
     targets: [
-        .executableTarget(name: "embed-upgrade", dependencies: [.product(name: "DfuHop", package: "dfuhop")]),
+        .executableTarget(name: "embed-upgrade", dependencies: [.product(name: "DfuHop", package: "dfuhop")])
     ],
     swiftLanguageModes: [.v6]
 )

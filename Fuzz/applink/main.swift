@@ -40,14 +40,16 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let sequence = report.count > 2 ? report[2] : 0
     if let decoded = try? AppResponse.decode(report, answering: request, sequence: sequence) {
         let again = decoded.report(sequence: sequence, command: request.command.rawValue)
-        precondition((try? AppResponse.decode(again, answering: request, sequence: sequence)) == decoded,
-                     "a decoded reply does not survive re-encoding")
+        precondition(
+            (try? AppResponse.decode(again, answering: request, sequence: sequence)) == decoded,
+            "a decoded reply does not survive re-encoding")
     }
 
     // The device's request decoder: a request it accepts re-encodes to one it decodes the same way.
     if case .request(let sequence, let decodedRequest) = AppRequest.decode(report: report) {
-        precondition(AppRequest.decode(report: decodedRequest.report(sequence: sequence)) == .request(sequence: sequence, decodedRequest),
-                     "a decoded request does not survive re-encoding")
+        precondition(
+            AppRequest.decode(report: decodedRequest.report(sequence: sequence)) == .request(sequence: sequence, decodedRequest),
+            "a decoded request does not survive re-encoding")
     }
 
     // A legacy profile's fields read out of the same bytes.
@@ -57,8 +59,9 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // after it), so word 8 and the descriptor are hostile too: it must answer or ignore, never trap.
     let flash = Array(report.prefix(256)) + [UInt8](repeating: 0xFF, count: 256 - min(report.count, 256))
     let device = AppLinkDevice(
-        state: .init(flashAddress: 0x0800_0000, flashSize: 256, imageBase: 0x0800_0000,
-                     uid: UniqueID(hex: "5A5A5A5A5A5A5A5A5A5A5A5A")!, deviceID: 0x469, revisionID: 0x2001),
+        state: .init(
+            flashAddress: 0x0800_0000, flashSize: 256, imageBase: 0x0800_0000,
+            uid: UniqueID(hex: "5A5A5A5A5A5A5A5A5A5A5A5A")!, deviceID: 0x469, revisionID: 0x2001),
         readFlash: { address, count in Array(flash[Int(address - 0x0800_0000)..<(Int(address - 0x0800_0000) + count)]) },
         crc32: { bytes in UInt32(truncatingIfNeeded: bytes.count) })
     _ = device.handle(report)

@@ -21,7 +21,8 @@ func fuzzZip(_ bytes: [UInt8]) {
         for (a, b) in zip(ranges, ranges.dropFirst()) { precondition(a.upperBound <= b.lowerBound, "members overlap") }
         for member in archive.members { precondition(PackageNames.problem(with: member.name) == nil, "a bad name was accepted") }
         if let member = archive.member(named: PackageNames.manifest),
-           let manifest = try? PackageManifest.decode(archive.contents(of: member), file: "fuzz") {
+            let manifest = try? PackageManifest.decode(archive.contents(of: member), file: "fuzz")
+        {
             try? manifest.checkMembers(of: archive, file: "fuzz")
         }
     } catch {

@@ -12,11 +12,13 @@ struct BuildInfoPlugin: BuildToolPlugin {
         let script = context.package.directoryURL.appendingPathComponent("Plugins/BuildInfo/build-info.sh")
         var environment: [String: String] = [:]
         if let commit = ProcessInfo.processInfo.environment["DFUHOP_COMMIT"] { environment["DFUHOP_COMMIT"] = commit }
-        return [.prebuildCommand(
-            displayName: "Recording the git commit in BuildInfo.swift",
-            executable: URL(fileURLWithPath: "/bin/sh"),
-            arguments: [script.path, context.package.directoryURL.path, output.appendingPathComponent("BuildInfo.swift").path],
-            environment: environment,
-            outputFilesDirectory: output)]
+        return [
+            .prebuildCommand(
+                displayName: "Recording the git commit in BuildInfo.swift",
+                executable: URL(fileURLWithPath: "/bin/sh"),
+                arguments: [script.path, context.package.directoryURL.path, output.appendingPathComponent("BuildInfo.swift").path],
+                environment: environment,
+                outputFilesDirectory: output)
+        ]
     }
 }

@@ -44,8 +44,10 @@ public actor AppLinkClient {
     public nonisolated let timeouts: AppLinkTimeouts
     private var nextSequence: UInt8
 
-    public init(transport: any HIDTransport, clock: any DeviceClock, timeouts: AppLinkTimeouts = .standard,
-                firstSequence: UInt8 = 1) {
+    public init(
+        transport: any HIDTransport, clock: any DeviceClock, timeouts: AppLinkTimeouts = .standard,
+        firstSequence: UInt8 = 1
+    ) {
         self.transport = transport
         self.clock = clock
         self.timeouts = timeouts
@@ -79,8 +81,9 @@ public actor AppLinkClient {
     /// CRC-32 (zlib) of `count` consecutive ranges of `size` bytes from `address`, asked in batches of
     /// at most 12 ranges (§5.3). The host compares them with its image's to skip unchanged sectors.
     public func sectorCRCs(address: UInt32, size: UInt32, count: Int) async throws -> [UInt32] {
-        precondition(UInt64(address) + UInt64(size) * UInt64(max(count, 0)) <= 1 << 32,
-                     "sector ranges must lie in the 32-bit address space")
+        precondition(
+            UInt64(address) + UInt64(size) * UInt64(max(count, 0)) <= 1 << 32,
+            "sector ranges must lie in the 32-bit address space")
         var crcs: [UInt32] = []
         crcs.reserveCapacity(max(count, 0))
         var next = UInt64(address)
@@ -125,8 +128,10 @@ public actor AppLinkClient {
         }
         guard let reply else {
             // The answer may have been lost in the reset: the device leaving is what counts.
-            if try await waitForDeparture(of: transport, clock: clock, until: start + timeouts.reply + timeouts.departure,
-                                            operation: operation, device: device) {
+            if try await waitForDeparture(
+                of: transport, clock: clock, until: start + timeouts.reply + timeouts.departure,
+                operation: operation, device: device)
+            {
                 return .leftWithoutAcknowledging(leftAfter: clock.now() - start)
             }
             throw AppLinkError(.noReply(timeout: timeouts.reply), operation: operation, device: device)
@@ -221,8 +226,10 @@ public actor AppLinkClient {
 /// Reads until the transport reports the device gone (true) or `clock` passes `deadline` (false).
 /// Reports that still arrive are ignored: the application has already answered. A transport's `read`
 /// blocks for its timeout when nothing comes, so this loop advances with the clock.
-func waitForDeparture(of transport: any HIDTransport, clock: any DeviceClock, until deadline: Duration,
-                      operation: String, device: String) async throws -> Bool {
+func waitForDeparture(
+    of transport: any HIDTransport, clock: any DeviceClock, until deadline: Duration,
+    operation: String, device: String
+) async throws -> Bool {
     while true {
         let remaining = deadline - clock.now()
         guard remaining > .zero else { return false }

@@ -131,7 +131,8 @@ public struct AppLinkError: Error, Sendable, Equatable, CustomStringConvertible 
         case .refused(let status):
             what = "the device answered \(status.name): \(status.meaning)"
         case .stayedOnBus(let waited):
-            what = "the application acknowledged the bootloader request but was still connected \(waited) later: "
+            what =
+                "the application acknowledged the bootloader request but was still connected \(waited) later: "
                 + "its start-up check may be missing; use the BOOT0 path"
         }
         var text = operation.isEmpty ? what : "\(operation): \(what)"

@@ -16,8 +16,10 @@ public struct AppLinkDevice: Sendable {
         /// ENTER_BOOTLOADER answers BUSY while set.
         public var bootloaderBlocked: Bool
 
-        public init(flashAddress: UInt32, flashSize: UInt32, imageBase: UInt32, uid: UniqueID, deviceID: UInt16,
-                    revisionID: UInt16, resetDelayMs: UInt16 = 50, bootloaderBlocked: Bool = false) {
+        public init(
+            flashAddress: UInt32, flashSize: UInt32, imageBase: UInt32, uid: UniqueID, deviceID: UInt16,
+            revisionID: UInt16, resetDelayMs: UInt16 = 50, bootloaderBlocked: Bool = false
+        ) {
             self.flashAddress = flashAddress
             self.flashSize = flashSize
             self.imageBase = imageBase
@@ -71,13 +73,17 @@ public struct AppLinkDevice: Sendable {
         case .getInfo:
             let found = findDescriptor()
             let image = found.bytes.map { bytes in
-                RunningImage(productID: readLE32(bytes, at: 8),
-                             version: FirmwareVersion(readLE16(bytes, at: 12), readLE16(bytes, at: 14), readLE16(bytes, at: 16), readLE16(bytes, at: 18)),
-                             imageSize: readLE32(bytes, at: 20), imageCRC: readLE32(bytes, at: 24), flags: readLE32(bytes, at: 28))
+                RunningImage(
+                    productID: readLE32(bytes, at: 8),
+                    version: FirmwareVersion(
+                        readLE16(bytes, at: 12), readLE16(bytes, at: 14), readLE16(bytes, at: 16), readLE16(bytes, at: 18)),
+                    imageSize: readLE32(bytes, at: 20), imageCRC: readLE32(bytes, at: 24), flags: readLE32(bytes, at: 28))
             }
-            return .info(DeviceInfo(capabilities: Self.capabilities, deviceID: state.deviceID, revisionID: state.revisionID,
-                                    uid: state.uid, imageBase: state.imageBase, flashSizeKiB: UInt16(truncatingIfNeeded: state.flashSize / 1024),
-                                    descriptorState: found.state, image: image))
+            return .info(
+                DeviceInfo(
+                    capabilities: Self.capabilities, deviceID: state.deviceID, revisionID: state.revisionID,
+                    uid: state.uid, imageBase: state.imageBase, flashSizeKiB: UInt16(truncatingIfNeeded: state.flashSize / 1024),
+                    descriptorState: found.state, image: image))
         case .getDescriptor(let offset, let length):
             guard let descriptor = findDescriptor().bytes else { return .refused(.noDescriptor) }
             return .descriptorBytes(Array(descriptor[Int(offset)..<(Int(offset) + Int(length))]))
@@ -126,7 +132,8 @@ public struct AppLinkDevice: Sendable {
     private func checkImage() -> AppResponse {
         let found = findDescriptor()
         guard let descriptor = found.bytes else { return .refused(.noDescriptor) }
-        let imageSize = readLE32(descriptor, at: 20), stored = readLE32(descriptor, at: 24)
+        let imageSize = readLE32(descriptor, at: 20)
+        let stored = readLE32(descriptor, at: 24)
         guard inFlash(UInt64(state.imageBase), UInt64(imageSize)) else {
             return .imageCheck(ImageCheck(result: .outOfRange, storedCRC: stored, computedCRC: 0, imageSize: imageSize))
         }
@@ -137,8 +144,10 @@ public struct AppLinkDevice: Sendable {
             for index in Int(field)..<Int(field + 4) { image[index] = 0 }
         }
         let computed = crc32(image)
-        return .imageCheck(ImageCheck(result: computed == stored ? .intact : .mismatch, storedCRC: stored, computedCRC: computed,
-                                      imageSize: imageSize))
+        return .imageCheck(
+            ImageCheck(
+                result: computed == stored ? .intact : .mismatch, storedCRC: stored, computedCRC: computed,
+                imageSize: imageSize))
     }
 }
 

@@ -9,8 +9,10 @@ public actor LegacyClient {
     private let clock: any DeviceClock
     public nonisolated let timeouts: AppLinkTimeouts
 
-    public init(transport: any HIDTransport, protocol legacy: LegacyProtocol, clock: any DeviceClock,
-                timeouts: AppLinkTimeouts = .standard) {
+    public init(
+        transport: any HIDTransport, protocol legacy: LegacyProtocol, clock: any DeviceClock,
+        timeouts: AppLinkTimeouts = .standard
+    ) {
         self.transport = transport
         self.legacy = legacy
         self.clock = clock
@@ -52,7 +54,9 @@ public actor LegacyClient {
                 // The acknowledgement may have been lost in the reset: leaving is what counts.
             }
         }
-        if try await waitForDeparture(of: transport, clock: clock, until: start + timeouts.reply + timeouts.departure, operation: operation, device: device) {
+        if try await waitForDeparture(
+            of: transport, clock: clock, until: start + timeouts.reply + timeouts.departure, operation: operation, device: device)
+        {
             let leftAfter = clock.now() - start
             return acknowledged ? .acknowledged(leftAfter: leftAfter) : .leftWithoutAcknowledging(leftAfter: leftAfter)
         }
@@ -80,8 +84,9 @@ public actor LegacyClient {
         case .feature:
             let report = try await transport.getFeatureReport(id: expected.reportID, length: legacy.reportLength)
             guard expected.matches(report) else {
-                throw AppLinkError(.malformedReply(.unexpectedLegacyReply(matched: 0, skipped: 1)), operation: operation,
-                                   device: device, report: report)
+                throw AppLinkError(
+                    .malformedReply(.unexpectedLegacyReply(matched: 0, skipped: 1)), operation: operation,
+                    device: device, report: report)
             }
             return report
         case .interrupt:
@@ -90,9 +95,11 @@ public actor LegacyClient {
             while true {
                 let remaining = deadline - clock.now()
                 guard remaining > .zero, let report = try await transport.read(timeout: remaining) else {
-                    throw AppLinkError(skipped == 0 ? .noReply(timeout: timeouts.reply)
-                                                    : .malformedReply(.unexpectedLegacyReply(matched: 0, skipped: skipped)),
-                                       operation: operation, device: device)
+                    throw AppLinkError(
+                        skipped == 0
+                            ? .noReply(timeout: timeouts.reply)
+                            : .malformedReply(.unexpectedLegacyReply(matched: 0, skipped: skipped)),
+                        operation: operation, device: device)
                 }
                 if expected.matches(report) { return report }
                 skipped += 1

@@ -171,15 +171,18 @@ extension LegacyProtocol.Identify {
     public func parse(_ report: [UInt8]) throws(AppLinkError) -> LegacyIdentity {
         func slice(_ name: String, _ offset: Int, _ width: Int) throws(AppLinkError) -> [UInt8] {
             guard offset >= 0, width >= 0, width <= report.count, offset <= report.count - width else {
-                throw .malformed(.fieldOutsideReply(name: name, end: offset.addingReportingOverflow(width).partialValue,
-                                                    length: report.count), report: report)
+                throw .malformed(
+                    .fieldOutsideReply(
+                        name: name, end: offset.addingReportingOverflow(width).partialValue,
+                        length: report.count), report: report)
             }
             return Array(report[offset..<(offset + width)])
         }
         let versionBytes = try slice("version", version.offset, version.format.width)
         guard let parsed = version.format.parse(versionBytes) else {
-            throw .malformed(.badField(name: "version", value: readLE(versionBytes, at: 0, width: min(versionBytes.count, 8))),
-                             report: report)
+            throw .malformed(
+                .badField(name: "version", value: readLE(versionBytes, at: 0, width: min(versionBytes.count, 8))),
+                report: report)
         }
         var identity = LegacyIdentity(version: parsed, uid: nil, productID: nil, report: report)
         if let uidOffset {

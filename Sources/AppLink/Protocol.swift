@@ -1,4 +1,4 @@
-@_exported import USBTransport  // clients of AppLink hand it a HIDTransport and a DeviceClock
+@_exported import USBTransport // clients of AppLink hand it a HIDTransport and a DeviceClock
 
 /// dfuhop's HID application protocol, version 1.0: the constants of protocols/hid-app-protocol.md.
 /// Everything multi-byte on the wire is little-endian (§3).
@@ -35,20 +35,20 @@ public enum AppLinkProtocol {
 
     /// The HID report descriptor of the interface (§2.1, HID 1.11 §6.2.2).
     public static let reportDescriptor: [UInt8] = [
-        0x06, 0xDF, 0xFF,  // Usage Page (0xFFDF, vendor-defined)
-        0x09, 0x01,  // Usage (0x01)
-        0xA1, 0x01,  // Collection (Application)
-        0x15, 0x00,  //   Logical Minimum (0)
-        0x26, 0xFF, 0x00,  //   Logical Maximum (255)
-        0x75, 0x08,  //   Report Size (8)
-        0x95, 0x3F,  //   Report Count (63)
-        0x85, 0x01,  //   Report ID (1)
-        0x09, 0x02,  //   Usage (0x02)
-        0x91, 0x02,  //   Output (Data, Variable, Absolute): requests
-        0x85, 0x02,  //   Report ID (2)
-        0x09, 0x03,  //   Usage (0x03)
-        0x81, 0x02,  //   Input (Data, Variable, Absolute): responses
-        0xC0,  // End Collection
+        0x06, 0xDF, 0xFF, // Usage Page (0xFFDF, vendor-defined)
+        0x09, 0x01, // Usage (0x01)
+        0xA1, 0x01, // Collection (Application)
+        0x15, 0x00, //   Logical Minimum (0)
+        0x26, 0xFF, 0x00, //   Logical Maximum (255)
+        0x75, 0x08, //   Report Size (8)
+        0x95, 0x3F, //   Report Count (63)
+        0x85, 0x01, //   Report ID (1)
+        0x09, 0x02, //   Usage (0x02)
+        0x91, 0x02, //   Output (Data, Variable, Absolute): requests
+        0x85, 0x02, //   Report ID (2)
+        0x09, 0x03, //   Usage (0x03)
+        0x81, 0x02, //   Input (Data, Variable, Absolute): responses
+        0xC0 // End Collection
     ]
 }
 
@@ -106,7 +106,7 @@ public struct AppStatus: RawRepresentable, Sendable, Hashable, CustomStringConve
 
     public static let known: [AppStatus] = [
         .ok, .unknownCommand, .badLength, .badArgument, .badAddress, .badMagic, .wrongUnit,
-        .unsupportedVersion, .noDescriptor, .busy,
+        .unsupportedVersion, .noDescriptor, .busy
     ]
 
     /// The name as the spec and the test vectors write it; "0xNN" for a code this host does not know.

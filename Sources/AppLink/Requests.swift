@@ -82,7 +82,7 @@ public enum AppRequest: Sendable, Hashable, CustomStringConvertible {
     public func report(sequence: UInt8) -> [UInt8] {
         let payload = payload
         var report: [UInt8] = [
-            AppLinkProtocol.requestReportID, AppLinkProtocol.majorVersion, sequence, command.rawValue, UInt8(payload.count),
+            AppLinkProtocol.requestReportID, AppLinkProtocol.majorVersion, sequence, command.rawValue, UInt8(payload.count)
         ]
         report += payload
         report += [UInt8](repeating: 0, count: AppLinkProtocol.reportLength - report.count)
@@ -93,7 +93,7 @@ public enum AppRequest: Sendable, Hashable, CustomStringConvertible {
     /// the spec's order. State checks (address range, descriptor, unit, busy) are the device's own.
     public static func decode(report: [UInt8]) -> DecodedRequest {
         guard report.count >= AppLinkProtocol.requestHeaderLength, report.count <= AppLinkProtocol.reportLength,
-              report[0] == AppLinkProtocol.requestReportID
+            report[0] == AppLinkProtocol.requestReportID
         else { return .ignore }
         let sequence = report[2]
         let code = report[3]
@@ -114,7 +114,8 @@ public enum AppRequest: Sendable, Hashable, CustomStringConvertible {
         case .checkImage:
             request = .checkImage
         case .getDescriptor:
-            let offset = payload[0], count = payload[1]
+            let offset = payload[0]
+            let count = payload[1]
             guard count >= 1, Int(offset) + Int(count) <= AppLinkProtocol.descriptorLength else { return reject(.badArgument) }
             request = .getDescriptor(offset: offset, length: count)
         case .getSectorCRCs:

@@ -35,9 +35,11 @@ public struct DeviceInfo: Sendable, Hashable {
     /// Present when `descriptorState` is `.valid`.
     public var image: RunningImage?
 
-    public init(protocolMinor: UInt8 = AppLinkProtocol.minorVersion, capabilities: AppCapabilities, deviceID: UInt16,
-                revisionID: UInt16, uid: UniqueID, imageBase: UInt32, flashSizeKiB: UInt16,
-                descriptorState: DescriptorState, image: RunningImage?) {
+    public init(
+        protocolMinor: UInt8 = AppLinkProtocol.minorVersion, capabilities: AppCapabilities, deviceID: UInt16,
+        revisionID: UInt16, uid: UniqueID, imageBase: UInt32, flashSizeKiB: UInt16,
+        descriptorState: DescriptorState, image: RunningImage?
+    ) {
         self.protocolMinor = protocolMinor
         self.capabilities = capabilities
         self.deviceID = deviceID
@@ -79,12 +81,14 @@ public struct DeviceInfo: Sendable, Hashable {
         guard let uid = UniqueID(payload[8..<20]) else { throw .malformed(.shortPayload(expected: 20, got: payload.count), report: report) }
         let image = RunningImage(
             productID: readLE32(payload, at: 28),
-            version: FirmwareVersion(readLE16(payload, at: 32), readLE16(payload, at: 34), readLE16(payload, at: 36), readLE16(payload, at: 38)),
+            version: FirmwareVersion(
+                readLE16(payload, at: 32), readLE16(payload, at: 34), readLE16(payload, at: 36), readLE16(payload, at: 38)),
             imageSize: readLE32(payload, at: 40), imageCRC: readLE32(payload, at: 44), flags: readLE32(payload, at: 48))
-        self.init(protocolMinor: payload[1], capabilities: AppCapabilities(rawValue: readLE16(payload, at: 2)),
-                  deviceID: readLE16(payload, at: 4), revisionID: readLE16(payload, at: 6), uid: uid,
-                  imageBase: readLE32(payload, at: 20), flashSizeKiB: readLE16(payload, at: 24),
-                  descriptorState: state, image: image)
+        self.init(
+            protocolMinor: payload[1], capabilities: AppCapabilities(rawValue: readLE16(payload, at: 2)),
+            deviceID: readLE16(payload, at: 4), revisionID: readLE16(payload, at: 6), uid: uid,
+            imageBase: readLE32(payload, at: 20), flashSizeKiB: readLE16(payload, at: 24),
+            descriptorState: state, image: image)
     }
 }
 
@@ -110,8 +114,10 @@ public struct SectorCRCs: Sendable, Hashable {
     init(payload: [UInt8], answering sent: SectorQuery, report: [UInt8]) throws(AppLinkError) {
         try requireLength(payload, 9, report: report)
         let echoed = SectorQuery(address: readLE32(payload, at: 0), size: readLE32(payload, at: 4), count: payload[8])
-        for (field, mine, theirs) in [("address", sent.address, echoed.address), ("range size", sent.size, echoed.size),
-                                      ("range count", UInt32(sent.count), UInt32(echoed.count))] where mine != theirs {
+        for (field, mine, theirs) in [
+            ("address", sent.address, echoed.address), ("range size", sent.size, echoed.size),
+            ("range count", UInt32(sent.count), UInt32(echoed.count))
+        ] where mine != theirs {
             throw .malformed(.echoMismatch(field: field, sent: UInt64(mine), got: UInt64(theirs)), report: report)
         }
         try requireLength(payload, 9 + 4 * Int(echoed.count), report: report)
@@ -166,8 +172,9 @@ public struct ImageCheck: Sendable, Hashable {
         guard let result = ImageCheckResult(rawValue: payload[0]) else {
             throw .malformed(.badField(name: "check result", value: UInt64(payload[0])), report: report)
         }
-        self.init(result: result, storedCRC: readLE32(payload, at: 4), computedCRC: readLE32(payload, at: 8),
-                  imageSize: readLE32(payload, at: 12))
+        self.init(
+            result: result, storedCRC: readLE32(payload, at: 4), computedCRC: readLE32(payload, at: 8),
+            imageSize: readLE32(payload, at: 12))
         // A verdict that contradicts its own CRCs is not to be trusted either way.
         let equal = storedCRC == computedCRC
         if (result == .intact && !equal) || (result == .mismatch && equal) {
@@ -227,7 +234,7 @@ public struct ResponseFrame: Sendable, Hashable {
     /// The input report, 64 bytes with the report id first.
     public var report: [UInt8] {
         var report: [UInt8] = [
-            AppLinkProtocol.responseReportID, AppLinkProtocol.majorVersion, sequence, command, status.rawValue, UInt8(payload.count),
+            AppLinkProtocol.responseReportID, AppLinkProtocol.majorVersion, sequence, command, status.rawValue, UInt8(payload.count)
         ]
         report += payload
         report += [UInt8](repeating: 0, count: AppLinkProtocol.reportLength - report.count)
@@ -251,8 +258,9 @@ public struct ResponseFrame: Sendable, Hashable {
             throw .malformed(.truncatedPayload(declared: length, available: available), report: report)
         }
         let start = AppLinkProtocol.responseHeaderLength
-        return ResponseFrame(sequence: report[2], command: report[3], status: AppStatus(rawValue: report[4]),
-                             payload: Array(report[start..<(start + length)]))
+        return ResponseFrame(
+            sequence: report[2], command: report[3], status: AppStatus(rawValue: report[4]),
+            payload: Array(report[start..<(start + length)]))
     }
 }
 

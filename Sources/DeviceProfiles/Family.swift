@@ -67,12 +67,14 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
         case directJump = "direct-jump"
     }
 
-    public init(id: String, name: String, deviceID: UInt16, core: Core, flashBase: UInt32, flashModes: [FlashMode],
-                writeGranularity: Int, eccFlash: Bool, otherMemories: [String], ramRegions: [AddressRange],
-                systemMemoryBase: UInt32, uidAddress: UInt32, backupRegister: UInt32, romSerial: RomSerialFormula,
-                rom: RomIdentity, emptyCheck: Bool, leaveJump: LeaveJump, timings: FlashTimings, quirks: [RomQuirk],
-                optionBytes: OptionByteMap, romVersions: [RomVersion]? = nil, boot0: Boot0Activation = Boot0Activation(),
-                reportedPollTimeouts: ReportedPollTimeouts = ReportedPollTimeouts(), sources: [String: ValueSource] = [:]) {
+    public init(
+        id: String, name: String, deviceID: UInt16, core: Core, flashBase: UInt32, flashModes: [FlashMode],
+        writeGranularity: Int, eccFlash: Bool, otherMemories: [String], ramRegions: [AddressRange],
+        systemMemoryBase: UInt32, uidAddress: UInt32, backupRegister: UInt32, romSerial: RomSerialFormula,
+        rom: RomIdentity, emptyCheck: Bool, leaveJump: LeaveJump, timings: FlashTimings, quirks: [RomQuirk],
+        optionBytes: OptionByteMap, romVersions: [RomVersion]? = nil, boot0: Boot0Activation = Boot0Activation(),
+        reportedPollTimeouts: ReportedPollTimeouts = ReportedPollTimeouts(), sources: [String: ValueSource] = [:]
+    ) {
         self.id = id
         self.name = name
         self.deviceID = deviceID
@@ -264,8 +266,10 @@ public struct OptionByteMap: Sendable, Hashable {
     /// Size of the area the ROM exposes (its alternate setting), when the ROM has no option-byte alternate.
     public var size: Int
 
-    public init(address: UInt32, factoryBytes: [UInt8], readProtectionByteOffset: Int, dualBankBit: Int? = nil,
-                level0Value: UInt8 = 0xAA, level2Value: UInt8? = 0xCC, size: Int? = nil) {
+    public init(
+        address: UInt32, factoryBytes: [UInt8], readProtectionByteOffset: Int, dualBankBit: Int? = nil,
+        level0Value: UInt8 = 0xAA, level2Value: UInt8? = 0xCC, size: Int? = nil
+    ) {
         self.address = address
         self.factoryBytes = factoryBytes
         self.readProtectionByteOffset = readProtectionByteOffset
@@ -321,8 +325,10 @@ public struct RomIdentity: Sendable, Hashable {
     /// wTransferSize of the DFU functional descriptor.
     public var transferSize: UInt16
 
-    public init(vendorID: UInt16 = 0x0483, productID: UInt16 = 0xDF11, bcdDevice: UInt16, manufacturer: String = "STMicroelectronics",
-                product: String, transferSize: UInt16) {
+    public init(
+        vendorID: UInt16 = 0x0483, productID: UInt16 = 0xDF11, bcdDevice: UInt16, manufacturer: String = "STMicroelectronics",
+        product: String, transferSize: UInt16
+    ) {
         self.vendorID = vendorID
         self.productID = productID
         self.bcdDevice = bcdDevice
@@ -388,8 +394,10 @@ public struct FlashTimings: Sendable, Hashable {
     /// Data-stage time per byte on a full-speed control pipe.
     public var usbPerByte: Duration
 
-    public init(sectorErase: [UInt32: Duration], defaultSectorErase: Duration, massErase: Duration,
-                programUnit: Duration, controlTransferOverhead: Duration, usbPerByte: Duration) {
+    public init(
+        sectorErase: [UInt32: Duration], defaultSectorErase: Duration, massErase: Duration,
+        programUnit: Duration, controlTransferOverhead: Duration, usbPerByte: Duration
+    ) {
         self.sectorErase = sectorErase
         self.defaultSectorErase = defaultSectorErase
         self.massErase = massErase
@@ -426,4 +434,3 @@ func hex16(_ value: UInt16) -> String {
     let digits = String(value, radix: 16, uppercase: true)
     return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }
-

@@ -2,8 +2,9 @@
 extension FamilyFileReader {
     func unsupported() throws(FamilyDataError) -> UnsupportedPartLine? {
         guard raw("usbDFU") != nil, try !bool("usbDFU") else { return nil }
-        return UnsupportedPartLine(id: try string("id"), name: try string("name"), reason: try string("refusal"),
-                                   source: sources["usbDFU"] ?? ValueSource("", unverified: true))
+        return UnsupportedPartLine(
+            id: try string("id"), name: try string("name"), reason: try string("refusal"),
+            source: sources["usbDFU"] ?? ValueSource("", unverified: true))
     }
 
     func family() throws(FamilyDataError) -> McuFamily {
@@ -45,8 +46,10 @@ extension FamilyFileReader {
             let path = "flash.modes.\(index)"
             let layout = try string(path + ".layout")
             do { _ = try FlashLayout(parsing: layout) } catch { throw fail(path + ".layout", "does not parse: \(error)") }
-            modes.append(FlashMode(name: try string(path + ".name"), layoutString: layout,
-                                   selectedBy: try optionalString(path + ".selectedBy")))
+            modes.append(
+                FlashMode(
+                    name: try string(path + ".name"), layoutString: layout,
+                    selectedBy: try optionalString(path + ".selectedBy")))
         }
         guard !modes.isEmpty else { throw fail("flash.modes", "needs at least one flash mode") }
         return modes
@@ -66,8 +69,9 @@ extension FamilyFileReader {
         guard let kind = RomSerialFormula.Kind(rawValue: try string("serial.rule")) else {
             throw fail("serial.rule", "expected uid-sum, constant or unstable")
         }
-        return RomSerialFormula(kind: kind, secondWordOffset: UInt16(truncatingIfNeeded: try optionalHex("serial.offset") ?? 0),
-                                lastWord: try optionalInt("serial.lastWord") ?? 1, constant: try optionalString("serial.constant"))
+        return RomSerialFormula(
+            kind: kind, secondWordOffset: UInt16(truncatingIfNeeded: try optionalHex("serial.offset") ?? 0),
+            lastWord: try optionalInt("serial.lastWord") ?? 1, constant: try optionalString("serial.constant"))
     }
 
     private func leaveJump() throws(FamilyDataError) -> McuFamily.LeaveJump {
@@ -78,23 +82,26 @@ extension FamilyFileReader {
     }
 
     private func optionByteMap() throws(FamilyDataError) -> OptionByteMap {
-        OptionByteMap(address: try hex("optionBytes.address"), factoryBytes: try bytes("optionBytes.factory"),
-                      readProtectionByteOffset: try int("readProtection.byteOffset"),
-                      dualBankBit: try optionalInt("optionBytes.dualBankBit"),
-                      level0Value: UInt8(truncatingIfNeeded: try hex("readProtection.level0")),
-                      level2Value: try optionalHex("readProtection.level2").map { UInt8(truncatingIfNeeded: $0) },
-                      size: try optionalInt("optionBytes.size"))
+        OptionByteMap(
+            address: try hex("optionBytes.address"), factoryBytes: try bytes("optionBytes.factory"),
+            readProtectionByteOffset: try int("readProtection.byteOffset"),
+            dualBankBit: try optionalInt("optionBytes.dualBankBit"),
+            level0Value: UInt8(truncatingIfNeeded: try hex("readProtection.level0")),
+            level2Value: try optionalHex("readProtection.level2").map { UInt8(truncatingIfNeeded: $0) },
+            size: try optionalInt("optionBytes.size"))
     }
 
     private func boot0() throws(FamilyDataError) -> Boot0Activation {
-        Boot0Activation(pattern: try string("boot0.pattern"), pinIgnoredBit: try optionalInt("boot0.pinIgnoredBit"),
-                        pinIgnoredWhenSet: raw("boot0.pinIgnoredWhenSet") == nil ? false : try bool("boot0.pinIgnoredWhenSet"),
-                        nBoot0Bit: try optionalInt("boot0.nBoot0Bit"))
+        Boot0Activation(
+            pattern: try string("boot0.pattern"), pinIgnoredBit: try optionalInt("boot0.pinIgnoredBit"),
+            pinIgnoredWhenSet: raw("boot0.pinIgnoredWhenSet") == nil ? false : try bool("boot0.pinIgnoredWhenSet"),
+            nBoot0Bit: try optionalInt("boot0.nBoot0Bit"))
     }
 
     private func pollTimeouts() throws(FamilyDataError) -> ReportedPollTimeouts {
-        ReportedPollTimeouts(setAddress: try milliseconds("pollTimeouts.setAddressMs"), erase: try milliseconds("pollTimeouts.eraseMs"),
-                             massErase: try milliseconds("pollTimeouts.massEraseMs"))
+        ReportedPollTimeouts(
+            setAddress: try milliseconds("pollTimeouts.setAddressMs"), erase: try milliseconds("pollTimeouts.eraseMs"),
+            massErase: try milliseconds("pollTimeouts.massEraseMs"))
     }
 
     private func timings() throws(FamilyDataError) -> FlashTimings {
@@ -106,11 +113,13 @@ extension FamilyFileReader {
             sectorErase[bytes] = time
         }
         guard let fallback = try milliseconds("timings.defaultSectorEraseMs"), let mass = try milliseconds("timings.massEraseMs"),
-              let unit = try microseconds("timings.programUnitUs") else {
+            let unit = try microseconds("timings.programUnitUs")
+        else {
             throw fail("timings", "needs defaultSectorEraseMs, massEraseMs and programUnitUs")
         }
-        return FlashTimings(sectorErase: sectorErase, defaultSectorErase: fallback, massErase: mass, programUnit: unit,
-                            controlTransferOverhead: McuFamily.fullSpeedOverhead, usbPerByte: McuFamily.fullSpeedPerByte)
+        return FlashTimings(
+            sectorErase: sectorErase, defaultSectorErase: fallback, massErase: mass, programUnit: unit,
+            controlTransferOverhead: McuFamily.fullSpeedOverhead, usbPerByte: McuFamily.fullSpeedPerByte)
     }
 
     private func quirks() throws(FamilyDataError) -> [RomQuirk] {

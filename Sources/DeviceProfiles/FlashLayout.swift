@@ -65,8 +65,10 @@ public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible 
             var address = UInt64(zone.start)
             for group in zone.groups {
                 for _ in 0..<group.count {
-                    result.append(Sector(start: UInt32(truncatingIfNeeded: address), size: group.sectorSize,
-                                         attributes: group.attributes, index: result.count))
+                    result.append(
+                        Sector(
+                            start: UInt32(truncatingIfNeeded: address), size: group.sectorSize,
+                            attributes: group.attributes, index: result.count))
                     address += UInt64(group.sectorSize)
                 }
             }
@@ -83,8 +85,9 @@ public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible 
                 let groupSize = UInt64(group.count) * UInt64(group.sectorSize)
                 if UInt64(address) >= start, UInt64(address) < start + groupSize {
                     let within = Int((UInt64(address) - start) / UInt64(group.sectorSize))
-                    return Sector(start: UInt32(start + UInt64(within) * UInt64(group.sectorSize)),
-                                  size: group.sectorSize, attributes: group.attributes, index: index + within)
+                    return Sector(
+                        start: UInt32(start + UInt64(within) * UInt64(group.sectorSize)),
+                        size: group.sectorSize, attributes: group.attributes, index: index + within)
                 }
                 start += groupSize
                 index += group.count
@@ -102,9 +105,9 @@ public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible 
             text += "/0x\(hex32(zone.start))/"
             text += zone.groups.map { group in
                 let (value, unit): (UInt32, String) =
-                    if group.sectorSize % (1024 * 1024) == 0 { (group.sectorSize / (1024 * 1024), "M") }
-                    else if group.sectorSize % 1024 == 0 { (group.sectorSize / 1024, "K") }
-                    else { (group.sectorSize, " ") }
+                    if group.sectorSize % (1024 * 1024) == 0 {
+                        (group.sectorSize / (1024 * 1024), "M")
+                    } else if group.sectorSize % 1024 == 0 { (group.sectorSize / 1024, "K") } else { (group.sectorSize, " ") }
                 let count = group.count < 10 ? "0\(group.count)" : "\(group.count)"
                 let size = value < 10 ? "00\(value)" : value < 100 ? "0\(value)" : "\(value)"
                 return "\(count)*\(size)\(unit)\(group.attributes.letter)"
@@ -169,8 +172,9 @@ extension FlashLayout {
     public init(parsing text: String) throws(FlashLayoutError) {
         var position = 0
         guard text.utf8.count <= FlashLayout.maximumLength else {
-            throw FlashLayoutError(layout: String(text.prefix(64)) + "...", offset: FlashLayout.maximumLength,
-                                   problem: "the layout string has \(text.utf8.count) bytes, more than \(FlashLayout.maximumLength)")
+            throw FlashLayoutError(
+                layout: String(text.prefix(64)) + "...", offset: FlashLayout.maximumLength,
+                problem: "the layout string has \(text.utf8.count) bytes, more than \(FlashLayout.maximumLength)")
         }
         let chars = Array(text.utf8)
         func fail(_ problem: String) -> FlashLayoutError {
@@ -196,7 +200,8 @@ extension FlashLayout {
             guard chars[position] == UInt8(ascii: "/") else { throw fail("expected '/' before a zone address") }
             position += 1
             guard position + 1 < limit, chars[position] == UInt8(ascii: "0"),
-                  chars[position + 1] | 0x20 == UInt8(ascii: "x") else {
+                chars[position + 1] | 0x20 == UInt8(ascii: "x")
+            else {
                 throw fail("a zone address is written 0x followed by hex digits")
             }
             position += 2
@@ -243,8 +248,10 @@ extension FlashLayout {
     }
 }
 
-private func parseGroup(_ chars: [UInt8], _ position: inout Int, _ limit: Int,
-                        layout text: String) throws(FlashLayoutError) -> FlashLayout.SectorGroup {
+private func parseGroup(
+    _ chars: [UInt8], _ position: inout Int, _ limit: Int,
+    layout text: String
+) throws(FlashLayoutError) -> FlashLayout.SectorGroup {
     // Builds errors from the inout `position` itself: a closure of the caller reading its own copy of
     // the position during this inout access would be an exclusivity violation (a crash on bad input).
     func fail(_ problem: String) -> FlashLayoutError {
@@ -269,10 +276,14 @@ private func parseGroup(_ chars: [UInt8], _ position: inout Int, _ limit: Int,
     var size = try number("sector size")
     guard position < limit else { throw fail("the sector size needs a unit and an attribute letter") }
     switch chars[position] {
-    case UInt8(ascii: "K"): size *= 1024; position += 1
-    case UInt8(ascii: "M"): size *= 1024 * 1024; position += 1
+    case UInt8(ascii: "K"):
+        size *= 1024
+        position += 1
+    case UInt8(ascii: "M"):
+        size *= 1024 * 1024
+        position += 1
     case UInt8(ascii: "B"), UInt8(ascii: " "): position += 1
-    default: break  // some firmware DfuSe implementations omit the unit: bytes
+    default: break // some firmware DfuSe implementations omit the unit: bytes
     }
     guard size > 0, size <= 0xFFFF_FFFF else { throw fail("a sector size must be between 1 byte and 4 GiB") }
     guard position < limit, let attributes = SectorAttributes(letter: Character(UnicodeScalar(chars[position]))) else {

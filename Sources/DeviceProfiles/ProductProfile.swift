@@ -1,5 +1,5 @@
-import Foundation
 import AppLink
+import Foundation
 
 /// A product dfuhop can upgrade, as data (protocols/devices/*.json): how its application shows up on
 /// USB, which MCU it runs on, how its ROM bootloader shows up, how to force the ROM by BOOT0 when the
@@ -126,8 +126,9 @@ extension ProductProfile {
     /// Parses and checks a profile; `file` names it in errors.
     public static func decode(_ data: Data, file: String) throws(ProductProfileError) -> ProductProfile {
         guard data.count <= maximumFileSize else {
-            throw ProductProfileError(file: file, field: "",
-                                      problem: "is \(data.count) bytes; a profile is at most \(maximumFileSize) bytes")
+            throw ProductProfileError(
+                file: file, field: "",
+                problem: "is \(data.count) bytes; a profile is at most \(maximumFileSize) bytes")
         }
         let root: JSONValue
         do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
@@ -141,17 +142,31 @@ extension ProductProfile {
 
 /// Any JSON value; integers are kept exact.
 private enum JSONValue: Decodable, Sendable {
-    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 }
 
@@ -234,8 +249,12 @@ private struct ProfileReader {
     }
 
     func profile(_ root: JSONCursor) throws(ProductProfileError) -> ProductProfile {
-        _ = try object(root, allowing: ["format", "id", "name", "family", "application", "dfu", "boot0",
-                                        "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase", "signing"])
+        _ = try object(
+            root,
+            allowing: [
+                "format", "id", "name", "family", "application", "dfu", "boot0",
+                "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase", "signing"
+            ])
         let format: Int = try integer(root["format"])
         guard format == ProductProfile.formatVersion else {
             throw error(root["format"], "is \(format); this dfuhop reads profile format \(ProductProfile.formatVersion)")
@@ -299,8 +318,12 @@ private struct ProfileReader {
     }
 
     func application(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Application {
-        _ = try object(cursor, allowing: ["usbVendorID", "usbProductID", "hidUsagePage", "hidUsage", "protocol",
-                                          "imageProductID", "legacy"])
+        _ = try object(
+            cursor,
+            allowing: [
+                "usbVendorID", "usbProductID", "hidUsagePage", "hidUsage", "protocol",
+                "imageProductID", "legacy"
+            ])
         let kind = try string(cursor["protocol"])
         let hidProtocol: ProductProfile.ApplicationProtocol
         switch kind {
@@ -309,7 +332,9 @@ private struct ProfileReader {
             hidProtocol = .dfuhop(imageProductID: try integer(cursor["imageProductID"]))
         case "legacy":
             if cursor["imageProductID"].isPresent {
-                throw error(cursor["imageProductID"], "only the \"dfuhop\" protocol has this; a legacy product id goes in legacy.identify.productID")
+                throw error(
+                    cursor["imageProductID"], "only the \"dfuhop\" protocol has this; a legacy product id goes in legacy.identify.productID"
+                )
             }
             hidProtocol = .legacy(try legacy(cursor["legacy"]))
         default:
@@ -385,14 +410,18 @@ private struct ProfileReader {
     }
 
     /// A requirement on the option that selects the family's flash organisation picks the mode.
-    func flashMode(family: McuFamily, requirements: [ProductProfile.OptionByteRequirement],
-                   at cursor: JSONCursor) throws(ProductProfileError) -> FlashMode {
+    func flashMode(
+        family: McuFamily, requirements: [ProductProfile.OptionByteRequirement],
+        at cursor: JSONCursor
+    ) throws(ProductProfileError) -> FlashMode {
         for (index, requirement) in requirements.enumerated() {
             let selecting = family.flashModes.filter { $0.selectedBy?.hasPrefix(requirement.name + "=") == true }
             guard !selecting.isEmpty else { continue }
             guard let mode = selecting.first(where: { $0.selectedBy == requirement.description }) else {
-                throw error(JSONCursor(value: nil, path: cursor.path + ["\(index)", "value"]),
-                            "\(requirement) selects no flash organisation of \(family.name) (known: \(selecting.compactMap(\.selectedBy).joined(separator: ", ")))")
+                throw error(
+                    JSONCursor(value: nil, path: cursor.path + ["\(index)", "value"]),
+                    "\(requirement) selects no flash organisation of \(family.name) (known: \(selecting.compactMap(\.selectedBy).joined(separator: ", ")))"
+                )
             }
             return mode
         }

@@ -93,8 +93,10 @@ public actor DfuSeClient {
     ///   - quirks: the family's ROM quirks (`McuFamily.quirks`).
     ///   - onEvent: progress; called in order on the client's executor; must return quickly.
     /// - Throws: `.invalidTransferSize` or `.notDfuSe` when the functional descriptor rules DfuSe out.
-    public init(transport: any DFUTransport, clock: any DeviceClock, quirks: [RomQuirk] = [],
-                options: Options = Options(), onEvent: @escaping DfuSeEventHandler = { _ in }) throws(DfuSeError) {
+    public init(
+        transport: any DFUTransport, clock: any DeviceClock, quirks: [RomQuirk] = [],
+        options: Options = Options(), onEvent: @escaping DfuSeEventHandler = { _ in }
+    ) throws(DfuSeError) {
         let descriptor = transport.functionalDescriptor
         guard descriptor.transferSize > 0 else { throw .invalidTransferSize(Int(descriptor.transferSize)) }
         guard descriptor.isDfuSe else { throw .notDfuSe(bcdDFU: descriptor.dfuVersion) }
@@ -104,15 +106,18 @@ public actor DfuSeClient {
         self.options = options
         self.onEvent = onEvent
         self.interface = UInt16(transport.interfaceNumber)
-        eraseStallAllowance = quirks.lazy.compactMap {
-            if case .getStatusStallsDuringErase(let maxStalls) = $0 { maxStalls } else { nil }
-        }.first
-        massEraseAllowance = quirks.lazy.compactMap {
-            if case .massErasePollTimeoutUnderstated(let actual) = $0 { actual } else { nil }
-        }.first
-        stuckBusyClearCount = quirks.lazy.compactMap {
-            if case .stuckInDownloadBusy(let count) = $0 { count } else { nil }
-        }.first
+        eraseStallAllowance =
+            quirks.lazy.compactMap {
+                if case .getStatusStallsDuringErase(let maxStalls) = $0 { maxStalls } else { nil }
+            }.first
+        massEraseAllowance =
+            quirks.lazy.compactMap {
+                if case .massErasePollTimeoutUnderstated(let actual) = $0 { actual } else { nil }
+            }.first
+        stuckBusyClearCount =
+            quirks.lazy.compactMap {
+                if case .stuckInDownloadBusy(let count) = $0 { count } else { nil }
+            }.first
     }
 
     public var controlTransferCount: Int { statistics.controlTransfers }
@@ -162,7 +167,7 @@ public actor DfuSeClient {
             let report: DFUStatusReport
             do {
                 report = try await getStatus(during: .returnToIdle)
-            } catch where error.transportError?.kind == .stall && stalledStatus < 2 {
+            } catch  where error.transportError?.kind == .stall && stalledStatus < 2 {
                 // A stalled request leaves the device in dfuERROR (DFU 1.1 §6.1.2, §A.1): CLRSTATUS, ask again.
                 stalledStatus += 1
                 try await send(.clearStatus, during: .returnToIdle)
@@ -321,8 +326,9 @@ public actor DfuSeClient {
             lastKnownState = .manifestSync
             let report = try await getStatus(during: operation)
             if report.status != .ok || report.state == .error {
-                throw .deviceStatus(report.status, state: report.state, during: operation,
-                                              sector: layoutContext?.sector(containing: address))
+                throw .deviceStatus(
+                    report.status, state: report.state, during: operation,
+                    sector: layoutContext?.sector(containing: address))
             }
             guard [.manifestSync, .manifest, .manifestWaitReset].contains(report.state) else {
                 throw .unexpectedState(report.state, expected: [.manifest], during: operation)
@@ -428,9 +434,10 @@ public actor DfuSeClient {
             verified = try await verifyReadBack(of: plan, against: image)
             emit(.phaseFinished(.verify))
         }
-        return FlashReport(erasedSectors: erased, bytesWritten: written, bytesVerified: verified,
-                           controlTransfers: statistics.controlTransfers - transfersBefore,
-                           duration: clock.now() - started)
+        return FlashReport(
+            erasedSectors: erased, bytesWritten: written, bytesVerified: verified,
+            controlTransfers: statistics.controlTransfers - transfersBefore,
+            duration: clock.now() - started)
     }
 
     // MARK: - Runs of blocks
@@ -441,8 +448,10 @@ public actor DfuSeClient {
 
     /// One contiguous run: set address once, then blocks 2, 3, ...; a new set-address only when the block
     /// number would overflow or after a stuck-busy recovery.
-    private func writeRun(_ bytes: ArraySlice<UInt8>, at address: UInt32,
-                          progress: (_ count: Int, _ end: UInt32) -> Void) async throws(DfuSeError) {
+    private func writeRun(
+        _ bytes: ArraySlice<UInt8>, at address: UInt32,
+        progress: (_ count: Int, _ end: UInt32) -> Void
+    ) async throws(DfuSeError) {
         var offset = 0
         var block: UInt16 = 2
         var needsAddress = true
@@ -462,8 +471,9 @@ public actor DfuSeClient {
             let sector = layoutContext?.sector(containing: blockAddress)
             try await send(.download, value: block, data: chunk, during: operation)
             lastKnownState = .downloadSync
-            let completion = try await pollUntilDone(during: operation, kind: .data, sector: sector,
-                                                     allowRecovery: recoveredAt != blockAddress)
+            let completion = try await pollUntilDone(
+                during: operation, kind: .data, sector: sector,
+                allowRecovery: recoveredAt != blockAddress)
             switch completion {
             case .done:
                 offset += length
@@ -525,9 +535,10 @@ public actor DfuSeClient {
                 let common = min(actual.count, expected.count)
                 let offset = (0..<common).first { actual[$0] != expected[$0] } ?? common
                 let mismatch = address + UInt32(offset)
-                throw .verifyMismatch(address: mismatch, expected: offset < expected.count ? expected[offset] : 0xFF,
-                                      actual: offset < actual.count ? actual[offset] : 0xFF,
-                                      sector: layoutContext?.sector(containing: mismatch))
+                throw .verifyMismatch(
+                    address: mismatch, expected: offset < expected.count ? expected[offset] : 0xFF,
+                    actual: offset < actual.count ? actual[offset] : 0xFF,
+                    sector: layoutContext?.sector(containing: mismatch))
             }
             verified += actual.count
             emit(.bytesVerified(done: verified, total: total))
@@ -550,8 +561,10 @@ public actor DfuSeClient {
 
     /// Sends a DfuSe command (DNLOAD block 0) and polls it to completion; resends it once after a stuck-busy
     /// recovery (set address and erase may be repeated safely).
-    private func command(_ command: DfuSeCommand, during operation: DfuSeOperation, kind: BusyKind,
-                         sector: FlashLayout.Sector? = nil) async throws(DfuSeError) {
+    private func command(
+        _ command: DfuSeCommand, during operation: DfuSeOperation, kind: BusyKind,
+        sector: FlashLayout.Sector? = nil
+    ) async throws(DfuSeError) {
         try await ensureState([.dfuIdle, .downloadIdle], during: operation)
         var allowRecovery = true
         while true {
@@ -566,8 +579,10 @@ public actor DfuSeClient {
 
     /// GETSTATUS until dfuDNLOAD-IDLE, sleeping each reported poll timeout (AN3156: the command or block
     /// executes on the first GETSTATUS, its status arrives on a later one). Applies the family's quirks.
-    private func pollUntilDone(during operation: DfuSeOperation, kind: BusyKind, sector: FlashLayout.Sector?,
-                               allowRecovery: Bool) async throws(DfuSeError) -> Completion {
+    private func pollUntilDone(
+        during operation: DfuSeOperation, kind: BusyKind, sector: FlashLayout.Sector?,
+        allowRecovery: Bool
+    ) async throws(DfuSeError) -> Completion {
         let started = clock.now()
         let massEraseBudget = kind == .massErase ? massEraseAllowance : nil
         let busyLimit = max(options.maxBusyTime, massEraseBudget ?? .zero)
@@ -585,14 +600,16 @@ public actor DfuSeClient {
                 let retryWait = boundedWait(max(lastPollTimeout, options.quirkRetryInterval), elapsed: elapsed, budget: busyLimit)
                 // F4: the erase is still running although the reported poll timeout has passed.
                 if let budget = massEraseBudget, elapsed < budget,
-                   transportError.kind == .timeout || transportError.kind == .stall {
+                    transportError.kind == .timeout || transportError.kind == .stall
+                {
                     emit(.quirk(.massEraseStillRunning(elapsed: elapsed, allowed: budget)))
                     try await sleep(retryWait, during: operation)
                     continue
                 }
                 // L4: GETSTATUS stalls a few times during an erase.
                 if let allowed = eraseStallAllowance, kind == .sectorErase || kind == .massErase,
-                   transportError.kind == .stall {
+                    transportError.kind == .stall
+                {
                     stalls += 1
                     guard stalls <= allowed else { throw .tooManyStalls(during: operation, stalls: stalls) }
                     emit(.quirk(.statusStalledDuringErase(stall: stalls, allowed: allowed)))
@@ -629,8 +646,10 @@ public actor DfuSeClient {
         }
     }
 
-    private func recoverStuckBusy(clearStatusCount: Int, during operation: DfuSeOperation,
-                                  polls: Int) async throws(DfuSeError) {
+    private func recoverStuckBusy(
+        clearStatusCount: Int, during operation: DfuSeOperation,
+        polls: Int
+    ) async throws(DfuSeError) {
         let started = clock.now()
         for _ in 0..<clearStatusCount {
             try await send(.clearStatus, during: operation)
@@ -643,14 +662,16 @@ public actor DfuSeClient {
     }
 
     /// Builds the typed error for a failed status and clears dfuERROR (CLRSTATUS) so the device is usable.
-    private func deviceError(_ report: DFUStatusReport, during operation: DfuSeOperation,
-                             sector: FlashLayout.Sector?) async -> DfuSeError {
+    private func deviceError(
+        _ report: DFUStatusReport, during operation: DfuSeOperation,
+        sector: FlashLayout.Sector?
+    ) async -> DfuSeError {
         if report.state == .error {
             do {
                 try await send(.clearStatus, during: operation)
                 lastKnownState = .dfuIdle
             } catch {
-                lastKnownState = nil  // the next operation starts with a full return to dfuIDLE
+                lastKnownState = nil // the next operation starts with a full return to dfuIDLE
             }
         }
         let context = sector ?? operation.address.flatMap { layoutContext?.sector(containing: $0) }
@@ -681,12 +702,15 @@ public actor DfuSeClient {
         return report
     }
 
-    private func send(_ request: DFURequest, value: UInt16 = 0, data: [UInt8] = [],
-                      during operation: DfuSeOperation) async throws(DfuSeError) {
+    private func send(
+        _ request: DFURequest, value: UInt16 = 0, data: [UInt8] = [],
+        during operation: DfuSeOperation
+    ) async throws(DfuSeError) {
         count(request.description)
         do {
-            try await transport.controlOut(.classOut(request.rawValue, value: value, interface: interface),
-                                           data: data, timeout: options.controlTimeout)
+            try await transport.controlOut(
+                .classOut(request.rawValue, value: value, interface: interface),
+                data: data, timeout: options.controlTimeout)
         } catch {
             lastKnownState = nil
             throw wrap(error, during: operation)
@@ -697,12 +721,15 @@ public actor DfuSeClient {
         }
     }
 
-    private func receive(_ request: DFURequest, value: UInt16, length: Int,
-                         during operation: DfuSeOperation) async throws(DfuSeError) -> [UInt8] {
+    private func receive(
+        _ request: DFURequest, value: UInt16, length: Int,
+        during operation: DfuSeOperation
+    ) async throws(DfuSeError) -> [UInt8] {
         count(request.description)
         do {
-            return try await transport.controlIn(.classIn(request.rawValue, value: value, interface: interface),
-                                                 length: length, timeout: options.controlTimeout)
+            return try await transport.controlIn(
+                .classIn(request.rawValue, value: value, interface: interface),
+                length: length, timeout: options.controlTimeout)
         } catch {
             lastKnownState = nil
             throw wrap(error, during: operation)
@@ -726,8 +753,11 @@ public actor DfuSeClient {
         switch error {
         case let error as TransportError: .transport(error, during: operation)
         case is CancellationError: .cancelled(during: operation)
-        default: .transport(TransportError(.other("\(error)"), device: transport.identity.description,
-                                           operation: operation.description), during: operation)
+        default:
+            .transport(
+                TransportError(
+                    .other("\(error)"), device: transport.identity.description,
+                    operation: operation.description), during: operation)
         }
     }
 

@@ -131,16 +131,16 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
     public var category: Category {
         switch self {
         case .emptyImage, .outsideMemory, .notWritable, .notErasable, .misaligned,
-             .transferSizeNotMultipleOfGranularity, .notASectorStart, .planDoesNotMatchImage,
-             .planTransferSizeMismatch, .addressRangeOverflow, .notDfuSe, .invalidTransferSize,
-             .noSuchAlternateSetting, .badLayout, .notInDfuMode, .concurrentCall:
+            .transferSizeNotMultipleOfGranularity, .notASectorStart, .planDoesNotMatchImage,
+            .planTransferSizeMismatch, .addressRangeOverflow, .notDfuSe, .invalidTransferSize,
+            .noSuchAlternateSetting, .badLayout, .notInDfuMode, .concurrentCall:
             .refused
         case .deviceStatus, .blockLeftIncomplete:
             .deviceError
         case .verifyMismatch:
             .verifyFailed
         case .transport, .unexpectedState, .malformedStatus, .stuckBusy, .tooManyStalls,
-             .cannotReachIdle, .malformedCommandList, .shortRead:
+            .cannotReachIdle, .malformedCommandList, .shortRead:
             .transport
         case .cancelled:
             .cancelled
@@ -151,12 +151,12 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
     public var address: UInt32? {
         switch self {
         case .transport(_, let operation), .deviceStatus(_, _, let operation, _), .unexpectedState(_, _, let operation),
-             .malformedStatus(_, let operation), .stuckBusy(let operation, _, _), .tooManyStalls(let operation, _),
-             .cancelled(let operation):
+            .malformedStatus(_, let operation), .stuckBusy(let operation, _, _), .tooManyStalls(let operation, _),
+            .cancelled(let operation):
             operation.address
         case .blockLeftIncomplete(let address, _, _), .shortRead(let address, _, _),
-             .addressRangeOverflow(let address, _), .verifyMismatch(let address, _, _, _),
-             .outsideMemory(let address, _), .misaligned(let address, _, _), .notASectorStart(let address, _):
+            .addressRangeOverflow(let address, _), .verifyMismatch(let address, _, _, _),
+            .outsideMemory(let address, _), .misaligned(let address, _, _), .notASectorStart(let address, _):
             address
         case .notWritable(let sector, _), .notErasable(let sector, _):
             sector.start
@@ -193,7 +193,8 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
             return "GETSTATUS stalled \(stalls) times in a row while \(operation), more than the ROM is known to; "
                 + "replug the unit and run the command again"
         case .blockLeftIncomplete(let address, let length, let sector):
-            var text = "the \(length)-byte block at \(hexAddress(address)) was interrupted by a stuck dfuDNBUSY and "
+            var text =
+                "the \(length)-byte block at \(hexAddress(address)) was interrupted by a stuck dfuDNBUSY and "
                 + "is neither erased nor fully written"
             if let sector { text += " (\(sector))" }
             return text + "; run the upgrade again: it erases the sector first"
@@ -219,7 +220,8 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .addressRangeOverflow(let address, let length):
             return "\(length) bytes at \(hexAddress(address)) run past the end of the 32-bit address space"
         case .verifyMismatch(let address, let expected, let actual, let sector):
-            var text = "verification failed at \(hexAddress(address)): expected 0x\(hex(expected, 2)), "
+            var text =
+                "verification failed at \(hexAddress(address)): expected 0x\(hex(expected, 2)), "
                 + "read 0x\(hex(actual, 2))"
             if let sector { text += " (\(sector))" }
             return text + "; the unit is still in DFU mode: run the upgrade again"

@@ -30,8 +30,9 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
             case "erase": self = .erase(try container.decode(FlashLayout.Sector.self, forKey: .sector))
             case "write": self = .write(try container.decode(Write.self, forKey: .write))
             case let other:
-                throw DecodingError.dataCorruptedError(forKey: .action, in: container,
-                                                       debugDescription: "unknown plan step '\(other)'")
+                throw DecodingError.dataCorruptedError(
+                    forKey: .action, in: container,
+                    debugDescription: "unknown plan step '\(other)'")
             }
         }
 
@@ -121,8 +122,10 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// - Throws: a `DfuSeError` refusal naming the address, the sector and the layout line.
     ///   - vectorSectorFirst: erase the vector-table sector before anything else (empty-check parts: an
     ///     interrupted upgrade then leaves the first word erased, and the part boots its ROM by itself).
-    public init(image: NormalizedImage, layout: FlashLayout, writeGranularity: Int, transferSize: Int,
-                span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = [], vectorSectorFirst: Bool = false) throws(DfuSeError) {
+    public init(
+        image: NormalizedImage, layout: FlashLayout, writeGranularity: Int, transferSize: Int,
+        span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = [], vectorSectorFirst: Bool = false
+    ) throws(DfuSeError) {
         let line = layout.render()
         guard let base = image.baseAddress, image.payloadSize > 0 else { throw .emptyImage }
         guard transferSize > 0 else { throw .invalidTransferSize(transferSize) }
@@ -144,8 +147,9 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
         self.imageBase = base
         self.span = span
         self.vectorTableSector = toProgram.first { UInt64($0.start) <= UInt64(base) && UInt64(base) < $0.end }
-        self.steps = Self.orderedSteps(image: image, erasing: toProgram, vectorSector: vectorTableSector,
-                                       transferSize: transferSize, vectorSectorFirst: vectorSectorFirst)
+        self.steps = Self.orderedSteps(
+            image: image, erasing: toProgram, vectorSector: vectorTableSector,
+            transferSize: transferSize, vectorSectorFirst: vectorSectorFirst)
         self.skippedSectors = skipped
         self.payloadCRC32 = Self.payloadCRC(of: steps, in: image)
     }
@@ -165,7 +169,8 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The sectors any of `ranges` touches, in address order, each once; an address outside the layout
     /// is refused.
     static func sectors(covering ranges: [Range<UInt64>], in layout: FlashLayout, line: String) throws(DfuSeError)
-        -> [FlashLayout.Sector] {
+        -> [FlashLayout.Sector]
+    {
         var found: [UInt32: FlashLayout.Sector] = [:]
         for range in ranges {
             var address = range.lowerBound
@@ -189,8 +194,10 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Erases and writes in execution order: every other sector first, then the vector-table sector,
     /// the rest of it, and the block at the image base last of all (docs/guarantees.md: an interrupted
     /// upgrade never leaves a valid vector table in front of an incomplete application).
-    static func orderedSteps(image: NormalizedImage, erasing sectors: [FlashLayout.Sector], vectorSector: FlashLayout.Sector?,
-                             transferSize: Int, vectorSectorFirst: Bool) -> [Step] {
+    static func orderedSteps(
+        image: NormalizedImage, erasing sectors: [FlashLayout.Sector], vectorSector: FlashLayout.Sector?,
+        transferSize: Int, vectorSectorFirst: Bool
+    ) -> [Step] {
         let vectorRange = vectorSector.map { UInt64($0.start)..<$0.end }
         var elsewhere: [Range<UInt64>] = []
         var inVectorSector: [Range<UInt64>] = []
@@ -206,8 +213,10 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
         }
         func write(_ range: Range<UInt64>, vector: Bool) -> Step {
             let length = Int(range.upperBound - range.lowerBound)
-            return .write(Write(address: UInt32(range.lowerBound), length: length,
-                                blockCount: (length + transferSize - 1) / transferSize, holdsVectorTable: vector))
+            return .write(
+                Write(
+                    address: UInt32(range.lowerBound), length: length,
+                    blockCount: (length + transferSize - 1) / transferSize, holdsVectorTable: vector))
         }
         var steps: [Step] = (vectorSectorFirst ? vectorSector.map { [.erase($0)] } ?? [] : [])
         steps += sectors.filter { $0 != vectorSector }.map { .erase($0) }
@@ -239,11 +248,14 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Empty-check parts erase the vector-table sector first (AN2606: a part whose first flash word is
     /// erased starts its ROM), so an interrupted upgrade brings the ROM back at the next power-on even
     /// where the BOOT0 pin cannot (G0, C0: pattern 11). Others keep the old vector table until the end.
-    public init(image: NormalizedImage, layout: FlashLayout, family: McuFamily, transferSize: Int,
-                span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = []) throws(DfuSeError) {
-        try self.init(image: image, layout: layout, writeGranularity: family.writeGranularity,
-                      transferSize: transferSize, span: span, unchangedSectors: unchangedSectors,
-                      vectorSectorFirst: family.emptyCheck)
+    public init(
+        image: NormalizedImage, layout: FlashLayout, family: McuFamily, transferSize: Int,
+        span: Range<UInt64>? = nil, unchangedSectors: Set<UInt32> = []
+    ) throws(DfuSeError) {
+        try self.init(
+            image: image, layout: layout, writeGranularity: family.writeGranularity,
+            transferSize: transferSize, span: span, unchangedSectors: unchangedSectors,
+            vectorSectorFirst: family.emptyCheck)
     }
 
     /// The bytes of `write` taken from `image`, or nil if the image does not hold all of them.
@@ -275,9 +287,10 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The plan as a person reads it (`--dry-run`).
     public var description: String {
         var lines = ["flash plan for \(layoutLine)"]
-        lines.append("  image base \(hexAddress(imageBase))" + (span.map { ", span \($0.upperBound - $0.lowerBound) bytes" } ?? "") + "; "
-                     + "\(bytesToWrite) bytes in \(blockCount) blocks of up to "
-                     + "\(transferSize) bytes; flash word \(writeGranularity) bytes")
+        lines.append(
+            "  image base \(hexAddress(imageBase))" + (span.map { ", span \($0.upperBound - $0.lowerBound) bytes" } ?? "") + "; "
+                + "\(bytesToWrite) bytes in \(blockCount) blocks of up to "
+                + "\(transferSize) bytes; flash word \(writeGranularity) bytes")
         if steps.isEmpty {
             lines.append("  nothing to do: every sector the image touches is unchanged")
         }
@@ -289,9 +302,10 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
         for sector in skippedSectors {
             lines.append("  skip \(sector) (reported unchanged; verified by read-back)")
         }
-        lines.append("  \(erasedSectors.count) sector\(erasedSectors.count == 1 ? "" : "s") erased, "
-                     + "\(writes.count) set-address command\(writes.count == 1 ? "" : "s"), "
-                     + "\(skippedSectors.count) skipped; payload CRC-32 0x\(hex(payloadCRC32, 8))")
+        lines.append(
+            "  \(erasedSectors.count) sector\(erasedSectors.count == 1 ? "" : "s") erased, "
+                + "\(writes.count) set-address command\(writes.count == 1 ? "" : "s"), "
+                + "\(skippedSectors.count) skipped; payload CRC-32 0x\(hex(payloadCRC32, 8))")
         return lines.joined(separator: "\n")
     }
 }

@@ -121,8 +121,9 @@ public struct DFUStatusReport: Sendable, Hashable, CustomStringConvertible {
         guard bytes.count == 6, let status = DFUStatus(rawValue: bytes[0]), let state = DFUState(rawValue: bytes[4]) else {
             return nil
         }
-        self.init(status: status, pollTimeoutMs: UInt32(bytes[1]) | UInt32(bytes[2]) << 8 | UInt32(bytes[3]) << 16,
-                  state: state, stringIndex: bytes[5])
+        self.init(
+            status: status, pollTimeoutMs: UInt32(bytes[1]) | UInt32(bytes[2]) << 8 | UInt32(bytes[3]) << 16,
+            state: state, stringIndex: bytes[5])
     }
 
     public var bytes: [UInt8] {

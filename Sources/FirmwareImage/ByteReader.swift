@@ -6,8 +6,9 @@ struct ByteReader {
     /// Checks that `count` bytes from `offset` lie inside the file (64-bit arithmetic: no overflow).
     func require(_ offset: Int, _ count: Int, _ what: @autoclosure () -> String) throws(ImageError) {
         guard offset >= 0, count >= 0, UInt64(offset) + UInt64(count) <= UInt64(bytes.count) else {
-            throw ImageError(file: file, at: .byteOffset(offset),
-                             "\(what()) needs \(count) bytes here, the file has \(max(0, bytes.count - offset)) left; is it truncated?")
+            throw ImageError(
+                file: file, at: .byteOffset(offset),
+                "\(what()) needs \(count) bytes here, the file has \(max(0, bytes.count - offset)) left; is it truncated?")
         }
     }
 

@@ -73,8 +73,9 @@ public struct ImageDescriptor: Sendable, Hashable {
         let size = littleEndianU16(bytes, 6)
         guard Int(size) == Self.size else { throw fail(6, "descriptor size field is \(size), format 1 descriptors are \(Self.size) bytes") }
         productID = littleEndianU32(bytes, 8)
-        version = ImageVersion(major: littleEndianU16(bytes, 12), minor: littleEndianU16(bytes, 14),
-                               patch: littleEndianU16(bytes, 16), build: littleEndianU16(bytes, 18))
+        version = ImageVersion(
+            major: littleEndianU16(bytes, 12), minor: littleEndianU16(bytes, 14),
+            patch: littleEndianU16(bytes, 16), build: littleEndianU16(bytes, 18))
         imageSize = littleEndianU32(bytes, 20)
         crc = littleEndianU32(bytes, 24)
         flags = littleEndianU32(bytes, 28)
@@ -288,12 +289,16 @@ extension ImageDescriptor {
         }
         if pointer == 0 || pointer == 0xFFFF_FFFF { return .absent(pointer: pointer) }
         guard pointer % 4 == 0 else {
-            return .invalid(ImageError(file: source, at: .address(pointerAddress),
-                                       "word 8 of the vector table points to 0x\(hex32(pointer)), which is not 4-byte aligned"))
+            return .invalid(
+                ImageError(
+                    file: source, at: .address(pointerAddress),
+                    "word 8 of the vector table points to 0x\(hex32(pointer)), which is not 4-byte aligned"))
         }
         guard let bytes = memory.read(pointer, count: size) else {
-            return .invalid(ImageError(file: source, at: .address(pointerAddress),
-                                       "word 8 of the vector table points to 0x\(hex32(pointer)), but the 64 bytes there are not all in the image"))
+            return .invalid(
+                ImageError(
+                    file: source, at: .address(pointerAddress),
+                    "word 8 of the vector table points to 0x\(hex32(pointer)), but the 64 bytes there are not all in the image"))
         }
         if bytes.allSatisfy({ $0 == 0 }) || bytes.allSatisfy({ $0 == 0xFF }) { return .reserved(address: pointer) }
         let descriptor: ImageDescriptor
@@ -301,16 +306,24 @@ extension ImageDescriptor {
         if descriptor.isUnstamped { return .unstamped(descriptor, address: pointer) }
         let descriptorEnd = UInt64(pointer) + UInt64(size)
         guard UInt64(base) + UInt64(descriptor.imageSize) >= descriptorEnd else {
-            return .invalid(ImageError(file: source, at: .address(pointer &+ 0x14),
-                                       "image size \(descriptor.imageSize) ends before the descriptor itself (which ends at 0x\(hex64(descriptorEnd)))"))
+            return .invalid(
+                ImageError(
+                    file: source, at: .address(pointer &+ 0x14),
+                    "image size \(descriptor.imageSize) ends before the descriptor itself (which ends at 0x\(hex64(descriptorEnd)))"))
         }
         guard let crc = crc32(of: memory, base: base, size: descriptor.imageSize, crcField: pointer &+ crcOffset) else {
-            return .invalid(ImageError(file: source, at: .address(pointer &+ 0x14),
-                                       "image size \(descriptor.imageSize) runs past the end of the image (0x\(hex32(base)) + \(descriptor.imageSize)); truncated?"))
+            return .invalid(
+                ImageError(
+                    file: source, at: .address(pointer &+ 0x14),
+                    "image size \(descriptor.imageSize) runs past the end of the image (0x\(hex32(base)) + \(descriptor.imageSize)); truncated?"
+                ))
         }
         guard crc == descriptor.crc else {
-            return .invalid(ImageError(file: source, at: .address(pointer &+ crcOffset),
-                                       "image CRC-32 is 0x\(hex32(crc)), the descriptor says 0x\(hex32(descriptor.crc)); the image is corrupted or was changed after stamping"))
+            return .invalid(
+                ImageError(
+                    file: source, at: .address(pointer &+ crcOffset),
+                    "image CRC-32 is 0x\(hex32(crc)), the descriptor says 0x\(hex32(descriptor.crc)); the image is corrupted or was changed after stamping"
+                ))
         }
         return .valid(descriptor, address: pointer)
     }
@@ -321,15 +334,17 @@ extension ImageDescriptor {
         // Return a copy built from the fields: returning the enum payload bound by the switch below was
         // miscompiled by Swift 6.3.1 at -O (the name's storage was released before the caller used it).
         if case .valid = status, let found = status.descriptor {
-            return ImageDescriptor(productID: found.productID, version: found.version, name: String(found.name),
-                                   imageSize: found.imageSize, crc: found.crc, flags: found.flags)
+            return ImageDescriptor(
+                productID: found.productID, version: found.version, name: String(found.name),
+                imageSize: found.imageSize, crc: found.crc, flags: found.flags)
         }
         switch status {
         case .valid(let descriptor, _): return descriptor
         case .invalid(let error): throw error
         case .absent(let pointer):
-            throw ImageError(file: source, at: .address(base &+ pointerOffset),
-                             "no image descriptor: word 8 of the vector table is 0x\(hex32(pointer))")
+            throw ImageError(
+                file: source, at: .address(base &+ pointerOffset),
+                "no image descriptor: word 8 of the vector table is 0x\(hex32(pointer))")
         case .unstamped(_, let address), .reserved(let address):
             throw ImageError(file: source, at: .address(address), "the image descriptor is reserved but not stamped")
         }
@@ -363,8 +378,10 @@ extension FirmwareImage {
     public func stamped(productID: UInt32, version: ImageVersion, name: String, file: String) throws(ImageError) -> FirmwareImage {
         let nameBytes = Array(name.utf8)
         guard nameBytes.count <= ImageDescriptor.nameLength, !nameBytes.contains(0) else {
-            throw ImageError(.unsupported, file: file,
-                             "the name \"\(name)\" is \(nameBytes.count) bytes of UTF-8; the descriptor holds at most \(ImageDescriptor.nameLength), without NUL")
+            throw ImageError(
+                .unsupported, file: file,
+                "the name \"\(name)\" is \(nameBytes.count) bytes of UTF-8; the descriptor holds at most \(ImageDescriptor.nameLength), without NUL"
+            )
         }
         let normalized: NormalizedImage
         do { normalized = try self.normalized(granularity: 1) } catch { throw ImageError(file: file, "\(error)") }
@@ -372,33 +389,46 @@ extension FirmwareImage {
         // A base in the last 36 bytes of the address space has no room for word 8: no wrap-around to 0.
         let (pointerAddress, beyondAddressSpace) = base.addingReportingOverflow(ImageDescriptor.pointerOffset)
         guard !beyondAddressSpace, let pointer = normalized.word(at: pointerAddress) else {
-            throw ImageError(file: file, at: .address(base), "no vector table at the image base 0x\(hex32(base)): word 8 (base + 0x20) is not in the image")
+            throw ImageError(
+                file: file, at: .address(base),
+                "no vector table at the image base 0x\(hex32(base)): word 8 (base + 0x20) is not in the image")
         }
         guard pointer != 0 && pointer != 0xFFFF_FFFF else {
-            throw ImageError(file: file, at: .address(pointerAddress),
-                             "word 8 of the vector table is 0x\(hex32(pointer)): the image reserves no descriptor; reserve a 64-byte area and put its address at offset 0x20 (protocols/image-descriptor.md)")
+            throw ImageError(
+                file: file, at: .address(pointerAddress),
+                "word 8 of the vector table is 0x\(hex32(pointer)): the image reserves no descriptor; reserve a 64-byte area and put its address at offset 0x20 (protocols/image-descriptor.md)"
+            )
         }
         guard pointer % 4 == 0 else {
-            throw ImageError(file: file, at: .address(pointerAddress), "word 8 of the vector table points to 0x\(hex32(pointer)), which is not 4-byte aligned")
+            throw ImageError(
+                file: file, at: .address(pointerAddress),
+                "word 8 of the vector table points to 0x\(hex32(pointer)), which is not 4-byte aligned")
         }
-        guard let index = normalized.segments.firstIndex(where: { UInt64($0.address) <= UInt64(pointer) && UInt64(pointer) + 64 <= $0.end }) else {
-            throw ImageError(file: file, at: .address(pointerAddress),
-                             "word 8 of the vector table points to 0x\(hex32(pointer)), but the image does not hold 64 bytes there")
+        guard let index = normalized.segments.firstIndex(where: { UInt64($0.address) <= UInt64(pointer) && UInt64(pointer) + 64 <= $0.end })
+        else {
+            throw ImageError(
+                file: file, at: .address(pointerAddress),
+                "word 8 of the vector table points to 0x\(hex32(pointer)), but the image does not hold 64 bytes there")
         }
         var segments = normalized.segments
         let offset = Int(pointer - segments[index].address)
         let area = segments[index].bytes[offset..<offset + ImageDescriptor.size]
         let reusable = area.allSatisfy { $0 == 0 } || area.allSatisfy { $0 == 0xFF } || littleEndianU32(area, 0) == ImageDescriptor.magic
         guard reusable else {
-            throw ImageError(file: file, at: .address(pointer),
-                             "the 64 bytes at 0x\(hex32(pointer)) hold other data (not zeros, erased bytes or a descriptor); word 8 must point at a reserved area")
+            throw ImageError(
+                file: file, at: .address(pointer),
+                "the 64 bytes at 0x\(hex32(pointer)) hold other data (not zeros, erased bytes or a descriptor); word 8 must point at a reserved area"
+            )
         }
         let extent = normalized.end - UInt64(base)
         guard extent <= UInt64(UInt32.max) else { throw ImageError(.unsupported, file: file, "the image spans more than 4 GiB") }
         var descriptor = ImageDescriptor(productID: productID, version: version, name: name, imageSize: UInt32(extent))
         segments[index].bytes.replaceSubrange(offset..<offset + ImageDescriptor.size, with: descriptor.encoded())
         let unsigned = NormalizedImage(uncheckedSegments: segments, granularity: 1, entryPoint: entryPoint)
-        guard let crc = ImageDescriptor.crc32(of: unsigned, base: base, size: descriptor.imageSize, crcField: pointer + ImageDescriptor.crcOffset) else {
+        guard
+            let crc = ImageDescriptor.crc32(
+                of: unsigned, base: base, size: descriptor.imageSize, crcField: pointer + ImageDescriptor.crcOffset)
+        else {
             throw ImageError(file: file, at: .address(pointer), "cannot compute the image CRC")
         }
         descriptor.crc = crc

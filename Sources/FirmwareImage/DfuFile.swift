@@ -42,13 +42,15 @@ enum DfuFile {
         }
         let length = Int(reader.u8(end - 5))
         guard length >= suffixLength, length <= end else {
-            throw ImageError(file: file, at: .byteOffset(end - 5), "suffix length bLength is \(length), must be at least 16 and fit the file")
+            throw ImageError(
+                file: file, at: .byteOffset(end - 5), "suffix length bLength is \(length), must be at least 16 and fit the file")
         }
         let stated = reader.u32(end - 4)
         let actual = CRC32.dfu(reader.bytes[0..<end - 4])
         guard stated == actual else {
-            throw ImageError(file: file, at: .byteOffset(end - 4),
-                             "suffix CRC is 0x\(hex32(stated)), the file's bytes give 0x\(hex32(actual)); the file is corrupted")
+            throw ImageError(
+                file: file, at: .byteOffset(end - 4),
+                "suffix CRC is 0x\(hex32(stated)), the file's bytes give 0x\(hex32(actual)); the file is corrupted")
         }
         let identity = DfuSuffixIdentity(vendorID: reader.u16(end - 12), productID: reader.u16(end - 14), bcdDevice: reader.u16(end - 16))
         return Suffix(identity: identity, bcdDFU: reader.u16(end - 10), length: length)
@@ -60,16 +62,19 @@ enum DfuFile {
         let suffix = try readSuffix(reader)
         let end = bytes.count
         guard suffix.bcdDFU == bcdPlain else {
-            throw ImageError(file: file, at: .byteOffset(end - 10), suffix.bcdDFU == bcdDfuSe
-                ? "bcdDFU is 0x011A (DfuSe) but the file has no \"DfuSe\" prefix"
-                : "bcdDFU is 0x\(hex16(suffix.bcdDFU)); a DFU suffix has 0x0100 (DFU 1.0/1.1) or 0x011A (DfuSe)")
+            throw ImageError(
+                file: file, at: .byteOffset(end - 10),
+                suffix.bcdDFU == bcdDfuSe
+                    ? "bcdDFU is 0x011A (DfuSe) but the file has no \"DfuSe\" prefix"
+                    : "bcdDFU is 0x\(hex16(suffix.bcdDFU)); a DFU suffix has 0x0100 (DFU 1.0/1.1) or 0x011A (DfuSe)")
         }
         let payload = Array(bytes[0..<end - suffix.length])
         guard UInt64(address) + UInt64(payload.count) <= 0x1_0000_0000 else {
             throw ImageError(file: file, "\(payload.count) bytes at 0x\(hex32(address)) run past the 4 GiB address space")
         }
-        return FirmwareImage(format: .dfuSuffixed, targets: [ImageTarget(segments: payload.isEmpty ? [] : [Segment(address: address, bytes: payload)])],
-                             suffixIdentity: suffix.identity)
+        return FirmwareImage(
+            format: .dfuSuffixed, targets: [ImageTarget(segments: payload.isEmpty ? [] : [Segment(address: address, bytes: payload)])],
+            suffixIdentity: suffix.identity)
     }
 
     static func readDfuSe(_ bytes: [UInt8], file: String) throws(ImageError) -> FirmwareImage {
@@ -81,8 +86,9 @@ enum DfuFile {
         let suffix = try readSuffix(reader)
         let total = bytes.count
         guard suffix.bcdDFU == bcdDfuSe else {
-            throw ImageError(file: file, at: .byteOffset(total - 10),
-                             "bcdDFU is 0x\(hex16(suffix.bcdDFU)); a DfuSe file has 0x011A")
+            throw ImageError(
+                file: file, at: .byteOffset(total - 10),
+                "bcdDFU is 0x\(hex16(suffix.bcdDFU)); a DfuSe file has 0x011A")
         }
         let contentEnd = total - suffix.length
         guard reader.u8(5) == 1 else {
@@ -91,8 +97,10 @@ enum DfuFile {
         // Writers disagree on whether DFUImageSize counts the suffix (UM0391 is ambiguous): accept both.
         let imageSize = Int(reader.u32(6))
         guard imageSize == contentEnd || imageSize == total else {
-            throw ImageError(file: file, at: .byteOffset(6),
-                             "DFUImageSize is \(imageSize), the file holds \(contentEnd) bytes before the suffix (\(total) with it); truncated or corrupted")
+            throw ImageError(
+                file: file, at: .byteOffset(6),
+                "DFUImageSize is \(imageSize), the file holds \(contentEnd) bytes before the suffix (\(total) with it); truncated or corrupted"
+            )
         }
         let targetCount = Int(reader.u8(10))
         guard targetCount > 0 else {
@@ -116,13 +124,15 @@ enum DfuFile {
             var segments: [Segment] = []
             for elementIndex in 0..<elementCount {
                 let what = "target \(targetIndex) element \(elementIndex)"
-                try requireContent(offset, elementHeaderLength, contentEnd, file, "\(what)'s header (the file declares \(elementCount) elements)")
+                try requireContent(
+                    offset, elementHeaderLength, contentEnd, file, "\(what)'s header (the file declares \(elementCount) elements)")
                 let address = reader.u32(offset)
                 let size = Int(reader.u32(offset + 4))
                 try requireContent(offset + elementHeaderLength, size, contentEnd, file, "\(what)'s data (dwElementSize \(size))")
                 guard UInt64(address) + UInt64(size) <= 0x1_0000_0000 else {
-                    throw ImageError(file: file, at: .byteOffset(offset),
-                                     "\(what) at 0x\(hex32(address)) with \(size) bytes runs past the 4 GiB address space")
+                    throw ImageError(
+                        file: file, at: .byteOffset(offset),
+                        "\(what) at 0x\(hex32(address)) with \(size) bytes runs past the 4 GiB address space")
                 }
                 let dataStart = offset + elementHeaderLength
                 if size > 0 { segments.append(Segment(address: address, bytes: Array(bytes[dataStart..<dataStart + size]))) }
@@ -130,30 +140,37 @@ enum DfuFile {
             }
             let elementsSize = offset - targetStart - targetPrefixLength
             guard targetSize == elementsSize else {
-                throw ImageError(file: file, at: .byteOffset(targetStart + 266),
-                                 "target \(targetIndex): dwTargetSize is \(targetSize), its \(elementCount) elements take \(elementsSize) bytes")
+                throw ImageError(
+                    file: file, at: .byteOffset(targetStart + 266),
+                    "target \(targetIndex): dwTargetSize is \(targetSize), its \(elementCount) elements take \(elementsSize) bytes")
             }
             targets.append(ImageTarget(alternateSetting: alternate, name: name, segments: segments))
         }
         guard offset == contentEnd else {
-            throw ImageError(file: file, at: .byteOffset(offset),
-                             "\(contentEnd - offset) bytes after the last target, before the suffix; the file is corrupted")
+            throw ImageError(
+                file: file, at: .byteOffset(offset),
+                "\(contentEnd - offset) bytes after the last target, before the suffix; the file is corrupted")
         }
         return FirmwareImage(format: .dfuse, targets: targets, suffixIdentity: suffix.identity)
     }
 
-    private static func requireContent(_ offset: Int, _ count: Int, _ contentEnd: Int, _ file: String,
-                                       _ what: @autoclosure () -> String) throws(ImageError) {
+    private static func requireContent(
+        _ offset: Int, _ count: Int, _ contentEnd: Int, _ file: String,
+        _ what: @autoclosure () -> String
+    ) throws(ImageError) {
         guard UInt64(offset) + UInt64(count) <= UInt64(contentEnd) else {
-            throw ImageError(file: file, at: .byteOffset(offset),
-                             "\(what()) needs \(count) bytes here, only \(max(0, contentEnd - offset)) remain before the suffix; truncated or corrupted")
+            throw ImageError(
+                file: file, at: .byteOffset(offset),
+                "\(what()) needs \(count) bytes here, only \(max(0, contentEnd - offset)) remain before the suffix; truncated or corrupted")
         }
     }
 
     /// Writes a DfuSe file: DFUImageSize counts prefix and targets, not the suffix (as ST's DfuSe tools
     /// and dfu-util's dfuse-pack write it); the CRC covers everything before dwCRC.
-    static func writeDfuSe(_ targets: [ImageTarget], identity: DfuSuffixIdentity, file: String,
-                           to output: inout ChunkedOutput) throws(ImageError) {
+    static func writeDfuSe(
+        _ targets: [ImageTarget], identity: DfuSuffixIdentity, file: String,
+        to output: inout ChunkedOutput
+    ) throws(ImageError) {
         guard !targets.isEmpty, targets.count <= 255 else {
             throw ImageError(.unsupported, file: file, "a DfuSe file holds 1 to 255 targets, this image has \(targets.count)")
         }

@@ -19,12 +19,16 @@ enum ElfReader {
         case let other: throw ImageError(file: file, at: .byteOffset(4), "EI_CLASS is \(other), neither ELF32 (1) nor ELF64 (2)")
         }
         guard reader.u8(5) == 1 else {
-            throw ImageError(.unsupported, file: file, at: .byteOffset(5), "EI_DATA is \(reader.u8(5)); only little-endian ELF (1) is an ARM Cortex-M image")
+            throw ImageError(
+                .unsupported, file: file, at: .byteOffset(5),
+                "EI_DATA is \(reader.u8(5)); only little-endian ELF (1) is an ARM Cortex-M image")
         }
         let type = reader.u16(16)
         switch type {
         case 2: break
-        case 1: throw ImageError(.unsupported, file: file, at: .byteOffset(16), "a relocatable object (ET_REL), not a linked executable; link it first")
+        case 1:
+            throw ImageError(
+                .unsupported, file: file, at: .byteOffset(16), "a relocatable object (ET_REL), not a linked executable; link it first")
         default: throw ImageError(.unsupported, file: file, at: .byteOffset(16), "e_type is \(type); dfuhop loads executables (ET_EXEC, 2)")
         }
         let machine = reader.u16(18)
@@ -39,10 +43,13 @@ enum ElfReader {
             throw ImageError(file: file, at: .byteOffset(44), "no program headers (e_phnum is 0): nothing says what to load")
         }
         guard count != 0xFFFF else {
-            throw ImageError(.unsupported, file: file, at: .byteOffset(44), "e_phnum is PN_XNUM (65535); extended program header counts are not supported")
+            throw ImageError(
+                .unsupported, file: file, at: .byteOffset(44),
+                "e_phnum is PN_XNUM (65535); extended program header counts are not supported")
         }
         guard entrySize == programHeaderSize else {
-            throw ImageError(file: file, at: .byteOffset(42), "e_phentsize is \(entrySize), ELF32 program headers are \(programHeaderSize) bytes")
+            throw ImageError(
+                file: file, at: .byteOffset(42), "e_phentsize is \(entrySize), ELF32 program headers are \(programHeaderSize) bytes")
         }
         try reader.require(tableOffset, count * entrySize, "the program header table (\(count) entries, e_phoff \(tableOffset))")
         var segments: [Segment] = []
@@ -51,26 +58,29 @@ enum ElfReader {
         var loadedBytes = 0
         for index in 0..<count {
             let header = tableOffset + index * entrySize
-            guard reader.u32(header) == 1 else { continue }  // PT_LOAD
+            guard reader.u32(header) == 1 else { continue } // PT_LOAD
             let offset = Int(reader.u32(header + 4))
             let physical = reader.u32(header + 12)
             let fileSize = Int(reader.u32(header + 16))
             let memorySize = Int(reader.u32(header + 20))
             guard fileSize > 0 else { continue }
             guard fileSize <= memorySize else {
-                throw ImageError(file: file, at: .byteOffset(header + 16),
-                                 "program header \(index): p_filesz \(fileSize) exceeds p_memsz \(memorySize)")
+                throw ImageError(
+                    file: file, at: .byteOffset(header + 16),
+                    "program header \(index): p_filesz \(fileSize) exceeds p_memsz \(memorySize)")
             }
             try reader.require(offset, fileSize, "program header \(index)'s contents (p_offset \(offset), p_filesz \(fileSize))")
             guard UInt64(physical) + UInt64(fileSize) <= 0x1_0000_0000 else {
-                throw ImageError(file: file, at: .byteOffset(header + 12),
-                                 "program header \(index): p_paddr 0x\(hex32(physical)) + \(fileSize) bytes runs past the 4 GiB address space")
+                throw ImageError(
+                    file: file, at: .byteOffset(header + 12),
+                    "program header \(index): p_paddr 0x\(hex32(physical)) + \(fileSize) bytes runs past the 4 GiB address space")
             }
             loadedBytes += fileSize
             guard loadedBytes <= bytes.count else {
-                throw ImageError(file: file, at: .byteOffset(header + 16),
-                                 "program header \(index): the loadable program headers so far load \(loadedBytes) bytes, "
-                                     + "more than the file's \(bytes.count); several load the same bytes")
+                throw ImageError(
+                    file: file, at: .byteOffset(header + 16),
+                    "program header \(index): the loadable program headers so far load \(loadedBytes) bytes, "
+                        + "more than the file's \(bytes.count); several load the same bytes")
             }
             segments.append(Segment(address: physical, bytes: Array(bytes[offset..<offset + fileSize])))
         }

@@ -71,32 +71,44 @@ public enum ImageCheck {
         }
         if let target, !target.flash.isEmpty {
             for segment in image.segments where !target.flash.contains(where: { covers($0, segment) }) {
-                findings.append(ImageFinding(.error, at: segment.address,
-                                             "segment \(segment.extent) lies outside the flash of \(target.partName) (\(target.flash.map(describe).joined(separator: ", ")))"))
+                findings.append(
+                    ImageFinding(
+                        .error, at: segment.address,
+                        "segment \(segment.extent) lies outside the flash of \(target.partName) (\(target.flash.map(describe).joined(separator: ", ")))"
+                    ))
             }
             if base != target.flash[0].lowerBound {
-                findings.append(ImageFinding(.warning, at: base,
-                                             "the image starts at 0x\(hex32(base)), not at the flash base 0x\(hex32(target.flash[0].lowerBound)) the part boots from"))
+                findings.append(
+                    ImageFinding(
+                        .warning, at: base,
+                        "the image starts at 0x\(hex32(base)), not at the flash base 0x\(hex32(target.flash[0].lowerBound)) the part boots from"
+                    ))
             }
         }
         if base % 0x200 != 0 {
-            findings.append(ImageFinding(.warning, at: base, "the vector table at 0x\(hex32(base)) is not 512-byte aligned, as VTOR needs on STM32 parts"))
+            findings.append(
+                ImageFinding(
+                    .warning, at: base, "the vector table at 0x\(hex32(base)) is not 512-byte aligned, as VTOR needs on STM32 parts"))
         }
         guard let stackPointer = image.word(at: base), let resetHandler = image.word(at: base &+ 4) else {
             findings.append(ImageFinding(.error, at: base, "no vector table: the image has fewer than 8 bytes at its base"))
             return ImageReport(vectorTable: nil, descriptor: nil, findings: findings)
         }
-        let table = VectorTable(address: base, initialStackPointer: stackPointer, resetHandler: resetHandler,
-                                descriptorPointer: image.word(at: base &+ ImageDescriptor.pointerOffset))
+        let table = VectorTable(
+            address: base, initialStackPointer: stackPointer, resetHandler: resetHandler,
+            descriptorPointer: image.word(at: base &+ ImageDescriptor.pointerOffset))
         checkStackPointer(stackPointer, base: base, target: target, into: &findings)
         checkResetHandler(resetHandler, image: image, base: base, into: &findings)
         let descriptor = ImageDescriptor.inspect(image, base: base, source: source)
         switch descriptor {
         case .absent(let pointer):
-            findings.append(ImageFinding(.warning, at: base &+ ImageDescriptor.pointerOffset,
-                                         "no image descriptor (word 8 of the vector table is 0x\(hex32(pointer))): the version cannot be checked on the unit"))
+            findings.append(
+                ImageFinding(
+                    .warning, at: base &+ ImageDescriptor.pointerOffset,
+                    "no image descriptor (word 8 of the vector table is 0x\(hex32(pointer))): the version cannot be checked on the unit"))
         case .unstamped(_, let address), .reserved(let address):
-            findings.append(ImageFinding(.warning, at: address, "the image descriptor is reserved but not stamped; run `dfuhop image stamp`"))
+            findings.append(
+                ImageFinding(.warning, at: address, "the image descriptor is reserved but not stamped; run `dfuhop image stamp`"))
         case .invalid(let error):
             let address: UInt32? = if case .address(let address) = error.location { address } else { nil }
             findings.append(ImageFinding(.error, at: address, error.problem))
@@ -104,47 +116,69 @@ public enum ImageCheck {
             // Bytes past the declared size would be flashed but not covered by the CRC.
             let declaredEnd = UInt64(base) + UInt64(found.imageSize)
             if image.end > declaredEnd, let stray = firstProgrammedByte(in: image, from: declaredEnd) {
-                findings.append(ImageFinding(.error, at: stray,
-                                             "data at 0x\(hex32(stray)) lies beyond the \(found.imageSize) bytes the descriptor at 0x\(hex32(address)) covers; stamp the image again"))
+                findings.append(
+                    ImageFinding(
+                        .error, at: stray,
+                        "data at 0x\(hex32(stray)) lies beyond the \(found.imageSize) bytes the descriptor at 0x\(hex32(address)) covers; stamp the image again"
+                    ))
             }
         }
         return ImageReport(vectorTable: table, descriptor: descriptor, findings: findings)
     }
 
-    private static func checkStackPointer(_ stackPointer: UInt32, base: UInt32, target: TargetMemoryMap?, into findings: inout [ImageFinding]) {
+    private static func checkStackPointer(
+        _ stackPointer: UInt32, base: UInt32, target: TargetMemoryMap?, into findings: inout [ImageFinding]
+    ) {
         if stackPointer == 0xFFFF_FFFF {
-            findings.append(ImageFinding(.error, at: base, "the initial stack pointer is 0xFFFFFFFF (erased): there is no vector table at the image base"))
+            findings.append(
+                ImageFinding(
+                    .error, at: base, "the initial stack pointer is 0xFFFFFFFF (erased): there is no vector table at the image base"))
             return
         }
         // The initial SP is the top of the stack: one past its highest byte, so the end of a RAM region counts.
-        let inRegion = { (region: ClosedRange<UInt32>) in stackPointer > region.lowerBound && UInt64(stackPointer) <= UInt64(region.upperBound) + 1 }
+        let inRegion = { (region: ClosedRange<UInt32>) in
+            stackPointer > region.lowerBound && UInt64(stackPointer) <= UInt64(region.upperBound) + 1
+        }
         if let target {
             if !target.ram.contains(where: inRegion) {
-                findings.append(ImageFinding(.error, at: base,
-                                             "the initial stack pointer 0x\(hex32(stackPointer)) is outside the RAM of \(target.partName) (\(target.ram.map(describe).joined(separator: ", ")))"))
+                findings.append(
+                    ImageFinding(
+                        .error, at: base,
+                        "the initial stack pointer 0x\(hex32(stackPointer)) is outside the RAM of \(target.partName) (\(target.ram.map(describe).joined(separator: ", ")))"
+                    ))
             }
         } else if !inRegion(architecturalSRAM) {
-            findings.append(ImageFinding(.warning, at: base,
-                                         "the initial stack pointer 0x\(hex32(stackPointer)) is outside the Cortex-M SRAM region (0x20000000-0x3FFFFFFF); name the part (--family) to check it against its RAM"))
+            findings.append(
+                ImageFinding(
+                    .warning, at: base,
+                    "the initial stack pointer 0x\(hex32(stackPointer)) is outside the Cortex-M SRAM region (0x20000000-0x3FFFFFFF); name the part (--family) to check it against its RAM"
+                ))
         }
         if stackPointer % 8 != 0 {
-            findings.append(ImageFinding(.warning, at: base, "the initial stack pointer 0x\(hex32(stackPointer)) is not 8-byte aligned (AAPCS)"))
+            findings.append(
+                ImageFinding(.warning, at: base, "the initial stack pointer 0x\(hex32(stackPointer)) is not 8-byte aligned (AAPCS)"))
         }
     }
 
     private static func checkResetHandler(_ handler: UInt32, image: NormalizedImage, base: UInt32, into findings: inout [ImageFinding]) {
         let address = handler & ~1
         if handler & 1 == 0 {
-            findings.append(ImageFinding(.error, at: base &+ 4,
-                                         "the reset handler 0x\(hex32(handler)) has the Thumb bit (bit 0) clear; a Cortex-M faults on it"))
+            findings.append(
+                ImageFinding(
+                    .error, at: base &+ 4,
+                    "the reset handler 0x\(hex32(handler)) has the Thumb bit (bit 0) clear; a Cortex-M faults on it"))
         }
         if image.byte(at: address) == nil {
-            findings.append(ImageFinding(.error, at: base &+ 4,
-                                         "the reset handler 0x\(hex32(handler)) points outside the image"))
+            findings.append(
+                ImageFinding(
+                    .error, at: base &+ 4,
+                    "the reset handler 0x\(hex32(handler)) points outside the image"))
         }
         if let entry = image.entryPoint, entry & ~1 != address, entry != base {
-            findings.append(ImageFinding(.warning, at: entry,
-                                         "the file's start address 0x\(hex32(entry)) is neither the reset handler 0x\(hex32(handler)) nor the vector table"))
+            findings.append(
+                ImageFinding(
+                    .warning, at: entry,
+                    "the file's start address 0x\(hex32(entry)) is neither the reset handler 0x\(hex32(handler)) nor the vector table"))
         }
     }
 

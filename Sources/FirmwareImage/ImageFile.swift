@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reading and writing image files with plain POSIX calls: input streamed in chunks, output written to
@@ -12,7 +12,9 @@ public enum ImageFile {
     static let chunkSize = 1 << 20
 
     /// Reads `path`, detecting the format (magic numbers, then extension, then content) unless given.
-    public static func read(path: String, format: ImageFormat? = nil, options: ReadOptions = ReadOptions()) throws(ImageError) -> FirmwareImage {
+    public static func read(path: String, format: ImageFormat? = nil, options: ReadOptions = ReadOptions()) throws(ImageError)
+        -> FirmwareImage
+    {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw ImageError(.cannotRead, file: path, "cannot open: \(errnoText())")
@@ -38,7 +40,8 @@ public enum ImageFile {
         return try reader.finish()
     }
 
-    private static func readSome(_ descriptor: Int32, into chunk: UnsafeMutableBufferPointer<UInt8>, path: String) throws(ImageError) -> Int {
+    private static func readSome(_ descriptor: Int32, into chunk: UnsafeMutableBufferPointer<UInt8>, path: String) throws(ImageError) -> Int
+    {
         while true {
             let count = posixRead(descriptor, chunk.baseAddress, chunk.count)
             if count >= 0 { return count }
@@ -48,8 +51,10 @@ public enum ImageFile {
     }
 
     /// Writes `image` to `path` in `format` (atomically and safely: `OutputFile`).
-    public static func write(_ image: FirmwareImage, to path: String, as format: ImageFormat,
-                             options: WriteOptions = WriteOptions()) throws(ImageError) {
+    public static func write(
+        _ image: FirmwareImage, to path: String, as format: ImageFormat,
+        options: WriteOptions = WriteOptions()
+    ) throws(ImageError) {
         let file = try OutputFile(path: path)
         var output = ChunkedOutput { (bytes) throws(ImageError) in try file.write(bytes) }
         try ImageWriter.write(image, as: format, options: options, file: path, to: &output)
@@ -63,10 +68,10 @@ public enum ImageFile {
 
 private func posixRead(_ descriptor: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ count: Int) -> Int {
     #if canImport(Glibc)
-    Glibc.read(descriptor, buffer, count)
+        Glibc.read(descriptor, buffer, count)
     #elseif canImport(Musl)
-    Musl.read(descriptor, buffer, count)
+        Musl.read(descriptor, buffer, count)
     #else
-    Darwin.read(descriptor, buffer, count)
+        Darwin.read(descriptor, buffer, count)
     #endif
 }

@@ -46,7 +46,7 @@ public struct ImageReader {
     public mutating func consume(_ chunk: UnsafeBufferPointer<UInt8>) throws(ImageError) {
         switch state {
         case .intelHex(var splitter):
-            state = .whole([])  // Drop the enum's reference so the splitter is mutated in place.
+            state = .whole([]) // Drop the enum's reference so the splitter is mutated in place.
             defer { state = .intelHex(splitter) }
             try splitter.consume(chunk)
         case .srec(var splitter):
@@ -77,7 +77,9 @@ public struct ImageReader {
         }
     }
 
-    private static func readWhole(_ bytes: [UInt8], format: ImageFormat, file: String, options: ReadOptions) throws(ImageError) -> FirmwareImage {
+    private static func readWhole(_ bytes: [UInt8], format: ImageFormat, file: String, options: ReadOptions) throws(ImageError)
+        -> FirmwareImage
+    {
         switch format {
         case .elf:
             return try ElfReader.read(bytes, file: file)
@@ -97,8 +99,10 @@ public struct ImageReader {
     }
 
     /// Reads a whole file held in memory, detecting its format unless one is given.
-    public static func read(_ bytes: [UInt8], file: String, format: ImageFormat? = nil,
-                            options: ReadOptions = ReadOptions()) throws(ImageError) -> FirmwareImage {
+    public static func read(
+        _ bytes: [UInt8], file: String, format: ImageFormat? = nil,
+        options: ReadOptions = ReadOptions()
+    ) throws(ImageError) -> FirmwareImage {
         let chosen = format ?? detectFormat(fileName: file, head: bytes.prefix(64))
         var reader = ImageReader(format: chosen, file: file, options: options, expectedSize: bytes.count)
         try reader.consume(bytes)
@@ -115,8 +119,8 @@ public struct ImageReader {
         switch formatForExtension(of: fileName) {
         case .intelHex?: return .intelHex
         case .srec?: return .srec
-        case .elf?: return .elf  // Not an ELF after all: the reader says so.
-        case .dfuse?: return .dfuSuffixed  // A .dfu without the DfuSe prefix can only be a plain DFU file.
+        case .elf?: return .elf // Not an ELF after all: the reader says so.
+        case .dfuse?: return .dfuSuffixed // A .dfu without the DfuSe prefix can only be a plain DFU file.
         case .binary?: return .binary
         case .dfuSuffixed?, nil: break
         }

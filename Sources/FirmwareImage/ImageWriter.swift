@@ -12,8 +12,10 @@ public struct WriteOptions: Sendable, Hashable {
     /// would otherwise produce a huge file).
     public var maximumBinarySize: Int
 
-    public init(suffixIdentity: DfuSuffixIdentity? = nil, targetName: String? = nil, bytesPerRecord: Int = 16,
-                maximumBinarySize: Int = 256 << 20) {
+    public init(
+        suffixIdentity: DfuSuffixIdentity? = nil, targetName: String? = nil, bytesPerRecord: Int = 16,
+        maximumBinarySize: Int = 256 << 20
+    ) {
         self.suffixIdentity = suffixIdentity
         self.targetName = targetName
         self.bytesPerRecord = bytesPerRecord
@@ -87,8 +89,10 @@ public struct ChunkedOutput {
 public enum ImageWriter {
     /// Writes `image` in `format` through `output` (flushed at the end). Single-memory formats (HEX,
     /// S-record, binary) take the image's one target; pick a target first if the image has several.
-    public static func write(_ image: FirmwareImage, as format: ImageFormat, options: WriteOptions = WriteOptions(),
-                             file: String, to output: inout ChunkedOutput) throws(ImageError) {
+    public static func write(
+        _ image: FirmwareImage, as format: ImageFormat, options: WriteOptions = WriteOptions(),
+        file: String, to output: inout ChunkedOutput
+    ) throws(ImageError) {
         guard (1...255).contains(options.bytesPerRecord) else {
             throw ImageError(.unsupported, file: file, "\(options.bytesPerRecord) bytes per record; a record holds 1 to 255")
         }
@@ -100,8 +104,9 @@ public enum ImageWriter {
                 target.segments = target.segments.sorted { $0.address < $1.address }
                 return target
             }
-            try DfuFile.writeDfuSe(targets, identity: options.suffixIdentity ?? image.suffixIdentity ?? WriteOptions.defaultIdentity,
-                                   file: file, to: &output)
+            try DfuFile.writeDfuSe(
+                targets, identity: options.suffixIdentity ?? image.suffixIdentity ?? WriteOptions.defaultIdentity,
+                file: file, to: &output)
         case .intelHex:
             try IntelHexWriter(bytesPerRecord: options.bytesPerRecord)
                 .write(try singleTarget(image, format, file), entryPoint: image.entryPoint, to: &output)
@@ -111,14 +116,17 @@ public enum ImageWriter {
         case .binary:
             try writeBinary(try singleTarget(image, format, file), maximumSize: options.maximumBinarySize, file: file, to: &output)
         case .elf, .dfuSuffixed:
-            throw ImageError(.unsupported, file: file, "dfuhop reads \(format.displayName) but does not write it; write .dfu, .hex, .srec or .bin")
+            throw ImageError(
+                .unsupported, file: file, "dfuhop reads \(format.displayName) but does not write it; write .dfu, .hex, .srec or .bin")
         }
         try output.flush()
     }
 
     /// The whole output as bytes (for tests and small images).
-    public static func bytes(_ image: FirmwareImage, as format: ImageFormat, options: WriteOptions = WriteOptions(),
-                             file: String = "output") throws(ImageError) -> [UInt8] {
+    public static func bytes(
+        _ image: FirmwareImage, as format: ImageFormat, options: WriteOptions = WriteOptions(),
+        file: String = "output"
+    ) throws(ImageError) -> [UInt8] {
         var result: [UInt8] = []
         var output = ChunkedOutput { (chunk) throws(ImageError) in result.append(contentsOf: chunk) }
         try write(image, as: format, options: options, file: file, to: &output)
@@ -129,26 +137,34 @@ public enum ImageWriter {
     private static func singleTarget(_ image: FirmwareImage, _ format: ImageFormat, _ file: String) throws(ImageError) -> [Segment] {
         guard image.targets.count <= 1 else {
             let list = image.targets.map { "alt \($0.alternateSetting)" + ($0.name.map { " '\($0)'" } ?? "") }.joined(separator: ", ")
-            throw ImageError(.unsupported, file: file,
-                             "the image has \(image.targets.count) targets (\(list)); \(format.displayName) holds one memory: choose one target")
+            throw ImageError(
+                .unsupported, file: file,
+                "the image has \(image.targets.count) targets (\(list)); \(format.displayName) holds one memory: choose one target")
         }
         let sorted = image.segments.filter { !$0.bytes.isEmpty }.sorted { $0.address < $1.address }
         for (previous, next) in zip(sorted, sorted.dropFirst()) where UInt64(next.address) < previous.end {
-            throw ImageError(file: file, at: .address(next.address),
-                             "segments overlap: \(previous.extent) and \(next.extent)")
+            throw ImageError(
+                file: file, at: .address(next.address),
+                "segments overlap: \(previous.extent) and \(next.extent)")
         }
         return sorted
     }
 
     /// Raw binary: from the lowest address to the end of the highest segment, gaps filled with 0xFF.
-    private static func writeBinary(_ segments: [Segment], maximumSize: Int, file: String,
-                                    to output: inout ChunkedOutput) throws(ImageError) {
+    private static func writeBinary(
+        _ segments: [Segment], maximumSize: Int, file: String,
+        to output: inout ChunkedOutput
+    ) throws(ImageError) {
         guard let first = segments.first, let last = segments.last else { return }
         let size = last.end - UInt64(first.address)
         guard size <= UInt64(maximumSize) else {
-            let gaps = segments.count > 1 ? "; gaps between segments are filled with 0xFF (segments: \(segments.map(\.extent.description).joined(separator: ", ")))" : ""
-            throw ImageError(.unsupported, file: file,
-                             "a raw binary of this image would be \(size) bytes, over the \(maximumSize)-byte limit\(gaps)")
+            let gaps =
+                segments.count > 1
+                ? "; gaps between segments are filled with 0xFF (segments: \(segments.map(\.extent.description).joined(separator: ", ")))"
+                : ""
+            throw ImageError(
+                .unsupported, file: file,
+                "a raw binary of this image would be \(size) bytes, over the \(maximumSize)-byte limit\(gaps)")
         }
         var position = UInt64(first.address)
         for segment in segments {

@@ -46,21 +46,24 @@ struct IntelHexParser: LineRecordParser {
             decodeHexPairs(line, from: 1, pairs: pairs, into: bytes, table: table)
         }
         if let position = invalid {
-            throw ImageError(file: file, at: .line(number),
-                             "\(describeCharacter(line[position])) at column \(position + 1) is not a hex digit")
+            throw ImageError(
+                file: file, at: .line(number),
+                "\(describeCharacter(line[position])) at column \(position + 1) is not a hex digit")
         }
         let dataCount = Int(bytes[0])
         guard pairs == dataCount + 5 else {
-            throw ImageError(file: file, at: .line(number),
-                             "byte count says \(dataCount) data bytes but the record holds \(pairs - 5)")
+            throw ImageError(
+                file: file, at: .line(number),
+                "byte count says \(dataCount) data bytes but the record holds \(pairs - 5)")
         }
         var sum: UInt8 = 0
         for index in 0..<pairs { sum &+= bytes[index] }
         guard sum == 0 else {
             let stated = bytes[pairs - 1]
             let needed = stated &- sum
-            throw ImageError(file: file, at: .line(number),
-                             "checksum is 0x\(hex8(stated)), the record needs 0x\(hex8(needed))")
+            throw ImageError(
+                file: file, at: .line(number),
+                "checksum is 0x\(hex8(stated)), the record needs 0x\(hex8(needed))")
         }
         records += 1
         let offset = UInt32(bytes[1]) << 8 | UInt32(bytes[2])
@@ -76,24 +79,27 @@ struct IntelHexParser: LineRecordParser {
             endOfFileLine = number
         case 0x02, 0x04:
             guard dataCount == 2 else {
-                throw ImageError(file: file, at: .line(number),
-                                 "extended address record (type 0\(type)) must have 2 data bytes, has \(dataCount)")
+                throw ImageError(
+                    file: file, at: .line(number),
+                    "extended address record (type 0\(type)) must have 2 data bytes, has \(dataCount)")
             }
             let value = UInt32(data[0]) << 8 | UInt32(data[1])
             segmentAddressing = type == 0x02
             base = segmentAddressing ? value << 4 : value << 16
         case 0x03, 0x05:
             guard dataCount == 4 else {
-                throw ImageError(file: file, at: .line(number),
-                                 "start address record (type 0\(type)) must have 4 data bytes, has \(dataCount)")
+                throw ImageError(
+                    file: file, at: .line(number),
+                    "start address record (type 0\(type)) must have 4 data bytes, has \(dataCount)")
             }
             let high = UInt32(data[0]) << 8 | UInt32(data[1])
             let low = UInt32(data[2]) << 8 | UInt32(data[3])
             // 03 holds CS:IP (address = CS × 16 + IP); 05 holds a 32-bit EIP.
             let address = type == 0x03 ? (high << 4) &+ low : high << 16 | low
             if let previous = entryPoint, previous != address {
-                throw ImageError(file: file, at: .line(number),
-                                 "start address 0x\(hex32(address)) contradicts 0x\(hex32(previous)) on line \(entryLine)")
+                throw ImageError(
+                    file: file, at: .line(number),
+                    "start address 0x\(hex32(address)) contradicts 0x\(hex32(previous)) on line \(entryLine)")
             }
             entryPoint = address
             entryLine = number
@@ -156,7 +162,9 @@ struct IntelHexWriter {
                 let address = segment.address &+ UInt32(offset)
                 if upper != address >> 16 {
                     upper = address >> 16
-                    try emit([0x02, 0x00, 0x00, 0x04, UInt8(address >> 24), UInt8(truncatingIfNeeded: address >> 16)], into: &line, output: &output)
+                    try emit(
+                        [0x02, 0x00, 0x00, 0x04, UInt8(address >> 24), UInt8(truncatingIfNeeded: address >> 16)], into: &line,
+                        output: &output)
                 }
                 let toBoundary = Int(0x1_0000 - (address & 0xFFFF))
                 let count = min(bytesPerRecord, segment.bytes.count - offset, toBoundary)
@@ -171,8 +179,11 @@ struct IntelHexWriter {
             }
         }
         if let entry = entryPoint {
-            try emit([0x04, 0x00, 0x00, 0x05, UInt8(entry >> 24), UInt8(truncatingIfNeeded: entry >> 16),
-                      UInt8(truncatingIfNeeded: entry >> 8), UInt8(truncatingIfNeeded: entry)], into: &line, output: &output)
+            try emit(
+                [
+                    0x04, 0x00, 0x00, 0x05, UInt8(entry >> 24), UInt8(truncatingIfNeeded: entry >> 16),
+                    UInt8(truncatingIfNeeded: entry >> 8), UInt8(truncatingIfNeeded: entry)
+                ], into: &line, output: &output)
         }
         try emit([0x00, 0x00, 0x00, 0x01], into: &line, output: &output)
     }

@@ -76,8 +76,10 @@ public struct FirmwareImage: Sendable, Hashable {
     /// The USB identity of a .dfu suffix, if the file had one.
     public var suffixIdentity: DfuSuffixIdentity?
 
-    public init(format: ImageFormat, targets: [ImageTarget], entryPoint: UInt32? = nil,
-                suffixIdentity: DfuSuffixIdentity? = nil) {
+    public init(
+        format: ImageFormat, targets: [ImageTarget], entryPoint: UInt32? = nil,
+        suffixIdentity: DfuSuffixIdentity? = nil
+    ) {
         self.format = format
         self.targets = targets
         self.entryPoint = entryPoint

@@ -113,7 +113,7 @@ extension FirmwareImage {
             }
             let first = sorted[groupStart]
             if groupEnd == groupStart + 1 && UInt64(first.address) == start && first.end == end {
-                result.append(first)  // Already whole units: share its storage, copy nothing.
+                result.append(first) // Already whole units: share its storage, copy nothing.
             } else {
                 var bytes = [UInt8]()
                 bytes.reserveCapacity(Int(end - start))

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An output file written safely: the bytes go to `PATH.dfuhop-partial`, created exclusively (O_EXCL, so
@@ -73,23 +73,25 @@ public final class OutputFile {
             return
         }
         guard (status.st_mode & S_IFMT) == S_IFREG, status.st_uid == geteuid(), status.st_nlink == 1 else {
-            throw ImageError(.cannotWrite, file: path,
-                             "\(temporary) exists and is not a partial file of this user's (a symlink, another file type, another owner, "
-                                 + "or a hard link); remove it and try again")
+            throw ImageError(
+                .cannotWrite, file: path,
+                "\(temporary) exists and is not a partial file of this user's (a symlink, another file type, another owner, "
+                    + "or a hard link); remove it and try again")
         }
         guard unlink(temporary) == 0 || errno == ENOENT else {
-            throw ImageError(.cannotWrite, file: path,
-                             "cannot remove the partial file \(temporary) of an earlier run: \(ImageFile.errnoText())")
+            throw ImageError(
+                .cannotWrite, file: path,
+                "cannot remove the partial file \(temporary) of an earlier run: \(ImageFile.errnoText())")
         }
     }
 }
 
 private func posixWrite(_ descriptor: Int32, _ buffer: UnsafePointer<UInt8>, _ count: Int) -> Int {
     #if canImport(Glibc)
-    Glibc.write(descriptor, buffer, count)
+        Glibc.write(descriptor, buffer, count)
     #elseif canImport(Musl)
-    Musl.write(descriptor, buffer, count)
+        Musl.write(descriptor, buffer, count)
     #else
-    Darwin.write(descriptor, buffer, count)
+        Darwin.write(descriptor, buffer, count)
     #endif
 }

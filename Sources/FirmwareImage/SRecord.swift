@@ -34,36 +34,42 @@ struct SRecordParser: LineRecordParser {
             throw ImageError(file: file, at: .line(number), "expected 'S' at the start of a record, found \(describeCharacter(line[0]))")
         }
         guard line.count >= 4 else {
-            throw ImageError(file: file, at: .line(number), "record has \(line.count) characters, too few for a type, a byte count and a checksum")
+            throw ImageError(
+                file: file, at: .line(number), "record has \(line.count) characters, too few for a type, a byte count and a checksum")
         }
         let typeDigit = Int(line[1]) - 0x30
         guard (0...9).contains(typeDigit), let addressLength = Self.addressLength[typeDigit] else {
-            throw ImageError(file: file, at: .line(number),
-                             "unknown record type \(describeCharacter(line[1])) (S-records are S0 to S9, S4 reserved)")
+            throw ImageError(
+                file: file, at: .line(number),
+                "unknown record type \(describeCharacter(line[1])) (S-records are S0 to S9, S4 reserved)")
         }
         let table = hexDigitValue
         let countHigh = table[Int(line[2])]
         let countLow = table[Int(line[3])]
         guard countHigh | countLow <= 0x0F else {
             let position = countHigh > 0x0F ? 2 : 3
-            throw ImageError(file: file, at: .line(number), "\(describeCharacter(line[position])) at column \(position + 1) is not a hex digit")
+            throw ImageError(
+                file: file, at: .line(number), "\(describeCharacter(line[position])) at column \(position + 1) is not a hex digit")
         }
         let count = Int(countHigh << 4 | countLow)
         guard line.count == 4 + 2 * count else {
-            throw ImageError(file: file, at: .line(number),
-                             "byte count says \(count) bytes follow (\(2 * count) hex digits), the record holds \(line.count - 4) digits")
+            throw ImageError(
+                file: file, at: .line(number),
+                "byte count says \(count) bytes follow (\(2 * count) hex digits), the record holds \(line.count - 4) digits")
         }
         guard count >= addressLength + 1 else {
-            throw ImageError(file: file, at: .line(number),
-                             "byte count \(count) is too small for an S\(typeDigit) record (\(addressLength)-byte address and a checksum)")
+            throw ImageError(
+                file: file, at: .line(number),
+                "byte count \(count) is too small for an S\(typeDigit) record (\(addressLength)-byte address and a checksum)")
         }
         let bytes = scratch.buffer
         let invalid = table.withUnsafeBufferPointer { table in
             decodeHexPairs(line, from: 4, pairs: count, into: bytes, table: table)
         }
         if let position = invalid {
-            throw ImageError(file: file, at: .line(number),
-                             "\(describeCharacter(line[position])) at column \(position + 1) is not a hex digit")
+            throw ImageError(
+                file: file, at: .line(number),
+                "\(describeCharacter(line[position])) at column \(position + 1) is not a hex digit")
         }
         var sum = UInt8(count)
         for index in 0..<count - 1 { sum &+= bytes[index] }
@@ -77,7 +83,7 @@ struct SRecordParser: LineRecordParser {
         let data = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[addressLength..<count - 1])
         switch typeDigit {
         case 0:
-            break  // Header: free text, nothing to load.
+            break // Header: free text, nothing to load.
         case 1, 2, 3:
             guard UInt64(address) + UInt64(data.count) <= 0x1_0000_0000 else {
                 throw ImageError(file: file, at: .line(number), "data record at 0x\(hex32(address)) runs past the 4 GiB address space")
@@ -87,8 +93,9 @@ struct SRecordParser: LineRecordParser {
         case 5, 6:
             // The count covers S1/S2/S3 records so far; a mismatch means records were lost or added.
             guard Int(address) == dataRecords else {
-                throw ImageError(file: file, at: .line(number),
-                                 "record count S\(typeDigit) says \(address) data records, the file has \(dataRecords) before it")
+                throw ImageError(
+                    file: file, at: .line(number),
+                    "record count S\(typeDigit) says \(address) data records, the file has \(dataRecords) before it")
             }
         default:
             // S7/S8/S9. Writers put 0 here when there is no start address.
@@ -135,8 +142,9 @@ struct SRecordWriter {
             var offset = 0
             while offset < segment.bytes.count {
                 let count = min(perRecord, segment.bytes.count - offset)
-                try emit(type: dataType, address: segment.address &+ UInt32(offset), addressLength: addressLength,
-                         data: segment.bytes[offset..<offset + count], fields: &fields, line: &line, output: &output)
+                try emit(
+                    type: dataType, address: segment.address &+ UInt32(offset), addressLength: addressLength,
+                    data: segment.bytes[offset..<offset + count], fields: &fields, line: &line, output: &output)
                 dataRecords += 1
                 offset += count
             }
@@ -146,13 +154,16 @@ struct SRecordWriter {
         } else if dataRecords <= 0xFF_FFFF {
             try emit(type: 6, address: UInt32(dataRecords), addressLength: 3, data: [], fields: &fields, line: &line, output: &output)
         }
-        try emit(type: 10 - dataType, address: entryPoint ?? 0, addressLength: addressLength, data: [],
-                 fields: &fields, line: &line, output: &output)
+        try emit(
+            type: 10 - dataType, address: entryPoint ?? 0, addressLength: addressLength, data: [],
+            fields: &fields, line: &line, output: &output)
     }
 
-    private func emit<Data: Collection<UInt8>>(type: UInt8, address: UInt32, addressLength: Int, data: Data,
-                                               fields: inout [UInt8], line: inout [UInt8],
-                                               output: inout ChunkedOutput) throws(ImageError) {
+    private func emit<Data: Collection<UInt8>>(
+        type: UInt8, address: UInt32, addressLength: Int, data: Data,
+        fields: inout [UInt8], line: inout [UInt8],
+        output: inout ChunkedOutput
+    ) throws(ImageError) {
         fields.removeAll(keepingCapacity: true)
         fields.append(UInt8(addressLength + data.count + 1))
         for index in stride(from: addressLength - 1, through: 0, by: -1) {

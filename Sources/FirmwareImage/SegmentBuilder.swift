@@ -53,7 +53,7 @@ struct SegmentBuilder {
             runs = []
         }
         if runs.count == 1 {
-            return [Segment(address: runs[0].address, bytes: payload)]  // one run: hand the buffer over, no copy
+            return [Segment(address: runs[0].address, bytes: payload)] // one run: hand the buffer over, no copy
         }
         runs.sort { ($0.address, $0.offset) < ($1.address, $1.offset) }
         var groups: [Range<Int>] = []
@@ -61,7 +61,8 @@ struct SegmentBuilder {
         while start < runs.count {
             var next = start + 1
             while next < runs.count, runs[next].address == UInt32(truncatingIfNeeded: runs[next - 1].end),
-                  runs[next - 1].end < 0x1_0000_0000 {
+                runs[next - 1].end < 0x1_0000_0000
+            {
                 next += 1
             }
             groups.append(start..<next)

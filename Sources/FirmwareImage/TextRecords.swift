@@ -44,8 +44,9 @@ struct LineSplitter<Parser: LineRecordParser> {
             carry.append(contentsOf: chunk[start..<count])
             // A line this long cannot be a record: stop before buffering an unbounded amount.
             if carry.count > Parser.maximumLineLength + 64 {
-                throw ImageError(file: file, at: .line(lineNumber + 1),
-                                 "line is longer than any valid record (\(Parser.maximumLineLength) characters); is this a text image?")
+                throw ImageError(
+                    file: file, at: .line(lineNumber + 1),
+                    "line is longer than any valid record (\(Parser.maximumLineLength) characters); is this a text image?")
             }
         }
     }
@@ -69,8 +70,9 @@ struct LineSplitter<Parser: LineRecordParser> {
             end -= 1
         }
         if end > Parser.maximumLineLength {
-            throw ImageError(file: file, at: .line(lineNumber),
-                             "line has \(end) characters, more than any valid record (\(Parser.maximumLineLength))")
+            throw ImageError(
+                file: file, at: .line(lineNumber),
+                "line has \(end) characters, more than any valid record (\(Parser.maximumLineLength))")
         }
         try parser.parse(line: UnsafeBufferPointer(rebasing: raw[0..<end]), number: lineNumber)
     }
@@ -91,8 +93,10 @@ let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 /// Decodes `pairs` hex pairs from `line` starting at `offset` into `output`. Returns the index (in
 /// characters) of the first non-hex character, or nil when all were valid.
 @inline(__always)
-func decodeHexPairs(_ line: UnsafeBufferPointer<UInt8>, from offset: Int, pairs: Int,
-                    into output: UnsafeMutableBufferPointer<UInt8>, table: UnsafeBufferPointer<UInt8>) -> Int? {
+func decodeHexPairs(
+    _ line: UnsafeBufferPointer<UInt8>, from offset: Int, pairs: Int,
+    into output: UnsafeMutableBufferPointer<UInt8>, table: UnsafeBufferPointer<UInt8>
+) -> Int? {
     var position = offset
     for index in 0..<pairs {
         let high = table[Int(line[position])]

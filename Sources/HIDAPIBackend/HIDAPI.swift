@@ -30,11 +30,12 @@ enum HIDAPI {
             while let info = cursor {
                 let i = info.pointee
                 if i.bus_type == HID_API_BUS_USB, let path = i.path {
-                    records.append(HIDAPIDeviceRecord(
-                        path: String(cString: path), vendorID: i.vendor_id, productID: i.product_id,
-                        serialNumber: string(i.serial_number), manufacturer: string(i.manufacturer_string),
-                        product: string(i.product_string), releaseNumber: i.release_number, usagePage: i.usage_page,
-                        usage: i.usage, interfaceNumber: Int(i.interface_number)))
+                    records.append(
+                        HIDAPIDeviceRecord(
+                            path: String(cString: path), vendorID: i.vendor_id, productID: i.product_id,
+                            serialNumber: string(i.serial_number), manufacturer: string(i.manufacturer_string),
+                            product: string(i.product_string), releaseNumber: i.release_number, usagePage: i.usage_page,
+                            usage: i.usage, interfaceNumber: Int(i.interface_number)))
                 }
                 cursor = i.next
             }
@@ -87,8 +88,10 @@ public struct HIDAPIDeviceRecord: Sendable, Hashable {
     public var usage: UInt16
     public var interfaceNumber: Int
 
-    public init(path: String, vendorID: UInt16, productID: UInt16, serialNumber: String? = nil, manufacturer: String? = nil,
-                product: String? = nil, releaseNumber: UInt16 = 0, usagePage: UInt16, usage: UInt16, interfaceNumber: Int) {
+    public init(
+        path: String, vendorID: UInt16, productID: UInt16, serialNumber: String? = nil, manufacturer: String? = nil,
+        product: String? = nil, releaseNumber: UInt16 = 0, usagePage: UInt16, usage: UInt16, interfaceNumber: Int
+    ) {
         self.path = path
         self.vendorID = vendorID
         self.productID = productID

@@ -48,12 +48,14 @@ public final class HIDAPIBackend: Sendable {
 
     static func info(_ record: HIDAPIDeviceRecord) -> HIDDeviceInfo {
         let location = HIDRawSysfs.usbLocation(ofNode: record.path)
-        let usb = USBDeviceIdentity(vendorID: record.vendorID, productID: record.productID, bcdDevice: record.releaseNumber,
-                                    serialNumber: record.serialNumber, manufacturer: record.manufacturer,
-                                    product: record.product, portPath: location?.portPath ?? "")
-        return HIDDeviceInfo(usb: usb, usagePage: record.usagePage, usage: record.usage,
-                             interfaceNumber: record.interfaceNumber >= 0 ? record.interfaceNumber : (location?.interfaceNumber ?? -1),
-                             path: record.path)
+        let usb = USBDeviceIdentity(
+            vendorID: record.vendorID, productID: record.productID, bcdDevice: record.releaseNumber,
+            serialNumber: record.serialNumber, manufacturer: record.manufacturer,
+            product: record.product, portPath: location?.portPath ?? "")
+        return HIDDeviceInfo(
+            usb: usb, usagePage: record.usagePage, usage: record.usage,
+            interfaceNumber: record.interfaceNumber >= 0 ? record.interfaceNumber : (location?.interfaceNumber ?? -1),
+            path: record.path)
     }
 
     /// Opens the interface at `info.path`. Whether reports are numbered comes from the report

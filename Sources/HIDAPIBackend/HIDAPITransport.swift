@@ -57,7 +57,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
             let count = buffer.withUnsafeMutableBufferPointer { hid_read_timeout(device, $0.baseAddress, $0.count, milliseconds) }
             return (count, buffer)
         }
-        guard count > 0 else { return nil }  // 0: no report within the timeout
+        guard count > 0 else { return nil } // 0: no report within the timeout
         let report = Array(bytes.prefix(Int(count)))
         return numberedReports ? report : [0] + report
     }
@@ -112,14 +112,18 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         return Int32(min(milliseconds, Double(Int32.max)))
     }
 
-    private func call(_ what: HIDAPIError.Operation, _ operation: String,
-                      _ body: @escaping @Sendable (OpaquePointer) -> Int32) async throws(TransportError) -> Int32 {
+    private func call(
+        _ what: HIDAPIError.Operation, _ operation: String,
+        _ body: @escaping @Sendable (OpaquePointer) -> Int32
+    ) async throws(TransportError) -> Int32 {
         try await callReturning(what, operation) { device in (body(device), []) }.0
     }
 
     /// Runs `body` on the device queue; a negative count becomes a TransportError with hidapi's words.
-    private func callReturning(_ what: HIDAPIError.Operation, _ operation: String,
-                               _ body: @escaping @Sendable (OpaquePointer) -> (Int32, [UInt8])) async throws(TransportError) -> (Int32, [UInt8]) {
+    private func callReturning(
+        _ what: HIDAPIError.Operation, _ operation: String,
+        _ body: @escaping @Sendable (OpaquePointer) -> (Int32, [UInt8])
+    ) async throws(TransportError) -> (Int32, [UInt8]) {
         guard !lock.withLock({ closed }) else {
             throw HIDAPIError(.useAfterClose, path: info.path).transportError(device: info.description, operation: operation)
         }
@@ -131,8 +135,11 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
                 let (count, bytes) = body(device.pointer)
                 if count < 0 {
                     let number = errno
-                    continuation.resume(returning: .failure(HIDAPIError(what, path: path, message: HIDAPI.deviceError(device.pointer),
-                                                                        errorNumber: number)))
+                    continuation.resume(
+                        returning: .failure(
+                            HIDAPIError(
+                                what, path: path, message: HIDAPI.deviceError(device.pointer),
+                                errorNumber: number)))
                 } else {
                     continuation.resume(returning: .success((count, bytes)))
                 }

@@ -27,7 +27,7 @@ public struct HIDReportDescriptor: Sendable, Equatable {
         var offset = 0
         while offset < bytes.count {
             let prefix = bytes[offset]
-            if prefix == 0xFE {  // long item: bDataSize, bLongItemTag, data
+            if prefix == 0xFE { // long item: bDataSize, bLongItemTag, data
                 guard offset + 2 < bytes.count else {
                     throw HIDReportDescriptorError(offset: offset, problem: "long item header cut short")
                 }
@@ -40,21 +40,22 @@ public struct HIDReportDescriptor: Sendable, Equatable {
             }
             let size = [0, 1, 2, 4][Int(prefix & 0x03)]
             guard offset + 1 + size <= bytes.count else {
-                throw HIDReportDescriptorError(offset: offset, problem: "item 0x\(hex(prefix, 2)) needs \(size) data bytes, the descriptor ends first")
+                throw HIDReportDescriptorError(
+                    offset: offset, problem: "item 0x\(hex(prefix, 2)) needs \(size) data bytes, the descriptor ends first")
             }
             var value: UInt32 = 0
-            for index in 0 ..< size { value |= UInt32(bytes[offset + 1 + index]) << (8 * index) }
+            for index in 0..<size { value |= UInt32(bytes[offset + 1 + index]) << (8 * index) }
             switch prefix & 0xFC {
-            case 0x84:  // Report ID (global)
+            case 0x84: // Report ID (global)
                 guard size == 1, value != 0 else {
                     throw HIDReportDescriptorError(offset: offset, problem: "Report ID must be one byte from 1 to 255")
                 }
                 if !reportIDs.contains(UInt8(value)) { reportIDs.append(UInt8(value)) }
-            case 0x04:  // Usage Page (global)
+            case 0x04: // Usage Page (global)
                 currentPage = UInt16(truncatingIfNeeded: value)
-            case 0x08:  // Usage (local); remembered for the first collection
+            case 0x08: // Usage (local); remembered for the first collection
                 if usage == nil { usage = UInt16(truncatingIfNeeded: value) }
-            case 0xA0:  // Collection
+            case 0xA0: // Collection
                 if usagePage == nil { usagePage = currentPage }
             default:
                 break

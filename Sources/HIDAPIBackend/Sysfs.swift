@@ -8,7 +8,8 @@ public enum HIDRawSysfs {
     public static func nodeName(_ path: String) -> String? {
         let name = (path as NSString).lastPathComponent
         guard path.hasPrefix("/dev/"), name.hasPrefix("hidraw"), name.dropFirst(6).allSatisfy(\.isNumber),
-              name.count > 6 else { return nil }
+            name.count > 6
+        else { return nil }
         return name
     }
 
@@ -20,7 +21,7 @@ public enum HIDRawSysfs {
             let halves = component.split(separator: ":", omittingEmptySubsequences: false)
             guard halves.count == 2, isPortPath(halves[0]) else { continue }
             let configInterface = halves[1].split(separator: ".", omittingEmptySubsequences: false)
-            guard configInterface.count == 2, let _ = Int(configInterface[0]), let interface = Int(configInterface[1]) else { continue }
+            guard configInterface.count == 2, Int(configInterface[0]) != nil, let interface = Int(configInterface[1]) else { continue }
             return (String(halves[0]), interface)
         }
         return nil
@@ -29,10 +30,10 @@ public enum HIDRawSysfs {
     /// "BUS-PORT[.PORT]..." with decimal numbers, ports 1...255, at most 7 levels (USB 3.2 §10.1.3).
     static func isPortPath(_ text: Substring) -> Bool {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, let bus = Int(parts[0]), (1 ... 255).contains(bus), parts[0].allSatisfy(\.isNumber) else { return false }
+        guard parts.count == 2, let bus = Int(parts[0]), (1...255).contains(bus), parts[0].allSatisfy(\.isNumber) else { return false }
         let ports = parts[1].split(separator: ".", omittingEmptySubsequences: false)
-        return (1 ... 7).contains(ports.count)
-            && ports.allSatisfy { $0.count <= 3 && $0.allSatisfy(\.isNumber) && (1 ... 255).contains(Int($0) ?? 0) }
+        return (1...7).contains(ports.count)
+            && ports.allSatisfy { $0.count <= 3 && $0.allSatisfy(\.isNumber) && (1...255).contains(Int($0) ?? 0) }
     }
 
     /// Where the hidraw node `path` sits on USB, read from /sys/class/hidraw/NAME/device.
@@ -47,7 +48,8 @@ public enum HIDRawSysfs {
     /// The raw report descriptor of the hidraw node `path` (sysfs attribute report_descriptor).
     public static func reportDescriptor(ofNode path: String) -> [UInt8]? {
         guard let name = nodeName(path),
-              let data = FileManager.default.contents(atPath: "/sys/class/hidraw/\(name)/device/report_descriptor") else { return nil }
+            let data = FileManager.default.contents(atPath: "/sys/class/hidraw/\(name)/device/report_descriptor")
+        else { return nil }
         return [UInt8](data)
     }
 }

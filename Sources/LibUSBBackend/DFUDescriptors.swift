@@ -50,14 +50,16 @@ public struct DFUInterfaceDescription: Sendable, Hashable {
                 functional = try DFUFunctionalDescriptorParser.find(in: configuration.extra, context: "configuration")
             }
             guard let functional else {
-                throw DescriptorError("DFU interface \(number)", offset: 0,
-                                      "no DFU functional descriptor (type 0x21) in any of its \(settings.count) alternate settings")
+                throw DescriptorError(
+                    "DFU interface \(number)", offset: 0,
+                    "no DFU functional descriptor (type 0x21) in any of its \(settings.count) alternate settings")
             }
-            result.append(DFUInterfaceDescription(
-                interfaceNumber: number,
-                isDFUMode: settings.contains { $0.interfaceProtocol == DFUInterfaceClass.dfuModeProtocol },
-                settings: settings.map { Setting(alternateSetting: $0.alternateSetting, nameIndex: $0.nameIndex) },
-                functionalDescriptor: functional))
+            result.append(
+                DFUInterfaceDescription(
+                    interfaceNumber: number,
+                    isDFUMode: settings.contains { $0.interfaceProtocol == DFUInterfaceClass.dfuModeProtocol },
+                    settings: settings.map { Setting(alternateSetting: $0.alternateSetting, nameIndex: $0.nameIndex) },
+                    functionalDescriptor: functional))
         }
         return result
     }
@@ -87,7 +89,8 @@ public enum DFUFunctionalDescriptorParser {
             throw DescriptorError(context, offset: 5, "wTransferSize 0: no block could ever be sent")
         }
         let version: UInt16 = length >= 9 ? UInt16(bytes[7]) | UInt16(bytes[8]) << 8 : 0x0100
-        return DFUFunctionalDescriptor(attributes: bytes[2], detachTimeoutMs: UInt16(bytes[3]) | UInt16(bytes[4]) << 8,
-                                       transferSize: transferSize, dfuVersion: version)
+        return DFUFunctionalDescriptor(
+            attributes: bytes[2], detachTimeoutMs: UInt16(bytes[3]) | UInt16(bytes[4]) << 8,
+            transferSize: transferSize, dfuVersion: version)
     }
 }

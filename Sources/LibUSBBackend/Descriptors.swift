@@ -52,10 +52,11 @@ public func splitDescriptors(_ bytes: [UInt8], context: String) throws(Descripto
             throw DescriptorError(context, offset: offset, "bLength \(length) is shorter than a descriptor header (2)")
         }
         guard offset + length <= bytes.count else {
-            throw DescriptorError(context, offset: offset,
-                                  "bLength \(length) runs past the end (\(bytes.count - offset) bytes left)")
+            throw DescriptorError(
+                context, offset: offset,
+                "bLength \(length) runs past the end (\(bytes.count - offset) bytes left)")
         }
-        result.append(RawDescriptor(type: bytes[offset + 1], bytes: Array(bytes[offset ..< offset + length]), offset: offset))
+        result.append(RawDescriptor(type: bytes[offset + 1], bytes: Array(bytes[offset..<offset + length]), offset: offset))
         offset += length
     }
     return result
@@ -81,9 +82,11 @@ public struct USBDeviceDescriptor: Sendable, Hashable {
     public var serialNumberIndex: UInt8
     public var configurationCount: UInt8
 
-    public init(usbVersion: UInt16, deviceClass: UInt8, deviceSubclass: UInt8, deviceProtocol: UInt8,
-                maxPacketSize0: UInt8, vendorID: UInt16, productID: UInt16, bcdDevice: UInt16,
-                manufacturerIndex: UInt8, productIndex: UInt8, serialNumberIndex: UInt8, configurationCount: UInt8) {
+    public init(
+        usbVersion: UInt16, deviceClass: UInt8, deviceSubclass: UInt8, deviceProtocol: UInt8,
+        maxPacketSize0: UInt8, vendorID: UInt16, productID: UInt16, bcdDevice: UInt16,
+        manufacturerIndex: UInt8, productIndex: UInt8, serialNumberIndex: UInt8, configurationCount: UInt8
+    ) {
         self.usbVersion = usbVersion
         self.deviceClass = deviceClass
         self.deviceSubclass = deviceSubclass
@@ -106,10 +109,11 @@ public struct USBDeviceDescriptor: Sendable, Hashable {
         guard bytes[1] == DescriptorType.device else {
             throw DescriptorError(context, offset: 1, "bDescriptorType 0x\(hex(bytes[1], 2)), expected 0x01")
         }
-        self.init(usbVersion: le16(bytes, 2), deviceClass: bytes[4], deviceSubclass: bytes[5], deviceProtocol: bytes[6],
-                  maxPacketSize0: bytes[7], vendorID: le16(bytes, 8), productID: le16(bytes, 10), bcdDevice: le16(bytes, 12),
-                  manufacturerIndex: bytes[14], productIndex: bytes[15], serialNumberIndex: bytes[16],
-                  configurationCount: bytes[17])
+        self.init(
+            usbVersion: le16(bytes, 2), deviceClass: bytes[4], deviceSubclass: bytes[5], deviceProtocol: bytes[6],
+            maxPacketSize0: bytes[7], vendorID: le16(bytes, 8), productID: le16(bytes, 10), bcdDevice: le16(bytes, 12),
+            manufacturerIndex: bytes[14], productIndex: bytes[15], serialNumberIndex: bytes[16],
+            configurationCount: bytes[17])
     }
 }
 
@@ -126,8 +130,10 @@ public struct USBInterfaceSetting: Sendable, Hashable {
     /// Descriptors between this interface descriptor and the next one, endpoints excluded (libusb's `extra`).
     public var extra: [UInt8]
 
-    public init(interfaceNumber: UInt8, alternateSetting: UInt8, interfaceClass: UInt8, interfaceSubclass: UInt8,
-                interfaceProtocol: UInt8, nameIndex: UInt8, endpointCount: UInt8, extra: [UInt8]) {
+    public init(
+        interfaceNumber: UInt8, alternateSetting: UInt8, interfaceClass: UInt8, interfaceSubclass: UInt8,
+        interfaceProtocol: UInt8, nameIndex: UInt8, endpointCount: UInt8, extra: [UInt8]
+    ) {
         self.interfaceNumber = interfaceNumber
         self.alternateSetting = alternateSetting
         self.interfaceClass = interfaceClass
@@ -150,8 +156,10 @@ public struct USBConfiguration: Sendable, Hashable {
     /// Class-specific descriptors between the configuration descriptor and the first interface.
     public var extra: [UInt8]
 
-    public init(value: UInt8, nameIndex: UInt8, attributes: UInt8, maxPower: UInt8, settings: [USBInterfaceSetting],
-                extra: [UInt8] = []) {
+    public init(
+        value: UInt8, nameIndex: UInt8, attributes: UInt8, maxPower: UInt8, settings: [USBInterfaceSetting],
+        extra: [UInt8] = []
+    ) {
         self.value = value
         self.nameIndex = nameIndex
         self.attributes = attributes
@@ -177,7 +185,7 @@ public struct USBConfiguration: Sendable, Hashable {
         guard totalLength <= bytes.count else {
             throw DescriptorError(context, offset: 2, "wTotalLength \(totalLength) but only \(bytes.count) bytes")
         }
-        let descriptors = try splitDescriptors(Array(bytes[0 ..< totalLength]), context: context)
+        let descriptors = try splitDescriptors(Array(bytes[0..<totalLength]), context: context)
 
         var settings: [USBInterfaceSetting] = []
         var configurationExtra: [UInt8] = []
@@ -186,28 +194,33 @@ public struct USBConfiguration: Sendable, Hashable {
             switch descriptor.type {
             case DescriptorType.interface:
                 guard descriptor.bytes.count >= 9 else {
-                    throw DescriptorError(context, offset: descriptor.offset,
-                                          "interface descriptor with bLength \(descriptor.bytes.count), need 9")
+                    throw DescriptorError(
+                        context, offset: descriptor.offset,
+                        "interface descriptor with bLength \(descriptor.bytes.count), need 9")
                 }
                 let b = descriptor.bytes
                 guard seenSettings.insert([b[2], b[3]]).inserted else {
-                    throw DescriptorError(context, offset: descriptor.offset,
-                                          "interface \(b[2]) alternate setting \(b[3]) appears twice")
+                    throw DescriptorError(
+                        context, offset: descriptor.offset,
+                        "interface \(b[2]) alternate setting \(b[3]) appears twice")
                 }
-                settings.append(USBInterfaceSetting(
-                    interfaceNumber: b[2], alternateSetting: b[3], interfaceClass: b[5], interfaceSubclass: b[6],
-                    interfaceProtocol: b[7], nameIndex: b[8], endpointCount: b[4], extra: []))
+                settings.append(
+                    USBInterfaceSetting(
+                        interfaceNumber: b[2], alternateSetting: b[3], interfaceClass: b[5], interfaceSubclass: b[6],
+                        interfaceProtocol: b[7], nameIndex: b[8], endpointCount: b[4], extra: []))
             case DescriptorType.endpoint:
                 guard !settings.isEmpty else {
                     throw DescriptorError(context, offset: descriptor.offset, "endpoint descriptor before any interface")
                 }
                 guard descriptor.bytes.count >= 7 else {
-                    throw DescriptorError(context, offset: descriptor.offset,
-                                          "endpoint descriptor with bLength \(descriptor.bytes.count), need 7")
+                    throw DescriptorError(
+                        context, offset: descriptor.offset,
+                        "endpoint descriptor with bLength \(descriptor.bytes.count), need 7")
                 }
             case DescriptorType.configuration, DescriptorType.device:
-                throw DescriptorError(context, offset: descriptor.offset,
-                                      "a second device or configuration descriptor inside the configuration")
+                throw DescriptorError(
+                    context, offset: descriptor.offset,
+                    "a second device or configuration descriptor inside the configuration")
             default:
                 if settings.isEmpty {
                     configurationExtra += descriptor.bytes
@@ -216,8 +229,9 @@ public struct USBConfiguration: Sendable, Hashable {
                 }
             }
         }
-        self.init(value: bytes[5], nameIndex: bytes[6], attributes: bytes[7], maxPower: bytes[8], settings: settings,
-                  extra: configurationExtra)
+        self.init(
+            value: bytes[5], nameIndex: bytes[6], attributes: bytes[7], maxPower: bytes[8], settings: settings,
+            extra: configurationExtra)
     }
 }
 

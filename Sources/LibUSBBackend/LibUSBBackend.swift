@@ -9,8 +9,10 @@ public struct USBDeviceStrings: Sendable, Hashable {
     /// iInterface strings of the DFU interface's alternate settings, by bAlternateSetting.
     public var settingNames: [UInt8: String]
 
-    public init(manufacturer: String? = nil, product: String? = nil, serialNumber: String? = nil,
-                settingNames: [UInt8: String] = [:]) {
+    public init(
+        manufacturer: String? = nil, product: String? = nil, serialNumber: String? = nil,
+        settingNames: [UInt8: String] = [:]
+    ) {
         self.manufacturer = manufacturer
         self.product = product
         self.serialNumber = serialNumber
@@ -37,9 +39,10 @@ public struct LibUSBDeviceRecord: Sendable, Hashable {
     public var devicePath: String { LibUSBDevice.devicePath(bus: portPath.bus, address: address) }
 
     public var identity: USBDeviceIdentity {
-        USBDeviceIdentity(vendorID: descriptor.vendorID, productID: descriptor.productID, bcdDevice: descriptor.bcdDevice,
-                          serialNumber: strings?.serialNumber, manufacturer: strings?.manufacturer,
-                          product: strings?.product, portPath: portPath.description)
+        USBDeviceIdentity(
+            vendorID: descriptor.vendorID, productID: descriptor.productID, bcdDevice: descriptor.bcdDevice,
+            serialNumber: strings?.serialNumber, manufacturer: strings?.manufacturer,
+            product: strings?.product, portPath: portPath.description)
     }
 
     /// The DFU-mode interface, if the device is in DFU mode.
@@ -125,14 +128,16 @@ public final class LibUSBBackend: @unchecked Sendable {
             if !identity.portPath.isEmpty { why += " at \(identity.portPath)" }
             if let serial = identity.serialNumber { why += " with serial \(serial)" }
             if let other = onPort.first {
-                why += other.strings == nil
+                why +=
+                    other.strings == nil
                     ? "; the device there could not be opened to read its serial (\(other.openError.map { "\($0)" } ?? "unknown reason"))"
                     : "; the device there has serial \(other.strings?.serialNumber ?? "none")"
             }
             throw TransportError(.notFound, device: identity.description, operation: "open DFU interface: \(why)")
         default:
-            throw TransportError(.other("\(matching.count) devices match (\(matching.map(\.portPath.description).joined(separator: ", "))); name the port"),
-                                 device: identity.description, operation: "open DFU interface")
+            throw TransportError(
+                .other("\(matching.count) devices match (\(matching.map(\.portPath.description).joined(separator: ", "))); name the port"),
+                device: identity.description, operation: "open DFU interface")
         }
     }
 
@@ -142,8 +147,9 @@ public final class LibUSBBackend: @unchecked Sendable {
         var liveKeys = Set<StringCacheKey>()
         for device in devices {
             guard let descriptor = try? device.deviceDescriptor() else { continue }
-            var record = LibUSBDeviceRecord(portPath: device.portPath, address: device.address, descriptor: descriptor,
-                                            dfuInterfaces: [])
+            var record = LibUSBDeviceRecord(
+                portPath: device.portPath, address: device.address, descriptor: descriptor,
+                dfuInterfaces: [])
             if descriptor.configurationCount > 0 {
                 do {
                     let configuration = try device.configuration(index: 0)
@@ -153,8 +159,9 @@ public final class LibUSBBackend: @unchecked Sendable {
                 }
             }
             if !record.dfuInterfaces.isEmpty {
-                let key = StringCacheKey(bus: device.bus, address: device.address, vendorID: descriptor.vendorID,
-                                         productID: descriptor.productID)
+                let key = StringCacheKey(
+                    bus: device.bus, address: device.address, vendorID: descriptor.vendorID,
+                    productID: descriptor.productID)
                 liveKeys.insert(key)
                 if let cached = lock.withLock({ stringCache[key] }) {
                     record.strings = cached
@@ -180,10 +187,11 @@ public final class LibUSBBackend: @unchecked Sendable {
         defer { handle.close() }
         var strings = USBDeviceStrings()
         var problems: [String] = []
-        let indices = [record.descriptor.manufacturerIndex, record.descriptor.productIndex, record.descriptor.serialNumberIndex]
+        let indices =
+            [record.descriptor.manufacturerIndex, record.descriptor.productIndex, record.descriptor.serialNumberIndex]
             + record.dfuInterfaces.flatMap { $0.settings.map(\.nameIndex) }
         var language = USBStringDescriptor.englishUS
-        if indices.contains(where: { $0 != 0 }) {  // string descriptor 0 exists only when strings do (USB 2.0 §9.6.7)
+        if indices.contains(where: { $0 != 0 }) { // string descriptor 0 exists only when strings do (USB 2.0 §9.6.7)
             do { language = try handle.firstLanguage(timeoutMilliseconds: stringTimeoutMilliseconds) } catch {
                 problems.append("string languages: \(error)")
             }
@@ -209,7 +217,7 @@ public final class LibUSBBackend: @unchecked Sendable {
 
     /// Whether a kernel driver holds `interface`; platforms without the notion (macOS) answer no.
     private static func kernelDriverActive(_ handle: LibUSBDeviceHandle, interface: UInt8) throws(LibUSBError) -> Bool {
-        do { return try handle.kernelDriverActive(interface: interface) } catch where error.code == .notSupported {
+        do { return try handle.kernelDriverActive(interface: interface) } catch  where error.code == .notSupported {
             return false
         }
     }
@@ -244,8 +252,9 @@ public final class LibUSBBackend: @unchecked Sendable {
             let settings = interface.settings.map {
                 DFUAlternateSetting(number: $0.alternateSetting, name: record.strings?.settingNames[$0.alternateSetting] ?? "")
             }
-            return LibUSBDFUTransport(identity: identity, interfaceNumber: interface.interfaceNumber, alternateSettings: settings,
-                                      functionalDescriptor: interface.functionalDescriptor, channel: handle)
+            return LibUSBDFUTransport(
+                identity: identity, interfaceNumber: interface.interfaceNumber, alternateSettings: settings,
+                functionalDescriptor: interface.functionalDescriptor, channel: handle)
         } catch {
             throw error.transportError(device: identity.description, operation: step)
         }

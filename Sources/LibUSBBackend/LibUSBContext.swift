@@ -61,7 +61,7 @@ public final class LibUSBContext: @unchecked Sendable {
         let count = try LibUSB.check("libusb_get_device_list") { Int32(truncatingIfNeeded: libusb_get_device_list(pointer, &list)) }
         guard let list else { return [] }
         defer { libusb_free_device_list(list, 1) }
-        return (0 ..< Int(count)).compactMap { index in list[index].map { LibUSBDevice(context: self, pointer: $0) } }
+        return (0..<Int(count)).compactMap { index in list[index].map { LibUSBDevice(context: self, pointer: $0) } }
     }
 
     /// Arrivals and departures from now on. Starts libusb hotplug and the event thread on first use;
@@ -103,9 +103,10 @@ public final class LibUSBContext: @unchecked Sendable {
         let events = Int32(LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED.rawValue | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT.rawValue)
         let userData = Unmanaged.passUnretained(self).toOpaque()
         try LibUSB.check("libusb_hotplug_register_callback") {
-            libusb_hotplug_register_callback(pointer, events, 0,
-                                             LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
-                                             hotplugCallback, userData, &handle)
+            libusb_hotplug_register_callback(
+                pointer, events, 0,
+                LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY,
+                hotplugCallback, userData, &handle)
         }
         hotplugHandle = handle
         let thread = EventThread(context: pointer) { [weak self] in self?.deliverPendingEvents() }
@@ -154,10 +155,12 @@ private let hotplugCallback: libusb_hotplug_callback_fn = { _, device, event, us
     var descriptor = libusb_device_descriptor()
     guard libusb_get_device_descriptor(device, &descriptor) == 0 else { return 0 }
     let kind: LibUSBHotplugEvent.Kind = event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED ? .arrived : .left
-    context.record(LibUSBHotplugEvent(kind: kind, portPath: LibUSBDevice.portPath(of: device),
-                                      address: libusb_get_device_address(device),
-                                      vendorID: descriptor.idVendor, productID: descriptor.idProduct))
-    return 0  // stay registered
+    context.record(
+        LibUSBHotplugEvent(
+            kind: kind, portPath: LibUSBDevice.portPath(of: device),
+            address: libusb_get_device_address(device),
+            vendorID: descriptor.idVendor, productID: descriptor.idProduct))
+    return 0 // stay registered
 }
 
 /// The thread that runs libusb's event handling while hotplug is wanted.

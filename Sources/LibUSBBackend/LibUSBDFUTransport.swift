@@ -17,8 +17,10 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
     private var closed = false
 
     /// Wraps an opened channel whose DFU interface is already claimed (see `LibUSBBackend.openDFU`).
-    public init(identity: USBDeviceIdentity, interfaceNumber: UInt8, alternateSettings: [DFUAlternateSetting],
-                functionalDescriptor: DFUFunctionalDescriptor, channel: any USBControlChannel) {
+    public init(
+        identity: USBDeviceIdentity, interfaceNumber: UInt8, alternateSettings: [DFUAlternateSetting],
+        functionalDescriptor: DFUFunctionalDescriptor, channel: any USBControlChannel
+    ) {
         self.identity = identity
         self.interfaceNumber = interfaceNumber
         self.alternateSettings = alternateSettings
@@ -33,8 +35,9 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
     public func selectAlternateSetting(_ number: UInt8) async throws {
         let operation = "SET_INTERFACE alternate setting \(number)"
         guard alternateSettings.contains(where: { $0.number == number }) else {
-            throw TransportError(.notFound, device: identity.description,
-                                 operation: operation + " (the interface has \(alternateSettings.map(\.number)))")
+            throw TransportError(
+                .notFound, device: identity.description,
+                operation: operation + " (the interface has \(alternateSettings.map(\.number)))")
         }
         try await perform(operation) { [channel, interfaceNumber] () throws(LibUSBError) in
             try channel.setAlternateSetting(interface: interfaceNumber, alternateSetting: number)
@@ -63,7 +66,7 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
         guard request.isDeviceToHost else {
             throw TransportError(.other("controlIn needs a device-to-host request"), device: identity.description, operation: operation)
         }
-        guard (0 ... Int(UInt16.max)).contains(length) else {
+        guard (0...Int(UInt16.max)).contains(length) else {
             throw TransportError(.badLength(expected: Int(UInt16.max), got: length), device: identity.description, operation: operation)
         }
         let milliseconds = Self.libusbTimeout(timeout)
@@ -98,8 +101,10 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
         return UInt32(min(max(milliseconds, 1), Double(UInt32.max)))
     }
 
-    private func perform<T: Sendable>(_ operation: String,
-                                      _ body: @escaping @Sendable () throws(LibUSBError) -> T) async throws(TransportError) -> T {
+    private func perform<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable () throws(LibUSBError) -> T
+    ) async throws(TransportError) -> T {
         guard !lock.withLock({ closed }) else {
             throw TransportError(.other("the transport is closed"), device: identity.description, operation: operation)
         }

@@ -52,21 +52,23 @@ public final class LibUSBDevice: @unchecked Sendable {
         defer { libusb_free_config_descriptor(config) }
         let c = config.pointee
         var settings: [USBInterfaceSetting] = []
-        for i in 0 ..< Int(c.bNumInterfaces) {
+        for i in 0..<Int(c.bNumInterfaces) {
             guard let interfaces = c.interface else { break }
             let interface = interfaces[i]
-            for a in 0 ..< Int(max(0, interface.num_altsetting)) {
+            for a in 0..<Int(max(0, interface.num_altsetting)) {
                 guard let altsettings = interface.altsetting else { break }
                 let s = altsettings[a]
-                settings.append(USBInterfaceSetting(
-                    interfaceNumber: s.bInterfaceNumber, alternateSetting: s.bAlternateSetting,
-                    interfaceClass: s.bInterfaceClass, interfaceSubclass: s.bInterfaceSubClass,
-                    interfaceProtocol: s.bInterfaceProtocol, nameIndex: s.iInterface, endpointCount: s.bNumEndpoints,
-                    extra: Self.bytes(s.extra, Int(s.extra_length))))
+                settings.append(
+                    USBInterfaceSetting(
+                        interfaceNumber: s.bInterfaceNumber, alternateSetting: s.bAlternateSetting,
+                        interfaceClass: s.bInterfaceClass, interfaceSubclass: s.bInterfaceSubClass,
+                        interfaceProtocol: s.bInterfaceProtocol, nameIndex: s.iInterface, endpointCount: s.bNumEndpoints,
+                        extra: Self.bytes(s.extra, Int(s.extra_length))))
             }
         }
-        return USBConfiguration(value: c.bConfigurationValue, nameIndex: c.iConfiguration, attributes: c.bmAttributes,
-                                maxPower: c.MaxPower, settings: settings, extra: Self.bytes(c.extra, Int(c.extra_length)))
+        return USBConfiguration(
+            value: c.bConfigurationValue, nameIndex: c.iConfiguration, attributes: c.bmAttributes,
+            maxPower: c.MaxPower, settings: settings, extra: Self.bytes(c.extra, Int(c.extra_length)))
     }
 
     /// Opens the device (libusb_open). Blocking: call it on a worker.

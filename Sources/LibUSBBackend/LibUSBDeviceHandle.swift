@@ -76,8 +76,9 @@ public final class LibUSBDeviceHandle: USBControlChannel, @unchecked Sendable {
         var buffer = data
         let sent = try LibUSB.check(operation) {
             buffer.withUnsafeMutableBufferPointer {
-                libusb_control_transfer(handle, request.requestType, request.request, request.value, request.index,
-                                        $0.baseAddress, UInt16(data.count), timeoutMilliseconds)
+                libusb_control_transfer(
+                    handle, request.requestType, request.request, request.value, request.index,
+                    $0.baseAddress, UInt16(data.count), timeoutMilliseconds)
             }
         }
         return Int(sent)
@@ -85,15 +86,16 @@ public final class LibUSBDeviceHandle: USBControlChannel, @unchecked Sendable {
 
     public func controlTransferIn(_ request: ControlRequest, length: Int, timeoutMilliseconds: UInt32) throws(LibUSBError) -> [UInt8] {
         let operation = "libusb_control_transfer(\(request), \(length) bytes in)"
-        guard request.isDeviceToHost, (0 ... Int(UInt16.max)).contains(length) else {
+        guard request.isDeviceToHost, (0...Int(UInt16.max)).contains(length) else {
             throw LibUSBError(.invalidParameter, operation: operation)
         }
         let handle = try open(operation)
         var buffer = [UInt8](repeating: 0, count: max(length, 1))
         let received = try LibUSB.check(operation) {
             buffer.withUnsafeMutableBufferPointer {
-                libusb_control_transfer(handle, request.requestType, request.request, request.value, request.index,
-                                        $0.baseAddress, UInt16(length), timeoutMilliseconds)
+                libusb_control_transfer(
+                    handle, request.requestType, request.request, request.value, request.index,
+                    $0.baseAddress, UInt16(length), timeoutMilliseconds)
             }
         }
         return Array(buffer.prefix(min(Int(received), length)))
@@ -101,8 +103,9 @@ public final class LibUSBDeviceHandle: USBControlChannel, @unchecked Sendable {
 
     public func stringDescriptor(index: UInt8, language: UInt16, timeoutMilliseconds: UInt32) throws(LibUSBError) -> [UInt8] {
         // GET_DESCRIPTOR(STRING): bmRequestType 0x80, bRequest 6, wValue type << 8 | index, wIndex language.
-        let request = ControlRequest(requestType: 0x80, request: 0x06,
-                                     value: UInt16(DescriptorType.string) << 8 | UInt16(index), index: language)
+        let request = ControlRequest(
+            requestType: 0x80, request: 0x06,
+            value: UInt16(DescriptorType.string) << 8 | UInt16(index), index: language)
         return try controlTransferIn(request, length: 255, timeoutMilliseconds: timeoutMilliseconds)
     }
 

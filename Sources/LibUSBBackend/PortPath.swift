@@ -24,7 +24,7 @@ public struct USBPortPath: Sendable, Hashable, Comparable, CustomStringConvertib
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, let bus = Self.number(parts[0]) else { return nil }
         let ports = parts[1].split(separator: ".", omittingEmptySubsequences: false).map { Self.number($0) }
-        guard (1 ... Self.maxDepth).contains(ports.count) else { return nil }
+        guard (1...Self.maxDepth).contains(ports.count) else { return nil }
         var values: [UInt8] = []
         for port in ports {
             guard let port, port > 0 else { return nil }

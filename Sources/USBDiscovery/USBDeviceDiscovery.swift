@@ -17,9 +17,11 @@ public final class USBDeviceDiscovery: DeviceDiscovery {
     /// How often to scan when this platform's libusb has no hotplug.
     public let pollInterval: Duration
 
-    public init(libusb: LibUSBBackend, hidapi: HIDAPIBackend, hidMatches: [HIDMatch], clock: any DeviceClock = SystemClock(),
-                hidSettleDelays: [Duration] = [.milliseconds(50), .milliseconds(250), .seconds(1)],
-                pollInterval: Duration = .milliseconds(500)) {
+    public init(
+        libusb: LibUSBBackend, hidapi: HIDAPIBackend, hidMatches: [HIDMatch], clock: any DeviceClock = SystemClock(),
+        hidSettleDelays: [Duration] = [.milliseconds(50), .milliseconds(250), .seconds(1)],
+        pollInterval: Duration = .milliseconds(500)
+    ) {
         self.libusb = libusb
         self.hidapi = hidapi
         self.hidMatches = hidMatches

@@ -56,8 +56,9 @@ public struct NodeAccess: Sendable, Equatable {
         guard stat(path, &info) == 0 else { return NodeAccess(exists: false, readable: false, writable: false) }
         let owner = getpwuid(info.st_uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? "\(info.st_uid)"
         let group = getgrgid(info.st_gid).flatMap { $0.pointee.gr_name.map { String(cString: $0) } } ?? "\(info.st_gid)"
-        return NodeAccess(exists: true, readable: access(path, R_OK) == 0, writable: access(path, W_OK) == 0,
-                          mode: UInt32(info.st_mode) & 0o7777, owner: owner, group: group)
+        return NodeAccess(
+            exists: true, readable: access(path, R_OK) == 0, writable: access(path, W_OK) == 0,
+            mode: UInt32(info.st_mode) & 0o7777, owner: owner, group: group)
     }
 
     public var modeText: String { "0" + String(mode, radix: 8) }
@@ -75,11 +76,13 @@ public struct DoctorEnvironment: Sendable {
     public var nodeAccess: @Sendable (String) -> NodeAccess
     public var isRoot: Bool
 
-    public init(libusbVersion: @escaping @Sendable () -> String, hidapiVersion: @escaping @Sendable () -> String,
-                usbDevices: @escaping @Sendable () async throws -> [LibUSBDeviceRecord],
-                hidDevices: @escaping @Sendable () async throws -> [HIDDeviceInfo],
-                readFile: @escaping @Sendable (String) -> String?, nodeAccess: @escaping @Sendable (String) -> NodeAccess,
-                isRoot: Bool) {
+    public init(
+        libusbVersion: @escaping @Sendable () -> String, hidapiVersion: @escaping @Sendable () -> String,
+        usbDevices: @escaping @Sendable () async throws -> [LibUSBDeviceRecord],
+        hidDevices: @escaping @Sendable () async throws -> [HIDDeviceInfo],
+        readFile: @escaping @Sendable (String) -> String?, nodeAccess: @escaping @Sendable (String) -> NodeAccess,
+        isRoot: Bool
+    ) {
         self.libusbVersion = libusbVersion
         self.hidapiVersion = hidapiVersion
         self.usbDevices = usbDevices
@@ -115,7 +118,8 @@ public enum DoctorVerdict: Sendable, Equatable {
 /// every device node dfuhop would use. Returns findings; the CLI renders them.
 public enum USBDoctor {
     /// The command that installs the rules from the running binary.
-    public static let installCommand = "dfuhop doctor --print-rules | sudo tee /etc/udev/rules.d/\(UdevRules.fileName) >/dev/null"
+    public static let installCommand =
+        "dfuhop doctor --print-rules | sudo tee /etc/udev/rules.d/\(UdevRules.fileName) >/dev/null"
         + " && sudo udevadm control --reload-rules && sudo udevadm trigger"
 
     public static func diagnose(_ environment: DoctorEnvironment = .live) async -> [DoctorFinding] {
@@ -126,19 +130,28 @@ public enum USBDoctor {
 
         do {
             let records = try await environment.usbDevices()
-            findings.append(DoctorFinding(check: "libusb", status: .ok,
-                                          detail: "libusb \(environment.libusbVersion()) sees \(records.count) USB devices"))
+            findings.append(
+                DoctorFinding(
+                    check: "libusb", status: .ok,
+                    detail: "libusb \(environment.libusbVersion()) sees \(records.count) USB devices"))
             findings.append(rules)
-            for record in records where !record.dfuInterfaces.isEmpty || covered.contains(
-                UdevRules.Match(node: .usb, vendorID: record.descriptor.vendorID, productID: record.descriptor.productID)) {
-                findings.append(nodeFinding(check: "usb device", name: "\(record.identity.description)", path: record.devicePath,
-                                            access: environment.nodeAccess(record.devicePath), rulesInstalled: rulesInstalled,
-                                            isRoot: environment.isRoot, openError: record.openError))
+            for record in records
+            where !record.dfuInterfaces.isEmpty
+                || covered.contains(
+                    UdevRules.Match(node: .usb, vendorID: record.descriptor.vendorID, productID: record.descriptor.productID))
+            {
+                findings.append(
+                    nodeFinding(
+                        check: "usb device", name: "\(record.identity.description)", path: record.devicePath,
+                        access: environment.nodeAccess(record.devicePath), rulesInstalled: rulesInstalled,
+                        isRoot: environment.isRoot, openError: record.openError))
             }
         } catch {
-            findings.append(DoctorFinding(check: "libusb", status: .problem,
-                                          detail: "libusb \(environment.libusbVersion()) cannot list devices: \(error)",
-                                          fix: "check that /dev/bus/usb exists (in a container: pass the USB bus through)"))
+            findings.append(
+                DoctorFinding(
+                    check: "libusb", status: .problem,
+                    detail: "libusb \(environment.libusbVersion()) cannot list devices: \(error)",
+                    fix: "check that /dev/bus/usb exists (in a container: pass the USB bus through)"))
             findings.append(rules)
         }
 
@@ -146,16 +159,22 @@ public enum USBDoctor {
             let interfaces = try await environment.hidDevices().filter { info in
                 covered.contains(UdevRules.Match(node: .hidraw, vendorID: info.usb.vendorID, productID: info.usb.productID))
             }
-            findings.append(DoctorFinding(check: "hidapi", status: .ok,
-                                          detail: "hidapi \(environment.hidapiVersion()) sees \(interfaces.count) product HID interfaces"))
+            findings.append(
+                DoctorFinding(
+                    check: "hidapi", status: .ok,
+                    detail: "hidapi \(environment.hidapiVersion()) sees \(interfaces.count) product HID interfaces"))
             for info in interfaces {
-                findings.append(nodeFinding(check: "hid device", name: "\(info.usb.vidPid) at \(info.usb.portPath)", path: info.path,
-                                            access: environment.nodeAccess(info.path), rulesInstalled: rulesInstalled,
-                                            isRoot: environment.isRoot, openError: nil))
+                findings.append(
+                    nodeFinding(
+                        check: "hid device", name: "\(info.usb.vidPid) at \(info.usb.portPath)", path: info.path,
+                        access: environment.nodeAccess(info.path), rulesInstalled: rulesInstalled,
+                        isRoot: environment.isRoot, openError: nil))
             }
         } catch {
-            findings.append(DoctorFinding(check: "hidapi", status: .problem,
-                                          detail: "hidapi \(environment.hidapiVersion()) cannot list HID devices: \(error)"))
+            findings.append(
+                DoctorFinding(
+                    check: "hidapi", status: .problem,
+                    detail: "hidapi \(environment.hidapiVersion()) cannot list HID devices: \(error)"))
         }
         return findings
     }
@@ -181,25 +200,30 @@ public enum USBDoctor {
         }
         let missing = Set(UdevRules.matches(in: UdevRules.text)).subtracting(UdevRules.matches(in: text))
         guard missing.isEmpty else {
-            return DoctorFinding(check: "udev rules", status: .warning,
-                                 detail: "\(path) is older than this dfuhop: it lacks \(missing.map(\.description).sorted().joined(separator: ", "))",
-                                 fix: installCommand, subject: path)
+            return DoctorFinding(
+                check: "udev rules", status: .warning,
+                detail: "\(path) is older than this dfuhop: it lacks \(missing.map(\.description).sorted().joined(separator: ", "))",
+                fix: installCommand, subject: path)
         }
         return DoctorFinding(check: "udev rules", status: .ok, detail: "\(path) is installed", subject: path)
     }
 
-    static func nodeFinding(check: String, name: String, path: String, access: NodeAccess, rulesInstalled: Bool, isRoot: Bool,
-                            openError: LibUSBError?) -> DoctorFinding {
+    static func nodeFinding(
+        check: String, name: String, path: String, access: NodeAccess, rulesInstalled: Bool, isRoot: Bool,
+        openError: LibUSBError?
+    ) -> DoctorFinding {
         guard access.exists else {
-            return DoctorFinding(check: check, status: .warning, detail: "\(name): \(path) does not exist (the device left?)",
-                                 subject: path)
+            return DoctorFinding(
+                check: check, status: .warning, detail: "\(name): \(path) does not exist (the device left?)",
+                subject: path)
         }
         let permissions = "mode \(access.modeText), owner \(access.owner), group \(access.group)"
         if access.readable && access.writable {
             if let openError, openError.code != .access {
-                return DoctorFinding(check: check, status: .warning, detail: "\(name): \(path) is accessible but opening it failed: \(openError)",
-                                     fix: openError.code == .busy ? "close the other program using the unit (dfu-util, STM32CubeProgrammer)" : nil,
-                                     subject: path)
+                return DoctorFinding(
+                    check: check, status: .warning, detail: "\(name): \(path) is accessible but opening it failed: \(openError)",
+                    fix: openError.code == .busy ? "close the other program using the unit (dfu-util, STM32CubeProgrammer)" : nil,
+                    subject: path)
             }
             return DoctorFinding(check: check, status: .ok, detail: "\(name): \(path) read/write (\(permissions))", subject: path)
         }
@@ -209,10 +233,12 @@ public enum USBDoctor {
         } else if isRoot {
             fix = "even root cannot open it: check for a security module (SELinux, AppArmor) or a container without device access"
         } else {
-            fix = "replug the unit so the rules apply; uaccess only serves the user of the active local session"
+            fix =
+                "replug the unit so the rules apply; uaccess only serves the user of the active local session"
                 + " (over SSH or as a service, add GROUP=\"plugdev\", MODE=\"0660\" to the rules line and join that group)"
         }
-        return DoctorFinding(check: check, status: .problem, detail: "\(name): no read/write access to \(path) (\(permissions))",
-                             fix: fix, subject: path)
+        return DoctorFinding(
+            check: check, status: .problem, detail: "\(name): no read/write access to \(path) (\(permissions))",
+            fix: fix, subject: path)
     }
 }

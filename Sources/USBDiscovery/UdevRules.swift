@@ -37,8 +37,9 @@ public enum UdevRules {
         text.split(separator: "\n").compactMap { line -> Match? in
             let line = line.trimmingCharacters(in: .whitespaces)
             guard !line.hasPrefix("#"), line.contains("TAG+=\"uaccess\""),
-                  let vendor = value(of: "idVendor", in: line).flatMap({ UInt16($0, radix: 16) }),
-                  let product = value(of: "idProduct", in: line).flatMap({ UInt16($0, radix: 16) }) else { return nil }
+                let vendor = value(of: "idVendor", in: line).flatMap({ UInt16($0, radix: 16) }),
+                let product = value(of: "idProduct", in: line).flatMap({ UInt16($0, radix: 16) })
+            else { return nil }
             let node: Match.Node = line.contains("SUBSYSTEM==\"hidraw\"") ? .hidraw : .usb
             return Match(node: node, vendorID: vendor, productID: product)
         }
@@ -57,25 +58,25 @@ public enum UdevRules {
 
     /// The rules text, as shipped.
     public static let text = """
-# dfuhop: USB access for the user at the computer, without root, to the STM32 ROM bootloader and
-# to the HID interfaces of the products dfuhop upgrades. No MODE here: nothing becomes world-writable.
-#
-# TAG+="uaccess" makes systemd-logind give the user of the active local session an ACL on the
-# device node; 73-seat-late.rules applies the tag, so this file must sort before it (70-).
-# Install (or print this file with `dfuhop doctor --print-rules`):
-#   sudo cp 70-dfuhop.rules /etc/udev/rules.d/
-#   sudo udevadm control --reload-rules && sudo udevadm trigger
-# then unplug and replug the unit. `dfuhop doctor` checks the result.
+        # dfuhop: USB access for the user at the computer, without root, to the STM32 ROM bootloader and
+        # to the HID interfaces of the products dfuhop upgrades. No MODE here: nothing becomes world-writable.
+        #
+        # TAG+="uaccess" makes systemd-logind give the user of the active local session an ACL on the
+        # device node; 73-seat-late.rules applies the tag, so this file must sort before it (70-).
+        # Install (or print this file with `dfuhop doctor --print-rules`):
+        #   sudo cp 70-dfuhop.rules /etc/udev/rules.d/
+        #   sudo udevadm control --reload-rules && sudo udevadm trigger
+        # then unplug and replug the unit. `dfuhop doctor` checks the result.
 
-# STM32 ROM bootloader in DFU mode (AN2606: VID 0x0483, PID 0xDF11), /dev/bus/usb/BBB/DDD.
-SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="0483", ATTR{idProduct}=="df11", TAG+="uaccess"
+        # STM32 ROM bootloader in DFU mode (AN2606: VID 0x0483, PID 0xDF11), /dev/bus/usb/BBB/DDD.
+        SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", ATTR{idVendor}=="0483", ATTR{idProduct}=="df11", TAG+="uaccess"
 
-# Product applications: their HID interface (/dev/hidrawN), one line per product profile's
-# application.usbVendorID:usbProductID (protocols/devices/*.json). The 1209 (pid.codes) ids are the
-# demo products; a product with its own ids adds its line here.
-SUBSYSTEM=="hidraw", KERNEL=="hidraw*", ATTRS{idVendor}=="1209", ATTRS{idProduct}=="0001", TAG+="uaccess"
-SUBSYSTEM=="hidraw", KERNEL=="hidraw*", ATTRS{idVendor}=="1209", ATTRS{idProduct}=="0002", TAG+="uaccess"
-SUBSYSTEM=="hidraw", KERNEL=="hidraw*", ATTRS{idVendor}=="1209", ATTRS{idProduct}=="0003", TAG+="uaccess"
+        # Product applications: their HID interface (/dev/hidrawN), one line per product profile's
+        # application.usbVendorID:usbProductID (protocols/devices/*.json). The 1209 (pid.codes) ids are the
+        # demo products; a product with its own ids adds its line here.
+        SUBSYSTEM=="hidraw", KERNEL=="hidraw*", ATTRS{idVendor}=="1209", ATTRS{idProduct}=="0001", TAG+="uaccess"
+        SUBSYSTEM=="hidraw", KERNEL=="hidraw*", ATTRS{idVendor}=="1209", ATTRS{idProduct}=="0002", TAG+="uaccess"
+        SUBSYSTEM=="hidraw", KERNEL=="hidraw*", ATTRS{idVendor}=="1209", ATTRS{idProduct}=="0003", TAG+="uaccess"
 
-"""
+        """
 }

@@ -32,8 +32,10 @@ public struct DFUFunctionalDescriptor: Sendable, Hashable, Codable {
     }
 
     public var bytes: [UInt8] {
-        [9, 0x21, attributes, UInt8(detachTimeoutMs & 0xFF), UInt8(detachTimeoutMs >> 8),
-         UInt8(transferSize & 0xFF), UInt8(transferSize >> 8), UInt8(dfuVersion & 0xFF), UInt8(dfuVersion >> 8)]
+        [
+            9, 0x21, attributes, UInt8(detachTimeoutMs & 0xFF), UInt8(detachTimeoutMs >> 8),
+            UInt8(transferSize & 0xFF), UInt8(transferSize >> 8), UInt8(dfuVersion & 0xFF), UInt8(dfuVersion >> 8)
+        ]
     }
 }
 
@@ -60,8 +62,10 @@ public struct USBDeviceIdentity: Sendable, Hashable, Codable, CustomStringConver
     /// Bus and port chain, e.g. "1-2.3"; stable across re-enumeration on the same port.
     public var portPath: String
 
-    public init(vendorID: UInt16, productID: UInt16, bcdDevice: UInt16 = 0, serialNumber: String? = nil,
-                manufacturer: String? = nil, product: String? = nil, portPath: String) {
+    public init(
+        vendorID: UInt16, productID: UInt16, bcdDevice: UInt16 = 0, serialNumber: String? = nil,
+        manufacturer: String? = nil, product: String? = nil, portPath: String
+    ) {
         self.vendorID = vendorID
         self.productID = productID
         self.bcdDevice = bcdDevice

@@ -1,5 +1,5 @@
-import Foundation
 import FirmwareImage
+import Foundation
 
 /// What a package holds and for which product (`manifest.json`, docs/packages.md). The signature covers
 /// the manifest's exact bytes, and the manifest names every other member with its SHA-256 and size.
@@ -53,9 +53,11 @@ public struct PackageManifest: Sendable, Hashable {
         }
     }
 
-    public init(profile: String, productID: UInt32, family: String, part: String, version: ImageVersion,
-                minimumVersion: ImageVersion? = nil, requiredOptionBytes: [OptionByte] = [], releaseNotes: String? = nil,
-                created: String, images: [Image]) {
+    public init(
+        profile: String, productID: UInt32, family: String, part: String, version: ImageVersion,
+        minimumVersion: ImageVersion? = nil, requiredOptionBytes: [OptionByte] = [], releaseNotes: String? = nil,
+        created: String, images: [Image]
+    ) {
         self.profile = profile
         self.productID = productID
         self.family = family
@@ -76,7 +78,7 @@ public struct PackageManifest: Sendable, Hashable {
         var object: [String: Any] = [
             "format": Self.formatVersion, "profile": profile, "productID": "0x" + hex(productID), "family": family, "part": part,
             "version": version.description, "created": created,
-            "images": images.map { ["file": $0.file, "sha256": $0.sha256, "size": $0.size] as [String: Any] },
+            "images": images.map { ["file": $0.file, "sha256": $0.sha256, "size": $0.size] as [String: Any] }
         ]
         if let minimumVersion { object["minimumVersion"] = minimumVersion.description }
         if !requiredOptionBytes.isEmpty {
@@ -91,8 +93,10 @@ public struct PackageManifest: Sendable, Hashable {
 }
 
 extension PackageManifest {
-    static let keys: Set<String> = ["format", "profile", "productID", "family", "part", "version", "minimumVersion",
-                                    "requiredOptionBytes", "releaseNotes", "created", "images"]
+    static let keys: Set<String> = [
+        "format", "profile", "productID", "family", "part", "version", "minimumVersion",
+        "requiredOptionBytes", "releaseNotes", "created", "images"
+    ]
 
     /// Parses and checks a manifest; `file` names it in errors. Unknown fields are refused, so nothing in a
     /// signed manifest is silently ignored.
@@ -107,7 +111,8 @@ extension PackageManifest {
         guard format == formatVersion else { throw refusal("format is \(format); this dfuhop reads package format \(formatVersion)") }
         let productText = try reader.string(fields["productID"], at: "productID")
         guard productText.lowercased().hasPrefix("0x"), productText.count <= 10,
-              let productID = UInt32(productText.dropFirst(2), radix: 16) else {
+            let productID = UInt32(productText.dropFirst(2), radix: 16)
+        else {
             throw refusal("productID \"\(productText)\" must be a 32-bit hex number such as \"0x0DF00474\"")
         }
         let created = try reader.string(fields["created"], at: "created")
@@ -125,17 +130,31 @@ extension PackageManifest {
 
 /// Any JSON value; integers are kept exact and apart from booleans and fractions.
 private enum JSONValue: Decodable {
-    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 }
 
@@ -236,8 +255,9 @@ extension PackageManifest {
                 throw PackageError(.untrusted, file: file, "the manifest lists \"\(image.file)\" but the zip does not hold it")
             }
             guard member.range.count == image.size else {
-                throw PackageError(.untrusted, file: "\(file):\(image.file)",
-                                   "is \(member.range.count) bytes; the manifest says \(image.size)")
+                throw PackageError(
+                    .untrusted, file: "\(file):\(image.file)",
+                    "is \(member.range.count) bytes; the manifest says \(image.size)")
             }
         }
     }

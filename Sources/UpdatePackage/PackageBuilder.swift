@@ -22,8 +22,10 @@ public enum PackageBuilder {
     }
 
     /// Writes the signed package to `output` (atomically) and returns its manifest.
-    public static func create(_ request: Request, key: Curve25519.Signing.PrivateKey, profiles: [ProductProfile],
-                              output: String) throws(PackageError) -> PackageManifest {
+    public static func create(
+        _ request: Request, key: Curve25519.Signing.PrivateKey, profiles: [ProductProfile],
+        output: String
+    ) throws(PackageError) -> PackageManifest {
         var members: [(name: String, bytes: [UInt8])] = []
         var images: [(name: String, image: FirmwareImage)] = []
         for path in request.images {
@@ -32,48 +34,58 @@ public enum PackageBuilder {
                 throw PackageError(.refused, file: path, "cannot be a package member: \(problem)")
             }
             guard name != PackageNames.manifest, name != PackageNames.signature,
-                  !members.contains(where: { $0.name.lowercased() == name.lowercased() }) else {
+                !members.contains(where: { $0.name.lowercased() == name.lowercased() })
+            else {
                 throw PackageError(.refused, file: path, "another member is already called \"\(name)\"")
             }
             let bytes = try BoundedFile.contents(path: path, limit: PackageManifest.maximumImageSize)
             members.append((name, bytes))
             images.append((name, try ProductImages.parse(bytes, source: path)))
         }
-        let manifest = try self.manifest(for: images, request: request, profiles: profiles,
-                                         hashes: members.map { ($0.name, sha256Hex($0.bytes), $0.bytes.count) })
+        let manifest = try self.manifest(
+            for: images, request: request, profiles: profiles,
+            hashes: members.map { ($0.name, sha256Hex($0.bytes), $0.bytes.count) })
         let manifestBytes = manifest.encoded()
         let signature: Data
         do { signature = try key.signature(for: Data(manifestBytes)) } catch {
             throw PackageError(.cannotWrite, file: output, "signing failed: \(error)")
         }
-        try writeZip([(PackageNames.manifest, manifestBytes), (PackageNames.signature, Array(signature))] + members,
-                     created: request.created, to: output)
+        try writeZip(
+            [(PackageNames.manifest, manifestBytes), (PackageNames.signature, Array(signature))] + members,
+            created: request.created, to: output)
         return manifest
     }
 
     /// The manifest, once every image agrees with the product's profile, the family's checks and each other.
-    static func manifest(for images: [(name: String, image: FirmwareImage)], request: Request, profiles: [ProductProfile],
-                         hashes: [(String, String, Int)]) throws(PackageError) -> PackageManifest {
+    static func manifest(
+        for images: [(name: String, image: FirmwareImage)], request: Request, profiles: [ProductProfile],
+        hashes: [(String, String, Int)]
+    ) throws(PackageError) -> PackageManifest {
         guard let first = images.first else { throw PackageError(.refused, file: "", "a package needs at least one image") }
         let firstPath = request.images[0]
         guard let (_, profile) = ProductImages.identify(first.image, among: profiles) else {
-            throw PackageError(.refused, file: firstPath, "names no product with a profile (no valid descriptor, or its product id has no "
-                               + "profile among \(profiles.count) loaded); give --profile")
+            throw PackageError(
+                .refused, file: firstPath,
+                "names no product with a profile (no valid descriptor, or its product id has no "
+                    + "profile among \(profiles.count) loaded); give --profile")
         }
         var reference: ImageDescriptor?
         for (index, entry) in images.enumerated() {
             let path = request.images[index]
             let descriptor = try ProductImages.check(entry.image, family: profile.family, source: path)
             if let reference, descriptor.productID != reference.productID || descriptor.version != reference.version {
-                throw PackageError(.refused, file: path, "is product 0x\(hex(descriptor.productID)) version \(descriptor.version); "
-                                   + "\(request.images[0]) is product 0x\(hex(reference.productID)) version \(reference.version)")
+                throw PackageError(
+                    .refused, file: path,
+                    "is product 0x\(hex(descriptor.productID)) version \(descriptor.version); "
+                        + "\(request.images[0]) is product 0x\(hex(reference.productID)) version \(reference.version)")
             }
             reference = reference ?? descriptor
         }
         let descriptor = reference!
         if let minimum = request.minimumVersion, minimum > descriptor.version {
-            throw PackageError(.refused, file: firstPath,
-                               "the minimum version \(minimum) is newer than the package's own \(descriptor.version)")
+            throw PackageError(
+                .refused, file: firstPath,
+                "the minimum version \(minimum) is newer than the package's own \(descriptor.version)")
         }
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = TimeZone(identifier: "UTC")
@@ -93,8 +105,10 @@ public enum PackageBuilder {
             let archive = try Archive(url: temporary, accessMode: .create)
             for member in members {
                 let bytes = member.bytes
-                try archive.addEntry(with: member.name, type: .file, uncompressedSize: Int64(bytes.count), modificationDate: created,
-                                     permissions: 0o644, compressionMethod: .none) { position, size in
+                try archive.addEntry(
+                    with: member.name, type: .file, uncompressedSize: Int64(bytes.count), modificationDate: created,
+                    permissions: 0o644, compressionMethod: .none
+                ) { position, size in
                     Data(bytes[Int(position)..<(Int(position) + size)])
                 }
             }

@@ -18,7 +18,8 @@ enum ProductImages {
     static func identify(_ image: FirmwareImage, among profiles: [ProductProfile]) -> (ImageDescriptor, ProductProfile)? {
         for family in Set(profiles.map(\.family.id)).sorted().compactMap(McuFamily.named) {
             guard let normalized = try? image.normalized(granularity: family.writeGranularity), let base = normalized.baseAddress,
-                  let descriptor = try? ImageDescriptor.validate(normalized, base: base, source: "") else { continue }
+                let descriptor = try? ImageDescriptor.validate(normalized, base: base, source: "")
+            else { continue }
             if let profile = profile(productID: descriptor.productID, among: profiles) { return (descriptor, profile) }
         }
         return nil

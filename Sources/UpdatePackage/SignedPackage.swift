@@ -36,8 +36,9 @@ public struct SignedPackage: Sendable {
         manifest = try PackageManifest.decode(manifestBytes, file: "\(file):\(PackageNames.manifest)")
         signature = Array(archive.contents(of: signatureMember))
         guard signature.count == 64 else {
-            throw PackageError(.malformed, file: "\(file):\(PackageNames.signature)",
-                               "is \(signature.count) bytes; an Ed25519 signature is 64")
+            throw PackageError(
+                .malformed, file: "\(file):\(PackageNames.signature)",
+                "is \(signature.count) bytes; an Ed25519 signature is 64")
         }
         try manifest.checkMembers(of: archive, file: file)
         digest = sha256Hex(bytes)
@@ -58,8 +59,10 @@ public struct SignedPackage: Sendable {
         guard let key = keys.first(where: { $0.isValidSignature(signature, of: manifestBytes) }) else {
             let names = keys.map(\.base64).joined(separator: ", ")
             let which = keys.count == 1 ? "the key" : "any of the \(keys.count) keys"
-            throw PackageError(.untrusted, file: file, "the manifest's signature does not verify with \(which) of \(keySource) (\(names)): "
-                               + "signed by another key, or the manifest was altered")
+            throw PackageError(
+                .untrusted, file: file,
+                "the manifest's signature does not verify with \(which) of \(keySource) (\(names)): "
+                    + "signed by another key, or the manifest was altered")
         }
         try checkImageHashes()
         return key
@@ -70,8 +73,9 @@ public struct SignedPackage: Sendable {
         for image in manifest.images {
             let actual = sha256Hex(contents(of: image))
             guard actual == image.sha256 else {
-                throw PackageError(.untrusted, file: "\(file):\(image.file)",
-                                   "SHA-256 is \(actual) but the signed manifest says \(image.sha256): the image was altered")
+                throw PackageError(
+                    .untrusted, file: "\(file):\(image.file)",
+                    "SHA-256 is \(actual) but the signed manifest says \(image.sha256): the image was altered")
             }
         }
     }

@@ -1,9 +1,10 @@
 import Crypto
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An Ed25519 public key (RFC 8032), known by the base64 of its raw 32 bytes: the form `KEY.pub` files and
@@ -50,7 +51,8 @@ public enum SigningKeys {
     public static func loadPrivateKey(path: String) throws(PackageError) -> Curve25519.Signing.PrivateKey {
         let text = try readSmallText(path: path).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let data = Data(base64Encoded: text), data.count == 32,
-              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: data) else {
+            let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: data)
+        else {
             throw PackageError(.malformed, file: path, "is not a dfuhop private key (one line: the base64 of a 32-byte Ed25519 key)")
         }
         return key
@@ -105,7 +107,7 @@ enum BoundedFile {
             if count == 0 { break }
             filled += count
         }
-        if filled < bytes.count { bytes.removeSubrange(filled...) }  // the file shrank meanwhile; no second copy
+        if filled < bytes.count { bytes.removeSubrange(filled...) } // the file shrank meanwhile; no second copy
         return bytes
     }
 }

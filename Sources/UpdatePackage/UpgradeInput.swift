@@ -49,8 +49,10 @@ public struct UpgradeInput: Sendable {
         }
         let profile = ProductImages.identify(image, among: profiles)?.1
         if let profile, profile.signing?.required == true {
-            throw PackageError(.untrusted, file: path, "is a bare image for \(profile.name) (profile \(profile.id)), "
-                               + "whose profile requires signed packages; use the vendor's .\(SignedPackage.fileExtension) package")
+            throw PackageError(
+                .untrusted, file: path,
+                "is a bare image for \(profile.name) (profile \(profile.id)), "
+                    + "whose profile requires signed packages; use the vendor's .\(SignedPackage.fileExtension) package")
         }
         return UpgradeInput(image: image, source: path, digest: sha256Hex(bytes), manifest: nil, signedBy: nil, profile: profile, notes: [])
     }
@@ -65,7 +67,8 @@ public struct UpgradeInput: Sendable {
             signedBy = try package.verify(trusting: keys.map(SigningPublicKey.init(raw:)), keySource: "profile \(profile.id)")
         } else {
             try package.checkImageHashes()
-            let reason = profile.map { "profile \($0.id) lists no signing keys" }
+            let reason =
+                profile.map { "profile \($0.id) lists no signing keys" }
                 ?? "no profile for product 0x\(hex(manifest.productID)) is loaded"
             notes.append("\(package.file): signature not checked: \(reason); the images match the manifest")
         }
@@ -75,9 +78,10 @@ public struct UpgradeInput: Sendable {
         // The image's own product decides the policy of a bare image; a manifest naming another product
         // must not carry it past that policy.
         if let (descriptor, imageProfile) = ProductImages.identify(image, among: profiles), imageProfile.id != profile?.id {
-            throw PackageError(.untrusted, file: source,
-                               "is an image for product 0x\(hex(descriptor.productID)) (profile \(imageProfile.id)); "
-                               + "the manifest says product 0x\(hex(manifest.productID))")
+            throw PackageError(
+                .untrusted, file: source,
+                "is an image for product 0x\(hex(descriptor.productID)) (profile \(imageProfile.id)); "
+                    + "the manifest says product 0x\(hex(manifest.productID))")
         }
         if let profile {
             let descriptor: ImageDescriptor
@@ -85,12 +89,15 @@ public struct UpgradeInput: Sendable {
                 throw PackageError(.untrusted, file: source, error.problem)
             }
             guard descriptor.productID == manifest.productID, descriptor.version == manifest.version else {
-                throw PackageError(.untrusted, file: source, "is product 0x\(hex(descriptor.productID)) version \(descriptor.version); "
-                                   + "the signed manifest says product 0x\(hex(manifest.productID)) version \(manifest.version)")
+                throw PackageError(
+                    .untrusted, file: source,
+                    "is product 0x\(hex(descriptor.productID)) version \(descriptor.version); "
+                        + "the signed manifest says product 0x\(hex(manifest.productID)) version \(manifest.version)")
             }
         }
-        return UpgradeInput(image: image, source: source, digest: package.digest, manifest: manifest, signedBy: signedBy,
-                            profile: profile, notes: notes)
+        return UpgradeInput(
+            image: image, source: source, digest: package.digest, manifest: manifest, signedBy: signedBy,
+            profile: profile, notes: notes)
     }
 }
 

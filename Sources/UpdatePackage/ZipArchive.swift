@@ -54,21 +54,28 @@ public struct ZipArchive: Sendable {
         let lowest = max(0, bytes.count - 22 - 0xFFFF)
         while position >= lowest {
             if bytes[position] == 0x50, bytes[position + 1] == 0x4B, try reader.u32(position) == endSignature,
-               try position + 22 + reader.u16(position + 20) == bytes.count { break }
+                try position + 22 + reader.u16(position + 20) == bytes.count
+            {
+                break
+            }
             position -= 1
         }
         guard position >= lowest else { throw reader.error("has no zip end-of-central-directory record (truncated, or not a zip)") }
-        let disk = try reader.u16(position + 4), directoryDisk = try reader.u16(position + 6)
-        let onDisk = try reader.u16(position + 8), count = try reader.u16(position + 10)
-        let size = try reader.u32(position + 12), offset = try reader.u32(position + 16)
+        let disk = try reader.u16(position + 4)
+        let directoryDisk = try reader.u16(position + 6)
+        let onDisk = try reader.u16(position + 8)
+        let count = try reader.u16(position + 10)
+        let size = try reader.u32(position + 12)
+        let offset = try reader.u32(position + 16)
         guard count != 0xFFFF, size != 0xFFFF_FFFF, offset != 0xFFFF_FFFF else {
             throw reader.error("is a ZIP64 archive, which packages never are")
         }
         guard disk == 0, directoryDisk == 0, onDisk == count else { throw reader.error("is a multi-disk zip, which packages never are") }
         guard count <= maximumMembers else { throw reader.error("lists \(count) members; a package holds at most \(maximumMembers)") }
         guard Int(offset) + Int(size) == position else {
-            throw reader.error("its central directory (\(size) bytes at offset \(offset)) does not end where the end record starts "
-                               + "(offset \(position)): truncated or altered")
+            throw reader.error(
+                "its central directory (\(size) bytes at offset \(offset)) does not end where the end record starts "
+                    + "(offset \(position)): truncated or altered")
         }
         return Directory(offset: Int(offset), size: Int(size), count: count)
     }
@@ -89,8 +96,9 @@ public struct ZipArchive: Sendable {
             position = next
         }
         guard position == directory.offset + directory.size else {
-            throw reader.error("its central directory is \(directory.size) bytes but its \(directory.count) entries take "
-                               + "\(position - directory.offset)")
+            throw reader.error(
+                "its central directory is \(directory.size) bytes but its \(directory.count) entries take "
+                    + "\(position - directory.offset)")
         }
         // Members that share bytes are how "overlapping" zip bombs multiply a small file.
         let sorted = spans.sorted { $0.range.lowerBound < $1.range.lowerBound }
@@ -102,16 +110,25 @@ public struct ZipArchive: Sendable {
 
     /// One central-directory entry, checked against its local header: the member, the bytes it spans
     /// (local header to the end of its data descriptor) and where the next entry starts.
-    static func centralEntry(_ reader: LittleEndianReader, at position: Int, index: Int,
-                             dataLimit: Int) throws(PackageError) -> (Member, Range<Int>, Int) {
+    static func centralEntry(
+        _ reader: LittleEndianReader, at position: Int, index: Int,
+        dataLimit: Int
+    ) throws(PackageError) -> (Member, Range<Int>, Int) {
         guard try reader.u32(position) == centralSignature else {
             throw reader.error("central directory entry \(index) at offset \(position) has no entry signature")
         }
-        let madeBy = try reader.u16(position + 4), flags = try reader.u16(position + 8), method = try reader.u16(position + 10)
-        let crc = try reader.u32(position + 16), compressed = try reader.u32(position + 20), size = try reader.u32(position + 24)
-        let nameLength = try reader.u16(position + 28), extraLength = try reader.u16(position + 30)
-        let commentLength = try reader.u16(position + 32), startDisk = try reader.u16(position + 34)
-        let external = try reader.u32(position + 38), localOffset = Int(try reader.u32(position + 42))
+        let madeBy = try reader.u16(position + 4)
+        let flags = try reader.u16(position + 8)
+        let method = try reader.u16(position + 10)
+        let crc = try reader.u32(position + 16)
+        let compressed = try reader.u32(position + 20)
+        let size = try reader.u32(position + 24)
+        let nameLength = try reader.u16(position + 28)
+        let extraLength = try reader.u16(position + 30)
+        let commentLength = try reader.u16(position + 32)
+        let startDisk = try reader.u16(position + 34)
+        let external = try reader.u32(position + 38)
+        let localOffset = Int(try reader.u32(position + 42))
         let nameBytes = try reader.slice(position + 46, count: nameLength)
         let name = try memberName(nameBytes, reader: reader, index: index)
         func refuse(_ problem: String) -> PackageError { reader.error("member \"\(name)\" \(problem)") }
@@ -128,8 +145,9 @@ public struct ZipArchive: Sendable {
         let local = try localHeader(reader, at: localOffset, name: nameBytes, method: method, refuse: refuse)
         let dataStart = local.dataStart
         guard dataStart <= dataLimit, Int(size) <= dataLimit - dataStart else {
-            throw refuse("declares \(size) bytes at offset \(dataStart), past the end of the members (offset \(dataLimit)): "
-                         + "truncated or lying")
+            throw refuse(
+                "declares \(size) bytes at offset \(dataStart), past the end of the members (offset \(dataLimit)): "
+                    + "truncated or lying")
         }
         let data = dataStart..<(dataStart + Int(size))
         var spanEnd = data.upperBound
@@ -176,22 +194,28 @@ public struct ZipArchive: Sendable {
         var dataStart: Int
     }
 
-    static func localHeader(_ reader: LittleEndianReader, at offset: Int, name: ArraySlice<UInt8>, method: Int,
-                            refuse: (String) -> PackageError) throws(PackageError) -> LocalHeader {
+    static func localHeader(
+        _ reader: LittleEndianReader, at offset: Int, name: ArraySlice<UInt8>, method: Int,
+        refuse: (String) -> PackageError
+    ) throws(PackageError) -> LocalHeader {
         guard try reader.u32(offset) == localSignature else { throw refuse("has no local header at offset \(offset)") }
         let flags = try reader.u16(offset + 6)
         guard try reader.u16(offset + 8) == method else { throw refuse("has a local header with another compression method") }
-        let nameLength = try reader.u16(offset + 26), extraLength = try reader.u16(offset + 28)
+        let nameLength = try reader.u16(offset + 26)
+        let extraLength = try reader.u16(offset + 28)
         guard try reader.slice(offset + 30, count: nameLength).elementsEqual(name) else {
             throw refuse("has a local header with another name")
         }
-        return LocalHeader(flags: flags, crc: try reader.u32(offset + 14), compressed: try reader.u32(offset + 18),
-                           size: try reader.u32(offset + 22), dataStart: offset + 30 + nameLength + extraLength)
+        return LocalHeader(
+            flags: flags, crc: try reader.u32(offset + 14), compressed: try reader.u32(offset + 18),
+            size: try reader.u32(offset + 22), dataStart: offset + 30 + nameLength + extraLength)
     }
 
     /// The data descriptor after a member's data (optional signature, CRC, sizes); returns where it ends.
-    static func dataDescriptor(_ reader: LittleEndianReader, at offset: Int, crc: UInt32, size: UInt32, limit: Int,
-                               refuse: (String) -> PackageError) throws(PackageError) -> Int {
+    static func dataDescriptor(
+        _ reader: LittleEndianReader, at offset: Int, crc: UInt32, size: UInt32, limit: Int,
+        refuse: (String) -> PackageError
+    ) throws(PackageError) -> Int {
         let start = try reader.u32(offset) == descriptorSignature ? offset + 4 : offset
         guard start + 12 <= limit else { throw refuse("has a data descriptor past the end of the members") }
         guard try reader.u32(start) == crc, try reader.u32(start + 4) == size, try reader.u32(start + 8) == size else {

@@ -19,32 +19,41 @@ extension UpgradeEngine {
         var hid = await awaitApplication(events: discovery.events(), port: port, timeout: timeout)
         if hid == nil, let boot0 = options.boot0 {
             onEvent(.note("the application did not start after leaving DFU; resetting the unit with BOOT0 low"))
-            let request = Boot0Path.Request(action: .startApplication, port: port, uid: expectedUID?.description,
-                                            method: target.profile?.boot0)
+            let request = Boot0Path.Request(
+                action: .startApplication, port: port, uid: expectedUID?.description,
+                method: target.profile?.boot0)
             let events = discovery.events()
             onEvent(.boot0(request, path: boot0.description))
             try await perform(request, on: boot0)
             hid = await awaitApplication(events: events, port: port, timeout: boot0.arrivalTimeout)
         }
         guard let hid else {
-            throw UpgradeError(.notConfirmed("the application did not show up at \(port) within \(timeout) of leaving DFU"), phase: .confirm,
-                               hint: "the new firmware is written and verified (its whole span, as its own check reads it); "
-                                   + "power-cycle the unit, then run the same command again: it confirms the unit or finishes the upgrade")
+            throw UpgradeError(
+                .notConfirmed("the application did not show up at \(port) within \(timeout) of leaving DFU"), phase: .confirm,
+                hint: "the new firmware is written and verified (its whole span, as its own check reads it); "
+                    + "power-cycle the unit, then run the same command again: it confirms the unit or finishes the upgrade")
         }
         let answer = try await withHID(hid) { link in try await link.info() }
         if let expectedUID, answer.uid != expectedUID {
-            throw UpgradeError(.notConfirmed("the application at \(port) is unit \(answer.uid), not \(expectedUID)"), phase: .confirm,
-                               hint: "check which unit is on that port")
+            throw UpgradeError(
+                .notConfirmed("the application at \(port) is unit \(answer.uid), not \(expectedUID)"), phase: .confirm,
+                hint: "check which unit is on that port")
         }
-        if expectedUID == nil, let serial = rom.identity.serialNumber, let predicted = Optional(family.romSerial.serial(uid: answer.uid.bytes)),
-           predicted != serial {
-            throw UpgradeError(.notConfirmed("the application at \(port) is unit \(answer.uid), whose ROM serial is not \(serial)"),
-                               phase: .confirm, hint: "check which unit is on that port")
+        if expectedUID == nil, let serial = rom.identity.serialNumber,
+            let predicted = Optional(family.romSerial.serial(uid: answer.uid.bytes)),
+            predicted != serial
+        {
+            throw UpgradeError(
+                .notConfirmed("the application at \(port) is unit \(answer.uid), whose ROM serial is not \(serial)"),
+                phase: .confirm, hint: "check which unit is on that port")
         }
         guard let running = answer.image?.version, running == version else {
-            throw UpgradeError(.notConfirmed("the unit runs \(answer.image.map { "version \($0.version)" } ?? "an image without a descriptor"), not \(version)"),
-                               phase: .confirm, hint: "the image was written and verified through the ROM, so the application itself reports "
-                                   + "another version than its descriptor: check the product firmware's GET_INFO; running again will not change it")
+            throw UpgradeError(
+                .notConfirmed(
+                    "the unit runs \(answer.image.map { "version \($0.version)" } ?? "an image without a descriptor"), not \(version)"),
+                phase: .confirm,
+                hint: "the image was written and verified through the ROM, so the application itself reports "
+                    + "another version than its descriptor: check the product firmware's GET_INFO; running again will not change it")
         }
         return (answer.uid, running)
     }

@@ -75,14 +75,16 @@ extension UpgradeEngine {
             UInt64(base)..<max(UInt64(base) + UInt64($0.imageSize), image.end)
         }
         return try await withClient(unit.rom, family: family) { client in
-            let plan = try FlashPlan(image: image, layout: layout, family: family,
-                                     transferSize: Int(client.transport.functionalDescriptor.transferSize), span: span)
+            let plan = try FlashPlan(
+                image: image, layout: layout, family: family,
+                transferSize: Int(client.transport.functionalDescriptor.transferSize), span: span)
             guard !options.dryRun else { return FlashOutcome(plan: plan) }
             _ = try await client.prepare(alternateSetting: 0)
             let flashed = try await client.execute(plan, image: image, verify: options.verify)
             guard options.leave else { return FlashOutcome(plan: plan, report: flashed) }
-            let jump = try Self.leaveAddress(family: family, vectorTable: image.baseAddress ?? family.flashBase,
-                                             resetHandler: image.word(at: (image.baseAddress ?? family.flashBase) + 4))
+            let jump = try Self.leaveAddress(
+                family: family, vectorTable: image.baseAddress ?? family.flashBase,
+                resetHandler: image.word(at: (image.baseAddress ?? family.flashBase) + 4))
             return FlashOutcome(plan: plan, report: flashed, jumpTo: jump, leave: try await client.leave(jumpTo: jump))
         }
     }
@@ -107,8 +109,9 @@ extension UpgradeEngine {
                 let reset = UInt32(littleEndianBytes: vectors[4..<8])
                 if vectors.allSatisfy({ $0 == 0xFF }) {
                     let what = "the flash at 0x\(hex(family.flashBase, 8)) holds no application (reset vector 0x\(hex(reset, 8)))"
-                    throw UpgradeError(.refused(what),
-                                       phase: .leave, hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
+                    throw UpgradeError(
+                        .refused(what),
+                        phase: .leave, hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
                 }
                 target = try Self.leaveAddress(family: family, vectorTable: family.flashBase, resetHandler: reset)
             }
@@ -129,13 +132,15 @@ extension UpgradeEngine {
                 return .massErased
             case .sectors(let addresses):
                 let layout = try await client.prepare(alternateSetting: 0)
-                let starts = try Set(addresses.map { address in
-                    guard let sector = layout.sector(containing: address) else {
-                        throw UpgradeError(.refused("0x\(hex(address, 8)) is in no sector of \(layout.render())"), phase: .flash,
-                                           hint: "nothing was erased")
-                    }
-                    return sector.start
-                })
+                let starts = try Set(
+                    addresses.map { address in
+                        guard let sector = layout.sector(containing: address) else {
+                            throw UpgradeError(
+                                .refused("0x\(hex(address, 8)) is in no sector of \(layout.render())"), phase: .flash,
+                                hint: "nothing was erased")
+                        }
+                        return sector.start
+                    })
                 try await client.erase(sectorsAt: starts.sorted(), in: layout)
                 return .sectors(starts.count)
             }

@@ -15,8 +15,9 @@ extension UpgradeEngine {
             return rom
         case .boot0(let port):
             try checkBoot0Reaches(target.family)
-            return try await enterByBoot0(port: port ?? run.candidateEntry?.portPath, uid: run.candidateEntry?.uid,
-                                          method: target.profile?.boot0, options: run.options)
+            return try await enterByBoot0(
+                port: port ?? run.candidateEntry?.portPath, uid: run.candidateEntry?.uid,
+                method: target.profile?.boot0, options: run.options)
         }
     }
 
@@ -25,10 +26,13 @@ extension UpgradeEngine {
     /// would only loop. Only a debug probe, or option bytes changed beforehand, reach it.
     func checkBoot0Reaches(_ family: McuFamily) throws {
         guard !family.factoryBoot0PinReachesROM else { return }
-        throw UpgradeError(.refused("on \(family.name) the factory option bytes make the MCU ignore the BOOT0 pin (AN2606, "
-                                    + "pattern 11), so a unit whose application does not answer cannot be started in its ROM"),
-                           phase: .enter, hint: "nothing was written; recover the unit through its debug port (SWD), "
-                               + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)")
+        throw UpgradeError(
+            .refused(
+                "on \(family.name) the factory option bytes make the MCU ignore the BOOT0 pin (AN2606, "
+                    + "pattern 11), so a unit whose application does not answer cannot be started in its ROM"),
+            phase: .enter,
+            hint: "nothing was written; recover the unit through its debug port (SWD), "
+                + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)")
     }
 
     /// How long the unit may take to re-enumerate: `--timeout`, else the product profile's, else 10 s.
@@ -49,23 +53,29 @@ extension UpgradeEngine {
         if let rom = await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
         let shown = serial.map { "the ROM (serial \($0))" } ?? "the ROM"
         if let serial, let other = await elsewhere(serial: serial, port: hid.usb.portPath) {
-            throw UpgradeError(.notConfirmed("the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout); "
-                                             + "a ROM with that serial is at \(other) (was the cable moved?)"), phase: .reenumerate,
-                               hint: "nothing was written; run the same command again with --unit \(other)")
+            throw UpgradeError(
+                .notConfirmed(
+                    "the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout); "
+                        + "a ROM with that serial is at \(other) (was the cable moved?)"), phase: .reenumerate,
+                hint: "nothing was written; run the same command again with --unit \(other)")
         }
-        throw UpgradeError(.notConfirmed("\(shown) did not show up at \(hid.usb.portPath) within \(timeout)"),
-                           phase: .reenumerate,
-                           hint: "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
+        throw UpgradeError(
+            .notConfirmed("\(shown) did not show up at \(hid.usb.portPath) within \(timeout)"),
+            phase: .reenumerate,
+            hint: "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
     }
 
     /// The BOOT0 path: ask for the ROM, then wait for it on the unit's port (any new ROM if the port is
     /// not known, which `find` allows only when nothing else is on the bus). The ROM's UID proves the unit.
-    func enterByBoot0(port: String?, expectedSerial: String? = nil, uid: String?, method: ProductProfile.Boot0Method?,
-                      options: Options) async throws -> ROM {
+    func enterByBoot0(
+        port: String?, expectedSerial: String? = nil, uid: String?, method: ProductProfile.Boot0Method?,
+        options: Options
+    ) async throws -> ROM {
         guard let boot0 = options.boot0 else {
-            throw UpgradeError(.needsBoot0("no application answers\(port.map { " at \($0)" } ?? ""), and no BOOT0 path is set up"),
-                               phase: .enter,
-                               hint: "nothing was written; hold BOOT0 while plugging the unit in and run again, or give --boot0-command")
+            throw UpgradeError(
+                .needsBoot0("no application answers\(port.map { " at \($0)" } ?? ""), and no BOOT0 path is set up"),
+                phase: .enter,
+                hint: "nothing was written; hold BOOT0 while plugging the unit in and run again, or give --boot0-command")
         }
         let request = Boot0Path.Request(action: .enterROM, port: port, uid: uid, method: method)
         let events = discovery.events()
@@ -76,18 +86,21 @@ extension UpgradeEngine {
         if let rom = await awaitROM(events: events, port: port, serial: expectedSerial, timeout: boot0.arrivalTimeout, excluding: present) {
             return rom
         }
-        throw UpgradeError(.needsBoot0("no ROM showed up\(port.map { " at \($0)" } ?? "") within \(boot0.arrivalTimeout) of the BOOT0 request (\(boot0.description))"
-                                       + (await expectedSerial.asyncMap { await elsewhere(serial: $0, port: port) }?
-                                           .map { "; a ROM with serial \(expectedSerial ?? "") is at \($0): run again with --unit \($0)" } ?? "")),
-                           phase: .reenumerate, hint: "check the BOOT0 wiring or hook, then run the same command again")
+        throw UpgradeError(
+            .needsBoot0(
+                "no ROM showed up\(port.map { " at \($0)" } ?? "") within \(boot0.arrivalTimeout) of the BOOT0 request (\(boot0.description))"
+                    + (await expectedSerial.asyncMap { await elsewhere(serial: $0, port: port) }?
+                        .map { "; a ROM with serial \(expectedSerial ?? "") is at \($0): run again with --unit \($0)" } ?? "")),
+            phase: .reenumerate, hint: "check the BOOT0 wiring or hook, then run the same command again")
     }
 
     func perform(_ request: Boot0Path.Request, on path: Boot0Path) async throws {
         do { try await path.perform(request) } catch is CancellationError {
             throw CancellationError()
         } catch {
-            throw UpgradeError(.needsBoot0("the BOOT0 path (\(path.description)) failed to \(request.action.rawValue): \(error)"),
-                               phase: .enter, hint: "check the jig or hook; the unit is recoverable: run the same command again")
+            throw UpgradeError(
+                .needsBoot0("the BOOT0 path (\(path.description)) failed to \(request.action.rawValue): \(error)"),
+                phase: .enter, hint: "check the jig or hook; the unit is recoverable: run the same command again")
         }
     }
 
@@ -99,8 +112,10 @@ extension UpgradeEngine {
 
     /// The ROM on `port` (any port if nil) with `serial` (any if nil); a ROM on that port with another
     /// serial is another unit and is never taken (docs/guarantees.md).
-    func awaitROM(events: AsyncStream<DiscoveryEvent>, port: String?, serial: String?, timeout: Duration,
-                  excluding: Set<USBDeviceIdentity> = []) async -> ROM? {
+    func awaitROM(
+        events: AsyncStream<DiscoveryEvent>, port: String?, serial: String?, timeout: Duration,
+        excluding: Set<USBDeviceIdentity> = []
+    ) async -> ROM? {
         await awaitDevice(events: events, timeout: timeout) { device in
             guard case .dfu(let identity, let alternates) = device, !excluding.contains(identity) else { return nil }
             if let port, identity.portPath != port { return nil }
@@ -116,8 +131,10 @@ extension UpgradeEngine {
     }
 
     /// Waits for a device `match` accepts: already present, or arriving before `timeout`; nil if none.
-    func awaitDevice<T: Sendable>(events: AsyncStream<DiscoveryEvent>, timeout: Duration, includePresent: Bool = true,
-                                  _ match: @escaping @Sendable (DiscoveredDevice) -> T?) async -> T? {
+    func awaitDevice<T: Sendable>(
+        events: AsyncStream<DiscoveryEvent>, timeout: Duration, includePresent: Bool = true,
+        _ match: @escaping @Sendable (DiscoveredDevice) -> T?
+    ) async -> T? {
         if includePresent, let present = try? await discovery.devices().lazy.compactMap(match).first { return present }
         let clock = self.clock
         let deadline = clock.now() + timeout

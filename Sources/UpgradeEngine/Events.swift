@@ -4,7 +4,9 @@ import FirmwareImage
 
 /// The workflow's phases, in order (docs/guarantees.md; fwupd's detach → write → attach → reload).
 public enum UpgradePhase: String, Sendable, Hashable, CaseIterable, Codable {
-    case find, plan, enter, reenumerate, optionBytes = "option-bytes", flash, leave, confirm
+    case find, plan, enter, reenumerate
+    case optionBytes = "option-bytes"
+    case flash, leave, confirm
 }
 
 /// What the engine reports while it works; the CLI renders it, the engine never prints.
@@ -56,8 +58,10 @@ public struct UnitDescription: Sendable, Hashable {
     public var version: FirmwareVersion?
     public var productID: UInt32?
 
-    public init(classification: Classification, uid: UniqueID?, familyID: String, portPath: String?, dfuSerial: String?,
-                version: FirmwareVersion?, productID: UInt32?) {
+    public init(
+        classification: Classification, uid: UniqueID?, familyID: String, portPath: String?, dfuSerial: String?,
+        version: FirmwareVersion?, productID: UInt32?
+    ) {
         self.classification = classification
         self.uid = uid
         self.familyID = familyID

@@ -100,8 +100,9 @@ extension UpgradeEngine {
         }
         guard wanted.count <= 1 else {
             let names = wanted.map { "\($0.description.classification.rawValue) unit at \($0.description.portPath ?? "?")" }
-            throw UpgradeError(.ambiguous("\(names.count) units match: \(names.joined(separator: ", "))"), phase: .find,
-                               hint: "nothing was touched; name one with --unit PORT (or its unique ID), or use --all")
+            throw UpgradeError(
+                .ambiguous("\(names.count) units match: \(names.joined(separator: ", "))"), phase: .find,
+                hint: "nothing was touched; name one with --unit PORT (or its unique ID), or use --all")
         }
         if let found = wanted.first { return found }
         return try silentUnit(options, busIsEmpty: devices.isEmpty)
@@ -117,14 +118,16 @@ extension UpgradeEngine {
             } else if Self.isUID(name), let entry = try options.journal?.entry(for: name.uppercased()) {
                 port = entry.portPath
             } else {
-                throw UpgradeError(.noUnit("no unit matches --unit \(name)"), phase: .find,
-                                   hint: "nothing was touched; `dfuhop list` shows the units and their ports: name one by its port")
+                throw UpgradeError(
+                    .noUnit("no unit matches --unit \(name)"), phase: .find,
+                    hint: "nothing was touched; `dfuhop list` shows the units and their ports: name one by its port")
             }
         } else if !busIsEmpty {
             throw UpgradeError(.noUnit("no unit on the bus matches"), phase: .find, hint: "nothing was touched")
         }
-        let description = UnitDescription(classification: .absent, uid: nil, familyID: "?", portPath: port, dfuSerial: nil,
-                                          version: nil, productID: nil)
+        let description = UnitDescription(
+            classification: .absent, uid: nil, familyID: "?", portPath: port, dfuSerial: nil,
+            version: nil, productID: nil)
         return Found(description: description, family: nil, reach: .boot0(port: port), installed: nil)
     }
 
@@ -145,8 +148,9 @@ extension UpgradeEngine {
     func describeApplication(_ hid: HIDDeviceInfo) async throws -> Found {
         let answer = try await withHID(hid) { link in try? await link.info() }
         guard let info = answer else {
-            let description = UnitDescription(classification: .corrupted, uid: nil, familyID: "?", portPath: hid.usb.portPath,
-                                              dfuSerial: nil, version: nil, productID: nil)
+            let description = UnitDescription(
+                classification: .corrupted, uid: nil, familyID: "?", portPath: hid.usb.portPath,
+                dfuSerial: nil, version: nil, productID: nil)
             return Found(description: description, family: nil, reach: .boot0(port: hid.usb.portPath), installed: nil)
         }
         let family = McuFamily.withDeviceID(info.deviceID)
@@ -157,8 +161,9 @@ extension UpgradeEngine {
             classification: .programmed, uid: info.uid, familyID: family?.id ?? "DEV_ID 0x\(hex(info.deviceID, 3))",
             portPath: hid.usb.portPath, dfuSerial: family?.romSerial.serial(uid: info.uid.bytes),
             version: info.image?.version, productID: info.image?.productID)
-        return Found(description: description, family: family,
-                     reach: .application(hid, sectorCRCs: info.capabilities.contains(.sectorCRCs)), installed: installed)
+        return Found(
+            description: description, family: family,
+            reach: .application(hid, sectorCRCs: info.capabilities.contains(.sectorCRCs)), installed: installed)
     }
 
     /// A ROM in DFU: read (never written) to tell a complete image, a blank part or a corrupted one, and
@@ -166,15 +171,20 @@ extension UpgradeEngine {
     /// upgrade, and only of a unit the journal does not show mid-upgrade (`Depth`).
     func describeROM(_ rom: ROM, journal: JournalStore? = nil, survey: Bool = true) async -> Found {
         let family = rom.family
-        var description = UnitDescription(classification: .inDFU, uid: nil, familyID: family?.id ?? "?",
-                                          portPath: rom.identity.portPath, dfuSerial: rom.identity.serialNumber,
-                                          version: nil, productID: nil)
+        var description = UnitDescription(
+            classification: .inDFU, uid: nil, familyID: family?.id ?? "?",
+            portPath: rom.identity.portPath, dfuSerial: rom.identity.serialNumber,
+            version: nil, productID: nil)
         // Part lines that share a ROM (L476/L496) share what inspection needs: read through the first of them.
         let candidates = rom.candidates
-        let probe = family ?? candidates.first.flatMap { first in
-            candidates.allSatisfy { $0.uidAddress == first.uidAddress && $0.flashBase == first.flashBase
-                && $0.optionBytes == first.optionBytes } ? first : nil
-        }
+        let probe =
+            family
+            ?? candidates.first.flatMap { first in
+                candidates.allSatisfy {
+                    $0.uidAddress == first.uidAddress && $0.flashBase == first.flashBase
+                        && $0.optionBytes == first.optionBytes
+                } ? first : nil
+            }
         var depth = Depth.head
         var uid: UniqueID?
         if !survey, let probe {

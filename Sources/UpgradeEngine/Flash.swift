@@ -13,8 +13,9 @@ extension UpgradeEngine {
             if layout != plan.layout {
                 // An option-byte write changed the organisation (G4 DBANK, seed 003): plan again for it.
                 onEvent(.note("the ROM shows the flash as \"\(layout.render())\" now; planning again for it, without skipping sectors"))
-                plan = try FlashPlan(image: target.image, layout: layout, family: target.family, transferSize: plan.transferSize,
-                                     span: target.span)
+                plan = try FlashPlan(
+                    image: target.image, layout: layout, family: target.family, transferSize: plan.transferSize,
+                    span: target.span)
             }
             try record(.flashing, run, target: target)
             run.flashStarted = true
@@ -25,8 +26,9 @@ extension UpgradeEngine {
                 if case .verifyMismatch = error, !plan.skippedSectors.isEmpty {
                     // A sector reported unchanged is not: the application's CRCs were wrong. Trust the ROM.
                     onEvent(.note("read-back differs (\(error)); rewriting every sector of the image, skipping none"))
-                    plan = try FlashPlan(image: target.image, layout: plan.layout, family: target.family,
-                                         transferSize: plan.transferSize, span: target.span)
+                    plan = try FlashPlan(
+                        image: target.image, layout: plan.layout, family: target.family,
+                        transferSize: plan.transferSize, span: target.span)
                 } else {
                     onEvent(.note("the ROM failed the flash (\(error)); running the plan once more from the start"))
                 }

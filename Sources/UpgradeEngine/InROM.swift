@@ -66,16 +66,20 @@ extension UpgradeEngine {
     func installedImage(_ client: DfuSeClient, head: [UInt8], base: UInt32, depth: Depth) async throws -> Installed? {
         let pointer = UInt32(littleEndianBytes: head[0x20..<0x24])
         guard pointer != 0, pointer != 0xFFFF_FFFF, pointer % 4 == 0, pointer > base,
-              let header = try? await client.read(address: pointer, length: ImageDescriptor.size),
-              let descriptor = try? ImageDescriptor(decoding: header, at: pointer, source: "flash"),
-              !descriptor.isUnstamped, descriptor.imageSize >= pointer - base + UInt32(ImageDescriptor.size),
-              UInt64(base) + UInt64(descriptor.imageSize) <= UInt64(UInt32.max) else { return nil }
+            let header = try? await client.read(address: pointer, length: ImageDescriptor.size),
+            let descriptor = try? ImageDescriptor(decoding: header, at: pointer, source: "flash"),
+            !descriptor.isUnstamped, descriptor.imageSize >= pointer - base + UInt32(ImageDescriptor.size),
+            UInt64(base) + UInt64(descriptor.imageSize) <= UInt64(UInt32.max)
+        else { return nil }
         if depth == .span {
             let span = try await client.read(address: base, length: Int(descriptor.imageSize))
-            guard (try? ImageDescriptor.validate(FlatMemory(base: base, bytes: span), base: base, source: "flash")) != nil else { return nil }
+            guard (try? ImageDescriptor.validate(FlatMemory(base: base, bytes: span), base: base, source: "flash")) != nil else {
+                return nil
+            }
         }
-        return Installed(productID: descriptor.productID, version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize,
-                         imageCRC: descriptor.crc, base: base)
+        return Installed(
+            productID: descriptor.productID, version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize,
+            imageCRC: descriptor.crc, base: base)
     }
 
     /// The 96-bit UID, read through the ROM (AN2606: the ROM reads system memory); nil if it refuses.
@@ -95,9 +99,11 @@ extension UpgradeEngine {
     /// holds. Throws before anything is erased: another unit, read protection, or a rule the image breaks.
     func checkInROM(_ rom: ROM, found: Found, target: Target, run: Run) async throws -> Target {
         guard let family = rom.family ?? Optional(target.family), family.id == target.family.id else {
-            throw UpgradeError(.refused("the ROM at \(rom.identity.portPath) shows the flash of \(rom.family?.name ?? "an unknown part"), "
-                                        + "not of \(target.family.name)"), phase: .enter,
-                               hint: "nothing was written; pick the image built for this unit's MCU")
+            throw UpgradeError(
+                .refused(
+                    "the ROM at \(rom.identity.portPath) shows the flash of \(rom.family?.name ?? "an unknown part"), "
+                        + "not of \(target.family.name)"), phase: .enter,
+                hint: "nothing was written; pick the image built for this unit's MCU")
         }
         // An application that answered had checked its own image at start-up; a unit mid-upgrade may hold torn
         // words: neither needs (nor survives) a read of the whole span.
@@ -121,8 +127,10 @@ extension UpgradeEngine {
         // What the ROM read is the truth the rules judge, whoever reported what before; a unit mid-upgrade
         // is judged by its journal entry.
         if found.hadApplicationAnswer, view.installed != found.installed {
-            onEvent(.note("the flash's descriptor (\(view.installed.map { "\($0.version)" } ?? "none")) is not what the application "
-                          + "reported; judging by the flash"))
+            onEvent(
+                .note(
+                    "the flash's descriptor (\(view.installed.map { "\($0.version)" } ?? "none")) is not what the application "
+                        + "reported; judging by the flash"))
         }
         try applyRules(&target, installed: midUpgrade ? nil : view.installed, run: run, skipAllowed: false)
         try await within(.enter) {
@@ -135,8 +143,9 @@ extension UpgradeEngine {
     /// The ROM must be the unit the run started with: the same UID where both are known.
     func proveIdentity(_ view: ROMView, rom: ROM, run: Run) throws {
         if let expected = run.before.uid, let seen = view.uid, expected != seen {
-            throw UpgradeError(.refused("the ROM at \(rom.identity.portPath) is unit \(seen), not \(expected)"), phase: .enter,
-                               hint: "nothing was written to either unit; check which unit is on that port, then run again")
+            throw UpgradeError(
+                .refused("the ROM at \(rom.identity.portPath) is unit \(seen), not \(expected)"), phase: .enter,
+                hint: "nothing was written to either unit; check which unit is on that port, then run again")
         }
         run.before.uid = run.before.uid ?? view.uid
         run.before.portPath = rom.identity.portPath
@@ -146,20 +155,25 @@ extension UpgradeEngine {
             run.resumed = entry
             onEvent(.resuming(entry))
         } else {
-            onEvent(.note("the journal entry for unit \(entry.uid ?? entry.key) on \(entry.portPath) is kept: the unit there now "
-                          + (view.uid.map { "is \($0)" } ?? "cannot be identified") + ", a different unit; `dfuhop journal` lists it"))
+            onEvent(
+                .note(
+                    "the journal entry for unit \(entry.uid ?? entry.key) on \(entry.portPath) is kept: the unit there now "
+                        + (view.uid.map { "is \($0)" } ?? "cannot be identified") + ", a different unit; `dfuhop journal` lists it"))
         }
         run.candidateEntry = nil
     }
 
     func readProtected(_ view: ROMView, rom: ROM, family: McuFamily) -> UpgradeError {
-        let level = view.readProtection.map { "level \(family.optionBytes.readProtectionLevel($0)) (RDP=0x\(hex($0, 2)))" }
+        let level =
+            view.readProtection.map { "level \(family.optionBytes.readProtectionLevel($0)) (RDP=0x\(hex($0, 2)))" }
             ?? "level 1 or 2"
-        return UpgradeError(.readProtected("the unit at \(rom.identity.portPath) has read protection \(level): its ROM refuses "
-                                           + "every read and write of the flash"), phase: .enter,
-                            hint: "nothing was written; only a read-unprotect clears level 1, and it erases the whole flash: "
-                                + "`dfuhop enter-dfu`, then `dfuhop erase --read-unprotect`, then run the upgrade again "
-                                + "(the blank unit is reached through the BOOT0 path); level 2 is permanent")
+        return UpgradeError(
+            .readProtected(
+                "the unit at \(rom.identity.portPath) has read protection \(level): its ROM refuses "
+                    + "every read and write of the flash"), phase: .enter,
+            hint: "nothing was written; only a read-unprotect clears level 1, and it erases the whole flash: "
+                + "`dfuhop enter-dfu`, then `dfuhop erase --read-unprotect`, then run the upgrade again "
+                + "(the blank unit is reached through the BOOT0 path); level 2 is permanent")
     }
 
     /// The ROM may show another organisation than planned (G4 DBANK): plan again for what it shows,
@@ -170,8 +184,9 @@ extension UpgradeEngine {
         }
         onEvent(.note("the ROM shows the flash as \"\(string)\", not as planned; planning again for it, without skipping sectors"))
         var target = target
-        target.plan = try FlashPlan(image: target.image, layout: layout, family: target.family, transferSize: target.plan.transferSize,
-                                    span: target.span)
+        target.plan = try FlashPlan(
+            image: target.image, layout: layout, family: target.family, transferSize: target.plan.transferSize,
+            span: target.span)
         return target
     }
 

@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What the host remembers about an upgrade in progress, one file per unit (docs/guarantees.md: "a journal on
@@ -73,8 +74,9 @@ public struct JournalStore: Sendable {
 
     func ensureDirectory() throws(JournalError) {
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
         } catch {
             throw JournalError(path: directory.path, problem: "cannot be created (\(error.localizedDescription))")
         }
@@ -90,8 +92,10 @@ public struct JournalStore: Sendable {
             decoder.dateDecodingStrategy = .iso8601
             return try decoder.decode(JournalEntry.self, from: Data(contentsOf: url))
         } catch {
-            throw JournalError(path: url.path, problem: "is not a dfuhop journal entry (\(error.localizedDescription)); "
-                               + "remove it if no upgrade of this unit is in progress")
+            throw JournalError(
+                path: url.path,
+                problem: "is not a dfuhop journal entry (\(error.localizedDescription)); "
+                    + "remove it if no upgrade of this unit is in progress")
         }
     }
 

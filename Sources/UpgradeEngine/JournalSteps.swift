@@ -36,8 +36,9 @@ extension UpgradeEngine {
     func lock(_ key: String, _ run: Run) throws {
         guard let journal = run.options.journal, !run.lockedKeys.contains(key) else { return }
         guard let held = try journal.lock(key) else {
-            throw UpgradeError(.busy("another dfuhop process is working on unit \(key)"), phase: .plan,
-                               hint: "nothing was touched; wait for it to finish, then run again")
+            throw UpgradeError(
+                .busy("another dfuhop process is working on unit \(key)"), phase: .plan,
+                hint: "nothing was touched; wait for it to finish, then run again")
         }
         run.locks.append(held)
         run.lockedKeys.insert(key)
@@ -49,7 +50,8 @@ extension UpgradeEngine {
         let unit = run.before
         let entry = JournalEntry(
             key: key, dfuSerial: unit.dfuSerial, uid: unit.uid?.description, portPath: unit.portPath ?? "",
-            family: target.family.id, classificationBefore: unit.classification.rawValue, productID: unit.productID ?? run.resumed?.productID,
+            family: target.family.id, classificationBefore: unit.classification.rawValue,
+            productID: unit.productID ?? run.resumed?.productID,
             oldVersion: unit.version?.description ?? run.resumed?.oldVersion, image: run.source, imageDigest: target.digest,
             inputDigest: run.options.inputDigest, newVersion: target.version.description,
             sectors: target.plan.erasedSectors.map(\.start), step: step, updated: Date())

@@ -46,8 +46,10 @@ extension UpgradeEngine {
         // (0xCC is level 2: permanent, and it disables the ROM — RM0090 §3.6.3, RM0440 §3.5.1).
         let rdp = updated[family.optionBytes.readProtectionByteOffset]
         guard family.optionBytes.readProtectionLevel(rdp) == 0 else {
-            throw UpgradeError(.readProtected("the option bytes read RDP=0x\(hex(rdp, 2)); dfuhop writes option bytes only on a unit "
-                                              + "at read protection level 0"), phase: .optionBytes, hint: "nothing was written")
+            throw UpgradeError(
+                .readProtected(
+                    "the option bytes read RDP=0x\(hex(rdp, 2)); dfuhop writes option bytes only on a unit "
+                        + "at read protection level 0"), phase: .optionBytes, hint: "nothing was written")
         }
         let events = discovery.events()
         try await withClient(rom, family: family) { client in
@@ -55,13 +57,16 @@ extension UpgradeEngine {
             _ = try await client.writeOptionBytes(updated, at: family.optionBytes.address, .operatorRequestedOptionBytes)
         }
         try record(.optionBytesWritten, run, target: target)
-        onEvent(.note("option bytes written (\(required.wanted.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))); "
-                      + "the unit resets"))
+        onEvent(
+            .note(
+                "option bytes written (\(required.wanted.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))); "
+                    + "the unit resets"))
         let again = try await reachAfterReset(rom, events: events, target: target, run: run)
         let now = try await readOptionBytes(again, family: family)
         guard required.values(now) == required.wanted else {
-            throw UpgradeError(.notConfirmed("the option bytes read \(required.values(now)) after the write, not \(required.wanted)"),
-                               phase: .optionBytes, hint: "the unit is in its ROM; check write protection and run the same command again")
+            throw UpgradeError(
+                .notConfirmed("the option bytes read \(required.values(now)) after the write, not \(required.wanted)"),
+                phase: .optionBytes, hint: "the unit is in its ROM; check write protection and run the same command again")
         }
         onEvent(.optionBytes(found: required.values(current), required: required.wanted, written: true))
         return again
@@ -71,8 +76,9 @@ extension UpgradeEngine {
         var bits: [(name: String, bit: Int, value: UInt32)] = []
         for requirement in profile.requiredOptionBytes {
             guard let bit = family.optionBytes.bit(named: requirement.name), requirement.value <= 1 else {
-                throw UpgradeError(.refused("\(profile.name) requires \(requirement), which dfuhop cannot check on \(family.name)"),
-                                   phase: .optionBytes, hint: "nothing was written; fix the product profile")
+                throw UpgradeError(
+                    .refused("\(profile.name) requires \(requirement), which dfuhop cannot check on \(family.name)"),
+                    phase: .optionBytes, hint: "nothing was written; fix the product profile")
             }
             bits.append((requirement.name, bit, requirement.value))
         }
@@ -84,12 +90,15 @@ extension UpgradeEngine {
         guard !options.writeOptionBytes || options.boot0 == nil else { return }
         let differing = required.bits.filter { required.values(current)[$0.name] != $0.value }
             .map { "\($0.name)=\(required.values(current)[$0.name]!)" }
-        throw UpgradeError(.refused("the unit has \(differing.joined(separator: ", ")); \(profile.name) needs "
-                                    + profile.requiredOptionBytes.map(\.description).joined(separator: ", ")),
-                           phase: .optionBytes,
-                           hint: "nothing was written; " + (options.writeOptionBytes
-                               ? "the write resets the unit, and only the BOOT0 path can bring it back: give --boot0-command or run on a terminal"
-                               : "run again with --write-option-bytes (the write resets the unit; dfuhop reaches it again)"))
+        throw UpgradeError(
+            .refused(
+                "the unit has \(differing.joined(separator: ", ")); \(profile.name) needs "
+                    + profile.requiredOptionBytes.map(\.description).joined(separator: ", ")),
+            phase: .optionBytes,
+            hint: "nothing was written; "
+                + (options.writeOptionBytes
+                    ? "the write resets the unit, and only the BOOT0 path can bring it back: give --boot0-command or run on a terminal"
+                    : "run again with --write-option-bytes (the write resets the unit; dfuhop reaches it again)"))
     }
 
     /// The option-byte load resets the MCU (seed 003): BOOT0 held or an empty-check part brings back the
@@ -99,7 +108,10 @@ extension UpgradeEngine {
         let port = rom.identity.portPath
         let serial = rom.identity.serialNumber
         let uid = run.before.uid?.description
-        enum Back: Sendable { case rom(ROM), application(HIDDeviceInfo) }
+        enum Back: Sendable {
+            case rom(ROM)
+            case application(HIDDeviceInfo)
+        }
         let back = await awaitDevice(events: events, timeout: timeout(target, run), includePresent: false) { device -> Back? in
             switch device {
             case .dfu(let identity, let alternates) where identity.portPath == port && (serial == nil || identity.serialNumber == serial):
@@ -116,15 +128,18 @@ extension UpgradeEngine {
             if case .application = reached.reach, reached.description.uid != nil, reached.description.uid == run.before.uid {
                 again = try await enterBootloader(hid: hid, unit: reached.description, family: target.family, timeout: timeout(target, run))
             } else {
-                again = try await enterByBoot0(port: port, expectedSerial: serial, uid: uid, method: target.profile?.boot0,
-                                               options: run.options)
+                again = try await enterByBoot0(
+                    port: port, expectedSerial: serial, uid: uid, method: target.profile?.boot0,
+                    options: run.options)
             }
         case nil:
-            again = try await enterByBoot0(port: port, expectedSerial: serial, uid: uid, method: target.profile?.boot0, options: run.options)
+            again = try await enterByBoot0(
+                port: port, expectedSerial: serial, uid: uid, method: target.profile?.boot0, options: run.options)
         }
         if let expected = run.before.uid, let seen = await readUID(again, family: target.family), seen != expected {
-            throw UpgradeError(.refused("the ROM at \(again.identity.portPath) is unit \(seen), not \(expected)"), phase: .optionBytes,
-                               hint: "nothing was written to that unit; check which unit is on that port, then run again")
+            throw UpgradeError(
+                .refused("the ROM at \(again.identity.portPath) is unit \(seen), not \(expected)"), phase: .optionBytes,
+                hint: "nothing was written to that unit; check which unit is on that port, then run again")
         }
         return again
     }
@@ -132,8 +147,9 @@ extension UpgradeEngine {
     func optionBytesAlternate(_ rom: ROM, family: McuFamily) throws -> UInt8 {
         let address = String(format: "/0x%08X/", family.optionBytes.address)
         guard let alternate = rom.alternates.first(where: { $0.name.uppercased().contains(address.uppercased()) }) else {
-            throw UpgradeError(.refused("the ROM at \(rom.identity.portPath) shows no option-byte memory at \(address)"),
-                               phase: .optionBytes, hint: "the unit is in its ROM, unchanged")
+            throw UpgradeError(
+                .refused("the ROM at \(rom.identity.portPath) shows no option-byte memory at \(address)"),
+                phase: .optionBytes, hint: "the unit is in its ROM, unchanged")
         }
         return alternate.number
     }

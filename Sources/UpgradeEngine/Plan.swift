@@ -34,10 +34,12 @@ extension UpgradeEngine {
         var target = try checkedImage(file, unit: unit, run: run)
         try applyRules(&target, installed: unit.installed, run: run, skipAllowed: true)
         if !target.upToDate, case .application(let hid, sectorCRCs: true) = unit.reach, unit.installed?.productID == target.productID,
-           !run.options.forceFull {
+            !run.options.forceFull
+        {
             let unchanged = try await unchangedSectors(image: target.image, layout: target.plan.layout, span: target.span, hid: hid)
-            target.plan = try FlashPlan(image: target.image, layout: target.plan.layout, family: target.family,
-                                        transferSize: target.plan.transferSize, span: target.span, unchangedSectors: unchanged)
+            target.plan = try FlashPlan(
+                image: target.image, layout: target.plan.layout, family: target.family,
+                transferSize: target.plan.transferSize, span: target.span, unchangedSectors: unchanged)
         }
         return target
     }
@@ -56,23 +58,28 @@ extension UpgradeEngine {
         let descriptor = try ImageDescriptor.validate(image, base: base, source: source)
         let profile = run.options.profiles.first { $0.imageProductID == descriptor.productID }
         if let profile, profile.family.id != family.id {
-            throw UpgradeError(.refused("\(source) is for \(profile.name), an \(profile.family.name); the unit is an \(family.name)"),
-                               phase: .plan, hint: "nothing was touched; pick the image built for this unit")
+            throw UpgradeError(
+                .refused("\(source) is for \(profile.name), an \(profile.family.name); the unit is an \(family.name)"),
+                phase: .plan, hint: "nothing was touched; pick the image built for this unit")
         }
         let applicationBase = profile?.applicationBase ?? family.flashBase
         guard base == applicationBase else {
-            throw UpgradeError(.refused("\(source) starts at \(hexAddress(base)), but \(profile?.name ?? family.name)'s application "
-                                        + "starts at \(hexAddress(applicationBase)): it was linked for another place"),
-                               phase: .plan, hint: "nothing was touched; link the image for \(hexAddress(applicationBase)) "
-                                   + "(or name the base in the product profile's \"applicationBase\")")
+            throw UpgradeError(
+                .refused(
+                    "\(source) starts at \(hexAddress(base)), but \(profile?.name ?? family.name)'s application "
+                        + "starts at \(hexAddress(applicationBase)): it was linked for another place"),
+                phase: .plan,
+                hint: "nothing was touched; link the image for \(hexAddress(applicationBase)) "
+                    + "(or name the base in the product profile's \"applicationBase\")")
         }
         let span = UInt64(base)..<max(UInt64(base) + UInt64(descriptor.imageSize), image.end)
         let layout = try flashLayout(unit: unit, profile: profile, family: family)
         let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: Int(family.rom.transferSize), span: span)
-        return Target(image: image, family: family, profile: profile, productID: descriptor.productID,
-                      version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
-                      base: base, span: span, plan: plan, leaveAddress: try leaveAddress(image, base: base, family: family, source: source),
-                      digest: Self.digest(of: image))
+        return Target(
+            image: image, family: family, profile: profile, productID: descriptor.productID,
+            version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
+            base: base, span: span, plan: plan, leaveAddress: try leaveAddress(image, base: base, family: family, source: source),
+            digest: Self.digest(of: image))
     }
 
     /// The unit's MCU: what it reports, else `--family`, else the product profile's, else the journal's. A
@@ -80,8 +87,9 @@ extension UpgradeEngine {
     func family(for file: FirmwareImage, unit: Found, run: Run) throws -> McuFamily {
         let named = run.options.family
         if let reported = unit.family, let named, named.id != reported.id {
-            throw UpgradeError(.refused("--family \(named.id) does not match the unit, which is an \(reported.name)"), phase: .plan,
-                               hint: "nothing was touched; drop --family (dfuhop knows this unit's MCU)")
+            throw UpgradeError(
+                .refused("--family \(named.id) does not match the unit, which is an \(reported.name)"), phase: .plan,
+                hint: "nothing was touched; drop --family (dfuhop knows this unit's MCU)")
         }
         let journalFamily = run.candidateEntry.flatMap { McuFamily.named($0.family) } ?? run.resumed.flatMap { McuFamily.named($0.family) }
         let profileFamily = Self.familyFromDescriptor(file, profiles: run.options.profiles)
@@ -89,8 +97,9 @@ extension UpgradeEngine {
             return try familyAmong(rom.candidates, rom: rom, named: named ?? profileFamily ?? journalFamily)
         }
         guard let family = unit.family ?? named ?? profileFamily ?? journalFamily else {
-            throw UpgradeError(.refused("cannot tell which MCU the unit has: it does not answer and \(run.source)'s product has no profile"),
-                               phase: .plan, hint: "nothing was touched; give --family or --profile")
+            throw UpgradeError(
+                .refused("cannot tell which MCU the unit has: it does not answer and \(run.source)'s product has no profile"),
+                phase: .plan, hint: "nothing was touched; give --family or --profile")
         }
         return family
     }
@@ -100,9 +109,13 @@ extension UpgradeEngine {
     func familyAmong(_ candidates: [McuFamily], rom: ROM, named: McuFamily?) throws -> McuFamily {
         if let named, candidates.isEmpty || candidates.contains(where: { $0.id == named.id }) { return named }
         let which = candidates.isEmpty ? "no part line dfuhop knows" : candidates.map(\.name).joined(separator: " or ")
-        throw UpgradeError(.refused("the ROM at \(rom.identity.portPath) could be \(which)"
-                                    + (named.map { ", not \($0.name)" } ?? "")), phase: .plan,
-                           hint: "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))")
+        throw UpgradeError(
+            .refused(
+                "the ROM at \(rom.identity.portPath) could be \(which)"
+                    + (named.map { ", not \($0.name)" } ?? "")), phase: .plan,
+            hint:
+                "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
+        )
     }
 
     /// `upgrade` writes the internal flash; other targets of a multi-target .dfu (option bytes, OTP) are
@@ -111,9 +124,11 @@ extension UpgradeEngine {
         let others = file.targets.filter { $0.alternateSetting != 0 && !$0.segments.isEmpty }
         guard others.isEmpty else {
             let names = others.map { "alternate setting \($0.alternateSetting)" + ($0.name.map { " (\($0))" } ?? "") }
-            throw UpgradeError(.refused("\(source) also holds \(names.joined(separator: ", ")), which `upgrade` does not write"),
-                               phase: .plan, hint: "nothing was touched; put option bytes the product needs in its profile "
-                                   + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only")
+            throw UpgradeError(
+                .refused("\(source) also holds \(names.joined(separator: ", ")), which `upgrade` does not write"),
+                phase: .plan,
+                hint: "nothing was touched; put option bytes the product needs in its profile "
+                    + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only")
         }
     }
 
@@ -123,7 +138,8 @@ extension UpgradeEngine {
         let flash = family.defaultFlashMode.layout.zones.map { $0.start...UInt32($0.end - 1) }
         let report = ImageCheck.check(image, for: TargetMemoryMap(partName: family.name, ram: ram, flash: flash), source: source)
         if let error = report.errors.first {
-            throw UpgradeError(.refused("\(source): \(error)"), phase: .plan, hint: "nothing was touched; was the image built for \(family.name)?")
+            throw UpgradeError(
+                .refused("\(source): \(error)"), phase: .plan, hint: "nothing was touched; was the image built for \(family.name)?")
         }
         for warning in report.warnings { onEvent(.warning("\(source): \(warning)")) }
     }
@@ -134,15 +150,18 @@ extension UpgradeEngine {
             return (profile?.flashMode ?? family.defaultFlashMode).layout
         }
         do { return try FlashLayout(parsing: string) } catch {
-            throw UpgradeError(.refused("the DFU unit's memory layout \"\(string)\" is not valid: \(error)"), phase: .plan,
-                               hint: "nothing was touched; is this an ST ROM bootloader?")
+            throw UpgradeError(
+                .refused("the DFU unit's memory layout \"\(string)\" is not valid: \(error)"), phase: .plan,
+                hint: "nothing was touched; is this an ST ROM bootloader?")
         }
     }
 
     static func digest(of image: NormalizedImage) -> String {
-        SHA256.hash(data: image.segments.flatMap { segment in
-            withUnsafeBytes(of: segment.address.littleEndian, Array.init) + segment.bytes
-        }).withUnsafeBytes { hexString($0) }
+        SHA256.hash(
+            data: image.segments.flatMap { segment in
+                withUnsafeBytes(of: segment.address.littleEndian, Array.init) + segment.bytes
+            }
+        ).withUnsafeBytes { hexString($0) }
     }
 
     /// The family named by the profile of the image's product, for units that do not answer.
@@ -154,7 +173,8 @@ extension UpgradeEngine {
     public static func profile(for file: FirmwareImage, among profiles: [ProductProfile]) -> ProductProfile? {
         for family in Set(profiles.map(\.family.id)).sorted().compactMap(McuFamily.named) {
             guard let image = try? file.normalized(granularity: family.writeGranularity), let base = image.baseAddress,
-                  let descriptor = try? ImageDescriptor.validate(image, base: base, source: "") else { continue }
+                let descriptor = try? ImageDescriptor.validate(image, base: base, source: "")
+            else { continue }
             if let profile = profiles.first(where: { $0.imageProductID == descriptor.productID }) { return profile }
         }
         return nil
@@ -163,8 +183,9 @@ extension UpgradeEngine {
     /// Where the ROM must jump when leaving DFU (`McuFamily.leaveAddress`, seed 001).
     func leaveAddress(_ image: NormalizedImage, base: UInt32, family: McuFamily, source: String) throws -> UInt32 {
         guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base + 4)) else {
-            throw UpgradeError(.refused("\(source) has no Thumb reset handler in word 1, which \(family.name)'s ROM needs to leave DFU"),
-                               phase: .plan, hint: "nothing was touched; check the image's vector table")
+            throw UpgradeError(
+                .refused("\(source) has no Thumb reset handler in word 1, which \(family.name)'s ROM needs to leave DFU"),
+                phase: .plan, hint: "nothing was touched; check the image's vector table")
         }
         return address
     }
@@ -172,7 +193,8 @@ extension UpgradeEngine {
     /// Sectors of the span whose content on the unit (CRCs the application reports) already equals what
     /// flashing would leave there: the image's bytes, 0xFF elsewhere. Only a hint: verification reads the
     /// whole span back through the ROM, and a wrong report makes the flash run again in full.
-    func unchangedSectors(image: NormalizedImage, layout: FlashLayout, span: Range<UInt64>, hid: HIDDeviceInfo) async throws -> Set<UInt32> {
+    func unchangedSectors(image: NormalizedImage, layout: FlashLayout, span: Range<UInt64>, hid: HIDDeviceInfo) async throws -> Set<UInt32>
+    {
         let touched = layout.sectors.filter { UInt64($0.start) < span.upperBound && $0.end > span.lowerBound }
         guard !touched.isEmpty else { return [] }
         return try await withHID(hid) { link in

@@ -27,8 +27,9 @@ extension UpgradeEngine {
         let source = run.source
         try checkResumeDigest(target, run: run)
         if let product = held.productID, product != target.productID {
-            throw UpgradeError(.refused("\(source) is for product 0x\(hex(target.productID, 8)); the unit holds product 0x\(hex(product, 8))"),
-                               phase: .plan, hint: "nothing was written; pick the image built for this product")
+            throw UpgradeError(
+                .refused("\(source) is for product 0x\(hex(target.productID, 8)); the unit holds product 0x\(hex(product, 8))"),
+                phase: .plan, hint: "nothing was written; pick the image built for this product")
         }
         if let installed = held.installed, installed.matches(target), !run.options.forceFull {
             target.upToDate = true
@@ -36,17 +37,20 @@ extension UpgradeEngine {
         }
         target.upToDate = false
         if let minimum = run.options.minimumRunningVersion, let running = held.version, running < minimum {
-            throw UpgradeError(.refused("\(source) upgrades units that hold \(minimum) or later; the unit holds \(running)"),
-                               phase: .plan, hint: "nothing was written; install an intermediate release first")
+            throw UpgradeError(
+                .refused("\(source) upgrades units that hold \(minimum) or later; the unit holds \(running)"),
+                phase: .plan, hint: "nothing was written; install an intermediate release first")
         }
         guard let running = held.version, !run.options.allowDowngrade else { return }
         if target.version < running {
-            throw UpgradeError(.refused("\(source) holds version \(target.version), older than the \(running) the unit holds"),
-                               phase: .plan, hint: "nothing was written; pass --allow-downgrade if you mean it")
+            throw UpgradeError(
+                .refused("\(source) holds version \(target.version), older than the \(running) the unit holds"),
+                phase: .plan, hint: "nothing was written; pass --allow-downgrade if you mean it")
         }
         if target.version == running, held.installed != nil {
-            throw UpgradeError(.refused("the unit holds a different build of version \(running) than \(source)"),
-                               phase: .plan, hint: "nothing was written; pass --allow-downgrade to replace it with this build")
+            throw UpgradeError(
+                .refused("the unit holds a different build of version \(running) than \(source)"),
+                phase: .plan, hint: "nothing was written; pass --allow-downgrade to replace it with this build")
         }
     }
 
@@ -57,8 +61,10 @@ extension UpgradeEngine {
         let given = run.options.inputDigest ?? target.digest
         let recorded = run.options.inputDigest == nil ? entry.imageDigest : (entry.inputDigest ?? entry.imageDigest)
         if given != recorded {
-            onEvent(.note("the interrupted upgrade was to \(entry.image) (\(entry.newVersion)); writing \(run.source) instead, "
-                          + "checked against the firmware the unit held before (\(entry.oldVersion ?? "unknown"))"))
+            onEvent(
+                .note(
+                    "the interrupted upgrade was to \(entry.image) (\(entry.newVersion)); writing \(run.source) instead, "
+                        + "checked against the firmware the unit held before (\(entry.oldVersion ?? "unknown"))"))
         }
     }
 }

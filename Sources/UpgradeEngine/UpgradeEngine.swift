@@ -77,7 +77,7 @@ public struct UpgradeEngine: Sendable {
         }
 
         func releaseLocks() {
-            locks.forEach { $0.release() }
+            for lock in locks { lock.release() }
             locks = []
             lockedKeys = []
         }
@@ -131,28 +131,33 @@ public struct UpgradeEngine: Sendable {
         let confirmed = try await phase(.confirm, run) { try await confirm(rom: rom, target: target, run: run) }
         run.before.uid = run.before.uid ?? confirmed.uid
         try await within(.confirm) { try forget(run) }
-        return UpgradeResult(outcome: flashed == nil ? .upToDate : .upgraded, before: run.before, newVersion: confirmed.version,
-                             phases: run.phases, plan: flashed?.plan ?? target.plan, flashReport: flashed?.report,
-                             skippedSectors: flashed?.plan.skippedSectors.count ?? 0, resumed: run.resumed)
+        return UpgradeResult(
+            outcome: flashed == nil ? .upToDate : .upgraded, before: run.before, newVersion: confirmed.version,
+            phases: run.phases, plan: flashed?.plan ?? target.plan, flashReport: flashed?.report,
+            skippedSectors: flashed?.plan.skippedSectors.count ?? 0, resumed: run.resumed)
     }
 
     /// Up to date (as the application reports it) or a dry run: nothing was touched.
     func finishEarly(_ target: Target, _ run: Run) async throws(UpgradeError) -> UpgradeResult {
         if target.upToDate, run.resumed != nil { try await within(.plan) { try forget(run) } }
         if target.upToDate {
-            return UpgradeResult(outcome: .upToDate, before: run.before, newVersion: target.version, phases: run.phases,
-                                 plan: target.plan, flashReport: nil, skippedSectors: 0, resumed: run.resumed)
+            return UpgradeResult(
+                outcome: .upToDate, before: run.before, newVersion: target.version, phases: run.phases,
+                plan: target.plan, flashReport: nil, skippedSectors: 0, resumed: run.resumed)
         }
         onEvent(.planned(target.plan, skippedSectors: target.plan.skippedSectors.count))
-        return UpgradeResult(outcome: .planned, before: run.before, newVersion: nil, phases: run.phases, plan: target.plan,
-                             flashReport: nil, skippedSectors: target.plan.skippedSectors.count, resumed: run.resumed)
+        return UpgradeResult(
+            outcome: .planned, before: run.before, newVersion: nil, phases: run.phases, plan: target.plan,
+            flashReport: nil, skippedSectors: target.plan.skippedSectors.count, resumed: run.resumed)
     }
 
     /// Runs the steps between entering the ROM and the first erase; if one fails (a refusal, an unwritable
     /// journal, a cancellation), a unit that had a working application is sent back to it before the error
     /// is thrown, and the hint says so.
-    func undoingEntry(_ found: Found, _ rom: ROM, _ target: Target, _ run: Run,
-                      _ body: () async throws(UpgradeError) -> Void) async throws(UpgradeError) {
+    func undoingEntry(
+        _ found: Found, _ rom: ROM, _ target: Target, _ run: Run,
+        _ body: () async throws(UpgradeError) -> Void
+    ) async throws(UpgradeError) {
         do { try await body() } catch {
             guard !run.flashStarted, found.hadApplication || run.before.classification == .programmed else { throw error }
             var error = error
@@ -172,11 +177,13 @@ public struct UpgradeEngine: Sendable {
         let found = try await phase(.find, run) { try await find(options) }
         guard case .application(let hid, _) = found.reach, let family = found.family else {
             if case .rom(let rom) = found.reach {
-                throw UpgradeError(.refused("the unit at \(rom.identity.portPath) is already in DFU mode"), phase: .find,
-                                   hint: "nothing to do: it is ready for `dfuhop flash`")
+                throw UpgradeError(
+                    .refused("the unit at \(rom.identity.portPath) is already in DFU mode"), phase: .find,
+                    hint: "nothing to do: it is ready for `dfuhop flash`")
             }
-            throw UpgradeError(.needsBoot0("no application answers\(found.description.portPath.map { " at \($0)" } ?? "")"),
-                               phase: .find, hint: "hold BOOT0 while plugging the unit in to reach its ROM")
+            throw UpgradeError(
+                .needsBoot0("no application answers\(found.description.portPath.map { " at \($0)" } ?? "")"),
+                phase: .find, hint: "hold BOOT0 while plugging the unit in to reach its ROM")
         }
         let timeout = options.reenumerationTimeout ?? .seconds(10)
         let rom = try await phase(.enter, run) {
@@ -187,6 +194,7 @@ public struct UpgradeEngine: Sendable {
 }
 
 extension UnitDescription {
-    static let unknown = UnitDescription(classification: .absent, uid: nil, familyID: "?", portPath: nil, dfuSerial: nil,
-                                         version: nil, productID: nil)
+    static let unknown = UnitDescription(
+        classification: .absent, uid: nil, familyID: "?", portPath: nil, dfuSerial: nil,
+        version: nil, productID: nil)
 }

@@ -43,16 +43,18 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let what: String = switch kind {
-        case .refused(let text), .noUnit(let text), .ambiguous(let text), .busy(let text), .needsBoot0(let text),
-             .notConfirmed(let text), .readProtected(let text), .unexpected(let text): text
-        case .cancelled: "cancelled"
-        case .journal(let error): error.description
-        case .image(let error): error.description
-        case .flash(let error): error.description
-        case .application(let error): error.description
-        case .transport(let error): error.description
-        }
+        let what: String =
+            switch kind {
+            case .refused(let text), .noUnit(let text), .ambiguous(let text), .busy(let text), .needsBoot0(let text),
+                .notConfirmed(let text), .readProtected(let text), .unexpected(let text):
+                text
+            case .cancelled: "cancelled"
+            case .journal(let error): error.description
+            case .image(let error): error.description
+            case .flash(let error): error.description
+            case .application(let error): error.description
+            case .transport(let error): error.description
+            }
         return "\(phase): \(what)"
     }
 
@@ -64,31 +66,43 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         case let error as DfuSeError where error.category == .cancelled:
             return UpgradeError(.cancelled, phase: phase, hint: "run the same command again to finish the upgrade")
         case let error as DfuSeError:
-            return UpgradeError(.flash(error), phase: phase, hint: phase >= .optionBytes
-                ? "the unit is recoverable through its ROM: run the same command again to finish"
-                : "run the same command again")
+            return UpgradeError(
+                .flash(error), phase: phase,
+                hint: phase >= .optionBytes
+                    ? "the unit is recoverable through its ROM: run the same command again to finish"
+                    : "run the same command again")
         case let error as AppLinkError:
-            return UpgradeError(.application(error), phase: phase, hint: untouched
-                ? "nothing was written; check the cable and run the same command again"
-                : "check the cable and run the same command again")
+            return UpgradeError(
+                .application(error), phase: phase,
+                hint: untouched
+                    ? "nothing was written; check the cable and run the same command again"
+                    : "check the cable and run the same command again")
         case let error as TransportError:
-            return UpgradeError(.transport(error), phase: phase, hint: untouched
-                ? "nothing was written; check the cable and run the same command again"
-                : "check the cable and run the same command again: the unit is recoverable through its ROM")
+            return UpgradeError(
+                .transport(error), phase: phase,
+                hint: untouched
+                    ? "nothing was written; check the cable and run the same command again"
+                    : "check the cable and run the same command again: the unit is recoverable through its ROM")
         case let error as ImageError:
             return UpgradeError(.image(error), phase: phase, hint: "nothing was touched; check the image file")
         case let error as JournalError:
-            return UpgradeError(.journal(error), phase: phase, hint: untouched
-                ? "nothing was touched; fix the journal directory (--state-dir) and run again"
-                : "fix the journal directory (--state-dir) and run the same command again")
+            return UpgradeError(
+                .journal(error), phase: phase,
+                hint: untouched
+                    ? "nothing was touched; fix the journal directory (--state-dir) and run again"
+                    : "fix the journal directory (--state-dir) and run the same command again")
         case is CancellationError:
-            return UpgradeError(.cancelled, phase: phase, hint: untouched
-                ? "nothing was touched" : "run the same command again to finish the upgrade")
+            return UpgradeError(
+                .cancelled, phase: phase,
+                hint: untouched
+                    ? "nothing was touched" : "run the same command again to finish the upgrade")
         default:
             // Not a refusal: a failure the layers do not describe is a bug, and says so (exit 70).
-            return UpgradeError(.unexpected("\(error)"), phase: phase, hint: untouched
-                ? "nothing was touched; this is a bug in dfuhop, please report it"
-                : "run the same command again to finish; this is a bug in dfuhop, please report it")
+            return UpgradeError(
+                .unexpected("\(error)"), phase: phase,
+                hint: untouched
+                    ? "nothing was touched; this is a bug in dfuhop, please report it"
+                    : "run the same command again to finish; this is a bug in dfuhop, please report it")
         }
     }
 

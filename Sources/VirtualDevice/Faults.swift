@@ -1,6 +1,6 @@
 import AppLink
-import USBTransport
 import DfuSe
+import USBTransport
 
 /// Faults to inject into one virtual unit, as values: deterministic, so a failing case replays exactly.
 /// Counters are 1-based and count from the unit's creation (or from `VirtualUnit.resetCounters()`).
@@ -40,10 +40,12 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         }
     }
 
-    public init(powerLossAtFlashOperation: Int? = nil, disconnectAtTransfer: Int? = nil, stallAtTransfer: Int? = nil,
-                stallCount: Int = 1, statusErrorAtBlock: BlockStatusError? = nil, neverReturnAfterReset: Bool = false,
-                stuckBusyAtFlashOperation: Int? = nil, returnDelay: Duration? = nil, returnPort: String? = nil,
-                pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil) {
+    public init(
+        powerLossAtFlashOperation: Int? = nil, disconnectAtTransfer: Int? = nil, stallAtTransfer: Int? = nil,
+        stallCount: Int = 1, statusErrorAtBlock: BlockStatusError? = nil, neverReturnAfterReset: Bool = false,
+        stuckBusyAtFlashOperation: Int? = nil, returnDelay: Duration? = nil, returnPort: String? = nil,
+        pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil
+    ) {
         self.powerLossAtFlashOperation = powerLossAtFlashOperation
         self.disconnectAtTransfer = disconnectAtTransfer
         self.stallAtTransfer = stallAtTransfer

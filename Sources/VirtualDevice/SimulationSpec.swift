@@ -1,7 +1,7 @@
-import Foundation
-import USBTransport
 import DeviceProfiles
 import FirmwareImage
+import Foundation
+import USBTransport
 
 /// The one error type of the virtual device layer: bad `--simulate` specs and bad state files.
 public struct VirtualDeviceError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -42,7 +42,8 @@ public struct SimulationSpec: Sendable, Hashable, CustomStringConvertible {
         self.state = state
     }
 
-    public static let usage = "FAMILY[:STATE] with FAMILY one of \(McuFamily.all.map(\.id).joined(separator: ", ")) "
+    public static let usage =
+        "FAMILY[:STATE] with FAMILY one of \(McuFamily.all.map(\.id).joined(separator: ", ")) "
         + "(g474-single for DBANK=0) and STATE one of \(State.allCases.map(\.rawValue).joined(separator: ", "))"
 
     public init(parsing text: String) throws(VirtualDeviceError) {
@@ -78,8 +79,9 @@ public struct SimulationSpec: Sendable, Hashable, CustomStringConvertible {
 
     /// A powered unit in this state, unit number `index` on the bus.
     public func makeUnit(index: Int = 1, clock: any DeviceClock) throws(VirtualDeviceError) -> VirtualUnit {
-        let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: index), portPath: "1-\(index)", clock: clock,
-                               flashModeIndex: flashModeIndex)
+        let unit = VirtualUnit(
+            family: family, uid: VirtualUnit.uid(index: index), portPath: "1-\(index)", clock: clock,
+            flashModeIndex: flashModeIndex)
         switch state {
         case .dfu:
             unit.setBoot0(true)

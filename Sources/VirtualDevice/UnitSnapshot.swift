@@ -1,7 +1,7 @@
-import Foundation
-import USBTransport
 import DeviceProfiles
 import FirmwareImage
+import Foundation
+import USBTransport
 
 /// One virtual unit saved to a file (`--simulate-state FILE`), so a sequence of commands acts on one
 /// unit as on hardware: flash (only the write units that are not erased), ECC state, option bytes,
@@ -41,16 +41,20 @@ extension VirtualUnit {
             let g = family.writeGranularity
             var index = 0
             while index < wordWritten.count {
-                guard wordWritten[index] else { index += 1; continue }
+                guard wordWritten[index] else {
+                    index += 1
+                    continue
+                }
                 let start = index
                 while index < wordWritten.count, wordWritten[index] { index += 1 }
                 ranges.append(start...(index - 1))
                 runs.append(.init(offset: start * g, data: Data(flash[start * g..<index * g]).base64EncodedString()))
             }
-            return UnitSnapshot(format: UnitSnapshot.formatVersion, family: family.id, uid: hexString(uid),
-                                portPath: portPath, mode: mode, boot0: boot0, emptyCheckLatchedROM: emptyCheckLatchedROM,
-                                optionBytes: hexString(optionBytes), backupRegisters: backupRegisters,
-                                flash: runs, writtenUnits: ranges, corruptedUnits: wordCorrupted.sorted())
+            return UnitSnapshot(
+                format: UnitSnapshot.formatVersion, family: family.id, uid: hexString(uid),
+                portPath: portPath, mode: mode, boot0: boot0, emptyCheckLatchedROM: emptyCheckLatchedROM,
+                optionBytes: hexString(optionBytes), backupRegisters: backupRegisters,
+                flash: runs, writtenUnits: ranges, corruptedUnits: wordCorrupted.sorted())
         }
     }
 
@@ -78,8 +82,9 @@ extension VirtualUnit {
         for run in snapshot.flash {
             guard let data = Data(base64Encoded: run.data) else { throw fail("flash run at offset \(run.offset) is not base64") }
             guard run.offset >= flashEnd, run.offset <= flash.count, data.count <= flash.count - run.offset, run.offset % g == 0 else {
-                throw fail("flash run at offset \(run.offset) (\(data.count) bytes) is outside the \(flash.count)-byte flash, "
-                           + "misaligned, or not after the previous run")
+                throw fail(
+                    "flash run at offset \(run.offset) (\(data.count) bytes) is outside the \(flash.count)-byte flash, "
+                        + "misaligned, or not after the previous run")
             }
             flash.replaceSubrange(run.offset..<run.offset + data.count, with: data)
             flashEnd = run.offset + data.count
@@ -93,7 +98,9 @@ extension VirtualUnit {
             for index in range { written[index] = true }
             writtenEnd = range.upperBound + 1
         }
-        guard snapshot.corruptedUnits.allSatisfy({ $0 >= 0 && $0 < written.count }) else { throw fail("a corrupted unit index is outside the flash") }
+        guard snapshot.corruptedUnits.allSatisfy({ $0 >= 0 && $0 < written.count }) else {
+            throw fail("a corrupted unit index is outside the flash")
+        }
         unit.lock.withLock {
             unit.flash = flash
             unit.wordWritten = written

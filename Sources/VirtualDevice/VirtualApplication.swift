@@ -1,8 +1,8 @@
-import Foundation
-import USBTransport
+import AppLink
 import DeviceProfiles
 import FirmwareImage
-import AppLink
+import Foundation
+import USBTransport
 
 /// How the product's application shows itself on USB (a product profile's `application` section).
 public struct ApplicationIdentity: Sendable, Hashable {
@@ -12,8 +12,10 @@ public struct ApplicationIdentity: Sendable, Hashable {
     public var usage: UInt16
     public var product: String
 
-    public init(vendorID: UInt16, productID: UInt16, usagePage: UInt16 = AppLinkProtocol.usagePage,
-                usage: UInt16 = AppLinkProtocol.usage, product: String) {
+    public init(
+        vendorID: UInt16, productID: UInt16, usagePage: UInt16 = AppLinkProtocol.usagePage,
+        usage: UInt16 = AppLinkProtocol.usage, product: String
+    ) {
         self.vendorID = vendorID
         self.productID = productID
         self.usagePage = usagePage
@@ -50,18 +52,21 @@ extension VirtualUnit {
         let status = ImageDescriptor.inspect(memory, base: family.flashBase, source: "flash")
         // Only firmware that carries a descriptor runs the check; an image without one just runs.
         if case .invalid = status, let pointer = memory.word(at: family.flashBase + ImageDescriptor.pointerOffset),
-           memory.word(at: pointer) == ImageDescriptor.magic {
+            memory.word(at: pointer) == ImageDescriptor.magic
+        {
             return .refuses
         }
         return .answers(status)
     }
 
     var hidInfo: HIDDeviceInfo {
-        let usb = USBDeviceIdentity(vendorID: application.vendorID, productID: application.productID, bcdDevice: 0x0100,
-                                    serialNumber: hexString(uid), manufacturer: "dfuhop",
-                                    product: application.product, portPath: portPath)
-        return HIDDeviceInfo(usb: usb, usagePage: application.usagePage, usage: application.usage, interfaceNumber: 0,
-                             path: "virtual:\(portPath):hid")
+        let usb = USBDeviceIdentity(
+            vendorID: application.vendorID, productID: application.productID, bcdDevice: 0x0100,
+            serialNumber: hexString(uid), manufacturer: "dfuhop",
+            product: application.product, portPath: portPath)
+        return HIDDeviceInfo(
+            usb: usb, usagePage: application.usagePage, usage: application.usage, interfaceNumber: 0,
+            path: "virtual:\(portPath):hid")
     }
 
     /// The running application's answer to one output report, by AppLink's device side (the same rules
@@ -71,8 +76,9 @@ extension VirtualUnit {
         let flash = self.flash
         let base = family.flashBase
         let device = AppLinkDevice(
-            state: AppLinkDevice.State(flashAddress: base, flashSize: UInt32(flash.count), imageBase: base,
-                                       uid: UniqueID(uid)!, deviceID: family.deviceID, revisionID: 0x1001),
+            state: AppLinkDevice.State(
+                flashAddress: base, flashSize: UInt32(flash.count), imageBase: base,
+                uid: UniqueID(uid)!, deviceID: family.deviceID, revisionID: 0x1001),
             readFlash: { address, count in
                 let offset = Int(address - base)
                 return Array(flash[offset..<offset + count])
@@ -90,8 +96,9 @@ extension VirtualUnit {
     /// GET_INFO's answer with `FaultPlan.reportedVersion` in place of the descriptor's version, or nil.
     func reportedVersionLie(_ reply: [UInt8], answering report: [UInt8]) -> [UInt8]? {
         guard let version = faults.reportedVersion, case .request(let sequence, .getInfo) = AppRequest.decode(report: report),
-              case .info(var info) = try? AppResponse.decode(reply, answering: .getInfo, sequence: sequence),
-              info.image != nil else { return nil }
+            case .info(var info) = try? AppResponse.decode(reply, answering: .getInfo, sequence: sequence),
+            info.image != nil
+        else { return nil }
         info.image?.version = version
         return AppResponse.info(info).report(sequence: sequence, command: AppCommand.getInfo.rawValue)
     }
@@ -169,24 +176,27 @@ public final class VirtualHIDTransport: HIDTransport, @unchecked Sendable {
 /// programmed: vector table (SP at the top of the first RAM region, Thumb reset handler), descriptor at
 /// 0x40, then code-like filler up to `size`.
 public enum DemoImage {
-    public static func make(family: McuFamily, version: ImageVersion, size: Int = 24 * 1024,
-                            productID: UInt32? = nil) throws(ImageError) -> NormalizedImage {
+    public static func make(
+        family: McuFamily, version: ImageVersion, size: Int = 24 * 1024,
+        productID: UInt32? = nil
+    ) throws(ImageError) -> NormalizedImage {
         let base = family.flashBase
         func le(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
         let sp = UInt32(truncatingIfNeeded: family.ramRegions[0].end)
         var bytes = le(sp) + le(base + 0x101)
         for _ in 2..<8 { bytes += le(base + 0x181) }
-        bytes += le(base + 0x40)  // word 8: the descriptor
+        bytes += le(base + 0x40) // word 8: the descriptor
         for _ in 9..<16 { bytes += le(base + 0x181) }
-        bytes += [UInt8](repeating: 0xFF, count: 64)  // the reserved descriptor area
+        bytes += [UInt8](repeating: 0xFF, count: 64) // the reserved descriptor area
         var state: UInt32 = 0x1234_5678 ^ UInt32(version.major) << 16 ^ UInt32(version.minor) << 8 ^ UInt32(version.patch)
         while bytes.count < size {
             state = state &* 1_664_525 &+ 1_013_904_223
             bytes.append(UInt8(truncatingIfNeeded: state >> 24))
         }
         let image = FirmwareImage(format: .binary, segments: [Segment(address: base, bytes: bytes)])
-        let stamped = try image.stamped(productID: productID ?? ApplicationIdentity.demoImageProductID(for: family),
-                                        version: version, name: "dfuhop-demo-\(family.id)", file: "demo image")
+        let stamped = try image.stamped(
+            productID: productID ?? ApplicationIdentity.demoImageProductID(for: family),
+            version: version, name: "dfuhop-demo-\(family.id)", file: "demo image")
         do { return try stamped.normalized(granularity: family.writeGranularity) } catch {
             throw ImageError(file: "demo image", "\(error)")
         }

@@ -1,5 +1,5 @@
-import USBTransport
 import Foundation
+import USBTransport
 
 /// A USB bus with virtual units on it: the `DeviceDiscovery` the engine and the CLI use with `--simulate`.
 /// Arrivals and departures follow the units' resets, jumps and (un)plugging.

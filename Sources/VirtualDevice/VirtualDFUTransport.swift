@@ -1,5 +1,5 @@
-import USBTransport
 import DfuSe
+import USBTransport
 
 /// A handle on a virtual unit's ROM DFU interface, valid for one enumeration: once the unit resets,
 /// jumps or is unplugged, every call fails with `.disconnected`, as a libusb handle would.
@@ -24,8 +24,9 @@ public final class VirtualDFUTransport: DFUTransport {
         self.identity = unit.dfuIdentity
         self.alternateSettings = alternates
         // ST ROMs: bmAttributes 0x0B (download, upload, will detach), wDetachTimeOut 255, bcdDFU 0x011A.
-        self.functionalDescriptor = DFUFunctionalDescriptor(attributes: 0x0B, detachTimeoutMs: 255,
-                                                            transferSize: unit.family.rom.transferSize, dfuVersion: 0x011A)
+        self.functionalDescriptor = DFUFunctionalDescriptor(
+            attributes: 0x0B, detachTimeoutMs: 255,
+            transferSize: unit.family.rom.transferSize, dfuVersion: 0x011A)
     }
 
     var deviceName: String { "virtual \(unit.family.id) \(identity)" }
@@ -38,8 +39,9 @@ public final class VirtualDFUTransport: DFUTransport {
     }
 
     public func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws {
-        _ = try await unit.control(request, data: data, length: data.count, timeout: timeout, enumeration: enumeration,
-                                   device: deviceName)
+        _ = try await unit.control(
+            request, data: data, length: data.count, timeout: timeout, enumeration: enumeration,
+            device: deviceName)
     }
 
     public func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8] {

@@ -1,6 +1,6 @@
-import USBTransport
 import DeviceProfiles
 import DfuSe
+import USBTransport
 
 /// The ROM bootloader's DFU state (DFU 1.1 §6.1.2, AN3156). Reset on every enumeration.
 struct ROMState {
@@ -45,8 +45,10 @@ enum ROMAction {
 
 extension VirtualUnit {
     /// One control transfer, as the ROM's USB stack sees it. Errors are `TransportError`.
-    func control(_ request: ControlRequest, data: [UInt8]?, length: Int, timeout: Duration, enumeration handle: Int,
-                 device: String) async throws -> [UInt8] {
+    func control(
+        _ request: ControlRequest, data: [UInt8]?, length: Int, timeout: Duration, enumeration handle: Int,
+        device: String
+    ) async throws -> [UInt8] {
         let operation = DFURequest(rawValue: request.request)?.description ?? "request \(request.request)"
         func fail(_ kind: TransportError.Kind) -> TransportError { TransportError(kind, device: device, operation: operation) }
 
@@ -181,7 +183,9 @@ extension VirtualUnit {
 
     private func download(block: UInt16, data: [UInt8]) -> ROMAction {
         guard rom.state == .dfuIdle || rom.state == .downloadIdle else {
-            log.append(LoggedRequest(kind: .unknown(.classOut(DFURequest.download.rawValue, value: block, interface: 0)), enumeration: enumeration))
+            log.append(
+                LoggedRequest(kind: .unknown(.classOut(DFURequest.download.rawValue, value: block, interface: 0)), enumeration: enumeration)
+            )
             enterError(.errStalledPkt)
             return .stall
         }
@@ -279,16 +283,25 @@ extension VirtualUnit {
             case .getCommands:
                 break
             case .setAddress(let address):
-                guard isAddressableLocked(address) else { outcome = .error(.errTarget); break }
+                guard isAddressableLocked(address) else {
+                    outcome = .error(.errTarget)
+                    break
+                }
                 rom.addressPointer = address
                 reported = family.reportedPollTimeouts.setAddress
             case .erase(let address):
-                if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
+                if readProtectionLocked > 0 {
+                    outcome = .error(.errVendor)
+                    break
+                }
                 guard let sector = selectedLayoutLocked?.sector(containing: address), let offset = flashOffset(sector.start) else {
                     outcome = .error(.errTarget)
                     break
                 }
-                guard sector.attributes.contains(.erasable) else { outcome = .error(.errTarget); break }
+                guard sector.attributes.contains(.erasable) else {
+                    outcome = .error(.errTarget)
+                    break
+                }
                 duration = family.timings.eraseTime(sectorSize: sector.size)
                 reported = family.reportedPollTimeouts.erase ?? (quirkStallsDuringErase ? duration / 4 : nil)
                 guard flashOperation({ torn in self.eraseLocked(offset: offset, count: Int(sector.size), torn: torn) }) else {
@@ -297,11 +310,15 @@ extension VirtualUnit {
                 rom.isErasing = true
                 // H7 rev V hangs in dfuDNBUSY on an erase (betaflight-configurator PR 1861).
                 if faults.stuckBusyAtFlashOperation == flashOperationCount,
-                   family.quirk({ if case .stuckInDownloadBusy = $0 { true } else { nil } }) != nil {
+                    family.quirk({ if case .stuckInDownloadBusy = $0 { true } else { nil } }) != nil
+                {
                     outcome = .stuck
                 }
             case .massErase:
-                if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
+                if readProtectionLocked > 0 {
+                    outcome = .error(.errVendor)
+                    break
+                }
                 duration = family.timings.massErase
                 reported = family.reportedPollTimeouts.massErase
                 guard flashOperation({ torn in self.eraseLocked(offset: 0, count: self.flash.count, torn: torn) }) else {
@@ -315,34 +332,43 @@ extension VirtualUnit {
                 outcome = .resetAfter
             }
         case .data(let block, let bytes):
-            guard let address = dataAddress(block: block) else { outcome = .error(.errAddress); break }
+            guard let address = dataAddress(block: block) else {
+                outcome = .error(.errAddress)
+                break
+            }
             if let fault = faults.statusErrorAtBlock, fault.block == Int(block), !rom.blocksFailed.contains(block),
-               let status = DFUStatus(rawValue: fault.status) {
+                let status = DFUStatus(rawValue: fault.status)
+            {
                 rom.blocksFailed.insert(block)
                 outcome = .error(status)
                 break
             }
             if isInFlash(address) {
-                if readProtectionLocked > 0 { outcome = .error(.errVendor); break }
+                if readProtectionLocked > 0 {
+                    outcome = .error(.errVendor)
+                    break
+                }
                 guard rom.alternateSetting == 0, writable(address: address, count: bytes.count) else {
                     outcome = .error(.errAddress)
                     break
                 }
                 duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
-                guard flashOperation({ torn in
-                    self.programLocked(bytes, at: address, tornAt: torn ? bytes.count / 2 : nil)
-                }) else { return .disconnect }
+                guard
+                    flashOperation({ torn in
+                        self.programLocked(bytes, at: address, tornAt: torn ? bytes.count / 2 : nil)
+                    })
+                else { return .disconnect }
             } else if address == family.optionBytes.address, bytes.count <= optionBytes.count {
                 // An option-byte write starts at the area's base; the ROM loads the new values when it ends,
                 // which resets the MCU whether or not the host asks for the status (AN3156; seed 003).
                 if readProtectionLocked > 0, bytes[family.optionBytes.readProtectionByteOffset] == family.optionBytes.level0Value {
-                    eraseLocked(offset: 0, count: flash.count, torn: false)  // RDP 1 → 0 wipes the flash
+                    eraseLocked(offset: 0, count: flash.count, torn: false) // RDP 1 → 0 wipes the flash
                 }
                 optionBytes.replaceSubrange(0..<bytes.count, with: bytes)
                 duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
                 outcome = .resetAfter
             } else if isInOptionBytes(address) {
-                outcome = .error(.errTarget)  // not at the option-byte base
+                outcome = .error(.errTarget) // not at the option-byte base
             } else {
                 outcome = .error(.errAddress)
             }
@@ -352,7 +378,7 @@ extension VirtualUnit {
         rom.state = .downloadBusy
         // bwPollTimeout is the ROM's estimate in whole ms (rounded to nearest); a GETSTATUS that comes a
         // little early is held until the operation ends.
-        let estimate = (reported ?? duration) * (faults.pollTimeoutScale ?? 1)  // a lying ROM: FaultPlan.pollTimeoutScale
+        let estimate = (reported ?? duration) * (faults.pollTimeoutScale ?? 1) // a lying ROM: FaultPlan.pollTimeoutScale
         let pollMs = UInt32((estimate + .microseconds(500)) / .milliseconds(1))
         if outcome.isStuck { return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .downloadBusy).bytes) }
         let reply = DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes

@@ -1,8 +1,8 @@
-import USBTransport
-import Foundation
 import DeviceProfiles
-import FirmwareImage
 import DfuSe
+import FirmwareImage
+import Foundation
+import USBTransport
 
 /// What a virtual unit is doing.
 public enum UnitMode: String, Sendable, Hashable, Codable {
@@ -63,8 +63,10 @@ public final class VirtualUnit: @unchecked Sendable {
     var announced: DiscoveredDevice?
     var announcedEnumeration = 0
 
-    public init(family: McuFamily, uid: [UInt8], portPath: String, clock: any DeviceClock, flashModeIndex: Int = 0,
-                faults: FaultPlan = .none, firmwareLayout: String? = nil, application: ApplicationIdentity? = nil) {
+    public init(
+        family: McuFamily, uid: [UInt8], portPath: String, clock: any DeviceClock, flashModeIndex: Int = 0,
+        faults: FaultPlan = .none, firmwareLayout: String? = nil, application: ApplicationIdentity? = nil
+    ) {
         precondition(uid.count == 12, "a unique ID is 96 bits")
         precondition(family.flashModes.indices.contains(flashModeIndex), "no such flash mode")
         self.family = family
@@ -98,7 +100,8 @@ public final class VirtualUnit: @unchecked Sendable {
     static let systemMemorySize: UInt32 = 0x7000
 
     static func factoryOptionBytes(_ family: McuFamily) -> [UInt8] {
-        let size = family.otherMemories.compactMap { try? FlashLayout(parsing: $0) }
+        let size =
+            family.otherMemories.compactMap { try? FlashLayout(parsing: $0) }
             .first { $0.zones.first?.start == family.optionBytes.address }
             .map { Int($0.zones[0].size) } ?? family.optionBytes.size
         var bytes = [UInt8](repeating: 0xFF, count: size)
@@ -165,9 +168,10 @@ public final class VirtualUnit: @unchecked Sendable {
     public var dfuIdentity: USBDeviceIdentity { lock.withLock { dfuIdentityLocked } }
 
     var dfuIdentityLocked: USBDeviceIdentity {
-        USBDeviceIdentity(vendorID: family.rom.vendorID, productID: family.rom.productID, bcdDevice: family.rom.bcdDevice,
-                          serialNumber: romSerialLocked, manufacturer: family.rom.manufacturer, product: family.rom.product,
-                          portPath: portPath)
+        USBDeviceIdentity(
+            vendorID: family.rom.vendorID, productID: family.rom.productID, bcdDevice: family.rom.bcdDevice,
+            serialNumber: romSerialLocked, manufacturer: family.rom.manufacturer, product: family.rom.product,
+            portPath: portPath)
     }
 
     var alternateSettingsLocked: [DFUAlternateSetting] {
@@ -254,7 +258,10 @@ public final class VirtualUnit: @unchecked Sendable {
                 return nil
             }
             // Off the bus for now; back later, or elsewhere (the faults apply to this restart only).
-            defer { faults.returnDelay = nil; faults.returnPort = nil }
+            defer {
+                faults.returnDelay = nil
+                faults.returnPort = nil
+            }
             mode = .off
             return (faults.returnDelay ?? .zero, faults.returnPort, decided, enumeration)
         }
@@ -262,7 +269,7 @@ public final class VirtualUnit: @unchecked Sendable {
         guard let late else { return }
         let arrive: @Sendable () -> Void = { [self] in
             let current = lock.withLock { enumeration == late.enumeration && mode == .off }
-            guard current else { return }  // reset or unplugged meanwhile
+            guard current else { return } // reset or unplugged meanwhile
             if let port = late.port { portLock.withLock { self.port = port } }
             lock.withLock { mode = late.mode }
             publishPresence()
@@ -301,7 +308,8 @@ public final class VirtualUnit: @unchecked Sendable {
     /// Initial SP inside RAM and a Thumb reset handler inside flash, neither word ECC-corrupted.
     func applicationVectorsValidLocked() -> Bool {
         guard !wordCorruptedLocked(offset: 0, count: 8),
-              let sp = wordLocked(offset: 0), let pc = wordLocked(offset: 4) else { return false }
+            let sp = wordLocked(offset: 0), let pc = wordLocked(offset: 4)
+        else { return false }
         return family.isInRAM(sp, inclusiveEnd: true) && pc & 1 == 1 && isInFlash(pc & ~1)
     }
 
@@ -325,7 +333,8 @@ public final class VirtualUnit: @unchecked Sendable {
         case .vectorTable:
             // Loads SP and PC from the table at `address`.
             guard isInFlash(address), let offset = flashOffset(address), !wordCorruptedLocked(offset: offset, count: 8),
-                  let sp = wordLocked(offset: offset), let pc = wordLocked(offset: offset + 4) else { return false }
+                let sp = wordLocked(offset: offset), let pc = wordLocked(offset: offset + 4)
+            else { return false }
             return family.isInRAM(sp, inclusiveEnd: true) && pc & 1 == 1 && isInFlash(pc & ~1)
         case .directJump:
             // Executes at `address`: only the reset handler (Thumb bit set) starts the application.
@@ -345,11 +354,15 @@ public final class VirtualUnit: @unchecked Sendable {
 
     /// Tells the bus when what the unit presents has changed (arrival, departure, re-enumeration).
     func publishPresence() {
-        let change = lock.withLock { () -> (DiscoveredDevice?, DiscoveredDevice?, (@Sendable (DiscoveredDevice?, DiscoveredDevice?) -> Void)?)? in
+        let change = lock.withLock {
+            () -> (DiscoveredDevice?, DiscoveredDevice?, (@Sendable (DiscoveredDevice?, DiscoveredDevice?) -> Void)?)? in
             let now = presenceLocked
             // Same presence but a new enumeration is a re-plug: the bus sees it leave and arrive.
             guard now != announced || (now != nil && enumeration != announcedEnumeration) else { return nil }
-            defer { announced = now; announcedEnumeration = enumeration }
+            defer {
+                announced = now
+                announcedEnumeration = enumeration
+            }
             return (announced, now, presenceObserver)
         }
         if let (old, new, observer) = change { observer?(old, new) }

@@ -1,7 +1,7 @@
-import Foundation
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
 import USBTransport
 import VirtualDevice
 
@@ -56,7 +56,7 @@ enum FlashBenchmark {
             while offset < write.length {
                 let length = min(client.transferSize, write.length - offset)
                 program += t.programTime(bytes: length, granularity: family.writeGranularity)
-                transfer += t.transferTime(bytes: length) * 2  // written, then read back
+                transfer += t.transferTime(bytes: length) * 2 // written, then read back
                 blocks += 1
                 offset += length
             }

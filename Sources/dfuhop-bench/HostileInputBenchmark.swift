@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import FirmwareImage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The hostile files of issue 12 through the dfuhop executable (`image info`): each one's exit
 /// status, median wall time and peak resident memory (ru_maxrss) above the same binary on a 16-byte file,
@@ -34,7 +35,7 @@ enum HostileInputBenchmark {
         let directory = try ImageConvertBenchmark.makeTemporaryDirectory()
         let files = ["tiny.hex"] + cases().map(\.file)
         defer {
-            files.forEach { unlink(directory + "/" + $0) }
+            for file in files { unlink(directory + "/" + file) }
             rmdir(directory)
         }
         // A child writes the files: Linux counts the peak RSS of a spawned process from the spawning
@@ -54,9 +55,10 @@ enum HostileInputBenchmark {
             let met = result.status == item.expectedStatus && (ratio <= 3 || extraKiB <= 1024)
             allMet = allMet && met
             let outcome = result.status == 0 ? "described" : "refused (exit \(result.status))"
-            print("  " + item.name.rightPadded(to: 46) + "\(size) bytes".leftPadded(to: 15)
-                  + (ImageConvertBenchmark.fixed(result.seconds * 1000) + " ms").leftPadded(to: 12)
-                  + "  +\(extraKiB) KiB = \(ImageConvertBenchmark.fixed(ratio))x the file  \(outcome)\(met ? "" : "  GOAL MISSED")")
+            print(
+                "  " + item.name.rightPadded(to: 46) + "\(size) bytes".leftPadded(to: 15)
+                    + (ImageConvertBenchmark.fixed(result.seconds * 1000) + " ms").leftPadded(to: 12)
+                    + "  +\(extraKiB) KiB = \(ImageConvertBenchmark.fixed(ratio))x the file  \(outcome)\(met ? "" : "  GOAL MISSED")")
         }
         print("goal: exit status as listed, and memory above the baseline at most 3x the file (or under 1 MiB)")
         return allMet
@@ -76,19 +78,31 @@ enum HostileInputBenchmark {
 
     static func cases() -> [Case] {
         [
-            Case(name: "ELF: 4,000 headers over the same 137 KiB", file: "shared.elf",
-                 expectedStatus: 65) { elfWithSharedLoads(count: 4_000, size: 137 << 10) },
-            Case(name: "ELF: 30,000 headers over the same 137 KiB", file: "shared30k.elf",
-                 expectedStatus: 65) { elfWithSharedLoads(count: 30_000, size: 137 << 10) },
-            Case(name: "Intel HEX: 72 bytes spanning 4 GiB", file: "span.hex",
-                 expectedStatus: 0) { Array(":020000040000FA\n:0100000011EE\n:02000004FFFFFC\n:01FFFF0022DF\n:00000001FF\n".utf8) },
+            Case(
+                name: "ELF: 4,000 headers over the same 137 KiB", file: "shared.elf",
+                expectedStatus: 65
+            ) { elfWithSharedLoads(count: 4_000, size: 137 << 10) },
+            Case(
+                name: "ELF: 30,000 headers over the same 137 KiB", file: "shared30k.elf",
+                expectedStatus: 65
+            ) { elfWithSharedLoads(count: 30_000, size: 137 << 10) },
+            Case(
+                name: "Intel HEX: 72 bytes spanning 4 GiB", file: "span.hex",
+                expectedStatus: 0
+            ) { Array(":020000040000FA\n:0100000011EE\n:02000004FFFFFC\n:01FFFF0022DF\n:00000001FF\n".utf8) },
             // In each 64 KiB page, records alternate between its two halves: 400,000 runs while reading.
-            Case(name: "Intel HEX: 1-byte records, alternating runs", file: "interleaved.hex",
-                 expectedStatus: 0) { oneByteRecords((0..<400_000).map(alternatingHalves)) },
-            Case(name: "Intel HEX: 1-byte records, every other byte", file: "scattered.hex",
-                 expectedStatus: 65) { oneByteRecords((0..<400_000).map { UInt32($0 * 2) }) },
-            Case(name: "Intel HEX: 16-byte records, each in its own gap", file: "fragmented.hex",
-                 expectedStatus: 0) { sixteenByteRecords(count: 100_000) },
+            Case(
+                name: "Intel HEX: 1-byte records, alternating runs", file: "interleaved.hex",
+                expectedStatus: 0
+            ) { oneByteRecords((0..<400_000).map(alternatingHalves)) },
+            Case(
+                name: "Intel HEX: 1-byte records, every other byte", file: "scattered.hex",
+                expectedStatus: 65
+            ) { oneByteRecords((0..<400_000).map { UInt32($0 * 2) }) },
+            Case(
+                name: "Intel HEX: 16-byte records, each in its own gap", file: "fragmented.hex",
+                expectedStatus: 0
+            ) { sixteenByteRecords(count: 100_000) }
         ]
     }
 

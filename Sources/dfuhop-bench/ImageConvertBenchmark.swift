@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import FirmwareImage
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Intel HEX → raw binary, three ways on the same file: dfuhop's library in this process, the dfuhop
 /// executable as a child, and srec_cat as a child. Reports the median wall time of each, the speed-up
@@ -39,14 +40,19 @@ enum ImageConvertBenchmark {
         var payload = [UInt8](repeating: 0, count: payloadSize)
         for offset in stride(from: 0, to: payloadSize, by: 8) {
             var word = generator.next()
-            for byte in 0..<8 { payload[offset + byte] = UInt8(truncatingIfNeeded: word); word >>= 8 }
+            for byte in 0..<8 {
+                payload[offset + byte] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+            }
         }
         let input = directory + "/payload.hex"
-        try ImageFile.write(FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: payload)]),
-                            to: input, as: .intelHex)
+        try ImageFile.write(
+            FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: payload)]),
+            to: input, as: .intelHex)
         let tiny = directory + "/tiny.hex"
-        try ImageFile.write(FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: Array(payload.prefix(16)))]),
-                            to: tiny, as: .intelHex)
+        try ImageFile.write(
+            FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: Array(payload.prefix(16)))]),
+            to: tiny, as: .intelHex)
         payload = []
 
         let libraryOutput = directory + "/library.bin"
@@ -78,7 +84,9 @@ enum ImageConvertBenchmark {
         print(row("dfuhop executable", executable.medianSeconds, executable.maxRSSKiB))
         print(row("srec_cat", reference.medianSeconds, reference.maxRSSKiB))
         print(row("dfuhop, 16-byte file (baseline)", baseline.medianSeconds, baseline.maxRSSKiB))
-        print("speed-up over srec_cat: executable \(fixed(speedup))x, library \(fixed(reference.medianSeconds / library.medianSeconds))x (goal >= 3x)")
+        print(
+            "speed-up over srec_cat: executable \(fixed(speedup))x, library \(fixed(reference.medianSeconds / library.medianSeconds))x (goal >= 3x)"
+        )
         print("peak memory above the baseline: \(extraKiB) KiB = \(fixed(memoryRatio))x the payload (goal < 3x)")
         print("outputs identical: \(identical ? "yes" : "NO")")
         let met = identical && speedup >= 3 && memoryRatio < 3
@@ -119,7 +127,7 @@ enum ImageConvertBenchmark {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for pointer in argv { free(pointer) } }
         var pid = pid_t()
         let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard spawned == 0 else { throw BenchError(description: "cannot start \(path): \(String(cString: strerror(spawned)))") }
@@ -140,7 +148,9 @@ enum ImageConvertBenchmark {
         let own = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
         let candidate = String(own[..<(own.lastIndex(of: "/") ?? own.startIndex)]) + "/dfuhop"
         guard access(candidate, X_OK) == 0 else {
-            throw BenchError(description: "dfuhop not found at \(candidate); build it (swift build -c release --product dfuhop) or set DFUHOP_EXECUTABLE")
+            throw BenchError(
+                description: "dfuhop not found at \(candidate); build it (swift build -c release --product dfuhop) or set DFUHOP_EXECUTABLE"
+            )
         }
         return candidate
     }

@@ -1,7 +1,7 @@
-import Foundation
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
 import USBTransport
 import UpgradeEngine
 import VirtualDevice
@@ -40,8 +40,9 @@ enum UpgradeBenchmark {
     static func oneSectorChanged(from v2: NormalizedImage, size: Int) throws -> FirmwareImage {
         var v3 = try image(3, size: size).0
         v3.targets[0].segments[0].bytes.replaceSubrange(0x800..<size, with: v2.segments[0].bytes[0x800...])
-        return try v3.stamped(productID: ApplicationIdentity.demoImageProductID(for: .g474),
-                              version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
+        return try v3.stamped(
+            productID: ApplicationIdentity.demoImageProductID(for: .g474),
+            version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
     }
 
     static func units(_ count: Int, clock: any DeviceClock) throws -> [VirtualUnit] {
@@ -49,7 +50,9 @@ enum UpgradeBenchmark {
     }
 
     /// Device time and wall time of one upgrade per unit, all at once.
-    static func upgrade(_ file: FirmwareImage, units: [VirtualUnit], clock: ScaledClock) async throws -> (device: Duration, wall: Duration, results: [UpgradeResult]) {
+    static func upgrade(_ file: FirmwareImage, units: [VirtualUnit], clock: ScaledClock) async throws -> (
+        device: Duration, wall: Duration, results: [UpgradeResult]
+    ) {
         let bus = VirtualBus(units: units)
         let start = clock.now()
         let wallStart = ContinuousClock.now
@@ -120,16 +123,22 @@ enum UpgradeBenchmark {
 
         print("upgrade: virtual STM32G474, \(size / 1024) KiB image, verify on, time scale \(scale)x")
         print("  full upgrade           \(FlashBenchmark.fmt(full.device)) s  (\(FlashBenchmark.fmt(full.wall)) s wall)")
-        print("  device-bound minimum   \(FlashBenchmark.fmt(minimum)) s = reset \(FlashBenchmark.fmt(resetDelay)) + erase \(FlashBenchmark.fmt(erase)) "
-              + "+ program \(FlashBenchmark.fmt(program)) + data on the bus \(FlashBenchmark.fmt(transfer)) "
-              + "+ \(protocolTransfers) protocol transfers x \(String(format: "%.2f", t.controlTransferOverhead.seconds * 1000)) ms")
-        print("  overhead               \(String(format: "%.2f", overhead)) %   (goal: under 5 %); "
-              + "\(transfers) DFU control transfers sent, the plan needs \(dataTransfers + protocolTransfers)")
-        print("  against flash and data time alone (\(FlashBenchmark.fmt(flashOnly)) s): "
-              + "\(String(format: "%.2f", (full.device.seconds / flashOnly.seconds - 1) * 100)) %")
-        print("  one changed sector     \(FlashBenchmark.fmt(partial.device)) s = \(String(format: "%.1f", ratio * 100)) % of the full upgrade "
-              + "(\(partial.results.first?.skippedSectors ?? 0) sectors skipped; goal: under 25 %)")
-        print("  8 units at once        \(FlashBenchmark.fmt(eight.device)) s against \(FlashBenchmark.fmt(single.device)) s for one = \(String(format: "%.2f", parallel))x  (goal: under 1.3x)")
+        print(
+            "  device-bound minimum   \(FlashBenchmark.fmt(minimum)) s = reset \(FlashBenchmark.fmt(resetDelay)) + erase \(FlashBenchmark.fmt(erase)) "
+                + "+ program \(FlashBenchmark.fmt(program)) + data on the bus \(FlashBenchmark.fmt(transfer)) "
+                + "+ \(protocolTransfers) protocol transfers x \(String(format: "%.2f", t.controlTransferOverhead.seconds * 1000)) ms")
+        print(
+            "  overhead               \(String(format: "%.2f", overhead)) %   (goal: under 5 %); "
+                + "\(transfers) DFU control transfers sent, the plan needs \(dataTransfers + protocolTransfers)")
+        print(
+            "  against flash and data time alone (\(FlashBenchmark.fmt(flashOnly)) s): "
+                + "\(String(format: "%.2f", (full.device.seconds / flashOnly.seconds - 1) * 100)) %")
+        print(
+            "  one changed sector     \(FlashBenchmark.fmt(partial.device)) s = \(String(format: "%.1f", ratio * 100)) % of the full upgrade "
+                + "(\(partial.results.first?.skippedSectors ?? 0) sectors skipped; goal: under 25 %)")
+        print(
+            "  8 units at once        \(FlashBenchmark.fmt(eight.device)) s against \(FlashBenchmark.fmt(single.device)) s for one = \(String(format: "%.2f", parallel))x  (goal: under 1.3x)"
+        )
         return overhead < 5 && ratio < 0.25 && parallel < 1.3
     }
 }

@@ -1,3 +1,5 @@
+import FirmwareImage
+
 // dfuhop-bench: measurements that back the README's claims. One benchmark per first argument:
 //   dfuhop-bench image-convert [--payload-mib N] [--runs N]
 //   dfuhop-bench dfu-flash [--family F] [--kib N] [--scale X]
@@ -6,11 +8,10 @@
 // Build with `swift build -c release --product dfuhop` and `... --product dfuhop-bench`, then run
 // `.build/release/dfuhop-bench image-convert`.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import FirmwareImage
 
 /// A benchmark: a name for the command line, one line of help, and the work.
 struct Benchmark: Sendable {
@@ -20,18 +21,23 @@ struct Benchmark: Sendable {
 
     /// Every benchmark; add new ones here.
     static let all = [
-        Benchmark(name: "image-convert",
-                  summary: "Intel HEX (2 MiB payload) to binary: dfuhop's library and executable against srec_cat; time and peak memory",
-                  run: { try ImageConvertBenchmark.run($0) }),
-        Benchmark(name: "dfu-flash",
-                  summary: "1 MiB to a virtual F407 in scaled real time, verify on: dfuhop against the device-bound minimum; control transfers vs dfu-util",
-                  run: { try FlashBenchmark.run($0) }),
-        Benchmark(name: "upgrade",
-                  summary: "the whole upgrade on virtual G474s in scaled real time: overhead, one changed sector, 8 units at once",
-                  run: { try UpgradeBenchmark.run($0) }),
-        Benchmark(name: "hostile-input",
-                  summary: "issue 12's hostile files through image info: exit status, time and peak memory against the file's size",
-                  run: { try HostileInputBenchmark.run($0) }),
+        Benchmark(
+            name: "image-convert",
+            summary: "Intel HEX (2 MiB payload) to binary: dfuhop's library and executable against srec_cat; time and peak memory",
+            run: { try ImageConvertBenchmark.run($0) }),
+        Benchmark(
+            name: "dfu-flash",
+            summary:
+                "1 MiB to a virtual F407 in scaled real time, verify on: dfuhop against the device-bound minimum; control transfers vs dfu-util",
+            run: { try FlashBenchmark.run($0) }),
+        Benchmark(
+            name: "upgrade",
+            summary: "the whole upgrade on virtual G474s in scaled real time: overhead, one changed sector, 8 units at once",
+            run: { try UpgradeBenchmark.run($0) }),
+        Benchmark(
+            name: "hostile-input",
+            summary: "issue 12's hostile files through image info: exit status, time and peak memory against the file's size",
+            run: { try HostileInputBenchmark.run($0) })
     ]
 }
 
@@ -40,7 +46,8 @@ struct BenchError: Error, CustomStringConvertible {
 }
 
 func usage() -> String {
-    "usage: dfuhop-bench BENCHMARK [options]\n" + Benchmark.all.map { "  \($0.name.rightPadded(to: 16))\($0.summary)" }.joined(separator: "\n")
+    "usage: dfuhop-bench BENCHMARK [options]\n"
+        + Benchmark.all.map { "  \($0.name.rightPadded(to: 16))\($0.summary)" }.joined(separator: "\n")
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())

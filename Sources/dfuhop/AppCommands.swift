@@ -1,7 +1,7 @@
-import ArgumentParser
-import Foundation
 import AppLink
+import ArgumentParser
 import DeviceProfiles
+import Foundation
 import USBTransport
 import UpgradeEngine
 
@@ -9,8 +9,9 @@ extension DeviceSession {
     /// The one running application this command is for.
     func hidUnit() async throws -> HIDDeviceInfo {
         let units: [HIDDeviceInfo] = try await discovery.devices().compactMap { if case .hid(let info) = $0 { info } else { nil } }
-        return try selectOne(units, identity: \.usb, what: "running application on dfuhop's HID usage page",
-                             noneHint: "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)")
+        return try selectOne(
+            units, identity: \.usb, what: "running application on dfuhop's HID usage page",
+            noneHint: "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)")
     }
 }
 
@@ -20,14 +21,14 @@ struct InfoCommand: AsyncParsableCommand {
         commandName: "info",
         abstract: "Ask a running application who it is: product, firmware version, unique ID, MCU.",
         discussion: """
-        Speaks dfuhop's HID protocol (protocols/hid-app-protocol.md): GET_INFO, and CHECK_IMAGE when the \
-        application supports it. Nothing on the unit changes.
+            Speaks dfuhop's HID protocol (protocols/hid-app-protocol.md): GET_INFO, and CHECK_IMAGE when the \
+            application supports it. Nothing on the unit changes.
 
-        Examples:
-          dfuhop info
-          dfuhop info --unit 1-2.3 --json
-          dfuhop info --simulate g474:programmed
-        """)
+            Examples:
+              dfuhop info
+              dfuhop info --unit 1-2.3 --json
+              dfuhop info --simulate g474:programmed
+            """)
 
     @Flag(help: "The answer as one JSON object.") var json = false
     @OptionGroup var device: DeviceOptions
@@ -39,25 +40,30 @@ struct InfoCommand: AsyncParsableCommand {
                 let unit = try await session.hidUnit()
                 let (info, check, family) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).info(unit)
                 var result = ResultLine("identified")
-                result.unit = UnitJSON(classification: "programmed", family: family?.id, port: unit.usb.portPath, uid: info.uid.description,
-                                       romSerial: family.flatMap { $0.romSerial.serial(uid: info.uid.bytes) },
-                                       version: info.image?.version.description, productID: info.image.map { hexAddress($0.productID) },
-                                       deviceID: "0x" + hex(info.deviceID, 3), imageBase: hexAddress(info.imageBase),
-                                       flashKiB: Int(info.flashSizeKiB), descriptor: info.descriptorState.description,
-                                       imageSize: info.image.map { Int($0.imageSize) }, imageCheck: check?.result.description)
+                result.unit = UnitJSON(
+                    classification: "programmed", family: family?.id, port: unit.usb.portPath, uid: info.uid.description,
+                    romSerial: family.flatMap { $0.romSerial.serial(uid: info.uid.bytes) },
+                    version: info.image?.version.description, productID: info.image.map { hexAddress($0.productID) },
+                    deviceID: "0x" + hex(info.deviceID, 3), imageBase: hexAddress(info.imageBase),
+                    flashKiB: Int(info.flashSizeKiB), descriptor: info.descriptorState.description,
+                    imageSize: info.image.map { Int($0.imageSize) }, imageCheck: check?.result.description)
                 if !json {
                     Output.print("unit:        \(info.uid) at \(unit.usb.portPath)")
-                    Output.print("mcu:         \(family?.name ?? "unknown") (DEV_ID 0x\(hex(info.deviceID, 3)), \(info.flashSizeKiB) KiB flash)")
+                    Output.print(
+                        "mcu:         \(family?.name ?? "unknown") (DEV_ID 0x\(hex(info.deviceID, 3)), \(info.flashSizeKiB) KiB flash)")
                     if let image = info.image {
-                        Output.print("firmware:    version \(image.version), product 0x\(hex(image.productID, 8)), \(image.imageSize) bytes")
+                        Output.print(
+                            "firmware:    version \(image.version), product 0x\(hex(image.productID, 8)), \(image.imageSize) bytes")
                     } else {
                         Output.print("firmware:    no image descriptor (\(info.descriptorState))")
                     }
                     if let check { Output.print("image check: \(check.result)") }
                     if let family {
                         let serial = family.romSerial.serial(uid: info.uid.bytes)
-                        Output.print("dfu serial:  " + (serial.map { "\($0) (what its ROM will show)" }
-                            ?? "not derived from the UID on \(family.name) (\(family.romSerial.fixedSerial ?? "changes"))"))
+                        Output.print(
+                            "dfu serial:  "
+                                + (serial.map { "\($0) (what its ROM will show)" }
+                                    ?? "not derived from the UID on \(family.name) (\(family.romSerial.fixedSerial ?? "changes"))"))
                     }
                 }
                 return result
@@ -72,21 +78,20 @@ struct EnterDFUCommand: AsyncParsableCommand {
         commandName: "enter-dfu",
         abstract: "Reboot a running application into the STM32 ROM bootloader (DFU mode).",
         discussion: """
-        Sends ENTER_BOOTLOADER naming the unit's own unique ID (a request can never send another unit \
-        into its bootloader), then waits until the same unit shows up in DFU mode: the ROM's serial \
-        number is predicted from the unique ID, and the port must be the same. For scripts: exit 0 \
-        means the unit is in DFU mode and ready for `dfuhop flash`.
+            Sends ENTER_BOOTLOADER naming the unit's own unique ID (a request can never send another unit \
+            into its bootloader), then waits until the same unit shows up in DFU mode: the ROM's serial \
+            number is predicted from the unique ID, and the port must be the same. For scripts: exit 0 \
+            means the unit is in DFU mode and ready for `dfuhop flash`.
 
-        Examples:
-          dfuhop enter-dfu
-          dfuhop enter-dfu --unit 1-2.3 --timeout 10
-          dfuhop enter-dfu --simulate-state unit.json
-        """)
+            Examples:
+              dfuhop enter-dfu
+              dfuhop enter-dfu --unit 1-2.3 --timeout 10
+              dfuhop enter-dfu --simulate-state unit.json
+            """)
 
     @Option(help: ArgumentHelp("Seconds to wait for the ROM to appear (at most a day).", valueName: "s")) var timeout = Seconds(10)
     @Flag(help: "A result object as JSON.") var json = false
     @OptionGroup var device: DeviceOptions
-
 
     func run() async throws {
         try await runCommand("enter-dfu", json: json) {
@@ -97,10 +102,15 @@ struct EnterDFUCommand: AsyncParsableCommand {
                 options.reenumerationTimeout = timeout.duration
                 let (unit, rom) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).enterDFU(options: options)
                 let name = unit.uid?.description ?? unit.portPath ?? "the unit"
-                if !json { Output.print("\(unit.familyID) \(name) is in DFU mode: serial \(TerminalText.escaped(rom.serialNumber ?? "?")) at \(rom.portPath)") }
+                if !json {
+                    Output.print(
+                        "\(unit.familyID) \(name) is in DFU mode: serial \(TerminalText.escaped(rom.serialNumber ?? "?")) at \(rom.portPath)"
+                    )
+                }
                 var result = ResultLine("in-dfu")
-                result.unit = UnitJSON(classification: "in-dfu", family: unit.familyID, port: rom.portPath, uid: unit.uid?.description,
-                                       romSerial: rom.serialNumber, version: unit.version?.description)
+                result.unit = UnitJSON(
+                    classification: "in-dfu", family: unit.familyID, port: rom.portPath, uid: unit.uid?.description,
+                    romSerial: rom.serialNumber, version: unit.version?.description)
                 return result
             }
         }

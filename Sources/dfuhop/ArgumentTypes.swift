@@ -64,7 +64,8 @@ struct ByteCount: ExpressibleByArgument, Sendable, CustomStringConvertible {
         }
         let number = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
         guard let number, number > 0, number <= UInt64(UInt32.max) + 1, number.multipliedReportingOverflow(by: scale).overflow == false,
-              number * scale <= UInt64(UInt32.max) + 1 else { return nil }
+            number * scale <= UInt64(UInt32.max) + 1
+        else { return nil }
         value = number * scale
     }
 

@@ -1,5 +1,5 @@
-import Foundation
 import DeviceProfiles
+import Foundation
 import UpgradeEngine
 import VirtualDevice
 
@@ -11,8 +11,10 @@ enum Boot0Hooks {
         if let bus = session.virtualBus {
             // A hook given on the command line still runs (a rehearsal of the real jig's script); the virtual
             // jig then does what a real jig would have done to the unit.
-            return Boot0Path(description: command.map { "hook `\($0)` on the virtual jig" } ?? "virtual jig",
-                             arrivalTimeout: timeout ?? .seconds(5)) { request in
+            return Boot0Path(
+                description: command.map { "hook `\($0)` on the virtual jig" } ?? "virtual jig",
+                arrivalTimeout: timeout ?? .seconds(5)
+            ) { request in
                 if let command {
                     try await run(["/bin/sh", "-c", command], request: request, shown: command, limit: timeout ?? .seconds(15))
                 }
@@ -38,7 +40,8 @@ enum Boot0Hooks {
             let shown = arguments.joined(separator: " ")
             return Boot0Path(description: "profile hook `\(shown)`", arrivalTimeout: timeout ?? .seconds(15)) { request in
                 var filled = arguments.map {
-                    $0.replacingOccurrences(of: "{port}", with: request.port ?? "").replacingOccurrences(of: "{uid}", with: request.uid ?? "")
+                    $0.replacingOccurrences(of: "{port}", with: request.port ?? "").replacingOccurrences(
+                        of: "{uid}", with: request.uid ?? "")
                 }
                 // A relative hook path names a file next to the profile, never one in the current directory.
                 if let directory = profile?.sourceDirectory, filled[0].contains("/"), !filled[0].hasPrefix("/") {
@@ -49,15 +52,21 @@ enum Boot0Hooks {
         }
         guard Output.standardErrorIsTerminal, isatty(STDIN_FILENO) == 1 else { return nil }
         let instructions: String
-        if case .prompt(let text)? = profile?.boot0 { instructions = text } else {
+        if case .prompt(let text)? = profile?.boot0 {
+            instructions = text
+        } else {
             instructions = "Hold the BOOT0 pin high, press RESET (or replug the USB cable), then release BOOT0."
         }
         return Boot0Path(description: "operator prompt", arrivalTimeout: timeout ?? .seconds(120)) { request in
             switch request.action {
             case .enterROM:
-                Output.message("\n>>> The unit\(request.port.map { " at \($0)" } ?? "") must be started in its ROM bootloader.\n>>> \(instructions)\n>>> Waiting for it...")
+                Output.message(
+                    "\n>>> The unit\(request.port.map { " at \($0)" } ?? "") must be started in its ROM bootloader.\n>>> \(instructions)\n>>> Waiting for it..."
+                )
             case .startApplication:
-                Output.message("\n>>> Release BOOT0 and press RESET (or replug the unit\(request.port.map { " at \($0)" } ?? "")) so the new firmware starts.\n>>> Waiting for it...")
+                Output.message(
+                    "\n>>> Release BOOT0 and press RESET (or replug the unit\(request.port.map { " at \($0)" } ?? "")) so the new firmware starts.\n>>> Waiting for it..."
+                )
             }
         }
     }
@@ -80,14 +89,18 @@ enum Boot0Hooks {
         switch status {
         case .exited(0): return
         case .exited(let code):
-            throw Failure(.notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) exited with status \(code)",
-                          hint: "fix the jig or hook; the unit is recoverable: run the same command again")
+            throw Failure(
+                .notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) exited with status \(code)",
+                hint: "fix the jig or hook; the unit is recoverable: run the same command again")
         case .signalled(let signal):
-            throw Failure(.notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) was killed by signal \(signal)",
-                          hint: "fix the jig or hook; the unit is recoverable: run the same command again")
+            throw Failure(
+                .notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) was killed by signal \(signal)",
+                hint: "fix the jig or hook; the unit is recoverable: run the same command again")
         case .timedOut:
-            throw Failure(.notConfirmed, "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) did not finish within \(limit); "
-                          + "it was stopped", hint: "fix the hook so it returns, or raise --boot0-timeout; then run the same command again")
+            throw Failure(
+                .notConfirmed,
+                "the BOOT0 hook `\(shown)` (\(request.action.rawValue)) did not finish within \(limit); "
+                    + "it was stopped", hint: "fix the hook so it returns, or raise --boot0-timeout; then run the same command again")
         case .cancelled:
             throw CancellationError()
         }

@@ -1,8 +1,8 @@
 import ArgumentParser
-import Foundation
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
 import USBTransport
 import UpgradeEngine
 
@@ -12,18 +12,18 @@ struct ListCommand: AsyncParsableCommand {
         commandName: "list",
         abstract: "List units and classify them: programmed, corrupted, or in DFU.",
         discussion: """
-        Shows every STM32 ROM bootloader (DfuSe, 0483:df11) with its serial number, port path and memory \
-        layout, and every HID interface on dfuhop's vendor usage page (0xFFDF). Each application is asked \
-        GET_INFO (nothing changes on it): one that answers is "programmed" (with its version and unique \
-        ID), one that does not is "corrupted". A ROM is "in-dfu": blank, or an interrupted upgrade \
-        (`dfuhop upgrade` reads its vector table to tell). A blank part without an empty check shows \
-        nothing at all until BOOT0 is held.
+            Shows every STM32 ROM bootloader (DfuSe, 0483:df11) with its serial number, port path and memory \
+            layout, and every HID interface on dfuhop's vendor usage page (0xFFDF). Each application is asked \
+            GET_INFO (nothing changes on it): one that answers is "programmed" (with its version and unique \
+            ID), one that does not is "corrupted". A ROM is "in-dfu": blank, or an interrupted upgrade \
+            (`dfuhop upgrade` reads its vector table to tell). A blank part without an empty check shows \
+            nothing at all until BOOT0 is held.
 
-        Examples:
-          dfuhop list
-          dfuhop list --json
-          dfuhop list --simulate l476:blank
-        """)
+            Examples:
+              dfuhop list
+              dfuhop list --json
+              dfuhop list --simulate l476:blank
+            """)
 
     @OptionGroup var device: DeviceOptions
     @Flag(help: "One JSON object per unit, one per line.") var json = false
@@ -32,8 +32,10 @@ struct ListCommand: AsyncParsableCommand {
         try await runCommand("list", json: json) {
             let session = try DeviceSession.open(device)
             let (devices, units) = try await session.run {
-                (try await session.discovery.devices(),
-                 try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey())
+                (
+                    try await session.discovery.devices(),
+                    try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey()
+                )
             }
             let classified = Dictionary(units.compactMap { unit in unit.portPath.map { ($0, unit) } }) { first, _ in first }
             func state(_ port: String) -> String {
@@ -52,23 +54,33 @@ struct ListCommand: AsyncParsableCommand {
                     let family = try? session.family(alternateSettings: alternates, identity: identity)
                     if json {
                         let classification = classified[identity.portPath]?.classification.rawValue ?? "unknown"
-                        result.devices?.append(DeviceJSON(kind: "dfu", classification: classification,
-                                                          vidPid: identity.vidPid, serial: identity.serialNumber, port: identity.portPath,
-                                                          family: family?.id, alternateSettings: alternates.map(\.name)))
+                        result.devices?.append(
+                            DeviceJSON(
+                                kind: "dfu", classification: classification,
+                                vidPid: identity.vidPid, serial: identity.serialNumber, port: identity.portPath,
+                                family: family?.id, alternateSettings: alternates.map(\.name)))
                     } else {
-                        Output.print("DFU  \(identity.vidPid)  serial \(TerminalText.escaped(identity.serialNumber ?? "-"))  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))")
-                        for alternate in alternates { Output.print("       alt \(alternate.number): \(TerminalText.escaped(alternate.name))") }
+                        Output.print(
+                            "DFU  \(identity.vidPid)  serial \(TerminalText.escaped(identity.serialNumber ?? "-"))  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))"
+                        )
+                        for alternate in alternates {
+                            Output.print("       alt \(alternate.number): \(TerminalText.escaped(alternate.name))")
+                        }
                     }
                 case .hid(let info):
                     if json {
                         let unit = classified[info.usb.portPath]
-                        result.devices?.append(DeviceJSON(kind: "hid", classification: unit?.classification.rawValue ?? "unknown",
-                                                          vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
-                                                          family: unit?.familyID, product: info.usb.product,
-                                                          usagePage: "0x" + hex(info.usagePage, 4),
-                                                          version: unit?.version?.description, uid: unit?.uid?.description))
+                        result.devices?.append(
+                            DeviceJSON(
+                                kind: "hid", classification: unit?.classification.rawValue ?? "unknown",
+                                vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
+                                family: unit?.familyID, product: info.usb.product,
+                                usagePage: "0x" + hex(info.usagePage, 4),
+                                version: unit?.version?.description, uid: unit?.uid?.description))
                     } else {
-                        Output.print("HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))")
+                        Output.print(
+                            "HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))"
+                        )
                     }
                 }
             }
@@ -83,17 +95,17 @@ struct FlashCommand: AsyncParsableCommand {
         commandName: "flash",
         abstract: "Flash an image into a unit that is already in DFU mode.",
         discussion: """
-        dfuhop plans before it touches the unit: it erases only the sectors the image covers, writes the \
-        sector holding the vector table last (so an interrupted flash never leaves a half image that \
-        looks bootable), refuses sectors the layout marks not erasable or not writable, and verifies by \
-        reading back. The image is padded to the part's flash word, so no word is written twice.
+            dfuhop plans before it touches the unit: it erases only the sectors the image covers, writes the \
+            sector holding the vector table last (so an interrupted flash never leaves a half image that \
+            looks bootable), refuses sectors the layout marks not erasable or not writable, and verifies by \
+            reading back. The image is padded to the part's flash word, so no word is written twice.
 
-        Examples:
-          dfuhop flash app.hex --dry-run          print the plan, touch nothing
-          dfuhop flash app.dfu --leave            flash, verify, and start the application
-          dfuhop flash app.bin --address 0x08004000 --unit 1-2.3
-          dfuhop flash protocols/examples/demo-g474-v2.hex --simulate g474:dfu
-        """)
+            Examples:
+              dfuhop flash app.hex --dry-run          print the plan, touch nothing
+              dfuhop flash app.dfu --leave            flash, verify, and start the application
+              dfuhop flash app.bin --address 0x08004000 --unit 1-2.3
+              dfuhop flash protocols/examples/demo-g474-v2.hex --simulate g474:dfu
+            """)
 
     @Argument(help: "The image: .hex, .srec, .elf, .dfu or raw .bin.") var image: String
     @Option(help: ArgumentHelp("Where a raw binary goes (0x hex).", valueName: "address")) var address = Address(0x0800_0000)
@@ -128,8 +140,9 @@ struct FlashCommand: AsyncParsableCommand {
                 result.leave = flashed.leave?.rawValue
                 if !json {
                     let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(report.bytesVerified))"
-                    Output.print("flashed \(ProgressBar.bytes(report.bytesWritten)) in \(report.erasedSectors) sectors, \(verified), "
-                                 + "\(report.controlTransfers) control transfers, \(String(format: "%.2f", report.duration.seconds)) s")
+                    Output.print(
+                        "flashed \(ProgressBar.bytes(report.bytesWritten)) in \(report.erasedSectors) sectors, \(verified), "
+                            + "\(report.controlTransfers) control transfers, \(String(format: "%.2f", report.duration.seconds)) s")
                     if let jump = flashed.jumpTo { Output.print("left DFU, jumping to \(hexAddress(jump))") }
                 }
                 return result
@@ -144,18 +157,19 @@ struct ReadCommand: AsyncParsableCommand {
         commandName: "read",
         abstract: "Read memory from a unit in DFU mode into a file.",
         discussion: """
-        The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format.
+            The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format.
 
-        Examples:
-          dfuhop read --address 0x08000000 --length 64K -o backup.hex
-          dfuhop read --address 0x1FFF7800 --length 48 --alt-setting 1 -o options.bin
-        """)
+            Examples:
+              dfuhop read --address 0x08000000 --length 64K -o backup.hex
+              dfuhop read --address 0x1FFF7800 --length 48 --alt-setting 1 -o options.bin
+            """)
 
     @Option(help: ArgumentHelp("First address to read (0x hex).", valueName: "address")) var address: Address
     @Option(help: ArgumentHelp("Bytes to read: 4096, 0x1000, 4K or 1M.", valueName: "size")) var length: ByteCount
     @Option(name: .shortAndLong, help: ArgumentHelp("Output file.", valueName: "file")) var output: String
     @Option(help: ArgumentHelp("Output format: bin, hex, srec or dfu.", valueName: "format")) var format: String?
-    @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var altSetting: UInt8 = 0
+    @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var altSetting: UInt8 =
+        0
     @Flag(help: "Progress as JSON lines, then a result object.") var json = false
     @OptionGroup var device: DeviceOptions
 
@@ -172,8 +186,9 @@ struct ReadCommand: AsyncParsableCommand {
             return try await session.run {
                 let unit = try await session.dfuTarget()
                 try checkReadRange(start: UInt32(start), count: count, alternate: altSetting, in: unit.alternateSettings)
-                let bytes = try await session.engine(renderer).read(from: unit, address: UInt32(start), length: Int(count),
-                                                                      alternateSetting: altSetting)
+                let bytes = try await session.engine(renderer).read(
+                    from: unit, address: UInt32(start), length: Int(count),
+                    alternateSetting: altSetting)
                 renderer.finish()
                 let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
                 try ImageFile.write(image, to: output, as: outputFormat)
@@ -181,7 +196,9 @@ struct ReadCommand: AsyncParsableCommand {
                 (result.address, result.length, result.file) = (hexAddress(UInt32(start)), bytes.count, output)
                 result.crc32 = hexAddress(CRC32.zlib(bytes))
                 if !json {
-                    Output.print("read \(ProgressBar.bytes(bytes.count)) from \(hexAddress(UInt32(start))) into \(output) (crc32 0x\(hex(CRC32.zlib(bytes), 8)))")
+                    Output.print(
+                        "read \(ProgressBar.bytes(bytes.count)) from \(hexAddress(UInt32(start))) into \(output) (crc32 0x\(hex(CRC32.zlib(bytes), 8)))"
+                    )
                 }
                 return result
             }
@@ -195,14 +212,14 @@ struct LeaveCommand: AsyncParsableCommand {
         commandName: "leave",
         abstract: "Leave DFU mode so the application starts.",
         discussion: """
-        Without --address, dfuhop picks the jump the family's ROM needs: the vector table base on F4, L4 \
-        and G4; the application's reset handler (read from word 1 of the vector table in flash) on H7, \
-        whose ROM jumps straight to the address (seed 001). The unit leaves the bus; that is success.
+            Without --address, dfuhop picks the jump the family's ROM needs: the vector table base on F4, L4 \
+            and G4; the application's reset handler (read from word 1 of the vector table in flash) on H7, \
+            whose ROM jumps straight to the address (seed 001). The unit leaves the bus; that is success.
 
-        Examples:
-          dfuhop leave
-          dfuhop leave --address 0x0800BA65
-        """)
+            Examples:
+              dfuhop leave
+              dfuhop leave --address 0x0800BA65
+            """)
 
     @Option(help: ArgumentHelp("Jump target (0x hex).", valueName: "address")) var address: Address?
     @Flag(help: "A result object as JSON.") var json = false
@@ -217,7 +234,9 @@ struct LeaveCommand: AsyncParsableCommand {
                 var result = ResultLine("left")
                 (result.jumpTo, result.leave) = (hexAddress(target), outcome.rawValue)
                 if !json {
-                    Output.print("left DFU, jumping to \(hexAddress(target)) (\(outcome == .deviceLeftBus ? "the unit left the bus" : "the unit is manifesting"))")
+                    Output.print(
+                        "left DFU, jumping to \(hexAddress(target)) (\(outcome == .deviceLeftBus ? "the unit left the bus" : "the unit is manifesting"))"
+                    )
                 }
                 return result
             }
@@ -231,16 +250,16 @@ struct EraseCommand: AsyncParsableCommand {
         commandName: "erase",
         abstract: "Erase sectors, or the whole flash, of a unit in DFU mode.",
         discussion: """
-        Nothing is erased unless named: give the sectors by any address inside them, or --mass-erase \
-        for everything. Sectors the layout marks not erasable are refused before anything is sent. \
-        --read-unprotect sets read protection back to level 0 on a level-1 unit: the MCU erases its \
-        whole flash doing so, and resets (the only way out of level 1; level 2 is permanent).
+            Nothing is erased unless named: give the sectors by any address inside them, or --mass-erase \
+            for everything. Sectors the layout marks not erasable are refused before anything is sent. \
+            --read-unprotect sets read protection back to level 0 on a level-1 unit: the MCU erases its \
+            whole flash doing so, and resets (the only way out of level 1; level 2 is permanent).
 
-        Examples:
-          dfuhop erase --sector 0x08004000 --sector 0x08008000
-          dfuhop erase --mass-erase
-          dfuhop erase --read-unprotect
-        """)
+            Examples:
+              dfuhop erase --sector 0x08004000 --sector 0x08008000
+              dfuhop erase --mass-erase
+              dfuhop erase --read-unprotect
+            """)
 
     @Option(name: .customLong("sector"), help: ArgumentHelp("An address inside a sector to erase (repeatable).", valueName: "address"))
     var sectors: [Address] = []
@@ -286,7 +305,9 @@ struct EraseCommand: AsyncParsableCommand {
 /// "USB failure" would hide a wrong address.
 func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, in settings: [DFUAlternateSetting]) throws {
     guard let name = settings.first(where: { $0.number == alternate })?.name else {
-        throw Failure(.usage, "the unit has no alternate setting \(alternate) (it shows \(settings.map { String($0.number) }.joined(separator: ", ")))")
+        throw Failure(
+            .usage,
+            "the unit has no alternate setting \(alternate) (it shows \(settings.map { String($0.number) }.joined(separator: ", ")))")
     }
     guard let layout = try? FlashLayout(parsing: name) else { return }
     let end = UInt64(start) + count
@@ -301,8 +322,10 @@ func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, in settings:
         }
     let inside = ranges.contains { $0.lowerBound <= UInt64(start) && end <= $0.upperBound }
     guard inside else {
-        throw Failure(.usage, "[\(hexAddress(start)), \(hexAddress(UInt32(truncatingIfNeeded: end)))) is not inside the memory alternate setting "
-                      + "\(alternate) shows (\(layout.zones.map { "[\(hexAddress($0.start)), \(hexAddress(UInt32(truncatingIfNeeded: $0.end))))" }.joined(separator: ", ")))",
-                      hint: "nothing was read; pick an address and length inside it")
+        throw Failure(
+            .usage,
+            "[\(hexAddress(start)), \(hexAddress(UInt32(truncatingIfNeeded: end)))) is not inside the memory alternate setting "
+                + "\(alternate) shows (\(layout.zones.map { "[\(hexAddress($0.start)), \(hexAddress(UInt32(truncatingIfNeeded: $0.end))))" }.joined(separator: ", ")))",
+            hint: "nothing was read; pick an address and length inside it")
     }
 }

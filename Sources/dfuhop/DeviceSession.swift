@@ -1,26 +1,28 @@
-import ArgumentParser
-import Foundation
 import AppLink
+import ArgumentParser
 import DeviceProfiles
 import DfuSe
+import Foundation
+import HIDAPIBackend
 import USBDiscovery
 import USBTransport
-import VirtualDevice
-import HIDAPIBackend
 import UpgradeEngine
+import VirtualDevice
 
 /// A virtual unit instead of USB hardware, for trying dfuhop out and for tests; shown apart in `--help`.
 struct SimulationOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Run against a fresh virtual unit instead of USB: FAMILY[:STATE], e.g. g474:programmed.",
-        discussion: "Families: \(McuFamily.all.map(\.id).joined(separator: ", ")) (g474-single for DBANK=0). "
-            + "States: \(SimulationSpec.State.allCases.map(\.rawValue).joined(separator: ", ")).",
-        valueName: "family[:state]"))
+    @Option(
+        help: ArgumentHelp(
+            "Run against a fresh virtual unit instead of USB: FAMILY[:STATE], e.g. g474:programmed.",
+            discussion: "Families: \(McuFamily.all.map(\.id).joined(separator: ", ")) (g474-single for DBANK=0). "
+                + "States: \(SimulationSpec.State.allCases.map(\.rawValue).joined(separator: ", ")).",
+            valueName: "family[:state]"))
     var simulate: String?
 
-    @Option(help: ArgumentHelp(
-        "Keep one virtual unit in FILE across commands (flash, option bytes, registers, UID). Created from --simulate if FILE does not exist.",
-        valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Keep one virtual unit in FILE across commands (flash, option bytes, registers, UID). Created from --simulate if FILE does not exist.",
+            valueName: "file"))
     var simulateState: String?
 
     @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
@@ -30,8 +32,10 @@ struct SimulationOptions: ParsableArguments {
 /// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
 @dynamicMemberLookup
 struct DeviceOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Which unit: its USB serial number or port path (e.g. 1-2.3). Needed when several are connected.",
-                               valueName: "serial|port"))
+    @Option(
+        help: ArgumentHelp(
+            "Which unit: its USB serial number or port path (e.g. 1-2.3). Needed when several are connected.",
+            valueName: "serial|port"))
     var unit: String?
 
     @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
@@ -63,8 +67,9 @@ struct DeviceSession {
         let logger = options.verbosity.apply()
         let session = try openBus(options)
         guard logger.logLevel <= .trace else { return session }
-        return DeviceSession(discovery: TracingDiscovery(base: session.discovery, logger: logger), clock: session.clock,
-                             options: options, virtualUnit: session.virtualUnit)
+        return DeviceSession(
+            discovery: TracingDiscovery(base: session.discovery, logger: logger), clock: session.clock,
+            options: options, virtualUnit: session.virtualUnit)
     }
 
     private static func openBus(_ options: DeviceOptions) throws -> DeviceSession {
@@ -87,14 +92,17 @@ struct DeviceSession {
             let unit: VirtualUnit
             if let path = options.simulateState, FileManager.default.fileExists(atPath: path) {
                 if options.simulate != nil {
-                    throw Failure(.usage, "--simulate-state \(path) already holds a unit; drop --simulate, or delete the file to start afresh")
+                    throw Failure(
+                        .usage, "--simulate-state \(path) already holds a unit; drop --simulate, or delete the file to start afresh")
                 }
                 do { unit = try VirtualUnit.load(from: URL(fileURLWithPath: path), clock: clock) } catch {
                     throw Failure(.configuration, error.description)
                 }
             } else {
                 guard let spec = options.simulate else {
-                    throw Failure(.usage, "--simulate-state \(options.simulateState ?? "") does not exist yet: give --simulate FAMILY[:STATE] to create it")
+                    throw Failure(
+                        .usage,
+                        "--simulate-state \(options.simulateState ?? "") does not exist yet: give --simulate FAMILY[:STATE] to create it")
                 }
                 do { unit = try SimulationSpec(parsing: spec).makeUnit(clock: clock) } catch {
                     throw Failure(.usage, error.description)
@@ -130,8 +138,9 @@ struct DeviceSession {
         let units: [(identity: USBDeviceIdentity, alternateSettings: [DFUAlternateSetting])] = try await discovery.devices().compactMap {
             if case .dfu(let identity, let alternates) = $0 { (identity, alternates) } else { nil }
         }
-        return try selectOne(units, identity: \.identity, what: "unit in DFU mode",
-                             noneHint: "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again")
+        return try selectOne(
+            units, identity: \.identity, what: "unit in DFU mode",
+            noneHint: "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again")
     }
 
     /// The one candidate `--unit` names (serial or port path), or the only one there is; exit 69 for none
@@ -143,12 +152,14 @@ struct DeviceSession {
             return identity(unit).serialNumber == wanted || identity(unit).portPath == wanted
         }
         guard !matching.isEmpty else {
-            throw Failure(.noDevice, "no \(what)\(options.unit.map { " matching \"\($0)\"" } ?? "") is connected",
-                          hint: units.isEmpty ? noneHint : "connected: \(units.map(name).joined(separator: ", "))")
+            throw Failure(
+                .noDevice, "no \(what)\(options.unit.map { " matching \"\($0)\"" } ?? "") is connected",
+                hint: units.isEmpty ? noneHint : "connected: \(units.map(name).joined(separator: ", "))")
         }
         guard matching.count == 1 else {
-            throw Failure(.ambiguous, "\(matching.count) of them are connected: \(matching.map(name).joined(separator: ", "))",
-                          hint: "name one with --unit SERIAL or --unit PORT")
+            throw Failure(
+                .ambiguous, "\(matching.count) of them are connected: \(matching.map(name).joined(separator: ", "))",
+                hint: "name one with --unit SERIAL or --unit PORT")
         }
         return matching[0]
     }
@@ -162,16 +173,19 @@ struct DeviceSession {
             let name = family.id
             // A family that contradicts the ROM's own layout would write the wrong flash word size (seed 004).
             guard candidates.isEmpty || candidates.contains(where: { $0.id == family.id }) else {
-                throw Failure(.usage, "--family \(name) does not match the unit: its ROM shows the flash of "
-                              + candidates.map(\.name).joined(separator: " or "), hint: "nothing was sent; drop --family")
+                throw Failure(
+                    .usage,
+                    "--family \(name) does not match the unit: its ROM shows the flash of "
+                        + candidates.map(\.name).joined(separator: " or "), hint: "nothing was sent; drop --family")
             }
             return family
         }
         if let unit = virtualUnit { return unit.family }
         guard candidates.count == 1 else {
             let which = candidates.isEmpty ? "no known part line" : "part lines " + candidates.map(\.id).joined(separator: ", ")
-            throw Failure(.usage, "cannot tell the MCU family from the ROM's layout \"\(names.first ?? "")\" (\(which) match)",
-                          hint: "give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))")
+            throw Failure(
+                .usage, "cannot tell the MCU family from the ROM's layout \"\(names.first ?? "")\" (\(which) match)",
+                hint: "give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))")
         }
         return candidates[0]
     }
@@ -179,8 +193,9 @@ struct DeviceSession {
     /// The one DFU unit this command is for, with its family, for the engine's operations.
     func dfuTarget() async throws -> UpgradeEngine.DFUUnit {
         let unit = try await dfuUnit()
-        return UpgradeEngine.DFUUnit(identity: unit.identity, alternateSettings: unit.alternateSettings,
-                                     family: try family(alternateSettings: unit.alternateSettings, identity: unit.identity))
+        return UpgradeEngine.DFUUnit(
+            identity: unit.identity, alternateSettings: unit.alternateSettings,
+            family: try family(alternateSettings: unit.alternateSettings, identity: unit.identity))
     }
 
     /// An engine on this session's bus whose events `renderer` shows.

@@ -7,18 +7,19 @@ struct DfuHop: AsyncParsableCommand {
         commandName: "dfuhop",
         abstract: "Upgrade STM32-based USB HID products through the ROM's DfuSe bootloader, without bricking them.",
         discussion: """
-        dfuhop reads firmware images in every common format, talks to the product's application \
-        over HID, jumps it into the STM32 ROM bootloader, flashes with its own DfuSe client \
-        (erase only what changes, vector table last, verify), leaves DFU and confirms the new version.
+            dfuhop reads firmware images in every common format, talks to the product's application \
+            over HID, jumps it into the STM32 ROM bootloader, flashes with its own DfuSe client \
+            (erase only what changes, vector table last, verify), leaves DFU and confirms the new version.
 
-        Every device command accepts --simulate FAMILY[:STATE] to run against a built-in virtual \
-        STM32 instead of USB hardware.
-        """,
+            Every device command accepts --simulate FAMILY[:STATE] to run against a built-in virtual \
+            STM32 instead of USB hardware.
+            """,
         version: Version.text,
         subcommands: [
-            UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self, LeaveCommand.self, EraseCommand.self,
+            UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self,
+            LeaveCommand.self, EraseCommand.self,
             ImageCommand.self, JournalCommand.self, DoctorCommand.self, ExitCodesCommand.self,
-            PackageCommand.self, KeyCommand.self, FamiliesCommand.self,
+            PackageCommand.self, KeyCommand.self, FamiliesCommand.self
         ])
 
     static func main() async {

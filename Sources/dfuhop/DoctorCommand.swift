@@ -8,26 +8,26 @@ struct DoctorCommand: AsyncParsableCommand {
         commandName: "doctor",
         abstract: "Check USB access: the libraries, the udev rules, and the permissions of every unit's device node.",
         discussion: """
-        Lists what libusb and hidapi see of the STM32 ROM bootloader (0483:df11) and of the products' \
-        HID interfaces, whether dfuhop's udev rules (\(UdevRules.fileName)) are installed, and whether \
-        this user may open each device node. Every problem comes with the command that fixes it.
+            Lists what libusb and hidapi see of the STM32 ROM bootloader (0483:df11) and of the products' \
+            HID interfaces, whether dfuhop's udev rules (\(UdevRules.fileName)) are installed, and whether \
+            this user may open each device node. Every problem comes with the command that fixes it.
 
-        Exit status 0 when every check passed; 74 when libusb or hidapi cannot start; 77 when anything \
-        else needs attention, warnings included (rules missing or outdated, a device node this user \
-        cannot open, a unit another program holds).
+            Exit status 0 when every check passed; 74 when libusb or hidapi cannot start; 77 when anything \
+            else needs attention, warnings included (rules missing or outdated, a device node this user \
+            cannot open, a unit another program holds).
 
-        Examples:
-          dfuhop doctor
-          dfuhop doctor --json
-          dfuhop doctor --print-rules | sudo tee /etc/udev/rules.d/\(UdevRules.fileName)
-        """)
+            Examples:
+              dfuhop doctor
+              dfuhop doctor --json
+              dfuhop doctor --print-rules | sudo tee /etc/udev/rules.d/\(UdevRules.fileName)
+            """)
 
     @Flag(help: "One JSON object per finding, then a summary object.") var json = false
     @Flag(help: "Print dfuhop's udev rules file and exit.") var printRules = false
 
     func run() async throws {
         if printRules {
-            Output.print(String(UdevRules.text.dropLast()))  // the text ends with its own newline
+            Output.print(String(UdevRules.text.dropLast())) // the text ends with its own newline
             return
         }
         let findings = await USBDoctor.diagnose()
@@ -36,8 +36,11 @@ struct DoctorCommand: AsyncParsableCommand {
         let warnings = findings.filter { $0.status == .warning }.count
         if json {
             var result = ResultLine(command: "doctor", outcome: problems == 0 ? "ok" : "problems", exitCode: status.rawValue)
-            result.findings = findings.map { FindingJSON(check: $0.check, status: $0.status.rawValue, detail: $0.detail, fix: $0.fix,
-                                                          subject: $0.subject) }
+            result.findings = findings.map {
+                FindingJSON(
+                    check: $0.check, status: $0.status.rawValue, detail: $0.detail, fix: $0.fix,
+                    subject: $0.subject)
+            }
             Output.emit(result)
             if status != .success { throw ExitCode(status.rawValue) }
             return
@@ -46,8 +49,9 @@ struct DoctorCommand: AsyncParsableCommand {
         if problems == 0 {
             Output.print("\nNo problems found.")
         } else {
-            Output.print("\n\(problems) problem\(problems == 1 ? "" : "s") and \(warnings) warning\(warnings == 1 ? "" : "s") found;"
-                + " see the fixes above.")
+            Output.print(
+                "\n\(problems) problem\(problems == 1 ? "" : "s") and \(warnings) warning\(warnings == 1 ? "" : "s") found;"
+                    + " see the fixes above.")
         }
         if status != .success { throw ExitCode(status.rawValue) }
     }

@@ -1,6 +1,6 @@
-import Foundation
 import DeviceProfiles
 import DfuSe
+import Foundation
 import UpgradeEngine
 
 /// Renders the DfuSe client's events: a progress bar on a terminal, one JSON object per line with
@@ -41,7 +41,9 @@ final class EventRenderer: @unchecked Sendable {
         switch event {
         case .flash(let flash): render(flash)
         case .warning(let text), .note(let text):
-            if json { Output.emit(EventLine(event)) } else {
+            if json {
+                Output.emit(EventLine(event))
+            } else {
                 bar.finish()
                 Output.message("\(event.isWarning ? "warning" : "note"): \(text)")
             }

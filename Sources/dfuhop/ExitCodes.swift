@@ -59,7 +59,8 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
         case .ambiguous: "more than one unit matches; name one"
         case .cancelled: "cancelled by the operator"
         case .needsBoot0: "the unit needs the BOOT0 path (hold BOOT0 and replug, or --boot0-command)"
-        case .untrustedPackage: "the update package or image failed verification (signature, hash, contents or signing policy); nothing was touched"
+        case .untrustedPackage:
+            "the update package or image failed verification (signature, hash, contents or signing policy); nothing was touched"
         }
     }
 }

@@ -24,12 +24,16 @@ struct FactoryReport {
         var seconds: Double
         var error: String?
 
-        static let fields = ["time", "station", "uid", "port", "romSerial", "family", "productID", "oldVersion", "newVersion",
-                             "image", "imageSHA256", "outcome", "exitCode", "seconds", "error"]
+        static let fields = [
+            "time", "station", "uid", "port", "romSerial", "family", "productID", "oldVersion", "newVersion",
+            "image", "imageSHA256", "outcome", "exitCode", "seconds", "error"
+        ]
 
         var values: [String] {
-            [time, station, uid ?? "", port ?? "", romSerial ?? "", family ?? "", productID ?? "", oldVersion ?? "", newVersion ?? "",
-             image, imageSHA256, outcome, String(exitCode), String(format: "%.3f", seconds), error ?? ""]
+            [
+                time, station, uid ?? "", port ?? "", romSerial ?? "", family ?? "", productID ?? "", oldVersion ?? "", newVersion ?? "",
+                image, imageSHA256, outcome, String(exitCode), String(format: "%.3f", seconds), error ?? ""
+            ]
         }
     }
 
@@ -59,10 +63,11 @@ struct FactoryReport {
         case .success(let done): newVersion = done.newVersion?.description
         case .failure(let error): failure = error
         }
-        return Record(time: JSONContract.time(run.started), station: station, uid: unit?.uid?.description, port: run.port ?? unit?.portPath,
-                      romSerial: unit?.dfuSerial, family: unit?.familyID, productID: unit?.productID.map(JSONContract.hex),
-                      oldVersion: unit?.version?.description, newVersion: newVersion, image: image, imageSHA256: digest,
-                      outcome: run.outcome, exitCode: run.exitCode, seconds: run.duration.seconds, error: failure?.message)
+        return Record(
+            time: JSONContract.time(run.started), station: station, uid: unit?.uid?.description, port: run.port ?? unit?.portPath,
+            romSerial: unit?.dfuSerial, family: unit?.familyID, productID: unit?.productID.map(JSONContract.hex),
+            oldVersion: unit?.version?.description, newVersion: newVersion, image: image, imageSHA256: digest,
+            outcome: run.outcome, exitCode: run.exitCode, seconds: run.duration.seconds, error: failure?.message)
     }
 
     /// Appends one record per run; creates the file (and, for CSV, its header) when it does not exist.

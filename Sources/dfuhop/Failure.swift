@@ -1,12 +1,12 @@
-import ArgumentParser
-import FirmwareImage
-import DeviceProfiles
-import USBTransport
-import DfuSe
 import AppLink
-import VirtualDevice
-import UpgradeEngine
+import ArgumentParser
+import DeviceProfiles
+import DfuSe
+import FirmwareImage
+import USBTransport
 import UpdatePackage
+import UpgradeEngine
+import VirtualDevice
 
 /// What a command failed with, ready for a person: one sentence, what to do, and the exit status.
 /// Each layer's error type is mapped here, once (docs/architecture.md, rule 3).
@@ -54,8 +54,9 @@ struct Failure: Error, CustomStringConvertible {
         case let error as PackageError:
             return package(error)
         default:
-            return Failure(.internalError, "unexpected error: \(error)",
-                           hint: "this is a bug in dfuhop; please report it with the command you ran")
+            return Failure(
+                .internalError, "unexpected error: \(error)",
+                hint: "this is a bug in dfuhop; please report it with the command you ran")
         }
     }
 
@@ -64,11 +65,13 @@ struct Failure: Error, CustomStringConvertible {
         case .refused:
             return Failure(.refused, error.description, hint: "nothing was written to the unit")
         case .deviceError:
-            return Failure(.deviceError, error.description,
-                           hint: "the unit is still in DFU mode: run the same command again")
+            return Failure(
+                .deviceError, error.description,
+                hint: "the unit is still in DFU mode: run the same command again")
         case .verifyFailed:
-            return Failure(.verifyFailed, error.description,
-                           hint: "the unit is still in DFU mode: flash again before leaving DFU")
+            return Failure(
+                .verifyFailed, error.description,
+                hint: "the unit is still in DFU mode: flash again before leaving DFU")
         case .cancelled:
             return Failure(.cancelled, error.description)
         case .transport:
@@ -92,11 +95,13 @@ struct Failure: Error, CustomStringConvertible {
         case .refused:
             return Failure(.refused, error.description, hint: "the application refused; nothing was changed on the unit")
         case .noReply, .malformedReply:
-            return Failure(.usbError, error.description,
-                           hint: "the application does not speak dfuhop's protocol as expected; check the product profile")
+            return Failure(
+                .usbError, error.description,
+                hint: "the application does not speak dfuhop's protocol as expected; check the product profile")
         case .stayedOnBus:
-            return Failure(.notConfirmed, error.description,
-                           hint: "the unit did not reset into its bootloader; use the BOOT0 path (hold BOOT0 and replug)")
+            return Failure(
+                .notConfirmed, error.description,
+                hint: "the unit did not reset into its bootloader; use the BOOT0 path (hold BOOT0 and replug)")
         }
     }
 
@@ -148,8 +153,9 @@ struct Failure: Error, CustomStringConvertible {
         case .notFound:
             Failure(.noDevice, error.description, hint: "check the cable and that the unit is powered")
         default:
-            Failure(.usbError, error.description,
-                    hint: "the unit is still recoverable: run the same command again; if it persists, replug the unit")
+            Failure(
+                .usbError, error.description,
+                hint: "the unit is still recoverable: run the same command again; if it persists, replug the unit")
         }
     }
 }

@@ -9,15 +9,15 @@ struct FamiliesCommand: AsyncParsableCommand {
         commandName: "families",
         abstract: "List the STM32 part lines dfuhop knows, with their ROM identity and the values still unverified.",
         discussion: """
-        Each part line is a data file in protocols/families/ (embedded in the binary); every value there \
-        names its source, and values no public source confirms are marked unverified. Part lines whose ROM \
-        has no USB DFU are listed as refused, with the reason.
+            Each part line is a data file in protocols/families/ (embedded in the binary); every value there \
+            names its source, and values no public source confirms are marked unverified. Part lines whose ROM \
+            has no USB DFU are listed as refused, with the reason.
 
-        Examples:
-          dfuhop families
-          dfuhop families --json
-          dfuhop families --unverified
-        """)
+            Examples:
+              dfuhop families
+              dfuhop families --json
+              dfuhop families --unverified
+            """)
 
     @Flag(help: "Part lines as JSON: one result line listing each with every value's source.") var json = false
     @Flag(help: "List each unverified value with its note.") var unverified = false
@@ -28,10 +28,13 @@ struct FamiliesCommand: AsyncParsableCommand {
         try await runCommand("families", json: asJSON) {
             if !asJSON {
                 for family in McuFamily.all { Self.render(family, unverified: detail) }
-                for refused in McuFamily.unsupported { Output.print("\(Self.pad(refused.id, 6)) \(refused.name): refused, \(refused.reason)") }
+                for refused in McuFamily.unsupported {
+                    Output.print("\(Self.pad(refused.id, 6)) \(refused.name): refused, \(refused.reason)")
+                }
             }
             var result = ResultLine("listed")
-            result.families = McuFamily.all.map(FamilyJSON.init)
+            result.families =
+                McuFamily.all.map(FamilyJSON.init)
                 + McuFamily.unsupported.map { FamilyJSON(refused: $0.id, name: $0.name, reason: $0.reason, source: $0.source.text) }
             return result
         }
@@ -40,8 +43,9 @@ struct FamiliesCommand: AsyncParsableCommand {
     static func render(_ family: McuFamily, unverified: Bool) {
         let rom = family.romVersions[0]
         let open = family.unverified
-        Output.print("\(pad(family.id, 6)) \(pad(family.name, 56)) DEV_ID 0x\(hex(family.deviceID, 3))  ROM 0x\(hex(rom.bcdDevice, 4))"
-                     + "  " + (open.isEmpty ? "all values sourced" : "\(open.count) unverified: " + open.map(\.field).joined(separator: ", ")))
+        Output.print(
+            "\(pad(family.id, 6)) \(pad(family.name, 56)) DEV_ID 0x\(hex(family.deviceID, 3))  ROM 0x\(hex(rom.bcdDevice, 4))"
+                + "  " + (open.isEmpty ? "all values sourced" : "\(open.count) unverified: " + open.map(\.field).joined(separator: ", ")))
         guard unverified else { return }
         for item in open { Output.print("         \(item.field): \(item.note)") }
     }
@@ -76,7 +80,9 @@ struct FamilyJSON: Codable, Equatable, Sendable {
         name = family.name
         usbDFU = true
         deviceID = "0x" + hex(family.deviceID, 3)
-        romVersions = family.romVersions.map { ROMJSON(bcdDevice: "0x" + hex($0.bcdDevice, 4), product: $0.product, alternates: $0.otherMemories) }
+        romVersions = family.romVersions.map {
+            ROMJSON(bcdDevice: "0x" + hex($0.bcdDevice, 4), product: $0.product, alternates: $0.otherMemories)
+        }
         flashLayouts = family.flashModes.map(\.layoutString)
         emptyCheck = family.emptyCheck
         serialRule = family.romSerial.kind.rawValue

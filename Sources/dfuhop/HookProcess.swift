@@ -1,14 +1,19 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A child process in its own process group (a BOOT0 hook and whatever it starts), waited for without
 /// blocking a thread, and killed as a group when it overstays, when the waiting task is cancelled, or
 /// when dfuhop itself is stopped by SIGINT/SIGTERM (`killAll`).
 final class HookProcess: Sendable {
-    enum Status: Sendable, Equatable { case exited(Int32), signalled(Int32), timedOut, cancelled }
+    enum Status: Sendable, Equatable {
+        case exited(Int32)
+        case signalled(Int32)
+        case timedOut, cancelled
+    }
 
     let pid: pid_t
     private static let running = Mutex<Set<pid_t>>([])
@@ -29,7 +34,7 @@ final class HookProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO)
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
+        defer { for pointer in argv + envp { free(pointer) } }
         var pid: pid_t = 0
         let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
         guard result == 0 else { throw HookError(description: String(cString: strerror(result))) }

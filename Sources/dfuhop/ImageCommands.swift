@@ -1,8 +1,8 @@
-import Foundation
 import ArgumentParser
 import Crypto
 import DeviceProfiles
 import FirmwareImage
+import Foundation
 
 /// `dfuhop image …`: look inside, convert and stamp firmware files. No device is touched.
 struct ImageCommand: AsyncParsableCommand {
@@ -10,21 +10,21 @@ struct ImageCommand: AsyncParsableCommand {
         commandName: "image",
         abstract: "Inspect, convert and stamp firmware images (no device needed).",
         discussion: """
-        dfuhop reads raw binary, Intel HEX, Motorola S-record, ELF32 (ARM) and DfuSe .dfu files, and \
-        binaries with a plain DFU suffix. The format is recognised from the content (DfuSe and ELF magic), \
-        then the file name's extension, then the first character (':' HEX, 'S0'-'S9' S-record); anything \
-        else is a raw binary, placed at --address (default 0x08000000).
+            dfuhop reads raw binary, Intel HEX, Motorola S-record, ELF32 (ARM) and DfuSe .dfu files, and \
+            binaries with a plain DFU suffix. The format is recognised from the content (DfuSe and ELF magic), \
+            then the file name's extension, then the first character (':' HEX, 'S0'-'S9' S-record); anything \
+            else is a raw binary, placed at --address (default 0x08000000).
 
-        Every file is read into one sparse image: segments with addresses, never the gaps between them. \
-        Before a device sees it, the image is normalised: adjacent segments merged, overlapping ones \
-        refused (both ranges named), and each segment padded with 0xFF to the part's write unit so no \
-        flash word is written twice (8 bytes on L4/G4, 32 on H7).
+            Every file is read into one sparse image: segments with addresses, never the gaps between them. \
+            Before a device sees it, the image is normalised: adjacent segments merged, overlapping ones \
+            refused (both ranges named), and each segment padded with 0xFF to the part's write unit so no \
+            flash word is written twice (8 bytes on L4/G4, 32 on H7).
 
-        Examples:
-          dfuhop image info app.hex --family f407
-          dfuhop image convert app.elf app.dfu --vid 0x1209 --pid 0x0001
-          dfuhop image stamp app.hex app-1.2.0.hex --product-id 0x1209A001 --version 1.2.0 --name blinky
-        """,
+            Examples:
+              dfuhop image info app.hex --family f407
+              dfuhop image convert app.elf app.dfu --vid 0x1209 --pid 0x0001
+              dfuhop image stamp app.hex app-1.2.0.hex --product-id 0x1209A001 --version 1.2.0 --name blinky
+            """,
         subcommands: [ImageInfoCommand.self, ImageConvertCommand.self, ImageStampCommand.self])
 }
 
@@ -33,8 +33,11 @@ struct ImageInputOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Where a raw binary goes in memory (0x hex).", valueName: "address"))
     var address = Address(0x0800_0000)
 
-    @Option(name: .long, help: ArgumentHelp("For .dfu files with several targets: the alternate setting to use (default: 0, the internal flash).",
-                                             valueName: "n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "For .dfu files with several targets: the alternate setting to use (default: 0, the internal flash).",
+            valueName: "n"))
     var altSetting: UInt8?
 
     func readOptions() throws -> ReadOptions { ReadOptions(binaryAddress: address.value) }
@@ -99,25 +102,25 @@ struct ImageInfoCommand: AsyncParsableCommand {
         commandName: "info",
         abstract: "Show what is in a firmware file, and check it.",
         discussion: """
-        Prints the format, the segments after normalisation (start, end, size), the total size, the CRC-32 \
-        (zlib) and SHA-256 of the normalised content (from the lowest to the highest address, gaps as \
-        0xFF: the bytes a raw binary holds), the initial stack pointer and reset handler from the vector \
-        table at the image base, the image descriptor (protocols/image-descriptor.md), and what looks \
-        wrong, each with its address:
-          error    the image cannot be right (e.g. reset handler without the Thumb bit, stack pointer \
-        outside RAM, descriptor CRC mismatch);
-          warning  unusual, maybe intended (e.g. no descriptor, image not at the flash base).
-        Without --family the stack pointer is only checked against the Cortex-M SRAM region; with it, \
-        against the part's RAM and flash, and segments are padded to its write unit.
+            Prints the format, the segments after normalisation (start, end, size), the total size, the CRC-32 \
+            (zlib) and SHA-256 of the normalised content (from the lowest to the highest address, gaps as \
+            0xFF: the bytes a raw binary holds), the initial stack pointer and reset handler from the vector \
+            table at the image base, the image descriptor (protocols/image-descriptor.md), and what looks \
+            wrong, each with its address:
+              error    the image cannot be right (e.g. reset handler without the Thumb bit, stack pointer \
+            outside RAM, descriptor CRC mismatch);
+              warning  unusual, maybe intended (e.g. no descriptor, image not at the flash base).
+            Without --family the stack pointer is only checked against the Cortex-M SRAM region; with it, \
+            against the part's RAM and flash, and segments are padded to its write unit.
 
-        Exit status: 0 when the file could be read (look at the findings), 65 when it is malformed \
-        (the message names the line or byte offset), 66 when it cannot be opened.
+            Exit status: 0 when the file could be read (look at the findings), 65 when it is malformed \
+            (the message names the line or byte offset), 66 when it cannot be opened.
 
-        Examples:
-          dfuhop image info protocols/examples/blinky-f407.hex
-          dfuhop image info build/app.elf --family l476 --json
-          dfuhop image info app.bin --address 0x08004000
-        """)
+            Examples:
+              dfuhop image info protocols/examples/blinky-f407.hex
+              dfuhop image info build/app.elf --family l476 --json
+              dfuhop image info app.bin --address 0x08004000
+            """)
 
     @Argument(help: "The firmware file (.bin, .hex, .srec/.s19/.s28/.s37, .elf, .dfu).")
     var file: String
@@ -125,8 +128,10 @@ struct ImageInfoCommand: AsyncParsableCommand {
     @Flag(help: "One JSON object on stdout instead of text.")
     var json = false
 
-    @Option(help: ArgumentHelp("The MCU family, to check against its RAM and flash and pad to its write unit (\(McuFamily.all.map(\.id).joined(separator: ", "))).",
-                               valueName: "family"))
+    @Option(
+        help: ArgumentHelp(
+            "The MCU family, to check against its RAM and flash and pad to its write unit (\(McuFamily.all.map(\.id).joined(separator: ", "))).",
+            valueName: "family"))
     var family: String?
 
     @OptionGroup var input: ImageInputOptions
@@ -141,7 +146,8 @@ struct ImageInfoCommand: AsyncParsableCommand {
             let digests = Digests(normalized)
             if !json { printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0) }
             var result = ResultLine("described")
-            result.image = ImageInfoJSON(file: file, image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
+            result.image = ImageInfoJSON(
+                file: file, image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
             return result
         }
     }
@@ -152,7 +158,9 @@ struct ImageInfoCommand: AsyncParsableCommand {
         field("file:", file)
         field("format:", image.format.displayName)
         if let identity = image.suffixIdentity {
-            field("dfu suffix:", "VID 0x\(hex16(identity.vendorID)), PID 0x\(hex16(identity.productID)), bcdDevice 0x\(hex16(identity.bcdDevice))")
+            field(
+                "dfu suffix:",
+                "VID 0x\(hex16(identity.vendorID)), PID 0x\(hex16(identity.productID)), bcdDevice 0x\(hex16(identity.bcdDevice))")
         }
         if image.targets.count > 1 || image.format == .dfuse {
             for target in image.targets {

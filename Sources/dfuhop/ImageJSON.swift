@@ -1,5 +1,5 @@
-import FirmwareImage
 import DeviceProfiles
+import FirmwareImage
 
 extension ImageInfoJSON {
     /// `image info --json`: what `printInfo` shows, as the contract's types (docs/json.md).
@@ -33,9 +33,10 @@ extension ImageInfoJSON.DescriptorJSON {
     init(_ check: DescriptorStatus) {
         switch check {
         case .valid(let descriptor, let address), .unstamped(let descriptor, let address):
-            self.init(state: descriptor.isUnstamped ? "unstamped" : "valid", address: hex(address), productID: hex(descriptor.productID),
-                      version: descriptor.version.description, name: descriptor.name, imageSize: Int(descriptor.imageSize),
-                      crc32: hex(descriptor.crc))
+            self.init(
+                state: descriptor.isUnstamped ? "unstamped" : "valid", address: hex(address), productID: hex(descriptor.productID),
+                version: descriptor.version.description, name: descriptor.name, imageSize: Int(descriptor.imageSize),
+                crc32: hex(descriptor.crc))
         case .reserved(let address): self.init(state: "reserved", address: hex(address))
         case .absent: self.init(state: "absent")
         case .invalid(let error): self.init(state: "invalid", problem: error.problem)

@@ -10,23 +10,23 @@ struct ImageConvertCommand: AsyncParsableCommand {
         commandName: "convert",
         abstract: "Convert a firmware file to .dfu, Intel HEX, S-record or raw binary.",
         discussion: """
-        The output format comes from --format, else from OUT's extension (.dfu, .hex, .srec/.s19/.s28/.s37, \
-        .bin). The image is normalised on the way (adjacent segments merged, overlaps refused); a raw \
-        binary runs from the lowest to the highest address with gaps filled with 0xFF.
+            The output format comes from --format, else from OUT's extension (.dfu, .hex, .srec/.s19/.s28/.s37, \
+            .bin). The image is normalised on the way (adjacent segments merged, overlaps refused); a raw \
+            binary runs from the lowest to the highest address with gaps filled with 0xFF.
 
-        A .dfu gets one target per memory, one element per segment, and a suffix with the USB identity \
-        from --vid/--pid/--bcd-device (else the input's suffix, else ST's ROM: 0483:DF11, bcdDevice \
-        0xFFFF = any). HEX, S-record and binary hold one memory: for a .dfu with several targets, pick \
-        one with --alt-setting.
+            A .dfu gets one target per memory, one element per segment, and a suffix with the USB identity \
+            from --vid/--pid/--bcd-device (else the input's suffix, else ST's ROM: 0483:DF11, bcdDevice \
+            0xFFFF = any). HEX, S-record and binary hold one memory: for a .dfu with several targets, pick \
+            one with --alt-setting.
 
-        The output is written to a temporary file and renamed, so a failure never leaves half a file.
+            The output is written to a temporary file and renamed, so a failure never leaves half a file.
 
-        Examples:
-          dfuhop image convert app.hex app.bin
-          dfuhop image convert app.bin app.dfu --address 0x08000000 --vid 0x1209 --pid 0x0001 --target-name "Internal Flash"
-          dfuhop image convert update.dfu flash.hex --alt-setting 0
-          dfuhop image convert app.elf app.s37 --format srec
-        """)
+            Examples:
+              dfuhop image convert app.hex app.bin
+              dfuhop image convert app.bin app.dfu --address 0x08000000 --vid 0x1209 --pid 0x0001 --target-name "Internal Flash"
+              dfuhop image convert update.dfu flash.hex --alt-setting 0
+              dfuhop image convert app.elf app.s37 --format srec
+            """)
 
     @Argument(help: "The input firmware file.")
     var input: String
@@ -62,7 +62,8 @@ struct ImageConvertCommand: AsyncParsableCommand {
             var normalized = source
             for index in normalized.targets.indices {
                 normalized.targets[index].segments = try FirmwareImage.normalize(
-                    normalized.targets[index].segments, granularity: 1, entryPoint: nil).segments
+                    normalized.targets[index].segments, granularity: 1, entryPoint: nil
+                ).segments
             }
             var options = WriteOptions(targetName: targetName)
             if vid != nil || pid != nil || bcdDevice != nil {
@@ -75,10 +76,13 @@ struct ImageConvertCommand: AsyncParsableCommand {
             try ImageFile.write(normalized, to: output, as: chosenFormat, options: options)
             let segments = normalized.targets.reduce(0) { $0 + $1.segments.count }
             var result = ResultLine("converted")
-            result.converted = ConvertedJSON(input: input, inputFormat: image.format.rawValue, output: output, outputFormat: chosenFormat.rawValue,
-                                             segments: segments, payloadSize: normalized.payloadSize)
+            result.converted = ConvertedJSON(
+                input: input, inputFormat: image.format.rawValue, output: output, outputFormat: chosenFormat.rawValue,
+                segments: segments, payloadSize: normalized.payloadSize)
             if !json {
-                Output.print("\(input) (\(image.format.displayName)) -> \(output) (\(chosenFormat.displayName)): \(segments) segment(s), \(normalized.payloadSize) bytes")
+                Output.print(
+                    "\(input) (\(image.format.displayName)) -> \(output) (\(chosenFormat.displayName)): \(segments) segment(s), \(normalized.payloadSize) bytes"
+                )
             }
             return result
         }
@@ -100,23 +104,23 @@ struct ImageStampCommand: AsyncParsableCommand {
         commandName: "stamp",
         abstract: "Fill in the image descriptor: product, version, name, size and CRC.",
         discussion: """
-        The image must reserve its descriptor: word 8 of the vector table (offset 0x20 from the image \
-        base, reserved on every Cortex-M) holds the address of a 64-byte area inside the image that holds \
-        zeros, 0xFF or an earlier descriptor. stamp writes the magic "DFHP", the product id, the version, \
-        the name, the image size (from the base to the highest address, gaps counted) and the CRC-32 of \
-        those bytes (gaps as 0xFF, the CRC field as zero). The layout is in protocols/image-descriptor.md.
+            The image must reserve its descriptor: word 8 of the vector table (offset 0x20 from the image \
+            base, reserved on every Cortex-M) holds the address of a 64-byte area inside the image that holds \
+            zeros, 0xFF or an earlier descriptor. stamp writes the magic "DFHP", the product id, the version, \
+            the name, the image size (from the base to the highest address, gaps counted) and the CRC-32 of \
+            those bytes (gaps as 0xFF, the CRC field as zero). The layout is in protocols/image-descriptor.md.
 
-        In the firmware (GNU ld and C):
-          .isr_vector: ... word 8 = (uint32_t)&dfuhop_descriptor
-          __attribute__((section(".rodata.dfuhop"), used)) const uint8_t dfuhop_descriptor[64];
+            In the firmware (GNU ld and C):
+              .isr_vector: ... word 8 = (uint32_t)&dfuhop_descriptor
+              __attribute__((section(".rodata.dfuhop"), used)) const uint8_t dfuhop_descriptor[64];
 
-        Stamp last: any change to the image after stamping breaks the CRC (`dfuhop image info` says so).
-        OUT's format comes from --format, else its extension, else the input's format.
+            Stamp last: any change to the image after stamping breaks the CRC (`dfuhop image info` says so).
+            OUT's format comes from --format, else its extension, else the input's format.
 
-        Examples:
-          dfuhop image stamp build/app.hex dist/app-1.4.2.hex --product-id 0x1209A001 --version 1.4.2 --name "sensor hub"
-          dfuhop image stamp app.elf app.dfu --product-id 7 --version 2.0.0.15 --name blinky --vid 0x1209 --pid 0x0007
-        """)
+            Examples:
+              dfuhop image stamp build/app.hex dist/app-1.4.2.hex --product-id 0x1209A001 --version 1.4.2 --name "sensor hub"
+              dfuhop image stamp app.elf app.dfu --product-id 7 --version 2.0.0.15 --name blinky --vid 0x1209 --pid 0x0007
+            """)
 
     @Argument(help: "The input image (its descriptor area reserved).")
     var input: String
@@ -168,20 +172,24 @@ struct ImageStampCommand: AsyncParsableCommand {
             var options = WriteOptions()
             if vid != nil || pid != nil {
                 let base = image.suffixIdentity ?? WriteOptions.defaultIdentity
-                options.suffixIdentity = DfuSuffixIdentity(vendorID: try usbNumber(vid, "--vid") ?? base.vendorID,
-                                                           productID: try usbNumber(pid, "--pid") ?? base.productID,
-                                                           bcdDevice: base.bcdDevice)
+                options.suffixIdentity = DfuSuffixIdentity(
+                    vendorID: try usbNumber(vid, "--vid") ?? base.vendorID,
+                    productID: try usbNumber(pid, "--pid") ?? base.productID,
+                    bcdDevice: base.bcdDevice)
             }
             try ImageFile.write(stamped, to: output, as: chosenFormat, options: options)
             let normalized = try stamped.normalized()
             guard let base = normalized.baseAddress else { throw Failure(.badInput, "\(output): the stamped image is empty") }
             let descriptor = try ImageDescriptor.validate(normalized, base: base, source: output)
             var result = ResultLine("stamped")
-            result.stamped = StampedJSON(output: output, outputFormat: chosenFormat.rawValue, productID: hex(descriptor.productID),
-                                         version: descriptor.version.description, name: descriptor.name,
-                                         imageSize: Int(descriptor.imageSize), crc32: hex(descriptor.crc))
+            result.stamped = StampedJSON(
+                output: output, outputFormat: chosenFormat.rawValue, productID: hex(descriptor.productID),
+                version: descriptor.version.description, name: descriptor.name,
+                imageSize: Int(descriptor.imageSize), crc32: hex(descriptor.crc))
             if !json {
-                Output.print("stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))")
+                Output.print(
+                    "stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))"
+                )
             }
             return result
         }

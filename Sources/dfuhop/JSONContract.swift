@@ -1,5 +1,5 @@
-import Foundation
 import DfuSe
+import Foundation
 
 /// The `--json` contract (docs/json.md): every line is one object with a `type`. `event` lines come as the
 /// work happens, `unit` lines (one per unit with `--all`), then exactly one `result` line, last, whose
@@ -207,8 +207,9 @@ extension PlanJSON {
             switch step {
             case .erase(let sector): Step(action: "erase", address: JSONContract.hex(sector.start), size: Int(sector.size))
             case .write(let write):
-                Step(action: "write", address: JSONContract.hex(write.address), size: write.length,
-                     holdsVectorTable: write.holdsVectorTable)
+                Step(
+                    action: "write", address: JSONContract.hex(write.address), size: write.length,
+                    holdsVectorTable: write.holdsVectorTable)
             }
         }
     }
@@ -216,7 +217,8 @@ extension PlanJSON {
 
 extension FlashJSON {
     init(_ report: FlashReport) {
-        self.init(erasedSectors: report.erasedSectors, bytesWritten: report.bytesWritten, bytesVerified: report.bytesVerified,
-                  controlTransfers: report.controlTransfers, deviceSeconds: report.duration.seconds)
+        self.init(
+            erasedSectors: report.erasedSectors, bytesWritten: report.bytesWritten, bytesVerified: report.bytesVerified,
+            controlTransfers: report.controlTransfers, deviceSeconds: report.duration.seconds)
     }
 }

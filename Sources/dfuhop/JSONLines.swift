@@ -1,5 +1,5 @@
-import Foundation
 import DfuSe
+import Foundation
 import UpgradeEngine
 
 /// The engine's and the DfuSe client's values as lines of the `--json` contract (docs/json.md).

@@ -8,21 +8,23 @@ struct JournalCommand: AsyncParsableCommand {
         commandName: "journal",
         abstract: "List interrupted upgrades the journal remembers, or forget one.",
         discussion: """
-        An entry is written before an upgrade touches a unit and removed once the new firmware is \
-        confirmed, so an entry means an upgrade stopped part-way. Running the same upgrade again \
-        finishes it. Forget an entry only for a unit that is gone for good (or was recovered otherwise).
+            An entry is written before an upgrade touches a unit and removed once the new firmware is \
+            confirmed, so an entry means an upgrade stopped part-way. Running the same upgrade again \
+            finishes it. Forget an entry only for a unit that is gone for good (or was recovered otherwise).
 
-        Examples:
-          dfuhop journal
-          dfuhop journal --json
-          dfuhop journal forget 3A0029000C51353532383234
-        """,
+            Examples:
+              dfuhop journal
+              dfuhop journal --json
+              dfuhop journal forget 3A0029000C51353532383234
+            """,
         subcommands: [JournalList.self, JournalForget.self], defaultSubcommand: JournalList.self)
 }
 
 struct JournalOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
-                               valueName: "dir")) var stateDir: String?
+    @Option(
+        help: ArgumentHelp(
+            "Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
+            valueName: "dir")) var stateDir: String?
 
     var store: JournalStore { JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory()) }
 }
@@ -39,13 +41,15 @@ struct JournalList: AsyncParsableCommand {
             let entries = try store.entries()
             var result = ResultLine("listed")
             result.entries = entries.map {
-                JournalEntryJSON(unit: $0.key, uid: $0.uid, port: $0.portPath, family: $0.family, image: $0.image,
-                                 newVersion: $0.newVersion, step: $0.step.rawValue, updated: JSONContract.time($0.updated))
+                JournalEntryJSON(
+                    unit: $0.key, uid: $0.uid, port: $0.portPath, family: $0.family, image: $0.image,
+                    newVersion: $0.newVersion, step: $0.step.rawValue, updated: JSONContract.time($0.updated))
             }
             for entry in entries {
                 if !asJSON {
-                    Output.print("\(entry.key)  at \(entry.portPath.isEmpty ? "?" : entry.portPath)  \(entry.family)  to \(entry.newVersion) "
-                                 + "(\(entry.image))  stopped after \"\(entry.step.rawValue)\"")
+                    Output.print(
+                        "\(entry.key)  at \(entry.portPath.isEmpty ? "?" : entry.portPath)  \(entry.family)  to \(entry.newVersion) "
+                            + "(\(entry.image))  stopped after \"\(entry.step.rawValue)\"")
                 }
             }
             if !asJSON, entries.isEmpty { Output.print("no interrupted upgrade in \(store.directory.path)") }
@@ -64,8 +68,9 @@ struct JournalForget: AsyncParsableCommand {
         let key = unit
         try await runCommand("journal forget") {
             guard try store.entry(for: key) != nil else {
-                throw Failure(.noDevice, "the journal in \(store.directory.path) has no entry for \(key)",
-                              hint: "`dfuhop journal` lists the entries")
+                throw Failure(
+                    .noDevice, "the journal in \(store.directory.path) has no entry for \(key)",
+                    hint: "`dfuhop journal` lists the entries")
             }
             try store.remove(key)
             Output.print("forgot the interrupted upgrade of \(key)")

@@ -8,13 +8,13 @@ struct KeyCommand: AsyncParsableCommand {
         commandName: "key",
         abstract: "Make the key pair that signs update packages.",
         discussion: """
-        KEY holds the private key (mode 0600): keep it offline or in the CI's secret store, never in the \
-        repository. KEY.pub holds the public key as one line, the base64 of the raw 32-byte Ed25519 key; \
-        it goes in the product profile's "signing": { "publicKeys": [...] }.
+            KEY holds the private key (mode 0600): keep it offline or in the CI's secret store, never in the \
+            repository. KEY.pub holds the public key as one line, the base64 of the raw 32-byte Ed25519 key; \
+            it goes in the product profile's "signing": { "publicKeys": [...] }.
 
-        Example:
-          dfuhop key generate --out release-2026.key
-        """,
+            Example:
+              dfuhop key generate --out release-2026.key
+            """,
         subcommands: [KeyGenerateCommand.self])
 }
 

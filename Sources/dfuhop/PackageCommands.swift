@@ -1,7 +1,7 @@
 import ArgumentParser
-import Foundation
 import DeviceProfiles
 import FirmwareImage
+import Foundation
 import UpdatePackage
 
 /// `dfuhop package …`: signed update packages (docs/packages.md).
@@ -10,16 +10,16 @@ struct PackageCommand: AsyncParsableCommand {
         commandName: "package",
         abstract: "Create, verify and inspect signed update packages (.dfuhop).",
         discussion: """
-        A package is a zip holding the image(s), manifest.json (product, family, version, each image's \
-        SHA-256 and size, optional minimum version, option bytes and release notes) and manifest.sig, the \
-        Ed25519 signature of the manifest's exact bytes. `dfuhop upgrade FILE.dfuhop` verifies it first.
+            A package is a zip holding the image(s), manifest.json (product, family, version, each image's \
+            SHA-256 and size, optional minimum version, option bytes and release notes) and manifest.sig, the \
+            Ed25519 signature of the manifest's exact bytes. `dfuhop upgrade FILE.dfuhop` verifies it first.
 
-        Examples:
-          dfuhop key generate --out release.key
-          dfuhop package create app-2.1.0.hex --key release.key -o app-2.1.0.dfuhop --notes "Fixes the LED timing"
-          dfuhop package verify app-2.1.0.dfuhop --key release.key.pub
-          dfuhop package info app-2.1.0.dfuhop
-        """,
+            Examples:
+              dfuhop key generate --out release.key
+              dfuhop package create app-2.1.0.hex --key release.key -o app-2.1.0.dfuhop --notes "Fixes the LED timing"
+              dfuhop package verify app-2.1.0.dfuhop --key release.key.pub
+              dfuhop package info app-2.1.0.dfuhop
+            """,
         subcommands: [PackageCreateCommand.self, PackageVerifyCommand.self, PackageInfoCommand.self])
 }
 
@@ -28,9 +28,9 @@ struct PackageCreateCommand: AsyncParsableCommand {
         commandName: "create",
         abstract: "Check the image(s) against their product's profile, then write a signed package.",
         discussion: """
-        Every image must carry a valid descriptor naming a product with a profile, pass that family's \
-        checks, and agree with the others on product and version; dfuhop flashes the first image.
-        """)
+            Every image must carry a valid descriptor naming a product with a profile, pass that family's \
+            checks, and agree with the others on product and version; dfuhop flashes the first image.
+            """)
 
     @Argument(help: ArgumentHelp("The image file(s), as they go in the package.", valueName: "image")) var images: [String]
     @Option(help: ArgumentHelp("The private key (from `dfuhop key generate`).", valueName: "KEY")) var key: String
@@ -63,14 +63,16 @@ struct PackageCreateCommand: AsyncParsableCommand {
                 }
                 releaseNotes = text
             }
-            let request = PackageBuilder.Request(images: images, minimumVersion: minimumVersion.flatMap(ImageVersion.init(parsing:)),
-                                                 releaseNotes: releaseNotes)
+            let request = PackageBuilder.Request(
+                images: images, minimumVersion: minimumVersion.flatMap(ImageVersion.init(parsing:)),
+                releaseNotes: releaseNotes)
             let manifest = try PackageBuilder.create(request, key: signingKey, profiles: Profiles.load(profile), output: output)
             var result = ResultLine("created")
             result.package = PackageJSON(manifest, file: output, verified: true)
             if !json {
-                Output.print("wrote \(output): \(manifest.profile) version \(manifest.version), \(manifest.images.count) image(s), "
-                             + "signed by \(signingKey.publicKey.rawRepresentation.base64EncodedString())")
+                Output.print(
+                    "wrote \(output): \(manifest.profile) version \(manifest.version), \(manifest.images.count) image(s), "
+                        + "signed by \(signingKey.publicKey.rawRepresentation.base64EncodedString())")
             }
             return result
         }
@@ -82,10 +84,10 @@ struct PackageVerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Check a package's signature, every image's hash and size, and that nothing in it is unsigned or missing.",
         discussion: """
-        The trusted keys: --key files, else the signing keys of the product's profile (--profile, else the \
-        installed profiles). Exit 0 when it verifies; 87 when it does not (the message says which key, \
-        member or hash failed).
-        """)
+            The trusted keys: --key files, else the signing keys of the product's profile (--profile, else the \
+            installed profiles). Exit 0 when it verifies; 87 when it does not (the message says which key, \
+            member or hash failed).
+            """)
 
     @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop")) var package: String
     @Option(help: ArgumentHelp("A trusted public key file (KEY.pub); repeatable.", valueName: "KEY.pub")) var key: [String] = []
@@ -110,9 +112,10 @@ struct PackageVerifyCommand: AsyncParsableCommand {
                 let productID = signed.manifest.productID
                 let product = profiles.first { if case .dfuhop(let id) = $0.application.hidProtocol { id == productID } else { false } }
                 guard let product else {
-                    throw Failure(.untrustedPackage,
-                                  "\(package): no profile for product 0x\(hex8(productID)) is loaded, so no key is trusted",
-                                  hint: "give --key KEY.pub or --profile")
+                    throw Failure(
+                        .untrustedPackage,
+                        "\(package): no profile for product 0x\(hex8(productID)) is loaded, so no key is trusted",
+                        hint: "give --key KEY.pub or --profile")
                 }
                 keys = try (product.signing?.publicKeys ?? []).map {
                     try SigningPublicKey(base64: Data($0).base64EncodedString(), source: product.id)
@@ -121,7 +124,8 @@ struct PackageVerifyCommand: AsyncParsableCommand {
             }
             let signer = try signed.verify(trusting: keys, keySource: source)
             var result = ResultLine("verified")
-            result.package = PackageJSON(signed.manifest, file: package, verified: true, signedBy: signer.base64, packageSHA256: signed.digest)
+            result.package = PackageJSON(
+                signed.manifest, file: package, verified: true, signedBy: signer.base64, packageSHA256: signed.digest)
             if !json {
                 PackageInfoCommand.describe(signed.manifest, file: package)
                 Output.print("verified: signed by \(signer.base64) (\(source)); every image matches its SHA-256 and size")
@@ -171,12 +175,13 @@ struct PackageInfoCommand: AsyncParsableCommand {
 
 extension PackageJSON {
     init(_ manifest: PackageManifest, file: String, verified: Bool, signedBy: String? = nil, packageSHA256: String? = nil) {
-        self.init(file: file, profile: manifest.profile, productID: hexAddress(manifest.productID), family: manifest.family,
-                  part: manifest.part, version: manifest.version.description, minimumVersion: manifest.minimumVersion?.description,
-                  requiredOptionBytes: Dictionary(manifest.requiredOptionBytes.map { ($0.name, $0.value) }) { first, _ in first },
-                  releaseNotes: manifest.releaseNotes, created: manifest.created,
-                  images: manifest.images.map { ImageJSON(file: $0.file, sha256: $0.sha256, size: $0.size) },
-                  verified: verified, signedBy: signedBy, packageSHA256: packageSHA256)
+        self.init(
+            file: file, profile: manifest.profile, productID: hexAddress(manifest.productID), family: manifest.family,
+            part: manifest.part, version: manifest.version.description, minimumVersion: manifest.minimumVersion?.description,
+            requiredOptionBytes: Dictionary(manifest.requiredOptionBytes.map { ($0.name, $0.value) }) { first, _ in first },
+            releaseNotes: manifest.releaseNotes, created: manifest.created,
+            images: manifest.images.map { ImageJSON(file: $0.file, sha256: $0.sha256, size: $0.size) },
+            verified: verified, signedBy: signedBy, packageSHA256: packageSHA256)
     }
 }
 

@@ -1,5 +1,5 @@
-import Foundation
 import DeviceProfiles
+import Foundation
 
 /// Where product profiles come from, first match wins:
 /// 1. `--profile PATH` (a file or a directory, repeatable);
@@ -30,8 +30,9 @@ enum Profiles {
         var directories: [String] = []
         if let path = ProcessInfo.processInfo.environment["DFUHOP_PROFILES"], !path.isEmpty { directories.append(path) }
         guard let executable = executableURL() else { return directories }
-        directories.append(executable.deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("share/dfuhop/devices").path)
+        directories.append(
+            executable.deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("share/dfuhop/devices").path)
         // This file is <checkout>/Sources/dfuhop/Profiles.swift.
         let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().resolvingSymlinksInPath()
@@ -45,9 +46,9 @@ enum Profiles {
     /// when the binary was found on PATH), Foundation's answer elsewhere.
     static func executableURL() -> URL? {
         #if os(Linux)
-        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            return URL(fileURLWithPath: path).resolvingSymlinksInPath()
-        }
+            if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+                return URL(fileURLWithPath: path).resolvingSymlinksInPath()
+            }
         #endif
         return Bundle.main.executableURL?.resolvingSymlinksInPath()
     }

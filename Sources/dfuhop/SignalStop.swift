@@ -20,8 +20,8 @@ enum SignalStop {
             return source
         }
         defer {
-            sources.forEach { $0.cancel() }
-            [SIGINT, SIGTERM].forEach { signal($0, SIG_DFL) }
+            for source in sources { source.cancel() }
+            for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
         }
         return try await task.value
     }

@@ -16,8 +16,8 @@ enum TerminalText {
 
     static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
-        case 0x00...0x1F, 0x7F...0x9F: true  // C0, DEL, C1 (0x9B is CSI)
-        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true  // bidi marks, embeddings, overrides, isolates
+        case 0x00...0x1F, 0x7F...0x9F: true // C0, DEL, C1 (0x9B is CSI)
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true // bidi marks, embeddings, overrides, isolates
         default: false
         }
     }
@@ -33,7 +33,8 @@ enum TerminalText {
                 result.append(scalar)
             } else {
                 let digits = String(scalar.value, radix: 16, uppercase: true)
-                let escape = scalar.value <= 0xFF
+                let escape =
+                    scalar.value <= 0xFF
                     ? "\\x" + (digits.count == 1 ? "0" : "") + digits
                     : "\\u{" + digits + "}"
                 result.append(contentsOf: escape.unicodeScalars)

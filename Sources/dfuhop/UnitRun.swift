@@ -1,6 +1,6 @@
-import Foundation
 import DeviceProfiles
 import FirmwareImage
+import Foundation
 import UpgradeEngine
 
 /// One unit's upgrade as the CLI saw it: what the survey or the engine found, how it ended, how long it
@@ -61,28 +61,34 @@ final class FoundUnit: @unchecked Sendable {
 
 extension UpgradeCommand {
     /// Runs one unit's upgrade and records it, whatever happens; `CancellationError` and the like become failures.
-    static func run(port: String?, survey: UnitDescription?, render: @escaping @Sendable (UpgradeEvent) -> Void,
-                    _ upgrade: (_ onEvent: @escaping @Sendable (UpgradeEvent) -> Void) async throws -> UpgradeResult) async -> UnitRun {
+    static func run(
+        port: String?, survey: UnitDescription?, render: @escaping @Sendable (UpgradeEvent) -> Void,
+        _ upgrade: (_ onEvent: @escaping @Sendable (UpgradeEvent) -> Void) async throws -> UpgradeResult
+    ) async -> UnitRun {
         let found = FoundUnit()
         let started = Date()
         let clock = ContinuousClock()
         let start = clock.now
         let result: Result<UpgradeResult, Failure>
         do {
-            result = .success(try await upgrade { event in
-                found.note(event)
-                render(event)
-            })
+            result = .success(
+                try await upgrade { event in
+                    found.note(event)
+                    render(event)
+                })
         } catch {
             result = .failure(Failure.from(error))
         }
-        return UnitRun(port: port ?? found.unit?.portPath, found: found.unit ?? survey, result: result, started: started,
-                       duration: clock.now - start)
+        return UnitRun(
+            port: port ?? found.unit?.portPath, found: found.unit ?? survey, result: result, started: started,
+            duration: clock.now - start)
     }
 
     /// `--all`: every unit the survey finds, concurrently, each with its own engine, events and result.
-    func upgradeAll(_ file: FirmwareImage, source: String, session: DeviceSession,
-                    options: UpgradeEngine.Options) async throws -> [UnitRun] {
+    func upgradeAll(
+        _ file: FirmwareImage, source: String, session: DeviceSession,
+        options: UpgradeEngine.Options
+    ) async throws -> [UnitRun] {
         let survey = UpgradeEngine(discovery: session.discovery, clock: session.clock)
         let units = try await survey.survey().filter { $0.portPath != nil && $0.classification != .absent }
         guard !units.isEmpty else {
@@ -114,10 +120,11 @@ extension UpgradeCommand {
     static func summary(_ runs: [UnitRun]) -> ResultLine {
         let failed = runs.filter { $0.exitCode != 0 }
         var line = ResultLine(command: "upgrade", outcome: failed.isEmpty ? "upgraded" : "failed", exitCode: failed.first?.exitCode ?? 0)
-        line.summary = SummaryJSON(units: runs.count, upgraded: runs.filter { $0.outcome == "upgraded" }.count,
-                                   upToDate: runs.filter { $0.outcome == "up-to-date" }.count,
-                                   planned: runs.filter { $0.outcome == "planned" }.count,
-                                   failed: failed.count, failedUnits: failed.map { $0.port ?? "?" })
+        line.summary = SummaryJSON(
+            units: runs.count, upgraded: runs.filter { $0.outcome == "upgraded" }.count,
+            upToDate: runs.filter { $0.outcome == "up-to-date" }.count,
+            planned: runs.filter { $0.outcome == "planned" }.count,
+            failed: failed.count, failedUnits: failed.map { $0.port ?? "?" })
         if case .failure(let failure)? = failed.first?.result {
             line.error = "\(failed.count) of \(runs.count) unit(s) failed; the first: \(failure.message)"
             line.hint = failure.hint

@@ -1,12 +1,12 @@
-import ArgumentParser
-import Foundation
 import AppLink
+import ArgumentParser
+import Crypto
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
-import UpgradeEngine
-import Crypto
+import Foundation
 import UpdatePackage
+import UpgradeEngine
 
 /// `dfuhop upgrade IMAGE`: the product's one command.
 struct UpgradeCommand: AsyncParsableCommand {
@@ -14,37 +14,37 @@ struct UpgradeCommand: AsyncParsableCommand {
         commandName: "upgrade",
         abstract: "Upgrade a unit, in any state, to IMAGE: and confirm it runs.",
         discussion: """
-        Finds the unit and classifies it: programmed (its application answers over HID), in DFU, \
-        corrupted (an application that does not answer) or absent (nothing shows). Checks the image \
-        against it (family, flash range, product id, version: no downgrade without --allow-downgrade) and \
-        plans the flash (only sectors whose content changes, vector table last). Nothing is touched \
-        before the plan stands; --dry-run stops there.
+            Finds the unit and classifies it: programmed (its application answers over HID), in DFU, \
+            corrupted (an application that does not answer) or absent (nothing shows). Checks the image \
+            against it (family, flash range, product id, version: no downgrade without --allow-downgrade) and \
+            plans the flash (only sectors whose content changes, vector table last). Nothing is touched \
+            before the plan stands; --dry-run stops there.
 
-        Then it reaches the unit's ROM bootloader: ENTER_BOOTLOADER naming the unit's unique ID, waiting \
-        for the ROM with the serial that ID predicts on the same port; or, for blank and corrupted units, \
-        the BOOT0 path: --boot0-command, else the product profile's hook, else a prompt on the terminal. \
-        A blank unit is told from a corrupted one by its erased vector table. Option bytes the product \
-        profile requires (e.g. DBANK) are checked, and written only with --write-option-bytes; the write \
-        resets the unit, which is reached again. It flashes and verifies, leaves DFU with the jump the \
-        family's ROM needs, and reports success only once the application is back with the image's \
-        version (if it does not start, the BOOT0 path resets it with BOOT0 low).
+            Then it reaches the unit's ROM bootloader: ENTER_BOOTLOADER naming the unit's unique ID, waiting \
+            for the ROM with the serial that ID predicts on the same port; or, for blank and corrupted units, \
+            the BOOT0 path: --boot0-command, else the product profile's hook, else a prompt on the terminal. \
+            A blank unit is told from a corrupted one by its erased vector table. Option bytes the product \
+            profile requires (e.g. DBANK) are checked, and written only with --write-option-bytes; the write \
+            resets the unit, which is reached again. It flashes and verifies, leaves DFU with the jump the \
+            family's ROM needs, and reports success only once the application is back with the image's \
+            version (if it does not start, the BOOT0 path resets it with BOOT0 low).
 
-        A journal in --state-dir records each unit's identity, plan and last step, so a second run after \
-        an interruption resumes knowingly; a lock there keeps two dfuhop processes off one unit.
+            A journal in --state-dir records each unit's identity, plan and last step, so a second run after \
+            an interruption resumes knowingly; a lock there keeps two dfuhop processes off one unit.
 
-        BOOT0 hooks run with `sh -c` and the environment DFUHOP_BOOT0=1 (hold BOOT0 through a reset, then \
-        release it: the ROM starts) or DFUHOP_BOOT0=0 (reset with BOOT0 low: the application starts), \
-        DFUHOP_ACTION (enter-rom, start-application), DFUHOP_PORT and DFUHOP_UID. A non-zero exit stops \
-        the upgrade.
+            BOOT0 hooks run with `sh -c` and the environment DFUHOP_BOOT0=1 (hold BOOT0 through a reset, then \
+            release it: the ROM starts) or DFUHOP_BOOT0=0 (reset with BOOT0 low: the application starts), \
+            DFUHOP_ACTION (enter-rom, start-application), DFUHOP_PORT and DFUHOP_UID. A non-zero exit stops \
+            the upgrade.
 
-        Examples:
-          dfuhop upgrade app-2.1.0.hex
-          dfuhop upgrade app.dfu --dry-run
-          dfuhop upgrade app.hex --unit 1-2.3 --json
-          dfuhop upgrade app.hex --all                       # every connected unit at once
-          dfuhop upgrade app.hex --boot0-command ./jig.sh    # blank units on a jig
-          dfuhop upgrade protocols/examples/demo-g474-v2.hex --simulate g474:programmed
-        """)
+            Examples:
+              dfuhop upgrade app-2.1.0.hex
+              dfuhop upgrade app.dfu --dry-run
+              dfuhop upgrade app.hex --unit 1-2.3 --json
+              dfuhop upgrade app.hex --all                       # every connected unit at once
+              dfuhop upgrade app.hex --boot0-command ./jig.sh    # blank units on a jig
+              dfuhop upgrade protocols/examples/demo-g474-v2.hex --simulate g474:programmed
+            """)
 
     @Argument(help: "The new firmware: a signed .dfuhop package, or .hex, .srec, .elf, .dfu or .bin with a stamped image descriptor.")
     var image: String
@@ -55,18 +55,24 @@ struct UpgradeCommand: AsyncParsableCommand {
     var forceFull = false
     @Flag(help: "Upgrade every unit found (programmed or in DFU), each with its own result.") var all = false
     @Option(help: ArgumentHelp("Shell command that drives BOOT0 and reset (see above).", valueName: "command")) var boot0Command: String?
-    @Option(help: ArgumentHelp("Seconds to wait for a BOOT0 hook and then for the unit (default: 15 for a hook, 120 for a prompt).",
-                               valueName: "s")) var boot0Timeout: Seconds?
+    @Option(
+        help: ArgumentHelp(
+            "Seconds to wait for a BOOT0 hook and then for the unit (default: 15 for a hook, 120 for a prompt).",
+            valueName: "s")) var boot0Timeout: Seconds?
     @Flag(help: "Write option bytes where the product profile requires other values (the unit resets).") var writeOptionBytes = false
     @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
     var profile: [String] = []
-    @Option(help: ArgumentHelp("Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
-                               valueName: "dir")) var stateDir: String?
+    @Option(
+        help: ArgumentHelp(
+            "Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
+            valueName: "dir")) var stateDir: String?
     @Option(help: ArgumentHelp("Seconds the unit may take to re-enumerate (default: the profile's, else 10).", valueName: "s"))
     var timeout: Seconds?
     @Flag(help: "Events as JSON lines, then a result object per unit.") var json = false
-    @Option(help: ArgumentHelp("Append one record per unit to FILE: CSV for .csv, JSON lines for .jsonl (docs/json.md).",
-                               valueName: "file")) var report: String?
+    @Option(
+        help: ArgumentHelp(
+            "Append one record per unit to FILE: CSV for .csv, JSON lines for .jsonl (docs/json.md).",
+            valueName: "file")) var report: String?
     @OptionGroup var device: DeviceOptions
 
     func validate() throws {
@@ -120,8 +126,9 @@ struct UpgradeCommand: AsyncParsableCommand {
         options.inputDigest = input.digest
         options.minimumRunningVersion = input.manifest?.minimumVersion.map { FirmwareVersion($0.major, $0.minor, $0.patch, $0.build) }
         options.family = try device.mcuFamily()
-        options.boot0 = Boot0Hooks.path(command: boot0Command, profile: UpgradeEngine.profile(for: input.image, among: profiles),
-                                        session: session, timeout: boot0Timeout?.duration)
+        options.boot0 = Boot0Hooks.path(
+            command: boot0Command, profile: UpgradeEngine.profile(for: input.image, among: profiles),
+            session: session, timeout: boot0Timeout?.duration)
         options.journal = JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory())
         return options
     }
@@ -149,20 +156,25 @@ struct UpgradeCommand: AsyncParsableCommand {
         case .found(let found) where found.classification == .corrupted:
             say("the application at \(found.portPath ?? "?") does not answer: corrupted")
         case .found(let found):
-            say("unit \(found.uid?.description ?? found.dfuSerial ?? "?")\(found.portPath.map { " at \($0)" } ?? ""): "
-                + "\(found.classification.rawValue), \(found.familyID), \(found.version.map { "version \($0)" } ?? "version unknown")")
+            say(
+                "unit \(found.uid?.description ?? found.dfuSerial ?? "?")\(found.portPath.map { " at \($0)" } ?? ""): "
+                    + "\(found.classification.rawValue), \(found.familyID), \(found.version.map { "version \($0)" } ?? "version unknown")")
         case .resuming(let entry):
-            say("an earlier upgrade of this unit to \(entry.image) (\(entry.newVersion)) stopped after step \"\(entry.step.rawValue)\" "
-                + "on \(entry.updated.formatted(date: .abbreviated, time: .shortened)); finishing it")
+            say(
+                "an earlier upgrade of this unit to \(entry.image) (\(entry.newVersion)) stopped after step \"\(entry.step.rawValue)\" "
+                    + "on \(entry.updated.formatted(date: .abbreviated, time: .shortened)); finishing it")
         case .planned(let plan, let skipped):
-            say("plan: erase \(plan.erasedSectors.count) sector(s), write \(ProgressBar.bytes(plan.bytesToWrite))"
-                + (skipped > 0 ? ", \(skipped) unchanged sector(s) skipped" : ""))
+            say(
+                "plan: erase \(plan.erasedSectors.count) sector(s), write \(ProgressBar.bytes(plan.bytesToWrite))"
+                    + (skipped > 0 ? ", \(skipped) unchanged sector(s) skipped" : ""))
         case .boot0(let request, let path):
             say("BOOT0 path (\(path)): \(request.action == .enterROM ? "starting the ROM bootloader" : "starting the application")")
         case .classified(let classification): say("in the ROM: the unit is \(classification.rawValue)")
         case .optionBytes(let found, let required, let written):
-            say("option bytes: \(found.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))"
-                + (written ? ", written to \(required.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))" : " (as required)"))
+            say(
+                "option bytes: \(found.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))"
+                    + (written
+                        ? ", written to \(required.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ", "))" : " (as required)"))
         case .flash(.sectorErased(_, let number, let total)): bar?.update(phase: "erase", done: number, total: total, unit: "sectors")
         case .flash(.bytesWritten(let done, let total, _)): bar?.update(phase: "write", done: done, total: total)
         case .flash(.bytesVerified(let done, let total)): bar?.update(phase: "verify", done: done, total: total)
@@ -194,9 +206,10 @@ struct UpgradeCommand: AsyncParsableCommand {
             if let plan = result.plan { Output.print(prefix + plan.description) }
         case .upgraded:
             let total = result.phases.reduce(Duration.zero) { $0 + $1.duration }
-            Output.print(prefix + "upgraded \(result.before.uid?.description ?? result.before.portPath ?? "the unit") "
-                         + "(\(result.before.classification.rawValue)) from \(result.before.version?.description ?? (result.before.classification == .blank ? "no firmware" : "unknown firmware")) "
-                         + "to \(result.newVersion?.description ?? "?") in \(String(format: "%.1f", total.seconds)) s; confirmed over HID")
+            Output.print(
+                prefix + "upgraded \(result.before.uid?.description ?? result.before.portPath ?? "the unit") "
+                    + "(\(result.before.classification.rawValue)) from \(result.before.version?.description ?? (result.before.classification == .blank ? "no firmware" : "unknown firmware")) "
+                    + "to \(result.newVersion?.description ?? "?") in \(String(format: "%.1f", total.seconds)) s; confirmed over HID")
         }
     }
 

@@ -1,6 +1,6 @@
+import DfuSe
 import Foundation
 import Logging
-import DfuSe
 import USBTransport
 
 /// `-vv`: every USB control request and HID report, logged at trace level through swift-log. The

@@ -1,5 +1,6 @@
 import Testing
 import USBTransport
+
 @testable import AppLink
 
 /// A device of protocol 1.0 built from AppLink's own device side, answering like the fixture.
@@ -27,17 +28,22 @@ private struct FakeApplication {
             case .checkImage:
                 response = .imageCheck(ImageCheck(result: .intact, storedCRC: 1, computedCRC: 1, imageSize: 0xB40))
             case .enterBootloader(let sent):
-                response = sent.uid == info.uid ? .bootloaderAck(BootloaderAck(nonce: sent.nonce, resetDelayMs: resetDelayMs))
-                                                : .refused(.wrongUnit)
+                response =
+                    sent.uid == info.uid
+                    ? .bootloaderAck(BootloaderAck(nonce: sent.nonce, resetDelayMs: resetDelayMs))
+                    : .refused(.wrongUnit)
             }
             return response.report(sequence: sequence, command: request.command.rawValue)
         }
     }
 }
 
-private func makeClient(_ application: FakeApplication = FakeApplication(),
-                        extra: @escaping @Sendable ([UInt8]) -> [ScriptedHIDTransport.Reaction] = { _ in [] })
-    -> (AppLinkClient, ScriptedHIDTransport, VirtualClock) {
+private func makeClient(
+    _ application: FakeApplication = FakeApplication(),
+    extra: @escaping @Sendable ([UInt8]) -> [ScriptedHIDTransport.Reaction] = { _ in [] }
+)
+    -> (AppLinkClient, ScriptedHIDTransport, VirtualClock)
+{
     let clock = VirtualClock()
     let transport = ScriptedHIDTransport(clock: clock) { report in
         (application.answer(report).map { [.reply($0)] } ?? []) + extra(report)
@@ -45,8 +51,10 @@ private func makeClient(_ application: FakeApplication = FakeApplication(),
     return (AppLinkClient(transport: transport, clock: clock), transport, clock)
 }
 
-private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async throws -> Void,
-                         sourceLocation: SourceLocation = #_sourceLocation) async {
+private func expectError(
+    _ kind: (AppLinkError.Kind) -> Bool, _ body: () async throws -> Void,
+    sourceLocation: SourceLocation = #_sourceLocation
+) async {
     do {
         try await body()
         Issue.record("no error was thrown", sourceLocation: sourceLocation)
@@ -103,7 +111,7 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
         let clock = VirtualClock()
         let transport = ScriptedHIDTransport(clock: clock)
         let client = AppLinkClient(transport: transport, clock: clock)
-        await expectError({ $0 == .noReply(timeout: .seconds(1)) }) { _ = try await client.info() }
+        await expectError({ $0 == .noReply(timeout: .seconds(1)) }, { _ = try await client.info() })
         #expect(clock.now() == .seconds(1))
     }
 
@@ -111,7 +119,7 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
         let clock = VirtualClock()
         let transport = ScriptedHIDTransport(clock: clock)
         let client = AppLinkClient(transport: transport, clock: clock)
-        await expectError({ $0 == .noReply(timeout: .seconds(5)) }) { _ = try await client.checkImage() }
+        await expectError({ $0 == .noReply(timeout: .seconds(5)) }, { _ = try await client.checkImage() })
         #expect(clock.now() == .seconds(5))
     }
 
@@ -121,7 +129,7 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
             [.reply(AppResponse.refused(.noDescriptor).report(sequence: report[2], command: report[3]))]
         }
         let client = AppLinkClient(transport: transport, clock: clock)
-        await expectError({ $0 == .refused(.noDescriptor) }) { _ = try await client.descriptor() }
+        await expectError({ $0 == .refused(.noDescriptor) }, { _ = try await client.descriptor() })
     }
 
     @Test func anAnswerToAnotherSequenceIsRejected() async throws {
@@ -132,7 +140,7 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
             return [.reply(answer)]
         }
         let client = AppLinkClient(transport: transport, clock: clock)
-        await expectError({ $0 == .malformedReply(.wrongSequence(expected: 1, got: 2)) }) { _ = try await client.info() }
+        await expectError({ $0 == .malformedReply(.wrongSequence(expected: 1, got: 2)) }, { _ = try await client.info() })
     }
 
     @Test func aDeviceGoneBeforeTheRequestIsATransportError() async throws {
@@ -140,10 +148,11 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
         let transport = ScriptedHIDTransport(clock: clock) { _ in [.leave(after: .zero)] }
         let client = AppLinkClient(transport: transport, clock: clock)
         _ = try? await client.info()
-        await expectError({
-            if case .transport(let error) = $0 { return error.kind == .disconnected }
-            return false
-        }) { _ = try await client.info() }
+        await expectError(
+            {
+                if case .transport(let error) = $0 { return error.kind == .disconnected }
+                return false
+            }, { _ = try await client.info() })
     }
 
     // MARK: ENTER_BOOTLOADER
@@ -172,16 +181,14 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
 
     @Test func anAcknowledgedRequestWhoseApplicationStaysIsAnError() async throws {
         let (client, _, clock) = makeClient()
-        await expectError({ $0 == .stayedOnBus(waited: .milliseconds(3050)) }) {
-            _ = try await client.enterBootloader(uid: uid, nonce: 7)
-        }
+        await expectError({ $0 == .stayedOnBus(waited: .milliseconds(3050)) }, { _ = try await client.enterBootloader(uid: uid, nonce: 7) })
         #expect(clock.now() == .milliseconds(3050), "the announced 50 ms reset delay plus the 3 s departure allowance")
     }
 
     @Test func anotherUnitRefusesTheBootloaderRequest() async throws {
         let (client, _, _) = makeClient()
         let other = UniqueID(hex: "3A0027001251303233363939")!
-        await expectError({ $0 == .refused(.wrongUnit) }) { _ = try await client.enterBootloader(uid: other, nonce: 7) }
+        await expectError({ $0 == .refused(.wrongUnit) }, { _ = try await client.enterBootloader(uid: other, nonce: 7) })
     }
 
     @Test func aLostAcknowledgementStillCountsWhenTheApplicationLeaves() async throws {
@@ -197,9 +204,9 @@ private func expectError(_ kind: (AppLinkError.Kind) -> Bool, _ body: () async t
             [.reply(AppResponse.bootloaderAck(BootloaderAck(nonce: 1, resetDelayMs: 50)).report(sequence: report[2], command: report[3]))]
         }
         let client = AppLinkClient(transport: transport, clock: clock)
-        await expectError({ $0 == .malformedReply(.echoMismatch(field: "nonce", sent: 2, got: 1)) }) {
-            _ = try await client.enterBootloader(uid: uid, nonce: 2)
-        }
+        await expectError(
+            { $0 == .malformedReply(.echoMismatch(field: "nonce", sent: 2, got: 1)) },
+            { _ = try await client.enterBootloader(uid: uid, nonce: 2) })
     }
 
     @Test func anErrorTellsTheRequestTheDeviceAndWhatTheStatusMeans() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import AppLink
 
 /// CRC-32 as zlib computes it, for the fixture (the product code takes FirmwareImage's).
@@ -34,8 +35,9 @@ private final class FixtureFlash: @unchecked Sendable {
     @Test func theSwiftDeviceAnswersEveryVectorAsTheReferenceFirmwareDoes() throws {
         let file = try VectorFile.load()
         let flash = FixtureFlash()
-        var state = AppLinkDevice.State(flashAddress: 0, flashSize: 0, imageBase: 0, uid: UniqueID([UInt8](repeating: 0, count: 12))!,
-                                        deviceID: 0, revisionID: 0)
+        var state = AppLinkDevice.State(
+            flashAddress: 0, flashSize: 0, imageBase: 0, uid: UniqueID([UInt8](repeating: 0, count: 12))!,
+            deviceID: 0, revisionID: 0)
         var inputs: [String: [UInt8]] = [:]
         var checked = 0
         for step in file.steps {
@@ -43,8 +45,12 @@ private final class FixtureFlash: @unchecked Sendable {
             case .fixture(let key, let value):
                 let number = value.hasPrefix("0x") ? UInt64(value.dropFirst(2), radix: 16) : UInt64(value)
                 switch key {
-                case "flash-address": state.flashAddress = UInt32(try #require(number)); flash.address = state.flashAddress
-                case "flash-size": state.flashSize = UInt32(try #require(number)); flash.resize(Int(state.flashSize))
+                case "flash-address":
+                    state.flashAddress = UInt32(try #require(number))
+                    flash.address = state.flashAddress
+                case "flash-size":
+                    state.flashSize = UInt32(try #require(number))
+                    flash.resize(Int(state.flashSize))
                 case "image-base": state.imageBase = UInt32(try #require(number))
                 case "uid": state.uid = try #require(UniqueID(hex: value))
                 case "dev-id": state.deviceID = UInt16(try #require(number))

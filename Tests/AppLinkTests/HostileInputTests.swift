@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AppLink
 
 /// Every parser of device bytes answers hostile input with an error value, never a trap
@@ -19,7 +20,7 @@ import Testing
     static let requests: [AppRequest] = [
         .getInfo, .getDescriptor(offset: 0, length: 32), .getDescriptor(offset: 32, length: 32),
         .getSectorCRCs(SectorQuery(address: 0x0800_0000, size: 0x800, count: 12)), .checkImage,
-        .enterBootloader(BootloaderRequest(nonce: 9, uid: UniqueID(hex: "000102030405060708090A0B")!)),
+        .enterBootloader(BootloaderRequest(nonce: 9, uid: UniqueID(hex: "000102030405060708090A0B")!))
     ]
 
     /// Random reports, most of them with a plausible header so the payload checks are reached.
@@ -84,8 +85,10 @@ import Testing
         for _ in 0..<20_000 {
             let identify = LegacyProtocol.Identify(
                 request: [1], reply: .init(reportID: 1),
-                version: .init(offset: Int.random(in: -4...80, using: &generator),
-                               format: [.bytes(count: 3), .littleEndian16(count: 4), .bcd16, .ascii(length: 9)][Int.random(in: 0...3, using: &generator)]),
+                version: .init(
+                    offset: Int.random(in: -4...80, using: &generator),
+                    format: [.bytes(count: 3), .littleEndian16(count: 4), .bcd16, .ascii(length: 9)][
+                        Int.random(in: 0...3, using: &generator)]),
                 uidOffset: Bool.random(using: &generator) ? Int.random(in: Int.min...Int.max, using: &generator) : nil,
                 productID: .init(offset: Int.random(in: -2...70, using: &generator), width: Int.random(in: -1...5, using: &generator)))
             let report = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }

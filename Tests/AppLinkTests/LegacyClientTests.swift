@@ -1,14 +1,16 @@
 import Testing
 import USBTransport
+
 @testable import AppLink
 
 /// A product with its own protocol: report 0x3F asks "0x01 = identify", the answer is report 0x3F
 /// with 0x81 at byte 1, version bytes at 2..4 and the UID at 8..19; "0x0B" enters the bootloader.
 private let meter = LegacyProtocol(
     reports: .interrupt, reportLength: 64,
-    identify: .init(request: [0x3F, 0x01], reply: .init(reportID: 0x3F, match: [.init(offset: 1, bytes: [0x81])]),
-                    version: .init(offset: 2, format: .bytes(count: 3)), uidOffset: 8,
-                    productID: .init(offset: 20, width: 2)),
+    identify: .init(
+        request: [0x3F, 0x01], reply: .init(reportID: 0x3F, match: [.init(offset: 1, bytes: [0x81])]),
+        version: .init(offset: 2, format: .bytes(count: 3)), uidOffset: 8,
+        productID: .init(offset: 20, width: 2)),
     enterBootloader: .init(request: [0x3F, 0x0B, 0x42, 0x4F, 0x4F, 0x54], reply: nil))
 
 private let uidBytes: [UInt8] = [0x3A, 0x00, 0x27, 0x00, 0x12, 0x51, 0x30, 0x32, 0x33, 0x36, 0x39, 0x38]
@@ -112,7 +114,7 @@ private func identifyReply() -> [UInt8] {
         (LegacyProtocol.VersionFormat.bytes(count: 2), [1, 2] as [UInt8], FirmwareVersion(1, 2, 0)),
         (.littleEndian16(count: 3), [0x0A, 0x00, 0x02, 0x01, 0xFF, 0xFF], FirmwareVersion(10, 0x0102, 0xFFFF)),
         (.bcd16, [0x23, 0x01], FirmwareVersion(1, 23, 0)),
-        (.ascii(length: 8), Array("2.4.1".utf8) + [0, 0, 0], FirmwareVersion(2, 4, 1)),
+        (.ascii(length: 8), Array("2.4.1".utf8) + [0, 0, 0], FirmwareVersion(2, 4, 1))
     ])
     func versionFormatsReadTheirBytes(format: LegacyProtocol.VersionFormat, bytes: [UInt8], version: FirmwareVersion) {
         #expect(format.parse(bytes) == version)
@@ -121,7 +123,7 @@ private func identifyReply() -> [UInt8] {
     @Test(arguments: [
         (LegacyProtocol.VersionFormat.bcd16, [0x2A, 0x01] as [UInt8]),
         (.ascii(length: 4), Array("1.x".utf8) + [0]),
-        (.ascii(length: 4), [0xC3, 0xA9, 0x2E, 0x31]),
+        (.ascii(length: 4), [0xC3, 0xA9, 0x2E, 0x31])
     ])
     func versionBytesThatSpellNoVersionAreRejected(format: LegacyProtocol.VersionFormat, bytes: [UInt8]) {
         #expect(format.parse(bytes) == nil)

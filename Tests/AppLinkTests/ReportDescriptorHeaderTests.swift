@@ -1,6 +1,6 @@
+import AppLink
 import Foundation
 import Testing
-import AppLink
 
 /// The C header a product compiles (protocols/reference-firmware/include/dfuhop/report_descriptor.h)
 /// must carry the same report descriptor dfuhop expects.
@@ -20,7 +20,7 @@ struct ReportDescriptorHeaderTests {
             if !line.hasSuffix("\\") { break }
         }
         return macro.split(whereSeparator: { ", \\\t".contains($0) }).map { token in
-            UInt8(token.dropFirst(2), radix: 16) ?? 0xEE  // 0xEE: not a hex byte, which the comparison reports
+            UInt8(token.dropFirst(2), radix: 16) ?? 0xEE // 0xEE: not a hex byte, which the comparison reports
         }
     }
 

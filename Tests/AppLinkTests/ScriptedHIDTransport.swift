@@ -1,5 +1,5 @@
-import Foundation
 import AppLink
+import Foundation
 import USBTransport
 
 /// A HID interface played by the test: every report the client writes goes to `respond`, which

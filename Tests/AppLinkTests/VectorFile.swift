@@ -4,7 +4,10 @@ import Foundation
 /// (`fixture`, `erase`, `flash`) are for device implementations; the host side only needs the reports.
 struct VectorFile {
     enum Kind: String {
-        case request, deviceInput = "device-input", response, reply, badReply = "bad-reply"
+        case request
+        case deviceInput = "device-input"
+        case response, reply
+        case badReply = "bad-reply"
     }
 
     struct Vector: CustomStringConvertible {
@@ -74,7 +77,8 @@ struct VectorFile {
                 steps.append(.erase)
                 continue
             case "flash" where tokens.count == 3:
-                guard tokens[1].hasPrefix("0x"), let address = UInt32(tokens[1].dropFirst(2), radix: 16), let bytes = Self.hex(tokens[2]) else {
+                guard tokens[1].hasPrefix("0x"), let address = UInt32(tokens[1].dropFirst(2), radix: 16), let bytes = Self.hex(tokens[2])
+                else {
                     throw VectorError("line \(index + 1): cannot read \(line)")
                 }
                 steps.append(.flash(address: address, bytes: bytes))

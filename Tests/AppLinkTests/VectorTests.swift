@@ -1,4 +1,5 @@
 import Testing
+
 @testable import AppLink
 
 /// The shared vectors (protocols/test-vectors/hid-app.txt), the same lines the reference firmware's
@@ -111,12 +112,16 @@ import Testing
         case .getDescriptor:
             request = .getDescriptor(offset: UInt8(try vector.number("offset")), length: UInt8(try vector.number("length")))
         case .getSectorCRCs:
-            request = .getSectorCRCs(SectorQuery(address: UInt32(try vector.number("address")), size: UInt32(try vector.number("size")),
-                                                 count: UInt8(try vector.number("count"))))
+            request = .getSectorCRCs(
+                SectorQuery(
+                    address: UInt32(try vector.number("address")), size: UInt32(try vector.number("size")),
+                    count: UInt8(try vector.number("count"))))
         case .enterBootloader:
             let uid = try #require(UniqueID(try vector.hexBytes("uid")))
-            request = .enterBootloader(BootloaderRequest(magic: UInt32(try vector.number("magic")),
-                                                         nonce: UInt32(try vector.number("nonce")), uid: uid))
+            request = .enterBootloader(
+                BootloaderRequest(
+                    magic: UInt32(try vector.number("magic")),
+                    nonce: UInt32(try vector.number("nonce")), uid: uid))
         }
         return (sequence, request)
     }
@@ -132,26 +137,34 @@ import Testing
             let state = try #require(DescriptorState.allCases.first { $0.description == (try? vector.field("descriptor")) })
             var image: RunningImage?
             if state == .valid {
-                image = RunningImage(productID: try u32("product"), version: try #require(FirmwareVersion(parsing: try vector.field("version"))),
-                                     imageSize: try u32("image-size"), imageCRC: try u32("image-crc"), flags: try u32("flags"))
+                image = RunningImage(
+                    productID: try u32("product"), version: try #require(FirmwareVersion(parsing: try vector.field("version"))),
+                    imageSize: try u32("image-size"), imageCRC: try u32("image-crc"), flags: try u32("flags"))
             }
-            return .info(DeviceInfo(protocolMinor: try #require(UInt8(protocolVersion[1])),
-                                    capabilities: AppCapabilities(rawValue: try u16("capabilities")),
-                                    deviceID: try u16("dev-id"), revisionID: try u16("rev-id"),
-                                    uid: try #require(UniqueID(try vector.hexBytes("uid"))), imageBase: try u32("image-base"),
-                                    flashSizeKiB: try u16("flash-kib"), descriptorState: state, image: image))
+            return .info(
+                DeviceInfo(
+                    protocolMinor: try #require(UInt8(protocolVersion[1])),
+                    capabilities: AppCapabilities(rawValue: try u16("capabilities")),
+                    deviceID: try u16("dev-id"), revisionID: try u16("rev-id"),
+                    uid: try #require(UniqueID(try vector.hexBytes("uid"))), imageBase: try u32("image-base"),
+                    flashSizeKiB: try u16("flash-kib"), descriptorState: state, image: image))
         case .getDescriptor:
             return .descriptorBytes(try vector.hexBytes("bytes"))
         case .getSectorCRCs:
             let crcs = try vector.field("crcs").split(separator: ",").map { text in
                 try #require(UInt32(text.dropFirst(2), radix: 16))
             }
-            return .sectorCRCs(SectorCRCs(query: SectorQuery(address: try u32("address"), size: try u32("size"),
-                                                             count: UInt8(try vector.number("count"))), crcs: crcs))
+            return .sectorCRCs(
+                SectorCRCs(
+                    query: SectorQuery(
+                        address: try u32("address"), size: try u32("size"),
+                        count: UInt8(try vector.number("count"))), crcs: crcs))
         case .checkImage:
             let result = try #require(ImageCheckResult.allCases.first { $0.description == (try? vector.field("result")) })
-            return .imageCheck(ImageCheck(result: result, storedCRC: try u32("stored-crc"), computedCRC: try u32("computed-crc"),
-                                          imageSize: try u32("image-size")))
+            return .imageCheck(
+                ImageCheck(
+                    result: result, storedCRC: try u32("stored-crc"), computedCRC: try u32("computed-crc"),
+                    imageSize: try u32("image-size")))
         case .enterBootloader:
             return .bootloaderAck(BootloaderAck(nonce: try u32("nonce"), resetDelayMs: try u16("reset-delay-ms")))
         }

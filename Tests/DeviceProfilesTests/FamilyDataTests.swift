@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import DeviceProfiles
 
 /// The family files (protocols/families/*.json) against what the binary embeds, and the sourcing rule.
@@ -39,8 +40,9 @@ struct FamilyDataTests {
     @Test("a value without a source is refused, naming the file and the field")
     func unsourcedValueRefused() throws {
         let f407 = try #require(try Self.jsonFiles().first { $0.name == "f407.json" })
-        let stripped = f407.json.replacingOccurrences(of: #""deviceID": \{[^}]*\}"#, with: #""deviceID": "0x413""#,
-                                                      options: .regularExpression)
+        let stripped = f407.json.replacingOccurrences(
+            of: #""deviceID": \{[^}]*\}"#, with: #""deviceID": "0x413""#,
+            options: .regularExpression)
         #expect(stripped != f407.json)
         #expect(throws: FamilyDataError.self) { try FamilyCatalog(files: [("f407.json", stripped)]) }
         do { _ = try FamilyCatalog(files: [("f407.json", stripped)]) } catch {
@@ -50,7 +52,8 @@ struct FamilyDataTests {
 
     @Test("unverified values are listed per family with their notes")
     func unverifiedListed() throws {
-        let text = #"{"format": 1, "id": "x1", "name": "X", "usbDFU": {"value": false, "source": "AN2606"}, "#
+        let text =
+            #"{"format": 1, "id": "x1", "name": "X", "usbDFU": {"value": false, "source": "AN2606"}, "#
             + #""refusal": {"value": "no USB", "source": "AN2606"}}"#
         let catalog = try FamilyCatalog(files: [("x1.json", text)])
         #expect(catalog.families.isEmpty)
@@ -66,8 +69,9 @@ struct FamilyCandidateTests {
     @Test("every part line is found from its own ROM's alternates, bcdDevice and serial", arguments: McuFamily.all)
     func ownIdentityFindsTheLine(family: McuFamily) {
         let version = family.romVersions[0]
-        let found = McuFamily.candidates(alternates: [family.defaultFlashMode.layoutString] + version.otherMemories,
-                                         bcdDevice: version.bcdDevice, serial: family.romSerial.fixedSerial ?? "205939885533")
+        let found = McuFamily.candidates(
+            alternates: [family.defaultFlashMode.layoutString] + version.otherMemories,
+            bcdDevice: version.bcdDevice, serial: family.romSerial.fixedSerial ?? "205939885533")
         #expect(found.contains(family))
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import DeviceProfiles
 
 /// A real layout string (docs/silicon-sources.md) and what it must parse to: per zone, its start and its groups
@@ -16,37 +17,52 @@ struct RealLayout: Sendable, CustomTestStringConvertible {
 private let k: UInt32 = 1024
 
 let realLayouts: [RealLayout] = [
-    RealLayout(part: "F405/F407 flash", text: "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(4, 16 * k, "g"), (1, 64 * k, "g"), (7, 128 * k, "g")])]),
-    RealLayout(part: "F405/F407 option bytes", text: "@Option Bytes  /0x1FFFC000/01*016 g",
-               name: "Option Bytes", zones: [(0x1FFF_C000, [(1, 16, "g")])]),
-    RealLayout(part: "F405/F407 OTP", text: "@OTP Memory /0x1FFF7800/01*512 g,01*016 g",
-               name: "OTP Memory", zones: [(0x1FFF_7800, [(1, 512, "g"), (1, 16, "g")])]),
-    RealLayout(part: "F405/F407 device feature", text: "@Device Feature/0xFFFF0000/01*004 g",
-               name: "Device Feature", zones: [(0xFFFF_0000, [(1, 4, "g")])]),
-    RealLayout(part: "F401CC flash", text: "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,01*128Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(4, 16 * k, "g"), (1, 64 * k, "g"), (1, 128 * k, "g")])]),
-    RealLayout(part: "F413 flash", text: "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,011*128Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(4, 16 * k, "g"), (1, 64 * k, "g"), (11, 128 * k, "g")])]),
-    RealLayout(part: "F107 flash", text: "@Internal Flash  /0x08000000/128*002Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(128, 2 * k, "g")])]),
-    RealLayout(part: "F303 flash", text: "@Internal Flash  /0x08000000/128*0002Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(128, 2 * k, "g")])]),
-    RealLayout(part: "L4 flash", text: "@Internal Flash  /0x08000000/0128*0002Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(128, 2 * k, "g")])]),
-    RealLayout(part: "L4 option bytes", text: "@Option Bytes  /0x1FFF7800/01*040 e",
-               name: "Option Bytes", zones: [(0x1FFF_7800, [(1, 40, "e")])]),
-    RealLayout(part: "G0C1 flash", text: "@Internal Flash  /0x08000000/256*02Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(256, 2 * k, "g")])]),
-    RealLayout(part: "G474 option bytes (two zones)", text: "@Option Bytes   /0x1FFF7800/01*048 e/0x1FFFF800/01*048 e",
-               name: "Option Bytes", zones: [(0x1FFF_7800, [(1, 48, "e")]), (0x1FFF_F800, [(1, 48, "e")])]),
-    RealLayout(part: "H563 flash", text: "@Internal Flash  /0x08000000/256*08Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(256, 8 * k, "g")])]),
-    RealLayout(part: "H7 flash", text: "@Internal Flash   /0x08000000/16*128Kg",
-               name: "Internal Flash", zones: [(0x0800_0000, [(16, 128 * k, "g")])]),
-    RealLayout(part: "seed 002 firmware DfuSe", text: "@Internal Flash  /0x08000000/03*016Ka,01*016Kg,01*064Kg,07*128Kg",
-               name: "Internal Flash",
-               zones: [(0x0800_0000, [(3, 16 * k, "a"), (1, 16 * k, "g"), (1, 64 * k, "g"), (7, 128 * k, "g")])]),
+    RealLayout(
+        part: "F405/F407 flash", text: "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(4, 16 * k, "g"), (1, 64 * k, "g"), (7, 128 * k, "g")])]),
+    RealLayout(
+        part: "F405/F407 option bytes", text: "@Option Bytes  /0x1FFFC000/01*016 g",
+        name: "Option Bytes", zones: [(0x1FFF_C000, [(1, 16, "g")])]),
+    RealLayout(
+        part: "F405/F407 OTP", text: "@OTP Memory /0x1FFF7800/01*512 g,01*016 g",
+        name: "OTP Memory", zones: [(0x1FFF_7800, [(1, 512, "g"), (1, 16, "g")])]),
+    RealLayout(
+        part: "F405/F407 device feature", text: "@Device Feature/0xFFFF0000/01*004 g",
+        name: "Device Feature", zones: [(0xFFFF_0000, [(1, 4, "g")])]),
+    RealLayout(
+        part: "F401CC flash", text: "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,01*128Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(4, 16 * k, "g"), (1, 64 * k, "g"), (1, 128 * k, "g")])]),
+    RealLayout(
+        part: "F413 flash", text: "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,011*128Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(4, 16 * k, "g"), (1, 64 * k, "g"), (11, 128 * k, "g")])]),
+    RealLayout(
+        part: "F107 flash", text: "@Internal Flash  /0x08000000/128*002Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(128, 2 * k, "g")])]),
+    RealLayout(
+        part: "F303 flash", text: "@Internal Flash  /0x08000000/128*0002Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(128, 2 * k, "g")])]),
+    RealLayout(
+        part: "L4 flash", text: "@Internal Flash  /0x08000000/0128*0002Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(128, 2 * k, "g")])]),
+    RealLayout(
+        part: "L4 option bytes", text: "@Option Bytes  /0x1FFF7800/01*040 e",
+        name: "Option Bytes", zones: [(0x1FFF_7800, [(1, 40, "e")])]),
+    RealLayout(
+        part: "G0C1 flash", text: "@Internal Flash  /0x08000000/256*02Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(256, 2 * k, "g")])]),
+    RealLayout(
+        part: "G474 option bytes (two zones)", text: "@Option Bytes   /0x1FFF7800/01*048 e/0x1FFFF800/01*048 e",
+        name: "Option Bytes", zones: [(0x1FFF_7800, [(1, 48, "e")]), (0x1FFF_F800, [(1, 48, "e")])]),
+    RealLayout(
+        part: "H563 flash", text: "@Internal Flash  /0x08000000/256*08Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(256, 8 * k, "g")])]),
+    RealLayout(
+        part: "H7 flash", text: "@Internal Flash   /0x08000000/16*128Kg",
+        name: "Internal Flash", zones: [(0x0800_0000, [(16, 128 * k, "g")])]),
+    RealLayout(
+        part: "seed 002 firmware DfuSe", text: "@Internal Flash  /0x08000000/03*016Ka,01*016Kg,01*064Kg,07*128Kg",
+        name: "Internal Flash",
+        zones: [(0x0800_0000, [(3, 16 * k, "a"), (1, 16 * k, "g"), (1, 64 * k, "g"), (7, 128 * k, "g")])])
 ]
 
 @Suite("DfuSe memory layout strings", .timeLimit(.minutes(10)))
@@ -74,17 +90,21 @@ struct FlashLayoutTests {
 
     @Test("render writes ST's notation: two-digit counts, three-digit sizes, the largest exact unit")
     func renderNotation() throws {
-        #expect(try FlashLayout(parsing: "@Internal Flash  /0x08000000/0128*0002Kg").render()
+        #expect(
+            try FlashLayout(parsing: "@Internal Flash  /0x08000000/0128*0002Kg").render()
                 == "@Internal Flash/0x08000000/128*002Kg")
-        #expect(try FlashLayout(parsing: "@OTP Memory /0x1FFF7800/01*512 g,01*016 g").render()
+        #expect(
+            try FlashLayout(parsing: "@OTP Memory /0x1FFF7800/01*512 g,01*016 g").render()
                 == "@OTP Memory/0x1FFF7800/01*512 g,01*016 g")
         #expect(try FlashLayout(parsing: "@QSPI/0x90000000/02*1024Kg").render() == "@QSPI/0x90000000/02*001Mg")
     }
 
     @Test("all four multipliers: B and space are bytes, K is KiB, M is MiB")
     func multipliers() throws {
-        let cases: [(String, UInt32)] = [("04*100Bg", 100), ("04*100 g", 100), ("04*100Kg", 100 * 1024),
-                                         ("04*002Mg", 2 * 1024 * 1024), ("04*100g", 100)]
+        let cases: [(String, UInt32)] = [
+            ("04*100Bg", 100), ("04*100 g", 100), ("04*100Kg", 100 * 1024),
+            ("04*002Mg", 2 * 1024 * 1024), ("04*100g", 100)
+        ]
         for (group, size) in cases {
             let layout = try FlashLayout(parsing: "@Memory/0x20000000/\(group)")
             #expect(layout.zones[0].groups[0].sectorSize == size, "\(group)")
@@ -96,7 +116,7 @@ struct FlashLayoutTests {
     func attributeLetters() throws {
         let expected: [Character: SectorAttributes] = [
             "a": [.readable], "b": [.erasable], "c": [.readable, .erasable], "d": [.writable],
-            "e": [.readable, .writable], "f": [.erasable, .writable], "g": .all,
+            "e": [.readable, .writable], "f": [.erasable, .writable], "g": .all
         ]
         for (letter, attributes) in expected {
             let layout = try FlashLayout(parsing: "@M/0x08000000/01*001K\(letter)")
@@ -181,7 +201,7 @@ struct FlashLayoutTests {
         ("@x/0x08000000/02*1Kg/0x08000400/01*1Kg", "overlaps"),
         ("@x/0x08000000/01*1K\u{0}g", "attribute letter"),
         ("@x/0x08000000/-1*1Kg", "sector count"),
-        ("@x/0x08000000/01*1Kg/", "0x"),
+        ("@x/0x08000000/01*1Kg/", "0x")
     ]
 
     @Test("hostile strings are refused with a clear error at a sensible offset")

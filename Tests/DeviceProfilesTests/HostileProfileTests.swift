@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import DeviceProfiles
 
 private let legacyExample = URL(fileURLWithPath: #filePath)
@@ -22,9 +23,11 @@ private let legacyExample = URL(fileURLWithPath: #filePath)
         return try JSONSerialization.data(withJSONObject: root)
     }
 
-    @Test("field offsets near Int64's limits are refused, not an overflow", arguments: [
-        Int64.max, Int64.max - 11, Int64.min, -1, 0,
-    ])
+    @Test(
+        "field offsets near Int64's limits are refused, not an overflow",
+        arguments: [
+            Int64.max, Int64.max - 11, Int64.min, -1, 0
+        ])
     func hugeFieldOffset(offset: Int64) throws {
         let data = try Self.legacy(identify: "uidOffset", offset)
         let error = #expect(throws: ProductProfileError.self) { try ProductProfile.decode(data, file: "p.json") }

@@ -1,6 +1,7 @@
+import AppLink
 import Foundation
 import Testing
-import AppLink
+
 @testable import DeviceProfiles
 
 private let devices = URL(fileURLWithPath: #filePath)
@@ -8,14 +9,14 @@ private let devices = URL(fileURLWithPath: #filePath)
     .appendingPathComponent("protocols/devices")
 
 private let demo = """
-{
-  "format": 1, "id": "demo", "name": "Demo", "family": "g474",
-  "application": { "usbVendorID": "0x1209", "usbProductID": 1, "protocol": "dfuhop", "imageProductID": "0x0DF00474" },
-  "boot0": { "method": "command", "command": ["jig", "--port", "{port}", "--uid={uid}"] },
-  "reenumerationTimeoutMs": 10000,
-  "requiredOptionBytes": [{ "name": "DBANK", "value": 1 }]
-}
-"""
+    {
+      "format": 1, "id": "demo", "name": "Demo", "family": "g474",
+      "application": { "usbVendorID": "0x1209", "usbProductID": 1, "protocol": "dfuhop", "imageProductID": "0x0DF00474" },
+      "boot0": { "method": "command", "command": ["jig", "--port", "{port}", "--uid={uid}"] },
+      "reenumerationTimeoutMs": 10000,
+      "requiredOptionBytes": [{ "name": "DBANK", "value": 1 }]
+    }
+    """
 
 /// `demo` with one edit, applied to its parsed JSON.
 private func variant(_ edit: (inout [String: Any]) -> Void) throws -> Data {
@@ -54,13 +55,19 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
         #expect(profile.requiredOptionBytes.map(\.description) == ["DBANK=1"])
         #expect(profile.flashMode.selectedBy == "DBANK=1")
         #expect(profile.reenumerationTimeout == .seconds(10))
-        guard case .prompt(let instructions) = profile.boot0 else { Issue.record("expected a prompt"); return }
+        guard case .prompt(let instructions) = profile.boot0 else {
+            Issue.record("expected a prompt")
+            return
+        }
         #expect(instructions.contains("BOOT0"))
     }
 
     @Test func theLegacyExampleDescribesItsOwnCommands() throws {
         let profile = try ProductProfile.load(contentsOf: devices.appendingPathComponent("legacy-example-l476.json"))
-        guard case .legacy(let legacy) = profile.application.hidProtocol else { Issue.record("expected legacy"); return }
+        guard case .legacy(let legacy) = profile.application.hidProtocol else {
+            Issue.record("expected legacy")
+            return
+        }
         #expect(legacy.reports == .interrupt)
         #expect(legacy.reportLength == 65)
         #expect(legacy.identify.request == [0x00, 0x49])
@@ -78,10 +85,13 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
 
     @Test func aLoadedLegacyProfileReadsItsProductsReplyDirectly() throws {
         let profile = try ProductProfile.load(contentsOf: devices.appendingPathComponent("legacy-example-l476.json"))
-        guard case .legacy(let legacy) = profile.application.hidProtocol else { Issue.record("expected legacy"); return }
+        guard case .legacy(let legacy) = profile.application.hidProtocol else {
+            Issue.record("expected legacy")
+            return
+        }
         var reply = [UInt8](repeating: 0, count: legacy.reportLength)
         reply[1] = 0x49
-        reply[2...3] = [0x04, 0x03]  // BCD 3.04, major in the high byte
+        reply[2...3] = [0x04, 0x03] // BCD 3.04, major in the high byte
         reply[4..<16] = ArraySlice((1...12).map { UInt8($0) })
         reply[16...17] = [0x34, 0x12]
         let identity = try legacy.identify.parse(reply)
@@ -128,21 +138,24 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
     }
 
     @Test func aVendorIDBeyondSixteenBitsIsRefused() throws {
-        expectRefusal(try variant { root in
-            var application = root["application"] as? [String: Any] ?? [:]
-            application["usbVendorID"] = "0x10000"
-            root["application"] = application
-        }, field: "application.usbVendorID", saying: "outside")
+        expectRefusal(
+            try variant { root in
+                var application = root["application"] as? [String: Any] ?? [:]
+                application["usbVendorID"] = "0x10000"
+                root["application"] = application
+            }, field: "application.usbVendorID", saying: "outside")
     }
 
     @Test func anOptionValueThatSelectsNoFlashLayoutIsRefused() throws {
-        expectRefusal(try variant { $0["requiredOptionBytes"] = [["name": "DBANK", "value": 2]] },
-                      field: "requiredOptionBytes.0.value", saying: "DBANK=1")
+        expectRefusal(
+            try variant { $0["requiredOptionBytes"] = [["name": "DBANK", "value": 2]] },
+            field: "requiredOptionBytes.0.value", saying: "DBANK=1")
     }
 
     @Test func anUnknownPlaceholderInTheBoot0CommandIsRefused() throws {
-        expectRefusal(try variant { $0["boot0"] = ["method": "command", "command": ["jig", "{serial}"]] },
-                      field: "boot0.command.1", saying: "{serial}")
+        expectRefusal(
+            try variant { $0["boot0"] = ["method": "command", "command": ["jig", "{serial}"]] },
+            field: "boot0.command.1", saying: "{serial}")
     }
 
     @Test func aTimeoutOutOfRangeIsRefused() throws {
@@ -153,22 +166,26 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
         let legacy: [String: Any] = [
             "reports": "interrupt", "reportLength": 16,
             "identify": ["request": "01 49", "reply": ["reportID": 1], "version": ["offset": 14, "format": "u16.u16"]],
-            "enterBootloader": ["request": "01 42"],
+            "enterBootloader": ["request": "01 42"]
         ]
-        expectRefusal(try variant { root in
-            root["application"] = ["usbVendorID": 1, "usbProductID": 2, "hidUsagePage": "0xFF00", "hidUsage": 1,
-                                   "protocol": "legacy", "legacy": legacy]
-        }, field: "application.legacy.identify.version.offset", saying: "does not fit")
+        expectRefusal(
+            try variant { root in
+                root["application"] = [
+                    "usbVendorID": 1, "usbProductID": 2, "hidUsagePage": "0xFF00", "hidUsage": 1,
+                    "protocol": "legacy", "legacy": legacy
+                ]
+            }, field: "application.legacy.identify.version.offset", saying: "does not fit")
     }
 
     @Test func aLegacyProfileWithoutItsUsagePageIsRefused() throws {
         let legacy: [String: Any] = [
             "reports": "feature", "reportLength": 8,
             "identify": ["request": "01", "reply": ["reportID": 1], "version": ["offset": 1, "format": "ascii:6"]],
-            "enterBootloader": ["request": "02"],
+            "enterBootloader": ["request": "02"]
         ]
-        expectRefusal(try variant { root in
-            root["application"] = ["usbVendorID": 1, "usbProductID": 2, "protocol": "legacy", "legacy": legacy]
-        }, field: "application.hidUsagePage", saying: "missing")
+        expectRefusal(
+            try variant { root in
+                root["application"] = ["usbVendorID": 1, "usbProductID": 2, "protocol": "legacy", "legacy": legacy]
+            }, field: "application.hidUsagePage", saying: "missing")
     }
 }

@@ -1,6 +1,7 @@
 import DeviceProfiles
 import Testing
 import USBTransport
+
 @testable import DfuSe
 
 @Suite("DfuSe client: requests on the wire", .timeLimit(.minutes(10)))
@@ -11,7 +12,8 @@ struct ClientProtocolTests {
         let bytes = patternBytes(5 * 1024)
         try await bench.client.write(bytes, at: 0x0800_0000)
 
-        let expected = ["GETSTATUS"]  // the unknown start state is checked first
+        let expected =
+            ["GETSTATUS"] // the unknown start state is checked first
             + commandRequests(.setAddress(0x0800_0000))
             + blockRequests(2, 2048) + blockRequests(3, 2048) + blockRequests(4, 1024)
         #expect(await bench.log == expected)
@@ -25,7 +27,8 @@ struct ClientProtocolTests {
         let bench = try Bench(layout: h753Layout, transferSize: 1024)
         let bytes = patternBytes(3000)
         try await bench.client.write(bytes, at: 0x0802_0000)
-        #expect(await bench.log.filter { $0.hasPrefix("DNLOAD") }
+        #expect(
+            await bench.log.filter { $0.hasPrefix("DNLOAD") }
                 == ["DNLOAD 0 SET_ADDRESS 0x8020000", "DNLOAD 2 (1024 bytes)", "DNLOAD 3 (1024 bytes)", "DNLOAD 4 (952 bytes)"])
         #expect(await bench.device.bytes(at: 0x0802_0000, count: bytes.count) == bytes)
     }
@@ -61,7 +64,8 @@ struct ClientProtocolTests {
         await bench.device.preload(content, at: 0x0800_8000)
         let read = try await bench.client.read(address: 0x0800_8000, length: 5000)
         #expect(read == content)
-        #expect(await bench.log == ["GETSTATUS"] + commandRequests(.setAddress(0x0800_8000))
+        #expect(
+            await bench.log == ["GETSTATUS"] + commandRequests(.setAddress(0x0800_8000))
                 + ["ABORT", "GETSTATUS", "UPLOAD 2 (2048)", "UPLOAD 3 (2048)", "UPLOAD 4 (904)", "ABORT", "GETSTATUS"])
         #expect(await bench.device.state == .dfuIdle)
         #expect(bench.events.events.last == .phaseFinished(.read))
@@ -106,8 +110,11 @@ struct ClientProtocolTests {
         let bench = try Bench()
         try await bench.client.abortToIdle()
         await bench.device.configure { $0.garbledStatus = [0x00, 0x05, 0x00, 0x00, 0x42, 0x00] }
-        await #expect(throws: DfuSeError.malformedStatus([0x00, 0x05, 0x00, 0x00, 0x42, 0x00],
-                                                         during: .setAddress(0x0800_0000))) {
+        await #expect(
+            throws: DfuSeError.malformedStatus(
+                [0x00, 0x05, 0x00, 0x00, 0x42, 0x00],
+                during: .setAddress(0x0800_0000))
+        ) {
             try await bench.client.setAddress(0x0800_0000)
         }
     }
@@ -198,8 +205,11 @@ struct ReturnToIdleTests {
             try await bench.client.write(patternBytes(4096), at: 0x0800_4000)
         }
         let sector = try layout(f407Layout).sector(containing: 0x0800_4000)
-        #expect(error == .deviceStatus(.errProg, state: .error,
-                                       during: .download(block: 2, address: 0x0800_4000, length: 2048), sector: sector))
+        #expect(
+            error
+                == .deviceStatus(
+                    .errProg, state: .error,
+                    during: .download(block: 2, address: 0x0800_4000, length: 2048), sector: sector))
         #expect(await bench.log.last == "CLRSTATUS")
         #expect(await bench.device.state == .dfuIdle)
         #expect(await bench.client.lastKnownState == .dfuIdle)
@@ -207,9 +217,11 @@ struct ReturnToIdleTests {
         #expect(text.contains("errPROG") && text.contains("0x08004000") && text.contains("sector 1"), "\(text)")
     }
 
-    @Test("an error status on a command names the command, its address and the state", arguments: [
-        DFUStatus.errTarget, .errErase, .errVendor, .errAddress,
-    ])
+    @Test(
+        "an error status on a command names the command, its address and the state",
+        arguments: [
+            DFUStatus.errTarget, .errErase, .errVendor, .errAddress
+        ])
     func commandErrorStatuses(status: DFUStatus) async throws {
         let bench = try Bench()
         await bench.device.configure { $0.statusFault = (.erase, status) }
@@ -231,14 +243,16 @@ struct LeaveTests {
         try await bench.client.abortToIdle()
         let outcome = try await bench.client.leave(jumpTo: 0x0800_0000)
         #expect(outcome == .manifesting)
-        #expect(await bench.log == ["GETSTATUS"] + commandRequests(.setAddress(0x0800_0000))
+        #expect(
+            await bench.log == ["GETSTATUS"] + commandRequests(.setAddress(0x0800_0000))
                 + ["DNLOAD 0 (0 bytes)", "GETSTATUS"])
         #expect(bench.events.events.contains(.left(jumpTo: 0x0800_0000, outcome: .manifesting)))
         #expect(await bench.client.lastKnownState == nil)
     }
 
-    @Test("a device that vanishes, stalls or times out on the last GETSTATUS has left: success",
-          arguments: [FakeDfuSeDevice.LeaveBehaviour.disconnectOnStatus, .stallOnStatus, .timeoutOnStatus])
+    @Test(
+        "a device that vanishes, stalls or times out on the last GETSTATUS has left: success",
+        arguments: [FakeDfuSeDevice.LeaveBehaviour.disconnectOnStatus, .stallOnStatus, .timeoutOnStatus])
     func leaveToleratesVanishing(behaviour: FakeDfuSeDevice.LeaveBehaviour) async throws {
         let bench = try Bench()
         await bench.device.configure { $0.leave = behaviour }

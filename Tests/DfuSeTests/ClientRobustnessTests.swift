@@ -1,6 +1,7 @@
 import DeviceProfiles
 import Testing
 import USBTransport
+
 @testable import DfuSe
 
 @Suite("DfuSe client: concurrency, cancellation, long runs", .timeLimit(.minutes(10)))
@@ -27,7 +28,7 @@ struct ClientRobustnessTests {
         await bench.device.release()
         try await write.value
         #expect(await bench.device.bytes(at: 0x0800_0000, count: 4096) == patternBytes(4096))
-        try await client.setAddress(0x0800_4000)  // free again once the write is over
+        try await client.setAddress(0x0800_4000) // free again once the write is over
     }
 
     @Test("cancelling the task stops the run at the next wait, as a typed cancellation")
@@ -52,7 +53,8 @@ struct ClientRobustnessTests {
         await bench.device.preload(content, at: 0x0800_0000)
         #expect(try await bench.client.read(address: 0x0800_0000, length: length) == content)
         let log = await bench.log
-        #expect(log.filter { $0.hasPrefix("DNLOAD 0 SET_ADDRESS") }
+        #expect(
+            log.filter { $0.hasPrefix("DNLOAD 0 SET_ADDRESS") }
                 == ["DNLOAD 0 SET_ADDRESS 0x8000000", "DNLOAD 0 SET_ADDRESS 0x807FFF0"])
         #expect(log.contains("UPLOAD 65535 (8)"))
         #expect(log.count { $0.hasPrefix("UPLOAD") } == 65_536)
@@ -73,8 +75,11 @@ struct ClientRobustnessTests {
     func errorAddresses() throws {
         let sector = try layout(f407Layout).sectors[2]
         #expect(DfuSeError.notErasable(sector, layout: "").address == 0x0800_8000)
-        #expect(DfuSeError.deviceStatus(.errProg, state: .error, during: .download(block: 3, address: 0x0800_0800, length: 2048),
-                                        sector: nil).address == 0x0800_0800)
+        #expect(
+            DfuSeError.deviceStatus(
+                .errProg, state: .error, during: .download(block: 3, address: 0x0800_0800, length: 2048),
+                sector: nil
+            ).address == 0x0800_0800)
         #expect(DfuSeError.verifyMismatch(address: 0x0800_0004, expected: 1, actual: 2, sector: nil).address == 0x0800_0004)
         #expect(DfuSeError.emptyImage.address == nil)
     }

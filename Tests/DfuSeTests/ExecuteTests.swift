@@ -2,6 +2,7 @@ import DeviceProfiles
 import FirmwareImage
 import Testing
 import USBTransport
+
 @testable import DfuSe
 
 @Suite("DfuSe client: running a flash plan", .timeLimit(.minutes(10)))
@@ -35,14 +36,15 @@ struct ExecuteTests {
         let firmware = try image([(0x0800_0000, 20 * 1024)], granularity: 4)
         try await bench.client.execute(try plan(firmware), image: firmware, verify: false)
         let downloads = await bench.log.filter { $0.hasPrefix("DNLOAD") }
-        #expect(downloads == [
-            "DNLOAD 0 ERASE 0x8004000",
-            "DNLOAD 0 SET_ADDRESS 0x8004000", "DNLOAD 2 (2048 bytes)", "DNLOAD 3 (2048 bytes)",
-            "DNLOAD 0 ERASE 0x8000000",
-            "DNLOAD 0 SET_ADDRESS 0x8000800", "DNLOAD 2 (2048 bytes)", "DNLOAD 3 (2048 bytes)", "DNLOAD 4 (2048 bytes)",
-            "DNLOAD 5 (2048 bytes)", "DNLOAD 6 (2048 bytes)", "DNLOAD 7 (2048 bytes)", "DNLOAD 8 (2048 bytes)",
-            "DNLOAD 0 SET_ADDRESS 0x8000000", "DNLOAD 2 (2048 bytes)",
-        ])
+        #expect(
+            downloads == [
+                "DNLOAD 0 ERASE 0x8004000",
+                "DNLOAD 0 SET_ADDRESS 0x8004000", "DNLOAD 2 (2048 bytes)", "DNLOAD 3 (2048 bytes)",
+                "DNLOAD 0 ERASE 0x8000000",
+                "DNLOAD 0 SET_ADDRESS 0x8000800", "DNLOAD 2 (2048 bytes)", "DNLOAD 3 (2048 bytes)", "DNLOAD 4 (2048 bytes)",
+                "DNLOAD 5 (2048 bytes)", "DNLOAD 6 (2048 bytes)", "DNLOAD 7 (2048 bytes)", "DNLOAD 8 (2048 bytes)",
+                "DNLOAD 0 SET_ADDRESS 0x8000000", "DNLOAD 2 (2048 bytes)"
+            ])
         #expect(!(await bench.log.contains { $0.hasPrefix("UPLOAD") }), "verify: false reads nothing back")
     }
 
@@ -72,8 +74,11 @@ struct ExecuteTests {
         let firmware = try image([(0x0800_0000, 24 * 1024)], granularity: 4)
         await bench.device.configure { $0.corruptAddress = 0x0800_4010 }
         let expected = try #require(firmware.byte(at: 0x0800_4010))
-        await #expect(throws: DfuSeError.verifyMismatch(address: 0x0800_4010, expected: expected, actual: ~expected,
-                                                        sector: f407.sectors[1])) {
+        await #expect(
+            throws: DfuSeError.verifyMismatch(
+                address: 0x0800_4010, expected: expected, actual: ~expected,
+                sector: f407.sectors[1])
+        ) {
             try await bench.client.execute(try plan(firmware), image: firmware)
         }
     }
@@ -123,7 +128,7 @@ struct ExecuteTests {
     @Test("one set-address per run needs about half the transfers of dfu-util's one per block")
     func transferCountAgainstPerBlockSetAddress() async throws {
         let bench = try Bench()
-        let firmware = try image([(0x0800_4000, 64 * 1024)], granularity: 4)  // sectors 1–3 and part of 4
+        let firmware = try image([(0x0800_4000, 64 * 1024)], granularity: 4) // sectors 1–3 and part of 4
         let flashPlan = try plan(firmware)
         try await bench.client.execute(flashPlan, image: firmware, verify: false)
         let statistics = await bench.client.statistics
@@ -142,8 +147,11 @@ struct ExecuteTests {
         let bench = try Bench()
         await bench.device.configure { $0.statusFault = (.erase, .errErase) }
         let firmware = try image([(0x0800_0000, 20 * 1024)], granularity: 4)
-        await #expect(throws: DfuSeError.deviceStatus(.errErase, state: .error, during: .eraseSector(0x0800_4000),
-                                                      sector: f407.sectors[1])) {
+        await #expect(
+            throws: DfuSeError.deviceStatus(
+                .errErase, state: .error, during: .eraseSector(0x0800_4000),
+                sector: f407.sectors[1])
+        ) {
             try await bench.client.execute(try plan(firmware), image: firmware)
         }
         #expect(await bench.device.programCount.isEmpty, "nothing was written after the failed erase")

@@ -1,6 +1,7 @@
 import DeviceProfiles
 import Foundation
 import USBTransport
+
 @testable import DfuSe
 
 /// A minimal DfuSe ROM behind `DFUTransport`, for the client's tests: keeps a DFU state, executes a
@@ -14,7 +15,10 @@ actor FakeDfuSeDevice: DFUTransport {
     /// What the device does when polled before the running operation is done.
     enum EarlyPoll { case reportBusy, timeout, stall }
 
-    enum LeaveBehaviour { case manifest, disconnectOnStatus, stallOnStatus, timeoutOnStatus, errorStatus(DFUStatus) }
+    enum LeaveBehaviour {
+        case manifest, disconnectOnStatus, stallOnStatus, timeoutOnStatus
+        case errorStatus(DFUStatus)
+    }
 
     /// How a stuck-busy (H7) ends for the operation that hung.
     enum StuckOutcome { case notPerformed, performed, halfWritten }
@@ -43,8 +47,9 @@ actor FakeDfuSeDevice: DFUTransport {
         var commandList: [UInt8] = [0x00, 0x21, 0x41, 0x92]
     }
 
-    nonisolated let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, serialNumber: "FAKE00000001",
-                                                 portPath: "fake-1")
+    nonisolated let identity = USBDeviceIdentity(
+        vendorID: 0x0483, productID: 0xDF11, serialNumber: "FAKE00000001",
+        portPath: "fake-1")
     nonisolated let interfaceNumber: UInt8 = 0
     nonisolated let alternateSettings: [DFUAlternateSetting]
     nonisolated let functionalDescriptor: DFUFunctionalDescriptor
@@ -81,13 +86,18 @@ actor FakeDfuSeDevice: DFUTransport {
     private var gate: CheckedContinuation<Void, Never>?
     private(set) var isPaused = false
 
-    init(layout: String = "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg", transferSize: UInt16 = 2048,
-         clock: VirtualClock, initialState: DFUState = .dfuIdle, bcdDFU: UInt16 = 0x011A) throws {
+    init(
+        layout: String = "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg", transferSize: UInt16 = 2048,
+        clock: VirtualClock, initialState: DFUState = .dfuIdle, bcdDFU: UInt16 = 0x011A
+    ) throws {
         self.layout = try FlashLayout(parsing: layout)
-        self.alternateSettings = [DFUAlternateSetting(number: 0, name: layout),
-                                  DFUAlternateSetting(number: 1, name: "@Option Bytes  /0x1FFFC000/01*016 e")]
-        self.functionalDescriptor = DFUFunctionalDescriptor(attributes: 0x0B, detachTimeoutMs: 255,
-                                                            transferSize: transferSize, dfuVersion: bcdDFU)
+        self.alternateSettings = [
+            DFUAlternateSetting(number: 0, name: layout),
+            DFUAlternateSetting(number: 1, name: "@Option Bytes  /0x1FFFC000/01*016 e")
+        ]
+        self.functionalDescriptor = DFUFunctionalDescriptor(
+            attributes: 0x0B, detachTimeoutMs: 255,
+            transferSize: transferSize, dfuVersion: bcdDFU)
         self.clock = clock
         self.state = initialState
         if initialState == .error { status = .errUnknown }
@@ -225,7 +235,7 @@ actor FakeDfuSeDevice: DFUTransport {
             if clock.now() < busyUntil {
                 switch configuration.earlyPoll {
                 case .reportBusy:
-                    return report(poll: reportedPoll)  // the same, possibly understated, timeout again
+                    return report(poll: reportedPoll) // the same, possibly understated, timeout again
                 case .timeout:
                     throw TransportError(.timeout, device: identity.description, operation: "GETSTATUS")
                 case .stall:
@@ -239,7 +249,7 @@ actor FakeDfuSeDevice: DFUTransport {
             switch configuration.leave {
             case .manifest:
                 state = .manifest
-                gone = true  // the answer goes out, then the device resets
+                gone = true // the answer goes out, then the device resets
                 return DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .manifest).bytes
             case .disconnectOnStatus:
                 gone = true
@@ -310,7 +320,7 @@ actor FakeDfuSeDevice: DFUTransport {
             for sector in layout.sectors where sector.attributes.contains(.erasable) { erase(sector) }
         case .command(.readUnprotect):
             memory.removeAll()
-            gone = true  // the ROM wipes the flash and resets
+            gone = true // the ROM wipes the flash and resets
         case .command(.getCommands), nil, .leave:
             break
         case .data(let address, let bytes):
@@ -330,7 +340,7 @@ actor FakeDfuSeDevice: DFUTransport {
                 return false
             }
             guard memory[target] == nil else {
-                fail(.errProg)  // written twice without an erase (seed 004)
+                fail(.errProg) // written twice without an erase (seed 004)
                 return false
             }
             memory[target] = target == configuration.corruptAddress ? ~byte : byte

@@ -1,7 +1,8 @@
 import DeviceProfiles
-import Foundation
 import FirmwareImage
+import Foundation
 import Testing
+
 @testable import DfuSe
 
 @Suite("Flash plan: what to erase and write, in which order, and what to refuse", .timeLimit(.minutes(10)))
@@ -13,16 +14,18 @@ struct FlashPlanTests {
     @Test("only touched sectors are erased; the vector-table sector is erased and written last, its first block last of all")
     func ordering() throws {
         // 100 KiB from the flash base: sectors 0–3 (16 KiB each) and 4 (64 KiB).
-        let plan = try FlashPlan(image: image([(0x0800_0000, 100 * 1024)]), layout: f407, writeGranularity: 4,
-                                 transferSize: 2048)
+        let plan = try FlashPlan(
+            image: image([(0x0800_0000, 100 * 1024)]), layout: f407, writeGranularity: 4,
+            transferSize: 2048)
         let s = f407.sectors
-        #expect(plan.steps == [
-            .erase(s[1]), .erase(s[2]), .erase(s[3]), .erase(s[4]),
-            .write(FlashPlan.Write(address: 0x0800_4000, length: 0x15000, blockCount: 42, holdsVectorTable: false)),
-            .erase(s[0]),
-            .write(FlashPlan.Write(address: 0x0800_0800, length: 0x3800, blockCount: 7, holdsVectorTable: false)),
-            .write(FlashPlan.Write(address: 0x0800_0000, length: 0x800, blockCount: 1, holdsVectorTable: true)),
-        ])
+        #expect(
+            plan.steps == [
+                .erase(s[1]), .erase(s[2]), .erase(s[3]), .erase(s[4]),
+                .write(FlashPlan.Write(address: 0x0800_4000, length: 0x15000, blockCount: 42, holdsVectorTable: false)),
+                .erase(s[0]),
+                .write(FlashPlan.Write(address: 0x0800_0800, length: 0x3800, blockCount: 7, holdsVectorTable: false)),
+                .write(FlashPlan.Write(address: 0x0800_0000, length: 0x800, blockCount: 1, holdsVectorTable: true))
+            ])
         #expect(plan.vectorTableSector == s[0])
         #expect(plan.bytesToWrite == 100 * 1024)
         #expect(plan.blockCount == 50)
@@ -32,22 +35,25 @@ struct FlashPlanTests {
 
     @Test("an image that does not start at a sector boundary still puts its base sector last")
     func baseInsideASector() throws {
-        let plan = try FlashPlan(image: image([(0x0802_0200, 0x400), (0x0800_C000, 0x100)]), layout: f407,
-                                 writeGranularity: 4, transferSize: 2048)
+        let plan = try FlashPlan(
+            image: image([(0x0802_0200, 0x400), (0x0800_C000, 0x100)]), layout: f407,
+            writeGranularity: 4, transferSize: 2048)
         let s = f407.sectors
         #expect(plan.imageBase == 0x0800_C000)
-        #expect(plan.steps == [
-            .erase(s[5]),
-            .write(FlashPlan.Write(address: 0x0802_0200, length: 0x400, blockCount: 1, holdsVectorTable: false)),
-            .erase(s[3]),
-            .write(FlashPlan.Write(address: 0x0800_C000, length: 0x100, blockCount: 1, holdsVectorTable: true)),
-        ])
+        #expect(
+            plan.steps == [
+                .erase(s[5]),
+                .write(FlashPlan.Write(address: 0x0802_0200, length: 0x400, blockCount: 1, holdsVectorTable: false)),
+                .erase(s[3]),
+                .write(FlashPlan.Write(address: 0x0800_C000, length: 0x100, blockCount: 1, holdsVectorTable: true))
+            ])
     }
 
     @Test("segments separated by a gap become separate runs; a run spans sectors when the data does")
     func runs() throws {
-        let plan = try FlashPlan(image: image([(0x0800_0000, 1024), (0x0800_3F00, 0x200), (0x0801_0000, 16)]),
-                                 layout: f407, writeGranularity: 4, transferSize: 2048)
+        let plan = try FlashPlan(
+            image: image([(0x0800_0000, 1024), (0x0800_3F00, 0x200), (0x0801_0000, 16)]),
+            layout: f407, writeGranularity: 4, transferSize: 2048)
         #expect(plan.writes.map(\.address) == [0x0800_4000, 0x0801_0000, 0x0800_3F00, 0x0800_0000])
         #expect(plan.writes.map(\.length) == [0x100, 16, 0x100, 1024])
         #expect(plan.erasedSectors.map(\.index) == [1, 4, 0])
@@ -55,8 +61,9 @@ struct FlashPlanTests {
 
     @Test("sectors named unchanged are neither erased nor written")
     func skipUnchanged() throws {
-        let plan = try FlashPlan(image: image([(0x0800_0000, 48 * 1024)]), layout: f407, writeGranularity: 4,
-                                 transferSize: 2048, unchangedSectors: [0x0800_4000])
+        let plan = try FlashPlan(
+            image: image([(0x0800_0000, 48 * 1024)]), layout: f407, writeGranularity: 4,
+            transferSize: 2048, unchangedSectors: [0x0800_4000])
         let s = f407.sectors
         #expect(plan.skippedSectors == [s[1]])
         #expect(plan.erasedSectors == [s[2], s[0]])
@@ -66,19 +73,22 @@ struct FlashPlanTests {
 
     @Test("an unchanged vector-table sector is skipped like any other")
     func skipVectorSector() throws {
-        let plan = try FlashPlan(image: image([(0x0800_0000, 20 * 1024)]), layout: f407, writeGranularity: 4,
-                                 transferSize: 2048, unchangedSectors: [0x0800_0000])
+        let plan = try FlashPlan(
+            image: image([(0x0800_0000, 20 * 1024)]), layout: f407, writeGranularity: 4,
+            transferSize: 2048, unchangedSectors: [0x0800_0000])
         #expect(plan.vectorTableSector == nil)
-        #expect(plan.steps == [
-            .erase(f407.sectors[1]),
-            .write(FlashPlan.Write(address: 0x0800_4000, length: 4096, blockCount: 2, holdsVectorTable: false)),
-        ])
+        #expect(
+            plan.steps == [
+                .erase(f407.sectors[1]),
+                .write(FlashPlan.Write(address: 0x0800_4000, length: 4096, blockCount: 2, holdsVectorTable: false))
+            ])
     }
 
     @Test("when every touched sector is unchanged the plan is empty and says so")
     func everythingUnchanged() throws {
-        let plan = try FlashPlan(image: image([(0x0800_0000, 1024)]), layout: f407, writeGranularity: 4,
-                                 transferSize: 2048, unchangedSectors: [0x0800_0000, 0x0802_0000])
+        let plan = try FlashPlan(
+            image: image([(0x0800_0000, 1024)]), layout: f407, writeGranularity: 4,
+            transferSize: 2048, unchangedSectors: [0x0800_0000, 0x0802_0000])
         #expect(plan.isEmpty)
         #expect(plan.description.contains("nothing to do"))
     }
@@ -86,8 +96,9 @@ struct FlashPlanTests {
     @Test("an unchanged-sector address that is not a sector start is refused")
     func skipMustNameSectorStarts() throws {
         #expect(throws: DfuSeError.notASectorStart(address: 0x0800_0100, layout: f407.render())) {
-            try FlashPlan(image: image([(0x0800_0000, 1024)]), layout: f407, writeGranularity: 4, transferSize: 2048,
-                          unchangedSectors: [0x0800_0100])
+            try FlashPlan(
+                image: image([(0x0800_0000, 1024)]), layout: f407, writeGranularity: 4, transferSize: 2048,
+                unchangedSectors: [0x0800_0100])
         }
     }
 
@@ -110,8 +121,9 @@ struct FlashPlanTests {
     @Test("seed 002: an image linked above the bootloader's sectors plans fine and erases only sector 3")
     func seed002AboveBootloader() throws {
         let layout = try FlashLayout(parsing: seed002Layout)
-        let plan = try FlashPlan(image: image([(0x0800_C000, 8 * 1024)]), layout: layout, writeGranularity: 4,
-                                 transferSize: 2048)
+        let plan = try FlashPlan(
+            image: image([(0x0800_C000, 8 * 1024)]), layout: layout, writeGranularity: 4,
+            transferSize: 2048)
         #expect(plan.erasedSectors == [layout.sectors[3]])
     }
 
@@ -131,11 +143,13 @@ struct FlashPlanTests {
         }
     }
 
-    @Test("data outside every zone is refused with the first address outside", arguments: [
-        (UInt32(0x0810_0000), 64, UInt32(0x0810_0000)),  // past the end of flash
-        (UInt32(0x080F_FF00), 0x200, UInt32(0x0810_0000)),  // straddling the end
-        (UInt32(0x0000_0000), 64, UInt32(0x0000_0000)),  // below it
-    ])
+    @Test(
+        "data outside every zone is refused with the first address outside",
+        arguments: [
+            (UInt32(0x0810_0000), 64, UInt32(0x0810_0000)), // past the end of flash
+            (UInt32(0x080F_FF00), 0x200, UInt32(0x0810_0000)), // straddling the end
+            (UInt32(0x0000_0000), 64, UInt32(0x0000_0000)) // below it
+        ])
     func outsideMemory(start: UInt32, length: Int, firstOutside: UInt32) throws {
         let error = #expect(throws: DfuSeError.self) {
             try FlashPlan(image: image([(start, length)]), layout: f407, writeGranularity: 4, transferSize: 2048)
@@ -155,13 +169,15 @@ struct FlashPlanTests {
     @Test("segments not on the family's flash word are refused (seed 004)")
     func misaligned() throws {
         let l476 = try FlashLayout(parsing: l476Layout)
-        let startOff = NormalizedImage(uncheckedSegments: [Segment(address: 0x0800_0004, bytes: patternBytes(8))],
-                                       granularity: 1, entryPoint: nil)
+        let startOff = NormalizedImage(
+            uncheckedSegments: [Segment(address: 0x0800_0004, bytes: patternBytes(8))],
+            granularity: 1, entryPoint: nil)
         #expect(throws: DfuSeError.misaligned(address: 0x0800_0004, granularity: 8, layout: l476.render())) {
             try FlashPlan(image: startOff, layout: l476, family: .l476, transferSize: 2048)
         }
-        let endOff = NormalizedImage(uncheckedSegments: [Segment(address: 0x0800_0000, bytes: patternBytes(12))],
-                                     granularity: 1, entryPoint: nil)
+        let endOff = NormalizedImage(
+            uncheckedSegments: [Segment(address: 0x0800_0000, bytes: patternBytes(12))],
+            granularity: 1, entryPoint: nil)
         #expect(throws: DfuSeError.misaligned(address: 0x0800_000C, granularity: 8, layout: l476.render())) {
             try FlashPlan(image: endOff, layout: l476, family: .l476, transferSize: 2048)
         }
@@ -172,8 +188,9 @@ struct FlashPlanTests {
     @Test("a transfer size that would split a flash word between blocks is refused")
     func transferSizeMustHoldWholeWords() throws {
         #expect(throws: DfuSeError.transferSizeNotMultipleOfGranularity(transferSize: 1020, granularity: 32)) {
-            try FlashPlan(image: image([(0x0800_0000, 64)], granularity: 32), layout: f407, writeGranularity: 32,
-                          transferSize: 1020)
+            try FlashPlan(
+                image: image([(0x0800_0000, 64)], granularity: 32), layout: f407, writeGranularity: 32,
+                transferSize: 1020)
         }
         #expect(throws: DfuSeError.invalidTransferSize(0)) {
             try FlashPlan(image: image([(0x0800_0000, 64)]), layout: f407, writeGranularity: 4, transferSize: 0)
@@ -191,8 +208,9 @@ struct FlashPlanTests {
 
     @Test("the plan reads as numbered steps for --dry-run")
     func textRendering() throws {
-        let plan = try FlashPlan(image: image([(0x0800_0000, 20 * 1024)]), layout: f407, writeGranularity: 4,
-                                 transferSize: 2048, unchangedSectors: [0x0802_0000])
+        let plan = try FlashPlan(
+            image: image([(0x0800_0000, 20 * 1024)]), layout: f407, writeGranularity: 4,
+            transferSize: 2048, unchangedSectors: [0x0802_0000])
         let text = plan.description
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines.first == "flash plan for @Internal Flash/0x08000000/04*016Kg,01*064Kg,07*128Kg")
@@ -205,8 +223,9 @@ struct FlashPlanTests {
 
     @Test("the plan encodes to JSON with named actions and decodes to the same plan")
     func jsonRoundTrip() throws {
-        let plan = try FlashPlan(image: image([(0x0800_0000, 40 * 1024)]), layout: f407, writeGranularity: 4,
-                                 transferSize: 2048, unchangedSectors: [0x0800_4000])
+        let plan = try FlashPlan(
+            image: image([(0x0800_0000, 40 * 1024)]), layout: f407, writeGranularity: 4,
+            transferSize: 2048, unchangedSectors: [0x0800_4000])
         let data = try JSONEncoder().encode(plan)
         let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         let steps = object?["steps"] as? [[String: Any]]

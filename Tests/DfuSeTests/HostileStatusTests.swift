@@ -2,6 +2,7 @@ import DeviceProfiles
 import FirmwareImage
 import Testing
 import USBTransport
+
 @testable import DfuSe
 
 /// A ROM's GETSTATUS replies are outside input: bwPollTimeout is 24 bits of milliseconds (DFU 1.1
@@ -53,10 +54,12 @@ struct HostileStatusTests {
             $0.reportedPollMs[.erase] = Self.longestPoll
             $0.actualDuration[.erase] = .seconds(3 * 3600)
         }
-        try await bench.device.controlOut(.classOut(DFURequest.download.rawValue, value: 0, interface: 0),
-                                          data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
-        _ = try await bench.device.controlIn(.classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
-                                             length: 6, timeout: .seconds(1))
+        try await bench.device.controlOut(
+            .classOut(DFURequest.download.rawValue, value: 0, interface: 0),
+            data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
+        _ = try await bench.device.controlIn(
+            .classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
+            length: 6, timeout: .seconds(1))
         let started = bench.clock.now()
         let error = await #expect(throws: DfuSeError.self) { try await bench.client.abortToIdle() }
         guard case .stuckBusy(.returnToIdle, _, _) = error else {
@@ -70,8 +73,8 @@ struct HostileStatusTests {
     func statusRepliesDecodeOrAreRefused() {
         var state: UInt64 = 0x5EED
         for _ in 0..<50_000 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            let length = Int(state >> 61)  // 0...7 bytes
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let length = Int(state >> 61) // 0...7 bytes
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: state >> (8 * UInt64($0))) }
             guard let report = DFUStatusReport(bytes: bytes) else { continue }
             #expect(bytes.count == 6)

@@ -1,6 +1,7 @@
 import DeviceProfiles
 import Testing
 import USBTransport
+
 @testable import DfuSe
 
 @Suite("DfuSe client: ROM quirks, chosen by family data", .timeLimit(.minutes(10)))
@@ -11,9 +12,9 @@ struct QuirkTests {
     func f4MassEraseKeepsPolling() async throws {
         let bench = try Bench(quirks: McuFamily.f407.quirks)
         await bench.device.configure {
-            $0.reportedPollMs[.massErase] = 100  // what the ROM says
-            $0.actualDuration[.massErase] = .seconds(30)  // what the flash takes
-            $0.earlyPoll = .timeout  // the ROM does not answer while erasing
+            $0.reportedPollMs[.massErase] = 100 // what the ROM says
+            $0.actualDuration[.massErase] = .seconds(30) // what the flash takes
+            $0.earlyPoll = .timeout // the ROM does not answer while erasing
         }
         try await bench.client.massErase(.operatorRequestedMassErase)
         #expect(bench.clock.now() >= .seconds(30))
@@ -109,11 +110,12 @@ struct QuirkTests {
         try await bench.client.write(bytes, at: 0x0800_0000)
 
         let log = await bench.log
-        let expected = ["GETSTATUS"] + commandRequests(.setAddress(0x0800_0000))
+        let expected =
+            ["GETSTATUS"] + commandRequests(.setAddress(0x0800_0000))
             + ["DNLOAD 2 (1024 bytes)"] + Array(repeating: "GETSTATUS", count: 100)
-            + ["CLRSTATUS", "CLRSTATUS", "GETSTATUS"]  // recovery
-            + commandRequests(.setAddress(0x0800_0000)) + ["ABORT", "GETSTATUS", "UPLOAD 2 (1024)"]  // look first
-            + ["ABORT", "GETSTATUS"] + commandRequests(.setAddress(0x0800_0000))  // erased: write it again
+            + ["CLRSTATUS", "CLRSTATUS", "GETSTATUS"] // recovery
+            + commandRequests(.setAddress(0x0800_0000)) + ["ABORT", "GETSTATUS", "UPLOAD 2 (1024)"] // look first
+            + ["ABORT", "GETSTATUS"] + commandRequests(.setAddress(0x0800_0000)) // erased: write it again
             + blockRequests(2, 1024) + blockRequests(3, 1024)
         #expect(log == expected)
         #expect(await bench.device.bytes(at: 0x0800_0000, count: 2048) == bytes)
@@ -130,9 +132,12 @@ struct QuirkTests {
         #expect(await bench.device.bytes(at: 0x0800_0000, count: 2048) == bytes)
         #expect(await bench.device.programCount.values.allSatisfy { $0 == 1 })
         // The second block starts a new run at its own address.
-        #expect(await bench.log.filter { $0.hasPrefix("DNLOAD") }
-                == ["DNLOAD 0 SET_ADDRESS 0x8000000", "DNLOAD 2 (1024 bytes)", "DNLOAD 0 SET_ADDRESS 0x8000000",
-                    "DNLOAD 0 SET_ADDRESS 0x8000400", "DNLOAD 2 (1024 bytes)"])
+        #expect(
+            await bench.log.filter { $0.hasPrefix("DNLOAD") }
+                == [
+                    "DNLOAD 0 SET_ADDRESS 0x8000000", "DNLOAD 2 (1024 bytes)", "DNLOAD 0 SET_ADDRESS 0x8000000",
+                    "DNLOAD 0 SET_ADDRESS 0x8000400", "DNLOAD 2 (1024 bytes)"
+                ])
     }
 
     @Test("H7: a stuck block left half written is a typed error, never a second write over it")
@@ -158,8 +163,11 @@ struct QuirkTests {
     func stuckWithoutQuirk() async throws {
         let bench = try Bench(layout: h753Layout, transferSize: 1024, quirks: McuFamily.f407.quirks)
         await bench.device.configure { $0.stuck = (.data, 2, .notPerformed) }
-        await #expect(throws: DfuSeError.stuckBusy(during: .download(block: 2, address: 0x0800_0000, length: 1024),
-                                                   polls: 100, elapsed: .zero)) {
+        await #expect(
+            throws: DfuSeError.stuckBusy(
+                during: .download(block: 2, address: 0x0800_0000, length: 1024),
+                polls: 100, elapsed: .zero)
+        ) {
             try await bench.client.write(patternBytes(1024), at: 0x0800_0000)
         }
         #expect(!(await bench.log.contains("CLRSTATUS")))
@@ -206,10 +214,12 @@ struct StuckAtStartTests {
         let bench = try Bench(layout: h753Layout, transferSize: 1024, quirks: McuFamily.h753.quirks)
         // Leave the device hung in an erase the previous session started.
         await bench.device.configure { $0.stuck = (.erase, 2, .notPerformed) }
-        try await bench.device.controlOut(.classOut(DFURequest.download.rawValue, value: 0, interface: 0),
-                                          data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
-        _ = try await bench.device.controlIn(.classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
-                                             length: 6, timeout: .seconds(1))
+        try await bench.device.controlOut(
+            .classOut(DFURequest.download.rawValue, value: 0, interface: 0),
+            data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
+        _ = try await bench.device.controlIn(
+            .classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
+            length: 6, timeout: .seconds(1))
         await bench.device.clearLog()
 
         #expect(try await bench.client.abortToIdle() == .downloadBusy)
@@ -221,10 +231,12 @@ struct StuckAtStartTests {
     func hungAtStartWithoutQuirk() async throws {
         let bench = try Bench(quirks: McuFamily.f407.quirks)
         await bench.device.configure { $0.hangForever = true }
-        try await bench.device.controlOut(.classOut(DFURequest.download.rawValue, value: 0, interface: 0),
-                                          data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
-        _ = try await bench.device.controlIn(.classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
-                                             length: 6, timeout: .seconds(1))
+        try await bench.device.controlOut(
+            .classOut(DFURequest.download.rawValue, value: 0, interface: 0),
+            data: DfuSeCommand.erase(0x0800_0000).bytes, timeout: .seconds(1))
+        _ = try await bench.device.controlIn(
+            .classIn(DFURequest.getStatus.rawValue, value: 0, interface: 0),
+            length: 6, timeout: .seconds(1))
         await #expect(throws: DfuSeError.stuckBusy(during: .returnToIdle, polls: 100, elapsed: .zero)) {
             try await bench.client.abortToIdle()
         }

@@ -1,6 +1,7 @@
 import DeviceProfiles
 import FirmwareImage
 import USBTransport
+
 @testable import DfuSe
 
 let f407Layout = McuFamily.f407.defaultFlashMode.layoutString
@@ -16,8 +17,10 @@ struct Bench {
     let clock: VirtualClock
     let events: EventRecorder
 
-    init(layout: String = f407Layout, transferSize: UInt16 = 2048, quirks: [RomQuirk] = [],
-         initialState: DFUState = .dfuIdle, options: DfuSeClient.Options = DfuSeClient.Options()) throws {
+    init(
+        layout: String = f407Layout, transferSize: UInt16 = 2048, quirks: [RomQuirk] = [],
+        initialState: DFUState = .dfuIdle, options: DfuSeClient.Options = DfuSeClient.Options()
+    ) throws {
         clock = VirtualClock()
         device = try FakeDfuSeDevice(layout: layout, transferSize: transferSize, clock: clock, initialState: initialState)
         events = EventRecorder()
@@ -58,8 +61,8 @@ extension DfuSeError {
     var operation: DfuSeOperation? {
         switch self {
         case .transport(_, let operation), .deviceStatus(_, _, let operation, _), .unexpectedState(_, _, let operation),
-             .malformedStatus(_, let operation), .stuckBusy(let operation, _, _), .tooManyStalls(let operation, _),
-             .cancelled(let operation):
+            .malformedStatus(_, let operation), .stuckBusy(let operation, _, _), .tooManyStalls(let operation, _),
+            .cancelled(let operation):
             operation
         default:
             nil

@@ -1,21 +1,27 @@
 import Testing
+
 @testable import FirmwareImage
 
 @Suite("ELF32 ARM", .timeLimit(.minutes(10)))
 struct ElfTests {
     func error(_ bytes: [UInt8]) -> ImageError? {
-        do { _ = try ImageReader.read(bytes, file: "a.elf"); return nil } catch { return error }
+        do {
+            _ = try ImageReader.read(bytes, file: "a.elf")
+            return nil
+        } catch { return error }
     }
 
     @Test func loadsFileBytesAtPhysicalAddressesAndSkipsBssAndOtherTypes() throws {
         let text: [UInt8] = [1, 2, 3, 4]
         let data: [UInt8] = [9, 9]
-        let file = Sample.elf(entry: 0x0800_0101, segments: [
-            (type: 1, paddr: 0x0800_0000, data: text, memsz: 4),
-            (type: 1, paddr: 0x0800_0004, data: data, memsz: 8),  // .data: loaded from flash, bigger in RAM
-            (type: 1, paddr: 0x2000_0100, data: [], memsz: 64),  // .bss: nothing in the file
-            (type: 0x7000_0001, paddr: 0x0900_0000, data: [7], memsz: 1),  // ARM_EXIDX-like, not PT_LOAD
-        ])
+        let file = Sample.elf(
+            entry: 0x0800_0101,
+            segments: [
+                (type: 1, paddr: 0x0800_0000, data: text, memsz: 4),
+                (type: 1, paddr: 0x0800_0004, data: data, memsz: 8), // .data: loaded from flash, bigger in RAM
+                (type: 1, paddr: 0x2000_0100, data: [], memsz: 64), // .bss: nothing in the file
+                (type: 0x7000_0001, paddr: 0x0900_0000, data: [7], memsz: 1) // ARM_EXIDX-like, not PT_LOAD
+            ])
         let image = try ImageReader.read(file, file: "a.elf")
         #expect(image.format == .elf)
         #expect(image.entryPoint == 0x0800_0101)
@@ -26,8 +32,12 @@ struct ElfTests {
         let good = Sample.elf(entry: 0, segments: [(type: 1, paddr: 0x0800_0000, data: [1], memsz: 1)])
         #expect(error(Sample.elf(entry: 0, segments: [], elfClass: 2))?.problem.contains("64-bit ELF") == true)
         #expect(error(Sample.elf(entry: 0, segments: [], data: 2))?.problem.contains("little-endian") == true)
-        #expect(error(Sample.elf(entry: 0, segments: [(type: 1, paddr: 0, data: [1], memsz: 1)], machine: 62))?.problem == "e_machine is 62, not ARM (40)")
-        #expect(error(Sample.elf(entry: 0, segments: [(type: 1, paddr: 0, data: [1], memsz: 1)], type: 1))?.problem.contains("relocatable") == true)
+        #expect(
+            error(Sample.elf(entry: 0, segments: [(type: 1, paddr: 0, data: [1], memsz: 1)], machine: 62))?.problem
+                == "e_machine is 62, not ARM (40)")
+        #expect(
+            error(Sample.elf(entry: 0, segments: [(type: 1, paddr: 0, data: [1], memsz: 1)], type: 1))?.problem.contains("relocatable")
+                == true)
         #expect(error(Sample.elf(entry: 0, segments: []))?.problem.contains("no program headers") == true)
         #expect(error(Sample.elf(entry: 0, segments: [(type: 1, paddr: 0, data: [], memsz: 4)]))?.problem.contains("no loadable") == true)
         let truncated = error(Array(good.prefix(60)))
@@ -46,26 +56,33 @@ struct ElfTests {
 
     @Test func hugeCountsInHeadersFailCleanlyInsteadOfAllocating() {
         var file = Sample.elf(entry: 0, segments: [(type: 1, paddr: 0, data: [1], memsz: 1)])
-        file[44] = 0xFE  // e_phnum = 0x00FE... with one real entry
+        file[44] = 0xFE // e_phnum = 0x00FE... with one real entry
         file[45] = 0xFF
         #expect(error(file)?.problem.contains("program header table") == true)
         var offset = Sample.elf(entry: 0, segments: [(type: 1, paddr: 0, data: [1], memsz: 1)])
-        offset[52 + 4..<52 + 8] = [0xFF, 0xFF, 0xFF, 0x7F]  // p_offset far past the end
+        offset[52 + 4..<52 + 8] = [0xFF, 0xFF, 0xFF, 0x7F] // p_offset far past the end
         #expect(error(offset)?.problem.contains("truncated") == true)
     }
 }
 
 @Suite("DfuSe and DFU suffix", .timeLimit(.minutes(10)))
 struct DfuFileTests {
-    let twoTargets = FirmwareImage(format: .dfuse, targets: [
-        ImageTarget(alternateSetting: 0, name: "Internal Flash", segments: [
-            Segment(address: 0x0800_0000, bytes: [1, 2, 3, 4]), Segment(address: 0x0800_4000, bytes: [5, 6]),
-        ]),
-        ImageTarget(alternateSetting: 1, name: nil, segments: [Segment(address: 0x1FFF_C000, bytes: [0xAA, 0x55])]),
-    ], suffixIdentity: DfuSuffixIdentity(vendorID: 0x1209, productID: 0x0001, bcdDevice: 0x0200))
+    let twoTargets = FirmwareImage(
+        format: .dfuse,
+        targets: [
+            ImageTarget(
+                alternateSetting: 0, name: "Internal Flash",
+                segments: [
+                    Segment(address: 0x0800_0000, bytes: [1, 2, 3, 4]), Segment(address: 0x0800_4000, bytes: [5, 6])
+                ]),
+            ImageTarget(alternateSetting: 1, name: nil, segments: [Segment(address: 0x1FFF_C000, bytes: [0xAA, 0x55])])
+        ], suffixIdentity: DfuSuffixIdentity(vendorID: 0x1209, productID: 0x0001, bcdDevice: 0x0200))
 
     func error(_ bytes: [UInt8], file: String = "a.dfu") -> ImageError? {
-        do { _ = try ImageReader.read(bytes, file: file); return nil } catch { return error }
+        do {
+            _ = try ImageReader.read(bytes, file: file)
+            return nil
+        } catch { return error }
     }
 
     /// Recomputes the suffix CRC after a test has edited the bytes.
@@ -114,7 +131,7 @@ struct DfuFileTests {
         targetSize[11 + 266] &+= 1
         #expect(error(resealed(targetSize))?.location == .byteOffset(11 + 266))
         var elements = bytes
-        elements[11 + 270] = 0xFF  // 255 elements declared
+        elements[11 + 270] = 0xFF // 255 elements declared
         #expect(error(resealed(elements))?.problem.contains("target 0 element 2") == true)
         var elementSize = bytes
         elementSize[11 + 274 + 4..<11 + 274 + 8] = [0xFF, 0xFF, 0xFF, 0xFF]
@@ -179,7 +196,8 @@ struct DfuFileTests {
     @Test func rawBinaryFillsGapsAndRefusesAbsurdSizes() throws {
         let image = FirmwareImage(format: .intelHex, segments: [Segment(address: 0x10, bytes: [1]), Segment(address: 0x13, bytes: [2])])
         #expect(try ImageWriter.bytes(image, as: .binary) == [1, 0xFF, 0xFF, 2])
-        let far = FirmwareImage(format: .intelHex, segments: [Segment(address: 0x0800_0000, bytes: [1]), Segment(address: 0x2000_0000, bytes: [2])])
+        let far = FirmwareImage(
+            format: .intelHex, segments: [Segment(address: 0x0800_0000, bytes: [1]), Segment(address: 0x2000_0000, bytes: [2])])
         let failure = #expect(throws: ImageError.self) { try ImageWriter.bytes(far, as: .binary) }
         #expect(failure?.problem.contains("over the") == true)
     }

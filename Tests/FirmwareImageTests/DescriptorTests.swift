@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FirmwareImage
 
 @Suite("Image descriptor", .timeLimit(.minutes(10)))
@@ -46,13 +47,17 @@ struct DescriptorTests {
         #expect(try ImageDescriptor.validate(memory, base: Sample.flashBase, source: "flash").version == version)
         flash[0x250] ^= 1
         let status = ImageDescriptor.inspect(FlatMemory(base: Sample.flashBase, bytes: flash), base: Sample.flashBase, source: "flash")
-        guard case .invalid(let error) = status else { Issue.record("expected invalid, got \(status)"); return }
+        guard case .invalid(let error) = status else {
+            Issue.record("expected invalid, got \(status)")
+            return
+        }
         #expect(error.location == .address(0x0800_0118))
         #expect(error.problem.contains("corrupted"))
         // A flash that ends inside the declared size: truncated.
         let short = FlatMemory(base: Sample.flashBase, bytes: Array(flat.prefix(0x200)))
         guard case .invalid(let truncated) = ImageDescriptor.inspect(short, base: Sample.flashBase, source: "flash") else {
-            Issue.record("expected invalid"); return
+            Issue.record("expected invalid")
+            return
         }
         #expect(truncated.problem.contains("runs past the end"))
     }
@@ -60,9 +65,11 @@ struct DescriptorTests {
     @Test func gapsCountAsErasedBytesInSizeAndCrc() throws {
         var bytes = Sample.application(size: 0x200)
         bytes[0x30] = 0x42
-        let image = FirmwareImage(format: .intelHex, segments: [
-            Segment(address: Sample.flashBase, bytes: bytes), Segment(address: Sample.flashBase + 0x1000, bytes: [1, 2, 3, 4]),
-        ])
+        let image = FirmwareImage(
+            format: .intelHex,
+            segments: [
+                Segment(address: Sample.flashBase, bytes: bytes), Segment(address: Sample.flashBase + 0x1000, bytes: [1, 2, 3, 4])
+            ])
         let stamped = try image.stamped(productID: 1, version: version, name: "", file: "a.hex")
         let normalized = try stamped.normalized()
         #expect(normalized.segments.count == 2)
@@ -82,7 +89,10 @@ struct DescriptorTests {
 
     @Test func stampRefusesImagesThatDidNotReserveTheArea() throws {
         func failure(_ image: FirmwareImage, name: String = "x") -> ImageError? {
-            do { _ = try image.stamped(productID: 1, version: version, name: name, file: "a.bin"); return nil } catch { return error }
+            do {
+                _ = try image.stamped(productID: 1, version: version, name: name, file: "a.bin")
+                return nil
+            } catch { return error }
         }
         #expect(failure(Sample.image(Sample.application(reserveDescriptor: false)))?.problem.contains("reserves no descriptor") == true)
         var code = Sample.application()
@@ -106,18 +116,30 @@ struct DescriptorTests {
         #expect(try status(Sample.application()) == .reserved(address: Sample.flashBase + 0x100))
         var unstamped = Sample.application()
         unstamped.replaceSubrange(0x100..<0x140, with: ImageDescriptor(productID: 1, version: version, name: "u").encoded())
-        guard case .unstamped = try status(unstamped) else { Issue.record("expected unstamped"); return }
+        guard case .unstamped = try status(unstamped) else {
+            Issue.record("expected unstamped")
+            return
+        }
         var badMagic = unstamped
         badMagic[0x100] = 0x45
-        guard case .invalid(let error) = try status(badMagic) else { Issue.record("expected invalid"); return }
+        guard case .invalid(let error) = try status(badMagic) else {
+            Issue.record("expected invalid")
+            return
+        }
         #expect(error.location == .address(Sample.flashBase + 0x100))
         var badFlags = unstamped
         badFlags[0x11C] = 1
-        guard case .invalid(let flags) = try status(badFlags) else { Issue.record("expected invalid"); return }
+        guard case .invalid(let flags) = try status(badFlags) else {
+            Issue.record("expected invalid")
+            return
+        }
         #expect(flags.problem.contains("flags"))
         var badName = unstamped
-        badName[0x120] = 0xC3  // a lone UTF-8 lead byte
-        guard case .invalid(let name) = try status(badName) else { Issue.record("expected invalid"); return }
+        badName[0x120] = 0xC3 // a lone UTF-8 lead byte
+        guard case .invalid(let name) = try status(badName) else {
+            Issue.record("expected invalid")
+            return
+        }
         #expect(name.problem.contains("UTF-8"))
     }
 
@@ -133,21 +155,28 @@ struct DescriptorTests {
 
 @Suite("Image checks", .timeLimit(.minutes(10)))
 struct ImageCheckTests {
-    let f407 = TargetMemoryMap(partName: "STM32F405/407", ram: [0x2000_0000...0x2001_FFFF, 0x1000_0000...0x1000_FFFF],
-                               flash: [0x0800_0000...0x080F_FFFF])
+    let f407 = TargetMemoryMap(
+        partName: "STM32F405/407", ram: [0x2000_0000...0x2001_FFFF, 0x1000_0000...0x1000_FFFF],
+        flash: [0x0800_0000...0x080F_FFFF])
 
-    func findings(_ bytes: [UInt8], base: UInt32 = Sample.flashBase, entry: UInt32? = nil,
-                  target: TargetMemoryMap? = nil) throws -> [ImageFinding] {
+    func findings(
+        _ bytes: [UInt8], base: UInt32 = Sample.flashBase, entry: UInt32? = nil,
+        target: TargetMemoryMap? = nil
+    ) throws -> [ImageFinding] {
         let image = FirmwareImage(format: .binary, segments: [Segment(address: base, bytes: bytes)], entryPoint: entry)
         return ImageCheck.check(try image.normalized(), for: target, source: "a.bin").findings
     }
 
     @Test func aStampedImageInsideTheFamilysMemoryHasNoFindings() throws {
-        let stamped = try Sample.image(Sample.application()).stamped(productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "ok", file: "a")
+        let stamped = try Sample.image(Sample.application()).stamped(
+            productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "ok", file: "a")
         let report = ImageCheck.check(try stamped.normalized(granularity: 4), for: f407, source: "a")
         #expect(report.findings == [])
-        #expect(report.vectorTable == VectorTable(address: Sample.flashBase, initialStackPointer: 0x2002_0000,
-                                                  resetHandler: 0x0800_0201, descriptorPointer: 0x0800_0100))
+        #expect(
+            report.vectorTable
+                == VectorTable(
+                    address: Sample.flashBase, initialStackPointer: 0x2002_0000,
+                    resetHandler: 0x0800_0201, descriptorPointer: 0x0800_0100))
     }
 
     @Test func stackPointerOutsideRamIsAnErrorWithTheFamilyAndAWarningWithout() throws {
@@ -159,7 +188,8 @@ struct ImageCheckTests {
         let far = try findings(Sample.application(stackPointer: 0x0800_1000))
         #expect(far.contains { $0.severity == .warning && $0.message.contains("Cortex-M SRAM region") })
         // The end of RAM is a valid initial SP (the stack grows down from it); CCM too.
-        #expect(try findings(Sample.application(stackPointer: 0x1001_0000), target: f407).allSatisfy { !$0.message.contains("stack pointer") })
+        #expect(
+            try findings(Sample.application(stackPointer: 0x1001_0000), target: f407).allSatisfy { !$0.message.contains("stack pointer") })
     }
 
     @Test func resetHandlerMustHaveTheThumbBitAndLieInsideTheImage() throws {
@@ -175,9 +205,11 @@ struct ImageCheckTests {
     }
 
     @Test func segmentsOutsideFlashAndOddBasesAreReported() throws {
-        let image = FirmwareImage(format: .intelHex, segments: [
-            Segment(address: Sample.flashBase, bytes: Sample.application()), Segment(address: 0x0810_0000, bytes: [1]),
-        ])
+        let image = FirmwareImage(
+            format: .intelHex,
+            segments: [
+                Segment(address: Sample.flashBase, bytes: Sample.application()), Segment(address: 0x0810_0000, bytes: [1])
+            ])
         let found = ImageCheck.check(try image.normalized(), for: f407, source: "a").findings
         #expect(found.contains { $0.severity == .error && $0.address == 0x0810_0000 && $0.message.contains("outside the flash") })
         let offset = try findings(Sample.application(base: 0x0800_4000), base: 0x0800_4000, target: f407)
@@ -189,11 +221,15 @@ struct ImageCheckTests {
     @Test func startAddressThatIsNeitherResetHandlerNorTableIsAWarning() throws {
         #expect(try findings(Sample.application(), entry: 0x0800_0201).allSatisfy { !$0.message.contains("start address") })
         #expect(try findings(Sample.application(), entry: 0x0800_0000).allSatisfy { !$0.message.contains("start address") })
-        #expect(try findings(Sample.application(), entry: 0x0800_0301).contains { $0.severity == .warning && $0.message.contains("start address") })
+        #expect(
+            try findings(Sample.application(), entry: 0x0800_0301).contains {
+                $0.severity == .warning && $0.message.contains("start address")
+            })
     }
 
     @Test func dataAfterTheStampedSizeIsAnError() throws {
-        let stamped = try Sample.image(Sample.application()).stamped(productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "", file: "a")
+        let stamped = try Sample.image(Sample.application()).stamped(
+            productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "", file: "a")
         var grown = stamped
         grown.targets[0].segments.append(Segment(address: Sample.flashBase + 0x300, bytes: [0xFF, 0xFF, 0x12]))
         let found = ImageCheck.check(try grown.normalized(), source: "a").findings

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FirmwareImage
 
 /// Files built to exhaust memory or time, or to overflow address arithmetic (issue 12): each is refused
@@ -17,9 +18,11 @@ import Testing
     /// `count` PT_LOAD headers that all load the same `size` bytes of the file, at different addresses.
     static func elfWithSharedLoads(count: Int, size: Int) -> [UInt8] {
         let data = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        var elf = Sample.elf(entry: 0x0800_0001, segments: (0..<count).map { index in
-            (type: 1, paddr: 0x0800_0000 + UInt32(index * size), data: index == 0 ? data : [], memsz: UInt32(size))
-        })
+        var elf = Sample.elf(
+            entry: 0x0800_0001,
+            segments: (0..<count).map { index in
+                (type: 1, paddr: 0x0800_0000 + UInt32(index * size), data: index == 0 ? data : [], memsz: UInt32(size))
+            })
         // Point every header at the first one's bytes (p_offset) with the same p_filesz.
         let dataOffset = 52 + 32 * count
         for index in 0..<count {
@@ -129,7 +132,8 @@ import Testing
     }
 
     /// 72 bytes of HEX: a byte at 0x00000000 and one at 0xFFFFFFFF.
-    static let fourGiBSpan = Array("""
+    static let fourGiBSpan = Array(
+        """
         :020000040000FA
         :0100000011EE
         :02000004FFFFFC

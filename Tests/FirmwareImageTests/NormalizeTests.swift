@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FirmwareImage
 
 @Suite("Normalisation", .timeLimit(.minutes(10)))
@@ -10,30 +11,41 @@ struct NormalizeTests {
     @Test func sortsAndMergesAdjacentSegmentsAndDropsEmptyOnes() throws {
         let result = try normalize([
             Segment(address: 0x104, bytes: [5, 6]), Segment(address: 0x100, bytes: [1, 2, 3, 4]),
-            Segment(address: 0x200, bytes: []), Segment(address: 0x300, bytes: [9]),
+            Segment(address: 0x200, bytes: []), Segment(address: 0x300, bytes: [9])
         ])
         #expect(result == [Segment(address: 0x100, bytes: [1, 2, 3, 4, 5, 6]), Segment(address: 0x300, bytes: [9])])
     }
 
     @Test func overlapsAreRefusedNamingBothRanges() {
         let error = #expect(throws: NormalizationError.self) {
-            try normalize([Segment(address: 0x0800_0000, bytes: [UInt8](repeating: 0, count: 16)),
-                           Segment(address: 0x0800_000C, bytes: [1, 2, 3, 4, 5, 6])])
+            try normalize([
+                Segment(address: 0x0800_0000, bytes: [UInt8](repeating: 0, count: 16)),
+                Segment(address: 0x0800_000C, bytes: [1, 2, 3, 4, 5, 6])
+            ])
         }
-        #expect(error == .overlap(first: Segment.Extent(start: 0x0800_0000, end: 0x0800_0010),
-                                  second: Segment.Extent(start: 0x0800_000C, end: 0x0800_0012)))
-        #expect(error?.description == "segments overlap: [0x08000000, 0x08000010) and [0x0800000C, 0x08000012) both hold bytes at 0x0800000C")
+        #expect(
+            error
+                == .overlap(
+                    first: Segment.Extent(start: 0x0800_0000, end: 0x0800_0010),
+                    second: Segment.Extent(start: 0x0800_000C, end: 0x0800_0012)))
+        #expect(
+            error?.description == "segments overlap: [0x08000000, 0x08000010) and [0x0800000C, 0x08000012) both hold bytes at 0x0800000C")
     }
 
     @Test func padsEachSegmentToWholeWriteUnitsWithErasedBytes() throws {
         // Seed 004: on L4/G4 a 6-byte segment at 0x...03 must become one or two whole 8-byte words.
         let result = try normalize([Segment(address: 0x0800_0003, bytes: [1, 2, 3, 4, 5, 6])], 8)
-        #expect(result == [Segment(address: 0x0800_0000, bytes: [0xFF, 0xFF, 0xFF, 1, 2, 3, 4, 5, 6, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])])
+        #expect(
+            result == [Segment(address: 0x0800_0000, bytes: [0xFF, 0xFF, 0xFF, 1, 2, 3, 4, 5, 6, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])]
+        )
     }
 
     @Test func segmentsSharingAWriteUnitBecomeOneSoNoWordIsWrittenTwice() throws {
-        let result = try normalize([Segment(address: 0x10, bytes: [1, 2]), Segment(address: 0x1C, bytes: [3]),
-                                    Segment(address: 0x40, bytes: [4])], 32)
+        let result = try normalize(
+            [
+                Segment(address: 0x10, bytes: [1, 2]), Segment(address: 0x1C, bytes: [3]),
+                Segment(address: 0x40, bytes: [4])
+            ], 32)
         #expect(result.count == 2)
         #expect(result[0].address == 0 && result[0].bytes.count == 32)
         #expect(result[0].bytes[0x10] == 1 && result[0].bytes[0x11] == 2 && result[0].bytes[0x1C] == 3)
@@ -72,8 +84,9 @@ struct NormalizeTests {
     }
 
     @Test func normalizedImageReadsWordsBytesAndGaps() throws {
-        let image = try FirmwareImage.normalize([Segment(address: 0x100, bytes: [1, 2, 3, 4]), Segment(address: 0x108, bytes: [9])],
-                                                granularity: 1, entryPoint: nil)
+        let image = try FirmwareImage.normalize(
+            [Segment(address: 0x100, bytes: [1, 2, 3, 4]), Segment(address: 0x108, bytes: [9])],
+            granularity: 1, entryPoint: nil)
         #expect(image.word(at: 0x100) == 0x0403_0201)
         #expect(image.word(at: 0x102) == nil)
         #expect(image.byte(at: 0x106) == nil)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import FirmwareImage
 
 /// Tools no one here wrote, as referees. A missing tool skips the test with its reason, except on CI
@@ -53,11 +54,13 @@ final class ScratchDirectory {
 @Suite("Agreement with srec_cat and dfu-suffix", .timeLimit(.minutes(10)))
 struct PeerToolTests {
     /// Sparse, unaligned, crossing a 64 KiB boundary: the cases where converters differ.
-    let image = FirmwareImage(format: .binary, segments: [
-        Segment(address: 0x0800_0000, bytes: (0..<600).map { UInt8(truncatingIfNeeded: $0 * 13) }),
-        Segment(address: 0x0800_FFF3, bytes: (0..<77).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 5) }),
-        Segment(address: 0x0801_2001, bytes: [0xDE, 0xAD, 0xBE, 0xEF, 0x00]),
-    ], entryPoint: 0x0800_0201)
+    let image = FirmwareImage(
+        format: .binary,
+        segments: [
+            Segment(address: 0x0800_0000, bytes: (0..<600).map { UInt8(truncatingIfNeeded: $0 * 13) }),
+            Segment(address: 0x0800_FFF3, bytes: (0..<77).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 5) }),
+            Segment(address: 0x0801_2001, bytes: [0xDE, 0xAD, 0xBE, 0xEF, 0x00])
+        ], entryPoint: 0x0800_0201)
 
     @Test(.enabled(if: PeerTool.runnable("srec_cat"), "srec_cat (Debian srecord) is not installed"))
     func srecCatTurnsOurHexAndSRecordsIntoTheSameBinaryWeDo() throws {
@@ -69,8 +72,12 @@ struct PeerToolTests {
             try Data(try ImageWriter.bytes(image, as: format)).write(to: URL(fileURLWithPath: input))
             let output = scratch.path(name + ".bin")
             // Fill the gaps inside the image's span with 0xFF, then move the base to offset 0.
-            let result = try PeerTool.run(srecCat, [input, flag, "-fill", "0xFF", "0x08000000", "0x08012006",
-                                                    "-offset", "-0x08000000", "-o", output, "-binary"])
+            let result = try PeerTool.run(
+                srecCat,
+                [
+                    input, flag, "-fill", "0xFF", "0x08000000", "0x08012006",
+                    "-offset", "-0x08000000", "-o", output, "-binary"
+                ])
             #expect(result.status == 0, "\(result.output)")
             #expect(Array(try Data(contentsOf: URL(fileURLWithPath: output))) == ours, "\(name)")
         }
@@ -85,8 +92,12 @@ struct PeerToolTests {
         try Data(payload).write(to: URL(fileURLWithPath: binary))
         for (flag, name, lineLength) in [("-intel", "y.hex", "44"), ("-motorola", "y.s37", "80"), ("-intel", "z.hex", "76")] {
             let output = scratch.path(name)
-            let result = try PeerTool.run(srecCat, [binary, "-binary", "-offset", "0x08010003", "-o", output, flag,
-                                                    "-line-length", lineLength])
+            let result = try PeerTool.run(
+                srecCat,
+                [
+                    binary, "-binary", "-offset", "0x08010003", "-o", output, flag,
+                    "-line-length", lineLength
+                ])
             #expect(result.status == 0, "\(result.output)")
             let read = try ImageFile.read(path: output)
             #expect(try read.canonicalSegments() == [Segment(address: 0x0801_0003, bytes: payload)], "\(name)")
@@ -97,10 +108,13 @@ struct PeerToolTests {
     func dfuSuffixAcceptsEveryDfuFileWeWrite() throws {
         guard let dfuSuffix = PeerTool.require("dfu-suffix", package: "dfu-util") else { return }
         let scratch = try ScratchDirectory()
-        let multi = FirmwareImage(format: .dfuse, targets: [
-            ImageTarget(alternateSetting: 0, name: "Internal Flash", segments: image.segments),
-            ImageTarget(alternateSetting: 1, name: "Option Bytes", segments: [Segment(address: 0x1FFF_C000, bytes: [0xAA, 0xF8, 0xFF, 0xFF])]),
-        ])
+        let multi = FirmwareImage(
+            format: .dfuse,
+            targets: [
+                ImageTarget(alternateSetting: 0, name: "Internal Flash", segments: image.segments),
+                ImageTarget(
+                    alternateSetting: 1, name: "Option Bytes", segments: [Segment(address: 0x1FFF_C000, bytes: [0xAA, 0xF8, 0xFF, 0xFF])])
+            ])
         let identities = [nil, DfuSuffixIdentity(vendorID: 0x1209, productID: 0x0001, bcdDevice: 0x0102)]
         for (index, (source, identity)) in [(image, identities[0]), (multi, identities[1])].enumerated() {
             let path = scratch.path("x\(index).dfu")

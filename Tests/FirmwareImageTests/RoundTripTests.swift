@@ -1,5 +1,6 @@
 import PropertyBased
 import Testing
+
 @testable import FirmwareImage
 
 /// Write → read gives the same segments, for every writable format, on generated sparse images.
@@ -36,7 +37,8 @@ struct RoundTripTests {
     @Test func srecordKeepsSegmentsAndNonZeroStartAddress() async {
         await propertyCheck(count: 60, input: Self.layouts) { base, runs, entry in
             let image = Self.image(base: base, runs: runs, entry: entry)
-            let back = try ImageReader.read(try ImageWriter.bytes(image, as: .srec, options: WriteOptions(bytesPerRecord: 32)), file: "p.srec")
+            let back = try ImageReader.read(
+                try ImageWriter.bytes(image, as: .srec, options: WriteOptions(bytesPerRecord: 32)), file: "p.srec")
             #expect(try back.canonicalSegments() == image.canonicalSegments())
             #expect(back.entryPoint == (entry == 0 ? nil : entry))
         }
@@ -47,7 +49,8 @@ struct RoundTripTests {
             let (base, runs, _) = layout
             let image = Self.image(base: base, runs: runs, entry: nil)
             let identity = DfuSuffixIdentity(vendorID: vendor, productID: product, bcdDevice: 0x0200)
-            let back = try ImageReader.read(try ImageWriter.bytes(image, as: .dfuse, options: WriteOptions(suffixIdentity: identity)), file: "p.dfu")
+            let back = try ImageReader.read(
+                try ImageWriter.bytes(image, as: .dfuse, options: WriteOptions(suffixIdentity: identity)), file: "p.dfu")
             #expect(try back.canonicalSegments() == image.canonicalSegments())
             #expect(back.suffixIdentity == identity)
         }
@@ -57,8 +60,9 @@ struct RoundTripTests {
         await propertyCheck(count: 40, input: Self.layouts) { base, runs, _ in
             let image = Self.image(base: base, runs: runs, entry: nil)
             let normalized = try image.normalized()
-            let back = try ImageReader.read(try ImageWriter.bytes(image, as: .binary), file: "p.bin",
-                                            options: ReadOptions(binaryAddress: normalized.baseAddress ?? 0))
+            let back = try ImageReader.read(
+                try ImageWriter.bytes(image, as: .binary), file: "p.bin",
+                options: ReadOptions(binaryAddress: normalized.baseAddress ?? 0))
             #expect(try back.canonicalSegments() == [Segment(address: normalized.baseAddress ?? 0, bytes: normalized.flattened())])
         }
     }

@@ -6,8 +6,10 @@ enum Sample {
 
     /// A Cortex-M image at `base`: vector table (SP, reset handler, word 8 = descriptor address or 0),
     /// a zeroed descriptor area at base + 0x100 when `reserveDescriptor`, and code up to `size` bytes.
-    static func application(base: UInt32 = flashBase, stackPointer: UInt32 = 0x2002_0000, resetOffset: UInt32 = 0x201,
-                            reserveDescriptor: Bool = true, size: Int = 0x300) -> [UInt8] {
+    static func application(
+        base: UInt32 = flashBase, stackPointer: UInt32 = 0x2002_0000, resetOffset: UInt32 = 0x201,
+        reserveDescriptor: Bool = true, size: Int = 0x300
+    ) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: size)
         put(stackPointer, at: 0, in: &bytes)
         put(base &+ resetOffset, at: 4, in: &bytes)
@@ -29,8 +31,10 @@ enum Sample {
 
     /// A minimal ELF32 little-endian ARM executable with the given program headers
     /// (type, physical address, file bytes, memory size).
-    static func elf(entry: UInt32, segments: [(type: UInt32, paddr: UInt32, data: [UInt8], memsz: UInt32)],
-                    machine: UInt16 = 40, elfClass: UInt8 = 1, data: UInt8 = 1, type: UInt16 = 2) -> [UInt8] {
+    static func elf(
+        entry: UInt32, segments: [(type: UInt32, paddr: UInt32, data: [UInt8], memsz: UInt32)],
+        machine: UInt16 = 40, elfClass: UInt8 = 1, data: UInt8 = 1, type: UInt16 = 2
+    ) -> [UInt8] {
         var header: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, elfClass, data, 1, 0] + [UInt8](repeating: 0, count: 8)
         let phoff: UInt32 = 52
         header += le16(type) + le16(machine) + le32(1) + le32(entry) + le32(phoff) + le32(0) + le32(0x0500_0200)

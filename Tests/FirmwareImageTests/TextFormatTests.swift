@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FirmwareImage
 
 /// An Intel HEX record with a correct checksum (so tests state fields, not arithmetic).
@@ -27,11 +28,15 @@ struct IntelHexTests {
     }
 
     func error(_ text: String) -> ImageError? {
-        do { _ = try read(text); return nil } catch { return error }
+        do {
+            _ = try read(text)
+            return nil
+        } catch { return error }
     }
 
     @Test func readsDataAtExtendedLinearAddressesWithStartAddress() throws {
-        let image = try read("""
+        let image = try read(
+            """
             :020000040800F2
             :0400000001020304F2
             :0400040005060708DE
@@ -46,10 +51,14 @@ struct IntelHexTests {
 
     @Test func extendedSegmentAddressesWrapWithinTheirSegment() throws {
         // Segment 0x1000 → base 0x10000; a 4-byte record at offset 0xFFFE wraps to offset 0.
-        let image = try read([hexRecord(2, 0, [0x10, 0x00]), hexRecord(0, 0xFFFE, [0xAA, 0xBB, 0xCC, 0xDD]), ":00000001FF"]
-            .joined(separator: "\n"))
-        #expect(try image.canonicalSegments() == [Segment(address: 0x10000, bytes: [0xCC, 0xDD]),
-                                                  Segment(address: 0x1FFFE, bytes: [0xAA, 0xBB])])
+        let image = try read(
+            [hexRecord(2, 0, [0x10, 0x00]), hexRecord(0, 0xFFFE, [0xAA, 0xBB, 0xCC, 0xDD]), ":00000001FF"]
+                .joined(separator: "\n"))
+        #expect(
+            try image.canonicalSegments() == [
+                Segment(address: 0x10000, bytes: [0xCC, 0xDD]),
+                Segment(address: 0x1FFFE, bytes: [0xAA, 0xBB])
+            ])
     }
 
     @Test func startSegmentAddressIsCSTimes16PlusIP() throws {
@@ -81,7 +90,7 @@ struct IntelHexTests {
             (":00000001FF\n:00000001FF\n", 2, "after the end-of-file record on line 1"),
             (":0400000001020304F2\n", 1, "without an end-of-file record"),
             (hexRecord(1, 0, [1]) + "\n", 1, "must have no data"),
-            (":04000005080002010000000000000000000000000000\n", 1, "byte count says 4"),
+            (":04000005080002010000000000000000000000000000\n", 1, "byte count says 4")
         ]
         for (text, line, fragment) in cases {
             let failure = error(text)
@@ -146,23 +155,28 @@ struct SRecordTests {
     }
 
     func error(_ text: String) -> ImageError? {
-        do { _ = try read(text); return nil } catch { return error }
+        do {
+            _ = try read(text)
+            return nil
+        } catch { return error }
     }
 
     @Test func readsS1S2S3DataCountAndStartAddress() throws {
-        let image = try read([
-            sRecord(0, [0, 0], Sample.ascii("HDR")),
-            sRecord(1, [0x00, 0x10], [0xAA, 0xBB]),
-            sRecord(2, [0x02, 0x00, 0x00], [0xCC, 0xDD]),
-            sRecord(3, [0x08, 0x00, 0x00, 0x00], [0xEE, 0xFF]),
-            sRecord(5, [0x00, 0x03], []),
-            sRecord(7, [0x08, 0x00, 0x02, 0x01], []),
-        ].joined(separator: "\n"))
-        #expect(try image.canonicalSegments() == [
-            Segment(address: 0x0010, bytes: [0xAA, 0xBB]),
-            Segment(address: 0x02_0000, bytes: [0xCC, 0xDD]),
-            Segment(address: 0x0800_0000, bytes: [0xEE, 0xFF]),
-        ])
+        let image = try read(
+            [
+                sRecord(0, [0, 0], Sample.ascii("HDR")),
+                sRecord(1, [0x00, 0x10], [0xAA, 0xBB]),
+                sRecord(2, [0x02, 0x00, 0x00], [0xCC, 0xDD]),
+                sRecord(3, [0x08, 0x00, 0x00, 0x00], [0xEE, 0xFF]),
+                sRecord(5, [0x00, 0x03], []),
+                sRecord(7, [0x08, 0x00, 0x02, 0x01], [])
+            ].joined(separator: "\n"))
+        #expect(
+            try image.canonicalSegments() == [
+                Segment(address: 0x0010, bytes: [0xAA, 0xBB]),
+                Segment(address: 0x02_0000, bytes: [0xCC, 0xDD]),
+                Segment(address: 0x0800_0000, bytes: [0xEE, 0xFF])
+            ])
         #expect(image.entryPoint == 0x0800_0201)
     }
 
@@ -177,7 +191,7 @@ struct SRecordTests {
     }
 
     @Test func refusesEveryMalformedRecordWithItsLine() {
-        let data = sRecord(1, [0x00, 0x10], [0xAA, 0xBB])  // S1050010AABB85
+        let data = sRecord(1, [0x00, 0x10], [0xAA, 0xBB]) // S1050010AABB85
         let end = "S9030000FC"
         let cases: [(String, Int, String)] = [
             ("X" + data.dropFirst() + "\n" + end, 1, "expected 'S'"),
@@ -188,7 +202,7 @@ struct SRecordTests {
             (data + "\n" + sRecord(5, [0, 2], []) + "\n" + end, 2, "says 2 data records, the file has 1"),
             (end + "\n" + data, 2, "after the termination record"),
             (sRecord(3, [0, 0, 0], []) + "\n" + end, 1, "too small for an S3 record"),
-            ("S1\n", 1, "too few"),
+            ("S1\n", 1, "too few")
         ]
         for (text, line, fragment) in cases {
             let failure = error(text)

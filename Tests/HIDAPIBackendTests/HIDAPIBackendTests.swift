@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import USBTransport
+
 @testable import HIDAPIBackend
 
 @Suite("HID report descriptor", .timeLimit(.minutes(10)))
@@ -9,7 +10,7 @@ struct HIDReportDescriptorTests {
     /// output report 1 and input report 2, 63 bytes each.
     static let appLink: [UInt8] = [
         0x06, 0xDF, 0xFF, 0x09, 0x01, 0xA1, 0x01, 0x15, 0x00, 0x26, 0xFF, 0x00, 0x75, 0x08, 0x95, 0x3F,
-        0x85, 0x01, 0x09, 0x02, 0x91, 0x02, 0x85, 0x02, 0x09, 0x03, 0x81, 0x02, 0xC0,
+        0x85, 0x01, 0x09, 0x02, 0x91, 0x02, 0x85, 0x02, 0x09, 0x03, 0x81, 0x02, 0xC0
     ]
 
     @Test func readsReportIDsAndTheTopLevelUsage() throws {
@@ -32,19 +33,19 @@ struct HIDReportDescriptorTests {
     }
 
     @Test(arguments: [
-        [UInt8]([0x26, 0xFF]),  // two data bytes announced, one present
-        [0x85],  // Report ID without its byte
-        [0x85, 0x00],  // Report ID 0 is reserved (HID 1.11 §6.2.2.7)
-        [0x86, 0x01, 0x00],  // Report ID with two bytes
-        [0xFE, 5, 0x01, 0x00],  // long item past the end
-        [0xFE, 1],  // long item header cut short
+        [UInt8]([0x26, 0xFF]), // two data bytes announced, one present
+        [0x85], // Report ID without its byte
+        [0x85, 0x00], // Report ID 0 is reserved (HID 1.11 §6.2.2.7)
+        [0x86, 0x01, 0x00], // Report ID with two bytes
+        [0xFE, 5, 0x01, 0x00], // long item past the end
+        [0xFE, 1] // long item header cut short
     ])
     func rejectsBrokenDescriptors(bytes: [UInt8]) {
         #expect(throws: HIDReportDescriptorError.self) { try HIDReportDescriptor(parsing: bytes) }
     }
 
     @Test func survivesEveryTruncationAndByteFlip() {
-        for cut in 0 ... Self.appLink.count { _ = try? HIDReportDescriptor(parsing: Array(Self.appLink.prefix(cut))) }
+        for cut in 0...Self.appLink.count { _ = try? HIDReportDescriptor(parsing: Array(Self.appLink.prefix(cut))) }
         for index in Self.appLink.indices {
             for value: UInt8 in [0x00, 0x03, 0x85, 0xFE, 0xFF] {
                 var corrupted = Self.appLink
@@ -72,10 +73,10 @@ struct HIDRawSysfsTests {
     }
 
     @Test(arguments: [
-        "/sys/devices/virtual/misc/uhid/0003:1209:0001.0001/hidraw/hidraw0",  // uhid: not on USB
-        "/sys/devices/platform/i2c/i2c-1/1-0015/0018:04F3:3057.0001/hidraw/hidraw1",  // I2C: "1-0015" has no ':c.i'
-        "/sys/devices/usb1/1-0:1.0/x",  // port 0 does not exist
-        "",
+        "/sys/devices/virtual/misc/uhid/0003:1209:0001.0001/hidraw/hidraw0", // uhid: not on USB
+        "/sys/devices/platform/i2c/i2c-1/1-0015/0018:04F3:3057.0001/hidraw/hidraw1", // I2C: "1-0015" has no ':c.i'
+        "/sys/devices/usb1/1-0:1.0/x", // port 0 does not exist
+        ""
     ])
     func findsNoUSBLocationWhereThereIsNone(path: String) {
         #expect(HIDRawSysfs.usbLocation(inSysfsPath: path) == nil)
@@ -98,7 +99,7 @@ struct HIDAPIErrorTests {
         (ENODEV, .disconnected),
         (EIO, .disconnected),
         (EPIPE, .stall),
-        (ETIMEDOUT, .timeout),
+        (ETIMEDOUT, .timeout)
     ])
     func mapsErrnoToTheTransportErrorKind(number: Int32, kind: TransportError.Kind) {
         let error = HIDAPIError(.open, path: "/dev/hidraw3", message: "Failed to open", errorNumber: number)
@@ -139,8 +140,9 @@ struct HIDAPIErrorTests {
     }
 
     @Test func matchesByVendorProductAndUsagePage() {
-        let record = HIDAPIDeviceRecord(path: "/dev/hidraw1", vendorID: 0x1209, productID: 0x0001, usagePage: 0xFFDF, usage: 1,
-                                        interfaceNumber: 0)
+        let record = HIDAPIDeviceRecord(
+            path: "/dev/hidraw1", vendorID: 0x1209, productID: 0x0001, usagePage: 0xFFDF, usage: 1,
+            interfaceNumber: 0)
         #expect(HIDMatch(vendorID: 0x1209, usagePage: 0xFFDF).matches(record))
         #expect(HIDMatch().matches(record))
         #expect(!HIDMatch(vendorID: 0x1209, productID: 0x0002).matches(record))
@@ -158,8 +160,9 @@ struct HIDAPIErrorTests {
 
     @Test func opensNothingThatIsNotThere() async throws {
         let backend = try HIDAPIBackend()
-        let info = HIDDeviceInfo(usb: USBDeviceIdentity(vendorID: 0x1209, productID: 1, portPath: ""), usagePage: 0xFFDF, usage: 1,
-                                 interfaceNumber: 0, path: "/dev/hidraw-not-there")
+        let info = HIDDeviceInfo(
+            usb: USBDeviceIdentity(vendorID: 0x1209, productID: 1, portPath: ""), usagePage: 0xFFDF, usage: 1,
+            interfaceNumber: 0, path: "/dev/hidraw-not-there")
         let error = try await #require(throws: TransportError.self) { _ = try await backend.open(info) }
         #expect(error.kind == .notFound)
     }

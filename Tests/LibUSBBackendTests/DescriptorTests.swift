@@ -1,11 +1,12 @@
 import Testing
 import USBTransport
+
 @testable import LibUSBBackend
 
 /// Descriptor bytes shaped like the STM32F407 ROM's: one configuration, interface 0 with four DFU-mode
 /// alternate settings (iInterface 4...7), the functional descriptor after the last one (AN3156 §2).
 enum ROMDescriptors {
-    static let functional: [UInt8] = [9, 0x21, 0x0B, 0xFF, 0x00, 0x00, 0x08, 0x1A, 0x01]  // 2048 bytes, DfuSe 0x011A
+    static let functional: [UInt8] = [9, 0x21, 0x0B, 0xFF, 0x00, 0x00, 0x08, 0x1A, 0x01] // 2048 bytes, DfuSe 0x011A
 
     static func interface(alternate: UInt8, name: UInt8, protocol: UInt8 = 2) -> [UInt8] {
         [9, 0x04, 0, alternate, 0, 0xFE, 0x01, `protocol`, name]
@@ -13,7 +14,7 @@ enum ROMDescriptors {
 
     static func configuration(settings: Int = 4, functionalAfter: Int? = nil, functional: [UInt8] = functional) -> [UInt8] {
         var body: [UInt8] = []
-        for alternate in 0 ..< settings {
+        for alternate in 0..<settings {
             body += interface(alternate: UInt8(alternate), name: UInt8(4 + alternate))
             if alternate == (functionalAfter ?? settings - 1) { body += functional }
         }
@@ -44,7 +45,7 @@ struct DescriptorTests {
         ([UInt8](), "0 bytes, need 18"),
         (Array(ROMDescriptors.device.prefix(17)), "17 bytes, need 18"),
         ([17] + Array(ROMDescriptors.device.dropFirst()), "bLength 17, need 18"),
-        ([18, 0x02] + Array(ROMDescriptors.device.dropFirst(2)), "bDescriptorType 0x02, expected 0x01"),
+        ([18, 0x02] + Array(ROMDescriptors.device.dropFirst(2)), "bDescriptorType 0x02, expected 0x01")
     ])
     func rejectsABrokenDeviceDescriptor(bytes: [UInt8], problem: String) {
         #expect(throws: DescriptorError.self) { try USBDeviceDescriptor(parsing: bytes) }
@@ -78,7 +79,7 @@ struct DescriptorTests {
 
     @Test func rejectsAZeroLengthDescriptorInsteadOfLoopingForever() throws {
         var bytes = ROMDescriptors.configuration()
-        bytes[9] = 0  // first interface descriptor's bLength
+        bytes[9] = 0 // first interface descriptor's bLength
         let error = try #require(throws: DescriptorError.self) { try USBConfiguration(parsing: bytes) }
         #expect(error.offset == 9)
         #expect(error.problem.contains("bLength 0"))
@@ -86,7 +87,7 @@ struct DescriptorTests {
 
     @Test func rejectsADescriptorRunningPastTheEnd() throws {
         var bytes = ROMDescriptors.configuration()
-        bytes[bytes.count - 9] = 200  // the functional descriptor claims 200 bytes
+        bytes[bytes.count - 9] = 200 // the functional descriptor claims 200 bytes
         let error = try #require(throws: DescriptorError.self) { try USBConfiguration(parsing: bytes) }
         #expect(error.problem.contains("runs past the end"))
     }
@@ -125,7 +126,7 @@ struct DescriptorTests {
     /// Every prefix and every single-byte corruption of a real configuration parses or fails cleanly.
     @Test func survivesEveryTruncationAndByteFlip() {
         let bytes = ROMDescriptors.configuration()
-        for cut in 0 ... bytes.count {
+        for cut in 0...bytes.count {
             _ = try? USBConfiguration(parsing: Array(bytes.prefix(cut)))
         }
         for index in bytes.indices {
@@ -172,17 +173,17 @@ struct DFUFunctionalDescriptorTests {
     }
 
     @Test(arguments: [
-        [UInt8]([9, 0x21, 0x0B, 0xFF, 0x00, 0x00, 0x00, 0x1A, 0x01]),  // wTransferSize 0
-        [6, 0x21, 0x0B, 0xFF, 0x00, 0x00],  // too short for any DFU version
-        [9, 0x21, 0x0B, 0xFF, 0x00],  // bLength past the bytes
-        [9, 0x24, 0x0B, 0xFF, 0x00, 0x00, 0x08, 0x1A, 0x01],  // not type 0x21
+        [UInt8]([9, 0x21, 0x0B, 0xFF, 0x00, 0x00, 0x00, 0x1A, 0x01]), // wTransferSize 0
+        [6, 0x21, 0x0B, 0xFF, 0x00, 0x00], // too short for any DFU version
+        [9, 0x21, 0x0B, 0xFF, 0x00], // bLength past the bytes
+        [9, 0x24, 0x0B, 0xFF, 0x00, 0x00, 0x08, 0x1A, 0x01] // not type 0x21
     ])
     func rejectsABrokenFunctionalDescriptor(bytes: [UInt8]) {
         #expect(throws: DescriptorError.self) { try DFUFunctionalDescriptorParser.parse(bytes, context: "test") }
     }
 
     @Test func ignoresInterfacesOfOtherClasses() throws {
-        let hid: [UInt8] = [9, 0x04, 0, 0, 1, 0x03, 0, 0, 0, 9, 0x21, 0x11, 0x01, 0, 1, 0x22, 34, 0]  // HID descriptor is also 0x21
+        let hid: [UInt8] = [9, 0x04, 0, 0, 1, 0x03, 0, 0, 0, 9, 0x21, 0x11, 0x01, 0, 1, 0x22, 34, 0] // HID descriptor is also 0x21
         let total = 9 + hid.count
         let configuration = try USBConfiguration(parsing: [9, 0x02, UInt8(total), 0, 1, 1, 0, 0xC0, 0x32] + hid)
         #expect(try DFUInterfaceDescription.find(in: configuration).isEmpty)
@@ -208,9 +209,9 @@ struct StringDescriptorTests {
     @Test(arguments: [
         [UInt8](),
         [2],
-        [4, 0x02, 0x41, 0x00],  // wrong type
-        [10, 0x03, 0x41, 0x00],  // bLength past the bytes
-        [0, 0x03],  // bLength 0
+        [4, 0x02, 0x41, 0x00], // wrong type
+        [10, 0x03, 0x41, 0x00], // bLength past the bytes
+        [0, 0x03] // bLength 0
     ])
     func rejectsABrokenString(bytes: [UInt8]) {
         #expect(throws: DescriptorError.self) { try USBStringDescriptor.decode(bytes, index: 2) }

@@ -10,8 +10,9 @@ struct DeviceSetTests {
     }
 
     static func hid(_ path: String, port: String) -> DeviceSet.Entry {
-        let info = HIDDeviceInfo(usb: USBDeviceIdentity(vendorID: 0x1209, productID: 1, portPath: port), usagePage: 0xFFDF,
-                                 usage: 1, interfaceNumber: 0, path: path)
+        let info = HIDDeviceInfo(
+            usb: USBDeviceIdentity(vendorID: 0x1209, productID: 1, portPath: port), usagePage: 0xFFDF,
+            usage: 1, interfaceNumber: 0, path: path)
         return DeviceSet.Entry(key: "hid \(path)", device: .hid(info))
     }
 
@@ -29,7 +30,10 @@ struct DeviceSetTests {
     @Test func anApplicationLeavingForTheROMIsHIDLeftThenDFUArrived() {
         let before = DeviceSet(entries: [Self.hid("/dev/hidraw1", port: "1-2")])
         let after = DeviceSet(entries: [Self.dfu("1-2", address: 9)])
-        #expect(before.changes(to: after) == [.left(Self.hid("/dev/hidraw1", port: "1-2").device),
-                                              .arrived(Self.dfu("1-2", address: 9).device)])
+        #expect(
+            before.changes(to: after) == [
+                .left(Self.hid("/dev/hidraw1", port: "1-2").device),
+                .arrived(Self.dfu("1-2", address: 9).device)
+            ])
     }
 }

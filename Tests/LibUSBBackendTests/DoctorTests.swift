@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import USBDiscovery
 import USBTransport
+
 @testable import LibUSBBackend
 
 @Suite("udev rules", .timeLimit(.minutes(10)))
@@ -41,22 +42,25 @@ struct UdevRulesTests {
 struct DoctorTests {
     static let rom: LibUSBDeviceRecord = {
         let configuration = try! USBConfiguration(parsing: ROMDescriptors.configuration())
-        var record = LibUSBDeviceRecord(portPath: USBPortPath("1-3.2")!, address: 7,
-                                        descriptor: try! USBDeviceDescriptor(parsing: ROMDescriptors.device),
-                                        dfuInterfaces: try! DFUInterfaceDescription.find(in: configuration))
+        var record = LibUSBDeviceRecord(
+            portPath: USBPortPath("1-3.2")!, address: 7,
+            descriptor: try! USBDeviceDescriptor(parsing: ROMDescriptors.device),
+            dfuInterfaces: try! DFUInterfaceDescription.find(in: configuration))
         record.openError = LibUSBError(.access, operation: "libusb_open(/dev/bus/usb/001/007)")
         return record
     }()
 
     static let keyboard = LibUSBDeviceRecord(
         portPath: USBPortPath("1-4")!, address: 3,
-        descriptor: USBDeviceDescriptor(usbVersion: 0x200, deviceClass: 0, deviceSubclass: 0, deviceProtocol: 0, maxPacketSize0: 8,
-                                        vendorID: 0x046D, productID: 0xC31C, bcdDevice: 0, manufacturerIndex: 0, productIndex: 0,
-                                        serialNumberIndex: 0, configurationCount: 1),
+        descriptor: USBDeviceDescriptor(
+            usbVersion: 0x200, deviceClass: 0, deviceSubclass: 0, deviceProtocol: 0, maxPacketSize0: 8,
+            vendorID: 0x046D, productID: 0xC31C, bcdDevice: 0, manufacturerIndex: 0, productIndex: 0,
+            serialNumberIndex: 0, configurationCount: 1),
         dfuInterfaces: [])
 
-    static let app = HIDDeviceInfo(usb: USBDeviceIdentity(vendorID: 0x1209, productID: 0x0001, portPath: "1-3.2"), usagePage: 0xFFDF,
-                                   usage: 1, interfaceNumber: 0, path: "/dev/hidraw4")
+    static let app = HIDDeviceInfo(
+        usb: USBDeviceIdentity(vendorID: 0x1209, productID: 0x0001, portPath: "1-3.2"), usagePage: 0xFFDF,
+        usage: 1, interfaceNumber: 0, path: "/dev/hidraw4")
 
     static func environment(rules: String?, access: NodeAccess, isRoot: Bool = false) -> DoctorEnvironment {
         DoctorEnvironment(
@@ -141,8 +145,10 @@ struct DoctorVerdictTests {
         for a in statuses {
             for b in statuses {
                 for c in statuses {
-                    let findings = [Self.finding("libusb", .ok), Self.finding("udev rules", a), Self.finding("usb device", b),
-                                    Self.finding("hidapi", .ok), Self.finding("hid device", c)]
+                    let findings = [
+                        Self.finding("libusb", .ok), Self.finding("udev rules", a), Self.finding("usb device", b),
+                        Self.finding("hidapi", .ok), Self.finding("hid device", c)
+                    ]
                     let expected: DoctorVerdict = [a, b, c].allSatisfy { $0 == .ok } ? .healthy : .needsAttention
                     #expect(USBDoctor.verdict(findings) == expected, "\(findings)")
                 }
@@ -159,9 +165,9 @@ struct DoctorVerdictTests {
         let oldRules = UdevRules.text.split(separator: "\n").filter { !$0.contains("\"0003\"") }.joined(separator: "\n")
         let cases: [(String?, NodeAccess, Bool, DoctorVerdict)] = [
             (UdevRules.text, DoctorTests.granted, false, .healthy),
-            (oldRules, DoctorTests.granted, false, .needsAttention),  // only a warning: still not healthy
-            (nil, DoctorTests.granted, true, .needsAttention),  // root without rules: a warning
-            (UdevRules.text, DoctorTests.denied, false, .needsAttention),
+            (oldRules, DoctorTests.granted, false, .needsAttention), // only a warning: still not healthy
+            (nil, DoctorTests.granted, true, .needsAttention), // root without rules: a warning
+            (UdevRules.text, DoctorTests.denied, false, .needsAttention)
         ]
         for (rules, access, isRoot, expected) in cases {
             let findings = await USBDoctor.diagnose(DoctorTests.environment(rules: rules, access: access, isRoot: isRoot))

@@ -14,8 +14,10 @@ enum EmulatedUSB {
     static let server = directory.appendingPathComponent("build/dfuhop-usb-server")
     static let peer = directory.appendingPathComponent("fixed_peer.py")
     /// The probe is built next to the test bundle (the test target depends on it).
-    static let probe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-        ?? CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dfuhop-usb-probe")
+    static let probe = URL(
+        fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+    ).deletingLastPathComponent().appendingPathComponent("dfuhop-usb-probe")
 
     static let isCI = ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty } ?? false
 
@@ -58,7 +60,8 @@ enum EmulatedUSB {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
         process.standardInput = FileHandle.nullDevice
@@ -74,8 +77,9 @@ enum EmulatedUSB {
         process.waitUntilExit()
         watchdog.cancel()
         errorData.sync {}
-        return Result(status: process.terminationStatus, output: String(decoding: outputBytes, as: UTF8.self),
-                      errors: String(decoding: errorBytes, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus, output: String(decoding: outputBytes, as: UTF8.self),
+            errors: String(decoding: errorBytes, as: UTF8.self))
     }
 
     /// Runs `command` against the emulated ROM at `port`, through the peer.
@@ -101,13 +105,15 @@ struct EmulatedUSBFailure: Error, CustomStringConvertible {
     var description: String
 }
 
-@Suite("Emulated USB (umockdev)", .serialized, .timeLimit(.minutes(10)), .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
+@Suite(
+    "Emulated USB (umockdev)", .serialized, .timeLimit(.minutes(10)),
+    .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
 struct EmulatedUSBTests {
     static let layouts = [
         "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg",
         "@Option Bytes  /0x1FFFC000/01*016 g",
         "@OTP Memory /0x1FFF7800/01*512 g,01*016 g",
-        "@Device Feature/0xFFFF0000/01*004 g",
+        "@Device Feature/0xFFFF0000/01*004 g"
     ]
 
     @Test func unmodifiedDfuUtilListsTheEmulatedROMWithItsAlternateSettings() async throws {
@@ -120,8 +126,9 @@ struct EmulatedUSBTests {
         let found = result.output.split(separator: "\n").filter { $0.hasPrefix("Found DFU: [0483:df11]") }
         #expect(found.count == 4, "\(result.output)\(result.errors)")
         for (alternate, layout) in Self.layouts.enumerated() {
-            #expect(found.contains { $0.contains("path=\"1-3.2\", alt=\(alternate), name=\"\(layout)\", serial=\"2061336E5056\"") },
-                    "alt \(alternate) missing in:\n\(result.output)")
+            #expect(
+                found.contains { $0.contains("path=\"1-3.2\", alt=\(alternate), name=\"\(layout)\", serial=\"2061336E5056\"") },
+                "alt \(alternate) missing in:\n\(result.output)")
         }
     }
 
@@ -148,15 +155,16 @@ struct EmulatedUSBTests {
         #expect(session["serial"] as? String == "2061336E5056")
         let steps = try #require(session["steps"] as? [[String: Any]])
         let outcomes = steps.map { "\($0["request"] ?? "?"): \($0["result"] ?? "?") \(($0["bytes"] as? [Int]) ?? [])" }
-        #expect(outcomes == [
-            "SET_INTERFACE 0: ok []",
-            "GETSTATUS: ok [0, 0, 0, 0, 2, 0]",  // OK, poll 0 ms, dfuIDLE
-            "UPLOAD 0: ok [0, 33, 65, 146]",  // DfuSe commands 0x00 0x21 0x41 0x92
-            "GETSTATE: ok [9]",  // dfuUPLOAD-IDLE
-            "ABORT: ok []",
-            "DNLOAD set-address: stall []",  // the fixed peer stalls every DNLOAD: LIBUSB_ERROR_PIPE → .stall
-            "GETSTATE: ok [2]",
-        ])
+        #expect(
+            outcomes == [
+                "SET_INTERFACE 0: ok []",
+                "GETSTATUS: ok [0, 0, 0, 0, 2, 0]", // OK, poll 0 ms, dfuIDLE
+                "UPLOAD 0: ok [0, 33, 65, 146]", // DfuSe commands 0x00 0x21 0x41 0x92
+                "GETSTATE: ok [9]", // dfuUPLOAD-IDLE
+                "ABORT: ok []",
+                "DNLOAD set-address: stall []", // the fixed peer stalls every DNLOAD: LIBUSB_ERROR_PIPE → .stall
+                "GETSTATE: ok [2]"
+            ])
     }
 
     @Test func hotplugFollowsAReEnumerationAndTheUnitIsOpenedAgainOnItsPort() async throws {

@@ -1,12 +1,13 @@
+import DeviceProfiles
 import Foundation
 import Testing
-import DeviceProfiles
 
 /// Unmodified `dfu-util -l` against the emulated ROM of each part line that has a real capture
 /// (protocols/families/fixtures/<id>.txt): the emulated ROM must show the bcdDevice and the alternate
 /// settings the real ROM showed.
-@Suite("Emulated ROMs against real dfu-util logs", .serialized, .timeLimit(.minutes(10)),
-       .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
+@Suite(
+    "Emulated ROMs against real dfu-util logs", .serialized, .timeLimit(.minutes(10)),
+    .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
 struct RomFixtureTests {
     static let fixtures = EmulatedUSB.packageRoot.appendingPathComponent("protocols/families/fixtures")
 

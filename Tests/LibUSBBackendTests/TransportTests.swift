@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import USBTransport
+
 @testable import LibUSBBackend
 
 @Suite("Port paths", .timeLimit(.minutes(10)))
@@ -39,10 +40,11 @@ struct LibUSBErrorTests {
         (.pipe, .stall),
         (.timeout, .timeout),
         (.access, .accessDenied),
-        (.notFound, .notFound),
+        (.notFound, .notFound)
     ])
     func mapsToTheTransportErrorKind(code: LibUSBError.Code, kind: TransportError.Kind) {
-        let error = LibUSBError(code, operation: "libusb_control_transfer").transportError(device: "0483:df11 at 1-2", operation: "GETSTATUS")
+        let error = LibUSBError(code, operation: "libusb_control_transfer").transportError(
+            device: "0483:df11 at 1-2", operation: "GETSTATUS")
         #expect(error.kind == kind)
         #expect(error.device == "0483:df11 at 1-2")
         #expect(error.operation == "GETSTATUS")
@@ -120,12 +122,16 @@ struct LibUSBDFUTransportTests {
     static let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, serialNumber: "2061336E5056", portPath: "1-2")
 
     func transport(_ channel: ScriptedChannel) -> LibUSBDFUTransport {
-        LibUSBDFUTransport(identity: Self.identity, interfaceNumber: 0,
-                           alternateSettings: [DFUAlternateSetting(number: 0, name: "@Internal Flash"),
-                                               DFUAlternateSetting(number: 1, name: "@Option Bytes")],
-                           functionalDescriptor: DFUFunctionalDescriptor(attributes: 0x0B, detachTimeoutMs: 255,
-                                                                         transferSize: 2048, dfuVersion: 0x011A),
-                           channel: channel)
+        LibUSBDFUTransport(
+            identity: Self.identity, interfaceNumber: 0,
+            alternateSettings: [
+                DFUAlternateSetting(number: 0, name: "@Internal Flash"),
+                DFUAlternateSetting(number: 1, name: "@Option Bytes")
+            ],
+            functionalDescriptor: DFUFunctionalDescriptor(
+                attributes: 0x0B, detachTimeoutMs: 255,
+                transferSize: 2048, dfuVersion: 0x011A),
+            channel: channel)
     }
 
     @Test func passesRequestsAndTimeoutsThrough() async throws {
@@ -223,7 +229,9 @@ struct SelectTests {
         var record = LibUSBDeviceRecord(
             portPath: USBPortPath(port)!, address: address,
             descriptor: try! USBDeviceDescriptor(parsing: ROMDescriptors.device), dfuInterfaces: [])
-        if opened { record.strings = USBDeviceStrings(serialNumber: serial) } else {
+        if opened {
+            record.strings = USBDeviceStrings(serialNumber: serial)
+        } else {
             record.openError = LibUSBError(.access, operation: "libusb_open(/dev/bus/usb/001/00\(address))")
         }
         return record
@@ -231,8 +239,12 @@ struct SelectTests {
 
     @Test func findsTheUnitAgainOnItsPortAfterReEnumeration() throws {
         let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, serialNumber: "AAA", portPath: "1-2")
-        let chosen = try LibUSBBackend.select(identity, from: [Self.record(port: "1-3", address: 4, serial: "BBB"),
-                                                                Self.record(port: "1-2", address: 9, serial: "AAA")])
+        let chosen = try LibUSBBackend.select(
+            identity,
+            from: [
+                Self.record(port: "1-3", address: 4, serial: "BBB"),
+                Self.record(port: "1-2", address: 9, serial: "AAA")
+            ])
         #expect(chosen.address == 9)
     }
 
@@ -256,8 +268,12 @@ struct SelectTests {
     @Test func refusesToGuessBetweenTwoUnits() throws {
         let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, portPath: "")
         let error = try #require(throws: TransportError.self) {
-            try LibUSBBackend.select(identity, from: [Self.record(port: "1-2", address: 9, serial: "A"),
-                                                       Self.record(port: "1-3", address: 10, serial: "B")])
+            try LibUSBBackend.select(
+                identity,
+                from: [
+                    Self.record(port: "1-2", address: 9, serial: "A"),
+                    Self.record(port: "1-3", address: 10, serial: "B")
+                ])
         }
         #expect(error.description.contains("2 devices match"))
     }

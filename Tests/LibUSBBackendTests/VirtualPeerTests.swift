@@ -1,15 +1,18 @@
-import Foundation
-import Testing
 import DeviceProfiles
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
+
 @testable import VirtualDevice
 
 /// The emulated-USB tier with the real device model behind it: dfuhop-usb-peer answers the umockdev
 /// server from a VirtualUnit, so unmodified dfu-util and dfuhop's own libusb backend meet the same
 /// ROM behaviour the in-process tests use (one model, not two). Each test keeps its unit in a state
 /// file, so a sequence of client runs acts on one unit, and the test inspects the unit afterwards.
-@Suite("Emulated USB with the VirtualDevice model", .serialized, .timeLimit(.minutes(10)), .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
+@Suite(
+    "Emulated USB with the VirtualDevice model", .serialized, .timeLimit(.minutes(10)),
+    .enabled(if: EmulatedUSB.enabled, Comment(rawValue: EmulatedUSB.skipReason)))
 struct VirtualPeerTests {
     static let buildDirectory = EmulatedUSB.probe.deletingLastPathComponent()
     static let peer = buildDirectory.appendingPathComponent("dfuhop-usb-peer")
@@ -58,8 +61,10 @@ struct VirtualPeerTests {
         let list = try Self.run(["dfu-util", "-l"], state: state, simulate: "f407:dfu")
         #expect(list.status == 0, "\(list.errors)")
         let serial = try #require(McuFamily.f407.romSerial.serial(uid: VirtualUnit.uid(index: 1)))
-        #expect(list.output.contains("path=\"1-3.2\", alt=0, name=\"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\", serial=\"\(serial)\""),
-                "\(list.output)")
+        #expect(
+            list.output.contains(
+                "path=\"1-3.2\", alt=0, name=\"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\", serial=\"\(serial)\""),
+            "\(list.output)")
 
         let download = try Self.run(["dfu-util", "-a", "0", "-s", "0x08000000", "-D", demo.path], state: state)
         #expect(download.status == 0, "\(download.output)\(download.errors)")
@@ -132,8 +137,9 @@ struct VirtualPeerTests {
         #expect(result["oldVersion"] as? String == "1.0.0")
         #expect(result["newVersion"] as? String == "2.0.0")
         let phases = (result["phases"] as? [[String: Any]])?.compactMap { $0["phase"] as? String } ?? []
-        #expect(phases.filter { $0 != "option-bytes" } == ["find", "plan", "enter", "flash", "leave", "confirm"],
-                "\(upgrade.output)")
+        #expect(
+            phases.filter { $0 != "option-bytes" } == ["find", "plan", "enter", "flash", "leave", "confirm"],
+            "\(upgrade.output)")
 
         let unit = try Self.unit(state)
         #expect(unit.currentMode == .application, "the new application runs")
@@ -158,7 +164,8 @@ struct VirtualPeerTests {
         let control = directory.appendingPathComponent("jig").path
         let image = Self.examples.appendingPathComponent("demo-g474-v2.hex").path
         let hookLog = directory.appendingPathComponent("hook.log").path
-        let hook = "echo \"$DFUHOP_ACTION $DFUHOP_BOOT0 $DFUHOP_PORT\" >> \(hookLog); echo \"boot0 $DFUHOP_BOOT0; power-cycle; boot0 0\" > \(control)"
+        let hook =
+            "echo \"$DFUHOP_ACTION $DFUHOP_BOOT0 $DFUHOP_PORT\" >> \(hookLog); echo \"boot0 $DFUHOP_BOOT0; power-cycle; boot0 0\" > \(control)"
 
         let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:blank", control: control)
         let devices = try EmulatedUSB.jsonLines(list.output).last?["devices"] as? [[String: Any]]
@@ -167,8 +174,9 @@ struct VirtualPeerTests {
         let refused = try Self.run([Self.dfuhop.path, "upgrade", image, "--state-dir", directory.path], state: state, control: control)
         #expect(refused.status == 86, "without a BOOT0 path: exit 86, \(refused.errors)")
 
-        let upgrade = try Self.run([Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path, "--boot0-command", hook],
-                                   state: state, control: control)
+        let upgrade = try Self.run(
+            [Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path, "--boot0-command", hook],
+            state: state, control: control)
         #expect(upgrade.status == 0, "\(upgrade.output)\(upgrade.errors)")
         let result = try #require(try EmulatedUSB.jsonLines(upgrade.output).last, "\(upgrade.output)")
         #expect(result["outcome"] as? String == "upgraded", "\(upgrade.output)")
@@ -202,8 +210,11 @@ struct VirtualPeerTests {
         #expect(line["numberedReports"] as? Bool == true)
         let steps = try #require(line["steps"] as? [[String: Any]])
         let outcomes = steps.map { "\($0["request"] ?? "") \($0["result"] ?? "")" }
-        #expect(outcomes == ["read with nothing sent ok", "write GET_INFO #1 ok", "write GET_INFO #2 ok", "read answer #1 ok",
-                             "read answer #2 ok", "get feature report 3 stall"], "\(outcomes)")
+        #expect(
+            outcomes == [
+                "read with nothing sent ok", "write GET_INFO #1 ok", "write GET_INFO #2 ok", "read answer #1 ok",
+                "read answer #2 ok", "get feature report 3 stall"
+            ], "\(outcomes)")
         #expect((steps[0]["bytes"] as? [Int]) == nil, "no report before a request")
         for (index, sequence) in [(3, 1), (4, 2)] {
             let report = steps[index]["bytes"] as? [Int] ?? []

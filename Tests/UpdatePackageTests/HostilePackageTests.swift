@@ -2,6 +2,7 @@ import Crypto
 import FirmwareImage
 import Foundation
 import Testing
+
 @testable import UpdatePackage
 
 /// Hostile packages: each is refused with an error that names the problem, before any member is used,
@@ -48,7 +49,10 @@ struct HostilePackageTests {
     }
 
     @Test func aDirectoryMemberIsRefused() throws {
-        let error = try refusal { $0.append(HandZip.Entry("images", [])); $0[3].unixMode = 0o040755 }
+        let error = try refusal {
+            $0.append(HandZip.Entry("images", []))
+            $0[3].unixMode = 0o040755
+        }
         #expect(error.problem.contains("directory"))
     }
 
@@ -60,8 +64,10 @@ struct HostilePackageTests {
         manifest.images[0].size += 1
         let manifestBytes = manifest.encoded()
         let signature = Array(try release.key.signature(for: Data(manifestBytes)))
-        let entries = [HandZip.Entry("manifest.json", manifestBytes), HandZip.Entry("manifest.sig", signature),
-                       HandZip.Entry("demo-g474-v2.hex", package.contents(of: package.manifest.images[0]))]
+        let entries = [
+            HandZip.Entry("manifest.json", manifestBytes), HandZip.Entry("manifest.sig", signature),
+            HandZip.Entry("demo-g474-v2.hex", package.contents(of: package.manifest.images[0]))
+        ]
         let bytes = HandZip(entries: entries).bytes()
         let error = try #require(throws: PackageError.self) { _ = try readAndVerify(bytes, key: release.key.publicKey) }
         #expect(error.kind == .untrusted && error.problem.contains("the manifest says"))
@@ -70,13 +76,22 @@ struct HostilePackageTests {
     /// Zip bombs: a compressed member claiming 4 GiB, a stored member claiming more than the file holds,
     /// a member whose sizes disagree, and members that share bytes. None is inflated or allocated.
     @Test func zipBombsAreRefusedWithoutAllocatingWhatTheyClaim() throws {
-        let deflated = try refusal { $0[2].method = 8; $0[2].declaredSize = 0xFFFF_FFF0 }
+        let deflated = try refusal {
+            $0[2].method = 8
+            $0[2].declaredSize = 0xFFFF_FFF0
+        }
         #expect(deflated.problem.contains("compressed"))
-        let huge = try refusal { $0[2].declaredSize = 0x7FFF_FFF0; $0[2].declaredCompressedSize = 0x7FFF_FFF0 }
+        let huge = try refusal {
+            $0[2].declaredSize = 0x7FFF_FFF0
+            $0[2].declaredCompressedSize = 0x7FFF_FFF0
+        }
         #expect(huge.problem.contains("past the end"))
         let mismatched = try refusal { $0[2].declaredSize = 0x7FFF_FFF0 }
         #expect(mismatched.problem.contains("one size"))
-        let zip64 = try refusal { $0[2].declaredSize = 0xFFFF_FFFF; $0[2].declaredCompressedSize = 0xFFFF_FFFF }
+        let zip64 = try refusal {
+            $0[2].declaredSize = 0xFFFF_FFFF
+            $0[2].declaredCompressedSize = 0xFFFF_FFFF
+        }
         #expect(zip64.kind == .malformed)
         let overlapping = try refusal { entries in
             var alias = entries[2]
@@ -127,7 +142,7 @@ struct HostilePackageTests {
         let path = scratch.path("big.dfuhop")
         _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.truncate(atOffset: UInt64(SignedPackage.maximumSize + 1))  // sparse: no disk, no memory
+        try handle.truncate(atOffset: UInt64(SignedPackage.maximumSize + 1)) // sparse: no disk, no memory
         try handle.close()
         let error = try #require(throws: PackageError.self) { _ = try SignedPackage.read(path: path) }
         #expect(error.problem.contains("the limit is"))
@@ -140,10 +155,30 @@ struct HostilePackageTests {
             let data = try JSONSerialization.data(withJSONObject: change(object))
             return try #require(throws: PackageError.self) { _ = try PackageManifest.decode(Array(data), file: "m") }
         }
-        #expect(try refused { var o = $0; o["extra"] = 1; return o }.problem.contains("extra"))
-        #expect(try refused { var o = $0; o["format"] = 2; return o }.problem.contains("format"))
-        #expect(try refused { var o = $0; o["images"] = []; return o }.problem.contains("images"))
-        #expect(try refused { var o = $0; o["version"] = "2.x"; return o }.problem.contains("version"))
+        #expect(
+            try refused {
+                var o = $0
+                o["extra"] = 1
+                return o
+            }.problem.contains("extra"))
+        #expect(
+            try refused {
+                var o = $0
+                o["format"] = 2
+                return o
+            }.problem.contains("format"))
+        #expect(
+            try refused {
+                var o = $0
+                o["images"] = []
+                return o
+            }.problem.contains("images"))
+        #expect(
+            try refused {
+                var o = $0
+                o["version"] = "2.x"
+                return o
+            }.problem.contains("version"))
         var image = (object["images"] as! [[String: Any]])[0]
         image["file"] = "../x.hex"
         object["images"] = [image]

@@ -4,6 +4,7 @@ import FirmwareImage
 import Foundation
 import Testing
 import ZIPFoundation
+
 @testable import UpdatePackage
 
 /// Creating and verifying packages, and what each kind of tampering is refused as.
@@ -78,8 +79,9 @@ struct PackageTests {
         let key = Curve25519.Signing.PrivateKey()
         let profiles = [try Repository.demoProfile(), try Repository.f407Profile()]
         func create(_ images: [String], minimum: ImageVersion? = nil) throws(PackageError) {
-            _ = try PackageBuilder.create(.init(images: images.map(Repository.example), minimumVersion: minimum), key: key,
-                                          profiles: profiles, output: scratch.path("out.dfuhop"))
+            _ = try PackageBuilder.create(
+                .init(images: images.map(Repository.example), minimumVersion: minimum), key: key,
+                profiles: profiles, output: scratch.path("out.dfuhop"))
         }
         let versions = try #require(throws: PackageError.self) { try create(["demo-g474-v2.hex", "demo-g474-v1.hex"]) }
         #expect(versions.kind == .refused && versions.problem.contains("version 1.0.0"))

@@ -2,6 +2,7 @@ import Crypto
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+
 @testable import UpdatePackage
 
 /// The repository's files the tests use: demo images and profiles.
@@ -10,8 +11,10 @@ enum Repository {
     static func example(_ name: String) -> String { root.appendingPathComponent("protocols/examples/\(name)").path }
 
     /// The demo G474 profile, with `signing` set (or left out).
-    static func demoProfile(keys: [Curve25519.Signing.PublicKey] = [], required: Bool = false,
-                            signing: Bool = true) throws -> ProductProfile {
+    static func demoProfile(
+        keys: [Curve25519.Signing.PublicKey] = [], required: Bool = false,
+        signing: Bool = true
+    ) throws -> ProductProfile {
         let url = root.appendingPathComponent("protocols/devices/dfuhop-demo-g474.json")
         var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         if signing { object["signing"] = ["publicKeys": keys.map { $0.rawRepresentation.base64EncodedString() }, "required": required] }
@@ -53,8 +56,9 @@ struct Release {
         scratch = try Scratch()
         profile = try Repository.demoProfile(keys: [key.publicKey], required: required)
         packagePath = scratch.path("release.dfuhop")
-        _ = try PackageBuilder.create(.init(images: [Repository.example(image)], minimumVersion: minimumVersion, releaseNotes: "notes"),
-                                      key: key, profiles: [profile], output: packagePath)
+        _ = try PackageBuilder.create(
+            .init(images: [Repository.example(image)], minimumVersion: minimumVersion, releaseNotes: "notes"),
+            key: key, profiles: [profile], output: packagePath)
     }
 
     var bytes: [UInt8] { get throws { Array(try Data(contentsOf: URL(fileURLWithPath: packagePath))) } }

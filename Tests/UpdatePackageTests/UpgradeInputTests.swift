@@ -3,6 +3,7 @@ import DeviceProfiles
 import FirmwareImage
 import Foundation
 import Testing
+
 @testable import UpdatePackage
 
 /// The signing policy `dfuhop upgrade` applies to the file it is given.
@@ -62,9 +63,11 @@ struct UpgradeInputTests {
         var manifest = package.manifest
         manifest.productID = 0x1234_5678
         let manifestBytes = manifest.encoded()
-        let entries = [HandZip.Entry("manifest.json", manifestBytes),
-                       HandZip.Entry("manifest.sig", Array(try release.key.signature(for: Data(manifestBytes)))),
-                       HandZip.Entry("demo-g474-v2.hex", package.contents(of: manifest.images[0]))]
+        let entries = [
+            HandZip.Entry("manifest.json", manifestBytes),
+            HandZip.Entry("manifest.sig", Array(try release.key.signature(for: Data(manifestBytes)))),
+            HandZip.Entry("demo-g474-v2.hex", package.contents(of: manifest.images[0]))
+        ]
         let path = try release.scratch.write("other.dfuhop", HandZip(entries: entries).bytes())
         let error = try #require(throws: PackageError.self) { _ = try UpgradeInput.load(path: path, profiles: [release.profile]) }
         #expect(error.kind == .untrusted && error.problem.contains("0x12345678"))
@@ -103,7 +106,7 @@ struct ProfileSigningTests {
             (["publicKeys": [good, good], "required": false], "signing.publicKeys.1"),
             (["publicKeys": [], "required": true], "signing.publicKeys"),
             (["publicKeys": [good]], "signing.required"),
-            (["publicKeys": [good], "required": true, "other": 1], "signing.other"),
+            (["publicKeys": [good], "required": true, "other": 1], "signing.other")
         ]
         for (signing, field) in cases {
             let error = try #require(throws: ProductProfileError.self) { _ = try decode(signing) }

@@ -1,11 +1,12 @@
-import Foundation
-import Testing
 import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
 import UpgradeEngine
+
 @testable import VirtualDevice
 
 /// The fault matrix of docs/guarantees.md on the virtual device: every fault at every phase and at every
@@ -108,8 +109,9 @@ struct FaultCampaignTests {
         let (target, _, bus) = try bench(family, clock: clock)
         let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-clean-\(UUID())")
         defer { try? FileManager.default.removeItem(at: journal) }
-        let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(try image(family, 2).0, source: "v2",
-                                                                                   options: options(bus, journal: journal))
+        let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(
+            try image(family, 2).0, source: "v2",
+            options: options(bus, journal: journal))
         return (target.flashOperations, target.controlTransfers, result.plan?.blockCount ?? 0)
     }
 
@@ -119,57 +121,86 @@ struct FaultCampaignTests {
             let counts = try await cleanCounts(family)
             let every = fullMatrix.contains(family.id) ? 1 : sampleStride
             for operation in stride(from: 1, through: counts.flashOperations, by: every) {
-                cases.append(Case(family: family, kind: "power lost during flash op", detail: "#\(operation)",
-                                  fault: .plan(FaultPlan(powerLossAtFlashOperation: operation))))
+                cases.append(
+                    Case(
+                        family: family, kind: "power lost during flash op", detail: "#\(operation)",
+                        fault: .plan(FaultPlan(powerLossAtFlashOperation: operation))))
             }
             for transfer in stride(from: 1, through: counts.transfers, by: every) {
-                cases.append(Case(family: family, kind: "cable pulled at transfer", detail: "#\(transfer)",
-                                  fault: .plan(FaultPlan(disconnectAtTransfer: transfer))))
+                cases.append(
+                    Case(
+                        family: family, kind: "cable pulled at transfer", detail: "#\(transfer)",
+                        fault: .plan(FaultPlan(disconnectAtTransfer: transfer))))
             }
             for transfer in stride(from: 1, through: counts.transfers, by: 3 * every) {
-                cases.append(Case(family: family, kind: "stall at transfer", detail: "#\(transfer)",
-                                  fault: .plan(FaultPlan(stallAtTransfer: transfer))))
+                cases.append(
+                    Case(
+                        family: family, kind: "stall at transfer", detail: "#\(transfer)",
+                        fault: .plan(FaultPlan(stallAtTransfer: transfer))))
             }
             for status in DFUStatus.allCases where status != .ok {
-                cases.append(Case(family: family, kind: "DFU status error", detail: "\(status) at block 2",
-                                  fault: .plan(FaultPlan(statusErrorAtBlock: .init(block: 2, status: status)))))
+                cases.append(
+                    Case(
+                        family: family, kind: "DFU status error", detail: "\(status) at block 2",
+                        fault: .plan(FaultPlan(statusErrorAtBlock: .init(block: 2, status: status)))))
             }
             if family.quirks.contains(where: { if case .stuckInDownloadBusy = $0 { true } else { false } }) {
                 for operation in 1...counts.flashOperations {
-                    cases.append(Case(family: family, kind: "stuck in dfuDNBUSY at flash op", detail: "#\(operation)",
-                                      fault: .plan(FaultPlan(stuckBusyAtFlashOperation: operation))))
+                    cases.append(
+                        Case(
+                            family: family, kind: "stuck in dfuDNBUSY at flash op", detail: "#\(operation)",
+                            fault: .plan(FaultPlan(stuckBusyAtFlashOperation: operation))))
                 }
             }
             // The phases this upgrade goes through (no option bytes; re-enumeration is waited for inside enter).
             for phase in UpgradePhase.allCases where phase != .reenumerate && phase != .optionBytes {
-                cases.append(Case(family: family, kind: "host killed at phase", detail: phase.rawValue, fault: .kill(phase.rawValue) { event in
-                    if case .phaseStarted(phase) = event { true } else { false }
-                }))
+                cases.append(
+                    Case(
+                        family: family, kind: "host killed at phase", detail: phase.rawValue,
+                        fault: .kill(phase.rawValue) { event in
+                            if case .phaseStarted(phase) = event { true } else { false }
+                        }))
             }
             for block in [1, counts.blocks / 2, counts.blocks] {
-                cases.append(Case(family: family, kind: "host killed while writing", detail: "block \(block)", fault: .kill("block \(block)") { event in
-                    if case .flash(.bytesWritten(let done, _, _)) = event { done >= block * Int(family.rom.transferSize) } else { false }
-                }))
+                cases.append(
+                    Case(
+                        family: family, kind: "host killed while writing", detail: "block \(block)",
+                        fault: .kill("block \(block)") { event in
+                            if case .flash(.bytesWritten(let done, _, _)) = event {
+                                done >= block * Int(family.rom.transferSize)
+                            } else {
+                                false
+                            }
+                        }))
             }
             let enter: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.enter) = $0 { true } else { false } }
             let leave: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.leave) = $0 { true } else { false } }
             for (detail, trigger) in [("after ENTER_BOOTLOADER", enter), ("after leaving DFU", leave)] {
-                cases.append(Case(family: family, kind: "unit never returns", detail: detail,
-                                  fault: .armAt(detail, trigger, FaultPlan(neverReturnAfterReset: true))))
+                cases.append(
+                    Case(
+                        family: family, kind: "unit never returns", detail: detail,
+                        fault: .armAt(detail, trigger, FaultPlan(neverReturnAfterReset: true))))
                 // The campaign waits 2 s for a unit to come back.
                 for delay in [Duration.seconds(1), .seconds(3)] {
-                    cases.append(Case(family: family, kind: "unit returns late", detail: "by \(delay) \(detail)",
-                                      fault: .armAt(detail, trigger, FaultPlan(returnDelay: delay))))
+                    cases.append(
+                        Case(
+                            family: family, kind: "unit returns late", detail: "by \(delay) \(detail)",
+                            fault: .armAt(detail, trigger, FaultPlan(returnDelay: delay))))
                 }
-                cases.append(Case(family: family, kind: "unit returns on another port", detail: detail,
-                                  fault: .armAt(detail, trigger, FaultPlan(returnPort: "1-3"))))
+                cases.append(
+                    Case(
+                        family: family, kind: "unit returns on another port", detail: detail,
+                        fault: .armAt(detail, trigger, FaultPlan(returnPort: "1-3"))))
             }
             for scale in [0.1, 10] {
-                cases.append(Case(family: family, kind: "ROM lies about poll timeouts", detail: "x\(scale)",
-                                  fault: .plan(FaultPlan(pollTimeoutScale: scale))))
+                cases.append(
+                    Case(
+                        family: family, kind: "ROM lies about poll timeouts", detail: "x\(scale)",
+                        fault: .plan(FaultPlan(pollTimeoutScale: scale))))
             }
-            var lie = Case(family: family, kind: "application reports the wrong version", detail: "1.0.0 after the upgrade",
-                           fault: .plan(FaultPlan(reportedVersion: FirmwareVersion(1, 0, 0))))
+            var lie = Case(
+                family: family, kind: "application reports the wrong version", detail: "1.0.0 after the upgrade",
+                fault: .plan(FaultPlan(reportedVersion: FirmwareVersion(1, 0, 0))))
             lie.expectation = .neverClaimsSuccess
             cases.append(lie)
         }
@@ -282,8 +313,10 @@ struct FaultCampaignTests {
             table["\(testCase.kind)", default: [:]][outcome.firstRun, default: 0] += 1
             if !outcome.problems.isEmpty { failures.append("\(testCase): \(outcome.problems.joined(separator: "; "))") }
         }
-        var lines = ["fault campaign: \(cases.count) cases on \(Self.families.map(\.id).joined(separator: ", "))",
-                     "fault".padding(toLength: 34, withPad: " ", startingAt: 0) + "cases  first run → outcome (each then finished by a second run)"]
+        var lines = [
+            "fault campaign: \(cases.count) cases on \(Self.families.map(\.id).joined(separator: ", "))",
+            "fault".padding(toLength: 34, withPad: " ", startingAt: 0) + "cases  first run → outcome (each then finished by a second run)"
+        ]
         for (kind, outcomes) in table.sorted(by: { $0.key < $1.key }) {
             let total = outcomes.values.reduce(0, +)
             let detail = outcomes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
@@ -301,7 +334,7 @@ struct FaultCampaignTests {
             "stuck in dfuDNBUSY at flash op": ["upgraded"],
             "DFU status error": ["upgraded", "failed in flash"],
             "unit never returns": ["failed in reenumerate", "failed in confirm"],
-            "unit returns on another port": ["failed in reenumerate", "failed in confirm"],
+            "unit returns on another port": ["failed in reenumerate", "failed in confirm"]
         ]
         for (kind, outcomes) in table {
             guard let permitted = allowed[kind] else { continue }
@@ -312,9 +345,11 @@ struct FaultCampaignTests {
         for failure in failures.prefix(20) { Issue.record(Comment(rawValue: failure)) }
     }
 
-    @Test("bad input and impossible requests are refused before the unit is touched", arguments: [
-        "truncated image", "corrupt descriptor", "wrong board", "downgrade", "journal not writable", "two units, none named",
-    ])
+    @Test(
+        "bad input and impossible requests are refused before the unit is touched",
+        arguments: [
+            "truncated image", "corrupt descriptor", "wrong board", "downgrade", "journal not writable", "two units, none named"
+        ])
     func refusals(fault: String) async throws {
         let clock = VirtualClock()
         let (target, bystander, bus) = try Self.bench(.g474, clock: clock)
@@ -324,7 +359,8 @@ struct FaultCampaignTests {
         var file = try Self.image(.g474, 2).0
         switch fault {
         case "truncated image":
-            file = FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: Array(file.segments[0].bytes.prefix(64)))])
+            file = FirmwareImage(
+                format: .binary, segments: [Segment(address: 0x0800_0000, bytes: Array(file.segments[0].bytes.prefix(64)))])
         case "corrupt descriptor":
             var bytes = file.segments[0].bytes
             bytes[bytes.count - 1] ^= 0xFF
@@ -332,11 +368,13 @@ struct FaultCampaignTests {
         case "wrong board": file = try Self.image(.f407, 2).0
         case "downgrade": file = try Self.image(.g474, 0).0
         case "journal not writable":
-            try Data().write(to: journal)  // a file where the directory should be
+            try Data().write(to: journal) // a file where the directory should be
         case "two units, none named": options.unit = nil
         default: Issue.record("unknown case \(fault)")
         }
-        await #expect(throws: UpgradeError.self) { _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(file, source: fault, options: options) }
+        await #expect(throws: UpgradeError.self) {
+            _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(file, source: fault, options: options)
+        }
         #expect(target.controlTransfers == 0 && bystander.controlTransfers == 0, "no DFU request reached a unit")
         #expect(!target.requestLog.contains { if case .hidReport(0x10) = $0.kind { true } else { false } }, "no ENTER_BOOTLOADER")
         #expect(target.currentMode == .application && bystander.currentMode == .application)
@@ -350,11 +388,15 @@ struct FaultCampaignTests {
         let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-rdp-\(UUID())")
         defer { try? FileManager.default.removeItem(at: journal) }
         do {
-            _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(try Self.image(.f407, 2).0, source: "v2",
-                                                                             options: Self.options(bus, journal: journal))
+            _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(
+                try Self.image(.f407, 2).0, source: "v2",
+                options: Self.options(bus, journal: journal))
             Issue.record("a read-protected unit cannot be upgraded without a full wipe")
         } catch let error as UpgradeError {
-            guard case .readProtected(let text) = error.kind else { Issue.record("expected a read-protection refusal, got \(error)"); return }
+            guard case .readProtected(let text) = error.kind else {
+                Issue.record("expected a read-protection refusal, got \(error)")
+                return
+            }
             // Under RDP the ROM refuses every read, option bytes included, so the level cannot be read back.
             #expect(text.contains("read protection level 1"), "the message names the protection: \(text)")
             #expect(error.hint.contains("erase --read-unprotect") && error.unitReturned, "\(error.hint)")

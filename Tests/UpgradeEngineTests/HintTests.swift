@@ -1,11 +1,12 @@
-import Foundation
-import Testing
 import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
 import UpgradeEngine
+
 @testable import VirtualDevice
 
 /// Every hint is a promise: for each way an upgrade fails, the test does what the hint says — and only
@@ -126,10 +127,12 @@ struct HintTests {
             return bench.options
         },
         Scenario(name: "option bytes the product needs, without consent") { bench in
-            let profile = try ProductProfile.load(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
-            let image = try DemoImage.make(family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
-                                           productID: 0x0DF1_0474)
+            let profile = try ProductProfile.load(
+                contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                    .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
+            let image = try DemoImage.make(
+                family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                productID: 0x0DF1_0474)
             bench.file = FirmwareImage(format: .binary, segments: image.segments)
             bench.target.eraseDirectly()
             bench.target.powerCycle()
@@ -139,10 +142,12 @@ struct HintTests {
             return options
         },
         Scenario(name: "power lost while the option bytes are written") { bench in
-            let profile = try ProductProfile.load(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
-            let image = try DemoImage.make(family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
-                                           productID: 0x0DF1_0474)
+            let profile = try ProductProfile.load(
+                contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                    .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
+            let image = try DemoImage.make(
+                family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                productID: 0x0DF1_0474)
             bench.file = FirmwareImage(format: .binary, segments: image.segments)
             bench.pullCableAtOptionBytes = true
             bench.target.eraseDirectly()
@@ -154,11 +159,12 @@ struct HintTests {
             return options
         },
         Scenario(name: "another product's image") { bench in
-            let other = try DemoImage.make(family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
-                                           productID: 0x1234_5678)
+            let other = try DemoImage.make(
+                family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                productID: 0x1234_5678)
             bench.file = FirmwareImage(format: .binary, segments: other.segments)
             return bench.options
-        },
+        }
     ]
 
     @Test("following the hint ends in success or a different, clear state", arguments: scenarios)
@@ -175,8 +181,9 @@ struct HintTests {
         let followed = try await Self.follow(hint, error: error, bench: bench, options: &options)
         guard followed else {
             // A final hint: it must not promise that running again helps.
-            #expect(!hint.contains("run the same command again") && !hint.contains("run again"),
-                    "\(scenario): a hint that promises a rerun must be followable: \(hint)")
+            #expect(
+                !hint.contains("run the same command again") && !hint.contains("run again"),
+                "\(scenario): a hint that promises a rerun must be followable: \(hint)")
             return
         }
         let second = await bench.run(options)
@@ -186,8 +193,9 @@ struct HintTests {
             #expect(result.outcome == .upgraded || result.outcome == .upToDate, "\(scenario): \(result.outcome)")
             #expect(bench.target.currentMode == .application, "\(scenario): the unit runs its application")
         case .failure(let again):
-            #expect(again.description != error.description || again.hint != hint,
-                    "\(scenario): following \"\(hint)\" led to the same failure: \(again)")
+            #expect(
+                again.description != error.description || again.hint != hint,
+                "\(scenario): following \"\(hint)\" led to the same failure: \(again)")
         }
     }
 
@@ -195,8 +203,14 @@ struct HintTests {
     /// different image, a firmware fix): a final state.
     static func follow(_ hint: String, error: UpgradeError, bench: Bench, options: inout UpgradeEngine.Options) async throws -> Bool {
         var acted = false
-        if hint.contains("--allow-downgrade") { options.allowDowngrade = true; acted = true }
-        if hint.contains("--write-option-bytes") { options.writeOptionBytes = true; acted = true }
+        if hint.contains("--allow-downgrade") {
+            options.allowDowngrade = true
+            acted = true
+        }
+        if hint.contains("--write-option-bytes") {
+            options.writeOptionBytes = true
+            acted = true
+        }
         if hint.contains("--unit") {
             let port = ["1-3", "1-1"].first { port in error.description.contains(port) } ?? bench.target.portPath
             options.unit = error.description.contains("1-3") ? "1-3" : port

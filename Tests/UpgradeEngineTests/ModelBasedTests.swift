@@ -1,11 +1,12 @@
-import Foundation
-import Testing
 import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
 import UpgradeEngine
+
 @testable import VirtualDevice
 
 /// The engine against a model of what must hold, on generated cases: random image layouts (segments,
@@ -20,9 +21,21 @@ import UpgradeEngine
 /// `DFUHOP_MODEL_SEED=N` replays one case; `DFUHOP_MODEL_CASES=N` sets the count (`scripts/model-test`).
 @Suite("Model-based upgrade", .timeLimit(.minutes(10)))
 struct ModelBasedTests {
-    enum Path: String, CaseIterable, Sendable { case running, inDFU = "in-dfu", corrupted, blank, resumed, swapped }
-    enum Relation: String, CaseIterable, Sendable { case newer, same, older, otherProduct = "other-product" }
-    enum Outcome: String, Sendable { case upgraded, upToDate = "up-to-date", refused, finishedBySecondRun = "finished-by-second-run" }
+    enum Path: String, CaseIterable, Sendable {
+        case running
+        case inDFU = "in-dfu"
+        case corrupted, blank, resumed, swapped
+    }
+    enum Relation: String, CaseIterable, Sendable {
+        case newer, same, older
+        case otherProduct = "other-product"
+    }
+    enum Outcome: String, Sendable {
+        case upgraded
+        case upToDate = "up-to-date"
+        case refused
+        case finishedBySecondRun = "finished-by-second-run"
+    }
 
     struct Case: CustomStringConvertible, Sendable {
         var seed: UInt64
@@ -47,10 +60,11 @@ struct ModelBasedTests {
         let path = Path.allCases[Int(random.next() % UInt64(Path.allCases.count))]
         let relation = Relation.allCases[Int(random.next() % UInt64(Relation.allCases.count))]
         let flash = Int(family.defaultFlashMode.layout.sectors.last.map { $0.end - UInt64(family.flashBase) } ?? 0)
-        return Case(seed: seed, family: family, path: path, relation: relation,
-                    segments: layout(family: family, random: &random),
-                    oldSize: 4096 + Int(random.next() % UInt64(max(1, min(60, flash / 1024 / 4)))) * 1024,
-                    killAtEvent: 1 + Int(random.next() % 40))
+        return Case(
+            seed: seed, family: family, path: path, relation: relation,
+            segments: layout(family: family, random: &random),
+            oldSize: 4096 + Int(random.next() % UInt64(max(1, min(60, flash / 1024 / 4)))) * 1024,
+            killAtEvent: 1 + Int(random.next() % 40))
     }
 
     /// The new image's raw segments: a head with the vector table and a reserved descriptor, then up to
@@ -97,11 +111,12 @@ struct ModelBasedTests {
         let clock = VirtualClock()
         let oldVersion = ImageVersion(major: 1, minor: 4, patch: 0)
         let oldImage = try DemoImage.make(family: family, version: oldVersion, size: testCase.oldSize, productID: product)
-        let newVersion: ImageVersion = switch testCase.relation {
-        case .newer, .otherProduct: ImageVersion(major: 2, minor: 0, patch: 1)
-        case .older: ImageVersion(major: 1, minor: 2, patch: 0)
-        case .same: oldVersion
-        }
+        let newVersion: ImageVersion =
+            switch testCase.relation {
+            case .newer, .otherProduct: ImageVersion(major: 2, minor: 0, patch: 1)
+            case .older: ImageVersion(major: 1, minor: 2, patch: 0)
+            case .same: oldVersion
+            }
         let newProduct = testCase.relation == .otherProduct ? product ^ 0x10 : product
         let stamped: FirmwareImage
         if testCase.relation == .same {
@@ -184,8 +199,9 @@ struct ModelBasedTests {
         }
         #expect(!wrote, "a refusal sent an erase or a write: \(testCase)")
         #expect(same(target.flashContents().bytes[...], before[...]), "a refusal changed the flash: \(testCase)")
-        let expectedRefusal = ([.older, .otherProduct].contains(testCase.relation)
-            && [.running, .inDFU, .resumed, .swapped].contains(testCase.path))
+        let expectedRefusal =
+            ([.older, .otherProduct].contains(testCase.relation)
+                && [.running, .inDFU, .resumed, .swapped].contains(testCase.path))
             || (testCase.path == .corrupted && !testCase.family.factoryBoot0PinReachesROM && error.description.contains("BOOT0 pin"))
         #expect(expectedRefusal, "refused though nothing forbids it: \(error) — \(testCase)")
         if [.running, .resumed].contains(testCase.path) {
@@ -197,8 +213,10 @@ struct ModelBasedTests {
     /// Success: the span holds exactly the image, the application reports the new version, and nothing
     /// outside the span's sectors changed.
     @discardableResult
-    static func check(_ result: Result<UpgradeResult, UpgradeError>, on unit: VirtualUnit, _ testCase: Case, _ segments: [Segment],
-                      spanSize: Int, before: [UInt8]?) throws -> Outcome {
+    static func check(
+        _ result: Result<UpgradeResult, UpgradeError>, on unit: VirtualUnit, _ testCase: Case, _ segments: [Segment],
+        spanSize: Int, before: [UInt8]?
+    ) throws -> Outcome {
         guard case .success(let outcome) = result else {
             if case .failure(let error) = result, isRefusal(error), [.older, .otherProduct].contains(testCase.relation) {
                 return .refused
@@ -248,7 +266,7 @@ struct ModelBasedTests {
             units[0].powerCycle()
             units[0].setBoot0(false)
         }
-        units.forEach { $0.resetCounters() }
+        for unit in units { unit.resetCounters() }
         return (units[0], units[1])
     }
 
@@ -268,19 +286,24 @@ struct ModelBasedTests {
         return options
     }
 
-    static func upgrade(_ file: FirmwareImage, bus: VirtualBus, journal: URL, family: McuFamily,
-                        clock: VirtualClock) async -> Result<UpgradeResult, UpgradeError> {
+    static func upgrade(
+        _ file: FirmwareImage, bus: VirtualBus, journal: URL, family: McuFamily,
+        clock: VirtualClock
+    ) async -> Result<UpgradeResult, UpgradeError> {
         do throws(UpgradeError) {
-            return .success(try await UpgradeEngine(discovery: bus, clock: clock)
-                .upgrade(file, source: "model.hex", options: options(bus, journal: journal, family: family)))
+            return .success(
+                try await UpgradeEngine(discovery: bus, clock: clock)
+                    .upgrade(file, source: "model.hex", options: options(bus, journal: journal, family: family)))
         } catch {
             return .failure(error)
         }
     }
 
     /// The host dies at the `at`-th flash event: the upgrade's task is cancelled there.
-    static func killedRun(_ file: FirmwareImage, bus: VirtualBus, journal: URL, family: McuFamily, clock: VirtualClock,
-                          at: Int) async -> Result<UpgradeResult, UpgradeError> {
+    static func killedRun(
+        _ file: FirmwareImage, bus: VirtualBus, journal: URL, family: McuFamily, clock: VirtualClock,
+        at: Int
+    ) async -> Result<UpgradeResult, UpgradeError> {
         let counter = Counter()
         let handle = TaskHandle()
         let task = Task { () -> Result<UpgradeResult, UpgradeError> in
@@ -288,7 +311,8 @@ struct ModelBasedTests {
                 if case .flash = event, counter.increment() == at { handle.cancel() }
             }
             do throws(UpgradeError) {
-                return .success(try await engine.upgrade(file, source: "model.hex", options: options(bus, journal: journal, family: family)))
+                return .success(
+                    try await engine.upgrade(file, source: "model.hex", options: options(bus, journal: journal, family: family)))
             } catch {
                 return .failure(error)
             }
@@ -318,7 +342,12 @@ struct ModelBasedTests {
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var count = 0
-        func increment() -> Int { lock.withLock { count += 1; return count } }
+        func increment() -> Int {
+            lock.withLock {
+                count += 1
+                return count
+            }
+        }
     }
 
     static var caseCount: Int { Int(ProcessInfo.processInfo.environment["DFUHOP_MODEL_CASES"] ?? "") ?? 2000 }
@@ -341,8 +370,9 @@ struct ModelBasedTests {
             table["\(testCase.path.rawValue) / \(testCase.relation.rawValue) → \(outcome.rawValue)", default: 0] += 1
         }
         let seconds = (ContinuousClock.now - began).components.seconds
-        print("model-based upgrade: \(seeds.count) cases in \(seconds) s (\(seconds > 0 ? seeds.count / Int(seconds) : seeds.count) cases/s); "
-              + "replay one with DFUHOP_MODEL_SEED=N")
+        print(
+            "model-based upgrade: \(seeds.count) cases in \(seconds) s (\(seconds > 0 ? seeds.count / Int(seconds) : seeds.count) cases/s); "
+                + "replay one with DFUHOP_MODEL_SEED=N")
         for (row, count) in table.sorted(by: { $0.key < $1.key }) { print(String(format: "  %5d  ", count) + row) }
     }
 }

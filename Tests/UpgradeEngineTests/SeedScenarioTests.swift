@@ -1,11 +1,12 @@
-import Foundation
-import Testing
 import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
 import UpgradeEngine
+
 @testable import VirtualDevice
 
 /// The five forum threads dfuhop was born from (docs/seeds.md), each as an end-to-end upgrade on the
@@ -50,16 +51,18 @@ struct SeedScenarioTests {
     @Test("seed 002: a firmware DfuSe whose layout marks its own sectors read-only gets a plan refusal naming the layout, nothing erased")
     func seed002() async throws {
         let clock = VirtualClock()
-        let unit = VirtualUnit(family: .f407, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: clock,
-                               firmwareLayout: "@Internal Flash  /0x08000000/03*016Ka,01*016Kg,01*064Kg,07*128Kg")
+        let unit = VirtualUnit(
+            family: .f407, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: clock,
+            firmwareLayout: "@Internal Flash  /0x08000000/03*016Ka,01*016Kg,01*064Kg,07*128Kg")
         unit.setBoot0(true)
         unit.powerCycle()
         var options = UpgradeEngine.Options()
         options.family = .f407
         do {
             _ = try await UpgradeEngine(discovery: VirtualBus(units: [unit]), clock: clock)
-                .upgrade(Self.file(try DemoImage.make(family: .f407, version: ImageVersion(major: 2, minor: 0, patch: 0))), source: "v2",
-                         options: options)
+                .upgrade(
+                    Self.file(try DemoImage.make(family: .f407, version: ImageVersion(major: 2, minor: 0, patch: 0))), source: "v2",
+                    options: options)
             Issue.record("sectors the device marks read-only must not be planned")
         } catch let error as UpgradeError {
             #expect(error.phase == .plan)
@@ -70,8 +73,9 @@ struct SeedScenarioTests {
 
     @Test("seed 003: a blank G474 that must run single-bank gets DBANK=0 (only with consent), resets, is re-entered by BOOT0 and flashed")
     func seed003() async throws {
-        let profile = try ProductProfile.load(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
+        let profile = try ProductProfile.load(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
         let clock = VirtualClock()
         let unit = try SimulationSpec(family: .g474, state: .blank).makeUnit(clock: clock)
         #expect(unit.flashMode.name == "dual bank", "factory DBANK=1")

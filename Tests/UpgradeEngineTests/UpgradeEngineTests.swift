@@ -1,11 +1,12 @@
-import Foundation
-import Testing
 import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
 import UpgradeEngine
+
 @testable import VirtualDevice
 
 /// The workflow end to end on virtual units (virtual clock: no test sleeps).
@@ -89,8 +90,9 @@ struct UpgradeEngineTests {
         let v3 = try Self.image(.g474, 3, size: 256 * 1024)
         var changed = v3
         changed.targets[0].segments[0].bytes.replaceSubrange(0x800..<(256 * 1024), with: v2.segments[0].bytes[0x800...])
-        let restamped = try changed.stamped(productID: ApplicationIdentity.demoImageProductID(for: .g474),
-                                            version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
+        let restamped = try changed.stamped(
+            productID: ApplicationIdentity.demoImageProductID(for: .g474),
+            version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
         let second = try await engine.upgrade(restamped, source: "v3")
         #expect(second.outcome == .upgraded)
         #expect(second.skippedSectors == 127)
@@ -128,7 +130,10 @@ struct UpgradeEngineTests {
             Issue.record("an upgrade whose unit never came back must not succeed")
         } catch let error as UpgradeError {
             #expect(error.phase == .confirm)
-            guard case .notConfirmed = error.kind else { Issue.record("expected notConfirmed, got \(error)"); return }
+            guard case .notConfirmed = error.kind else {
+                Issue.record("expected notConfirmed, got \(error)")
+                return
+            }
         }
     }
 

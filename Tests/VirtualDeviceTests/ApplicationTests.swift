@@ -1,10 +1,11 @@
-import Foundation
-import Testing
 import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
+
 @testable import VirtualDevice
 
 @Suite("Virtual application over HID", .timeLimit(.minutes(10)))

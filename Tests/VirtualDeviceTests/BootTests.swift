@@ -1,9 +1,10 @@
-import Foundation
-import Testing
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
+
 @testable import VirtualDevice
 
 @Suite("Virtual unit: boot, leave, option bytes", .timeLimit(.minutes(10)))
@@ -39,8 +40,9 @@ struct BootTests {
             #expect(unit.currentMode == .hung)
             #expect(unit.presence == nil)
         }
-        let l4 = VirtualUnit(family: try #require(McuFamily.named("l43x")), uid: VirtualUnit.uid(index: 3), portPath: "1-3",
-                             clock: VirtualClock())
+        let l4 = VirtualUnit(
+            family: try #require(McuFamily.named("l43x")), uid: VirtualUnit.uid(index: 3), portPath: "1-3",
+            clock: VirtualClock())
         l4.powerCycle()
         #expect(l4.currentMode == .rom)
     }
@@ -51,7 +53,7 @@ struct BootTests {
         let unit = VirtualUnit(family: l43x, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: VirtualClock())
         unit.powerCycle()
         try await flash(applicationImage(for: l43x, size: 4096), to: unit)
-        unit.applicationRequestsBootloader()  // a system reset
+        unit.applicationRequestsBootloader() // a system reset
         #expect(unit.currentMode == .rom)
         unit.powerCycle()
         #expect(unit.currentMode == .application)
@@ -78,7 +80,7 @@ struct BootTests {
         try await raw.command(.setAddress(McuFamily.g474.optionBytes.address))
         _ = try await raw.settle(clock: unit.clock)
         var options = unit.snapshot().optionBytes
-        options = String(options.prefix(4)) + "AF" + String(options.dropFirst(6))  // clear bit 22 (DBANK)
+        options = String(options.prefix(4)) + "AF" + String(options.dropFirst(6)) // clear bit 22 (DBANK)
         try await raw.download(block: 2, Array(bytes(fromHex: options)!.prefix(8)))
         _ = try await raw.status()
         _ = try? await raw.settle(clock: unit.clock)

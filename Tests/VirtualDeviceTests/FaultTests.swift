@@ -1,9 +1,10 @@
-import Foundation
-import Testing
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
+
 @testable import VirtualDevice
 
 @Suite("Virtual unit: injected faults and saved state", .timeLimit(.minutes(10)))
@@ -99,7 +100,7 @@ struct FaultTests {
         let unit = unitInDFU(.l476)
         try await flash(applicationImage(for: .l476, size: 5000), to: unit)
         unit.programDirectly([1, 2, 3, 4, 5, 6, 7, 8], at: 0x0808_0000)
-        unit.programDirectly([1, 2, 3, 4, 5, 6, 7, 8], at: 0x0808_0000)  // corrupt one word
+        unit.programDirectly([1, 2, 3, 4, 5, 6, 7, 8], at: 0x0808_0000) // corrupt one word
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("vunit-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: url) }
         try unit.save(to: url)
@@ -110,9 +111,11 @@ struct FaultTests {
         #expect(try await client(restored).read(address: 0x0800_0000, length: 5000) == Array(unit.flashContents().bytes.prefix(5000)))
     }
 
-    @Test("hostile state files get an error naming the file and the field", arguments: [
-        "not json", "{}", #"{"format":9}"#,
-    ])
+    @Test(
+        "hostile state files get an error naming the file and the field",
+        arguments: [
+            "not json", "{}", #"{"format":9}"#
+        ])
     func hostileStateFiles(text: String) throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("vunit-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: url) }

@@ -1,7 +1,8 @@
+import DeviceProfiles
 import Foundation
 import Testing
-import DeviceProfiles
 import USBTransport
+
 @testable import VirtualDevice
 
 /// `--simulate-state FILE` is outside input: offsets and sizes anywhere in Int's range, runs and ranges
@@ -13,9 +14,11 @@ import USBTransport
 
     static let eightBytes = Data([1, 2, 3, 4, 5, 6, 7, 8]).base64EncodedString()
 
-    @Test("a flash run at a huge offset is refused, not an overflow", arguments: [
-        Int.max, Int.max - 7, Int.max - 4096, Int.min, -8, 1 << 62,
-    ])
+    @Test(
+        "a flash run at a huge offset is refused, not an overflow",
+        arguments: [
+            Int.max, Int.max - 7, Int.max - 4096, Int.min, -8, 1 << 62
+        ])
     func hugeFlashOffset(offset: Int) throws {
         var snapshot = unitInDFU(.g474).snapshot()
         snapshot.flash = [.init(offset: offset, data: Self.eightBytes)]
@@ -24,9 +27,11 @@ import USBTransport
         #expect(error?.problem.contains("flash run at offset \(offset)") == true)
     }
 
-    @Test("written-unit ranges at huge indices are refused", arguments: [
-        Int.max...Int.max, (Int.max - 1)...Int.max, 0...Int.max, -1...0,
-    ])
+    @Test(
+        "written-unit ranges at huge indices are refused",
+        arguments: [
+            Int.max...Int.max, (Int.max - 1)...Int.max, 0...Int.max, -1...0
+        ])
     func hugeWrittenRange(range: ClosedRange<Int>) throws {
         var snapshot = unitInDFU(.g474).snapshot()
         snapshot.writtenUnits = [range]

@@ -1,10 +1,11 @@
-import Foundation
-import Testing
+import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
-import AppLink
+
 @testable import VirtualDevice
 
 /// Every part line of protocols/families/: flashed through its ROM, left, and started.
@@ -38,8 +39,9 @@ struct PartLineTests {
         #expect(unit.currentMode == .application, "\(family.id): and after a power cycle")
     }
 
-    @Test("the ROM shows the modelled ROM version: bcdDevice, product, flash layout first, then the other alternates",
-          arguments: McuFamily.all)
+    @Test(
+        "the ROM shows the modelled ROM version: bcdDevice, product, flash layout first, then the other alternates",
+        arguments: McuFamily.all)
     func descriptors(family: McuFamily) throws {
         let transport = try VirtualDFUTransport(unit: unitInDFU(family))
         #expect(transport.identity.bcdDevice == family.romVersions[0].bcdDevice)

@@ -1,9 +1,10 @@
-import Foundation
-import Testing
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
+
 @testable import VirtualDevice
 
 /// ROM behaviours from public logs and ST's notes (docs/silicon-sources.md), driven by the family data.
@@ -105,12 +106,12 @@ struct RomBehaviourTests {
     func leaveOutsideFlashResets() async throws {
         let programmed = unitInDFU(.f407)
         try await flash(applicationImage(for: .f407, size: 4096), to: programmed)
-        _ = try await client(programmed).leave(jumpTo: 0x1FFF_7800)  // the OTP area
+        _ = try await client(programmed).leave(jumpTo: 0x1FFF_7800) // the OTP area
         #expect(programmed.currentMode == .application)
 
         let l43x = try #require(McuFamily.named("l43x"))
         let blankBoot = VirtualUnit(family: l43x, uid: VirtualUnit.uid(index: 4), portPath: "1-4", clock: VirtualClock())
-        blankBoot.powerCycle()  // empty flash: the empty check starts the ROM and latches until a power cycle
+        blankBoot.powerCycle() // empty flash: the empty check starts the ROM and latches until a power cycle
         try await flash(applicationImage(for: l43x, size: 4096), to: blankBoot)
         _ = try await client(blankBoot).leave(jumpTo: 0x1FFF_7000)
         #expect(blankBoot.currentMode == .rom)

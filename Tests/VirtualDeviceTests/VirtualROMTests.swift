@@ -1,9 +1,10 @@
-import Foundation
-import Testing
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
+import Testing
 import USBTransport
+
 @testable import VirtualDevice
 
 @Suite("Virtual ROM: DfuSe behaviour", .timeLimit(.minutes(10)))
@@ -37,7 +38,7 @@ struct VirtualROMTests {
         let clock = VirtualClock()
         let unit = unitInDFU(.f407, clock: clock)
         let raw = try RawDFU(unit)
-        try await raw.command(.erase(0x0802_0000))  // a 128 KiB sector
+        try await raw.command(.erase(0x0802_0000)) // a 128 KiB sector
         let busy = try await raw.status()
         #expect(busy.state == .downloadBusy)
         // The F4 0x2200 ROM reports 100 ms for a sector erase whatever its size (modm's dfu-util -v log),
@@ -55,10 +56,10 @@ struct VirtualROMTests {
         let raw = try RawDFU(unit)
         try await raw.command(.setAddress(0x0800_0000))
         _ = try await raw.settle(clock: unit.clock)
-        try await raw.download(block: 2, [UInt8](repeating: 0x5A, count: 4))  // half a double word
+        try await raw.download(block: 2, [UInt8](repeating: 0x5A, count: 4)) // half a double word
         _ = try await raw.settle(clock: unit.clock)
         #expect(unit.corruptedWords.isEmpty)
-        try await raw.download(block: 2, [0x5A, 0x5A, 0x5A, 0x5A, 0x11, 0x22, 0x33, 0x44])  // the same word again
+        try await raw.download(block: 2, [0x5A, 0x5A, 0x5A, 0x5A, 0x11, 0x22, 0x33, 0x44]) // the same word again
         _ = try await raw.settle(clock: unit.clock)
         #expect(unit.corruptedWords == [0x0800_0000])
         try await raw.abort()
@@ -104,7 +105,7 @@ struct VirtualROMTests {
         let status = try await raw.status()
         #expect(status.status == .errVendor)
         try await raw.clearStatus()
-        unit.setBoot0(true)  // stay in the ROM across the reset
+        unit.setBoot0(true) // stay in the ROM across the reset
         try await raw.command(.readUnprotect)
         _ = try await raw.status()
         await #expect(throws: TransportError.self) { _ = try await raw.settle(clock: unit.clock) }

@@ -40,7 +40,7 @@ enum Dfuhop {
         if let explicit = environment["DFUHOP_EXECUTABLE"] { return URL(fileURLWithPath: explicit) }
         var candidates: [URL] = []
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {  // The bundle may be a directory (…/dfuhopPackageTests.xctest/Contents/MacOS on macOS).
+        for _ in 0..<4 { // The bundle may be a directory (…/dfuhopPackageTests.xctest/Contents/MacOS on macOS).
             candidates.append(directory.appendingPathComponent("dfuhop"))
             directory.deleteLastPathComponent()
         }
@@ -55,7 +55,8 @@ enum Dfuhop {
         }) {
             return found
         }
-        throw LocateError(message: "cannot find the dfuhop executable (looked in \(candidates.map(\.path))); build it or set DFUHOP_EXECUTABLE")
+        throw LocateError(
+            message: "cannot find the dfuhop executable (looked in \(candidates.map(\.path))); build it or set DFUHOP_EXECUTABLE")
     }
 
     static func run(_ arguments: String...) throws -> Result { try run(arguments) }
@@ -82,9 +83,10 @@ enum Dfuhop {
         process.waitUntilExit()
         try out.close()
         try err.close()
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                      stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        return Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
 }
 

@@ -31,10 +31,12 @@ struct DeviceCommandTests {
     @Test func dryRunPrintsThePlanVectorTableLastAndTouchesNothing() throws {
         let directory = try TemporaryDirectory()
         let state = directory.path("unit.json")
-        let plan = try Dfuhop.run("flash", Self.example("demo-f407-v2.hex"), "--dry-run", "--simulate", "f407:dfu", "--simulate-state", state)
+        let plan = try Dfuhop.run(
+            "flash", Self.example("demo-f407-v2.hex"), "--dry-run", "--simulate", "f407:dfu", "--simulate-state", state)
         #expect(plan.status == 0, "\(plan)")
         #expect(plan.stdout.contains("vector table sector, last"))
-        let read = try Dfuhop.run("read", "--address", "0x08000000", "--length", "64", "-o", directory.path("out.bin"), "--simulate-state", state)
+        let read = try Dfuhop.run(
+            "read", "--address", "0x08000000", "--length", "64", "-o", directory.path("out.bin"), "--simulate-state", state)
         #expect(read.status == 0, "\(read)")
         #expect(try directory.read("out.bin") == [UInt8](repeating: 0xFF, count: 64), "a dry run must not write")
     }

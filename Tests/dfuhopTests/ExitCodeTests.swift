@@ -25,8 +25,11 @@ struct ExitCodeTests {
     }
 
     static func upgrade(_ state: String, _ directory: TemporaryDirectory, _ extra: String...) throws -> Dfuhop.Result {
-        try Dfuhop.run(["upgrade", example("demo-g474-v2.hex"), "--simulate-state", state, "--state-dir", directory.path("journal"),
-                        "--timeout", "2"] + extra)
+        try Dfuhop.run(
+            [
+                "upgrade", example("demo-g474-v2.hex"), "--simulate-state", state, "--state-dir", directory.path("journal"),
+                "--timeout", "2"
+            ] + extra)
     }
 
     @Test("74: the cable is pulled while writing")
@@ -58,11 +61,13 @@ struct ExitCodeTests {
     @Test("84: two units and none named; 69: a --unit that matches nothing touches nothing")
     func ambiguousAndAbsent() throws {
         let directory = try TemporaryDirectory()
-        let two = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "2",
-                                 "--state-dir", directory.path("journal"))
+        let two = try Dfuhop.run(
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "2",
+            "--state-dir", directory.path("journal"))
         #expect(two.status == 84, "\(two)")
-        let none = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--unit", "NOSUCHUNIT",
-                                  "--state-dir", directory.path("journal"))
+        let none = try Dfuhop.run(
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--unit", "NOSUCHUNIT",
+            "--state-dir", directory.path("journal"))
         #expect(none.status == 69, "\(none)")
         #expect(!none.stderr.contains("BOOT0 path ("), "no BOOT0 request for a name that matches nothing: \(none.stderr)")
     }
@@ -76,8 +81,10 @@ struct ExitCodeTests {
         let hook = "touch \(started); (sleep 8; touch \(marker)) & sleep 30"
         let process = Process()
         process.executableURL = try Dfuhop.executable()
-        process.arguments = ["upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:blank", "--boot0-command", hook,
-                             "--state-dir", directory.path("journal"), "--json"]
+        process.arguments = [
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:blank", "--boot0-command", hook,
+            "--state-dir", directory.path("journal"), "--json"
+        ]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

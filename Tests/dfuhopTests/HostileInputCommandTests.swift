@@ -1,6 +1,6 @@
+import FirmwareImage
 import Foundation
 import Testing
-import FirmwareImage
 
 /// The CLI end of issue 12: outside strings reach a terminal escaped (JSON stays exact), output files are
 /// never written through a planted symlink, and a file spanning 4 GiB is described without touching the gap.
@@ -10,9 +10,11 @@ struct HostileInputCommandTests {
     static let hostileName = "evil\u{1B}[2J\u{9B}31m\u{07}\u{202E}gnp.exe"
 
     func hostileDfu(_ directory: TemporaryDirectory) throws -> String {
-        let image = FirmwareImage(format: .dfuse, targets: [
-            ImageTarget(alternateSetting: 0, name: Self.hostileName, segments: [Segment(address: 0x0800_0000, bytes: [1, 2, 3, 4])]),
-        ])
+        let image = FirmwareImage(
+            format: .dfuse,
+            targets: [
+                ImageTarget(alternateSetting: 0, name: Self.hostileName, segments: [Segment(address: 0x0800_0000, bytes: [1, 2, 3, 4])])
+            ])
         return try directory.write("hostile.dfu", try ImageWriter.bytes(image, as: .dfuse))
     }
 
@@ -71,8 +73,9 @@ struct OptionValueTests {
     }
 
     @Test func aReadLengthThatWouldOverflowIsAUsageError() throws {
-        let result = try Dfuhop.run("read", "--address", "0xFFFFFFFF", "--length", "0xFFFFFFFFFFFFFFFF", "-o", "/dev/null",
-                                    "--simulate", "g474")
+        let result = try Dfuhop.run(
+            "read", "--address", "0xFFFFFFFF", "--length", "0xFFFFFFFFFFFFFFFF", "-o", "/dev/null",
+            "--simulate", "g474")
         #expect(result.status == 64, "\(result)")
         #expect(result.stderr.contains("--length"))
     }

@@ -1,6 +1,6 @@
+import FirmwareImage
 import Foundation
 import Testing
-import FirmwareImage
 
 /// End-to-end: the built executable on real files, checking output and the fixed exit statuses.
 @Suite("dfuhop image", .timeLimit(.minutes(10)))
@@ -51,7 +51,7 @@ struct ImageCommandTests {
 
     @Test func familyChecksTurnAWrongStackPointerIntoAnError() throws {
         var image = Self.application()
-        image.targets[0].segments[0].bytes[2] = 0x05  // SP 0x20050000: past the F407's 128 KiB
+        image.targets[0].segments[0].bytes[2] = 0x05 // SP 0x20050000: past the F407's 128 KiB
         let directory = try TemporaryDirectory()
         let path = try directory.write("bad-sp.hex", try ImageWriter.bytes(image, as: .intelHex))
         let result = try Dfuhop.run("image", "info", path, "--family", "f407")
@@ -61,7 +61,8 @@ struct ImageCommandTests {
 
     @Test func malformedInputExits65NamingFileAndLine() throws {
         let directory = try TemporaryDirectory()
-        var text = String(decoding: try ImageWriter.bytes(Self.application(), as: .intelHex), as: UTF8.self).split(separator: "\n").map(String.init)
+        var text = String(decoding: try ImageWriter.bytes(Self.application(), as: .intelHex), as: UTF8.self).split(separator: "\n").map(
+            String.init)
         text[3] = String(text[3].dropLast(2)) + "00"
         let path = try directory.write("broken.hex", Array(text.joined(separator: "\n").utf8))
         let result = try Dfuhop.run("image", "info", path)
@@ -105,14 +106,16 @@ struct ImageCommandTests {
         #expect(try directory.read("app.bin") == ImageWriter.bytes(Self.application(), as: .binary))
         let explicit = try Dfuhop.run("image", "convert", previous, directory.path("app.out"), "--format", "hex", "--address", "0x08000000")
         #expect(explicit.status == 0)
-        #expect(try ImageReader.read(try directory.read("app.out"), file: "app.out", format: .intelHex).segments == Self.application().segments)
+        #expect(
+            try ImageReader.read(try directory.read("app.out"), file: "app.out", format: .intelHex).segments == Self.application().segments)
     }
 
     @Test func convertWritesTheRequestedDfuIdentityAndTargetName() throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
-        let result = try Dfuhop.run("image", "convert", path, directory.path("id.dfu"), "--vid", "0x1209", "--pid", "0x0007",
-                                    "--bcd-device", "0x0102", "--target-name", "Internal Flash")
+        let result = try Dfuhop.run(
+            "image", "convert", path, directory.path("id.dfu"), "--vid", "0x1209", "--pid", "0x0007",
+            "--bcd-device", "0x0102", "--target-name", "Internal Flash")
         #expect(result.status == 0, "\(result)")
         let image = try ImageReader.read(try directory.read("id.dfu"), file: "id.dfu")
         #expect(image.suffixIdentity == DfuSuffixIdentity(vendorID: 0x1209, productID: 0x0007, bcdDevice: 0x0102))
@@ -132,7 +135,8 @@ struct ImageCommandTests {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
         let stamped = directory.path("stamped.hex")
-        let result = try Dfuhop.run("image", "stamp", path, stamped, "--product-id", "0x1209A001", "--version", "1.4.2.7", "--name", "sensor hub")
+        let result = try Dfuhop.run(
+            "image", "stamp", path, stamped, "--product-id", "0x1209A001", "--version", "1.4.2.7", "--name", "sensor hub")
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("version 1.4.2.7"))
         let info = try #require(try Dfuhop.run("image", "info", stamped, "--json").json()["image"] as? [String: Any])
@@ -149,10 +153,12 @@ struct ImageCommandTests {
         image.targets[0].segments[0].bytes.replaceSubrange(0x20..<0x24, with: [0, 0, 0, 0])
         let directory = try TemporaryDirectory()
         let path = try directory.write("plain.hex", try ImageWriter.bytes(image, as: .intelHex))
-        let result = try Dfuhop.run("image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0.0", "--name", "x")
+        let result = try Dfuhop.run(
+            "image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0.0", "--name", "x")
         #expect(result.status == 65)
         #expect(result.stderr.contains("address 0x08000020: word 8 of the vector table is 0x00000000"))
-        let badVersion = try Dfuhop.run("image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0", "--name", "x")
+        let badVersion = try Dfuhop.run(
+            "image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0", "--name", "x")
         #expect(badVersion.status == 64)
     }
 

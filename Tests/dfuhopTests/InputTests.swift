@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import dfuhop
 
 /// Inputs as people write them: sizes with suffixes, addresses only in hex, mistyped commands named.
@@ -48,8 +49,10 @@ struct InputTests {
 
     @Test func doubleVerboseShowsTheWireAndQuietShowsNothing() throws {
         let directory = try TemporaryDirectory()
-        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/demo-g474-v2.hex")
-            .standardized.path
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../protocols/examples/demo-g474-v2.hex"
+        )
+        .standardized.path
         let traced = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("a"), "-vv")
         #expect(traced.status == 0, "\(traced)")
         for wire in ["DNLOAD wValue=", "GETSTATUS wValue=0 wLength=6", "dfuIDLE", "HID out report 64 byte(s)", "phase flash finished"] {

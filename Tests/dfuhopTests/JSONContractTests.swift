@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import dfuhop
 
 /// The `--json` contract of docs/json.md: the documented examples are the types, and every command keeps it.
@@ -53,8 +54,9 @@ struct JSONContractTests {
             }
             types.insert(type ?? "record")
         }
-        #expect(Set(EventKind.allCases.map(\.rawValue)).subtracting(kinds).isEmpty,
-                "docs/json.md shows no example of \(Set(EventKind.allCases.map(\.rawValue)).subtracting(kinds).sorted())")
+        #expect(
+            Set(EventKind.allCases.map(\.rawValue)).subtracting(kinds).isEmpty,
+            "docs/json.md shows no example of \(Set(EventKind.allCases.map(\.rawValue)).subtracting(kinds).sorted())")
         #expect(types == ["event", "unit", "result", "record"])
     }
 
@@ -91,15 +93,17 @@ struct JSONContractTests {
         let two = ["--all", "--simulate", "g474:programmed", "--simulate-units", "2"]
         try Self.check(["info", "--json", "--simulate", "g474:programmed"] + unit, expect: 0)
         try Self.check(["list", "--json"] + unit, expect: 0)
-        try Self.check(["list", "--json", "--simulate", "f407:blank"], expect: 0)  // nothing on the bus
+        try Self.check(["list", "--json", "--simulate", "f407:blank"], expect: 0) // nothing on the bus
         try Self.check(["upgrade", v2, "--json", "--dry-run", "--state-dir", stateDir] + unit, expect: 0)
         try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + unit, expect: 0)
-        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + unit, expect: 0)  // up to date
-        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + two,
-                       expect: 0)
+        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + unit, expect: 0) // up to date
+        try Self.check(
+            ["upgrade", v2, "--json", "--state-dir", stateDir] + two,
+            expect: 0)
         // Another build of the version the units run: each unit refused, the run exits with the first failure's status.
-        try Self.check(["upgrade", v1, "--json", "--state-dir", stateDir] + two,
-                       expect: 80)
+        try Self.check(
+            ["upgrade", v1, "--json", "--state-dir", stateDir] + two,
+            expect: 80)
         try Self.check(["upgrade", v1, "--json", "--state-dir", stateDir, "--allow-downgrade"] + unit, expect: 0)
         try Self.check(["enter-dfu", "--json"] + unit, expect: 0)
         try Self.check(["flash", v2, "--json", "--dry-run"] + unit, expect: 0)
@@ -108,13 +112,16 @@ struct JSONContractTests {
         try Self.check(["read", "--json", "--address", "0x0A000000", "--length", "256", "-o", directory.path("out.bin")] + unit, expect: 64)
         try Self.check(["erase", "--json", "--sector", "0x08070000"] + unit, expect: 0)
         try Self.check(["leave", "--json"] + unit, expect: 0)
-        try Self.check(["leave", "--json"] + unit, expect: 69)  // the unit runs its application now: no DFU unit
-        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir, "--simulate", "f407:programmed"], expect: 80)  // wrong family
+        try Self.check(["leave", "--json"] + unit, expect: 69) // the unit runs its application now: no DFU unit
+        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir, "--simulate", "f407:programmed"], expect: 80) // wrong family
         try Self.check(["image", "info", "--json", v2], expect: 0)
         try Self.check(["image", "info", "--json", directory.path("missing.hex")], expect: 66)
         try Self.check(["image", "convert", "--json", v2, directory.path("v2.bin")], expect: 0)
-        try Self.check(["image", "stamp", "--json", Self.example("demo-g474-v2.unstamped.hex"), directory.path("stamped.hex"),
-                        "--product-id", "0x1234", "--version", "1.2.3", "--name", "demo"], expect: 0)
+        try Self.check(
+            [
+                "image", "stamp", "--json", Self.example("demo-g474-v2.unstamped.hex"), directory.path("stamped.hex"),
+                "--product-id", "0x1234", "--version", "1.2.3", "--name", "demo"
+            ], expect: 0)
         try Self.check(["journal", "list", "--json", "--state-dir", stateDir], expect: 0)
         try Self.check(["exit-codes", "--json"], expect: 0)
         try Self.check(["families", "--json"], expect: 0)
@@ -144,7 +151,8 @@ struct JSONContractTests {
         #expect(rows.dropFirst().map { String($0[outcome]) } == ["upgraded", "upgraded", "failed", "failed"])
         #expect(rows.dropFirst().allSatisfy { $0[digest].count == 64 })
 
-        let single = try Dfuhop.run(["upgrade", v2, "--report", jsonl, "--simulate", "g474:programmed", "--state-dir", directory.path("s2")])
+        let single = try Dfuhop.run(["upgrade", v2, "--report", jsonl, "--simulate", "g474:programmed", "--state-dir", directory.path("s2")]
+        )
         #expect(single.status == 0, "\(single)")
         let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 1)

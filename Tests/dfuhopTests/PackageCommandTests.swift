@@ -39,8 +39,9 @@ struct PackageCommandTests {
 
         func package(_ image: String, key: String? = nil, name: String) throws -> String {
             let output = directory.path(name)
-            let result = try Dfuhop.run("package", "create", PackageCommandTests.example(image), "--key", key ?? self.key, "-o", output,
-                                        "--profile", profiles)
+            let result = try Dfuhop.run(
+                "package", "create", PackageCommandTests.example(image), "--key", key ?? self.key, "-o", output,
+                "--profile", profiles)
             #expect(result.status == 0, "\(result)")
             return output
         }

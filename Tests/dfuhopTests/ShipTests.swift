@@ -37,8 +37,9 @@ struct ShipTests {
             #expect(!commit.isEmpty)
         }
         let libraries = lines.count > 1 ? lines[1] : ""
-        #expect(libraries.range(of: #"^libusb \d+\.\d+\.\d+\S*, hidapi \d+\.\d+\.\d+"#, options: .regularExpression) != nil,
-                "\(libraries)")
+        #expect(
+            libraries.range(of: #"^libusb \d+\.\d+\.\d+\S*, hidapi \d+\.\d+\.\d+"#, options: .regularExpression) != nil,
+            "\(libraries)")
     }
 
     @Test func doctorExitsNonZeroExactlyWhenItPrintedAWarningOrAProblem() throws {

@@ -6,16 +6,20 @@ import UpgradeEngine
 @Suite("dfuhop upgrade", .timeLimit(.minutes(10)))
 struct UpgradeCommandTests {
     static func example(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/\(name)").standardized.path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../protocols/examples/\(name)").standardized
+            .path
     }
 
     @Test func allUpgradesEveryUnitConcurrentlyWithAResultEach() throws {
         let directory = try TemporaryDirectory()
-        let result = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "3",
-                                    "--all", "--json", "--state-dir", directory.path("state"))
+        let result = try Dfuhop.run(
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "3",
+            "--all", "--json", "--state-dir", directory.path("state"))
         #expect(result.status == 0, "\(result)")
         let finals = result.stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["type"] as? String == "unit" else {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                object["type"] as? String == "unit"
+            else {
                 return nil
             }
             return object
@@ -26,7 +30,8 @@ struct UpgradeCommandTests {
 
     @Test func aBlankUnitIsReachedThroughTheBoot0PathAndClassified() throws {
         let directory = try TemporaryDirectory()
-        let result = try Dfuhop.run("upgrade", Self.example("demo-f407-v2.hex"), "--simulate", "f407:blank", "--state-dir", directory.path("state"))
+        let result = try Dfuhop.run(
+            "upgrade", Self.example("demo-f407-v2.hex"), "--simulate", "f407:blank", "--state-dir", directory.path("state"))
         #expect(result.status == 0, "\(result)")
         #expect(result.stderr.contains("BOOT0 path"))
         #expect(result.stdout.contains("(blank) from no firmware to 2.0.0"))
@@ -36,8 +41,9 @@ struct UpgradeCommandTests {
         let directory = try TemporaryDirectory()
         let store = JournalStore(directory: URL(fileURLWithPath: directory.path("state")))
         // Units are locked by their 96-bit UID, as the dry run reports it.
-        let list = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--dry-run", "--json",
-                                  "--state-dir", directory.path("state"))
+        let list = try Dfuhop.run(
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--dry-run", "--json",
+            "--state-dir", directory.path("state"))
         let uids = list.stdout.split(separator: "\n").compactMap { line -> String? in
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             return (object?["unit"] as? [String: Any])?["uid"] as? String
@@ -46,7 +52,8 @@ struct UpgradeCommandTests {
         let lock = try store.lock(uid)
         let held = try #require(lock)
         defer { held.release() }
-        let result = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--state-dir", directory.path("state"))
+        let result = try Dfuhop.run(
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--state-dir", directory.path("state"))
         #expect(result.status == 75, "\(result)")
         #expect(result.stderr.contains("another dfuhop process"))
     }
@@ -56,8 +63,9 @@ struct UpgradeCommandTests {
         let blocker = directory.path("not-a-directory")
         try Data().write(to: URL(fileURLWithPath: blocker))
         let state = directory.path("unit.json")
-        let result = try Dfuhop.run("upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-state", state,
-                                    "--state-dir", blocker)
+        let result = try Dfuhop.run(
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-state", state,
+            "--state-dir", blocker)
         #expect(result.status == 73, "\(result)")
         let info = try Dfuhop.run("info", "--simulate-state", state, "--json")
         #expect(try info.unitField("version") == "1.0.0")

@@ -1,15 +1,16 @@
+import FirmwareImage
 // Upgrades a virtual STM32G474 running the demo application v1.0.0 to the image given (default: the
 // repository's demo v2.0.0) through dfuhop's library, printing the engine's events and the result.
 // On hardware, replace the virtual bus and clock with USBDeviceDiscovery and SystemClock (module
 // USBDiscovery): the engine is the same.
 import Foundation
-import FirmwareImage
-import UpgradeEngine
 import USBTransport
+import UpgradeEngine
 import VirtualDevice
 
 let defaultImage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
-    "../../../../protocols/examples/demo-g474-v2.hex").standardizedFileURL.path
+    "../../../../protocols/examples/demo-g474-v2.hex"
+).standardizedFileURL.path
 let imagePath = CommandLine.arguments.dropFirst().first ?? defaultImage
 
 /// What the engine reports, one line each (the library never prints; its caller decides).
