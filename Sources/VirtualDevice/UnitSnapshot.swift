@@ -7,6 +7,18 @@ import USBTransport
 /// unit as on hardware: flash (only the write units that are not erased), ECC state, option bytes,
 /// backup registers, UID, BOOT0, and what it is running. The file is outside input: `load` checks it all.
 public struct UnitSnapshot: Codable, Sendable, Hashable {
+    /// Writes the snapshot as JSON through a temporary file renamed over `url`: a reader (or a second
+    /// dfuhop after a SIGKILL) sees the old file or the new one, never half of one.
+    public func write(to url: URL) throws(VirtualDeviceError) {
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(self).write(to: url, options: .atomic)
+        } catch {
+            throw VirtualDeviceError("cannot write the state file: \(error.localizedDescription)", source: url.path)
+        }
+    }
+
     public static let formatVersion = 1
 
     public var format: Int
@@ -34,8 +46,10 @@ public struct UnitSnapshot: Codable, Sendable, Hashable {
 }
 
 extension VirtualUnit {
-    public func snapshot() -> UnitSnapshot {
-        lock.withLock {
+    public func snapshot() -> UnitSnapshot { lock.withLock { snapshotLocked() } }
+
+    func snapshotLocked() -> UnitSnapshot {
+        do {
             var runs: [UnitSnapshot.FlashRun] = []
             var ranges: [ClosedRange<Int>] = []
             let g = family.writeGranularity
@@ -117,13 +131,27 @@ extension VirtualUnit {
     }
 
     /// Saves the unit as JSON, atomically.
-    public func save(to url: URL) throws(VirtualDeviceError) {
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(snapshot()).write(to: url, options: .atomic)
-        } catch {
-            throw VirtualDeviceError("cannot write the state file: \(error.localizedDescription)", source: url.path)
+    public func save(to url: URL) throws(VirtualDeviceError) { try snapshot().write(to: url) }
+
+    /// Saves the unit to `url` after every change a real unit would keep if the host died now (flash,
+    /// option bytes, backup registers, BOOT0, what it runs): a `--simulate-state` file then holds what the
+    /// unit holds even when dfuhop is killed mid-upgrade. A failed save is reported once through `onError`.
+    public func saveEveryChange(to url: URL, onError: @escaping @Sendable (VirtualDeviceError) -> Void) {
+        lock.withLock { persistence = Persistence(url: url, onError: onError) }
+    }
+
+    struct Persistence {
+        let url: URL
+        let onError: @Sendable (VirtualDeviceError) -> Void
+        var failed = false
+    }
+
+    /// Called under the lock after each change that `saveEveryChange` keeps.
+    func changedLocked() {
+        guard let current = persistence, !current.failed else { return }
+        do throws(VirtualDeviceError) { try snapshotLocked().write(to: current.url) } catch {
+            persistence?.failed = true
+            current.onError(error)
         }
     }
 

@@ -58,6 +58,8 @@ public final class VirtualUnit: @unchecked Sendable {
     var stallsLeft = 0
     var log: [LoggedRequest] = []
     var rom = ROMState()
+    /// `saveEveryChange(to:)`: where each change is saved (UnitSnapshot.swift).
+    var persistence: Persistence?
     var presenceObserver: (@Sendable (DiscoveredDevice?, DiscoveredDevice?) -> Void)?
     /// What the bus was last told this unit presents.
     var announced: DiscoveredDevice?
@@ -193,7 +195,12 @@ public final class VirtualUnit: @unchecked Sendable {
     }
 
     /// The BOOT0 pin (a jumper, button or relay on the product).
-    public func setBoot0(_ high: Bool) { lock.withLock { boot0 = high } }
+    public func setBoot0(_ high: Bool) {
+        lock.withLock {
+            boot0 = high
+            changedLocked()
+        }
+    }
 
     /// Power off and on again: a power-on reset.
     public func powerCycle() { reset(.powerOn) }
@@ -248,6 +255,7 @@ public final class VirtualUnit: @unchecked Sendable {
         let late = lock.withLock { () -> (delay: Duration, port: String?, mode: UnitMode, enumeration: Int)? in
             enumeration += 1
             rom = ROMState()
+            defer { changedLocked() }
             guard !faults.neverReturnAfterReset else {
                 mode = .off
                 return nil
@@ -271,7 +279,10 @@ public final class VirtualUnit: @unchecked Sendable {
             let current = lock.withLock { enumeration == late.enumeration && mode == .off }
             guard current else { return } // reset or unplugged meanwhile
             if let port = late.port { portLock.withLock { self.port = port } }
-            lock.withLock { mode = late.mode }
+            lock.withLock {
+                mode = late.mode
+                changedLocked()
+            }
             publishPresence()
         }
         if let virtual = clock as? VirtualClock {
@@ -348,6 +359,7 @@ public final class VirtualUnit: @unchecked Sendable {
             if mode != newMode { enumeration += 1 }
             mode = newMode
             rom = ROMState()
+            changedLocked()
         }
         publishPresence()
     }
@@ -398,6 +410,7 @@ public final class VirtualUnit: @unchecked Sendable {
             wordWritten[word] = false
             wordCorrupted.remove(word)
         }
+        changedLocked()
     }
 
     /// Programs bytes like NOR flash: bits only go 1 → 0. On ECC parts a write unit may be programmed
@@ -425,6 +438,7 @@ public final class VirtualUnit: @unchecked Sendable {
             }
         }
         if let tornAt, tornAt < bytes.count, family.eccFlash { wordCorrupted.insert((start + tornAt) / g) }
+        changedLocked()
         return clean
     }
 }

@@ -27,6 +27,13 @@ struct SimulationOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
     var simulateUnits: Int = 1
+
+    @Option(
+        help: ArgumentHelp(
+            "Run the virtual unit in real time, N times faster than the datasheet's flash times (default: instant, virtual time).",
+            discussion: "For watching progress, or for stopping dfuhop mid-upgrade on purpose (the state file follows every change).",
+            valueName: "n"))
+    var simulateSpeed: Double?
 }
 
 /// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
@@ -75,7 +82,7 @@ struct DeviceSession {
     private static func openBus(_ options: DeviceOptions) throws -> DeviceSession {
         if options.isSimulated {
             // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
-            let clock = VirtualClock()
+            let clock = try simulationClock(options)
             guard (1...64).contains(options.simulateUnits) else {
                 throw Failure(.usage, "--simulate-units \(options.simulateUnits) is out of range (1 to 64)")
             }
@@ -108,11 +115,25 @@ struct DeviceSession {
                     throw Failure(.usage, error.description)
                 }
             }
+            if let path = options.simulateState {
+                unit.saveEveryChange(to: URL(fileURLWithPath: path)) { error in
+                    FileHandle.standardError.write(Data("dfuhop: warning: \(error.description)\n".utf8))
+                }
+            }
             return DeviceSession(discovery: VirtualBus(units: [unit]), clock: clock, options: options, virtualUnit: unit)
         }
         let clock = SystemClock()
         let discovery = try USBDeviceDiscovery(hidMatches: [HIDMatch(usagePage: AppLinkProtocol.usagePage)], clock: clock)
         return DeviceSession(discovery: discovery, clock: clock, options: options, virtualUnit: nil)
+    }
+
+    /// Virtual time, or scaled real time with `--simulate-speed`.
+    private static func simulationClock(_ options: DeviceOptions) throws -> any DeviceClock {
+        guard let speed = options.simulateSpeed else { return VirtualClock() }
+        guard speed.isFinite, speed >= 0.01, speed <= 1_000_000 else {
+            throw Failure(.usage, "--simulate-speed \(speed) is out of range (0.01 to 1000000)")
+        }
+        return ScaledClock(factor: speed)
     }
 
     /// Saves the virtual unit back to its state file.

@@ -82,13 +82,18 @@ enum EmulatedUSB {
             errors: String(decoding: errorBytes, as: UTF8.self))
     }
 
+    /// `run` on a Dispatch thread: the cooperative pool (two threads here) must not wait on a process.
+    static func runOffPool(_ arguments: [String], limit: DispatchTimeInterval = .seconds(120)) async -> Result {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: run(arguments, limit: limit)) }
+        }
+    }
+
     /// Runs `command` against the emulated ROM at `port`, through the peer.
     static func againstROM(_ command: [String], port: String = "1-3.2") async throws -> Result {
         if let buildProblem { throw EmulatedUSBFailure(description: buildProblem) }
         let arguments = ["python3", peer.path, "--server", server.path, "--port", port, "--"] + command
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: run(arguments)) }
-        }
+        return await runOffPool(arguments)
     }
 
     static func jsonLines(_ text: String) throws -> [[String: Any]] {

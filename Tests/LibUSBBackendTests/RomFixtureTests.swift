@@ -46,7 +46,7 @@ struct RomFixtureTests {
     }
 
     @Test("dfu-util -l shows what the real ROM showed", arguments: partLines)
-    func emulatedROMMatchesTheLog(id: String) throws {
+    func emulatedROMMatchesTheLog(id: String) async throws {
         guard EmulatedUSB.find("dfu-util") != nil else {
             if EmulatedUSB.isCI { Issue.record("dfu-util is not installed (apt: dfu-util)") }
             return
@@ -56,7 +56,7 @@ struct RomFixtureTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("unit.json").path
-        let result = try VirtualPeerTests.run(["dfu-util", "-l"], state: state, simulate: "\(id):dfu")
+        let result = try await VirtualPeerTests.run(["dfu-util", "-l"], state: state, simulate: "\(id):dfu")
         #expect(result.status == 0, "\(result.errors)")
         let shown = Self.listing(result.output)
         #expect(shown == expected, "\(id): emulated \(shown), real \(expected)")

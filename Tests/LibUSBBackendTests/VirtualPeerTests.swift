@@ -21,12 +21,13 @@ struct VirtualPeerTests {
 
     /// Runs `command` under the peer with the unit kept in `state` (created from `simulate` if absent),
     /// and with the peer's jig control FIFO at `control` if given.
-    static func run(_ command: [String], state: String, simulate: String? = nil, control: String? = nil) throws -> EmulatedUSB.Result {
+    static func run(_ command: [String], state: String, simulate: String? = nil, control: String? = nil) async throws -> EmulatedUSB.Result
+    {
         if let problem = EmulatedUSB.buildProblem { throw EmulatedUSBFailure(description: problem) }
         var arguments = [peer.path, "--server", EmulatedUSB.server.path, "--state", state]
         if let simulate { arguments += ["--simulate", simulate] }
         if let control { arguments += ["--control", control] }
-        return EmulatedUSB.run(arguments + ["--"] + command)
+        return await EmulatedUSB.runOffPool(arguments + ["--"] + command)
     }
 
     static func unit(_ state: String) throws -> VirtualUnit {
@@ -48,7 +49,7 @@ struct VirtualPeerTests {
         return url
     }
 
-    @Test func unmodifiedDfuUtilDownloadsUploadsAndLeavesOnTheModel() throws {
+    @Test func unmodifiedDfuUtilDownloadsUploadsAndLeavesOnTheModel() async throws {
         guard EmulatedUSB.find("dfu-util") != nil else {
             if EmulatedUSB.isCI { Issue.record("dfu-util is not installed (apt: dfu-util)") }
             return
@@ -58,7 +59,7 @@ struct VirtualPeerTests {
         let state = directory.appendingPathComponent("unit.json").path
         let demo = try Self.demoBinary(directory, family: "f407")
 
-        let list = try Self.run(["dfu-util", "-l"], state: state, simulate: "f407:dfu")
+        let list = try await Self.run(["dfu-util", "-l"], state: state, simulate: "f407:dfu")
         #expect(list.status == 0, "\(list.errors)")
         let serial = try #require(McuFamily.f407.romSerial.serial(uid: VirtualUnit.uid(index: 1)))
         #expect(
@@ -66,32 +67,32 @@ struct VirtualPeerTests {
                 "path=\"1-3.2\", alt=0, name=\"@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg\", serial=\"\(serial)\""),
             "\(list.output)")
 
-        let download = try Self.run(["dfu-util", "-a", "0", "-s", "0x08000000", "-D", demo.path], state: state)
+        let download = try await Self.run(["dfu-util", "-a", "0", "-s", "0x08000000", "-D", demo.path], state: state)
         #expect(download.status == 0, "\(download.output)\(download.errors)")
         #expect(try Self.unit(state).flashContents().read(0x0800_0000, count: demo.bytes.count) == demo.bytes)
 
         let uploaded = directory.appendingPathComponent("up.bin").path
-        let upload = try Self.run(["dfu-util", "-a", "0", "-s", "0x08000000:\(demo.bytes.count)", "-U", uploaded], state: state)
+        let upload = try await Self.run(["dfu-util", "-a", "0", "-s", "0x08000000:\(demo.bytes.count)", "-U", uploaded], state: state)
         #expect(upload.status == 0, "\(upload.output)\(upload.errors)")
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: uploaded))) == demo.bytes)
 
-        let leave = try Self.run(["dfu-util", "-a", "0", "-s", "0x08000000:leave", "-D", demo.path], state: state)
+        let leave = try await Self.run(["dfu-util", "-a", "0", "-s", "0x08000000:leave", "-D", demo.path], state: state)
         #expect(leave.status == 0, "\(leave.output)\(leave.errors)")
         #expect(try Self.unit(state).currentMode == .application, "after :leave the demo application runs")
     }
 
-    @Test func dfuhopFlashesThroughTheRealLibusbBackendAndTheApplicationStarts() throws {
+    @Test func dfuhopFlashesThroughTheRealLibusbBackendAndTheApplicationStarts() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("unit.json").path
         let image = Self.examples.appendingPathComponent("demo-g474-v2.hex").path
 
-        let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:dfu")
+        let list = try await Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:dfu")
         #expect(list.status == 0, "\(list.errors)")
         #expect(list.output.contains("\"port\":\"1-3.2\""), "\(list.output)")
         #expect(list.output.contains("\"family\":\"g474\""), "\(list.output)")
 
-        let flash = try Self.run([Self.dfuhop.path, "flash", image, "--leave", "--json"], state: state)
+        let flash = try await Self.run([Self.dfuhop.path, "flash", image, "--leave", "--json"], state: state)
         #expect(flash.status == 0, "\(flash.output)\(flash.errors)")
         let unit = try Self.unit(state)
         #expect(unit.currentMode == .application)
@@ -100,13 +101,13 @@ struct VirtualPeerTests {
         #expect(!unit.requestLog.contains { $0.isDestructive }, "no mass erase, no read-unprotect")
     }
 
-    @Test func aRefusedPlanTouchesNothingOverUSBEither() throws {
+    @Test func aRefusedPlanTouchesNothingOverUSBEither() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("unit.json").path
         let far = directory.appendingPathComponent("far.bin").path
         try Data(repeating: 0x11, count: 1024).write(to: URL(fileURLWithPath: far))
-        let result = try Self.run([Self.dfuhop.path, "flash", far, "--address", "0x08080000"], state: state, simulate: "g474:dfu")
+        let result = try await Self.run([Self.dfuhop.path, "flash", far, "--address", "0x08080000"], state: state, simulate: "g474:dfu")
         #expect(result.status == 80, "\(result.output)\(result.errors)")
         #expect(try Self.unit(state).flashContents().bytes.allSatisfy { $0 == 0xFF })
     }
@@ -115,13 +116,13 @@ struct VirtualPeerTests {
     /// (hidraw), ENTER_BOOTLOADER, the ROM arriving through libusb hotplug, DfuSe through libusb, leave,
     /// and the application confirming over HID again.
     @Test(arguments: ["g474", "f407"])
-    func dfuhopUpgradesAProgrammedUnitThroughLibusbAndHidapi(family: String) throws {
+    func dfuhopUpgradesAProgrammedUnitThroughLibusbAndHidapi(family: String) async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("unit.json").path
         let image = Self.examples.appendingPathComponent("demo-\(family)-v2.hex").path
 
-        let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "\(family):programmed")
+        let list = try await Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "\(family):programmed")
         #expect(list.status == 0, "\(list.errors)")
         let listResult = try #require(try EmulatedUSB.jsonLines(list.output).last, "\(list.output)")
         let listed = listResult["devices"] as? [[String: Any]] ?? []
@@ -130,7 +131,7 @@ struct VirtualPeerTests {
         #expect(listed.first?["version"] as? String == "1.0.0", "\(list.output)")
         #expect(listed.first?["port"] as? String == "1-3.2", "\(list.output)")
 
-        let upgrade = try Self.run([Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path], state: state)
+        let upgrade = try await Self.run([Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path], state: state)
         #expect(upgrade.status == 0, "\(upgrade.output)\(upgrade.errors)")
         let result = try #require(try EmulatedUSB.jsonLines(upgrade.output).last, "\(upgrade.output)")
         #expect(result["outcome"] as? String == "upgraded", "\(upgrade.output)")
@@ -150,14 +151,14 @@ struct VirtualPeerTests {
         #expect(!unit.requestLog.contains { $0.isDestructive }, "no mass erase, no read-unprotect")
         #expect(unit.backupRegister(0) == 0, "the start-up code cleared the bootloader request")
 
-        let again = try Self.run([Self.dfuhop.path, "list", "--json"], state: state)
+        let again = try await Self.run([Self.dfuhop.path, "list", "--json"], state: state)
         #expect(again.output.contains("\"version\":\"2.0.0\""), "\(again.output)")
     }
 
     /// A blank G474 shows nothing on the bus; dfuhop reaches its ROM through --boot0-command, a shell hook
     /// that drives the peer's jig as a relay board would (the README's contract: DFUHOP_BOOT0=1 holds BOOT0
     /// through a reset, then releases it), then flashes, leaves, and confirms the application over HID.
-    @Test func aBlankUnitIsUpgradedThroughTheBoot0HookOverUSB() throws {
+    @Test func aBlankUnitIsUpgradedThroughTheBoot0HookOverUSB() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("unit.json").path
@@ -167,14 +168,15 @@ struct VirtualPeerTests {
         let hook =
             "echo \"$DFUHOP_ACTION $DFUHOP_BOOT0 $DFUHOP_PORT\" >> \(hookLog); echo \"boot0 $DFUHOP_BOOT0; power-cycle; boot0 0\" > \(control)"
 
-        let list = try Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:blank", control: control)
+        let list = try await Self.run([Self.dfuhop.path, "list", "--json"], state: state, simulate: "g474:blank", control: control)
         let devices = try EmulatedUSB.jsonLines(list.output).last?["devices"] as? [[String: Any]]
         #expect(list.status == 0 && devices?.isEmpty == true, "a blank unit shows nothing: \(list.output)\(list.errors)")
 
-        let refused = try Self.run([Self.dfuhop.path, "upgrade", image, "--state-dir", directory.path], state: state, control: control)
+        let refused = try await Self.run(
+            [Self.dfuhop.path, "upgrade", image, "--state-dir", directory.path], state: state, control: control)
         #expect(refused.status == 86, "without a BOOT0 path: exit 86, \(refused.errors)")
 
-        let upgrade = try Self.run(
+        let upgrade = try await Self.run(
             [Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path, "--boot0-command", hook],
             state: state, control: control)
         #expect(upgrade.status == 0, "\(upgrade.output)\(upgrade.errors)")
@@ -197,11 +199,11 @@ struct VirtualPeerTests {
     /// hidraw as hidapi sees it: the interface found by usage page, on its USB port, with the serial
     /// from HID_UNIQ; nothing to read before a request; two answers queued behind each other come out
     /// as two 64-byte reports (boundaries kept); a feature report the application does not have stalls.
-    @Test func hidapiTalksToTheApplicationThroughEmulatedHidraw() throws {
+    @Test func hidapiTalksToTheApplicationThroughEmulatedHidraw() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
         let state = directory.appendingPathComponent("unit.json").path
-        let result = try Self.run([EmulatedUSB.probe.path, "hid"], state: state, simulate: "g474:programmed")
+        let result = try await Self.run([EmulatedUSB.probe.path, "hid"], state: state, simulate: "g474:programmed")
         #expect(result.status == 0, "\(result.errors)")
         let line = try #require(try EmulatedUSB.jsonLines(result.output).first, "\(result.output)\(result.errors)")
         #expect(line["port"] as? String == "1-3.2")

@@ -3,7 +3,7 @@ import Testing
 
 /// Runs the built `dfuhop` executable and captures what it prints: the helper every CLI test uses.
 ///
-///     let result = try Dfuhop.run("image", "info", path)
+///     let result = try await Dfuhop.run("image", "info", path)
 ///     #expect(result.status == 0)
 ///     #expect(result.stdout.contains("Intel HEX"))
 enum Dfuhop {
@@ -59,11 +59,18 @@ enum Dfuhop {
             message: "cannot find the dfuhop executable (looked in \(candidates.map(\.path))); build it or set DFUHOP_EXECUTABLE")
     }
 
-    static func run(_ arguments: String...) throws -> Result { try run(arguments) }
+    static func run(_ arguments: String...) async throws -> Result { try await run(arguments) }
 
-    static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
+    /// Runs dfuhop to its end. The wait happens on a Dispatch thread: a blocking wait on the cooperative
+    /// pool (two threads on a two-core machine) would stall every other test running meanwhile.
+    static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Result {
+        let executable = try executable()
+        return try await offCooperativePool { () throws -> Result in try runBlocking(executable, arguments, environment) }.get()
+    }
+
+    private static func runBlocking(_ executable: URL, _ arguments: [String], _ environment: [String: String]?) throws -> Result {
         let process = Process()
-        process.executableURL = try executable()
+        process.executableURL = executable
         process.arguments = arguments
         if let environment { process.environment = environment }
         // Files, not pipes: a chatty child can never block on a full pipe while we wait for it.

@@ -9,40 +9,40 @@ struct DeviceCommandTests {
         .deletingLastPathComponent().appendingPathComponent("protocols/examples")
     static func example(_ name: String) -> String { examples.appendingPathComponent(name).path }
 
-    @Test func manualUpgradeFromV1ToV2OnOneUnit() throws {
+    @Test func manualUpgradeFromV1ToV2OnOneUnit() async throws {
         let directory = try TemporaryDirectory()
         let state = directory.path("unit.json")
-        let info = try Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", state, "--json")
+        let info = try await Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", state, "--json")
         #expect(info.status == 0, "\(info)")
         #expect(try info.unitField("version") == "1.0.0")
 
-        let enter = try Dfuhop.run("enter-dfu", "--simulate-state", state)
+        let enter = try await Dfuhop.run("enter-dfu", "--simulate-state", state)
         #expect(enter.status == 0, "\(enter)")
         #expect(enter.stdout.contains("is in DFU mode"))
 
-        let flash = try Dfuhop.run("flash", Self.example("demo-g474-v2.hex"), "--leave", "--simulate-state", state)
+        let flash = try await Dfuhop.run("flash", Self.example("demo-g474-v2.hex"), "--leave", "--simulate-state", state)
         #expect(flash.status == 0, "\(flash)")
         #expect(flash.stdout.contains("verified"))
 
-        let after = try Dfuhop.run("info", "--simulate-state", state, "--json")
+        let after = try await Dfuhop.run("info", "--simulate-state", state, "--json")
         #expect(try after.unitField("version") == "2.0.0")
     }
 
-    @Test func dryRunPrintsThePlanVectorTableLastAndTouchesNothing() throws {
+    @Test func dryRunPrintsThePlanVectorTableLastAndTouchesNothing() async throws {
         let directory = try TemporaryDirectory()
         let state = directory.path("unit.json")
-        let plan = try Dfuhop.run(
+        let plan = try await Dfuhop.run(
             "flash", Self.example("demo-f407-v2.hex"), "--dry-run", "--simulate", "f407:dfu", "--simulate-state", state)
         #expect(plan.status == 0, "\(plan)")
         #expect(plan.stdout.contains("vector table sector, last"))
-        let read = try Dfuhop.run(
+        let read = try await Dfuhop.run(
             "read", "--address", "0x08000000", "--length", "64", "-o", directory.path("out.bin"), "--simulate-state", state)
         #expect(read.status == 0, "\(read)")
         #expect(try directory.read("out.bin") == [UInt8](repeating: 0xFF, count: 64), "a dry run must not write")
     }
 
-    @Test func flashJsonEmitsEventsThenAResult() throws {
-        let result = try Dfuhop.run("flash", Self.example("demo-f407-v1.hex"), "--json", "--simulate", "f407:dfu")
+    @Test func flashJsonEmitsEventsThenAResult() async throws {
+        let result = try await Dfuhop.run("flash", Self.example("demo-f407-v1.hex"), "--json", "--simulate", "f407:dfu")
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(lines.allSatisfy { $0 != nil }, "every line is a JSON object")
@@ -51,65 +51,65 @@ struct DeviceCommandTests {
         #expect(lines.contains { $0?["event"] as? String == "sectorErased" })
     }
 
-    @Test func anImageOutsideTheFlashIsRefusedWithExit80AndNothingWritten() throws {
+    @Test func anImageOutsideTheFlashIsRefusedWithExit80AndNothingWritten() async throws {
         // 1 KiB placed past the end of the G474's 512 KiB: the plan refuses it, naming address and layout.
         let directory = try TemporaryDirectory()
         let image = try directory.write("far.bin", [UInt8](repeating: 0x11, count: 1024))
-        let result = try Dfuhop.run("flash", image, "--address", "0x08080000", "--simulate", "g474:dfu")
+        let result = try await Dfuhop.run("flash", image, "--address", "0x08080000", "--simulate", "g474:dfu")
         #expect(result.status == 80, "\(result)")
         #expect(result.stderr.contains("0x08080000"))
         #expect(result.stderr.contains("nothing was written"))
     }
 
-    @Test func noUnitInDFUExits69WithAHint() throws {
-        let result = try Dfuhop.run("flash", Self.example("demo-g474-v1.hex"), "--simulate", "g474:programmed")
+    @Test func noUnitInDFUExits69WithAHint() async throws {
+        let result = try await Dfuhop.run("flash", Self.example("demo-g474-v1.hex"), "--simulate", "g474:programmed")
         #expect(result.status == 69, "\(result)")
         #expect(result.stderr.contains("hint:"))
     }
 
-    @Test func corruptedUnitShowsNothingAndInfoSaysSo() throws {
-        let list = try Dfuhop.run("list", "--simulate", "g474:corrupted")
+    @Test func corruptedUnitShowsNothingAndInfoSaysSo() async throws {
+        let list = try await Dfuhop.run("list", "--simulate", "g474:corrupted")
         #expect(list.status == 0)
         #expect(list.stdout.contains("no units found"))
-        let info = try Dfuhop.run("info", "--simulate", "g474:corrupted")
+        let info = try await Dfuhop.run("info", "--simulate", "g474:corrupted")
         #expect(info.status == 69, "\(info)")
     }
 
-    @Test func h7LeaveJumpsToTheResetHandler() throws {
+    @Test func h7LeaveJumpsToTheResetHandler() async throws {
         let directory = try TemporaryDirectory()
         let state = directory.path("unit.json")
         // Any valid F-series image would hang an H7 left to its vector base; dfuhop reads the reset handler.
-        #expect(try Dfuhop.run("info", "--simulate", "h753:programmed", "--simulate-state", state).status == 0)
-        #expect(try Dfuhop.run("enter-dfu", "--simulate-state", state).status == 0)
-        let leave = try Dfuhop.run("leave", "--simulate-state", state, "--json")
+        #expect(try await Dfuhop.run("info", "--simulate", "h753:programmed", "--simulate-state", state).status == 0)
+        #expect(try await Dfuhop.run("enter-dfu", "--simulate-state", state).status == 0)
+        let leave = try await Dfuhop.run("leave", "--simulate-state", state, "--json")
         #expect(leave.status == 0, "\(leave)")
         let last = try #require(leave.stdout.split(separator: "\n").last)
         let target = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])["jumpTo"] as? String
         #expect(target != "0x08000000")
-        #expect(try Dfuhop.run("info", "--simulate-state", state).status == 0, "the application is running again")
+        #expect(try await Dfuhop.run("info", "--simulate-state", state).status == 0, "the application is running again")
     }
 
-    @Test func eraseNeedsAnExplicitTargetAndMassEraseAFlag() throws {
-        let bare = try Dfuhop.run("erase", "--simulate", "f407:dfu")
+    @Test func eraseNeedsAnExplicitTargetAndMassEraseAFlag() async throws {
+        let bare = try await Dfuhop.run("erase", "--simulate", "f407:dfu")
         #expect(bare.status == 64, "\(bare)")
-        let sector = try Dfuhop.run("erase", "--sector", "0x08004000", "--simulate", "f407:dfu")
+        let sector = try await Dfuhop.run("erase", "--sector", "0x08004000", "--simulate", "f407:dfu")
         #expect(sector.status == 0, "\(sector)")
-        let mass = try Dfuhop.run("erase", "--mass-erase", "--simulate", "f407:dfu", "--json")
+        let mass = try await Dfuhop.run("erase", "--mass-erase", "--simulate", "f407:dfu", "--json")
         #expect(mass.status == 0, "\(mass)")
     }
 
-    @Test func badSimulationSpecsAndStateFilesGetFixedCodes() throws {
+    @Test func badSimulationSpecsAndStateFilesGetFixedCodes() async throws {
         let directory = try TemporaryDirectory()
-        #expect(try Dfuhop.run("list", "--simulate", "f103").status == 64)
+        #expect(try await Dfuhop.run("list", "--simulate", "f103").status == 64)
         let bad = try directory.write("bad.json", Array("{".utf8))
-        let result = try Dfuhop.run("list", "--simulate-state", bad)
+        let result = try await Dfuhop.run("list", "--simulate-state", bad)
         #expect(result.status == 78, "\(result)")
         #expect(result.stderr.contains(bad))
     }
 
-    @Test func twoUnitsNeedAUnitFlag() throws {
+    @Test func twoUnitsNeedAUnitFlag() async throws {
         // A single virtual unit never needs --unit; a wrong --unit names what is there instead.
-        let result = try Dfuhop.run("flash", Self.example("demo-f407-v1.hex"), "--simulate", "f407:dfu", "--unit", "9-9")
+        let result = try await Dfuhop.run("flash", Self.example("demo-f407-v1.hex"), "--simulate", "f407:dfu", "--unit", "9-9")
         #expect(result.status == 69, "\(result)")
         #expect(result.stderr.contains("1-1"))
     }

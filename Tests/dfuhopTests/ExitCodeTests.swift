@@ -12,9 +12,9 @@ struct ExitCodeTests {
     }
 
     /// A programmed G474 in a state file, with `faults` armed for the next command.
-    static func unit(in directory: TemporaryDirectory, faults: [String: Any]) throws -> String {
+    static func unit(in directory: TemporaryDirectory, faults: [String: Any]) async throws -> String {
         let state = directory.path("unit.json")
-        let created = try Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", state)
+        let created = try await Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", state)
         #expect(created.status == 0, "\(created)")
         var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any])
         var plan: [String: Any] = ["stallCount": 1, "neverReturnAfterReset": false]
@@ -24,8 +24,8 @@ struct ExitCodeTests {
         return state
     }
 
-    static func upgrade(_ state: String, _ directory: TemporaryDirectory, _ extra: String...) throws -> Dfuhop.Result {
-        try Dfuhop.run(
+    static func upgrade(_ state: String, _ directory: TemporaryDirectory, _ extra: String...) async throws -> Dfuhop.Result {
+        try await Dfuhop.run(
             [
                 "upgrade", example("demo-g474-v2.hex"), "--simulate-state", state, "--state-dir", directory.path("journal"),
                 "--timeout", "2"
@@ -33,39 +33,39 @@ struct ExitCodeTests {
     }
 
     @Test("74: the cable is pulled while writing")
-    func usbFailure() throws {
+    func usbFailure() async throws {
         let directory = try TemporaryDirectory()
-        let state = try Self.unit(in: directory, faults: ["disconnectAtTransfer": 40])
-        let result = try Self.upgrade(state, directory)
+        let state = try await Self.unit(in: directory, faults: ["disconnectAtTransfer": 40])
+        let result = try await Self.upgrade(state, directory)
         #expect(result.status == 74, "\(result)")
     }
 
     @Test("81: the ROM reports a write error it does not recover from")
-    func deviceError() throws {
+    func deviceError() async throws {
         let directory = try TemporaryDirectory()
-        let state = try Self.unit(in: directory, faults: ["statusErrorAtBlock": ["block": 2, "status": 0x03]])
-        let result = try Self.upgrade(state, directory)
+        let state = try await Self.unit(in: directory, faults: ["statusErrorAtBlock": ["block": 2, "status": 0x03]])
+        let result = try await Self.upgrade(state, directory)
         #expect(result.status == 81, "\(result)")
         #expect(result.stderr.contains("errWRITE") || result.stderr.contains("write"), "\(result.stderr)")
     }
 
     @Test("83: the application reports another version than its image")
-    func notConfirmed() throws {
+    func notConfirmed() async throws {
         let directory = try TemporaryDirectory()
-        let state = try Self.unit(in: directory, faults: ["reportedVersion": ["major": 1, "minor": 0, "patch": 0, "build": 0]])
-        let result = try Self.upgrade(state, directory)
+        let state = try await Self.unit(in: directory, faults: ["reportedVersion": ["major": 1, "minor": 0, "patch": 0, "build": 0]])
+        let result = try await Self.upgrade(state, directory)
         #expect(result.status == 83, "\(result)")
         #expect(result.stderr.contains("running again will not change it"), "the hint does not promise a rerun: \(result.stderr)")
     }
 
     @Test("84: two units and none named; 69: a --unit that matches nothing touches nothing")
-    func ambiguousAndAbsent() throws {
+    func ambiguousAndAbsent() async throws {
         let directory = try TemporaryDirectory()
-        let two = try Dfuhop.run(
+        let two = try await Dfuhop.run(
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "2",
             "--state-dir", directory.path("journal"))
         #expect(two.status == 84, "\(two)")
-        let none = try Dfuhop.run(
+        let none = try await Dfuhop.run(
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--unit", "NOSUCHUNIT",
             "--state-dir", directory.path("journal"))
         #expect(none.status == 69, "\(none)")

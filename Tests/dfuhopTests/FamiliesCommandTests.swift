@@ -3,8 +3,8 @@ import Testing
 
 @Suite("dfuhop families", .timeLimit(.minutes(10)))
 struct FamiliesCommandTests {
-    @Test func jsonListsAtLeastSixteenPartLinesWithSourcesAndTheRefusals() throws {
-        let result = try Dfuhop.run("families", "--json")
+    @Test func jsonListsAtLeastSixteenPartLinesWithSourcesAndTheRefusals() async throws {
+        let result = try await Dfuhop.run("families", "--json")
         #expect(result.status == 0, "\(result)")
         let objects = try #require(try result.json()["families"] as? [[String: Any]])
         let modelled = objects.filter { $0["usbDFU"] as? Bool == true }
@@ -18,8 +18,8 @@ struct FamiliesCommandTests {
         #expect(refused.contains { $0["id"] as? String == "f103" && ($0["refusal"] as? String ?? "").contains("no USB DFU") })
     }
 
-    @Test func aRefusedPartLineCannotBeSimulated() throws {
-        let result = try Dfuhop.run("info", "--simulate", "f103:programmed")
+    @Test func aRefusedPartLineCannotBeSimulated() async throws {
+        let result = try await Dfuhop.run("info", "--simulate", "f103:programmed")
         #expect(result.status == 64, "\(result)")
         #expect(result.stderr.contains("no USB DFU"))
     }

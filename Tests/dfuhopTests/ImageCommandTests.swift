@@ -22,10 +22,10 @@ struct ImageCommandTests {
         try directory.write(name, try ImageWriter.bytes(Self.application(), as: .intelHex))
     }
 
-    @Test func infoDescribesAndChecksAHexFile() throws {
+    @Test func infoDescribesAndChecksAHexFile() async throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
-        let result = try Dfuhop.run("image", "info", path)
+        let result = try await Dfuhop.run("image", "info", path)
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("format:        Intel HEX"))
         #expect(result.stdout.contains("0x08000000-0x080002FF  768 bytes"))
@@ -35,10 +35,10 @@ struct ImageCommandTests {
         #expect(result.stderr.isEmpty)
     }
 
-    @Test func infoJsonCarriesHashesAndFindings() throws {
+    @Test func infoJsonCarriesHashesAndFindings() async throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
-        let json = try #require(try Dfuhop.run("image", "info", path, "--json", "--family", "f407").json()["image"] as? [String: Any])
+        let json = try #require(try await Dfuhop.run("image", "info", path, "--json", "--family", "f407").json()["image"] as? [String: Any])
         #expect(json["format"] as? String == "hex")
         #expect(json["family"] as? String == "f407")
         let flat = try ImageWriter.bytes(Self.application(), as: .binary)
@@ -49,71 +49,72 @@ struct ImageCommandTests {
         #expect(json["warnings"] as? Int == 1)
     }
 
-    @Test func familyChecksTurnAWrongStackPointerIntoAnError() throws {
+    @Test func familyChecksTurnAWrongStackPointerIntoAnError() async throws {
         var image = Self.application()
         image.targets[0].segments[0].bytes[2] = 0x05 // SP 0x20050000: past the F407's 128 KiB
         let directory = try TemporaryDirectory()
         let path = try directory.write("bad-sp.hex", try ImageWriter.bytes(image, as: .intelHex))
-        let result = try Dfuhop.run("image", "info", path, "--family", "f407")
+        let result = try await Dfuhop.run("image", "info", path, "--family", "f407")
         #expect(result.status == 0)
         #expect(result.stdout.contains("error at 0x08000000: the initial stack pointer 0x20050000 is outside the RAM of STM32F405/407"))
     }
 
-    @Test func malformedInputExits65NamingFileAndLine() throws {
+    @Test func malformedInputExits65NamingFileAndLine() async throws {
         let directory = try TemporaryDirectory()
         var text = String(decoding: try ImageWriter.bytes(Self.application(), as: .intelHex), as: UTF8.self).split(separator: "\n").map(
             String.init)
         text[3] = String(text[3].dropLast(2)) + "00"
         let path = try directory.write("broken.hex", Array(text.joined(separator: "\n").utf8))
-        let result = try Dfuhop.run("image", "info", path)
+        let result = try await Dfuhop.run("image", "info", path)
         #expect(result.status == 65, "\(result)")
         #expect(result.stderr.hasPrefix("error: \(path), line 4: checksum is 0x00, the record needs 0x"))
         #expect(result.stdout.isEmpty)
-        let json = try Dfuhop.run("image", "info", path, "--json")
+        let json = try await Dfuhop.run("image", "info", path, "--json")
         #expect(json.status == 65)
         #expect(try json.json()["exitCode"] as? Int == 65)
     }
 
-    @Test func truncatedBinaryFormatExits65WithByteOffset() throws {
+    @Test func truncatedBinaryFormatExits65WithByteOffset() async throws {
         let directory = try TemporaryDirectory()
         let dfu = try ImageWriter.bytes(Self.application(), as: .dfuse)
         let path = try directory.write("short.dfu", Array(dfu.prefix(400)))
-        let result = try Dfuhop.run("image", "info", path)
+        let result = try await Dfuhop.run("image", "info", path)
         #expect(result.status == 65)
         #expect(result.stderr.contains("error: \(path), byte offset"))
     }
 
-    @Test func missingInputExits66AndUnwritableOutputExits73() throws {
+    @Test func missingInputExits66AndUnwritableOutputExits73() async throws {
         let directory = try TemporaryDirectory()
-        let missing = try Dfuhop.run("image", "info", directory.path("nope.hex"))
+        let missing = try await Dfuhop.run("image", "info", directory.path("nope.hex"))
         #expect(missing.status == 66)
         #expect(missing.stderr.contains("nope.hex: cannot open"))
         let path = try writeApplication(directory)
-        let unwritable = try Dfuhop.run("image", "convert", path, directory.path("no/such/dir/out.bin"))
+        let unwritable = try await Dfuhop.run("image", "convert", path, directory.path("no/such/dir/out.bin"))
         #expect(unwritable.status == 73, "\(unwritable)")
         #expect(unwritable.stderr.contains("cannot create"))
     }
 
-    @Test func convertGoesThroughEveryFormatAndBackToTheSameBytes() throws {
+    @Test func convertGoesThroughEveryFormatAndBackToTheSameBytes() async throws {
         let directory = try TemporaryDirectory()
         var previous = try writeApplication(directory)
         for name in ["app.dfu", "app.srec", "app.s19.hex", "app.bin"] {
             let next = directory.path(name)
-            let result = try Dfuhop.run("image", "convert", previous, next)
+            let result = try await Dfuhop.run("image", "convert", previous, next)
             #expect(result.status == 0, "\(name): \(result)")
             previous = next
         }
         #expect(try directory.read("app.bin") == ImageWriter.bytes(Self.application(), as: .binary))
-        let explicit = try Dfuhop.run("image", "convert", previous, directory.path("app.out"), "--format", "hex", "--address", "0x08000000")
+        let explicit = try await Dfuhop.run(
+            "image", "convert", previous, directory.path("app.out"), "--format", "hex", "--address", "0x08000000")
         #expect(explicit.status == 0)
         #expect(
             try ImageReader.read(try directory.read("app.out"), file: "app.out", format: .intelHex).segments == Self.application().segments)
     }
 
-    @Test func convertWritesTheRequestedDfuIdentityAndTargetName() throws {
+    @Test func convertWritesTheRequestedDfuIdentityAndTargetName() async throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
-        let result = try Dfuhop.run(
+        let result = try await Dfuhop.run(
             "image", "convert", path, directory.path("id.dfu"), "--vid", "0x1209", "--pid", "0x0007",
             "--bcd-device", "0x0102", "--target-name", "Internal Flash")
         #expect(result.status == 0, "\(result)")
@@ -122,24 +123,24 @@ struct ImageCommandTests {
         #expect(image.targets.first?.name == "Internal Flash")
     }
 
-    @Test func convertRefusesAnUnknownOutputFormatAsAUsageError() throws {
+    @Test func convertRefusesAnUnknownOutputFormatAsAUsageError() async throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
-        let result = try Dfuhop.run("image", "convert", path, directory.path("out.xyz"))
+        let result = try await Dfuhop.run("image", "convert", path, directory.path("out.xyz"))
         #expect(result.status == 64)
         #expect(result.stderr.contains("--format"))
         #expect(!FileManager.default.fileExists(atPath: directory.path("out.xyz")))
     }
 
-    @Test func stampWritesADescriptorThatInfoValidates() throws {
+    @Test func stampWritesADescriptorThatInfoValidates() async throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
         let stamped = directory.path("stamped.hex")
-        let result = try Dfuhop.run(
+        let result = try await Dfuhop.run(
             "image", "stamp", path, stamped, "--product-id", "0x1209A001", "--version", "1.4.2.7", "--name", "sensor hub")
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("version 1.4.2.7"))
-        let info = try #require(try Dfuhop.run("image", "info", stamped, "--json").json()["image"] as? [String: Any])
+        let info = try #require(try await Dfuhop.run("image", "info", stamped, "--json").json()["image"] as? [String: Any])
         let descriptor = info["descriptor"] as? [String: Any]
         #expect(descriptor?["state"] as? String == "valid")
         #expect(descriptor?["productID"] as? String == "0x1209A001")
@@ -148,27 +149,27 @@ struct ImageCommandTests {
         #expect(info["warnings"] as? Int == 0)
     }
 
-    @Test func stampRefusesAnImageWithoutAReservedArea() throws {
+    @Test func stampRefusesAnImageWithoutAReservedArea() async throws {
         var image = Self.application()
         image.targets[0].segments[0].bytes.replaceSubrange(0x20..<0x24, with: [0, 0, 0, 0])
         let directory = try TemporaryDirectory()
         let path = try directory.write("plain.hex", try ImageWriter.bytes(image, as: .intelHex))
-        let result = try Dfuhop.run(
+        let result = try await Dfuhop.run(
             "image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0.0", "--name", "x")
         #expect(result.status == 65)
         #expect(result.stderr.contains("address 0x08000020: word 8 of the vector table is 0x00000000"))
-        let badVersion = try Dfuhop.run(
+        let badVersion = try await Dfuhop.run(
             "image", "stamp", path, directory.path("x.hex"), "--product-id", "1", "--version", "1.0", "--name", "x")
         #expect(badVersion.status == 64)
     }
 
-    @Test func helpTeachesWithExamples() throws {
+    @Test func helpTeachesWithExamples() async throws {
         for command in ["info", "convert", "stamp"] {
-            let result = try Dfuhop.run("image", command, "--help")
+            let result = try await Dfuhop.run("image", command, "--help")
             #expect(result.status == 0)
             #expect(result.stdout.contains("Examples:"), "\(command)")
         }
-        let unknownFamily = try Dfuhop.run("image", "info", "x.hex", "--family", "f999")
+        let unknownFamily = try await Dfuhop.run("image", "info", "x.hex", "--family", "f999")
         #expect(unknownFamily.status == 64)
         #expect(unknownFamily.stderr.contains("f407"))
     }

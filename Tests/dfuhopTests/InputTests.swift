@@ -16,25 +16,25 @@ struct InputTests {
         for bad in ["0", "-1", "4G", "K", "", "5000M", "0x"] { #expect(ByteCount(argument: bad) == nil, "\(bad)") }
     }
 
-    @Test func addressesWithout0xAreRefusedNotReadAsDecimal() {
+    @Test func addressesWithout0xAreRefusedNotReadAsDecimal() async {
         #expect(Address(argument: "0x08004000")?.value == 0x0800_4000)
         #expect(Address(argument: "0x0800_4000")?.value == 0x0800_4000)
         for bad in ["08004000", "134234112", "0x1_0000_0000", "0xZZ", ""] { #expect(Address(argument: bad) == nil, "\(bad)") }
-        let run = try? Dfuhop.run("read", "--address", "08000000", "--length", "4K", "-o", "/dev/null", "--simulate", "g474:dfu")
+        let run = await try? Dfuhop.run("read", "--address", "08000000", "--length", "4K", "-o", "/dev/null", "--simulate", "g474:dfu")
         #expect(run?.status == 64)
     }
 
-    @Test func aMistypedCommandGetsADidYouMean() throws {
+    @Test func aMistypedCommandGetsADidYouMean() async throws {
         #expect(DfuHop.suggestion(for: "upgrad")?.contains("'upgrade'") == true)
         #expect(DfuHop.suggestion(for: "fash")?.contains("'flash'") == true)
         #expect(DfuHop.suggestion(for: "upgrade") == nil)
         #expect(DfuHop.suggestion(for: "--json") == nil)
-        let run = try Dfuhop.run("lsit")
+        let run = try await Dfuhop.run("lsit")
         #expect(run.status == 64 && run.stderr.contains("did you mean 'list'"), "\(run)")
     }
 
-    @Test func simulationOptionsAreGroupedApartInHelp() throws {
-        let help = try Dfuhop.run("flash", "--help").stdout
+    @Test func simulationOptionsAreGroupedApartInHelp() async throws {
+        let help = try await Dfuhop.run("flash", "--help").stdout
         let group = try #require(help.range(of: "SIMULATION (NO HARDWARE):"), Comment(rawValue: help))
         #expect(help[group.upperBound...].contains("--simulate-state"))
         let options = try #require(help.range(of: "\nOPTIONS:"))
@@ -47,20 +47,20 @@ struct InputTests {
         #expect(line.contains("1.0 KiB/4.0 KiB") && line.contains("1.0 KiB/s") && line.contains("3 s left"), "\(line)")
     }
 
-    @Test func doubleVerboseShowsTheWireAndQuietShowsNothing() throws {
+    @Test func doubleVerboseShowsTheWireAndQuietShowsNothing() async throws {
         let directory = try TemporaryDirectory()
         let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
             "../../protocols/examples/demo-g474-v2.hex"
         )
         .standardized.path
-        let traced = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("a"), "-vv")
+        let traced = try await Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("a"), "-vv")
         #expect(traced.status == 0, "\(traced)")
         for wire in ["DNLOAD wValue=", "GETSTATUS wValue=0 wLength=6", "dfuIDLE", "HID out report 64 byte(s)", "phase flash finished"] {
             #expect(traced.stderr.contains(wire), "\(wire)")
         }
-        let verbose = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("b"), "-v")
+        let verbose = try await Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("b"), "-v")
         #expect(verbose.stderr.contains("phase plan finished") && !verbose.stderr.contains("DNLOAD"), "\(verbose)")
-        let quiet = try Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("c"), "-q")
+        let quiet = try await Dfuhop.run("upgrade", image, "--simulate", "g474:programmed", "--state-dir", directory.path("c"), "-q")
         #expect(quiet.status == 0 && quiet.stderr.isEmpty && quiet.stdout.contains("upgraded"), "\(quiet)")
     }
 }

@@ -62,8 +62,8 @@ struct JSONContractTests {
 
     /// Checks one run against the contract: objects with a type; events, then units, then one result, last,
     /// whose exitCode is the process's status.
-    static func check(_ arguments: [String], expect status: Int32? = nil) throws {
-        let run = try Dfuhop.run(arguments)
+    static func check(_ arguments: [String], expect status: Int32? = nil) async throws {
+        let run = try await Dfuhop.run(arguments)
         let lines = run.stdout.split(separator: "\n").map(String.init)
         let context = "dfuhop \(arguments.joined(separator: " "))\n\(run)"
         if let status { #expect(run.status == status, "\(context)") }
@@ -83,7 +83,7 @@ struct JSONContractTests {
         }
     }
 
-    @Test func everyCommandKeepsTheContract() throws {
+    @Test func everyCommandKeepsTheContract() async throws {
         let directory = try TemporaryDirectory()
         let state = directory.path("unit.json")
         let stateDir = directory.path("state")
@@ -91,55 +91,58 @@ struct JSONContractTests {
         let v2 = Self.example("demo-g474-v2.hex")
         let unit = ["--simulate-state", state]
         let two = ["--all", "--simulate", "g474:programmed", "--simulate-units", "2"]
-        try Self.check(["info", "--json", "--simulate", "g474:programmed"] + unit, expect: 0)
-        try Self.check(["list", "--json"] + unit, expect: 0)
-        try Self.check(["list", "--json", "--simulate", "f407:blank"], expect: 0) // nothing on the bus
-        try Self.check(["upgrade", v2, "--json", "--dry-run", "--state-dir", stateDir] + unit, expect: 0)
-        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + unit, expect: 0)
-        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + unit, expect: 0) // up to date
-        try Self.check(
+        try await Self.check(["info", "--json", "--simulate", "g474:programmed"] + unit, expect: 0)
+        try await Self.check(["list", "--json"] + unit, expect: 0)
+        try await Self.check(["list", "--json", "--simulate", "f407:blank"], expect: 0) // nothing on the bus
+        try await Self.check(["upgrade", v2, "--json", "--dry-run", "--state-dir", stateDir] + unit, expect: 0)
+        try await Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + unit, expect: 0)
+        try await Self.check(["upgrade", v2, "--json", "--state-dir", stateDir] + unit, expect: 0) // up to date
+        try await Self.check(
             ["upgrade", v2, "--json", "--state-dir", stateDir] + two,
             expect: 0)
         // Another build of the version the units run: each unit refused, the run exits with the first failure's status.
-        try Self.check(
+        try await Self.check(
             ["upgrade", v1, "--json", "--state-dir", stateDir] + two,
             expect: 80)
-        try Self.check(["upgrade", v1, "--json", "--state-dir", stateDir, "--allow-downgrade"] + unit, expect: 0)
-        try Self.check(["enter-dfu", "--json"] + unit, expect: 0)
-        try Self.check(["flash", v2, "--json", "--dry-run"] + unit, expect: 0)
-        try Self.check(["flash", v2, "--json"] + unit, expect: 0)
-        try Self.check(["read", "--json", "--address", "0x08000000", "--length", "256", "-o", directory.path("out.bin")] + unit, expect: 0)
-        try Self.check(["read", "--json", "--address", "0x0A000000", "--length", "256", "-o", directory.path("out.bin")] + unit, expect: 64)
-        try Self.check(["erase", "--json", "--sector", "0x08070000"] + unit, expect: 0)
-        try Self.check(["leave", "--json"] + unit, expect: 0)
-        try Self.check(["leave", "--json"] + unit, expect: 69) // the unit runs its application now: no DFU unit
-        try Self.check(["upgrade", v2, "--json", "--state-dir", stateDir, "--simulate", "f407:programmed"], expect: 80) // wrong family
-        try Self.check(["image", "info", "--json", v2], expect: 0)
-        try Self.check(["image", "info", "--json", directory.path("missing.hex")], expect: 66)
-        try Self.check(["image", "convert", "--json", v2, directory.path("v2.bin")], expect: 0)
-        try Self.check(
+        try await Self.check(["upgrade", v1, "--json", "--state-dir", stateDir, "--allow-downgrade"] + unit, expect: 0)
+        try await Self.check(["enter-dfu", "--json"] + unit, expect: 0)
+        try await Self.check(["flash", v2, "--json", "--dry-run"] + unit, expect: 0)
+        try await Self.check(["flash", v2, "--json"] + unit, expect: 0)
+        try await Self.check(
+            ["read", "--json", "--address", "0x08000000", "--length", "256", "-o", directory.path("out.bin")] + unit, expect: 0)
+        try await Self.check(
+            ["read", "--json", "--address", "0x0A000000", "--length", "256", "-o", directory.path("out.bin")] + unit, expect: 64)
+        try await Self.check(["erase", "--json", "--sector", "0x08070000"] + unit, expect: 0)
+        try await Self.check(["leave", "--json"] + unit, expect: 0)
+        try await Self.check(["leave", "--json"] + unit, expect: 69) // the unit runs its application now: no DFU unit
+        // A G474 image for an F407: the wrong family.
+        try await Self.check(["upgrade", v2, "--json", "--state-dir", stateDir, "--simulate", "f407:programmed"], expect: 80)
+        try await Self.check(["image", "info", "--json", v2], expect: 0)
+        try await Self.check(["image", "info", "--json", directory.path("missing.hex")], expect: 66)
+        try await Self.check(["image", "convert", "--json", v2, directory.path("v2.bin")], expect: 0)
+        try await Self.check(
             [
                 "image", "stamp", "--json", Self.example("demo-g474-v2.unstamped.hex"), directory.path("stamped.hex"),
                 "--product-id", "0x1234", "--version", "1.2.3", "--name", "demo"
             ], expect: 0)
-        try Self.check(["journal", "list", "--json", "--state-dir", stateDir], expect: 0)
-        try Self.check(["exit-codes", "--json"], expect: 0)
-        try Self.check(["families", "--json"], expect: 0)
-        try Self.check(["key", "generate", "--json", "--out", directory.path("release.key")], expect: 0)
-        try Self.check(["package", "info", "--json", directory.path("missing.dfuhop")], expect: 66)
+        try await Self.check(["journal", "list", "--json", "--state-dir", stateDir], expect: 0)
+        try await Self.check(["exit-codes", "--json"], expect: 0)
+        try await Self.check(["families", "--json"], expect: 0)
+        try await Self.check(["key", "generate", "--json", "--out", directory.path("release.key")], expect: 0)
+        try await Self.check(["package", "info", "--json", directory.path("missing.dfuhop")], expect: 66)
     }
 
     /// `--report`: one record per unit, appended, in the format the name asks for; `--all` sums up on stderr.
-    @Test func reportAppendsOneRecordPerUnit() throws {
+    @Test func reportAppendsOneRecordPerUnit() async throws {
         let directory = try TemporaryDirectory()
         let csv = directory.path("line-3.csv")
         let jsonl = directory.path("line-3.jsonl")
         let v2 = Self.example("demo-g474-v2.hex")
         let all = ["--all", "--simulate", "g474:programmed", "--simulate-units", "2", "--state-dir", directory.path("state")]
-        let first = try Dfuhop.run(["upgrade", v2, "--report", csv] + all)
+        let first = try await Dfuhop.run(["upgrade", v2, "--report", csv] + all)
         #expect(first.status == 0, "\(first)")
         #expect(first.stderr.contains("2 upgraded, 0 failed"), "\(first)")
-        let refused = try Dfuhop.run(["upgrade", Self.example("demo-f407-v2.hex"), "--report", csv] + all)
+        let refused = try await Dfuhop.run(["upgrade", Self.example("demo-f407-v2.hex"), "--report", csv] + all)
         #expect(refused.status == 80, "\(refused)")
         #expect(refused.stderr.contains("0 upgraded, 2 failed: 1-1, 1-2"), "\(refused)")
         let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\r\n")
@@ -151,7 +154,9 @@ struct JSONContractTests {
         #expect(rows.dropFirst().map { String($0[outcome]) } == ["upgraded", "upgraded", "failed", "failed"])
         #expect(rows.dropFirst().allSatisfy { $0[digest].count == 64 })
 
-        let single = try Dfuhop.run(["upgrade", v2, "--report", jsonl, "--simulate", "g474:programmed", "--state-dir", directory.path("s2")]
+        let single = try await Dfuhop.run([
+            "upgrade", v2, "--report", jsonl, "--simulate", "g474:programmed", "--state-dir", directory.path("s2")
+        ]
         )
         #expect(single.status == 0, "\(single)")
         let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
@@ -159,6 +164,6 @@ struct JSONContractTests {
         let record = try JSONDecoder().decode(FactoryReport.Record.self, from: Data(lines[0].utf8))
         #expect(record.outcome == "upgraded" && record.oldVersion == "1.0.0" && record.newVersion == "2.0.0" && record.exitCode == 0)
         #expect(record.uid != nil && record.romSerial != nil && record.family == "g474" && record.port == "1-1")
-        #expect(try Dfuhop.run(["upgrade", v2, "--report", directory.path("r.txt"), "--simulate", "g474:programmed"]).status == 64)
+        #expect(try await Dfuhop.run(["upgrade", v2, "--report", directory.path("r.txt"), "--simulate", "g474:programmed"]).status == 64)
     }
 }

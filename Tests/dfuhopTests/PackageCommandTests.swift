@@ -7,7 +7,7 @@ import Testing
 /// saved state is byte-for-byte what it was.
 @Suite("dfuhop package", .timeLimit(.minutes(10)))
 struct PackageCommandTests {
-    static func example(_ name: String) -> String { UpgradeCommandTests.example(name) }
+    static func example(_ name: String) async -> String { UpgradeCommandTests.example(name) }
 
     /// A key, a profile directory trusting it (signing required), and a simulated unit running 1.0.0.
     struct Bench {
@@ -16,10 +16,10 @@ struct PackageCommandTests {
         let profiles: String
         let unit: String
 
-        init() throws {
+        init() async throws {
             directory = try TemporaryDirectory()
             key = directory.path("release.key")
-            let generated = try Dfuhop.run("key", "generate", "--out", key)
+            let generated = try await Dfuhop.run("key", "generate", "--out", key)
             #expect(generated.status == 0, "\(generated)")
             let publicKey = String(try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ")[0])
             profiles = directory.path("profiles")
@@ -29,7 +29,7 @@ struct PackageCommandTests {
             profile["signing"] = ["publicKeys": [publicKey], "required": true]
             try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: profiles + "/dfuhop-demo-g474.json"))
             unit = directory.path("unit.json")
-            let info = try Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", unit, "--json")
+            let info = try await Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", unit, "--json")
             #expect(try info.unitField("version") == "1.0.0", "\(info)")
         }
 
@@ -37,71 +37,71 @@ struct PackageCommandTests {
             URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../\(path)").standardized.path
         }
 
-        func package(_ image: String, key: String? = nil, name: String) throws -> String {
+        func package(_ image: String, key: String? = nil, name: String) async throws -> String {
             let output = directory.path(name)
-            let result = try Dfuhop.run(
+            let result = try await Dfuhop.run(
                 "package", "create", PackageCommandTests.example(image), "--key", key ?? self.key, "-o", output,
                 "--profile", profiles)
             #expect(result.status == 0, "\(result)")
             return output
         }
 
-        func upgrade(_ file: String) throws -> Dfuhop.Result {
-            try Dfuhop.run("upgrade", file, "--simulate-state", unit, "--profile", profiles, "--state-dir", directory.path("state"))
+        func upgrade(_ file: String) async throws -> Dfuhop.Result {
+            try await Dfuhop.run("upgrade", file, "--simulate-state", unit, "--profile", profiles, "--state-dir", directory.path("state"))
         }
 
-        func version() throws -> String? { try Dfuhop.run("info", "--simulate-state", unit, "--json").unitField("version") }
+        func version() async throws -> String? { try await Dfuhop.run("info", "--simulate-state", unit, "--json").unitField("version") }
 
         /// `file` is refused with `status` and a message holding `words`, and the unit is untouched.
-        func expectRefused(_ file: String, status: Int32, _ words: String) throws {
+        func expectRefused(_ file: String, status: Int32, _ words: String) async throws {
             let before = try Data(contentsOf: URL(fileURLWithPath: unit))
-            let result = try upgrade(file)
+            let result = try await upgrade(file)
             #expect(result.status == status, "\(result)")
             #expect(result.stderr.contains(words), "\(result)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: unit)) == before, "the unit's state changed")
         }
     }
 
-    @Test func aSignedPackageUpgradesAndEveryUntrustedInputIsRefused() throws {
-        let bench = try Bench()
-        let signed = try bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
+    @Test func aSignedPackageUpgradesAndEveryUntrustedInputIsRefused() async throws {
+        let bench = try await Bench()
+        let signed = try await bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
 
-        try bench.expectRefused(Self.example("demo-g474-v2.hex"), status: 87, "requires signed packages")
+        try await bench.expectRefused(Self.example("demo-g474-v2.hex"), status: 87, "requires signed packages")
 
         let otherKey = bench.directory.path("other.key")
-        #expect(try Dfuhop.run("key", "generate", "--out", otherKey).status == 0)
-        let untrusted = try bench.package("demo-g474-v2.hex", key: otherKey, name: "untrusted.dfuhop")
-        try bench.expectRefused(untrusted, status: 87, "signature does not verify")
+        #expect(try await Dfuhop.run("key", "generate", "--out", otherKey).status == 0)
+        let untrusted = try await bench.package("demo-g474-v2.hex", key: otherKey, name: "untrusted.dfuhop")
+        try await bench.expectRefused(untrusted, status: 87, "signature does not verify")
 
-        let tampered = try Self.tamperedCopy(of: signed, image: Self.example("demo-g474-v2.hex"), in: bench.directory)
-        try bench.expectRefused(tampered, status: 87, "the image was altered")
-        #expect(try bench.version() == "1.0.0")
+        let tampered = try await Self.tamperedCopy(of: signed, image: Self.example("demo-g474-v2.hex"), in: bench.directory)
+        try await bench.expectRefused(tampered, status: 87, "the image was altered")
+        #expect(try await bench.version() == "1.0.0")
 
-        let result = try bench.upgrade(signed)
+        let result = try await bench.upgrade(signed)
         #expect(result.status == 0, "\(result)")
-        #expect(try bench.version() == "2.0.0")
+        #expect(try await bench.version() == "2.0.0")
 
-        let older = try bench.package("demo-g474-v1.hex", name: "v1.dfuhop")
-        try bench.expectRefused(older, status: 80, "older than")
-        #expect(try bench.version() == "2.0.0")
+        let older = try await bench.package("demo-g474-v1.hex", name: "v1.dfuhop")
+        try await bench.expectRefused(older, status: 80, "older than")
+        #expect(try await bench.version() == "2.0.0")
     }
 
-    @Test func verifyAndInfoDescribeThePackage() throws {
-        let bench = try Bench()
-        let signed = try bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
-        let verify = try Dfuhop.run("package", "verify", signed, "--key", bench.key + ".pub", "--json")
+    @Test func verifyAndInfoDescribeThePackage() async throws {
+        let bench = try await Bench()
+        let signed = try await bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
+        let verify = try await Dfuhop.run("package", "verify", signed, "--key", bench.key + ".pub", "--json")
         #expect(verify.status == 0, "\(verify)")
         let object = try #require(try verify.json()["package"] as? [String: Any])
         #expect(object["verified"] as? Bool == true && object["version"] as? String == "2.0.0.0")
-        let byProfile = try Dfuhop.run("package", "verify", signed, "--profile", bench.profiles)
+        let byProfile = try await Dfuhop.run("package", "verify", signed, "--profile", bench.profiles)
         #expect(byProfile.status == 0 && byProfile.stdout.contains("verified: signed by"), "\(byProfile)")
-        let info = try Dfuhop.run("package", "info", signed)
+        let info = try await Dfuhop.run("package", "info", signed)
         #expect(info.status == 0 && info.stdout.contains("demo-g474-v2.hex") && info.stdout.contains("not checked"), "\(info)")
         let otherKey = bench.directory.path("other.key")
-        _ = try Dfuhop.run("key", "generate", "--out", otherKey)
-        let wrong = try Dfuhop.run("package", "verify", signed, "--key", otherKey + ".pub")
+        _ = try await Dfuhop.run("key", "generate", "--out", otherKey)
+        let wrong = try await Dfuhop.run("package", "verify", signed, "--key", otherKey + ".pub")
         #expect(wrong.status == 87, "\(wrong)")
-        let codes = try Dfuhop.run("exit-codes")
+        let codes = try await Dfuhop.run("exit-codes")
         #expect(codes.stdout.contains(" 87  the update package or image failed verification"))
     }
 

@@ -22,8 +22,8 @@ struct ShipTests {
         return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test func versionNamesTheReleaseTheCommitAndTheUSBLibraries() throws {
-        let result = try Dfuhop.run("--version")
+    @Test func versionNamesTheReleaseTheCommitAndTheUSBLibraries() async throws {
+        let result = try await Dfuhop.run("--version")
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 2, "\(result)")
@@ -42,9 +42,9 @@ struct ShipTests {
             "\(libraries)")
     }
 
-    @Test func doctorExitsNonZeroExactlyWhenItPrintedAWarningOrAProblem() throws {
+    @Test func doctorExitsNonZeroExactlyWhenItPrintedAWarningOrAProblem() async throws {
         // Whatever this machine's USB state is, the status must agree with what the doctor said about it.
-        let result = try Dfuhop.run("doctor")
+        let result = try await Dfuhop.run("doctor")
         let marks = result.stdout.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
         let libraryFailed = result.stdout.split(separator: "\n").contains {
             $0.hasPrefix("PROBLEM") && ($0.contains(" libusb ") || $0.contains(" hidapi "))

@@ -10,9 +10,9 @@ struct UpgradeCommandTests {
             .path
     }
 
-    @Test func allUpgradesEveryUnitConcurrentlyWithAResultEach() throws {
+    @Test func allUpgradesEveryUnitConcurrentlyWithAResultEach() async throws {
         let directory = try TemporaryDirectory()
-        let result = try Dfuhop.run(
+        let result = try await Dfuhop.run(
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "3",
             "--all", "--json", "--state-dir", directory.path("state"))
         #expect(result.status == 0, "\(result)")
@@ -28,20 +28,20 @@ struct UpgradeCommandTests {
         #expect(finals.allSatisfy { $0["outcome"] as? String == "upgraded" && $0["newVersion"] as? String == "2.0.0" })
     }
 
-    @Test func aBlankUnitIsReachedThroughTheBoot0PathAndClassified() throws {
+    @Test func aBlankUnitIsReachedThroughTheBoot0PathAndClassified() async throws {
         let directory = try TemporaryDirectory()
-        let result = try Dfuhop.run(
+        let result = try await Dfuhop.run(
             "upgrade", Self.example("demo-f407-v2.hex"), "--simulate", "f407:blank", "--state-dir", directory.path("state"))
         #expect(result.status == 0, "\(result)")
         #expect(result.stderr.contains("BOOT0 path"))
         #expect(result.stdout.contains("(blank) from no firmware to 2.0.0"))
     }
 
-    @Test func aUnitAnotherProcessHoldsIsRefusedWithExit75() throws {
+    @Test func aUnitAnotherProcessHoldsIsRefusedWithExit75() async throws {
         let directory = try TemporaryDirectory()
         let store = JournalStore(directory: URL(fileURLWithPath: directory.path("state")))
         // Units are locked by their 96-bit UID, as the dry run reports it.
-        let list = try Dfuhop.run(
+        let list = try await Dfuhop.run(
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--dry-run", "--json",
             "--state-dir", directory.path("state"))
         let uids = list.stdout.split(separator: "\n").compactMap { line -> String? in
@@ -52,22 +52,22 @@ struct UpgradeCommandTests {
         let lock = try store.lock(uid)
         let held = try #require(lock)
         defer { held.release() }
-        let result = try Dfuhop.run(
+        let result = try await Dfuhop.run(
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--state-dir", directory.path("state"))
         #expect(result.status == 75, "\(result)")
         #expect(result.stderr.contains("another dfuhop process"))
     }
 
-    @Test func anUnwritableJournalStopsBeforeTheUnitIsTouched() throws {
+    @Test func anUnwritableJournalStopsBeforeTheUnitIsTouched() async throws {
         let directory = try TemporaryDirectory()
         let blocker = directory.path("not-a-directory")
         try Data().write(to: URL(fileURLWithPath: blocker))
         let state = directory.path("unit.json")
-        let result = try Dfuhop.run(
+        let result = try await Dfuhop.run(
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-state", state,
             "--state-dir", blocker)
         #expect(result.status == 73, "\(result)")
-        let info = try Dfuhop.run("info", "--simulate-state", state, "--json")
+        let info = try await Dfuhop.run("info", "--simulate-state", state, "--json")
         #expect(try info.unitField("version") == "1.0.0")
     }
 }
