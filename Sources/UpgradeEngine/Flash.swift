@@ -22,7 +22,7 @@ extension UpgradeEngine {
             let report: FlashReport
             do {
                 report = try await client.execute(plan, image: target.image, verify: run.options.verify)
-            } catch let error as DfuSeError where Self.worthOneMoreTry(error, plan: plan) {
+            } catch let error as DfuSeError where Self.worthOneMoreTry(error) {
                 if case .verifyMismatch = error, !plan.skippedSectors.isEmpty {
                     // A sector reported unchanged is not: the application's CRCs were wrong. Trust the ROM.
                     onEvent(.note("read-back differs (\(error)); rewriting every sector of the image, skipping none"))
@@ -42,13 +42,13 @@ extension UpgradeEngine {
 
     /// A flash (or leave) failure that a second try, in the same session, can get past: the device
     /// stalled or went quiet for a moment, reported a programming error that a fresh erase clears, or
-    /// read back differently in a sector the application called unchanged. Protection, a wrong address
+    /// read back differently (a sector the application called unchanged is then rewritten too). Protection, a wrong address
     /// or a vanished device are not retried.
-    static func worthOneMoreTry(_ error: DfuSeError, plan: FlashPlan? = nil) -> Bool {
+    static func worthOneMoreTry(_ error: DfuSeError) -> Bool {
         switch error {
         case .transport(let transport, _): transport.kind == .stall || transport.kind == .timeout
         case .tooManyStalls, .malformedStatus, .blockLeftIncomplete: true
-        case .verifyMismatch: !(plan?.skippedSectors.isEmpty ?? true)
+        case .verifyMismatch: true // rewritten whole once; a second mismatch is the flash itself (UpgradeError.wrap)
         case .deviceStatus(let status, _, _, _):
             [.errCheckErased, .errProg, .errVerify, .errNotDone, .errUnknown, .errStalledPkt].contains(status)
         default: false

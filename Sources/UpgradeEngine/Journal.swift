@@ -92,22 +92,32 @@ public struct JournalStore: Sendable {
             decoder.dateDecodingStrategy = .iso8601
             return try decoder.decode(JournalEntry.self, from: Data(contentsOf: url))
         } catch {
-            throw JournalError(
-                path: url.path,
-                problem: "is not a dfuhop journal entry (\(error.localizedDescription)); "
-                    + "remove it if no upgrade of this unit is in progress")
+            throw JournalError(path: url.path, problem: "is not a dfuhop journal entry (\(error))", unreadableKey: key)
         }
     }
 
-    /// Every entry: interrupted upgrades.
+    /// Every entry: interrupted upgrades. An entry that cannot be read is an error.
     public func entries() throws(JournalError) -> [JournalEntry] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
-        var found: [JournalEntry] = []
-        for name in names.sorted() where name.hasPrefix("unit-") && name.hasSuffix(".json") {
-            if let entry = try entry(for: String(name.dropFirst(5).dropLast(5))) { found.append(entry) }
-        }
-        return found
+        let listing = entriesAndUnreadable()
+        if let first = listing.unreadable.first { throw first }
+        return listing.entries
     }
+
+    /// Every entry, and apart from them the entries that cannot be read (for `dfuhop journal` to show both).
+    public func entriesAndUnreadable() -> (entries: [JournalEntry], unreadable: [JournalError]) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return ([], []) }
+        var found: [JournalEntry] = []
+        var unreadable: [JournalError] = []
+        for name in names.sorted() where name.hasPrefix("unit-") && name.hasSuffix(".json") {
+            do throws(JournalError) {
+                if let entry = try entry(for: String(name.dropFirst(5).dropLast(5))) { found.append(entry) }
+            } catch { unreadable.append(error) }
+        }
+        return (found, unreadable)
+    }
+
+    /// Whether the unit has an entry file, readable or not.
+    public func hasEntry(for key: String) -> Bool { FileManager.default.fileExists(atPath: entryURL(key).path) }
 
     /// The entry of an interrupted upgrade of the unit on `port` (a unit that now shows nothing is known
     /// only by its port), or with no port, the only entry there is; nil if none or several.
@@ -179,7 +189,22 @@ public final class UnitLock: @unchecked Sendable {
 public struct JournalError: Error, Sendable, Hashable, CustomStringConvertible {
     public var path: String
     public var problem: String
+    /// The key of an entry that exists but cannot be read: `dfuhop journal forget KEY` drops it.
+    public var unreadableKey: String?
     public var description: String { "journal \(path) \(problem)" }
+
+    public init(path: String, problem: String, unreadableKey: String? = nil) {
+        self.path = path
+        self.problem = problem
+        self.unreadableKey = unreadableKey
+    }
+
+    /// What the operator can do about it.
+    public var hint: String {
+        guard let key = unreadableKey else { return "fix the journal directory (--state-dir)" }
+        return
+            "if no upgrade of unit \(key) is in progress elsewhere, drop the entry with `dfuhop journal forget \(key)` (same --state-dir)"
+    }
 }
 
 /// Journal files: written to an exclusively created temporary file (mode 0600, no symlink followed), then

@@ -65,6 +65,12 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         case let error as UpgradeError: return error
         case let error as DfuSeError where error.category == .cancelled:
             return UpgradeError(.cancelled, phase: phase, hint: "run the same command again to finish the upgrade")
+        case let error as DfuSeError where error.category == .verifyFailed:
+            // Flash.swift rewrote every sector once more before this stands: the flash does not keep what is written.
+            return UpgradeError(
+                .flash(error), phase: phase,
+                hint: "the flash does not keep what is written there even after a full rewrite (worn or damaged flash): "
+                    + "the unit stays in its ROM bootloader; running again will fail the same way; repair or replace the unit")
         case let error as DfuSeError:
             return UpgradeError(
                 .flash(error), phase: phase,
@@ -89,8 +95,8 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
             return UpgradeError(
                 .journal(error), phase: phase,
                 hint: untouched
-                    ? "nothing was touched; fix the journal directory (--state-dir) and run again"
-                    : "fix the journal directory (--state-dir) and run the same command again")
+                    ? "nothing was touched; \(error.hint), then run again"
+                    : "\(error.hint), then run the same command again")
         case is CancellationError:
             return UpgradeError(
                 .cancelled, phase: phase,

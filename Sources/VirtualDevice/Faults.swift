@@ -30,6 +30,9 @@ public struct FaultPlan: Sendable, Hashable, Codable {
     /// The application's GET_INFO reports this version, whatever its image descriptor says (a firmware
     /// whose version constant was not bumped).
     public var reportedVersion: FirmwareVersion?
+    /// A worn flash cell: bit 0 of the byte at this address stays 0 whatever is erased or written, so
+    /// read-back differs there every time (a unit no rewrite can fix).
+    public var stuckBitAt: UInt32?
 
     public struct BlockStatusError: Sendable, Hashable, Codable {
         public var block: Int
@@ -44,7 +47,7 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         powerLossAtFlashOperation: Int? = nil, disconnectAtTransfer: Int? = nil, stallAtTransfer: Int? = nil,
         stallCount: Int = 1, statusErrorAtBlock: BlockStatusError? = nil, neverReturnAfterReset: Bool = false,
         stuckBusyAtFlashOperation: Int? = nil, returnDelay: Duration? = nil, returnPort: String? = nil,
-        pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil
+        pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil, stuckBitAt: UInt32? = nil
     ) {
         self.powerLossAtFlashOperation = powerLossAtFlashOperation
         self.disconnectAtTransfer = disconnectAtTransfer
@@ -57,6 +60,7 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         self.returnPort = returnPort
         self.pollTimeoutScale = pollTimeoutScale
         self.reportedVersion = reportedVersion
+        self.stuckBitAt = stuckBitAt
     }
 
     public static let none = FaultPlan()

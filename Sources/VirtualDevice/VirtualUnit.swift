@@ -410,7 +410,14 @@ public final class VirtualUnit: @unchecked Sendable {
             wordWritten[word] = false
             wordCorrupted.remove(word)
         }
+        applyStuckBitLocked()
         changedLocked()
+    }
+
+    /// `FaultPlan.stuckBitAt`: the worn cell reads 0 in bit 0 after any erase or write.
+    func applyStuckBitLocked() {
+        guard let address = faults.stuckBitAt, let offset = flashOffset(address) else { return }
+        flash[offset] &= 0xFE
     }
 
     /// Programs bytes like NOR flash: bits only go 1 → 0. On ECC parts a write unit may be programmed

@@ -50,7 +50,7 @@ struct Failure: Error, CustomStringConvertible {
         case let error as ProductProfileError:
             return Failure(.configuration, error.description)
         case let error as JournalError:
-            return Failure(.configuration, error.description, hint: "check --state-dir")
+            return Failure(.configuration, error.description, hint: error.hint)
         case let error as PackageError:
             return package(error)
         default:
@@ -113,7 +113,8 @@ struct Failure: Error, CustomStringConvertible {
         case .ambiguous: failure = Failure(.ambiguous, error.description)
         case .busy: failure = Failure(.busy, error.description)
         case .needsBoot0: failure = Failure(.needsBoot0, error.description)
-        case .journal: failure = Failure(.cannotWrite, error.description)
+        case .journal(let journalError):
+            failure = Failure(journalError.unreadableKey == nil ? .cannotWrite : .configuration, error.description)
         case .notConfirmed: failure = Failure(.notConfirmed, error.description)
         case .readProtected: failure = Failure(.refused, error.description)
         case .cancelled: failure = Failure(.cancelled, error.description)

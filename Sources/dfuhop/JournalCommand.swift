@@ -38,7 +38,7 @@ struct JournalList: AsyncParsableCommand {
         let store = journal.store
         let asJSON = json
         try await runCommand("journal list", json: asJSON) {
-            let entries = try store.entries()
+            let (entries, unreadable) = store.entriesAndUnreadable()
             var result = ResultLine("listed")
             result.entries = entries.map {
                 JournalEntryJSON(
@@ -52,7 +52,12 @@ struct JournalList: AsyncParsableCommand {
                             + "(\(entry.image))  stopped after \"\(entry.step.rawValue)\"")
                 }
             }
-            if !asJSON, entries.isEmpty { Output.print("no interrupted upgrade in \(store.directory.path)") }
+            if !asJSON, entries.isEmpty, unreadable.isEmpty { Output.print("no interrupted upgrade in \(store.directory.path)") }
+            // Readable entries are listed all the same; an unreadable one fails the command (exit 78) and names its key.
+            if let first = unreadable.first {
+                throw Failure(
+                    .configuration, unreadable.map(\.description).joined(separator: "\n"), hint: first.hint)
+            }
             return result
         }
     }
@@ -67,7 +72,8 @@ struct JournalForget: AsyncParsableCommand {
         let store = journal.store
         let key = unit
         try await runCommand("journal forget") {
-            guard try store.entry(for: key) != nil else {
+            // An unreadable entry can be forgotten too: that is the way out its error names.
+            guard store.hasEntry(for: key) else {
                 throw Failure(
                     .noDevice, "the journal in \(store.directory.path) has no entry for \(key)",
                     hint: "`dfuhop journal` lists the entries")

@@ -3,8 +3,8 @@ import Testing
 
 /// Each exit code dfuhop documents is produced here by a run that really ends that way, on a simulated
 /// unit whose state file carries the fault (`faults` in the state file fires once, in the next command).
-/// 70 (a bug) and 77 (the OS denies the device) cannot be produced on a simulated unit; the emulated-USB
-/// tier and `doctor`'s tests cover access.
+/// 70 (a bug) cannot come from a simulated run: UnexpectedErrorTests makes it from an undescribed error.
+/// 77 (the OS denies the device) needs a real device node: the emulated-USB tier covers it.
 @Suite("Exit codes, produced", .timeLimit(.minutes(3)))
 struct ExitCodeTests {
     static func example(_ name: String) -> String {
@@ -47,6 +47,18 @@ struct ExitCodeTests {
         let result = try await Self.upgrade(state, directory)
         #expect(result.status == 81, "\(result)")
         #expect(result.stderr.contains("errWRITE") || result.stderr.contains("write"), "\(result.stderr)")
+    }
+
+    @Test("82: a worn flash cell reads back differently even after a full rewrite; the hint does not promise a rerun")
+    func verifyFailed() async throws {
+        let directory = try TemporaryDirectory()
+        // 0x08000004 holds the reset handler's address, 0x08000085: an odd byte, so a stuck bit 0 shows.
+        let state = try await Self.unit(in: directory, faults: ["stuckBitAt": 0x0800_0004])
+        let result = try await Self.upgrade(state, directory)
+        #expect(result.status == 82, "\(result)")
+        #expect(result.stderr.contains("0x08000004"), "the error names the address: \(result.stderr)")
+        #expect(result.stderr.contains("running again will fail the same way"), "\(result.stderr)")
+        #expect(!result.stderr.contains("run the same command again"), "\(result.stderr)")
     }
 
     @Test("83: the application reports another version than its image")

@@ -28,6 +28,30 @@ struct UpgradeCommandTests {
         #expect(finals.allSatisfy { $0["outcome"] as? String == "upgraded" && $0["newVersion"] as? String == "2.0.0" })
     }
 
+    @Test("--all with one unit failing: the others are upgraded, each has its line, the exit code is the failure's")
+    func allWithOneUnitFailing() async throws {
+        let directory = try TemporaryDirectory()
+        let store = JournalStore(directory: URL(fileURLWithPath: directory.path("state")))
+        // Unit 2 of the virtual bus (its UID as VirtualUnit.uid(index: 2) makes it) is held by "another process".
+        let held = try #require(try store.lock("22003000124C4F5434373133"))
+        defer { held.release() }
+        let result = try await Dfuhop.run(
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "3",
+            "--all", "--json", "--state-dir", directory.path("state"))
+        #expect(result.status == 75, "\(result)")
+        let units = result.stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return object?["type"] as? String == "unit" ? object : nil
+        }
+        let outcomes = Dictionary(
+            units.map { ((($0["unit"] as? [String: Any])?["port"] as? String) ?? "?", $0["outcome"] as? String ?? "?") }
+        ) { $1 }
+        #expect(outcomes["1-1"] == "upgraded" && outcomes["1-3"] == "upgraded", "\(outcomes)")
+        #expect(outcomes["1-2"] != "upgraded", "\(outcomes)")
+        #expect(result.stderr.contains("2 upgraded, 1 failed: 1-2"), "\(result.stderr)")
+        #expect(try result.json()["exitCode"] as? Int == 75)
+    }
+
     @Test func aBlankUnitIsReachedThroughTheBoot0PathAndClassified() async throws {
         let directory = try TemporaryDirectory()
         let result = try await Dfuhop.run(

@@ -1,0 +1,25 @@
+import Testing
+
+@testable import UpgradeEngine
+@testable import dfuhop
+
+/// Exit 70 cannot come from a simulated run (every layer's error is typed and mapped); what makes it is
+/// an error no layer describes. It must be called a bug, with the phase, and never a refusal.
+@Suite("70: an error no layer describes", .timeLimit(.minutes(1)))
+struct UnexpectedErrorTests {
+    struct Undescribed: Error {}
+
+    @Test(arguments: [UpgradePhase.plan, .flash, .confirm])
+    func anUndescribedErrorIsABugWithItsPhaseAndExit70(phase: UpgradePhase) {
+        let error = UpgradeError.wrap(Undescribed(), phase: phase)
+        guard case .unexpected = error.kind else {
+            Issue.record("\(error.kind) is not .unexpected")
+            return
+        }
+        #expect(error.phase == phase)
+        #expect(error.hint.contains("bug"), "\(error.hint)")
+        let failure = Failure.from(error)
+        #expect(failure.status == .internalError && failure.status.rawValue == 70)
+        #expect(Failure.from(Undescribed()).status.rawValue == 70)
+    }
+}
