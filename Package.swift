@@ -14,9 +14,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "dfuhop", targets: ["dfuhop"]),
-        // The engine, for tools that embed it.
+        // The engine, for tools that embed it: `import DfuHop` is the entry point (Sources/DfuHop).
         .library(name: "DfuHop", targets: [
-            "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+            "DfuHop", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
             "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
         ]),
     ],
@@ -45,6 +45,10 @@ let package = Package(
         .target(name: "UpgradeEngine", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
                                                       .product(name: "Crypto", package: "swift-crypto")]),
         // Signed update packages (docs/packages.md): a zip of images, a manifest and its Ed25519 signature.
+        .target(name: "DfuHop", dependencies: [
+            "UpgradeEngine", "FirmwareImage", "DeviceProfiles", "USBTransport", "VirtualDevice", "USBDiscovery", "AppLink",
+            "HIDAPIBackend",
+        ]),
         .target(name: "UpdatePackage", dependencies: ["FirmwareImage", "DeviceProfiles",
                                                       .product(name: "Crypto", package: "swift-crypto"),
                                                       .product(name: "ZIPFoundation", package: "ZIPFoundation")]),

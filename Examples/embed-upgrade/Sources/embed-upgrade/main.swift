@@ -1,12 +1,8 @@
-import FirmwareImage
 // Upgrades a virtual STM32G474 running the demo application v1.0.0 to the image given (default: the
 // repository's demo v2.0.0) through dfuhop's library, printing the engine's events and the result.
-// On hardware, replace the virtual bus and clock with USBDeviceDiscovery and SystemClock (module
-// USBDiscovery): the engine is the same.
+// On hardware, `DfuHop.usbBus()` replaces `DfuHop.virtualBus(...)`: the engine is the same.
+import DfuHop
 import Foundation
-import USBTransport
-import UpgradeEngine
-import VirtualDevice
 
 let defaultImage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
     "../../../../protocols/examples/demo-g474-v2.hex"
@@ -27,15 +23,11 @@ func describe(_ event: UpgradeEvent) -> String? {
 
 do {
     // A virtual unit on a virtual bus, in virtual time: no USB, no waiting.
-    let clock = VirtualClock()
-    let unit = try SimulationSpec(parsing: "g474:programmed").makeUnit(clock: clock)
-    let bus = VirtualBus(units: [unit])
-    let image = try ImageFile.read(path: imagePath)
-
-    let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+    let bus = try DfuHop.virtualBus("g474:programmed")
+    let engine = DfuHop.engine(on: bus) { event in
         if let line = describe(event) { print("  \(line)") }
     }
-    let result = try await engine.upgrade(image, source: imagePath)
+    let result = try await engine.upgrade(try DfuHop.readImage(imagePath), source: imagePath)
     let from = result.before.version.map { "\($0)" } ?? "nothing"
     let to = result.newVersion.map { "\($0)" } ?? "?"
     print("\(result.outcome.rawValue): \(from) -> \(to)")
