@@ -104,7 +104,7 @@ let package = Package(
             "UpdatePackage", "FirmwareImage", "DeviceProfiles", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
-        .testTarget(name: "dfuhopTests", dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine"]),
+        .testTarget(name: "dfuhopTests", dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,7 +4,8 @@ import Testing
 /// Each exit code dfuhop documents is produced here by a run that really ends that way, on a simulated
 /// unit whose state file carries the fault (`faults` in the state file fires once, in the next command).
 /// 70 (a bug) cannot come from a simulated run: UnexpectedErrorTests makes it from an undescribed error.
-/// 77 (the OS denies the device) needs a real device node: the emulated-USB tier covers it.
+/// 77 (the OS denies the device) needs a device node the OS refuses, which a root CI run never meets:
+/// UnexpectedErrorTests checks the mapping from libusb's access error to 77.
 @Suite("Exit codes, produced", .timeLimit(.minutes(3)))
 struct ExitCodeTests {
     static func example(_ name: String) -> String {

@@ -1,4 +1,5 @@
 import Testing
+import USBTransport
 
 @testable import UpgradeEngine
 @testable import dfuhop
@@ -21,5 +22,14 @@ struct UnexpectedErrorTests {
         let failure = Failure.from(error)
         #expect(failure.status == .internalError && failure.status.rawValue == 70)
         #expect(Failure.from(Undescribed()).status.rawValue == 70)
+    }
+
+    /// 77 needs a device node the OS refuses; as root (CI) no node is refused. What is checked here is the
+    /// mapping the real backends feed: libusb's LIBUSB_ERROR_ACCESS becomes `.accessDenied` (LibUSBBackendTests),
+    /// and that is exit 77 with `dfuhop doctor` as the hint.
+    @Test func accessDeniedIsExit77AndPointsToDoctor() {
+        let failure = Failure.from(TransportError(.accessDenied, device: "0483:df11 at 1-3.2", operation: "open"))
+        #expect(failure.status.rawValue == 77)
+        #expect((failure.hint ?? "").contains("doctor"), "\(failure.hint ?? "")")
     }
 }
