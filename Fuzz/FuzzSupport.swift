@@ -1,4 +1,5 @@
 // Shared by every harness: what "survives hostile input" means for a reader.
+@testable import FirmwareImage
 
 /// Reads text in two chunks split at an input-dependent point (exercising lines that straddle chunks);
 /// a successful read must round-trip through the writer.
