@@ -17,7 +17,7 @@ let package = Package(
         // The engine, for tools that embed it.
         .library(name: "DfuHop", targets: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording",
         ]),
     ],
     dependencies: [
@@ -44,6 +44,9 @@ let package = Package(
         // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
         .target(name: "UpgradeEngine", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
                                                       .product(name: "Crypto", package: "swift-crypto")]),
+        // `--record` and `dfuhop replay` (docs/recordings.md): a DeviceDiscovery that writes every request and
+        // answer as JSON lines, and one that serves them back and reports where a run diverges.
+        .target(name: "Recording", dependencies: ["USBTransport"]),
         // Signed update packages (docs/packages.md): a zip of images, a manifest and its Ed25519 signature.
         .target(name: "UpdatePackage", dependencies: ["FirmwareImage", "DeviceProfiles",
                                                       .product(name: "Crypto", package: "swift-crypto"),
@@ -65,7 +68,7 @@ let package = Package(
                           path: "emulated-usb/peer"),
         .executableTarget(name: "dfuhop", dependencies: [
             "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -100,7 +103,10 @@ let package = Package(
             "UpdatePackage", "FirmwareImage", "DeviceProfiles", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
-        .testTarget(name: "dfuhopTests", dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine"]),
+        .testTarget(name: "RecordingTests", dependencies: ["Recording", "USBTransport", "VirtualDevice", "DeviceProfiles"]),
+        .testTarget(
+            name: "dfuhopTests",
+            dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine", "Recording", "VirtualDevice", "DeviceProfiles"]),
     ],
     swiftLanguageModes: [.v6]
 )
