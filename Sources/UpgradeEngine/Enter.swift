@@ -10,7 +10,9 @@ extension UpgradeEngine {
     func enter(_ found: Found, target: Target, run: Run) async throws -> ROM {
         switch found.reach {
         case .application(let hid, _):
-            return try await enterBootloader(hid: hid, unit: found.description, family: target.family, timeout: timeout(target, run))
+            return try await enterBootloader(
+                hid: hid, unit: found.description, family: target.family, timeout: timeout(target, run),
+                nonceHook: run.options.nonceHook)
         case .rom(let rom):
             return rom
         case .boot0(let port):
@@ -41,15 +43,18 @@ extension UpgradeEngine {
     }
 
     /// ENTER_BOOTLOADER naming the unit's own UID, then the ROM with the predicted serial on the same port.
-    func enterBootloader(hid: HIDDeviceInfo, unit: UnitDescription, family: McuFamily, timeout: Duration) async throws -> ROM {
+    func enterBootloader(
+        hid: HIDDeviceInfo, unit: UnitDescription, family: McuFamily, timeout: Duration,
+        nonceHook: (@Sendable (String, UInt32) throws -> UInt32)? = nil
+    ) async throws -> ROM {
         guard let uid = unit.uid else {
             throw UpgradeError(.refused("the unit did not report its unique ID"), phase: .enter, hint: "nothing was touched")
         }
         let serial = family.romSerial.serial(uid: uid.bytes)
         let events = discovery.events()
-        _ = try await withHID(hid) { link in
-            try await link.enterBootloader(uid: uid, nonce: UInt32(truncatingIfNeeded: clock.now().components.attoseconds) | 1)
-        }
+        var nonce = UInt32(truncatingIfNeeded: clock.now().components.attoseconds) | 1
+        if let nonceHook { nonce = try nonceHook(hid.usb.portPath, nonce) }
+        _ = try await withHID(hid) { [nonce] link in try await link.enterBootloader(uid: uid, nonce: nonce) }
         if let rom = await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
         let shown = serial.map { "the ROM (serial \($0))" } ?? "the ROM"
         if let serial, let other = await elsewhere(serial: serial, port: hid.usb.portPath) {

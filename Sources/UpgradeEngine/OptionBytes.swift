@@ -126,7 +126,9 @@ extension UpgradeEngine {
         case .application(let hid)?:
             let reached = try await describeApplication(hid)
             if case .application = reached.reach, reached.description.uid != nil, reached.description.uid == run.before.uid {
-                again = try await enterBootloader(hid: hid, unit: reached.description, family: target.family, timeout: timeout(target, run))
+                again = try await enterBootloader(
+                    hid: hid, unit: reached.description, family: target.family, timeout: timeout(target, run),
+                    nonceHook: run.options.nonceHook)
             } else {
                 again = try await enterByBoot0(
                     port: port, expectedSerial: serial, uid: uid, method: target.profile?.boot0,

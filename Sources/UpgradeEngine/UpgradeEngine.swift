@@ -39,6 +39,10 @@ public struct UpgradeEngine: Sendable {
         public var inputDigest: String?
         /// The oldest version the image may be installed over (a package manifest's `minimumVersion`).
         public var minimumRunningVersion: FirmwareVersion?
+        /// Sees each ENTER_BOOTLOADER nonce (taken from the clock, so no two requests share one) before it is
+        /// sent, with the port, and returns the one to send: a recording notes it, a replay sends the
+        /// recorded one again. nil: the clock's, as it is.
+        public var nonceHook: (@Sendable (_ port: String, _ nonce: UInt32) throws -> UInt32)?
 
         public init() {}
     }
@@ -187,7 +191,7 @@ public struct UpgradeEngine: Sendable {
         }
         let timeout = options.reenumerationTimeout ?? .seconds(10)
         let rom = try await phase(.enter, run) {
-            try await enterBootloader(hid: hid, unit: found.description, family: family, timeout: timeout)
+            try await enterBootloader(hid: hid, unit: found.description, family: family, timeout: timeout, nonceHook: options.nonceHook)
         }
         return (found.description, rom.identity)
     }

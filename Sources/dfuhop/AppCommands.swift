@@ -100,6 +100,7 @@ struct EnterDFUCommand: AsyncParsableCommand {
                 var options = UpgradeEngine.Options()
                 options.unit = device.unit
                 options.reenumerationTimeout = timeout.duration
+                options.nonceHook = session.nonceHook
                 let (unit, rom) = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).enterDFU(options: options)
                 let name = unit.uid?.description ?? unit.portPath ?? "the unit"
                 if !json {

@@ -3,6 +3,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import Recording
 import USBTransport
 import UpgradeEngine
 
@@ -118,7 +119,7 @@ struct FlashCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCommand("flash", json: json) {
             let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: address.value))
-            let session = try DeviceSession.open(device)
+            let session = try DeviceSession.open(device) { [try RecordedInputs.file(image, role: "image")] }
             let renderer = EventRenderer(json: json)
             defer { renderer.finish() }
             return try await session.run {

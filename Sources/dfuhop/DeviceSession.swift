@@ -4,6 +4,7 @@ import DeviceProfiles
 import DfuSe
 import Foundation
 import HIDAPIBackend
+import Recording
 import USBDiscovery
 import USBTransport
 import UpgradeEngine
@@ -50,6 +51,12 @@ struct DeviceOptions: ParsableArguments {
 
     @OptionGroup var verbosity: VerbosityOptions
 
+    @Option(
+        help: ArgumentHelp(
+            "Write every USB request, answer and re-enumeration of this command to FILE, a new file (docs/recordings.md).",
+            valueName: "file"))
+    var record: String?
+
     @OptionGroup(title: "Simulation (no hardware)") var simulation: SimulationOptions
 
     subscript<T>(dynamicMember path: KeyPath<SimulationOptions, T>) -> T { simulation[keyPath: path] }
@@ -60,23 +67,29 @@ struct DeviceOptions: ParsableArguments {
     func mcuFamily() throws -> McuFamily? { family?.family }
 }
 
-/// One command's connection to the bus, and the virtual unit behind it if simulated.
+/// One command's connection to the bus, and the virtual unit behind it if simulated. The bus is wrapped,
+/// innermost first, by the recorder (`--record`) and the tracer (`-vv`); `dfuhop replay` replaces it.
 struct DeviceSession {
-    let discovery: any DeviceDiscovery
+    var discovery: any DeviceDiscovery
     let clock: any DeviceClock
     let options: DeviceOptions
     /// The simulated unit, saved back to `--simulate-state` by `finish()`.
     let virtualUnit: VirtualUnit?
     /// The simulated bus, when simulated.
-    var virtualBus: VirtualBus? { (discovery as? TracingDiscovery)?.base as? VirtualBus ?? discovery as? VirtualBus }
+    var virtualBus: VirtualBus?
+    /// `--record`: what writes the recording.
+    var recorder: RecordingDiscovery?
+    /// `dfuhop replay`: the recording this session's bus is served from.
+    var replay: ReplayRun?
 
-    static func open(_ options: DeviceOptions) throws -> DeviceSession {
+    /// Opens the bus for `options`. `inputs` is read only with `--record`: the files whose content decides
+    /// what the command sends, embedded in the recording.
+    static func open(_ options: DeviceOptions, inputs: () throws -> [RecordedInput] = { [] }) throws -> DeviceSession {
         let logger = options.verbosity.apply()
-        let session = try openBus(options)
-        guard logger.logLevel <= .trace else { return session }
-        return DeviceSession(
-            discovery: TracingDiscovery(base: session.discovery, logger: logger), clock: session.clock,
-            options: options, virtualUnit: session.virtualUnit)
+        var session = try ReplayRun.current?.session(options) ?? openBus(options)
+        if let path = options.record { try session.startRecording(path, inputs: try inputs()) }
+        if logger.logLevel <= .trace { session.discovery = TracingDiscovery(base: session.discovery, logger: logger) }
+        return session
     }
 
     private static func openBus(_ options: DeviceOptions) throws -> DeviceSession {
@@ -93,7 +106,8 @@ struct DeviceSession {
                 do {
                     let spec = try SimulationSpec(parsing: text)
                     let units = try (1...options.simulateUnits).map { try spec.makeUnit(index: $0, clock: clock) }
-                    return DeviceSession(discovery: VirtualBus(units: units), clock: clock, options: options, virtualUnit: nil)
+                    let bus = VirtualBus(units: units)
+                    return DeviceSession(discovery: bus, clock: clock, options: options, virtualUnit: nil, virtualBus: bus)
                 } catch { throw Failure(.usage, "\(error)") }
             }
             let unit: VirtualUnit
@@ -120,7 +134,8 @@ struct DeviceSession {
                     FileHandle.standardError.write(Data("dfuhop: warning: \(error.description)\n".utf8))
                 }
             }
-            return DeviceSession(discovery: VirtualBus(units: [unit]), clock: clock, options: options, virtualUnit: unit)
+            let bus = VirtualBus(units: [unit])
+            return DeviceSession(discovery: bus, clock: clock, options: options, virtualUnit: unit, virtualBus: bus)
         }
         let clock = SystemClock()
         let discovery = try USBDeviceDiscovery(hidMatches: [HIDMatch(usagePage: AppLinkProtocol.usagePage)], clock: clock)
@@ -201,7 +216,7 @@ struct DeviceSession {
             }
             return family
         }
-        if let unit = virtualUnit { return unit.family }
+        if let family = virtualUnit?.family ?? replay?.simulatedFamily { return family }
         guard candidates.count == 1 else {
             let which = candidates.isEmpty ? "no known part line" : "part lines " + candidates.map(\.id).joined(separator: ", ")
             throw Failure(
@@ -222,5 +237,15 @@ struct DeviceSession {
     /// An engine on this session's bus whose events `renderer` shows.
     func engine(_ renderer: EventRenderer) -> UpgradeEngine {
         UpgradeEngine(discovery: discovery, clock: clock) { renderer.render($0) }
+    }
+
+    /// The engine's hook on ENTER_BOOTLOADER nonces: recorded with `--record`, the recorded ones in a replay.
+    var nonceHook: (@Sendable (String, UInt32) throws -> UInt32)? {
+        if let replay = replay?.discovery { return { port, _ in try replay.input(name: "nonce", port: port) } }
+        guard let recorder else { return nil }
+        return { port, nonce in
+            recorder.recordInput(name: "nonce", port: port, value: nonce)
+            return nonce
+        }
     }
 }

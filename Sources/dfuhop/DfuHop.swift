@@ -19,7 +19,7 @@ struct DfuHop: AsyncParsableCommand {
             UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self,
             LeaveCommand.self, EraseCommand.self,
             ImageCommand.self, JournalCommand.self, DoctorCommand.self, ExitCodesCommand.self,
-            PackageCommand.self, KeyCommand.self, FamiliesCommand.self
+            PackageCommand.self, KeyCommand.self, FamiliesCommand.self, ReplayCommand.self
         ])
 
     static func main() async {

@@ -38,6 +38,8 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
     case needsBoot0 = 86
     /// An update package or image is not trusted: signature, hash, contents or the profile's signing policy.
     case untrustedPackage = 87
+    /// A replay did not do what its recording shows (`dfuhop replay`).
+    case replayDiverged = 88
 
     var meaning: String {
         switch self {
@@ -61,6 +63,7 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
         case .needsBoot0: "the unit needs the BOOT0 path (hold BOOT0 and replug, or --boot0-command)"
         case .untrustedPackage:
             "the update package or image failed verification (signature, hash, contents or signing policy); nothing was touched"
+        case .replayDiverged: "the replay did not do what its recording shows (dfuhop replay)"
         }
     }
 }

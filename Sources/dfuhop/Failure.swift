@@ -175,20 +175,25 @@ extension Failure {
 /// The body returns its result; with `--json` it is printed as the last line, and its `exitCode` is the
 /// process's exit status in every case (docs/json.md).
 func runCommand(_ command: String, json: Bool = false, _ body: sending @escaping () async throws -> ResultLine) async throws {
+    let capture = CommandCapture()
     var result: ResultLine
     do {
-        result = try await SignalStop.run(body)
+        result = try await capture.run(body)
         result.command = command
     } catch let error as CleanExit {
         throw error
     } catch let error as ValidationError {
-        if json { Output.emit(Failure(.usage, error.message).result(command: command)) }
+        let line = Failure(.usage, error.message).result(command: command)
+        capture.close(line)
+        if json { Output.emit(line) }
         throw error
     } catch {
         let failure = Failure.from(error)
+        capture.close(failure.result(command: command))
         Output.failure(failure, command: command, json: json)
         throw ExitCode(failure.status.rawValue)
     }
+    capture.close(result)
     if json { Output.emit(result) }
     if result.exitCode != 0 { throw ExitCode(result.exitCode) }
 }

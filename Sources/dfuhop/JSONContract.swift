@@ -106,6 +106,7 @@ struct ResultLine: Codable, Equatable, Sendable {
     var findings: [FindingJSON]?
     var families: [FamilyJSON]?
     var summary: SummaryJSON?
+    var replay: ReplayJSON?
 
     /// A command's result; `runCommand` fills in the command's name.
     init(_ outcome: String) { self.init(command: "", outcome: outcome) }

@@ -5,8 +5,12 @@ enum Output {
     static let standardOutputIsTerminal = isatty(STDOUT_FILENO) == 1
     static let standardErrorIsTerminal = isatty(STDERR_FILENO) == 1
 
+    /// `dfuhop replay --json`: the replayed command's output is not shown (its result is in the replay's).
+    @TaskLocal static var muted = false
+
     /// Human-readable text: anything a device or a file put in it is escaped (`TerminalText`).
     static func print(_ text: String) {
+        guard !muted else { return }
         FileHandle.standardOutput.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
@@ -15,17 +19,19 @@ enum Output {
 
     /// A note, warning or progress line for people on stderr; `-q` drops it.
     static func message(_ text: String) {
-        guard !quiet else { return }
+        guard !quiet, !muted else { return }
         FileHandle.standardError.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
     /// An error: on stderr whatever `-q` says.
     static func error(_ text: String) {
+        guard !muted else { return }
         FileHandle.standardError.write(Data((TerminalText.display(text) + "\n").utf8))
     }
 
     /// A line of JSON, exactly as encoded (its strings stay exact; JSON escapes C0 controls itself).
     static func printJSON(_ line: String) {
+        guard !muted else { return }
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 

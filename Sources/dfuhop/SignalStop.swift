@@ -6,7 +6,9 @@ import Foundation
 /// with its result and exit 85) and stops any BOOT0 hook's process group; a second one exits at once.
 enum SignalStop {
     static func run<T: Sendable>(_ body: sending @escaping () async throws -> T) async throws -> T {
-        let task = Task { try await body() }
+        // The handlers are in place before the body starts: a signal that came before them would be lost
+        // (SIG_IGN), and a hook started by the body would then run to its time limit.
+        let target = Target()
         let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -14,7 +16,7 @@ enum SignalStop {
             source.setEventHandler {
                 HookProcess.killAll()
                 if seen.increment() > 1 { _exit(128 + number) }
-                task.cancel()
+                target.cancel()
             }
             source.resume()
             return source
@@ -23,7 +25,33 @@ enum SignalStop {
             for source in sources { source.cancel() }
             for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
         }
+        let task = Task { try await body() }
+        target.set { task.cancel() }
         return try await task.value
+    }
+
+    /// The command's task, once it exists; a signal before that cancels it as soon as it does.
+    private final class Target: @unchecked Sendable {
+        // Guarded by `lock`: the signal handler runs on a Dispatch queue.
+        private let lock = NSLock()
+        private var cancelTask: (@Sendable () -> Void)?
+        private var cancelled = false
+
+        func set(_ cancel: @escaping @Sendable () -> Void) {
+            let now = lock.withLock {
+                cancelTask = cancel
+                return cancelled
+            }
+            if now { cancel() }
+        }
+
+        func cancel() {
+            let task = lock.withLock {
+                cancelled = true
+                return cancelTask
+            }
+            task?()
+        }
     }
 
     private final class Counter: @unchecked Sendable {

@@ -5,6 +5,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import Recording
 import UpdatePackage
 import UpgradeEngine
 
@@ -85,7 +86,7 @@ struct UpgradeCommand: AsyncParsableCommand {
             // A bare image or a signed package, once the product's signing policy allows it (docs/packages.md).
             let input = try UpgradeInput.load(path: image, profiles: profiles)
             for note in input.notes { json ? Output.emit(EventLine(.note, text: note)) : Output.message("note: \(note)") }
-            let session = try DeviceSession.open(device)
+            let session = try DeviceSession.open(device) { try recordedInputs() }
             let options = try engineOptions(input: input, profiles: profiles, session: session)
             let factoryReport = try report.map { try FactoryReport(path: $0, input: input) }
             if all {
@@ -126,11 +127,20 @@ struct UpgradeCommand: AsyncParsableCommand {
         options.inputDigest = input.digest
         options.minimumRunningVersion = input.manifest?.minimumVersion.map { FirmwareVersion($0.major, $0.minor, $0.patch, $0.build) }
         options.family = try device.mcuFamily()
-        options.boot0 = Boot0Hooks.path(
-            command: boot0Command, profile: UpgradeEngine.profile(for: input.image, among: profiles),
-            session: session, timeout: boot0Timeout?.duration)
-        options.journal = JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory())
+        options.boot0 = session.recorded(
+            Boot0Hooks.path(
+                command: boot0Command, profile: UpgradeEngine.profile(for: input.image, among: profiles),
+                session: session, timeout: boot0Timeout?.duration))
+        options.journal = JournalStore(directory: journalDirectory)
+        options.nonceHook = session.nonceHook
         return options
+    }
+
+    var journalDirectory: URL { stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory() }
+
+    /// What `--record` embeds: the image or package, the product profiles, and the journal's entries.
+    func recordedInputs() throws -> [RecordedInput] {
+        try [RecordedInputs.file(image, role: "image")] + RecordedInputs.profiles(profile) + RecordedInputs.journal(journalDirectory)
     }
 
     static let eventLines = UpgradeEventLines()

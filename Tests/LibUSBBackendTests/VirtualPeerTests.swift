@@ -151,12 +151,21 @@ struct VirtualPeerTests {
             #expect(listed.first?["port"] as? String == "1-3.2", "\(list.output)")
         }
 
+        let recording = directory.appendingPathComponent("upgrade.jsonl").path
         let upgrade = try await Self.run(
-            [Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path, "--boot0-command", hook], state: state,
-            simulate: detailed ? nil : "\(family):programmed", control: control)
+            [
+                Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path, "--boot0-command", hook, "--record",
+                recording
+            ], state: state, simulate: detailed ? nil : "\(family):programmed", control: control)
         #expect(upgrade.status == 0, "\(upgrade.output)\(upgrade.errors)")
         let result = try #require(try EmulatedUSB.jsonLines(upgrade.output).last, "\(upgrade.output)")
         #expect(result["outcome"] as? String == "upgraded", "\(upgrade.output)")
+        // Recorded through libusb, hidapi and real time (its ENTER_BOOTLOADER nonce included): replays as it ran.
+        let replay = EmulatedUSB.run([Self.dfuhop.path, "replay", recording, "--json"])
+        #expect(replay.status == 0, "\(replay.output)\(replay.errors)")
+        #expect(replay.output.contains("\"outcome\":\"replayed\""), "\(replay.output)")
+        let header = try String(contentsOfFile: recording, encoding: .utf8).prefix { $0 != "\n" }
+        #expect(header.contains("\"clock\":\"system\""), "recorded in real time: \(header)")
         #expect(result["oldVersion"] as? String == "1.0.0")
         #expect(result["newVersion"] as? String == "2.0.0")
         let phases = (result["phases"] as? [[String: Any]])?.compactMap { $0["phase"] as? String } ?? []

@@ -63,16 +63,19 @@ enum Dfuhop {
 
     /// Runs dfuhop to its end. The wait happens on a Dispatch thread: a blocking wait on the cooperative
     /// pool (two threads on a two-core machine) would stall every other test running meanwhile.
-    static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil) async throws -> Result {
         let executable = try executable()
-        return try await offCooperativePool { () throws -> Result in try runBlocking(executable, arguments, environment) }.get()
+        return try await offCooperativePool { () throws -> Result in try runBlocking(executable, arguments, environment, directory) }.get()
     }
 
-    private static func runBlocking(_ executable: URL, _ arguments: [String], _ environment: [String: String]?) throws -> Result {
+    private static func runBlocking(
+        _ executable: URL, _ arguments: [String], _ environment: [String: String]?, _ directory: URL?
+    ) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = directory }
         // Files, not pipes: a chatty child can never block on a full pipe while we wait for it.
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

@@ -107,7 +107,9 @@ struct JSONContractTests {
         try await Self.check(["upgrade", v1, "--json", "--state-dir", stateDir, "--allow-downgrade"] + unit, expect: 0)
         try await Self.check(["enter-dfu", "--json"] + unit, expect: 0)
         try await Self.check(["flash", v2, "--json", "--dry-run"] + unit, expect: 0)
-        try await Self.check(["flash", v2, "--json"] + unit, expect: 0)
+        try await Self.check(["flash", v2, "--json", "--record", directory.path("flash.jsonl")] + unit, expect: 0)
+        try await Self.check(["replay", "--json", directory.path("flash.jsonl")], expect: 0)
+        try await Self.check(["replay", "--json", directory.path("missing.jsonl")], expect: 66)
         try await Self.check(
             ["read", "--json", "--address", "0x08000000", "--length", "256", "-o", directory.path("out.bin")] + unit, expect: 0)
         try await Self.check(
