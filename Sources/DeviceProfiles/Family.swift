@@ -354,8 +354,10 @@ public struct RomSerialFormula: Sendable, Hashable {
     public var secondWordOffset: UInt16
     /// Which UID word's upper half ends the serial: 1 on most parts, 2 on F3.
     public var lastWord: Int
-    /// The string a constant-serial ROM reports.
+    /// The string a constant-serial ROM reports (the one the virtual ROM shows).
     public var constant: String?
+    /// Other constants real ROMs of the line were seen to report (per silicon revision or batch).
+    public var alsoSeen: [String] = []
 
     public init(secondWordOffset: UInt16) {
         self.init(kind: .uidSum, secondWordOffset: secondWordOffset)
@@ -379,6 +381,9 @@ public struct RomSerialFormula: Sendable, Hashable {
 
     /// What a ROM of this kind reports whatever its UID (constant serials), or nil.
     public var fixedSerial: String? { kind == .constant ? constant : nil }
+
+    /// Every constant a ROM of this kind is known to report; empty when the serial is not constant.
+    public var fixedSerials: [String] { kind == .constant ? (constant.map { [$0] } ?? []) + alsoSeen : [] }
 }
 
 /// Typical flash and USB timings the virtual device uses and the benchmarks compare against.

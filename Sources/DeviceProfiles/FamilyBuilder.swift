@@ -69,9 +69,11 @@ extension FamilyFileReader {
         guard let kind = RomSerialFormula.Kind(rawValue: try string("serial.rule")) else {
             throw fail("serial.rule", "expected uid-sum, constant or unstable")
         }
-        return RomSerialFormula(
+        var formula = RomSerialFormula(
             kind: kind, secondWordOffset: UInt16(truncatingIfNeeded: try optionalHex("serial.offset") ?? 0),
             lastWord: try optionalInt("serial.lastWord") ?? 1, constant: try optionalString("serial.constant"))
+        if count("serial.alsoSeen") > 0 { formula.alsoSeen = try strings("serial.alsoSeen") }
+        return formula
     }
 
     private func leaveJump() throws(FamilyDataError) -> McuFamily.LeaveJump {

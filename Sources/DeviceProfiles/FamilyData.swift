@@ -73,11 +73,11 @@ extension McuFamily {
             guard family.flashModes.contains(where: { $0.layoutString == flash }) else { return false }
             if !others.isEmpty, !family.romVersions.contains(where: { $0.otherMemories == others }) { return false }
             if let bcdDevice, !family.romVersions.contains(where: { $0.bcdDevice == bcdDevice }) { return false }
-            if let constant = family.romSerial.fixedSerial, let serial, serial != constant { return false }
+            if !family.romSerial.fixedSerials.isEmpty, let serial, !family.romSerial.fixedSerials.contains(serial) { return false }
             return true
         }
         // A serial that is some candidate's constant picks that line over lines deriving it from the UID.
-        let byConstant = matching.filter { $0.romSerial.fixedSerial != nil && $0.romSerial.fixedSerial == serial }
+        let byConstant = matching.filter { serial.map($0.romSerial.fixedSerials.contains) ?? false }
         return byConstant.isEmpty ? matching : byConstant
     }
 }

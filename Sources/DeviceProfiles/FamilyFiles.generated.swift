@@ -2312,6 +2312,7 @@ enum EmbeddedFamilyFiles {
   "serial": {
     "rule": "constant",
     "constant": "200364500000",
+    "alsoSeen": ["100364500000", "200000500000"],
     "source": [
       "constant per silicon revision, not from the UID: \"200364500000\" (rev V) in plugdata and Daisy logs, \"100364500000\" (rev Y) in a",
       "CubeProgrammer log, \"200000500000\" on a WeAct H750 (nuttx doc); ST community H745 thread: the ROM reads 0x5C001000 (DBGMCU_IDC)",

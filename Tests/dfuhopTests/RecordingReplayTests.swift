@@ -67,15 +67,7 @@ struct RecordingReplayTests {
             #expect(device["serial"] as? String == identity.serialNumber && device["port"] as? String == identity.portPath)
             let names = alternates.map(\.name)
             let candidates = McuFamily.candidates(alternates: names, bcdDevice: identity.bcdDevice, serial: identity.serialNumber)
-            withKnownIssue(
-                Comment(
-                    rawValue: "h753.json's serial rule is one constant (200364500000); this WeAct H750 shows 200000500000, "
-                        + "so dfuhop cannot name its part line from the listing")
-            ) {
-                #expect(candidates.contains { $0.id == id }, "\(id)'s own ROM listing is recognised as \(id)")
-            } when: {
-                id == "h753"
-            }
+            #expect(candidates.contains { $0.id == id }, "\(id)'s own ROM listing is recognised as \(id)")
             #expect(device["family"] as? String == (candidates.count == 1 ? id : nil), "\(device)")
         }
     }
