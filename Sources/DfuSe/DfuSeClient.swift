@@ -447,7 +447,7 @@ public actor DfuSeClient {
     }
 
     /// One contiguous run: set address once, then blocks 2, 3, ...; a new set-address only when the block
-    /// number would overflow or after a stuck-busy recovery.
+    /// number would overflow, after a stuck-busy recovery, or before a short tail block.
     private func writeRun(
         _ bytes: ArraySlice<UInt8>, at address: UInt32,
         progress: (_ count: Int, _ end: UInt32) -> Void
@@ -458,12 +458,15 @@ public actor DfuSeClient {
         var recoveredAt: UInt32?
         while offset < bytes.count {
             let blockAddress = address + UInt32(offset)
+            let length = min(transferSize, bytes.count - offset)
+            // The ROM places block n at the address pointer + (n − 2) × this request's wLength (AN2662 §4.4.1: "wTransferSize is the length of the requested data buffer"):
+            // a short tail block is only placed right as block 2, after its own set-address.
+            if length < transferSize, block > 2 { needsAddress = true }
             if needsAddress {
                 try await command(.setAddress(blockAddress), during: .setAddress(blockAddress), kind: .command)
                 block = 2
                 needsAddress = false
             }
-            let length = min(transferSize, bytes.count - offset)
             let start = bytes.startIndex + offset
             let chunk = Array(bytes[start..<start + length])
             let operation = DfuSeOperation.download(block: block, address: blockAddress, length: length)
@@ -507,6 +510,8 @@ public actor DfuSeClient {
             while result.count < length {
                 let blockAddress = address + UInt32(result.count)
                 let wanted = min(transferSize, length - result.count)
+                // As for downloads: a short tail block is addressed with its own wLength, so it starts a new run.
+                if wanted < transferSize, block > 2 { break }
                 let operation = DfuSeOperation.upload(block: block, address: blockAddress, length: wanted)
                 try checkCancellation(during: operation)
                 let data = try await receive(.upload, value: block, length: wanted, during: operation)

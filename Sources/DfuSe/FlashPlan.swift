@@ -93,8 +93,11 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     }
     public var bytesToWrite: Int { writes.reduce(0) { $0 + $1.length } }
     public var blockCount: Int { writes.reduce(0) { $0 + $1.blockCount } }
-    /// Set-address commands the plan's erases and writes need (one per erase is part of the erase command).
-    public var setAddressCount: Int { writes.count }
+    /// Set-address commands the plan's erases and writes need (one per erase is part of the erase command): one per
+    /// write run, and one more before a run's short tail block, whose address follows its own wLength (AN2662 §4.4.1).
+    public var setAddressCount: Int {
+        writes.count + writes.filter { $0.blockCount > 1 && $0.length % transferSize != 0 }.count
+    }
     /// What verification reads back, in address order: the span, plus any write outside it, adjacent
     /// ranges merged (one set-address and one ABORT per range).
     public var readBackRanges: [Range<UInt64>] {

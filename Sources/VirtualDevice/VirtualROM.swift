@@ -205,7 +205,7 @@ extension VirtualUnit {
             log.append(LoggedRequest(kind: .command(command), enumeration: enumeration))
             rom.pending = .command(command)
         } else if block >= 2 {
-            let address = dataAddress(block: block)
+            let address = dataAddress(block: block, length: data.count)
             log.append(LoggedRequest(kind: .download(block: block, address: address ?? 0, length: data.count), enumeration: enumeration))
             rom.pending = .data(block: block, bytes: data)
         } else {
@@ -218,8 +218,10 @@ extension VirtualUnit {
     }
 
     /// (wBlockNum − 2) × wTransferSize + address pointer (AN3156 §6.2.1).
-    private func dataAddress(block: UInt16) -> UInt32? {
-        let offset = UInt64(block - 2) * UInt64(family.rom.transferSize)
+    /// Where block `block` goes: the address pointer + (block − 2) × the request's own wLength (AN2662 §4.4.1,
+    /// "where wTransferSize is the length of the requested data buffer"; DNLOAD the same), so a short block past block 2 lands early, as on a real ROM.
+    private func dataAddress(block: UInt16, length: Int) -> UInt32? {
+        let offset = UInt64(block - 2) * UInt64(length)
         let address = UInt64(rom.addressPointer ?? family.flashBase) + offset
         return address <= 0xFFFF_FFFF ? UInt32(address) : nil
     }
@@ -332,7 +334,7 @@ extension VirtualUnit {
                 outcome = .resetAfter
             }
         case .data(let block, let bytes):
-            guard let address = dataAddress(block: block) else {
+            guard let address = dataAddress(block: block, length: bytes.count) else {
                 outcome = .error(.errAddress)
                 break
             }
@@ -428,7 +430,7 @@ extension VirtualUnit {
             rom.state = .uploadIdle
             return .reply(Array([0x00, 0x21, 0x41, 0x92].prefix(length)))
         }
-        guard block >= 2, let address = dataAddress(block: block) else {
+        guard block >= 2, let address = dataAddress(block: block, length: length) else {
             enterError(.errStalledPkt)
             return .stall
         }

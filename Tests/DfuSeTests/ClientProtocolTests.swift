@@ -6,30 +6,36 @@ import USBTransport
 
 @Suite("DfuSe client: requests on the wire", .timeLimit(.minutes(10)))
 struct ClientProtocolTests {
-    @Test("a 5 KiB write is one set-address and three blocks numbered 2, 3, 4")
+    @Test("a 5 KiB write: set-address, blocks 2 and 3, then the short tail as block 2 after its own set-address")
     func fiveKiBWrite() async throws {
         let bench = try Bench()
         let bytes = patternBytes(5 * 1024)
         try await bench.client.write(bytes, at: 0x0800_0000)
 
+        // A ROM places block n at pointer + (n − 2) × that request's wLength (AN2662 §4.4.1): a 1 KiB block 4 would
+        // land at 0x08000800, over block 3.
         let expected =
             ["GETSTATUS"] // the unknown start state is checked first
             + commandRequests(.setAddress(0x0800_0000))
-            + blockRequests(2, 2048) + blockRequests(3, 2048) + blockRequests(4, 1024)
+            + blockRequests(2, 2048) + blockRequests(3, 2048)
+            + commandRequests(.setAddress(0x0800_1000)) + blockRequests(2, 1024)
         #expect(await bench.log == expected)
         #expect(await bench.device.bytes(at: 0x0800_0000, count: bytes.count) == bytes)
         #expect(await bench.client.controlTransferCount == expected.count)
-        #expect(await bench.client.statistics.count(.download) == 4)
+        #expect(await bench.client.statistics.count(.download) == 5)
     }
 
-    @Test("block addresses follow (wBlockNum − 2) × wTransferSize + pointer with the descriptor's size")
+    @Test("block addresses follow (wBlockNum − 2) × wLength + pointer: full blocks of the descriptor's size, a short tail apart")
     func blockAddressesUseTheDescriptorsTransferSize() async throws {
         let bench = try Bench(layout: h753Layout, transferSize: 1024)
         let bytes = patternBytes(3000)
         try await bench.client.write(bytes, at: 0x0802_0000)
         #expect(
             await bench.log.filter { $0.hasPrefix("DNLOAD") }
-                == ["DNLOAD 0 SET_ADDRESS 0x8020000", "DNLOAD 2 (1024 bytes)", "DNLOAD 3 (1024 bytes)", "DNLOAD 4 (952 bytes)"])
+                == [
+                    "DNLOAD 0 SET_ADDRESS 0x8020000", "DNLOAD 2 (1024 bytes)", "DNLOAD 3 (1024 bytes)",
+                    "DNLOAD 0 SET_ADDRESS 0x8020800", "DNLOAD 2 (952 bytes)"
+                ])
         #expect(await bench.device.bytes(at: 0x0802_0000, count: bytes.count) == bytes)
     }
 
@@ -41,8 +47,9 @@ struct ClientProtocolTests {
             $0.reportedPollMs[.data] = 11
         }
         try await bench.client.write(patternBytes(5 * 1024), at: 0x0800_0000)
-        #expect(bench.clock.now() == .milliseconds(7 + 3 * 11))
-        #expect(await bench.client.statistics.pollWait == .milliseconds(40))
+        // Two set-addresses (the run's, and the short tail's) and three blocks.
+        #expect(bench.clock.now() == .milliseconds(2 * 7 + 3 * 11))
+        #expect(await bench.client.statistics.pollWait == .milliseconds(47))
     }
 
     @Test("an operation still busy after its poll timeout is polled again until it is done")
@@ -57,7 +64,7 @@ struct ClientProtocolTests {
         #expect(await bench.log == ["GETSTATUS", "DNLOAD 0 ERASE 0x8004000"] + Array(repeating: "GETSTATUS", count: 6))
     }
 
-    @Test("read: set address, ABORT to dfuIDLE, UPLOAD blocks from 2, then back to dfuIDLE")
+    @Test("read: set address, ABORT to dfuIDLE, UPLOAD blocks from 2, a short tail as its own run, then back to dfuIDLE")
     func readSequence() async throws {
         let bench = try Bench()
         let content = patternBytes(5000, seed: 9)
@@ -66,7 +73,9 @@ struct ClientProtocolTests {
         #expect(read == content)
         #expect(
             await bench.log == ["GETSTATUS"] + commandRequests(.setAddress(0x0800_8000))
-                + ["ABORT", "GETSTATUS", "UPLOAD 2 (2048)", "UPLOAD 3 (2048)", "UPLOAD 4 (904)", "ABORT", "GETSTATUS"])
+                + ["ABORT", "GETSTATUS", "UPLOAD 2 (2048)", "UPLOAD 3 (2048)", "ABORT", "GETSTATUS"]
+                // The short tail is its own run (its address follows its wLength, AN2662 §4.4.1).
+                + commandRequests(.setAddress(0x0800_9000)) + ["ABORT", "GETSTATUS", "UPLOAD 2 (904)", "ABORT", "GETSTATUS"])
         #expect(await bench.device.state == .dfuIdle)
         #expect(bench.events.events.last == .phaseFinished(.read))
         #expect(bench.events.events.contains(.bytesRead(done: 5000, total: 5000)))

@@ -211,8 +211,9 @@ actor FakeDfuSeDevice: DFUTransport {
         default:
             log.append("DNLOAD \(block) (\(data.count) bytes)")
             guard data.count <= Int(functionalDescriptor.transferSize) else { throw stallIntoError("block too long") }
-            // AN3156: address = (wBlockNum − 2) × wTransferSize + address pointer.
-            let address = UInt32(block - 2) * UInt32(functionalDescriptor.transferSize) + addressPointer
+            // AN2662 §4.4.1 (the same formula for writes): address = (wBlockNum − 2) × wTransferSize + address
+            // pointer, where wTransferSize is this request's wLength, not the descriptor's.
+            let address = UInt32(block - 2) * UInt32(data.count) + addressPointer
             pending = .data(address: address, bytes: data)
         }
         state = .downloadSync
@@ -388,7 +389,7 @@ actor FakeDfuSeDevice: DFUTransport {
             return Array(configuration.commandList.prefix(length))
         }
         guard block >= 2 else { throw stallIntoError("UPLOAD block 1") }
-        let address = UInt32(block - 2) * UInt32(functionalDescriptor.transferSize) + addressPointer
+        let address = UInt32(block - 2) * UInt32(length) + addressPointer // wLength, as for DNLOAD
         guard layout.sector(containing: address) != nil else { throw stallIntoError("UPLOAD outside memory") }
         state = .uploadIdle
         let count = configuration.shortUpload ? max(0, length - 1) : length
