@@ -121,9 +121,9 @@ public actor AppLinkClient {
         let reply: [UInt8]?
         do {
             reply = try await transport.read(timeout: timeouts.reply)
-        } catch let error as TransportError where error.kind == .disconnected {
+        } catch let error where error.kind == .disconnected {
             return .leftWithoutAcknowledging(leftAfter: clock.now() - start)
-        } catch let error as TransportError {
+        } catch {
             throw AppLinkError(.transport(error), operation: operation, device: device)
         }
         guard let reply else {
@@ -194,7 +194,7 @@ public actor AppLinkClient {
         let operation = describe(request, sequence)
         let timeout = timeouts.reply(for: request.command)
         let report: [UInt8]?
-        do { report = try await transport.read(timeout: timeout) } catch let error as TransportError {
+        do { report = try await transport.read(timeout: timeout) } catch {
             throw AppLinkError(.transport(error), operation: operation, device: device)
         }
         guard let report else { throw AppLinkError(.noReply(timeout: timeout), operation: operation, device: device) }
@@ -209,7 +209,7 @@ public actor AppLinkClient {
             var dropped = 0
             while dropped < Self.maxStaleReports, try await transport.read(timeout: .zero) != nil { dropped += 1 }
             try await transport.write(request.report(sequence: sequence))
-        } catch let error as TransportError {
+        } catch {
             throw AppLinkError(.transport(error), operation: describe(request, sequence), device: device)
         }
         return sequence
@@ -235,9 +235,9 @@ func waitForDeparture(
         guard remaining > .zero else { return false }
         do {
             _ = try await transport.read(timeout: remaining)
-        } catch let error as TransportError where error.kind == .disconnected {
+        } catch let error where error.kind == .disconnected {
             return true
-        } catch let error as TransportError {
+        } catch {
             throw AppLinkError(.transport(error), operation: operation, device: device)
         }
     }

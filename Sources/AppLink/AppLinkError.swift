@@ -111,6 +111,11 @@ public struct AppLinkError: Error, Sendable, Equatable, CustomStringConvertible 
         AppLinkError(.malformedReply(malformation), report: report)
     }
 
+    /// The task was cancelled while the transport waited: no failure of the device or the wire.
+    public var isCancellation: Bool {
+        if case .transport(let error) = kind { error.kind == .cancelled } else { false }
+    }
+
     /// The same error, told where it happened.
     func at(operation: String, device: String) -> AppLinkError {
         var error = self

@@ -73,7 +73,7 @@ public actor LegacyClient {
             case .interrupt: try await transport.write(report)
             case .feature: try await transport.sendFeatureReport(report)
             }
-        } catch let error as TransportError {
+        } catch {
             throw AppLinkError(.transport(error), operation: operation, device: device)
         }
     }

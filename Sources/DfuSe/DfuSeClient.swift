@@ -749,16 +749,9 @@ public actor DfuSeClient {
         do { try await clock.sleep(for: duration) } catch { throw .cancelled(during: operation) }
     }
 
-    private func wrap(_ error: any Error, during operation: DfuSeOperation) -> DfuSeError {
-        switch error {
-        case let error as TransportError: .transport(error, during: operation)
-        case is CancellationError: .cancelled(during: operation)
-        default:
-            .transport(
-                TransportError(
-                    .other("\(error)"), device: transport.identity.description,
-                    operation: operation.description), during: operation)
-        }
+    /// A transport that was cancelled while it waited reports `.cancelled`: that is no USB failure.
+    private func wrap(_ error: TransportError, during operation: DfuSeOperation) -> DfuSeError {
+        error.kind == .cancelled ? .cancelled(during: operation) : .transport(error, during: operation)
     }
 
     private func begin(_ call: String) throws(DfuSeError) {

@@ -37,7 +37,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         if !closed { hid_close(device.pointer) }
     }
 
-    public func write(_ report: [UInt8]) async throws {
+    public func write(_ report: [UInt8]) async throws(TransportError) {
         let operation = "write report 0x\(hex(report.first ?? 0, 2)) (\(report.count) bytes)"
         guard !report.isEmpty else {
             throw TransportError(.badLength(expected: 1, got: 0), device: info.description, operation: operation)
@@ -50,7 +50,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         }
     }
 
-    public func read(timeout: Duration) async throws -> [UInt8]? {
+    public func read(timeout: Duration) async throws(TransportError) -> [UInt8]? {
         let milliseconds = Self.hidapiTimeout(timeout)
         let (count, bytes) = try await callReturning(.read, "read input report") { device -> (Int32, [UInt8]) in
             var buffer = [UInt8](repeating: 0, count: Self.maxReportLength)
@@ -62,7 +62,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         return numberedReports ? report : [0] + report
     }
 
-    public func getFeatureReport(id: UInt8, length: Int) async throws -> [UInt8] {
+    public func getFeatureReport(id: UInt8, length: Int) async throws(TransportError) -> [UInt8] {
         let operation = "get feature report 0x\(hex(id, 2))"
         guard length >= 1 else {
             throw TransportError(.badLength(expected: 1, got: length), device: info.description, operation: operation)
@@ -76,7 +76,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         return Array(bytes.prefix(Int(count)))
     }
 
-    public func sendFeatureReport(_ report: [UInt8]) async throws {
+    public func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) {
         let operation = "send feature report 0x\(hex(report.first ?? 0, 2)) (\(report.count) bytes)"
         guard !report.isEmpty else {
             throw TransportError(.badLength(expected: 1, got: 0), device: info.description, operation: operation)

@@ -85,7 +85,7 @@ public struct USBDeviceIdentity: Sendable, Hashable, Codable, CustomStringConver
 }
 
 /// Everything the DfuSe client may know about a device in DFU mode: descriptors and control transfers.
-/// Implemented by the libusb backend and by the virtual device. Errors are `TransportError`.
+/// Implemented by the libusb backend and by the virtual device.
 public protocol DFUTransport: AnyObject, Sendable {
     var identity: USBDeviceIdentity { get }
     /// bInterfaceNumber of the DFU interface (wIndex of every DFU request).
@@ -94,11 +94,11 @@ public protocol DFUTransport: AnyObject, Sendable {
     var functionalDescriptor: DFUFunctionalDescriptor { get }
 
     /// SET_INTERFACE to the given alternate setting of the DFU interface.
-    func selectAlternateSetting(_ number: UInt8) async throws
+    func selectAlternateSetting(_ number: UInt8) async throws(TransportError)
     /// Host-to-device control transfer with a data stage of `data.count` bytes (may be 0).
-    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws
+    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError)
     /// Device-to-host control transfer of at most `length` bytes; returns what the device sent.
-    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8]
+    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8]
     /// Releases the interface and the device handle. Never throws: a vanished device is closed too.
     func close() async
     /// Where a client should run loops of many transfers (SE-0417 task executor preference): a backend

@@ -63,6 +63,10 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         let untouched = phase <= .plan
         switch error {
         case let error as UpgradeError: return error
+        case let error as TransportError where error.kind == .cancelled:
+            return wrap(CancellationError(), phase: phase)
+        case let error as AppLinkError where error.isCancellation:
+            return wrap(CancellationError(), phase: phase)
         case let error as DfuSeError where error.category == .cancelled:
             return UpgradeError(.cancelled, phase: phase, hint: "run the same command again to finish the upgrade")
         case let error as DfuSeError:

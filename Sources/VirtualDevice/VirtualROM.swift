@@ -44,11 +44,11 @@ enum ROMAction {
 }
 
 extension VirtualUnit {
-    /// One control transfer, as the ROM's USB stack sees it. Errors are `TransportError`.
+    /// One control transfer, as the ROM's USB stack sees it.
     func control(
         _ request: ControlRequest, data: [UInt8]?, length: Int, timeout: Duration, enumeration handle: Int,
         device: String
-    ) async throws -> [UInt8] {
+    ) async throws(TransportError) -> [UInt8] {
         let operation = DFURequest(rawValue: request.request)?.description ?? "request \(request.request)"
         func fail(_ kind: TransportError.Kind) -> TransportError { TransportError(kind, device: device, operation: operation) }
 
@@ -70,7 +70,7 @@ extension VirtualUnit {
         }
         if let wireFault { throw fail(wireFault) }
 
-        try await clock.sleep(for: family.timings.transferTime(bytes: data?.count ?? length))
+        try await clock.sleep(for: family.timings.transferTime(bytes: data?.count ?? length), device: device, operation: operation)
         var waited = Duration.zero
         while true {
             let action: ROMAction = lock.withLock {
@@ -88,10 +88,10 @@ extension VirtualUnit {
             case .blockUntil(let end):
                 let remaining = end - clock.now()
                 if waited + remaining > timeout {
-                    try await clock.sleep(for: timeout - waited)
+                    try await clock.sleep(for: timeout - waited, device: device, operation: operation)
                     throw fail(.timeout)
                 }
-                try await clock.sleep(for: remaining)
+                try await clock.sleep(for: remaining, device: device, operation: operation)
                 waited += remaining
             case .replyThenJump(let bytes, let address):
                 jump(to: address)
