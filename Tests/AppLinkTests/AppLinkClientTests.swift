@@ -215,7 +215,7 @@ private func expectError(
         do {
             _ = try await client.enterBootloader(uid: other, nonce: 7)
             Issue.record("another unit's request was accepted")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.description.contains("ENTER_BOOTLOADER for unit 3A0027001251303233363939 (seq 0x01)"), "\(error)")
             #expect(error.description.contains("1209:0001 at 1-2"), "\(error)")
             #expect(error.description.contains("WRONG_UNIT: the unit's unique ID is not the one the request names"), "\(error)")

@@ -51,7 +51,7 @@ private func identifyReply() -> [UInt8] {
         do {
             _ = try await LegacyClient(transport: transport, protocol: meter, clock: clock).identify()
             Issue.record("accepted replies that do not match")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.kind == .malformedReply(.unexpectedLegacyReply(matched: 0, skipped: 2)))
         }
         #expect(clock.now() == .seconds(1))
@@ -65,7 +65,7 @@ private func identifyReply() -> [UInt8] {
         do {
             _ = try await LegacyClient(transport: transport, protocol: short, clock: clock).identify()
             Issue.record("read a UID past the end of the reply")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.kind == .malformedReply(.fieldOutsideReply(name: "unique ID", end: 72, length: 64)))
         }
     }
@@ -105,7 +105,7 @@ private func identifyReply() -> [UInt8] {
         do {
             _ = try await LegacyClient(transport: transport, protocol: meter, clock: clock).enterBootloader()
             Issue.record("a product that never left counted as entered")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.kind == .stayedOnBus(waited: .seconds(4)))
         }
     }
