@@ -31,6 +31,17 @@ struct IntelHexParser: LineRecordParser {
         if let endLine = endOfFileLine {
             throw ImageError(file: file, at: .line(number), "content after the end-of-file record on line \(endLine)")
         }
+        let bytes = try decodeRecord(line, number: number)
+        records += 1
+        let dataCount = Int(bytes[0])
+        let offset = UInt32(bytes[1]) << 8 | UInt32(bytes[2])
+        let data = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[4..<4 + dataCount])
+        try apply(type: bytes[3], data: data, offset: offset, line: number)
+    }
+
+    /// The record's bytes (count, offset, type, data, checksum) in the scratch buffer, its framing, byte
+    /// count and checksum checked.
+    private func decodeRecord(_ line: UnsafeBufferPointer<UInt8>, number: Int) throws(ImageError) -> UnsafeMutableBufferPointer<UInt8> {
         guard line[0] == UInt8(ascii: ":") else {
             throw ImageError(file: file, at: .line(number), "expected ':' at the start of a record, found \(describeCharacter(line[0]))")
         }
@@ -60,52 +71,55 @@ struct IntelHexParser: LineRecordParser {
         for index in 0..<pairs { sum &+= bytes[index] }
         guard sum == 0 else {
             let stated = bytes[pairs - 1]
-            let needed = stated &- sum
             throw ImageError(
                 file: file, at: .line(number),
-                "checksum is 0x\(hex8(stated)), the record needs 0x\(hex8(needed))")
+                "checksum is 0x\(hex8(stated)), the record needs 0x\(hex8(stated &- sum))")
         }
-        records += 1
-        let offset = UInt32(bytes[1]) << 8 | UInt32(bytes[2])
-        let type = bytes[3]
-        let data = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[4..<4 + dataCount])
+        return bytes
+    }
+
+    private mutating func apply(type: UInt8, data: UnsafeBufferPointer<UInt8>, offset: UInt32, line number: Int) throws(ImageError) {
         switch type {
         case 0x00:
             try appendData(data, offset: offset, line: number)
         case 0x01:
-            guard dataCount == 0 else {
-                throw ImageError(file: file, at: .line(number), "end-of-file record (type 01) must have no data, has \(dataCount) bytes")
+            guard data.isEmpty else {
+                throw ImageError(file: file, at: .line(number), "end-of-file record (type 01) must have no data, has \(data.count) bytes")
             }
             endOfFileLine = number
         case 0x02, 0x04:
-            guard dataCount == 2 else {
+            guard data.count == 2 else {
                 throw ImageError(
                     file: file, at: .line(number),
-                    "extended address record (type 0\(type)) must have 2 data bytes, has \(dataCount)")
+                    "extended address record (type 0\(type)) must have 2 data bytes, has \(data.count)")
             }
             let value = UInt32(data[0]) << 8 | UInt32(data[1])
             segmentAddressing = type == 0x02
             base = segmentAddressing ? value << 4 : value << 16
         case 0x03, 0x05:
-            guard dataCount == 4 else {
-                throw ImageError(
-                    file: file, at: .line(number),
-                    "start address record (type 0\(type)) must have 4 data bytes, has \(dataCount)")
-            }
-            let high = UInt32(data[0]) << 8 | UInt32(data[1])
-            let low = UInt32(data[2]) << 8 | UInt32(data[3])
-            // 03 holds CS:IP (address = CS × 16 + IP); 05 holds a 32-bit EIP.
-            let address = type == 0x03 ? (high << 4) &+ low : high << 16 | low
-            if let previous = entryPoint, previous != address {
-                throw ImageError(
-                    file: file, at: .line(number),
-                    "start address 0x\(hex32(address)) contradicts 0x\(hex32(previous)) on line \(entryLine)")
-            }
-            entryPoint = address
-            entryLine = number
+            try setEntryPoint(type: type, data: data, line: number)
         default:
             throw ImageError(file: file, at: .line(number), "unknown record type 0x\(hex8(type)) (Intel HEX has types 00 to 05)")
         }
+    }
+
+    private mutating func setEntryPoint(type: UInt8, data: UnsafeBufferPointer<UInt8>, line number: Int) throws(ImageError) {
+        guard data.count == 4 else {
+            throw ImageError(
+                file: file, at: .line(number),
+                "start address record (type 0\(type)) must have 4 data bytes, has \(data.count)")
+        }
+        let high = UInt32(data[0]) << 8 | UInt32(data[1])
+        let low = UInt32(data[2]) << 8 | UInt32(data[3])
+        // 03 holds CS:IP (address = CS × 16 + IP); 05 holds a 32-bit EIP.
+        let address = type == 0x03 ? (high << 4) &+ low : high << 16 | low
+        if let previous = entryPoint, previous != address {
+            throw ImageError(
+                file: file, at: .line(number),
+                "start address 0x\(hex32(address)) contradicts 0x\(hex32(previous)) on line \(entryLine)")
+        }
+        entryPoint = address
+        entryLine = number
     }
 
     private mutating func appendData(_ data: UnsafeBufferPointer<UInt8>, offset: UInt32, line: Int) throws(ImageError) {
