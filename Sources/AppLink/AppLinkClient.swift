@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// How long the host waits (§8.1). The device's own budgets are a tenth of these.
@@ -218,7 +219,7 @@ public actor AppLinkClient {
     private static let maxStaleReports = 64
 
     private func describe(_ request: AppRequest, _ sequence: UInt8) -> String {
-        "\(request) (seq 0x\(hex(sequence, 2)))"
+        "\(request) (seq 0x\(Hex.digits(sequence, width: 2)))"
     }
 }
 

@@ -1,4 +1,4 @@
-import USBTransport
+import HexFormat
 
 /// The MCU's 96-bit unique device ID, bytes in the order they sit in memory at UID_BASE.
 /// The host predicts the ROM's DFU serial number from it and names the unit with it.
@@ -19,7 +19,7 @@ public struct UniqueID: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Upper-case hex of the 12 bytes in memory order.
-    public var description: String { hexString(bytes) }
+    public var description: String { Hex.string(bytes) }
 }
 
 /// A firmware version as the image descriptor holds it: four 16-bit components (§6).
@@ -105,24 +105,5 @@ extension Array where Element == UInt8 {
 
 /// Bytes from an even number of hex digits; spaces are allowed between bytes. Nil on anything else.
 func parseHexBytes(_ text: String) -> [UInt8]? {
-    let digits = Array(text.utf8.filter { $0 != UInt8(ascii: " ") })
-    guard digits.count % 2 == 0 else { return nil }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(digits.count / 2)
-    var index = 0
-    while index < digits.count {
-        guard let high = hexDigitValue(digits[index]), let low = hexDigitValue(digits[index + 1]) else { return nil }
-        bytes.append(high << 4 | low)
-        index += 2
-    }
-    return bytes
-}
-
-private func hexDigitValue(_ character: UInt8) -> UInt8? {
-    switch character {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
-    default: nil
-    }
+    Hex.bytes(fromHexDigits: text.utf8.filter { $0 != UInt8(ascii: " ") })
 }

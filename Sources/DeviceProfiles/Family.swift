@@ -2,6 +2,8 @@
 /// the flash geometry and timings, RAM, option bytes, boot activation and the ROM quirks.
 /// Families are data: one file per part line in protocols/families/, every value with its source
 /// (protocols/families/README.md), embedded into the binary by scripts/gen-families and parsed here.
+import HexFormat
+
 public struct McuFamily: Sendable, Hashable, Identifiable {
     /// Short id used on the command line: "f407", "l476", "g474", "h753".
     public var id: String
@@ -312,7 +314,7 @@ public struct AddressRange: Sendable, Hashable, CustomStringConvertible {
 
     public var end: UInt64 { UInt64(start) + UInt64(size) }
     public func contains(_ address: UInt32) -> Bool { address >= start && UInt64(address) < end }
-    public var description: String { "[0x\(hex32(start)), 0x\(hex32(UInt32(truncatingIfNeeded: end))))" }
+    public var description: String { "[0x\(Hex.digits(start, width: 8)), 0x\(Hex.digits(UInt32(truncatingIfNeeded: end), width: 8)))" }
 }
 
 /// How the ROM bootloader shows itself on USB (AN2606: VID 0x0483, PID 0xDF11).
@@ -374,7 +376,8 @@ public struct RomSerialFormula: Sendable, Hashable {
         guard kind == .uidSum else { return nil }
         func word(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(uid[4 * i + $1]) << (8 * $1) } }
         let sum = word(0) &+ word(2) &+ UInt32(secondWordOffset)
-        return hex16(UInt16(sum >> 16)) + hex16(UInt16(truncatingIfNeeded: sum)) + hex16(UInt16(word(lastWord) >> 16))
+        return Hex.digits(UInt16(sum >> 16), width: 4) + Hex.digits(UInt16(truncatingIfNeeded: sum), width: 4)
+            + Hex.digits(UInt16(word(lastWord) >> 16), width: 4)
     }
 
     /// What a ROM of this kind reports whatever its UID (constant serials), or nil.
@@ -428,9 +431,4 @@ public enum RomQuirk: Sendable, Hashable {
     case stuckInDownloadBusy(clearStatusCount: Int)
     /// The ROM's leave does not start the application (H5: the core locks up); a reset with BOOT0 low does.
     case leaveLocksUp
-}
-
-func hex16(_ value: UInt16) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }

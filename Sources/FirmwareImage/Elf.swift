@@ -2,6 +2,8 @@
 /// PT_LOAD program header with file contents, placed at its physical (load) address `p_paddr`, which is
 /// where flash holds them (e.g. `.data` is loaded from flash and copied to RAM at start-up). Bytes past
 /// `p_filesz` (`.bss`) are not in the file and not loaded. The entry point is `e_entry`.
+import HexFormat
+
 enum ElfReader {
     static let machineARM: UInt16 = 40
     static let headerSize = 52
@@ -101,7 +103,8 @@ enum ElfReader {
             guard UInt64(physical) + UInt64(fileSize) <= 0x1_0000_0000 else {
                 throw ImageError(
                     file: file, at: .byteOffset(header + 12),
-                    "program header \(index): p_paddr 0x\(hex32(physical)) + \(fileSize) bytes runs past the 4 GiB address space")
+                    "program header \(index): p_paddr 0x\(Hex.digits(physical, width: 8)) + \(fileSize) bytes runs past the 4 GiB address space"
+                )
             }
             loadedBytes += fileSize
             guard loadedBytes <= reader.bytes.count else {

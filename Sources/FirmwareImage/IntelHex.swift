@@ -3,6 +3,8 @@
 /// everything before it. Types 00 data, 01 end of file, 02 extended segment address (base = value × 16,
 /// offsets wrap within 64 KiB), 03 start segment address (CS:IP), 04 extended linear address (upper 16
 /// bits), 05 start linear address (EIP).
+import HexFormat
+
 struct IntelHexParser: LineRecordParser {
     static let maximumLineLength = 1 + 2 * (5 + 255)
 
@@ -73,7 +75,7 @@ struct IntelHexParser: LineRecordParser {
             let stated = bytes[pairs - 1]
             throw ImageError(
                 file: file, at: .line(number),
-                "checksum is 0x\(hex8(stated)), the record needs 0x\(hex8(stated &- sum))")
+                "checksum is 0x\(Hex.digits(stated, width: 2)), the record needs 0x\(Hex.digits(stated &- sum, width: 2))")
         }
         return bytes
     }
@@ -99,7 +101,8 @@ struct IntelHexParser: LineRecordParser {
         case 0x03, 0x05:
             try setEntryPoint(type: type, data: data, line: number)
         default:
-            throw ImageError(file: file, at: .line(number), "unknown record type 0x\(hex8(type)) (Intel HEX has types 00 to 05)")
+            throw ImageError(
+                file: file, at: .line(number), "unknown record type 0x\(Hex.digits(type, width: 2)) (Intel HEX has types 00 to 05)")
         }
     }
 
@@ -116,7 +119,7 @@ struct IntelHexParser: LineRecordParser {
         if let previous = entryPoint, previous != address {
             throw ImageError(
                 file: file, at: .line(number),
-                "start address 0x\(hex32(address)) contradicts 0x\(hex32(previous)) on line \(entryLine)")
+                "start address 0x\(Hex.digits(address, width: 8)) contradicts 0x\(Hex.digits(previous, width: 8)) on line \(entryLine)")
         }
         entryPoint = address
         entryLine = number
@@ -134,7 +137,9 @@ struct IntelHexParser: LineRecordParser {
         } else {
             let start = UInt64(base) + UInt64(offset)
             guard start + UInt64(data.count) <= 0x1_0000_0000 else {
-                throw ImageError(file: file, at: .line(line), "data record at 0x\(hex32(UInt32(start))) runs past the 4 GiB address space")
+                throw ImageError(
+                    file: file, at: .line(line), "data record at 0x\(Hex.digits(UInt32(start), width: 8)) runs past the 4 GiB address space"
+                )
             }
             try append(address: UInt32(start), data, line: line)
         }
@@ -229,9 +234,4 @@ final class ScratchBuffer {
     }
 
     deinit { buffer.deallocate() }
-}
-
-func hex8(_ value: UInt8) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return digits.count == 1 ? "0" + digits : digits
 }

@@ -1,6 +1,7 @@
 import CHIDAPI
 import Dispatch
 import Foundation
+import HexFormat
 import USBTransport
 
 /// An opened HID interface: `HIDTransport` over hidapi. Every hidapi call runs on the device's own
@@ -38,7 +39,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
     }
 
     public func write(_ report: [UInt8]) async throws(TransportError) {
-        let operation = "write report 0x\(hex(report.first ?? 0, 2)) (\(report.count) bytes)"
+        let operation = "write report 0x\(Hex.digits(report.first ?? 0, width: 2)) (\(report.count) bytes)"
         guard !report.isEmpty else {
             throw TransportError(.badLength(expected: 1, got: 0), device: info.description, operation: operation)
         }
@@ -63,7 +64,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
     }
 
     public func getFeatureReport(id: UInt8, length: Int) async throws(TransportError) -> [UInt8] {
-        let operation = "get feature report 0x\(hex(id, 2))"
+        let operation = "get feature report 0x\(Hex.digits(id, width: 2))"
         guard length >= 1 else {
             throw TransportError(.badLength(expected: 1, got: length), device: info.description, operation: operation)
         }
@@ -77,7 +78,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
     }
 
     public func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) {
-        let operation = "send feature report 0x\(hex(report.first ?? 0, 2)) (\(report.count) bytes)"
+        let operation = "send feature report 0x\(Hex.digits(report.first ?? 0, width: 2)) (\(report.count) bytes)"
         guard !report.isEmpty else {
             throw TransportError(.badLength(expected: 1, got: 0), device: info.description, operation: operation)
         }

@@ -1,4 +1,6 @@
 /// The DFU functional descriptor (DFU 1.1 §4.1.3, bDescriptorType 0x21).
+import HexFormat
+
 public struct DFUFunctionalDescriptor: Sendable, Hashable, Codable {
     /// bmAttributes: bit 0 canDownload, 1 canUpload, 2 manifestationTolerant, 3 willDetach.
     public var attributes: UInt8
@@ -75,7 +77,7 @@ public struct USBDeviceIdentity: Sendable, Hashable, Codable, CustomStringConver
         self.portPath = portPath
     }
 
-    public var vidPid: String { "\(hex(vendorID, 4).lowercased()):\(hex(productID, 4).lowercased())" }
+    public var vidPid: String { "\(Hex.digits(vendorID, width: 4).lowercased()):\(Hex.digits(productID, width: 4).lowercased())" }
 
     public var description: String {
         var text = "\(vidPid) at \(portPath)"

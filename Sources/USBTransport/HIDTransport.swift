@@ -1,4 +1,6 @@
 /// What identifies a HID interface: its USB identity plus the HID top-level collection.
+import HexFormat
+
 public struct HIDDeviceInfo: Sendable, Hashable, Codable, CustomStringConvertible {
     public var usb: USBDeviceIdentity
     public var usagePage: UInt16
@@ -16,7 +18,7 @@ public struct HIDDeviceInfo: Sendable, Hashable, Codable, CustomStringConvertibl
     }
 
     public var description: String {
-        "\(usb) usage page 0x\(hex(usagePage, 4)) (\(path))"
+        "\(usb) usage page 0x\(Hex.digits(usagePage, width: 4)) (\(path))"
     }
 }
 

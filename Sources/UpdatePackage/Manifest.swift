@@ -1,5 +1,6 @@
 import FirmwareImage
 import Foundation
+import HexFormat
 
 /// What a package holds and for which product (`manifest.json`, docs/packages.md). The signature covers
 /// the manifest's exact bytes, and the manifest names every other member with its SHA-256 and size.
@@ -76,7 +77,8 @@ public struct PackageManifest: Sendable, Hashable {
     /// The manifest as signed: JSON, keys sorted, indented, ending in a newline.
     public func encoded() -> [UInt8] {
         var object: [String: Any] = [
-            "format": Self.formatVersion, "profile": profile, "productID": "0x" + hex(productID), "family": family, "part": part,
+            "format": Self.formatVersion, "profile": profile, "productID": "0x" + Hex.digits(productID, width: 8), "family": family,
+            "part": part,
             "version": version.description, "created": created,
             "images": images.map { ["file": $0.file, "sha256": $0.sha256, "size": $0.size] as [String: Any] }
         ]

@@ -2,6 +2,7 @@ import Crypto
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 import ZIPFoundation
 
 /// `dfuhop package create`: checks the images as an upgrade would, writes the manifest, signs it and
@@ -76,8 +77,8 @@ public enum PackageBuilder {
             if let reference, descriptor.productID != reference.productID || descriptor.version != reference.version {
                 throw PackageError(
                     .refused, file: path,
-                    "is product 0x\(hex(descriptor.productID)) version \(descriptor.version); "
-                        + "\(request.images[0]) is product 0x\(hex(reference.productID)) version \(reference.version)")
+                    "is product 0x\(Hex.digits(descriptor.productID, width: 8)) version \(descriptor.version); "
+                        + "\(request.images[0]) is product 0x\(Hex.digits(reference.productID, width: 8)) version \(reference.version)")
             }
             reference = reference ?? descriptor
         }

@@ -2,6 +2,7 @@ import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// The single operations behind `dfuhop flash`, `read`, `leave`, `erase` and `info`: each opens its
@@ -108,7 +109,8 @@ extension UpgradeEngine {
                 let vectors = try await client.read(address: family.flashBase, length: 8)
                 let reset = UInt32(littleEndianBytes: vectors[4..<8])
                 if vectors.allSatisfy({ $0 == 0xFF }) {
-                    let what = "the flash at 0x\(hex(family.flashBase, 8)) holds no application (reset vector 0x\(hex(reset, 8)))"
+                    let what =
+                        "the flash at 0x\(Hex.digits(family.flashBase, width: 8)) holds no application (reset vector 0x\(Hex.digits(reset, width: 8)))"
                     throw UpgradeError(
                         .refused(what),
                         phase: .leave, hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
@@ -136,7 +138,7 @@ extension UpgradeEngine {
                     addresses.map { address in
                         guard let sector = layout.sector(containing: address) else {
                             throw UpgradeError(
-                                .refused("0x\(hex(address, 8)) is in no sector of \(layout.render())"), phase: .flash,
+                                .refused("0x\(Hex.digits(address, width: 8)) is in no sector of \(layout.render())"), phase: .flash,
                                 hint: "nothing was erased")
                         }
                         return sector.start

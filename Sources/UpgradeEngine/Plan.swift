@@ -3,6 +3,7 @@ import Crypto
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// Phase 2, plan: the image checked on its own and against the unit, and the flash plan, before anything
@@ -66,10 +67,10 @@ extension UpgradeEngine {
         guard base == applicationBase else {
             throw UpgradeError(
                 .refused(
-                    "\(source) starts at \(hexAddress(base)), but \(profile?.name ?? family.name)'s application "
-                        + "starts at \(hexAddress(applicationBase)): it was linked for another place"),
+                    "\(source) starts at \(Hex.word(base)), but \(profile?.name ?? family.name)'s application "
+                        + "starts at \(Hex.word(applicationBase)): it was linked for another place"),
                 phase: .plan,
-                hint: "nothing was touched; link the image for \(hexAddress(applicationBase)) "
+                hint: "nothing was touched; link the image for \(Hex.word(applicationBase)) "
                     + "(or name the base in the product profile's \"applicationBase\")")
         }
         let span = UInt64(base)..<max(UInt64(base) + UInt64(descriptor.imageSize), image.end)
@@ -161,7 +162,7 @@ extension UpgradeEngine {
             data: image.segments.flatMap { segment in
                 withUnsafeBytes(of: segment.address.littleEndian, Array.init) + segment.bytes
             }
-        ).withUnsafeBytes { hexString($0) }
+        ).withUnsafeBytes { Hex.string($0) }
     }
 
     /// The family named by the profile of the image's product, for units that do not answer.

@@ -2,6 +2,7 @@ import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 
 /// The rules an image must pass against what the unit holds, in one place, applied on every path: before
 /// the ROM is entered (what the application reports) and again in the ROM (what the flash holds, read
@@ -28,7 +29,9 @@ extension UpgradeEngine {
         try checkResumeDigest(target, run: run)
         if let product = held.productID, product != target.productID {
             throw UpgradeError(
-                .refused("\(source) is for product 0x\(hex(target.productID, 8)); the unit holds product 0x\(hex(product, 8))"),
+                .refused(
+                    "\(source) is for product 0x\(Hex.digits(target.productID, width: 8)); the unit holds product 0x\(Hex.digits(product, width: 8))"
+                ),
                 phase: .plan, hint: "nothing was written; pick the image built for this product")
         }
         if let installed = held.installed, installed.matches(target), !run.options.forceFull {

@@ -1,6 +1,7 @@
 import AppLink
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// The one error type of the workflow: what stopped it, in which phase, and one sentence a technician
@@ -119,6 +120,3 @@ extension UpgradePhase: Comparable {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }
-
-/// "0x08004000": addresses in messages, as the DfuSe layer prints them.
-func hexAddress(_ address: UInt32) -> String { "0x" + hex(address, 8) }

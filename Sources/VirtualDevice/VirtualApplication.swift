@@ -2,6 +2,7 @@ import AppLink
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 import USBTransport
 
 /// How the product's application shows itself on USB (a product profile's `application` section).
@@ -62,7 +63,7 @@ extension VirtualUnit {
     var hidInfo: HIDDeviceInfo {
         let usb = USBDeviceIdentity(
             vendorID: application.vendorID, productID: application.productID, bcdDevice: 0x0100,
-            serialNumber: hexString(uid), manufacturer: "dfuhop",
+            serialNumber: Hex.string(uid), manufacturer: "dfuhop",
             product: application.product, portPath: portPath)
         return HIDDeviceInfo(
             usb: usb, usagePage: application.usagePage, usage: application.usage, interfaceNumber: 0,

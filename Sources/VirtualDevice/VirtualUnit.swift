@@ -2,6 +2,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import USBTransport
 
 /// What a virtual unit is doing.
@@ -125,7 +126,7 @@ public final class VirtualUnit: @unchecked Sendable {
         switch family.romSerial.kind {
         case .uidSum: family.romSerial.serial(uid: uid) ?? ""
         case .constant: family.romSerial.constant ?? ""
-        case .unstable: String(hexString(uid.map { $0 &+ UInt8(truncatingIfNeeded: powerOnCount &* 37) }).prefix(12)).uppercased()
+        case .unstable: String(Hex.string(uid.map { $0 &+ UInt8(truncatingIfNeeded: powerOnCount &* 37) }).prefix(12)).uppercased()
         }
     }
 

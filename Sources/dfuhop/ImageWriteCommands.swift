@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import DeviceProfiles
 import FirmwareImage
+import HexFormat
 
 // MARK: - convert
 
@@ -183,12 +184,12 @@ struct ImageStampCommand: AsyncParsableCommand {
             let descriptor = try ImageDescriptor.validate(normalized, base: base, source: output)
             var result = ResultLine("stamped")
             result.stamped = StampedJSON(
-                output: output, outputFormat: chosenFormat.rawValue, productID: hex(descriptor.productID),
+                output: output, outputFormat: chosenFormat.rawValue, productID: Hex.word(descriptor.productID),
                 version: descriptor.version.description, name: descriptor.name,
-                imageSize: Int(descriptor.imageSize), crc32: hex(descriptor.crc))
+                imageSize: Int(descriptor.imageSize), crc32: Hex.word(descriptor.crc))
             if !json {
                 Output.print(
-                    "stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))"
+                    "stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(Hex.word(descriptor.crc))"
                 )
             }
             return result

@@ -1,5 +1,6 @@
 import DfuSe
 import Foundation
+import HexFormat
 import Logging
 import USBTransport
 
@@ -75,7 +76,7 @@ final class TracingDFUTransport: DFUTransport {
     /// `DNLOAD wValue=2 wLength=2048`: the DFU request's name (DFU 1.1 Table 3.2) when it is one.
     static func describe(_ request: ControlRequest, length: Int) -> String {
         let name = request.requestType & 0x60 == 0x20 ? DFURequest(rawValue: request.request)?.description : nil
-        return "\(name ?? "request \(request.request) (bmRequestType 0x\(hex(request.requestType, 2)))") "
+        return "\(name ?? "request \(request.request) (bmRequestType 0x\(Hex.digits(request.requestType, width: 2)))") "
             + "wValue=\(request.value) wLength=\(length)"
     }
 
@@ -89,7 +90,7 @@ final class TracingDFUTransport: DFUTransport {
     }
 
     static func preview(_ bytes: [UInt8]) -> String {
-        bytes.isEmpty ? "" : " [" + hexString(bytes.prefix(16)) + (bytes.count > 16 ? "…" : "") + "]"
+        bytes.isEmpty ? "" : " [" + Hex.string(bytes.prefix(16)) + (bytes.count > 16 ? "…" : "") + "]"
     }
 }
 

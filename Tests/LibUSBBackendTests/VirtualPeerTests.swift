@@ -1,6 +1,7 @@
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 import Testing
 import USBTransport
 
@@ -206,7 +207,7 @@ struct VirtualPeerTests {
         let line = try #require(try EmulatedUSB.jsonLines(result.output).first, "\(result.output)\(result.errors)")
         #expect(line["port"] as? String == "1-3.2")
         #expect(line["usagePage"] as? String == "FFDF")
-        #expect(line["serial"] as? String == hexString(VirtualUnit.uid(index: 1)))
+        #expect(line["serial"] as? String == Hex.string(VirtualUnit.uid(index: 1)))
         #expect(line["numberedReports"] as? Bool == true)
         let steps = try #require(line["steps"] as? [[String: Any]])
         let outcomes = steps.map { "\($0["request"] ?? "") \($0["result"] ?? "")" }

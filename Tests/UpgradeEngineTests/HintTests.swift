@@ -3,6 +3,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import Testing
 import USBTransport
 import UpgradeEngine
@@ -99,7 +100,7 @@ struct HintTests {
             return bench.options
         },
         Scenario(name: "another process holds the unit") { bench in
-            bench.lock = try JournalStore(directory: bench.journal).lock(hexString(bench.target.uid))
+            bench.lock = try JournalStore(directory: bench.journal).lock(Hex.string(bench.target.uid))
             return bench.options
         },
         Scenario(name: "power lost while programming") { bench in

@@ -3,6 +3,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import Testing
 import USBTransport
 import UpgradeEngine
@@ -147,13 +148,13 @@ struct ModelBasedTests {
                     for segment in oldImage.segments { other.programDirectly(segment.bytes, at: segment.address) }
                     other.powerCycle()
                     target.unplug()
-                    let hadEntry = (try JournalStore(directory: journal).entries()).contains { $0.uid == hexString(target.uid) }
+                    let hadEntry = (try JournalStore(directory: journal).entries()).contains { $0.uid == Hex.string(target.uid) }
                     bus = VirtualBus(units: [other, bystander])
                     let second = await upgrade(stamped, bus: bus, journal: journal, family: family, clock: clock)
                     try check(second, on: other, testCase, stampedSegments, spanSize: spanSize, before: nil)
                     let entries = try JournalStore(directory: journal).entries()
                     if hadEntry {
-                        #expect(entries.contains { $0.uid == hexString(target.uid) }, "the killed unit's entry is kept: \(testCase)")
+                        #expect(entries.contains { $0.uid == Hex.string(target.uid) }, "the killed unit's entry is kept: \(testCase)")
                     }
                     return .finishedBySecondRun
                 }

@@ -1,3 +1,4 @@
+import AppLink
 // dfuhop-usb-peer: answers dfuhop-usb-server (emulated-usb/PROTOCOL.md) from the VirtualDevice model, so
 // the emulated-USB tier and the in-process tests share one device behaviour.
 //
@@ -12,7 +13,7 @@
 // written to FIFO act on the unit as a test jig would: "boot0 1", "boot0 0", "power-cycle", "unplug",
 // "plug" (several per line with ";").
 import Foundation
-import AppLink
+import HexFormat
 import USBTransport
 import VirtualDevice
 
@@ -26,7 +27,8 @@ func fail(_ message: String) -> Never {
 // MARK: Arguments
 
 struct Options: Sendable {
-    var serverPath = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dfuhop-usb-server").path
+    var serverPath = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dfuhop-usb-server")
+        .path
     var simulate: String?
     var statePath: String?
     var port = "1-3.2"
@@ -44,9 +46,18 @@ func parseOptions() -> Options {
     var arguments = Array(CommandLine.arguments.dropFirst())
     while !arguments.isEmpty {
         let word = arguments.removeFirst()
-        if word == "--" { options.command = arguments; break }
-        if word == "--no-flash-time" { options.noFlashTime = true; continue }
-        if word == "--stats" { options.stats = true; continue }
+        if word == "--" {
+            options.command = arguments
+            break
+        }
+        if word == "--no-flash-time" {
+            options.noFlashTime = true
+            continue
+        }
+        if word == "--stats" {
+            options.stats = true
+            continue
+        }
         guard !arguments.isEmpty else { fail("\(word) needs a value") }
         switch word {
         case "--server": options.serverPath = arguments.removeFirst()
@@ -98,13 +109,14 @@ struct Descriptors {
     /// The ROM's DfuSe interface, exactly as ST's ROM describes itself.
     init(rom transport: VirtualDFUTransport) {
         let identity = transport.identity
-        device = [18, 1] + le16(0x0200) + [0, 0, 0, 64] + le16(identity.vendorID) + le16(identity.productID)
+        device =
+            [18, 1] + le16(0x0200) + [0, 0, 0, 64] + le16(identity.vendorID) + le16(identity.productID)
             + le16(identity.bcdDevice) + [1, 2, 3, 1]
         var body: [UInt8] = []
         for alternate in transport.alternateSettings {
             body += [9, 4, transport.interfaceNumber, alternate.number, 0, 0xFE, 0x01, 0x02, 4 + alternate.number]
         }
-        body += transport.functionalDescriptor.bytes  // after the last alternate setting, as ST ROMs put it
+        body += transport.functionalDescriptor.bytes // after the last alternate setting, as ST ROMs put it
         configuration = [9, 2] + le16(UInt16(9 + body.count)) + [1, 1, 0, 0xC0, 0x32] + body
         var strings = [1: identity.manufacturer ?? "", 2: identity.product ?? "", 3: identity.serialNumber ?? ""]
         for alternate in transport.alternateSettings { strings[4 + Int(alternate.number)] = alternate.name }
@@ -116,9 +128,11 @@ struct Descriptors {
     init(application info: HIDDeviceInfo) {
         let usb = info.usb
         let report = AppLinkProtocol.reportDescriptor
-        device = [18, 1] + le16(0x0200) + [0, 0, 0, 64] + le16(usb.vendorID) + le16(usb.productID) + le16(usb.bcdDevice)
+        device =
+            [18, 1] + le16(0x0200) + [0, 0, 0, 64] + le16(usb.vendorID) + le16(usb.productID) + le16(usb.bcdDevice)
             + [1, 2, 3, 1]
-        let body: [UInt8] = [9, 4, UInt8(info.interfaceNumber), 0, 2, 3, 0, 0, 0]
+        let body: [UInt8] =
+            [9, 4, UInt8(info.interfaceNumber), 0, 2, 3, 0, 0, 0]
             + [9, 0x21] + le16(0x0111) + [0, 1, 0x22] + le16(UInt16(report.count))
             + [7, 5, 0x81, 3] + le16(64) + [1]
             + [7, 5, 0x01, 3] + le16(64) + [1]
@@ -137,9 +151,9 @@ struct Descriptors {
     /// The PLUG line (PROTOCOL.md).
     func plugLine(port: String) -> String {
         func attribute(_ text: String?) -> String { text?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
-        var line = "PLUG \(port) \(hexString(device + configuration))"
+        var line = "PLUG \(port) \(Hex.string(device + configuration))"
         line += " manufacturer=\(attribute(strings[1])) product=\(attribute(strings[2])) serial=\(attribute(strings[3]))"
-        if let reportDescriptor { line += " hid=" + hexString(reportDescriptor) }
+        if let reportDescriptor { line += " hid=" + Hex.string(reportDescriptor) }
         return line
     }
 }
@@ -148,7 +162,8 @@ struct Descriptors {
 
 let server = Process()
 server.executableURL = URL(fileURLWithPath: options.serverPath)
-let toServer = Pipe(), fromServer = Pipe()
+let toServer = Pipe()
+let fromServer = Pipe()
 server.standardInput = toServer
 server.standardOutput = fromServer
 do { try server.run() } catch { fail("cannot start \(options.serverPath): \(error)") }
@@ -191,7 +206,7 @@ struct Line {
     subscript(_ index: Int) -> Substring { Substring(String(decoding: words[index], as: UTF8.self)) }
     /// Word `index` as hex bytes ("-" is none); nil when malformed.
     func bytes(_ index: Int) -> [UInt8]? {
-        words[index].elementsEqual("-".utf8) ? [] : USBTransport.bytes(fromHexDigits: words[index])
+        words[index].elementsEqual("-".utf8) ? [] : Hex.bytes(fromHexDigits: words[index])
     }
 }
 let lines = LineReader(fromServer.fileHandleForReading)
@@ -258,40 +273,41 @@ final class Peer: @unchecked Sendable {
     func answerControl(_ words: Line) async -> String {
         let sequence = words[1]
         guard words.count >= 9, let requestType = UInt8(words[3], radix: 16), let request = UInt8(words[4], radix: 16),
-              let value = UInt16(words[5], radix: 16), let index = UInt16(words[6], radix: 16),
-              let length = Int(words[7], radix: 16) else { return "REPLY \(sequence) STALL" }
+            let value = UInt16(words[5], radix: 16), let index = UInt16(words[6], radix: 16),
+            let length = Int(words[7], radix: 16)
+        else { return "REPLY \(sequence) STALL" }
         guard let data = words.bytes(8) else { return "REPLY \(sequence) STALL" }
         let (dfu, hid, descriptors) = lock.withLock { (self.dfu, self.hid, self.descriptors) }
         guard let descriptors else { return "REPLY \(sequence) NODEV" }
         func ack(_ bytes: [UInt8]) -> String {
             let sent = bytes.prefix(length)
-            return "REPLY \(sequence) ACK " + (sent.isEmpty ? "-" : hexString(sent))
+            return "REPLY \(sequence) ACK " + (sent.isEmpty ? "-" : Hex.string(sent))
         }
         let stall = "REPLY \(sequence) STALL"
         let control = ControlRequest(requestType: requestType, request: request, value: value, index: index)
         do {
             switch (requestType, request) {
-            case (0x80, 6):  // GET_DESCRIPTOR (device)
+            case (0x80, 6): // GET_DESCRIPTOR (device)
                 switch value >> 8 {
                 case 1: return ack(descriptors.device)
                 case 2: return ack(descriptors.configuration)
                 case 3: return descriptors.string(Int(value & 0xFF)).map(ack) ?? stall
                 default: return stall
                 }
-            case (0x81, 6) where value >> 8 == 0x22:  // GET_DESCRIPTOR (interface): the HID report descriptor
+            case (0x81, 6) where value >> 8 == 0x22: // GET_DESCRIPTOR (interface): the HID report descriptor
                 return descriptors.reportDescriptor.map(ack) ?? stall
-            case (0x00, 9):  // SET_CONFIGURATION
+            case (0x00, 9): // SET_CONFIGURATION
                 return value == 1 ? ack([]) : stall
-            case (0x01, 11):  // SET_INTERFACE
+            case (0x01, 11): // SET_INTERFACE
                 guard let dfu else { return value == 0 ? ack([]) : stall }
                 try await dfu.selectAlternateSetting(UInt8(truncatingIfNeeded: value))
                 return ack([])
-            case (0xA1, 1):  // HID GET_REPORT (HID 1.11 §7.2.1): wValue = type << 8 | id
+            case (0xA1, 1): // HID GET_REPORT (HID 1.11 §7.2.1): wValue = type << 8 | id
                 guard let hid, value >> 8 == 3 else { return stall }
                 let id = UInt8(value & 0xFF)
                 let report = try await hid.getFeatureReport(id: id, length: length + (id == 0 ? 1 : 0))
                 return ack(id == 0 ? Array(report.dropFirst()) : report)
-            case (0x21, 9):  // HID SET_REPORT (§7.2.2)
+            case (0x21, 9): // HID SET_REPORT (§7.2.2)
                 guard let hid else { return stall }
                 let id = UInt8(value & 0xFF)
                 let report = id == 0 ? [0] + data : data
@@ -332,10 +348,10 @@ final class Peer: @unchecked Sendable {
         try await hid.write(report)
         let took = clock.now() - before
         while let input = try? await hid.read(timeout: .zero) {
-            send("INPUT \(port) " + hexString(input))
+            send("INPUT \(port) " + Hex.string(input))
         }
         if unit.currentEnumeration != lock.withLock({ plugged }) {
-            try? await Task.sleep(for: took)  // the serving loop answers nothing meanwhile, like a unit resetting
+            try? await Task.sleep(for: took) // the serving loop answers nothing meanwhile, like a unit resetting
         }
     }
 
@@ -382,7 +398,7 @@ Task(executorPreference: servingExecutor) {
         case "ERROR":
             FileHandle.standardError.write(Data("dfuhop-usb-peer: server: \(words.text)\n".utf8))
         default:
-            break  // PLUGGED / UNPLUGGED acknowledgements
+            break // PLUGGED / UNPLUGGED acknowledgements
         }
     }
 }
@@ -390,7 +406,9 @@ Task(executorPreference: servingExecutor) {
 // The control channel: a FIFO that hooks (dfuhop --boot0-command) and tests write lines to.
 if let controlPath = options.controlPath {
     unlink(controlPath)
-    guard mkfifo(controlPath, 0o600) == 0 else { fail("cannot create the control FIFO \(controlPath): \(String(cString: strerror(errno)))") }
+    guard mkfifo(controlPath, 0o600) == 0 else {
+        fail("cannot create the control FIFO \(controlPath): \(String(cString: strerror(errno)))")
+    }
     Thread {
         while true {
             // Opened anew after each writer closes it: one hook run writes, closes, and the next opens again.
@@ -429,7 +447,8 @@ if options.stats {
     // What a benchmark compares: the client's own wall time (not the testbed's start) and its bus traffic.
     let (seconds, attoseconds) = (ContinuousClock.now - started).components
     let wall = Double(seconds) + Double(attoseconds) / 1e18
-    FileHandle.standardError.write(Data("dfuhop-usb-peer: client \(String(format: "%.3f", wall)) s, \(unit.controlTransfers) control transfers\n".utf8))
+    FileHandle.standardError.write(
+        Data("dfuhop-usb-peer: client \(String(format: "%.3f", wall)) s, \(unit.controlTransfers) control transfers\n".utf8))
 }
 
 send("QUIT")

@@ -12,6 +12,7 @@
 //                                      answers, ask for a feature report, report each step
 import Foundation
 import HIDAPIBackend
+import HexFormat
 import LibUSBBackend
 import USBDiscovery
 import USBTransport
@@ -240,7 +241,7 @@ func hidSession() async throws -> HIDLine {
     await hid.close()
     return HIDLine(
         path: info.path, port: info.usb.portPath, serial: info.usb.serialNumber, product: info.usb.product,
-        usagePage: hex(info.usagePage, 4), numberedReports: hid.numberedReports, steps: steps)
+        usagePage: Hex.digits(info.usagePage, width: 4), numberedReports: hid.numberedReports, steps: steps)
 }
 
 let arguments = CommandLine.arguments.dropFirst()
