@@ -42,7 +42,7 @@ let package = Package(
         // The DfuSe client, layout strings and the flash plan.
         .target(name: "DfuSe", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage"]),
         // The application side: dfuhop's custom HID protocol (protocols/hid-app-protocol.md).
-        .target(name: "AppLink", dependencies: ["HexFormat", "USBTransport"]),
+        .target(name: "AppLink", dependencies: ["HexFormat", "USBTransport", "FirmwareImage"]),
         // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
         .target(name: "VirtualDevice", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
         // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
@@ -107,8 +107,8 @@ let package = Package(
             dependencies: [
                 "HexFormat", "UpgradeEngine", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport"
             ]),
-        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
-        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles", "AppLink"]),
+        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport", "FirmwareImage"]),
+        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles", "AppLink", "FirmwareImage"]),
         .testTarget(
             name: "FirmwareImageTests",
             dependencies: [

@@ -27,9 +27,9 @@ harness_sources() {
 harness_libraries() {
     case "$1" in
         USBDescriptors) echo HexFormat USBTransport ;;
-        DfuStatus) echo HexFormat USBTransport AppLink DeviceProfiles FirmwareImage ;;
-        Profile) echo HexFormat USBTransport AppLink ;;
-        State) echo HexFormat USBTransport AppLink DeviceProfiles FirmwareImage DfuSe ;;
+        DfuStatus) echo HexFormat USBTransport FirmwareImage AppLink DeviceProfiles ;;
+        Profile) echo HexFormat USBTransport FirmwareImage AppLink ;;
+        State) echo HexFormat USBTransport FirmwareImage AppLink DeviceProfiles DfuSe ;;
         *) echo HexFormat ;;  # Layout, and the image harnesses (Sources/FirmwareImage imports only HexFormat)
     esac
 }
@@ -81,7 +81,7 @@ for target in "${targets[@]}"; do
     grep -E "^stat::number_of_executed_units|^Done" "Fuzz/bin/$target.log" || true
 done
 
-# AppLink's reply parser: its own build (AppLink imports USBTransport), same bounded run.
+# AppLink's reply parser: its own build (Fuzz/applink/build.sh), same bounded run.
 if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" AppLink "* ]]; then
     echo "==> build AppLink"
     if ! Fuzz/applink/build.sh; then

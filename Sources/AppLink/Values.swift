@@ -22,46 +22,6 @@ public struct UniqueID: Sendable, Hashable, CustomStringConvertible {
     public var description: String { Hex.string(bytes) }
 }
 
-/// A firmware version as the image descriptor holds it: four 16-bit components (§6).
-public struct FirmwareVersion: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
-    public var major: UInt16
-    public var minor: UInt16
-    public var patch: UInt16
-    public var build: UInt16
-
-    public init(_ major: UInt16, _ minor: UInt16, _ patch: UInt16, _ build: UInt16 = 0) {
-        self.major = major
-        self.minor = minor
-        self.patch = patch
-        self.build = build
-    }
-
-    /// "A.B", "A.B.C" or "A.B.C.D" with decimal components of at most 65535.
-    public init?(parsing text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard (2...4).contains(parts.count) else { return nil }
-        var numbers: [UInt16] = []
-        for part in parts {
-            guard !part.isEmpty, part.count <= 5, part.allSatisfy(\.isASCII), let value = UInt16(part) else { return nil }
-            numbers.append(value)
-        }
-        while numbers.count < 4 { numbers.append(0) }
-        self.init(numbers[0], numbers[1], numbers[2], numbers[3])
-    }
-
-    var components: [UInt16] { [major, minor, patch, build] }
-
-    public static func < (lhs: FirmwareVersion, rhs: FirmwareVersion) -> Bool {
-        lhs.components.lexicographicallyPrecedes(rhs.components)
-    }
-
-    /// "1.2.3", or "1.2.3.4" when the build number is not zero.
-    public var description: String {
-        let shown = build == 0 ? components.prefix(3) : components.prefix(4)
-        return shown.map(String.init).joined(separator: ".")
-    }
-}
-
 /// What the application found at the address word 8 of its vector table holds (§5.1, §6).
 public enum DescriptorState: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
     /// Magic "DFHP", format 1, size 64.

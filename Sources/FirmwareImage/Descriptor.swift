@@ -25,13 +25,13 @@ public struct ImageDescriptor: Sendable, Hashable {
     public static let nameLength = 32
 
     public var productID: UInt32
-    public var version: ImageVersion
+    public var version: FirmwareVersion
     public var imageSize: UInt32
     public var crc: UInt32
     public var flags: UInt32
     public var name: String
 
-    public init(productID: UInt32, version: ImageVersion, name: String, imageSize: UInt32 = 0, crc: UInt32 = 0, flags: UInt32 = 0) {
+    public init(productID: UInt32, version: FirmwareVersion, name: String, imageSize: UInt32 = 0, crc: UInt32 = 0, flags: UInt32 = 0) {
         self.productID = productID
         self.version = version
         self.name = name
@@ -78,7 +78,7 @@ public struct ImageDescriptor: Sendable, Hashable {
         let size = littleEndianU16(bytes, 6)
         guard Int(size) == Self.size else { throw fail(6, "descriptor size field is \(size), format 1 descriptors are \(Self.size) bytes") }
         productID = littleEndianU32(bytes, 8)
-        version = ImageVersion(
+        version = FirmwareVersion(
             major: littleEndianU16(bytes, 12), minor: littleEndianU16(bytes, 14),
             patch: littleEndianU16(bytes, 16), build: littleEndianU16(bytes, 18))
         imageSize = littleEndianU32(bytes, 20)
@@ -96,39 +96,6 @@ public struct ImageDescriptor: Sendable, Hashable {
 
     /// Whether size and CRC were never filled in (an image built with the area reserved but not stamped).
     public var isUnstamped: Bool { imageSize == 0 && crc == 0 }
-}
-
-/// A firmware version: major.minor.patch.build, 16 bits each, ordered.
-public struct ImageVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var major: UInt16
-    public var minor: UInt16
-    public var patch: UInt16
-    public var build: UInt16
-
-    public init(major: UInt16, minor: UInt16, patch: UInt16, build: UInt16 = 0) {
-        self.major = major
-        self.minor = minor
-        self.patch = patch
-        self.build = build
-    }
-
-    /// Parses "A.B.C" or "A.B.C.D" (each 0...65535).
-    public init?(parsing text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 || parts.count == 4 else { return nil }
-        var numbers: [UInt16] = []
-        for part in parts {
-            guard !part.isEmpty, part.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = UInt16(part) else { return nil }
-            numbers.append(value)
-        }
-        self.init(major: numbers[0], minor: numbers[1], patch: numbers[2], build: numbers.count == 4 ? numbers[3] : 0)
-    }
-
-    public var description: String { "\(major).\(minor).\(patch).\(build)" }
-
-    public static func < (lhs: ImageVersion, rhs: ImageVersion) -> Bool {
-        (lhs.major, lhs.minor, lhs.patch, lhs.build) < (rhs.major, rhs.minor, rhs.patch, rhs.build)
-    }
 }
 
 /// Memory that holds an image: a file's normalised image (gaps read as 0xFF) or a device's flash.
@@ -384,7 +351,7 @@ extension FirmwareImage {
     /// internal-flash target) must already point at a 64-byte area inside the image holding zeros, erased
     /// bytes (0xFF) or an earlier descriptor. Sets product, version, name, size and CRC; the target comes
     /// back with its segments merged (gaps stay gaps).
-    public func stamped(productID: UInt32, version: ImageVersion, name: String, file: String) throws(ImageError) -> FirmwareImage {
+    public func stamped(productID: UInt32, version: FirmwareVersion, name: String, file: String) throws(ImageError) -> FirmwareImage {
         let nameBytes = Array(name.utf8)
         guard nameBytes.count <= ImageDescriptor.nameLength, !nameBytes.contains(0) else {
             throw ImageError(

@@ -32,7 +32,7 @@ public struct UpgradeInput: Sendable {
     public static let maximumImageFileSize = 256 << 20
 
     /// Whether a unit running `running` may take this input (a package's minimum version, if any).
-    public func admits(running: ImageVersion) -> Bool { manifest?.admits(running: running) ?? true }
+    public func admits(running: FirmwareVersion) -> Bool { manifest?.admits(running: running) ?? true }
 
     public static func load(path: String, profiles: [ProductProfile]) throws(PackageError) -> UpgradeInput {
         let isPackage = path.lowercased().hasSuffix("." + SignedPackage.fileExtension)
@@ -92,8 +92,9 @@ public struct UpgradeInput: Sendable {
             guard descriptor.productID == manifest.productID, descriptor.version == manifest.version else {
                 throw PackageError(
                     .untrusted, file: source,
-                    "is product 0x\(Hex.digits(descriptor.productID, width: 8)) version \(descriptor.version); "
-                        + "the signed manifest says product 0x\(Hex.digits(manifest.productID, width: 8)) version \(manifest.version)")
+                    "is product 0x\(Hex.digits(descriptor.productID, width: 8)) version \(descriptor.version.fullDescription); "
+                        + "the signed manifest says product 0x\(Hex.digits(manifest.productID, width: 8)) version \(manifest.version.fullDescription)"
+                )
             }
         }
         return UpgradeInput(

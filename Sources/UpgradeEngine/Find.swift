@@ -1,5 +1,6 @@
 import AppLink
 import DeviceProfiles
+import FirmwareImage
 import HexFormat
 import USBTransport
 

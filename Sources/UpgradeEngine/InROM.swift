@@ -79,7 +79,7 @@ extension UpgradeEngine {
             }
         }
         return Installed(
-            productID: descriptor.productID, version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize,
+            productID: descriptor.productID, version: descriptor.version, imageSize: descriptor.imageSize,
             imageCRC: descriptor.crc, base: base)
     }
 

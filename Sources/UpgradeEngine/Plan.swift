@@ -78,7 +78,7 @@ extension UpgradeEngine {
         let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: Int(family.rom.transferSize), span: span)
         return Target(
             image: image, family: family, profile: profile, productID: descriptor.productID,
-            version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
+            version: descriptor.version, imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
             base: base, span: span, plan: plan, leaveAddress: try leaveAddress(image, base: base, family: family, source: source),
             digest: Self.digest(of: image))
     }
@@ -218,10 +218,6 @@ extension UpgradeEngine {
             return unchanged
         }
     }
-}
-
-extension FirmwareVersion {
-    init(_ version: ImageVersion) { self.init(version.major, version.minor, version.patch, version.build) }
 }
 
 extension ProductProfile {

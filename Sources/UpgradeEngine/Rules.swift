@@ -19,7 +19,7 @@ extension UpgradeEngine {
     func holding(_ installed: Installed?, run: Run) -> Holding {
         if let installed { return Holding(productID: installed.productID, version: installed.version, installed: installed) }
         let entry = run.resumed ?? run.candidateEntry
-        return Holding(productID: entry?.productID, version: entry?.oldVersion.flatMap(FirmwareVersion.init(parsing:)), installed: nil)
+        return Holding(productID: entry?.productID, version: entry?.oldVersion.flatMap { FirmwareVersion(parsing: $0) }, installed: nil)
     }
 
     /// Product, version and up-to-date; throws a refusal, or marks the target up to date.
@@ -77,14 +77,5 @@ extension UpgradeEngine.Installed {
     func matches(_ target: UpgradeEngine.Target) -> Bool {
         productID == target.productID && version == target.version && imageSize == target.imageSize
             && imageCRC == target.imageCRC && base == target.base
-    }
-}
-
-extension FirmwareVersion {
-    /// "1.2.3" or "1.2.3.4", as `description` prints it.
-    init?(parsing text: String) {
-        let parts = text.split(separator: ".").map { UInt16($0) }
-        guard (3...4).contains(parts.count), parts.allSatisfy({ $0 != nil }) else { return nil }
-        self.init(parts[0]!, parts[1]!, parts[2]!, parts.count == 4 ? parts[3]! : 0)
     }
 }

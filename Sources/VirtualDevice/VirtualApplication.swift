@@ -180,7 +180,7 @@ public final class VirtualHIDTransport: HIDTransport, @unchecked Sendable {
 /// 0x40, then code-like filler up to `size`.
 public enum DemoImage {
     public static func make(
-        family: McuFamily, version: ImageVersion, size: Int = 24 * 1024,
+        family: McuFamily, version: FirmwareVersion, size: Int = 24 * 1024,
         productID: UInt32? = nil
     ) throws(ImageError) -> NormalizedImage {
         let base = family.flashBase

@@ -206,7 +206,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
 
     private func describe(_ descriptor: ImageDescriptor, into lines: inout [String]) {
         lines.append("  product id:  0x\(String(descriptor.productID, radix: 16, uppercase: true)) (\(descriptor.productID))")
-        lines.append("  version:     \(descriptor.version)")
+        lines.append("  version:     \(descriptor.version.fullDescription)")
         lines.append("  name:        \(TerminalText.escaped(descriptor.name))")
         lines.append("  image size:  \(descriptor.imageSize) bytes")
         lines.append("  image crc32: \(Hex.word(descriptor.crc))")

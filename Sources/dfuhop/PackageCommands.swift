@@ -46,7 +46,7 @@ struct PackageCreateCommand: AsyncParsableCommand {
     func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image") }
         if notes != nil, notesFile != nil { throw ValidationError("give --notes or --notes-file, not both") }
-        if let minimumVersion, ImageVersion(parsing: minimumVersion) == nil {
+        if let minimumVersion, FirmwareVersion(parsing: minimumVersion, minimumComponents: 3) == nil {
             throw ValidationError("--minimum-version '\(minimumVersion)' is not a version such as 1.2.0")
         }
         if !output.hasSuffix("." + SignedPackage.fileExtension) {
@@ -65,14 +65,14 @@ struct PackageCreateCommand: AsyncParsableCommand {
                 releaseNotes = text
             }
             let request = PackageBuilder.Request(
-                images: images, minimumVersion: minimumVersion.flatMap(ImageVersion.init(parsing:)),
+                images: images, minimumVersion: minimumVersion.flatMap { FirmwareVersion(parsing: $0, minimumComponents: 3) },
                 releaseNotes: releaseNotes)
             let manifest = try PackageBuilder.create(request, key: signingKey, profiles: Profiles.load(profile), output: output)
             var result = ResultLine("created")
             result.package = PackageJSON(manifest, file: output, verified: true)
             if !json {
                 Output.print(
-                    "wrote \(output): \(manifest.profile) version \(manifest.version), \(manifest.images.count) image(s), "
+                    "wrote \(output): \(manifest.profile) version \(manifest.version.fullDescription), \(manifest.images.count) image(s), "
                         + "signed by \(signingKey.publicKey.rawRepresentation.base64EncodedString())")
             }
             return result
@@ -161,7 +161,9 @@ struct PackageInfoCommand: AsyncParsableCommand {
         Output.print(
             "product:   \(manifest.profile), product id 0x\(Hex.digits(manifest.productID, width: 8)), \(manifest.part) (\(manifest.family))"
         )
-        Output.print("version:   \(manifest.version)" + (manifest.minimumVersion.map { ", upgrades units running \($0) or later" } ?? ""))
+        Output.print(
+            "version:   \(manifest.version.fullDescription)"
+                + (manifest.minimumVersion.map { ", upgrades units running \($0.fullDescription) or later" } ?? ""))
         if !manifest.requiredOptionBytes.isEmpty {
             Output.print("option bytes required: " + manifest.requiredOptionBytes.map { "\($0.name)=\($0.value)" }.joined(separator: ", "))
         }
@@ -180,7 +182,7 @@ extension PackageJSON {
     init(_ manifest: PackageManifest, file: String, verified: Bool, signedBy: String? = nil, packageSHA256: String? = nil) {
         self.init(
             file: file, profile: manifest.profile, productID: Hex.word(manifest.productID), family: manifest.family,
-            part: manifest.part, version: manifest.version.description, minimumVersion: manifest.minimumVersion?.description,
+            part: manifest.part, version: manifest.version.fullDescription, minimumVersion: manifest.minimumVersion?.fullDescription,
             requiredOptionBytes: Dictionary(manifest.requiredOptionBytes.map { ($0.name, $0.value) }) { first, _ in first },
             releaseNotes: manifest.releaseNotes, created: manifest.created,
             images: manifest.images.map { ImageJSON(file: $0.file, sha256: $0.sha256, size: $0.size) },

@@ -192,7 +192,7 @@ import Testing
             let bytes = [UInt8](repeating: 0x11, count: Int(0x1_0000_0000 - UInt64(base)))
             let image = FirmwareImage(format: .binary, segments: [Segment(address: base, bytes: bytes)])
             let error = #expect(throws: ImageError.self) {
-                try image.stamped(productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "top", file: "top.bin")
+                try image.stamped(productID: 1, version: FirmwareVersion(major: 1, minor: 0, patch: 0), name: "top", file: "top.bin")
             }
             #expect(error?.location == .address(base))
         }

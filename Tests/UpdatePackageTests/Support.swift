@@ -52,7 +52,7 @@ struct Release {
     let profile: ProductProfile
     let packagePath: String
 
-    init(image: String = "demo-g474-v2.hex", required: Bool = true, minimumVersion: ImageVersion? = nil) throws {
+    init(image: String = "demo-g474-v2.hex", required: Bool = true, minimumVersion: FirmwareVersion? = nil) throws {
         scratch = try Scratch()
         profile = try Repository.demoProfile(keys: [key.publicKey], required: required)
         packagePath = scratch.path("release.dfuhop")

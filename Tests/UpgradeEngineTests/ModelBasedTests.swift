@@ -110,12 +110,12 @@ struct ModelBasedTests {
     static func run(_ testCase: Case) async throws -> Outcome {
         let family = testCase.family
         let clock = VirtualClock()
-        let oldVersion = ImageVersion(major: 1, minor: 4, patch: 0)
+        let oldVersion = FirmwareVersion(major: 1, minor: 4, patch: 0)
         let oldImage = try DemoImage.make(family: family, version: oldVersion, size: testCase.oldSize, productID: product)
-        let newVersion: ImageVersion =
+        let newVersion: FirmwareVersion =
             switch testCase.relation {
-            case .newer, .otherProduct: ImageVersion(major: 2, minor: 0, patch: 1)
-            case .older: ImageVersion(major: 1, minor: 2, patch: 0)
+            case .newer, .otherProduct: FirmwareVersion(major: 2, minor: 0, patch: 1)
+            case .older: FirmwareVersion(major: 1, minor: 2, patch: 0)
             case .same: oldVersion
             }
         let newProduct = testCase.relation == .otherProduct ? product ^ 0x10 : product
