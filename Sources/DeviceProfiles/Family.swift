@@ -134,9 +134,14 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
         }
     }
 
-    public func quirk<T>(_ extract: (RomQuirk) -> T?) -> T? {
-        quirks.lazy.compactMap(extract).first
-    }
+    /// F4: how long a mass erase may really take, its reported poll timeout being far too short; nil: as reported.
+    public var massEraseAllowance: Duration? { quirks.massEraseAllowance }
+    /// L4: how many GETSTATUS in a row may stall during an erase; nil: a stall is an error.
+    public var eraseStallAllowance: Int? { quirks.eraseStallAllowance }
+    /// H7 rev V: how many CLRSTATUS bring back a ROM hung in dfuDNBUSY; nil: it does not hang.
+    public var stuckBusyClearCount: Int? { quirks.stuckBusyClearCount }
+    /// H5: the ROM's leave does not start the application.
+    public var leaveLocksUp: Bool { quirks.leaveLocksUp }
 
     /// Whether the BOOT0 pin reaches the ROM with the factory option bytes (false on G0: nBOOT_SEL = 1 ignores
     /// the pin, so a programmed G0 has no BOOT0 path until its option bytes are changed).
@@ -431,4 +436,21 @@ public enum RomQuirk: Sendable, Hashable {
     case stuckInDownloadBusy(clearStatusCount: Int)
     /// The ROM's leave does not start the application (H5: the core locks up); a reset with BOOT0 low does.
     case leaveLocksUp
+}
+
+/// A ROM's quirks by name: the one place their cases are matched (`McuFamily` and the DfuSe client ask here).
+extension Array where Element == RomQuirk {
+    public var massEraseAllowance: Duration? {
+        lazy.compactMap { if case .massErasePollTimeoutUnderstated(let actual) = $0 { actual } else { nil } }.first
+    }
+
+    public var eraseStallAllowance: Int? {
+        lazy.compactMap { if case .getStatusStallsDuringErase(let maxStalls) = $0 { maxStalls } else { nil } }.first
+    }
+
+    public var stuckBusyClearCount: Int? {
+        lazy.compactMap { if case .stuckInDownloadBusy(let count) = $0 { count } else { nil } }.first
+    }
+
+    public var leaveLocksUp: Bool { contains(.leaveLocksUp) }
 }

@@ -106,18 +106,9 @@ public actor DfuSeClient {
         self.options = options
         self.onEvent = onEvent
         self.interface = UInt16(transport.interfaceNumber)
-        eraseStallAllowance =
-            quirks.lazy.compactMap {
-                if case .getStatusStallsDuringErase(let maxStalls) = $0 { maxStalls } else { nil }
-            }.first
-        massEraseAllowance =
-            quirks.lazy.compactMap {
-                if case .massErasePollTimeoutUnderstated(let actual) = $0 { actual } else { nil }
-            }.first
-        stuckBusyClearCount =
-            quirks.lazy.compactMap {
-                if case .stuckInDownloadBusy(let count) = $0 { count } else { nil }
-            }.first
+        eraseStallAllowance = quirks.eraseStallAllowance
+        massEraseAllowance = quirks.massEraseAllowance
+        stuckBusyClearCount = quirks.stuckBusyClearCount
     }
 
     public var controlTransferCount: Int { statistics.controlTransfers }

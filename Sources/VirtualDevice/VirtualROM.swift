@@ -245,7 +245,7 @@ extension VirtualUnit {
             let now = clock.now()
             if now < rom.busyUntil {
                 // L4: GETSTATUS stalls while an erase is under way; other ROMs hold the transfer.
-                if rom.isErasing, family.quirk({ if case .getStatusStallsDuringErase = $0 { true } else { nil } }) != nil {
+                if rom.isErasing, family.eraseStallAllowance != nil {
                     return .stall
                 }
                 return .blockUntil(rom.busyUntil)
@@ -325,15 +325,11 @@ extension VirtualUnit {
         else { return .failed(.errTarget) }
         let duration = family.timings.eraseTime(sectorSize: sector.size)
         var started = StartedOperation(
-            duration: duration, reported: family.reportedPollTimeouts.erase ?? (quirkStallsDuringErase ? duration / 4 : nil))
+            duration: duration, reported: family.reportedPollTimeouts.erase ?? (family.eraseStallAllowance != nil ? duration / 4 : nil))
         guard flashOperation({ torn in self.eraseLocked(offset: offset, count: Int(sector.size), torn: torn) }) else { return nil }
         rom.isErasing = true
         // H7 rev V hangs in dfuDNBUSY on an erase (betaflight-configurator PR 1861).
-        if faults.stuckBusyAtFlashOperation == flashOperationCount,
-            family.quirk({ if case .stuckInDownloadBusy = $0 { true } else { nil } }) != nil
-        {
-            started.outcome = .stuck
-        }
+        if faults.stuckBusyAtFlashOperation == flashOperationCount, family.stuckBusyClearCount != nil { started.outcome = .stuck }
         return started
     }
 
@@ -385,10 +381,6 @@ extension VirtualUnit {
         let reply = DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes
         if case .resetAfter = started.outcome { return .replyThenResetAfter(reply, started.duration) }
         return .reply(reply)
-    }
-
-    private var quirkStallsDuringErase: Bool {
-        family.quirk({ if case .getStatusStallsDuringErase = $0 { true } else { nil } }) != nil
     }
 
     /// Counts a flash operation and applies it, torn if the power-loss fault hits it.

@@ -329,7 +329,7 @@ public final class VirtualUnit: @unchecked Sendable {
 
     func jumpOutcomeLocked(_ address: UInt32) -> Bool {
         // H5: the ROM's leave locks the core up whatever the address (chcbaram/stm32h563-core docs); a reset recovers.
-        if family.quirk({ if case .leaveLocksUp = $0 { true } else { nil } }) != nil { return false }
+        if family.leaveLocksUp { return false }
         switch family.leaveJump {
         case .vectorTable:
             // Loads SP and PC from the table at `address`.

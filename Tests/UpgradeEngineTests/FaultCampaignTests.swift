@@ -144,7 +144,7 @@ struct FaultCampaignTests {
                         family: family, kind: "DFU status error", detail: "\(status) at block 2",
                         fault: .plan(FaultPlan(statusErrorAtBlock: .init(block: 2, status: status)))))
             }
-            if family.quirks.contains(where: { if case .stuckInDownloadBusy = $0 { true } else { false } }) {
+            if family.stuckBusyClearCount != nil {
                 for operation in 1...counts.flashOperations {
                     cases.append(
                         Case(

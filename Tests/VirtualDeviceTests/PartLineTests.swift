@@ -27,7 +27,7 @@ struct PartLineTests {
         #expect(unit.corruptedWords.isEmpty)
         let reset = try #require(image.word(at: family.flashBase + 4))
         _ = try await client(unit).leave(jumpTo: family.leaveJump == .vectorTable ? family.flashBase : reset)
-        if family.quirk({ if case .leaveLocksUp = $0 { true } else { nil } }) != nil {
+        if family.leaveLocksUp {
             #expect(unit.currentMode == .hung, "this ROM's leave locks the core up")
             unit.powerCycle()
         }
