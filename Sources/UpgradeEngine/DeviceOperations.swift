@@ -83,9 +83,10 @@ extension UpgradeEngine {
             _ = try await client.prepare(alternateSetting: 0)
             let flashed = try await client.execute(plan, image: image, verify: options.verify)
             guard options.leave else { return FlashOutcome(plan: plan, report: flashed) }
+            let vectorTable = image.baseAddress ?? family.flashBase
             let jump = try Self.leaveAddress(
-                family: family, vectorTable: image.baseAddress ?? family.flashBase,
-                resetHandler: image.word(at: (image.baseAddress ?? family.flashBase) + 4))
+                family: family, vectorTable: vectorTable, resetHandler: image.word(at: vectorTable + 4), of: options.source,
+                phase: .leave)
             return FlashOutcome(plan: plan, report: flashed, jumpTo: jump, leave: try await client.leave(jumpTo: jump))
         }
     }
@@ -115,7 +116,8 @@ extension UpgradeEngine {
                         .refused(what),
                         phase: .leave, hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
                 }
-                target = try Self.leaveAddress(family: family, vectorTable: family.flashBase, resetHandler: reset)
+                target = try Self.leaveAddress(
+                    family: family, vectorTable: family.flashBase, resetHandler: reset, of: "the application in flash", phase: .leave)
             }
             let jump = target ?? family.flashBase
             return (jump, try await client.leave(jumpTo: jump))
@@ -156,14 +158,5 @@ extension UpgradeEngine {
             let check = info.capabilities.contains(.imageCheck) && info.descriptorState == .valid ? try await link.checkImage() : nil
             return (info, check, McuFamily.withDeviceID(info.deviceID))
         }
-    }
-
-    /// The family's leave rule (`McuFamily.leaveAddress`, seed 001), refused when the image has no Thumb reset handler.
-    static func leaveAddress(family: McuFamily, vectorTable: UInt32, resetHandler: UInt32?) throws -> UInt32 {
-        guard let address = family.leaveAddress(vectorTable: vectorTable, resetHandler: resetHandler) else {
-            let what = "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU"
-            throw UpgradeError(.refused(what), phase: .leave, hint: "nothing was sent to leave DFU")
-        }
-        return address
     }
 }

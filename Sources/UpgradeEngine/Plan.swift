@@ -79,7 +79,9 @@ extension UpgradeEngine {
         return Target(
             image: image, family: family, profile: profile, productID: descriptor.productID,
             version: descriptor.version, imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
-            base: base, span: span, plan: plan, leaveAddress: try leaveAddress(image, base: base, family: family, source: source),
+            base: base, span: span, plan: plan,
+            leaveAddress: try Self.leaveAddress(
+                family: family, vectorTable: base, resetHandler: image.word(at: base + 4), of: source, phase: .plan),
             digest: Self.digest(of: image))
     }
 
@@ -179,16 +181,6 @@ extension UpgradeEngine {
             if let profile = profiles.first(where: { $0.imageProductID == descriptor.productID }) { return profile }
         }
         return nil
-    }
-
-    /// Where the ROM must jump when leaving DFU (`McuFamily.leaveAddress`, seed 001).
-    func leaveAddress(_ image: NormalizedImage, base: UInt32, family: McuFamily, source: String) throws -> UInt32 {
-        guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base + 4)) else {
-            throw UpgradeError(
-                .refused("\(source) has no Thumb reset handler in word 1, which \(family.name)'s ROM needs to leave DFU"),
-                phase: .plan, hint: "nothing was touched; check the image's vector table")
-        }
-        return address
     }
 
     /// Sectors of the span whose content on the unit (CRCs the application reports) already equals what

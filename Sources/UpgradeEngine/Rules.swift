@@ -8,6 +8,22 @@ import HexFormat
 /// the ROM is entered (what the application reports) and again in the ROM (what the flash holds, read
 /// through the ROM). A unit whose flash holds no complete image is judged by its journal entry, if any.
 extension UpgradeEngine {
+    /// Where the ROM must jump to start the application whose vector table is at `vectorTable`: the family's
+    /// leave rule (`McuFamily.leaveAddress`, seed 001), refused when that ROM jumps straight to a Thumb reset
+    /// handler and word 1 holds none. `owner` names the vector table's image in the message.
+    static func leaveAddress(
+        family: McuFamily, vectorTable: UInt32, resetHandler: UInt32?, of owner: String, phase: UpgradePhase
+    ) throws(UpgradeError) -> UInt32 {
+        guard let address = family.leaveAddress(vectorTable: vectorTable, resetHandler: resetHandler) else {
+            throw UpgradeError(
+                .refused(
+                    "\(owner) has no Thumb reset handler at word 1 of its vector table, which \(family.name)'s ROM needs to leave DFU"),
+                phase: phase,
+                hint: phase <= .plan ? "nothing was touched; check the image's vector table" : "nothing was sent to leave DFU")
+        }
+        return address
+    }
+
     /// What the unit held before, as far as anything tells: its image, else the interrupted upgrade's record.
     struct Holding {
         var productID: UInt32?
