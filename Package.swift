@@ -4,9 +4,9 @@ import PackageDescription
 
 // hidapi's pkg-config name: the hidraw backend on Linux; Homebrew's hidapi (IOHIDManager) on macOS.
 #if os(macOS)
-    let hidapiPackage = "hidapi"
+let hidapiPackage = "hidapi"
 #else
-    let hidapiPackage = "hidapi-hidraw"
+let hidapiPackage = "hidapi-hidraw"
 #endif
 
 let package = Package(
@@ -15,124 +15,101 @@ let package = Package(
     products: [
         .executable(name: "dfuhop", targets: ["dfuhop"]),
         // The engine, for tools that embed it.
-        .library(
-            name: "DfuHop",
-            targets: [
-                "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-                "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage"
-            ])
+        .library(name: "DfuHop", targets: [
+            "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
+        ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20")
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Upper-case hex for messages, files and JSON, and hex digits read back: the one copy every module uses.
         .target(name: "HexFormat"),
+        // SplitMix64: seeded pseudo-random numbers, so randomised tests and benchmarks replay from a printed seed.
+        .target(name: "SeededRandom"),
         // Layer 0: the contracts every backend implements (DFU, HID, discovery, clocks).
         .target(name: "USBTransport", dependencies: ["HexFormat"]),
         // MCU families and their quirks, and product profiles, as data (a legacy product's protocol is
         // described in AppLink's terms, so AppLink runs it as loaded).
         .target(name: "DeviceProfiles", dependencies: ["AppLink", "HexFormat"]),
-        // Firmware files: read, normalise, check, write. Only HexFormat below it, so the fuzzers build it quickly.
+        // Firmware files: read, normalise, check, write; the firmware version. Only HexFormat below it, so the
+        // fuzzers build it quickly.
         .target(name: "FirmwareImage", dependencies: ["HexFormat"]),
         // The DfuSe client, layout strings and the flash plan.
         .target(name: "DfuSe", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage"]),
         // The application side: dfuhop's custom HID protocol (protocols/hid-app-protocol.md).
         .target(name: "AppLink", dependencies: ["HexFormat", "USBTransport", "FirmwareImage"]),
         // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
-        .target(name: "VirtualDevice", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
+        .target(name: "VirtualDevice", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe",
+                                                      "AppLink"]),
         // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
-        .target(
-            name: "UpgradeEngine",
-            dependencies: [
-                "HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
-                .product(name: "Crypto", package: "swift-crypto")
-            ]),
+        .target(name: "UpgradeEngine", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
+                                                      .product(name: "Crypto", package: "swift-crypto")]),
         // Signed update packages (docs/packages.md): a zip of images, a manifest and its Ed25519 signature.
-        .target(
-            name: "UpdatePackage",
-            dependencies: [
-                "HexFormat", "FirmwareImage", "DeviceProfiles",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "ZIPFoundation", package: "ZIPFoundation")
-            ]),
+        .target(name: "UpdatePackage", dependencies: ["HexFormat", "FirmwareImage", "DeviceProfiles",
+                                                      .product(name: "Crypto", package: "swift-crypto"),
+                                                      .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Real USB: the C libraries (system-library targets), thin typed wrappers, and discovery over both.
-        .systemLibrary(
-            name: "CLibUSB", pkgConfig: "libusb-1.0",
-            providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),
+        .systemLibrary(name: "CLibUSB", pkgConfig: "libusb-1.0",
+                       providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),
         // Linked by the pkg-config name's `--libs` (the module map names no library, as it differs per OS).
         .systemLibrary(name: "CHIDAPI", pkgConfig: hidapiPackage, providers: [.apt(["libhidapi-dev"]), .brew(["hidapi"])]),
         .target(name: "LibUSBBackend", dependencies: ["CLibUSB", "HexFormat", "USBTransport"]),
         .target(name: "HIDAPIBackend", dependencies: ["CHIDAPI", "HexFormat", "USBTransport"]),
         .target(name: "USBDiscovery", dependencies: ["LibUSBBackend", "HIDAPIBackend", "USBTransport"]),
         // Runs the libusb backend inside a umockdev testbed for the emulated-USB tests (emulated-usb/README.md).
-        .executableTarget(
-            name: "dfuhop-usb-probe",
-            dependencies: ["HexFormat", "HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
-            path: "emulated-usb/probe"),
+        .executableTarget(name: "dfuhop-usb-probe",
+                          dependencies: ["HexFormat", "HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
+                          path: "emulated-usb/probe"),
         // Answers the emulated-USB server from the VirtualDevice model (emulated-usb/PROTOCOL.md).
-        .executableTarget(
-            name: "dfuhop-usb-peer", dependencies: ["HexFormat", "VirtualDevice", "AppLink", "USBTransport"],
-            path: "emulated-usb/peer"),
-        .executableTarget(
-            name: "dfuhop",
-            dependencies: [
-                "HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
-                "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto")
-            ], plugins: ["BuildInfo"]),
+        .executableTarget(name: "dfuhop-usb-peer", dependencies: ["HexFormat", "VirtualDevice", "AppLink", "USBTransport"],
+                          path: "emulated-usb/peer"),
+        .executableTarget(name: "dfuhop", dependencies: [
+            "HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+            "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], plugins: ["BuildInfo"]),
         // Records the git commit in the dfuhop executable (`dfuhop --version`).
         .plugin(name: "BuildInfo", capability: .buildTool()),
-        .executableTarget(
-            name: "dfuhop-bench",
-            dependencies: [
-                "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport", "UpgradeEngine"
-            ]),
+        .executableTarget(name: "dfuhop-bench", dependencies: [
+            "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport", "UpgradeEngine", "SeededRandom",
+        ]),
 
         .testTarget(name: "HexFormatTests", dependencies: ["HexFormat"]),
+        .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
-        .testTarget(
-            name: "VirtualDeviceTests",
-            dependencies: [
-                "HexFormat", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage"
-            ]),
-        .testTarget(
-            name: "UpgradeEngineTests",
-            dependencies: [
-                "HexFormat", "UpgradeEngine", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport"
-            ]),
-        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport", "FirmwareImage"]),
-        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles", "AppLink", "FirmwareImage"]),
-        .testTarget(
-            name: "FirmwareImageTests",
-            dependencies: [
-                "FirmwareImage", .product(name: "PropertyBased", package: "swift-property-based")
-            ]),
-        .testTarget(
-            name: "DfuSeTests",
-            dependencies: [
-                "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport"
-            ]),
-        .testTarget(
-            name: "LibUSBBackendTests",
-            dependencies: [
-                "HexFormat", "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe", "dfuhop-usb-peer", "dfuhop",
-                "VirtualDevice", "FirmwareImage", "DeviceProfiles"
-            ]),
+        .testTarget(name: "VirtualDeviceTests", dependencies: [
+            "HexFormat", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage",
+        ]),
+        .testTarget(name: "UpgradeEngineTests", dependencies: [
+            "HexFormat", "SeededRandom", "UpgradeEngine", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage",
+            "USBTransport",
+        ]),
+        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport", "FirmwareImage", "SeededRandom"]),
+        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles", "AppLink", "FirmwareImage", "SeededRandom"]),
+        .testTarget(name: "FirmwareImageTests", dependencies: [
+            "FirmwareImage", "SeededRandom", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "DfuSeTests", dependencies: [
+            "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport",
+        ]),
+        .testTarget(name: "LibUSBBackendTests", dependencies: [
+            "HexFormat", "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe", "dfuhop-usb-peer", "dfuhop",
+            "VirtualDevice", "FirmwareImage", "DeviceProfiles",
+        ]),
         .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
-        .testTarget(
-            name: "UpdatePackageTests",
-            dependencies: [
-                "UpdatePackage", "FirmwareImage", "DeviceProfiles", .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "ZIPFoundation", package: "ZIPFoundation")
-            ]),
-        .testTarget(name: "dfuhopTests", dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine"])
+        .testTarget(name: "UpdatePackageTests", dependencies: [
+            "UpdatePackage", "FirmwareImage", "DeviceProfiles", "SeededRandom", .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
+        .testTarget(name: "dfuhopTests", dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine"]),
     ],
     swiftLanguageModes: [.v6]
 )

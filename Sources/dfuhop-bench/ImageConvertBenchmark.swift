@@ -1,4 +1,5 @@
 import FirmwareImage
+import SeededRandom
 
 #if canImport(Glibc)
     import Glibc
@@ -212,21 +213,6 @@ enum ImageConvertBenchmark {
     static func fixed(_ value: Double) -> String {
         let scaled = (value * 100).rounded() / 100
         return String(scaled)
-    }
-}
-
-/// A small deterministic generator (Steele, Lea, Flood: SplitMix64), so every run converts the same file.
-struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -4,6 +4,7 @@ import DfuSe
 import FirmwareImage
 import Foundation
 import HexFormat
+import SeededRandom
 import Testing
 import USBTransport
 import UpgradeEngine
@@ -375,18 +376,5 @@ struct ModelBasedTests {
             "model-based upgrade: \(seeds.count) cases in \(seconds) s (\(seconds > 0 ? seeds.count / Int(seconds) : seeds.count) cases/s); "
                 + "replay one with DFUHOP_MODEL_SEED=N")
         for (row, count) in table.sorted(by: { $0.key < $1.key }) { print(String(format: "  %5d  ", count) + row) }
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64), so every case replays from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
