@@ -30,29 +30,34 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20")
     ],
     targets: [
+        // Upper-case hex for messages, files and JSON, and hex digits read back: the one copy every module uses.
+        .target(name: "HexFormat"),
+        // SplitMix64: seeded pseudo-random numbers, so randomised tests and benchmarks replay from a printed seed.
+        .target(name: "SeededRandom"),
         // Layer 0: the contracts every backend implements (DFU, HID, discovery, clocks).
-        .target(name: "USBTransport"),
+        .target(name: "USBTransport", dependencies: ["HexFormat"]),
         // MCU families and their quirks, and product profiles, as data (a legacy product's protocol is
         // described in AppLink's terms, so AppLink runs it as loaded).
-        .target(name: "DeviceProfiles", dependencies: ["AppLink"]),
+        .target(name: "DeviceProfiles", dependencies: ["HexFormat", "AppLink"]),
         // Firmware files: read, normalise, check, write. No dependencies, so the fuzzers build it alone.
-        .target(name: "FirmwareImage"),
+        .target(name: "FirmwareImage", dependencies: ["HexFormat"]),
         // The DfuSe client, layout strings and the flash plan.
-        .target(name: "DfuSe", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage"]),
+        .target(name: "DfuSe", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage"]),
         // The application side: dfuhop's custom HID protocol (protocols/hid-app-protocol.md).
-        .target(name: "AppLink", dependencies: ["USBTransport"]),
+        .target(name: "AppLink", dependencies: ["HexFormat", "FirmwareImage", "USBTransport"]),
         // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
-        .target(name: "VirtualDevice", dependencies: ["USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
+        .target(name: "VirtualDevice", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
         // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
         .target(
             name: "UpgradeEngine",
             dependencies: [
+                "HexFormat",
                 "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
                 .product(name: "Crypto", package: "swift-crypto")
             ]),
         // `--record` and `dfuhop replay` (docs/recordings.md): a DeviceDiscovery that writes every request and
         // answer as JSON lines, and one that serves them back and reports where a run diverges.
-        .target(name: "Recording", dependencies: ["USBTransport"]),
+        .target(name: "Recording", dependencies: ["HexFormat", "USBTransport"]),
         // Signed update packages (docs/packages.md): a zip of images, a manifest and its Ed25519 signature.
         .target(
             name: "DfuHop",
@@ -63,6 +68,7 @@ let package = Package(
         .target(
             name: "UpdatePackage",
             dependencies: [
+                "HexFormat",
                 "FirmwareImage", "DeviceProfiles",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation")
@@ -73,21 +79,22 @@ let package = Package(
             providers: [.apt(["libusb-1.0-0-dev"]), .brew(["libusb"])]),
         // Linked by the pkg-config name's `--libs` (the module map names no library, as it differs per OS).
         .systemLibrary(name: "CHIDAPI", pkgConfig: hidapiPackage, providers: [.apt(["libhidapi-dev"]), .brew(["hidapi"])]),
-        .target(name: "LibUSBBackend", dependencies: ["CLibUSB", "USBTransport"]),
-        .target(name: "HIDAPIBackend", dependencies: ["CHIDAPI", "USBTransport"]),
+        .target(name: "LibUSBBackend", dependencies: ["HexFormat", "CLibUSB", "USBTransport"]),
+        .target(name: "HIDAPIBackend", dependencies: ["HexFormat", "CHIDAPI", "USBTransport"]),
         .target(name: "USBDiscovery", dependencies: ["LibUSBBackend", "HIDAPIBackend", "USBTransport"]),
         // Runs the libusb backend inside a umockdev testbed for the emulated-USB tests (emulated-usb/README.md).
         .executableTarget(
             name: "dfuhop-usb-probe",
-            dependencies: ["HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
+            dependencies: ["HexFormat", "HIDAPIBackend", "LibUSBBackend", "USBDiscovery", "USBTransport"],
             path: "emulated-usb/probe"),
         // Answers the emulated-USB server from the VirtualDevice model (emulated-usb/PROTOCOL.md).
         .executableTarget(
-            name: "dfuhop-usb-peer", dependencies: ["VirtualDevice", "AppLink", "USBTransport"],
+            name: "dfuhop-usb-peer", dependencies: ["HexFormat", "VirtualDevice", "AppLink", "USBTransport"],
             path: "emulated-usb/peer"),
         .executableTarget(
             name: "dfuhop",
             dependencies: [
+                "HexFormat",
                 "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
                 "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -99,25 +106,31 @@ let package = Package(
         .executableTarget(
             name: "dfuhop-bench",
             dependencies: [
+                "SeededRandom",
                 "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport", "UpgradeEngine"
             ]),
 
+        .testTarget(name: "HexFormatTests", dependencies: ["HexFormat"]),
+        .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
         .testTarget(
             name: "VirtualDeviceTests",
             dependencies: [
+                "HexFormat",
                 "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage"
             ]),
         .testTarget(
             name: "UpgradeEngineTests",
             dependencies: [
+                "HexFormat", "SeededRandom",
                 "UpgradeEngine", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport"
             ]),
-        .testTarget(name: "AppLinkTests", dependencies: ["AppLink", "USBTransport"]),
-        .testTarget(name: "DeviceProfilesTests", dependencies: ["DeviceProfiles", "AppLink"]),
+        .testTarget(name: "AppLinkTests", dependencies: ["FirmwareImage", "SeededRandom", "AppLink", "USBTransport"]),
+        .testTarget(name: "DeviceProfilesTests", dependencies: ["FirmwareImage", "SeededRandom", "DeviceProfiles", "AppLink"]),
         .testTarget(
             name: "FirmwareImageTests",
             dependencies: [
+                "SeededRandom",
                 "FirmwareImage", .product(name: "PropertyBased", package: "swift-property-based")
             ]),
         .testTarget(
@@ -128,6 +141,7 @@ let package = Package(
         .testTarget(
             name: "LibUSBBackendTests",
             dependencies: [
+                "HexFormat",
                 "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe", "dfuhop-usb-peer", "dfuhop",
                 "VirtualDevice", "FirmwareImage", "DeviceProfiles"
             ]),
@@ -135,10 +149,11 @@ let package = Package(
         .testTarget(
             name: "UpdatePackageTests",
             dependencies: [
+                "SeededRandom",
                 "UpdatePackage", "FirmwareImage", "DeviceProfiles", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation")
             ]),
-        .testTarget(name: "RecordingTests", dependencies: ["Recording", "USBTransport", "VirtualDevice", "DeviceProfiles"]),
+        .testTarget(name: "RecordingTests", dependencies: ["HexFormat", "Recording", "USBTransport", "VirtualDevice", "DeviceProfiles"]),
         .testTarget(
             name: "dfuhopTests",
             dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport", "Recording", "VirtualDevice", "DeviceProfiles"])

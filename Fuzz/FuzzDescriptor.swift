@@ -15,7 +15,7 @@ public func fuzzDescriptor(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = ImageCheck.check(image, source: "fuzz")
     }
     if let stamped = try? FirmwareImage(format: .binary, segments: segments)
-        .stamped(productID: 1, version: ImageVersion(major: 1, minor: 2, patch: 3), name: "fuzz", file: "fuzz"),
+        .stamped(productID: 1, version: FirmwareVersion(major: 1, minor: 2, patch: 3), name: "fuzz", file: "fuzz"),
         let normalized = try? stamped.normalized(), let imageBase = normalized.baseAddress
     {
         // A stamped image must validate at its own base: stamping and checking agree on size and CRC.

@@ -20,24 +20,28 @@ private final class ScriptedROM: DFUTransport, @unchecked Sendable {
 
     init(_ input: [UInt8]) { self.input = input[...] }
 
-    func selectAlternateSetting(_ number: UInt8) async throws {}
-    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws { _ = try next() }
-    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8] {
+    func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {}
+    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) { _ = try next() }
+    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8] {
         Array(try next().prefix(length))
     }
     func close() async {}
 
-    private func next() throws -> [UInt8] {
-        try lock.withLock {
-            guard let length = input.popFirst() else {
-                throw TransportError(.disconnected, device: "fuzz", operation: "fuzz")
+    private func next() throws(TransportError) -> [UInt8] {
+        let reply = lock.withLock { () -> Result<[UInt8], TransportError> in
+            let fault: TransportError.Kind
+            switch input.popFirst() {
+            case nil: fault = .disconnected
+            case 0xFF: fault = .stall
+            case 0xFE: fault = .timeout
+            case let length?:
+                let reply = Array(input.prefix(Int(length % 8)))
+                input = input.dropFirst(reply.count)
+                return .success(reply)
             }
-            if length == 0xFF { throw TransportError(.stall, device: "fuzz", operation: "fuzz") }
-            if length == 0xFE { throw TransportError(.timeout, device: "fuzz", operation: "fuzz") }
-            let reply = Array(input.prefix(Int(length % 8)))
-            input = input.dropFirst(reply.count)
-            return reply
+            return .failure(TransportError(fault, device: "fuzz", operation: "fuzz"))
         }
+        return try reply.get()
     }
 }
 
@@ -48,7 +52,7 @@ private final class WatchedClock: DeviceClock, @unchecked Sendable {
     private(set) var longestSleep: Duration = .zero
 
     func now() -> Duration { lock.withLock { current } }
-    func sleep(for duration: Duration) async throws {
+    func sleep(for duration: Duration) async throws(CancellationError) {
         lock.withLock {
             current += duration
             longestSleep = max(longestSleep, duration)

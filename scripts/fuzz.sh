@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds every libFuzzer harness in Fuzz/ (each with Sources/FirmwareImage, which has no dependencies)
+# Builds every libFuzzer harness in Fuzz/ (each with the sources it tests; the modules they import as libraries)
 # and runs each for a bounded time. Exits non-zero if any harness fails to build or finds a crash.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 20
 #   FUZZ_TARGETS="IntelHex Elf" scripts/fuzz.sh 60     only some harnesses
@@ -26,10 +26,11 @@ harness_sources() {
 }
 harness_libraries() {
     case "$1" in
-        USBDescriptors) echo USBTransport ;;
-        DfuStatus) echo USBTransport AppLink DeviceProfiles FirmwareImage ;;
-        Profile) echo USBTransport AppLink ;;
-        State) echo USBTransport AppLink DeviceProfiles FirmwareImage DfuSe ;;
+        USBDescriptors) echo HexFormat USBTransport ;;
+        DfuStatus) echo HexFormat USBTransport FirmwareImage AppLink DeviceProfiles ;;
+        Profile) echo HexFormat USBTransport FirmwareImage AppLink ;;
+        State) echo HexFormat USBTransport FirmwareImage AppLink DeviceProfiles DfuSe ;;
+        *) echo HexFormat ;;  # Layout, and the image harnesses (Sources/FirmwareImage imports only HexFormat)
     esac
 }
 built_libraries=" "
@@ -45,27 +46,28 @@ build_instrumented_firmware_image() {
     [ "$instrumented_built" = 1 ] && return 0
     mkdir -p Fuzz/bin/fuzzlib
     # -enable-testing: FuzzSupport.swift reaches the reader's internals through @testable import.
-    swiftc -O -sanitize=fuzzer,address -parse-as-library -enable-testing -module-name FirmwareImage \
+    swiftc -O -sanitize=fuzzer,address -parse-as-library -enable-testing -module-name FirmwareImage -I Fuzz/bin/lib \
         -emit-module -emit-module-path Fuzz/bin/fuzzlib/FirmwareImage.swiftmodule \
         -emit-library -static -o Fuzz/bin/fuzzlib/libFirmwareImage.a Sources/FirmwareImage/*.swift || return 1
     instrumented_built=1
 }
 build_harness() {
     local target="$1" binary="$2" sources libraries links=()
-    sources="$(harness_sources "$target")"
-    if [ -z "$sources" ]; then
-        # The image harnesses share one instrumented build of Sources/FirmwareImage (Fuzz/README.md): compiling
-        # it once instead of once per harness saves minutes of a CI run.
-        build_instrumented_firmware_image || return 1
-        swiftc -O -sanitize=fuzzer,address -parse-as-library -I Fuzz/bin/fuzzlib -L Fuzz/bin/fuzzlib -lFirmwareImage \
-            Fuzz/FuzzSupport.swift "Fuzz/Fuzz$target.swift" -o "$binary"
-        return
-    fi
     libraries="$(harness_libraries "$target")"
     for library in $libraries; do
         build_library "$library" || return 1
         links=("-l$library" "${links[@]}")  # dependents before their dependencies
     done
+    sources="$(harness_sources "$target")"
+    if [ -z "$sources" ]; then
+        # The image harnesses share one instrumented build of Sources/FirmwareImage (Fuzz/README.md): compiling
+        # it once instead of once per harness saves minutes of a CI run.
+        build_instrumented_firmware_image || return 1
+        swiftc -O -sanitize=fuzzer,address -parse-as-library -use-ld=lld -I Fuzz/bin/fuzzlib -I Fuzz/bin/lib \
+            -L Fuzz/bin/fuzzlib -L Fuzz/bin/lib -lFirmwareImage "${links[@]}" \
+            Fuzz/FuzzSupport.swift "Fuzz/Fuzz$target.swift" -o "$binary"
+        return
+    fi
     swiftc -swift-version 6 -parse-as-library -sanitize=fuzzer,address -use-ld=lld -module-name "Fuzz$target" \
         -I Fuzz/bin/lib -L Fuzz/bin/lib "${links[@]}" $sources "Fuzz/Fuzz$target.swift" -o "$binary"
 }
@@ -92,7 +94,7 @@ for target in "${targets[@]}"; do
     grep -E "^stat::number_of_executed_units|^Done" "Fuzz/bin/$target.log" || true
 done
 
-# AppLink's reply parser: its own build (AppLink imports USBTransport), same bounded run.
+# AppLink's reply parser: its own build (Fuzz/applink/build.sh), same bounded run.
 if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" AppLink "* ]]; then
     echo "==> build AppLink"
     if ! Fuzz/applink/build.sh; then

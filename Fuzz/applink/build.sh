@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the AppLink reply-parser fuzzer into Fuzz/bin/applink-fuzz (see README.md next to this file).
-# AppLink imports USBTransport, so that module is built first as a static library.
+# AppLink imports HexFormat, USBTransport and FirmwareImage, so those modules are built first as static libraries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p Fuzz/bin
-swiftc -swift-version 6 -parse-as-library -sanitize=address -module-name USBTransport \
-    -emit-module -emit-module-path Fuzz/bin/USBTransport.swiftmodule \
-    -emit-library -static -o Fuzz/bin/libUSBTransport.a Sources/USBTransport/*.swift
+for module in HexFormat USBTransport FirmwareImage; do
+    swiftc -swift-version 6 -parse-as-library -sanitize=address -module-name "$module" -I Fuzz/bin \
+        -emit-module -emit-module-path "Fuzz/bin/$module.swiftmodule" \
+        -emit-library -static -o "Fuzz/bin/lib$module.a" Sources/"$module"/*.swift
+done
 swiftc -swift-version 6 -parse-as-library -sanitize=fuzzer,address -use-ld=lld -module-name AppLinkFuzz \
-    -I Fuzz/bin -L Fuzz/bin -lUSBTransport \
+    -I Fuzz/bin -L Fuzz/bin -lFirmwareImage -lUSBTransport -lHexFormat \
     Sources/AppLink/*.swift Fuzz/applink/main.swift -o Fuzz/bin/applink-fuzz

@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// How long the host waits (§8.1). The device's own budgets are a tenth of these.
@@ -37,7 +38,6 @@ public enum BootloaderEntry: Sendable, Hashable {
 
 /// Talks dfuhop's HID protocol to a running application over any `HIDTransport` (hidapi, the virtual
 /// device, or a test's script). One request at a time; time only from the injected clock.
-/// Every error thrown is an `AppLinkError`.
 public actor AppLinkClient {
     public nonisolated let transport: any HIDTransport
     private let clock: any DeviceClock
@@ -57,13 +57,13 @@ public actor AppLinkClient {
     // MARK: Commands
 
     /// GET_INFO: identity, unit, running firmware.
-    public func info() async throws -> DeviceInfo {
+    public func info() async throws(AppLinkError) -> DeviceInfo {
         let answer = try await roundTrip(.getInfo)
         return try answer.decode { payload, report throws(AppLinkError) in try DeviceInfo(payload: payload, report: report) }
     }
 
     /// The running image's 64-byte descriptor, read in two GET_DESCRIPTOR requests.
-    public func descriptor() async throws -> [UInt8] {
+    public func descriptor() async throws(AppLinkError) -> [UInt8] {
         // Two calls, not a loop: Swift 6.3.1's optimiser crashes (CoroSplit) on a typed-throws closure
         // inside an async loop here.
         let half = UInt8(AppLinkProtocol.descriptorLength / 2)
@@ -71,7 +71,7 @@ public actor AppLinkClient {
         return try await first + descriptorPart(offset: half, length: half)
     }
 
-    private func descriptorPart(offset: UInt8, length: UInt8) async throws -> [UInt8] {
+    private func descriptorPart(offset: UInt8, length: UInt8) async throws(AppLinkError) -> [UInt8] {
         let answer = try await roundTrip(.getDescriptor(offset: offset, length: length))
         return try answer.decode { payload, report throws(AppLinkError) in
             try descriptorChunk(payload, length: length, report: report)
@@ -80,7 +80,7 @@ public actor AppLinkClient {
 
     /// CRC-32 (zlib) of `count` consecutive ranges of `size` bytes from `address`, asked in batches of
     /// at most 12 ranges (§5.3). The host compares them with its image's to skip unchanged sectors.
-    public func sectorCRCs(address: UInt32, size: UInt32, count: Int) async throws -> [UInt32] {
+    public func sectorCRCs(address: UInt32, size: UInt32, count: Int) async throws(AppLinkError) -> [UInt32] {
         precondition(
             UInt64(address) + UInt64(size) * UInt64(max(count, 0)) <= 1 << 32,
             "sector ranges must lie in the 32-bit address space")
@@ -97,7 +97,7 @@ public actor AppLinkClient {
     }
 
     /// One GET_SECTOR_CRCS exchange. (A function of its own: see `descriptor()` on the compiler crash.)
-    private func sectorBatch(_ query: SectorQuery) async throws -> [UInt32] {
+    private func sectorBatch(_ query: SectorQuery) async throws(AppLinkError) -> [UInt32] {
         let answer = try await roundTrip(.getSectorCRCs(query))
         return try answer.decode { payload, report throws(AppLinkError) in
             try SectorCRCs(payload: payload, answering: query, report: report).crcs
@@ -105,14 +105,14 @@ public actor AppLinkClient {
     }
 
     /// CHECK_IMAGE: the device recomputes its image's CRC and compares it with its descriptor (§5.4).
-    public func checkImage() async throws -> ImageCheck {
+    public func checkImage() async throws(AppLinkError) -> ImageCheck {
         let answer = try await roundTrip(.checkImage)
         return try answer.decode { payload, report throws(AppLinkError) in try ImageCheck(payload: payload, report: report) }
     }
 
     /// ENTER_BOOTLOADER for the unit `uid` (§5.5, §8.3), then waits for the application to leave the bus.
     /// A disconnect after the request went out is the expected outcome, not an error.
-    public func enterBootloader(uid: UniqueID, nonce: UInt32) async throws -> BootloaderEntry {
+    public func enterBootloader(uid: UniqueID, nonce: UInt32) async throws(AppLinkError) -> BootloaderEntry {
         let sent = BootloaderRequest(nonce: nonce, uid: uid)
         let request = AppRequest.enterBootloader(sent)
         let sequence = try await send(request)
@@ -121,9 +121,9 @@ public actor AppLinkClient {
         let reply: [UInt8]?
         do {
             reply = try await transport.read(timeout: timeouts.reply)
-        } catch let error as TransportError where error.kind == .disconnected {
+        } catch let error where error.kind == .disconnected {
             return .leftWithoutAcknowledging(leftAfter: clock.now() - start)
-        } catch let error as TransportError {
+        } catch {
             throw AppLinkError(.transport(error), operation: operation, device: device)
         }
         guard let reply else {
@@ -148,7 +148,7 @@ public actor AppLinkClient {
     }
 
     /// Sends any request and returns its answer, `.refused(status)` included.
-    public func exchange(_ request: AppRequest) async throws -> AppResponse {
+    public func exchange(_ request: AppRequest) async throws(AppLinkError) -> AppResponse {
         let (report, sequence) = try await sendAndReceive(request)
         do {
             return try AppResponse.decode(report, answering: request, sequence: sequence)
@@ -174,7 +174,7 @@ public actor AppLinkClient {
     }
 
     /// Sends, receives, checks the framing, and turns a refusal into an error.
-    private func roundTrip(_ request: AppRequest) async throws -> Answer {
+    private func roundTrip(_ request: AppRequest) async throws(AppLinkError) -> Answer {
         let (report, sequence) = try await sendAndReceive(request)
         return try check(report, answering: request, sequence: sequence)
     }
@@ -189,12 +189,12 @@ public actor AppLinkClient {
         return Answer(payload: frame.payload, report: report, operation: operation, device: device)
     }
 
-    private func sendAndReceive(_ request: AppRequest) async throws -> ([UInt8], UInt8) {
+    private func sendAndReceive(_ request: AppRequest) async throws(AppLinkError) -> ([UInt8], UInt8) {
         let sequence = try await send(request)
         let operation = describe(request, sequence)
         let timeout = timeouts.reply(for: request.command)
         let report: [UInt8]?
-        do { report = try await transport.read(timeout: timeout) } catch let error as TransportError {
+        do { report = try await transport.read(timeout: timeout) } catch {
             throw AppLinkError(.transport(error), operation: operation, device: device)
         }
         guard let report else { throw AppLinkError(.noReply(timeout: timeout), operation: operation, device: device) }
@@ -202,14 +202,14 @@ public actor AppLinkClient {
     }
 
     /// Drops input reports left over from an earlier request that timed out (§8.2), then writes.
-    private func send(_ request: AppRequest) async throws -> UInt8 {
+    private func send(_ request: AppRequest) async throws(AppLinkError) -> UInt8 {
         let sequence = nextSequence
         nextSequence &+= 1
         do {
             var dropped = 0
             while dropped < Self.maxStaleReports, try await transport.read(timeout: .zero) != nil { dropped += 1 }
             try await transport.write(request.report(sequence: sequence))
-        } catch let error as TransportError {
+        } catch {
             throw AppLinkError(.transport(error), operation: describe(request, sequence), device: device)
         }
         return sequence
@@ -219,7 +219,7 @@ public actor AppLinkClient {
     private static let maxStaleReports = 64
 
     private func describe(_ request: AppRequest, _ sequence: UInt8) -> String {
-        "\(request) (seq 0x\(hex(sequence, 2)))"
+        "\(request) (seq 0x\(Hex.digits(sequence, width: 2)))"
     }
 }
 
@@ -229,15 +229,15 @@ public actor AppLinkClient {
 func waitForDeparture(
     of transport: any HIDTransport, clock: any DeviceClock, until deadline: Duration,
     operation: String, device: String
-) async throws -> Bool {
+) async throws(AppLinkError) -> Bool {
     while true {
         let remaining = deadline - clock.now()
         guard remaining > .zero else { return false }
         do {
             _ = try await transport.read(timeout: remaining)
-        } catch let error as TransportError where error.kind == .disconnected {
+        } catch let error where error.kind == .disconnected {
             return true
-        } catch let error as TransportError {
+        } catch {
             throw AppLinkError(.transport(error), operation: operation, device: device)
         }
     }

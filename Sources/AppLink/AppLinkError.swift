@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// The one error type of AppLink: what went wrong talking to an application over HID, with the
@@ -67,7 +68,7 @@ public struct AppLinkError: Error, Sendable, Equatable, CustomStringConvertible 
             case .longReport(let length):
                 "the reply has \(length) bytes, more than a \(AppLinkProtocol.reportLength)-byte report"
             case .wrongReportID(let id):
-                "the reply is report 0x\(hex(id, 2)), not the response report 0x\(hex(AppLinkProtocol.responseReportID, 2))"
+                "the reply is report 0x\(Hex.digits(id, width: 2)), not the response report 0x\(Hex.digits(AppLinkProtocol.responseReportID, width: 2))"
             case .wrongVersion(let version):
                 "the reply speaks protocol version \(version), this dfuhop speaks \(AppLinkProtocol.majorVersion)"
             case .lengthOutOfRange(let length):
@@ -75,9 +76,9 @@ public struct AppLinkError: Error, Sendable, Equatable, CustomStringConvertible 
             case .truncatedPayload(let declared, let available):
                 "the reply announces \(declared) payload bytes but carries \(available)"
             case .wrongSequence(let expected, let got):
-                "the reply answers sequence 0x\(hex(got, 2)), not this request's 0x\(hex(expected, 2))"
+                "the reply answers sequence 0x\(Hex.digits(got, width: 2)), not this request's 0x\(Hex.digits(expected, width: 2))"
             case .wrongCommand(let expected, let got):
-                "the reply answers command 0x\(hex(got, 2)), not 0x\(hex(expected, 2))"
+                "the reply answers command 0x\(Hex.digits(got, width: 2)), not 0x\(Hex.digits(expected, width: 2))"
             case .shortPayload(let expected, let got):
                 "the reply's payload has \(got) bytes, the protocol needs \(expected)"
             case .badField(let name, let value):
@@ -111,6 +112,11 @@ public struct AppLinkError: Error, Sendable, Equatable, CustomStringConvertible 
         AppLinkError(.malformedReply(malformation), report: report)
     }
 
+    /// The task was cancelled while the transport waited: no failure of the device or the wire.
+    public var isCancellation: Bool {
+        if case .transport(let error) = kind { error.kind == .cancelled } else { false }
+    }
+
     /// The same error, told where it happened.
     func at(operation: String, device: String) -> AppLinkError {
         var error = self
@@ -137,7 +143,7 @@ public struct AppLinkError: Error, Sendable, Equatable, CustomStringConvertible 
         }
         var text = operation.isEmpty ? what : "\(operation): \(what)"
         if !device.isEmpty { text += " [\(device)]" }
-        if !report.isEmpty { text += " (reply: \(hexString(report.prefix(AppLinkProtocol.reportLength))))" }
+        if !report.isEmpty { text += " (reply: \(Hex.string(report.prefix(AppLinkProtocol.reportLength))))" }
         return text
     }
 }

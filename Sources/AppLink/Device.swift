@@ -1,3 +1,5 @@
+import FirmwareImage
+
 /// The device side of protocol 1.0 in Swift, rule for rule what protocols/reference-firmware's C
 /// handler does (§3.3, §5, §6): the virtual device answers with it, and the tests run it against the
 /// same fixture vectors as the C code. Flash and CRC-32 come from the caller (the virtual device's
@@ -76,7 +78,8 @@ public struct AppLinkDevice: Sendable {
                 RunningImage(
                     productID: readLE32(bytes, at: 8),
                     version: FirmwareVersion(
-                        readLE16(bytes, at: 12), readLE16(bytes, at: 14), readLE16(bytes, at: 16), readLE16(bytes, at: 18)),
+                        major: readLE16(bytes, at: 12), minor: readLE16(bytes, at: 14), patch: readLE16(bytes, at: 16),
+                        build: readLE16(bytes, at: 18)),
                     imageSize: readLE32(bytes, at: 20), imageCRC: readLE32(bytes, at: 24), flags: readLE32(bytes, at: 28))
             }
             return .info(

@@ -1,3 +1,4 @@
+import FirmwareImage
 import USBTransport
 
 /// A product's own HID protocol, described as data (a product profile's `legacyProtocol`), for products
@@ -81,7 +82,7 @@ public struct LegacyProtocol: Sendable, Hashable {
                 return FirmwareVersion(parsing: String(decoding: text, as: UTF8.self))
             }
             while components.count < 4 { components.append(0) }
-            return FirmwareVersion(components[0], components[1], components[2], components[3])
+            return FirmwareVersion(major: components[0], minor: components[1], patch: components[2], build: components[3])
         }
 
         private func bcd(_ byte: UInt8) -> UInt16? {

@@ -1,3 +1,4 @@
+import HexFormat
 @_exported import USBTransport // clients of AppLink hand it a HIDTransport and a DeviceClock
 
 /// dfuhop's HID application protocol, version 1.0: the constants of protocols/hid-app-protocol.md.
@@ -122,7 +123,7 @@ public struct AppStatus: RawRepresentable, Sendable, Hashable, CustomStringConve
         case .unsupportedVersion: "UNSUPPORTED_VERSION"
         case .noDescriptor: "NO_DESCRIPTOR"
         case .busy: "BUSY"
-        default: "0x\(hex(rawValue, 2))"
+        default: "0x\(Hex.digits(rawValue, width: 2))"
         }
     }
 

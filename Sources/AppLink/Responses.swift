@@ -1,3 +1,5 @@
+import FirmwareImage
+
 /// The image descriptor's identity of the running firmware, as GET_INFO reports it (§5.1, §6).
 public struct RunningImage: Sendable, Hashable {
     public var productID: UInt32
@@ -60,7 +62,8 @@ public struct DeviceInfo: Sendable, Hashable {
         bytes.appendLE32(imageBase)
         bytes.appendLE16(flashSizeKiB)
         bytes += [descriptorState.rawValue, 0]
-        let image = image ?? RunningImage(productID: 0, version: FirmwareVersion(0, 0, 0), imageSize: 0, imageCRC: 0, flags: 0)
+        let image =
+            image ?? RunningImage(productID: 0, version: FirmwareVersion(major: 0, minor: 0, patch: 0), imageSize: 0, imageCRC: 0, flags: 0)
         bytes.appendLE32(image.productID)
         for component in image.version.components { bytes.appendLE16(component) }
         bytes.appendLE32(image.imageSize)
@@ -82,7 +85,8 @@ public struct DeviceInfo: Sendable, Hashable {
         let image = RunningImage(
             productID: readLE32(payload, at: 28),
             version: FirmwareVersion(
-                readLE16(payload, at: 32), readLE16(payload, at: 34), readLE16(payload, at: 36), readLE16(payload, at: 38)),
+                major: readLE16(payload, at: 32), minor: readLE16(payload, at: 34), patch: readLE16(payload, at: 36),
+                build: readLE16(payload, at: 38)),
             imageSize: readLE32(payload, at: 40), imageCRC: readLE32(payload, at: 44), flags: readLE32(payload, at: 48))
         self.init(
             protocolMinor: payload[1], capabilities: AppCapabilities(rawValue: readLE16(payload, at: 2)),

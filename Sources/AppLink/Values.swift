@@ -1,4 +1,4 @@
-import USBTransport
+import HexFormat
 
 /// The MCU's 96-bit unique device ID, bytes in the order they sit in memory at UID_BASE.
 /// The host predicts the ROM's DFU serial number from it and names the unit with it.
@@ -19,47 +19,7 @@ public struct UniqueID: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Upper-case hex of the 12 bytes in memory order.
-    public var description: String { hexString(bytes) }
-}
-
-/// A firmware version as the image descriptor holds it: four 16-bit components (§6).
-public struct FirmwareVersion: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
-    public var major: UInt16
-    public var minor: UInt16
-    public var patch: UInt16
-    public var build: UInt16
-
-    public init(_ major: UInt16, _ minor: UInt16, _ patch: UInt16, _ build: UInt16 = 0) {
-        self.major = major
-        self.minor = minor
-        self.patch = patch
-        self.build = build
-    }
-
-    /// "A.B", "A.B.C" or "A.B.C.D" with decimal components of at most 65535.
-    public init?(parsing text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard (2...4).contains(parts.count) else { return nil }
-        var numbers: [UInt16] = []
-        for part in parts {
-            guard !part.isEmpty, part.count <= 5, part.allSatisfy(\.isASCII), let value = UInt16(part) else { return nil }
-            numbers.append(value)
-        }
-        while numbers.count < 4 { numbers.append(0) }
-        self.init(numbers[0], numbers[1], numbers[2], numbers[3])
-    }
-
-    var components: [UInt16] { [major, minor, patch, build] }
-
-    public static func < (lhs: FirmwareVersion, rhs: FirmwareVersion) -> Bool {
-        lhs.components.lexicographicallyPrecedes(rhs.components)
-    }
-
-    /// "1.2.3", or "1.2.3.4" when the build number is not zero.
-    public var description: String {
-        let shown = build == 0 ? components.prefix(3) : components.prefix(4)
-        return shown.map(String.init).joined(separator: ".")
-    }
+    public var description: String { Hex.string(bytes) }
 }
 
 /// What the application found at the address word 8 of its vector table holds (§5.1, §6).
@@ -105,24 +65,5 @@ extension Array where Element == UInt8 {
 
 /// Bytes from an even number of hex digits; spaces are allowed between bytes. Nil on anything else.
 func parseHexBytes(_ text: String) -> [UInt8]? {
-    let digits = Array(text.utf8.filter { $0 != UInt8(ascii: " ") })
-    guard digits.count % 2 == 0 else { return nil }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(digits.count / 2)
-    var index = 0
-    while index < digits.count {
-        guard let high = hexDigitValue(digits[index]), let low = hexDigitValue(digits[index + 1]) else { return nil }
-        bytes.append(high << 4 | low)
-        index += 2
-    }
-    return bytes
-}
-
-private func hexDigitValue(_ character: UInt8) -> UInt8? {
-    switch character {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
-    default: nil
-    }
+    Hex.bytes(fromHexDigits: text.utf8.filter { $0 != UInt8(ascii: " ") })
 }

@@ -2,6 +2,8 @@
 /// the flash geometry and timings, RAM, option bytes, boot activation and the ROM quirks.
 /// Families are data: one file per part line in protocols/families/, every value with its source
 /// (protocols/families/README.md), embedded into the binary by scripts/gen-families and parsed here.
+import HexFormat
+
 public struct McuFamily: Sendable, Hashable, Identifiable {
     /// Short id used on the command line: "f407", "l476", "g474", "h753".
     public var id: String
@@ -132,9 +134,14 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
         }
     }
 
-    public func quirk<T>(_ extract: (RomQuirk) -> T?) -> T? {
-        quirks.lazy.compactMap(extract).first
-    }
+    /// F4: how long a mass erase may really take, its reported poll timeout being far too short; nil: as reported.
+    public var massEraseAllowance: Duration? { quirks.massEraseAllowance }
+    /// L4: how many GETSTATUS in a row may stall during an erase; nil: a stall is an error.
+    public var eraseStallAllowance: Int? { quirks.eraseStallAllowance }
+    /// H7 rev V: how many CLRSTATUS bring back a ROM hung in dfuDNBUSY; nil: it does not hang.
+    public var stuckBusyClearCount: Int? { quirks.stuckBusyClearCount }
+    /// H5: the ROM's leave does not start the application.
+    public var leaveLocksUp: Bool { quirks.leaveLocksUp }
 
     /// Whether the BOOT0 pin reaches the ROM with the factory option bytes (false on G0: nBOOT_SEL = 1 ignores
     /// the pin, so a programmed G0 has no BOOT0 path until its option bytes are changed).
@@ -312,7 +319,7 @@ public struct AddressRange: Sendable, Hashable, CustomStringConvertible {
 
     public var end: UInt64 { UInt64(start) + UInt64(size) }
     public func contains(_ address: UInt32) -> Bool { address >= start && UInt64(address) < end }
-    public var description: String { "[0x\(hex32(start)), 0x\(hex32(UInt32(truncatingIfNeeded: end))))" }
+    public var description: String { "[0x\(Hex.digits(start, width: 8)), 0x\(Hex.digits(UInt32(truncatingIfNeeded: end), width: 8)))" }
 }
 
 /// How the ROM bootloader shows itself on USB (AN2606: VID 0x0483, PID 0xDF11).
@@ -376,7 +383,8 @@ public struct RomSerialFormula: Sendable, Hashable {
         guard kind == .uidSum else { return nil }
         func word(_ i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(uid[4 * i + $1]) << (8 * $1) } }
         let sum = word(0) &+ word(2) &+ UInt32(secondWordOffset)
-        return hex16(UInt16(sum >> 16)) + hex16(UInt16(truncatingIfNeeded: sum)) + hex16(UInt16(word(lastWord) >> 16))
+        return Hex.digits(UInt16(sum >> 16), width: 4) + Hex.digits(UInt16(truncatingIfNeeded: sum), width: 4)
+            + Hex.digits(UInt16(word(lastWord) >> 16), width: 4)
     }
 
     /// What a ROM of this kind reports whatever its UID (constant serials), or nil.
@@ -435,7 +443,19 @@ public enum RomQuirk: Sendable, Hashable {
     case leaveLocksUp
 }
 
-func hex16(_ value: UInt16) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+/// A ROM's quirks by name: the one place their cases are matched (`McuFamily` and the DfuSe client ask here).
+extension Array where Element == RomQuirk {
+    public var massEraseAllowance: Duration? {
+        lazy.compactMap { if case .massErasePollTimeoutUnderstated(let actual) = $0 { actual } else { nil } }.first
+    }
+
+    public var eraseStallAllowance: Int? {
+        lazy.compactMap { if case .getStatusStallsDuringErase(let maxStalls) = $0 { maxStalls } else { nil } }.first
+    }
+
+    public var stuckBusyClearCount: Int? {
+        lazy.compactMap { if case .stuckInDownloadBusy(let count) = $0 { count } else { nil } }.first
+    }
+
+    public var leaveLocksUp: Bool { contains(.leaveLocksUp) }
 }

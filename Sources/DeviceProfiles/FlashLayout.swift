@@ -1,6 +1,8 @@
 /// A DfuSe memory layout string, parsed (ST UM0424 / AN3156; grammar in protocols/dfuse-layout.md):
 /// `@Name/0xADDRESS/N*SSSmT[,N*SSSmT]...[/0xADDRESS/N*SSSmT...]...`
 /// Each alternate setting's iInterface string describes one memory with one or more zones.
+import HexFormat
+
 public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible {
     public var name: String
     public var zones: [Zone]
@@ -54,7 +56,7 @@ public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible 
         }
 
         public var description: String {
-            "sector \(index) [0x\(hex32(start)), 0x\(hex32(UInt32(truncatingIfNeeded: end)))) \(attributes)"
+            "sector \(index) [0x\(Hex.digits(start, width: 8)), 0x\(Hex.digits(UInt32(truncatingIfNeeded: end), width: 8))) \(attributes)"
         }
     }
 
@@ -102,7 +104,7 @@ public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible 
     public func render() -> String {
         var text = "@\(name)"
         for zone in zones {
-            text += "/0x\(hex32(zone.start))/"
+            text += "/0x\(Hex.digits(zone.start, width: 8))/"
             text += zone.groups.map { group in
                 let (value, unit): (UInt32, String) =
                     if group.sectorSize % (1024 * 1024) == 0 {
@@ -207,7 +209,7 @@ extension FlashLayout {
             position += 2
             var address: UInt64 = 0
             var digits = 0
-            while position < limit, let digit = hexValue(chars[position]) {
+            while position < limit, let digit = Hex.value(ofDigit: chars[position]) {
                 address = address << 4 | UInt64(digit)
                 digits += 1
                 position += 1
@@ -239,7 +241,7 @@ extension FlashLayout {
             let zone = Zone(start: UInt32(address), groups: groups)
             // Overlapping zones would give one address two sets of attributes.
             if let other = zones.first(where: { UInt64($0.start) < zone.end && UInt64(zone.start) < $0.end }) {
-                throw fail("the zone at 0x\(hex32(zone.start)) overlaps the zone at 0x\(hex32(other.start))")
+                throw fail("the zone at 0x\(Hex.digits(zone.start, width: 8)) overlaps the zone at 0x\(Hex.digits(other.start, width: 8))")
             }
             zones.append(zone)
         }
@@ -291,20 +293,6 @@ private func parseGroup(
     }
     position += 1
     return FlashLayout.SectorGroup(count: Int(count), sectorSize: UInt32(size), attributes: attributes)
-}
-
-private func hexValue(_ c: UInt8) -> UInt8? {
-    switch c {
-    case 0x30...0x39: c - 0x30
-    case 0x41...0x46: c - 0x41 + 10
-    case 0x61...0x66: c - 0x61 + 10
-    default: nil
-    }
-}
-
-func hex32(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
 }
 
 extension String {

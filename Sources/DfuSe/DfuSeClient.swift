@@ -106,18 +106,9 @@ public actor DfuSeClient {
         self.options = options
         self.onEvent = onEvent
         self.interface = UInt16(transport.interfaceNumber)
-        eraseStallAllowance =
-            quirks.lazy.compactMap {
-                if case .getStatusStallsDuringErase(let maxStalls) = $0 { maxStalls } else { nil }
-            }.first
-        massEraseAllowance =
-            quirks.lazy.compactMap {
-                if case .massErasePollTimeoutUnderstated(let actual) = $0 { actual } else { nil }
-            }.first
-        stuckBusyClearCount =
-            quirks.lazy.compactMap {
-                if case .stuckInDownloadBusy(let count) = $0 { count } else { nil }
-            }.first
+        eraseStallAllowance = quirks.eraseStallAllowance
+        massEraseAllowance = quirks.massEraseAllowance
+        stuckBusyClearCount = quirks.stuckBusyClearCount
     }
 
     public var controlTransferCount: Int { statistics.controlTransfers }
@@ -459,8 +450,8 @@ public actor DfuSeClient {
         while offset < bytes.count {
             let blockAddress = address + UInt32(offset)
             let length = min(transferSize, bytes.count - offset)
-            // The ROM places block n at the address pointer + (n − 2) × this request's wLength (AN2662 §4.4.1: "wTransferSize is the length of the requested data buffer"):
-            // a short tail block is only placed right as block 2, after its own set-address.
+            // A ROM may place block n at the pointer + (n − 2) × this request's wLength (AN2662 §4.4.1; unsettled,
+            // docs/silicon-sources.md): a short tail block is only placed right as block 2, after its own set-address.
             if length < transferSize, block > 2 { needsAddress = true }
             if needsAddress {
                 try await command(.setAddress(blockAddress), during: .setAddress(blockAddress), kind: .command)
@@ -754,16 +745,9 @@ public actor DfuSeClient {
         do { try await clock.sleep(for: duration) } catch { throw .cancelled(during: operation) }
     }
 
-    private func wrap(_ error: any Error, during operation: DfuSeOperation) -> DfuSeError {
-        switch error {
-        case let error as TransportError: .transport(error, during: operation)
-        case is CancellationError: .cancelled(during: operation)
-        default:
-            .transport(
-                TransportError(
-                    .other("\(error)"), device: transport.identity.description,
-                    operation: operation.description), during: operation)
-        }
+    /// A transport that was cancelled while it waited reports `.cancelled`: that is no USB failure.
+    private func wrap(_ error: TransportError, during operation: DfuSeOperation) -> DfuSeError {
+        error.kind == .cancelled ? .cancelled(during: operation) : .transport(error, during: operation)
     }
 
     private func begin(_ call: String) throws(DfuSeError) {

@@ -1,4 +1,5 @@
 import DeviceProfiles
+import HexFormat
 import USBTransport
 
 /// What the DfuSe client was doing when something happened: the context every error and log line names.
@@ -28,15 +29,15 @@ public enum DfuSeOperation: Sendable, Hashable, CustomStringConvertible {
         case .abort: "ABORT"
         case .returnToIdle: "returning the device to dfuIDLE"
         case .getCommands: "reading the supported DfuSe commands"
-        case .setAddress(let address): "setting the address pointer to \(hexAddress(address))"
-        case .eraseSector(let address): "erasing the sector at \(hexAddress(address))"
+        case .setAddress(let address): "setting the address pointer to \(Hex.word(address))"
+        case .eraseSector(let address): "erasing the sector at \(Hex.word(address))"
         case .massErase: "mass erase"
         case .readUnprotect: "read unprotect"
         case .download(let block, let address, let length):
-            "writing block \(block) (\(length) bytes at \(hexAddress(address)))"
+            "writing block \(block) (\(length) bytes at \(Hex.word(address)))"
         case .upload(let block, let address, let length):
-            "reading block \(block) (\(length) bytes at \(hexAddress(address)))"
-        case .leave(let address): "leaving DFU mode (jump to \(hexAddress(address)))"
+            "reading block \(block) (\(length) bytes at \(Hex.word(address)))"
+        case .leave(let address): "leaving DFU mode (jump to \(Hex.word(address)))"
         }
     }
 
@@ -194,7 +195,7 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "replug the unit and run the command again"
         case .blockLeftIncomplete(let address, let length, let sector):
             var text =
-                "the \(length)-byte block at \(hexAddress(address)) was interrupted by a stuck dfuDNBUSY and "
+                "the \(length)-byte block at \(Hex.word(address)) was interrupted by a stuck dfuDNBUSY and "
                 + "is neither erased nor fully written"
             if let sector { text += " (\(sector))" }
             return text + "; run the upgrade again: it erases the sector first"
@@ -204,7 +205,7 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cannotReachIdle(let state):
             return "the device did not return to dfuIDLE (last state \(state)); replug the unit and run the command again"
         case .notDfuSe(let version):
-            return "the device reports DFU version 0x\(hex(version, 4)), not DfuSe 0x011A; "
+            return "the device reports DFU version 0x\(Hex.digits(version, width: 4)), not DfuSe 0x011A; "
                 + "it is not an STM32 DfuSe bootloader"
         case .invalidTransferSize(let size):
             return "the device's DFU functional descriptor gives wTransferSize \(size); no transfer is possible"
@@ -215,14 +216,14 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .malformedCommandList(let bytes):
             return "the device's DfuSe command list is malformed (\(hexBytes(bytes)))"
         case .shortRead(let address, let expected, let got):
-            return "reading \(expected) bytes at \(hexAddress(address)) returned \(got); "
+            return "reading \(expected) bytes at \(Hex.word(address)) returned \(got); "
                 + "the region may be read-protected or beyond the device's memory"
         case .addressRangeOverflow(let address, let length):
-            return "\(length) bytes at \(hexAddress(address)) run past the end of the 32-bit address space"
+            return "\(length) bytes at \(Hex.word(address)) run past the end of the 32-bit address space"
         case .verifyMismatch(let address, let expected, let actual, let sector):
             var text =
-                "verification failed at \(hexAddress(address)): expected 0x\(hex(expected, 2)), "
-                + "read 0x\(hex(actual, 2))"
+                "verification failed at \(Hex.word(address)): expected 0x\(Hex.digits(expected, width: 2)), "
+                + "read 0x\(Hex.digits(actual, width: 2))"
             if let sector { text += " (\(sector))" }
             return text + "; the unit is still in DFU mode: run the upgrade again"
         case .cancelled(let operation):
@@ -233,7 +234,7 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .emptyImage:
             return "the image holds no bytes to write"
         case .outsideMemory(let address, let layout):
-            return "the image has data at \(hexAddress(address)), outside every memory zone of the device "
+            return "the image has data at \(Hex.word(address)), outside every memory zone of the device "
                 + "(layout \(layout)); the image is for another part or another memory map"
         case .notWritable(let sector, let layout):
             return "the image writes into \(sector), which the device marks not writable (layout \(layout))"
@@ -241,13 +242,13 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the image needs \(sector) erased, but the device marks it not erasable (layout \(layout)); "
                 + "a firmware DfuSe protects its own sectors this way (seed 002): link the image above them"
         case .misaligned(let address, let granularity, let layout):
-            return "the image has a segment boundary at \(hexAddress(address)), not on the \(granularity)-byte "
+            return "the image has a segment boundary at \(Hex.word(address)), not on the \(granularity)-byte "
                 + "flash word (layout \(layout)); a flash word must be written exactly once: pad the image"
         case .transferSizeNotMultipleOfGranularity(let transferSize, let granularity):
             return "wTransferSize \(transferSize) is not a multiple of the \(granularity)-byte flash word; "
                 + "blocks would split a word between two writes"
         case .notASectorStart(let address, let layout):
-            return "\(hexAddress(address)) is not the start of a sector (layout \(layout))"
+            return "\(Hex.word(address)) is not the start of a sector (layout \(layout))"
         case .planDoesNotMatchImage(let detail):
             return "the flash plan was not made from this image: \(detail)"
         case .planTransferSizeMismatch(let plan, let device):
@@ -269,8 +270,6 @@ private func statusAdvice(_ status: DFUStatus) -> String {
     }
 }
 
-func hexAddress(_ address: UInt32) -> String { "0x" + hex(address, 8) }
-
 func hexBytes(_ bytes: [UInt8]) -> String {
-    bytes.isEmpty ? "none" : bytes.prefix(16).map { hex($0, 2) }.joined(separator: " ") + (bytes.count > 16 ? " …" : "")
+    bytes.isEmpty ? "none" : bytes.prefix(16).map { Hex.digits($0, width: 2) }.joined(separator: " ") + (bytes.count > 16 ? " …" : "")
 }

@@ -1,6 +1,6 @@
 import DeviceProfiles
 import FirmwareImage
-import USBTransport
+import HexFormat
 
 /// Everything an upgrade will do to the flash, computed before the device is touched (docs/architecture.md:
 /// "plan first"). Only the sectors the image touches are erased; the sector holding the vector table
@@ -60,7 +60,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
         public var end: UInt64 { UInt64(address) + UInt64(length) }
 
         public var description: String {
-            "write [\(hexAddress(address)), \(hexAddress(UInt32(truncatingIfNeeded: end)))) \(length) bytes in "
+            "write [\(Hex.word(address)), \(Hex.word(UInt32(truncatingIfNeeded: end)))) \(length) bytes in "
                 + "\(blockCount) block\(blockCount == 1 ? "" : "s")" + (holdsVectorTable ? " (vector table)" : "")
         }
     }
@@ -94,7 +94,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     public var bytesToWrite: Int { writes.reduce(0) { $0 + $1.length } }
     public var blockCount: Int { writes.reduce(0) { $0 + $1.blockCount } }
     /// Set-address commands the plan's erases and writes need (one per erase is part of the erase command): one per
-    /// write run, and one more before a run's short tail block, whose address follows its own wLength (AN2662 §4.4.1).
+    /// write run, and one more before a run's short tail block, whose address may follow its own wLength (AN2662 §4.4.1; unsettled).
     public var setAddressCount: Int {
         writes.count + writes.filter { $0.blockCount > 1 && $0.length % transferSize != 0 }.count
     }
@@ -283,7 +283,8 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
         }
         let crc = Self.payloadCRC(of: steps, in: image)
         guard crc == payloadCRC32 else {
-            throw .planDoesNotMatchImage("payload CRC-32 0x\(hex(crc, 8)) differs from the plan's 0x\(hex(payloadCRC32, 8))")
+            throw .planDoesNotMatchImage(
+                "payload CRC-32 0x\(Hex.digits(crc, width: 8)) differs from the plan's 0x\(Hex.digits(payloadCRC32, width: 8))")
         }
     }
 
@@ -291,7 +292,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
     public var description: String {
         var lines = ["flash plan for \(layoutLine)"]
         lines.append(
-            "  image base \(hexAddress(imageBase))" + (span.map { ", span \($0.upperBound - $0.lowerBound) bytes" } ?? "") + "; "
+            "  image base \(Hex.word(imageBase))" + (span.map { ", span \($0.upperBound - $0.lowerBound) bytes" } ?? "") + "; "
                 + "\(bytesToWrite) bytes in \(blockCount) blocks of up to "
                 + "\(transferSize) bytes; flash word \(writeGranularity) bytes")
         if steps.isEmpty {
@@ -308,7 +309,7 @@ public struct FlashPlan: Sendable, Hashable, Codable, CustomStringConvertible {
         lines.append(
             "  \(erasedSectors.count) sector\(erasedSectors.count == 1 ? "" : "s") erased, "
                 + "\(writes.count) set-address command\(writes.count == 1 ? "" : "s"), "
-                + "\(skippedSectors.count) skipped; payload CRC-32 0x\(hex(payloadCRC32, 8))")
+                + "\(skippedSectors.count) skipped; payload CRC-32 0x\(Hex.digits(payloadCRC32, width: 8))")
         return lines.joined(separator: "\n")
     }
 }

@@ -12,6 +12,8 @@
 /// | 0x18   | u32      | CRC-32 (zlib) of those bytes, this field taken as zero |
 /// | 0x1C   | u32      | flags, 0 |
 /// | 0x20   | 32 bytes | name, UTF-8, NUL-padded |
+import HexFormat
+
 public struct ImageDescriptor: Sendable, Hashable {
     public static let magic: UInt32 = 0x5048_4644
     public static let formatVersion: UInt16 = 1
@@ -23,13 +25,13 @@ public struct ImageDescriptor: Sendable, Hashable {
     public static let nameLength = 32
 
     public var productID: UInt32
-    public var version: ImageVersion
+    public var version: FirmwareVersion
     public var imageSize: UInt32
     public var crc: UInt32
     public var flags: UInt32
     public var name: String
 
-    public init(productID: UInt32, version: ImageVersion, name: String, imageSize: UInt32 = 0, crc: UInt32 = 0, flags: UInt32 = 0) {
+    public init(productID: UInt32, version: FirmwareVersion, name: String, imageSize: UInt32 = 0, crc: UInt32 = 0, flags: UInt32 = 0) {
         self.productID = productID
         self.version = version
         self.name = name
@@ -64,7 +66,10 @@ public struct ImageDescriptor: Sendable, Hashable {
         guard bytes.count == Self.size else { throw fail(0, "an image descriptor is \(Self.size) bytes, got \(bytes.count)") }
         let magic = littleEndianU32(bytes, 0)
         guard magic == Self.magic else {
-            throw fail(0, "no image descriptor here: magic is 0x\(hex32(magic)), expected 0x\(hex32(Self.magic)) (\"DFHP\")")
+            throw fail(
+                0,
+                "no image descriptor here: magic is 0x\(Hex.digits(magic, width: 8)), expected 0x\(Hex.digits(Self.magic, width: 8)) (\"DFHP\")"
+            )
         }
         let format = littleEndianU16(bytes, 4)
         guard format == Self.formatVersion else {
@@ -73,13 +78,13 @@ public struct ImageDescriptor: Sendable, Hashable {
         let size = littleEndianU16(bytes, 6)
         guard Int(size) == Self.size else { throw fail(6, "descriptor size field is \(size), format 1 descriptors are \(Self.size) bytes") }
         productID = littleEndianU32(bytes, 8)
-        version = ImageVersion(
+        version = FirmwareVersion(
             major: littleEndianU16(bytes, 12), minor: littleEndianU16(bytes, 14),
             patch: littleEndianU16(bytes, 16), build: littleEndianU16(bytes, 18))
         imageSize = littleEndianU32(bytes, 20)
         crc = littleEndianU32(bytes, 24)
         flags = littleEndianU32(bytes, 28)
-        guard flags == 0 else { throw fail(0x1C, "descriptor flags are 0x\(hex32(flags)); format 1 defines none (0)") }
+        guard flags == 0 else { throw fail(0x1C, "descriptor flags are 0x\(Hex.digits(flags, width: 8)); format 1 defines none (0)") }
         let nameField = Array(bytes.dropFirst(0x20))
         let nameBytes = nameField.prefix { $0 != 0 }
         guard nameField[nameBytes.count...].allSatisfy({ $0 == 0 }) else {
@@ -91,39 +96,6 @@ public struct ImageDescriptor: Sendable, Hashable {
 
     /// Whether size and CRC were never filled in (an image built with the area reserved but not stamped).
     public var isUnstamped: Bool { imageSize == 0 && crc == 0 }
-}
-
-/// A firmware version: major.minor.patch.build, 16 bits each, ordered.
-public struct ImageVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var major: UInt16
-    public var minor: UInt16
-    public var patch: UInt16
-    public var build: UInt16
-
-    public init(major: UInt16, minor: UInt16, patch: UInt16, build: UInt16 = 0) {
-        self.major = major
-        self.minor = minor
-        self.patch = patch
-        self.build = build
-    }
-
-    /// Parses "A.B.C" or "A.B.C.D" (each 0...65535).
-    public init?(parsing text: String) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 || parts.count == 4 else { return nil }
-        var numbers: [UInt16] = []
-        for part in parts {
-            guard !part.isEmpty, part.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = UInt16(part) else { return nil }
-            numbers.append(value)
-        }
-        self.init(major: numbers[0], minor: numbers[1], patch: numbers[2], build: numbers.count == 4 ? numbers[3] : 0)
-    }
-
-    public var description: String { "\(major).\(minor).\(patch).\(build)" }
-
-    public static func < (lhs: ImageVersion, rhs: ImageVersion) -> Bool {
-        (lhs.major, lhs.minor, lhs.patch, lhs.build) < (rhs.major, rhs.minor, rhs.patch, rhs.build)
-    }
 }
 
 /// Memory that holds an image: a file's normalised image (gaps read as 0xFF) or a device's flash.
@@ -285,20 +257,23 @@ extension ImageDescriptor {
     public static func inspect(_ memory: some ImageMemory, base: UInt32, source: String) -> DescriptorStatus {
         let pointerAddress = base &+ pointerOffset
         guard let pointer = memory.word(at: pointerAddress) else {
-            return .invalid(ImageError(file: source, at: .address(base), "no vector table at 0x\(hex32(base)): fewer than 36 bytes there"))
+            return .invalid(
+                ImageError(
+                    file: source, at: .address(base), "no vector table at 0x\(Hex.digits(base, width: 8)): fewer than 36 bytes there"))
         }
         if pointer == 0 || pointer == 0xFFFF_FFFF { return .absent(pointer: pointer) }
         guard pointer % 4 == 0 else {
             return .invalid(
                 ImageError(
                     file: source, at: .address(pointerAddress),
-                    "word 8 of the vector table points to 0x\(hex32(pointer)), which is not 4-byte aligned"))
+                    "word 8 of the vector table points to 0x\(Hex.digits(pointer, width: 8)), which is not 4-byte aligned"))
         }
         guard let bytes = memory.read(pointer, count: size) else {
             return .invalid(
                 ImageError(
                     file: source, at: .address(pointerAddress),
-                    "word 8 of the vector table points to 0x\(hex32(pointer)), but the 64 bytes there are not all in the image"))
+                    "word 8 of the vector table points to 0x\(Hex.digits(pointer, width: 8)), but the 64 bytes there are not all in the image"
+                ))
         }
         if bytes.allSatisfy({ $0 == 0 }) || bytes.allSatisfy({ $0 == 0xFF }) { return .reserved(address: pointer) }
         let descriptor: ImageDescriptor
@@ -309,20 +284,21 @@ extension ImageDescriptor {
             return .invalid(
                 ImageError(
                     file: source, at: .address(pointer &+ 0x14),
-                    "image size \(descriptor.imageSize) ends before the descriptor itself (which ends at 0x\(hex64(descriptorEnd)))"))
+                    "image size \(descriptor.imageSize) ends before the descriptor itself (which ends at 0x\(Hex.digits(min(descriptorEnd, 1 << 32), width: 8)))"
+                ))
         }
         guard let crc = crc32(of: memory, base: base, size: descriptor.imageSize, crcField: pointer &+ crcOffset) else {
             return .invalid(
                 ImageError(
                     file: source, at: .address(pointer &+ 0x14),
-                    "image size \(descriptor.imageSize) runs past the end of the image (0x\(hex32(base)) + \(descriptor.imageSize)); truncated?"
+                    "image size \(descriptor.imageSize) runs past the end of the image (0x\(Hex.digits(base, width: 8)) + \(descriptor.imageSize)); truncated?"
                 ))
         }
         guard crc == descriptor.crc else {
             return .invalid(
                 ImageError(
                     file: source, at: .address(pointer &+ crcOffset),
-                    "image CRC-32 is 0x\(hex32(crc)), the descriptor says 0x\(hex32(descriptor.crc)); the image is corrupted or was changed after stamping"
+                    "image CRC-32 is 0x\(Hex.digits(crc, width: 8)), the descriptor says 0x\(Hex.digits(descriptor.crc, width: 8)); the image is corrupted or was changed after stamping"
                 ))
         }
         return .valid(descriptor, address: pointer)
@@ -344,7 +320,7 @@ extension ImageDescriptor {
         case .absent(let pointer):
             throw ImageError(
                 file: source, at: .address(base &+ pointerOffset),
-                "no image descriptor: word 8 of the vector table is 0x\(hex32(pointer))")
+                "no image descriptor: word 8 of the vector table is 0x\(Hex.digits(pointer, width: 8))")
         case .unstamped(_, let address), .reserved(let address):
             throw ImageError(file: source, at: .address(address), "the image descriptor is reserved but not stamped")
         }
@@ -375,7 +351,7 @@ extension FirmwareImage {
     /// internal-flash target) must already point at a 64-byte area inside the image holding zeros, erased
     /// bytes (0xFF) or an earlier descriptor. Sets product, version, name, size and CRC; the target comes
     /// back with its segments merged (gaps stay gaps).
-    public func stamped(productID: UInt32, version: ImageVersion, name: String, file: String) throws(ImageError) -> FirmwareImage {
+    public func stamped(productID: UInt32, version: FirmwareVersion, name: String, file: String) throws(ImageError) -> FirmwareImage {
         let nameBytes = Array(name.utf8)
         guard nameBytes.count <= ImageDescriptor.nameLength, !nameBytes.contains(0) else {
             throw ImageError(
@@ -391,24 +367,24 @@ extension FirmwareImage {
         guard !beyondAddressSpace, let pointer = normalized.word(at: pointerAddress) else {
             throw ImageError(
                 file: file, at: .address(base),
-                "no vector table at the image base 0x\(hex32(base)): word 8 (base + 0x20) is not in the image")
+                "no vector table at the image base 0x\(Hex.digits(base, width: 8)): word 8 (base + 0x20) is not in the image")
         }
         guard pointer != 0 && pointer != 0xFFFF_FFFF else {
             throw ImageError(
                 file: file, at: .address(pointerAddress),
-                "word 8 of the vector table is 0x\(hex32(pointer)): the image reserves no descriptor; reserve a 64-byte area and put its address at offset 0x20 (protocols/image-descriptor.md)"
+                "word 8 of the vector table is 0x\(Hex.digits(pointer, width: 8)): the image reserves no descriptor; reserve a 64-byte area and put its address at offset 0x20 (protocols/image-descriptor.md)"
             )
         }
         guard pointer % 4 == 0 else {
             throw ImageError(
                 file: file, at: .address(pointerAddress),
-                "word 8 of the vector table points to 0x\(hex32(pointer)), which is not 4-byte aligned")
+                "word 8 of the vector table points to 0x\(Hex.digits(pointer, width: 8)), which is not 4-byte aligned")
         }
         guard let index = normalized.segments.firstIndex(where: { UInt64($0.address) <= UInt64(pointer) && UInt64(pointer) + 64 <= $0.end })
         else {
             throw ImageError(
                 file: file, at: .address(pointerAddress),
-                "word 8 of the vector table points to 0x\(hex32(pointer)), but the image does not hold 64 bytes there")
+                "word 8 of the vector table points to 0x\(Hex.digits(pointer, width: 8)), but the image does not hold 64 bytes there")
         }
         var segments = normalized.segments
         let offset = Int(pointer - segments[index].address)
@@ -417,7 +393,7 @@ extension FirmwareImage {
         guard reusable else {
             throw ImageError(
                 file: file, at: .address(pointer),
-                "the 64 bytes at 0x\(hex32(pointer)) hold other data (not zeros, erased bytes or a descriptor); word 8 must point at a reserved area"
+                "the 64 bytes at 0x\(Hex.digits(pointer, width: 8)) hold other data (not zeros, erased bytes or a descriptor); word 8 must point at a reserved area"
             )
         }
         let extent = normalized.end - UInt64(base)

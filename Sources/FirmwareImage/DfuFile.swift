@@ -5,6 +5,8 @@
 /// DfuSe prefix (11 bytes): "DfuSe", bVersion 1, DFUImageSize (u32), bTargets. Each target: "Target",
 /// bAlternateSetting, bTargetNamed (u32), szTargetName (255 bytes), dwTargetSize (u32), dwNbElements (u32),
 /// then elements: dwElementAddress, dwElementSize (u32 each) and the data.
+import HexFormat
+
 enum DfuFile {
     static let suffixLength = 16
     static let prefixLength = 11
@@ -50,7 +52,8 @@ enum DfuFile {
         guard stated == actual else {
             throw ImageError(
                 file: file, at: .byteOffset(end - 4),
-                "suffix CRC is 0x\(hex32(stated)), the file's bytes give 0x\(hex32(actual)); the file is corrupted")
+                "suffix CRC is 0x\(Hex.digits(stated, width: 8)), the file's bytes give 0x\(Hex.digits(actual, width: 8)); the file is corrupted"
+            )
         }
         let identity = DfuSuffixIdentity(vendorID: reader.u16(end - 12), productID: reader.u16(end - 14), bcdDevice: reader.u16(end - 16))
         return Suffix(identity: identity, bcdDFU: reader.u16(end - 10), length: length)
@@ -66,11 +69,11 @@ enum DfuFile {
                 file: file, at: .byteOffset(end - 10),
                 suffix.bcdDFU == bcdDfuSe
                     ? "bcdDFU is 0x011A (DfuSe) but the file has no \"DfuSe\" prefix"
-                    : "bcdDFU is 0x\(hex16(suffix.bcdDFU)); a DFU suffix has 0x0100 (DFU 1.0/1.1) or 0x011A (DfuSe)")
+                    : "bcdDFU is 0x\(Hex.digits(suffix.bcdDFU, width: 4)); a DFU suffix has 0x0100 (DFU 1.0/1.1) or 0x011A (DfuSe)")
         }
         let payload = Array(bytes[0..<end - suffix.length])
         guard UInt64(address) + UInt64(payload.count) <= 0x1_0000_0000 else {
-            throw ImageError(file: file, "\(payload.count) bytes at 0x\(hex32(address)) run past the 4 GiB address space")
+            throw ImageError(file: file, "\(payload.count) bytes at 0x\(Hex.digits(address, width: 8)) run past the 4 GiB address space")
         }
         return FirmwareImage(
             format: .dfuSuffixed, targets: [ImageTarget(segments: payload.isEmpty ? [] : [Segment(address: address, bytes: payload)])],
@@ -88,7 +91,7 @@ enum DfuFile {
         guard suffix.bcdDFU == bcdDfuSe else {
             throw ImageError(
                 file: file, at: .byteOffset(total - 10),
-                "bcdDFU is 0x\(hex16(suffix.bcdDFU)); a DfuSe file has 0x011A")
+                "bcdDFU is 0x\(Hex.digits(suffix.bcdDFU, width: 4)); a DfuSe file has 0x011A")
         }
         let contentEnd = total - suffix.length
         guard reader.u8(5) == 1 else {
@@ -132,7 +135,7 @@ enum DfuFile {
                 guard UInt64(address) + UInt64(size) <= 0x1_0000_0000 else {
                     throw ImageError(
                         file: file, at: .byteOffset(offset),
-                        "\(what) at 0x\(hex32(address)) with \(size) bytes runs past the 4 GiB address space")
+                        "\(what) at 0x\(Hex.digits(address, width: 8)) with \(size) bytes runs past the 4 GiB address space")
                 }
                 let dataStart = offset + elementHeaderLength
                 if size > 0 { segments.append(Segment(address: address, bytes: Array(bytes[dataStart..<dataStart + size]))) }
@@ -222,9 +225,4 @@ enum DfuFile {
         crc.appendLE(output.runningCRC.dfuValue)
         try output.write(crc)
     }
-}
-
-func hex16(_ value: UInt16) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }

@@ -2,6 +2,8 @@
 /// PT_LOAD program header with file contents, placed at its physical (load) address `p_paddr`, which is
 /// where flash holds them (e.g. `.data` is loaded from flash and copied to RAM at start-up). Bytes past
 /// `p_filesz` (`.bss`) are not in the file and not loaded. The entry point is `e_entry`.
+import HexFormat
+
 enum ElfReader {
     static let machineARM: UInt16 = 40
     static let headerSize = 52
@@ -9,6 +11,25 @@ enum ElfReader {
 
     static func read(_ bytes: [UInt8], file: String) throws(ImageError) -> FirmwareImage {
         let reader = ByteReader(bytes: bytes, file: file)
+        try checkHeader(reader)
+        let table = try programHeaderTable(reader)
+        let segments = try loadableSegments(reader, table: table)
+        guard !segments.isEmpty else {
+            throw ImageError(file: file, at: .byteOffset(table.offset), "no loadable program header (PT_LOAD) with file contents")
+        }
+        return FirmwareImage(format: .elf, segments: segments, entryPoint: reader.u32(24))
+    }
+
+    /// Where the program headers are: e_phoff, e_phentsize, e_phnum.
+    struct ProgramHeaderTable {
+        var offset: Int
+        var entrySize: Int
+        var count: Int
+    }
+
+    /// The ELF identification and header fields that make it an ARM executable dfuhop can load.
+    static func checkHeader(_ reader: ByteReader) throws(ImageError) {
+        let file = reader.file
         try reader.require(0, headerSize, "the ELF header")
         guard reader.matches(0, "\u{7F}ELF") else {
             throw ImageError(file: file, at: .byteOffset(0), "not an ELF file (no 0x7F 'ELF' magic)")
@@ -35,29 +56,38 @@ enum ElfReader {
         guard machine == machineARM else {
             throw ImageError(.unsupported, file: file, at: .byteOffset(18), "e_machine is \(machine), not ARM (40)")
         }
-        let entry = reader.u32(24)
-        let tableOffset = Int(reader.u32(28))
-        let entrySize = Int(reader.u16(42))
-        let count = Int(reader.u16(44))
-        guard count > 0 else {
+    }
+
+    static func programHeaderTable(_ reader: ByteReader) throws(ImageError) -> ProgramHeaderTable {
+        let file = reader.file
+        let table = ProgramHeaderTable(offset: Int(reader.u32(28)), entrySize: Int(reader.u16(42)), count: Int(reader.u16(44)))
+        guard table.count > 0 else {
             throw ImageError(file: file, at: .byteOffset(44), "no program headers (e_phnum is 0): nothing says what to load")
         }
-        guard count != 0xFFFF else {
+        guard table.count != 0xFFFF else {
             throw ImageError(
                 .unsupported, file: file, at: .byteOffset(44),
                 "e_phnum is PN_XNUM (65535); extended program header counts are not supported")
         }
-        guard entrySize == programHeaderSize else {
+        guard table.entrySize == programHeaderSize else {
             throw ImageError(
-                file: file, at: .byteOffset(42), "e_phentsize is \(entrySize), ELF32 program headers are \(programHeaderSize) bytes")
+                file: file, at: .byteOffset(42), "e_phentsize is \(table.entrySize), ELF32 program headers are \(programHeaderSize) bytes")
         }
-        try reader.require(tableOffset, count * entrySize, "the program header table (\(count) entries, e_phoff \(tableOffset))")
+        try reader.require(
+            table.offset, table.count * table.entrySize,
+            "the program header table (\(table.count) entries, e_phoff \(table.offset))")
+        return table
+    }
+
+    /// The file contents of every PT_LOAD program header, at its physical address.
+    static func loadableSegments(_ reader: ByteReader, table: ProgramHeaderTable) throws(ImageError) -> [Segment] {
+        let file = reader.file
         var segments: [Segment] = []
         // Program headers may point at the same file bytes; copying each would let a small file demand
         // gigabytes (4,000 headers over one region). No linked image loads more bytes than its file holds.
         var loadedBytes = 0
-        for index in 0..<count {
-            let header = tableOffset + index * entrySize
+        for index in 0..<table.count {
+            let header = table.offset + index * table.entrySize
             guard reader.u32(header) == 1 else { continue } // PT_LOAD
             let offset = Int(reader.u32(header + 4))
             let physical = reader.u32(header + 12)
@@ -73,20 +103,18 @@ enum ElfReader {
             guard UInt64(physical) + UInt64(fileSize) <= 0x1_0000_0000 else {
                 throw ImageError(
                     file: file, at: .byteOffset(header + 12),
-                    "program header \(index): p_paddr 0x\(hex32(physical)) + \(fileSize) bytes runs past the 4 GiB address space")
+                    "program header \(index): p_paddr 0x\(Hex.digits(physical, width: 8)) + \(fileSize) bytes runs past the 4 GiB address space"
+                )
             }
             loadedBytes += fileSize
-            guard loadedBytes <= bytes.count else {
+            guard loadedBytes <= reader.bytes.count else {
                 throw ImageError(
                     file: file, at: .byteOffset(header + 16),
                     "program header \(index): the loadable program headers so far load \(loadedBytes) bytes, "
-                        + "more than the file's \(bytes.count); several load the same bytes")
+                        + "more than the file's \(reader.bytes.count); several load the same bytes")
             }
-            segments.append(Segment(address: physical, bytes: Array(bytes[offset..<offset + fileSize])))
+            segments.append(Segment(address: physical, bytes: Array(reader.bytes[offset..<offset + fileSize])))
         }
-        guard !segments.isEmpty else {
-            throw ImageError(file: file, at: .byteOffset(tableOffset), "no loadable program header (PT_LOAD) with file contents")
-        }
-        return FirmwareImage(format: .elf, segments: segments, entryPoint: entry)
+        return segments
     }
 }

@@ -1,5 +1,7 @@
 /// The memory of the part an image is meant for, as the checks need it. The CLI fills it from
 /// `McuFamily` (this module has no package dependencies, so it takes plain ranges).
+import HexFormat
+
 public struct TargetMemoryMap: Sendable, Hashable {
     /// Where the part is named in messages, e.g. "STM32F405/407".
     public var partName: String
@@ -34,7 +36,7 @@ public struct ImageFinding: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        (address.map { "\(severity.rawValue) at 0x\(hex32($0)): " } ?? "\(severity.rawValue): ") + message
+        (address.map { "\(severity.rawValue) at 0x\(Hex.digits($0, width: 8)): " } ?? "\(severity.rawValue): ") + message
     }
 }
 
@@ -81,14 +83,15 @@ public enum ImageCheck {
                 findings.append(
                     ImageFinding(
                         .warning, at: base,
-                        "the image starts at 0x\(hex32(base)), not at the flash base 0x\(hex32(target.flash[0].lowerBound)) the part boots from"
+                        "the image starts at 0x\(Hex.digits(base, width: 8)), not at the flash base 0x\(Hex.digits(target.flash[0].lowerBound, width: 8)) the part boots from"
                     ))
             }
         }
         if base % 0x200 != 0 {
             findings.append(
                 ImageFinding(
-                    .warning, at: base, "the vector table at 0x\(hex32(base)) is not 512-byte aligned, as VTOR needs on STM32 parts"))
+                    .warning, at: base,
+                    "the vector table at 0x\(Hex.digits(base, width: 8)) is not 512-byte aligned, as VTOR needs on STM32 parts"))
         }
         guard let stackPointer = image.word(at: base), let resetHandler = image.word(at: base &+ 4) else {
             findings.append(ImageFinding(.error, at: base, "no vector table: the image has fewer than 8 bytes at its base"))
@@ -105,7 +108,8 @@ public enum ImageCheck {
             findings.append(
                 ImageFinding(
                     .warning, at: base &+ ImageDescriptor.pointerOffset,
-                    "no image descriptor (word 8 of the vector table is 0x\(hex32(pointer))): the version cannot be checked on the unit"))
+                    "no image descriptor (word 8 of the vector table is 0x\(Hex.digits(pointer, width: 8))): the version cannot be checked on the unit"
+                ))
         case .unstamped(_, let address), .reserved(let address):
             findings.append(
                 ImageFinding(.warning, at: address, "the image descriptor is reserved but not stamped; run `dfuhop image stamp`"))
@@ -119,7 +123,7 @@ public enum ImageCheck {
                 findings.append(
                     ImageFinding(
                         .error, at: stray,
-                        "data at 0x\(hex32(stray)) lies beyond the \(found.imageSize) bytes the descriptor at 0x\(hex32(address)) covers; stamp the image again"
+                        "data at 0x\(Hex.digits(stray, width: 8)) lies beyond the \(found.imageSize) bytes the descriptor at 0x\(Hex.digits(address, width: 8)) covers; stamp the image again"
                     ))
             }
         }
@@ -144,19 +148,20 @@ public enum ImageCheck {
                 findings.append(
                     ImageFinding(
                         .error, at: base,
-                        "the initial stack pointer 0x\(hex32(stackPointer)) is outside the RAM of \(target.partName) (\(target.ram.map(describe).joined(separator: ", ")))"
+                        "the initial stack pointer 0x\(Hex.digits(stackPointer, width: 8)) is outside the RAM of \(target.partName) (\(target.ram.map(describe).joined(separator: ", ")))"
                     ))
             }
         } else if !inRegion(architecturalSRAM) {
             findings.append(
                 ImageFinding(
                     .warning, at: base,
-                    "the initial stack pointer 0x\(hex32(stackPointer)) is outside the Cortex-M SRAM region (0x20000000-0x3FFFFFFF); name the part (--family) to check it against its RAM"
+                    "the initial stack pointer 0x\(Hex.digits(stackPointer, width: 8)) is outside the Cortex-M SRAM region (0x20000000-0x3FFFFFFF); name the part (--family) to check it against its RAM"
                 ))
         }
         if stackPointer % 8 != 0 {
             findings.append(
-                ImageFinding(.warning, at: base, "the initial stack pointer 0x\(hex32(stackPointer)) is not 8-byte aligned (AAPCS)"))
+                ImageFinding(
+                    .warning, at: base, "the initial stack pointer 0x\(Hex.digits(stackPointer, width: 8)) is not 8-byte aligned (AAPCS)"))
         }
     }
 
@@ -166,19 +171,20 @@ public enum ImageCheck {
             findings.append(
                 ImageFinding(
                     .error, at: base &+ 4,
-                    "the reset handler 0x\(hex32(handler)) has the Thumb bit (bit 0) clear; a Cortex-M faults on it"))
+                    "the reset handler 0x\(Hex.digits(handler, width: 8)) has the Thumb bit (bit 0) clear; a Cortex-M faults on it"))
         }
         if image.byte(at: address) == nil {
             findings.append(
                 ImageFinding(
                     .error, at: base &+ 4,
-                    "the reset handler 0x\(hex32(handler)) points outside the image"))
+                    "the reset handler 0x\(Hex.digits(handler, width: 8)) points outside the image"))
         }
         if let entry = image.entryPoint, entry & ~1 != address, entry != base {
             findings.append(
                 ImageFinding(
                     .warning, at: entry,
-                    "the file's start address 0x\(hex32(entry)) is neither the reset handler 0x\(hex32(handler)) nor the vector table"))
+                    "the file's start address 0x\(Hex.digits(entry, width: 8)) is neither the reset handler 0x\(Hex.digits(handler, width: 8)) nor the vector table"
+                ))
         }
     }
 
@@ -197,6 +203,6 @@ public enum ImageCheck {
     }
 
     private static func describe(_ region: ClosedRange<UInt32>) -> String {
-        "0x\(hex32(region.lowerBound))-0x\(hex32(region.upperBound))"
+        "0x\(Hex.digits(region.lowerBound, width: 8))-0x\(Hex.digits(region.upperBound, width: 8))"
     }
 }

@@ -1,5 +1,7 @@
 /// The one error type of the FirmwareImage layer: which file, where in it, and what is wrong, in words a
 /// person can act on ("blinky.hex, line 12: checksum is 0x3C, the record needs 0x3D").
+import HexFormat
+
 public struct ImageError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure, so the CLI can map it to a fixed exit status.
     public enum Kind: String, Sendable, Hashable {
@@ -29,7 +31,7 @@ public struct ImageError: Error, Sendable, Hashable, CustomStringConvertible {
             case .file: ""
             case .line(let line): "line \(line)"
             case .byteOffset(let offset): "byte offset \(offset) (0x\(String(offset, radix: 16, uppercase: true)))"
-            case .address(let address): "address 0x\(hex32(address))"
+            case .address(let address): "address 0x\(Hex.digits(address, width: 8))"
             }
         }
     }

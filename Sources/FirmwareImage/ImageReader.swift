@@ -1,4 +1,6 @@
 /// How to read files whose format does not say everything.
+import HexFormat
+
 public struct ReadOptions: Sendable, Hashable {
     /// Where a raw binary (or a plain-DFU-suffix file) goes; the usual STM32 flash base by default.
     public var binaryAddress: UInt32
@@ -92,7 +94,8 @@ public struct ImageReader {
             if DfuFile.hasValidSuffix(bytes) { return try DfuFile.readPlain(bytes, file: file, address: options.binaryAddress) }
             guard !bytes.isEmpty else { throw ImageError(file: file, "the file is empty") }
             guard UInt64(options.binaryAddress) + UInt64(bytes.count) <= 0x1_0000_0000 else {
-                throw ImageError(file: file, "\(bytes.count) bytes at 0x\(hex32(options.binaryAddress)) run past the 4 GiB address space")
+                throw ImageError(
+                    file: file, "\(bytes.count) bytes at 0x\(Hex.digits(options.binaryAddress, width: 8)) run past the 4 GiB address space")
             }
             return FirmwareImage(format: .binary, segments: [Segment(address: options.binaryAddress, bytes: bytes)])
         }

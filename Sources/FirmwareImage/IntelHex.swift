@@ -3,6 +3,8 @@
 /// everything before it. Types 00 data, 01 end of file, 02 extended segment address (base = value × 16,
 /// offsets wrap within 64 KiB), 03 start segment address (CS:IP), 04 extended linear address (upper 16
 /// bits), 05 start linear address (EIP).
+import HexFormat
+
 struct IntelHexParser: LineRecordParser {
     static let maximumLineLength = 1 + 2 * (5 + 255)
 
@@ -31,6 +33,17 @@ struct IntelHexParser: LineRecordParser {
         if let endLine = endOfFileLine {
             throw ImageError(file: file, at: .line(number), "content after the end-of-file record on line \(endLine)")
         }
+        let bytes = try decodeRecord(line, number: number)
+        records += 1
+        let dataCount = Int(bytes[0])
+        let offset = UInt32(bytes[1]) << 8 | UInt32(bytes[2])
+        let data = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[4..<4 + dataCount])
+        try apply(type: bytes[3], data: data, offset: offset, line: number)
+    }
+
+    /// The record's bytes (count, offset, type, data, checksum) in the scratch buffer, its framing, byte
+    /// count and checksum checked.
+    private func decodeRecord(_ line: UnsafeBufferPointer<UInt8>, number: Int) throws(ImageError) -> UnsafeMutableBufferPointer<UInt8> {
         guard line[0] == UInt8(ascii: ":") else {
             throw ImageError(file: file, at: .line(number), "expected ':' at the start of a record, found \(describeCharacter(line[0]))")
         }
@@ -60,52 +73,56 @@ struct IntelHexParser: LineRecordParser {
         for index in 0..<pairs { sum &+= bytes[index] }
         guard sum == 0 else {
             let stated = bytes[pairs - 1]
-            let needed = stated &- sum
             throw ImageError(
                 file: file, at: .line(number),
-                "checksum is 0x\(hex8(stated)), the record needs 0x\(hex8(needed))")
+                "checksum is 0x\(Hex.digits(stated, width: 2)), the record needs 0x\(Hex.digits(stated &- sum, width: 2))")
         }
-        records += 1
-        let offset = UInt32(bytes[1]) << 8 | UInt32(bytes[2])
-        let type = bytes[3]
-        let data = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[4..<4 + dataCount])
+        return bytes
+    }
+
+    private mutating func apply(type: UInt8, data: UnsafeBufferPointer<UInt8>, offset: UInt32, line number: Int) throws(ImageError) {
         switch type {
         case 0x00:
             try appendData(data, offset: offset, line: number)
         case 0x01:
-            guard dataCount == 0 else {
-                throw ImageError(file: file, at: .line(number), "end-of-file record (type 01) must have no data, has \(dataCount) bytes")
+            guard data.isEmpty else {
+                throw ImageError(file: file, at: .line(number), "end-of-file record (type 01) must have no data, has \(data.count) bytes")
             }
             endOfFileLine = number
         case 0x02, 0x04:
-            guard dataCount == 2 else {
+            guard data.count == 2 else {
                 throw ImageError(
                     file: file, at: .line(number),
-                    "extended address record (type 0\(type)) must have 2 data bytes, has \(dataCount)")
+                    "extended address record (type 0\(type)) must have 2 data bytes, has \(data.count)")
             }
             let value = UInt32(data[0]) << 8 | UInt32(data[1])
             segmentAddressing = type == 0x02
             base = segmentAddressing ? value << 4 : value << 16
         case 0x03, 0x05:
-            guard dataCount == 4 else {
-                throw ImageError(
-                    file: file, at: .line(number),
-                    "start address record (type 0\(type)) must have 4 data bytes, has \(dataCount)")
-            }
-            let high = UInt32(data[0]) << 8 | UInt32(data[1])
-            let low = UInt32(data[2]) << 8 | UInt32(data[3])
-            // 03 holds CS:IP (address = CS × 16 + IP); 05 holds a 32-bit EIP.
-            let address = type == 0x03 ? (high << 4) &+ low : high << 16 | low
-            if let previous = entryPoint, previous != address {
-                throw ImageError(
-                    file: file, at: .line(number),
-                    "start address 0x\(hex32(address)) contradicts 0x\(hex32(previous)) on line \(entryLine)")
-            }
-            entryPoint = address
-            entryLine = number
+            try setEntryPoint(type: type, data: data, line: number)
         default:
-            throw ImageError(file: file, at: .line(number), "unknown record type 0x\(hex8(type)) (Intel HEX has types 00 to 05)")
+            throw ImageError(
+                file: file, at: .line(number), "unknown record type 0x\(Hex.digits(type, width: 2)) (Intel HEX has types 00 to 05)")
         }
+    }
+
+    private mutating func setEntryPoint(type: UInt8, data: UnsafeBufferPointer<UInt8>, line number: Int) throws(ImageError) {
+        guard data.count == 4 else {
+            throw ImageError(
+                file: file, at: .line(number),
+                "start address record (type 0\(type)) must have 4 data bytes, has \(data.count)")
+        }
+        let high = UInt32(data[0]) << 8 | UInt32(data[1])
+        let low = UInt32(data[2]) << 8 | UInt32(data[3])
+        // 03 holds CS:IP (address = CS × 16 + IP); 05 holds a 32-bit EIP.
+        let address = type == 0x03 ? (high << 4) &+ low : high << 16 | low
+        if let previous = entryPoint, previous != address {
+            throw ImageError(
+                file: file, at: .line(number),
+                "start address 0x\(Hex.digits(address, width: 8)) contradicts 0x\(Hex.digits(previous, width: 8)) on line \(entryLine)")
+        }
+        entryPoint = address
+        entryLine = number
     }
 
     private mutating func appendData(_ data: UnsafeBufferPointer<UInt8>, offset: UInt32, line: Int) throws(ImageError) {
@@ -120,7 +137,9 @@ struct IntelHexParser: LineRecordParser {
         } else {
             let start = UInt64(base) + UInt64(offset)
             guard start + UInt64(data.count) <= 0x1_0000_0000 else {
-                throw ImageError(file: file, at: .line(line), "data record at 0x\(hex32(UInt32(start))) runs past the 4 GiB address space")
+                throw ImageError(
+                    file: file, at: .line(line), "data record at 0x\(Hex.digits(UInt32(start), width: 8)) runs past the 4 GiB address space"
+                )
             }
             try append(address: UInt32(start), data, line: line)
         }
@@ -215,9 +234,4 @@ final class ScratchBuffer {
     }
 
     deinit { buffer.deallocate() }
-}
-
-func hex8(_ value: UInt8) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return digits.count == 1 ? "0" + digits : digits
 }

@@ -1,4 +1,6 @@
 /// A run of bytes at an absolute address. The model is sparse: gaps between segments are never allocated.
+import HexFormat
+
 public struct Segment: Sendable, Hashable, CustomStringConvertible {
     public var address: UInt32
     public var bytes: [UInt8]
@@ -13,7 +15,7 @@ public struct Segment: Sendable, Hashable, CustomStringConvertible {
     public var range: Swift.Range<UInt64> { UInt64(address)..<end }
 
     public var description: String {
-        "[0x\(hex32(address)), 0x\(hex64(end))) \(bytes.count) bytes"
+        "[0x\(Hex.digits(address, width: 8)), 0x\(Hex.digits(min(end, 1 << 32), width: 8))) \(bytes.count) bytes"
     }
 }
 
@@ -97,13 +99,4 @@ public struct FirmwareImage: Sendable, Hashable {
 
     /// Bytes of payload, not counting gaps.
     public var payloadSize: Int { targets.reduce(0) { $0 + $1.segments.reduce(0) { $0 + $1.bytes.count } } }
-}
-
-func hex32(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
-}
-
-func hex64(_ value: UInt64) -> String {
-    value > 0xFFFF_FFFF ? "100000000" : hex32(UInt32(value))
 }

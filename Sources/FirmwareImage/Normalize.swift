@@ -1,6 +1,8 @@
 /// An image ready for a device: segments sorted, adjacent ones merged, overlaps refused, and every
 /// segment widened to whole write units filled with 0xFF, so that no flash word is ever written
 /// twice (ECC flash on L4/G4/H7 faults on a second write — seed 004).
+import HexFormat
+
 public struct NormalizedImage: Sendable, Hashable {
     public let segments: [Segment]
     public let granularity: Int
@@ -65,7 +67,7 @@ public enum NormalizationError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String {
         switch self {
         case .overlap(let first, let second):
-            "segments overlap: \(first) and \(second) both hold bytes at 0x\(hex64(max(first.start, second.start)))"
+            "segments overlap: \(first) and \(second) both hold bytes at 0x\(Hex.digits(min(max(first.start, second.start), 1 << 32), width: 8))"
         case .beyondAddressSpace(let range):
             "segment \(range) runs past the end of the 32-bit address space"
         }
@@ -77,7 +79,7 @@ extension Segment {
     public struct Extent: Sendable, Hashable, CustomStringConvertible {
         public var start: UInt64
         public var end: UInt64
-        public var description: String { "[0x\(hex64(start)), 0x\(hex64(end)))" }
+        public var description: String { "[0x\(Hex.digits(min(start, 1 << 32), width: 8)), 0x\(Hex.digits(min(end, 1 << 32), width: 8)))" }
     }
 
     public var extent: Extent { Extent(start: UInt64(address), end: end) }

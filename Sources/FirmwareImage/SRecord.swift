@@ -3,6 +3,8 @@
 /// S0 header; S1/S2/S3 data with 16/24/32-bit addresses; S5/S6 count of data records so far (16/24 bit);
 /// S7/S8/S9 start address (32/24/16 bit) and end of file (optional: srec_cat omits it without a start
 /// address; an S5/S6 count, when present, still catches lost records). S4 is reserved.
+import HexFormat
+
 struct SRecordParser: LineRecordParser {
     static let maximumLineLength = 4 + 2 * 255
 
@@ -75,7 +77,9 @@ struct SRecordParser: LineRecordParser {
         for index in 0..<count - 1 { sum &+= bytes[index] }
         let stated = bytes[count - 1]
         guard stated == ~sum else {
-            throw ImageError(file: file, at: .line(number), "checksum is 0x\(hex8(stated)), the record needs 0x\(hex8(~sum))")
+            throw ImageError(
+                file: file, at: .line(number),
+                "checksum is 0x\(Hex.digits(stated, width: 2)), the record needs 0x\(Hex.digits(~sum, width: 2))")
         }
         records += 1
         var address: UInt32 = 0
@@ -86,7 +90,8 @@ struct SRecordParser: LineRecordParser {
             break // Header: free text, nothing to load.
         case 1, 2, 3:
             guard UInt64(address) + UInt64(data.count) <= 0x1_0000_0000 else {
-                throw ImageError(file: file, at: .line(number), "data record at 0x\(hex32(address)) runs past the 4 GiB address space")
+                throw ImageError(
+                    file: file, at: .line(number), "data record at 0x\(Hex.digits(address, width: 8)) runs past the 4 GiB address space")
             }
             dataRecords += 1
             try append(address: address, data, line: number)

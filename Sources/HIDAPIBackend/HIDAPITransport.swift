@@ -1,6 +1,7 @@
 import CHIDAPI
 import Dispatch
 import Foundation
+import HexFormat
 import USBTransport
 
 /// An opened HID interface: `HIDTransport` over hidapi. Every hidapi call runs on the device's own
@@ -37,8 +38,8 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         if !closed { hid_close(device.pointer) }
     }
 
-    public func write(_ report: [UInt8]) async throws {
-        let operation = "write report 0x\(hex(report.first ?? 0, 2)) (\(report.count) bytes)"
+    public func write(_ report: [UInt8]) async throws(TransportError) {
+        let operation = "write report 0x\(Hex.digits(report.first ?? 0, width: 2)) (\(report.count) bytes)"
         guard !report.isEmpty else {
             throw TransportError(.badLength(expected: 1, got: 0), device: info.description, operation: operation)
         }
@@ -50,7 +51,7 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         }
     }
 
-    public func read(timeout: Duration) async throws -> [UInt8]? {
+    public func read(timeout: Duration) async throws(TransportError) -> [UInt8]? {
         let milliseconds = Self.hidapiTimeout(timeout)
         let (count, bytes) = try await callReturning(.read, "read input report") { device -> (Int32, [UInt8]) in
             var buffer = [UInt8](repeating: 0, count: Self.maxReportLength)
@@ -62,8 +63,8 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         return numberedReports ? report : [0] + report
     }
 
-    public func getFeatureReport(id: UInt8, length: Int) async throws -> [UInt8] {
-        let operation = "get feature report 0x\(hex(id, 2))"
+    public func getFeatureReport(id: UInt8, length: Int) async throws(TransportError) -> [UInt8] {
+        let operation = "get feature report 0x\(Hex.digits(id, width: 2))"
         guard length >= 1 else {
             throw TransportError(.badLength(expected: 1, got: length), device: info.description, operation: operation)
         }
@@ -76,8 +77,8 @@ public final class HIDAPITransport: HIDTransport, @unchecked Sendable {
         return Array(bytes.prefix(Int(count)))
     }
 
-    public func sendFeatureReport(_ report: [UInt8]) async throws {
-        let operation = "send feature report 0x\(hex(report.first ?? 0, 2)) (\(report.count) bytes)"
+    public func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) {
+        let operation = "send feature report 0x\(Hex.digits(report.first ?? 0, width: 2)) (\(report.count) bytes)"
         guard !report.isEmpty else {
             throw TransportError(.badLength(expected: 1, got: 0), device: info.description, operation: operation)
         }

@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// A HID report descriptor that cannot be right (outside input: an error, never a crash or a hang).
@@ -41,7 +42,7 @@ public struct HIDReportDescriptor: Sendable, Equatable {
             let size = [0, 1, 2, 4][Int(prefix & 0x03)]
             guard offset + 1 + size <= bytes.count else {
                 throw HIDReportDescriptorError(
-                    offset: offset, problem: "item 0x\(hex(prefix, 2)) needs \(size) data bytes, the descriptor ends first")
+                    offset: offset, problem: "item 0x\(Hex.digits(prefix, width: 2)) needs \(size) data bytes, the descriptor ends first")
             }
             var value: UInt32 = 0
             for index in 0..<size { value |= UInt32(bytes[offset + 1 + index]) << (8 * index) }

@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// A descriptor that cannot be right. Descriptors are outside input: a broken or hostile device
@@ -107,7 +108,7 @@ public struct USBDeviceDescriptor: Sendable, Hashable {
         guard bytes.count >= 18 else { throw DescriptorError(context, offset: 0, "\(bytes.count) bytes, need 18") }
         guard bytes[0] >= 18 else { throw DescriptorError(context, offset: 0, "bLength \(bytes[0]), need 18") }
         guard bytes[1] == DescriptorType.device else {
-            throw DescriptorError(context, offset: 1, "bDescriptorType 0x\(hex(bytes[1], 2)), expected 0x01")
+            throw DescriptorError(context, offset: 1, "bDescriptorType 0x\(Hex.digits(bytes[1], width: 2)), expected 0x01")
         }
         self.init(
             usbVersion: le16(bytes, 2), deviceClass: bytes[4], deviceSubclass: bytes[5], deviceProtocol: bytes[6],
@@ -176,7 +177,7 @@ public struct USBConfiguration: Sendable, Hashable {
         guard bytes.count >= 9 else { throw DescriptorError(context, offset: 0, "\(bytes.count) bytes, need at least 9") }
         guard bytes[0] >= 9 else { throw DescriptorError(context, offset: 0, "bLength \(bytes[0]), need 9") }
         guard bytes[1] == DescriptorType.configuration else {
-            throw DescriptorError(context, offset: 1, "bDescriptorType 0x\(hex(bytes[1], 2)), expected 0x02")
+            throw DescriptorError(context, offset: 1, "bDescriptorType 0x\(Hex.digits(bytes[1], width: 2)), expected 0x02")
         }
         let totalLength = Int(le16(bytes, 2))
         guard totalLength >= Int(bytes[0]) else {
@@ -265,7 +266,7 @@ public enum USBStringDescriptor {
     private static func checkedLength(_ bytes: [UInt8], context: String) throws(DescriptorError) -> Int {
         guard bytes.count >= 2 else { throw DescriptorError(context, offset: 0, "\(bytes.count) bytes, need at least 2") }
         guard bytes[1] == DescriptorType.string else {
-            throw DescriptorError(context, offset: 1, "bDescriptorType 0x\(hex(bytes[1], 2)), expected 0x03")
+            throw DescriptorError(context, offset: 1, "bDescriptorType 0x\(Hex.digits(bytes[1], width: 2)), expected 0x03")
         }
         let length = Int(bytes[0])
         guard length >= 2 else { throw DescriptorError(context, offset: 0, "bLength \(length), need at least 2") }

@@ -1,5 +1,6 @@
 import CLibUSB
 import Foundation
+import HexFormat
 import USBTransport
 
 /// A device arriving on or leaving the bus, as libusb's hotplug reports it. Carries only what libusb
@@ -17,7 +18,7 @@ public struct LibUSBHotplugEvent: Sendable, Hashable, CustomStringConvertible {
     public var productID: UInt16
 
     public var description: String {
-        "\(kind) \(hex(vendorID, 4).lowercased()):\(hex(productID, 4).lowercased()) at \(portPath) address \(address)"
+        "\(kind) \(Hex.digits(vendorID, width: 4).lowercased()):\(Hex.digits(productID, width: 4).lowercased()) at \(portPath) address \(address)"
     }
 }
 

@@ -32,7 +32,7 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
     /// The device's worker: the DfuSe client's loops run there, so transfers need no thread hop.
     public var preferredExecutor: (any TaskExecutor)? { worker }
 
-    public func selectAlternateSetting(_ number: UInt8) async throws {
+    public func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {
         let operation = "SET_INTERFACE alternate setting \(number)"
         guard alternateSettings.contains(where: { $0.number == number }) else {
             throw TransportError(
@@ -44,7 +44,7 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
         }
     }
 
-    public func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws {
+    public func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) {
         let operation = "control OUT \(request) with \(data.count) bytes"
         guard !request.isDeviceToHost else {
             throw TransportError(.other("controlOut needs a host-to-device request"), device: identity.description, operation: operation)
@@ -61,7 +61,7 @@ public final class LibUSBDFUTransport: DFUTransport, @unchecked Sendable {
         }
     }
 
-    public func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8] {
+    public func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8] {
         let operation = "control IN \(request) for \(length) bytes"
         guard request.isDeviceToHost else {
             throw TransportError(.other("controlIn needs a device-to-host request"), device: identity.description, operation: operation)

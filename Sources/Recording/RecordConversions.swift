@@ -1,10 +1,11 @@
+import HexFormat
 import USBTransport
 
 extension DeviceRecord {
     public init(_ identity: USBDeviceIdentity, kind: String) {
         self.kind = kind
         vidPid = identity.vidPid
-        bcdDevice = "0x" + hex(identity.bcdDevice, 4)
+        bcdDevice = "0x" + Hex.digits(identity.bcdDevice, width: 4)
         serial = identity.serialNumber
         manufacturer = identity.manufacturer
         product = identity.product
@@ -23,8 +24,8 @@ extension DeviceRecord {
 
     public init(_ info: HIDDeviceInfo) {
         self.init(info.usb, kind: "hid")
-        usagePage = "0x" + hex(info.usagePage, 4)
-        usage = "0x" + hex(info.usage, 4)
+        usagePage = "0x" + Hex.digits(info.usagePage, width: 4)
+        usage = "0x" + Hex.digits(info.usage, width: 4)
         interfaceNumber = info.interfaceNumber
         path = info.path
     }
@@ -69,6 +70,7 @@ extension ErrorRecord {
         case .disconnected: kind = "disconnected"
         case .accessDenied: kind = "accessDenied"
         case .notFound: kind = "notFound"
+        case .cancelled: kind = "cancelled"
         case .badLength(let expected, let got):
             kind = "badLength"
             (self.expected, self.got) = (expected, got)
@@ -89,6 +91,7 @@ extension ErrorRecord {
         case "disconnected": errorKind = .disconnected
         case "accessDenied": errorKind = .accessDenied
         case "notFound": errorKind = .notFound
+        case "cancelled": errorKind = .cancelled
         case "badLength": errorKind = .badLength(expected: expected ?? 0, got: got ?? 0)
         default: errorKind = .other(message ?? kind)
         }
@@ -100,7 +103,10 @@ extension TransportError {
     /// Any error a backend throws, as the transport layer's one error type (backends throw only
     /// `TransportError`; anything else, such as a cancelled sleep, keeps its words).
     static func wrapping(_ error: any Error, device: String, operation: String) -> TransportError {
-        (error as? TransportError) ?? TransportError(.other("\(error)"), device: device, operation: operation)
+        if let error = error as? TransportError { return error }
+        // A cancelled task stays a cancellation (exit 85), not a USB failure.
+        if error is CancellationError { return TransportError(.cancelled, device: device, operation: operation) }
+        return TransportError(.other("\(error)"), device: device, operation: operation)
     }
 }
 

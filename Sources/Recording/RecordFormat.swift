@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// The recording format's name and version (docs/recordings.md). A reader refuses another name, and a
@@ -168,7 +169,7 @@ public struct SetupRecord: Codable, Sendable, Equatable {
     public var wLength: Int
 
     public init(_ request: ControlRequest, length: Int) {
-        bmRequestType = "0x" + hex(request.requestType, 2)
+        bmRequestType = "0x" + Hex.digits(request.requestType, width: 2)
         bRequest = Int(request.request)
         wValue = Int(request.value)
         wIndex = Int(request.index)

@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// `--record FILE`: a `DeviceDiscovery` that passes every call to `base` and writes what it asked and what
@@ -66,7 +67,7 @@ public final class RecordingDiscovery: DeviceDiscovery, Sendable {
             record.interface = DFUInterfaceRecord(
                 interfaceNumber: Int(transport.interfaceNumber),
                 device: DeviceRecord(.dfu(transport.identity, alternateSettings: transport.alternateSettings)),
-                functionalDescriptor: hexString(transport.functionalDescriptor.bytes))
+                functionalDescriptor: Hex.string(transport.functionalDescriptor.bytes))
             log.append(record)
             return RecordingDFUTransport(base: transport, log: log, port: identity.portPath, handle: handle)
         } catch {

@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 extension RecordingLog {
@@ -52,7 +53,7 @@ final class RecordingDFUTransport: DFUTransport {
     func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) {
         var record = Record(.controlOut, port: port, handle: handle)
         (record.setup, record.data, record.timeoutMs) = (
-            SetupRecord(request, length: data.count), hexString(data), timeout.recordedMilliseconds
+            SetupRecord(request, length: data.count), Hex.string(data), timeout.recordedMilliseconds
         )
         try await log.call(record, device: identity.description, operation: "control OUT \(request)") {
             try await base.controlOut(request, data: data, timeout: timeout)
@@ -65,7 +66,7 @@ final class RecordingDFUTransport: DFUTransport {
         return try await log.call(record, device: identity.description, operation: "control IN \(request)") {
             try await base.controlIn(request, length: length, timeout: timeout)
         } reply: {
-            hexString($0)
+            Hex.string($0)
         }
     }
 
@@ -93,7 +94,7 @@ final class RecordingHIDTransport: HIDTransport {
 
     func write(_ report: [UInt8]) async throws(TransportError) {
         var record = Record(.hidWrite, port: port, handle: handle)
-        record.data = hexString(report)
+        record.data = Hex.string(report)
         try await log.call(record, device: info.description, operation: "write report") { try await base.write(report) }
     }
 
@@ -103,7 +104,7 @@ final class RecordingHIDTransport: HIDTransport {
         return try await log.call(record, device: info.description, operation: "read report") {
             try await base.read(timeout: timeout)
         } reply: {
-            $0.map(hexString)
+            $0.map { Hex.string($0) }
         }
     }
 
@@ -113,13 +114,13 @@ final class RecordingHIDTransport: HIDTransport {
         return try await log.call(record, device: info.description, operation: "get feature report \(id)") {
             try await base.getFeatureReport(id: id, length: length)
         } reply: {
-            hexString($0)
+            Hex.string($0)
         }
     }
 
     func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) {
         var record = Record(.sendFeatureReport, port: port, handle: handle)
-        record.data = hexString(report)
+        record.data = Hex.string(report)
         try await log.call(record, device: info.description, operation: "send feature report") {
             try await base.sendFeatureReport(report)
         }

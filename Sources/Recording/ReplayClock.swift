@@ -9,7 +9,7 @@ public struct ReplayClock: DeviceClock {
 
     public func now() -> Duration { replay.time.now() }
 
-    public func sleep(for duration: Duration) async throws {
+    public func sleep(for duration: Duration) async throws(CancellationError) {
         await replay.settle()
         try await replay.time.sleep(for: duration)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HexFormat
 import USBTransport
 
 /// `dfuhop replay`: a `DeviceDiscovery` that serves a recording. Every request the run makes must equal the
@@ -63,7 +64,7 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
         let line = try take(request, matchingHandle: true)
         let recorded = line.record
         guard let interface = recorded.interface, let device = interface.device.identity,
-            let functional = bytes(fromHex: interface.functionalDescriptor).flatMap(DFUFunctionalDescriptor.parse)
+            let functional = Hex.bytes(fromHex: interface.functionalDescriptor).flatMap(DFUFunctionalDescriptor.parse)
         else { throw malformed("the opened DFU interface", line: line) }
         return ReplayDFUTransport(
             replay: self, port: identity.portPath, handle: recorded.handle ?? 0, identity: device,

@@ -1,3 +1,4 @@
+import HexFormat
 import USBTransport
 
 /// A DFU interface answered from the recording (see `ReplayDiscovery`).
@@ -31,7 +32,7 @@ final class ReplayDFUTransport: DFUTransport {
 
     func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) {
         var record = Record(.controlOut, port: port, handle: handle)
-        (record.setup, record.data) = (SetupRecord(request, length: data.count), hexString(data))
+        (record.setup, record.data) = (SetupRecord(request, length: data.count), Hex.string(data))
         _ = try replay.answer(record)
     }
 
@@ -39,7 +40,7 @@ final class ReplayDFUTransport: DFUTransport {
         var record = Record(.controlIn, port: port, handle: handle)
         record.setup = SetupRecord(request, length: length)
         let line = try replay.answer(record)
-        guard let reply = line.record.reply.flatMap({ bytes(fromHex: $0) }) else { throw replay.malformed("reply", line: line) }
+        guard let reply = line.record.reply.flatMap({ Hex.bytes(fromHex: $0) }) else { throw replay.malformed("reply", line: line) }
         return reply
     }
 
@@ -65,14 +66,14 @@ final class ReplayHIDTransport: HIDTransport {
 
     func write(_ report: [UInt8]) async throws(TransportError) {
         var record = Record(.hidWrite, port: port, handle: handle)
-        record.data = hexString(report)
+        record.data = Hex.string(report)
         _ = try replay.answer(record)
     }
 
     func read(timeout: Duration) async throws(TransportError) -> [UInt8]? {
         let line = try replay.answer(Record(.hidRead, port: port, handle: handle))
         guard let reply = line.record.reply else { return nil }
-        guard let report = bytes(fromHex: reply) else { throw replay.malformed("input report", line: line) }
+        guard let report = Hex.bytes(fromHex: reply) else { throw replay.malformed("input report", line: line) }
         return report
     }
 
@@ -80,13 +81,15 @@ final class ReplayHIDTransport: HIDTransport {
         var record = Record(.getFeatureReport, port: port, handle: handle)
         (record.reportID, record.length) = (Int(id), length)
         let line = try replay.answer(record)
-        guard let report = line.record.reply.flatMap({ bytes(fromHex: $0) }) else { throw replay.malformed("feature report", line: line) }
+        guard let report = line.record.reply.flatMap({ Hex.bytes(fromHex: $0) }) else {
+            throw replay.malformed("feature report", line: line)
+        }
         return report
     }
 
     func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) {
         var record = Record(.sendFeatureReport, port: port, handle: handle)
-        record.data = hexString(report)
+        record.data = Hex.string(report)
         _ = try replay.answer(record)
     }
 

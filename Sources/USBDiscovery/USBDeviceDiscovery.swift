@@ -43,15 +43,15 @@ public final class USBDeviceDiscovery: DeviceDiscovery {
         self.init(libusb: libusb, hidapi: hidapi, hidMatches: hidMatches, clock: clock)
     }
 
-    public func devices() async throws -> [DiscoveredDevice] {
+    public func devices() async throws(TransportError) -> [DiscoveredDevice] {
         try await snapshot().entries.map(\.device)
     }
 
-    public func openDFU(_ identity: USBDeviceIdentity) async throws -> any DFUTransport {
+    public func openDFU(_ identity: USBDeviceIdentity) async throws(TransportError) -> any DFUTransport {
         try await libusb.openDFU(identity)
     }
 
-    public func openHID(_ info: HIDDeviceInfo) async throws -> any HIDTransport {
+    public func openHID(_ info: HIDDeviceInfo) async throws(TransportError) -> any HIDTransport {
         try await hidapi.open(info)
     }
 

@@ -5,8 +5,9 @@ import Foundation
 public protocol DeviceClock: Sendable {
     /// Monotonic time since this clock's origin.
     func now() -> Duration
-    /// Suspends for `duration` of this clock's time.
-    func sleep(for duration: Duration) async throws
+    /// Suspends for `duration` of this clock's time. Typed: a sleep ends early only when its task is
+    /// cancelled, so callers map that one outcome to their own error kind without a catch-all.
+    func sleep(for duration: Duration) async throws(CancellationError)
 }
 
 extension DeviceClock {
@@ -15,6 +16,11 @@ extension DeviceClock {
         let start = now()
         let value = try await body()
         return (value, now() - start)
+    }
+
+    /// A transport's wait: cancellation comes out as `TransportError.cancelled`, naming the device and the step.
+    public func sleep(for duration: Duration, device: String, operation: String) async throws(TransportError) {
+        do { try await sleep(for: duration) } catch { throw TransportError(.cancelled, device: device, operation: operation) }
     }
 }
 
@@ -26,9 +32,9 @@ public struct SystemClock: DeviceClock {
 
     public func now() -> Duration { ContinuousClock.now - origin }
 
-    public func sleep(for duration: Duration) async throws {
+    public func sleep(for duration: Duration) async throws(CancellationError) {
         guard duration > .zero else { return }
-        try await Task.sleep(for: duration)
+        try await cancellableSleep(for: duration)
     }
 }
 
@@ -43,8 +49,8 @@ public final class VirtualClock: DeviceClock, @unchecked Sendable {
 
     public func now() -> Duration { lock.withLock { current } }
 
-    public func sleep(for duration: Duration) async throws {
-        try Task.checkCancellation()
+    public func sleep(for duration: Duration) async throws(CancellationError) {
+        if Task.isCancelled { throw CancellationError() }
         advance(by: duration)
     }
 
@@ -82,8 +88,13 @@ public struct ScaledClock: DeviceClock {
 
     public func now() -> Duration { (ContinuousClock.now - origin) * factor }
 
-    public func sleep(for duration: Duration) async throws {
+    public func sleep(for duration: Duration) async throws(CancellationError) {
         guard duration > .zero else { return }
-        try await Task.sleep(for: duration / factor)
+        try await cancellableSleep(for: duration / factor)
     }
+}
+
+/// `Task.sleep`, whose only error is cancellation (it declares an untyped `throws`).
+private func cancellableSleep(for duration: Duration) async throws(CancellationError) {
+    do { try await Task.sleep(for: duration) } catch { throw CancellationError() }
 }

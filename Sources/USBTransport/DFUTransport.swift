@@ -1,4 +1,6 @@
 /// The DFU functional descriptor (DFU 1.1 §4.1.3, bDescriptorType 0x21).
+import HexFormat
+
 public struct DFUFunctionalDescriptor: Sendable, Hashable, Codable {
     /// bmAttributes: bit 0 canDownload, 1 canUpload, 2 manifestationTolerant, 3 willDetach.
     public var attributes: UInt8
@@ -75,7 +77,7 @@ public struct USBDeviceIdentity: Sendable, Hashable, Codable, CustomStringConver
         self.portPath = portPath
     }
 
-    public var vidPid: String { "\(hex(vendorID, 4).lowercased()):\(hex(productID, 4).lowercased())" }
+    public var vidPid: String { "\(Hex.digits(vendorID, width: 4).lowercased()):\(Hex.digits(productID, width: 4).lowercased())" }
 
     public var description: String {
         var text = "\(vidPid) at \(portPath)"
@@ -85,7 +87,7 @@ public struct USBDeviceIdentity: Sendable, Hashable, Codable, CustomStringConver
 }
 
 /// Everything the DfuSe client may know about a device in DFU mode: descriptors and control transfers.
-/// Implemented by the libusb backend and by the virtual device. Errors are `TransportError`.
+/// Implemented by the libusb backend and by the virtual device.
 public protocol DFUTransport: AnyObject, Sendable {
     var identity: USBDeviceIdentity { get }
     /// bInterfaceNumber of the DFU interface (wIndex of every DFU request).
@@ -94,11 +96,11 @@ public protocol DFUTransport: AnyObject, Sendable {
     var functionalDescriptor: DFUFunctionalDescriptor { get }
 
     /// SET_INTERFACE to the given alternate setting of the DFU interface.
-    func selectAlternateSetting(_ number: UInt8) async throws
+    func selectAlternateSetting(_ number: UInt8) async throws(TransportError)
     /// Host-to-device control transfer with a data stage of `data.count` bytes (may be 0).
-    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws
+    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError)
     /// Device-to-host control transfer of at most `length` bytes; returns what the device sent.
-    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8]
+    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8]
     /// Releases the interface and the device handle. Never throws: a vanished device is closed too.
     func close() async
     /// Where a client should run loops of many transfers (SE-0417 task executor preference): a backend

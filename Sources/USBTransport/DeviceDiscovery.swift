@@ -30,9 +30,9 @@ public enum DiscoveryEvent: Sendable, Hashable {
 /// device, or the emulated-USB test tier all implement this.
 public protocol DeviceDiscovery: Sendable {
     /// What is on the bus now.
-    func devices() async throws -> [DiscoveredDevice]
+    func devices() async throws(TransportError) -> [DiscoveredDevice]
     /// Arrivals and departures from now on. Each call gets its own stream.
     func events() -> AsyncStream<DiscoveryEvent>
-    func openDFU(_ identity: USBDeviceIdentity) async throws -> any DFUTransport
-    func openHID(_ info: HIDDeviceInfo) async throws -> any HIDTransport
+    func openDFU(_ identity: USBDeviceIdentity) async throws(TransportError) -> any DFUTransport
+    func openHID(_ info: HIDDeviceInfo) async throws(TransportError) -> any HIDTransport
 }

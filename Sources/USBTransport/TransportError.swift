@@ -13,6 +13,8 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
         case notFound
         /// The device returned more or fewer bytes than the protocol allows.
         case badLength(expected: Int, got: Int)
+        /// The task was cancelled while the transport waited (a clock sleep): nothing failed on the wire.
+        case cancelled
         /// Anything else the backend reports; its own words.
         case other(String)
     }
@@ -38,6 +40,7 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
         case .accessDenied: what = "access to the device was denied"
         case .notFound: what = "the device is not there"
         case .badLength(let expected, let got): what = "expected \(expected) bytes, got \(got)"
+        case .cancelled: what = "cancelled"
         case .other(let message): what = message
         }
         return "\(operation) on \(device): \(what)"

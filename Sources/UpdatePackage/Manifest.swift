@@ -1,5 +1,6 @@
 import FirmwareImage
 import Foundation
+import HexFormat
 
 /// What a package holds and for which product (`manifest.json`, docs/packages.md). The signature covers
 /// the manifest's exact bytes, and the manifest names every other member with its SHA-256 and size.
@@ -19,9 +20,9 @@ public struct PackageManifest: Sendable, Hashable {
     public var family: String
     public var part: String
     /// The version every image's descriptor carries.
-    public var version: ImageVersion
+    public var version: FirmwareVersion
     /// The oldest version a unit may run to take this package, if any.
-    public var minimumVersion: ImageVersion?
+    public var minimumVersion: FirmwareVersion?
     /// Option bytes the product needs (from its profile), for people and other tools.
     public var requiredOptionBytes: [OptionByte]
     public var releaseNotes: String?
@@ -54,8 +55,8 @@ public struct PackageManifest: Sendable, Hashable {
     }
 
     public init(
-        profile: String, productID: UInt32, family: String, part: String, version: ImageVersion,
-        minimumVersion: ImageVersion? = nil, requiredOptionBytes: [OptionByte] = [], releaseNotes: String? = nil,
+        profile: String, productID: UInt32, family: String, part: String, version: FirmwareVersion,
+        minimumVersion: FirmwareVersion? = nil, requiredOptionBytes: [OptionByte] = [], releaseNotes: String? = nil,
         created: String, images: [Image]
     ) {
         self.profile = profile
@@ -71,16 +72,17 @@ public struct PackageManifest: Sendable, Hashable {
     }
 
     /// Whether a unit running `running` may take this package (its minimum version, if it names one).
-    public func admits(running: ImageVersion) -> Bool { minimumVersion.map { running >= $0 } ?? true }
+    public func admits(running: FirmwareVersion) -> Bool { minimumVersion.map { running >= $0 } ?? true }
 
     /// The manifest as signed: JSON, keys sorted, indented, ending in a newline.
     public func encoded() -> [UInt8] {
         var object: [String: Any] = [
-            "format": Self.formatVersion, "profile": profile, "productID": "0x" + hex(productID), "family": family, "part": part,
-            "version": version.description, "created": created,
+            "format": Self.formatVersion, "profile": profile, "productID": "0x" + Hex.digits(productID, width: 8), "family": family,
+            "part": part,
+            "version": version.fullDescription, "created": created,
             "images": images.map { ["file": $0.file, "sha256": $0.sha256, "size": $0.size] as [String: Any] }
         ]
-        if let minimumVersion { object["minimumVersion"] = minimumVersion.description }
+        if let minimumVersion { object["minimumVersion"] = minimumVersion.fullDescription }
         if !requiredOptionBytes.isEmpty {
             object["requiredOptionBytes"] = requiredOptionBytes.map { ["name": $0.name, "value": Int($0.value)] }
         }
@@ -189,9 +191,9 @@ private struct FieldReader {
         return integer
     }
 
-    func version(_ value: JSONValue?, at field: String) throws(PackageError) -> ImageVersion {
+    func version(_ value: JSONValue?, at field: String) throws(PackageError) -> FirmwareVersion {
         let text = try string(value, at: field)
-        guard let version = ImageVersion(parsing: text) else {
+        guard let version = FirmwareVersion(parsing: text, minimumComponents: 3) else {
             throw error(field, "\"\(text)\" is not a version such as \"2.1.0\" or \"2.1.0.7\"")
         }
         return version

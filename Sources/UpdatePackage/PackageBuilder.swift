@@ -2,6 +2,7 @@ import Crypto
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 import ZIPFoundation
 
 /// `dfuhop package create`: checks the images as an upgrade would, writes the manifest, signs it and
@@ -9,11 +10,11 @@ import ZIPFoundation
 public enum PackageBuilder {
     public struct Request: Sendable {
         public var images: [String]
-        public var minimumVersion: ImageVersion?
+        public var minimumVersion: FirmwareVersion?
         public var releaseNotes: String?
         public var created: Date
 
-        public init(images: [String], minimumVersion: ImageVersion? = nil, releaseNotes: String? = nil, created: Date = Date()) {
+        public init(images: [String], minimumVersion: FirmwareVersion? = nil, releaseNotes: String? = nil, created: Date = Date()) {
             self.images = images
             self.minimumVersion = minimumVersion
             self.releaseNotes = releaseNotes
@@ -76,8 +77,9 @@ public enum PackageBuilder {
             if let reference, descriptor.productID != reference.productID || descriptor.version != reference.version {
                 throw PackageError(
                     .refused, file: path,
-                    "is product 0x\(hex(descriptor.productID)) version \(descriptor.version); "
-                        + "\(request.images[0]) is product 0x\(hex(reference.productID)) version \(reference.version)")
+                    "is product 0x\(Hex.digits(descriptor.productID, width: 8)) version \(descriptor.version.fullDescription); "
+                        + "\(request.images[0]) is product 0x\(Hex.digits(reference.productID, width: 8)) version \(reference.version.fullDescription)"
+                )
             }
             reference = reference ?? descriptor
         }
@@ -85,7 +87,7 @@ public enum PackageBuilder {
         if let minimum = request.minimumVersion, minimum > descriptor.version {
             throw PackageError(
                 .refused, file: firstPath,
-                "the minimum version \(minimum) is newer than the package's own \(descriptor.version)")
+                "the minimum version \(minimum.fullDescription) is newer than the package's own \(descriptor.version.fullDescription)")
         }
         let formatter = ISO8601DateFormatter()
         formatter.timeZone = TimeZone(identifier: "UTC")

@@ -1,5 +1,6 @@
 import DeviceProfiles
 import FirmwareImage
+import HexFormat
 
 /// What the file given to `dfuhop upgrade` gives the upgrade, once the product's signing policy allows it:
 /// a bare image, or the image a verified package carries. The one place that decides.
@@ -31,7 +32,7 @@ public struct UpgradeInput: Sendable {
     public static let maximumImageFileSize = 256 << 20
 
     /// Whether a unit running `running` may take this input (a package's minimum version, if any).
-    public func admits(running: ImageVersion) -> Bool { manifest?.admits(running: running) ?? true }
+    public func admits(running: FirmwareVersion) -> Bool { manifest?.admits(running: running) ?? true }
 
     public static func load(path: String, profiles: [ProductProfile]) throws(PackageError) -> UpgradeInput {
         let isPackage = path.lowercased().hasSuffix("." + SignedPackage.fileExtension)
@@ -69,7 +70,7 @@ public struct UpgradeInput: Sendable {
             try package.checkImageHashes()
             let reason =
                 profile.map { "profile \($0.id) lists no signing keys" }
-                ?? "no profile for product 0x\(hex(manifest.productID)) is loaded"
+                ?? "no profile for product 0x\(Hex.digits(manifest.productID, width: 8)) is loaded"
             notes.append("\(package.file): signature not checked: \(reason); the images match the manifest")
         }
         let entry = manifest.images[0]
@@ -80,8 +81,8 @@ public struct UpgradeInput: Sendable {
         if let (descriptor, imageProfile) = ProductImages.identify(image, among: profiles), imageProfile.id != profile?.id {
             throw PackageError(
                 .untrusted, file: source,
-                "is an image for product 0x\(hex(descriptor.productID)) (profile \(imageProfile.id)); "
-                    + "the manifest says product 0x\(hex(manifest.productID))")
+                "is an image for product 0x\(Hex.digits(descriptor.productID, width: 8)) (profile \(imageProfile.id)); "
+                    + "the manifest says product 0x\(Hex.digits(manifest.productID, width: 8))")
         }
         if let profile {
             let descriptor: ImageDescriptor
@@ -91,8 +92,9 @@ public struct UpgradeInput: Sendable {
             guard descriptor.productID == manifest.productID, descriptor.version == manifest.version else {
                 throw PackageError(
                     .untrusted, file: source,
-                    "is product 0x\(hex(descriptor.productID)) version \(descriptor.version); "
-                        + "the signed manifest says product 0x\(hex(manifest.productID)) version \(manifest.version)")
+                    "is product 0x\(Hex.digits(descriptor.productID, width: 8)) version \(descriptor.version.fullDescription); "
+                        + "the signed manifest says product 0x\(Hex.digits(manifest.productID, width: 8)) version \(manifest.version.fullDescription)"
+                )
             }
         }
         return UpgradeInput(

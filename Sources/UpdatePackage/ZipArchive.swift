@@ -1,4 +1,5 @@
 import FirmwareImage
+import HexFormat
 
 /// A strict reader for the zips dfuhop packages are (docs/packages.md): every member a flat, plainly named,
 /// stored (uncompressed) regular file, listed once. Anything else — compression (so no zip bomb can inflate),
@@ -158,7 +159,9 @@ public struct ZipArchive: Sendable {
         }
         let actual = CRC32.zlib(reader.bytes[data])
         guard actual == crc else {
-            throw refuse("has CRC-32 0x\(hex(actual)) but the zip says 0x\(hex(crc)): its bytes were altered or truncated")
+            throw refuse(
+                "has CRC-32 0x\(Hex.digits(actual, width: 8)) but the zip says 0x\(Hex.digits(crc, width: 8)): its bytes were altered or truncated"
+            )
         }
         let next = position + 46 + nameLength + extraLength + commentLength
         return (Member(name: name, range: data, crc32: crc), localOffset..<spanEnd, next)
@@ -267,9 +270,4 @@ struct LittleEndianReader {
         let start = field.startIndex
         return UInt32(field[start]) | UInt32(field[start + 1]) << 8 | UInt32(field[start + 2]) << 16 | UInt32(field[start + 3]) << 24
     }
-}
-
-func hex(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
 }

@@ -2,6 +2,7 @@ import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// The single operations behind `dfuhop flash`, `read`, `leave`, `erase` and `info`: each opens its
@@ -82,9 +83,10 @@ extension UpgradeEngine {
             _ = try await client.prepare(alternateSetting: 0)
             let flashed = try await client.execute(plan, image: image, verify: options.verify)
             guard options.leave else { return FlashOutcome(plan: plan, report: flashed) }
+            let vectorTable = image.baseAddress ?? family.flashBase
             let jump = try Self.leaveAddress(
-                family: family, vectorTable: image.baseAddress ?? family.flashBase,
-                resetHandler: image.word(at: (image.baseAddress ?? family.flashBase) + 4))
+                family: family, vectorTable: vectorTable, resetHandler: image.word(at: vectorTable + 4), of: options.source,
+                phase: .leave)
             return FlashOutcome(plan: plan, report: flashed, jumpTo: jump, leave: try await client.leave(jumpTo: jump))
         }
     }
@@ -108,12 +110,14 @@ extension UpgradeEngine {
                 let vectors = try await client.read(address: family.flashBase, length: 8)
                 let reset = UInt32(littleEndianBytes: vectors[4..<8])
                 if vectors.allSatisfy({ $0 == 0xFF }) {
-                    let what = "the flash at 0x\(hex(family.flashBase, 8)) holds no application (reset vector 0x\(hex(reset, 8)))"
+                    let what =
+                        "the flash at 0x\(Hex.digits(family.flashBase, width: 8)) holds no application (reset vector 0x\(Hex.digits(reset, width: 8)))"
                     throw UpgradeError(
                         .refused(what),
                         phase: .leave, hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
                 }
-                target = try Self.leaveAddress(family: family, vectorTable: family.flashBase, resetHandler: reset)
+                target = try Self.leaveAddress(
+                    family: family, vectorTable: family.flashBase, resetHandler: reset, of: "the application in flash", phase: .leave)
             }
             let jump = target ?? family.flashBase
             return (jump, try await client.leave(jumpTo: jump))
@@ -136,7 +140,7 @@ extension UpgradeEngine {
                     addresses.map { address in
                         guard let sector = layout.sector(containing: address) else {
                             throw UpgradeError(
-                                .refused("0x\(hex(address, 8)) is in no sector of \(layout.render())"), phase: .flash,
+                                .refused("0x\(Hex.digits(address, width: 8)) is in no sector of \(layout.render())"), phase: .flash,
                                 hint: "nothing was erased")
                         }
                         return sector.start
@@ -154,14 +158,5 @@ extension UpgradeEngine {
             let check = info.capabilities.contains(.imageCheck) && info.descriptorState == .valid ? try await link.checkImage() : nil
             return (info, check, McuFamily.withDeviceID(info.deviceID))
         }
-    }
-
-    /// The family's leave rule (`McuFamily.leaveAddress`, seed 001), refused when the image has no Thumb reset handler.
-    static func leaveAddress(family: McuFamily, vectorTable: UInt32, resetHandler: UInt32?) throws -> UInt32 {
-        guard let address = family.leaveAddress(vectorTable: vectorTable, resetHandler: resetHandler) else {
-            let what = "the image has no Thumb reset handler at word 1 of its vector table, and \(family.name)'s ROM needs it to leave DFU"
-            throw UpgradeError(.refused(what), phase: .leave, hint: "nothing was sent to leave DFU")
-        }
-        return address
     }
 }

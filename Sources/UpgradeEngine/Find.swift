@@ -1,5 +1,7 @@
 import AppLink
 import DeviceProfiles
+import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// Phase 1, find: which unit, how it can be reached, and what firmware it holds as far as can be told
@@ -158,7 +160,7 @@ extension UpgradeEngine {
             Installed(productID: $0.productID, version: $0.version, imageSize: $0.imageSize, imageCRC: $0.imageCRC, base: info.imageBase)
         }
         let description = UnitDescription(
-            classification: .programmed, uid: info.uid, familyID: family?.id ?? "DEV_ID 0x\(hex(info.deviceID, 3))",
+            classification: .programmed, uid: info.uid, familyID: family?.id ?? "DEV_ID 0x\(Hex.digits(info.deviceID, width: 3))",
             portPath: hid.usb.portPath, dfuSerial: family?.romSerial.serial(uid: info.uid.bytes),
             version: info.image?.version, productID: info.image?.productID)
         return Found(

@@ -2,6 +2,7 @@ import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// Phase 3 continued: the ROM is reached. Before anything is erased, the engine reads — never writes —
@@ -78,7 +79,7 @@ extension UpgradeEngine {
             }
         }
         return Installed(
-            productID: descriptor.productID, version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize,
+            productID: descriptor.productID, version: descriptor.version, imageSize: descriptor.imageSize,
             imageCRC: descriptor.crc, base: base)
     }
 
@@ -165,7 +166,7 @@ extension UpgradeEngine {
 
     func readProtected(_ view: ROMView, rom: ROM, family: McuFamily) -> UpgradeError {
         let level =
-            view.readProtection.map { "level \(family.optionBytes.readProtectionLevel($0)) (RDP=0x\(hex($0, 2)))" }
+            view.readProtection.map { "level \(family.optionBytes.readProtectionLevel($0)) (RDP=0x\(Hex.digits($0, width: 2)))" }
             ?? "level 1 or 2"
         return UpgradeError(
             .readProtected(

@@ -2,6 +2,7 @@ import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// Phase 4, option bytes (seed 003): only the fields the product profile names, only with the operator's
@@ -48,7 +49,7 @@ extension UpgradeEngine {
         guard family.optionBytes.readProtectionLevel(rdp) == 0 else {
             throw UpgradeError(
                 .readProtected(
-                    "the option bytes read RDP=0x\(hex(rdp, 2)); dfuhop writes option bytes only on a unit "
+                    "the option bytes read RDP=0x\(Hex.digits(rdp, width: 2)); dfuhop writes option bytes only on a unit "
                         + "at read protection level 0"), phase: .optionBytes, hint: "nothing was written")
         }
         let events = discovery.events()

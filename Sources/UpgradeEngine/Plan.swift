@@ -3,6 +3,7 @@ import Crypto
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// Phase 2, plan: the image checked on its own and against the unit, and the flash plan, before anything
@@ -66,10 +67,10 @@ extension UpgradeEngine {
         guard base == applicationBase else {
             throw UpgradeError(
                 .refused(
-                    "\(source) starts at \(hexAddress(base)), but \(profile?.name ?? family.name)'s application "
-                        + "starts at \(hexAddress(applicationBase)): it was linked for another place"),
+                    "\(source) starts at \(Hex.word(base)), but \(profile?.name ?? family.name)'s application "
+                        + "starts at \(Hex.word(applicationBase)): it was linked for another place"),
                 phase: .plan,
-                hint: "nothing was touched; link the image for \(hexAddress(applicationBase)) "
+                hint: "nothing was touched; link the image for \(Hex.word(applicationBase)) "
                     + "(or name the base in the product profile's \"applicationBase\")")
         }
         let span = UInt64(base)..<max(UInt64(base) + UInt64(descriptor.imageSize), image.end)
@@ -77,8 +78,10 @@ extension UpgradeEngine {
         let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: Int(family.rom.transferSize), span: span)
         return Target(
             image: image, family: family, profile: profile, productID: descriptor.productID,
-            version: FirmwareVersion(descriptor.version), imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
-            base: base, span: span, plan: plan, leaveAddress: try leaveAddress(image, base: base, family: family, source: source),
+            version: descriptor.version, imageSize: descriptor.imageSize, imageCRC: descriptor.crc,
+            base: base, span: span, plan: plan,
+            leaveAddress: try Self.leaveAddress(
+                family: family, vectorTable: base, resetHandler: image.word(at: base + 4), of: source, phase: .plan),
             digest: Self.digest(of: image))
     }
 
@@ -161,7 +164,7 @@ extension UpgradeEngine {
             data: image.segments.flatMap { segment in
                 withUnsafeBytes(of: segment.address.littleEndian, Array.init) + segment.bytes
             }
-        ).withUnsafeBytes { hexString($0) }
+        ).withUnsafeBytes { Hex.string($0) }
     }
 
     /// The family named by the profile of the image's product, for units that do not answer.
@@ -178,16 +181,6 @@ extension UpgradeEngine {
             if let profile = profiles.first(where: { $0.imageProductID == descriptor.productID }) { return profile }
         }
         return nil
-    }
-
-    /// Where the ROM must jump when leaving DFU (`McuFamily.leaveAddress`, seed 001).
-    func leaveAddress(_ image: NormalizedImage, base: UInt32, family: McuFamily, source: String) throws -> UInt32 {
-        guard let address = family.leaveAddress(vectorTable: base, resetHandler: image.word(at: base + 4)) else {
-            throw UpgradeError(
-                .refused("\(source) has no Thumb reset handler in word 1, which \(family.name)'s ROM needs to leave DFU"),
-                phase: .plan, hint: "nothing was touched; check the image's vector table")
-        }
-        return address
     }
 
     /// Sectors of the span whose content on the unit (CRCs the application reports) already equals what
@@ -217,10 +210,6 @@ extension UpgradeEngine {
             return unchanged
         }
     }
-}
-
-extension FirmwareVersion {
-    init(_ version: ImageVersion) { self.init(version.major, version.minor, version.patch, version.build) }
 }
 
 extension ProductProfile {

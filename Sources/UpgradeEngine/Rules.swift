@@ -2,11 +2,28 @@ import AppLink
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import HexFormat
 
 /// The rules an image must pass against what the unit holds, in one place, applied on every path: before
 /// the ROM is entered (what the application reports) and again in the ROM (what the flash holds, read
 /// through the ROM). A unit whose flash holds no complete image is judged by its journal entry, if any.
 extension UpgradeEngine {
+    /// Where the ROM must jump to start the application whose vector table is at `vectorTable`: the family's
+    /// leave rule (`McuFamily.leaveAddress`, seed 001), refused when that ROM jumps straight to a Thumb reset
+    /// handler and word 1 holds none. `owner` names the vector table's image in the message.
+    static func leaveAddress(
+        family: McuFamily, vectorTable: UInt32, resetHandler: UInt32?, of owner: String, phase: UpgradePhase
+    ) throws(UpgradeError) -> UInt32 {
+        guard let address = family.leaveAddress(vectorTable: vectorTable, resetHandler: resetHandler) else {
+            throw UpgradeError(
+                .refused(
+                    "\(owner) has no Thumb reset handler at word 1 of its vector table, which \(family.name)'s ROM needs to leave DFU"),
+                phase: phase,
+                hint: phase <= .plan ? "nothing was touched; check the image's vector table" : "nothing was sent to leave DFU")
+        }
+        return address
+    }
+
     /// What the unit held before, as far as anything tells: its image, else the interrupted upgrade's record.
     struct Holding {
         var productID: UInt32?
@@ -18,7 +35,7 @@ extension UpgradeEngine {
     func holding(_ installed: Installed?, run: Run) -> Holding {
         if let installed { return Holding(productID: installed.productID, version: installed.version, installed: installed) }
         let entry = run.resumed ?? run.candidateEntry
-        return Holding(productID: entry?.productID, version: entry?.oldVersion.flatMap(FirmwareVersion.init(parsing:)), installed: nil)
+        return Holding(productID: entry?.productID, version: entry?.oldVersion.flatMap { FirmwareVersion(parsing: $0) }, installed: nil)
     }
 
     /// Product, version and up-to-date; throws a refusal, or marks the target up to date.
@@ -28,7 +45,9 @@ extension UpgradeEngine {
         try checkResumeDigest(target, run: run)
         if let product = held.productID, product != target.productID {
             throw UpgradeError(
-                .refused("\(source) is for product 0x\(hex(target.productID, 8)); the unit holds product 0x\(hex(product, 8))"),
+                .refused(
+                    "\(source) is for product 0x\(Hex.digits(target.productID, width: 8)); the unit holds product 0x\(Hex.digits(product, width: 8))"
+                ),
                 phase: .plan, hint: "nothing was written; pick the image built for this product")
         }
         if let installed = held.installed, installed.matches(target), !run.options.forceFull {
@@ -74,14 +93,5 @@ extension UpgradeEngine.Installed {
     func matches(_ target: UpgradeEngine.Target) -> Bool {
         productID == target.productID && version == target.version && imageSize == target.imageSize
             && imageCRC == target.imageCRC && base == target.base
-    }
-}
-
-extension FirmwareVersion {
-    /// "1.2.3" or "1.2.3.4", as `description` prints it.
-    init?(parsing text: String) {
-        let parts = text.split(separator: ".").map { UInt16($0) }
-        guard (3...4).contains(parts.count), parts.allSatisfy({ $0 != nil }) else { return nil }
-        self.init(parts[0]!, parts[1]!, parts[2]!, parts.count == 4 ? parts[3]! : 0)
     }
 }

@@ -1,6 +1,7 @@
 import AppLink
 import DfuSe
 import FirmwareImage
+import HexFormat
 import USBTransport
 
 /// The one error type of the workflow: what stopped it, in which phase, and one sentence a technician
@@ -63,6 +64,10 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         let untouched = phase <= .plan
         switch error {
         case let error as UpgradeError: return error
+        case let error as TransportError where error.kind == .cancelled:
+            return wrap(CancellationError(), phase: phase)
+        case let error as AppLinkError where error.isCancellation:
+            return wrap(CancellationError(), phase: phase)
         case let error as DfuSeError where error.category == .cancelled:
             return UpgradeError(.cancelled, phase: phase, hint: "run the same command again to finish the upgrade")
         case let error as DfuSeError where error.category == .verifyFailed:
@@ -121,6 +126,3 @@ extension UpgradePhase: Comparable {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }
-
-/// "0x08004000": addresses in messages, as the DfuSe layer prints them.
-func hexAddress(_ address: UInt32) -> String { "0x" + hex(address, 8) }

@@ -1,5 +1,6 @@
 import AppLink
 import DfuSe
+import FirmwareImage
 import USBTransport
 
 /// Faults to inject into one virtual unit, as values: deterministic, so a failing case replays exactly.

@@ -91,7 +91,7 @@ public struct SimulationSpec: Sendable, Hashable, CustomStringConvertible {
             unit.powerCycle()
         case .programmed, .corrupted:
             let image: NormalizedImage
-            do { image = try DemoImage.make(family: family, version: ImageVersion(major: 1, minor: 0, patch: 0)) } catch {
+            do { image = try DemoImage.make(family: family, version: FirmwareVersion(major: 1, minor: 0, patch: 0)) } catch {
                 throw VirtualDeviceError("cannot build the demo image: \(error)", source: "--simulate \(self)")
             }
             for segment in image.segments { unit.programDirectly(segment.bytes, at: segment.address) }

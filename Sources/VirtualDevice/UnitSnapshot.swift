@@ -1,6 +1,7 @@
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 import USBTransport
 
 /// One virtual unit saved to a file (`--simulate-state FILE`), so a sequence of commands acts on one
@@ -65,9 +66,9 @@ extension VirtualUnit {
                 runs.append(.init(offset: start * g, data: Data(flash[start * g..<index * g]).base64EncodedString()))
             }
             return UnitSnapshot(
-                format: UnitSnapshot.formatVersion, family: family.id, uid: hexString(uid),
+                format: UnitSnapshot.formatVersion, family: family.id, uid: Hex.string(uid),
                 portPath: portPath, mode: mode, boot0: boot0, emptyCheckLatchedROM: emptyCheckLatchedROM,
-                optionBytes: hexString(optionBytes), backupRegisters: backupRegisters,
+                optionBytes: Hex.string(optionBytes), backupRegisters: backupRegisters,
                 flash: runs, writtenUnits: ranges, corruptedUnits: wordCorrupted.sorted())
         }
     }
@@ -79,9 +80,9 @@ extension VirtualUnit {
             throw fail("state file format \(snapshot.format) is not supported (expected \(UnitSnapshot.formatVersion))")
         }
         guard let family = McuFamily.named(snapshot.family) else { throw fail("unknown family \"\(snapshot.family)\"") }
-        guard let uid = bytes(fromHex: snapshot.uid), uid.count == 12 else { throw fail("uid must be 24 hex digits") }
+        guard let uid = Hex.bytes(fromHex: snapshot.uid), uid.count == 12 else { throw fail("uid must be 24 hex digits") }
         let unit = VirtualUnit(family: family, uid: uid, portPath: snapshot.portPath, clock: clock)
-        guard let options = bytes(fromHex: snapshot.optionBytes), options.count == unit.optionBytes.count else {
+        guard let options = Hex.bytes(fromHex: snapshot.optionBytes), options.count == unit.optionBytes.count else {
             throw fail("optionBytes must be \(unit.optionBytes.count) bytes in hex")
         }
         guard snapshot.backupRegisters.count == unit.backupRegisters.count else {

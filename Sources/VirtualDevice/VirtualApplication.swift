@@ -2,6 +2,7 @@ import AppLink
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 import USBTransport
 
 /// How the product's application shows itself on USB (a product profile's `application` section).
@@ -62,7 +63,7 @@ extension VirtualUnit {
     var hidInfo: HIDDeviceInfo {
         let usb = USBDeviceIdentity(
             vendorID: application.vendorID, productID: application.productID, bcdDevice: 0x0100,
-            serialNumber: hexString(uid), manufacturer: "dfuhop",
+            serialNumber: Hex.string(uid), manufacturer: "dfuhop",
             product: application.product, portPath: portPath)
         return HIDDeviceInfo(
             usb: usb, usagePage: application.usagePage, usage: application.usage, interfaceNumber: 0,
@@ -116,7 +117,7 @@ public final class VirtualHIDTransport: HIDTransport, @unchecked Sendable {
     static let reportTime = Duration.milliseconds(1)
 
     /// Opens the application's HID interface; `.notFound` unless the application runs and answers.
-    public init(unit: VirtualUnit) throws {
+    public init(unit: VirtualUnit) throws(TransportError) {
         let opened = unit.lock.withLock { () -> Int? in
             guard case .hid = unit.presenceLocked else { return nil }
             return unit.enumeration
@@ -129,42 +130,44 @@ public final class VirtualHIDTransport: HIDTransport, @unchecked Sendable {
         self.info = unit.hidInfo
     }
 
-    private func alive(_ operation: String) throws {
+    private func alive(_ operation: String) throws(TransportError) {
         let live = unit.lock.withLock { unit.enumeration == enumeration && unit.mode == .application }
         guard live else { throw TransportError(.disconnected, device: info.description, operation: operation) }
     }
 
-    public func write(_ report: [UInt8]) async throws {
-        try alive("write report")
-        try await unit.clock.sleep(for: Self.reportTime)
-        let (reply, enterBootloader) = try unit.lock.withLock { () throws -> ([UInt8]?, Duration?) in
-            guard unit.enumeration == enumeration, unit.mode == .application else {
-                throw TransportError(.disconnected, device: info.description, operation: "write report")
-            }
+    public func write(_ report: [UInt8]) async throws(TransportError) {
+        let operation = "write report"
+        try alive(operation)
+        try await unit.clock.sleep(for: Self.reportTime, device: info.description, operation: operation)
+        let answer = unit.lock.withLock { () -> ([UInt8]?, Duration?)? in
+            guard unit.enumeration == enumeration, unit.mode == .application else { return nil }
             unit.log.append(LoggedRequest(kind: .hidReport(report.count > 3 ? report[3] : 0), enumeration: unit.enumeration))
             return unit.answerLocked(report)
         }
+        guard let (reply, enterBootloader) = answer else {
+            throw TransportError(.disconnected, device: info.description, operation: operation)
+        }
         if let reply { lock.withLock { inputReports.append(reply) } }
         if let delay = enterBootloader {
-            try await unit.clock.sleep(for: delay)
+            try await unit.clock.sleep(for: delay, device: info.description, operation: operation)
             unit.applicationRequestsBootloader()
         }
     }
 
-    public func read(timeout: Duration) async throws -> [UInt8]? {
+    public func read(timeout: Duration) async throws(TransportError) -> [UInt8]? {
         if let report = lock.withLock({ inputReports.isEmpty ? nil : inputReports.removeFirst() }) { return report }
         try alive("read report")
-        try await unit.clock.sleep(for: timeout)
+        try await unit.clock.sleep(for: timeout, device: info.description, operation: "read report")
         try alive("read report")
         return nil
     }
 
-    public func getFeatureReport(id: UInt8, length: Int) async throws -> [UInt8] {
+    public func getFeatureReport(id: UInt8, length: Int) async throws(TransportError) -> [UInt8] {
         try alive("get feature report \(id)")
         throw TransportError(.stall, device: info.description, operation: "get feature report \(id)")
     }
 
-    public func sendFeatureReport(_ report: [UInt8]) async throws {
+    public func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) {
         try alive("send feature report")
         throw TransportError(.stall, device: info.description, operation: "send feature report")
     }
@@ -177,7 +180,7 @@ public final class VirtualHIDTransport: HIDTransport, @unchecked Sendable {
 /// 0x40, then code-like filler up to `size`.
 public enum DemoImage {
     public static func make(
-        family: McuFamily, version: ImageVersion, size: Int = 24 * 1024,
+        family: McuFamily, version: FirmwareVersion, size: Int = 24 * 1024,
         productID: UInt32? = nil
     ) throws(ImageError) -> NormalizedImage {
         let base = family.flashBase

@@ -19,7 +19,7 @@ public final class VirtualBus: DeviceDiscovery, @unchecked Sendable {
         }
     }
 
-    public func devices() async throws -> [DiscoveredDevice] {
+    public func devices() async throws(TransportError) -> [DiscoveredDevice] {
         units.compactMap(\.presence)
     }
 
@@ -34,14 +34,14 @@ public final class VirtualBus: DeviceDiscovery, @unchecked Sendable {
         return stream
     }
 
-    public func openDFU(_ identity: USBDeviceIdentity) async throws -> any DFUTransport {
+    public func openDFU(_ identity: USBDeviceIdentity) async throws(TransportError) -> any DFUTransport {
         guard let unit = units.first(where: { $0.portPath == identity.portPath }) else {
             throw TransportError(.notFound, device: identity.description, operation: "open DFU interface")
         }
         return try VirtualDFUTransport(unit: unit)
     }
 
-    public func openHID(_ info: HIDDeviceInfo) async throws -> any HIDTransport {
+    public func openHID(_ info: HIDDeviceInfo) async throws(TransportError) -> any HIDTransport {
         guard let unit = units.first(where: { $0.portPath == info.usb.portPath }) else {
             throw TransportError(.notFound, device: info.description, operation: "open HID interface")
         }

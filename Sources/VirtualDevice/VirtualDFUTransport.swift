@@ -12,7 +12,7 @@ public final class VirtualDFUTransport: DFUTransport {
     let enumeration: Int
 
     /// Opens the unit's DFU interface; `.notFound` when the ROM is not running.
-    public init(unit: VirtualUnit) throws {
+    public init(unit: VirtualUnit) throws(TransportError) {
         let opened = unit.lock.withLock { () -> (Int, [DFUAlternateSetting])? in
             unit.mode == .rom ? (unit.enumeration, unit.alternateSettingsLocked) : nil
         }
@@ -31,20 +31,20 @@ public final class VirtualDFUTransport: DFUTransport {
 
     var deviceName: String { "virtual \(unit.family.id) \(identity)" }
 
-    public func selectAlternateSetting(_ number: UInt8) async throws {
+    public func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {
         guard unit.selectAlternateSetting(number, enumeration: enumeration) else {
             let gone = unit.currentEnumeration != enumeration
             throw TransportError(gone ? .disconnected : .stall, device: deviceName, operation: "SET_INTERFACE alt \(number)")
         }
     }
 
-    public func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws {
+    public func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) {
         _ = try await unit.control(
             request, data: data, length: data.count, timeout: timeout, enumeration: enumeration,
             device: deviceName)
     }
 
-    public func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8] {
+    public func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8] {
         try await unit.control(request, data: nil, length: length, timeout: timeout, enumeration: enumeration, device: deviceName)
     }
 

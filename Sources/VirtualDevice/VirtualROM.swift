@@ -43,12 +43,22 @@ enum ROMAction {
     case disconnect
 }
 
+/// A command or data block the ROM has started: how long it runs, the poll timeout it reports (nil: its
+/// duration), and what the GETSTATUS after it reports.
+private struct StartedOperation {
+    var duration = Duration.zero
+    var reported: Duration?
+    var outcome = ROMState.Outcome.idle
+
+    static func failed(_ status: DFUStatus) -> StartedOperation { StartedOperation(outcome: .error(status)) }
+}
+
 extension VirtualUnit {
-    /// One control transfer, as the ROM's USB stack sees it. Errors are `TransportError`.
+    /// One control transfer, as the ROM's USB stack sees it.
     func control(
         _ request: ControlRequest, data: [UInt8]?, length: Int, timeout: Duration, enumeration handle: Int,
         device: String
-    ) async throws -> [UInt8] {
+    ) async throws(TransportError) -> [UInt8] {
         let operation = DFURequest(rawValue: request.request)?.description ?? "request \(request.request)"
         func fail(_ kind: TransportError.Kind) -> TransportError { TransportError(kind, device: device, operation: operation) }
 
@@ -70,7 +80,7 @@ extension VirtualUnit {
         }
         if let wireFault { throw fail(wireFault) }
 
-        try await clock.sleep(for: family.timings.transferTime(bytes: data?.count ?? length))
+        try await clock.sleep(for: family.timings.transferTime(bytes: data?.count ?? length), device: device, operation: operation)
         var waited = Duration.zero
         while true {
             let action: ROMAction = lock.withLock {
@@ -88,10 +98,10 @@ extension VirtualUnit {
             case .blockUntil(let end):
                 let remaining = end - clock.now()
                 if waited + remaining > timeout {
-                    try await clock.sleep(for: timeout - waited)
+                    try await clock.sleep(for: timeout - waited, device: device, operation: operation)
                     throw fail(.timeout)
                 }
-                try await clock.sleep(for: remaining)
+                try await clock.sleep(for: remaining, device: device, operation: operation)
                 waited += remaining
             case .replyThenJump(let bytes, let address):
                 jump(to: address)
@@ -205,7 +215,7 @@ extension VirtualUnit {
             log.append(LoggedRequest(kind: .command(command), enumeration: enumeration))
             rom.pending = .command(command)
         } else if block >= 2 {
-            let address = dataAddress(block: block, length: data.count)
+            let address = dataAddress(block: block)
             log.append(LoggedRequest(kind: .download(block: block, address: address ?? 0, length: data.count), enumeration: enumeration))
             rom.pending = .data(block: block, bytes: data)
         } else {
@@ -217,11 +227,13 @@ extension VirtualUnit {
         return .reply([])
     }
 
-    /// (wBlockNum − 2) × wTransferSize + address pointer (AN3156 §6.2.1).
-    /// Where block `block` goes: the address pointer + (block − 2) × the request's own wLength (AN2662 §4.4.1,
-    /// "where wTransferSize is the length of the requested data buffer"; DNLOAD the same), so a short block past block 2 lands early, as on a real ROM.
-    private func dataAddress(block: UInt16, length: Int) -> UInt32? {
-        let offset = UInt64(block - 2) * UInt64(length)
+    /// Where block `block` goes: the address pointer + (block − 2) × wTransferSize. Unsettled: AN2662 §4.4.1 says
+    /// wTransferSize is each request's wLength; dfu-util reads a short tail as block n > 2 and is used that way on
+    /// ST ROMs, which holds only with the descriptor's size. The model takes the descriptor's size (so unmodified
+    /// dfu-util works against it); the client never depends on it (a short tail always starts its own run), and
+    /// the DfuSe tests' device uses the wLength reading (docs/silicon-sources.md).
+    private func dataAddress(block: UInt16) -> UInt32? {
+        let offset = UInt64(block - 2) * UInt64(family.rom.transferSize)
         let address = UInt64(rom.addressPointer ?? family.flashBase) + offset
         return address <= 0xFFFF_FFFF ? UInt32(address) : nil
     }
@@ -237,7 +249,7 @@ extension VirtualUnit {
             let now = clock.now()
             if now < rom.busyUntil {
                 // L4: GETSTATUS stalls while an erase is under way; other ROMs hold the transfer.
-                if rom.isErasing, family.quirk({ if case .getStatusStallsDuringErase = $0 { true } else { nil } }) != nil {
+                if rom.isErasing, family.eraseStallAllowance != nil {
                     return .stall
                 }
                 return .blockUntil(rom.busyUntil)
@@ -273,123 +285,106 @@ extension VirtualUnit {
             return .reply(statusReply())
         }
         rom.pending = nil
-        var duration = Duration.zero
-        var reported: Duration?
-        var outcome = ROMState.Outcome.idle
+        let started: StartedOperation?
         switch pending {
         case .leave:
             rom.state = .manifest
             return .replyThenJump(statusReply(), rom.addressPointer ?? family.flashBase)
         case .command(let command):
-            switch command {
-            case .getCommands:
-                break
-            case .setAddress(let address):
-                guard isAddressableLocked(address) else {
-                    outcome = .error(.errTarget)
-                    break
-                }
-                rom.addressPointer = address
-                reported = family.reportedPollTimeouts.setAddress
-            case .erase(let address):
-                if readProtectionLocked > 0 {
-                    outcome = .error(.errVendor)
-                    break
-                }
-                guard let sector = selectedLayoutLocked?.sector(containing: address), let offset = flashOffset(sector.start) else {
-                    outcome = .error(.errTarget)
-                    break
-                }
-                guard sector.attributes.contains(.erasable) else {
-                    outcome = .error(.errTarget)
-                    break
-                }
-                duration = family.timings.eraseTime(sectorSize: sector.size)
-                reported = family.reportedPollTimeouts.erase ?? (quirkStallsDuringErase ? duration / 4 : nil)
-                guard flashOperation({ torn in self.eraseLocked(offset: offset, count: Int(sector.size), torn: torn) }) else {
-                    return .disconnect
-                }
-                rom.isErasing = true
-                // H7 rev V hangs in dfuDNBUSY on an erase (betaflight-configurator PR 1861).
-                if faults.stuckBusyAtFlashOperation == flashOperationCount,
-                    family.quirk({ if case .stuckInDownloadBusy = $0 { true } else { nil } }) != nil
-                {
-                    outcome = .stuck
-                }
-            case .massErase:
-                if readProtectionLocked > 0 {
-                    outcome = .error(.errVendor)
-                    break
-                }
-                duration = family.timings.massErase
-                reported = family.reportedPollTimeouts.massErase
-                guard flashOperation({ torn in self.eraseLocked(offset: 0, count: self.flash.count, torn: torn) }) else {
-                    return .disconnect
-                }
-                rom.isErasing = true
-            case .readUnprotect:
-                duration = family.timings.massErase
-                eraseLocked(offset: 0, count: flash.count, torn: false)
-                optionBytes[family.optionBytes.readProtectionByteOffset] = family.optionBytes.level0Value
-                outcome = .resetAfter
-            }
+            started = startCommand(command)
         case .data(let block, let bytes):
-            guard let address = dataAddress(block: block, length: bytes.count) else {
-                outcome = .error(.errAddress)
-                break
-            }
-            if let fault = faults.statusErrorAtBlock, fault.block == Int(block), !rom.blocksFailed.contains(block),
-                let status = DFUStatus(rawValue: fault.status)
-            {
-                rom.blocksFailed.insert(block)
-                outcome = .error(status)
-                break
-            }
-            if isInFlash(address) {
-                if readProtectionLocked > 0 {
-                    outcome = .error(.errVendor)
-                    break
-                }
-                guard rom.alternateSetting == 0, writable(address: address, count: bytes.count) else {
-                    outcome = .error(.errAddress)
-                    break
-                }
-                duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
-                guard
-                    flashOperation({ torn in
-                        self.programLocked(bytes, at: address, tornAt: torn ? bytes.count / 2 : nil)
-                    })
-                else { return .disconnect }
-            } else if address == family.optionBytes.address, bytes.count <= optionBytes.count {
-                // An option-byte write starts at the area's base; the ROM loads the new values when it ends,
-                // which resets the MCU whether or not the host asks for the status (AN3156; seed 003).
-                if readProtectionLocked > 0, bytes[family.optionBytes.readProtectionByteOffset] == family.optionBytes.level0Value {
-                    eraseLocked(offset: 0, count: flash.count, torn: false) // RDP 1 → 0 wipes the flash
-                }
-                optionBytes.replaceSubrange(0..<bytes.count, with: bytes)
-                duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
-                outcome = .resetAfter
-            } else if isInOptionBytes(address) {
-                outcome = .error(.errTarget) // not at the option-byte base
-            } else {
-                outcome = .error(.errAddress)
-            }
+            started = startBlock(block, bytes: bytes)
         }
-        rom.outcome = outcome
-        rom.busyUntil = clock.now() + duration
-        rom.state = .downloadBusy
-        // bwPollTimeout is the ROM's estimate in whole ms (rounded to nearest); a GETSTATUS that comes a
-        // little early is held until the operation ends.
-        let estimate = (reported ?? duration) * (faults.pollTimeoutScale ?? 1) // a lying ROM: FaultPlan.pollTimeoutScale
-        let pollMs = UInt32((estimate + .microseconds(500)) / .milliseconds(1))
-        if outcome.isStuck { return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .downloadBusy).bytes) }
-        let reply = DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes
-        if case .resetAfter = outcome { return .replyThenResetAfter(reply, duration) }
-        return .reply(reply)
+        guard let started else { return .disconnect } // the power went during a flash operation
+        return busyReply(for: started)
     }
 
-    private var quirkStallsDuringErase: Bool {
-        family.quirk({ if case .getStatusStallsDuringErase = $0 { true } else { nil } }) != nil
+    /// A DfuSe command (block 0); nil when the power went while it changed the flash.
+    private func startCommand(_ command: DfuSeCommand) -> StartedOperation? {
+        switch command {
+        case .getCommands:
+            return StartedOperation()
+        case .setAddress(let address):
+            guard isAddressableLocked(address) else { return .failed(.errTarget) }
+            rom.addressPointer = address
+            return StartedOperation(reported: family.reportedPollTimeouts.setAddress)
+        case .erase(let address):
+            return startSectorErase(at: address)
+        case .massErase:
+            guard readProtectionLocked == 0 else { return .failed(.errVendor) }
+            guard flashOperation({ torn in self.eraseLocked(offset: 0, count: self.flash.count, torn: torn) }) else { return nil }
+            rom.isErasing = true
+            return StartedOperation(duration: family.timings.massErase, reported: family.reportedPollTimeouts.massErase)
+        case .readUnprotect:
+            eraseLocked(offset: 0, count: flash.count, torn: false)
+            optionBytes[family.optionBytes.readProtectionByteOffset] = family.optionBytes.level0Value
+            return StartedOperation(duration: family.timings.massErase, outcome: .resetAfter)
+        }
+    }
+
+    private func startSectorErase(at address: UInt32) -> StartedOperation? {
+        guard readProtectionLocked == 0 else { return .failed(.errVendor) }
+        guard let sector = selectedLayoutLocked?.sector(containing: address), let offset = flashOffset(sector.start),
+            sector.attributes.contains(.erasable)
+        else { return .failed(.errTarget) }
+        let duration = family.timings.eraseTime(sectorSize: sector.size)
+        var started = StartedOperation(
+            duration: duration, reported: family.reportedPollTimeouts.erase ?? (family.eraseStallAllowance != nil ? duration / 4 : nil))
+        guard flashOperation({ torn in self.eraseLocked(offset: offset, count: Int(sector.size), torn: torn) }) else { return nil }
+        rom.isErasing = true
+        // H7 rev V hangs in dfuDNBUSY on an erase (betaflight-configurator PR 1861).
+        if faults.stuckBusyAtFlashOperation == flashOperationCount, family.stuckBusyClearCount != nil { started.outcome = .stuck }
+        return started
+    }
+
+    /// A data block (wBlockNum >= 2) for the flash or the option bytes; nil when the power went while it
+    /// was programmed.
+    private func startBlock(_ block: UInt16, bytes: [UInt8]) -> StartedOperation? {
+        guard let address = dataAddress(block: block) else { return .failed(.errAddress) }
+        if let fault = faults.statusErrorAtBlock, fault.block == Int(block), !rom.blocksFailed.contains(block),
+            let status = DFUStatus(rawValue: fault.status)
+        {
+            rom.blocksFailed.insert(block)
+            return .failed(status)
+        }
+        if isInFlash(address) { return startFlashWrite(bytes, at: address) }
+        if address == family.optionBytes.address, bytes.count <= optionBytes.count { return startOptionByteWrite(bytes) }
+        // Inside the option bytes but not at their base, or in no memory at all.
+        return .failed(isInOptionBytes(address) ? .errTarget : .errAddress)
+    }
+
+    private func startFlashWrite(_ bytes: [UInt8], at address: UInt32) -> StartedOperation? {
+        guard readProtectionLocked == 0 else { return .failed(.errVendor) }
+        guard rom.alternateSetting == 0, writable(address: address, count: bytes.count) else { return .failed(.errAddress) }
+        let programmed = flashOperation { torn in self.programLocked(bytes, at: address, tornAt: torn ? bytes.count / 2 : nil) }
+        guard programmed else { return nil }
+        return StartedOperation(duration: family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity))
+    }
+
+    /// An option-byte write starts at the area's base; the ROM loads the new values when it ends, which
+    /// resets the MCU whether or not the host asks for the status (AN3156; seed 003).
+    private func startOptionByteWrite(_ bytes: [UInt8]) -> StartedOperation {
+        if readProtectionLocked > 0, bytes[family.optionBytes.readProtectionByteOffset] == family.optionBytes.level0Value {
+            eraseLocked(offset: 0, count: flash.count, torn: false) // RDP 1 → 0 wipes the flash
+        }
+        optionBytes.replaceSubrange(0..<bytes.count, with: bytes)
+        let duration = family.timings.programTime(bytes: bytes.count, granularity: family.writeGranularity)
+        return StartedOperation(duration: duration, outcome: .resetAfter)
+    }
+
+    /// dfuDNBUSY with the ROM's poll timeout; the operation's outcome waits for the GETSTATUS after it ends.
+    private func busyReply(for started: StartedOperation) -> ROMAction {
+        rom.outcome = started.outcome
+        rom.busyUntil = clock.now() + started.duration
+        rom.state = .downloadBusy
+        if started.outcome.isStuck { return .reply(DFUStatusReport(status: .ok, pollTimeoutMs: 0, state: .downloadBusy).bytes) }
+        // bwPollTimeout is the ROM's estimate in whole ms (rounded to nearest); a GETSTATUS that comes a
+        // little early is held until the operation ends. A lying ROM scales it (FaultPlan.pollTimeoutScale).
+        let estimate = (started.reported ?? started.duration) * (faults.pollTimeoutScale ?? 1)
+        let pollMs = UInt32((estimate + .microseconds(500)) / .milliseconds(1))
+        let reply = DFUStatusReport(status: .ok, pollTimeoutMs: pollMs, state: .downloadBusy).bytes
+        if case .resetAfter = started.outcome { return .replyThenResetAfter(reply, started.duration) }
+        return .reply(reply)
     }
 
     /// Counts a flash operation and applies it, torn if the power-loss fault hits it.
@@ -430,7 +425,7 @@ extension VirtualUnit {
             rom.state = .uploadIdle
             return .reply(Array([0x00, 0x21, 0x41, 0x92].prefix(length)))
         }
-        guard block >= 2, let address = dataAddress(block: block, length: length) else {
+        guard block >= 2, let address = dataAddress(block: block) else {
             enterError(.errStalledPkt)
             return .stall
         }

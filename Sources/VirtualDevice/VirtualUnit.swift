@@ -2,6 +2,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import USBTransport
 
 /// What a virtual unit is doing.
@@ -127,7 +128,7 @@ public final class VirtualUnit: @unchecked Sendable {
         switch family.romSerial.kind {
         case .uidSum: family.romSerial.serial(uid: uid) ?? ""
         case .constant: family.romSerial.constant ?? ""
-        case .unstable: String(hexString(uid.map { $0 &+ UInt8(truncatingIfNeeded: powerOnCount &* 37) }).prefix(12)).uppercased()
+        case .unstable: String(Hex.string(uid.map { $0 &+ UInt8(truncatingIfNeeded: powerOnCount &* 37) }).prefix(12)).uppercased()
         }
     }
 
@@ -339,7 +340,7 @@ public final class VirtualUnit: @unchecked Sendable {
 
     func jumpOutcomeLocked(_ address: UInt32) -> Bool {
         // H5: the ROM's leave locks the core up whatever the address (chcbaram/stm32h563-core docs); a reset recovers.
-        if family.quirk({ if case .leaveLocksUp = $0 { true } else { nil } }) != nil { return false }
+        if family.leaveLocksUp { return false }
         switch family.leaveJump {
         case .vectorTable:
             // Loads SP and PC from the table at `address`.

@@ -33,7 +33,7 @@ enum FlashBenchmark {
         // Linux rounds sleeps up by the timer slack (50 µs by default); a benchmark of thousands of
         // short waits would measure that instead of dfuhop. Threads created later inherit the setting.
         try? "1".write(toFile: "/proc/self/timerslack_ns", atomically: false, encoding: .utf8)
-        let image = try DemoImage.make(family: family, version: ImageVersion(major: 1, minor: 0, patch: 0), size: size)
+        let image = try DemoImage.make(family: family, version: FirmwareVersion(major: 1, minor: 0, patch: 0), size: size)
         let clock = ScaledClock(factor: scale)
         let unit = try SimulationSpec(family: family, state: .dfu).makeUnit(clock: clock)
         let client = try DfuSeClient(transport: VirtualDFUTransport(unit: unit), clock: clock, quirks: family.quirks)

@@ -1,4 +1,5 @@
 import FirmwareImage
+import SeededRandom
 
 #if canImport(Glibc)
     import Glibc
@@ -14,18 +15,7 @@ import FirmwareImage
 /// under 3× the payload. All three outputs must be byte-identical.
 enum ImageConvertBenchmark {
     static func run(_ arguments: [String]) throws -> Bool {
-        var payloadMiB = 2
-        var runs = 5
-        var index = 0
-        while index < arguments.count {
-            let value = index + 1 < arguments.count ? Int(arguments[index + 1]) : nil
-            switch (arguments[index], value) {
-            case ("--payload-mib", let number?) where number > 0: payloadMiB = number
-            case ("--runs", let number?) where number > 0: runs = number
-            default: throw BenchError(description: "unknown or incomplete option '\(arguments[index])'\n\(usage())")
-            }
-            index += 2
-        }
+        let (payloadMiB, runs) = try options(arguments)
         let payloadSize = payloadMiB << 20
         let dfuhop = try locateDfuhop()
         guard let srecCat = findInPath("srec_cat") else {
@@ -33,27 +23,9 @@ enum ImageConvertBenchmark {
         }
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
-
-        // The input: pseudo-random payload (so nothing compresses into a shortcut), 16 bytes a record as
-        // most toolchains write, at the STM32 flash base.
-        var generator = SplitMix64(seed: 0xDF05_E000)
-        var payload = [UInt8](repeating: 0, count: payloadSize)
-        for offset in stride(from: 0, to: payloadSize, by: 8) {
-            var word = generator.next()
-            for byte in 0..<8 {
-                payload[offset + byte] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-            }
-        }
         let input = directory + "/payload.hex"
-        try ImageFile.write(
-            FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: payload)]),
-            to: input, as: .intelHex)
         let tiny = directory + "/tiny.hex"
-        try ImageFile.write(
-            FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: Array(payload.prefix(16)))]),
-            to: tiny, as: .intelHex)
-        payload = []
+        try writeInputs(payloadSize: payloadSize, to: input, tiny: tiny)
 
         let libraryOutput = directory + "/library.bin"
         let library = try measure(runs: runs) {
@@ -75,11 +47,57 @@ enum ImageConvertBenchmark {
 
         let identical = try readFile(libraryOutput) == readFile(srecOutput) && readFile(executableOutput) == readFile(srecOutput)
         let inputSize = try readFile(input).count
+        print("image-convert: Intel HEX -> binary, \(payloadMiB) MiB payload (\(inputSize) bytes of HEX), median of \(runs) runs")
+        return report(
+            library: library, executable: executable, reference: reference, baseline: baseline, payloadSize: payloadSize,
+            identical: identical)
+    }
+
+    /// `--payload-mib N` (default 2) and `--runs N` (default 5).
+    static func options(_ arguments: [String]) throws -> (payloadMiB: Int, runs: Int) {
+        var payloadMiB = 2
+        var runs = 5
+        var index = 0
+        while index < arguments.count {
+            let value = index + 1 < arguments.count ? Int(arguments[index + 1]) : nil
+            switch (arguments[index], value) {
+            case ("--payload-mib", let number?) where number > 0: payloadMiB = number
+            case ("--runs", let number?) where number > 0: runs = number
+            default: throw BenchError(description: "unknown or incomplete option '\(arguments[index])'\n\(usage())")
+            }
+            index += 2
+        }
+        return (payloadMiB, runs)
+    }
+
+    /// The input: pseudo-random payload (so nothing compresses into a shortcut), 16 bytes a record as most
+    /// toolchains write, at the STM32 flash base; and the same file cut to 16 bytes, for the baseline.
+    static func writeInputs(payloadSize: Int, to input: String, tiny: String) throws {
+        var generator = SplitMix64(seed: 0xDF05_E000)
+        var payload = [UInt8](repeating: 0, count: payloadSize)
+        for offset in stride(from: 0, to: payloadSize, by: 8) {
+            var word = generator.next()
+            for byte in 0..<8 {
+                payload[offset + byte] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+            }
+        }
+        try ImageFile.write(
+            FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: payload)]),
+            to: input, as: .intelHex)
+        try ImageFile.write(
+            FirmwareImage(format: .binary, segments: [Segment(address: 0x0800_0000, bytes: Array(payload.prefix(16)))]),
+            to: tiny, as: .intelHex)
+    }
+
+    /// Prints the table and the goals; true when they are met.
+    static func report(
+        library: Measurement, executable: Measurement, reference: Measurement, baseline: Measurement, payloadSize: Int,
+        identical: Bool
+    ) -> Bool {
         let speedup = reference.medianSeconds / executable.medianSeconds
         let extraKiB = executable.maxRSSKiB - baseline.maxRSSKiB
         let memoryRatio = Double(extraKiB * 1024) / Double(payloadSize)
-
-        print("image-convert: Intel HEX -> binary, \(payloadMiB) MiB payload (\(inputSize) bytes of HEX), median of \(runs) runs")
         print(row("dfuhop library (in process)", library.medianSeconds, nil))
         print(row("dfuhop executable", executable.medianSeconds, executable.maxRSSKiB))
         print(row("srec_cat", reference.medianSeconds, reference.maxRSSKiB))
@@ -195,21 +213,6 @@ enum ImageConvertBenchmark {
     static func fixed(_ value: Double) -> String {
         let scaled = (value * 100).rounded() / 100
         return String(scaled)
-    }
-}
-
-/// A small deterministic generator (Steele, Lea, Flood: SplitMix64), so every run converts the same file.
-struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -32,7 +32,7 @@ enum UpgradeBenchmark {
     }
 
     static func image(_ major: UInt16, size: Int) throws -> (FirmwareImage, NormalizedImage) {
-        let normalized = try DemoImage.make(family: .g474, version: ImageVersion(major: major, minor: 0, patch: 0), size: size)
+        let normalized = try DemoImage.make(family: .g474, version: FirmwareVersion(major: major, minor: 0, patch: 0), size: size)
         return (FirmwareImage(format: .binary, segments: normalized.segments), normalized)
     }
 
@@ -42,7 +42,7 @@ enum UpgradeBenchmark {
         v3.targets[0].segments[0].bytes.replaceSubrange(0x800..<size, with: v2.segments[0].bytes[0x800...])
         return try v3.stamped(
             productID: ApplicationIdentity.demoImageProductID(for: .g474),
-            version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
+            version: FirmwareVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
     }
 
     static func units(_ count: Int, clock: any DeviceClock) throws -> [VirtualUnit] {

@@ -2,6 +2,7 @@ import AppLink
 import ArgumentParser
 import DeviceProfiles
 import Foundation
+import HexFormat
 import USBTransport
 import UpgradeEngine
 
@@ -43,17 +44,19 @@ struct InfoCommand: AsyncParsableCommand {
                 result.unit = UnitJSON(
                     classification: "programmed", family: family?.id, port: unit.usb.portPath, uid: info.uid.description,
                     romSerial: family.flatMap { $0.romSerial.serial(uid: info.uid.bytes) },
-                    version: info.image?.version.description, productID: info.image.map { hexAddress($0.productID) },
-                    deviceID: "0x" + hex(info.deviceID, 3), imageBase: hexAddress(info.imageBase),
+                    version: info.image?.version.description, productID: info.image.map { Hex.word($0.productID) },
+                    deviceID: "0x" + Hex.digits(info.deviceID, width: 3), imageBase: Hex.word(info.imageBase),
                     flashKiB: Int(info.flashSizeKiB), descriptor: info.descriptorState.description,
                     imageSize: info.image.map { Int($0.imageSize) }, imageCheck: check?.result.description)
                 if !json {
                     Output.print("unit:        \(info.uid) at \(unit.usb.portPath)")
                     Output.print(
-                        "mcu:         \(family?.name ?? "unknown") (DEV_ID 0x\(hex(info.deviceID, 3)), \(info.flashSizeKiB) KiB flash)")
+                        "mcu:         \(family?.name ?? "unknown") (DEV_ID 0x\(Hex.digits(info.deviceID, width: 3)), \(info.flashSizeKiB) KiB flash)"
+                    )
                     if let image = info.image {
                         Output.print(
-                            "firmware:    version \(image.version), product 0x\(hex(image.productID, 8)), \(image.imageSize) bytes")
+                            "firmware:    version \(image.version), product 0x\(Hex.digits(image.productID, width: 8)), \(image.imageSize) bytes"
+                        )
                     } else {
                         Output.print("firmware:    no image descriptor (\(info.descriptorState))")
                     }

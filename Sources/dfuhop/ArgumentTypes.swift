@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeviceProfiles
+import HexFormat
 
 /// A time given in seconds on the command line: a positive, finite number no larger than a day, so no
 /// value (`inf`, `1e16`, `nan`) can overflow a `Duration` or wait for ever.
@@ -45,7 +46,7 @@ struct Address: ExpressibleByArgument, Sendable, CustomStringConvertible {
 
     init(_ value: UInt32) { self.value = value }
 
-    var description: String { hexAddress(value) }
+    var description: String { Hex.word(value) }
     static var defaultCompletionKind: CompletionKind { .default }
 }
 

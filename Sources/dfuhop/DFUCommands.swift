@@ -3,6 +3,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import Recording
 import USBTransport
 import UpgradeEngine
@@ -76,7 +77,7 @@ struct ListCommand: AsyncParsableCommand {
                                 kind: "hid", classification: unit?.classification.rawValue ?? "unknown",
                                 vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
                                 family: unit?.familyID, product: info.usb.product,
-                                usagePage: "0x" + hex(info.usagePage, 4),
+                                usagePage: "0x" + Hex.digits(info.usagePage, width: 4),
                                 version: unit?.version?.description, uid: unit?.uid?.description))
                     } else {
                         Output.print(
@@ -137,14 +138,14 @@ struct FlashCommand: AsyncParsableCommand {
                 var result = ResultLine("flashed")
                 result.unit = UnitJSON(port: unit.identity.portPath, romSerial: unit.identity.serialNumber)
                 result.flash = FlashJSON(report)
-                result.jumpTo = flashed.jumpTo.map(hexAddress)
+                result.jumpTo = flashed.jumpTo.map(Hex.word)
                 result.leave = flashed.leave?.rawValue
                 if !json {
                     let verified = noVerify ? "not verified" : "verified \(ProgressBar.bytes(report.bytesVerified))"
                     Output.print(
                         "flashed \(ProgressBar.bytes(report.bytesWritten)) in \(report.erasedSectors) sectors, \(verified), "
                             + "\(report.controlTransfers) control transfers, \(String(format: "%.2f", report.duration.seconds)) s")
-                    if let jump = flashed.jumpTo { Output.print("left DFU, jumping to \(hexAddress(jump))") }
+                    if let jump = flashed.jumpTo { Output.print("left DFU, jumping to \(Hex.word(jump))") }
                 }
                 return result
             }
@@ -194,11 +195,11 @@ struct ReadCommand: AsyncParsableCommand {
                 let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
                 try ImageFile.write(image, to: output, as: outputFormat)
                 var result = ResultLine("read")
-                (result.address, result.length, result.file) = (hexAddress(UInt32(start)), bytes.count, output)
-                result.crc32 = hexAddress(CRC32.zlib(bytes))
+                (result.address, result.length, result.file) = (Hex.word(UInt32(start)), bytes.count, output)
+                result.crc32 = Hex.word(CRC32.zlib(bytes))
                 if !json {
                     Output.print(
-                        "read \(ProgressBar.bytes(bytes.count)) from \(hexAddress(UInt32(start))) into \(output) (crc32 0x\(hex(CRC32.zlib(bytes), 8)))"
+                        "read \(ProgressBar.bytes(bytes.count)) from \(Hex.word(UInt32(start))) into \(output) (crc32 0x\(Hex.digits(CRC32.zlib(bytes), width: 8)))"
                     )
                 }
                 return result
@@ -233,10 +234,10 @@ struct LeaveCommand: AsyncParsableCommand {
             return try await session.run {
                 let (target, outcome) = try await session.engine(renderer).leave(try await session.dfuTarget(), address: address?.value)
                 var result = ResultLine("left")
-                (result.jumpTo, result.leave) = (hexAddress(target), outcome.rawValue)
+                (result.jumpTo, result.leave) = (Hex.word(target), outcome.rawValue)
                 if !json {
                     Output.print(
-                        "left DFU, jumping to \(hexAddress(target)) (\(outcome == .deviceLeftBus ? "the unit left the bus" : "the unit is manifesting"))"
+                        "left DFU, jumping to \(Hex.word(target)) (\(outcome == .deviceLeftBus ? "the unit left the bus" : "the unit is manifesting"))"
                     )
                 }
                 return result
@@ -325,8 +326,8 @@ func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, in settings:
     guard inside else {
         throw Failure(
             .usage,
-            "[\(hexAddress(start)), \(hexAddress(UInt32(truncatingIfNeeded: end)))) is not inside the memory alternate setting "
-                + "\(alternate) shows (\(layout.zones.map { "[\(hexAddress($0.start)), \(hexAddress(UInt32(truncatingIfNeeded: $0.end))))" }.joined(separator: ", ")))",
+            "[\(Hex.word(start)), \(Hex.word(UInt32(truncatingIfNeeded: end)))) is not inside the memory alternate setting "
+                + "\(alternate) shows (\(layout.zones.map { "[\(Hex.word($0.start)), \(Hex.word(UInt32(truncatingIfNeeded: $0.end))))" }.joined(separator: ", ")))",
             hint: "nothing was read; pick an address and length inside it")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HexFormat
 import UpdatePackage
 
 /// `upgrade --report FILE`: one record per unit appended to FILE, for a factory's records (docs/json.md,
@@ -65,7 +66,7 @@ struct FactoryReport {
         }
         return Record(
             time: JSONContract.time(run.started), station: station, uid: unit?.uid?.description, port: run.port ?? unit?.portPath,
-            romSerial: unit?.dfuSerial, family: unit?.familyID, productID: unit?.productID.map(JSONContract.hex),
+            romSerial: unit?.dfuSerial, family: unit?.familyID, productID: unit?.productID.map(Hex.word),
             oldVersion: unit?.version?.description, newVersion: newVersion, image: image, imageSHA256: digest,
             outcome: run.outcome, exitCode: run.exitCode, seconds: run.duration.seconds, error: failure?.message)
     }

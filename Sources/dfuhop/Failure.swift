@@ -153,6 +153,8 @@ struct Failure: Error, CustomStringConvertible {
             Failure(.permission, error.description, hint: "run `dfuhop doctor` to check the udev rules and permissions")
         case .notFound:
             Failure(.noDevice, error.description, hint: "check the cable and that the unit is powered")
+        case .cancelled:
+            Failure(.cancelled, error.description, hint: "run the same command again to finish")
         default:
             Failure(
                 .usbError, error.description,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeviceProfiles
+import HexFormat
 import USBTransport
 
 /// `dfuhop families`: the part lines dfuhop models (protocols/families/), what in each no public source
@@ -44,7 +45,7 @@ struct FamiliesCommand: AsyncParsableCommand {
         let rom = family.romVersions[0]
         let open = family.unverified
         Output.print(
-            "\(pad(family.id, 6)) \(pad(family.name, 56)) DEV_ID 0x\(hex(family.deviceID, 3))  ROM 0x\(hex(rom.bcdDevice, 4))"
+            "\(pad(family.id, 6)) \(pad(family.name, 56)) DEV_ID 0x\(Hex.digits(family.deviceID, width: 3))  ROM 0x\(Hex.digits(rom.bcdDevice, width: 4))"
                 + "  " + (open.isEmpty ? "all values sourced" : "\(open.count) unverified: " + open.map(\.field).joined(separator: ", ")))
         guard unverified else { return }
         for item in open { Output.print("         \(item.field): \(item.note)") }
@@ -79,9 +80,9 @@ struct FamilyJSON: Codable, Equatable, Sendable {
         id = family.id
         name = family.name
         usbDFU = true
-        deviceID = "0x" + hex(family.deviceID, 3)
+        deviceID = "0x" + Hex.digits(family.deviceID, width: 3)
         romVersions = family.romVersions.map {
-            ROMJSON(bcdDevice: "0x" + hex($0.bcdDevice, 4), product: $0.product, alternates: $0.otherMemories)
+            ROMJSON(bcdDevice: "0x" + Hex.digits($0.bcdDevice, width: 4), product: $0.product, alternates: $0.otherMemories)
         }
         flashLayouts = family.flashModes.map(\.layoutString)
         emptyCheck = family.emptyCheck

@@ -3,6 +3,7 @@ import Crypto
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 
 /// `dfuhop image …`: look inside, convert and stamp firmware files. No device is touched.
 struct ImageCommand: AsyncParsableCommand {
@@ -93,8 +94,6 @@ func outputFormat(_ option: String?, path: String, fallback: ImageFormat?) throw
     throw ValidationError("cannot tell the output format from '\(path)'; name it with --format dfu|hex|srec|bin")
 }
 
-func hex(_ value: UInt32) -> String { hexAddress(value) }
-
 // MARK: - info
 
 struct ImageInfoCommand: AsyncParsableCommand {
@@ -160,7 +159,8 @@ struct ImageInfoCommand: AsyncParsableCommand {
         if let identity = image.suffixIdentity {
             field(
                 "dfu suffix:",
-                "VID 0x\(hex16(identity.vendorID)), PID 0x\(hex16(identity.productID)), bcdDevice 0x\(hex16(identity.bcdDevice))")
+                "VID 0x\(Hex.digits(identity.vendorID, width: 4)), PID 0x\(Hex.digits(identity.productID, width: 4)), bcdDevice 0x\(Hex.digits(identity.bcdDevice, width: 4))"
+            )
         }
         if image.targets.count > 1 || image.format == .dfuse {
             for target in image.targets {
@@ -172,27 +172,29 @@ struct ImageInfoCommand: AsyncParsableCommand {
         if let family { field("family:", "\(family.name) (write unit \(family.writeGranularity) bytes)") }
         field("segments:", "\(normalized.segments.count)")
         for segment in normalized.segments {
-            lines.append("  \(hex(segment.address))-\(hex(UInt32(segment.end - 1)))  \(segment.bytes.count) bytes")
+            lines.append("  \(Hex.word(segment.address))-\(Hex.word(UInt32(segment.end - 1)))  \(segment.bytes.count) bytes")
         }
         if let base = normalized.baseAddress {
             let span = normalized.end - UInt64(base)
-            field("total:", "\(normalized.payloadSize) bytes in a span of \(span) (\(hex(base))-\(hex(UInt32(normalized.end - 1))))")
+            field(
+                "total:", "\(normalized.payloadSize) bytes in a span of \(span) (\(Hex.word(base))-\(Hex.word(UInt32(normalized.end - 1))))"
+            )
         }
-        field("crc32:", hex(digests.crc32))
+        field("crc32:", Hex.word(digests.crc32))
         field("sha256:", digests.sha256 ?? Digests.sha256Omitted(span: normalized.baseAddress.map { normalized.end - UInt64($0) } ?? 0))
-        if let entry = image.entryPoint { field("start address:", "\(hex(entry)) (from the file)") }
+        if let entry = image.entryPoint { field("start address:", "\(Hex.word(entry)) (from the file)") }
         if let table = report.vectorTable {
-            field("initial SP:", hex(table.initialStackPointer))
-            field("reset handler:", hex(table.resetHandler))
+            field("initial SP:", Hex.word(table.initialStackPointer))
+            field("reset handler:", Hex.word(table.resetHandler))
         }
         switch report.descriptor {
         case .valid(let descriptor, let address)?:
-            field("descriptor:", "at \(hex(address)), valid")
+            field("descriptor:", "at \(Hex.word(address)), valid")
             describe(descriptor, into: &lines)
         case .unstamped(let descriptor, let address)?:
-            field("descriptor:", "at \(hex(address)), not stamped")
+            field("descriptor:", "at \(Hex.word(address)), not stamped")
             describe(descriptor, into: &lines)
-        case .reserved(let address)?: field("descriptor:", "at \(hex(address)), reserved, not stamped")
+        case .reserved(let address)?: field("descriptor:", "at \(Hex.word(address)), reserved, not stamped")
         case .absent?: field("descriptor:", "none")
         case .invalid?: field("descriptor:", "invalid (see below)")
         case nil: break
@@ -204,16 +206,11 @@ struct ImageInfoCommand: AsyncParsableCommand {
 
     private func describe(_ descriptor: ImageDescriptor, into lines: inout [String]) {
         lines.append("  product id:  0x\(String(descriptor.productID, radix: 16, uppercase: true)) (\(descriptor.productID))")
-        lines.append("  version:     \(descriptor.version)")
+        lines.append("  version:     \(descriptor.version.fullDescription)")
         lines.append("  name:        \(TerminalText.escaped(descriptor.name))")
         lines.append("  image size:  \(descriptor.imageSize) bytes")
-        lines.append("  image crc32: \(hex(descriptor.crc))")
+        lines.append("  image crc32: \(Hex.word(descriptor.crc))")
     }
-}
-
-func hex16(_ value: UInt16) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: 4 - digits.count) + digits
 }
 
 /// CRC-32 and SHA-256 of a normalised image's bytes from base to end, gaps as 0xFF, streamed. The CRC

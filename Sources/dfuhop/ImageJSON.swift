@@ -1,5 +1,6 @@
 import DeviceProfiles
 import FirmwareImage
+import HexFormat
 
 extension ImageInfoJSON {
     /// `image info --json`: what `printInfo` shows, as the contract's types (docs/json.md).
@@ -7,23 +8,31 @@ extension ImageInfoJSON {
         self.file = file
         format = image.format.rawValue
         self.family = family?.id
-        segments = normalized.segments.map { SegmentJSON(start: hex($0.address), end: hex(UInt32($0.end - 1)), size: $0.bytes.count) }
+        segments = normalized.segments.map {
+            SegmentJSON(start: Hex.word($0.address), end: Hex.word(UInt32($0.end - 1)), size: $0.bytes.count)
+        }
         payloadSize = normalized.payloadSize
         span = normalized.baseAddress.map { Int(normalized.end - UInt64($0)) } ?? 0
-        crc32 = hex(digests.crc32)
+        crc32 = Hex.word(digests.crc32)
         sha256 = digests.sha256
-        startAddress = image.entryPoint.map(hex)
+        startAddress = image.entryPoint.map(Hex.word)
         dfuSuffix = image.suffixIdentity.map {
-            SuffixJSON(vendorID: "0x" + hex16($0.vendorID), productID: "0x" + hex16($0.productID), bcdDevice: "0x" + hex16($0.bcdDevice))
+            SuffixJSON(
+                vendorID: "0x" + Hex.digits($0.vendorID, width: 4), productID: "0x" + Hex.digits($0.productID, width: 4),
+                bcdDevice: "0x" + Hex.digits($0.bcdDevice, width: 4))
         }
         targets = image.targets.map {
             TargetJSON(altSetting: Int($0.alternateSetting), size: $0.segments.reduce(0) { $0 + $1.bytes.count }, name: $0.name)
         }
         vectorTable = report.vectorTable.map {
-            VectorTableJSON(address: hex($0.address), initialStackPointer: hex($0.initialStackPointer), resetHandler: hex($0.resetHandler))
+            VectorTableJSON(
+                address: Hex.word($0.address), initialStackPointer: Hex.word($0.initialStackPointer),
+                resetHandler: Hex.word($0.resetHandler))
         }
         descriptor = report.descriptor.map(DescriptorJSON.init)
-        findings = report.findings.map { FindingJSON(severity: $0.severity.rawValue, message: $0.message, address: $0.address.map(hex)) }
+        findings = report.findings.map {
+            FindingJSON(severity: $0.severity.rawValue, message: $0.message, address: $0.address.map(Hex.word))
+        }
         errors = report.errors.count
         warnings = report.warnings.count
     }
@@ -34,10 +43,11 @@ extension ImageInfoJSON.DescriptorJSON {
         switch check {
         case .valid(let descriptor, let address), .unstamped(let descriptor, let address):
             self.init(
-                state: descriptor.isUnstamped ? "unstamped" : "valid", address: hex(address), productID: hex(descriptor.productID),
-                version: descriptor.version.description, name: descriptor.name, imageSize: Int(descriptor.imageSize),
-                crc32: hex(descriptor.crc))
-        case .reserved(let address): self.init(state: "reserved", address: hex(address))
+                state: descriptor.isUnstamped ? "unstamped" : "valid", address: Hex.word(address),
+                productID: Hex.word(descriptor.productID),
+                version: descriptor.version.fullDescription, name: descriptor.name, imageSize: Int(descriptor.imageSize),
+                crc32: Hex.word(descriptor.crc))
+        case .reserved(let address): self.init(state: "reserved", address: Hex.word(address))
         case .absent: self.init(state: "absent")
         case .invalid(let error): self.init(state: "invalid", problem: error.problem)
         }

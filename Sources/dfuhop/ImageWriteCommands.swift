@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import DeviceProfiles
 import FirmwareImage
+import HexFormat
 
 // MARK: - convert
 
@@ -153,7 +154,7 @@ struct ImageStampCommand: AsyncParsableCommand {
             throw ValidationError("--product-id '\(productId)' is not a 32-bit number")
         }
         _ = value
-        guard ImageVersion(parsing: version) != nil else {
+        guard FirmwareVersion(parsing: version, minimumComponents: 3) != nil else {
             throw ValidationError("--version '\(version)' is not A.B.C or A.B.C.D with each part 0-65535")
         }
         guard name.utf8.count <= ImageDescriptor.nameLength, !name.utf8.contains(0) else {
@@ -163,7 +164,9 @@ struct ImageStampCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand("image stamp", json: json) {
-            guard let product = parseNumber(productId).map(UInt32.init), let parsedVersion = ImageVersion(parsing: version) else {
+            guard let product = parseNumber(productId).map(UInt32.init),
+                let parsedVersion = FirmwareVersion(parsing: version, minimumComponents: 3)
+            else {
                 throw ValidationError("invalid --product-id or --version")
             }
             let image = try inputOptions.selectTarget(of: try inputOptions.read(input), file: input)
@@ -183,12 +186,12 @@ struct ImageStampCommand: AsyncParsableCommand {
             let descriptor = try ImageDescriptor.validate(normalized, base: base, source: output)
             var result = ResultLine("stamped")
             result.stamped = StampedJSON(
-                output: output, outputFormat: chosenFormat.rawValue, productID: hex(descriptor.productID),
-                version: descriptor.version.description, name: descriptor.name,
-                imageSize: Int(descriptor.imageSize), crc32: hex(descriptor.crc))
+                output: output, outputFormat: chosenFormat.rawValue, productID: Hex.word(descriptor.productID),
+                version: descriptor.version.fullDescription, name: descriptor.name,
+                imageSize: Int(descriptor.imageSize), crc32: Hex.word(descriptor.crc))
             if !json {
                 Output.print(
-                    "stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(hex(descriptor.crc))"
+                    "stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version.fullDescription), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(Hex.word(descriptor.crc))"
                 )
             }
             return result

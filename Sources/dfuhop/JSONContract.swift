@@ -1,5 +1,6 @@
 import DfuSe
 import Foundation
+import HexFormat
 
 /// The `--json` contract (docs/json.md): every line is one object with a `type`. `event` lines come as the
 /// work happens, `unit` lines (one per unit with `--all`), then exactly one `result` line, last, whose
@@ -8,8 +9,6 @@ import Foundation
 enum JSONContract {
     /// Bumped when a field changes meaning or goes away; new optional fields do not bump it.
     static let schema = 1
-
-    static func hex(_ value: UInt32) -> String { hexAddress(value) }
 
     static func time(_ date: Date = Date()) -> String {
         date.ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
@@ -197,19 +196,19 @@ struct SummaryJSON: Codable, Equatable, Sendable {
 extension PlanJSON {
     init(_ plan: FlashPlan) {
         layout = plan.layoutLine
-        imageBase = JSONContract.hex(plan.imageBase)
+        imageBase = Hex.word(plan.imageBase)
         transferSize = plan.transferSize
         erasedSectors = plan.erasedSectors.count
         bytesToWrite = plan.bytesToWrite
         bytesToVerify = plan.bytesToVerify
         skippedSectors = plan.skippedSectors.count
-        payloadCRC32 = JSONContract.hex(plan.payloadCRC32)
+        payloadCRC32 = Hex.word(plan.payloadCRC32)
         steps = plan.steps.map { step in
             switch step {
-            case .erase(let sector): Step(action: "erase", address: JSONContract.hex(sector.start), size: Int(sector.size))
+            case .erase(let sector): Step(action: "erase", address: Hex.word(sector.start), size: Int(sector.size))
             case .write(let write):
                 Step(
-                    action: "write", address: JSONContract.hex(write.address), size: write.length,
+                    action: "write", address: Hex.word(write.address), size: write.length,
                     holdsVectorTable: write.holdsVectorTable)
             }
         }

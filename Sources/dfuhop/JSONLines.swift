@@ -1,5 +1,6 @@
 import DfuSe
 import Foundation
+import HexFormat
 import UpgradeEngine
 
 /// The engine's and the DfuSe client's values as lines of the `--json` contract (docs/json.md).
@@ -17,10 +18,10 @@ extension EventLine {
             from = state.description
         case .sectorErased(let sector, let number, let total):
             self.init(EventKind.sectorErased, unit: unit)
-            (address, size, self.number, self.total) = (JSONContract.hex(sector.start), Int(sector.size), number, total)
+            (address, size, self.number, self.total) = (Hex.word(sector.start), Int(sector.size), number, total)
         case .bytesWritten(let done, let total, let address):
             self.init(EventKind.bytesWritten, unit: unit)
-            (self.done, self.total, self.address) = (done, total, JSONContract.hex(address))
+            (self.done, self.total, self.address) = (done, total, Hex.word(address))
         case .bytesVerified(let done, let total):
             self.init(EventKind.bytesVerified, unit: unit)
             (self.done, self.total) = (done, total)
@@ -37,7 +38,7 @@ extension EventLine {
             deviceReset = reset
         case .left(let address, let outcome):
             self.init(EventKind.left, unit: unit)
-            (jumpTo, leave) = (JSONContract.hex(address), outcome.rawValue)
+            (jumpTo, leave) = (Hex.word(address), outcome.rawValue)
         }
     }
 
@@ -108,7 +109,7 @@ extension UnitJSON {
         uid = unit.uid?.description
         romSerial = unit.dfuSerial
         version = unit.version?.description
-        productID = unit.productID.map(JSONContract.hex)
+        productID = unit.productID.map(Hex.word)
     }
 }
 

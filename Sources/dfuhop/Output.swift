@@ -67,8 +67,3 @@ func parseNumber(_ text: String) -> UInt64? {
     if cleaned.hasPrefix("0x") { return UInt64(cleaned.dropFirst(2), radix: 16) }
     return UInt64(cleaned)
 }
-
-func hexAddress(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return "0x" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
-}

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeviceProfiles
 import FirmwareImage
 import Foundation
+import HexFormat
 import UpdatePackage
 
 /// `dfuhop package …`: signed update packages (docs/packages.md).
@@ -45,7 +46,7 @@ struct PackageCreateCommand: AsyncParsableCommand {
     func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image") }
         if notes != nil, notesFile != nil { throw ValidationError("give --notes or --notes-file, not both") }
-        if let minimumVersion, ImageVersion(parsing: minimumVersion) == nil {
+        if let minimumVersion, FirmwareVersion(parsing: minimumVersion, minimumComponents: 3) == nil {
             throw ValidationError("--minimum-version '\(minimumVersion)' is not a version such as 1.2.0")
         }
         if !output.hasSuffix("." + SignedPackage.fileExtension) {
@@ -64,14 +65,14 @@ struct PackageCreateCommand: AsyncParsableCommand {
                 releaseNotes = text
             }
             let request = PackageBuilder.Request(
-                images: images, minimumVersion: minimumVersion.flatMap(ImageVersion.init(parsing:)),
+                images: images, minimumVersion: minimumVersion.flatMap { FirmwareVersion(parsing: $0, minimumComponents: 3) },
                 releaseNotes: releaseNotes)
             let manifest = try PackageBuilder.create(request, key: signingKey, profiles: Profiles.load(profile), output: output)
             var result = ResultLine("created")
             result.package = PackageJSON(manifest, file: output, verified: true)
             if !json {
                 Output.print(
-                    "wrote \(output): \(manifest.profile) version \(manifest.version), \(manifest.images.count) image(s), "
+                    "wrote \(output): \(manifest.profile) version \(manifest.version.fullDescription), \(manifest.images.count) image(s), "
                         + "signed by \(signingKey.publicKey.rawRepresentation.base64EncodedString())")
             }
             return result
@@ -114,7 +115,7 @@ struct PackageVerifyCommand: AsyncParsableCommand {
                 guard let product else {
                     throw Failure(
                         .untrustedPackage,
-                        "\(package): no profile for product 0x\(hex8(productID)) is loaded, so no key is trusted",
+                        "\(package): no profile for product 0x\(Hex.digits(productID, width: 8)) is loaded, so no key is trusted",
                         hint: "give --key KEY.pub or --profile")
                 }
                 keys = try (product.signing?.publicKeys ?? []).map {
@@ -157,8 +158,12 @@ struct PackageInfoCommand: AsyncParsableCommand {
 
     static func describe(_ manifest: PackageManifest, file: String) {
         Output.print("package:   \(file) (format \(PackageManifest.formatVersion), created \(manifest.created))")
-        Output.print("product:   \(manifest.profile), product id 0x\(hex8(manifest.productID)), \(manifest.part) (\(manifest.family))")
-        Output.print("version:   \(manifest.version)" + (manifest.minimumVersion.map { ", upgrades units running \($0) or later" } ?? ""))
+        Output.print(
+            "product:   \(manifest.profile), product id 0x\(Hex.digits(manifest.productID, width: 8)), \(manifest.part) (\(manifest.family))"
+        )
+        Output.print(
+            "version:   \(manifest.version.fullDescription)"
+                + (manifest.minimumVersion.map { ", upgrades units running \($0.fullDescription) or later" } ?? ""))
         if !manifest.requiredOptionBytes.isEmpty {
             Output.print("option bytes required: " + manifest.requiredOptionBytes.map { "\($0.name)=\($0.value)" }.joined(separator: ", "))
         }
@@ -176,16 +181,11 @@ struct PackageInfoCommand: AsyncParsableCommand {
 extension PackageJSON {
     init(_ manifest: PackageManifest, file: String, verified: Bool, signedBy: String? = nil, packageSHA256: String? = nil) {
         self.init(
-            file: file, profile: manifest.profile, productID: hexAddress(manifest.productID), family: manifest.family,
-            part: manifest.part, version: manifest.version.description, minimumVersion: manifest.minimumVersion?.description,
+            file: file, profile: manifest.profile, productID: Hex.word(manifest.productID), family: manifest.family,
+            part: manifest.part, version: manifest.version.fullDescription, minimumVersion: manifest.minimumVersion?.fullDescription,
             requiredOptionBytes: Dictionary(manifest.requiredOptionBytes.map { ($0.name, $0.value) }) { first, _ in first },
             releaseNotes: manifest.releaseNotes, created: manifest.created,
             images: manifest.images.map { ImageJSON(file: $0.file, sha256: $0.sha256, size: $0.size) },
             verified: verified, signedBy: signedBy, packageSHA256: packageSHA256)
     }
-}
-
-private func hex8(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
 }

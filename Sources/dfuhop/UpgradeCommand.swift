@@ -125,7 +125,7 @@ struct UpgradeCommand: AsyncParsableCommand {
         options.reenumerationTimeout = timeout?.duration
         options.forceFull = forceFull
         options.inputDigest = input.digest
-        options.minimumRunningVersion = input.manifest?.minimumVersion.map { FirmwareVersion($0.major, $0.minor, $0.patch, $0.build) }
+        options.minimumRunningVersion = input.manifest?.minimumVersion
         options.family = try device.mcuFamily()
         options.boot0 = session.recorded(
             Boot0Hooks.path(

@@ -1,5 +1,6 @@
 import DfuSe
 import Foundation
+import HexFormat
 import Logging
 import USBTransport
 
@@ -9,15 +10,15 @@ struct TracingDiscovery: DeviceDiscovery {
     let base: any DeviceDiscovery
     let logger: Logger
 
-    func devices() async throws -> [DiscoveredDevice] { try await base.devices() }
+    func devices() async throws(TransportError) -> [DiscoveredDevice] { try await base.devices() }
     func events() -> AsyncStream<DiscoveryEvent> { base.events() }
 
-    func openDFU(_ identity: USBDeviceIdentity) async throws -> any DFUTransport {
+    func openDFU(_ identity: USBDeviceIdentity) async throws(TransportError) -> any DFUTransport {
         logger.trace("open DFU \(identity.vidPid) serial \(identity.serialNumber ?? "-") at \(identity.portPath)")
         return TracingDFUTransport(base: try await base.openDFU(identity), logger: logger)
     }
 
-    func openHID(_ info: HIDDeviceInfo) async throws -> any HIDTransport {
+    func openHID(_ info: HIDDeviceInfo) async throws(TransportError) -> any HIDTransport {
         logger.trace("open HID \(info.usb.vidPid) at \(info.usb.portPath)")
         return TracingHIDTransport(base: try await base.openHID(info), logger: logger)
     }
@@ -38,18 +39,18 @@ final class TracingDFUTransport: DFUTransport {
     var functionalDescriptor: DFUFunctionalDescriptor { base.functionalDescriptor }
     var preferredExecutor: (any TaskExecutor)? { base.preferredExecutor }
 
-    func selectAlternateSetting(_ number: UInt8) async throws {
-        try await traced("SET_INTERFACE alt \(number)") { try await base.selectAlternateSetting(number) }
+    func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {
+        try await traced("SET_INTERFACE alt \(number)") { () async throws(TransportError) in try await base.selectAlternateSetting(number) }
     }
 
-    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws {
-        try await traced(Self.describe(request, length: data.count) + Self.preview(data)) {
+    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) {
+        try await traced(Self.describe(request, length: data.count) + Self.preview(data)) { () async throws(TransportError) in
             try await base.controlOut(request, data: data, timeout: timeout)
         }
     }
 
-    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8] {
-        let reply = try await traced(Self.describe(request, length: length)) {
+    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8] {
+        let reply = try await traced(Self.describe(request, length: length)) { () async throws(TransportError) in
             try await base.controlIn(request, length: length, timeout: timeout)
         }
         logger.trace("  <- \(reply.count) byte(s)\(Self.preview(reply))\(Self.status(request, reply))")
@@ -61,7 +62,7 @@ final class TracingDFUTransport: DFUTransport {
         await base.close()
     }
 
-    private func traced<T>(_ text: String, _ body: () async throws -> T) async throws -> T {
+    private func traced<T>(_ text: String, _ body: () async throws(TransportError) -> T) async throws(TransportError) -> T {
         do {
             let value = try await body()
             logger.trace("-> \(text): ok")
@@ -75,7 +76,7 @@ final class TracingDFUTransport: DFUTransport {
     /// `DNLOAD wValue=2 wLength=2048`: the DFU request's name (DFU 1.1 Table 3.2) when it is one.
     static func describe(_ request: ControlRequest, length: Int) -> String {
         let name = request.requestType & 0x60 == 0x20 ? DFURequest(rawValue: request.request)?.description : nil
-        return "\(name ?? "request \(request.request) (bmRequestType 0x\(hex(request.requestType, 2)))") "
+        return "\(name ?? "request \(request.request) (bmRequestType 0x\(Hex.digits(request.requestType, width: 2)))") "
             + "wValue=\(request.value) wLength=\(length)"
     }
 
@@ -89,7 +90,7 @@ final class TracingDFUTransport: DFUTransport {
     }
 
     static func preview(_ bytes: [UInt8]) -> String {
-        bytes.isEmpty ? "" : " [" + hexString(bytes.prefix(16)) + (bytes.count > 16 ? "…" : "") + "]"
+        bytes.isEmpty ? "" : " [" + Hex.string(bytes.prefix(16)) + (bytes.count > 16 ? "…" : "") + "]"
     }
 }
 
@@ -104,25 +105,25 @@ final class TracingHIDTransport: HIDTransport {
 
     var info: HIDDeviceInfo { base.info }
 
-    func write(_ report: [UInt8]) async throws {
+    func write(_ report: [UInt8]) async throws(TransportError) {
         logger.trace("HID out report \(report.count) byte(s)\(TracingDFUTransport.preview(report))")
         try await base.write(report)
     }
 
-    func read(timeout: Duration) async throws -> [UInt8]? {
+    func read(timeout: Duration) async throws(TransportError) -> [UInt8]? {
         let report = try await base.read(timeout: timeout)
         let text = report.map { "HID in report \($0.count) byte(s)\(TracingDFUTransport.preview($0))" }
         logger.trace("\(text ?? "HID in: nothing within \(timeout)")")
         return report
     }
 
-    func getFeatureReport(id: UInt8, length: Int) async throws -> [UInt8] {
+    func getFeatureReport(id: UInt8, length: Int) async throws(TransportError) -> [UInt8] {
         let report = try await base.getFeatureReport(id: id, length: length)
         logger.trace("HID get feature report \(id): \(report.count) byte(s)\(TracingDFUTransport.preview(report))")
         return report
     }
 
-    func sendFeatureReport(_ report: [UInt8]) async throws {
+    func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) {
         logger.trace("HID send feature report \(report.count) byte(s)\(TracingDFUTransport.preview(report))")
         try await base.sendFeatureReport(report)
     }

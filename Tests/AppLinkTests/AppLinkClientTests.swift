@@ -1,3 +1,4 @@
+import FirmwareImage
 import Testing
 import USBTransport
 
@@ -9,7 +10,9 @@ private struct FakeApplication {
         capabilities: [.descriptorRead, .sectorCRCs, .imageCheck], deviceID: 0x469, revisionID: 0x2001,
         uid: UniqueID(hex: "3A0027001251303233363938")!, imageBase: 0x0800_0000, flashSizeKiB: 512,
         descriptorState: .valid,
-        image: RunningImage(productID: 0x0DF0_0474, version: FirmwareVersion(1, 0, 0), imageSize: 0xB40, imageCRC: 0xA3B7_3459, flags: 0))
+        image: RunningImage(
+            productID: 0x0DF0_0474, version: FirmwareVersion(major: 1, minor: 0, patch: 0), imageSize: 0xB40, imageCRC: 0xA3B7_3459,
+            flags: 0))
     var descriptor: [UInt8] = Array(0..<64)
     var resetDelayMs: UInt16 = 50
 
@@ -215,7 +218,7 @@ private func expectError(
         do {
             _ = try await client.enterBootloader(uid: other, nonce: 7)
             Issue.record("another unit's request was accepted")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.description.contains("ENTER_BOOTLOADER for unit 3A0027001251303233363939 (seq 0x01)"), "\(error)")
             #expect(error.description.contains("1209:0001 at 1-2"), "\(error)")
             #expect(error.description.contains("WRONG_UNIT: the unit's unique ID is not the one the request names"), "\(error)")

@@ -1,3 +1,4 @@
+import SeededRandom
 import Testing
 
 @testable import AppLink
@@ -5,17 +6,6 @@ import Testing
 /// Every parser of device bytes answers hostile input with an error value, never a trap
 /// (the libFuzzer harness in Fuzz/applink runs the same entry points far longer).
 @Suite(.timeLimit(.minutes(10))) struct HostileInputTests {
-    /// SplitMix64: a fixed sequence, so a failure is reproducible.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     static let requests: [AppRequest] = [
         .getInfo, .getDescriptor(offset: 0, length: 32), .getDescriptor(offset: 32, length: 32),
@@ -25,7 +15,7 @@ import Testing
 
     /// Random reports, most of them with a plausible header so the payload checks are reached.
     static func reports(count: Int, seed: UInt64) -> [[UInt8]] {
-        var generator = Generator(state: seed)
+        var generator = SplitMix64(seed: seed)
         return (0..<count).map { index in
             let length = Int.random(in: 0...70, using: &generator)
             var report = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -60,7 +50,7 @@ import Testing
     }
 
     @Test func randomOutputReportsAreAnsweredOrIgnoredByTheDeviceDecoder() {
-        var generator = Generator(state: 2)
+        var generator = SplitMix64(seed: 2)
         var outcomes: Set<String> = []
         for index in 0..<60_000 {
             let length = Int.random(in: 0...70, using: &generator)
@@ -81,7 +71,7 @@ import Testing
     }
 
     @Test func legacyFieldsAtHostileOffsetsAreErrors() {
-        var generator = Generator(state: 3)
+        var generator = SplitMix64(seed: 3)
         for _ in 0..<20_000 {
             let identify = LegacyProtocol.Identify(
                 request: [1], reply: .init(reportID: 1),

@@ -1,3 +1,4 @@
+import FirmwareImage
 import Testing
 import USBTransport
 
@@ -31,7 +32,7 @@ private func identifyReply() -> [UInt8] {
         let clock = VirtualClock()
         let transport = ScriptedHIDTransport(clock: clock) { _ in [.reply(identifyReply())] }
         let identity = try await LegacyClient(transport: transport, protocol: meter, clock: clock).identify()
-        #expect(identity.version == FirmwareVersion(3, 1, 4))
+        #expect(identity.version == FirmwareVersion(major: 3, minor: 1, patch: 4))
         #expect(identity.uid?.bytes == uidBytes)
         #expect(identity.productID == 0x1234)
         #expect(transport.writtenReports == [[0x3F, 0x01] + [UInt8](repeating: 0, count: 62)], "padded to the report length")
@@ -42,7 +43,7 @@ private func identifyReply() -> [UInt8] {
         let measurement: [UInt8] = [0x3F, 0x55] + [UInt8](repeating: 7, count: 62)
         let transport = ScriptedHIDTransport(clock: clock) { _ in [.reply(measurement), .reply([0x10, 0x81]), .reply(identifyReply())] }
         let identity = try await LegacyClient(transport: transport, protocol: meter, clock: clock).identify()
-        #expect(identity.version == FirmwareVersion(3, 1, 4))
+        #expect(identity.version == FirmwareVersion(major: 3, minor: 1, patch: 4))
     }
 
     @Test func onlyNonMatchingReportsIsAnUnexpectedReplyError() async throws {
@@ -51,7 +52,7 @@ private func identifyReply() -> [UInt8] {
         do {
             _ = try await LegacyClient(transport: transport, protocol: meter, clock: clock).identify()
             Issue.record("accepted replies that do not match")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.kind == .malformedReply(.unexpectedLegacyReply(matched: 0, skipped: 2)))
         }
         #expect(clock.now() == .seconds(1))
@@ -65,7 +66,7 @@ private func identifyReply() -> [UInt8] {
         do {
             _ = try await LegacyClient(transport: transport, protocol: short, clock: clock).identify()
             Issue.record("read a UID past the end of the reply")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.kind == .malformedReply(.fieldOutsideReply(name: "unique ID", end: 72, length: 64)))
         }
     }
@@ -77,7 +78,7 @@ private func identifyReply() -> [UInt8] {
         let clock = VirtualClock()
         let transport = ScriptedHIDTransport(clock: clock) { _ in [.reply(identifyReply())] }
         let identity = try await LegacyClient(transport: transport, protocol: feature, clock: clock).identify()
-        #expect(identity.version == FirmwareVersion(3, 1, 4))
+        #expect(identity.version == FirmwareVersion(major: 3, minor: 1, patch: 4))
         #expect(transport.featureReads.map(\.id) == [0x3F])
         #expect(transport.featureReads.map(\.length) == [33])
         #expect(transport.writtenReports.first?.count == 33)
@@ -105,16 +106,16 @@ private func identifyReply() -> [UInt8] {
         do {
             _ = try await LegacyClient(transport: transport, protocol: meter, clock: clock).enterBootloader()
             Issue.record("a product that never left counted as entered")
-        } catch let error as AppLinkError {
+        } catch {
             #expect(error.kind == .stayedOnBus(waited: .seconds(4)))
         }
     }
 
     @Test(arguments: [
-        (LegacyProtocol.VersionFormat.bytes(count: 2), [1, 2] as [UInt8], FirmwareVersion(1, 2, 0)),
-        (.littleEndian16(count: 3), [0x0A, 0x00, 0x02, 0x01, 0xFF, 0xFF], FirmwareVersion(10, 0x0102, 0xFFFF)),
-        (.bcd16, [0x23, 0x01], FirmwareVersion(1, 23, 0)),
-        (.ascii(length: 8), Array("2.4.1".utf8) + [0, 0, 0], FirmwareVersion(2, 4, 1))
+        (LegacyProtocol.VersionFormat.bytes(count: 2), [1, 2] as [UInt8], FirmwareVersion(major: 1, minor: 2, patch: 0)),
+        (.littleEndian16(count: 3), [0x0A, 0x00, 0x02, 0x01, 0xFF, 0xFF], FirmwareVersion(major: 10, minor: 0x0102, patch: 0xFFFF)),
+        (.bcd16, [0x23, 0x01], FirmwareVersion(major: 1, minor: 23, patch: 0)),
+        (.ascii(length: 8), Array("2.4.1".utf8) + [0, 0, 0], FirmwareVersion(major: 2, minor: 4, patch: 1))
     ])
     func versionFormatsReadTheirBytes(format: LegacyProtocol.VersionFormat, bytes: [UInt8], version: FirmwareVersion) {
         #expect(format.parse(bytes) == version)

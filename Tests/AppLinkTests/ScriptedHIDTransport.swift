@@ -38,11 +38,13 @@ final class ScriptedHIDTransport: HIDTransport, @unchecked Sendable {
         TransportError(.disconnected, device: "scripted", operation: operation)
     }
 
-    private func deliver(_ report: [UInt8], operation: String) throws {
-        try lock.withLock {
-            if let leavesAt, clock.now() >= leavesAt { throw gone(operation) }
+    private func deliver(_ report: [UInt8], operation: String) throws(TransportError) {
+        let departed = lock.withLock {
+            if let leavesAt, clock.now() >= leavesAt { return true }
             written.append(report)
+            return false
         }
+        if departed { throw gone(operation) }
         let reactions = respond(report)
         lock.withLock {
             for reaction in reactions {
@@ -54,9 +56,9 @@ final class ScriptedHIDTransport: HIDTransport, @unchecked Sendable {
         }
     }
 
-    func write(_ report: [UInt8]) async throws { try deliver(report, operation: "write") }
+    func write(_ report: [UInt8]) async throws(TransportError) { try deliver(report, operation: "write") }
 
-    func read(timeout: Duration) async throws -> [UInt8]? {
+    func read(timeout: Duration) async throws(TransportError) -> [UInt8]? {
         let (report, departure): ([UInt8]?, Duration?) = lock.withLock {
             inbox.isEmpty ? (nil, leavesAt) : (inbox.removeFirst(), nil)
         }
@@ -69,15 +71,16 @@ final class ScriptedHIDTransport: HIDTransport, @unchecked Sendable {
         return nil
     }
 
-    func getFeatureReport(id: UInt8, length: Int) async throws -> [UInt8] {
-        try lock.withLock {
+    func getFeatureReport(id: UInt8, length: Int) async throws(TransportError) -> [UInt8] {
+        let report = lock.withLock {
             featureReads.append((id, length))
-            guard !inbox.isEmpty else { throw TransportError(.timeout, device: "scripted", operation: "get feature") }
-            return inbox.removeFirst()
+            return inbox.isEmpty ? nil : inbox.removeFirst()
         }
+        guard let report else { throw TransportError(.timeout, device: "scripted", operation: "get feature") }
+        return report
     }
 
-    func sendFeatureReport(_ report: [UInt8]) async throws { try deliver(report, operation: "send feature") }
+    func sendFeatureReport(_ report: [UInt8]) async throws(TransportError) { try deliver(report, operation: "send feature") }
 
     func close() async {}
 }

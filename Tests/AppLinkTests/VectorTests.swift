@@ -1,3 +1,4 @@
+import FirmwareImage
 import Testing
 
 @testable import AppLink

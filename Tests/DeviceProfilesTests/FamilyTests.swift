@@ -41,6 +41,16 @@ struct FamilyTests {
         #expect(McuFamily.named("f103") == nil)
     }
 
+    @Test("quirks by name: the F4 mass erase, L4 stalls, H7 stuck busy, H5 leave, and none on G474")
+    func namedQuirks() throws {
+        #expect(McuFamily.f407.massEraseAllowance == .milliseconds(35000))
+        #expect(McuFamily.l476.eraseStallAllowance == 3)
+        #expect(McuFamily.h753.stuckBusyClearCount == 2)
+        #expect(try #require(McuFamily.named("h563")).leaveLocksUp)
+        let g474 = McuFamily.g474
+        #expect(g474.massEraseAllowance == nil && g474.eraseStallAllowance == nil && g474.stuckBusyClearCount == nil && !g474.leaveLocksUp)
+    }
+
     @Test("an initial stack pointer at the very end of RAM counts as inside only when asked")
     func ramEnd() {
         let f407 = McuFamily.f407

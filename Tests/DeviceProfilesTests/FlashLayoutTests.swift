@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 import Testing
 
 @testable import DeviceProfiles
@@ -220,7 +221,7 @@ struct FlashLayoutTests {
 
     @Test("random and mutated strings never crash or hang; whatever parses renders back to itself")
     func fuzz() {
-        var generator = SplitMix(seed: 0x5EED)
+        var generator = SplitMix64(seed: 0x5EED)
         let alphabet = Array("@/0123456789xXaAbBcdefgKMG*, \u{0}-.".utf8)
         let seeds = realLayouts.map { Array($0.text.utf8) }
         var parsed = 0
@@ -247,18 +248,5 @@ struct FlashLayoutTests {
             #expect((try? FlashLayout(parsing: layout.render())) == layout, "\"\(text)\"")
         }
         #expect(parsed > 100, "the mutations should leave many strings valid")
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so the fuzz cases are the same on every run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

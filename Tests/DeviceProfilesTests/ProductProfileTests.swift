@@ -1,4 +1,5 @@
 import AppLink
+import FirmwareImage
 import Foundation
 import Testing
 
@@ -95,7 +96,7 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
         reply[4..<16] = ArraySlice((1...12).map { UInt8($0) })
         reply[16...17] = [0x34, 0x12]
         let identity = try legacy.identify.parse(reply)
-        #expect(identity.version == FirmwareVersion(3, 4, 0))
+        #expect(identity.version == FirmwareVersion(major: 3, minor: 4, patch: 0))
         #expect(identity.uid == UniqueID((1...12).map { UInt8($0) }))
         #expect(identity.productID == 0x1234)
     }

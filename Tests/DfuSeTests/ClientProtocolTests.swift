@@ -12,7 +12,7 @@ struct ClientProtocolTests {
         let bytes = patternBytes(5 * 1024)
         try await bench.client.write(bytes, at: 0x0800_0000)
 
-        // A ROM places block n at pointer + (n − 2) × that request's wLength (AN2662 §4.4.1): a 1 KiB block 4 would
+        // A ROM may place block n at pointer + (n − 2) × that request's wLength (AN2662 §4.4.1): a 1 KiB block 4 would
         // land at 0x08000800, over block 3.
         let expected =
             ["GETSTATUS"] // the unknown start state is checked first

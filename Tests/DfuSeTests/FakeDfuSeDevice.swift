@@ -128,12 +128,12 @@ actor FakeDfuSeDevice: DFUTransport {
 
     // MARK: DFUTransport
 
-    func selectAlternateSetting(_ number: UInt8) async throws {
+    func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {
         try checkPresent("SET_INTERFACE")
         log.append("SET_INTERFACE \(number)")
     }
 
-    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws {
+    func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) {
         try checkPresent("control out")
         guard request.requestType == 0x21, request.index == 0, let dfuRequest = DFURequest(rawValue: request.request) else {
             throw stall("unexpected request \(request)")
@@ -163,7 +163,7 @@ actor FakeDfuSeDevice: DFUTransport {
         }
     }
 
-    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws -> [UInt8] {
+    func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8] {
         try checkPresent("control in")
         guard request.requestType == 0xA1, request.index == 0, let dfuRequest = DFURequest(rawValue: request.request) else {
             throw stall("unexpected request \(request)")
@@ -188,7 +188,7 @@ actor FakeDfuSeDevice: DFUTransport {
 
     // MARK: Requests
 
-    private func download(block: UInt16, data: [UInt8]) throws {
+    private func download(block: UInt16, data: [UInt8]) throws(TransportError) {
         if data.isEmpty {
             log.append("DNLOAD \(block) (0 bytes)")
             guard state == .downloadIdle else { throw stallIntoError("zero-length DNLOAD in \(state)") }
@@ -219,7 +219,7 @@ actor FakeDfuSeDevice: DFUTransport {
         state = .downloadSync
     }
 
-    private func getStatus() throws -> [UInt8] {
+    private func getStatus() throws(TransportError) -> [UInt8] {
         if let garbled = configuration.garbledStatus {
             configuration.garbledStatus = nil
             return garbled
@@ -358,7 +358,7 @@ actor FakeDfuSeDevice: DFUTransport {
         }
     }
 
-    private func clearStatus() throws {
+    private func clearStatus() throws(TransportError) {
         if let left = stuckClearsLeft {
             // H7 rev V: CLRSTATUS n times brings the hung ROM back.
             if left > 1 {
@@ -382,7 +382,7 @@ actor FakeDfuSeDevice: DFUTransport {
         status = .ok
     }
 
-    private func upload(block: UInt16, length: Int) throws -> [UInt8] {
+    private func upload(block: UInt16, length: Int) throws(TransportError) -> [UInt8] {
         guard state == .dfuIdle || state == .uploadIdle else { throw stallIntoError("UPLOAD in \(state)") }
         if block == 0 {
             state = .uploadIdle
@@ -407,7 +407,7 @@ actor FakeDfuSeDevice: DFUTransport {
         status = failure
     }
 
-    private func checkPresent(_ operation: String) throws {
+    private func checkPresent(_ operation: String) throws(TransportError) {
         if gone { throw TransportError(.disconnected, device: identity.description, operation: operation) }
     }
 

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Image descriptor", .timeLimit(.minutes(10)))
 struct DescriptorTests {
-    let version = ImageVersion(major: 1, minor: 2, patch: 3, build: 4)
+    let version = FirmwareVersion(major: 1, minor: 2, patch: 3, build: 4)
 
     func stampedApplication() throws -> FirmwareImage {
         try Sample.image(Sample.application()).stamped(productID: 0x1209_A001, version: version, name: "blinky", file: "a.bin")
@@ -82,7 +82,7 @@ struct DescriptorTests {
 
     @Test func restampingReplacesAnEarlierDescriptor() throws {
         let first = try stampedApplication()
-        let second = try first.stamped(productID: 7, version: ImageVersion(major: 2, minor: 0, patch: 0), name: "next", file: "a.bin")
+        let second = try first.stamped(productID: 7, version: FirmwareVersion(major: 2, minor: 0, patch: 0), name: "next", file: "a.bin")
         let descriptor = try ImageDescriptor.validate(try second.normalized(), base: Sample.flashBase, source: "a.bin")
         #expect(descriptor.productID == 7 && descriptor.name == "next")
     }
@@ -144,12 +144,27 @@ struct DescriptorTests {
     }
 
     @Test func versionsParseAndOrder() {
-        #expect(ImageVersion(parsing: "1.2.3") == ImageVersion(major: 1, minor: 2, patch: 3, build: 0))
-        #expect(ImageVersion(parsing: "1.2.3.65535")?.build == 65535)
-        for bad in ["1.2", "1.2.3.4.5", "1..3", "1.2.65536", "a.b.c", "-1.2.3", "+1.2.3", ""] {
-            #expect(ImageVersion(parsing: bad) == nil, "\(bad)")
+        #expect(FirmwareVersion(parsing: "1.2.3") == FirmwareVersion(major: 1, minor: 2, patch: 3, build: 0))
+        #expect(FirmwareVersion(parsing: "1.2.3.65535")?.build == 65535)
+        #expect(FirmwareVersion(parsing: "1.2") == FirmwareVersion(major: 1, minor: 2, patch: 0))
+        #expect(FirmwareVersion(parsing: "1.2", minimumComponents: 3) == nil, "a hand-written image version names the patch")
+        for bad in ["1", "1.2.3.4.5", "1..3", "1.2.65536", "a.b.c", "-1.2.3", "+1.2.3", "1.2.3 ", ""] {
+            #expect(FirmwareVersion(parsing: bad) == nil, "\(bad)")
         }
-        #expect(ImageVersion(major: 1, minor: 10, patch: 0) > ImageVersion(major: 1, minor: 9, patch: 9, build: 9))
+        #expect(FirmwareVersion(major: 1, minor: 10, patch: 0) > FirmwareVersion(major: 1, minor: 9, patch: 9, build: 9))
+    }
+
+    @Test func versionsPrintShortAndFull() {
+        let release = FirmwareVersion(major: 2, minor: 1, patch: 0)
+        #expect(release.description == "2.1.0")
+        #expect(release.fullDescription == "2.1.0.0")
+        let build = FirmwareVersion(major: 2, minor: 1, patch: 0, build: 7)
+        #expect(build.description == "2.1.0.7")
+        #expect(build.fullDescription == "2.1.0.7")
+        for version in [release, build] {
+            #expect(FirmwareVersion(parsing: version.description) == version)
+            #expect(FirmwareVersion(parsing: version.fullDescription, minimumComponents: 3) == version)
+        }
     }
 }
 
@@ -169,7 +184,7 @@ struct ImageCheckTests {
 
     @Test func aStampedImageInsideTheFamilysMemoryHasNoFindings() throws {
         let stamped = try Sample.image(Sample.application()).stamped(
-            productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "ok", file: "a")
+            productID: 1, version: FirmwareVersion(major: 1, minor: 0, patch: 0), name: "ok", file: "a")
         let report = ImageCheck.check(try stamped.normalized(granularity: 4), for: f407, source: "a")
         #expect(report.findings == [])
         #expect(
@@ -229,7 +244,7 @@ struct ImageCheckTests {
 
     @Test func dataAfterTheStampedSizeIsAnError() throws {
         let stamped = try Sample.image(Sample.application()).stamped(
-            productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "", file: "a")
+            productID: 1, version: FirmwareVersion(major: 1, minor: 0, patch: 0), name: "", file: "a")
         var grown = stamped
         grown.targets[0].segments.append(Segment(address: Sample.flashBase + 0x300, bytes: [0xFF, 0xFF, 0x12]))
         let found = ImageCheck.check(try grown.normalized(), source: "a").findings

@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 import Testing
 
 @testable import FirmwareImage
@@ -53,7 +54,7 @@ import Testing
     @Test func everyReadElfHoldsAtMostItsFileSize() throws {
         let seed = UInt64.random(in: 0...UInt64.max)
         print("elf bound seed \(seed)")
-        var generator = SplitMix(state: seed)
+        var generator = SplitMix64(seed: seed)
         for _ in 0..<200 {
             let count = Int.random(in: 1...40, using: &generator)
             let size = Int.random(in: 1...512, using: &generator)
@@ -162,7 +163,7 @@ import Testing
     @Test func crcOfARepeatedByteMatchesTheBytes() {
         let seed = UInt64.random(in: 0...UInt64.max)
         print("crc fill seed \(seed)")
-        var generator = SplitMix(state: seed)
+        var generator = SplitMix64(seed: seed)
         for _ in 0..<40 {
             let byte = UInt8.random(in: 0...255, using: &generator)
             let count = Int.random(in: 0...20_000, using: &generator)
@@ -192,7 +193,7 @@ import Testing
             let bytes = [UInt8](repeating: 0x11, count: Int(0x1_0000_0000 - UInt64(base)))
             let image = FirmwareImage(format: .binary, segments: [Segment(address: base, bytes: bytes)])
             let error = #expect(throws: ImageError.self) {
-                try image.stamped(productID: 1, version: ImageVersion(major: 1, minor: 0, patch: 0), name: "top", file: "top.bin")
+                try image.stamped(productID: 1, version: FirmwareVersion(major: 1, minor: 0, patch: 0), name: "top", file: "top.bin")
             }
             #expect(error?.location == .address(base))
         }
@@ -244,17 +245,5 @@ import Testing
         try ImageFile.write(Sample.image([4, 5]), to: output, as: .binary)
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep me")
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: output))) == [4, 5])
-    }
-}
-
-/// SplitMix64: a fixed sequence from a printed seed, so a failure can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HexFormat
 import Testing
 import USBTransport
 import VirtualDevice
@@ -21,10 +22,10 @@ struct RecordReplayTests {
         let dfu = try await discovery.openDFU(identity)
         seen.append("\(dfu.functionalDescriptor) \(dfu.alternateSettings.map(\.name))")
         try await dfu.selectAlternateSetting(0)
-        seen.append(hexString(try await dfu.controlIn(.classIn(3, value: 0, interface: 0), length: 6, timeout: .seconds(1))))
+        seen.append(Hex.string(try await dfu.controlIn(.classIn(3, value: 0, interface: 0), length: 6, timeout: .seconds(1))))
         try await dfu.controlOut(.classOut(1, value: 0, interface: 0), data: setAddress(address), timeout: .seconds(1))
         for _ in 0..<2 {
-            seen.append(hexString(try await dfu.controlIn(.classIn(3, value: 0, interface: 0), length: 6, timeout: .seconds(1))))
+            seen.append(Hex.string(try await dfu.controlIn(.classIn(3, value: 0, interface: 0), length: 6, timeout: .seconds(1))))
         }
         do {
             _ = try await dfu.controlIn(.classIn(0x77, value: 0, interface: 0), length: 1, timeout: .seconds(1))

@@ -1,6 +1,7 @@
 import Crypto
 import FirmwareImage
 import Foundation
+import SeededRandom
 import Testing
 
 @testable import UpdatePackage
@@ -125,7 +126,7 @@ struct HostilePackageTests {
         let original = try release.bytes
         let seed = ProcessInfo.processInfo.environment["DFUHOP_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         print("randomCorruptionNeverYieldsUnsignedContent seed \(seed) (DFUHOP_SEED=\(seed) replays it)")
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix64(seed: seed)
         for _ in 0..<300 {
             var bytes = original
             for _ in 0..<Int.random(in: 1...3, using: &generator) {

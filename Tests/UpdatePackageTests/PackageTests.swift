@@ -18,7 +18,7 @@ struct PackageTests {
         #expect(manifest.profile == "dfuhop-demo-g474")
         #expect(manifest.productID == 0x0DF0_0474)
         #expect(manifest.family == "g474")
-        #expect(manifest.version == ImageVersion(major: 2, minor: 0, patch: 0))
+        #expect(manifest.version == FirmwareVersion(major: 2, minor: 0, patch: 0))
         #expect(manifest.requiredOptionBytes == [.init(name: "DBANK", value: 1)])
         #expect(manifest.releaseNotes == "notes")
         #expect(manifest.images == [.init(file: "demo-g474-v2.hex", sha256: sha256Hex(Array(image)), size: image.count)])
@@ -78,7 +78,7 @@ struct PackageTests {
         let scratch = try Scratch()
         let key = Curve25519.Signing.PrivateKey()
         let profiles = [try Repository.demoProfile(), try Repository.f407Profile()]
-        func create(_ images: [String], minimum: ImageVersion? = nil) throws(PackageError) {
+        func create(_ images: [String], minimum: FirmwareVersion? = nil) throws(PackageError) {
             _ = try PackageBuilder.create(
                 .init(images: images.map(Repository.example), minimumVersion: minimum), key: key,
                 profiles: profiles, output: scratch.path("out.dfuhop"))
@@ -89,7 +89,7 @@ struct PackageTests {
         #expect(products.kind == .refused)
         let unstamped = try #require(throws: PackageError.self) { try create(["demo-g474-v2.unstamped.hex"]) }
         #expect(unstamped.kind == .refused)
-        let newer = ImageVersion(major: 3, minor: 0, patch: 0)
+        let newer = FirmwareVersion(major: 3, minor: 0, patch: 0)
         let minimum = try #require(throws: PackageError.self) { try create(["demo-g474-v2.hex"], minimum: newer) }
         #expect(minimum.problem.contains("minimum version"))
         #expect(!FileManager.default.fileExists(atPath: scratch.path("out.dfuhop")))

@@ -52,7 +52,7 @@ struct Release {
     let profile: ProductProfile
     let packagePath: String
 
-    init(image: String = "demo-g474-v2.hex", required: Bool = true, minimumVersion: ImageVersion? = nil) throws {
+    init(image: String = "demo-g474-v2.hex", required: Bool = true, minimumVersion: FirmwareVersion? = nil) throws {
         scratch = try Scratch()
         profile = try Repository.demoProfile(keys: [key.publicKey], required: required)
         packagePath = scratch.path("release.dfuhop")
@@ -128,16 +128,4 @@ func readAndVerify(_ bytes: [UInt8], key: Curve25519.Signing.PublicKey) throws(P
     let package = try SignedPackage(bytes: bytes, file: "test.dfuhop")
     try package.verify(trusting: [SigningPublicKey(key)], keySource: "the test key")
     return package
-}
-
-/// A splitmix64 generator: a printed seed replays a run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

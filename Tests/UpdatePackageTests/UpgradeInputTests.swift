@@ -74,10 +74,10 @@ struct UpgradeInputTests {
     }
 
     @Test func theMinimumVersionAdmitsOnlyNewerUnits() throws {
-        let release = try Release(minimumVersion: ImageVersion(major: 1, minor: 5, patch: 0))
+        let release = try Release(minimumVersion: FirmwareVersion(major: 1, minor: 5, patch: 0))
         let input = try UpgradeInput.load(path: release.packagePath, profiles: [release.profile])
-        #expect(!input.admits(running: ImageVersion(major: 1, minor: 0, patch: 0)))
-        #expect(input.admits(running: ImageVersion(major: 1, minor: 5, patch: 0)))
+        #expect(!input.admits(running: FirmwareVersion(major: 1, minor: 0, patch: 0)))
+        #expect(input.admits(running: FirmwareVersion(major: 1, minor: 5, patch: 0)))
     }
 }
 

@@ -62,7 +62,7 @@ struct FaultCampaignTests {
     }
 
     static func image(_ family: McuFamily, _ major: UInt16) throws -> (FirmwareImage, NormalizedImage) {
-        let normalized = try DemoImage.make(family: family, version: ImageVersion(major: major, minor: 0, patch: 0), size: 12 * 1024)
+        let normalized = try DemoImage.make(family: family, version: FirmwareVersion(major: major, minor: 0, patch: 0), size: 12 * 1024)
         return (FirmwareImage(format: .binary, segments: normalized.segments), normalized)
     }
 
@@ -144,7 +144,7 @@ struct FaultCampaignTests {
                         family: family, kind: "DFU status error", detail: "\(status) at block 2",
                         fault: .plan(FaultPlan(statusErrorAtBlock: .init(block: 2, status: status)))))
             }
-            if family.quirks.contains(where: { if case .stuckInDownloadBusy = $0 { true } else { false } }) {
+            if family.stuckBusyClearCount != nil {
                 for operation in 1...counts.flashOperations {
                     cases.append(
                         Case(
@@ -200,7 +200,7 @@ struct FaultCampaignTests {
             }
             var lie = Case(
                 family: family, kind: "application reports the wrong version", detail: "1.0.0 after the upgrade",
-                fault: .plan(FaultPlan(reportedVersion: FirmwareVersion(1, 0, 0))))
+                fault: .plan(FaultPlan(reportedVersion: FirmwareVersion(major: 1, minor: 0, patch: 0))))
             lie.expectation = .neverClaimsSuccess
             cases.append(lie)
         }

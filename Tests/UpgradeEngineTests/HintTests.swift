@@ -3,6 +3,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import Testing
 import USBTransport
 import UpgradeEngine
@@ -99,7 +100,7 @@ struct HintTests {
             return bench.options
         },
         Scenario(name: "another process holds the unit") { bench in
-            bench.lock = try JournalStore(directory: bench.journal).lock(hexString(bench.target.uid))
+            bench.lock = try JournalStore(directory: bench.journal).lock(Hex.string(bench.target.uid))
             return bench.options
         },
         Scenario(name: "power lost while programming") { bench in
@@ -121,7 +122,7 @@ struct HintTests {
             return bench.options
         },
         Scenario(name: "an image linked for another address") { bench in
-            let image = try DemoImage.make(family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024)
+            let image = try DemoImage.make(family: .g474, version: FirmwareVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024)
             let moved = image.segments.map { Segment(address: $0.address + 0x4000, bytes: $0.bytes) }
             bench.file = FirmwareImage(format: .binary, segments: moved)
             return bench.options
@@ -131,7 +132,7 @@ struct HintTests {
                 contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                     .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
             let image = try DemoImage.make(
-                family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                family: .g474, version: FirmwareVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
                 productID: 0x0DF1_0474)
             bench.file = FirmwareImage(format: .binary, segments: image.segments)
             bench.target.eraseDirectly()
@@ -146,7 +147,7 @@ struct HintTests {
                 contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                     .appendingPathComponent("../../protocols/devices/example-g474-single-bank.json"))
             let image = try DemoImage.make(
-                family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                family: .g474, version: FirmwareVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
                 productID: 0x0DF1_0474)
             bench.file = FirmwareImage(format: .binary, segments: image.segments)
             bench.pullCableAtOptionBytes = true
@@ -160,7 +161,7 @@ struct HintTests {
         },
         Scenario(name: "another product's image") { bench in
             let other = try DemoImage.make(
-                family: .g474, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
+                family: .g474, version: FirmwareVersion(major: 2, minor: 0, patch: 0), size: 12 * 1024,
                 productID: 0x1234_5678)
             bench.file = FirmwareImage(format: .binary, segments: other.segments)
             return bench.options

@@ -3,6 +3,8 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
+import SeededRandom
 import Testing
 import USBTransport
 import UpgradeEngine
@@ -109,12 +111,12 @@ struct ModelBasedTests {
     static func run(_ testCase: Case) async throws -> Outcome {
         let family = testCase.family
         let clock = VirtualClock()
-        let oldVersion = ImageVersion(major: 1, minor: 4, patch: 0)
+        let oldVersion = FirmwareVersion(major: 1, minor: 4, patch: 0)
         let oldImage = try DemoImage.make(family: family, version: oldVersion, size: testCase.oldSize, productID: product)
-        let newVersion: ImageVersion =
+        let newVersion: FirmwareVersion =
             switch testCase.relation {
-            case .newer, .otherProduct: ImageVersion(major: 2, minor: 0, patch: 1)
-            case .older: ImageVersion(major: 1, minor: 2, patch: 0)
+            case .newer, .otherProduct: FirmwareVersion(major: 2, minor: 0, patch: 1)
+            case .older: FirmwareVersion(major: 1, minor: 2, patch: 0)
             case .same: oldVersion
             }
         let newProduct = testCase.relation == .otherProduct ? product ^ 0x10 : product
@@ -147,13 +149,13 @@ struct ModelBasedTests {
                     for segment in oldImage.segments { other.programDirectly(segment.bytes, at: segment.address) }
                     other.powerCycle()
                     target.unplug()
-                    let hadEntry = (try JournalStore(directory: journal).entries()).contains { $0.uid == hexString(target.uid) }
+                    let hadEntry = (try JournalStore(directory: journal).entries()).contains { $0.uid == Hex.string(target.uid) }
                     bus = VirtualBus(units: [other, bystander])
                     let second = await upgrade(stamped, bus: bus, journal: journal, family: family, clock: clock)
                     try check(second, on: other, testCase, stampedSegments, spanSize: spanSize, before: nil)
                     let entries = try JournalStore(directory: journal).entries()
                     if hadEntry {
-                        #expect(entries.contains { $0.uid == hexString(target.uid) }, "the killed unit's entry is kept: \(testCase)")
+                        #expect(entries.contains { $0.uid == Hex.string(target.uid) }, "the killed unit's entry is kept: \(testCase)")
                     }
                     return .finishedBySecondRun
                 }
@@ -374,18 +376,5 @@ struct ModelBasedTests {
             "model-based upgrade: \(seeds.count) cases in \(seconds) s (\(seconds > 0 ? seeds.count / Int(seconds) : seeds.count) cases/s); "
                 + "replay one with DFUHOP_MODEL_SEED=N")
         for (row, count) in table.sorted(by: { $0.key < $1.key }) { print(String(format: "  %5d  ", count) + row) }
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64), so every case replays from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

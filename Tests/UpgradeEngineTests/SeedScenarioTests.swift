@@ -28,7 +28,7 @@ struct SeedScenarioTests {
         let clock = VirtualClock()
         let unit = try SimulationSpec(family: .f407, state: .programmed).makeUnit(clock: clock)
         let result = try await UpgradeEngine(discovery: VirtualBus(units: [unit]), clock: clock)
-            .upgrade(Self.file(try DemoImage.make(family: .f407, version: ImageVersion(major: 2, minor: 0, patch: 0))), source: "v2")
+            .upgrade(Self.file(try DemoImage.make(family: .f407, version: FirmwareVersion(major: 2, minor: 0, patch: 0))), source: "v2")
         #expect(result.outcome == .upgraded)
         #expect(result.before.dfuSerial == unit.romSerial, "the ROM serial predicted from the UID the application reported")
         #expect(unit.backupRegister(0) == 0, "start-up code cleared the magic, so the next reset boots the application")
@@ -38,9 +38,9 @@ struct SeedScenarioTests {
     func seed001() async throws {
         let clock = VirtualClock()
         let unit = try SimulationSpec(family: .h753, state: .programmed).makeUnit(clock: clock)
-        let image = try DemoImage.make(family: .h753, version: ImageVersion(major: 2, minor: 0, patch: 0))
+        let image = try DemoImage.make(family: .h753, version: FirmwareVersion(major: 2, minor: 0, patch: 0))
         let result = try await UpgradeEngine(discovery: VirtualBus(units: [unit]), clock: clock).upgrade(Self.file(image), source: "v2")
-        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+        #expect(result.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
         let resetHandler = try #require(image.word(at: image.baseAddress! + 4))
         let leaveAddresses = unit.requestLog.compactMap { request -> UInt32? in
             if case .command(.setAddress(let address)) = request.kind { address } else { nil }
@@ -61,7 +61,7 @@ struct SeedScenarioTests {
         do {
             _ = try await UpgradeEngine(discovery: VirtualBus(units: [unit]), clock: clock)
                 .upgrade(
-                    Self.file(try DemoImage.make(family: .f407, version: ImageVersion(major: 2, minor: 0, patch: 0))), source: "v2",
+                    Self.file(try DemoImage.make(family: .f407, version: FirmwareVersion(major: 2, minor: 0, patch: 0))), source: "v2",
                     options: options)
             Issue.record("sectors the device marks read-only must not be planned")
         } catch let error as UpgradeError {
@@ -79,7 +79,7 @@ struct SeedScenarioTests {
         let clock = VirtualClock()
         let unit = try SimulationSpec(family: .g474, state: .blank).makeUnit(clock: clock)
         #expect(unit.flashMode.name == "dual bank", "factory DBANK=1")
-        let image = try DemoImage.make(family: .g474, version: ImageVersion(major: 1, minor: 0, patch: 0), productID: 0x0DF1_0474)
+        let image = try DemoImage.make(family: .g474, version: FirmwareVersion(major: 1, minor: 0, patch: 0), productID: 0x0DF1_0474)
         let engine = UpgradeEngine(discovery: VirtualBus(units: [unit]), clock: clock)
         var options = UpgradeEngine.Options()
         options.profiles = [profile]
@@ -106,7 +106,7 @@ struct SeedScenarioTests {
         let unit = try SimulationSpec(family: .l476, state: .programmed).makeUnit(clock: clock)
         unit.resetCounters()
         unit.setFaults(FaultPlan(powerLossAtFlashOperation: 20))
-        let image = Self.file(try DemoImage.make(family: .l476, version: ImageVersion(major: 2, minor: 0, patch: 0)))
+        let image = Self.file(try DemoImage.make(family: .l476, version: FirmwareVersion(major: 2, minor: 0, patch: 0)))
         let engine = UpgradeEngine(discovery: VirtualBus(units: [unit]), clock: clock)
         var options = UpgradeEngine.Options()
         options.boot0 = Self.jig(unit)
@@ -118,7 +118,7 @@ struct SeedScenarioTests {
         unit.setFaults(.none)
         unit.powerCycle()
         let result = try await engine.upgrade(image, source: "v2", options: options)
-        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+        #expect(result.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
         #expect(result.resumed?.step == .flashing)
         #expect(unit.corruptedWords.isEmpty)
     }

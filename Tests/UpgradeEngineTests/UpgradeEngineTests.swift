@@ -13,7 +13,7 @@ import UpgradeEngine
 @Suite("Upgrade engine on the virtual device", .timeLimit(.minutes(10)))
 struct UpgradeEngineTests {
     static func image(_ family: McuFamily, _ major: UInt16, size: Int = 24 * 1024) throws -> FirmwareImage {
-        let normalized = try DemoImage.make(family: family, version: ImageVersion(major: major, minor: 0, patch: 0), size: size)
+        let normalized = try DemoImage.make(family: family, version: FirmwareVersion(major: major, minor: 0, patch: 0), size: size)
         return FirmwareImage(format: .binary, segments: normalized.segments)
     }
 
@@ -45,8 +45,8 @@ struct UpgradeEngineTests {
         }
         let result = try await engine.upgrade(try Self.image(family, 2), source: "v2", options: options)
         #expect(result.outcome == .upgraded)
-        #expect(result.before.version == FirmwareVersion(1, 0, 0))
-        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+        #expect(result.before.version == FirmwareVersion(major: 1, minor: 0, patch: 0))
+        #expect(result.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
         #expect(recorder.phases == [.find, .plan, .enter, .flash, .leave, .confirm])
         #expect(unit.currentMode == .application)
         #expect(!unit.requestLog.contains { $0.isDestructive })
@@ -72,7 +72,7 @@ struct UpgradeEngineTests {
         _ = try await engine.upgrade(try Self.image(.f407, 3), source: "v3")
         unit.resetCounters()
         await #expect(throws: UpgradeError.self) { _ = try await engine.upgrade(try Self.image(.f407, 2), source: "v2") }
-        let other = try DemoImage.make(family: .f407, version: ImageVersion(major: 9, minor: 0, patch: 0), productID: 0x1234_5678)
+        let other = try DemoImage.make(family: .f407, version: FirmwareVersion(major: 9, minor: 0, patch: 0), productID: 0x1234_5678)
         await #expect(throws: UpgradeError.self) {
             _ = try await engine.upgrade(FirmwareImage(format: .binary, segments: other.segments), source: "other")
         }
@@ -92,7 +92,7 @@ struct UpgradeEngineTests {
         changed.targets[0].segments[0].bytes.replaceSubrange(0x800..<(256 * 1024), with: v2.segments[0].bytes[0x800...])
         let restamped = try changed.stamped(
             productID: ApplicationIdentity.demoImageProductID(for: .g474),
-            version: ImageVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
+            version: FirmwareVersion(major: 3, minor: 0, patch: 0), name: "dfuhop-demo-g474", file: "v3")
         let second = try await engine.upgrade(restamped, source: "v3")
         #expect(second.outcome == .upgraded)
         #expect(second.skippedSectors == 127)
@@ -116,7 +116,7 @@ struct UpgradeEngineTests {
         options.family = .l476
         let result = try await engine.upgrade(try Self.image(.l476, 2), source: "v2", options: options)
         #expect(result.before.classification == .blank)
-        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+        #expect(result.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
     }
 
     @Test("an application that never comes back is reported, not claimed as success")
@@ -147,7 +147,7 @@ struct UpgradeEngineTests {
         var options = UpgradeEngine.Options()
         options.unit = units[1].portPath
         let result = try await engine.upgrade(try Self.image(.g474, 2), source: "v2", options: options)
-        #expect(result.newVersion == FirmwareVersion(2, 0, 0))
+        #expect(result.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
         #expect(units[0].controlTransfers == 0, "only the named unit was touched")
     }
 }

@@ -28,7 +28,7 @@ struct ApplicationTests {
         #expect(info.uid.bytes == unit.uid)
         #expect(info.deviceID == family.deviceID)
         #expect(info.descriptorState == .valid)
-        #expect(info.image?.version == FirmwareVersion(1, 0, 0))
+        #expect(info.image?.version == FirmwareVersion(major: 1, minor: 0, patch: 0))
         #expect(info.image?.productID == ApplicationIdentity.demoImageProductID(for: family))
         #expect(try await link.checkImage().result == .intact)
     }
@@ -86,12 +86,12 @@ struct ApplicationTests {
     func upgradeByHand() async throws {
         let (unit, bus) = try programmed(.f407)
         unit.applicationRequestsBootloader()
-        let v2 = try DemoImage.make(family: .f407, version: ImageVersion(major: 2, minor: 0, patch: 0))
+        let v2 = try DemoImage.make(family: .f407, version: FirmwareVersion(major: 2, minor: 0, patch: 0))
         try await flash(v2, to: unit)
         _ = try await client(unit).leave(jumpTo: 0x0800_0000)
         let hid = try #require(try await bus.devices().first.flatMap { if case .hid(let info) = $0 { info } else { nil } })
         let info = try await AppLinkClient(transport: try await bus.openHID(hid), clock: unit.clock).info()
-        #expect(info.image?.version == FirmwareVersion(2, 0, 0))
+        #expect(info.image?.version == FirmwareVersion(major: 2, minor: 0, patch: 0))
     }
 
     @Test("the demo identities agree with the shipped product profiles")

@@ -2,6 +2,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import Testing
 import USBTransport
 
@@ -81,7 +82,7 @@ struct BootTests {
         _ = try await raw.settle(clock: unit.clock)
         var options = unit.snapshot().optionBytes
         options = String(options.prefix(4)) + "AF" + String(options.dropFirst(6)) // clear bit 22 (DBANK)
-        try await raw.download(block: 2, Array(bytes(fromHex: options)!.prefix(8)))
+        try await raw.download(block: 2, Array(Hex.bytes(fromHex: options)!.prefix(8)))
         _ = try await raw.status()
         _ = try? await raw.settle(clock: unit.clock)
         #expect(unit.flashMode.name == "single bank")

@@ -14,26 +14,26 @@ struct PartLineTests {
     static func flashSize(_ family: McuFamily) -> Int { Int(family.defaultFlashMode.layout.zones.reduce(0) { $0 + $1.size }) }
 
     /// A stamped demo image built for the family (vector table, descriptor, code-like filler), version `version`.
-    static func stampedImage(_ family: McuFamily, version: ImageVersion) throws -> NormalizedImage {
+    static func stampedImage(_ family: McuFamily, version: FirmwareVersion) throws -> NormalizedImage {
         try DemoImage.make(family: family, version: version, size: min(24 * 1024, flashSize(family) / 4))
     }
 
     @Test("flash a stamped image through the ROM, leave, and the application starts and answers", arguments: McuFamily.all)
     func flashLeaveStart(family: McuFamily) async throws {
         let unit = unitInDFU(family)
-        let image = try Self.stampedImage(family, version: ImageVersion(major: 2, minor: 0, patch: 0))
+        let image = try Self.stampedImage(family, version: FirmwareVersion(major: 2, minor: 0, patch: 0))
         let report = try await flash(image, to: unit)
         #expect(report.bytesVerified == image.payloadSize)
         #expect(unit.corruptedWords.isEmpty)
         let reset = try #require(image.word(at: family.flashBase + 4))
         _ = try await client(unit).leave(jumpTo: family.leaveJump == .vectorTable ? family.flashBase : reset)
-        if family.quirk({ if case .leaveLocksUp = $0 { true } else { nil } }) != nil {
+        if family.leaveLocksUp {
             #expect(unit.currentMode == .hung, "this ROM's leave locks the core up")
             unit.powerCycle()
         }
         #expect(unit.currentMode == .application, "\(family.id): the application runs after the leave")
         let info = try await AppLinkClient(transport: try VirtualHIDTransport(unit: unit), clock: unit.clock).info()
-        #expect(info.image?.version == FirmwareVersion(2, 0, 0))
+        #expect(info.image?.version == FirmwareVersion(major: 2, minor: 0, patch: 0))
         #expect(info.deviceID == family.deviceID)
         unit.powerCycle()
         #expect(unit.currentMode == .application, "\(family.id): and after a power cycle")

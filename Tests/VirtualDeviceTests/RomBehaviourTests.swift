@@ -2,6 +2,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import Testing
 import USBTransport
 
@@ -55,7 +56,7 @@ struct RomBehaviourTests {
             try await raw.abort()
             await #expect(throws: TransportError.self) { _ = try await raw.upload(block: 2, length: 16) }
             let report = try await raw.status()
-            #expect(report.state == .error && report.status == .errVendor, "upload at \(hex(address, 8))")
+            #expect(report.state == .error && report.status == .errVendor, "upload at \(Hex.digits(address, width: 8))")
             try await raw.clearStatus()
         }
     }

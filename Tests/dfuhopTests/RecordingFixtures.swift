@@ -28,7 +28,7 @@ struct RecordingFixtures {
     /// A 1 KiB stamped demo image, version 2.0.0, of `family`'s demo product, as `demo-<id>-v2.hex` in
     /// `directory`: small, so that each recording stays small, and newer than what `:programmed` runs.
     static func image(family: McuFamily, in directory: URL) throws -> String {
-        let image = try DemoImage.make(family: family, version: ImageVersion(major: 2, minor: 0, patch: 0), size: 1024)
+        let image = try DemoImage.make(family: family, version: FirmwareVersion(major: 2, minor: 0, patch: 0), size: 1024)
         let path = directory.appendingPathComponent("demo-\(family.id)-v2.hex").path
         try ImageFile.write(FirmwareImage(format: .intelHex, segments: image.segments), to: path, as: .intelHex)
         return path

@@ -13,6 +13,7 @@ import AppLink
 // written to FIFO act on the unit as a test jig would: "boot0 1", "boot0 0", "power-cycle", "unplug",
 // "plug" (several per line with ";").
 import Foundation
+import HexFormat
 import USBTransport
 import VirtualDevice
 
@@ -150,9 +151,9 @@ struct Descriptors {
     /// The PLUG line (PROTOCOL.md).
     func plugLine(port: String) -> String {
         func attribute(_ text: String?) -> String { text?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
-        var line = "PLUG \(port) \(hexString(device + configuration))"
+        var line = "PLUG \(port) \(Hex.string(device + configuration))"
         line += " manufacturer=\(attribute(strings[1])) product=\(attribute(strings[2])) serial=\(attribute(strings[3]))"
-        if let reportDescriptor { line += " hid=" + hexString(reportDescriptor) }
+        if let reportDescriptor { line += " hid=" + Hex.string(reportDescriptor) }
         return line
     }
 }
@@ -205,7 +206,7 @@ struct Line {
     subscript(_ index: Int) -> Substring { Substring(String(decoding: words[index], as: UTF8.self)) }
     /// Word `index` as hex bytes ("-" is none); nil when malformed.
     func bytes(_ index: Int) -> [UInt8]? {
-        words[index].elementsEqual("-".utf8) ? [] : USBTransport.bytes(fromHexDigits: words[index])
+        words[index].elementsEqual("-".utf8) ? [] : Hex.bytes(fromHexDigits: words[index])
     }
 }
 let lines = LineReader(fromServer.fileHandleForReading)
@@ -283,7 +284,7 @@ final class Peer: @unchecked Sendable {
         guard let descriptors else { return "REPLY \(sequence) NODEV" }
         func ack(_ bytes: [UInt8]) -> String {
             let sent = bytes.prefix(length)
-            return "REPLY \(sequence) ACK " + (sent.isEmpty ? "-" : hexString(sent))
+            return "REPLY \(sequence) ACK " + (sent.isEmpty ? "-" : Hex.string(sent))
         }
         let stall = "REPLY \(sequence) STALL"
         let control = ControlRequest(requestType: requestType, request: request, value: value, index: index)
@@ -362,7 +363,7 @@ final class Peer: @unchecked Sendable {
         try await hid.write(report)
         let took = clock.now() - before
         while let input = try? await hid.read(timeout: .zero) {
-            send("INPUT \(port) " + hexString(input))
+            send("INPUT \(port) " + Hex.string(input))
         }
         if unit.currentEnumeration != lock.withLock({ plugged }) {
             try? await Task.sleep(for: took) // the serving loop answers nothing meanwhile, like a unit resetting

@@ -12,6 +12,7 @@
 //                                      answers, ask for a feature report, report each step
 import Foundation
 import HIDAPIBackend
+import HexFormat
 import LibUSBBackend
 import USBDiscovery
 import USBTransport
@@ -74,6 +75,7 @@ func step(_ name: String, _ request: () async throws -> [UInt8]?) async -> Step 
         case .accessDenied: kind = "accessDenied"
         case .notFound: kind = "notFound"
         case .badLength: kind = "badLength"
+        case .cancelled: kind = "cancelled"
         case .other: kind = "other: \(error)"
         }
         return Step(request: name, result: kind, bytes: nil)
@@ -86,27 +88,39 @@ func step(_ name: String, _ request: () async throws -> [UInt8]?) async -> Step 
 func dfuSession(_ dfu: LibUSBDFUTransport) async -> [Step] {
     let interface = UInt16(dfu.interfaceNumber)
     var steps: [Step] = []
-    steps.append(await step("SET_INTERFACE 0") { try await dfu.selectAlternateSetting(0); return nil })
-    steps.append(await step("GETSTATUS") {
-        try await dfu.controlIn(.classIn(3, value: 0, interface: interface), length: 6, timeout: .seconds(1))
-    })
-    steps.append(await step("UPLOAD 0") {
-        try await dfu.controlIn(.classIn(2, value: 0, interface: interface), length: Int(dfu.functionalDescriptor.transferSize),
-                                timeout: .seconds(1))
-    })
-    steps.append(await step("GETSTATE") {
-        try await dfu.controlIn(.classIn(5, value: 0, interface: interface), length: 1, timeout: .seconds(1))
-    })
-    steps.append(await step("ABORT") {
-        try await dfu.controlOut(.classOut(6, value: 0, interface: interface), data: [], timeout: .seconds(1)); return nil
-    })
-    steps.append(await step("DNLOAD set-address") {
-        try await dfu.controlOut(.classOut(1, value: 0, interface: interface), data: [0x21, 0, 0, 0, 0x08], timeout: .seconds(1))
-        return nil
-    })
-    steps.append(await step("GETSTATE") {
-        try await dfu.controlIn(.classIn(5, value: 0, interface: interface), length: 1, timeout: .seconds(1))
-    })
+    steps.append(
+        await step("SET_INTERFACE 0") {
+            try await dfu.selectAlternateSetting(0)
+            return nil
+        })
+    steps.append(
+        await step("GETSTATUS") {
+            try await dfu.controlIn(.classIn(3, value: 0, interface: interface), length: 6, timeout: .seconds(1))
+        })
+    steps.append(
+        await step("UPLOAD 0") {
+            try await dfu.controlIn(
+                .classIn(2, value: 0, interface: interface), length: Int(dfu.functionalDescriptor.transferSize),
+                timeout: .seconds(1))
+        })
+    steps.append(
+        await step("GETSTATE") {
+            try await dfu.controlIn(.classIn(5, value: 0, interface: interface), length: 1, timeout: .seconds(1))
+        })
+    steps.append(
+        await step("ABORT") {
+            try await dfu.controlOut(.classOut(6, value: 0, interface: interface), data: [], timeout: .seconds(1))
+            return nil
+        })
+    steps.append(
+        await step("DNLOAD set-address") {
+            try await dfu.controlOut(.classOut(1, value: 0, interface: interface), data: [0x21, 0, 0, 0, 0x08], timeout: .seconds(1))
+            return nil
+        })
+    steps.append(
+        await step("GETSTATE") {
+            try await dfu.controlIn(.classIn(5, value: 0, interface: interface), length: 1, timeout: .seconds(1))
+        })
     return steps
 }
 
@@ -124,8 +138,9 @@ func session(backend: LibUSBBackend, port: String) async throws -> SessionLine {
     let address = try await backend.dfuDevices().first { $0.portPath.description == port }?.address ?? 0
     let steps = await dfuSession(dfu)
     await dfu.close()
-    return SessionLine(port: dfu.identity.portPath, address: address, serial: dfu.identity.serialNumber,
-                       alternateSettings: dfu.alternateSettings.map(\.name), steps: steps)
+    return SessionLine(
+        port: dfu.identity.portPath, address: address, serial: dfu.identity.serialNumber,
+        alternateSettings: dfu.alternateSettings.map(\.name), steps: steps)
 }
 
 struct ReplugLine: Encodable {
@@ -182,7 +197,7 @@ func bench(backend: LibUSBBackend, port: String, count: Int) async throws -> Ben
     let dfu = try await backend.openDFU(USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, portPath: port))
     let clock = ContinuousClock()
     let start = clock.now
-    for _ in 0 ..< count {
+    for _ in 0..<count {
         _ = try await dfu.controlIn(.classIn(3, value: 0, interface: UInt16(dfu.interfaceNumber)), length: 6, timeout: .seconds(1))
     }
     let elapsed = clock.now - start
@@ -212,16 +227,21 @@ func hidSession() async throws -> HIDLine {
     var steps: [Step] = []
     steps.append(await step("read with nothing sent") { try await hid.read(timeout: .milliseconds(50)) })
     for sequence: UInt8 in [1, 2] {
-        let request: [UInt8] = [0x01, 0x01, sequence, 0x01, 0x00] + [UInt8](repeating: 0, count: 59)  // GET_INFO
-        steps.append(await step("write GET_INFO #\(sequence)") { try await hid.write(request); return nil })
+        let request: [UInt8] = [0x01, 0x01, sequence, 0x01, 0x00] + [UInt8](repeating: 0, count: 59) // GET_INFO
+        steps.append(
+            await step("write GET_INFO #\(sequence)") {
+                try await hid.write(request)
+                return nil
+            })
     }
     for sequence in 1...2 {
         steps.append(await step("read answer #\(sequence)") { try await hid.read(timeout: .seconds(2)) })
     }
     steps.append(await step("get feature report 3") { try await hid.getFeatureReport(id: 3, length: 8) })
     await hid.close()
-    return HIDLine(path: info.path, port: info.usb.portPath, serial: info.usb.serialNumber, product: info.usb.product,
-                   usagePage: hex(info.usagePage, 4), numberedReports: hid.numberedReports, steps: steps)
+    return HIDLine(
+        path: info.path, port: info.usb.portPath, serial: info.usb.serialNumber, product: info.usb.product,
+        usagePage: Hex.digits(info.usagePage, width: 4), numberedReports: hid.numberedReports, steps: steps)
 }
 
 let arguments = CommandLine.arguments.dropFirst()
