@@ -395,7 +395,9 @@ final class Peer: @unchecked Sendable {
 }
 
 let peer = Peer()
-peer.follow()
+/// Signalled when the server acknowledges the first PLUG: the client must not enumerate before it.
+let firstPlugged = DispatchSemaphore(value: 0)
+let initiallyPlugged = { peer.follow(); return peer.lock.withLock { peer.plugged != nil } }()
 
 let servingExecutor = ServingExecutor()
 Task(executorPreference: servingExecutor) {
@@ -412,8 +414,10 @@ Task(executorPreference: servingExecutor) {
             send("REPLY \(words[1]) ACK -")
         case "ERROR":
             FileHandle.standardError.write(Data("dfuhop-usb-peer: server: \(words.text)\n".utf8))
+        case "PLUGGED":
+            firstPlugged.signal()
         default:
-            break // PLUGGED / UNPLUGGED acknowledgements
+            break // UNPLUGGED acknowledgements
         }
     }
 }
@@ -443,8 +447,11 @@ if let controlPath = options.controlPath {
 
 // MARK: The client
 
-// Wait for the first PLUGGED to be consumed by the serving thread: the client enumerates after it.
-Thread.sleep(forTimeInterval: 0.2)
+// The client enumerates only once the server has acknowledged the unit's first PLUG (a fixed delay lost that race on
+// a loaded machine: dfu-util -l then listed nothing).
+if initiallyPlugged, firstPlugged.wait(timeout: .now() + 30) == .timedOut {
+    fail("the emulated-USB server did not acknowledge the unit's PLUG within 30 s")
+}
 let client = Process()
 client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
 client.arguments = options.command
