@@ -101,10 +101,13 @@ let package = Package(
             "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport",
         ]),
         .testTarget(name: "LibUSBBackendTests", dependencies: [
-            "HexFormat", "LibUSBBackend", "USBDiscovery", "USBTransport", "dfuhop-usb-probe", "dfuhop-usb-peer", "dfuhop",
+            "HexFormat", "LibUSBBackend", "USBTransport", "dfuhop-usb-probe", "dfuhop-usb-peer", "dfuhop",
             "VirtualDevice", "FirmwareImage", "DeviceProfiles",
         ]),
         .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
+        .testTarget(name: "USBDiscoveryTests", dependencies: [
+            "USBDiscovery", "LibUSBBackend", "HIDAPIBackend", "USBTransport", "SeededRandom",
+        ]),
         .testTarget(name: "UpdatePackageTests", dependencies: [
             "UpdatePackage", "FirmwareImage", "DeviceProfiles", "SeededRandom", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
