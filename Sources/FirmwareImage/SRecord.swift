@@ -1,10 +1,10 @@
+import HexFormat
+
 /// Motorola S-record (srec(5)): `S` type, count (bytes of address + data + checksum), address, data,
 /// checksum = ones' complement of the low byte of the sum of count, address and data.
 /// S0 header; S1/S2/S3 data with 16/24/32-bit addresses; S5/S6 count of data records so far (16/24 bit);
 /// S7/S8/S9 start address (32/24/16 bit) and end of file (optional: srec_cat omits it without a start
 /// address; an S5/S6 count, when present, still catches lost records). S4 is reserved.
-import HexFormat
-
 struct SRecordParser: LineRecordParser {
     static let maximumLineLength = 4 + 2 * 255
 
