@@ -147,6 +147,9 @@ let package = Package(
             ]),
         .testTarget(name: "HIDAPIBackendTests", dependencies: ["HIDAPIBackend", "USBTransport"]),
         .testTarget(
+            name: "USBDiscoveryTests",
+            dependencies: ["USBDiscovery", "LibUSBBackend", "HIDAPIBackend", "USBTransport", "SeededRandom"]),
+        .testTarget(
             name: "UpdatePackageTests",
             dependencies: [
                 "SeededRandom",

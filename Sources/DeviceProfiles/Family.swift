@@ -1,9 +1,9 @@
+import HexFormat
+
 /// An STM32 part line as dfuhop needs to know it: the ROM bootloader's DFU identity and layout strings,
 /// the flash geometry and timings, RAM, option bytes, boot activation and the ROM quirks.
 /// Families are data: one file per part line in protocols/families/, every value with its source
 /// (protocols/families/README.md), embedded into the binary by scripts/gen-families and parsed here.
-import HexFormat
-
 public struct McuFamily: Sendable, Hashable, Identifiable {
     /// Short id used on the command line: "f407", "l476", "g474", "h753".
     public var id: String

@@ -1,8 +1,8 @@
+import HexFormat
+
 /// A DfuSe memory layout string, parsed (ST UM0424 / AN3156; grammar in protocols/dfuse-layout.md):
 /// `@Name/0xADDRESS/N*SSSmT[,N*SSSmT]...[/0xADDRESS/N*SSSmT...]...`
 /// Each alternate setting's iInterface string describes one memory with one or more zones.
-import HexFormat
-
 public struct FlashLayout: Sendable, Hashable, Codable, CustomStringConvertible {
     public var name: String
     public var zones: [Zone]

@@ -1,3 +1,5 @@
+import HexFormat
+
 /// dfuhop's image descriptor (protocols/image-descriptor.md): 64 little-endian bytes inside the image,
 /// found through word 8 of the vector table (offset 0x20, reserved on every Cortex-M), that say which
 /// product and version the image is and let anyone check it is complete (size and CRC-32).
@@ -12,8 +14,6 @@
 /// | 0x18   | u32      | CRC-32 (zlib) of those bytes, this field taken as zero |
 /// | 0x1C   | u32      | flags, 0 |
 /// | 0x20   | 32 bytes | name, UTF-8, NUL-padded |
-import HexFormat
-
 public struct ImageDescriptor: Sendable, Hashable {
     public static let magic: UInt32 = 0x5048_4644
     public static let formatVersion: UInt16 = 1

@@ -1,3 +1,5 @@
+import HexFormat
+
 /// The DFU file suffix (DFU 1.1 Appendix B) and ST's DfuSe container (UM0391).
 ///
 /// Suffix, the last 16 bytes: bcdDevice, idProduct, idVendor, bcdDFU (u16 LE each), "UFD", bLength (16),
@@ -5,8 +7,6 @@
 /// DfuSe prefix (11 bytes): "DfuSe", bVersion 1, DFUImageSize (u32), bTargets. Each target: "Target",
 /// bAlternateSetting, bTargetNamed (u32), szTargetName (255 bytes), dwTargetSize (u32), dwNbElements (u32),
 /// then elements: dwElementAddress, dwElementSize (u32 each) and the data.
-import HexFormat
-
 enum DfuFile {
     static let suffixLength = 16
     static let prefixLength = 11

@@ -1,9 +1,9 @@
+import HexFormat
+
 /// ELF32 little-endian ARM executables (System V ABI, "ELF for the Arm Architecture"): the bytes of every
 /// PT_LOAD program header with file contents, placed at its physical (load) address `p_paddr`, which is
 /// where flash holds them (e.g. `.data` is loaded from flash and copied to RAM at start-up). Bytes past
 /// `p_filesz` (`.bss`) are not in the file and not loaded. The entry point is `e_entry`.
-import HexFormat
-
 enum ElfReader {
     static let machineARM: UInt16 = 40
     static let headerSize = 52

@@ -1,7 +1,7 @@
-/// The memory of the part an image is meant for, as the checks need it. The CLI fills it from
-/// `McuFamily` (this module has no package dependencies, so it takes plain ranges).
 import HexFormat
 
+/// The memory of the part an image is meant for, as the checks need it. The CLI fills it from
+/// `McuFamily` (this module has no package dependencies, so it takes plain ranges).
 public struct TargetMemoryMap: Sendable, Hashable {
     /// Where the part is named in messages, e.g. "STM32F405/407".
     public var partName: String

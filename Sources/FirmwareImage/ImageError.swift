@@ -1,7 +1,7 @@
-/// The one error type of the FirmwareImage layer: which file, where in it, and what is wrong, in words a
-/// person can act on ("blinky.hex, line 12: checksum is 0x3C, the record needs 0x3D").
 import HexFormat
 
+/// The one error type of the FirmwareImage layer: which file, where in it, and what is wrong, in words a
+/// person can act on ("blinky.hex, line 12: checksum is 0x3C, the record needs 0x3D").
 public struct ImageError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure, so the CLI can map it to a fixed exit status.
     public enum Kind: String, Sendable, Hashable {

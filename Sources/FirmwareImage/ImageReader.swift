@@ -1,6 +1,6 @@
-/// How to read files whose format does not say everything.
 import HexFormat
 
+/// How to read files whose format does not say everything.
 public struct ReadOptions: Sendable, Hashable {
     /// Where a raw binary (or a plain-DFU-suffix file) goes; the usual STM32 flash base by default.
     public var binaryAddress: UInt32

@@ -1,10 +1,10 @@
+import HexFormat
+
 /// Intel HEX (Intel, "Hexadecimal Object File Format Specification", rev. A, 1988).
 /// Record: `:LLAAAATT<data>CC`, LL data bytes, AAAA offset, TT type, CC two's-complement checksum of
 /// everything before it. Types 00 data, 01 end of file, 02 extended segment address (base = value × 16,
 /// offsets wrap within 64 KiB), 03 start segment address (CS:IP), 04 extended linear address (upper 16
 /// bits), 05 start linear address (EIP).
-import HexFormat
-
 struct IntelHexParser: LineRecordParser {
     static let maximumLineLength = 1 + 2 * (5 + 255)
 

@@ -1,6 +1,6 @@
-/// A run of bytes at an absolute address. The model is sparse: gaps between segments are never allocated.
 import HexFormat
 
+/// A run of bytes at an absolute address. The model is sparse: gaps between segments are never allocated.
 public struct Segment: Sendable, Hashable, CustomStringConvertible {
     public var address: UInt32
     public var bytes: [UInt8]

@@ -1,8 +1,8 @@
+import HexFormat
+
 /// An image ready for a device: segments sorted, adjacent ones merged, overlaps refused, and every
 /// segment widened to whole write units filled with 0xFF, so that no flash word is ever written
 /// twice (ECC flash on L4/G4/H7 faults on a second write — seed 004).
-import HexFormat
-
 public struct NormalizedImage: Sendable, Hashable {
     public let segments: [Segment]
     public let granularity: Int

@@ -1,10 +1,10 @@
+import HexFormat
+
 /// Motorola S-record (srec(5)): `S` type, count (bytes of address + data + checksum), address, data,
 /// checksum = ones' complement of the low byte of the sum of count, address and data.
 /// S0 header; S1/S2/S3 data with 16/24/32-bit addresses; S5/S6 count of data records so far (16/24 bit);
 /// S7/S8/S9 start address (32/24/16 bit) and end of file (optional: srec_cat omits it without a start
 /// address; an S5/S6 count, when present, still catches lost records). S4 is reserved.
-import HexFormat
-
 struct SRecordParser: LineRecordParser {
     static let maximumLineLength = 4 + 2 * 255
 
@@ -32,6 +32,20 @@ struct SRecordParser: LineRecordParser {
         if let end = terminationLine {
             throw ImageError(file: file, at: .line(number), "content after the termination record (S7/S8/S9) on line \(end)")
         }
+        let header = try recordHeader(line, number: number)
+        let bytes = try decodeRecord(line, header: header, number: number)
+        records += 1
+        var address: UInt32 = 0
+        for index in 0..<header.addressLength { address = address << 8 | UInt32(bytes[index]) }
+        let data = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[header.addressLength..<header.count - 1])
+        try apply(type: header.type, address: address, data: data, line: number)
+    }
+
+    /// What the first four characters say: the record type (S0 to S9), its address width, and how many
+    /// bytes follow (address, data and checksum), checked against the line and the type.
+    private func recordHeader(_ line: UnsafeBufferPointer<UInt8>, number: Int) throws(ImageError) -> (
+        type: Int, addressLength: Int, count: Int
+    ) {
         guard line[0] == UInt8(ascii: "S") else {
             throw ImageError(file: file, at: .line(number), "expected 'S' at the start of a record, found \(describeCharacter(line[0]))")
         }
@@ -39,15 +53,14 @@ struct SRecordParser: LineRecordParser {
             throw ImageError(
                 file: file, at: .line(number), "record has \(line.count) characters, too few for a type, a byte count and a checksum")
         }
-        let typeDigit = Int(line[1]) - 0x30
-        guard (0...9).contains(typeDigit), let addressLength = Self.addressLength[typeDigit] else {
+        let type = Int(line[1]) - 0x30
+        guard (0...9).contains(type), let addressLength = Self.addressLength[type] else {
             throw ImageError(
                 file: file, at: .line(number),
                 "unknown record type \(describeCharacter(line[1])) (S-records are S0 to S9, S4 reserved)")
         }
-        let table = hexDigitValue
-        let countHigh = table[Int(line[2])]
-        let countLow = table[Int(line[3])]
+        let countHigh = hexDigitValue[Int(line[2])]
+        let countLow = hexDigitValue[Int(line[3])]
         guard countHigh | countLow <= 0x0F else {
             let position = countHigh > 0x0F ? 2 : 3
             throw ImageError(
@@ -62,10 +75,18 @@ struct SRecordParser: LineRecordParser {
         guard count >= addressLength + 1 else {
             throw ImageError(
                 file: file, at: .line(number),
-                "byte count \(count) is too small for an S\(typeDigit) record (\(addressLength)-byte address and a checksum)")
+                "byte count \(count) is too small for an S\(type) record (\(addressLength)-byte address and a checksum)")
         }
+        return (type, addressLength, count)
+    }
+
+    /// The record's bytes after the count, in the scratch buffer, with the checksum checked.
+    private func decodeRecord(
+        _ line: UnsafeBufferPointer<UInt8>, header: (type: Int, addressLength: Int, count: Int), number: Int
+    ) throws(ImageError) -> UnsafeMutableBufferPointer<UInt8> {
+        let count = header.count
         let bytes = scratch.buffer
-        let invalid = table.withUnsafeBufferPointer { table in
+        let invalid = hexDigitValue.withUnsafeBufferPointer { table in
             decodeHexPairs(line, from: 4, pairs: count, into: bytes, table: table)
         }
         if let position = invalid {
@@ -81,11 +102,11 @@ struct SRecordParser: LineRecordParser {
                 file: file, at: .line(number),
                 "checksum is 0x\(Hex.digits(stated, width: 2)), the record needs 0x\(Hex.digits(~sum, width: 2))")
         }
-        records += 1
-        var address: UInt32 = 0
-        for index in 0..<addressLength { address = address << 8 | UInt32(bytes[index]) }
-        let data = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(bytes)[addressLength..<count - 1])
-        switch typeDigit {
+        return bytes
+    }
+
+    private mutating func apply(type: Int, address: UInt32, data: UnsafeBufferPointer<UInt8>, line number: Int) throws(ImageError) {
+        switch type {
         case 0:
             break // Header: free text, nothing to load.
         case 1, 2, 3:
@@ -100,7 +121,7 @@ struct SRecordParser: LineRecordParser {
             guard Int(address) == dataRecords else {
                 throw ImageError(
                     file: file, at: .line(number),
-                    "record count S\(typeDigit) says \(address) data records, the file has \(dataRecords) before it")
+                    "record count S\(type) says \(address) data records, the file has \(dataRecords) before it")
             }
         default:
             // S7/S8/S9. Writers put 0 here when there is no start address.

@@ -1,3 +1,5 @@
+import HexFormat
+
 /// Shared machinery of the line-oriented formats (Intel HEX, S-record): chunked input split into lines,
 /// and hex pairs decoded straight from bytes, without a String per line.
 
@@ -78,15 +80,9 @@ struct LineSplitter<Parser: LineRecordParser> {
     }
 }
 
-/// Hex digit values by ASCII code; 0xFF marks a byte that is not a hex digit.
-let hexDigitValue: [UInt8] = (0..<256).map { code -> UInt8 in
-    switch code {
-    case 0x30...0x39: UInt8(code - 0x30)
-    case 0x41...0x46: UInt8(code - 0x41 + 10)
-    case 0x61...0x66: UInt8(code - 0x61 + 10)
-    default: 0xFF
-    }
-}
+/// `Hex.value(ofDigit:)` by ASCII code, as a table for the record parsers' inner loop; 0xFF marks a byte
+/// that is not a hex digit.
+let hexDigitValue: [UInt8] = (0..<256).map { Hex.value(ofDigit: UInt8($0)) ?? 0xFF }
 
 let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 

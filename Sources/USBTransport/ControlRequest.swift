@@ -1,7 +1,7 @@
-/// A USB control request's setup stage, without the length (the transfer call gives it).
-/// USB 2.0 §9.3: bmRequestType, bRequest, wValue, wIndex.
 import HexFormat
 
+/// A USB control request's setup stage, without the length (the transfer call gives it).
+/// USB 2.0 §9.3: bmRequestType, bRequest, wValue, wIndex.
 public struct ControlRequest: Sendable, Hashable, CustomStringConvertible {
     public var requestType: UInt8
     public var request: UInt8

@@ -1,6 +1,6 @@
-/// The DFU functional descriptor (DFU 1.1 §4.1.3, bDescriptorType 0x21).
 import HexFormat
 
+/// The DFU functional descriptor (DFU 1.1 §4.1.3, bDescriptorType 0x21).
 public struct DFUFunctionalDescriptor: Sendable, Hashable, Codable {
     /// bmAttributes: bit 0 canDownload, 1 canUpload, 2 manifestationTolerant, 3 willDetach.
     public var attributes: UInt8

@@ -1,6 +1,6 @@
-/// What identifies a HID interface: its USB identity plus the HID top-level collection.
 import HexFormat
 
+/// What identifies a HID interface: its USB identity plus the HID top-level collection.
 public struct HIDDeviceInfo: Sendable, Hashable, Codable, CustomStringConvertible {
     public var usb: USBDeviceIdentity
     public var usagePage: UInt16

@@ -1,7 +1,6 @@
 import AppLink
 import DfuSe
 import FirmwareImage
-import HexFormat
 import USBTransport
 
 /// The one error type of the workflow: what stopped it, in which phase, and one sentence a technician

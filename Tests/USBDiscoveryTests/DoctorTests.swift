@@ -1,62 +1,34 @@
 import Foundation
+import HIDAPIBackend
 import Testing
 import USBDiscovery
 import USBTransport
 
 @testable import LibUSBBackend
 
-@Suite("udev rules", .timeLimit(.minutes(10)))
-struct UdevRulesTests {
-    static let rulesFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("udev/70-dfuhop.rules")
-
-    @Test func theEmbeddedRulesAreTheShippedFile() throws {
-        let shipped = try String(contentsOf: Self.rulesFile, encoding: .utf8)
-        #expect(UdevRules.text == shipped)
-    }
-
-    @Test func coverTheROMBootloaderAndTheDemoProductsHIDInterfaces() {
-        let matches = UdevRules.matches(in: UdevRules.text)
-        #expect(matches.first == UdevRules.Match(node: .usb, vendorID: 0x0483, productID: 0xDF11))
-        #expect(matches.filter { $0.node == .hidraw }.map(\.productID) == [1, 2, 3])
-        #expect(matches.allSatisfy { $0.node == .usb || $0.vendorID == 0x1209 })
-    }
-
-    @Test func grantAccessOnlyThroughUaccessNeverAWorldWritableMode() {
-        let rules = UdevRules.text.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
-        #expect(rules.count == 4)
-        for rule in rules {
-            #expect(rule.contains("TAG+=\"uaccess\""))
-            #expect(!rule.contains("MODE"))
-            #expect(!rule.contains("GROUP"))
-        }
-    }
-
-    @Test func ignoreCommentedOutLines() {
-        let text = "# SUBSYSTEM==\"usb\", ATTR{idVendor}==\"0483\", ATTR{idProduct}==\"df11\", TAG+=\"uaccess\"\n"
-        #expect(UdevRules.matches(in: text).isEmpty)
-    }
-}
-
 @Suite("dfuhop doctor", .timeLimit(.minutes(10)))
 struct DoctorTests {
-    static let rom: LibUSBDeviceRecord = {
-        let configuration = try! USBConfiguration(parsing: ROMDescriptors.configuration())
+    /// A USB device as a scan records it: `dfu` gives it an ST ROM's DFU-mode interface (AN3156: interface
+    /// 0, DfuSe, wTransferSize 2048).
+    static func record(
+        port: String, address: UInt8, vendorID: UInt16, productID: UInt16, dfu: Bool, openError: LibUSBError.Code? = nil
+    ) -> LibUSBDeviceRecord {
+        let interface = DFUInterfaceDescription(
+            interfaceNumber: 0, isDFUMode: true, settings: [.init(alternateSetting: 0, nameIndex: 4)],
+            functionalDescriptor: DFUFunctionalDescriptor(attributes: 0x0B, detachTimeoutMs: 255, transferSize: 2048, dfuVersion: 0x011A))
         var record = LibUSBDeviceRecord(
-            portPath: USBPortPath("1-3.2")!, address: 7,
-            descriptor: try! USBDeviceDescriptor(parsing: ROMDescriptors.device),
-            dfuInterfaces: try! DFUInterfaceDescription.find(in: configuration))
-        record.openError = LibUSBError(.access, operation: "libusb_open(/dev/bus/usb/001/007)")
+            portPath: USBPortPath(port)!, address: address,
+            descriptor: USBDeviceDescriptor(
+                usbVersion: 0x200, deviceClass: 0, deviceSubclass: 0, deviceProtocol: 0, maxPacketSize0: 64,
+                vendorID: vendorID, productID: productID, bcdDevice: 0x2200, manufacturerIndex: 1, productIndex: 2,
+                serialNumberIndex: 3, configurationCount: 1),
+            dfuInterfaces: dfu ? [interface] : [])
+        record.openError = openError.map { LibUSBError($0, operation: "libusb_open(\(record.devicePath))") }
         return record
-    }()
+    }
 
-    static let keyboard = LibUSBDeviceRecord(
-        portPath: USBPortPath("1-4")!, address: 3,
-        descriptor: USBDeviceDescriptor(
-            usbVersion: 0x200, deviceClass: 0, deviceSubclass: 0, deviceProtocol: 0, maxPacketSize0: 8,
-            vendorID: 0x046D, productID: 0xC31C, bcdDevice: 0, manufacturerIndex: 0, productIndex: 0,
-            serialNumberIndex: 0, configurationCount: 1),
-        dfuInterfaces: [])
+    static let rom = record(port: "1-3.2", address: 7, vendorID: 0x0483, productID: 0xDF11, dfu: true, openError: .access)
+    static let keyboard = record(port: "1-4", address: 3, vendorID: 0x046D, productID: 0xC31C, dfu: false)
 
     static let app = HIDDeviceInfo(
         usb: USBDeviceIdentity(vendorID: 0x1209, productID: 0x0001, portPath: "1-3.2"), usagePage: 0xFFDF,
@@ -123,6 +95,83 @@ struct DoctorTests {
         #expect(findings.first?.status == .problem)
         #expect(findings.first?.detail.contains("LIBUSB_ERROR_IO") == true)
         #expect(findings.contains { $0.check == "udev rules" })
+    }
+
+    @Test func aUnitAnotherProgramHoldsIsAWarningNamingTheProgramsToClose() async throws {
+        var environment = Self.environment(rules: UdevRules.text, access: Self.granted)
+        environment.usbDevices = {
+            [Self.record(port: "1-3.2", address: 7, vendorID: 0x0483, productID: 0xDF11, dfu: true, openError: .busy)]
+        }
+        let findings = await USBDoctor.diagnose(environment)
+        let rom = try #require(findings.first { $0.check == "usb device" })
+        #expect(rom.status == .warning)
+        #expect(rom.detail.contains("LIBUSB_ERROR_BUSY"))
+        #expect(rom.fix?.contains("dfu-util") == true)
+        #expect(USBDoctor.verdict(findings) == .needsAttention)
+    }
+
+    @Test func aNodeThatVanishedBeforeItsCheckIsAWarningWithoutAFix() async throws {
+        let gone = NodeAccess(exists: false, readable: false, writable: false)
+        let findings = await USBDoctor.diagnose(Self.environment(rules: UdevRules.text, access: gone))
+        let rom = try #require(findings.first { $0.check == "usb device" })
+        #expect(rom.status == .warning)
+        #expect(rom.detail.contains("does not exist"))
+        #expect(rom.fix == nil)
+    }
+
+    @Test func rootThatCannotOpenANodeIsPointedAtSecurityModulesNotAtTheRules() async throws {
+        let findings = await USBDoctor.diagnose(Self.environment(rules: UdevRules.text, access: Self.denied, isRoot: true))
+        let rom = try #require(findings.first { $0.check == "usb device" })
+        #expect(rom.status == .problem)
+        #expect(rom.fix?.contains("SELinux") == true)
+    }
+
+    @Test(
+        "the rules are looked for where udev reads them, /etc first (udev(7))",
+        arguments: ["/etc/udev/rules.d", "/run/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d"])
+    func rulesAreFoundInEveryUdevDirectory(directory: String) async throws {
+        var environment = Self.environment(rules: nil, access: Self.granted)
+        environment.readFile = { path in path == "\(directory)/70-dfuhop.rules" ? UdevRules.text : nil }
+        let rules = try #require(await USBDoctor.diagnose(environment).first { $0.check == "udev rules" })
+        #expect(rules.status == .ok)
+        #expect(rules.subject == "\(directory)/70-dfuhop.rules")
+    }
+
+    @Test func anOldFileInEtcOverridesACurrentVendorFileAndIsReported() async throws {
+        let old = UdevRules.text.split(separator: "\n").filter { !$0.contains("\"0002\"") }.joined(separator: "\n")
+        var environment = Self.environment(rules: nil, access: Self.granted)
+        environment.readFile = { path in
+            switch path {
+            case "/etc/udev/rules.d/70-dfuhop.rules": old
+            case "/usr/lib/udev/rules.d/70-dfuhop.rules": UdevRules.text
+            default: nil
+            }
+        }
+        let rules = try #require(await USBDoctor.diagnose(environment).first { $0.check == "udev rules" })
+        #expect(rules.status == .warning)
+        #expect(rules.subject == "/etc/udev/rules.d/70-dfuhop.rules")
+        #expect(rules.detail.contains("hidraw 1209:0002"))
+    }
+
+    @Test func hidInterfacesOfOtherProductsAreNotChecked() async throws {
+        var environment = Self.environment(rules: UdevRules.text, access: Self.denied)
+        let mouse = HIDDeviceInfo(
+            usb: USBDeviceIdentity(vendorID: 0x046D, productID: 0xC077, portPath: "1-5"), usagePage: 1, usage: 2,
+            interfaceNumber: 0, path: "/dev/hidraw0")
+        environment.hidDevices = { [mouse, Self.app] }
+        let findings = await USBDoctor.diagnose(environment)
+        #expect(findings.filter { $0.check == "hid device" }.map(\.subject) == ["/dev/hidraw4"])
+        #expect(findings.first { $0.check == "hidapi" }?.detail.contains("1 product HID interfaces") == true)
+    }
+
+    @Test func hidapiThatCannotStartIsALibraryFailureAndTheUSBChecksStillRun() async throws {
+        var environment = Self.environment(rules: UdevRules.text, access: Self.granted)
+        environment.hidDevices = { throw HIDAPIError(.initialize, path: "", message: "hid_init failed") }
+        let findings = await USBDoctor.diagnose(environment)
+        #expect(findings.map(\.check) == ["libusb", "udev rules", "usb device", "hidapi"])
+        #expect(findings.last?.status == .problem)
+        #expect(findings.last?.detail.contains("hid_init") == true)
+        #expect(USBDoctor.verdict(findings) == .libraryFailure)
     }
 
     @Test func readsRealNodePermissions() {
