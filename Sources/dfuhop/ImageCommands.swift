@@ -143,8 +143,12 @@ struct ImageInfoCommand: AsyncParsableCommand {
             let normalized = try selected.normalized(granularity: target?.0.writeGranularity ?? 1)
             let report = ImageCheck.check(normalized, for: target?.1, source: file)
             let digests = Digests(normalized)
-            if !json { printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0) }
             var result = ResultLine("described")
+            guard json else {
+                // Text: printed as it is made; the JSON result (a copy of every segment) is built only for --json.
+                printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
+                return result
+            }
             result.image = ImageInfoJSON(
                 file: file, image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
             return result
@@ -173,6 +177,11 @@ struct ImageInfoCommand: AsyncParsableCommand {
         field("segments:", "\(normalized.segments.count)")
         for segment in normalized.segments {
             lines.append("  \(Hex.word(segment.address))-\(Hex.word(UInt32(segment.end - 1)))  \(segment.bytes.count) bytes")
+            // An image of 100,000 segments would otherwise hold all its text at once (memory bounded by the file).
+            if lines.count >= 4096 {
+                Output.print(lines.joined(separator: "\n"))
+                lines.removeAll(keepingCapacity: true)
+            }
         }
         if let base = normalized.baseAddress {
             let span = normalized.end - UInt64(base)
