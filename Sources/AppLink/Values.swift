@@ -14,7 +14,7 @@ public struct UniqueID: Sendable, Hashable, CustomStringConvertible {
 
     /// From 24 hex digits, as `description` prints it.
     public init?(hex text: String) {
-        guard let bytes = parseHexBytes(text) else { return nil }
+        guard let bytes = Hex.bytes(fromHex: text, ignoringSpaces: true) else { return nil }
         self.init(bytes)
     }
 
@@ -61,9 +61,4 @@ extension Array where Element == UInt8 {
     mutating func appendLE32(_ value: UInt32) {
         for shift in stride(from: 0, to: 32, by: 8) { append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
     }
-}
-
-/// Bytes from an even number of hex digits; spaces are allowed between bytes. Nil on anything else.
-func parseHexBytes(_ text: String) -> [UInt8]? {
-    Hex.bytes(fromHexDigits: text.utf8.filter { $0 != UInt8(ascii: " ") })
 }

@@ -1,5 +1,6 @@
 import AppLink
 import Foundation
+import HexFormat
 
 /// A product dfuhop can upgrade, as data (protocols/devices/*.json): how its application shows up on
 /// USB, which MCU it runs on, how its ROM bootloader shows up, how to force the ROM by BOOT0 when the
@@ -238,14 +239,13 @@ private struct ProfileReader {
         return value
     }
 
-    /// Bytes written as hex pairs, spaces allowed: "3F 01 42".
+    /// Bytes written as hex pairs, spaces allowed: "3F 01 42". ASCII digits only: a digit such as a
+    /// fullwidth "３" passes `isHexDigit` but is no byte value, and must not be read as 0.
     func hexBytes(_ cursor: JSONCursor) throws(ProductProfileError) -> [UInt8] {
-        let text = try string(cursor)
-        let digits = Array(text.filter { $0 != " " })
-        guard digits.count % 2 == 0, digits.allSatisfy(\.isHexDigit) else {
+        guard let bytes = Hex.bytes(fromHex: try string(cursor), ignoringSpaces: true) else {
             throw error(cursor, "must be bytes in hex, e.g. \"3F 01\"")
         }
-        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...($0 + 1)]), radix: 16) ?? 0 }
+        return bytes
     }
 
     func profile(_ root: JSONCursor) throws(ProductProfileError) -> ProductProfile {

@@ -38,9 +38,10 @@ public enum Hex {
         }
     }
 
-    /// Bytes from hex digits (upper or lower case, no separators); nil for an odd count or a non-hex digit.
-    public static func bytes<S: StringProtocol>(fromHex text: S) -> [UInt8]? {
-        bytes(fromHexDigits: text.utf8)
+    /// Bytes from hex digits (upper or lower case); nil for an odd count or a non-hex digit. With
+    /// `ignoringSpaces`, spaces may stand anywhere ("3F 01 42", as profiles and the UID in messages write them).
+    public static func bytes<S: StringProtocol>(fromHex text: S, ignoringSpaces: Bool = false) -> [UInt8]? {
+        ignoringSpaces ? bytes(fromHexDigits: text.utf8.filter { $0 != UInt8(ascii: " ") }) : bytes(fromHexDigits: text.utf8)
     }
 
     /// Bytes from ASCII hex digits given as bytes (e.g. a slice of a line read from a pipe). Inlinable, as

@@ -35,6 +35,16 @@ private let legacyExample = URL(fileURLWithPath: #filePath)
         #expect(error?.problem.contains("does not fit") == true, "\(String(describing: error))")
     }
 
+    @Test(
+        "request bytes must be ASCII hex pairs: a fullwidth digit (Unicode calls it a hex digit) is refused, not read as 0",
+        arguments: ["\u{FF13}F 01", "3F 0", "3F 0G", "0x3F"])
+    func nonHexRequestBytes(text: String) throws {
+        let data = try Self.legacy(identify: "request", text)
+        let error = #expect(throws: ProductProfileError.self) { try ProductProfile.decode(data, file: "p.json") }
+        #expect(error?.field == "application.legacy.identify.request")
+        #expect(error?.problem.contains("must be bytes in hex") == true, "\(String(describing: error))")
+    }
+
     @Test("the unmodified example still loads")
     func exampleLoads() throws {
         _ = try ProductProfile.decode(Data(contentsOf: legacyExample), file: "p.json")

@@ -31,6 +31,14 @@ struct HexTests {
         #expect(Hex.bytes(fromHex: "") == [])
     }
 
+    @Test("spaces anywhere are skipped only when asked")
+    func spaces() {
+        #expect(Hex.bytes(fromHex: "3F 01 42", ignoringSpaces: true) == [0x3F, 0x01, 0x42])
+        #expect(Hex.bytes(fromHex: " 3 F01 ", ignoringSpaces: true) == [0x3F, 0x01])
+        #expect(Hex.bytes(fromHex: "3F 01 4", ignoringSpaces: true) == nil)
+        #expect(Hex.bytes(fromHex: "3F 01") == nil)
+    }
+
     @Test("an odd count or a character that is no hex digit reads as nil")
     func rejects() {
         for bad in ["0", "ABC", "0G", " 0A", "0x0A", "é0"] {
