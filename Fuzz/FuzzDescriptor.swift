@@ -1,5 +1,7 @@
 // libFuzzer harness: the image descriptor as the device side meets it, in a flash of arbitrary bytes,
 // and the image checks on the same bytes as a sparse image split in two.
+@testable import FirmwareImage
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDescriptor(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
