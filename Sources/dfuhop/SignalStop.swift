@@ -14,9 +14,11 @@ enum SignalStop {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             let seen = Counter()
             source.setEventHandler {
-                HookProcess.killAll()
                 if seen.increment() > 1 { _exit(128 + number) }
+                // Cancel first, then stop the hooks: a simulated unit runs in virtual time, so the moment between
+                // a killed hook and a late cancellation was enough for the whole upgrade to finish (exit 0).
                 target.cancel()
+                HookProcess.killAll()
             }
             source.resume()
             return source

@@ -148,7 +148,8 @@ struct JournalTests {
         } catch {
             #expect(error.path == file)
             #expect(error.description.contains("is not a dfuhop journal entry"))
-            #expect(error.description.contains("remove it if no upgrade of this unit is in progress"))
+            #expect(error.unreadableKey == Self.uid)
+            #expect(error.hint.contains("dfuhop journal forget \(Self.uid)"), "\(error.hint)")
         }
         #expect(throws: JournalError.self) { try scratch.store.entries() }
         #expect(throws: JournalError.self) { try scratch.store.entry(forPort: "1-3.2") }
