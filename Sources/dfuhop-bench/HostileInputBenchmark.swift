@@ -16,6 +16,8 @@ enum HostileInputBenchmark {
         var file: String
         /// 0: described; 65: refused as malformed.
         var expectedStatus: Int32
+        /// After `image info FILE`: `--json` measures the JSON result of the same file.
+        var options: [String] = []
         /// Made only by the child that writes the files (see `run`).
         var bytes: () -> [UInt8]
     }
@@ -43,12 +45,12 @@ enum HostileInputBenchmark {
         let writer = try ImageConvertBenchmark.spawn(ownExecutable(), ["hostile-input", "--write-files", directory])
         guard writer.status == 0 else { throw BenchError(description: "cannot write the files (exit \(writer.status))") }
         try write(Array(":0400000001020304F2\n:00000001FF\n".utf8), to: directory + "/tiny.hex")
-        let baseline = try measure(dfuhop, directory + "/tiny.hex", runs: runs)
+        let baseline = try measure(dfuhop, [directory + "/tiny.hex"], runs: runs)
         print("dfuhop image info, median of \(runs); peak RSS above the same binary on a 16-byte file (\(baseline.rssKiB) KiB)")
         var allMet = true
         for item in cases() {
             let path = directory + "/" + item.file
-            let result = try measure(dfuhop, path, runs: runs)
+            let result = try measure(dfuhop, [path] + item.options, runs: runs)
             let size = fileSize(path)
             let extraKiB = max(0, result.rssKiB - baseline.rssKiB)
             let ratio = Double(extraKiB * 1024) / Double(max(1, size))
@@ -102,6 +104,10 @@ enum HostileInputBenchmark {
             Case(
                 name: "Intel HEX: 16-byte records, each in its own gap", file: "fragmented.hex",
                 expectedStatus: 0
+            ) { sixteenByteRecords(count: 100_000) },
+            Case(
+                name: "the same, --json (every segment listed)", file: "fragmented.hex",
+                expectedStatus: 0, options: ["--json"]
             ) { sixteenByteRecords(count: 100_000) }
         ]
     }
@@ -120,14 +126,14 @@ enum HostileInputBenchmark {
         var rssKiB: Int
     }
 
-    static func measure(_ dfuhop: String, _ path: String, runs: Int) throws -> Result {
+    static func measure(_ dfuhop: String, _ arguments: [String], runs: Int) throws -> Result {
         var times: [Double] = []
         var peak = 0
         var status: Int32 = 0
         let clock = ContinuousClock()
         for _ in 0..<runs {
             var child = ImageConvertBenchmark.ChildResult(status: 0, maxRSSKiB: 0)
-            let elapsed = try clock.measure { child = try ImageConvertBenchmark.spawn(dfuhop, ["image", "info", path]) }
+            let elapsed = try clock.measure { child = try ImageConvertBenchmark.spawn(dfuhop, ["image", "info"] + arguments) }
             times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
             peak = max(peak, child.maxRSSKiB)
             status = child.status

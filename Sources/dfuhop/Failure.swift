@@ -3,6 +3,7 @@ import ArgumentParser
 import DeviceProfiles
 import DfuSe
 import FirmwareImage
+import Foundation
 import USBTransport
 import UpdatePackage
 import UpgradeEngine
@@ -176,7 +177,21 @@ extension Failure {
 /// Runs a command body and turns whatever it throws into the fixed exit status and a readable message.
 /// The body returns its result; with `--json` it is printed as the last line, and its `exitCode` is the
 /// process's exit status in every case (docs/json.md).
-func runCommand(_ command: String, json: Bool = false, _ body: sending @escaping () async throws -> ResultLine) async throws {
+/// The elements of one array of a `--json` result, written in place of that (empty) array as they are made:
+/// the body sets it when a result would be too large to encode at once (`Output.emit(_:streaming:into:)`).
+final class StreamedResultArray: @unchecked Sendable {
+    // Guarded by `lock`: set once by the command's body, read after it ends.
+    private let lock = NSLock()
+    private var stream: (key: String, elements: AnySequence<String>)?
+
+    func set(key: String, elements: some Sequence<String>) { lock.withLock { stream = (key, AnySequence(elements)) } }
+    var current: (key: String, elements: AnySequence<String>)? { lock.withLock { stream } }
+}
+
+func runCommand(
+    _ command: String, json: Bool = false, streaming: StreamedResultArray? = nil,
+    _ body: sending @escaping () async throws -> ResultLine
+) async throws {
     let capture = CommandCapture()
     var result: ResultLine
     do {
@@ -196,6 +211,10 @@ func runCommand(_ command: String, json: Bool = false, _ body: sending @escaping
         throw ExitCode(failure.status.rawValue)
     }
     capture.close(result)
-    if json { Output.emit(result) }
+    if json, let stream = streaming?.current {
+        Output.emit(result, streaming: stream.elements, into: stream.key)
+    } else if json {
+        Output.emit(result)
+    }
     if result.exitCode != 0 { throw ExitCode(result.exitCode) }
 }

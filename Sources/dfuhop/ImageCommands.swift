@@ -136,7 +136,8 @@ struct ImageInfoCommand: AsyncParsableCommand {
     @OptionGroup var input: ImageInputOptions
 
     func run() async throws {
-        try await runCommand("image info", json: json) {
+        let segments = StreamedResultArray()
+        try await runCommand("image info", json: json, streaming: segments) {
             let target = try targetMemoryMap(family: family)
             let image = try input.read(file)
             let selected = try input.selectTarget(of: image, file: file)
@@ -149,8 +150,10 @@ struct ImageInfoCommand: AsyncParsableCommand {
                 printInfo(image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
                 return result
             }
+            // JSON: the segments are written as they are encoded, not held as one result (memory bounded by the file).
             result.image = ImageInfoJSON(
                 file: file, image: image, normalized: normalized, report: report, digests: digests, family: target?.0)
+            segments.set(key: "segments", elements: normalized.segments.lazy.map(ImageInfoJSON.SegmentJSON.line))
             return result
         }
     }

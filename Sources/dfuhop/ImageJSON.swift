@@ -8,9 +8,7 @@ extension ImageInfoJSON {
         self.file = file
         format = image.format.rawValue
         self.family = family?.id
-        segments = normalized.segments.map {
-            SegmentJSON(start: Hex.word($0.address), end: Hex.word(UInt32($0.end - 1)), size: $0.bytes.count)
-        }
+        segments = [] // streamed by `image info` (SegmentJSON.line)
         payloadSize = normalized.payloadSize
         span = normalized.baseAddress.map { Int(normalized.end - UInt64($0)) } ?? 0
         crc32 = Hex.word(digests.crc32)
@@ -35,6 +33,13 @@ extension ImageInfoJSON {
         }
         errors = report.errors.count
         warnings = report.warnings.count
+    }
+}
+
+extension ImageInfoJSON.SegmentJSON {
+    /// One segment as the encoder writes it (sorted keys; hex strings need no escaping), made one at a time.
+    @Sendable static func line(_ segment: Segment) -> String {
+        "{\"end\":\"\(Hex.word(UInt32(segment.end - 1)))\",\"size\":\(segment.bytes.count),\"start\":\"\(Hex.word(segment.address))\"}"
     }
 }
 

@@ -40,6 +40,28 @@ enum Output {
         printJSON(jsonLine(line))
     }
 
+    /// A line whose array under `key` is too long to encode at once (an image of 100,000 segments):
+    /// `line` holds that array empty, and `elements` (each one encoded JSON value) are written in its place
+    /// in chunks, so the output never exists whole in memory. A JSON string cannot hold `"key":[]` with bare
+    /// quotes, so the first such text in the encoded line is the key itself.
+    static func emit(_ line: some Encodable, streaming elements: some Sequence<String>, into key: String) {
+        guard !muted else { return }
+        let encoded = jsonLine(line)
+        guard let slot = encoded.range(of: "\"\(key)\":[]") else { preconditionFailure("the line has no empty \(key) array") }
+        let output = FileHandle.standardOutput
+        output.write(Data(encoded[..<slot.upperBound].dropLast().utf8))
+        var chunk = ""
+        for (index, element) in elements.enumerated() {
+            if index > 0 { chunk += "," }
+            chunk += element
+            if chunk.utf8.count >= 1 << 16 {
+                output.write(Data(chunk.utf8))
+                chunk.removeAll(keepingCapacity: true)
+            }
+        }
+        output.write(Data((chunk + "]" + encoded[slot.upperBound...] + "\n").utf8))
+    }
+
     static func jsonLine(_ line: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

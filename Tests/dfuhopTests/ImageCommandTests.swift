@@ -123,6 +123,34 @@ struct ImageCommandTests {
         #expect(image.targets.first?.name == "Internal Flash")
     }
 
+    /// `--json` writes the segment list as it encodes it, in chunks: thousands of segments (more than one
+    /// chunk) still make one valid line, every segment in order, the rest of the result after it.
+    @Test func infoJsonListsEverySegmentOfAManySegmentImage() async throws {
+        let directory = try TemporaryDirectory()
+        var segments = Self.application().segments
+        let count = 5000
+        for index in 0..<count {
+            segments.append(
+                Segment(address: 0x0801_0000 + UInt32(index) * 64, bytes: [UInt8](repeating: UInt8(index & 0x7F), count: 16 + index % 7)))
+        }
+        let path = try directory.write(
+            "many.hex", try ImageWriter.bytes(FirmwareImage(format: .intelHex, segments: segments), as: .intelHex))
+        let result = try await Dfuhop.run("image", "info", path, "--json")
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.split(separator: "\n").count == 1, "one line")
+        let image = try #require(try result.json()["image"] as? [String: Any])
+        let listed = try #require(image["segments"] as? [[String: Any]])
+        #expect(listed.count == count + 1)
+        for (segment, json) in zip(segments, listed) {
+            #expect(json["start"] as? String == String(format: "0x%08X", segment.address))
+            #expect(json["end"] as? String == String(format: "0x%08X", segment.address + UInt32(segment.bytes.count) - 1))
+            #expect(json["size"] as? Int == segment.bytes.count)
+            #expect(json.count == 3)
+        }
+        #expect(image["payloadSize"] as? Int == segments.reduce(0) { $0 + $1.bytes.count })
+        #expect(image["file"] as? String == path)
+    }
+
     @Test func convertRefusesAnUnknownOutputFormatAsAUsageError() async throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)

@@ -20,7 +20,7 @@ struct InputTests {
         #expect(Address(argument: "0x08004000")?.value == 0x0800_4000)
         #expect(Address(argument: "0x0800_4000")?.value == 0x0800_4000)
         for bad in ["08004000", "134234112", "0x1_0000_0000", "0xZZ", ""] { #expect(Address(argument: bad) == nil, "\(bad)") }
-        let run = await try? Dfuhop.run("read", "--address", "08000000", "--length", "4K", "-o", "/dev/null", "--simulate", "g474:dfu")
+        let run = try? await Dfuhop.run("read", "--address", "08000000", "--length", "4K", "-o", "/dev/null", "--simulate", "g474:dfu")
         #expect(run?.status == 64)
     }
 
