@@ -61,7 +61,11 @@ public struct NodeAccess: Sendable, Equatable {
             mode: UInt32(info.st_mode) & 0o7777, owner: owner, group: group)
     }
 
-    public var modeText: String { "0" + String(mode, radix: 8) }
+    /// As ls and chmod write it: "0664", "0000", "04755".
+    public var modeText: String {
+        let digits = String(mode & 0o7777, radix: 8)
+        return "0" + String(repeating: "0", count: max(0, 3 - digits.count)) + digits
+    }
 }
 
 /// Everything the doctor looks at, replaceable in tests.

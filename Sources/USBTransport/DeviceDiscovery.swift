@@ -36,3 +36,14 @@ public protocol DeviceDiscovery: Sendable {
     func openDFU(_ identity: USBDeviceIdentity) async throws(TransportError) -> any DFUTransport
     func openHID(_ info: HIDDeviceInfo) async throws(TransportError) -> any HIDTransport
 }
+
+extension DeviceDiscovery {
+    /// A DFU device listed with alternate settings but none of their names was not read: its string descriptors
+    /// could not be fetched, so its part line cannot be known. Opening it says why (most often the OS refusing
+    /// the device node: `accessDenied`) instead of a guess about an unknown part line; returns when it opens.
+    public func explainUnreadDFU(_ identity: USBDeviceIdentity, alternates: [DFUAlternateSetting]) async throws(TransportError) {
+        guard !alternates.isEmpty, alternates.allSatisfy({ $0.name.isEmpty }) else { return }
+        let transport = try await openDFU(identity)
+        await transport.close()
+    }
+}

@@ -82,9 +82,10 @@ extension UpgradeEngine {
 
     func describe(_ device: DiscoveredDevice, journal: JournalStore? = nil, survey: Bool = true) async throws -> Found {
         switch device {
-        case .hid(let hid): try await describeApplication(hid)
+        case .hid(let hid): return try await describeApplication(hid)
         case .dfu(let identity, let alternates):
-            await describeROM(ROM(identity: identity, alternates: alternates), journal: journal, survey: survey)
+            if !survey { try await discovery.explainUnreadDFU(identity, alternates: alternates) }
+            return await describeROM(ROM(identity: identity, alternates: alternates), journal: journal, survey: survey)
         }
     }
 

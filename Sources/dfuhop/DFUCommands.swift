@@ -33,11 +33,10 @@ struct ListCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCommand("list", json: json) {
             let session = try DeviceSession.open(device)
-            let (devices, units) = try await session.run {
-                (
-                    try await session.discovery.devices(),
-                    try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey()
-                )
+            let (devices, units, problems) = try await session.run {
+                let devices = try await session.discovery.devices()
+                let units = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey()
+                return (devices, units, await unreadable(devices, on: session))
             }
             let classified = Dictionary(units.compactMap { unit in unit.portPath.map { ($0, unit) } }) { first, _ in first }
             func state(_ port: String) -> String {
@@ -54,13 +53,14 @@ struct ListCommand: AsyncParsableCommand {
                 switch found {
                 case .dfu(let identity, let alternates):
                     let family = try? session.family(alternateSettings: alternates, identity: identity)
+                    let problem = problems[identity.portPath]
                     if json {
                         let classification = classified[identity.portPath]?.classification.rawValue ?? "unknown"
                         result.devices?.append(
                             DeviceJSON(
                                 kind: "dfu", classification: classification,
                                 vidPid: identity.vidPid, serial: identity.serialNumber, port: identity.portPath,
-                                family: family?.id, alternateSettings: alternates.map(\.name)))
+                                family: family?.id, alternateSettings: alternates.map(\.name), problem: problem))
                     } else {
                         Output.print(
                             "DFU  \(identity.vidPid)  serial \(TerminalText.escaped(identity.serialNumber ?? "-"))  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))"
@@ -68,6 +68,7 @@ struct ListCommand: AsyncParsableCommand {
                         for alternate in alternates {
                             Output.print("       alt \(alternate.number): \(TerminalText.escaped(alternate.name))")
                         }
+                        if let problem { Output.print("       cannot be read: \(problem); run `dfuhop doctor`") }
                     }
                 case .hid(let info):
                     if json {
@@ -88,6 +89,17 @@ struct ListCommand: AsyncParsableCommand {
             }
             return result
         }
+    }
+
+    /// Why each ROM listed without the names of its alternate settings could not be read, by port.
+    private func unreadable(_ devices: [DiscoveredDevice], on session: DeviceSession) async -> [String: String] {
+        var problems: [String: String] = [:]
+        for case .dfu(let identity, let alternates) in devices {
+            do { try await session.discovery.explainUnreadDFU(identity, alternates: alternates) } catch {
+                problems[identity.portPath] = error.description
+            }
+        }
+        return problems
     }
 }
 

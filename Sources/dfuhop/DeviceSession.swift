@@ -174,9 +174,11 @@ struct DeviceSession {
         let units: [(identity: USBDeviceIdentity, alternateSettings: [DFUAlternateSetting])] = try await discovery.devices().compactMap {
             if case .dfu(let identity, let alternates) = $0 { (identity, alternates) } else { nil }
         }
-        return try selectOne(
+        let unit = try selectOne(
             units, identity: \.identity, what: "unit in DFU mode",
             noneHint: "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again")
+        try await discovery.explainUnreadDFU(unit.identity, alternates: unit.alternateSettings)
+        return unit
     }
 
     /// The one candidate `--unit` names (serial or port path), or the only one there is; exit 69 for none

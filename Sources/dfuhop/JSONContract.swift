@@ -148,6 +148,8 @@ struct DeviceJSON: Codable, Equatable, Sendable {
     var version: String?
     var uid: String?
     var alternateSettings: [String]?
+    /// Why the device could not be read (its strings, hence its part line), e.g. the OS refusing its node.
+    var problem: String?
 }
 
 struct PhaseJSON: Codable, Equatable, Sendable {

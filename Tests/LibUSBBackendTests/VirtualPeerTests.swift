@@ -22,12 +22,14 @@ struct VirtualPeerTests {
 
     /// Runs `command` under the peer with the unit kept in `state` (created from `simulate` if absent),
     /// and with the peer's jig control FIFO at `control` if given.
-    static func run(_ command: [String], state: String, simulate: String? = nil, control: String? = nil) async throws -> EmulatedUSB.Result
-    {
+    static func run(
+        _ command: [String], state: String, simulate: String? = nil, control: String? = nil, denyAccess: Bool = false
+    ) async throws -> EmulatedUSB.Result {
         if let problem = EmulatedUSB.buildProblem { throw EmulatedUSBFailure(description: problem) }
         var arguments = [peer.path, "--server", EmulatedUSB.server.path, "--state", state]
         if let simulate { arguments += ["--simulate", simulate] }
         if let control { arguments += ["--control", control] }
+        if denyAccess { arguments.append("--deny-access") }
         return await EmulatedUSB.runOffPool(arguments + ["--"] + command)
     }
 
@@ -112,6 +114,55 @@ struct VirtualPeerTests {
         let expected = try ImageFile.read(path: image).normalized(granularity: 8)
         #expect(unit.flashContents().read(0x0800_0000, count: expected.payloadSize) == expected.flattened())
         #expect(!unit.requestLog.contains { $0.isDestructive }, "no mass erase, no read-unprotect")
+    }
+
+    /// `command` as a user the device nodes refuse: root keeps its files' owner bits but loses CAP_DAC_OVERRIDE
+    /// (and DAC_READ_SEARCH), so a node of mode 0000 is refused as on a desktop without dfuhop's udev rules.
+    static func withoutDeviceAccess(_ command: [String]) -> [String] {
+        guard geteuid() == 0 else { return command }
+        let dropped = "-dac_override,-dac_read_search"
+        return ["setpriv", "--bounding-set=\(dropped)", "--inh-caps=\(dropped)", "--"] + command
+    }
+
+    /// Exit 77 from a real refusal, and its hint followed: the OS refuses the ROM's device node, so `flash`
+    /// stops with 77 before anything is sent (not "unknown part line": the ROM's strings were unreadable) and
+    /// points to `dfuhop doctor`; `list` says why the unit cannot be read; doctor names the node, its mode and
+    /// what to do; once the node is accessible (the rules applied), the same flash finishes.
+    @Test func aRefusedDeviceNodeIsExit77AndDoctorNamesIt() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let image = Self.examples.appendingPathComponent("demo-g474-v2.hex").path
+
+        let refused = try await Self.run(
+            Self.withoutDeviceAccess([Self.dfuhop.path, "flash", image, "--leave", "--json"]), state: state, simulate: "g474:dfu",
+            denyAccess: true)
+        #expect(refused.status == 77, "\(refused.output)\(refused.errors)")
+        #expect(refused.output.contains("\"exitCode\":77"), "\(refused.output)")
+        #expect(refused.errors.contains("hint: run `dfuhop doctor`"), "\(refused.errors)")
+        #expect(try Self.unit(state).flashContents().bytes.allSatisfy { $0 == 0xFF }, "nothing written")
+        #expect(try Self.unit(state).requestLog.isEmpty, "not one request reached the unit")
+
+        let list = try await Self.run(Self.withoutDeviceAccess([Self.dfuhop.path, "list", "--json"]), state: state, denyAccess: true)
+        #expect(list.status == 0, "\(list.output)\(list.errors)")
+        let listed = try #require(try EmulatedUSB.jsonLines(list.output).last?["devices"] as? [[String: Any]], "\(list.output)")
+        #expect((listed.first?["problem"] as? String)?.contains("access to the device was denied") == true, "list says why: \(list.output)")
+
+        let doctor = try await Self.run(Self.withoutDeviceAccess([Self.dfuhop.path, "doctor", "--json"]), state: state, denyAccess: true)
+        #expect(doctor.status == 77, "\(doctor.output)\(doctor.errors)")
+        let line = try #require(doctor.output.split(separator: "\n").last { $0.contains("\"type\":\"result\"") }, "\(doctor.output)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let findings = try #require(result["findings"] as? [[String: Any]], "\(line)")
+        let problem = try #require(
+            findings.first { $0["check"] as? String == "usb device" && $0["status"] as? String == "problem" }, "\(line)")
+        #expect((problem["subject"] as? String)?.hasPrefix("/dev/bus/usb/") == true, "the node is named: \(problem)")
+        #expect((problem["detail"] as? String)?.contains("mode 0000") == true, "\(problem)")
+        #expect((problem["fix"] as? String)?.isEmpty == false, "and what to do: \(problem)")
+
+        let granted = try await Self.run([Self.dfuhop.path, "flash", image, "--leave", "--json"], state: state)
+        #expect(granted.status == 0, "\(granted.output)\(granted.errors)")
+        let expected = try ImageFile.read(path: image).normalized(granularity: 8)
+        #expect(try Self.unit(state).flashContents().read(0x0800_0000, count: expected.payloadSize) == expected.flattened())
     }
 
     @Test func aRefusedPlanTouchesNothingOverUSBEither() async throws {

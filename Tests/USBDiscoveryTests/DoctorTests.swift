@@ -45,6 +45,13 @@ struct DoctorTests {
     static let denied = NodeAccess(exists: true, readable: false, writable: false, mode: 0o664, owner: "root", group: "root")
     static let granted = NodeAccess(exists: true, readable: true, writable: true, mode: 0o664, owner: "root", group: "root")
 
+    @Test func modesAreWrittenAsChmodTakesThem() {
+        func text(_ mode: UInt32) -> String {
+            NodeAccess(exists: true, readable: false, writable: false, mode: mode, owner: "root", group: "root").modeText
+        }
+        #expect([text(0), text(0o600), text(0o664), text(0o4755)] == ["0000", "0600", "0664", "04755"])
+    }
+
     @Test func withoutRulesItSaysHowToInstallThemForEveryInaccessibleNode() async throws {
         let findings = await USBDoctor.diagnose(Self.environment(rules: nil, access: Self.denied))
         #expect(findings.map(\.check) == ["libusb", "udev rules", "usb device", "hidapi", "hid device"])

@@ -3,7 +3,7 @@ import AppLink
 // the emulated-USB tier and the in-process tests share one device behaviour.
 //
 //   dfuhop-usb-peer --server PATH (--simulate FAMILY[:STATE] | --state FILE) [--port 1-3.2] [--no-flash-time]
-//                   [--control FIFO] [--stats] -- COMMAND [ARGS...]
+//                   [--control FIFO] [--stats] [--deny-access] [--set-address-poll MS] -- COMMAND [ARGS...]
 //
 // Starts the server, plugs what the unit presents at PORT (its ROM's DfuSe interface, or its
 // application's HID interface with a hidraw node), runs COMMAND under the umockdev preload with the
@@ -11,7 +11,8 @@ import AppLink
 // model says (ENTER_BOOTLOADER, leave, option-byte reset): UNPLUG, then PLUG of what it shows next.
 // With --state, the unit is loaded from FILE if it exists and saved there at exit. With --control, lines
 // written to FIFO act on the unit as a test jig would: "boot0 1", "boot0 0", "power-cycle", "unplug",
-// "plug" (several per line with ";").
+// "plug" (several per line with ";"). With --deny-access, every device node the unit shows is made mode 0000
+// (owner root) as soon as it is plugged: a client without CAP_DAC_OVERRIDE is refused as by missing udev rules.
 import Foundation
 import HexFormat
 import USBTransport
@@ -39,6 +40,11 @@ struct Options: Sendable {
     var controlPath: String?
     /// At exit, print the client's wall time and the unit's control-transfer count on stderr.
     var stats = false
+    /// Device nodes get mode 0000: what a unit looks like to a user the udev rules do not grant access.
+    var denyAccess = false
+    /// The bwPollTimeout the ROM reports after a set-address, in ms, instead of the family data's (a reading
+    /// the sources do not settle: the benchmark shows the ratio under each).
+    var setAddressPollMs: Int?
 }
 
 func parseOptions() -> Options {
@@ -58,6 +64,10 @@ func parseOptions() -> Options {
             options.stats = true
             continue
         }
+        if word == "--deny-access" {
+            options.denyAccess = true
+            continue
+        }
         guard !arguments.isEmpty else { fail("\(word) needs a value") }
         switch word {
         case "--server": options.serverPath = arguments.removeFirst()
@@ -65,6 +75,9 @@ func parseOptions() -> Options {
         case "--state": options.statePath = arguments.removeFirst()
         case "--port": options.port = arguments.removeFirst()
         case "--control": options.controlPath = arguments.removeFirst()
+        case "--set-address-poll":
+            guard let ms = Int(arguments.removeFirst()), (0...0xFFFF).contains(ms) else { fail("--set-address-poll takes 0...65535 ms") }
+            options.setAddressPollMs = ms
         default: fail("unknown option \(word)")
         }
     }
@@ -87,6 +100,7 @@ do {
             spec.family.timings.massErase = .zero
             spec.family.timings.programUnit = .zero
         }
+        if let ms = options.setAddressPollMs { spec.family.reportedPollTimeouts.setAddress = .milliseconds(ms) }
         unit = try spec.makeUnit(clock: clock)
     } else {
         fail("give --simulate FAMILY[:STATE], or --state FILE that exists")
@@ -415,6 +429,11 @@ Task(executorPreference: servingExecutor) {
         case "ERROR":
             FileHandle.standardError.write(Data("dfuhop-usb-peer: server: \(words.text)\n".utf8))
         case "PLUGGED":
+            // PLUGGED PORT DEVNODE SYSPATH [HIDRAW]: the nodes live under the testbed's directory. Done before
+            // the client starts for the first plug; a re-plug races the client's open (the tests deny the first).
+            if options.denyAccess {
+                for index in [2, 4] where index < words.count { chmod(umockdevDir + String(words[index]), 0) }
+            }
             firstPlugged.signal()
         default:
             break // UNPLUGGED acknowledgements
