@@ -87,6 +87,12 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
                 hint: untouched
                     ? "nothing was written; check the cable and run the same command again"
                     : "check the cable and run the same command again")
+        case let error as TransportError where error.kind == .accessDenied:
+            // Not the cable: the same run fails the same way until the OS grants the device node.
+            return UpgradeError(
+                .transport(error), phase: phase,
+                hint: (untouched ? "nothing was written; " : "the unit is recoverable through its ROM; ")
+                    + "the OS refused the device: run `dfuhop doctor` to check the udev rules and permissions, then run again")
         case let error as TransportError:
             return UpgradeError(
                 .transport(error), phase: phase,

@@ -165,6 +165,29 @@ struct VirtualPeerTests {
         #expect(try Self.unit(state).flashContents().read(0x0800_0000, count: expected.payloadSize) == expected.flattened())
     }
 
+    /// The same through hidapi: the application's hidraw node refused, `upgrade` stops with 77 before anything
+    /// is written and points to `dfuhop doctor` (not to the cable and a rerun, which would fail the same way);
+    /// with the node granted, the same upgrade finishes.
+    @Test func aRefusedHIDNodeStopsTheUpgradeWith77AndNothingWritten() async throws {
+        let directory = try scratch()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let state = directory.appendingPathComponent("unit.json").path
+        let image = Self.examples.appendingPathComponent("demo-g474-v2.hex").path
+        let upgrade = [Self.dfuhop.path, "upgrade", image, "--json", "--state-dir", directory.path]
+
+        let refused = try await Self.run(Self.withoutDeviceAccess(upgrade), state: state, simulate: "g474:programmed", denyAccess: true)
+        #expect(refused.status == 77, "\(refused.output)\(refused.errors)")
+        #expect(refused.errors.contains("dfuhop doctor"), "\(refused.errors)")
+        #expect(!refused.errors.contains("cable"), "\(refused.errors)")
+        let before = try Self.unit(state)
+        #expect(before.currentMode == .application, "still running its application")
+        #expect(before.requestLog.isEmpty, "its ROM never saw a request: \(before.requestLog)")
+
+        let granted = try await Self.run(upgrade, state: state)
+        #expect(granted.status == 0, "\(granted.output)\(granted.errors)")
+        #expect(try EmulatedUSB.jsonLines(granted.output).last?["newVersion"] as? String == "2.0.0", "\(granted.output)")
+    }
+
     @Test func aRefusedPlanTouchesNothingOverUSBEither() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
