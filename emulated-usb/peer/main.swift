@@ -34,7 +34,8 @@ struct Options: Sendable {
     var statePath: String?
     var port = "1-3.2"
     var command: [String] = []
-    /// Erase and programming take no time: what is left to measure is host and USB-protocol cost.
+    /// Erase and programming take no time, and the ROM announces none for them: what is left to measure is
+    /// host and USB-protocol cost.
     var noFlashTime = false
     /// A FIFO to create for control lines (boot0 1|0, power-cycle, unplug, plug).
     var controlPath: String?
@@ -99,6 +100,9 @@ do {
             spec.family.timings.defaultSectorErase = .zero
             spec.family.timings.massErase = .zero
             spec.family.timings.programUnit = .zero
+            // The ROM's own estimates of those times go too: an instant erase announced as 100 ms is neither reading.
+            spec.family.reportedPollTimeouts.erase = nil
+            spec.family.reportedPollTimeouts.massErase = nil
         }
         if let ms = options.setAddressPollMs { spec.family.reportedPollTimeouts.setAddress = .milliseconds(ms) }
         unit = try spec.makeUnit(clock: clock)
