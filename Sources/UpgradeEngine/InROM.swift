@@ -135,7 +135,7 @@ extension UpgradeEngine {
         }
         try applyRules(&target, installed: midUpgrade ? nil : view.installed, run: run, skipAllowed: false)
         try await within(.enter) {
-            if let uid = run.before.uid { try lock(uid.description, run) }
+            if let uid = run.before.uid { try await lock(uid.description, run) }
             try record(.inROM, run, target: target)
         }
         return try replanIfLayoutDiffers(target, rom: rom)

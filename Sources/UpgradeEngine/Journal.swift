@@ -168,6 +168,21 @@ public struct JournalStore: Sendable {
     }
 }
 
+extension JournalStore {
+    /// `lock(_:)`, tried again for up to `patience` while it is busy: a lock this process released can stay held
+    /// for a moment by a child another thread is starting (posix_spawn's child shares every open file, the lock's
+    /// included, until its exec closes it), and a unit must not be called busy for that. nil: still busy.
+    public func lock(_ key: String, patience: Duration) async throws(JournalError) -> UnitLock? {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            if let held = try lock(key) { return held }
+            guard ContinuousClock.now < deadline else { return nil }
+            // Real time, whatever the engine's clock: the holder is a real process.
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { return nil }
+        }
+    }
+}
+
 /// A held per-unit lock; `release()` (or the process ending) lets another process have the unit.
 public final class UnitLock: @unchecked Sendable {
     private var descriptor: Int32?

@@ -27,15 +27,15 @@ extension UpgradeEngine {
     }
 
     /// One process per unit, and a journal entry before anything changes (unwritable: nothing touched).
-    func claim(_ target: Target, _ run: Run) throws {
+    func claim(_ target: Target, _ run: Run) async throws {
         guard let key = journalKey(run) else { return }
-        try lock(key, run)
+        try await lock(key, run)
         try record(.planned, run, target: target)
     }
 
-    func lock(_ key: String, _ run: Run) throws {
+    func lock(_ key: String, _ run: Run) async throws {
         guard let journal = run.options.journal, !run.lockedKeys.contains(key) else { return }
-        guard let held = try journal.lock(key) else {
+        guard let held = try await journal.lock(key, patience: .milliseconds(500)) else {
             throw UpgradeError(
                 .busy("another dfuhop process is working on unit \(key)"), phase: .plan,
                 hint: "nothing was touched; wait for it to finish, then run again")

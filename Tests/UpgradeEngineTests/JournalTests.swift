@@ -126,6 +126,27 @@ struct JournalTests {
         second.release() // releasing twice is harmless
     }
 
+    /// A holder that lets go within the patience (as a child between fork and exec does) does not make the unit
+    /// busy; one that keeps it does, once the patience has passed.
+    @Test("a lock freed within the patience is taken; one held past it is busy")
+    func lockPatience() async throws {
+        let scratch = Scratch()
+        let holder = try #require(try scratch.store.lock(Self.uid))
+        let other = JournalStore(directory: scratch.store.directory)
+        let letGo = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            holder.release()
+        }
+        let taken = try await other.lock(Self.uid, patience: .seconds(30))
+        #expect(taken != nil, "released after 100 ms: taken well within the patience")
+        try await letGo.value
+
+        let started = ContinuousClock.now
+        #expect(try await scratch.store.lock(Self.uid, patience: .milliseconds(200)) == nil, "still held: busy")
+        #expect(ContinuousClock.now - started >= .milliseconds(200), "only after the patience")
+        taken?.release()
+    }
+
     @Test("a lock let go of without release() is freed with its holder")
     func lockFreedWithItsHolder() throws {
         let scratch = Scratch()
