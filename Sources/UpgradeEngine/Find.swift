@@ -68,14 +68,20 @@ extension UpgradeEngine {
     }
 
     /// Every unit on the bus, classified without changing anything (applications are asked GET_INFO, ROMs
-    /// are read): what `dfuhop list` shows and `--all` upgrades. Blank units that show nothing cannot be listed.
-    public func survey() async throws(UpgradeError) -> [UnitDescription] {
+    /// are read): what `dfuhop list` shows and `--all` upgrades. Blank units that show nothing cannot be listed;
+    /// with `skippingRefused`, a unit the OS refuses to open is left out (it cannot be classified; `list` shows
+    /// it from the bus with the reason), else it ends the survey (`--all` must not skip a unit silently).
+    public func survey(skippingRefused: Bool = false) async throws(UpgradeError) -> [UnitDescription] {
         let devices: [DiscoveredDevice]
         do { devices = try await discovery.devices() } catch { throw UpgradeError.wrap(error, phase: .find) }
         var units: [UnitDescription] = []
         for device in devices {
-            let found = try await within(.find) { try await describe(device) }
-            units.append(found.description)
+            do {
+                let found = try await within(.find) { try await describe(device) }
+                units.append(found.description)
+            } catch {
+                guard skippingRefused, case .transport(let inner) = error.kind, inner.kind == .accessDenied else { throw error }
+            }
         }
         return units.sorted { ($0.portPath ?? "") < ($1.portPath ?? "") }
     }

@@ -35,8 +35,8 @@ struct ListCommand: AsyncParsableCommand {
             let session = try DeviceSession.open(device)
             let (devices, units, problems) = try await session.run {
                 let devices = try await session.discovery.devices()
-                let units = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey()
-                return (devices, units, await unreadable(devices, on: session))
+                let units = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey(skippingRefused: true)
+                return (devices, units, await unreadable(devices, described: units, on: session))
             }
             let classified = Dictionary(units.compactMap { unit in unit.portPath.map { ($0, unit) } }) { first, _ in first }
             func state(_ port: String) -> String {
@@ -79,11 +79,13 @@ struct ListCommand: AsyncParsableCommand {
                                 vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
                                 family: unit?.familyID, product: info.usb.product,
                                 usagePage: "0x" + Hex.digits(info.usagePage, width: 4),
-                                version: unit?.version?.description, uid: unit?.uid?.description))
+                                version: unit?.version?.description, uid: unit?.uid?.description,
+                                problem: problems[info.usb.portPath]))
                     } else {
                         Output.print(
                             "HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))"
                         )
+                        if let problem = problems[info.usb.portPath] { Output.print("       cannot be read: \(problem); run `dfuhop doctor`") }
                     }
                 }
             }
@@ -91,12 +93,24 @@ struct ListCommand: AsyncParsableCommand {
         }
     }
 
-    /// Why each ROM listed without the names of its alternate settings could not be read, by port.
-    private func unreadable(_ devices: [DiscoveredDevice], on session: DeviceSession) async -> [String: String] {
+    /// Why a device could not be read, by port: a ROM listed without the names of its alternate settings, or an
+    /// application the survey could not describe (opening it again says why, e.g. the OS refusing its node).
+    private func unreadable(
+        _ devices: [DiscoveredDevice], described units: [UnitDescription], on session: DeviceSession
+    ) async -> [String: String] {
+        let described = Set(units.compactMap(\.portPath))
         var problems: [String: String] = [:]
-        for case .dfu(let identity, let alternates) in devices {
-            do { try await session.discovery.explainUnreadDFU(identity, alternates: alternates) } catch {
-                problems[identity.portPath] = error.description
+        for device in devices {
+            do {
+                switch device {
+                case .dfu(let identity, let alternates):
+                    try await session.discovery.explainUnreadDFU(identity, alternates: alternates)
+                case .hid(let info) where !described.contains(info.usb.portPath):
+                    try await session.discovery.openHID(info).close()
+                case .hid: break
+                }
+            } catch {
+                problems[device.identity.portPath] = error.description
             }
         }
         return problems

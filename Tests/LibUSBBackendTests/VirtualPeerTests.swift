@@ -167,7 +167,8 @@ struct VirtualPeerTests {
 
     /// The same through hidapi: the application's hidraw node refused, `upgrade` stops with 77 before anything
     /// is written and points to `dfuhop doctor` (not to the cable and a rerun, which would fail the same way);
-    /// with the node granted, the same upgrade finishes.
+    /// `list` shows the unit with the reason, `--all` stops with 77 rather than skip it; with the node granted,
+    /// the same upgrade finishes.
     @Test func aRefusedHIDNodeStopsTheUpgradeWith77AndNothingWritten() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -182,6 +183,16 @@ struct VirtualPeerTests {
         let before = try Self.unit(state)
         #expect(before.currentMode == .application, "still running its application")
         #expect(before.requestLog.isEmpty, "its ROM never saw a request: \(before.requestLog)")
+
+        // `list` still shows the unit, with the reason; `--all` does not skip it silently.
+        let list = try await Self.run(Self.withoutDeviceAccess([Self.dfuhop.path, "list", "--json"]), state: state, denyAccess: true)
+        #expect(list.status == 0, "\(list.output)\(list.errors)")
+        let listed = try #require(try EmulatedUSB.jsonLines(list.output).last?["devices"] as? [[String: Any]], "\(list.output)")
+        #expect(listed.first?["kind"] as? String == "hid", "\(list.output)")
+        #expect((listed.first?["problem"] as? String)?.contains("access to the device was denied") == true, "\(list.output)")
+        let all = try await Self.run(Self.withoutDeviceAccess(upgrade + ["--all"]), state: state, denyAccess: true)
+        #expect(all.status == 77, "\(all.output)\(all.errors)")
+        #expect(try Self.unit(state).requestLog.isEmpty, "still untouched")
 
         let granted = try await Self.run(upgrade, state: state)
         #expect(granted.status == 0, "\(granted.output)\(granted.errors)")
