@@ -85,7 +85,9 @@ struct ListCommand: AsyncParsableCommand {
                         Output.print(
                             "HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))"
                         )
-                        if let problem = problems[info.usb.portPath] { Output.print("       cannot be read: \(problem); run `dfuhop doctor`") }
+                        if let problem = problems[info.usb.portPath] {
+                            Output.print("       cannot be read: \(problem); run `dfuhop doctor`")
+                        }
                     }
                 }
             }
