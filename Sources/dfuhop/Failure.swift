@@ -174,9 +174,6 @@ extension Failure {
     }
 }
 
-/// Runs a command body and turns whatever it throws into the fixed exit status and a readable message.
-/// The body returns its result; with `--json` it is printed as the last line, and its `exitCode` is the
-/// process's exit status in every case (docs/json.md).
 /// The elements of one array of a `--json` result, written in place of that (empty) array as they are made:
 /// the body sets it when a result would be too large to encode at once (`Output.emit(_:streaming:into:)`).
 final class StreamedResultArray: @unchecked Sendable {
@@ -188,6 +185,9 @@ final class StreamedResultArray: @unchecked Sendable {
     var current: (key: String, elements: AnySequence<String>)? { lock.withLock { stream } }
 }
 
+/// Runs a command body and turns whatever it throws into the fixed exit status and a readable message.
+/// The body returns its result; with `--json` it is printed as the last line, and its `exitCode` is the
+/// process's exit status in every case (docs/json.md).
 func runCommand(
     _ command: String, json: Bool = false, streaming: StreamedResultArray? = nil,
     _ body: sending @escaping () async throws -> ResultLine
