@@ -64,19 +64,11 @@ extension DeviceRecord {
 
 extension ErrorRecord {
     public init(_ error: TransportError) {
+        kind = error.kind.name
         switch error.kind {
-        case .stall: kind = "stall"
-        case .timeout: kind = "timeout"
-        case .disconnected: kind = "disconnected"
-        case .accessDenied: kind = "accessDenied"
-        case .notFound: kind = "notFound"
-        case .cancelled: kind = "cancelled"
-        case .badLength(let expected, let got):
-            kind = "badLength"
-            (self.expected, self.got) = (expected, got)
-        case .other(let message):
-            kind = "other"
-            self.message = message
+        case .badLength(let expected, let got): (self.expected, self.got) = (expected, got)
+        case .other(let message): self.message = message
+        default: break
         }
         device = error.device
         operation = error.operation

@@ -23,7 +23,7 @@ extension RecordingLog {
 }
 
 /// A DFU interface whose every call goes into the recording (see `RecordingDiscovery`).
-final class RecordingDFUTransport: DFUTransport {
+final class RecordingDFUTransport: DFUTransportWrapper {
     let base: any DFUTransport
     let log: RecordingLog
     let port: String
@@ -35,12 +35,6 @@ final class RecordingDFUTransport: DFUTransport {
         self.port = port
         self.handle = handle
     }
-
-    var identity: USBDeviceIdentity { base.identity }
-    var interfaceNumber: UInt8 { base.interfaceNumber }
-    var alternateSettings: [DFUAlternateSetting] { base.alternateSettings }
-    var functionalDescriptor: DFUFunctionalDescriptor { base.functionalDescriptor }
-    var preferredExecutor: (any TaskExecutor)? { base.preferredExecutor }
 
     func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {
         var record = Record(.selectAlternate, port: port, handle: handle)

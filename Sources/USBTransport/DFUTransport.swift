@@ -112,3 +112,17 @@ public protocol DFUTransport: AnyObject, Sendable {
 extension DFUTransport {
     public var preferredExecutor: (any TaskExecutor)? { nil }
 }
+
+/// A DFU transport that wraps another to watch its calls (the `-vv` trace, `--record`): the interface it
+/// describes, and where its transfers should run, are the wrapped transport's.
+public protocol DFUTransportWrapper: DFUTransport {
+    var base: any DFUTransport { get }
+}
+
+extension DFUTransportWrapper {
+    public var identity: USBDeviceIdentity { base.identity }
+    public var interfaceNumber: UInt8 { base.interfaceNumber }
+    public var alternateSettings: [DFUAlternateSetting] { base.alternateSettings }
+    public var functionalDescriptor: DFUFunctionalDescriptor { base.functionalDescriptor }
+    public var preferredExecutor: (any TaskExecutor)? { base.preferredExecutor }
+}

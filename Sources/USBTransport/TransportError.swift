@@ -17,6 +17,20 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
         case cancelled
         /// Anything else the backend reports; its own words.
         case other(String)
+
+        /// The kind's name without its details, as recordings and the emulated-USB probe write it.
+        public var name: String {
+            switch self {
+            case .stall: "stall"
+            case .timeout: "timeout"
+            case .disconnected: "disconnected"
+            case .accessDenied: "accessDenied"
+            case .notFound: "notFound"
+            case .badLength: "badLength"
+            case .cancelled: "cancelled"
+            case .other: "other"
+            }
+        }
     }
 
     public var kind: Kind

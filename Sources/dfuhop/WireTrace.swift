@@ -24,7 +24,7 @@ struct TracingDiscovery: DeviceDiscovery {
     }
 }
 
-final class TracingDFUTransport: DFUTransport {
+final class TracingDFUTransport: DFUTransportWrapper {
     let base: any DFUTransport
     let logger: Logger
 
@@ -32,12 +32,6 @@ final class TracingDFUTransport: DFUTransport {
         self.base = base
         self.logger = logger
     }
-
-    var identity: USBDeviceIdentity { base.identity }
-    var interfaceNumber: UInt8 { base.interfaceNumber }
-    var alternateSettings: [DFUAlternateSetting] { base.alternateSettings }
-    var functionalDescriptor: DFUFunctionalDescriptor { base.functionalDescriptor }
-    var preferredExecutor: (any TaskExecutor)? { base.preferredExecutor }
 
     func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {
         try await traced("SET_INTERFACE alt \(number)") { () async throws(TransportError) in try await base.selectAlternateSetting(number) }

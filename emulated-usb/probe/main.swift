@@ -67,17 +67,7 @@ func step(_ name: String, _ request: () async throws -> [UInt8]?) async -> Step 
     do {
         return Step(request: name, result: "ok", bytes: try await request())
     } catch let error as TransportError {
-        let kind: String
-        switch error.kind {
-        case .stall: kind = "stall"
-        case .timeout: kind = "timeout"
-        case .disconnected: kind = "disconnected"
-        case .accessDenied: kind = "accessDenied"
-        case .notFound: kind = "notFound"
-        case .badLength: kind = "badLength"
-        case .cancelled: kind = "cancelled"
-        case .other: kind = "other: \(error)"
-        }
+        let kind = if case .other = error.kind { "other: \(error)" } else { error.kind.name }
         return Step(request: name, result: kind, bytes: nil)
     } catch {
         return Step(request: name, result: "error: \(error)", bytes: nil)
