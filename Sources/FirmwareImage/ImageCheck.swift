@@ -66,19 +66,34 @@ public enum ImageCheck {
     /// Cortex-M's SRAM region (ARMv7-M ARM §B3.1), used when the part's RAM is not known.
     static let architecturalSRAM: ClosedRange<UInt32> = 0x2000_0000...0x3FFF_FFFF
 
+    /// At most this many segments outside the flash are named one by one; the rest are counted in one more
+    /// finding, so a hostile file of 100,000 stray segments does not cost a finding (and a line) each.
+    static let outsideFlashNamed = 8
+
+    /// An error for each segment outside the part's flash: the first `outsideFlashNamed`, then how many more.
+    static func outsideFlash(_ image: NormalizedImage, _ target: TargetMemoryMap) -> [ImageFinding] {
+        let flash = "the flash of \(target.partName) (\(target.flash.map(describe).joined(separator: ", ")))"
+        let outside = image.segments.lazy.filter { segment in !target.flash.contains { covers($0, segment) } }
+        var findings: [ImageFinding] = []
+        var more = 0
+        for segment in outside {
+            guard findings.count < outsideFlashNamed else {
+                more += 1
+                continue
+            }
+            findings.append(ImageFinding(.error, at: segment.address, "segment \(segment.extent) lies outside \(flash)"))
+        }
+        if more > 0 { findings.append(ImageFinding(.error, at: nil, "\(more) more segment(s) lie outside \(flash)")) }
+        return findings
+    }
+
     public static func check(_ image: NormalizedImage, for target: TargetMemoryMap? = nil, source: String) -> ImageReport {
         var findings: [ImageFinding] = []
         guard let base = image.baseAddress else {
             return ImageReport(vectorTable: nil, descriptor: nil, findings: [ImageFinding(.error, at: nil, "the image is empty")])
         }
         if let target, !target.flash.isEmpty {
-            for segment in image.segments where !target.flash.contains(where: { covers($0, segment) }) {
-                findings.append(
-                    ImageFinding(
-                        .error, at: segment.address,
-                        "segment \(segment.extent) lies outside the flash of \(target.partName) (\(target.flash.map(describe).joined(separator: ", ")))"
-                    ))
-            }
+            findings += outsideFlash(image, target)
             if base != target.flash[0].lowerBound {
                 findings.append(
                     ImageFinding(

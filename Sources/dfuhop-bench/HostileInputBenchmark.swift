@@ -108,6 +108,10 @@ enum HostileInputBenchmark {
             Case(
                 name: "the same, --json (every segment listed)", file: "fragmented.hex",
                 expectedStatus: 0, options: ["--json"]
+            ) { sixteenByteRecords(count: 100_000) },
+            Case(
+                name: "the same for a G474: 83,617 segments past its flash", file: "fragmented.hex",
+                expectedStatus: 0, options: ["--json", "--family", "g474"]
             ) { sixteenByteRecords(count: 100_000) }
         ]
     }

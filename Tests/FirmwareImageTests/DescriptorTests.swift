@@ -194,6 +194,20 @@ struct ImageCheckTests {
                     resetHandler: 0x0800_0201, descriptorPointer: 0x0800_0100))
     }
 
+    /// Each stray segment is an error, but a hostile file of thousands costs eight findings and a count, not
+    /// one finding (and one printed line) each: the image is refused either way.
+    @Test func segmentsOutsideTheFlashAreNamedUpToEightThenCounted() throws {
+        var segments = [Segment(address: Sample.flashBase, bytes: Sample.application())]
+        for index in 0..<20 { segments.append(Segment(address: 0x0810_0000 + UInt32(index) * 64, bytes: [1, 2, 3, 4])) }
+        let report = ImageCheck.check(try FirmwareImage(format: .intelHex, segments: segments).normalized(), for: f407, source: "a.hex")
+        let outside = report.errors.filter { $0.message.contains("outside the flash of STM32F405/407") }
+        #expect(outside.count == 9)
+        let named: [UInt32?] = outside.prefix(8).map(\.address)
+        let expected: [UInt32?] = (0..<8).map { (index: Int) -> UInt32? in 0x0810_0000 + UInt32(index) * 64 }
+        #expect(named == expected)
+        #expect(outside.last?.message.hasPrefix("12 more segment(s) lie outside") == true, "\(outside.last?.message ?? "")")
+    }
+
     @Test func stackPointerOutsideRamIsAnErrorWithTheFamilyAndAWarningWithout() throws {
         let bytes = Sample.application(stackPointer: 0x2003_0000)
         let withFamily = try findings(bytes, target: f407).filter { $0.severity == .error }
