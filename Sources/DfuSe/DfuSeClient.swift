@@ -201,6 +201,14 @@ public actor DfuSeClient {
         }
     }
 
+    /// One GETSTATUS, as the device answers it: what a stalled request left behind (under read protection
+    /// an UPLOAD stalls and the status reads errVENDOR, AN3156 §4.3; a passing fault leaves errSTALLEDPKT).
+    public func status() async throws(DfuSeError) -> DFUStatusReport {
+        try begin("status")
+        defer { end() }
+        return try await getStatus(during: .returnToIdle)
+    }
+
     // MARK: - DfuSe commands
 
     /// The DfuSe commands the device supports, as it lists them on UPLOAD block 0 (a ROM: 00 21 41 92).

@@ -32,6 +32,10 @@ extension UpgradeEngine {
         public var leave = false
         /// For messages: the image's path.
         public var source = "image"
+        /// Who vouches for the image; `flash` applies the same signing decision as `upgrade`.
+        public var signing = SigningPolicy()
+        /// Product profiles (their `signing` policies).
+        public var profiles: [ProductProfile] = []
         public init() {}
     }
 
@@ -72,9 +76,10 @@ extension UpgradeEngine {
         let layout = try FlashLayout(parsing: layoutString)
         let base = image.baseAddress ?? 0
         // An image with a descriptor owns its span: gaps are erased too, as its own CRC check counts them.
-        let span = (try? ImageDescriptor.validate(image, base: base, source: options.source)).map {
-            UInt64(base)..<max(UInt64(base) + UInt64($0.imageSize), image.end)
-        }
+        let descriptor = Self.descriptorReading(file, granularity: family.writeGranularity)
+        try Self.checkSingleReading(file, flashed: descriptor, source: options.source)
+        try checkSigning(productID: descriptor?.productID, policy: options.signing, profiles: options.profiles, source: options.source)
+        let span = descriptor.map { UInt64(base)..<max(UInt64(base) + UInt64($0.imageSize), image.end) }
         return try await withClient(unit.rom, family: family) { client in
             let plan = try FlashPlan(
                 image: image, layout: layout, family: family,

@@ -22,8 +22,10 @@ extension UpgradeEngine {
         var description: UnitDescription
         var family: McuFamily?
         var reach: Reach
-        /// The complete image the unit holds, if one could be seen (GET_INFO, or read through the ROM).
+        /// The complete image the unit holds, as its application reports it.
         var installed: Installed?
+        /// The image descriptor `find` read through the ROM of a unit in DFU (its span not proven).
+        var seen: Installed? = nil
 
         /// The application answered GET_INFO (what it reported is in `description` and `installed`).
         var hadApplicationAnswer: Bool {
@@ -34,7 +36,7 @@ extension UpgradeEngine {
         /// run stops before writing.
         var hadApplication: Bool {
             if case .application = reach { return true }
-            return installed != nil
+            return installed != nil || seen != nil
         }
     }
 
@@ -45,6 +47,8 @@ extension UpgradeEngine {
         var imageSize: UInt32
         var imageCRC: UInt32
         var base: UInt32
+        /// Its size and CRC are filled in (an unstamped build's are zero: it is never "the same image").
+        var stamped = true
     }
 
     /// A ROM on the bus: its identity and alternate settings.
@@ -58,6 +62,20 @@ extension UpgradeEngine {
         var family: McuFamily? {
             let found = candidates
             return found.count == 1 ? found[0] : nil
+        }
+
+        /// The part line to read this ROM as: its own, or the first of those that share it when they share what
+        /// an inspection needs (L476/L496: UID, flash base, option bytes).
+        var inspectionFamily: McuFamily? {
+            if let family { return family }
+            let all = candidates
+            guard let first = all.first,
+                all.allSatisfy({
+                    $0.uidAddress == first.uidAddress && $0.flashBase == first.flashBase && $0.optionBytes == first.optionBytes
+                        && $0.eccFlash == first.eccFlash
+                })
+            else { return nil }
+            return first
         }
 
         /// Every part line whose ROM shows what this one shows.
@@ -86,12 +104,12 @@ extension UpgradeEngine {
         return units.sorted { ($0.portPath ?? "") < ($1.portPath ?? "") }
     }
 
-    func describe(_ device: DiscoveredDevice, journal: JournalStore? = nil, survey: Bool = true) async throws -> Found {
+    func describe(_ device: DiscoveredDevice, survey: Bool = true) async throws -> Found {
         switch device {
         case .hid(let hid): return try await describeApplication(hid)
         case .dfu(let identity, let alternates):
             if !survey { try await discovery.explainUnreadDFU(identity, alternates: alternates) }
-            return await describeROM(ROM(identity: identity, alternates: alternates), journal: journal, survey: survey)
+            return await describeROM(ROM(identity: identity, alternates: alternates))
         }
     }
 
@@ -103,7 +121,7 @@ extension UpgradeEngine {
         var wanted: [Found] = []
         for device in devices {
             if let name = options.unit, !Self.names(name, device) && !Self.isUID(name) { continue }
-            let found = try await describe(device, journal: options.journal, survey: false)
+            let found = try await describe(device, survey: false)
             if let name = options.unit, Self.isUID(name), found.description.uid?.description != name.uppercased() { continue }
             wanted.append(found)
         }
@@ -175,39 +193,30 @@ extension UpgradeEngine {
             reach: .application(hid, sectorCRCs: info.capabilities.contains(.sectorCRCs)), installed: installed)
     }
 
-    /// A ROM in DFU: read (never written) to tell a complete image, a blank part or a corrupted one, and
-    /// the unit's UID where the ROM lets it be read. The whole span is read (to prove the CRC) only for an
-    /// upgrade, and only of a unit the journal does not show mid-upgrade (`Depth`).
-    func describeROM(_ rom: ROM, journal: JournalStore? = nil, survey: Bool = true) async -> Found {
+    /// A ROM in DFU, as `list` and `find` see it: its vector table and descriptor (never the span: that is read,
+    /// where it is safe, once the run is in the ROM and knows the unit's journal). What this shows is not
+    /// what the rules finally judge (`checkInROM` reads again), so a read that fails here leaves the unit
+    /// "in DFU", not read, and `list` still lists it.
+    func describeROM(_ rom: ROM) async -> Found {
         let family = rom.family
         var description = UnitDescription(
             classification: .inDFU, uid: nil, familyID: family?.id ?? "?",
             portPath: rom.identity.portPath, dfuSerial: rom.identity.serialNumber,
             version: nil, productID: nil)
-        // Part lines that share a ROM (L476/L496) share what inspection needs: read through the first of them.
-        let candidates = rom.candidates
-        let probe =
-            family
-            ?? candidates.first.flatMap { first in
-                candidates.allSatisfy {
-                    $0.uidAddress == first.uidAddress && $0.flashBase == first.flashBase
-                        && $0.optionBytes == first.optionBytes
-                } ? first : nil
-            }
-        var depth = Depth.head
-        var uid: UniqueID?
-        if !survey, let probe {
-            uid = await readUID(rom, family: probe)
-            if let uid { depth = (try? journal?.entry(for: uid.description)) == nil ? .span : .head }
+        var found = Found(description: description, family: family, reach: .rom(rom), installed: nil)
+        guard let probe = rom.inspectionFamily else { return found }
+        do {
+            let view = try await inspect(rom, family: probe, depth: .head)
+            description.classification = view.classification
+            description.uid = view.uid
+            description.version = view.headImage?.version
+            description.productID = view.headImage?.productID
+            found.description = description
+            found.seen = view.headImage
+        } catch {
+            onEvent(.note("the ROM at \(rom.identity.portPath) could not be read yet (\(error)); it is shown as in DFU"))
         }
-        guard let probe, let view = try? await inspect(rom, family: probe, depth: depth, knownUID: uid) else {
-            return Found(description: description, family: family, reach: .rom(rom), installed: nil)
-        }
-        description.classification = view.classification
-        description.uid = view.uid
-        description.version = view.installed?.version
-        description.productID = view.installed?.productID
-        return Found(description: description, family: family, reach: .rom(rom), installed: view.installed)
+        return found
     }
 
     /// Opens the application's HID interface for `body` and closes it on every path.

@@ -44,19 +44,26 @@ extension UpgradeEngine {
         run.lockedKeys.insert(key)
     }
 
-    /// Writes the entry for this step, under the unit's UID once it is known (the port entry is then dropped).
+    /// Writes the entry for this step, under the unit's UID once it is known (this run's own port entry is then
+    /// dropped; another unit's is kept). What the unit held before is the interrupted upgrade's record while
+    /// that write is still under way: the flash now holds a mix, not a "before".
     func record(_ step: JournalEntry.Step, _ run: Run, target: Target) throws {
         guard let journal = run.options.journal, let key = journalKey(run) else { return }
         let unit = run.before
+        let underWay = run.resumed.flatMap { $0.step == .flashing ? $0 : nil }
         let entry = JournalEntry(
             key: key, dfuSerial: unit.dfuSerial, uid: unit.uid?.description, portPath: unit.portPath ?? "",
-            family: target.family.id, classificationBefore: unit.classification.rawValue,
-            productID: unit.productID ?? run.resumed?.productID,
-            oldVersion: unit.version?.description ?? run.resumed?.oldVersion, image: run.source, imageDigest: target.digest,
-            inputDigest: run.options.inputDigest, newVersion: target.version.description,
+            family: target.family.id, classificationBefore: underWay?.classificationBefore ?? unit.classification.rawValue,
+            productID: underWay?.productID ?? unit.productID ?? run.resumed?.productID,
+            oldVersion: underWay?.oldVersion ?? unit.version?.description ?? run.resumed?.oldVersion, image: run.source,
+            imageDigest: target.digest, inputDigest: run.options.inputDigest, newVersion: target.version.description,
             sectors: target.plan.erasedSectors.map(\.start), step: step, updated: Date())
         try journal.write(entry)
-        if unit.uid != nil, let port = unit.portPath { try journal.remove("port-" + port) }
+        run.writtenKeys.insert(key)
+        if unit.uid != nil, let port = unit.portPath {
+            let portKey = "port-" + port
+            if run.writtenKeys.contains(portKey) || run.resumed?.key == portKey { try journal.remove(portKey) }
+        }
     }
 
     /// The upgrade is confirmed (or the unit found up to date): its entry goes.

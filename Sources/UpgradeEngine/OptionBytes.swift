@@ -139,7 +139,7 @@ extension UpgradeEngine {
             again = try await enterByBoot0(
                 port: port, expectedSerial: serial, uid: uid, method: target.profile?.boot0, options: run.options)
         }
-        if let expected = run.before.uid, let seen = await readUID(again, family: target.family), seen != expected {
+        if let expected = run.before.uid, case let seen = try await readUID(again, family: target.family), seen != expected {
             throw UpgradeError(
                 .refused("the ROM at \(again.identity.portPath) is unit \(seen), not \(expected)"), phase: .optionBytes,
                 hint: "nothing was written to that unit; check which unit is on that port, then run again")

@@ -33,7 +33,7 @@ extension UpgradeEngine {
 
     func plan(_ file: FirmwareImage, unit: Found, run: Run) async throws -> Target {
         var target = try checkedImage(file, unit: unit, run: run)
-        try applyRules(&target, installed: unit.installed, run: run, skipAllowed: true)
+        try applyRules(&target, holding: holding(unit, view: nil, run: run), run: run, final: false)
         if !target.upToDate, case .application(let hid, sectorCRCs: true) = unit.reach, unit.installed?.productID == target.productID,
             !run.options.forceFull
         {
@@ -57,6 +57,8 @@ extension UpgradeEngine {
         }
         try checkImage(image, family: family, source: source)
         let descriptor = try ImageDescriptor.validate(image, base: base, source: source)
+        try Self.checkSingleReading(file, flashed: descriptor, source: source)
+        try checkSigning(productID: descriptor.productID, policy: run.options.signing, profiles: run.options.profiles, source: source)
         let profile = run.options.profiles.first { $0.imageProductID == descriptor.productID }
         if let profile, profile.family.id != family.id {
             throw UpgradeError(

@@ -24,54 +24,135 @@ extension UpgradeEngine {
         return address
     }
 
-    /// What the unit held before, as far as anything tells: its image, else the interrupted upgrade's record.
+    /// What the unit holds, from every source that could tell (docs/guarantees.md, "fail closed"): each
+    /// product and version seen is a constraint, so more evidence can only narrow what is allowed, and a
+    /// source that knows little removes no rule.
     struct Holding {
-        var productID: UInt32?
-        var version: FirmwareVersion?
-        /// The exact image (descriptor CRC and size) when it is complete.
+        var products: [(id: UInt32, seenIn: String)] = []
+        var versions: [(version: FirmwareVersion, seenIn: String)] = []
+        /// The exact complete image: the application's report, or a descriptor whose span's CRC was proven.
         var installed: Installed?
+        /// Nothing to protect: the whole flash read erased, or the journal shows it was when writing began.
+        var blank = false
+        /// Its application answered (an application without a descriptor is still this product's).
+        var answered = false
+
+        mutating func add(_ image: Installed, seenIn: String) {
+            products.append((image.productID, seenIn))
+            versions.append((image.version, seenIn))
+        }
     }
 
-    func holding(_ installed: Installed?, run: Run) -> Holding {
-        if let installed { return Holding(productID: installed.productID, version: installed.version, installed: installed) }
-        let entry = run.resumed ?? run.candidateEntry
-        return Holding(productID: entry?.productID, version: entry?.oldVersion.flatMap { FirmwareVersion(parsing: $0) }, installed: nil)
+    /// Everything known about what the unit holds: the application's report, what the ROM read (`view`, in
+    /// the ROM) or what `find` read of a unit in DFU, and the journal entry of a write under way.
+    func holding(_ found: Found, view: ROMView?, run: Run) -> Holding {
+        var held = Holding()
+        if found.hadApplicationAnswer {
+            held.answered = true
+            held.installed = found.installed
+            if let reported = found.installed { held.add(reported, seenIn: "its application's report") }
+            if let view {
+                // The application checked the image it started from: its descriptor stands for the image.
+                held.installed = view.headImage
+                if let image = view.headImage { held.add(image, seenIn: "its flash's descriptor") }
+            }
+        } else if let view {
+            if let image = view.headImage { held.add(image, seenIn: "its flash's descriptor") }
+            held.installed = view.proven
+            held.blank = view.blankVerified
+        } else if let image = found.seen {
+            held.add(image, seenIn: "its flash's descriptor")
+        }
+        // Only an entry that shows a write under way speaks for the flash; one at "planned" or "in-rom" wrote
+        // nothing, and one past "verified" left a complete image that the ROM reads for itself.
+        if let entry = run.resumed, entry.step == .flashing {
+            let seenIn = "the journal entry of its interrupted upgrade"
+            if let product = entry.productID { held.products.append((product, seenIn)) }
+            if let version = entry.oldVersion.flatMap({ FirmwareVersion(parsing: $0) }) { held.versions.append((version, seenIn)) }
+            if entry.classificationBefore == UnitDescription.Classification.blank.rawValue { held.blank = true }
+        }
+        return held
     }
 
-    /// Product, version and up-to-date; throws a refusal, or marks the target up to date.
-    func applyRules(_ target: inout Target, installed: Installed?, run: Run, skipAllowed: Bool) throws {
-        let held = holding(installed, run: run)
+    /// Product, version and up-to-date; throws a refusal, or marks the target up to date. `final`: the ROM
+    /// has been read, so a product nothing can tell is refused rather than left to later.
+    func applyRules(_ target: inout Target, holding held: Holding, run: Run, final: Bool) throws {
         let source = run.source
         try checkResumeDigest(target, run: run)
-        if let product = held.productID, product != target.productID {
-            throw UpgradeError(
-                .refused(
-                    "\(source) is for product 0x\(Hex.digits(target.productID, width: 8)); the unit holds product 0x\(Hex.digits(product, width: 8))"
-                ),
-                phase: .plan, hint: "nothing was written; pick the image built for this product")
-        }
-        if let installed = held.installed, installed.matches(target), !run.options.forceFull {
-            target.upToDate = true
+        try checkProduct(target, held, run: run, final: final)
+        target.upToDate = false
+        if let installed = held.installed, installed.matches(target) {
+            // --force-full rewrites the exact build the unit holds; it is not "another build".
+            if !run.options.forceFull { target.upToDate = true }
             return
         }
-        target.upToDate = false
-        if let minimum = run.options.minimumRunningVersion, let running = held.version, running < minimum {
-            throw UpgradeError(
-                .refused("\(source) upgrades units that hold \(minimum) or later; the unit holds \(running)"),
-                phase: .plan, hint: "nothing was written; install an intermediate release first")
+        if let minimum = run.options.minimumRunningVersion {
+            if final, held.versions.isEmpty, !held.blank, !held.answered {
+                throw UpgradeError(
+                    .refused("\(source) upgrades units that hold \(minimum) or later; what the unit holds cannot be told"),
+                    phase: .plan, hint: "nothing was written; upgrade a unit whose version can be read")
+            }
+            if let older = held.versions.first(where: { $0.version < minimum }) {
+                throw UpgradeError(
+                    .refused("\(source) upgrades units that hold \(minimum) or later; the unit holds \(older.version)"),
+                    phase: .plan, hint: "nothing was written; install an intermediate release first")
+            }
         }
-        guard let running = held.version, !run.options.allowDowngrade else { return }
-        if target.version < running {
+        guard !run.options.allowDowngrade else { return }
+        if let newer = held.versions.filter({ target.version < $0.version }).max(by: { $0.version < $1.version }) {
             throw UpgradeError(
-                .refused("\(source) holds version \(target.version), older than the \(running) the unit holds"),
+                .refused(
+                    "\(source) holds version \(target.version), older than the \(newer.version) the unit holds (\(newer.seenIn))"),
                 phase: .plan, hint: "nothing was written; pass --allow-downgrade if you mean it")
         }
-        if target.version == running, held.installed != nil {
+        if let installed = held.installed, installed.version == target.version {
             throw UpgradeError(
-                .refused("the unit holds a different build of version \(running) than \(source)"),
+                .refused("the unit holds a different build of version \(installed.version) than \(source)"),
                 phase: .plan, hint: "nothing was written; pass --allow-downgrade to replace it with this build")
         }
     }
+
+    /// Another product's image is refused, whoever saw the unit's product. A unit whose product nothing
+    /// can tell (it did not answer, its flash holds no readable descriptor and is not blank) is refused
+    /// unless the operator names its product, and a statement that contradicts what was seen is refused.
+    func checkProduct(_ target: Target, _ held: Holding, run: Run, final: Bool) throws {
+        let assumed = run.options.assumedProduct
+        if let seen = held.products.first(where: { $0.id != target.productID }) {
+            throw UpgradeError(
+                .refused(
+                    "\(run.source) is for product \(Self.productName(target.productID)); the unit holds product "
+                        + "\(Self.productName(seen.id)) (\(seen.seenIn))"),
+                phase: .plan, hint: "nothing was written; pick the image built for this product")
+        }
+        if let assumed, let seen = held.products.first(where: { $0.id != assumed }) {
+            throw UpgradeError(
+                .refused(
+                    "--assume-product says the unit is \(Self.productName(assumed)); it holds product "
+                        + "\(Self.productName(seen.id)) (\(seen.seenIn))"),
+                phase: .plan, hint: "nothing was written; drop --assume-product: the unit tells its product")
+        }
+        guard final, held.products.isEmpty, !held.blank, !held.answered else { return }
+        guard let assumed else {
+            throw UpgradeError(
+                .refused(
+                    "cannot tell which product the unit holds: it did not answer, and its flash holds no readable image "
+                        + "descriptor but is not blank"),
+                phase: .plan,
+                hint: "nothing was written; if you know the unit is a \(Self.productName(target.productID)) unit, run again "
+                    + "with --assume-product \(Self.productName(target.productID))")
+        }
+        guard assumed == target.productID else {
+            throw UpgradeError(
+                .refused(
+                    "\(run.source) is for product \(Self.productName(target.productID)); --assume-product says the unit is "
+                        + "\(Self.productName(assumed))"),
+                phase: .plan, hint: "nothing was written; pick the image built for this product")
+        }
+        onEvent(.note("the unit's product is taken from --assume-product \(Self.productName(assumed)): nothing on the unit tells it"))
+    }
+
+    /// A product id as every message prints it.
+    static func productName(_ id: UInt32) -> String { "0x\(Hex.digits(id, width: 8))" }
 
     /// A resume continues an interrupted upgrade only with the same file; with another, the journal's
     /// record of the old firmware still judges it (above), and the operator is told.

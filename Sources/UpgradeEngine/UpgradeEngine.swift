@@ -28,6 +28,9 @@ public struct UpgradeEngine: Sendable {
         public var profiles: [ProductProfile] = []
         /// The MCU family of a unit that shows nothing and whose product has no profile.
         public var family: McuFamily?
+        /// The operator's statement of the product a unit is, for a unit that cannot tell it (no answer, no
+        /// readable descriptor): it replaces reading the flash, and is refused where anything contradicts it.
+        public var assumedProduct: UInt32?
         /// How to reach the ROM when the application cannot be asked; nil: no BOOT0 path here.
         public var boot0: Boot0Path?
         /// The operator allows option bytes to be written where the profile requires other values.
@@ -37,6 +40,8 @@ public struct UpgradeEngine: Sendable {
         /// SHA-256 (hex) of the exact file the operator gave (an image or a package): the journal records
         /// it, and a resume continues only with the same file.
         public var inputDigest: String?
+        /// Who vouches for the image, and what the station requires: checked on the reading that is flashed.
+        public var signing = SigningPolicy()
         /// The oldest version the image may be installed over (a package manifest's `minimumVersion`).
         public var minimumRunningVersion: FirmwareVersion?
         /// Sees each ENTER_BOOTLOADER nonce (taken from the clock, so no two requests share one) before it is
@@ -73,6 +78,10 @@ public struct UpgradeEngine: Sendable {
         var candidateEntry: JournalEntry?
         /// Erasing has begun: from here on the unit holds a mix until verified, and stays in its ROM.
         var flashStarted = false
+        /// Journal entries found for this unit's port that belong to another (or an unproven) unit: kept.
+        var keptEntries: Set<String> = []
+        /// Journal keys this run wrote (a port key is dropped once the UID is known).
+        var writtenKeys: Set<String> = []
 
         init(options: Options, source: String, before: UnitDescription) {
             self.options = options

@@ -17,6 +17,9 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         case needsBoot0(String)
         /// The unit did not come back as expected.
         case notConfirmed(String)
+        /// The image is not signed as the product's profile or the station's policy requires, or it reads as
+        /// two different images (docs/packages.md).
+        case untrusted(String)
         /// The unit's flash is read-protected (RDP level 1 or 2): nothing can be written through the ROM.
         case readProtected(String)
         /// The operator (SIGINT/SIGTERM) or the caller cancelled; the engine stopped at a safe point.
@@ -46,7 +49,7 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         let what: String =
             switch kind {
             case .refused(let text), .noUnit(let text), .ambiguous(let text), .busy(let text), .needsBoot0(let text),
-                .notConfirmed(let text), .readProtected(let text), .unexpected(let text):
+                .notConfirmed(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
                 text
             case .cancelled: "cancelled"
             case .journal(let error): error.description

@@ -142,11 +142,17 @@ struct FlashCommand: AsyncParsableCommand {
     @Flag(help: "Print the plan and stop; nothing is sent to the unit.") var dryRun = false
     @Flag(help: "Skip reading back what was written (faster, less safe).") var noVerify = false
     @Flag(help: "Leave DFU afterwards so the application starts.") var leave = false
+    @Flag(help: "Write an unsigned image although its product's profile requires signed packages (said in the result).")
+    var allowUnsigned = false
+    @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
+    var profile: [String] = []
     @Flag(help: "Progress as JSON lines, then a result object.") var json = false
     @OptionGroup var device: DeviceOptions
 
     func run() async throws {
         try await runCommand("flash", json: json) {
+            let profiles = try Profiles.load(profile)
+            let station = try StationPolicy.requiresSignature(stateDirectory: JournalStore.defaultDirectory())
             let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: address.value))
             let session = try DeviceSession.open(device) { [try RecordedInputs.file(image, role: "image")] }
             let renderer = EventRenderer(json: json)
@@ -155,6 +161,8 @@ struct FlashCommand: AsyncParsableCommand {
                 let unit = try await session.dfuTarget()
                 var options = UpgradeEngine.FlashOptions()
                 (options.verify, options.dryRun, options.leave, options.source) = (!noVerify, dryRun, leave, image)
+                options.profiles = profiles
+                options.signing = SigningPolicy(stationRequiresSignature: station, allowUnsigned: allowUnsigned)
                 let flashed = try await session.engine(renderer).flash(file, on: unit, options: options)
                 renderer.finish()
                 guard let report = flashed.report else {
@@ -164,6 +172,7 @@ struct FlashCommand: AsyncParsableCommand {
                     return result
                 }
                 var result = ResultLine("flashed")
+                result.allowedUnsigned = allowUnsigned ? true : nil
                 result.unit = UnitJSON(port: unit.identity.portPath, romSerial: unit.identity.serialNumber)
                 result.flash = FlashJSON(report)
                 result.jumpTo = flashed.jumpTo.map(Hex.word)

@@ -118,12 +118,16 @@ struct Failure: Error, CustomStringConvertible {
             failure = Failure(journalError.unreadableKey == nil ? .cannotWrite : .configuration, error.description)
         case .notConfirmed: failure = Failure(.notConfirmed, error.description)
         case .readProtected: failure = Failure(.refused, error.description)
+        case .untrusted: failure = Failure(.untrustedPackage, error.description)
         case .cancelled: failure = Failure(.cancelled, error.description)
         case .unexpected: failure = Failure(.internalError, error.description)
         case .image(let inner): failure = image(inner)
         case .flash(let inner): failure = dfuSe(inner)
         case .application(let inner): failure = appLink(inner)
-        case .transport(let inner): failure = transport(inner)
+        case .transport(let inner):
+            failure = transport(inner)
+            // 69 promises an untouched unit: a unit that vanished after the ROM was entered is a USB failure.
+            if failure.status == .noDevice, !error.unitUntouched { failure.status = .usbError }
         }
         failure.message = error.description
         failure.hint = error.hint

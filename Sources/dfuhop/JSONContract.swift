@@ -89,6 +89,8 @@ struct ResultLine: Codable, Equatable, Sendable {
     var flash: FlashJSON?
     var jumpTo: String?
     var leave: String?
+    /// `flash --allow-unsigned` wrote an image without a trusted signature.
+    var allowedUnsigned: Bool?
     var address: String?
     var length: Int?
     var file: String?

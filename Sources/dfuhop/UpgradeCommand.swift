@@ -61,6 +61,10 @@ struct UpgradeCommand: AsyncParsableCommand {
             "Seconds to wait for a BOOT0 hook and then for the unit (default: 15 for a hook, 120 for a prompt).",
             valueName: "s")) var boot0Timeout: Seconds?
     @Flag(help: "Write option bytes where the product profile requires other values (the unit resets).") var writeOptionBytes = false
+    @Option(
+        help: ArgumentHelp(
+            "The product the unit is (0x hex), for a unit that cannot tell it: no answer and no readable descriptor. "
+                + "Its flash is then not read.", valueName: "id")) var assumeProduct: Address?
     @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
     var profile: [String] = []
     @Option(
@@ -126,6 +130,10 @@ struct UpgradeCommand: AsyncParsableCommand {
         options.forceFull = forceFull
         options.inputDigest = input.digest
         options.minimumRunningVersion = input.manifest?.minimumVersion
+        options.assumedProduct = assumeProduct?.value
+        options.signing = SigningPolicy(
+            signedProduct: input.signedBy == nil ? nil : input.manifest?.productID,
+            stationRequiresSignature: try StationPolicy.requiresSignature(stateDirectory: journalDirectory))
         options.family = try device.mcuFamily()
         options.boot0 = session.recorded(
             Boot0Hooks.path(

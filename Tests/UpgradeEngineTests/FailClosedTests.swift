@@ -1,0 +1,321 @@
+import DeviceProfiles
+import FirmwareImage
+import Foundation
+import HexFormat
+import Testing
+import USBTransport
+import UpgradeEngine
+
+@testable import VirtualDevice
+
+/// Issue 20's findings, each reproduced from outside and judged by the unit's own flash: what dfuhop cannot
+/// prove about a unit never widens what it writes (docs/guarantees.md, "fail closed").
+@Suite("Fail closed: knowing less never allows more")
+struct FailClosedTests {
+    static let otherProduct: UInt32 = 0x0BAD_F00D
+
+    /// A target at 1-1 holding v1 of the demo product (a bystander at 1-2), a journal of its own, and images.
+    final class Bench: @unchecked Sendable {
+        let clock = VirtualClock()
+        let family: McuFamily
+        let target: VirtualUnit
+        let bus: VirtualBus
+        let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-failclosed-\(UUID())")
+
+        init(_ family: McuFamily = .g474) throws {
+            self.family = family
+            (target, _, bus) = try FaultCampaignTests.bench(family, clock: clock)
+        }
+
+        deinit { try? FileManager.default.removeItem(at: journal) }
+
+        func image(_ major: UInt16, product: UInt32? = nil) throws -> FirmwareImage {
+            let normalized = try DemoImage.make(
+                family: family, version: FirmwareVersion(major: major, minor: 0, patch: 0), size: 12 * 1024, productID: product)
+            return FirmwareImage(format: .binary, segments: normalized.segments)
+        }
+
+        var options: UpgradeEngine.Options {
+            var options = FaultCampaignTests.options(bus, journal: journal)
+            options.family = family
+            return options
+        }
+
+        /// Nothing on the bus: a unit whose application does not run, reached only through BOOT0.
+        func silence() { target.unplug() }
+
+        func upgrade(
+            _ file: FirmwareImage, options: UpgradeEngine.Options? = nil, cancelAt: (@Sendable (UpgradeEvent) -> Bool)? = nil
+        ) async -> Result<UpgradeResult, UpgradeError> {
+            let options = options ?? self.options
+            let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+                if let cancelAt, cancelAt(event) { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+            return await Task { () -> Result<UpgradeResult, UpgradeError> in
+                do throws(UpgradeError) {
+                    return .success(try await engine.upgrade(file, source: "image.hex", options: options))
+                } catch {
+                    return .failure(error)
+                }
+            }.value
+        }
+    }
+
+    static func isRefusal(_ result: Result<UpgradeResult, UpgradeError>) -> Bool {
+        guard case .failure(let error) = result else { return false }
+        switch error.kind {
+        case .refused, .untrusted: return true
+        default: return false
+        }
+    }
+
+    static func wroteNothing(_ unit: VirtualUnit) -> Bool {
+        !unit.requestLog.contains { request in
+            switch request.kind {
+            case .download(let block, _, _): block >= 2
+            case .command(.erase), .command(.massErase), .command(.readUnprotect): true
+            default: false
+            }
+        }
+    }
+
+    // MARK: 1. A read that fails during the inspection is read again, and never makes a unit "corrupted"
+
+    static let stalledInspection: [(transfer: Int, count: Int)] = (1...40).flatMap { [($0, 1), ($0, 3)] }
+
+    @Test("a stall while a silent unit's ROM is read: an older or another product's image is refused, flash unchanged", arguments: stalledInspection)
+    func stallDuringInspection(transfer: Int, count: Int) async throws {
+        for image in [(0 as UInt16, nil as UInt32?), (2, Self.otherProduct)] {
+            let bench = try Bench()
+            let before = bench.target.flashContents().bytes
+            bench.silence()
+            bench.target.setFaults(FaultPlan(stallAtTransfer: transfer, stallCount: count))
+            var options = bench.options
+            options.writeOptionBytes = true
+            let result = await bench.upgrade(try bench.image(image.0, product: image.1), options: options)
+            if case .success(let done) = result { Issue.record("stall at \(transfer)×\(count): \(done.outcome) \(image)") }
+            #expect(Self.wroteNothing(bench.target), "stall at \(transfer)×\(count) wrote")
+            #expect(bench.target.flashContents().bytes == before, "stall at \(transfer)×\(count) changed the flash")
+        }
+    }
+
+    @Test("after a stall during the inspection, the same unit takes a newer build of its own product")
+    func stallThenNewer() async throws {
+        let bench = try Bench()
+        bench.silence()
+        bench.target.setFaults(FaultPlan(stallAtTransfer: 20, stallCount: 3))
+        let result = await bench.upgrade(try bench.image(2))
+        guard case .success(let done) = result else { throw Failure("\(result)") }
+        #expect(done.outcome == .upgraded && done.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
+    }
+
+    // MARK: 2a. A journal entry that knows little removes no rule
+
+    @Test("a cable pulled during the first run's inspection: the second run still refuses the older image", arguments: [5, 12, 21, 30, 45])
+    func pulledDuringInspection(transfer: Int) async throws {
+        let bench = try Bench()
+        let before = bench.target.flashContents().bytes
+        bench.target.setBoot0(true)
+        bench.target.powerCycle()
+        bench.target.resetCounters()
+        bench.target.setFaults(FaultPlan(disconnectAtTransfer: transfer))
+        let older = try bench.image(0)
+        _ = await bench.upgrade(older)
+        bench.target.setFaults(.none)
+        bench.target.powerCycle()  // BOOT0 still held: back in its ROM
+        let second = await bench.upgrade(older)
+        #expect(Self.isRefusal(second), "pulled at \(transfer): \(second)")
+        #expect(bench.target.flashContents().bytes == before)
+    }
+
+    // MARK: 2b. An entry found by port that its unit cannot prove stays, and decides nothing
+
+    @Test("a silent unit that never came back leaves a port entry; another product's image is then refused, the entry kept")
+    func neverReturnedThenOtherProduct() async throws {
+        let bench = try Bench()
+        let before = bench.target.flashContents().bytes
+        bench.silence()
+        bench.target.setFaults(FaultPlan(neverReturnAfterReset: true))
+        let first = await bench.upgrade(try bench.image(2))
+        guard case .failure = first else { throw Failure("the first run should fail: \(first)") }
+        bench.target.setFaults(.none)
+        bench.silence()
+        let second = await bench.upgrade(try bench.image(3, product: Self.otherProduct))
+        #expect(Self.isRefusal(second), "\(second)")
+        #expect(bench.target.flashContents().bytes == before)
+        let entries = try JournalStore(directory: bench.journal).entries()
+        #expect(entries.contains { $0.key == "port-1-1" }, "the kept entry is gone: \(entries.map(\.key))")
+    }
+
+    // MARK: 3. Judged against what the unit holds now
+
+    @Test("interrupted after verify at 3.0.0: a second run with 2.0.0 is refused as older than 3.0.0")
+    func interruptedAfterVerify() async throws {
+        let bench = try Bench()
+        let first = await bench.upgrade(try bench.image(3)) { event in
+            if case .phaseStarted(.leave) = event { return true }
+            return false
+        }
+        guard case .failure = first else { throw Failure("the first run should stop before leave: \(first)") }
+        let entry = try JournalStore(directory: bench.journal).entries().first
+        #expect(entry?.step == .verified)
+        let after = bench.target.flashContents().bytes
+        bench.target.powerCycle()
+        let second = await bench.upgrade(try bench.image(2))
+        #expect(Self.isRefusal(second), "\(second)")
+        #expect(bench.target.flashContents().bytes == after)
+    }
+
+    // MARK: 4. A corrupted unit's own product counts
+
+    @Test("a corrupted unit whose descriptor names its product refuses another product's image, even with --family")
+    func corruptedKeepsItsProduct() async throws {
+        for family in [McuFamily.g474, .f407] {
+            let bench = try Bench(family)
+            // One byte inside v1's span changed: its CRC fails, its application does not start.
+            let address = family.flashBase + 0x1000
+            let byte = bench.target.flashContents().bytes[0x1000]
+            bench.target.programDirectly([byte ^ 0x5A], at: address)
+            bench.target.powerCycle()
+            let before = bench.target.flashContents().bytes
+            let other = await bench.upgrade(try bench.image(2, product: Self.otherProduct))
+            #expect(Self.isRefusal(other), "\(family.id): \(other)")
+            let older = await bench.upgrade(try bench.image(0))
+            #expect(Self.isRefusal(older), "\(family.id): \(older)")
+            #expect(bench.target.flashContents().bytes == before)
+            let own = await bench.upgrade(try bench.image(2))
+            guard case .success(let done) = own else { throw Failure("\(family.id): \(own)") }
+            #expect(done.outcome == .upgraded)
+        }
+    }
+
+    // MARK: 5. A torn ECC word and no journal here: never read, and finished
+
+    @Test("power lost at flash operation 2 at one station; another station with no journal finishes it", arguments: ["l476", "g474", "h753"])
+    func tornAtAnotherStation(familyID: String) async throws {
+        let bench = try Bench(McuFamily.named(familyID)!)
+        let v2 = try bench.image(2)
+        bench.target.setFaults(FaultPlan(powerLossAtFlashOperation: 2))
+        _ = await bench.upgrade(v2)
+        bench.target.setFaults(.none)
+        bench.target.powerCycle()
+        var elsewhere = bench.options
+        elsewhere.journal = JournalStore(directory: bench.journal.appendingPathComponent("other-station"))
+        var result = await bench.upgrade(v2, options: elsewhere)
+        if case .failure(let error) = result {
+            // A torn word in what must be read hangs the ROM: the hint names the way that reads no flash.
+            #expect(error.hint.contains("--assume-product"), "\(familyID): \(error) — \(error.hint)")
+            bench.target.powerCycle()
+            elsewhere.assumedProduct = ApplicationIdentity.demoImageProductID(for: bench.family)
+            result = await bench.upgrade(v2, options: elsewhere)
+        }
+        guard case .success(let done) = result else { throw Failure("\(familyID): \(result)") }
+        #expect(done.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
+        #expect(bench.target.corruptedWords.isEmpty)
+    }
+
+    @Test("an operator statement reads no flash: the run writes without touching a torn word, and is refused if the image is another product's")
+    func assumedProduct() async throws {
+        let bench = try Bench(.l476)
+        bench.target.setFaults(FaultPlan(powerLossAtFlashOperation: 2))
+        _ = await bench.upgrade(try bench.image(2))
+        bench.target.setFaults(.none)
+        bench.target.powerCycle()
+        var statement = bench.options
+        statement.journal = JournalStore(directory: bench.journal.appendingPathComponent("other-station"))
+        statement.assumedProduct = Self.otherProduct
+        let wrong = await bench.upgrade(try bench.image(2), options: statement)
+        #expect(Self.isRefusal(wrong), "\(wrong)")
+        statement.assumedProduct = ApplicationIdentity.demoImageProductID(for: .l476)
+        let right = await bench.upgrade(try bench.image(2), options: statement)
+        guard case .success = right else { throw Failure("\(right)") }
+    }
+
+    // MARK: 6. --force-full with the exact build the unit holds
+
+    @Test("--force-full rewrites the exact build the unit holds instead of calling it another build")
+    func forceFullSameBuild() async throws {
+        let bench = try Bench()
+        var options = bench.options
+        options.forceFull = true
+        let result = await bench.upgrade(try bench.image(1), options: options)
+        guard case .success(let done) = result else { throw Failure("\(result)") }
+        #expect(done.outcome == .upgraded)
+    }
+
+    // MARK: Signing on the reading that is flashed (issue 21)
+
+    @Test("one file whose data starts off a word reads as two products: refused as ambiguous")
+    func twoReadings() throws {
+        let file = try Self.twoReadingImage()
+        #expect(UpgradeEngine.descriptorReading(file, granularity: 2)?.productID == Self.otherProduct)
+        #expect(UpgradeEngine.descriptorReading(file, granularity: 8)?.productID == 0x0DF0_0474)
+        #expect(throws: UpgradeError.self) {
+            try UpgradeEngine.checkSingleReading(file, flashed: UpgradeEngine.descriptorReading(file, granularity: 8), source: "decoy.hex")
+        }
+        let plain = try Bench().image(2)
+        try UpgradeEngine.checkSingleReading(plain, flashed: UpgradeEngine.descriptorReading(plain, granularity: 8), source: "plain.hex")
+    }
+
+    @Test("an unsigned image of a product whose profile requires signatures is refused on every path; the station policy refuses any")
+    func signingPolicy() async throws {
+        for silent in [false, true] {
+            let bench = try Bench()
+            let before = bench.target.flashContents().bytes
+            if silent { bench.silence() }
+            var options = bench.options
+            options.profiles = [try Self.signingProfile()]
+            let refused = await bench.upgrade(try bench.image(2), options: options)
+            guard case .failure(let error) = refused, case .untrusted = error.kind else { throw Failure("\(refused)") }
+            options.profiles = []
+            options.signing.stationRequiresSignature = true
+            let station = await bench.upgrade(try bench.image(2), options: options)
+            guard case .failure(let stationError) = station, case .untrusted = stationError.kind else { throw Failure("\(station)") }
+            #expect(bench.target.flashContents().bytes == before)
+        }
+    }
+
+    /// A profile for the demo G474 product that requires signed packages.
+    static func signingProfile() throws -> ProductProfile {
+        let json = """
+            {"format": 1, "id": "demo-g474-signed", "name": "Demo G474 (signed)", "family": "g474",
+             "application": {"usbVendorID": "0x1209", "usbProductID": "0x0001", "hidUsagePage": "0xFFDF",
+                             "hidUsage": "0x0001", "protocol": "dfuhop", "imageProductID": "0x0DF00474"},
+             "dfu": {"usbVendorID": "0x0483", "usbProductID": "0xDF11"},
+             "boot0": {"method": "prompt", "instructions": "Hold BOOT0 and replug."}, "reenumerationTimeoutMs": 10000,
+             "signing": {"required": true, "publicKeys": ["11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="]}}
+            """
+        return try ProductProfile.decode(Data(json.utf8), file: "test")
+    }
+
+    /// Data from 0x08000002: with a 2-byte write unit the vector table is there and names product
+    /// `otherProduct`; padded to 8 bytes it starts at 0x08000000, whose word 8 points elsewhere, at a
+    /// descriptor of product 0x0DF00474 version 6.6.6 (issue 21, finding 1).
+    static func twoReadingImage() throws -> FirmwareImage {
+        let base: UInt32 = 0x0800_0000
+        var bytes = [UInt8](repeating: 0x11, count: 0x1000)  // from 0x08000002
+        func put(_ value: UInt32, at address: UInt32) {
+            for index in 0..<4 { bytes[Int(address - base - 2) + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        }
+        // Reading A (from 0x08000000): SP, reset, word 8 at 0x08000020 -> 0x08000100.
+        // Reading B (from 0x08000002): word 8 at 0x08000022 -> 0x08000800 (its low half shares A's high half).
+        put(0x0800_0101, at: base + 4)
+        put(0x0800_0100, at: base + 0x20)
+        bytes[0x22] = 0x00
+        bytes[0x23] = 0x08
+        for offset in 0..<64 { bytes[0x100 - 2 + offset] = 0xFF }
+        for offset in 0..<64 { bytes[0x800 - 2 + offset] = 0xFF }
+        // A is stamped over its first 1 KiB only, so B's descriptor lies outside A's span.
+        let head = FirmwareImage(format: .binary, segments: [Segment(address: base, bytes: [0xFF, 0xFF] + bytes[0..<0x3FE])])
+        let stampedA = try head.stamped(
+            productID: 0x0DF0_0474, version: FirmwareVersion(major: 6, minor: 6, patch: 6), name: "a", file: "a")
+        bytes.replaceSubrange(0..<0x3FE, with: stampedA.segments[0].bytes.dropFirst(2))
+        let whole = FirmwareImage(format: .binary, segments: [Segment(address: base + 2, bytes: bytes)])
+        return try whole.stamped(productID: otherProduct, version: FirmwareVersion(major: 1, minor: 0, patch: 0), name: "b", file: "b")
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+}
