@@ -62,7 +62,9 @@ extension UpgradeEngine {
         run.writtenKeys.insert(key)
         if unit.uid != nil, let port = unit.portPath {
             let portKey = "port-" + port
-            if run.writtenKeys.contains(portKey) || run.resumed?.key == portKey { try journal.remove(portKey) }
+            if run.writtenKeys.contains(portKey) || run.replaceableEntries.contains(portKey) || run.resumed?.key == portKey {
+                try journal.remove(portKey)
+            }
         }
     }
 

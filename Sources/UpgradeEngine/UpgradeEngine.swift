@@ -78,10 +78,10 @@ public struct UpgradeEngine: Sendable {
         var candidateEntry: JournalEntry?
         /// Erasing has begun: from here on the unit holds a mix until verified, and stays in its ROM.
         var flashStarted = false
-        /// Journal entries found for this unit's port that belong to another (or an unproven) unit: kept.
-        var keptEntries: Set<String> = []
-        /// Journal keys this run wrote (a port key is dropped once the UID is known).
+        /// Journal keys this run wrote, and port entries it found that record no write: a port key among them
+        /// is dropped once the UID is known.
         var writtenKeys: Set<String> = []
+        var replaceableEntries: Set<String> = []
 
         init(options: Options, source: String, before: UnitDescription) {
             self.options = options

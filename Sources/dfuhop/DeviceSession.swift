@@ -35,6 +35,12 @@ struct SimulationOptions: ParsableArguments {
             discussion: "For watching progress, or for stopping dfuhop mid-upgrade on purpose (the state file follows every change).",
             valueName: "n"))
     var simulateSpeed: Double?
+
+    @Option(
+        help: ArgumentHelp(
+            "Rehearse a failure on the virtual unit(s): \(FaultSpec.usage) (comma-separated or repeated; counts from this command's start).",
+            valueName: "fault"))
+    var simulateFault: [String] = []
 }
 
 /// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
@@ -93,6 +99,21 @@ struct DeviceSession {
     }
 
     private static func openBus(_ options: DeviceOptions) throws -> DeviceSession {
+        let session = try openVirtualOrUSB(options)
+        guard !options.simulateFault.isEmpty else { return session }
+        guard let units = session.virtualBus?.units, !units.isEmpty else {
+            throw Failure(.usage, "--simulate-fault rehearses a failure on a virtual unit: give --simulate or --simulate-state")
+        }
+        let spec: FaultSpec
+        do { spec = try FaultSpec(parsing: options.simulateFault) } catch { throw Failure(.usage, error.description) }
+        // The first unit (port 1-1) is the one rehearsing; others stay healthy bystanders.
+        units[0].resetCounters()
+        units[0].setFaults(spec.plan)
+        if spec.silent { units[0].unplug() }
+        return session
+    }
+
+    private static func openVirtualOrUSB(_ options: DeviceOptions) throws -> DeviceSession {
         if options.isSimulated {
             // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
             let clock = try simulationClock(options)
@@ -154,6 +175,8 @@ struct DeviceSession {
     /// Saves the virtual unit back to its state file.
     func finish() throws {
         guard let unit = virtualUnit, let path = options.simulateState else { return }
+        // A rehearsed fault belongs to the command that named it; the unit it left behind is saved as it is.
+        if !options.simulateFault.isEmpty { unit.setFaults(.none) }
         do { try unit.save(to: URL(fileURLWithPath: path)) } catch { throw Failure(.cannotWrite, error.description) }
     }
 
