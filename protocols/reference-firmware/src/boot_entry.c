@@ -38,7 +38,46 @@
 #endif
 #endif
 
+#if defined(DFH_HOST_TEST)
+/* test/boot_entry_host.c: registers simulated, and the primitives below recorded instead of run. */
+#include "boot_entry_host.h"
+#else
 #define REG(address) (*(volatile uint32_t *)(uintptr_t)(address))
+#define DFH_RAMFUNC __attribute__((section(".RamFunc"), noinline, noreturn, long_call))
+#define IN_SRAM(address) ((address) >= 0x20000000u && (address) < 0x40000000u) /* ARMv6-M/v7-M memory map */
+
+static inline void dsb(void) { __asm volatile("dsb sy" ::: "memory"); }
+static inline void isb(void) { __asm volatile("isb sy" ::: "memory"); }
+static inline void interrupts_off(void) { __asm volatile("cpsid i" ::: "memory"); }
+
+/* CONTROL = 0: privileged, main stack, no FP context. Then PRIMASK back to 0: every NVIC line is off,
+ * and the ROM's USB driver needs interrupts enabled. On ARMv8-M the main stack limit goes too (the
+ * ROM's stack is not the application's). MSP last, then the jump: nothing may touch the old stack in
+ * between. */
+__attribute__((noreturn, always_inline)) static inline void start_rom(uint32_t stack, uint32_t entry)
+{
+    __asm volatile(
+        "msr control, %[zero]\n"
+        "isb\n"
+#if defined(__ARM_ARCH_8M_MAIN__)
+        "msr msplim, %[zero]\n"
+#endif
+        "cpsie i\n"
+        "msr msp, %[stack]\n"
+        "bx %[entry]\n"
+        :
+        : [zero] "r"(0u), [stack] "r"(stack), [entry] "r"(entry)
+        : "memory");
+    __builtin_unreachable();
+}
+
+/* After a reset request: the reset comes within a few cycles. */
+__attribute__((noreturn)) static inline void wait_for_reset(void)
+{
+    for (;;) {
+    }
+}
+#endif
 
 /* Cortex-M core registers (ARMv7-M Architecture Reference Manual B3; the same addresses on ARMv6-M and ARMv8-M). */
 #define SYST_CSR 0xE000E010u
@@ -79,8 +118,11 @@
 /* Oscillators start in microseconds; this bounds a wait on a part that would never set its flag. */
 #define READY_SPINS 1000000u
 
-static inline void dsb(void) { __asm volatile("dsb sy" ::: "memory"); }
-static inline void isb(void) { __asm volatile("isb sy" ::: "memory"); }
+static void wait_until(uint32_t reg, uint32_t mask, uint32_t value)
+{
+    for (uint32_t spins = 0; spins < READY_SPINS && (REG(reg) & mask) != value; spins++) {
+    }
+}
 
 #if defined(DFH_ENTRY_JUMP)
 
@@ -128,12 +170,6 @@ static void write_backup_register(uint32_t value)
     restore_bit(DFH_PWR_CLOCK_REGISTER, DFH_PWR_CLOCK_BIT, pwr);
 }
 
-static void wait_until(uint32_t reg, uint32_t mask, uint32_t value)
-{
-    for (uint32_t spins = 0; spins < READY_SPINS && (REG(reg) & mask) != value; spins++) {
-    }
-}
-
 #if DFH_HAS_L1_CACHE
 /* Cortex-M7: turn the L1 caches off, the data cache cleaned first (ARMv7-M Architecture Reference Manual, cache maintenance operations). */
 static void disable_caches(void)
@@ -166,7 +202,7 @@ static void disable_caches(void)
 /* Interrupts masked, SysTick off, every NVIC line disabled and un-pended, MPU and caches off. */
 static void quiesce_core(void)
 {
-    __asm volatile("cpsid i" ::: "memory");
+    interrupts_off();
     REG(SYST_CSR) = 0; /* SysTick off, and its pending exception cleared */
     REG(SYST_RVR) = 0;
     REG(SYST_CVR) = 0;
@@ -208,25 +244,7 @@ __attribute__((noreturn)) static void jump_to_system_memory(void)
     REG(SCB_VTOR) = DFH_SYSTEM_MEMORY;
 #endif
 
-    uint32_t stack = REG(DFH_SYSTEM_MEMORY);
-    uint32_t entry = REG(DFH_SYSTEM_MEMORY + 4);
-    /* CONTROL = 0: privileged, main stack, no FP context. Then PRIMASK back to 0: every NVIC line is
-     * off, and the ROM's USB driver needs interrupts enabled. On ARMv8-M the main stack limit goes
-     * too (the ROM's stack is not the application's). MSP last, then the jump: nothing may touch the
-     * old stack in between. */
-    __asm volatile(
-        "msr control, %[zero]\n"
-        "isb\n"
-#if defined(__ARM_ARCH_8M_MAIN__)
-        "msr msplim, %[zero]\n"
-#endif
-        "cpsie i\n"
-        "msr msp, %[stack]\n"
-        "bx %[entry]\n"
-        :
-        : [zero] "r"(0u), [stack] "r"(stack), [entry] "r"(entry)
-        : "memory");
-    __builtin_unreachable();
+    start_rom(REG(DFH_SYSTEM_MEMORY), REG(DFH_SYSTEM_MEMORY + 4)); /* the ROM's stack and reset handler */
 }
 
 void dfh_boot_check(void)
@@ -242,13 +260,12 @@ void dfh_boot_check(void)
 
 void dfh_enter_bootloader(void)
 {
-    __asm volatile("cpsid i" ::: "memory");
+    interrupts_off();
     write_backup_register(DFH_BOOTLOADER_MAGIC);
     dsb();
     REG(SCB_AIRCR) = AIRCR_VECTKEY | (REG(SCB_AIRCR) & AIRCR_PRIGROUP) | AIRCR_SYSRESETREQ;
     dsb();
-    for (;;) {
-    }
+    wait_for_reset();
 }
 
 #elif defined(DFH_ENTRY_ERASE_FIRST_PAGE)
@@ -260,8 +277,7 @@ void dfh_enter_bootloader(void)
  * Runs from RAM: it erases the page the vector table, and maybe this code, live in. The section is
  * ".RamFunc", which ST's generated linker scripts copy into RAM with .data; dfh_enter_bootloader
  * checks that it got there. */
-__attribute__((section(".RamFunc"), noinline, noreturn, long_call)) static void
-erase_first_page_and_reload(void)
+DFH_RAMFUNC static void erase_first_page_and_reload(void)
 {
     REG(DFH_FLASH_KEYR) = DFH_FLASH_KEY1; /* unlock FLASH_CR */
     REG(DFH_FLASH_KEYR) = DFH_FLASH_KEY2;
@@ -272,14 +288,13 @@ erase_first_page_and_reload(void)
     REG(DFH_FLASH_CR) |= DFH_FLASH_PER;
     REG(DFH_FLASH_AR) = DFH_FLASH_BASE;
     REG(DFH_FLASH_CR) |= DFH_FLASH_STRT;
-    __asm volatile("dsb sy" ::: "memory");
+    dsb();
     while (REG(DFH_FLASH_SR) & DFH_FLASH_BSY) {
     }
     REG(DFH_FLASH_SR) = DFH_FLASH_EOP; /* write 1 to clear */
     REG(DFH_FLASH_CR) &= ~DFH_FLASH_PER;
     REG(DFH_FLASH_CR) |= DFH_FLASH_OBLLAUNCH; /* resets the part */
-    for (;;) {
-    }
+    wait_for_reset();
 }
 
 /* Nothing is stored across the reset: an erased first page is the request, and the ROM, not this
@@ -288,21 +303,19 @@ void dfh_boot_check(void) {}
 
 void dfh_enter_bootloader(void)
 {
-    __asm volatile("cpsid i" ::: "memory"); /* the vector table is about to go */
+    interrupts_off(); /* the vector table is about to go */
     REG(SYST_CSR) = 0;
     /* The flash interface erases on the HSI (RM0091, flash program and erase operations). */
     REG(DFH_RCC_CR) |= DFH_RESET_OSCILLATOR_ON;
-    while (!(REG(DFH_RCC_CR) & DFH_RESET_OSCILLATOR_READY)) {
-    }
-    /* Only from the SRAM region (ARMv6-M memory map, 0x20000000-0x3FFFFFFF). A linker script that left
+    wait_until(DFH_RCC_CR, DFH_RESET_OSCILLATOR_READY, DFH_RESET_OSCILLATOR_READY);
+    /* Only from the SRAM region (0x20000000-0x3FFFFFFF). A linker script that left
      * .RamFunc in flash gets a plain reset: the application starts again and dfuhop, not finding the
      * ROM, says so; nothing is erased. */
     uintptr_t code = (uintptr_t)&erase_first_page_and_reload;
-    if (code >= 0x20000000u && code < 0x40000000u) erase_first_page_and_reload();
-    __asm volatile("dsb sy" ::: "memory");
+    if (IN_SRAM(code)) erase_first_page_and_reload();
+    dsb();
     REG(SCB_AIRCR) = AIRCR_VECTKEY | AIRCR_SYSRESETREQ;
-    for (;;) {
-    }
+    wait_for_reset();
 }
 
 #elif !defined(DFH_ENTRY_REFUSED) /* refused lines have had their #error from parts.generated.h */
