@@ -68,7 +68,7 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
 #define DFH_HAS_L1_CACHE 0
-/* No jump from the application: AN2606, STM32F04xxx/F070x6 section: a jump from user code to the bootloader goes back to user flash; only an empty first flash word, Boot_SW = 0 or BOOT0 high start it. Entry by erasing the first flash page (PORTING.md). */
+/* No jump from the application: AN2606 (Rev 36 p. 39, STM32F04xxx note, as quoted in the ST community thread 'Jump to bootloader from application', 2019; issue 22 cites the same for F070x6): the empty check makes a jump from user code return to user flash. Entry by erasing the first flash page (PORTING.md). */
 #define DFH_ENTRY_ERASE_FIRST_PAGE 1
 /* stm32f042x6.h: FLASH_R_BASE 0x40022000, FLASH_TypeDef KEYR +0x04, OPTKEYR +0x08, SR +0x0C, CR +0x10, AR +0x14; FLASH_KEY1/2, FLASH_OPTKEY1/2; FLASH_CR PER 1, STRT 6, LOCK 7, OPTWRE 9, OBL_LAUNCH 13; FLASH_SR BSY 0, EOP 5 */
 #define DFH_FLASH_KEYR 0x40022004u
