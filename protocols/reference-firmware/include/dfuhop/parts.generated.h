@@ -567,7 +567,7 @@
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H563)
 /* STM32H562/563/573 (protocols/families/h563.json), DEV_ID 0x484, Cortex-M33.
- * Registers: cmsis_device_h5 Include/stm32h563xx.h, stm32h523xx.h (non-secure aliases; no PWREN: PWR is always clocked); SW = 00 (HSI) per RM0481 RCC_CFGR1; stm32h563xx.h
+ * Registers: cmsis_device_h5 Include/stm32h563xx.h, stm32h523xx.h (non-secure aliases; no PWREN: PWR is always clocked); SWS = 0 is HSI (Source/Templates/system_stm32h5xx.c); stm32h563xx.h
  *   (STMicroelectronics/cmsis_device_h5@9a778e0f162bd21200647adafb922d50b2c60f81). */
 #error "DFH_PART_H563: protocols/families/h563.json backupRegister 0x40036500 is not TAMP_BKP0R (TAMP_BASE_NS 0x44007C00 + 0x100) 0x44007D00 (stm32h563xx.h, cmsis_device_h5); fix the family file and rerun scripts/gen-device-kit"
 #define DFH_ENTRY_REFUSED 1
@@ -841,13 +841,13 @@
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_U5)
 /* STM32U575/585 (protocols/families/u5.json), DEV_ID 0x482, Cortex-M33.
- * Registers: cmsis_device_u5 Include/stm32u535xx.h, stm32u575xx.h, stm32u585xx.h, stm32u5a5xx.h (non-secure aliases; no MEM_MODE field); SW = 00 (MSIS) per RM0456 RCC_CFGR1; stm32u585xx.h, stm32u575xx.h
+ * Registers: cmsis_device_u5 Include/stm32u535xx.h, stm32u575xx.h, stm32u585xx.h, stm32u5a5xx.h (non-secure aliases; no MEM_MODE field); SWS = 0 is MSI(S) (Source/Templates/system_stm32u5xx.c); stm32u585xx.h, stm32u575xx.h
  *   (STMicroelectronics/cmsis_device_u5@48a64b6a00d7627b6c98fcf565cc6cf2b714b659). */
 #error "DFH_PART_U5: protocols/families/u5.json backupRegister 0x40007D00 is not TAMP_BKP0R (TAMP_BASE_NS 0x46007C00 + 0x100) 0x46007D00 (stm32u585xx.h, stm32u575xx.h, cmsis_device_u5); fix the family file and rerun scripts/gen-device-kit"
 #define DFH_ENTRY_REFUSED 1
 #elif defined(DFH_PART_WB55)
 /* STM32WB55/35 (protocols/families/wb55.json), DEV_ID 0x495, Cortex-M4.
- * Registers: cmsis_device_wb Include/stm32wb55xx.h (no PWREN and no SYSCFGEN: both always clocked); SW = 00 (MSI) per RM0434 RCC_CFGR; stm32wb55xx.h
+ * Registers: cmsis_device_wb Include/stm32wb55xx.h (no PWREN and no SYSCFGEN: both always clocked); SWS = 0 is MSI (Source/Templates/system_stm32wbxx.c); stm32wb55xx.h
  *   (STMicroelectronics/cmsis_device_wb@d6a7fa2e7de084f5e5e47f2ab88b022fe9b50e5a). */
 #define DFH_PART_ID "wb55"
 #define DFH_PART_DEV_ID 0x495u
