@@ -49,6 +49,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFFC400u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -67,7 +68,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 /* No jump from the application: AN2606 (Rev 36 p. 39, STM32F04xxx note, as quoted in the ST community thread 'Jump to bootloader from application', 2019; issue 22 cites the same for F070x6): the empty check makes a jump from user code return to user flash. Entry by erasing the first flash page (PORTING.md). */
 #define DFH_ENTRY_ERASE_FIRST_PAGE 1
 /* stm32f042x6.h: FLASH_R_BASE 0x40022000, FLASH_TypeDef KEYR +0x04, OPTKEYR +0x08, SR +0x0C, CR +0x10, AR +0x14; FLASH_KEY1/2, FLASH_OPTKEY1/2; FLASH_CR PER 1, STRT 6, LOCK 7, OPTWRE 9, OBL_LAUNCH 13; FLASH_SR BSY 0, EOP 5 */
@@ -97,6 +97,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFFC800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -115,7 +116,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F105)
 /* STM32F105/107 (protocols/families/f105.json), DEV_ID 0x418, Cortex-M3.
@@ -129,6 +129,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0x40006C08u /* 16-bit backup registers: the magic's upper half */
 #define DFH_SYSTEM_MEMORY 0x1FFFB000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.BKPEN */
@@ -147,7 +148,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F303)
 /* STM32F302/303xB/C (protocols/families/f303.json), DEV_ID 0x422, Cortex-M4.
@@ -161,6 +161,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -179,7 +180,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F401)
 /* STM32F401xB/C (protocols/families/f401.json), DEV_ID 0x423, Cortex-M4.
@@ -193,6 +193,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -211,7 +212,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F407)
 /* STM32F405/407/415/417 (protocols/families/f407.json), DEV_ID 0x413, Cortex-M4.
@@ -225,6 +225,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -243,7 +244,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F411)
 /* STM32F411xC/E (protocols/families/f411.json), DEV_ID 0x431, Cortex-M4.
@@ -257,6 +257,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -275,7 +276,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F413)
 /* STM32F413/423 (protocols/families/f413.json), DEV_ID 0x463, Cortex-M4.
@@ -289,6 +289,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.RTCAPBEN */
@@ -307,7 +308,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F427)
 /* STM32F427/429/437/439 (protocols/families/f427.json), DEV_ID 0x419, Cortex-M4.
@@ -321,6 +321,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -339,7 +340,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F446)
 /* STM32F446 (protocols/families/f446.json), DEV_ID 0x421, Cortex-M4.
@@ -353,6 +353,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -371,7 +372,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F72X)
 /* STM32F722/723/730/732/733 (protocols/families/f72x.json), DEV_ID 0x452, Cortex-M7.
@@ -385,6 +385,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 1
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -403,7 +404,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 1
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F74X)
 /* STM32F745/746/756 (protocols/families/f74x.json), DEV_ID 0x449, Cortex-M7.
@@ -417,6 +417,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 1
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -435,7 +436,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 1
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F76X)
 /* STM32F765/767/769/777/779 (protocols/families/f76x.json), DEV_ID 0x451, Cortex-M7.
@@ -449,6 +449,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 1
 #define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -467,7 +468,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 1
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_G0B1)
 /* STM32G0B1/G0C1 (protocols/families/g0b1.json), DEV_ID 0x467, Cortex-M0+.
@@ -481,6 +481,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x4002103Cu /* RCC_APBENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x4002103Cu /* RCC_APBENR1.RTCAPBEN */
@@ -499,7 +500,6 @@
 #define DFH_CFGR_SW 0x0u /* HSISYS as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_G431)
 /* STM32G431/441 (protocols/families/g431.json), DEV_ID 0x468, Cortex-M4.
@@ -513,6 +513,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
@@ -531,7 +532,6 @@
 #define DFH_CFGR_SW 0x1u /* HSI16 as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x4u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_G474)
 /* STM32G473/474/483/484 (protocols/families/g474.json), DEV_ID 0x469, Cortex-M4.
@@ -545,6 +545,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
@@ -563,7 +564,6 @@
 #define DFH_CFGR_SW 0x1u /* HSI16 as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x4u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H563)
 /* STM32H562/563/573 (protocols/families/h563.json), DEV_ID 0x484, Cortex-M33.
@@ -583,6 +583,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FF09800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 1
 #define DFH_PWR_CLOCK_REGISTER 0u /* no PWR clock enable (PWR always clocked) on this line */
 #define DFH_PWR_CLOCK_BIT 0u
 #define DFH_BACKUP_CLOCK_REGISTER 0x580244F4u /* RCC_APB4ENR.RTCAPBEN */
@@ -601,7 +602,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 1
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H753)
 /* STM32H742/743/750/753 (and H745/747/755/757 dual core) (protocols/families/h753.json), DEV_ID 0x450, Cortex-M7.
@@ -615,6 +615,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FF09800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 1
 #define DFH_PWR_CLOCK_REGISTER 0u /* no PWR clock enable (PWR always clocked) on this line */
 #define DFH_PWR_CLOCK_BIT 0u
 #define DFH_BACKUP_CLOCK_REGISTER 0x580244F4u /* RCC_APB4ENR.RTCAPBEN */
@@ -633,7 +634,6 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 1
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H7A3)
 /* STM32H7A3/7B3/7B0 (protocols/families/h7a3.json), DEV_ID 0x480, Cortex-M7.
@@ -653,6 +653,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40023824u /* RCC_APB1ENR.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -671,7 +672,6 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L41X)
 /* STM32L412/422 (protocols/families/l41x.json), DEV_ID 0x464, Cortex-M4.
@@ -691,6 +691,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
@@ -709,7 +710,6 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L45X)
 /* STM32L451/452/462 (protocols/families/l45x.json), DEV_ID 0x462, Cortex-M4.
@@ -723,6 +723,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
@@ -741,7 +742,6 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L476)
 /* STM32L475/476/486 (protocols/families/l476.json), DEV_ID 0x415, Cortex-M4.
@@ -755,6 +755,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
@@ -773,7 +774,6 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L496)
 /* STM32L496/4A6 (protocols/families/l496.json), DEV_ID 0x461, Cortex-M4.
@@ -787,6 +787,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
@@ -805,7 +806,6 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L4R)
 /* STM32L4R5/R7/R9/S5/S7/S9 (protocols/families/l4r.json), DEV_ID 0x470, Cortex-M4.
@@ -819,6 +819,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
 #define DFH_PWR_CLOCK_BIT (1u << 28)
 #define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
@@ -837,7 +838,6 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_U5)
 /* STM32U575/585 (protocols/families/u5.json), DEV_ID 0x482, Cortex-M33.
@@ -857,6 +857,7 @@
 #define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
 #define DFH_PWR_CLOCK_REGISTER 0u /* no PWR clock enable (PWR always clocked) on this line */
 #define DFH_PWR_CLOCK_BIT 0u
 #define DFH_BACKUP_CLOCK_REGISTER 0x58000058u /* RCC_APB1ENR1.RTCAPBEN */
@@ -875,7 +876,6 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-#define DFH_HAS_L1_CACHE 0
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #else
 #error "define one DFH_PART_<ID> (protocols/reference-firmware/PORTING.md, 'Part lines', lists them)"
