@@ -1,7 +1,9 @@
 /*
- * The start-up check and the bootloader request (spec §7). Registers are written by address, each
- * commented with its reference-manual section: RM0090 (F405/407), RM0351 (L476), RM0440 (G474),
- * RM0433 (H743/753), and the Cortex-M4/M7 generic user guides for the core registers.
+ * The start-up check and the bootloader request (spec §7), for every part line in
+ * protocols/families/ with USB DFU. The per-line addresses come from
+ * include/dfuhop/parts.generated.h (scripts/gen-device-kit: the family files, plus
+ * parts-backup-domain.json with ST's CMSIS device headers); build with one -DDFH_PART_<ID>.
+ * Core registers: the ARMv6-M, ARMv7-M and ARMv8-M Architecture Reference Manuals.
  */
 #include "dfuhop/boot_entry.h"
 
@@ -9,114 +11,75 @@
 
 #include "dfuhop/app_protocol.h"
 
-#define REG(address) (*(volatile uint32_t *)(uintptr_t)(address))
-
-/* Everything that differs between families, as data. A zero register address means "not on this part". */
-typedef struct {
-    uint32_t backup_register;     /* where the magic lives (McuFamily.backupRegister on the host side) */
-    uint32_t pwr_clock_register;  /* RCC register with PWREN */
-    uint32_t pwr_clock_bit;
-    uint32_t rtc_clock_register;  /* RCC register with RTCAPBEN (the backup registers' bus clock) */
-    uint32_t rtc_clock_bit;
-    uint32_t pwr_dbp_register;    /* PWR register with DBP: backup-domain write protection off */
-    uint32_t syscfg_clock_register;
-    uint32_t syscfg_clock_bit;
-    uint32_t syscfg_memrmp;       /* SYSCFG_MEMRMP: MEM_MODE = 1 maps system memory at 0 */
-    uint32_t system_memory;       /* the ROM's vector table: word 0 its stack, word 1 its reset handler */
-    uint32_t rcc_cr;
-    uint32_t reset_oscillator_on; /* the oscillator the part resets to: HSI, or MSI on L4 */
-    uint32_t reset_oscillator_ready;
-    uint32_t oscillators_off;     /* HSE and PLL enable bits, cleared once the reset oscillator runs */
-    uint32_t rcc_cfgr;
-    uint32_t cfgr_reset;          /* RCC_CFGR's reset value: system clock from the reset oscillator */
-    uint32_t sws_mask;            /* system clock switch status */
-    uint32_t sws_reset;
-    uint8_t has_l1_cache;         /* Cortex-M7 instruction and data caches */
-} dfh_family;
-
-#define DBP_BIT (1u << 8) /* the same bit on all four: PWR_CR.DBP, PWR_CR1.DBP */
-
-#if defined(DFH_FAMILY_F4)
-static const dfh_family family = {
-    .backup_register = 0x40002850u,       /* RTC_BKP0R, RM0090 RTC registers */
-    .pwr_clock_register = 0x40023840u,    /* RCC_APB1ENR, RM0090 RCC registers */
-    .pwr_clock_bit = 1u << 28,            /* PWREN */
-    .pwr_dbp_register = 0x40007000u,      /* PWR_CR, RM0090 PWR registers */
-    .syscfg_clock_register = 0x40023844u, /* RCC_APB2ENR, RM0090 RCC registers */
-    .syscfg_clock_bit = 1u << 14,         /* SYSCFGEN */
-    .syscfg_memrmp = 0x40013800u,         /* SYSCFG_MEMRMP, RM0090 SYSCFG registers */
-    .system_memory = 0x1FFF0000u,         /* AN2606 */
-    .rcc_cr = 0x40023800u,                /* RCC_CR, RM0090 RCC registers */
-    .reset_oscillator_on = 1u << 0,       /* HSION */
-    .reset_oscillator_ready = 1u << 1,    /* HSIRDY */
-    .oscillators_off = (1u << 16) | (1u << 24) | (1u << 26), /* HSEON, PLLON, PLLI2SON */
-    .rcc_cfgr = 0x40023808u,              /* RCC_CFGR, RM0090 RCC registers: SW = 00 HSI */
-    .cfgr_reset = 0x00000000u,
-    .sws_mask = 3u << 2,
-    .sws_reset = 0u << 2,
-};
-#elif defined(DFH_FAMILY_L4)
-static const dfh_family family = {
-    .backup_register = 0x40002850u,       /* RTC_BKP0R, RM0351 RTC registers */
-    .pwr_clock_register = 0x40021058u,    /* RCC_APB1ENR1, RM0351 RCC registers */
-    .pwr_clock_bit = 1u << 28,            /* PWREN; the L476 RTC's bus clock needs no enable */
-    .pwr_dbp_register = 0x40007000u,      /* PWR_CR1, RM0351 PWR registers */
-    .syscfg_clock_register = 0x40021060u, /* RCC_APB2ENR, RM0351 RCC registers */
-    .syscfg_clock_bit = 1u << 0,          /* SYSCFGEN */
-    .syscfg_memrmp = 0x40010000u,         /* SYSCFG_MEMRMP, RM0351 SYSCFG registers */
-    .system_memory = 0x1FFF0000u,         /* AN2606 */
-    .rcc_cr = 0x40021000u,                /* RCC_CR, RM0351 RCC registers */
-    .reset_oscillator_on = 1u << 0,       /* MSION: L4 resets to MSI 4 MHz */
-    .reset_oscillator_ready = 1u << 1,    /* MSIRDY */
-    .oscillators_off = (1u << 16) | (1u << 24) | (1u << 26) | (1u << 28), /* HSEON, PLLON, PLLSAI1ON, PLLSAI2ON */
-    .rcc_cfgr = 0x40021008u,              /* RCC_CFGR, RM0351 RCC registers: SW = 00 MSI */
-    .cfgr_reset = 0x00000000u,
-    .sws_mask = 3u << 2,
-    .sws_reset = 0u << 2,
-};
-#elif defined(DFH_FAMILY_G4)
-static const dfh_family family = {
-    .backup_register = 0x40002500u,       /* TAMP_BKP0R, RM0440 TAMP registers */
-    .pwr_clock_register = 0x40021058u,    /* RCC_APB1ENR1, RM0440 RCC registers */
-    .pwr_clock_bit = 1u << 28,            /* PWREN */
-    .rtc_clock_register = 0x40021058u,
-    .rtc_clock_bit = 1u << 10,            /* RTCAPBEN: RTC and TAMP register access */
-    .pwr_dbp_register = 0x40007000u,      /* PWR_CR1, RM0440 PWR registers */
-    .syscfg_clock_register = 0x40021060u, /* RCC_APB2ENR, RM0440 RCC registers */
-    .syscfg_clock_bit = 1u << 0,          /* SYSCFGEN */
-    .syscfg_memrmp = 0x40010000u,         /* SYSCFG_MEMRMP, RM0440 SYSCFG registers */
-    .system_memory = 0x1FFF0000u,         /* AN2606 */
-    .rcc_cr = 0x40021000u,                /* RCC_CR, RM0440 RCC registers */
-    .reset_oscillator_on = 1u << 8,       /* HSION */
-    .reset_oscillator_ready = 1u << 10,   /* HSIRDY */
-    .oscillators_off = (1u << 16) | (1u << 24), /* HSEON, PLLON */
-    .rcc_cfgr = 0x40021008u,              /* RCC_CFGR, RM0440 RCC registers: SW = 01 HSI16 */
-    .cfgr_reset = 0x00000005u,
-    .sws_mask = 3u << 2,
-    .sws_reset = 1u << 2,
-};
-#elif defined(DFH_FAMILY_H7)
-static const dfh_family family = {
-    .backup_register = 0x58004050u,       /* RTC_BKP0R, RM0433 RTC registers */
-    .rtc_clock_register = 0x580244F4u,    /* RCC_APB4ENR, RM0433 RCC registers (the H7's PWR needs no clock enable) */
-    .rtc_clock_bit = 1u << 16,            /* RTCAPBEN */
-    .pwr_dbp_register = 0x58024800u,      /* PWR_CR1, RM0433 PWR registers */
-    .system_memory = 0x1FF09800u,         /* AN2606: H743/753 (not 0x1FF00000 as on F7) */
-    .rcc_cr = 0x58024400u,                /* RCC_CR, RM0433 RCC registers */
-    .reset_oscillator_on = 1u << 0,       /* HSION */
-    .reset_oscillator_ready = 1u << 2,    /* HSIRDY */
-    .oscillators_off = (1u << 16) | (1u << 24) | (1u << 26) | (1u << 28), /* HSEON, PLL1ON, PLL2ON, PLL3ON */
-    .rcc_cfgr = 0x58024410u,              /* RCC_CFGR, RM0433 RCC registers: SW = 000 HSI */
-    .cfgr_reset = 0x00000000u,
-    .sws_mask = 7u << 3,
-    .sws_reset = 0u << 3,
-    .has_l1_cache = 1,
-};
-#else
-#error "define one of DFH_FAMILY_F4, DFH_FAMILY_L4, DFH_FAMILY_G4, DFH_FAMILY_H7"
+/* The names of the first kit (F4, L4, G4, H7) still select the part line they were written for. */
+#if defined(DFH_FAMILY_F4) && !defined(DFH_PART_F407)
+#define DFH_PART_F407
+#elif defined(DFH_FAMILY_L4) && !defined(DFH_PART_L476)
+#define DFH_PART_L476
+#elif defined(DFH_FAMILY_G4) && !defined(DFH_PART_G474)
+#define DFH_PART_G474
+#elif defined(DFH_FAMILY_H7) && !defined(DFH_PART_H753)
+#define DFH_PART_H753
 #endif
 
-/* Cortex-M core registers (ARMv7-M Architecture Reference Manual B3). */
+#include "dfuhop/parts.generated.h"
+
+/* The part line's core and the compiler's target must agree: a jump sequence built for another
+ * architecture would touch registers the core does not have. */
+#if defined(__arm__)
+#if (defined(DFH_PART_CPU_CORTEX_M0) || defined(DFH_PART_CPU_CORTEX_M0PLUS)) && !defined(__ARM_ARCH_6M__)
+#error "this part line is Cortex-M0/M0+: build with -mcpu=cortex-m0 or -mcpu=cortex-m0plus"
+#elif defined(DFH_PART_CPU_CORTEX_M3) && !defined(__ARM_ARCH_7M__)
+#error "this part line is Cortex-M3: build with -mcpu=cortex-m3"
+#elif (defined(DFH_PART_CPU_CORTEX_M4) || defined(DFH_PART_CPU_CORTEX_M7)) && !defined(__ARM_ARCH_7EM__)
+#error "this part line is Cortex-M4/M7: build with -mcpu=cortex-m4 or -mcpu=cortex-m7"
+#elif defined(DFH_PART_CPU_CORTEX_M33) && !defined(__ARM_ARCH_8M_MAIN__)
+#error "this part line is Cortex-M33: build with -mcpu=cortex-m33"
+#endif
+#endif
+
+#if defined(DFH_HOST_TEST)
+/* test/boot_entry_host.c: registers simulated, and the primitives below recorded instead of run. */
+#include "boot_entry_host.h"
+#else
+#define REG(address) (*(volatile uint32_t *)(uintptr_t)(address))
+#define DFH_RAMFUNC __attribute__((section(".RamFunc"), noinline, noreturn, long_call))
+#define IN_SRAM(address) ((address) >= 0x20000000u && (address) < 0x40000000u) /* ARMv6-M/v7-M memory map */
+
+static inline void dsb(void) { __asm volatile("dsb sy" ::: "memory"); }
+static inline void isb(void) { __asm volatile("isb sy" ::: "memory"); }
+static inline void interrupts_off(void) { __asm volatile("cpsid i" ::: "memory"); }
+
+/* CONTROL = 0: privileged, main stack, no FP context. Then PRIMASK back to 0: every NVIC line is off,
+ * and the ROM's USB driver needs interrupts enabled. On ARMv8-M the main stack limit goes too (the
+ * ROM's stack is not the application's). MSP last, then the jump: nothing may touch the old stack in
+ * between. */
+__attribute__((noreturn, always_inline)) static inline void start_rom(uint32_t stack, uint32_t entry)
+{
+    __asm volatile(
+        "msr control, %[zero]\n"
+        "isb\n"
+#if defined(__ARM_ARCH_8M_MAIN__)
+        "msr msplim, %[zero]\n"
+#endif
+        "cpsie i\n"
+        "msr msp, %[stack]\n"
+        "bx %[entry]\n"
+        :
+        : [zero] "r"(0u), [stack] "r"(stack), [entry] "r"(entry)
+        : "memory");
+    __builtin_unreachable();
+}
+
+/* After a reset request: the reset comes within a few cycles. */
+__attribute__((noreturn)) static inline void wait_for_reset(void)
+{
+    for (;;) {
+    }
+}
+#endif
+
+/* Cortex-M core registers (ARMv7-M Architecture Reference Manual B3; the same addresses on ARMv6-M and ARMv8-M). */
 #define SYST_CSR 0xE000E010u
 #define SYST_RVR 0xE000E014u
 #define SYST_CVR 0xE000E018u
@@ -128,6 +91,7 @@ static const dfh_family family = {
 #define SCB_CCR 0xE000ED14u
 #define SCB_CCSIDR 0xE000ED80u
 #define SCB_CSSELR 0xE000ED84u
+#define MPU_TYPE 0xE000ED90u
 #define MPU_CTRL 0xE000ED94u
 #define SCB_ICIALLU 0xE000EF50u
 #define SCB_DCCISW 0xE000EF74u
@@ -136,15 +100,31 @@ static const dfh_family family = {
 #define ICSR_PENDSVCLR (1u << 27)
 #define CCR_DC (1u << 16)
 #define CCR_IC (1u << 17)
+#define MPU_TYPE_DREGION (0xFFu << 8) /* zero: no MPU */
 #define AIRCR_VECTKEY (0x05FAu << 16)
 #define AIRCR_PRIGROUP (7u << 8)
 #define AIRCR_SYSRESETREQ (1u << 2)
 
+/* NVIC interrupt clear-enable/clear-pending registers: one on ARMv6-M (32 lines), eight on
+ * ARMv7-M (240), sixteen on ARMv8-M Mainline (480). More would touch reserved addresses. */
+#if defined(__ARM_ARCH_6M__)
+#define NVIC_REGISTERS 1u
+#elif defined(__ARM_ARCH_8M_MAIN__)
+#define NVIC_REGISTERS 16u
+#else
+#define NVIC_REGISTERS 8u
+#endif
+
 /* Oscillators start in microseconds; this bounds a wait on a part that would never set its flag. */
 #define READY_SPINS 1000000u
 
-static inline void dsb(void) { __asm volatile("dsb 0xF" ::: "memory"); }
-static inline void isb(void) { __asm volatile("isb 0xF" ::: "memory"); }
+static void wait_until(uint32_t reg, uint32_t mask, uint32_t value)
+{
+    for (uint32_t spins = 0; spins < READY_SPINS && (REG(reg) & mask) != value; spins++) {
+    }
+}
+
+#if defined(DFH_ENTRY_JUMP)
 
 /* Sets `bit` in `reg` if the part has it; returns what to give back to restore_bit. */
 static uint32_t set_bit(uint32_t reg, uint32_t bit)
@@ -161,27 +141,36 @@ static void restore_bit(uint32_t reg, uint32_t bit, uint32_t was)
     if (reg != 0 && !was) REG(reg) &= ~bit;
 }
 
-/* Backup-domain write access: PWR clock on, then DBP (each manual's PWR chapter, "Battery backup domain"). */
+
+/* Backup register 0 as one 32-bit value; on F1 two 16-bit registers (BKP_DR1 low, BKP_DR2 high). */
+static uint32_t read_backup_register(void)
+{
+    if (DFH_BACKUP_REGISTER_HIGH == 0) return REG(DFH_BACKUP_REGISTER);
+    return (REG(DFH_BACKUP_REGISTER_HIGH) & 0xFFFFu) << 16 | (REG(DFH_BACKUP_REGISTER) & 0xFFFFu);
+}
+
+/* Backup-domain write access: the PWR clock, the backup registers' bus clock, then DBP (each line's
+ * reference manual, PWR chapter, "Backup domain"; registers from parts.generated.h). */
 static void write_backup_register(uint32_t value)
 {
-    uint32_t pwr = set_bit(family.pwr_clock_register, family.pwr_clock_bit);
-    uint32_t rtc = set_bit(family.rtc_clock_register, family.rtc_clock_bit);
-    REG(family.pwr_dbp_register) |= DBP_BIT;
-    while (!(REG(family.pwr_dbp_register) & DBP_BIT)) {
+    uint32_t pwr = set_bit(DFH_PWR_CLOCK_REGISTER, DFH_PWR_CLOCK_BIT);
+    uint32_t bus = set_bit(DFH_BACKUP_CLOCK_REGISTER, DFH_BACKUP_CLOCK_BIT);
+    REG(DFH_DBP_REGISTER) |= DFH_DBP_BIT;
+    while (!(REG(DFH_DBP_REGISTER) & DFH_DBP_BIT)) {
     }
-    REG(family.backup_register) = value;
-    (void)REG(family.backup_register);
-    REG(family.pwr_dbp_register) &= ~DBP_BIT;
-    restore_bit(family.rtc_clock_register, family.rtc_clock_bit, rtc);
-    restore_bit(family.pwr_clock_register, family.pwr_clock_bit, pwr);
+    if (DFH_BACKUP_REGISTER_HIGH == 0) {
+        REG(DFH_BACKUP_REGISTER) = value;
+    } else {
+        REG(DFH_BACKUP_REGISTER) = value & 0xFFFFu;
+        REG(DFH_BACKUP_REGISTER_HIGH) = value >> 16;
+    }
+    (void)REG(DFH_BACKUP_REGISTER);
+    REG(DFH_DBP_REGISTER) &= ~DFH_DBP_BIT;
+    restore_bit(DFH_BACKUP_CLOCK_REGISTER, DFH_BACKUP_CLOCK_BIT, bus);
+    restore_bit(DFH_PWR_CLOCK_REGISTER, DFH_PWR_CLOCK_BIT, pwr);
 }
 
-static void wait_until(uint32_t reg, uint32_t mask, uint32_t value)
-{
-    for (uint32_t spins = 0; spins < READY_SPINS && (REG(reg) & mask) != value; spins++) {
-    }
-}
-
+#if DFH_HAS_L1_CACHE
 /* Cortex-M7: turn the L1 caches off, the data cache cleaned first (ARMv7-M Architecture Reference Manual, cache maintenance operations). */
 static void disable_caches(void)
 {
@@ -208,64 +197,61 @@ static void disable_caches(void)
         isb();
     }
 }
+#endif
+
+/* Interrupts masked, SysTick off, every NVIC line disabled and un-pended, MPU and caches off. */
+static void quiesce_core(void)
+{
+    interrupts_off();
+    REG(SYST_CSR) = 0; /* SysTick off, and its pending exception cleared */
+    REG(SYST_RVR) = 0;
+    REG(SYST_CVR) = 0;
+    REG(SCB_ICSR) = ICSR_PENDSTCLR | ICSR_PENDSVCLR;
+    for (uint32_t i = 0; i < NVIC_REGISTERS; i++) { /* unimplemented lines ignore the write */
+        REG(NVIC_ICER0 + 4 * i) = 0xFFFFFFFFu;
+        REG(NVIC_ICPR0 + 4 * i) = 0xFFFFFFFFu;
+    }
+    dsb();
+    isb();
+#if !defined(DFH_PART_CPU_CORTEX_M0) /* the Cortex-M0 has no MPU; elsewhere MPU_TYPE.DREGION says */
+    if (REG(MPU_TYPE) & MPU_TYPE_DREGION) REG(MPU_CTRL) = 0; /* the ROM runs with the default memory map */
+#endif
+#if DFH_HAS_L1_CACHE
+    disable_caches();
+#endif
+}
 
 /* AN2606 "Bootloader activation": interrupts off and nothing pending, SysTick off, the reset clock
  * tree, system memory mapped, the ROM's stack and reset handler. Seed 004's hand-written jump
  * skipped most of this and left the rest to luck. */
 __attribute__((noreturn)) static void jump_to_system_memory(void)
 {
-    __asm volatile("cpsid i" ::: "memory");
+    quiesce_core();
 
-    REG(SYST_CSR) = 0; /* SysTick off, and its pending exception cleared */
-    REG(SYST_RVR) = 0;
-    REG(SYST_CVR) = 0;
-    REG(SCB_ICSR) = ICSR_PENDSTCLR | ICSR_PENDSVCLR;
-    for (uint32_t i = 0; i < 8; i++) { /* every NVIC line disabled and not pending (unimplemented ones ignore it) */
-        REG(NVIC_ICER0 + 4 * i) = 0xFFFFFFFFu;
-        REG(NVIC_ICPR0 + 4 * i) = 0xFFFFFFFFu;
+    /* The reset clock: its oscillator on and selected, prescalers /1, HSE and PLLs off. */
+    REG(DFH_RCC_CR) |= DFH_RESET_OSCILLATOR_ON;
+    wait_until(DFH_RCC_CR, DFH_RESET_OSCILLATOR_READY, DFH_RESET_OSCILLATOR_READY);
+    REG(DFH_RCC_CFGR) = DFH_CFGR_SW;
+    wait_until(DFH_RCC_CFGR, DFH_SWS_MASK, DFH_SWS_RESET);
+    REG(DFH_RCC_CR) &= ~DFH_OSCILLATORS_OFF;
+
+    if (DFH_REMAP_REGISTER != 0) { /* MEM_MODE = 01: system memory at 0 */
+        uint32_t syscfg = set_bit(DFH_SYSCFG_CLOCK_REGISTER, DFH_SYSCFG_CLOCK_BIT);
+        REG(DFH_REMAP_REGISTER) = (REG(DFH_REMAP_REGISTER) & ~DFH_REMAP_MASK) | 1u;
+        restore_bit(DFH_SYSCFG_CLOCK_REGISTER, DFH_SYSCFG_CLOCK_BIT, syscfg);
     }
-    dsb();
-    isb();
+#if !defined(DFH_PART_CPU_CORTEX_M0) /* no VTOR on the Cortex-M0: the remap above is what points at the ROM */
+    REG(SCB_VTOR) = DFH_SYSTEM_MEMORY;
+#endif
 
-    REG(MPU_CTRL) = 0; /* the ROM runs with the default memory map */
-    if (family.has_l1_cache) disable_caches();
-
-    /* The reset clock: its oscillator on and selected, prescalers reset, HSE and PLLs off. */
-    REG(family.rcc_cr) |= family.reset_oscillator_on;
-    wait_until(family.rcc_cr, family.reset_oscillator_ready, family.reset_oscillator_ready);
-    REG(family.rcc_cfgr) = family.cfgr_reset;
-    wait_until(family.rcc_cfgr, family.sws_mask, family.sws_reset);
-    REG(family.rcc_cr) &= ~family.oscillators_off;
-
-    if (family.syscfg_memrmp != 0) {
-        uint32_t syscfg = set_bit(family.syscfg_clock_register, family.syscfg_clock_bit);
-        REG(family.syscfg_memrmp) = (REG(family.syscfg_memrmp) & ~7u) | 1u; /* MEM_MODE = 001: system memory at 0 */
-        restore_bit(family.syscfg_clock_register, family.syscfg_clock_bit, syscfg);
-    }
-    REG(SCB_VTOR) = family.system_memory;
-
-    uint32_t stack = REG(family.system_memory);
-    uint32_t entry = REG(family.system_memory + 4);
-    /* CONTROL = 0: privileged, main stack, no FP context. Then PRIMASK back to 0: every NVIC line is
-     * off, and the ROM's USB driver needs interrupts enabled. MSP last, then the jump: nothing may
-     * touch the old stack in between. */
-    __asm volatile(
-        "msr control, %[zero]\n"
-        "isb\n"
-        "cpsie i\n"
-        "msr msp, %[stack]\n"
-        "bx %[entry]\n"
-        :
-        : [zero] "r"(0u), [stack] "r"(stack), [entry] "r"(entry)
-        : "memory");
-    __builtin_unreachable();
+    start_rom(REG(DFH_SYSTEM_MEMORY), REG(DFH_SYSTEM_MEMORY + 4)); /* the ROM's stack and reset handler */
 }
 
 void dfh_boot_check(void)
 {
-    uint32_t rtc = set_bit(family.rtc_clock_register, family.rtc_clock_bit);
-    uint32_t requested = REG(family.backup_register) == DFH_BOOTLOADER_MAGIC;
-    restore_bit(family.rtc_clock_register, family.rtc_clock_bit, rtc);
+    uint32_t bus = set_bit(DFH_BACKUP_CLOCK_REGISTER, DFH_BACKUP_CLOCK_BIT);
+    uint32_t requested = read_backup_register() == DFH_BOOTLOADER_MAGIC;
+    restore_bit(DFH_BACKUP_CLOCK_REGISTER, DFH_BACKUP_CLOCK_BIT, bus);
     if (!requested) return;
     /* Cleared before the jump: whatever the ROM does, the next reset boots the application. */
     write_backup_register(0);
@@ -274,11 +260,64 @@ void dfh_boot_check(void)
 
 void dfh_enter_bootloader(void)
 {
-    __asm volatile("cpsid i" ::: "memory");
+    interrupts_off();
     write_backup_register(DFH_BOOTLOADER_MAGIC);
     dsb();
     REG(SCB_AIRCR) = AIRCR_VECTKEY | (REG(SCB_AIRCR) & AIRCR_PRIGROUP) | AIRCR_SYSRESETREQ;
     dsb();
-    for (;;) {
-    }
+    wait_for_reset();
 }
+
+#elif defined(DFH_ENTRY_ERASE_FIRST_PAGE)
+
+/* Lines whose ROM cannot be reached by a jump (AN2606; parts.generated.h says which) but which
+ * start it when the first flash word is empty: erase the page holding the vector table, then reload
+ * the option bytes, which resets the part and evaluates the boot mode again (RM0091 FLASH_CR
+ * OBL_LAUNCH). The ROM starts; dfuhop writes the vector table last. Trade-off in PORTING.md.
+ * Runs from RAM: it erases the page the vector table, and maybe this code, live in. The section is
+ * ".RamFunc", which ST's generated linker scripts copy into RAM with .data; dfh_enter_bootloader
+ * checks that it got there. */
+DFH_RAMFUNC static void erase_first_page_and_reload(void)
+{
+    REG(DFH_FLASH_KEYR) = DFH_FLASH_KEY1; /* unlock FLASH_CR */
+    REG(DFH_FLASH_KEYR) = DFH_FLASH_KEY2;
+    REG(DFH_FLASH_OPTKEYR) = DFH_FLASH_KEY1; /* OPTWRE: the option-byte reload below */
+    REG(DFH_FLASH_OPTKEYR) = DFH_FLASH_KEY2;
+    while (REG(DFH_FLASH_SR) & DFH_FLASH_BSY) {
+    }
+    REG(DFH_FLASH_CR) |= DFH_FLASH_PER;
+    REG(DFH_FLASH_AR) = DFH_FLASH_BASE;
+    REG(DFH_FLASH_CR) |= DFH_FLASH_STRT;
+    dsb();
+    while (REG(DFH_FLASH_SR) & DFH_FLASH_BSY) {
+    }
+    REG(DFH_FLASH_SR) = DFH_FLASH_EOP; /* write 1 to clear */
+    REG(DFH_FLASH_CR) &= ~DFH_FLASH_PER;
+    REG(DFH_FLASH_CR) |= DFH_FLASH_OBLLAUNCH; /* resets the part */
+    wait_for_reset();
+}
+
+/* Nothing is stored across the reset: an erased first page is the request, and the ROM, not this
+ * code, runs when it is there. */
+void dfh_boot_check(void) {}
+
+void dfh_enter_bootloader(void)
+{
+    interrupts_off(); /* the vector table is about to go */
+    REG(SYST_CSR) = 0;
+    /* The flash interface erases on the HSI (RM0091, flash program and erase operations). */
+    REG(DFH_RCC_CR) |= DFH_RESET_OSCILLATOR_ON;
+    wait_until(DFH_RCC_CR, DFH_RESET_OSCILLATOR_READY, DFH_RESET_OSCILLATOR_READY);
+    /* Only from the SRAM region (0x20000000-0x3FFFFFFF). A linker script that left
+     * .RamFunc in flash gets a plain reset: the application starts again and dfuhop, not finding the
+     * ROM, says so; nothing is erased. */
+    uintptr_t code = (uintptr_t)&erase_first_page_and_reload;
+    if (IN_SRAM(code)) erase_first_page_and_reload();
+    dsb();
+    REG(SCB_AIRCR) = AIRCR_VECTKEY | AIRCR_SYSRESETREQ;
+    wait_for_reset();
+}
+
+#elif !defined(DFH_ENTRY_REFUSED) /* refused lines have had their #error from parts.generated.h */
+#error "parts.generated.h gave this part line no entry method"
+#endif

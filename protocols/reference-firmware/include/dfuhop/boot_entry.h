@@ -6,8 +6,14 @@
  * finds the magic, clears it (so the next reset boots the application again), puts the core and
  * clocks back the way the ROM expects them (AN2606 "Bootloader activation"), and jumps to the ROM.
  *
- * Build with exactly one of DFH_FAMILY_F4, DFH_FAMILY_L4, DFH_FAMILY_G4, DFH_FAMILY_H7.
- * The product must not use backup register 0 for anything else.
+ * Build with exactly one -DDFH_PART_<ID>, <ID> a part line of protocols/families in capitals
+ * (DFH_PART_G474, DFH_PART_F042; include/dfuhop/parts.generated.h lists them). The older
+ * DFH_FAMILY_F4/_L4/_G4/_H7 still select F407, L476, G474 and H753. The product must not use
+ * backup register 0 for anything else.
+ *
+ * On part lines whose ROM cannot be entered by a jump (F04x/F070x6, AN2606) dfh_enter_bootloader
+ * instead erases the first flash page and reloads the option bytes, so the ROM's empty check starts
+ * it, and dfh_boot_check does nothing (PORTING.md, "Entry without a jump").
  */
 #ifndef DFUHOP_BOOT_ENTRY_H
 #define DFUHOP_BOOT_ENTRY_H
