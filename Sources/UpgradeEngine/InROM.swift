@@ -86,7 +86,9 @@ extension UpgradeEngine {
             try await client.prepare(alternateSetting: 0)
             do {
                 if view.uid == nil { view.uid = try await readUID(client, family: family) }
-                if depth > .identity { try await readFlash(client, family: family, layout: rom.flashLayout(family), depth: depth, into: &view) }
+                if depth > .identity {
+                    try await readFlash(client, family: family, layout: rom.flashLayout(family), depth: depth, into: &view)
+                }
             } catch {
                 // Under read protection every upload fails with errVENDOR (AN3156 §4.3).
                 guard let failure = error as? DfuSeError, await refusedForProtection(failure, client) else { throw error }

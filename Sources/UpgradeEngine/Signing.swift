@@ -42,7 +42,8 @@ extension UpgradeEngine {
                         + "\(profile.id)), whose profile requires signed packages"),
                 phase: .plan, hint: "nothing was written; use the vendor's signed .dfuhop package")
         }
-        onEvent(.warning("\(source) is not signed, and \(profile.name)'s profile requires signed packages: written as --allow-unsigned says"))
+        onEvent(
+            .warning("\(source) is not signed, and \(profile.name)'s profile requires signed packages: written as --allow-unsigned says"))
     }
 
     /// One image, one reading: the descriptor found when the image is laid out for the unit's part line

@@ -83,7 +83,9 @@ struct FailClosedTests {
 
     static let stalledInspection: [(transfer: Int, count: Int)] = (1...40).flatMap { [($0, 1), ($0, 3)] }
 
-    @Test("a stall while a silent unit's ROM is read: an older or another product's image is refused, flash unchanged", arguments: stalledInspection)
+    @Test(
+        "a stall while a silent unit's ROM is read: an older or another product's image is refused, flash unchanged",
+        arguments: stalledInspection)
     func stallDuringInspection(transfer: Int, count: Int) async throws {
         for image in [(0 as UInt16, nil as UInt32?), (2, Self.otherProduct)] {
             let bench = try Bench()
@@ -122,7 +124,7 @@ struct FailClosedTests {
         let older = try bench.image(0)
         _ = await bench.upgrade(older)
         bench.target.setFaults(.none)
-        bench.target.powerCycle()  // BOOT0 still held: back in its ROM
+        bench.target.powerCycle() // BOOT0 still held: back in its ROM
         let second = await bench.upgrade(older)
         #expect(Self.isRefusal(second), "pulled at \(transfer): \(second)")
         #expect(bench.target.flashContents().bytes == before)
@@ -191,7 +193,8 @@ struct FailClosedTests {
 
     // MARK: 5. A torn ECC word and no journal here: never read, and finished
 
-    @Test("power lost at flash operation 2 at one station; another station with no journal finishes it", arguments: ["l476", "g474", "h753"])
+    @Test(
+        "power lost at flash operation 2 at one station; another station with no journal finishes it", arguments: ["l476", "g474", "h753"])
     func tornAtAnotherStation(familyID: String) async throws {
         let bench = try Bench(McuFamily.named(familyID)!)
         let v2 = try bench.image(2)
@@ -214,7 +217,9 @@ struct FailClosedTests {
         #expect(bench.target.corruptedWords.isEmpty)
     }
 
-    @Test("an operator statement reads no flash: the run writes without touching a torn word, and is refused if the image is another product's")
+    @Test(
+        "an operator statement reads no flash: the run writes without touching a torn word, and is refused if the image is another product's"
+    )
     func assumedProduct() async throws {
         let bench = try Bench(.l476)
         bench.target.setFaults(FaultPlan(powerLossAtFlashOperation: 2))
@@ -293,7 +298,7 @@ struct FailClosedTests {
     /// descriptor of product 0x0DF00474 version 6.6.6 (issue 21, finding 1).
     static func twoReadingImage() throws -> FirmwareImage {
         let base: UInt32 = 0x0800_0000
-        var bytes = [UInt8](repeating: 0x11, count: 0x1000)  // from 0x08000002
+        var bytes = [UInt8](repeating: 0x11, count: 0x1000) // from 0x08000002
         func put(_ value: UInt32, at address: UInt32) {
             for index in 0..<4 { bytes[Int(address - base - 2) + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
         }

@@ -13,24 +13,47 @@ import UpgradeEngine
 
 /// The engine against a model of what must hold, on generated cases: random image layouts (segments,
 /// gaps, tails, odd lengths), prior flash holding other firmware everywhere, every family, every entry
-/// path (running, in DFU, corrupted, blank, resumed after a kill, a swapped unit) and every version
-/// relation. The oracle computes what the flash must hold from the generated segments alone — not from
-/// FirmwareImage's normalisation or the plan — and judges by the unit's flash bytes and request log:
+/// path (running, in DFU, corrupted, blank, silent through BOOT0, resumed after a kill, resumed at another
+/// station with no journal, a swapped unit), every version relation (same build, same version of another
+/// build, older, newer, another product), a product profile that requires signatures or none, and a stall
+/// or a pulled cable at a random transfer of the first run. The oracle computes what the flash must hold
+/// from the generated segments alone — not from FirmwareImage's normalisation or the plan — and judges by
+/// the unit's flash bytes and request log:
 /// - success: the span holds exactly the image (gaps 0xFF), the application answers with its version;
 /// - refusal: not one byte of flash changed and no erase or download was sent;
-/// - failure: a second run finishes it;
+/// - failure: its hint, followed (power-cycle and run again; `--assume-product` where it says so), reaches
+///   success or a refusal within three more runs;
+/// - never: another product's image, an older version, or an unsigned image of a product whose profile
+///   requires signatures ends up in the flash (fail closed, issue 20), whatever the runs returned;
 /// - always: nothing outside the sectors of the span changed; a bystander unit received nothing.
-/// `DFUHOP_MODEL_SEED=N` replays one case; `DFUHOP_MODEL_CASES=N` sets the count (`scripts/model-test`).
-@Suite("Model-based upgrade", .timeLimit(.minutes(10)))
+/// The cases run in parallel chunks. `DFUHOP_MODEL_SEED=N` replays one case; `DFUHOP_MODEL_CASES=N` sets the
+/// count (`scripts/model-test`); every failure prints its seed and the command that replays it.
+@Suite("Model-based upgrade", .timeLimit(.minutes(15)))
 struct ModelBasedTests {
     enum Path: String, CaseIterable, Sendable {
         case running
         case inDFU = "in-dfu"
-        case corrupted, blank, resumed, swapped
+        case corrupted, blank, silent, resumed
+        case otherStation = "other-station"
+        case swapped
     }
     enum Relation: String, CaseIterable, Sendable {
         case newer, same, older
+        case otherBuild = "same-version-other-build"
         case otherProduct = "other-product"
+    }
+    /// A fault in the first run, at a control transfer counted from its start.
+    enum FirstRunFault: Sendable, CustomStringConvertible {
+        case none
+        case stall(transfer: Int, count: Int)
+        case disconnect(transfer: Int)
+        var description: String {
+            switch self {
+            case .none: "no fault"
+            case .stall(let transfer, let count): "stall@\(transfer)*\(count)"
+            case .disconnect(let transfer): "disconnect@\(transfer)"
+            }
+        }
     }
     enum Outcome: String, Sendable {
         case upgraded
@@ -47,9 +70,13 @@ struct ModelBasedTests {
         var segments: [Segment]
         var oldSize: Int
         var killAtEvent: Int
+        /// The product's profile requires signed packages (every case writes a bare image).
+        var signing: Bool
+        var fault: FirstRunFault
         var description: String {
-            "seed \(seed): \(family.id) \(path.rawValue) \(relation.rawValue), segments "
-                + segments.map { "0x\(String($0.address, radix: 16))+\($0.bytes.count)" }.joined(separator: " ")
+            "seed \(seed): \(family.id) \(path.rawValue) \(relation.rawValue)\(signing ? " signing-required" : "") \(fault), "
+                + "segments " + segments.map { "0x\(String($0.address, radix: 16))+\($0.bytes.count)" }.joined(separator: " ")
+                + " — replay: DFUHOP_MODEL_SEED=\(seed) swift test --filter ModelBasedTests"
         }
     }
 
@@ -62,11 +89,19 @@ struct ModelBasedTests {
         let path = Path.allCases[Int(random.next() % UInt64(Path.allCases.count))]
         let relation = Relation.allCases[Int(random.next() % UInt64(Relation.allCases.count))]
         let flash = Int(family.defaultFlashMode.layout.sectors.last.map { $0.end - UInt64(family.flashBase) } ?? 0)
+        let segments = layout(family: family, random: &random)
+        let oldSize = 4096 + Int(random.next() % UInt64(max(1, min(60, flash / 1024 / 4)))) * 1024
+        let killAtEvent = 1 + Int(random.next() % 40)
+        let signing = random.next() % 8 == 0
+        let fault: FirstRunFault =
+            switch random.next() % 6 {
+            case 0: .stall(transfer: 1 + Int(random.next() % 60), count: random.next() % 2 == 0 ? 1 : 3)
+            case 1: .disconnect(transfer: 1 + Int(random.next() % 60))
+            default: .none
+            }
         return Case(
-            seed: seed, family: family, path: path, relation: relation,
-            segments: layout(family: family, random: &random),
-            oldSize: 4096 + Int(random.next() % UInt64(max(1, min(60, flash / 1024 / 4)))) * 1024,
-            killAtEvent: 1 + Int(random.next() % 40))
+            seed: seed, family: family, path: path, relation: relation, segments: segments, oldSize: oldSize,
+            killAtEvent: killAtEvent, signing: signing, fault: fault)
     }
 
     /// The new image's raw segments: a head with the vector table and a reserved descriptor, then up to
@@ -107,7 +142,7 @@ struct ModelBasedTests {
         return bytes
     }
 
-    /// Runs one case and returns how it ended; throws an `Issue`-recorded failure through `#expect`.
+    /// Runs one case and returns how it ended; every broken invariant is recorded with the case's seed.
     static func run(_ testCase: Case) async throws -> Outcome {
         let family = testCase.family
         let clock = VirtualClock()
@@ -117,7 +152,7 @@ struct ModelBasedTests {
             switch testCase.relation {
             case .newer, .otherProduct: FirmwareVersion(major: 2, minor: 0, patch: 1)
             case .older: FirmwareVersion(major: 1, minor: 2, patch: 0)
-            case .same: oldVersion
+            case .same, .otherBuild: oldVersion
             }
         let newProduct = testCase.relation == .otherProduct ? product ^ 0x10 : product
         let stamped: FirmwareImage
@@ -127,55 +162,126 @@ struct ModelBasedTests {
             stamped = try FirmwareImage(format: .binary, segments: testCase.segments)
                 .stamped(productID: newProduct, version: newVersion, name: "model", file: "model")
         }
-        let stampedSegments = stamped.segments
-        let base = family.flashBase
-        let spanSize = Int(stampedSegments.map(\.end).max()! - UInt64(base))
+        let spanSize = Int(stamped.segments.map(\.end).max()! - UInt64(family.flashBase))
 
         let (target, bystander) = prepareUnits(testCase, oldImage: oldImage, clock: clock)
+        if testCase.path == .silent { target.unplug() }
         let before = target.flashContents().bytes
         let bystanderBefore = bystander.flashContents().bytes
         let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-model-\(testCase.seed)-\(UUID())")
         defer { try? FileManager.default.removeItem(at: journal) }
+        var setup = Setup(
+            bus: VirtualBus(units: [target, bystander]), journal: journal, family: family, clock: clock,
+            profiles: testCase.signing ? [signingProfile(family)] : [])
+        switch testCase.fault {
+        case .none: break
+        case .stall(let transfer, let count): target.setFaults(FaultPlan(stallAtTransfer: transfer, stallCount: count))
+        case .disconnect(let transfer): target.setFaults(FaultPlan(disconnectAtTransfer: transfer))
+        }
 
-        var bus = VirtualBus(units: [target, bystander])
-        var first: Result<UpgradeResult, UpgradeError>
-        if testCase.path == .resumed || testCase.path == .swapped {
-            first = await killedRun(stamped, bus: bus, journal: journal, family: family, clock: clock, at: testCase.killAtEvent)
-            if case .failure(let error) = first, !isRefusal(error) {
+        var result: Result<UpgradeResult, UpgradeError>
+        if [.resumed, .otherStation, .swapped].contains(testCase.path) {
+            result = await killedRun(stamped, setup, at: testCase.killAtEvent)
+            if case .failure(let error) = result, !isRefusal(error) {
+                target.setFaults(.none)
                 target.powerCycle()
                 if testCase.path == .swapped {
-                    // Another unit, running the old firmware, is put on the killed unit's port.
-                    let other = VirtualUnit(family: family, uid: VirtualUnit.uid(index: 7), portPath: "1-1", clock: clock)
-                    for segment in oldImage.segments { other.programDirectly(segment.bytes, at: segment.address) }
-                    other.powerCycle()
-                    target.unplug()
-                    let hadEntry = (try JournalStore(directory: journal).entries()).contains { $0.uid == Hex.string(target.uid) }
-                    bus = VirtualBus(units: [other, bystander])
-                    let second = await upgrade(stamped, bus: bus, journal: journal, family: family, clock: clock)
-                    try check(second, on: other, testCase, stampedSegments, spanSize: spanSize, before: nil)
-                    let entries = try JournalStore(directory: journal).entries()
-                    if hadEntry {
-                        #expect(entries.contains { $0.uid == Hex.string(target.uid) }, "the killed unit's entry is kept: \(testCase)")
-                    }
-                    return .finishedBySecondRun
+                    return try await swapped(testCase, stamped, setup, oldImage: oldImage, bystander: bystander, spanSize: spanSize)
                 }
+                if testCase.path == .otherStation { setup.journal = journal.appendingPathComponent("other-station") }
+                result = await upgrade(stamped, setup)
             }
         } else {
-            first = await upgrade(stamped, bus: bus, journal: journal, family: family, clock: clock)
+            result = await upgrade(stamped, setup)
         }
-        #expect(same(bystander.flashContents().bytes[...], bystanderBefore[...]), "the bystander's flash changed: \(testCase)")
-        #expect(bystander.requestLog.isEmpty, "the bystander received requests: \(testCase)")
-        if case .failure(let error) = first, isRefusal(error) {
-            return try checkRefusal(error, target: target, before: before, testCase)
-        }
-        if case .failure(let error) = first {
-            if ProcessInfo.processInfo.environment["DFUHOP_MODEL_VERBOSE"] != nil { print("first run: \(error) — \(testCase)") }
+        // Every hint is a promise: power-cycle and run again, naming the unit's product where the hint says so.
+        var followed = 0
+        while case .failure(let error) = result, followed < 3,
+            !isRefusal(error) || (error.hint.contains("--assume-product") && setup.assumedProduct == nil)
+        {
+            if ProcessInfo.processInfo.environment["DFUHOP_MODEL_VERBOSE"] != nil { print("run failed: \(error) — \(error.hint)") }
+            target.setFaults(.none)
             target.powerCycle()
-            let second = await upgrade(stamped, bus: bus, journal: journal, family: family, clock: clock)
-            try check(second, on: target, testCase, stampedSegments, spanSize: spanSize, before: before)
-            return .finishedBySecondRun
+            if error.hint.contains("--assume-product") { setup.assumedProduct = product }
+            result = await upgrade(stamped, setup)
+            followed += 1
         }
-        return try check(first, on: target, testCase, stampedSegments, spanSize: spanSize, before: before)
+        let bystanderUnchanged = same(bystander.flashContents().bytes[...], bystanderBefore[...])
+        #expect(bystanderUnchanged, "the bystander's flash changed: \(testCase)")
+        #expect(bystander.requestLog.isEmpty, "the bystander received requests: \(testCase)")
+        return try judge(result, target: target, testCase, stamped.segments, spanSize: spanSize, before: before, followed: followed)
+    }
+
+    /// What the runs left, against what must hold whatever they returned.
+    static func judge(
+        _ result: Result<UpgradeResult, UpgradeError>, target: VirtualUnit, _ testCase: Case, _ segments: [Segment],
+        spanSize: Int, before: [UInt8], followed: Int
+    ) throws -> Outcome {
+        // Fail closed: another product, an older version, or an unsigned image of a signing product never
+        // reaches a unit that is not verified blank.
+        // (The profile that requires signatures is the unit's product's: another product's image is unsigned but
+        // has no profile, and only a verified-blank unit may take it.)
+        let forbidden =
+            (testCase.signing && testCase.relation != .otherProduct)
+            || (testCase.path != .blank && [.older, .otherProduct].contains(testCase.relation))
+        if forbidden {
+            let sent = wrote(target)
+            let unchanged = same(target.flashContents().bytes[...], before[...])
+            #expect(!sent, "a forbidden image was written: \(outcomeText(result)) — \(testCase)")
+            #expect(unchanged, "a forbidden image changed the flash: \(testCase)")
+        }
+        switch result {
+        case .success:
+            return try check(result, on: target, testCase, segments, spanSize: spanSize, before: before, followed: followed)
+        case .failure(let error) where isRefusal(error):
+            let boot0Pin = error.description.contains("BOOT0 pin") && !testCase.family.factoryBoot0PinReachesROM
+            #expect(
+                forbidden || testCase.relation == .otherBuild || boot0Pin, "refused though nothing forbids it: \(error) — \(testCase)")
+            if [.running].contains(testCase.path), followed == 0 {
+                #expect(target.currentMode == .application, "a unit that ran its application was not given back to it: \(testCase)")
+            }
+            return .refused
+        case .failure(let error):
+            Issue.record("still failing after following the hint \(followed) times: \(error) — \(error.hint) — \(testCase)")
+            return .refused
+        }
+    }
+
+    /// Another unit, running the old firmware, is put on the killed unit's port; the killed unit's entry is kept.
+    static func swapped(
+        _ testCase: Case, _ stamped: FirmwareImage, _ setup: Setup, oldImage: NormalizedImage, bystander: VirtualUnit, spanSize: Int
+    ) async throws -> Outcome {
+        let family = testCase.family
+        let target = setup.bus.unit(at: "1-1")!
+        let other = VirtualUnit(family: family, uid: VirtualUnit.uid(index: 7), portPath: "1-1", clock: setup.clock)
+        for segment in oldImage.segments { other.programDirectly(segment.bytes, at: segment.address) }
+        other.powerCycle()
+        target.unplug()
+        let hadEntry = (try JournalStore(directory: setup.journal).entries()).contains { $0.uid == Hex.string(target.uid) }
+        var second = setup
+        second.bus = VirtualBus(units: [other, bystander])
+        let result = await upgrade(stamped, second)
+        let otherBefore = other.flashContents().bytes
+        if case .failure(let error) = result, isRefusal(error) {
+            _ = try judge(result, target: other, testCase, stamped.segments, spanSize: spanSize, before: otherBefore, followed: 0)
+        } else {
+            try check(result, on: other, testCase, stamped.segments, spanSize: spanSize, before: nil, followed: 0)
+        }
+        if hadEntry {
+            #expect(
+                try JournalStore(directory: setup.journal).entries().contains { $0.uid == Hex.string(target.uid) },
+                "the killed unit's entry is kept: \(testCase)")
+        }
+        return .finishedBySecondRun
+    }
+
+    /// A run's result in one line (the full result holds the plan and is too long for a failure message).
+    static func outcomeText(_ result: Result<UpgradeResult, UpgradeError>) -> String {
+        switch result {
+        case .success(let done):
+            "\(done.outcome.rawValue) (before: \(done.before.classification.rawValue) \(done.before.version.map { "\($0)" } ?? "-"))"
+        case .failure(let error): "\(error) — hint: \(error.hint)"
+        }
     }
 
     /// Byte-for-byte equality at memcmp speed (debug builds compare slices element by element).
@@ -185,32 +291,20 @@ struct ModelBasedTests {
 
     static func isRefusal(_ error: UpgradeError) -> Bool {
         switch error.kind {
-        case .refused, .readProtected: true
+        case .refused, .readProtected, .untrusted: true
         default: false
         }
     }
 
-    /// A refusal wrote nothing, sent nothing destructive, and is what the relation calls for.
-    static func checkRefusal(_ error: UpgradeError, target: VirtualUnit, before: [UInt8], _ testCase: Case) throws -> Outcome {
-        let wrote = target.requestLog.contains { (request: LoggedRequest) -> Bool in
+    /// Whether the unit was sent an erase or a write.
+    static func wrote(_ target: VirtualUnit) -> Bool {
+        target.requestLog.contains { (request: LoggedRequest) -> Bool in
             switch request.kind {
             case .download(let block, _, _): block >= 2
             case .command(.erase), .command(.massErase), .command(.readUnprotect): true
             default: false
             }
         }
-        #expect(!wrote, "a refusal sent an erase or a write: \(testCase)")
-        #expect(same(target.flashContents().bytes[...], before[...]), "a refusal changed the flash: \(testCase)")
-        let expectedRefusal =
-            // A corrupted unit's descriptor still names its product and version (issue 20): its rules hold too.
-            ([.older, .otherProduct].contains(testCase.relation)
-                && [.running, .inDFU, .resumed, .swapped, .corrupted].contains(testCase.path))
-            || (testCase.path == .corrupted && !testCase.family.factoryBoot0PinReachesROM && error.description.contains("BOOT0 pin"))
-        #expect(expectedRefusal, "refused though nothing forbids it: \(error) — \(testCase)")
-        if [.running, .resumed].contains(testCase.path) {
-            #expect(target.currentMode == .application, "a unit that ran its application was not given back to it: \(testCase)")
-        }
-        return .refused
     }
 
     /// Success: the span holds exactly the image, the application reports the new version, and nothing
@@ -218,26 +312,26 @@ struct ModelBasedTests {
     @discardableResult
     static func check(
         _ result: Result<UpgradeResult, UpgradeError>, on unit: VirtualUnit, _ testCase: Case, _ segments: [Segment],
-        spanSize: Int, before: [UInt8]?
+        spanSize: Int, before: [UInt8]?, followed: Int
     ) throws -> Outcome {
         guard case .success(let outcome) = result else {
-            if case .failure(let error) = result, isRefusal(error), [.older, .otherProduct].contains(testCase.relation) {
-                return .refused
-            }
-            Issue.record("the run failed: \(result) — \(testCase)")
+            Issue.record("the run failed: \(outcomeText(result)) — \(testCase)")
             return .refused
         }
         let flash = unit.flashContents().bytes
         let expected = expectedSpan(segments, base: testCase.family.flashBase, size: spanSize)
-        #expect(same(flash[0..<spanSize], expected[...]), "the span does not hold exactly the image: \(testCase)")
+        let holdsImage = same(flash[0..<spanSize], expected[...])
+        #expect(holdsImage, "the span does not hold exactly the image: \(testCase)")
         #expect(unit.currentMode == .application, "the unit does not run its application: \(testCase)")
         if let before {
             let layout = unit.flashMode.layout
             let spanEnd = UInt64(testCase.family.flashBase) + UInt64(spanSize)
             let lastSector = layout.sector(containing: UInt32(spanEnd - 1))!
             let untouchedFrom = Int(lastSector.end - UInt64(testCase.family.flashBase))
-            #expect(same(flash[untouchedFrom...], before[untouchedFrom...]), "flash beyond the span's sectors changed: \(testCase)")
+            let beyondUnchanged = same(flash[untouchedFrom...], before[untouchedFrom...])
+            #expect(beyondUnchanged, "flash beyond the span's sectors changed: \(testCase)")
         }
+        if followed > 0 || [.resumed, .otherStation, .swapped].contains(testCase.path) { return .finishedBySecondRun }
         return outcome.outcome == .upToDate ? .upToDate : .upgraded
     }
 
@@ -273,12 +367,25 @@ struct ModelBasedTests {
         return (units[0], units[1])
     }
 
-    static func options(_ bus: VirtualBus, journal: URL, family: McuFamily) -> UpgradeEngine.Options {
+    /// What the runs of one case share: the bus, the station's journal, the profiles, the operator's statement.
+    struct Setup: Sendable {
+        var bus: VirtualBus
+        var journal: URL
+        var family: McuFamily
+        var clock: VirtualClock
+        var profiles: [ProductProfile]
+        var assumedProduct: UInt32?
+    }
+
+    static func options(_ setup: Setup) -> UpgradeEngine.Options {
         var options = UpgradeEngine.Options()
         options.unit = "1-1"
-        options.family = family
-        options.journal = JournalStore(directory: journal)
+        options.family = setup.family
+        options.journal = JournalStore(directory: setup.journal)
         options.reenumerationTimeout = .seconds(2)
+        options.profiles = setup.profiles
+        options.assumedProduct = setup.assumedProduct
+        let bus = setup.bus
         options.boot0 = Boot0Path(description: "virtual jig", arrivalTimeout: .seconds(2)) { request in
             guard let target = bus.unit(at: "1-1") else { return }
             #expect(request.port == "1-1", "a BOOT0 request without the unit's port")
@@ -289,39 +396,46 @@ struct ModelBasedTests {
         return options
     }
 
-    static func upgrade(
-        _ file: FirmwareImage, bus: VirtualBus, journal: URL, family: McuFamily,
-        clock: VirtualClock
-    ) async -> Result<UpgradeResult, UpgradeError> {
+    static func upgrade(_ file: FirmwareImage, _ setup: Setup) async -> Result<UpgradeResult, UpgradeError> {
         do throws(UpgradeError) {
             return .success(
-                try await UpgradeEngine(discovery: bus, clock: clock)
-                    .upgrade(file, source: "model.hex", options: options(bus, journal: journal, family: family)))
+                try await UpgradeEngine(discovery: setup.bus, clock: setup.clock).upgrade(
+                    file, source: "model.hex", options: options(setup)))
         } catch {
             return .failure(error)
         }
     }
 
     /// The host dies at the `at`-th flash event: the upgrade's task is cancelled there.
-    static func killedRun(
-        _ file: FirmwareImage, bus: VirtualBus, journal: URL, family: McuFamily, clock: VirtualClock,
-        at: Int
-    ) async -> Result<UpgradeResult, UpgradeError> {
+    static func killedRun(_ file: FirmwareImage, _ setup: Setup, at: Int) async -> Result<UpgradeResult, UpgradeError> {
         let counter = Counter()
         let handle = TaskHandle()
         let task = Task { () -> Result<UpgradeResult, UpgradeError> in
-            let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+            let engine = UpgradeEngine(discovery: setup.bus, clock: setup.clock) { event in
                 if case .flash = event, counter.increment() == at { handle.cancel() }
             }
             do throws(UpgradeError) {
-                return .success(
-                    try await engine.upgrade(file, source: "model.hex", options: options(bus, journal: journal, family: family)))
+                return .success(try await engine.upgrade(file, source: "model.hex", options: options(setup)))
             } catch {
                 return .failure(error)
             }
         }
         handle.set(task)
         return await task.value
+    }
+
+    /// A profile for the model's product on `family` that requires signed packages (the cases write bare images).
+    static func signingProfile(_ family: McuFamily) -> ProductProfile {
+        let json = """
+            {"format": 1, "id": "model-signed", "name": "Model product (signed)", "family": "\(family.id)",
+             "application": {"usbVendorID": "0x1209", "usbProductID": "0x0001", "hidUsagePage": "0xFFDF",
+                             "hidUsage": "0x0001", "protocol": "dfuhop", "imageProductID": "0x\(Hex.digits(product, width: 8))"},
+             "dfu": {"usbVendorID": "0x0483", "usbProductID": "0xDF11"},
+             "boot0": {"method": "prompt", "instructions": "Hold BOOT0 and replug."}, "reenumerationTimeoutMs": 2000,
+             "signing": {"required": true, "publicKeys": ["11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="]}}
+            """
+        // The JSON above is fixed; a failure to read it is a bug in this test.
+        return try! ProductProfile.decode(Data(json.utf8), file: "model-signed")
     }
 
     final class TaskHandle: @unchecked Sendable {
@@ -354,17 +468,23 @@ struct ModelBasedTests {
     }
 
     static var caseCount: Int { Int(ProcessInfo.processInfo.environment["DFUHOP_MODEL_CASES"] ?? "") ?? 2000 }
+    static let chunks = 16
 
-    @Test("every generated case keeps the invariants; the table of outcomes is printed")
-    func generatedCases() async throws {
+    /// The seeds of chunk `index` (the cases split into `chunks` parallel tests), or the one replayed.
+    static func seeds(chunk index: Int) -> [UInt64] {
         let environment = ProcessInfo.processInfo.environment
-        let seeds: [UInt64]
-        if let replay = environment["DFUHOP_MODEL_SEED"].flatMap({ UInt64($0) }) {
-            seeds = [replay]
-        } else {
-            let start = UInt64(environment["DFUHOP_MODEL_START"] ?? "") ?? 1
-            seeds = (0..<UInt64(Self.caseCount)).map { start &+ $0 }
-        }
+        if let replay = environment["DFUHOP_MODEL_SEED"].flatMap({ UInt64($0) }) { return index == 0 ? [replay] : [] }
+        let start = UInt64(environment["DFUHOP_MODEL_START"] ?? "") ?? 1
+        let count = caseCount
+        let per = (count + chunks - 1) / chunks
+        let range = min(count, index * per)..<min(count, (index + 1) * per)
+        return range.map { start &+ UInt64($0) }
+    }
+
+    @Test("every generated case keeps the invariants; the table of outcomes is printed", arguments: 0..<chunks)
+    func generatedCases(chunk: Int) async throws {
+        let seeds = Self.seeds(chunk: chunk)
+        guard !seeds.isEmpty else { return }
         var table: [String: Int] = [:]
         let began = ContinuousClock.now
         for seed in seeds {
@@ -373,9 +493,10 @@ struct ModelBasedTests {
             table["\(testCase.path.rawValue) / \(testCase.relation.rawValue) → \(outcome.rawValue)", default: 0] += 1
         }
         let seconds = (ContinuousClock.now - began).components.seconds
-        print(
-            "model-based upgrade: \(seeds.count) cases in \(seconds) s (\(seconds > 0 ? seeds.count / Int(seconds) : seeds.count) cases/s); "
-                + "replay one with DFUHOP_MODEL_SEED=N")
-        for (row, count) in table.sorted(by: { $0.key < $1.key }) { print(String(format: "  %5d  ", count) + row) }
+        var lines = [
+            "model-based upgrade, chunk \(chunk): seeds \(seeds.first!)...\(seeds.last!), \(seeds.count) cases in \(seconds) s; replay one with DFUHOP_MODEL_SEED=N"
+        ]
+        for (row, count) in table.sorted(by: { $0.key < $1.key }) { lines.append(String(format: "  %5d  ", count) + row) }
+        print(lines.joined(separator: "\n"))
     }
 }
