@@ -53,10 +53,15 @@ public struct FlashWordPadding: Sendable, Hashable {
     public var segmentsAfter: Int
     /// 0xFF bytes added (inside words the image touched only in part).
     public var paddedBytes: Int
-    /// Pairs of input segments that shared a word (now merged into one element).
+    /// Pairs of input segments that shared a word (now merged into one element): the first `namedLimit`.
     public var sharedWords: [SharedFlashWord]
-    /// Input segments in the flash that started or ended off a word (now widened).
+    public var sharedWordCount = 0
+    /// Input segments in the flash that started or ended off a word (now widened): the first `namedLimit`.
     public var unaligned: [Segment.Extent]
+    public var unalignedCount = 0
+
+    /// How many of each are named (a file of 100,000 stray records costs no list of them).
+    public static let namedLimit = 8
 
     public var changed: Bool { paddedBytes > 0 || segmentsBefore != segmentsAfter }
 }
@@ -71,15 +76,24 @@ extension FirmwareImage {
         for index in padded.targets.indices {
             let input = padded.targets[index].segments
             let merged = try Self.normalize(input, granularity: 1, entryPoint: nil).segments
-            let flash = merged.filter(rule.applies)
-            let other = merged.filter { !rule.applies(to: $0) }
+            // Usually every segment is in the flash: then no copies of the segment list are made.
+            let allFlash = merged.allSatisfy(rule.applies)
+            let flash = allFlash ? merged : merged.filter(rule.applies)
+            let other = allFlash ? [] : merged.filter { !rule.applies(to: $0) }
             let words = try Self.normalize(flash, granularity: rule.wordSize, entryPoint: nil).segments
-            let output = (words + other).sorted { $0.address < $1.address }
+            let output = other.isEmpty ? words : (words + other).sorted { $0.address < $1.address }
             summary.segmentsBefore += input.filter { !$0.bytes.isEmpty }.count
             summary.segmentsAfter += output.count
             summary.paddedBytes += words.reduce(0) { $0 + $1.bytes.count } - flash.reduce(0) { $0 + $1.bytes.count }
-            summary.sharedWords += Self.sharedFlashWords(merged, rule: rule)
-            summary.unaligned += flash.filter { !$0.isAligned(to: rule.wordSize) }.map(\.extent)
+            Self.forEachSharedWord(merged, rule: rule) { shared in
+                if summary.sharedWords.count < FlashWordPadding.namedLimit { summary.sharedWords.append(shared) }
+                summary.sharedWordCount += 1
+                return true
+            }
+            for segment in flash where !segment.isAligned(to: rule.wordSize) {
+                if summary.unalignedCount < FlashWordPadding.namedLimit { summary.unaligned.append(segment.extent) }
+                summary.unalignedCount += 1
+            }
             padded.targets[index].segments = output
         }
         return (padded, summary)
@@ -89,17 +103,25 @@ extension FirmwareImage {
     /// they touch (as `normalize` leaves them). Neighbours suffice: a word two segments share holds every
     /// segment between them too. At most `limit` (a file of 100,000 stray records costs no list of them).
     public static func sharedFlashWords(_ segments: [Segment], rule: FlashWordRule, limit: Int = .max) -> [SharedFlashWord] {
-        let mask = ~UInt64(rule.wordSize - 1)
         var found: [SharedFlashWord] = []
+        forEachSharedWord(segments, rule: rule) { shared in
+            found.append(shared)
+            return found.count < limit
+        }
+        return found
+    }
+
+    /// Calls `body` for each shared word (see `sharedFlashWords`) until it returns false.
+    static func forEachSharedWord(_ segments: [Segment], rule: FlashWordRule, _ body: (SharedFlashWord) -> Bool) {
+        let mask = ~UInt64(rule.wordSize - 1)
         var last: Segment?
         for next in segments where !next.bytes.isEmpty && rule.applies(to: next) {
             if let previous = last, next.end > previous.end, (previous.end - 1) & mask == UInt64(next.address) & mask {
-                found.append(SharedFlashWord(word: UInt32(UInt64(next.address) & mask), first: previous.extent, second: next.extent))
-                if found.count >= limit { break }
+                let shared = SharedFlashWord(word: UInt32(UInt64(next.address) & mask), first: previous.extent, second: next.extent)
+                guard body(shared) else { return }
             }
             last = next
         }
-        return found
     }
 }
 

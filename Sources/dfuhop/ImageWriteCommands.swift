@@ -111,16 +111,21 @@ struct ImageConvertCommand: AsyncParsableCommand {
 }
 
 /// The flash word files dfuhop writes are padded to (issue 25): the part named by --family, else the family
-/// of the product profile the image's descriptor names (the search `upgrade` makes), else the largest STM32
-/// word. `from` says which, for the message.
+/// of the product profile the image's descriptor names, else the largest STM32 word. `from` says which.
 func flashWordRule(family id: String?, image: FirmwareImage) throws -> (rule: FlashWordRule, from: String) {
     if let (family, _) = try targetMemoryMap(family: id) { return (FlashWordRule(family), "--family \(family.id)") }
-    // The profiles only sharpen the word; without them the largest word is still safe, so a broken set is no error.
-    let profiles = (try? Profiles.load([])) ?? []
-    if let profile = UpgradeEngine.profile(for: image, among: profiles) {
-        return (FlashWordRule(profile.family), "the image's product, profile \(profile.id)")
-    }
+    if let profile = productProfile(of: image) { return (FlashWordRule(profile.family), "the image's product, profile \(profile.id)") }
     return (.anySTM32, "no part given or recognised")
+}
+
+/// The profile of the product the image's descriptor names. The descriptor is read once, on the image as it
+/// is (not once per family, as `upgrade` does): a hostile file of 100,000 segments costs one pass. The
+/// profiles only sharpen the word; without them the largest word is still safe, so a broken set is no error.
+private func productProfile(of image: FirmwareImage) -> ProductProfile? {
+    guard let normalized = try? image.normalized(), let base = normalized.baseAddress,
+        let descriptor = try? ImageDescriptor.validate(normalized, base: base, source: "")
+    else { return nil }
+    return ((try? Profiles.load([])) ?? []).first { $0.imageProductID == descriptor.productID }
 }
 
 extension FlashWordRule {
@@ -151,7 +156,7 @@ extension FlashWordPadding {
             "segment \($0) starts or ends off a flash word (\(rule.wordSize) bytes on \(part)); "
                 + "widened to whole words with 0xFF here"
         }
-        let more = sharedWords.count + unaligned.count - shared.count - offWord.count
+        let more = sharedWordCount + unalignedCount - shared.count - offWord.count
         return shared + offWord + (more > 0 ? ["\(more) more segment(s) shared a word or started or ended off one (widened too)"] : [])
     }
 }
