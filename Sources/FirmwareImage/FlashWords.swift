@@ -21,7 +21,7 @@ public struct FlashWordRule: Sendable, Hashable {
 
     /// STM32 main flash and its aliases (0x0800_0000, and 0x0C00_0000 secure on H5/U5/L5) up to the system memory.
     public static let stm32FlashRegion: ClosedRange<UInt32> = 0x0800_0000...0x0FFF_FFFF
-    /// The largest STM32 flash word: 256 bits on H74x/H75x (RM0433 §4.3.9, "flash word").
+    /// The largest STM32 flash word: 256 bits on H74x/H75x (RM0433; protocols/families/h753.json).
     public static let largestSTM32Word = 32
     /// When the part is not known: the largest word, over the STM32 flash region.
     public static let anySTM32 = FlashWordRule(wordSize: largestSTM32Word, partName: nil, regions: [stm32FlashRegion])

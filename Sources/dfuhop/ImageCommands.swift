@@ -110,7 +110,9 @@ struct ImageInfoCommand: AsyncParsableCommand {
             outside RAM, descriptor CRC mismatch);
               warning  unusual, maybe intended (e.g. no descriptor, image not at the flash base).
             Without --family the stack pointer is only checked against the Cortex-M SRAM region; with it, \
-            against the part's RAM and flash, and segments are padded to its write unit.
+            against the part's RAM and flash, and segments are padded to its write unit. Segments that share \
+            a flash word, or start or end off one, are warned about (the word of --family, else of the product \
+            the descriptor names, else 32 bytes): a client that writes them as they are writes a word twice.
 
             Exit status: 0 when the file could be read (look at the findings), 65 when it is malformed \
             (the message names the line or byte offset), 66 when it cannot be opened.
