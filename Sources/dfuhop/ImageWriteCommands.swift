@@ -140,7 +140,7 @@ extension FlashWordPadding {
     /// One line: what was padded, or that nothing needed it.
     func summary(from: String) -> String {
         let word = "\(rule.wordDescription), from \(from)"
-        guard changed else { return "flash words: every element already whole \(word)" }
+        guard changed else { return "nothing padded: every element is already whole words (the \(word))" }
         return "padded to the \(word): \(segmentsBefore) segment(s) -> \(segmentsAfter) element(s), \(paddedBytes) bytes of 0xFF added"
     }
 
