@@ -104,6 +104,9 @@ struct FlashWordTests {
             }
             #expect(summary.paddedBytes == padded.payloadSize - original.payloadSize)
             #expect(summary.paddedBytes < 2 * rule.wordSize * segments.count)
+            // dfuhop's own output needs nothing more: converting it again changes nothing.
+            let (again, second) = try padded.paddedToFlashWords(rule)
+            #expect(again == padded && !second.changed && second.unalignedCount == 0 && second.sharedWordCount == 0)
         }
     }
 }
