@@ -2716,7 +2716,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "the team's earlier design notes only: L4 ROMs stall GETSTATUS during an erase, up to 3 in a row; no public log shows it (searched dfu-util, fwupd and betaflight-configurator issues, December 2026). dfuhop's client tolerates it; the virtual ROM acts it out only when a fault plan opts in (FaultPlan.unverifiedQuirks), so a client real L4 ROMs accept is not failed by a guess",
       "unverified": true
     }
   ]
@@ -2838,7 +2838,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "the team's earlier design notes only: L4 ROMs stall GETSTATUS during an erase, up to 3 in a row; no public log shows it (searched dfu-util, fwupd and betaflight-configurator issues, December 2026). dfuhop's client tolerates it; the virtual ROM acts it out only when a fault plan opts in (FaultPlan.unverifiedQuirks), so a client real L4 ROMs accept is not failed by a guess",
       "unverified": true
     }
   ]
@@ -2960,7 +2960,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "the team's earlier design notes only: L4 ROMs stall GETSTATUS during an erase, up to 3 in a row; no public log shows it (searched dfu-util, fwupd and betaflight-configurator issues, December 2026). dfuhop's client tolerates it; the virtual ROM acts it out only when a fault plan opts in (FaultPlan.unverifiedQuirks), so a client real L4 ROMs accept is not failed by a guess",
       "unverified": true
     }
   ]
@@ -3079,7 +3079,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "the team's earlier design notes only: L4 ROMs stall GETSTATUS during an erase, up to 3 in a row; no public log shows it (searched dfu-util, fwupd and betaflight-configurator issues, December 2026). dfuhop's client tolerates it; the virtual ROM acts it out only when a fault plan opts in (FaultPlan.unverifiedQuirks), so a client real L4 ROMs accept is not failed by a guess",
       "unverified": true
     }
   ]
@@ -3203,7 +3203,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "the team's earlier design notes only: L4 ROMs stall GETSTATUS during an erase, up to 3 in a row; no public log shows it (searched dfu-util, fwupd and betaflight-configurator issues, December 2026). dfuhop's client tolerates it; the virtual ROM acts it out only when a fault plan opts in (FaultPlan.unverifiedQuirks), so a client real L4 ROMs accept is not failed by a guess",
       "unverified": true
     }
   ]
@@ -3326,7 +3326,7 @@ enum EmbeddedFamilyFiles {
     {
       "kind": "getstatus-stalls-during-erase",
       "maxStalls": 3,
-      "source": "dfu-util issue reports and the team's earlier design notes: L4 ROMs stall GETSTATUS during an erase; up to 3 in a row tolerated (not seen in a public log)",
+      "source": "the team's earlier design notes only: L4 ROMs stall GETSTATUS during an erase, up to 3 in a row; no public log shows it (searched dfu-util, fwupd and betaflight-configurator issues, December 2026). dfuhop's client tolerates it; the virtual ROM acts it out only when a fault plan opts in (FaultPlan.unverifiedQuirks), so a client real L4 ROMs accept is not failed by a guess",
       "unverified": true
     }
   ]

@@ -34,6 +34,10 @@ public struct FaultPlan: Sendable, Hashable, Codable {
     /// A worn flash cell: bit 0 of the byte at this address stays 0 whatever is erased or written, so
     /// read-back differs there every time (a unit no rewrite can fix).
     public var stuckBitAt: UInt32?
+    /// The ROM also acts out the quirks its family data marks unverified (no public log behind them: the
+    /// L4 GETSTATUS stall during an erase). Off by default, so a client real ROMs accept never fails
+    /// against a guess; on, to test that a client tolerates the guess too.
+    public var unverifiedQuirks: Bool?
 
     public struct BlockStatusError: Sendable, Hashable, Codable {
         public var block: Int
@@ -48,7 +52,8 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         powerLossAtFlashOperation: Int? = nil, disconnectAtTransfer: Int? = nil, stallAtTransfer: Int? = nil,
         stallCount: Int = 1, statusErrorAtBlock: BlockStatusError? = nil, neverReturnAfterReset: Bool = false,
         stuckBusyAtFlashOperation: Int? = nil, returnDelay: Duration? = nil, returnPort: String? = nil,
-        pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil, stuckBitAt: UInt32? = nil
+        pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil, stuckBitAt: UInt32? = nil,
+        unverifiedQuirks: Bool? = nil
     ) {
         self.powerLossAtFlashOperation = powerLossAtFlashOperation
         self.disconnectAtTransfer = disconnectAtTransfer
@@ -62,6 +67,7 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         self.pollTimeoutScale = pollTimeoutScale
         self.reportedVersion = reportedVersion
         self.stuckBitAt = stuckBitAt
+        self.unverifiedQuirks = unverifiedQuirks
     }
 
     public static let none = FaultPlan()

@@ -54,6 +54,15 @@ private struct StartedOperation {
 }
 
 extension VirtualUnit {
+    /// The family's ROM quirks this unit acts out: those a public source confirms, and the ones the family data
+    /// marks unverified only when the fault plan opts in (`FaultPlan.unverifiedQuirks`). A client real ROMs
+    /// accept must not fail against the model because of a guess (issue 25: the L4 GETSTATUS stall during erase).
+    var enactedQuirksLocked: [RomQuirk] {
+        family.quirks.enumerated().filter { index, _ in
+            faults.unverifiedQuirks == true || family.sources["quirks[\(index)]"]?.unverified != true
+        }.map(\.element)
+    }
+
     /// One control transfer, as the ROM's USB stack sees it.
     func control(
         _ request: ControlRequest, data: [UInt8]?, length: Int, timeout: Duration, enumeration handle: Int,
@@ -248,8 +257,9 @@ extension VirtualUnit {
             if rom.outcome.isStuck { return .reply(statusReply()) }
             let now = clock.now()
             if now < rom.busyUntil {
-                // L4: GETSTATUS stalls while an erase is under way; other ROMs hold the transfer.
-                if rom.isErasing, family.eraseStallAllowance != nil {
+                // L4 (unverified, so only as an opt-in fault): GETSTATUS stalls while an erase is under way;
+                // other ROMs hold the transfer.
+                if rom.isErasing, enactedQuirksLocked.eraseStallAllowance != nil {
                     return .stall
                 }
                 return .blockUntil(rom.busyUntil)
@@ -329,11 +339,14 @@ extension VirtualUnit {
         else { return .failed(.errTarget) }
         let duration = family.timings.eraseTime(sectorSize: sector.size)
         var started = StartedOperation(
-            duration: duration, reported: family.reportedPollTimeouts.erase ?? (family.eraseStallAllowance != nil ? duration / 4 : nil))
+            duration: duration,
+            reported: family.reportedPollTimeouts.erase ?? (enactedQuirksLocked.eraseStallAllowance != nil ? duration / 4 : nil))
         guard flashOperation({ torn in self.eraseLocked(offset: offset, count: Int(sector.size), torn: torn) }) else { return nil }
         rom.isErasing = true
         // H7 rev V hangs in dfuDNBUSY on an erase (betaflight-configurator PR 1861).
-        if faults.stuckBusyAtFlashOperation == flashOperationCount, family.stuckBusyClearCount != nil { started.outcome = .stuck }
+        if faults.stuckBusyAtFlashOperation == flashOperationCount, enactedQuirksLocked.stuckBusyClearCount != nil {
+            started.outcome = .stuck
+        }
         return started
     }
 

@@ -340,7 +340,7 @@ public final class VirtualUnit: @unchecked Sendable {
 
     func jumpOutcomeLocked(_ address: UInt32) -> Bool {
         // H5: the ROM's leave locks the core up whatever the address (chcbaram/stm32h563-core docs); a reset recovers.
-        if family.leaveLocksUp { return false }
+        if enactedQuirksLocked.leaveLocksUp { return false }
         switch family.leaveJump {
         case .vectorTable:
             // Loads SP and PC from the table at `address`.

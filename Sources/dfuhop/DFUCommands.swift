@@ -196,7 +196,9 @@ struct ReadCommand: AsyncParsableCommand {
         commandName: "read",
         abstract: "Read memory from a unit in DFU mode into a file.",
         discussion: """
-            The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format.
+            The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format. \
+            From the internal flash (alternate setting 0), the read is widened to whole flash words of the part, so \
+            that any client can write the file back without writing a word twice.
 
             Examples:
               dfuhop read --address 0x08000000 --length 64K -o backup.hex
@@ -224,19 +226,28 @@ struct ReadCommand: AsyncParsableCommand {
             defer { renderer.finish() }
             return try await session.run {
                 let unit = try await session.dfuTarget()
-                try checkReadRange(start: UInt32(start), count: count, alternate: altSetting, in: unit.alternateSettings)
+                // The internal flash is read in whole flash words, so the file can be written back by any client
+                // without writing a word twice (issue 25); the widened bytes are the unit's, not padding.
+                let word = altSetting == 0 ? UInt64(unit.family.writeGranularity) : 1
+                let (first, end) = (start & ~(word - 1), (start + count + word - 1) & ~(word - 1))
+                try checkReadRange(start: UInt32(first), count: end - first, alternate: altSetting, in: unit.alternateSettings)
                 let bytes = try await session.engine(renderer).read(
-                    from: unit, address: UInt32(start), length: Int(count),
+                    from: unit, address: UInt32(first), length: Int(end - first),
                     alternateSetting: altSetting)
                 renderer.finish()
-                let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(start), bytes: bytes)])
+                let image = FirmwareImage(format: outputFormat, segments: [Segment(address: UInt32(first), bytes: bytes)])
                 try ImageFile.write(image, to: output, as: outputFormat)
                 var result = ResultLine("read")
-                (result.address, result.length, result.file) = (Hex.word(UInt32(start)), bytes.count, output)
+                (result.address, result.length, result.file) = (Hex.word(UInt32(first)), bytes.count, output)
                 result.crc32 = Hex.word(CRC32.zlib(bytes))
                 if !json {
+                    if (first, end) != (start, start + count) {
+                        Output.print(
+                            "widened to whole \(word)-byte flash words of \(unit.family.name): \(Hex.word(UInt32(first)))-\(Hex.word(UInt32(end - 1)))"
+                        )
+                    }
                     Output.print(
-                        "read \(ProgressBar.bytes(bytes.count)) from \(Hex.word(UInt32(start))) into \(output) (crc32 0x\(Hex.digits(CRC32.zlib(bytes), width: 8)))"
+                        "read \(ProgressBar.bytes(bytes.count)) from \(Hex.word(UInt32(first))) into \(output) (crc32 0x\(Hex.digits(CRC32.zlib(bytes), width: 8)))"
                     )
                 }
                 return result

@@ -110,7 +110,9 @@ struct ImageInfoCommand: AsyncParsableCommand {
             outside RAM, descriptor CRC mismatch);
               warning  unusual, maybe intended (e.g. no descriptor, image not at the flash base).
             Without --family the stack pointer is only checked against the Cortex-M SRAM region; with it, \
-            against the part's RAM and flash, and segments are padded to its write unit.
+            against the part's RAM and flash, and segments are padded to its write unit. Segments that share \
+            a flash word, or start or end off one, are warned about (the word of --family, else of the product \
+            the descriptor names, else 32 bytes): a client that writes them as they are writes a word twice.
 
             Exit status: 0 when the file could be read (look at the findings), 65 when it is malformed \
             (the message names the line or byte offset), 66 when it cannot be opened.
@@ -142,7 +144,8 @@ struct ImageInfoCommand: AsyncParsableCommand {
             let image = try input.read(file)
             let selected = try input.selectTarget(of: image, file: file)
             let normalized = try selected.normalized(granularity: target?.0.writeGranularity ?? 1)
-            let report = ImageCheck.check(normalized, for: target?.1, source: file)
+            var report = ImageCheck.check(normalized, for: target?.1, source: file)
+            report.findings += try flashWordFindings(selected)
             let digests = Digests(normalized)
             var result = ResultLine("described")
             guard json else {
@@ -157,6 +160,31 @@ struct ImageInfoCommand: AsyncParsableCommand {
             return result
         }
     }
+
+    /// Segments that share a flash word of the given or recognised part (else the largest STM32 word), or
+    /// start or end off one: a client writing them as they are writes a word twice. The first eight are named.
+    private func flashWordFindings(_ image: FirmwareImage) throws -> [ImageFinding] {
+        let (rule, from) = try flashWordRule(family: family, image: image)
+        let merged = try FirmwareImage.normalize(image.segments, granularity: 1, entryPoint: nil).segments
+        let part = rule.partName ?? "any STM32, \(from)"
+        var findings = FirmwareImage.sharedFlashWords(merged, rule: rule, limit: Self.namedWordFindings).map {
+            ImageFinding(
+                .warning, at: $0.word,
+                "segments \($0.first) and \($0.second) share a flash word (\(rule.wordSize) bytes on \(part)); a client that "
+                    + "writes them separately writes it twice (`dfuhop image convert` merges them)")
+        }
+        let offWord = merged.lazy.filter { rule.applies(to: $0) && !$0.isAligned(to: rule.wordSize) }
+        for segment in offWord.prefix(max(0, Self.namedWordFindings - findings.count)) {
+            findings.append(
+                ImageFinding(
+                    .warning, at: segment.address,
+                    "segment \(segment.extent) starts or ends off a flash word (\(rule.wordSize) bytes on \(part)); a client that "
+                        + "writes it in blocks may write a word twice (`dfuhop image convert` pads it)"))
+        }
+        return findings
+    }
+
+    static let namedWordFindings = 8
 
     private func printInfo(image: FirmwareImage, normalized: NormalizedImage, report: ImageReport, digests: Digests, family: McuFamily?) {
         var lines: [String] = []

@@ -58,3 +58,11 @@ extension ImageInfoJSON.DescriptorJSON {
         }
     }
 }
+
+extension FlashWordJSON {
+    init(_ padding: FlashWordPadding, from: String) {
+        self.init(
+            size: padding.rule.wordSize, part: padding.rule.partName, from: from, paddedBytes: padding.paddedBytes,
+            segmentsBefore: padding.segmentsBefore, elementsAfter: padding.segmentsAfter, warnings: padding.warnings)
+    }
+}

@@ -3,6 +3,7 @@ import Crypto
 import DeviceProfiles
 import FirmwareImage
 import HexFormat
+import UpgradeEngine
 
 // MARK: - convert
 
@@ -15,6 +16,13 @@ struct ImageConvertCommand: AsyncParsableCommand {
             .bin). The image is normalised on the way (adjacent segments merged, overlaps refused); a raw \
             binary runs from the lowest to the highest address with gaps filled with 0xFF.
 
+            So that no client (dfu-util, pydfu, a programmer) can write one flash word twice, which breaks \
+            ECC flash (L4, G4, H5, H7, U5), the flash part of the image is padded to whole flash words: \
+            every element starts and ends on a word, segments that share a word become one element, and \
+            the bytes added are 0xFF. The word is the part's (--family, else the family of the product \
+            profile the image's descriptor names), else 32 bytes, the largest on any STM32. The command \
+            says what it padded, and warns about segments that shared a word.
+
             A .dfu gets one target per memory, one element per segment, and a suffix with the USB identity \
             from --vid/--pid/--bcd-device (else the input's suffix, else ST's ROM: 0483:DF11, bcdDevice \
             0xFFFF = any). HEX, S-record and binary hold one memory: for a .dfu with several targets, pick \
@@ -24,6 +32,7 @@ struct ImageConvertCommand: AsyncParsableCommand {
 
             Examples:
               dfuhop image convert app.hex app.bin
+              dfuhop image convert gapped.hex gapped.dfu --family l476
               dfuhop image convert app.bin app.dfu --address 0x08000000 --vid 0x1209 --pid 0x0001 --target-name "Internal Flash"
               dfuhop image convert update.dfu flash.hex --alt-setting 0
               dfuhop image convert app.elf app.s37 --format srec
@@ -39,6 +48,12 @@ struct ImageConvertCommand: AsyncParsableCommand {
     var format: String?
 
     @OptionGroup var inputOptions: ImageInputOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "The MCU family, whose flash word the output is padded to (default: the image's product, else 32 bytes).",
+            valueName: "family"))
+    var family: String?
 
     @Option(help: ArgumentHelp("USB vendor ID for the .dfu suffix.", valueName: "vid")) var vid: String?
     @Option(help: ArgumentHelp("USB product ID for the .dfu suffix.", valueName: "pid")) var pid: String?
@@ -60,12 +75,8 @@ struct ImageConvertCommand: AsyncParsableCommand {
             let chosenFormat = try outputFormat(format, path: output, fallback: nil)
             // Without --alt-setting every target is kept: .dfu holds them all, the others refuse several.
             let source = inputOptions.altSetting == nil ? image : try inputOptions.selectTarget(of: image, file: input)
-            var normalized = source
-            for index in normalized.targets.indices {
-                normalized.targets[index].segments = try FirmwareImage.normalize(
-                    normalized.targets[index].segments, granularity: 1, entryPoint: nil
-                ).segments
-            }
+            let rule = try flashWordRule(family: family, image: source)
+            let (normalized, padding) = try source.paddedToFlashWords(rule.rule)
             var options = WriteOptions(targetName: targetName)
             if vid != nil || pid != nil || bcdDevice != nil {
                 let base = image.suffixIdentity ?? WriteOptions.defaultIdentity
@@ -80,13 +91,73 @@ struct ImageConvertCommand: AsyncParsableCommand {
             result.converted = ConvertedJSON(
                 input: input, inputFormat: image.format.rawValue, output: output, outputFormat: chosenFormat.rawValue,
                 segments: segments, payloadSize: normalized.payloadSize)
+            result.converted?.flashWord = FlashWordJSON(padding, from: rule.from)
             if !json {
                 Output.print(
                     "\(input) (\(image.format.displayName)) -> \(output) (\(chosenFormat.displayName)): \(segments) segment(s), \(normalized.payloadSize) bytes"
                 )
+                Output.print(padding.summary(from: rule.from))
+                let (before, after) = (source.segments.map(\.address).min(), normalized.segments.first?.address)
+                if chosenFormat == .binary, let before, let after, before != after {
+                    Output.print(
+                        "the raw binary starts at \(Hex.word(after)), not \(Hex.word(before)): give that address to the tool that writes it"
+                    )
+                }
             }
+            for warning in padding.warnings { Output.message("warning: \(warning)") }
             return result
         }
+    }
+}
+
+/// The flash word files dfuhop writes are padded to (issue 25): the part named by --family, else the family
+/// of the product profile the image's descriptor names, else the largest STM32 word. `from` says which.
+func flashWordRule(family id: String?, image: FirmwareImage) throws -> (rule: FlashWordRule, from: String) {
+    if let (family, _) = try targetMemoryMap(family: id) { return (FlashWordRule(family), "--family \(family.id)") }
+    if let profile = productProfile(of: image) { return (FlashWordRule(profile.family), "the image's product, profile \(profile.id)") }
+    return (.anySTM32, "no part given or recognised")
+}
+
+/// The profile of the product the image's descriptor names. The descriptor is read once, on the image as it
+/// is (not once per family, as `upgrade` does): a hostile file of 100,000 segments costs one pass. The
+/// profiles only sharpen the word; without them the largest word is still safe, so a broken set is no error.
+private func productProfile(of image: FirmwareImage) -> ProductProfile? {
+    guard let normalized = try? image.normalized(), let base = normalized.baseAddress,
+        let descriptor = try? ImageDescriptor.validate(normalized, base: base, source: "")
+    else { return nil }
+    return ((try? Profiles.load([])) ?? []).first { $0.imageProductID == descriptor.productID }
+}
+
+extension FlashWordRule {
+    /// The family's flash word over its main flash (and the STM32 flash region, for aliases).
+    init(_ family: McuFamily) {
+        let zones = family.defaultFlashMode.layout.zones.map { $0.start...UInt32($0.end - 1) }
+        self.init(wordSize: family.writeGranularity, partName: family.name, regions: zones + [Self.stm32FlashRegion])
+    }
+}
+
+extension FlashWordPadding {
+    /// One line: what was padded, or that nothing needed it.
+    func summary(from: String) -> String {
+        let word = "\(rule.wordDescription), from \(from)"
+        guard changed else { return "nothing padded: every element is already whole words (the \(word))" }
+        return "padded to the \(word): \(segmentsBefore) segment(s) -> \(segmentsAfter) element(s), \(paddedBytes) bytes of 0xFF added"
+    }
+
+    /// Segments that shared a word, and segments off a word, named with the word and the part: the first
+    /// eight, then a count (a file of 100,000 stray records would otherwise print 100,000 lines).
+    var warnings: [String] {
+        let part = rule.partName ?? "any STM32"
+        let shared = sharedWords.prefix(8).map {
+            "segments \($0.first) and \($0.second) share the flash word at \(Hex.word($0.word)) (\(rule.wordSize) bytes on \(part)); "
+                + "a client that writes them separately writes it twice (merged into one element here)"
+        }
+        let offWord = unaligned.prefix(8 - shared.count).map {
+            "segment \($0) starts or ends off a flash word (\(rule.wordSize) bytes on \(part)); "
+                + "widened to whole words with 0xFF here"
+        }
+        let more = sharedWordCount + unalignedCount - shared.count - offWord.count
+        return shared + offWord + (more > 0 ? ["\(more) more segment(s) shared a word or started or ended off one (widened too)"] : [])
     }
 }
 
@@ -180,7 +251,11 @@ struct ImageStampCommand: AsyncParsableCommand {
                     productID: try usbNumber(pid, "--pid") ?? base.productID,
                     bcdDevice: base.bcdDevice)
             }
-            try ImageFile.write(stamped, to: output, as: chosenFormat, options: options)
+            // Padded to flash words like `convert` (the descriptor's product names the part, if it has a profile).
+            let rule = try flashWordRule(family: nil, image: stamped)
+            let (padded, padding) = try stamped.paddedToFlashWords(rule.rule)
+            try ImageFile.write(padded, to: output, as: chosenFormat, options: options)
+            for warning in padding.warnings { Output.message("warning: \(warning)") }
             let normalized = try stamped.normalized()
             guard let base = normalized.baseAddress else { throw Failure(.badInput, "\(output): the stamped image is empty") }
             let descriptor = try ImageDescriptor.validate(normalized, base: base, source: output)
@@ -193,6 +268,7 @@ struct ImageStampCommand: AsyncParsableCommand {
                 Output.print(
                     "stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version.fullDescription), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(Hex.word(descriptor.crc))"
                 )
+                if padding.changed { Output.print(padding.summary(from: rule.from)) }
             }
             return result
         }

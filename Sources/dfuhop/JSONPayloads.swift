@@ -65,6 +65,18 @@ struct ConvertedJSON: Codable, Equatable, Sendable {
     var outputFormat: String
     var segments: Int
     var payloadSize: Int
+    /// What was padded to whole flash words (issue 25).
+    var flashWord: FlashWordJSON?
+}
+
+struct FlashWordJSON: Codable, Equatable, Sendable {
+    var size: Int
+    var part: String?
+    var from: String
+    var paddedBytes: Int
+    var segmentsBefore: Int
+    var elementsAfter: Int
+    var warnings: [String]
 }
 
 struct StampedJSON: Codable, Equatable, Sendable {

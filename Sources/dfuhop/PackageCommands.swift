@@ -4,6 +4,7 @@ import FirmwareImage
 import Foundation
 import HexFormat
 import UpdatePackage
+import UpgradeEngine
 
 /// `dfuhop package …`: signed update packages (docs/packages.md).
 struct PackageCommand: AsyncParsableCommand {
@@ -64,10 +65,13 @@ struct PackageCreateCommand: AsyncParsableCommand {
                 }
                 releaseNotes = text
             }
+            let profiles = try Profiles.load(profile)
+            let staging = try StagedImages(images, profiles: profiles)
+            defer { staging.remove() }
             let request = PackageBuilder.Request(
-                images: images, minimumVersion: minimumVersion.flatMap { FirmwareVersion(parsing: $0, minimumComponents: 3) },
+                images: staging.paths, minimumVersion: minimumVersion.flatMap { FirmwareVersion(parsing: $0, minimumComponents: 3) },
                 releaseNotes: releaseNotes)
-            let manifest = try PackageBuilder.create(request, key: signingKey, profiles: Profiles.load(profile), output: output)
+            let manifest = try PackageBuilder.create(request, key: signingKey, profiles: profiles, output: output)
             var result = ResultLine("created")
             result.package = PackageJSON(manifest, file: output, verified: true)
             if !json {
@@ -77,6 +81,52 @@ struct PackageCreateCommand: AsyncParsableCommand {
             }
             return result
         }
+    }
+}
+
+/// The images as they go into a package: each one dfuhop can write (.dfu, HEX, S-record, raw binary) padded
+/// to whole flash words of its product's part (else the largest STM32 word) in a copy of the same name, so a
+/// member taken out of the package and written by another client writes no word twice (issue 25).
+struct StagedImages {
+    var paths: [String] = []
+    private var directory: URL?
+
+    init(_ images: [String], profiles: [ProductProfile]) throws {
+        for path in images {
+            // An image that cannot be read or normalised goes in as it is: the package's checks refuse it, naming why.
+            guard let image = try? ImageFile.read(path: path) else {
+                paths.append(path)
+                continue
+            }
+            let rule = UpgradeEngine.profile(for: image, among: profiles).map { FlashWordRule($0.family) } ?? .anySTM32
+            guard let (padded, padding) = try? image.paddedToFlashWords(rule), padding.changed else {
+                paths.append(path)
+                continue
+            }
+            guard [.dfuse, .intelHex, .srec, .binary].contains(image.format) else {
+                for warning in padding.warnings {
+                    Output.message("warning: \(path): \(warning) (a \(image.format.displayName) is kept as it is)")
+                }
+                paths.append(path)
+                continue
+            }
+            let staged = try stagingDirectory().appendingPathComponent(URL(fileURLWithPath: path).lastPathComponent).path
+            try ImageFile.write(padded, to: staged, as: image.format)
+            Output.message("\(path): \(padding.summary(from: "its product"))")
+            paths.append(staged)
+        }
+    }
+
+    private mutating func stagingDirectory() throws -> URL {
+        if let directory { return directory }
+        let made = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-package-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: made, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        directory = made
+        return made
+    }
+
+    func remove() {
+        if let directory { try? FileManager.default.removeItem(at: directory) }
     }
 }
 

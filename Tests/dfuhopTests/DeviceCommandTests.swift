@@ -1,3 +1,4 @@
+import FirmwareImage
 import Foundation
 import Testing
 
@@ -39,6 +40,22 @@ struct DeviceCommandTests {
             "read", "--address", "0x08000000", "--length", "64", "-o", directory.path("out.bin"), "--simulate-state", state)
         #expect(read.status == 0, "\(read)")
         #expect(try directory.read("out.bin") == [UInt8](repeating: 0xFF, count: 64), "a dry run must not write")
+    }
+
+    /// Issue 25: a read of the internal flash is widened to whole flash words of the unit's part, with the
+    /// unit's own bytes, so the file can be written back by any client without writing a word twice.
+    @Test func readOfTheFlashIsWidenedToWholeWords() async throws {
+        let directory = try TemporaryDirectory()
+        let state = directory.path("unit.json")
+        let flash = try await Dfuhop.run("flash", Self.example("demo-g474-v2.hex"), "--simulate", "g474:dfu", "--simulate-state", state)
+        #expect(flash.status == 0, "\(flash)")
+        let read = try await Dfuhop.run(
+            "read", "--address", "0x08000003", "--length", "6", "-o", directory.path("out.dfu"), "--simulate-state", state)
+        #expect(read.status == 0, "\(read)")
+        #expect(read.stdout.contains("widened to whole 8-byte flash words of STM32G473/474/483/484: 0x08000000-0x0800000F"))
+        let image = try ImageReader.read(try directory.read("out.dfu"), file: "out.dfu")
+        let expected = try ImageFile.read(path: Self.example("demo-g474-v2.hex")).normalized().flattened()
+        #expect(image.segments == [Segment(address: 0x0800_0000, bytes: Array(expected[0..<16]))])
     }
 
     @Test func flashJsonEmitsEventsThenAResult() async throws {

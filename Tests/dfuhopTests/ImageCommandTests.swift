@@ -201,4 +201,54 @@ struct ImageCommandTests {
         #expect(unknownFamily.status == 64)
         #expect(unknownFamily.stderr.contains("f407"))
     }
+    // MARK: Flash words (issue 25, seed 004)
+
+    /// The HEX of issue 25: 0x7F3 bytes at 0x08003000 and 0x2001 bytes at 0x08006001.
+    static let gapped = FirmwareImage(
+        format: .intelHex,
+        segments: [
+            Segment(address: 0x0800_3000, bytes: (0..<0x7F3).map { UInt8(truncatingIfNeeded: $0 * 3 + 2) }),
+            Segment(address: 0x0800_6001, bytes: (0..<0x2001).map { UInt8(truncatingIfNeeded: $0 * 7 + 1) })
+        ])
+
+    @Test(arguments: [(["--family", "l476"], 8, "STM32L475/476/486"), ([], 32, "any STM32")])
+    func convertPadsToTheFlashWordAndSaysSo(family: [String], word: Int, part: String) async throws {
+        let directory = try TemporaryDirectory()
+        let input = try directory.write("gapped.hex", try ImageWriter.bytes(Self.gapped, as: .intelHex))
+        let result = try await Dfuhop.run(["image", "convert", input, directory.path("gapped.dfu")] + family)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("padded to the \(word)-byte flash word"), "\(result.stdout)")
+        #expect(result.stderr.contains("segment [0x08006001, 0x08008002) starts or ends off a flash word (\(word) bytes on \(part))"))
+        let written = try ImageReader.read(try directory.read("gapped.dfu"), file: "gapped.dfu")
+        let mask = UInt64(word - 1)
+        #expect(written.segments.count == 2)
+        #expect(written.segments.allSatisfy { UInt64($0.address) & mask == 0 && $0.end & mask == 0 })
+        for segment in Self.gapped.segments {
+            let holder = try #require(written.segments.first { UInt64($0.address) <= UInt64(segment.address) && segment.end <= $0.end })
+            let offset = Int(segment.address - holder.address)
+            #expect(Array(holder.bytes[offset..<offset + segment.bytes.count]) == segment.bytes)
+        }
+    }
+
+    @Test func infoAndConvertNameSegmentsThatShareAWord() async throws {
+        let directory = try TemporaryDirectory()
+        let image = FirmwareImage(
+            format: .intelHex,
+            segments: [Segment(address: 0x0800_0000, bytes: [1, 2, 3]), Segment(address: 0x0800_0005, bytes: [4, 5])])
+        let input = try directory.write("shared.hex", try ImageWriter.bytes(image, as: .intelHex))
+        let info = try await Dfuhop.run("image", "info", input, "--family", "l476")
+        #expect(info.status == 0, "\(info)")
+        #expect(
+            info.stdout.contains(
+                "warning at 0x08000000: segments [0x08000000, 0x08000003) and [0x08000005, 0x08000007) share a flash word "
+                    + "(8 bytes on STM32L475/476/486)"), "\(info.stdout)")
+        let convert = try await Dfuhop.run("image", "convert", input, directory.path("shared.dfu"), "--family", "l476", "--json")
+        #expect(convert.status == 0, "\(convert)")
+        #expect(convert.stdout.contains("\"elementsAfter\":1"), "\(convert.stdout)")
+        #expect(convert.stdout.contains("share the flash word at 0x08000000 (8 bytes on STM32L475/476/486)"), "\(convert.stdout)")
+        let written = try ImageReader.read(try directory.read("shared.dfu"), file: "shared.dfu")
+        #expect(written.segments == [Segment(address: 0x0800_0000, bytes: [1, 2, 3, 0xFF, 0xFF, 4, 5, 0xFF])])
+        let unknown = try await Dfuhop.run("image", "convert", input, directory.path("x.dfu"), "--family", "f999")
+        #expect(unknown.status == 64)
+    }
 }

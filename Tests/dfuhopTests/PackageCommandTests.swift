@@ -73,7 +73,10 @@ struct PackageCommandTests {
         let untrusted = try await bench.package("demo-g474-v2.hex", key: otherKey, name: "untrusted.dfuhop")
         try await bench.expectRefused(untrusted, status: 87, "signature does not verify")
 
-        let tampered = try await Self.tamperedCopy(of: signed, image: Self.example("demo-g474-v2.hex"), in: bench.directory)
+        // The member is the image padded to whole G474 flash words (issue 25): what `image convert --family g474` writes.
+        let member = bench.directory.path("member.hex")
+        #expect(try await Dfuhop.run("image", "convert", Self.example("demo-g474-v2.hex"), member, "--family", "g474").status == 0)
+        let tampered = try Self.tamperedCopy(of: signed, image: member, in: bench.directory)
         try await bench.expectRefused(tampered, status: 87, "the image was altered")
         #expect(try await bench.version() == "1.0.0")
 
