@@ -10,6 +10,12 @@ extension UpgradeEngine {
     func enter(_ found: Found, target: Target, run: Run) async throws -> ROM {
         switch found.reach {
         case .application(let hid, _):
+            if !target.family.applicationCanJumpToROM {
+                try checkBoot0Path(target.family, run.options)
+                return try await enterByBoot0(
+                    port: hid.usb.portPath, expectedSerial: found.description.uid.flatMap { target.family.romSerial.serial(uid: $0.bytes) },
+                    uid: found.description.uid?.description, method: target.profile?.boot0, options: run.options)
+            }
             return try await enterBootloader(
                 hid: hid, unit: found.description, family: target.family, timeout: timeout(target, run),
                 nonceHook: run.options.nonceHook)
@@ -35,6 +41,17 @@ extension UpgradeEngine {
             phase: .enter,
             hint: "nothing was written; recover the unit through its debug port (SWD), "
                 + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)")
+    }
+
+    /// F04x/F070x6 and L0: a jump from the application to the ROM goes back to user flash (AN2606), so
+    /// ENTER_BOOTLOADER cannot work; without a BOOT0 path nothing is sent and the reason is named.
+    func checkBoot0Path(_ family: McuFamily, _ options: Options) throws {
+        guard options.boot0 == nil else { return }
+        throw UpgradeError(
+            .needsBoot0(
+                "on \(family.name) the application cannot jump to its ROM (AN2606: such a jump goes back to user flash)"),
+            phase: .enter,
+            hint: "nothing was sent; hold BOOT0 high while plugging the unit in and run again, or give --boot0-command")
     }
 
     /// How long the unit may take to re-enumerate: `--timeout`, else the product profile's, else 10 s.
