@@ -10,8 +10,8 @@ extension UpgradeEngine {
     func enter(_ found: Found, target: Target, run: Run) async throws -> ROM {
         switch found.reach {
         case .application(let hid, _):
-            if !target.family.applicationCanJumpToROM {
-                try checkBoot0Path(target.family, run.options)
+            // F04x/F070x6, L0: the application cannot jump to its ROM (AN2606); the BOOT0 path can reach it.
+            if !target.family.applicationCanJumpToROM, run.options.boot0 != nil {
                 return try await enterByBoot0(
                     port: hid.usb.portPath, expectedSerial: found.description.uid.flatMap { target.family.romSerial.serial(uid: $0.bytes) },
                     uid: found.description.uid?.description, method: target.profile?.boot0, options: run.options)
@@ -44,9 +44,9 @@ extension UpgradeEngine {
     }
 
     /// F04x/F070x6 and L0: a jump from the application to the ROM goes back to user flash (AN2606), so
-    /// ENTER_BOOTLOADER cannot work; without a BOOT0 path nothing is sent and the reason is named.
-    func checkBoot0Path(_ family: McuFamily, _ options: Options) throws {
-        guard options.boot0 == nil else { return }
+    /// ENTER_BOOTLOADER cannot work; nothing is sent and the reason and the BOOT0 path are named.
+    func checkApplicationCanJump(_ family: McuFamily) throws {
+        guard !family.applicationCanJumpToROM else { return }
         throw UpgradeError(
             .needsBoot0(
                 "on \(family.name) the application cannot jump to its ROM (AN2606: such a jump goes back to user flash)"),
@@ -64,6 +64,7 @@ extension UpgradeEngine {
         hid: HIDDeviceInfo, unit: UnitDescription, family: McuFamily, timeout: Duration,
         nonceHook: (@Sendable (String, UInt32) throws -> UInt32)? = nil
     ) async throws -> ROM {
+        try checkApplicationCanJump(family)
         guard let uid = unit.uid else {
             throw UpgradeError(.refused("the unit did not report its unique ID"), phase: .enter, hint: "nothing was touched")
         }

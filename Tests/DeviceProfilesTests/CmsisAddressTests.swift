@@ -90,3 +90,57 @@ struct CmsisAddressTests {
         #expect(Self.disagreements(family).contains { $0.hasPrefix(field + ":") })
     }
 }
+
+/// The other values issue 22 found wrong (not addresses), so none comes back unnoticed.
+@Suite("Issue 22 values", .timeLimit(.minutes(10)))
+struct Issue22ValueTests {
+    @Test("F070xB and U073/083 have USB DFU; the F030 and U031 are refused")
+    func dfuLines() throws {
+        #expect(try #require(McuFamily.withDeviceID(0x448)).name.contains("F070xB"))
+        #expect(try #require(McuFamily.named("u0")).deviceID == 0x489)
+        #expect(McuFamily.refusal(for: "f030")?.name == "STM32F030")
+        #expect(McuFamily.refusal(for: "u031") != nil)
+        #expect(McuFamily.refusal(for: "u0") == nil)
+    }
+
+    @Test("F04x/F070x6 and L0 cannot jump to the ROM from the application; every other line can")
+    func applicationJump() {
+        #expect(McuFamily.all.filter { !$0.applicationCanJumpToROM }.map(\.id) == ["f042", "l0"])
+    }
+
+    @Test("G0B1 V9.2 clears the empty-check flag at startup")
+    func g0b1EmptyCheck() throws {
+        let g0b1 = try #require(McuFamily.named("g0b1"))
+        #expect(g0b1.emptyCheck && g0b1.emptyCheckClearedAtStartup)
+        #expect(McuFamily.all.allSatisfy { !$0.emptyCheckClearedAtStartup || $0.emptyCheck })
+    }
+
+    @Test("H563 timings: 29 ms per 8 KiB sector and 485 µs per 16-byte flash word, not 3 ms and 30 µs")
+    func h563Timings() throws {
+        let h563 = try #require(McuFamily.named("h563"))
+        #expect(h563.timings.eraseTime(sectorSize: 8192) == .milliseconds(29))
+        #expect(h563.timings.programUnit == .microseconds(485))
+    }
+
+    @Test("G431/G474 transfer 1024 bytes; L43x writes over 256 bytes must be multiples of 8")
+    func transferAndWriteLimits() throws {
+        #expect(try #require(McuFamily.named("g431")).rom.transferSize == 1024)
+        #expect(try #require(McuFamily.named("g474")).rom.transferSize == 1024)
+        let l43x = try #require(McuFamily.named("l43x")).writeLimits
+        #expect(l43x.alignedAbove == 256 && l43x.alignment == 8)
+    }
+
+    @Test("a write limit without its pair, or a cleared flag without an empty check, is refused")
+    func badFieldsRefused() throws {
+        let files = try FamilyDataTests.jsonFiles()
+        let g0b1 = try #require(files.first { $0.name == "g0b1.json" })
+        let noEmptyCheck = g0b1.json.replacingOccurrences(
+            of: "\"emptyCheck\": {\n    \"value\": true", with: "\"emptyCheck\": {\n    \"value\": false")
+        #expect(noEmptyCheck != g0b1.json)
+        #expect(throws: FamilyDataError.self) { _ = try FamilyCatalog(files: [("g0b1.json", noEmptyCheck)]) }
+        let l43x = try #require(files.first { $0.name == "l43x.json" })
+        let unpaired = l43x.json.replacingOccurrences(of: "\"alignment\": 8,", with: "")
+        #expect(unpaired != l43x.json)
+        #expect(throws: FamilyDataError.self) { _ = try FamilyCatalog(files: [("l43x.json", unpaired)]) }
+    }
+}
