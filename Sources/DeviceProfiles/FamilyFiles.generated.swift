@@ -3288,7 +3288,8 @@ enum EmbeddedFamilyFiles {
   },
   "systemMemory": {
     "value": "0x0BF80000",
-    "source": "STMicroelectronics/cmsis_device_h5 Include/stm32h503xx.h at 9a778e0f162bd21200647adafb922d50b2c60f81: system memory base (protocols/families/cmsis/addresses.json)"
+    "source": "STMicroelectronics/cmsis_device_h5 Include/stm32h503xx.h at 9a778e0f162bd21200647adafb922d50b2c60f81: system memory base (protocols/families/cmsis/addresses.json); the system flash's first address (64 KiB on H562/563/573 and H523/533, 32 KiB on H503, ending at 0x0BF90000 or 0x0BF88000, so the 0x0BF97000 seen in a tool's table lies outside it); where the bootloader's own vector table sits inside it is not confirmed",
+    "unverified": true
   },
   "uid": {
     "value": "0x08FFF800",
@@ -3410,7 +3411,8 @@ enum EmbeddedFamilyFiles {
   },
   "systemMemory": {
     "value": "0x0BF80000",
-    "source": "STMicroelectronics/cmsis_device_h5 Include/stm32h533xx.h at 9a778e0f162bd21200647adafb922d50b2c60f81: system memory base (protocols/families/cmsis/addresses.json)"
+    "source": "STMicroelectronics/cmsis_device_h5 Include/stm32h533xx.h at 9a778e0f162bd21200647adafb922d50b2c60f81: system memory base (protocols/families/cmsis/addresses.json); the system flash's first address (64 KiB on H562/563/573 and H523/533, 32 KiB on H503, ending at 0x0BF90000 or 0x0BF88000, so the 0x0BF97000 seen in a tool's table lies outside it); where the bootloader's own vector table sits inside it is not confirmed",
+    "unverified": true
   },
   "uid": {
     "value": "0x08FFF800",
@@ -3529,7 +3531,8 @@ enum EmbeddedFamilyFiles {
   },
   "systemMemory": {
     "value": "0x0BF80000",
-    "source": "STMicroelectronics/cmsis_device_h5 Include/stm32h563xx.h at 9a778e0f162bd21200647adafb922d50b2c60f81: FLASH_SYSTEM_BASE_NS 0x0BF80000"
+    "source": "STMicroelectronics/cmsis_device_h5 Include/stm32h563xx.h at 9a778e0f162bd21200647adafb922d50b2c60f81: FLASH_SYSTEM_BASE_NS 0x0BF80000; the system flash's first address (64 KiB on H562/563/573 and H523/533, 32 KiB on H503, ending at 0x0BF90000 or 0x0BF88000, so the 0x0BF97000 seen in a tool's table lies outside it); where the bootloader's own vector table sits inside it is not confirmed",
+    "unverified": true
   },
   "uid": {
     "value": "0x08FFF800",
