@@ -3403,10 +3403,10 @@ enum EmbeddedFamilyFiles {
     "regions": [
       {
         "start": "0x20000000",
-        "size": 278528
+        "size": 131072
       }
     ],
-    "source": "RM0481 memory map (H523/533: 272 KiB SRAM)",
+    "source": "RM0481 memory map (H523/533: SRAM1 128 KiB; SRAM2/3 not assumed contiguous)",
     "unverified": true
   },
   "systemMemory": {
@@ -5767,10 +5767,10 @@ enum EmbeddedFamilyFiles {
     "regions": [
       {
         "start": "0x20000000",
-        "size": 278528
+        "size": 262144
       }
     ],
-    "source": "RM0456 memory map (U535/545: SRAM1-2 272 KiB)",
+    "source": "RM0456 memory map (U535/545: SRAM1 192 KiB + SRAM2 64 KiB contiguous; SRAM4 elsewhere)",
     "unverified": true
   },
   "systemMemory": {
