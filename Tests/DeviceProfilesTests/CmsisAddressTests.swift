@@ -144,3 +144,49 @@ struct Issue22ValueTests {
         #expect(throws: FamilyDataError.self) { _ = try FamilyCatalog(files: [("l43x.json", unpaired)]) }
     }
 }
+
+/// Flash geometry against probe-rs target descriptions: protocols/families/probe-rs/flash.json is what
+/// scripts/probe-rs-flash read from probe-rs/probe-rs (commit recorded). Each line's flash layout must have the
+/// size of a part it covers (the parts of its CMSIS headers: "stm32f401xe" covers STM32F401?E).
+@Suite("Family flash sizes against probe-rs", .timeLimit(.minutes(10)))
+struct ProbeRsFlashTests {
+    struct Table: Decodable {
+        var repository: String
+        var commit: String
+        var flashBytes: [String: UInt64]
+    }
+
+    static let table: Table = CmsisAddressTests.load("../probe-rs/flash.json")
+
+    /// probe-rs variant names a CMSIS header name covers ("x" stands for any one character).
+    static func covered(by header: String) -> [String] {
+        let pattern = Array("STM32" + header.dropFirst(5).uppercased())
+        return table.flashBytes.keys.filter { name in
+            name.count == pattern.count && zip(name, pattern).allSatisfy { $0 == $1 || $1 == "X" }
+        }
+    }
+
+    @Test("the table names its commit and covers the STM32 series")
+    func tableNamesCommit() {
+        #expect(Self.table.repository == "probe-rs/probe-rs" && Self.table.commit.count == 40)
+        #expect(Self.table.flashBytes.count > 1000)
+    }
+
+    @Test("a size no covered part has is caught: F401xB/C is not 512 KiB, F401xD/E not 256 KiB")
+    func wrongSizeCaught() {
+        let f401 = Set(Self.covered(by: "stm32f401xc").compactMap { Self.table.flashBytes[$0] })
+        let f401xe = Set(Self.covered(by: "stm32f401xe").compactMap { Self.table.flashBytes[$0] })
+        #expect(f401 == [256 * 1024] && f401xe == [512 * 1024])
+    }
+
+    @Test("every line's flash layout has the size of a part it covers", arguments: McuFamily.all)
+    func flashSizeIsReal(family: McuFamily) throws {
+        let headers = try #require(CmsisAddressTests.lines.lines[family.id])
+        let sizes = Set(headers.flatMap(Self.covered).compactMap { Self.table.flashBytes[$0] })
+        #expect(!sizes.isEmpty, "no probe-rs part for \(headers)")
+        for mode in family.flashModes {
+            let size = mode.layout.zones.reduce(0) { $0 + $1.size }
+            #expect(sizes.contains(size), "\(mode.name): \(size) bytes, parts have \(sizes.sorted())")
+        }
+    }
+}
