@@ -582,7 +582,8 @@ enum EmbeddedFamilyFiles {
   },
   "serial": {
     "rule": "uid-sum",
-    "source": "carried over from the f407 line (same ROM generation), not confirmed on STM32F205/207/215/217: libopencm3 issue 760 (from ROM disassembly, F2/F4: hex32(UID0+UID2) then UID1>>16, UID 002d0030 3334510b 32313533 gives 325E35633334) and MicroPython PR 1514 (pyboard F405): no +0x0A",
+    "offset": "0x000A",
+    "source": "commaai/panda python/dfu.py adds 0x0A to UID0+UID2 on F2 (the white/grey pandas run an F205); libopencm3 issue 760 (F2/F4 ROM disassembly in general) shows none: not confirmed on an F2 capture",
     "unverified": true
   },
   "emptyCheck": {
