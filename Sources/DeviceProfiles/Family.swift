@@ -35,8 +35,16 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     /// The modelled ROM version's USB identity (`romVersions[0]`).
     public var rom: RomIdentity
     /// Empty-check parts boot the ROM while the first flash word is erased and keep doing so after
-    /// the first programming until a power-on reset or an option-byte load.
+    /// the first programming until a power-on reset or an option-byte load (unless the ROM clears the flag).
     public var emptyCheck: Bool
+    /// Empty-check parts whose bootloader clears the empty-check flag when it starts (AN2606, G0B1/G0C1 V9.2):
+    /// a reset after the ROM ran boots the flash, and hangs if it is empty, until a power-on reset.
+    public var emptyCheckClearedAtStartup = false
+    /// Whether the application can start the ROM by jumping to it. AN2606: not on F04x/F070x6 and L0, where such
+    /// a jump goes back to user flash; there only BOOT0 (or nBOOT0) or the empty check reach the ROM.
+    public var applicationCanJumpToROM = true
+    /// Data blocks the ROM cannot take as sent (AN2606 known limitations, capture reports).
+    public var writeLimits = RomWriteLimits()
     /// What the ROM does with the address of a DfuSe leave (seed 001).
     public var leaveJump: LeaveJump
     public var timings: FlashTimings
@@ -392,6 +400,30 @@ public struct RomSerialFormula: Sendable, Hashable {
 
     /// Every constant a ROM of this kind is known to report; empty when the serial is not constant.
     public var fixedSerials: [String] { kind == .constant ? (constant.map { [$0] } ?? []) + alsoSeen : [] }
+}
+
+/// Data blocks a ROM mishandles: larger than `maxBytes` it stalls; larger than `alignedAbove` and not a multiple
+/// of `alignment` it programs wrong data (AN2606 Table 165, L43x/L44x: over 256 bytes, multiples of 8 only).
+public struct RomWriteLimits: Sendable, Hashable {
+    public var maxBytes: Int?
+    public var alignedAbove: Int?
+    public var alignment: Int
+
+    public init(maxBytes: Int? = nil, alignedAbove: Int? = nil, alignment: Int = 1) {
+        self.maxBytes = maxBytes
+        self.alignedAbove = alignedAbove
+        self.alignment = max(1, alignment)
+    }
+
+    /// Whether the ROM stalls a data block of `length` bytes.
+    public func stalls(_ length: Int) -> Bool { maxBytes.map { length > $0 } ?? false }
+
+    /// How many bytes of a `length`-byte block the ROM programs right: all, or none past the last whole
+    /// `alignment` unit where the block is larger than `alignedAbove` and not a multiple of it.
+    public func programmedCorrectly(_ length: Int) -> Int {
+        guard let above = alignedAbove, length > above, length % alignment != 0 else { return length }
+        return length / alignment * alignment
+    }
 }
 
 /// Typical flash and USB timings the virtual device uses and the benchmarks compare against.

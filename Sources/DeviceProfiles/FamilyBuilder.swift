@@ -11,7 +11,7 @@ extension FamilyFileReader {
         let versions = try romVersions()
         guard let modelled = versions.first else { throw fail("romVersions", "needs at least one ROM version") }
         let optionBytes = try optionByteMap()
-        return McuFamily(
+        var family = McuFamily(
             id: try string("id"), name: try string("name"), deviceID: UInt16(truncatingIfNeeded: try hex("deviceID")),
             core: try core(), flashBase: try hex("flash.base"), flashModes: try flashModes(),
             writeGranularity: try int("flashWord.writeGranularity"), eccFlash: try bool("flashWord.ecc"),
@@ -20,6 +20,23 @@ extension FamilyFileReader {
             romSerial: try serial(), rom: modelled.identity, emptyCheck: try bool("emptyCheck"), leaveJump: try leaveJump(),
             timings: try timings(), quirks: try quirks(), optionBytes: optionBytes, romVersions: versions.map(\.version),
             boot0: try boot0(), reportedPollTimeouts: try pollTimeouts(), sources: sources)
+        family.applicationCanJumpToROM = try bool("applicationJump")
+        family.emptyCheckClearedAtStartup = try optionalBool("emptyCheckClearedAtStartup") ?? false
+        guard !family.emptyCheckClearedAtStartup || family.emptyCheck else {
+            throw fail("emptyCheckClearedAtStartup", "needs emptyCheck true")
+        }
+        family.writeLimits = try writeLimits()
+        return family
+    }
+
+    private func writeLimits() throws(FamilyDataError) -> RomWriteLimits {
+        let limits = RomWriteLimits(
+            maxBytes: try optionalInt("writeLimits.maxBytes"), alignedAbove: try optionalInt("writeLimits.alignedAbove"),
+            alignment: try optionalInt("writeLimits.alignment") ?? 1)
+        guard limits.maxBytes.map({ $0 > 0 }) ?? true, (limits.alignedAbove == nil) == (raw("writeLimits.alignment") == nil) else {
+            throw fail("writeLimits", "maxBytes must be positive; alignedAbove and alignment go together")
+        }
+        return limits
     }
 
     private func core() throws(FamilyDataError) -> McuFamily.Core {

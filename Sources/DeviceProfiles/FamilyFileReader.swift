@@ -92,6 +92,8 @@ struct FamilyFileReader {
         return value
     }
 
+    func optionalBool(_ path: String) throws(FamilyDataError) -> Bool? { raw(path) == nil ? nil : try bool(path) }
+
     /// "0x0800_0000"-style hexadecimal (underscores allowed).
     func hex(_ path: String) throws(FamilyDataError) -> UInt32 {
         let text = try string(path).replacingOccurrences(of: "_", with: "")

@@ -10,6 +10,12 @@ extension UpgradeEngine {
     func enter(_ found: Found, target: Target, run: Run) async throws -> ROM {
         switch found.reach {
         case .application(let hid, _):
+            // F04x/F070x6, L0: the application cannot jump to its ROM (AN2606); the BOOT0 path can reach it.
+            if !target.family.applicationCanJumpToROM, run.options.boot0 != nil {
+                return try await enterByBoot0(
+                    port: hid.usb.portPath, expectedSerial: found.description.uid.flatMap { target.family.romSerial.serial(uid: $0.bytes) },
+                    uid: found.description.uid?.description, method: target.profile?.boot0, options: run.options)
+            }
             return try await enterBootloader(
                 hid: hid, unit: found.description, family: target.family, timeout: timeout(target, run),
                 nonceHook: run.options.nonceHook)
@@ -37,6 +43,17 @@ extension UpgradeEngine {
                 + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)")
     }
 
+    /// F04x/F070x6 and L0: a jump from the application to the ROM goes back to user flash (AN2606), so
+    /// ENTER_BOOTLOADER cannot work; nothing is sent and the reason and the BOOT0 path are named.
+    func checkApplicationCanJump(_ family: McuFamily) throws {
+        guard !family.applicationCanJumpToROM else { return }
+        throw UpgradeError(
+            .needsBoot0(
+                "on \(family.name) the application cannot jump to its ROM (AN2606: such a jump goes back to user flash)"),
+            phase: .enter,
+            hint: "nothing was sent; hold BOOT0 high while plugging the unit in and run again, or give --boot0-command")
+    }
+
     /// How long the unit may take to re-enumerate: `--timeout`, else the product profile's, else 10 s.
     func timeout(_ target: Target, _ run: Run) -> Duration {
         run.options.reenumerationTimeout ?? target.profile?.reenumerationTimeout ?? .seconds(10)
@@ -47,6 +64,7 @@ extension UpgradeEngine {
         hid: HIDDeviceInfo, unit: UnitDescription, family: McuFamily, timeout: Duration,
         nonceHook: (@Sendable (String, UInt32) throws -> UInt32)? = nil
     ) async throws -> ROM {
+        try checkApplicationCanJump(family)
         guard let uid = unit.uid else {
             throw UpgradeError(.refused("the unit did not report its unique ID"), phase: .enter, hint: "nothing was touched")
         }

@@ -226,7 +226,12 @@ extension VirtualUnit {
         } else if block >= 2 {
             let address = dataAddress(block: block)
             log.append(LoggedRequest(kind: .download(block: block, address: address ?? 0, length: data.count), enumeration: enumeration))
-            rom.pending = .data(block: block, bytes: data)
+            // A block larger than the ROM takes is stalled; on L43x a large unaligned one is programmed wrong (AN2606).
+            if family.writeLimits.stalls(data.count) {
+                enterError(.errStalledPkt)
+                return .stall
+            }
+            rom.pending = .data(block: block, bytes: Self.asProgrammed(data, family.writeLimits))
         } else {
             log.append(LoggedRequest(kind: .unknown(.classOut(1, value: block, interface: 0)), enumeration: enumeration))
             enterError(.errStalledPkt)
@@ -234,6 +239,13 @@ extension VirtualUnit {
         }
         rom.state = .downloadSync
         return .reply([])
+    }
+
+    /// The bytes a ROM with these limits really programs: the block, or (AN2606 Table 165) the block with its bytes
+    /// past the last whole alignment unit left erased.
+    static func asProgrammed(_ data: [UInt8], _ limits: RomWriteLimits) -> [UInt8] {
+        let good = limits.programmedCorrectly(data.count)
+        return good == data.count ? data : Array(data[..<good]) + [UInt8](repeating: 0xFF, count: data.count - good)
     }
 
     /// Where block `block` goes: the address pointer + (block − 2) × wTransferSize. Unsettled: AN2662 §4.4.1 says

@@ -299,16 +299,24 @@ public final class VirtualUnit: @unchecked Sendable {
     func bootDecisionLocked() -> UnitMode {
         // RDP level 2 disables the ROM for good: neither BOOT0 nor an empty check reaches it (AN2606, RM option bytes).
         let romReachable = readProtectionLocked < 2
-        if romReachable, boot0SelectsROMLocked { return .rom }
-        if romReachable, family.emptyCheck, emptyCheckLatchedROM { return .rom }
+        if romReachable, boot0SelectsROMLocked { return romStartsLocked() }
+        if romReachable, family.emptyCheck, emptyCheckLatchedROM { return romStartsLocked() }
         guard applicationVectorsValidLocked() else { return .hung }
-        // The application's early start-up (reference firmware, seed 000).
+        // The application's early start-up (reference firmware, seed 000). On F04x/F070x6 and L0 the jump
+        // goes back to user flash (AN2606), so the application simply starts again.
         if backupRegisters[0] == Self.bootloaderMagic {
             backupRegisters[0] = 0
-            return .rom
+            if family.applicationCanJumpToROM { return romStartsLocked() }
         }
         if case .refuses = applicationStartLocked() { return .hung }
         return .application
+    }
+
+    /// The ROM starts. A bootloader that clears the empty-check flag at startup (AN2606, G0B1/G0C1 V9.2) does it
+    /// now, so the next reset boots the flash whatever it holds.
+    func romStartsLocked() -> UnitMode {
+        if family.emptyCheckClearedAtStartup { emptyCheckLatchedROM = false }
+        return .rom
     }
 
     /// The BOOT0 level the core samples: the pin, unless option bits replace it (G0 nBOOT_SEL, G4/L4/U5 nSWBOOT0),
@@ -330,7 +338,9 @@ public final class VirtualUnit: @unchecked Sendable {
         restart {
             // Outside flash and RAM (OTP, option bytes, a hole) the core faults and resets: the boot decision runs
             // again, so the ROM may come back (AN3156 leave; an audit of public ROM logs). The system memory restarts the ROM.
-            if address & ~1 >= family.systemMemoryBase, address & ~1 < family.systemMemoryBase &+ Self.systemMemorySize { return .rom }
+            if address & ~1 >= family.systemMemoryBase, address & ~1 < family.systemMemoryBase &+ Self.systemMemorySize {
+                return romStartsLocked()
+            }
             if !isInFlash(address & ~1), !family.isInRAM(address & ~1) { return bootDecisionLocked() }
             guard jumpOutcomeLocked(address) else { return .hung }
             if case .refuses = applicationStartLocked() { return .hung }

@@ -62,7 +62,8 @@ struct PartLineTests {
     func boot0ByOptionBits() throws {
         let g0 = try #require(McuFamily.named("g0b1"))
         #expect(!g0.factoryBoot0PinReachesROM)
-        #expect(McuFamily.all.filter { !$0.factoryBoot0PinReachesROM }.map(\.id) == ["g0b1"])
+        // AN2606 pattern 11 (nBOOT_SEL = 1 from the factory): G0B1, and C071 and U073/083 carried over from it.
+        #expect(McuFamily.all.filter { !$0.factoryBoot0PinReachesROM }.map(\.id) == ["c071", "g0b1", "u0"])
         let unit = try SimulationSpec(family: g0, state: .programmed).makeUnit(clock: VirtualClock())
         #expect(unit.currentMode == .application)
         unit.setBoot0(true)
