@@ -273,6 +273,7 @@ private struct ProfileReader {
             guard let data = Data(base64Encoded: try string(item)), data.count == 32 else {
                 throw error(item, "must be an Ed25519 public key: the base64 of exactly 32 bytes (a KEY.pub's first word)")
             }
+            if let problem = Ed25519KeyCheck.problem(withPublicKey: data) { throw error(item, "\(problem); refused") }
             guard !keys.contains(Array(data)) else { throw error(item, "is listed twice") }
             keys.append(Array(data))
         }
