@@ -35,12 +35,15 @@ public struct UpgradeInput: Sendable {
     public func admits(running: FirmwareVersion) -> Bool { manifest?.admits(running: running) ?? true }
 
     public static func load(path: String, profiles: [ProductProfile]) throws(PackageError) -> UpgradeInput {
-        let isPackage = path.lowercased().hasSuffix("." + SignedPackage.fileExtension)
-        let bytes = try BoundedFile.contents(path: path, limit: isPackage ? SignedPackage.maximumSize : maximumImageFileSize)
-        if isPackage || bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) || bytes.starts(with: [0x50, 0x4B, 0x05, 0x06]) {
+        // A zip is a package whatever its name: the package limit applies before the rest is read.
+        let file = try BoundedFile(path: path)
+        let prefix = try file.prefix(4)
+        let isZip = prefix == [0x50, 0x4B, 0x03, 0x04] || prefix == [0x50, 0x4B, 0x05, 0x06]
+        if isZip || path.lowercased().hasSuffix("." + SignedPackage.fileExtension) {
+            let bytes = try file.read(limit: SignedPackage.maximumSize, what: "the limit for a package (a zip)")
             return try package(SignedPackage(bytes: bytes, file: path), profiles: profiles)
         }
-        return try bareImage(bytes, path: path, profiles: profiles)
+        return try bareImage(file.read(limit: maximumImageFileSize), path: path, profiles: profiles)
     }
 
     static func bareImage(_ bytes: [UInt8], path: String, profiles: [ProductProfile]) throws(PackageError) -> UpgradeInput {
