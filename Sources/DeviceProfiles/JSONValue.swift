@@ -29,6 +29,11 @@ public enum JSONValue: Sendable, Hashable {
         guard String(validating: parser.bytes, as: UTF8.self) != nil else {
             throw SyntaxError(offset: 0, problem: "is not UTF-8 text")
         }
+        // RFC 8259 §8.1 lets a reader ignore a byte-order mark; readers differ (Python's refuses), so it is
+        // refused here with a reason an editor's user can act on.
+        guard !parser.bytes.starts(with: [0xEF, 0xBB, 0xBF]) else {
+            throw SyntaxError(offset: 0, problem: "starts with a byte-order mark (U+FEFF): save the file as UTF-8 without one")
+        }
         let value = try parser.value(depth: 0)
         parser.skipSpace()
         guard parser.position == parser.bytes.count else { throw parser.error("unexpected text after the JSON value") }

@@ -46,6 +46,8 @@ private let demoProfile = URL(fileURLWithPath: #filePath)
             #expect(throws: JSONValue.SyntaxError.self, "\(text)") { _ = try JSONValue.parse(Array(text.utf8)) }
         }
         #expect(throws: JSONValue.SyntaxError.self) { _ = try JSONValue.parse([0x22, 0xFF, 0x22]) } // not UTF-8
+        let bom = try #require(throws: JSONValue.SyntaxError.self) { _ = try JSONValue.parse([0xEF, 0xBB, 0xBF] + Array("{}".utf8)) }
+        #expect(bom.problem.contains("byte-order mark"))
     }
 
     @Test("values are read exactly: integers apart from fractions, escapes decoded")
