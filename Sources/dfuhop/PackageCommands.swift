@@ -35,8 +35,7 @@ struct PackageCreateCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: ArgumentHelp("The image file(s), as they go in the package.", valueName: "image")) var images: [String]
-    @Option(help: ArgumentHelp("The private key (from `dfuhop key generate`; mode 0600).", valueName: "KEY")) var key: String
-    @Flag(help: "Use a private key file that group or others can read (refused otherwise).") var allowReadableKey = false
+    @Option(help: ArgumentHelp("The private key (from `dfuhop key generate`).", valueName: "KEY")) var key: String
     @Option(name: .shortAndLong, help: ArgumentHelp("The package to write (FILE.dfuhop).", valueName: "file")) var output: String
     @Option(help: ArgumentHelp("The oldest version a unit may run to take this package.", valueName: "version")) var minimumVersion: String?
     @Option(help: ArgumentHelp("Release notes (text).", valueName: "text")) var notes: String?
@@ -44,6 +43,7 @@ struct PackageCreateCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
     var profile: [String] = []
     @Flag(help: "Print the manifest as JSON.") var json = false
+    @Flag(help: "Use a private key file that group or others can read (refused otherwise: chmod 600 KEY).") var allowReadableKey = false
 
     func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image") }
