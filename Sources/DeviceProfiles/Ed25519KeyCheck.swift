@@ -12,6 +12,8 @@
 ///   8·A (`is_small_order`) instead of a list.
 /// - Non-canonical: y ≥ p, which names the point y - p by another encoding (libsodium's
 ///   `ge25519_is_canonical`; RFC 8032 §5.1.3 says decoding fails).
+/// - Off the curve: a y for which RFC 8032 §5.1.3's decoding finds no x (`Ed25519Field.isY`), which
+///   no verifier can use: refused when read, with a reason, rather than failing every signature later.
 public enum Ed25519KeyCheck {
     /// p = 2^255 - 19, little-endian.
     static let p: [UInt8] = [0xED] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]
@@ -47,6 +49,9 @@ public enum Ed25519KeyCheck {
         }
         if !isCanonical(bytes) {
             return "is a non-canonical encoding (y ≥ 2^255-19): another spelling of a point, which no key generator writes"
+        }
+        if !Ed25519Field.isY(Ed25519Field(encoding: bytes)) {
+            return "is not a point of the curve (no x goes with its y): not a public key at all, perhaps mistyped"
         }
         return nil
     }

@@ -55,6 +55,24 @@ private let demoProfile = URL(fileURLWithPath: #filePath)
         #expect(Ed25519KeyCheck.problem(withPublicKey: rfc.dropLast())?.contains("31 bytes") == true)
     }
 
+    /// Which small y values have a point, and three random ones that do not, from RFC 8032 §5.1.3's
+    /// decoding done with Python integers (x² = (y² - 1)/(d·y² + 1) a square or not).
+    @Test("a y with no point on the curve is refused")
+    func offTheCurve() {
+        func encoding(_ y: UInt8) -> [UInt8] { [y] + [UInt8](repeating: 0, count: 31) }
+        for y in [3, 4, 5, 6, 9, 10] as [UInt8] { #expect(Ed25519Field.isY(Ed25519Field(encoding: encoding(y))), "y = \(y)") }
+        for y in [2, 7, 8, 11] as [UInt8] { #expect(!Ed25519Field.isY(Ed25519Field(encoding: encoding(y))), "y = \(y)") }
+        for hex in [
+            "8c2e0718822ce47ca8c74107e66cb0e4b2b3f4d58d82ca6386d2c96e3b87c04d",
+            "3129903ac1d45597a242fdf11f8f2b1a39f3c3e693114351dcbed4077173db02",
+            "a0661970ef3f6df0148ded7e8a34888d396cab3b80d27f58df111a3b1ef9a256"
+        ] {
+            let key = stride(from: 0, to: 64, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! }
+            #expect(Ed25519KeyCheck.problem(withPublicKey: key)?.contains("not a point of the curve") == true, "\(hex)")
+        }
+        #expect(Ed25519KeyCheck.problem(withPublicKey: [UInt8](repeating: 7, count: 32))?.contains("not a point") == true)
+    }
+
     @Test("S must be below the group order L")
     func scalars() {
         var belowL = Ed25519KeyCheck.order
@@ -68,7 +86,7 @@ private let demoProfile = URL(fileURLWithPath: #filePath)
     @Test("a profile listing a weak key is refused, naming the key's field")
     func weakKeyInAProfile() throws {
         var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: demoProfile)) as? [String: Any])
-        let good = Data(repeating: 7, count: 32).base64EncodedString()
+        let good = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=" // RFC 8032 §7.1, test 1
         for key in Self.smallOrderEncodings + [[0xF0] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]] {
             object["signing"] = ["publicKeys": [good, Data(key).base64EncodedString()], "required": true]
             let data = try JSONSerialization.data(withJSONObject: object)
