@@ -1,6 +1,7 @@
 // libFuzzer harness: the package reading path before any key is involved — the strict zip reader, the
 // manifest parser, and the manifest-versus-members check — on arbitrary bytes. The first input byte picks
-// whether the rest is a whole package or a manifest on its own.
+// whether the rest is a whole package, a manifest on its own, or (2) any JSON for the shared strict reader.
+import DeviceProfiles
 import FirmwareImage
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -8,7 +9,13 @@ public func fuzzPackage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     guard let mode = bytes.first else { return 0 }
     let rest = Array(bytes.dropFirst())
-    if mode & 1 == 0 { fuzzZip(rest) } else { fuzzManifest(rest) }
+    if mode == 2 {
+        fuzzJSON(rest)
+    } else if mode & 1 == 0 {
+        fuzzZip(rest)
+    } else {
+        fuzzManifest(rest)
+    }
     return 0
 }
 
@@ -38,5 +45,15 @@ func fuzzManifest(_ bytes: [UInt8]) {
         precondition(again == manifest, "a manifest does not survive encode → decode")
     } catch {
         precondition(!error.problem.isEmpty, "a PackageError must say what is wrong")
+    }
+}
+
+/// The strict JSON reader never traps (its nesting is bounded), and a refusal names a problem at an offset
+/// inside the text.
+func fuzzJSON(_ bytes: [UInt8]) {
+    do {
+        _ = try JSONValue.parse(bytes)
+    } catch {
+        precondition(!error.problem.isEmpty && error.offset >= 0 && error.offset <= bytes.count, "a JSON refusal must say what and where")
     }
 }

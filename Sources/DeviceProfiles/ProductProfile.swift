@@ -132,21 +132,14 @@ extension ProductProfile {
                 problem: "is \(data.count) bytes; a profile is at most \(maximumFileSize) bytes")
         }
         let root: JSONValue
-        do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
-            throw ProductProfileError(file: file, field: "", problem: "is not valid JSON (\(jsonProblem(error)))")
+        do { root = try JSONValue.parse(data) } catch {
+            throw ProductProfileError(file: file, field: "", problem: "is not valid JSON (\(error))")
         }
         return try ProfileReader(file: file).profile(JSONCursor(value: root, path: []))
     }
 }
 
 // MARK: - Reading
-
-private func jsonProblem(_ error: any Error) -> String {
-    if case DecodingError.dataCorrupted(let context) = error {
-        return (context.underlyingError as NSError?)?.localizedDescription ?? context.debugDescription
-    }
-    return "\(error)"
-}
 
 /// A position in the JSON document, for reading one value and naming it in errors.
 private struct JSONCursor {
@@ -280,6 +273,7 @@ private struct ProfileReader {
             guard let data = Data(base64Encoded: try string(item)), data.count == 32 else {
                 throw error(item, "must be an Ed25519 public key: the base64 of exactly 32 bytes (a KEY.pub's first word)")
             }
+            if let problem = Ed25519KeyCheck.problem(withPublicKey: data) { throw error(item, "\(problem); refused") }
             guard !keys.contains(Array(data)) else { throw error(item, "is listed twice") }
             keys.append(Array(data))
         }

@@ -107,7 +107,7 @@ extension PackageManifest {
         func refusal(_ problem: String) -> PackageError { PackageError(.malformed, file: file, problem) }
         guard bytes.count <= maximumSize else { throw refusal("is \(bytes.count) bytes; a manifest is at most \(maximumSize)") }
         let root: JSONValue
-        do { root = try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch { throw refusal("is not valid JSON") }
+        do { root = try JSONValue.parse(bytes) } catch { throw refusal("is not valid JSON: \(error)") }
         let reader = FieldReader(file: file)
         let fields = try reader.object(root, at: "", allowing: keys)
         let format = try reader.integer(fields["format"], at: "format", in: 0...Int(UInt16.max))

@@ -41,6 +41,19 @@ enum ProductImages {
         }
     }
 
+    /// The descriptor as `family` lays the image out (normalised to its write unit), without the memory-map
+    /// checks, which need the product's profile.
+    static func descriptor(_ image: FirmwareImage, family: McuFamily, source: String) throws(PackageError) -> ImageDescriptor {
+        let normalized: NormalizedImage
+        do { normalized = try image.normalized(granularity: family.writeGranularity) } catch {
+            throw PackageError(.refused, file: source, "cannot be normalised for \(family.name): \(error)")
+        }
+        guard let base = normalized.baseAddress else { throw PackageError(.refused, file: source, "is empty") }
+        do { return try ImageDescriptor.validate(normalized, base: base, source: source) } catch {
+            throw PackageError(.refused, file: source, "has no valid image descriptor: \(error)")
+        }
+    }
+
     /// Reads an image held in memory; `source` names it (and its extension picks the format).
     static func parse(_ bytes: [UInt8], source: String) throws(PackageError) -> FirmwareImage {
         do { return try ImageReader.read(bytes, file: source) } catch {

@@ -10,7 +10,8 @@ import HexFormat
 /// - A bare image for a product whose profile requires signing is refused.
 /// - A package must verify with one of the profile's keys when the profile lists any (required or not);
 ///   when it lists none and does not require signing, only the package's integrity is checked.
-/// - The image a package carries must name the manifest's product and version.
+/// - Every image a package carries must name the manifest's product and version (`checkContents`), and
+///   the manifest's option bytes must be the profile's.
 /// The manifest's `minimumVersion` needs the unit's version, which only the engine knows: see
 /// `admits(running:)`.
 public struct UpgradeInput: Sendable {
@@ -35,12 +36,15 @@ public struct UpgradeInput: Sendable {
     public func admits(running: FirmwareVersion) -> Bool { manifest?.admits(running: running) ?? true }
 
     public static func load(path: String, profiles: [ProductProfile]) throws(PackageError) -> UpgradeInput {
-        let isPackage = path.lowercased().hasSuffix("." + SignedPackage.fileExtension)
-        let bytes = try BoundedFile.contents(path: path, limit: isPackage ? SignedPackage.maximumSize : maximumImageFileSize)
-        if isPackage || bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) || bytes.starts(with: [0x50, 0x4B, 0x05, 0x06]) {
+        // A zip is a package whatever its name: the package limit applies before the rest is read.
+        let file = try BoundedFile(path: path)
+        let prefix = try file.prefix(4)
+        let isZip = prefix == [0x50, 0x4B, 0x03, 0x04] || prefix == [0x50, 0x4B, 0x05, 0x06]
+        if isZip || path.lowercased().hasSuffix("." + SignedPackage.fileExtension) {
+            let bytes = try file.read(limit: SignedPackage.maximumSize, what: "the limit for a package (a zip)")
             return try package(SignedPackage(bytes: bytes, file: path), profiles: profiles)
         }
-        return try bareImage(bytes, path: path, profiles: profiles)
+        return try bareImage(file.read(limit: maximumImageFileSize), path: path, profiles: profiles)
     }
 
     static func bareImage(_ bytes: [UInt8], path: String, profiles: [ProductProfile]) throws(PackageError) -> UpgradeInput {
@@ -84,19 +88,8 @@ public struct UpgradeInput: Sendable {
                 "is an image for product 0x\(Hex.digits(descriptor.productID, width: 8)) (profile \(imageProfile.id)); "
                     + "the manifest says product 0x\(Hex.digits(manifest.productID, width: 8))")
         }
-        if let profile {
-            let descriptor: ImageDescriptor
-            do { descriptor = try ProductImages.check(image, family: profile.family, source: source) } catch {
-                throw PackageError(.untrusted, file: source, error.problem)
-            }
-            guard descriptor.productID == manifest.productID, descriptor.version == manifest.version else {
-                throw PackageError(
-                    .untrusted, file: source,
-                    "is product 0x\(Hex.digits(descriptor.productID, width: 8)) version \(descriptor.version.fullDescription); "
-                        + "the signed manifest says product 0x\(Hex.digits(manifest.productID, width: 8)) version \(manifest.version.fullDescription)"
-                )
-            }
-        }
+        // What `package verify` checks too: each image against the manifest, the family, the option bytes.
+        try package.checkContents(profile: profile)
         return UpgradeInput(
             image: image, source: source, digest: package.digest, manifest: manifest, signedBy: signedBy,
             profile: profile, notes: notes)

@@ -4,7 +4,10 @@ import HexFormat
 /// A strict reader for the zips dfuhop packages are (docs/packages.md): every member a flat, plainly named,
 /// stored (uncompressed) regular file, listed once. Anything else — compression (so no zip bomb can inflate),
 /// directories, symlinks, `../` or absolute names, duplicates, encryption, ZIP64, spanning, members that
-/// overlap or run past their bounds, a CRC that does not match — is refused before any member is used.
+/// overlap or run past their bounds, bytes that belong to no member (a prefix, gaps, a comment), flags that
+/// differ between a member's two headers, a CRC that does not match — is refused before any member is used.
+/// The layout is checked whole before any CRC is computed, so a hostile directory costs work in proportion
+/// to the file, never to what its headers claim.
 ///
 /// It works on the package's bytes, already read with a size cap: every offset and size in a header is
 /// checked against those bytes, never trusted. Layout: PKWARE APPNOTE.TXT 6.3.x, §4.3.7 (local header),
@@ -72,6 +75,11 @@ public struct ZipArchive: Sendable {
             throw reader.error("is a ZIP64 archive, which packages never are")
         }
         guard disk == 0, directoryDisk == 0, onDisk == count else { throw reader.error("is a multi-disk zip, which packages never are") }
+        let commentLength = bytes.count - position - 22
+        guard commentLength == 0 else {
+            throw reader.error(
+                "carries a \(commentLength)-byte zip comment after its end record; packages carry none (nothing unsigned rides along)")
+        }
         guard count <= maximumMembers else { throw reader.error("lists \(count) members; a package holds at most \(maximumMembers)") }
         guard Int(offset) + Int(size) == position else {
             throw reader.error(
@@ -83,8 +91,7 @@ public struct ZipArchive: Sendable {
 
     static func readMembers(_ bytes: [UInt8], directory: Directory, file: String) throws(PackageError) -> [Member] {
         let reader = LittleEndianReader(bytes: bytes, file: file)
-        var members: [Member] = []
-        var spans: [(range: Range<Int>, name: String)] = []
+        var entries: [(member: Member, span: Range<Int>)] = []
         var seen: Set<String> = []
         var position = directory.offset
         for index in 0..<directory.count {
@@ -92,8 +99,7 @@ public struct ZipArchive: Sendable {
             guard seen.insert(member.name.lowercased()).inserted else {
                 throw reader.error("member \"\(member.name)\" is in the zip twice (names are compared ignoring case)")
             }
-            members.append(member)
-            spans.append((span, member.name))
+            entries.append((member, span))
             position = next
         }
         guard position == directory.offset + directory.size else {
@@ -101,16 +107,54 @@ public struct ZipArchive: Sendable {
                 "its central directory is \(directory.size) bytes but its \(directory.count) entries take "
                     + "\(position - directory.offset)")
         }
-        // Members that share bytes are how "overlapping" zip bombs multiply a small file.
-        let sorted = spans.sorted { $0.range.lowerBound < $1.range.lowerBound }
-        for (earlier, later) in zip(sorted, sorted.dropFirst()) where later.range.lowerBound < earlier.range.upperBound {
-            throw reader.error("members \"\(earlier.name)\" and \"\(later.name)\" overlap in the file")
+        try checkLayout(entries.map { ($0.span, $0.member.name) }, end: directory.offset, reader: reader)
+        // Only now, with every member apart and inside the file, is each byte hashed at most once.
+        for (member, _) in entries {
+            let actual = CRC32.zlib(bytes[member.range])
+            guard actual == member.crc32 else {
+                throw reader.error(
+                    "member \"\(member.name)\" has CRC-32 0x\(Hex.digits(actual, width: 8)) but the zip says "
+                        + "0x\(Hex.digits(member.crc32, width: 8)): its bytes were altered or truncated")
+            }
         }
-        return members
+        return entries.map(\.member)
     }
 
+    /// The members (local header to the end of data or descriptor) must tile the file from offset 0 to the
+    /// central directory: members that share bytes are how "overlapping" zip bombs multiply a small file,
+    /// and bytes before the first member or between members (a shell-script prefix, a hidden payload) are
+    /// covered by no CRC and no signature.
+    static func checkLayout(_ spans: [(range: Range<Int>, name: String)], end: Int, reader: LittleEndianReader) throws(PackageError) {
+        var expected = 0
+        var previous: String?
+        for span in spans.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
+            if span.range.lowerBound < expected, let previous {
+                throw reader.error("members \"\(previous)\" and \"\(span.name)\" overlap in the file")
+            }
+            guard span.range.lowerBound == expected else {
+                let place = previous.map { "between member \"\($0)\" and" } ?? "before the first member,"
+                throw reader.error(
+                    "has \(span.range.lowerBound - expected) bytes \(place) \"\(span.name)\" (offsets \(expected) to "
+                        + "\(span.range.lowerBound)) that belong to no member: prefixed or padded, so unsigned")
+            }
+            expected = span.range.upperBound
+            previous = span.name
+        }
+        guard expected == end else {
+            throw reader.error(
+                "has \(end - expected) bytes after the last member (offsets \(expected) to \(end)) that belong to no member: "
+                    + "padded, so unsigned")
+        }
+    }
+
+    /// General-purpose flag bits a stored package member may carry (APPNOTE §4.4.4): 1-2 (compression
+    /// options, meaningless when stored), 3 (sizes and CRC in a data descriptor) and 11 (UTF-8 name).
+    /// Everything else — 0 and 6 (encryption), 13 (masked local header), the reserved bits — is refused.
+    static let allowedFlags = 0x0002 | 0x0004 | 0x0008 | 0x0800
+
     /// One central-directory entry, checked against its local header: the member, the bytes it spans
-    /// (local header to the end of its data descriptor) and where the next entry starts.
+    /// (local header to the end of its data descriptor) and where the next entry starts. Its CRC is checked
+    /// later, once the whole layout is known to be sound.
     static func centralEntry(
         _ reader: LittleEndianReader, at position: Int, index: Int,
         dataLimit: Int
@@ -133,7 +177,7 @@ public struct ZipArchive: Sendable {
         let nameBytes = try reader.slice(position + 46, count: nameLength)
         let name = try memberName(nameBytes, reader: reader, index: index)
         func refuse(_ problem: String) -> PackageError { reader.error("member \"\(name)\" \(problem)") }
-        guard flags & 0x41 == 0 else { throw refuse("is encrypted") }
+        try checkFlags(flags, refuse: refuse)
         guard method == 0 else {
             throw refuse("is compressed (method \(method)); package members are stored, so nothing is inflated before it is verified")
         }
@@ -144,6 +188,12 @@ public struct ZipArchive: Sendable {
         try checkFileType(madeBy: madeBy, external: external, refuse: refuse)
 
         let local = try localHeader(reader, at: localOffset, name: nameBytes, method: method, refuse: refuse)
+        try checkFlags(local.flags, refuse: refuse)
+        guard local.flags == flags else {
+            throw refuse(
+                "has flags 0x\(Hex.digits(UInt16(local.flags), width: 4)) in its local header but "
+                    + "0x\(Hex.digits(UInt16(flags), width: 4)) in the central directory")
+        }
         let dataStart = local.dataStart
         guard dataStart <= dataLimit, Int(size) <= dataLimit - dataStart else {
             throw refuse(
@@ -152,19 +202,20 @@ public struct ZipArchive: Sendable {
         }
         let data = dataStart..<(dataStart + Int(size))
         var spanEnd = data.upperBound
-        if local.flags & 0x08 != 0 {
+        if flags & 0x08 != 0 {
             spanEnd = try dataDescriptor(reader, at: data.upperBound, crc: crc, size: size, limit: dataLimit, refuse: refuse)
         } else if local.crc != crc || local.compressed != compressed || local.size != size {
             throw refuse("has a local header whose CRC or sizes differ from the central directory's")
         }
-        let actual = CRC32.zlib(reader.bytes[data])
-        guard actual == crc else {
-            throw refuse(
-                "has CRC-32 0x\(Hex.digits(actual, width: 8)) but the zip says 0x\(Hex.digits(crc, width: 8)): its bytes were altered or truncated"
-            )
-        }
         let next = position + 46 + nameLength + extraLength + commentLength
         return (Member(name: name, range: data, crc32: crc), localOffset..<spanEnd, next)
+    }
+
+    static func checkFlags(_ flags: Int, refuse: (String) -> PackageError) throws(PackageError) {
+        guard flags & 0x41 == 0 else { throw refuse("is encrypted (general-purpose flags 0x\(Hex.digits(UInt16(flags), width: 4)))") }
+        guard flags & ~allowedFlags == 0 else {
+            throw refuse("sets general-purpose flags 0x\(Hex.digits(UInt16(flags & ~allowedFlags), width: 4)), which packages never use")
+        }
     }
 
     static func memberName(_ bytes: ArraySlice<UInt8>, reader: LittleEndianReader, index: Int) throws(PackageError) -> String {
@@ -175,18 +226,20 @@ public struct ZipArchive: Sendable {
         return name
     }
 
-    /// Unix file types ride in the high half of the external attributes when the entry was made on Unix
-    /// (APPNOTE §4.4.2 host 3, §4.4.15); DOS sets bit 4 for a directory.
+    /// Only regular files, whatever system made the entry (APPNOTE §4.4.2, §4.4.15): a Unix mode in the high
+    /// half of the external attributes is read whatever the "made by" host says (Info-ZIP writes it as host
+    /// 3, macOS tools as host 19, and a hostile writer as anything), and the DOS attribute bits for a
+    /// directory (0x10) and a volume label (0x08) are refused too.
     static func checkFileType(madeBy: Int, external: UInt32, refuse: (String) -> PackageError) throws(PackageError) {
-        if madeBy >> 8 == 3 {
-            switch (external >> 16) & 0o170000 {
-            case 0, 0o100000: break
-            case 0o120000: throw refuse("is a symbolic link")
-            case 0o040000: throw refuse("is a directory")
-            case let type: throw refuse("is not a regular file (Unix file type 0o\(String(type, radix: 8)))")
-            }
+        let host = "made by host \(madeBy >> 8)"
+        switch (external >> 16) & 0o170000 {
+        case 0, 0o100000: break
+        case 0o120000: throw refuse("is a symbolic link (\(host))")
+        case 0o040000: throw refuse("is a directory (\(host))")
+        case let type: throw refuse("is not a regular file (Unix file type 0o\(String(type, radix: 8)), \(host))")
         }
-        if external & 0x10 != 0 { throw refuse("is marked as a directory") }
+        if external & 0x10 != 0 { throw refuse("is marked as a directory (\(host))") }
+        if external & 0x08 != 0 { throw refuse("is marked as a volume label (\(host))") }
     }
 
     struct LocalHeader {

@@ -25,6 +25,7 @@ enum HostileInputBenchmark {
     static func run(_ arguments: [String]) throws -> Bool {
         if arguments.count == 2, arguments[0] == "--write-files" {
             for item in cases() { try write(item.bytes(), to: arguments[1] + "/" + item.file) }
+            try writeZipFiles(to: arguments[1])
             return true
         }
         var runs = 3
@@ -62,6 +63,7 @@ enum HostileInputBenchmark {
                     + (ImageConvertBenchmark.fixed(result.seconds * 1000) + " ms").leftPadded(to: 12)
                     + "  +\(extraKiB) KiB = \(ImageConvertBenchmark.fixed(ratio))x the file  \(outcome)\(met ? "" : "  GOAL MISSED")")
         }
+        allMet = try measureZips(dfuhop, directory: directory, baseline: baseline, runs: runs) && allMet
         print("goal: exit status as listed, and memory above the baseline at most 3x the file (or under 1 MiB)")
         return allMet
     }
@@ -200,5 +202,117 @@ enum HostileInputBenchmark {
         }
         lines.append(":00000001FF")
         return Array((lines.joined(separator: "\n") + "\n").utf8)
+    }
+}
+
+/// Issue 21's hostile zip through `dfuhop package info`: 63 members nested inside each other (each one's data
+/// holds every later member and the shared payload), near the 64 MiB package limit. Checking each member's
+/// CRC-32 before the layout cost 63 × 63 MiB ≈ 4 GiB of CRC work (23 s); the layout check refuses it first.
+extension HostileInputBenchmark {
+    static let nestedZipFile = "nested.dfuhop"
+
+    static func writeZipFiles(to directory: String) throws {
+        try write(nestedZip(members: 63, payload: 63 << 20), to: directory + "/" + nestedZipFile)
+    }
+
+    static func measureZips(_ dfuhop: String, directory: String, baseline: Result, runs: Int) throws -> Bool {
+        let path = directory + "/" + nestedZipFile
+        defer { unlink(path) }
+        var times: [Double] = []
+        var peak = 0
+        var status: Int32 = 0
+        let clock = ContinuousClock()
+        for _ in 0..<runs {
+            var child = ImageConvertBenchmark.ChildResult(status: 0, maxRSSKiB: 0)
+            let elapsed = try clock.measure { child = try ImageConvertBenchmark.spawn(dfuhop, ["package", "info", path]) }
+            times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            peak = max(peak, child.maxRSSKiB)
+            status = child.status
+        }
+        times.sort()
+        let size = fileSize(path)
+        let extraKiB = max(0, peak - baseline.rssKiB)
+        let ratio = Double(extraKiB * 1024) / Double(max(1, size))
+        let seconds = times[times.count / 2]
+        // 87: refused as malformed, within a second (the CRC-first reader took 23 s).
+        let met = status == 87 && ratio <= 3 && seconds < 1
+        print(
+            "  " + "package info: 63 nested overlapping zip members".rightPadded(to: 46) + "\(size) bytes".leftPadded(to: 15)
+                + (ImageConvertBenchmark.fixed(seconds * 1000) + " ms").leftPadded(to: 12)
+                + "  +\(extraKiB) KiB = \(ImageConvertBenchmark.fixed(ratio))x the file  refused (exit \(status))"
+                + (met ? "" : "  GOAL MISSED (exit 87 in under 1 s)"))
+        return met
+    }
+
+    /// Stored members 0..<members, local headers back to back, then `payload` bytes: member i's data runs
+    /// from the end of its own local header to the end of the payload. Every CRC and size is right, so only
+    /// the overlap is wrong.
+    static func nestedZip(members: Int, payload: Int) -> [UInt8] {
+        let names = (0..<members).map { "m\($0).bin" }
+        let headerSizes = names.map { 30 + $0.utf8.count }
+        let end = headerSizes.reduce(0, +) + payload
+        let kernel = (0..<payload).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ ($0 >> 12)) }
+        // CRCs from the last member back: member i's data is member i+1's local header, then member i+1's data.
+        var headers = [[UInt8]](repeating: [], count: members)
+        var crcs = [UInt32](repeating: 0, count: members)
+        var offsets = [Int](repeating: 0, count: members)
+        var nextCRC = CRC32.zlib(kernel)
+        var nextLength = payload
+        for index in (0..<members).reversed() {
+            offsets[index] = headerSizes[..<index].reduce(0, +)
+            let size = end - offsets[index] - headerSizes[index]
+            crcs[index] = nextCRC
+            headers[index] =
+                le(0x0403_4B50, 4) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0x21, 2)
+                + le(crcs[index], 4) + le(UInt32(size), 4) + le(UInt32(size), 4) + le(UInt32(names[index].utf8.count), 2) + le(0, 2)
+                + Array(names[index].utf8)
+            nextCRC = crc32Combine(CRC32.zlib(headers[index]), nextCRC, nextLength)
+            nextLength += headers[index].count
+        }
+        var file = headers.flatMap { $0 } + kernel
+        let directoryStart = file.count
+        for index in 0..<members {
+            let size = UInt32(end - offsets[index] - headerSizes[index])
+            file += le(0x0201_4B50, 4) + le(0x031E, 2) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0x21, 2)
+            file += le(crcs[index], 4) + le(size, 4) + le(size, 4) + le(UInt32(names[index].utf8.count), 2) + le(0, 2) + le(0, 2)
+            file += le(0, 2) + le(0, 2) + le(0o100644 << 16, 4) + le(UInt32(offsets[index]), 4) + Array(names[index].utf8)
+        }
+        let directorySize = file.count - directoryStart
+        file += le(0x0605_4B50, 4) + le(0, 2) + le(0, 2) + le(UInt32(members), 2) + le(UInt32(members), 2)
+        return file + le(UInt32(directorySize), 4) + le(UInt32(directoryStart), 4) + le(0, 2)
+    }
+
+    /// The CRC-32 of A followed by B from crc(A), crc(B) and B's length (zlib's crc32_combine method): crc(A)
+    /// is carried through B's length of zero bits by squaring the one-zero-bit operator, a 32×32 GF(2) matrix.
+    static func crc32Combine(_ first: UInt32, _ second: UInt32, _ secondLength: Int) -> UInt32 {
+        func times(_ matrix: [UInt32], _ vector: UInt32) -> UInt32 {
+            var sum: UInt32 = 0
+            var vector = vector
+            var row = 0
+            while vector != 0 {
+                if vector & 1 != 0 { sum ^= matrix[row] }
+                vector >>= 1
+                row += 1
+            }
+            return sum
+        }
+        func square(_ matrix: [UInt32]) -> [UInt32] { (0..<32).map { times(matrix, matrix[$0]) } }
+        guard secondLength > 0 else { return first }
+        var odd = [0xEDB8_8320] + (0..<31).map { UInt32(1) << UInt32($0) } // one zero bit
+        var even = square(odd) // two zero bits
+        odd = square(even) // four zero bits
+        var crc = first
+        var length = secondLength
+        while true {
+            even = square(odd) // first pass: one zero byte
+            if length & 1 != 0 { crc = times(even, crc) }
+            length >>= 1
+            if length == 0 { break }
+            odd = square(even)
+            if length & 1 != 0 { crc = times(odd, crc) }
+            length >>= 1
+            if length == 0 { break }
+        }
+        return crc ^ second
     }
 }

@@ -10,7 +10,9 @@ struct KeyCommand: AsyncParsableCommand {
         discussion: """
             KEY holds the private key (mode 0600): keep it offline or in the CI's secret store, never in the \
             repository. KEY.pub holds the public key as one line, the base64 of the raw 32-byte Ed25519 key; \
-            it goes in the product profile's "signing": { "publicKeys": [...] }.
+            it goes in the product profile's "signing": { "publicKeys": [...] }. Neither file is ever \
+            replaced (a symbolic link at either name counts as a file), and a failure leaves neither behind. \
+            `package create` refuses a private key that group or others can read (chmod 600 KEY).
 
             Example:
               dfuhop key generate --out release-2026.key

@@ -31,7 +31,8 @@ struct PackageCreateCommand: AsyncParsableCommand {
         abstract: "Check the image(s) against their product's profile, then write a signed package.",
         discussion: """
             Every image must carry a valid descriptor naming a product with a profile, pass that family's \
-            checks, and agree with the others on product and version; dfuhop flashes the first image.
+            checks, and agree with the others on product and version; dfuhop flashes the first image. The \
+            private key file must be readable by its owner only (chmod 600) unless --allow-readable-key.
             """)
 
     @Argument(help: ArgumentHelp("The image file(s), as they go in the package.", valueName: "image")) var images: [String]
@@ -43,6 +44,7 @@ struct PackageCreateCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
     var profile: [String] = []
     @Flag(help: "Print the manifest as JSON.") var json = false
+    @Flag(help: "Use a private key file that group or others can read (refused otherwise: chmod 600 KEY).") var allowReadableKey = false
 
     func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image") }
@@ -57,7 +59,8 @@ struct PackageCreateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand("package create", json: json) {
-            let signingKey = try SigningKeys.loadPrivateKey(path: key)
+            let signingKey = try SigningKeys.loadPrivateKey(path: key, allowReadable: allowReadableKey)
+            if allowReadableKey { Output.message("warning: --allow-readable-key: \(key) is used whatever its mode") }
             var releaseNotes = notes
             if let notesFile {
                 guard let data = FileManager.default.contents(atPath: notesFile), let text = String(data: data, encoding: .utf8) else {
@@ -136,8 +139,10 @@ struct PackageVerifyCommand: AsyncParsableCommand {
         abstract: "Check a package's signature, every image's hash and size, and that nothing in it is unsigned or missing.",
         discussion: """
             The trusted keys: --key files, else the signing keys of the product's profile (--profile, else the \
-            installed profiles). Exit 0 when it verifies; 87 when it does not (the message says which key, \
-            member or hash failed).
+            installed profiles). Then the checks `upgrade` makes on the package's contents: every image's \
+            descriptor names the manifest's product and version (read as the profile's family, or the \
+            manifest's when no profile is loaded), and the manifest's option bytes are the profile's. Exit 0 \
+            when it verifies; 87 when it does not (the message says which key, member, hash or field failed).
             """)
 
     @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop")) var package: String
@@ -146,22 +151,18 @@ struct PackageVerifyCommand: AsyncParsableCommand {
     var profile: [String] = []
     @Flag(help: "One JSON object.") var json = false
 
-    func validate() throws {
-        if !key.isEmpty, !profile.isEmpty { throw ValidationError("give --key or --profile, not both") }
-    }
-
     func run() async throws {
         try await runCommand("package verify", json: json) {
             let signed = try SignedPackage.read(path: package)
+            let profiles = try Profiles.load(profile)
+            let productID = signed.manifest.productID
+            let product = profiles.first { if case .dfuhop(let id) = $0.application.hidProtocol { id == productID } else { false } }
             let keys: [SigningPublicKey]
             let source: String
             if !key.isEmpty {
                 keys = try key.map(SigningKeys.loadPublicKey)
                 source = key.joined(separator: ", ")
             } else {
-                let profiles = try Profiles.load(profile)
-                let productID = signed.manifest.productID
-                let product = profiles.first { if case .dfuhop(let id) = $0.application.hidProtocol { id == productID } else { false } }
                 guard let product else {
                     throw Failure(
                         .untrustedPackage,
@@ -174,6 +175,7 @@ struct PackageVerifyCommand: AsyncParsableCommand {
                 source = "profile \(product.id)"
             }
             let signer = try signed.verify(trusting: keys, keySource: source)
+            try signed.checkContents(profile: product)
             var result = ResultLine("verified")
             result.package = PackageJSON(
                 signed.manifest, file: package, verified: true, signedBy: signer.base64, packageSHA256: signed.digest)

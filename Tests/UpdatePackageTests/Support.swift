@@ -82,6 +82,14 @@ struct HandZip {
         /// Unix mode in the high half of the external attributes (made on Unix).
         var unixMode: UInt32 = 0o100644
         var flags: UInt16 = 0
+        /// The local header's flags, when they differ from the central directory's.
+        var localFlags: UInt16?
+        /// "Version made by": host in the high byte (3 Unix, 19 OS X), APPNOTE §4.4.2.
+        var madeBy: UInt16 = 0x031E
+        /// DOS attribute bits in the low half of the external attributes.
+        var dosAttributes: UInt16 = 0
+        /// Bytes written between the previous member and this one's local header (covered by no offset).
+        var gapBefore: [UInt8] = []
         var crc: UInt32?
         /// Point this entry's central record at another entry's local header.
         var localHeaderOf: Int?
@@ -93,29 +101,35 @@ struct HandZip {
     }
 
     var entries: [Entry]
+    /// Bytes before the first member (a shell-script prefix), with every offset moved past them.
+    var prefix: [UInt8] = []
+    /// The zip comment after the end record.
+    var comment: [UInt8] = []
 
     func bytes() -> [UInt8] {
-        var out: [UInt8] = []
+        var out: [UInt8] = prefix
         var offsets: [Int] = []
         for entry in entries {
+            out += entry.gapBefore
             offsets.append(out.count)
-            out += le32(0x0403_4B50) + le16(20) + le16(entry.flags) + le16(entry.method) + le16(0) + le16(0x21)
+            out += le32(0x0403_4B50) + le16(20) + le16(entry.localFlags ?? entry.flags) + le16(entry.method) + le16(0) + le16(0x21)
             out += le32(crc(entry)) + le32(entry.declaredCompressedSize ?? UInt32(entry.data.count))
             out += le32(entry.declaredSize ?? UInt32(entry.data.count)) + le16(UInt16(entry.name.utf8.count)) + le16(0)
             out += Array(entry.name.utf8) + entry.data
         }
         let directoryStart = out.count
         for (index, entry) in entries.enumerated() {
-            out += le32(0x0201_4B50) + le16(0x031E) + le16(20) + le16(entry.flags) + le16(entry.method) + le16(0) + le16(0x21)
+            out += le32(0x0201_4B50) + le16(entry.madeBy) + le16(20) + le16(entry.flags) + le16(entry.method) + le16(0) + le16(0x21)
             out += le32(crc(entry)) + le32(entry.declaredCompressedSize ?? UInt32(entry.data.count))
             out += le32(entry.declaredSize ?? UInt32(entry.data.count)) + le16(UInt16(entry.name.utf8.count)) + le16(0) + le16(0)
-            out += le16(0) + le16(0) + le32(entry.unixMode << 16) + le32(UInt32(offsets[entry.localHeaderOf ?? index]))
+            out += le16(0) + le16(0) + le32(entry.unixMode << 16 | UInt32(entry.dosAttributes))
+            out += le32(UInt32(offsets[entry.localHeaderOf ?? index]))
             out += Array(entry.name.utf8)
         }
         let directorySize = out.count - directoryStart
         out += le32(0x0605_4B50) + le16(0) + le16(0) + le16(UInt16(entries.count)) + le16(UInt16(entries.count))
-        out += le32(UInt32(directorySize)) + le32(UInt32(directoryStart)) + le16(0)
-        return out
+        out += le32(UInt32(directorySize)) + le32(UInt32(directoryStart)) + le16(UInt16(comment.count))
+        return out + comment
     }
 
     func crc(_ entry: Entry) -> UInt32 { entry.crc ?? CRC32.zlib(entry.data) }

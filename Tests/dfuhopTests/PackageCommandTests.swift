@@ -108,6 +108,92 @@ struct PackageCommandTests {
         #expect(codes.stdout.contains(" 87  the update package or image failed verification"))
     }
 
+    /// Issue 21, item 4: the identity point as a `--key` file or a profile key is refused with the reason.
+    @Test func weakKeysAreRefusedWhereverTheyAreRead() async throws {
+        let bench = try await Bench()
+        let signed = try await bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
+        let identity = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        let keyFile = try bench.directory.write("identity.pub", Array((identity + " hostile\n").utf8))
+        let byKey = try await Dfuhop.run("package", "verify", signed, "--key", keyFile)
+        #expect(byKey.status == 87 && byKey.stderr.contains("small order"), "\(byKey)")
+
+        let profiles = bench.directory.path("weak-profiles")
+        try FileManager.default.createDirectory(atPath: profiles, withIntermediateDirectories: true)
+        let demo = URL(fileURLWithPath: Bench.repositoryFile("protocols/devices/dfuhop-demo-g474.json"))
+        var profile = try JSONSerialization.jsonObject(with: Data(contentsOf: demo)) as! [String: Any]
+        profile["signing"] = ["publicKeys": [identity], "required": true]
+        try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: profiles + "/weak.json"))
+        let byProfile = try await Dfuhop.run("package", "verify", signed, "--profile", profiles)
+        #expect(byProfile.status == 78 && byProfile.stderr.contains("signing.publicKeys.0"), "\(byProfile)")
+        #expect(byProfile.stderr.contains("small order"), "\(byProfile)")
+    }
+
+    /// Issue 21, item 5: the manifest's option bytes against the profile's, as `upgrade` would judge them.
+    @Test func verifyRefusesOptionBytesTheProfileDoesNotRequire() async throws {
+        let bench = try await Bench()
+        let signed = try await bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
+        let demo = URL(fileURLWithPath: bench.profiles + "/dfuhop-demo-g474.json")
+        var profile = try JSONSerialization.jsonObject(with: Data(contentsOf: demo)) as! [String: Any]
+        for (options, words) in [([["name": "DBANK", "value": 0]], "conflicts"), ([], "requires none")] as [([[String: Any]], String)] {
+            let directory = bench.directory.path("profiles-\(words.filter(\.isLetter))")
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            profile["requiredOptionBytes"] = options
+            try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: directory + "/p.json"))
+            let result = try await Dfuhop.run("package", "verify", signed, "--profile", directory)
+            #expect(result.status == 87 && result.stderr.contains(words), "\(result)")
+            let upgrade = try await Dfuhop.run(
+                "upgrade", signed, "--simulate-state", bench.unit, "--profile", directory, "--state-dir", bench.directory.path("state"))
+            #expect(upgrade.status == 87 && upgrade.stderr.contains(words), "\(upgrade)")
+        }
+        #expect(try await bench.version() == "1.0.0")
+    }
+
+    /// Issue 21, item 10: a dangling `KEY.pub` link leaves no `KEY`; a private key others can read is refused.
+    @Test func keyFilesAreNeverHalfMadeOrReadableByOthers() async throws {
+        let bench = try await Bench()
+        let key = bench.directory.path("k")
+        try FileManager.default.createSymbolicLink(atPath: key + ".pub", withDestinationPath: bench.directory.path("nowhere"))
+        let generated = try await Dfuhop.run("key", "generate", "--out", key)
+        #expect(generated.status == 73 && generated.stderr.contains("symbolic link"), "\(generated)")
+        #expect(!FileManager.default.fileExists(atPath: key))
+
+        chmod(bench.key, 0o644)
+        let output = bench.directory.path("readable.dfuhop")
+        let image = await Self.example("demo-g474-v2.hex")
+        let arguments = ["package", "create", image, "--key", bench.key, "-o", output, "--profile", bench.profiles]
+        let refused = try await Dfuhop.run(arguments)
+        #expect(refused.status == 65 && refused.stderr.contains("mode 0644") && refused.stderr.contains("chmod 600"), "\(refused)")
+        #expect(!FileManager.default.fileExists(atPath: output))
+        let allowed = try await Dfuhop.run(arguments + ["--allow-readable-key"])
+        #expect(allowed.status == 0 && allowed.stderr.contains("--allow-readable-key"), "\(allowed)")
+    }
+
+    /// Issue 21, item 7: a package with a shell-script prefix and its offsets moved to match is refused.
+    @Test func aPrefixedPackageIsRefused() async throws {
+        let bench = try await Bench()
+        let signed = try await bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: signed)))
+        let count = bytes.count
+        let end = count - 22
+        // Move the central directory's offset and each entry's local-header offset past a 16-byte prefix.
+        func shift(_ at: Int) {
+            let value = (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } + 16
+            for index in 0..<4 { bytes[at + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        }
+        let entries = Int(bytes[end + 10]) | Int(bytes[end + 11]) << 8
+        var position = (0..<4).reduce(0) { $0 | Int(bytes[end + 16 + $1]) << (8 * $1) }
+        for _ in 0..<entries {
+            shift(position + 42)
+            position +=
+                46 + (Int(bytes[position + 28]) | Int(bytes[position + 29]) << 8)
+                + (Int(bytes[position + 30]) | Int(bytes[position + 31]) << 8)
+                + (Int(bytes[position + 32]) | Int(bytes[position + 33]) << 8)
+        }
+        shift(end + 16)
+        let prefixed = try bench.directory.write("prefixed.dfuhop", Array("#!/bin/sh\nexit 0\n".utf8.prefix(16)) + bytes)
+        try await bench.expectRefused(prefixed, status: 87, "before the first member")
+    }
+
     /// A copy of `package` with one byte of `image` changed inside it and the zip's CRC-32 fixed, so only
     /// the signed SHA-256 can tell.
     static func tamperedCopy(of package: String, image: String, in directory: TemporaryDirectory) throws -> String {
