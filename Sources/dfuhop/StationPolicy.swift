@@ -30,7 +30,7 @@ enum StationPolicy {
             throw Failure(.configuration, "\(path) cannot be read (\(error.localizedDescription))")
         }
         let value: JSONValue
-        do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
+        do { value = try JSONValue.parse(data) } catch {
             throw Failure(.configuration, "\(path) is not valid JSON: \(error)")
         }
         guard case .object(let members) = value, members.count == 1, case .bool(let required)? = members["requireSignedPackages"]

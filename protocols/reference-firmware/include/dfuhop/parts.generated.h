@@ -4,41 +4,66 @@
 #ifndef DFUHOP_PARTS_GENERATED_H
 #define DFUHOP_PARTS_GENERATED_H
 
-#if (defined(DFH_PART_F042) + \
+#if (defined(DFH_PART_C071) + \
+     defined(DFH_PART_F042) + \
      defined(DFH_PART_F072) + \
      defined(DFH_PART_F105) + \
+     defined(DFH_PART_F2) + \
+     defined(DFH_PART_F301) + \
      defined(DFH_PART_F303) + \
+     defined(DFH_PART_F303XE) + \
+     defined(DFH_PART_F373) + \
      defined(DFH_PART_F401) + \
+     defined(DFH_PART_F401XE) + \
      defined(DFH_PART_F407) + \
      defined(DFH_PART_F411) + \
+     defined(DFH_PART_F412) + \
      defined(DFH_PART_F413) + \
      defined(DFH_PART_F427) + \
      defined(DFH_PART_F446) + \
+     defined(DFH_PART_F469) + \
      defined(DFH_PART_F72X) + \
      defined(DFH_PART_F74X) + \
      defined(DFH_PART_F76X) + \
      defined(DFH_PART_G0B1) + \
      defined(DFH_PART_G431) + \
      defined(DFH_PART_G474) + \
+     defined(DFH_PART_G491) + \
+     defined(DFH_PART_H503) + \
+     defined(DFH_PART_H523) + \
      defined(DFH_PART_H563) + \
      defined(DFH_PART_H72X) + \
      defined(DFH_PART_H753) + \
      defined(DFH_PART_H7A3) + \
+     defined(DFH_PART_L0) + \
      defined(DFH_PART_L1) + \
+     defined(DFH_PART_L1C4) + \
+     defined(DFH_PART_L1C5) + \
      defined(DFH_PART_L41X) + \
      defined(DFH_PART_L43X) + \
      defined(DFH_PART_L45X) + \
      defined(DFH_PART_L476) + \
      defined(DFH_PART_L496) + \
+     defined(DFH_PART_L4P5) + \
      defined(DFH_PART_L4R) + \
+     defined(DFH_PART_L5) + \
+     defined(DFH_PART_U0) + \
      defined(DFH_PART_U5) + \
+     defined(DFH_PART_U535) + \
+     defined(DFH_PART_U59X) + \
      defined(DFH_PART_WB55)) > 1
 #error "define only one DFH_PART_<ID>"
 #endif
 
 #if 0
+#elif defined(DFH_PART_C071)
+/* STM32C071 (protocols/families/c071.json), DEV_ID 0x493, Cortex-M0+.
+ * Registers: cmsis_device_c0 Include/stm32c071xx.h; cmsis_device_c0 Include/stm32c071xx.h
+ *   (STMicroelectronics/cmsis_device_c0@fb56b1b70c73b74eacda2a4bcc36886444364ab3). */
+#error "DFH_PART_C071: STM32C071: stm32c071xx.h has no backup register (no RTC_BKP0R or TAMP_BKP0R) and no PWR DBP: nowhere to keep the magic across a reset; start the ROM with BOOT0 or an empty first flash word"
+#define DFH_ENTRY_REFUSED 1
 #elif defined(DFH_PART_F042)
-/* STM32F042 (protocols/families/f042.json), DEV_ID 0x445, Cortex-M0.
+/* STM32F042/048, F070x6 (protocols/families/f042.json), DEV_ID 0x445, Cortex-M0.
  * Registers: cmsis_device_f0 Include/stm32f042x6.h, stm32f072xb.h (the same addresses); stm32f042x6.h
  *   (STMicroelectronics/cmsis_device_f0@f3174b2801bbca0b4481d7d8ea62c9d153ce6789). */
 #define DFH_PART_ID "f042"
@@ -86,7 +111,7 @@
 #define DFH_FLASH_KEY1 0x45670123u
 #define DFH_FLASH_KEY2 0xCDEF89ABu
 #elif defined(DFH_PART_F072)
-/* STM32F072 (protocols/families/f072.json), DEV_ID 0x448, Cortex-M0.
+/* STM32F071/072/078, F070xB (protocols/families/f072.json), DEV_ID 0x448, Cortex-M0.
  * Registers: cmsis_device_f0 Include/stm32f042x6.h, stm32f072xb.h (the same addresses); stm32f072xb.h
  *   (STMicroelectronics/cmsis_device_f0@f3174b2801bbca0b4481d7d8ea62c9d153ce6789). */
 #define DFH_PART_ID "f072"
@@ -149,6 +174,70 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_F2)
+/* STM32F205/207/215/217 (protocols/families/f2.json), DEV_ID 0x411, Cortex-M3.
+ * Registers: cmsis_device_f4 Include/stm32f401xc.h, f401xe, f407xx, f411xe (and cmsis_device_f2 stm32f205xx.h: the same addresses); cmsis_device_f2 stm32f205xx.h
+ *   (STMicroelectronics/cmsis_device_f4@cdbad761857acedcdd07ece7939b4cb209ed826a). */
+#define DFH_PART_ID "f2"
+#define DFH_PART_DEV_ID 0x411u
+#define DFH_PART_CORE "Cortex-M3"
+#define DFH_PART_CPU_CORTEX_M3 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40023844u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 14)
+#define DFH_REMAP_REGISTER 0x40013800u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40023800u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40023808u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_F301)
+/* STM32F301/302x6/8, F318 (protocols/families/f301.json), DEV_ID 0x439, Cortex-M4.
+ * Registers: cmsis_device_f3 Include/stm32f303xc.h, stm32f302x8.h, stm32f373xc.h; stm32f302x8.h
+ *   (STMicroelectronics/cmsis_device_f3@5558e64e3675a1e1fcb1c71f468c7c407c1b1134). */
+#define DFH_PART_ID "f301"
+#define DFH_PART_DEV_ID 0x439u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40021018u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_CFGR1.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021004u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F303)
 /* STM32F302/303xB/C (protocols/families/f303.json), DEV_ID 0x422, Cortex-M4.
  * Registers: cmsis_device_f3 Include/stm32f303xc.h, stm32f302x8.h, stm32f373xc.h; stm32f303xc.h
@@ -181,12 +270,108 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_F303XE)
+/* STM32F302/303xD/E, F398 (protocols/families/f303xe.json), DEV_ID 0x446, Cortex-M4.
+ * Registers: cmsis_device_f3 Include/stm32f303xc.h, stm32f302x8.h, stm32f373xc.h; stm32f303xe.h
+ *   (STMicroelectronics/cmsis_device_f3@5558e64e3675a1e1fcb1c71f468c7c407c1b1134). */
+#define DFH_PART_ID "f303xe"
+#define DFH_PART_DEV_ID 0x446u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40021018u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_CFGR1.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x7u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021004u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_F373)
+/* STM32F373/378 (protocols/families/f373.json), DEV_ID 0x432, Cortex-M4.
+ * Registers: cmsis_device_f3 Include/stm32f303xc.h, stm32f302x8.h, stm32f373xc.h; stm32f373xc.h
+ *   (STMicroelectronics/cmsis_device_f3@5558e64e3675a1e1fcb1c71f468c7c407c1b1134). */
+#define DFH_PART_ID "f373"
+#define DFH_PART_DEV_ID 0x432u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x4002101Cu /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40021018u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_CFGR1.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021004u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F401)
 /* STM32F401xB/C (protocols/families/f401.json), DEV_ID 0x423, Cortex-M4.
  * Registers: cmsis_device_f4 Include/stm32f401xc.h, f401xe, f407xx, f411xe (and cmsis_device_f2 stm32f205xx.h: the same addresses); stm32f401xc.h
  *   (STMicroelectronics/cmsis_device_f4@cdbad761857acedcdd07ece7939b4cb209ed826a). */
 #define DFH_PART_ID "f401"
 #define DFH_PART_DEV_ID 0x423u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40023844u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 14)
+#define DFH_REMAP_REGISTER 0x40013800u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40023800u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40023808u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_F401XE)
+/* STM32F401xD/E (protocols/families/f401xe.json), DEV_ID 0x433, Cortex-M4.
+ * Registers: cmsis_device_f4 Include/stm32f401xc.h, f401xe, f407xx, f411xe (and cmsis_device_f2 stm32f205xx.h: the same addresses); stm32f401xe.h
+ *   (STMicroelectronics/cmsis_device_f4@cdbad761857acedcdd07ece7939b4cb209ed826a). */
+#define DFH_PART_ID "f401xe"
+#define DFH_PART_DEV_ID 0x433u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
 #define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
@@ -277,6 +462,38 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_F412)
+/* STM32F412 (protocols/families/f412.json), DEV_ID 0x441, Cortex-M4.
+ * Registers: cmsis_device_f4 Include/stm32f401xc.h, f401xe, f407xx, f411xe (and cmsis_device_f2 stm32f205xx.h: the same addresses); stm32f412cx.h
+ *   (STMicroelectronics/cmsis_device_f4@cdbad761857acedcdd07ece7939b4cb209ed826a). */
+#define DFH_PART_ID "f412"
+#define DFH_PART_DEV_ID 0x441u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 10)
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40023844u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 14)
+#define DFH_REMAP_REGISTER 0x40013800u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40023800u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40023808u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F413)
 /* STM32F413/423 (protocols/families/f413.json), DEV_ID 0x463, Cortex-M4.
  * Registers: cmsis_device_f4 Include/stm32f401xc.h, f401xe, f407xx, f411xe (and cmsis_device_f2 stm32f205xx.h: the same addresses); stm32f413xx.h
@@ -347,6 +564,38 @@
  *   (STMicroelectronics/cmsis_device_f4@cdbad761857acedcdd07ece7939b4cb209ed826a). */
 #define DFH_PART_ID "f446"
 #define DFH_PART_DEV_ID 0x421u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40023840u /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40023844u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 14)
+#define DFH_REMAP_REGISTER 0x40013800u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x7u
+#define DFH_RCC_CR 0x40023800u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40023808u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_F469)
+/* STM32F469/479 (protocols/families/f469.json), DEV_ID 0x434, Cortex-M4.
+ * Registers: cmsis_device_f4 Include/stm32f401xc.h, f401xe, f407xx, f411xe (and cmsis_device_f2 stm32f205xx.h: the same addresses); stm32f469xx.h
+ *   (STMicroelectronics/cmsis_device_f4@cdbad761857acedcdd07ece7939b4cb209ed826a). */
+#define DFH_PART_ID "f469"
+#define DFH_PART_DEV_ID 0x434u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
 #define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
@@ -565,12 +814,134 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x4u
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_G491)
+/* STM32G491/4A1 (protocols/families/g491.json), DEV_ID 0x479, Cortex-M4.
+ * Registers: cmsis_device_g4 Include/stm32g431xx.h, stm32g474xx.h, stm32g491xx.h; stm32g491xx.h
+ *   (STMicroelectronics/cmsis_device_g4@f4ee399953e3b5c437788526e93b10efa5fad4fa). */
+#define DFH_PART_ID "g491"
+#define DFH_PART_DEV_ID 0x479u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40002500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 10)
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR1.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40021060u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x7u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator HSI16 */
+#define DFH_RESET_OSCILLATOR_ON (1u << 8)
+#define DFH_RESET_OSCILLATOR_READY (1u << 10)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021008u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x1u /* HSI16 as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x4u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_H503)
+/* STM32H503 (protocols/families/h503.json), DEV_ID 0x474, Cortex-M33.
+ * Registers: cmsis_device_h5 Include/stm32h563xx.h, stm32h523xx.h (non-secure aliases; no PWREN: PWR is always clocked); SWS = 0 is HSI (Source/Templates/system_stm32h5xx.c); stm32h503xx.h (no PLL3)
+ *   (STMicroelectronics/cmsis_device_h5@9a778e0f162bd21200647adafb922d50b2c60f81). */
+#define DFH_PART_ID "h503"
+#define DFH_PART_DEV_ID 0x474u
+#define DFH_PART_CORE "Cortex-M33"
+#define DFH_PART_CPU_CORTEX_M33 1
+#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x0BF80000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0u /* no PWR clock enable (PWR always clocked) on this line */
+#define DFH_PWR_CLOCK_BIT 0u
+#define DFH_BACKUP_CLOCK_REGISTER 0x44020CA8u /* RCC_APB3ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 21)
+#define DFH_DBP_REGISTER 0x44020824u /* PWR_DBPCR.DBP */
+#define DFH_DBP_BIT (1u << 0)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x44020C00u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x44020C1Cu /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0x18u
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_H523)
+/* STM32H523/533 (protocols/families/h523.json), DEV_ID 0x478, Cortex-M33.
+ * Registers: cmsis_device_h5 Include/stm32h563xx.h, stm32h523xx.h (non-secure aliases; no PWREN: PWR is always clocked); SWS = 0 is HSI (Source/Templates/system_stm32h5xx.c); stm32h523xx.h
+ *   (STMicroelectronics/cmsis_device_h5@9a778e0f162bd21200647adafb922d50b2c60f81). */
+#define DFH_PART_ID "h523"
+#define DFH_PART_DEV_ID 0x478u
+#define DFH_PART_CORE "Cortex-M33"
+#define DFH_PART_CPU_CORTEX_M33 1
+#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x0BF80000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0u /* no PWR clock enable (PWR always clocked) on this line */
+#define DFH_PWR_CLOCK_BIT 0u
+#define DFH_BACKUP_CLOCK_REGISTER 0x44020CA8u /* RCC_APB3ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 21)
+#define DFH_DBP_REGISTER 0x44020824u /* PWR_DBPCR.DBP */
+#define DFH_DBP_BIT (1u << 0)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x44020C00u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x44020C1Cu /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0x18u
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H563)
 /* STM32H562/563/573 (protocols/families/h563.json), DEV_ID 0x484, Cortex-M33.
  * Registers: cmsis_device_h5 Include/stm32h563xx.h, stm32h523xx.h (non-secure aliases; no PWREN: PWR is always clocked); SWS = 0 is HSI (Source/Templates/system_stm32h5xx.c); stm32h563xx.h
  *   (STMicroelectronics/cmsis_device_h5@9a778e0f162bd21200647adafb922d50b2c60f81). */
-#error "DFH_PART_H563: protocols/families/h563.json backupRegister 0x40036500 is not TAMP_BKP0R (TAMP_BASE_NS 0x44007C00 + 0x100) 0x44007D00 (stm32h563xx.h, cmsis_device_h5); fix the family file and rerun scripts/gen-device-kit"
-#define DFH_ENTRY_REFUSED 1
+#define DFH_PART_ID "h563"
+#define DFH_PART_DEV_ID 0x484u
+#define DFH_PART_CORE "Cortex-M33"
+#define DFH_PART_CPU_CORTEX_M33 1
+#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R (TAMP_BASE_NS 0x44007C00 + 0x100) in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x0BF80000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0u /* no PWR clock enable (PWR always clocked) on this line */
+#define DFH_PWR_CLOCK_BIT 0u
+#define DFH_BACKUP_CLOCK_REGISTER 0x44020CA8u /* RCC_APB3ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 21)
+#define DFH_DBP_REGISTER 0x44020824u /* PWR_DBPCR.DBP */
+#define DFH_DBP_BIT (1u << 0)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x44020C00u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x44020C1Cu /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0x18u
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H72X)
 /* STM32H723/725/730/733/735 (protocols/families/h72x.json), DEV_ID 0x483, Cortex-M7.
  * Registers: cmsis_device_h7 Include/stm32h743xx.h, stm32h723xx.h (no PWREN: PWR is always clocked; no MEM_MODE field); stm32h723xx.h
@@ -639,7 +1010,39 @@
 /* STM32H7A3/7B3/7B0 (protocols/families/h7a3.json), DEV_ID 0x480, Cortex-M7.
  * Registers: cmsis_device_h7 Include/stm32h743xx.h, stm32h723xx.h (no PWREN: PWR is always clocked; no MEM_MODE field); stm32h7a3xx.h (RCC_APB4ENR at 0x58024554; TAMP_BASE 0x58004400)
  *   (STMicroelectronics/cmsis_device_h7@13ba9da797a30e1563a8795f974425fb26dd0457). */
-#error "DFH_PART_H7A3: protocols/families/h7a3.json backupRegister 0x58004050 is not TAMP_BKP0R 0x58004500 (stm32h7a3xx.h (RCC_APB4ENR at 0x58024554; TAMP_BASE 0x58004400), cmsis_device_h7); fix the family file and rerun scripts/gen-device-kit"
+#define DFH_PART_ID "h7a3"
+#define DFH_PART_DEV_ID 0x480u
+#define DFH_PART_CORE "Cortex-M7"
+#define DFH_PART_CPU_CORTEX_M7 1
+#define DFH_BACKUP_REGISTER 0x58004500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FF0A000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 1
+#define DFH_PWR_CLOCK_REGISTER 0u /* no PWR clock enable (PWR always clocked) on this line */
+#define DFH_PWR_CLOCK_BIT 0u
+#define DFH_BACKUP_CLOCK_REGISTER 0x58024554u /* RCC_APB4ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 16)
+#define DFH_DBP_REGISTER 0x58024800u /* PWR_CR1.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x58024400u /* RCC_CR; reset oscillator HSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 2)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x58024410u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0x38u
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_L0)
+/* STM32L07x/L08x (protocols/families/l0.json), DEV_ID 0x447, Cortex-M0+.
+ * Registers: cmsis_device_l0 Include/stm32l053xx.h, stm32l072xx.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l053xx.h, stm32l072xx.h
+ *   (STMicroelectronics/cmsis_device_l0@b3b1d7b134f5408c3e75363754d44a6aa11b1db1). */
+#error "DFH_PART_L0: STM32L07x/L08x: the application cannot jump to the ROM (AN2606 STM32L0 sections as issue 22's audit reads them: no jump from user code (not re-read here)) and the kit has no other entry for this line; start the ROM with BOOT0 high at reset (the profile's BOOT0 method)"
 #define DFH_ENTRY_REFUSED 1
 #elif defined(DFH_PART_L1)
 /* STM32L151/152/162 (category 3) (protocols/families/l1.json), DEV_ID 0x427, Cortex-M3.
@@ -673,12 +1076,102 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_L1C4)
+/* STM32L151/152/162xD (category 4) (protocols/families/l1c4.json), DEV_ID 0x436, Cortex-M3.
+ * Registers: cmsis_device_l1 Include/stm32l152xc.h, stm32l152xd.h, stm32l152xe.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l152xd.h
+ *   (STMicroelectronics/cmsis_device_l1@f1665c78b60125cb97d1634364e0883bb8c2b7b7). */
+#define DFH_PART_ID "l1c4"
+#define DFH_PART_DEV_ID 0x436u
+#define DFH_PART_CORE "Cortex-M3"
+#define DFH_PART_CPU_CORTEX_M3 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40023824u /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40023820u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40023800u /* RCC_CR; reset oscillator MSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 8)
+#define DFH_RESET_OSCILLATOR_READY (1u << 9)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40023808u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_L1C5)
+/* STM32L151/152/162xE (categories 5 and 6) (protocols/families/l1c5.json), DEV_ID 0x437, Cortex-M3.
+ * Registers: cmsis_device_l1 Include/stm32l152xc.h, stm32l152xd.h, stm32l152xe.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l152xe.h
+ *   (STMicroelectronics/cmsis_device_l1@f1665c78b60125cb97d1634364e0883bb8c2b7b7). */
+#define DFH_PART_ID "l1c5"
+#define DFH_PART_DEV_ID 0x437u
+#define DFH_PART_CORE "Cortex-M3"
+#define DFH_PART_CPU_CORTEX_M3 1
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40023824u /* RCC_APB1ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0u /* no backup-register bus clock enable on this line */
+#define DFH_BACKUP_CLOCK_BIT 0u
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40023820u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40023800u /* RCC_CR; reset oscillator MSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 8)
+#define DFH_RESET_OSCILLATOR_READY (1u << 9)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40023808u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L41X)
 /* STM32L412/422 (protocols/families/l41x.json), DEV_ID 0x464, Cortex-M4.
  * Registers: cmsis_device_l4 Include/stm32l432xx.h, stm32l452xx.h, stm32l496xx.h, stm32l4r5xx.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l412xx.h (TAMP_BASE 0x40003400; no PLLSAI1)
  *   (STMicroelectronics/cmsis_device_l4@a2530753e86dd326a75467d28feb92e2ba7d0df2). */
-#error "DFH_PART_L41X: protocols/families/l41x.json backupRegister 0x40002850 is not TAMP_BKP0R 0x40003500 (stm32l412xx.h (TAMP_BASE 0x40003400; no PLLSAI1), cmsis_device_l4); fix the family file and rerun scripts/gen-device-kit"
-#define DFH_ENTRY_REFUSED 1
+#define DFH_PART_ID "l41x"
+#define DFH_PART_DEV_ID 0x464u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 10)
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR1.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40021060u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x7u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator MSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021008u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L43X)
 /* STM32L431/432/433/442/443 (protocols/families/l43x.json), DEV_ID 0x435, Cortex-M4.
  * Registers: cmsis_device_l4 Include/stm32l432xx.h, stm32l452xx.h, stm32l496xx.h, stm32l4r5xx.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l432xx.h
@@ -807,6 +1300,38 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_L4P5)
+/* STM32L4P5/Q5 (protocols/families/l4p5.json), DEV_ID 0x471, Cortex-M4.
+ * Registers: cmsis_device_l4 Include/stm32l432xx.h, stm32l452xx.h, stm32l496xx.h, stm32l4r5xx.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l4p5xx.h (TAMP_BASE 0x40003400)
+ *   (STMicroelectronics/cmsis_device_l4@a2530753e86dd326a75467d28feb92e2ba7d0df2). */
+#define DFH_PART_ID "l4p5"
+#define DFH_PART_DEV_ID 0x471u
+#define DFH_PART_CORE "Cortex-M4"
+#define DFH_PART_CPU_CORTEX_M4 1
+#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 10)
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR1.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40021060u /* RCC_APB2ENR.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_MEMRMP.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x7u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator MSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021008u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L4R)
 /* STM32L4R5/R7/R9/S5/S7/S9 (protocols/families/l4r.json), DEV_ID 0x470, Cortex-M4.
  * Registers: cmsis_device_l4 Include/stm32l432xx.h, stm32l452xx.h, stm32l496xx.h, stm32l4r5xx.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l4r5xx.h
@@ -839,12 +1364,166 @@
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_L5)
+/* STM32L552/562 (protocols/families/l5.json), DEV_ID 0x472, Cortex-M33.
+ * Registers: cmsis_device_l5 Include/stm32l552xx.h (non-secure aliases; no MEM_MODE field); MSI after reset and SWS = 0 is MSI (Source/Templates/system_stm32l5xx.c); stm32l552xx.h (TAMP_BASE_NS 0x40003400)
+ *   (STMicroelectronics/cmsis_device_l5@593f41f6dd610f623b1278ef009858d8a2c88c5f). */
+#define DFH_PART_ID "l5"
+#define DFH_PART_DEV_ID 0x472u
+#define DFH_PART_CORE "Cortex-M33"
+#define DFH_PART_CPU_CORTEX_M33 1
+#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APB1ENR1.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 10)
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR1.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator MSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021008u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_U0)
+/* STM32U073/083 (protocols/families/u0.json), DEV_ID 0x489, Cortex-M0+.
+ * Registers: cmsis_device_u0 Include/stm32u073xx.h; MSI after reset and SWS = 0 is MSI (Source/Templates/system_stm32u0xx.c); stm32u073xx.h
+ *   (STMicroelectronics/cmsis_device_u0@9d8bd58e538676e1947e354d9a793af6acad88f7). */
+#define DFH_PART_ID "u0"
+#define DFH_PART_DEV_ID 0x489u
+#define DFH_PART_CORE "Cortex-M0+"
+#define DFH_PART_CPU_CORTEX_M0PLUS 1
+#define DFH_BACKUP_REGISTER 0x4000B100u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x40021058u /* RCC_APBENR1.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 28)
+#define DFH_BACKUP_CLOCK_REGISTER 0x40021058u /* RCC_APBENR1.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 10)
+#define DFH_DBP_REGISTER 0x40007000u /* PWR_CR1.DBP */
+#define DFH_DBP_BIT (1u << 8)
+#define DFH_SYSCFG_CLOCK_REGISTER 0x40021060u /* RCC_APBENR2.SYSCFGEN */
+#define DFH_SYSCFG_CLOCK_BIT (1u << 0)
+#define DFH_REMAP_REGISTER 0x40010000u /* SYSCFG_CFGR1.MEM_MODE = 01: system memory at 0 */
+#define DFH_REMAP_MASK 0x3u
+#define DFH_RCC_CR 0x40021000u /* RCC_CR; reset oscillator MSI */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 1)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x40021008u /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0x38u
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_U5)
 /* STM32U575/585 (protocols/families/u5.json), DEV_ID 0x482, Cortex-M33.
  * Registers: cmsis_device_u5 Include/stm32u535xx.h, stm32u575xx.h, stm32u585xx.h, stm32u5a5xx.h (non-secure aliases; no MEM_MODE field); SWS = 0 is MSI(S) (Source/Templates/system_stm32u5xx.c); stm32u585xx.h, stm32u575xx.h
  *   (STMicroelectronics/cmsis_device_u5@48a64b6a00d7627b6c98fcf565cc6cf2b714b659). */
-#error "DFH_PART_U5: protocols/families/u5.json backupRegister 0x40007D00 is not TAMP_BKP0R (TAMP_BASE_NS 0x46007C00 + 0x100) 0x46007D00 (stm32u585xx.h, stm32u575xx.h, cmsis_device_u5); fix the family file and rerun scripts/gen-device-kit"
-#define DFH_ENTRY_REFUSED 1
+#define DFH_PART_ID "u5"
+#define DFH_PART_DEV_ID 0x482u
+#define DFH_PART_CORE "Cortex-M33"
+#define DFH_PART_CPU_CORTEX_M33 1
+#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R (TAMP_BASE_NS 0x46007C00 + 0x100) in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x46020C94u /* RCC_AHB3ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 2)
+#define DFH_BACKUP_CLOCK_REGISTER 0x46020CA8u /* RCC_APB3ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 21)
+#define DFH_DBP_REGISTER 0x46020828u /* PWR_DBPR.DBP */
+#define DFH_DBP_BIT (1u << 0)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x46020C00u /* RCC_CR; reset oscillator MSIS */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 2)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x46020C1Cu /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSIS as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_U535)
+/* STM32U535/545 (protocols/families/u535.json), DEV_ID 0x455, Cortex-M33.
+ * Registers: cmsis_device_u5 Include/stm32u535xx.h, stm32u575xx.h, stm32u585xx.h, stm32u5a5xx.h (non-secure aliases; no MEM_MODE field); SWS = 0 is MSI(S) (Source/Templates/system_stm32u5xx.c); stm32u535xx.h
+ *   (STMicroelectronics/cmsis_device_u5@48a64b6a00d7627b6c98fcf565cc6cf2b714b659). */
+#define DFH_PART_ID "u535"
+#define DFH_PART_DEV_ID 0x455u
+#define DFH_PART_CORE "Cortex-M33"
+#define DFH_PART_CPU_CORTEX_M33 1
+#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x46020C94u /* RCC_AHB3ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 2)
+#define DFH_BACKUP_CLOCK_REGISTER 0x46020CA8u /* RCC_APB3ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 21)
+#define DFH_DBP_REGISTER 0x46020828u /* PWR_DBPR.DBP */
+#define DFH_DBP_BIT (1u << 0)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x46020C00u /* RCC_CR; reset oscillator MSIS */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 2)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x46020C1Cu /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSIS as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
+#elif defined(DFH_PART_U59X)
+/* STM32U595/599/5A5/5A9 (protocols/families/u59x.json), DEV_ID 0x481, Cortex-M33.
+ * Registers: cmsis_device_u5 Include/stm32u535xx.h, stm32u575xx.h, stm32u585xx.h, stm32u5a5xx.h (non-secure aliases; no MEM_MODE field); SWS = 0 is MSI(S) (Source/Templates/system_stm32u5xx.c); stm32u5a5xx.h
+ *   (STMicroelectronics/cmsis_device_u5@48a64b6a00d7627b6c98fcf565cc6cf2b714b659). */
+#define DFH_PART_ID "u59x"
+#define DFH_PART_DEV_ID 0x481u
+#define DFH_PART_CORE "Cortex-M33"
+#define DFH_PART_CPU_CORTEX_M33 1
+#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+#define DFH_PWR_CLOCK_REGISTER 0x46020C94u /* RCC_AHB3ENR.PWREN */
+#define DFH_PWR_CLOCK_BIT (1u << 2)
+#define DFH_BACKUP_CLOCK_REGISTER 0x46020CA8u /* RCC_APB3ENR.RTCAPBEN */
+#define DFH_BACKUP_CLOCK_BIT (1u << 21)
+#define DFH_DBP_REGISTER 0x46020828u /* PWR_DBPR.DBP */
+#define DFH_DBP_BIT (1u << 0)
+#define DFH_SYSCFG_CLOCK_REGISTER 0u /* no SYSCFG clock enable on this line */
+#define DFH_SYSCFG_CLOCK_BIT 0u
+#define DFH_REMAP_REGISTER 0u /* no MEM_MODE: VTOR alone points at the ROM */
+#define DFH_REMAP_MASK 0u
+#define DFH_RCC_CR 0x46020C00u /* RCC_CR; reset oscillator MSIS */
+#define DFH_RESET_OSCILLATOR_ON (1u << 0)
+#define DFH_RESET_OSCILLATOR_READY (1u << 2)
+#define DFH_OSCILLATORS_OFF ((1u << 16) | (1u << 24) | (1u << 26) | (1u << 28)) /* HSE and PLL enables */
+#define DFH_RCC_CFGR 0x46020C1Cu /* RCC_CFGR (CFGR1 on U5/H5) */
+#define DFH_CFGR_SW 0x0u /* MSIS as system clock, prescalers /1 */
+#define DFH_SWS_MASK 0xCu
+#define DFH_SWS_RESET 0x0u
+#define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_WB55)
 /* STM32WB55/35 (protocols/families/wb55.json), DEV_ID 0x495, Cortex-M4.
  * Registers: cmsis_device_wb Include/stm32wb55xx.h (no PWREN and no SYSCFGEN: both always clocked); SWS = 0 is MSI (Source/Templates/system_stm32wbxx.c); stm32wb55xx.h
