@@ -173,7 +173,7 @@ extension UpgradeEngine {
     /// GET_INFO; an application that does not answer is corrupted and goes the BOOT0 way on its port. An
     /// interface that cannot be opened (permissions) is an error, not a classification.
     func describeApplication(_ hid: HIDDeviceInfo) async throws -> Found {
-        let answer = try await withHID(hid) { link in try? await link.info() }
+        let answer = try await withHID(hid) { link in try await Self.askInfo(link) }
         guard let info = answer else {
             let description = UnitDescription(
                 classification: .corrupted, uid: nil, familyID: "?", portPath: hid.usb.portPath,
@@ -217,6 +217,19 @@ extension UpgradeEngine {
             onEvent(.note("the ROM at \(rom.identity.portPath) could not be read yet (\(error)); it is shown as in DFU"))
         }
         return found
+    }
+
+    /// GET_INFO, asked twice: one lost report does not make a running application "corrupted". nil: it does
+    /// not answer (the BOOT0 path then reaches its ROM, where the flash is read and judged). A cancellation
+    /// stays one.
+    static func askInfo(_ link: AppLinkClient) async throws -> DeviceInfo? {
+        for attempt in 1...2 {
+            do { return try await link.info() } catch {
+                if error.isCancellation { throw error }
+                if attempt == 2 { return nil }
+            }
+        }
+        return nil
     }
 
     /// Opens the application's HID interface for `body` and closes it on every path.

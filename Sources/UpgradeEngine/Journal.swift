@@ -105,7 +105,12 @@ public struct JournalStore: Sendable {
 
     /// Every entry, and apart from them the entries that cannot be read (for `dfuhop journal` to show both).
     public func entriesAndUnreadable() -> (entries: [JournalEntry], unreadable: [JournalError]) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return ([], []) }
+        guard FileManager.default.fileExists(atPath: directory.path) else { return ([], []) }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
+            // A directory that cannot be listed hides its entries: an error, never "no interrupted upgrade".
+            return ([], [JournalError(path: directory.path, problem: "cannot be listed (\(error.localizedDescription))")])
+        }
         var found: [JournalEntry] = []
         var unreadable: [JournalError] = []
         for name in names.sorted() where name.hasPrefix("unit-") && name.hasSuffix(".json") {
