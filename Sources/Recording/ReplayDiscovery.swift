@@ -91,7 +91,7 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
 
     /// How the recorded command reached BOOT0: its description and wait; nil when it had no BOOT0 path.
     public var boot0Path: (description: String, arrivalTimeout: Duration)? {
-        guard let record = recording.lines.first(where: { $0.record.event == .boot0Path })?.record else { return nil }
+        guard let record = recording.lines.first(.boot0Path)?.record else { return nil }
         return (record.name ?? "recorded BOOT0 path", .milliseconds(record.timeoutMs ?? 0))
     }
 
