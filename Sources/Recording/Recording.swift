@@ -29,33 +29,35 @@ public struct Recording: Sendable {
     public static let maximumPorts = 256
 
     public static func load(path: String) throws(RecordingError) -> Recording {
-        let bytes: [UInt8]
+        // The buffer is handed over, not kept here: the header is cut from it in place, with no copy.
+        try Recording(bytes: readAll(path), path: path)
+    }
+
+    /// The file's bytes, read once into one buffer of the file's size (no intermediate `Data` or `String`
+    /// of the whole file, no growth by doubling).
+    private static func readAll(_ path: String) throws(RecordingError) -> [UInt8] {
         do {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            if let size = attributes[.size] as? Int, size > maximumSize {
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            let size = try handle.seekToEnd()
+            guard size <= maximumSize else {
                 throw RecordingError(file: path, "\(size) bytes is larger than a recording can be (\(maximumSize >> 20) MiB)")
             }
-            bytes = try readAll(path)
+            try handle.seek(toOffset: 0)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(Int(size))
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                guard bytes.count + chunk.count <= maximumSize else {
+                    throw RecordingError(file: path, "larger than a recording can be (\(maximumSize >> 20) MiB)")
+                }
+                bytes.append(contentsOf: chunk)
+            }
+            return bytes
         } catch let error as RecordingError {
             throw error
         } catch {
             throw RecordingError(file: path, "cannot read it: \(error.localizedDescription)")
         }
-        return try Recording(bytes: bytes, path: path)
-    }
-
-    /// The file's bytes, read once into one buffer (no intermediate `Data` or `String` of the whole file).
-    private static func readAll(_ path: String) throws -> [UInt8] {
-        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        var bytes: [UInt8] = []
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            bytes.append(contentsOf: chunk)
-            guard bytes.count <= maximumSize else {
-                throw RecordingError(file: path, "larger than a recording can be (\(maximumSize >> 20) MiB)")
-            }
-        }
-        return bytes
     }
 
     public init(text: String, path: String) throws(RecordingError) {
