@@ -27,6 +27,8 @@ enum HostileInputBenchmark {
             for item in cases() { try write(item.bytes(), to: arguments[1] + "/" + item.file) }
             return true
         }
+        if arguments.first == "--pad-recording" { return try padRecording(arguments) }
+        if arguments.first == "--recordings-only" { return try recordingsOnly(arguments) }
         var runs = 3
         if arguments.count == 2, arguments[0] == "--runs", let number = Int(arguments[1]), number > 0 {
             runs = number
@@ -63,6 +65,7 @@ enum HostileInputBenchmark {
                     + "  +\(extraKiB) KiB = \(ImageConvertBenchmark.fixed(ratio))x the file  \(outcome)\(met ? "" : "  GOAL MISSED")")
         }
         print("goal: exit status as listed, and memory above the baseline at most 3x the file (or under 1 MiB)")
+        allMet = try recordingCases(dfuhop, directory: directory, runs: runs) && allMet
         return allMet
     }
 
