@@ -42,7 +42,7 @@ struct FactoryReportTests {
     }
 
     /// 12 writers, each with its own open file (as separate processes have), appending 10 records each
-    /// at once through the same code as `--report`: every record whole, one header.
+    /// at once through the same code as `--report`: every record whole and none overwritten (O_APPEND).
     @Test func concurrentWritersLoseNothing() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.path("stress.csv")
@@ -62,6 +62,28 @@ struct FactoryReportTests {
         let records = Set(rows.dropFirst().map(String.init))
         #expect(rows.count == 121 && records.count == 120)
         #expect(records.allSatisfy { $0.hasPrefix("writer ") && $0.hasSuffix(String(repeating: "x", count: 200)) })
+    }
+
+    /// Another process holds the lock and writes the header (it created the file): the append waits for
+    /// the lock, writes nothing meanwhile, and then finds the file not empty, so it writes no header. The
+    /// pause only gives the append time to reach the lock; the outcome of a correct append does not depend
+    /// on it.
+    @Test func theHeaderIsDecidedUnderTheLock() async throws {
+        let directory = try TemporaryDirectory()
+        let path = try directory.write("shared.csv", [])
+        let holder = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        try #require(holder >= 0 && flock(holder, LOCK_EX) == 0)
+        let appending = Task {
+            await offCooperativePool { () throws in try FactoryReport.append(["record\r\n"], to: path, header: "header\r\n") }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let other = Array("header\r\nother\r\n".utf8)
+        #expect(write(holder, other, other.count) == other.count)
+        #expect(try directory.read("shared.csv") == other, "nothing was appended while the lock was held")
+        flock(holder, LOCK_UN)
+        close(holder)
+        try await appending.value.get()
+        #expect(String(decoding: try directory.read("shared.csv"), as: UTF8.self) == "header\r\nother\r\nrecord\r\n")
     }
 
     /// 12 dfuhop processes upgrading two simulated units each append to one CSV at once: 24 records and
