@@ -27,6 +27,10 @@ public struct Recording: Sendable {
     /// USB 2.0 §8.3.2.1), and one session of one station names a few; the bound keeps the replay's per-port
     /// bookkeeping small whatever the file holds.
     public static let maximumPorts = 256
+    /// The longest record line read. The longest a recorder writes is a devices snapshot or an opened
+    /// interface (a few KiB); a transfer's data is at most 4 KiB of hex (wLength is 16 bits, USB 2.0
+    /// §9.3.5, and DfuSe transfers are 2 KiB at most). The bound keeps what decoding one line costs small.
+    public static let maximumLineLength = 1 << 20
 
     public static func load(path: String) throws(RecordingError) -> Recording {
         // The buffer is handed over, not kept here: the header is cut from it in place, with no copy.
@@ -85,6 +89,10 @@ public struct Recording: Sendable {
             defer { (start, number) = (end + 1, number + 1) }
             guard end > start else { continue }
             guard resultLine == nil else { throw RecordingError(file: path, line: number, "a line after the result line") }
+            guard end - start <= Self.maximumLineLength else {
+                throw RecordingError(
+                    file: path, line: number, "a line of \(end - start) bytes; a record is at most \(Self.maximumLineLength >> 20) MiB")
+            }
             guard let record = try? decoder.decode(Record.self, from: Data(bytes[start..<end])) else {
                 // Only the very last line may be cut off: a process killed while writing it.
                 if end == bytes.endIndex {

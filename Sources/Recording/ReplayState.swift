@@ -144,24 +144,27 @@ struct ReplayState {
 
     /// The bus now: each port as the last snapshot before that port's frontier showed it (the recording's
     /// first snapshot when the run asks before the recording did); a snapshot's error, if that one failed.
+    /// Each snapshot shown is decoded once, and one at a time.
     var snapshot: (devices: [DeviceRecord], error: ErrorRecord?) {
         guard let first = snapshots.first else { return ([], nil) }
         if let error = lines[Int(snapshot(before: frontier) ?? first)].record.error { return ([], error) }
-        var decoded: [Int32: [DeviceRecord]] = [:]
-        var devices: [DeviceRecord] = []
-        for port in snapshotPorts {
-            let index = snapshot(before: frontier(of: port)) ?? first
-            let shown = decoded[index] ?? lines[Int(index)].record.devices ?? []
-            decoded[index] = shown
-            devices += shown.filter { $0.port == port }
+        let shown = snapshotPorts.enumerated().map {
+            (order: $0.offset, port: $0.element, index: snapshot(before: frontier(of: $0.element)) ?? first)
         }
-        return (devices, nil)
+        var devices: [(order: Int, devices: [DeviceRecord])] = []
+        for group in Dictionary(grouping: shown, by: \.index).sorted(by: { $0.key < $1.key }) {
+            let recorded = lines[Int(group.key)].record.devices ?? []
+            for entry in group.value { devices.append((entry.order, recorded.filter { $0.port == entry.port })) }
+        }
+        return (devices.sorted { $0.order < $1.order }.flatMap(\.devices), nil)
     }
 
-    /// The hotplug events now due, in recorded order, each change once: the subscriptions of a recording
-    /// all saw the same change, and a replay gives it to every subscription open when it becomes due. Only
-    /// the queues of streams a request moved on are looked at (all of them after a request for no port).
-    mutating func dueHotplug() -> [Record] {
+    /// The hotplug events now due, as indices into `lines` in recorded order, each change once: the
+    /// subscriptions of a recording all saw the same change, and a replay gives it to every subscription
+    /// open when it becomes due. Only the queues of streams a request moved on are looked at (all of them
+    /// after a request for no port); an event whose device a replay cannot show is left out. Indices, not
+    /// records: a subscriber decodes each event when it takes it, so a flood of events costs no memory.
+    mutating func dueHotplug() -> [Int32] {
         var indices: [Int32] = []
         let streams = touchedAll || touched.contains("host") ? Array(hotplug.keys) : touched.filter { hotplug[$0] != nil }
         for stream in streams {
@@ -170,14 +173,30 @@ struct ReplayState {
         }
         hotplugElsewhere.take(before: frontier, into: &indices)
         (touched, touchedAll) = ([], false)
-        var due: [Record] = []
-        var seen = Set<Record>()
+        var due: [Int32] = []
+        var seen: [Int: [Int32]] = [:]
         for index in indices.sorted() {
-            var record = lines[Int(index)].record
-            record.subscription = nil
-            if seen.insert(record).inserted { due.append(record) }
+            let change = Self.change(lines[Int(index)].record)
+            guard Self.discoveryEvent(change) != nil else { continue }
+            let hash = change.hashValue
+            if let earlier = seen[hash], earlier.contains(where: { Self.change(lines[Int($0)].record) == change }) { continue }
+            seen[hash, default: []].append(index)
+            due.append(index)
         }
         return due
+    }
+
+    /// A hotplug record as the change it is, whichever subscription it was recorded for.
+    static func change(_ record: Record) -> Record {
+        var change = record
+        change.subscription = nil
+        return change
+    }
+
+    /// The event a hotplug record gives a subscriber; nil when its device is not fully described.
+    static func discoveryEvent(_ record: Record) -> DiscoveryEvent? {
+        guard let device = record.device?.discovered else { return nil }
+        return record.change == "left" ? .left(device) : .arrived(device)
     }
 
     /// After the run: the divergence, or the first recorded request the run never made.
