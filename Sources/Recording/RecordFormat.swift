@@ -80,7 +80,7 @@ public struct RecordedInput: Codable, Sendable, Equatable {
 /// One line after the header: something the host asked or the bus did, `t` microseconds after the
 /// recording started (in the session's clock), stamped when the call returned. Only the fields of its
 /// `event` are present (docs/recordings.md lists them per event).
-public struct Record: Codable, Sendable, Equatable {
+public struct Record: Codable, Sendable, Hashable {
     public enum Event: String, Codable, Sendable, CaseIterable {
         case devices, subscribe, hotplug, openDFU, openHID, selectAlternate, controlOut, controlIn
         case hidWrite, hidRead, getFeatureReport, sendFeatureReport, close, input, boot0Path, boot0, result
@@ -153,7 +153,7 @@ public struct DeviceRecord: Codable, Sendable, Hashable {
 }
 
 /// What an opened DFU interface reports about itself.
-public struct DFUInterfaceRecord: Codable, Sendable, Equatable {
+public struct DFUInterfaceRecord: Codable, Sendable, Hashable {
     public var interfaceNumber: Int
     public var device: DeviceRecord
     /// The 9-byte DFU functional descriptor, hex (DFU 1.1 §4.1.3).
@@ -161,7 +161,7 @@ public struct DFUInterfaceRecord: Codable, Sendable, Equatable {
 }
 
 /// A control request's setup stage (USB 2.0 §9.3).
-public struct SetupRecord: Codable, Sendable, Equatable {
+public struct SetupRecord: Codable, Sendable, Hashable {
     public var bmRequestType: String
     public var bRequest: Int
     public var wValue: Int
@@ -178,7 +178,7 @@ public struct SetupRecord: Codable, Sendable, Equatable {
 }
 
 /// A `TransportError`, as recorded: a replay throws the same error again.
-public struct ErrorRecord: Codable, Sendable, Equatable {
+public struct ErrorRecord: Codable, Sendable, Hashable {
     /// `stall`, `timeout`, `disconnected`, `accessDenied`, `notFound`, `badLength` or `other`.
     public var kind: String
     public var expected: Int?

@@ -16,24 +16,45 @@ public struct ReplayClock: DeviceClock {
 }
 
 /// One `events()` stream of a replay. Its subscriber pulls events one at a time, so the replay knows when
-/// an event handed over has been dealt with (the subscriber asks for the next) or is still being.
+/// an event handed over has been dealt with (the subscriber asks for the next) or is still being. Events
+/// wait as the recording's line indices and are decoded when taken (`resolve`).
 final class ReplaySubscription: @unchecked Sendable {
+    private let resolve: @Sendable (Int32) -> DiscoveryEvent?
     // Guarded by the replay's lock.
-    private var buffer: [DiscoveryEvent] = []
+    private var buffer: [Int32] = []
+    private var taken = 0
     private var waiter: CheckedContinuation<DiscoveryEvent?, Never>?
     /// When the subscriber last got an event, or when undelivered ones became due.
     private var since: ContinuousClock.Instant?
     private(set) var finished = false
 
-    func deliverLocked(_ event: DiscoveryEvent) {
+    init(resolve: @escaping @Sendable (Int32) -> DiscoveryEvent?) { self.resolve = resolve }
+
+    /// Hands over the event at `index` (one `ReplayState.dueHotplug` found it can show).
+    func deliverLocked(_ index: Int32) {
         guard !finished else { return }
         since = .now
-        if let waiter {
+        if let waiter, let event = resolve(index) {
             self.waiter = nil
             waiter.resume(returning: event)
         } else {
-            buffer.append(event)
+            buffer.append(index)
         }
+    }
+
+    /// The next buffered event, decoded.
+    private func takeLocked() -> DiscoveryEvent? {
+        while taken < buffer.count {
+            defer { taken += 1 }
+            if let event = resolve(buffer[taken]) { return event }
+        }
+        return nil
+    }
+
+    /// Whether events wait; releases the buffer's storage once every one is taken.
+    private func hasBufferedLocked() -> Bool {
+        if taken == buffer.count, taken > 0 { (buffer, taken) = ([], 0) }
+        return taken < buffer.count
     }
 
     /// An event is due and not taken, or was just handed over and the subscriber has not come back.
@@ -47,9 +68,9 @@ final class ReplaySubscription: @unchecked Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<DiscoveryEvent?, Never>) in
                 lock.withLock {
-                    since = buffer.isEmpty ? nil : .now
-                    if !buffer.isEmpty {
-                        continuation.resume(returning: buffer.removeFirst())
+                    since = hasBufferedLocked() ? .now : nil
+                    if let event = takeLocked() {
+                        continuation.resume(returning: event)
                     } else if finished {
                         continuation.resume(returning: nil)
                     } else {

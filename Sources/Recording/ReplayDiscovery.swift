@@ -52,7 +52,9 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
 
     /// Arrivals and departures that become due from now on (see `ReplayState`).
     public func events() -> AsyncStream<DiscoveryEvent> {
-        let subscription = ReplaySubscription()
+        let subscription = ReplaySubscription { [lines = recording.lines] index in
+            ReplayState.discoveryEvent(lines[Int(index)].record)
+        }
         lock.withLock { subscriptions.append(subscription) }
         return AsyncStream(unfolding: { [lock] in await subscription.next(lock: lock) })
     }
@@ -91,7 +93,7 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
 
     /// How the recorded command reached BOOT0: its description and wait; nil when it had no BOOT0 path.
     public var boot0Path: (description: String, arrivalTimeout: Duration)? {
-        guard let record = recording.lines.first(where: { $0.record.event == .boot0Path })?.record else { return nil }
+        guard let record = recording.lines.first(.boot0Path)?.record else { return nil }
         return (record.name ?? "recorded BOOT0 path", .milliseconds(record.timeoutMs ?? 0))
     }
 
@@ -135,13 +137,10 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
 
     private func deliverDueHotplug() {
         lock.withLock {
-            let due = state.dueHotplug().compactMap { record -> DiscoveryEvent? in
-                guard let device = record.device?.discovered else { return nil }
-                return record.change == "left" ? .left(device) : .arrived(device)
-            }
+            let due = state.dueHotplug()
             subscriptions.removeAll { $0.finished }
-            for event in due {
-                for subscription in subscriptions { subscription.deliverLocked(event) }
+            for index in due {
+                for subscription in subscriptions { subscription.deliverLocked(index) }
             }
         }
     }

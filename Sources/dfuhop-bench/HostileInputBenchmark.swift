@@ -28,6 +28,8 @@ enum HostileInputBenchmark {
             try writeZipFiles(to: arguments[1])
             return true
         }
+        if arguments.first == "--pad-recording" { return try padRecording(arguments) }
+        if arguments.first == "--recordings-only" { return try recordingsOnly(arguments) }
         var runs = 3
         if arguments.count == 2, arguments[0] == "--runs", let number = Int(arguments[1]), number > 0 {
             runs = number
@@ -65,6 +67,7 @@ enum HostileInputBenchmark {
         }
         allMet = try measureZips(dfuhop, directory: directory, baseline: baseline, runs: runs) && allMet
         print("goal: exit status as listed, and memory above the baseline at most 3x the file (or under 1 MiB)")
+        allMet = try recordingCases(dfuhop, directory: directory, runs: runs) && allMet
         return allMet
     }
 

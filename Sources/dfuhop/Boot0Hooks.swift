@@ -60,13 +60,16 @@ enum Boot0Hooks {
         return Boot0Path(description: "operator prompt", arrivalTimeout: timeout ?? .seconds(120)) { request in
             switch request.action {
             case .enterROM:
-                Output.message(
-                    "\n>>> The unit\(request.port.map { " at \($0)" } ?? "") must be started in its ROM bootloader.\n>>> \(instructions)\n>>> Waiting for it..."
-                )
+                Output.message(lines: [
+                    "", ">>> The unit\(request.port.map { " at \($0)" } ?? "") must be started in its ROM bootloader.",
+                    ">>> \(instructions)", ">>> Waiting for it..."
+                ])
             case .startApplication:
-                Output.message(
-                    "\n>>> Release BOOT0 and press RESET (or replug the unit\(request.port.map { " at \($0)" } ?? "")) so the new firmware starts.\n>>> Waiting for it..."
-                )
+                Output.message(lines: [
+                    "",
+                    ">>> Release BOOT0 and press RESET (or replug the unit\(request.port.map { " at \($0)" } ?? "")) so the new firmware starts.",
+                    ">>> Waiting for it..."
+                ])
             }
         }
     }

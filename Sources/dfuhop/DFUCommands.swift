@@ -166,7 +166,7 @@ struct FlashCommand: AsyncParsableCommand {
                 let flashed = try await session.engine(renderer).flash(file, on: unit, options: options)
                 renderer.finish()
                 guard let report = flashed.report else {
-                    if !json { Output.print(flashed.plan.description) }
+                    if !json { Output.print(lines: flashed.plan.description.split(separator: "\n", omittingEmptySubsequences: false)) }
                     var result = ResultLine("planned")
                     result.plan = PlanJSON(flashed.plan)
                     return result

@@ -152,7 +152,7 @@ struct DeviceSession {
             }
             if let path = options.simulateState {
                 unit.saveEveryChange(to: URL(fileURLWithPath: path)) { error in
-                    FileHandle.standardError.write(Data("dfuhop: warning: \(error.description)\n".utf8))
+                    Output.error("dfuhop: warning: \(error.description)")
                 }
             }
             let bus = VirtualBus(units: [unit])

@@ -47,10 +47,11 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         for finding in findings { render(finding) }
         if problems == 0 {
-            Output.print("\nNo problems found.")
+            Output.print(lines: ["", "No problems found."])
         } else {
+            Output.print("")
             Output.print(
-                "\n\(problems) problem\(problems == 1 ? "" : "s") and \(warnings) warning\(warnings == 1 ? "" : "s") found;"
+                "\(problems) problem\(problems == 1 ? "" : "s") and \(warnings) warning\(warnings == 1 ? "" : "s") found;"
                     + " see the fixes above.")
         }
         if status != .success { throw ExitCode(status.rawValue) }

@@ -30,11 +30,14 @@ struct FactoryReport {
             "image", "imageSHA256", "outcome", "exitCode", "seconds", "error"
         ]
 
-        var values: [String] {
-            [
+        /// The CSV row: text cells kept as text (`csvCell`), the exit code and the seconds as numbers.
+        var cells: [String] {
+            let text = [
                 time, station, uid ?? "", port ?? "", romSerial ?? "", family ?? "", productID ?? "", oldVersion ?? "", newVersion ?? "",
-                image, imageSHA256, outcome, String(exitCode), String(format: "%.3f", seconds), error ?? ""
-            ]
+                image, imageSHA256, outcome
+            ].map { FactoryReport.csvCell($0) }
+            let numbers = [String(exitCode), String(format: "%.3f", seconds)].map { FactoryReport.csvCell($0, text: false) }
+            return text + numbers + [FactoryReport.csvCell(error ?? "")]
         }
     }
 
@@ -73,31 +76,79 @@ struct FactoryReport {
 
     /// Appends one record per run; creates the file (and, for CSV, its header) when it does not exist.
     func append(_ runs: [UnitRun]) throws {
-        let url = URL(fileURLWithPath: path)
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-        let isNew = (size ?? 0) == 0
-        var text = ""
-        if isNew, format == .csv { text += Self.csvLine(Record.fields) }
-        for run in runs {
-            let record = record(run)
-            text += format == .csv ? Self.csvLine(record.values) : Output.jsonLine(record) + "\n"
+        let records = runs.map { run in
+            format == .csv ? Self.csvLine(record(run).cells) : Output.jsonLine(record(run)) + "\n"
         }
-        do {
-            if !FileManager.default.fileExists(atPath: path) { try Data().write(to: url) }
-            let handle = try FileHandle(forWritingTo: url)
-            defer { try? handle.close() }
-            try handle.seekToEnd()
-            try handle.write(contentsOf: Data(text.utf8))
-        } catch {
-            throw Failure(.cannotWrite, "--report \(path): cannot append to it (\(error.localizedDescription))")
+        try Self.append(records, to: path, header: format == .csv ? Self.csvLine(Record.fields.map { Self.csvCell($0, text: false) }) : nil)
+    }
+
+    /// Appends each record with one write(2) followed by an fsync, so a record is whole on disk or absent.
+    /// Several stations' processes may share one file: it is opened with O_APPEND (every write lands at
+    /// the end, none overwrites another's), O_NOFOLLOW (a symbolic link at `path` is refused, and a dangling
+    /// one creates nothing) and O_NONBLOCK (a FIFO does not hang the run; only a regular file is accepted),
+    /// and held under an exclusive flock while it is written, so the header is written exactly once: by
+    /// the process that finds the file empty under the lock.
+    static func append(_ records: [String], to path: String, header: String?) throws {
+        func failure(_ what: String) -> Failure {
+            Failure(.cannotWrite, "--report \(path): cannot \(what) (\(String(cString: strerror(errno))))")
+        }
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            if errno == ELOOP { throw Failure(.cannotWrite, "--report \(path): it is a symbolic link; name the file itself") }
+            throw failure("open it")
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw failure("read its status") }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw Failure(.cannotWrite, "--report \(path): not a regular file") }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw failure("lock it") }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        guard fstat(descriptor, &status) == 0 else { throw failure("read its status") }
+        let lines = (status.st_size == 0 ? header.map { [$0] } ?? [] : []) + records
+        for line in lines {
+            guard writeAll(descriptor, Array(line.utf8)) else { throw failure("append to it") }
+            guard fsync(descriptor) == 0 else { throw failure("sync it") }
         }
     }
 
-    /// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
-    static func csvLine(_ fields: [String]) -> String {
-        fields.map { field in
-            field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : field
-        }.joined(separator: ",") + "\r\n"
+    /// One write(2) for the line; only an interrupted or partial write (a full disk, a signal) takes more.
+    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else { return false }
+            offset += written
+        }
+        return true
     }
+
+    /// One encoded CSV cell. A text cell is kept text as spreadsheets read it (CSV has no types, so a
+    /// spreadsheet guesses them), by a leading `'` and quotes:
+    /// - a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return would run as a formula (the ROM
+    ///   serial and other device strings land in cells): OWASP's rule
+    ///   (https://owasp.org/www-community/attacks/CSV_Injection);
+    /// - a cell a spreadsheet would turn into a number or a date (a port `1-1`, a version `1.2`, an
+    ///   all-digit serial, `12E4`): made only of digits, `e`/`E`, `.`, `-`, `/`, `:`, `,` and spaces, and
+    ///   starting with a digit or `.`.
+    /// Then RFC 4180: a cell with a comma, quote or line break (and every guarded one) is quoted, its quotes
+    /// doubled. Programs reading the file drop one leading `'` from a text cell to get the value back.
+    static func csvCell(_ value: String, text: Bool = true) -> String {
+        let guarded = text && needsGuard(value)
+        let content = guarded ? "'" + value : value
+        let quoted = guarded || content.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+        return quoted ? "\"" + content.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : content
+    }
+
+    static func needsGuard(_ value: String) -> Bool {
+        guard let first = value.unicodeScalars.first else { return false }
+        if "=+-@\t\r".unicodeScalars.contains(first) { return true }
+        func digit(_ scalar: Unicode.Scalar) -> Bool { ("0"..."9").contains(scalar) }
+        return (first == "." || digit(first)) && value.unicodeScalars.allSatisfy { digit($0) || "eE.-/:, ".unicodeScalars.contains($0) }
+    }
+
+    /// A CSV line of encoded cells, ended as RFC 4180 ends one.
+    static func csvLine(_ cells: [String]) -> String { cells.joined(separator: ",") + "\r\n" }
 }

@@ -210,7 +210,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
             lines.append("  \(Hex.word(segment.address))-\(Hex.word(UInt32(segment.end - 1)))  \(segment.bytes.count) bytes")
             // An image of 100,000 segments would otherwise hold all its text at once (memory bounded by the file).
             if lines.count >= 4096 {
-                Output.print(lines.joined(separator: "\n"))
+                Output.print(lines: lines)
                 lines.removeAll(keepingCapacity: true)
             }
         }
@@ -241,7 +241,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
         }
         for finding in report.findings { lines.append(finding.description) }
         if report.findings.isEmpty { lines.append("no problems found") }
-        Output.print(lines.joined(separator: "\n"))
+        Output.print(lines: lines)
     }
 
     private func describe(_ descriptor: ImageDescriptor, into lines: inout [String]) {

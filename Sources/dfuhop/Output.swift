@@ -8,10 +8,18 @@ enum Output {
     /// `dfuhop replay --json`: the replayed command's output is not shown (its result is in the replay's).
     @TaskLocal static var muted = false
 
-    /// Human-readable text: anything a device or a file put in it is escaped (`TerminalText`).
+    /// One line of human-readable text: anything a device or a file put in it is escaped, line breaks
+    /// included (`TerminalText`), so it stays one line.
     static func print(_ text: String) {
         guard !muted else { return }
-        FileHandle.standardOutput.write(Data((TerminalText.display(text) + "\n").utf8))
+        FileHandle.standardOutput.write(Data((TerminalText.escaped(text) + "\n").utf8))
+    }
+
+    /// Several lines dfuhop composed (a plan, a listing), each printed as `print` prints one.
+    static func print(lines: some Sequence<some StringProtocol>) {
+        guard !muted else { return }
+        let text = lines.map { TerminalText.escaped(String($0)) + "\n" }.joined()
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 
     /// `-q`: set once at the start of a command, before any task runs.
@@ -20,13 +28,18 @@ enum Output {
     /// A note, warning or progress line for people on stderr; `-q` drops it.
     static func message(_ text: String) {
         guard !quiet, !muted else { return }
-        FileHandle.standardError.write(Data((TerminalText.display(text) + "\n").utf8))
+        FileHandle.standardError.write(Data((TerminalText.escaped(text) + "\n").utf8))
+    }
+
+    /// Several lines of a message dfuhop composed, each as `message` writes one.
+    static func message(lines: [String]) {
+        for line in lines { message(line) }
     }
 
     /// An error: on stderr whatever `-q` says.
     static func error(_ text: String) {
         guard !muted else { return }
-        FileHandle.standardError.write(Data((TerminalText.display(text) + "\n").utf8))
+        FileHandle.standardError.write(Data((TerminalText.escaped(text) + "\n").utf8))
     }
 
     /// A line of JSON, exactly as encoded (its strings stay exact; JSON escapes C0 controls itself).

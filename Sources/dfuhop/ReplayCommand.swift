@@ -75,7 +75,7 @@ struct ReplayCommand: AsyncParsableCommand {
             replay.divergence = DivergenceJSON(divergence)
             problem = "the replay diverged from the recording at " + divergence.description
         } else if let recorded {
-            let differing = differences(recorded.result, run.replayedResult, files: files)
+            let differing = try differences(recorded.result, run.replayedResult, files: files, recording: recording)
             replay.resultDiffers = differing.isEmpty ? nil : differing
             problem = differing.isEmpty ? nil : "the result differs from the recorded one in: \(differing.joined(separator: ", "))"
         } else {
@@ -92,21 +92,38 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     /// The fields of the two results that differ, durations aside, with the replay's paths read as recorded.
-    static func differences(_ recorded: ResultLine, _ replayed: ResultLine?, files: ReplayFiles) -> [String] {
+    /// A result that cannot be read back as a JSON object is an error naming the recording's result line:
+    /// two results that cannot be read never compare equal.
+    static func differences(
+        _ recorded: ResultLine, _ replayed: ResultLine?, files: ReplayFiles, recording: Recording
+    ) throws -> [String] {
         guard let replayed else { return ["the replayed command gave no result"] }
-        func object(_ line: ResultLine, mapping: [(replayed: String, recorded: String)]) -> NSDictionary {
-            var line = line
-            line.phases = line.phases?.map { PhaseJSON(phase: $0.phase, seconds: 0) }
-            line.flash?.deviceSeconds = 0
-            var text = Output.jsonLine(line)
-            for (replayPath, recordedPath) in mapping { text = text.replacingOccurrences(of: replayPath, with: recordedPath) }
-            return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? NSDictionary ?? [:]
+        let resultLine = "line \(recording.resultLineNumber.map(String.init) ?? "?") of \(recording.path)"
+        guard let a = comparable(recorded, mapping: []) else {
+            throw Failure(.replayDiverged, "the recorded result on \(resultLine) cannot be compared: it is not a JSON object once read")
         }
-        let a = object(recorded, mapping: [])
-        let b = object(replayed, mapping: files.mapping)
+        guard let b = comparable(replayed, mapping: files.mapping) else {
+            throw Failure(.replayDiverged, "the replayed result cannot be compared with the one on \(resultLine): it is not a JSON object")
+        }
         let keys = Set(a.allKeys.compactMap { $0 as? String }).union(b.allKeys.compactMap { $0 as? String })
         return keys.filter { key in !((a[key] as? NSObject)?.isEqual(b[key]) ?? (b[key] == nil)) }.sorted()
     }
+
+    /// A result as a JSON object with durations zeroed and each replay path replaced by the recorded one
+    /// (both as they appear inside a JSON string); nil when the text is not a JSON object.
+    static func comparable(_ line: ResultLine, mapping: [(replayed: String, recorded: String)]) -> NSDictionary? {
+        var line = line
+        line.phases = line.phases?.map { PhaseJSON(phase: $0.phase, seconds: 0) }
+        line.flash?.deviceSeconds = 0
+        var text = Output.jsonLine(line)
+        for (replayPath, recordedPath) in mapping {
+            text = text.replacingOccurrences(of: jsonStringContent(replayPath), with: jsonStringContent(recordedPath))
+        }
+        return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? NSDictionary
+    }
+
+    /// `text` escaped as inside a JSON string, without the quotes.
+    static func jsonStringContent(_ text: String) -> String { String(Output.jsonLine(text).dropFirst().dropLast()) }
 
     static func render(_ replay: ReplayJSON, problem: String?, recorded: ResultLine?, run: ReplayRun) {
         let command = "`dfuhop \(replay.command.joined(separator: " "))`"

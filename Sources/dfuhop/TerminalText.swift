@@ -1,35 +1,19 @@
-/// Strings from outside (device strings, file contents, names in profiles) are shown on a terminal only
-/// escaped: a control character, ESC, a C1 control or a bidirectional override could otherwise move the
-/// cursor, recolour or rewrite what the operator reads (ECMA-48 §5; Unicode UAX #9 for the bidi
-/// controls). JSON output is not touched: JSONSerialization already escapes C0 controls and a JSON
-/// reader must get the exact string.
+/// Strings from outside (device strings, file contents, names in profiles, recordings) are shown on a
+/// terminal only escaped: a line break could print a line dfuhop never wrote (a fake "verified"), and a
+/// control character, ESC, a C1 control or a bidirectional override could move the cursor, recolour or
+/// rewrite what the operator reads (ECMA-48 §5; Unicode UAX #9 for the bidi controls; UAX #14 for the line
+/// and paragraph separators). `Output` passes every line it prints through `escaped`, so no external
+/// string reaches the terminal any other way; text dfuhop composes as several lines is printed line by
+/// line (`Output.print(lines:)`). JSON output is not touched: JSONSerialization already escapes C0 controls
+/// and a JSON reader must get the exact string.
 enum TerminalText {
-    /// One field of outside text: every unsafe character, line breaks included, as `\xNN` or `\u{NNNN}`.
+    /// One line for the terminal: every unsafe character, line breaks and tabs included, as `\xNN` or
+    /// `\u{NNNN}`.
     static func escaped(_ text: String) -> String {
-        escape(text, keepingLineBreaks: false)
-    }
-
-    /// Text dfuhop composed (lines and tabs are its own), with any unsafe character inside escaped.
-    static func display(_ text: String) -> String {
-        escape(text, keepingLineBreaks: true)
-    }
-
-    static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.value {
-        case 0x00...0x1F, 0x7F...0x9F: true // C0, DEL, C1 (0x9B is CSI)
-        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true // bidi marks, embeddings, overrides, isolates
-        default: false
-        }
-    }
-
-    private static func escape(_ text: String, keepingLineBreaks: Bool) -> String {
-        func allowed(_ scalar: Unicode.Scalar) -> Bool {
-            !isUnsafe(scalar) || (keepingLineBreaks && (scalar == "\n" || scalar == "\t"))
-        }
-        guard !text.unicodeScalars.allSatisfy(allowed) else { return text }
+        guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
         var result = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
-            if allowed(scalar) {
+            if !isUnsafe(scalar) {
                 result.append(scalar)
             } else {
                 let digits = String(scalar.value, radix: 16, uppercase: true)
@@ -41,5 +25,14 @@ enum TerminalText {
             }
         }
         return String(result)
+    }
+
+    static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F: true // C0 (tab, LF, CR among them), DEL, C1 (0x85 is NEL, 0x9B is CSI)
+        case 0x2028, 0x2029: true // line and paragraph separators
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true // bidi marks, embeddings, overrides, isolates
+        default: false
+        }
     }
 }

@@ -221,7 +221,13 @@ struct UpgradeCommand: AsyncParsableCommand {
         case .upToDate:
             Output.print(prefix + "the unit already runs version \(result.newVersion?.description ?? "?"); nothing was changed")
         case .planned:
-            if let plan = result.plan { Output.print(prefix + plan.description) }
+            // The plan is dfuhop's own text (FlashPlan.description), printed line by line; the prefix
+            // (a port path) is one escaped piece of its first line.
+            if let plan = result.plan {
+                var lines = plan.description.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                lines[0] = prefix + lines[0]
+                Output.print(lines: lines)
+            }
         case .upgraded:
             let total = result.phases.reduce(Duration.zero) { $0 + $1.duration }
             Output.print(
@@ -239,7 +245,8 @@ struct UpgradeCommand: AsyncParsableCommand {
         case .phaseFinished(let phase, let duration):
             logger.info("\(prefix)phase \(phase.rawValue) finished in \(String(format: "%.3f", duration.seconds)) s")
         case .planned(let plan, let skipped):
-            logger.info("\(prefix)plan (\(skipped) unchanged sector(s) skipped):\n\(plan.description)")
+            logger.info("\(prefix)plan (\(skipped) unchanged sector(s) skipped):")
+            for line in plan.description.split(separator: "\n") { logger.info("\(prefix)  \(line)") }
         case .flash(.quirk(let quirk)): logger.info("\(prefix)quirk: \(quirk)")
         case .flash(.returnedToIdle(let state)): logger.info("\(prefix)the ROM was in \(state); brought back to dfuIDLE")
         case .flash(let flash): logger.debug("\(prefix)\(flash)")

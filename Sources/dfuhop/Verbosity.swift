@@ -24,7 +24,7 @@ struct VerbosityOptions: ParsableArguments {
 enum Verbosity {
     private static let once: Void = {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = TerminalLogHandler(base: StreamLogHandler.standardError(label: label))
             handler.logLevel = .trace
             return handler
         }
@@ -40,4 +40,36 @@ enum Verbosity {
     }
 
     static var isVerbose: Bool { logger.logLevel <= .info }
+}
+
+/// swift-log's stderr handler with each message escaped as every line dfuhop prints is (`TerminalText`):
+/// a message may hold what a device or a file said.
+struct TerminalLogHandler: LogHandler {
+    var base: StreamLogHandler
+
+    var logLevel: Logger.Level {
+        get { base.logLevel }
+        set { base.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { base.metadata }
+        set { base.metadata = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { base.metadataProvider }
+        set { base.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { base[metadataKey: key] }
+        set { base[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(TerminalText.escaped(event.message.description))"
+        base.log(event: event)
+    }
 }
