@@ -76,11 +76,13 @@ enum PlanText {
                 ranges.append(
                     Range(
                         action: "skip", first: sector.index, last: sector.index, start: UInt64(sector.start), end: sector.end, count: 1,
-                        note: "unchanged (the CRCs the application reports match the image); verified by read-back"))
+                        note: skipReason))
             }
         }
         return ranges
     }
+
+    static let skipReason = "unchanged (the CRCs the application reports match the image); verified by read-back"
 
     static func text(_ range: Range) -> String {
         var sectors = ""

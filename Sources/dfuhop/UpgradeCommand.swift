@@ -233,8 +233,11 @@ struct UpgradeCommand: AsyncParsableCommand {
     static func doneText(_ result: UpgradeResult) -> String? {
         guard let report = result.flashReport else { return nil }
         let unchanged = result.plan?.skippedSectors.count ?? result.skippedSectors
+        // The span is what the image's descriptor claims; without one, verification reads the writes only.
+        let what = result.plan?.span == nil ? "writes" : "span"
         let verified =
-            report.bytesVerified > 0 ? "span verified (\(ProgressBar.bytes(report.bytesVerified)) read back)" : "not verified (--no-verify)"
+            report.bytesVerified > 0
+            ? "\(what) verified (\(ProgressBar.bytes(report.bytesVerified)) read back)" : "not verified (--no-verify)"
         return "\(PlanText.count(report.erasedSectors, "sector")) written (\(ProgressBar.bytes(report.bytesWritten))), "
             + "\(unchanged) unchanged, \(verified)"
     }
@@ -247,7 +250,7 @@ struct UpgradeCommand: AsyncParsableCommand {
         case .phaseFinished(let phase, let duration):
             logger.info("\(prefix)phase \(phase.rawValue) finished in \(String(format: "%.3f", duration.seconds)) s")
         case .planned(let plan, _):
-            logger.info("\(prefix)\(PlanText.lines(plan).map { prefix + $0 }.joined(separator: "\n"))")
+            logger.info("\(PlanText.lines(plan).map { prefix + $0 }.joined(separator: "\n"))")
         case .flash(.quirk(let quirk)): logger.info("\(prefix)quirk: \(quirk)")
         case .flash(.returnedToIdle(let state)): logger.info("\(prefix)the ROM was in \(state); brought back to dfuIDLE")
         case .flash(let flash): logger.debug("\(prefix)\(PlanText.event(flash))")
