@@ -156,6 +156,16 @@ struct StationOutputTests {
         #expect(codes == Set(ExitStatus.allCases.map(\.rawValue)), "docs/guarantees.md promises for codes \(codes.sorted())")
     }
 
+    /// `erase` counts: a number of sectors, or the whole flash; never a sentence (schema 2).
+    @Test func eraseCountsSectorsAsNumbers() async throws {
+        let sectors = try await Dfuhop.run(["erase", "--json", "--sector", "0x08070000", "--sector", "0x08070800", "--simulate", "g474:dfu"]
+        )
+        #expect(try sectors.json()["erasedSectors"] as? Int == 2, "\(sectors)")
+        let whole = try await Dfuhop.run(["erase", "--json", "--mass-erase", "--simulate", "g474:dfu"])
+        #expect(try whole.json()["massErased"] as? Bool == true, "\(whole)")
+        #expect(try whole.json()["erasedSectors"] == nil, "\(whole)")
+    }
+
     @Test func journalForgetTakesJSON() async throws {
         let directory = try TemporaryDirectory()
         let run = try await Dfuhop.run(["journal", "forget", "--json", "--state-dir", directory.path("s"), "0029003A3532510C35383234"])
