@@ -9,6 +9,15 @@ enum PseudoTerminal {
         var text: String
     }
 
+    /// util-linux `script`, on every Debian (bsdutils is essential); the BSD one on macOS takes other options.
+    static let available: Bool = {
+        #if os(Linux)
+            true
+        #else
+            false
+        #endif
+    }()
+
     static func run(_ command: [String], columns: Int) async throws -> Output {
         try await offCooperativePool { () throws -> Output in try runBlocking(command, columns: columns) }.get()
     }

@@ -97,7 +97,8 @@ struct StationOutputTests {
         }
     }
 
-    @Test(arguments: [60, 80, 200]) func progressFitsTheTerminal(columns: Int) async throws {
+    @Test(.enabled(if: PseudoTerminal.available), arguments: [60, 80, 200])
+    func progressFitsTheTerminal(columns: Int) async throws {
         let directory = try TemporaryDirectory()
         let output = try await PseudoTerminal.run(
             [
