@@ -339,10 +339,8 @@ struct EraseCommand: AsyncParsableCommand {
     }
 }
 
-/// A read must lie inside the memory the alternate setting shows; outside it, the ROM stalls and a
-/// "USB failure" would hide a wrong address.
-/// Without an address, the read starts where the memory starts; without a length, it runs to the end of the
-/// contiguous memory holding the start (dfu-util -U reads the whole alternate).
+/// The range a read covers. Without an address, the read starts where the memory starts; without a length,
+/// it runs to the end of the contiguous memory holding the start (dfu-util -U reads the whole alternate).
 func readRange(start: UInt32?, count: UInt64?, alternate: UInt8, in settings: [DFUAlternateSetting]) throws -> (UInt32, UInt64) {
     guard let name = settings.first(where: { $0.number == alternate })?.name else {
         throw Failure(
@@ -379,6 +377,8 @@ func contiguousRanges(_ layout: FlashLayout) -> [Range<UInt64>] {
         }
 }
 
+/// A read must lie inside the memory the alternate setting shows; outside it, the ROM stalls and a
+/// "USB failure" would hide a wrong address.
 func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, layout: FlashLayout, ranges: [Range<UInt64>]) throws {
     let end = UInt64(start) + count
     let inside = ranges.contains { $0.lowerBound <= UInt64(start) && end <= $0.upperBound }
