@@ -22,6 +22,37 @@ struct JSONSchemaTests {
         #expect(root["$id"] == JSONValue.string("urn:dfuhop:output:\(JSONContract.schema)"))
     }
 
+    /// The properties the variants of `#/$defs/name` allow, and the `const` values their `field` takes.
+    static func variants(_ name: String, field: String) throws -> (properties: Set<String>, values: Set<String>) {
+        guard case .object(let definitions)? = try validator().root["$defs"], case .object(let definition)? = definitions[name],
+            case .array(let branches)? = definition["anyOf"]
+        else { throw OutputSchema.LoadError(description: "no anyOf in #/$defs/\(name)") }
+        var properties: Set<String> = []
+        var values: Set<String> = []
+        for case .object(let branch) in branches {
+            guard case .object(let members)? = branch["properties"] else { continue }
+            properties.formUnion(members.keys)
+            guard case .object(let rule)? = members[field] else { continue }
+            if case .string(let value)? = rule["const"] { values.insert(value) }
+            if case .array(let allowed)? = rule["enum"] { for case .string(let value) in allowed { values.insert(value) } }
+        }
+        return (properties, values)
+    }
+
+    /// A field or kind added to the Swift types of the contract, and not to the schema, fails here first.
+    @Test func theSchemaCoversEveryFieldAndKindOfTheContractTypes() throws {
+        let events = try Self.variants("event", field: "event")
+        #expect(events.values == Set(EventKind.allCases.map(\.rawValue)))
+        let eventFields = Set(Mirror(reflecting: EventLine(.note, text: "")).children.compactMap(\.label))
+        #expect(eventFields.subtracting(events.properties).isEmpty, "\(eventFields.subtracting(events.properties).sorted())")
+        let results = try Self.variants("result", field: "command")
+        let resultFields = Set(Mirror(reflecting: ResultLine("x")).children.compactMap(\.label))
+        #expect(resultFields.subtracting(results.properties).isEmpty, "\(resultFields.subtracting(results.properties).sorted())")
+        let commands = Set(StationOutputTests.commandPaths.map { $0.joined(separator: " ") }).subtracting(["journal"])
+            .union(["journal list", "journal forget", "exit-codes", "package info"])
+        #expect(commands.subtracting(results.values).isEmpty, "\(commands.subtracting(results.values).sorted())")
+    }
+
     @Test func everyDocumentedExampleValidates() throws {
         let lines = try JSONContractTests.documentedLines()
         #expect(lines.count > 20)
