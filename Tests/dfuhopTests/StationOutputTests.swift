@@ -167,6 +167,22 @@ struct StationOutputTests {
         #expect(try whole.json()["erasedSectors"] == nil, "\(whole)")
     }
 
+    /// Product ids print one way, 8 hex digits, in text as in JSON; versions as three numbers unless the build is set.
+    @Test func productIdsAndVersionsPrintOneWay() async throws {
+        let directory = try TemporaryDirectory()
+        let stamped = directory.path("stamped.hex")
+        let stamp = try await Dfuhop.run([
+            "image", "stamp", JSONContractTests.example("demo-g474-v2.unstamped.hex"), stamped, "--product-id", "0xDF00474",
+            "--version", "1.2.3", "--name", "demo"
+        ])
+        #expect(stamp.status == 0 && stamp.stdout.contains("product 0x0DF00474, version 1.2.3,"), "\(stamp)")
+        let info = try await Dfuhop.run(["image", "info", stamped])
+        #expect(info.stdout.contains("product id:  0x0DF00474 (233833588)") && info.stdout.contains("version:     1.2.3\n"), "\(info)")
+        let json = try await Dfuhop.run(["image", "info", stamped, "--json"])
+        let descriptor = try #require((try json.json()["image"] as? [String: Any])?["descriptor"] as? [String: Any])
+        #expect(descriptor["productID"] as? String == "0x0DF00474" && descriptor["version"] as? String == "1.2.3", "\(json)")
+    }
+
     @Test func journalForgetTakesJSON() async throws {
         let directory = try TemporaryDirectory()
         let run = try await Dfuhop.run(["journal", "forget", "--json", "--state-dir", directory.path("s"), "0029003A3532510C35383234"])
