@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(name: "RecordingTests", dependencies: ["HexFormat", "Recording", "USBTransport", "VirtualDevice", "DeviceProfiles"]),
         .testTarget(
             name: "dfuhopTests",
-            dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport", "Recording", "VirtualDevice", "DeviceProfiles"])
+            dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport", "Recording", "VirtualDevice", "DeviceProfiles", "DfuSe"])
     ],
     swiftLanguageModes: [.v6]
 )

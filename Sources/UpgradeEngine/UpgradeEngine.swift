@@ -128,6 +128,7 @@ public struct UpgradeEngine: Sendable {
         var target = try await phase(.plan, run) { try await plan(file, unit: found, run: run) }
         // Up to date by the application's word: done. A unit in its ROM is left and confirmed below.
         if (target.upToDate && found.hadApplicationAnswer) || options.dryRun { return try await finishEarly(target, run) }
+        if !target.upToDate { onEvent(.planned(target.plan, skippedSectors: target.plan.skippedSectors.count)) }
         try await within(.plan) { try await claim(target, run) }
 
         var rom = try await phase(.enter, run) { try await enter(found, target: target, run: run) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeviceProfiles
 import HexFormat
+import VirtualDevice
 
 /// A time given in seconds on the command line: a positive, finite number no larger than a day, so no
 /// value (`inf`, `1e16`, `nan`) can overflow a `Duration` or wait for ever.
@@ -50,14 +51,16 @@ struct Address: ExpressibleByArgument, Sendable, CustomStringConvertible {
     static var defaultCompletionKind: CompletionKind { .default }
 }
 
-/// A byte count: decimal, `0x` hex, or with a K or M suffix (KiB and MiB: `4K` is 4096), `_` allowed.
+/// A byte count: decimal, `0x` hex, or with a K, KB, KiB, M, MB or MiB suffix (all binary, as sizes of flash
+/// are: `4K`, `4KB` and `4KiB` are 4096), `_` allowed.
 struct ByteCount: ExpressibleByArgument, Sendable, CustomStringConvertible {
     let value: UInt64
 
     init?(argument: String) {
         var text = argument.replacingOccurrences(of: "_", with: "").lowercased()
         var scale: UInt64 = 1
-        for (suffix, factor) in [("kib", 1 << 10), ("mib", 1 << 20), ("k", 1 << 10), ("m", 1 << 20)] as [(String, UInt64)]
+        for (suffix, factor) in [("kib", 1 << 10), ("mib", 1 << 20), ("kb", 1 << 10), ("mb", 1 << 20), ("k", 1 << 10), ("m", 1 << 20)]
+            as [(String, UInt64)]
         where text.hasSuffix(suffix) {
             text.removeLast(suffix.count)
             scale = factor
@@ -72,4 +75,19 @@ struct ByteCount: ExpressibleByArgument, Sendable, CustomStringConvertible {
 
     var description: String { String(value) }
     static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// What the shell completes (`dfuhop --generate-completion-script`): file names wherever a file goes, the
+/// fixed values where there are some.
+extension CompletionKind {
+    /// Image formats dfuhop writes (`read --format`, `image convert --format`).
+    static var imageFormats: CompletionKind { .list(["bin", "hex", "srec", "dfu"]) }
+    /// `--simulate`: every family, alone and with every state.
+    static var simulations: CompletionKind {
+        .list(
+            (McuFamily.all.map(\.id) + ["g474-single"]).flatMap { family in
+                [family] + SimulationSpec.State.allCases.map { "\(family):\($0.rawValue)" }
+            })
+    }
+    static var families: CompletionKind { .list(FamilyArgument.allValueStrings) }
 }

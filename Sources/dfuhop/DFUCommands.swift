@@ -131,13 +131,13 @@ struct FlashCommand: AsyncParsableCommand {
             reading back. The image is padded to the part's flash word, so no word is written twice.
 
             Examples:
-              dfuhop flash app.hex --dry-run          print the plan, touch nothing
-              dfuhop flash app.dfu --leave            flash, verify, and start the application
+              dfuhop flash app.hex --dry-run      # print the plan, touch nothing
+              dfuhop flash app.dfu --leave        # flash, verify, start the app
               dfuhop flash app.bin --address 0x08004000 --unit 1-2.3
               dfuhop flash protocols/examples/demo-g474-v2.hex --simulate g474:dfu
             """)
 
-    @Argument(help: "The image: .hex, .srec, .elf, .dfu or raw .bin.") var image: String
+    @Argument(help: "The image: .hex, .srec, .elf, .dfu or raw .bin.", completion: .file()) var image: String
     @Option(help: ArgumentHelp("Where a raw binary goes (0x hex).", valueName: "address")) var address = Address(0x0800_0000)
     @Flag(help: "Print the plan and stop; nothing is sent to the unit.") var dryRun = false
     @Flag(help: "Skip reading back what was written (faster, less safe).") var noVerify = false
@@ -166,7 +166,7 @@ struct FlashCommand: AsyncParsableCommand {
                 let flashed = try await session.engine(renderer).flash(file, on: unit, options: options)
                 renderer.finish()
                 guard let report = flashed.report else {
-                    if !json { Output.print(lines: flashed.plan.description.split(separator: "\n", omittingEmptySubsequences: false)) }
+                    if !json { for line in PlanText.lines(flashed.plan) { Output.print(line) } }
                     var result = ResultLine("planned")
                     result.plan = PlanJSON(flashed.plan)
                     return result
@@ -197,18 +197,23 @@ struct ReadCommand: AsyncParsableCommand {
         abstract: "Read memory from a unit in DFU mode into a file.",
         discussion: """
             The output format follows the file's extension (.hex, .srec, .dfu, anything else raw binary), or --format. \
-            From the internal flash (alternate setting 0), the read is widened to whole flash words of the part, so \
-            that any client can write the file back without writing a word twice.
+            Without --length, the read runs to the end of the memory the alternate setting shows (like \
+            dfu-util -U); without --address, it starts at that memory's start. From the internal flash (alternate \
+            setting 0), the read is widened to whole flash words of the part, so that any client can write the file \
+            back without writing a word twice.
 
             Examples:
+              dfuhop read -o backup.hex
               dfuhop read --address 0x08000000 --length 64K -o backup.hex
               dfuhop read --address 0x1FFF7800 --length 48 --alt-setting 1 -o options.bin
             """)
 
-    @Option(help: ArgumentHelp("First address to read (0x hex).", valueName: "address")) var address: Address
-    @Option(help: ArgumentHelp("Bytes to read: 4096, 0x1000, 4K or 1M.", valueName: "size")) var length: ByteCount
-    @Option(name: .shortAndLong, help: ArgumentHelp("Output file.", valueName: "file")) var output: String
-    @Option(help: ArgumentHelp("Output format: bin, hex, srec or dfu.", valueName: "format")) var format: String?
+    @Option(help: ArgumentHelp("First address to read (0x hex; default: the start of the alternate's memory).", valueName: "address"))
+    var address: Address?
+    @Option(help: ArgumentHelp("Bytes to read: 4096, 0x1000, 4K or 1M (default: to the end of that memory).", valueName: "size"))
+    var length: ByteCount?
+    @Option(name: .shortAndLong, help: ArgumentHelp("Output file.", valueName: "file"), completion: .file()) var output: String
+    @Option(help: ArgumentHelp("Output format: bin, hex, srec or dfu.", valueName: "format"), completion: .imageFormats) var format: String?
     @Option(help: ArgumentHelp("Alternate setting (memory) to read from; 0 is the internal flash.", valueName: "n")) var altSetting: UInt8 =
         0
     @Flag(help: "Progress as JSON lines, then a result object.") var json = false
@@ -216,8 +221,7 @@ struct ReadCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand("read", json: json) {
-            let (start, count) = (UInt64(address.value), length.value)
-            guard count <= 0x1_0000_0000 - start else {
+            if let address, let length, length.value > 0x1_0000_0000 - UInt64(address.value) {
                 throw Failure(.usage, "--length \(length) runs past the end of the 32-bit address space from \(address)")
             }
             let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary
@@ -226,11 +230,14 @@ struct ReadCommand: AsyncParsableCommand {
             defer { renderer.finish() }
             return try await session.run {
                 let unit = try await session.dfuTarget()
+                let (requested, count) = try readRange(
+                    start: address?.value, count: length?.value, alternate: altSetting, in: unit.alternateSettings)
                 // The internal flash is read in whole flash words, so the file can be written back by any client
                 // without writing a word twice (issue 25); the widened bytes are the unit's, not padding.
+                let start = UInt64(requested)
                 let word = altSetting == 0 ? UInt64(unit.family.writeGranularity) : 1
                 let (first, end) = (start & ~(word - 1), (start + count + word - 1) & ~(word - 1))
-                try checkReadRange(start: UInt32(first), count: end - first, alternate: altSetting, in: unit.alternateSettings)
+                _ = try readRange(start: UInt32(first), count: end - first, alternate: altSetting, in: unit.alternateSettings)
                 let bytes = try await session.engine(renderer).read(
                     from: unit, address: UInt32(first), length: Int(end - first),
                     alternateSetting: altSetting)
@@ -340,29 +347,49 @@ struct EraseCommand: AsyncParsableCommand {
                     result.deviceReset = reset
                     return result
                 }
-                let what: String
-                if case .sectors(let count) = erased { what = "\(count) sector(s)" } else { what = "the whole flash" }
-                if !json { Output.print("erased \(what)") }
                 var result = ResultLine("erased")
-                result.erased = what
+                if case .sectors(let count) = erased {
+                    result.erasedSectors = count
+                    if !json { Output.print("erased \(count) sector\(count == 1 ? "" : "s")") }
+                } else {
+                    result.massErased = true
+                    if !json { Output.print("erased the whole flash") }
+                }
                 return result
             }
         }
     }
 }
 
-/// A read must lie inside the memory the alternate setting shows; outside it, the ROM stalls and a
-/// "USB failure" would hide a wrong address.
-func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, in settings: [DFUAlternateSetting]) throws {
+/// The range a read covers. Without an address, the read starts where the memory starts; without a length,
+/// it runs to the end of the contiguous memory holding the start (dfu-util -U reads the whole alternate).
+func readRange(start: UInt32?, count: UInt64?, alternate: UInt8, in settings: [DFUAlternateSetting]) throws -> (UInt32, UInt64) {
     guard let name = settings.first(where: { $0.number == alternate })?.name else {
         throw Failure(
             .usage,
             "the unit has no alternate setting \(alternate) (it shows \(settings.map { String($0.number) }.joined(separator: ", ")))")
     }
-    guard let layout = try? FlashLayout(parsing: name) else { return }
-    let end = UInt64(start) + count
-    // Contiguous zones (two banks back to back) read as one range.
-    let ranges = layout.zones.map { UInt64($0.start)..<$0.end }.sorted { $0.lowerBound < $1.lowerBound }
+    guard let layout = try? FlashLayout(parsing: name) else {
+        guard let start, let count else {
+            throw Failure(.usage, "alternate setting \(alternate) (\(name)) shows no memory layout: give --address and --length")
+        }
+        return (start, count)
+    }
+    let ranges = contiguousRanges(layout)
+    let first = start ?? UInt32(truncatingIfNeeded: ranges.first?.lowerBound ?? 0)
+    let whole = ranges.first { $0.contains(UInt64(first)) }.map { $0.upperBound - UInt64(first) }
+    guard let length = count ?? whole, length > 0 else {
+        throw Failure(
+            .usage, "\(Hex.word(first)) is not inside the memory alternate setting \(alternate) shows",
+            hint: "nothing was read; pick an address inside it")
+    }
+    try checkReadRange(start: first, count: length, alternate: alternate, layout: layout, ranges: ranges)
+    return (first, length)
+}
+
+/// The layout's zones, contiguous ones (two banks back to back) merged into one range.
+func contiguousRanges(_ layout: FlashLayout) -> [Range<UInt64>] {
+    layout.zones.map { UInt64($0.start)..<$0.end }.sorted { $0.lowerBound < $1.lowerBound }
         .reduce(into: [Range<UInt64>]()) { merged, range in
             if let last = merged.last, last.upperBound == range.lowerBound {
                 merged[merged.count - 1] = last.lowerBound..<range.upperBound
@@ -370,6 +397,12 @@ func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, in settings:
                 merged.append(range)
             }
         }
+}
+
+/// A read must lie inside the memory the alternate setting shows; outside it, the ROM stalls and a
+/// "USB failure" would hide a wrong address.
+func checkReadRange(start: UInt32, count: UInt64, alternate: UInt8, layout: FlashLayout, ranges: [Range<UInt64>]) throws {
+    let end = UInt64(start) + count
     let inside = ranges.contains { $0.lowerBound <= UInt64(start) && end <= $0.upperBound }
     guard inside else {
         throw Failure(

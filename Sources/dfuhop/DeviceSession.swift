@@ -17,17 +17,17 @@ struct SimulationOptions: ParsableArguments {
             "Run against a fresh virtual unit instead of USB: FAMILY[:STATE], e.g. g474:programmed.",
             discussion: "Families: \(McuFamily.all.map(\.id).joined(separator: ", ")) (g474-single for DBANK=0). "
                 + "States: \(SimulationSpec.State.allCases.map(\.rawValue).joined(separator: ", ")).",
-            valueName: "family[:state]"))
+            valueName: "family[:state]"), completion: .simulations)
     var simulate: String?
 
     @Option(
         help: ArgumentHelp(
             "Keep one virtual unit in FILE across commands (flash, option bytes, registers, UID). Created from --simulate if FILE does not exist.",
-            valueName: "file"))
+            valueName: "file"), completion: .file(extensions: ["json"]))
     var simulateState: String?
 
     @Option(help: ArgumentHelp("With --simulate: this many identical units on the virtual bus (ports 1-1, 1-2, ...).", valueName: "n"))
-    var simulateUnits: Int = 1
+    var simulateUnits: Int?
 
     @Option(
         help: ArgumentHelp(
@@ -41,6 +41,15 @@ struct SimulationOptions: ParsableArguments {
             "Rehearse a failure on the virtual unit(s): \(FaultSpec.usage) (comma-separated or repeated; counts from this command's start).",
             valueName: "fault"))
     var simulateFault: [String] = []
+    /// The virtual units on the bus: one unless --simulate-units says otherwise.
+    var unitCount: Int { simulateUnits ?? 1 }
+
+    /// The simulation options shape a virtual bus; without one they would silently scan real USB instead.
+    func validate() throws {
+        guard simulate == nil, simulateState == nil else { return }
+        if simulateUnits != nil { throw ValidationError("--simulate-units needs --simulate") }
+        if simulateSpeed != nil { throw ValidationError("--simulate-speed needs --simulate or --simulate-state") }
+    }
 }
 
 /// How a device command finds its unit: real USB, or a virtual unit (`--simulate`, `--simulate-state`).
@@ -60,7 +69,7 @@ struct DeviceOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Write every USB request, answer and re-enumeration of this command to FILE, a new file (docs/recordings.md).",
-            valueName: "file"))
+            valueName: "file"), completion: .file())
     var record: String?
 
     @OptionGroup(title: "Simulation (no hardware)") var simulation: SimulationOptions
@@ -117,16 +126,16 @@ struct DeviceSession {
         if options.isSimulated {
             // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
             let clock = try simulationClock(options)
-            guard (1...64).contains(options.simulateUnits) else {
-                throw Failure(.usage, "--simulate-units \(options.simulateUnits) is out of range (1 to 64)")
+            guard (1...64).contains(options.unitCount) else {
+                throw Failure(.usage, "--simulate-units \(options.unitCount) is out of range (1 to 64)")
             }
-            if options.simulateUnits > 1 {
+            if options.unitCount > 1 {
                 guard options.simulateState == nil, let text = options.simulate else {
                     throw Failure(.usage, "--simulate-units needs --simulate and cannot keep state (--simulate-state)")
                 }
                 do {
                     let spec = try SimulationSpec(parsing: text)
-                    let units = try (1...options.simulateUnits).map { try spec.makeUnit(index: $0, clock: clock) }
+                    let units = try (1...options.unitCount).map { try spec.makeUnit(index: $0, clock: clock) }
                     let bus = VirtualBus(units: units)
                     return DeviceSession(discovery: bus, clock: clock, options: options, virtualUnit: nil, virtualBus: bus)
                 } catch { throw Failure(.usage, "\(error)") }

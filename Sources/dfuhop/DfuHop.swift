@@ -23,6 +23,11 @@ struct DfuHop: AsyncParsableCommand {
         ])
 
     static func main() async {
+        // No command is a usage error, as in git and apt: the help on stderr, exit 64 (not 0: nothing was done).
+        if CommandLine.arguments.count == 1 {
+            FileHandle.standardError.write(Data((helpMessage() + "\n").utf8))
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
         if let mistyped = CommandLine.arguments.dropFirst().first, let message = suggestion(for: mistyped) {
             Output.message("error: \(message)")
             Foundation.exit(ExitStatus.usage.rawValue)

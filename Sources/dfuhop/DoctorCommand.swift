@@ -35,7 +35,8 @@ struct DoctorCommand: AsyncParsableCommand {
         let problems = findings.filter { $0.status == .problem }.count
         let warnings = findings.filter { $0.status == .warning }.count
         if json {
-            var result = ResultLine(command: "doctor", outcome: problems == 0 ? "ok" : "problems", exitCode: status.rawValue)
+            // The outcome follows the exit status: "ok" only when nothing needs attention.
+            var result = ResultLine(command: "doctor", outcome: status == .success ? "ok" : "problems", exitCode: status.rawValue)
             result.findings = findings.map {
                 FindingJSON(
                     check: $0.check, status: $0.status.rawValue, detail: $0.detail, fix: $0.fix,
@@ -46,7 +47,8 @@ struct DoctorCommand: AsyncParsableCommand {
             return
         }
         for finding in findings { render(finding) }
-        if problems == 0 {
+        // The verdict says what the exit status says: "No problems found." only with exit 0.
+        if status == .success {
             Output.print(lines: ["", "No problems found."])
         } else {
             Output.print("")

@@ -3,15 +3,15 @@ import DfuSe
 import Foundation
 import UpgradeEngine
 
-/// Renders the DfuSe client's events: a progress bar on a terminal, one JSON object per line with
-/// `--json`, nothing otherwise (the final summary is printed by the command).
+/// Renders the DfuSe client's events: progress on stderr (a bar on a terminal, lines elsewhere), one JSON
+/// object per line with `--json` (the final summary is printed by the command).
 final class EventRenderer: @unchecked Sendable {
     let json: Bool
     let bar: ProgressBar
 
     init(json: Bool) {
         self.json = json
-        bar = ProgressBar(enabled: !json && ProgressBar.terminalCanRedraw)
+        bar = ProgressBar(mode: ProgressBar.mode(json: json))
     }
 
     func render(_ event: DfuSeEvent) {

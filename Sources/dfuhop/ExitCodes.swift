@@ -1,4 +1,5 @@
-/// dfuhop's exit codes: fixed, documented in the README and `dfuhop help exit-codes`.
+/// dfuhop's exit codes: fixed, one table that `dfuhop exit-codes` prints and the README repeats
+/// (StationOutputTests compares them, and checks docs/guarantees.md promises something for each code).
 /// The low ones follow sysexits(3) so shell scripts can read them as they read other tools'.
 enum ExitStatus: Int32, CaseIterable, Sendable {
     case success = 0
@@ -18,7 +19,7 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
     case usbError = 74
     /// Another process holds the unit.
     case busy = 75
-    /// The OS denied access to the device (see `dfuhop doctor`).
+    /// The OS denied access to the device, or `dfuhop doctor` found something that needs attention.
     case permission = 77
     /// A profile or state file is invalid.
     case configuration = 78
@@ -52,7 +53,7 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
         case .cannotWrite: "an output file cannot be written"
         case .usbError: "a USB transfer failed or the device left unexpectedly"
         case .busy: "another process is using the unit"
-        case .permission: "the OS denied access to the device (run `dfuhop doctor`)"
+        case .permission: "the OS denied access to the device, or `dfuhop doctor` found something to fix"
         case .configuration: "a profile or state file is invalid"
         case .refused: "the image or request cannot be right for this unit; nothing was written"
         case .deviceError: "the device reported a DFU error"

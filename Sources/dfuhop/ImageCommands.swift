@@ -123,7 +123,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
               dfuhop image info app.bin --address 0x08004000
             """)
 
-    @Argument(help: "The firmware file (.bin, .hex, .srec/.s19/.s28/.s37, .elf, .dfu).")
+    @Argument(help: "The firmware file (.bin, .hex, .srec/.s19/.s28/.s37, .elf, .dfu).", completion: .file())
     var file: String
 
     @Flag(help: "One JSON object on stdout instead of text.")
@@ -132,7 +132,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             "The MCU family, to check against its RAM and flash and pad to its write unit (\(McuFamily.all.map(\.id).joined(separator: ", "))).",
-            valueName: "family"))
+            valueName: "family"), completion: .families)
     var family: String?
 
     @OptionGroup var input: ImageInputOptions
@@ -245,8 +245,8 @@ struct ImageInfoCommand: AsyncParsableCommand {
     }
 
     private func describe(_ descriptor: ImageDescriptor, into lines: inout [String]) {
-        lines.append("  product id:  0x\(String(descriptor.productID, radix: 16, uppercase: true)) (\(descriptor.productID))")
-        lines.append("  version:     \(descriptor.version.fullDescription)")
+        lines.append("  product id:  \(Hex.word(descriptor.productID)) (\(descriptor.productID))")
+        lines.append("  version:     \(descriptor.version.description)")
         lines.append("  name:        \(TerminalText.escaped(descriptor.name))")
         lines.append("  image size:  \(descriptor.imageSize) bytes")
         lines.append("  image crc32: \(Hex.word(descriptor.crc))")

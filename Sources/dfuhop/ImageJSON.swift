@@ -50,7 +50,7 @@ extension ImageInfoJSON.DescriptorJSON {
             self.init(
                 state: descriptor.isUnstamped ? "unstamped" : "valid", address: Hex.word(address),
                 productID: Hex.word(descriptor.productID),
-                version: descriptor.version.fullDescription, name: descriptor.name, imageSize: Int(descriptor.imageSize),
+                version: descriptor.version.description, name: descriptor.name, imageSize: Int(descriptor.imageSize),
                 crc32: Hex.word(descriptor.crc))
         case .reserved(let address): self.init(state: "reserved", address: Hex.word(address))
         case .absent: self.init(state: "absent")

@@ -33,18 +33,21 @@ struct ImageConvertCommand: AsyncParsableCommand {
             Examples:
               dfuhop image convert app.hex app.bin
               dfuhop image convert gapped.hex gapped.dfu --family l476
-              dfuhop image convert app.bin app.dfu --address 0x08000000 --vid 0x1209 --pid 0x0001 --target-name "Internal Flash"
+              dfuhop image convert app.bin app.dfu --address 0x08000000 --vid 0x1209
+              dfuhop image convert app.hex app.dfu --target-name "Internal Flash"
               dfuhop image convert update.dfu flash.hex --alt-setting 0
               dfuhop image convert app.elf app.s37 --format srec
             """)
 
-    @Argument(help: "The input firmware file.")
+    @Argument(help: "The input firmware file.", completion: .file())
     var input: String
 
-    @Argument(help: "The file to write.")
+    @Argument(help: "The file to write.", completion: .file())
     var output: String
 
-    @Option(help: ArgumentHelp("Output format: dfu, hex, srec or bin (default: from OUT's extension).", valueName: "format"))
+    @Option(
+        help: ArgumentHelp("Output format: dfu, hex, srec or bin (default: from OUT's extension).", valueName: "format"),
+        completion: .imageFormats)
     var format: String?
 
     @OptionGroup var inputOptions: ImageInputOptions
@@ -190,14 +193,15 @@ struct ImageStampCommand: AsyncParsableCommand {
             OUT's format comes from --format, else its extension, else the input's format.
 
             Examples:
-              dfuhop image stamp build/app.hex dist/app-1.4.2.hex --product-id 0x1209A001 --version 1.4.2 --name "sensor hub"
-              dfuhop image stamp app.elf app.dfu --product-id 7 --version 2.0.0.15 --name blinky --vid 0x1209 --pid 0x0007
+              dfuhop image stamp app.hex out.hex --product-id 0x1209A001 --version 1.4.2
+              dfuhop image stamp a.hex b.hex --product-id 7 --version 1.4.2 --name "hub 2"
+              dfuhop image stamp app.elf app.dfu --product-id 7 --version 2.0.0.15
             """)
 
-    @Argument(help: "The input image (its descriptor area reserved).")
+    @Argument(help: "The input image (its descriptor area reserved).", completion: .file())
     var input: String
 
-    @Argument(help: "The stamped image to write.")
+    @Argument(help: "The stamped image to write.", completion: .file())
     var output: String
 
     @Option(help: ArgumentHelp("The product id (32-bit, decimal or 0x hex).", valueName: "n"))
@@ -209,7 +213,9 @@ struct ImageStampCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The name, up to 32 bytes of UTF-8.", valueName: "name"))
     var name: String
 
-    @Option(help: ArgumentHelp("Output format: dfu, hex, srec or bin (default: from OUT's extension).", valueName: "format"))
+    @Option(
+        help: ArgumentHelp("Output format: dfu, hex, srec or bin (default: from OUT's extension).", valueName: "format"),
+        completion: .imageFormats)
     var format: String?
 
     @OptionGroup var inputOptions: ImageInputOptions
@@ -262,11 +268,11 @@ struct ImageStampCommand: AsyncParsableCommand {
             var result = ResultLine("stamped")
             result.stamped = StampedJSON(
                 output: output, outputFormat: chosenFormat.rawValue, productID: Hex.word(descriptor.productID),
-                version: descriptor.version.fullDescription, name: descriptor.name,
+                version: descriptor.version.description, name: descriptor.name,
                 imageSize: Int(descriptor.imageSize), crc32: Hex.word(descriptor.crc))
             if !json {
                 Output.print(
-                    "stamped \(output): product 0x\(String(descriptor.productID, radix: 16, uppercase: true)), version \(descriptor.version.fullDescription), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(Hex.word(descriptor.crc))"
+                    "stamped \(output): product \(Hex.word(descriptor.productID)), version \(descriptor.version.description), name '\(descriptor.name)', \(descriptor.imageSize) bytes, CRC-32 \(Hex.word(descriptor.crc))"
                 )
                 if padding.changed { Output.print(padding.summary(from: rule.from)) }
             }

@@ -8,7 +8,9 @@ import HexFormat
 /// dictionaries, so names stay camelCase (`productID`), addresses and CRCs stay "0x08004000" strings.
 enum JSONContract {
     /// Bumped when a field changes meaning or goes away; new optional fields do not bump it.
-    static let schema = 1
+    /// 2: an event's `unit` is an object (`{"port":"1-1"}`), `erase` counts `erasedSectors`, versions read
+    /// "2.0.0" everywhere (not "2.0.0.0"), doctor's `outcome` follows its exit status.
+    static let schema = 2
 
     static func time(_ date: Date = Date()) -> String {
         date.ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
@@ -26,8 +28,8 @@ struct EventLine: Codable, Equatable, Sendable {
     var type = "event"
     var time: String
     var event: EventKind
-    /// With `--all`: the unit's port path.
-    var unit: String?
+    /// With `--all`: the unit, by its port path (`{"port":"1-1"}`), an object like every other `unit`.
+    var unit: UnitJSON?
     var phase: String?
     /// For the DfuSe client's phases inside an upgrade: the upgrade phase they belong to (`flash`, `leave` ...).
     var within: String?
@@ -59,7 +61,7 @@ struct EventLine: Codable, Equatable, Sendable {
 
     init(_ event: EventKind, unit: String? = nil, time: String = JSONContract.time()) {
         self.event = event
-        self.unit = unit
+        self.unit = unit.map { UnitJSON(port: $0) }
         self.time = time
     }
 
@@ -95,7 +97,9 @@ struct ResultLine: Codable, Equatable, Sendable {
     var length: Int?
     var file: String?
     var crc32: String?
-    var erased: String?
+    /// `erase`: how many sectors were erased, or `massErased` for the whole flash.
+    var erasedSectors: Int?
+    var massErased: Bool?
     var deviceReset: Bool?
     var image: ImageInfoJSON?
     var converted: ConvertedJSON?

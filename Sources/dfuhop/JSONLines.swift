@@ -84,16 +84,17 @@ extension EventLine {
 final class UpgradeEventLines: @unchecked Sendable {
     // Guarded by `lock`: engines call their event handlers from their own tasks (several with `--all`).
     private let lock = NSLock()
-    private var open: [String: String] = [:]
+    private var current: [String: String] = [:]
 
+    /// A DfuSe phase belongs to the upgrade phase last started, even once it has finished: the reads that
+    /// check the unit's flash after `enter` ends are the engine's `within(.enter)` steps (docs/json.md).
     func line(_ event: UpgradeEvent, unit: String?) -> EventLine {
         let key = unit ?? ""
         return lock.withLock {
             var line = EventLine(event, unit: unit)
             switch event {
-            case .phaseStarted(let phase): open[key] = phase.rawValue
-            case .phaseFinished: open[key] = nil
-            case .flash(.phaseStarted), .flash(.phaseFinished): line.within = open[key]
+            case .phaseStarted(let phase): current[key] = phase.rawValue
+            case .flash(.phaseStarted), .flash(.phaseFinished): line.within = current[key]
             default: break
             }
             return line

@@ -24,7 +24,7 @@ struct JournalOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
-            valueName: "dir")) var stateDir: String?
+            valueName: "dir"), completion: .directory) var stateDir: String?
 
     var store: JournalStore { JournalStore(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? JournalStore.defaultDirectory()) }
 }
@@ -67,11 +67,13 @@ struct JournalForget: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "forget", abstract: "Drop one unit's entry (its UID or port-PATH key).")
     @OptionGroup var journal: JournalOptions
     @Argument(help: "The entry's unit, as `dfuhop journal` shows it.") var unit: String
+    @Flag(help: "A JSON result object instead of text.") var json = false
 
     func run() async throws {
         let store = journal.store
         let key = unit
-        try await runCommand("journal forget") {
+        let asJSON = json
+        try await runCommand("journal forget", json: asJSON) {
             // An unreadable entry can be forgotten too: that is the way out its error names.
             guard store.hasEntry(for: key) else {
                 throw Failure(
@@ -79,7 +81,7 @@ struct JournalForget: AsyncParsableCommand {
                     hint: "`dfuhop journal` lists the entries")
             }
             try store.remove(key)
-            Output.print("forgot the interrupted upgrade of \(key)")
+            if !asJSON { Output.print("forgot the interrupted upgrade of \(key)") }
             return ResultLine("forgotten")
         }
     }

@@ -24,7 +24,9 @@ struct KeyGenerateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate", abstract: "Make a new Ed25519 key pair: KEY (private, 0600) and KEY.pub (never overwrites).")
 
-    @Option(help: ArgumentHelp("The private key file; the public key goes to the same name with .pub.", valueName: "KEY")) var out: String
+    @Option(
+        help: ArgumentHelp("The private key file; the public key goes to the same name with .pub.", valueName: "KEY"), completion: .file())
+    var out: String
     @Option(help: ArgumentHelp("A comment after the public key (default: the key file's name).", valueName: "text")) var comment: String?
     @Flag(help: "Print the public key as a JSON object.") var json = false
 

@@ -35,13 +35,17 @@ struct PackageCreateCommand: AsyncParsableCommand {
             private key file must be readable by its owner only (chmod 600) unless --allow-readable-key.
             """)
 
-    @Argument(help: ArgumentHelp("The image file(s), as they go in the package.", valueName: "image")) var images: [String]
-    @Option(help: ArgumentHelp("The private key (from `dfuhop key generate`).", valueName: "KEY")) var key: String
-    @Option(name: .shortAndLong, help: ArgumentHelp("The package to write (FILE.dfuhop).", valueName: "file")) var output: String
+    @Argument(help: ArgumentHelp("The image file(s), as they go in the package.", valueName: "image"), completion: .file()) var images:
+        [String]
+    @Option(help: ArgumentHelp("The private key (from `dfuhop key generate`).", valueName: "KEY"), completion: .file()) var key: String
+    @Option(name: .shortAndLong, help: ArgumentHelp("The package to write (FILE.dfuhop).", valueName: "file"), completion: .file())
+    var output: String
     @Option(help: ArgumentHelp("The oldest version a unit may run to take this package.", valueName: "version")) var minimumVersion: String?
     @Option(help: ArgumentHelp("Release notes (text).", valueName: "text")) var notes: String?
-    @Option(help: ArgumentHelp("Release notes from a file.", valueName: "file")) var notesFile: String?
-    @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
+    @Option(help: ArgumentHelp("Release notes from a file.", valueName: "file"), completion: .file()) var notesFile: String?
+    @Option(
+        help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"),
+        completion: .file())
     var profile: [String] = []
     @Flag(help: "Print the manifest as JSON.") var json = false
     @Flag(help: "Use a private key file that group or others can read (refused otherwise: chmod 600 KEY).") var allowReadableKey = false
@@ -79,7 +83,7 @@ struct PackageCreateCommand: AsyncParsableCommand {
             result.package = PackageJSON(manifest, file: output, verified: true)
             if !json {
                 Output.print(
-                    "wrote \(output): \(manifest.profile) version \(manifest.version.fullDescription), \(manifest.images.count) image(s), "
+                    "wrote \(output): \(manifest.profile) version \(manifest.version.description), \(manifest.images.count) image(s), "
                         + "signed by \(signingKey.publicKey.rawRepresentation.base64EncodedString())")
             }
             return result
@@ -145,9 +149,13 @@ struct PackageVerifyCommand: AsyncParsableCommand {
             when it verifies; 87 when it does not (the message says which key, member, hash or field failed).
             """)
 
-    @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop")) var package: String
-    @Option(help: ArgumentHelp("A trusted public key file (KEY.pub); repeatable.", valueName: "KEY.pub")) var key: [String] = []
-    @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
+    @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop"), completion: .file(extensions: ["dfuhop"])) var package: String
+    @Option(
+        help: ArgumentHelp("A trusted public key file (KEY.pub); repeatable.", valueName: "KEY.pub"), completion: .file(extensions: ["pub"])
+    ) var key: [String] = []
+    @Option(
+        help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"),
+        completion: .file())
     var profile: [String] = []
     @Flag(help: "One JSON object.") var json = false
 
@@ -192,7 +200,7 @@ struct PackageInfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info", abstract: "Show a package's manifest (the signature is not checked: use `package verify`).")
 
-    @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop")) var package: String
+    @Argument(help: ArgumentHelp("The package.", valueName: "file.dfuhop"), completion: .file(extensions: ["dfuhop"])) var package: String
     @Flag(help: "One JSON object.") var json = false
 
     func run() async throws {
@@ -214,8 +222,8 @@ struct PackageInfoCommand: AsyncParsableCommand {
             "product:   \(manifest.profile), product id 0x\(Hex.digits(manifest.productID, width: 8)), \(manifest.part) (\(manifest.family))"
         )
         Output.print(
-            "version:   \(manifest.version.fullDescription)"
-                + (manifest.minimumVersion.map { ", upgrades units running \($0.fullDescription) or later" } ?? ""))
+            "version:   \(manifest.version.description)"
+                + (manifest.minimumVersion.map { ", upgrades units running \($0.description) or later" } ?? ""))
         if !manifest.requiredOptionBytes.isEmpty {
             Output.print("option bytes required: " + manifest.requiredOptionBytes.map { "\($0.name)=\($0.value)" }.joined(separator: ", "))
         }
@@ -234,7 +242,7 @@ extension PackageJSON {
     init(_ manifest: PackageManifest, file: String, verified: Bool, signedBy: String? = nil, packageSHA256: String? = nil) {
         self.init(
             file: file, profile: manifest.profile, productID: Hex.word(manifest.productID), family: manifest.family,
-            part: manifest.part, version: manifest.version.fullDescription, minimumVersion: manifest.minimumVersion?.fullDescription,
+            part: manifest.part, version: manifest.version.description, minimumVersion: manifest.minimumVersion?.description,
             requiredOptionBytes: Dictionary(manifest.requiredOptionBytes.map { ($0.name, $0.value) }) { first, _ in first },
             releaseNotes: manifest.releaseNotes, created: manifest.created,
             images: manifest.images.map { ImageJSON(file: $0.file, sha256: $0.sha256, size: $0.size) },

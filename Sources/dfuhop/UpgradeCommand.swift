@@ -42,12 +42,14 @@ struct UpgradeCommand: AsyncParsableCommand {
               dfuhop upgrade app-2.1.0.hex
               dfuhop upgrade app.dfu --dry-run
               dfuhop upgrade app.hex --unit 1-2.3 --json
-              dfuhop upgrade app.hex --all                       # every connected unit at once
-              dfuhop upgrade app.hex --boot0-command ./jig.sh    # blank units on a jig
+              dfuhop upgrade app.hex --all                     # every unit at once
+              dfuhop upgrade app.hex --boot0-command ./jig.sh  # blank units on a jig
               dfuhop upgrade protocols/examples/demo-g474-v2.hex --simulate g474:programmed
             """)
 
-    @Argument(help: "The new firmware: a signed .dfuhop package, or .hex, .srec, .elf, .dfu or .bin with a stamped image descriptor.")
+    @Argument(
+        help: "The new firmware: a signed .dfuhop package, or .hex, .srec, .elf, .dfu or .bin with a stamped image descriptor.",
+        completion: .file())
     var image: String
     @Flag(help: "Allow an older version than the unit runs (and rewriting the same version).") var allowDowngrade = false
     @Flag(help: "Print the plan and stop; nothing on the unit changes.") var dryRun = false
@@ -55,7 +57,8 @@ struct UpgradeCommand: AsyncParsableCommand {
     @Flag(help: "Rewrite every sector of the image, whatever the unit's application reports (never 'up to date').")
     var forceFull = false
     @Flag(help: "Upgrade every unit found (programmed or in DFU), each with its own result.") var all = false
-    @Option(help: ArgumentHelp("Shell command that drives BOOT0 and reset (see above).", valueName: "command")) var boot0Command: String?
+    @Option(help: ArgumentHelp("Shell command that drives BOOT0 and reset (see above).", valueName: "command"), completion: .file())
+    var boot0Command: String?
     @Option(
         help: ArgumentHelp(
             "Seconds to wait for a BOOT0 hook and then for the unit (default: 15 for a hook, 120 for a prompt).",
@@ -65,19 +68,21 @@ struct UpgradeCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "The product the unit is (0x hex), for a unit that cannot tell it: no answer and no readable descriptor. "
                 + "Its flash is then not read.", valueName: "id")) var assumeProduct: Address?
-    @Option(help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp("Product profile file or directory; repeatable (default: the installed profiles).", valueName: "path"),
+        completion: .file())
     var profile: [String] = []
     @Option(
         help: ArgumentHelp(
             "Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
-            valueName: "dir")) var stateDir: String?
+            valueName: "dir"), completion: .directory) var stateDir: String?
     @Option(help: ArgumentHelp("Seconds the unit may take to re-enumerate (default: the profile's, else 10).", valueName: "s"))
     var timeout: Seconds?
     @Flag(help: "Events as JSON lines, then a result object per unit.") var json = false
     @Option(
         help: ArgumentHelp(
             "Append one record per unit to FILE: CSV for .csv, JSON lines for .jsonl (docs/json.md).",
-            valueName: "file")) var report: String?
+            valueName: "file"), completion: .file(extensions: ["csv", "jsonl"])) var report: String?
     @OptionGroup var device: DeviceOptions
 
     func validate() throws {
@@ -102,7 +107,7 @@ struct UpgradeCommand: AsyncParsableCommand {
                 if let summary = result.summary { Output.message(Self.summaryText(summary)) }
                 return result
             }
-            let bar = ProgressBar(enabled: !json && ProgressBar.terminalCanRedraw)
+            let bar = ProgressBar(mode: ProgressBar.mode(json: json))
             let json = json
             let render: @Sendable (UpgradeEvent) -> Void = { Self.render($0, json: json, bar: bar, unit: nil) }
             let run = await Self.run(port: device.unit, survey: nil, render: render) { onEvent in
@@ -183,8 +188,8 @@ struct UpgradeCommand: AsyncParsableCommand {
                     + "on \(entry.updated.formatted(date: .abbreviated, time: .shortened)); finishing it")
         case .planned(let plan, let skipped):
             say(
-                "plan: erase \(plan.erasedSectors.count) sector(s), write \(ProgressBar.bytes(plan.bytesToWrite))"
-                    + (skipped > 0 ? ", \(skipped) unchanged sector(s) skipped" : ""))
+                "plan: erase and write \(PlanText.count(plan.erasedSectors.count, "sector")) "
+                    + "(\(ProgressBar.bytes(plan.bytesToWrite))), \(skipped) unchanged")
         case .boot0(let request, let path):
             say("BOOT0 path (\(path)): \(request.action == .enterROM ? "starting the ROM bootloader" : "starting the application")")
         case .classified(let classification): say("in the ROM: the unit is \(classification.rawValue)")
@@ -221,10 +226,8 @@ struct UpgradeCommand: AsyncParsableCommand {
         case .upToDate:
             Output.print(prefix + "the unit already runs version \(result.newVersion?.description ?? "?"); nothing was changed")
         case .planned:
-            // The plan is dfuhop's own text (FlashPlan.description), printed line by line; the prefix
-            // (a port path) is one escaped piece of its first line.
             if let plan = result.plan {
-                var lines = plan.description.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                var lines = PlanText.lines(plan)
                 lines[0] = prefix + lines[0]
                 Output.print(lines: lines)
             }
@@ -234,7 +237,21 @@ struct UpgradeCommand: AsyncParsableCommand {
                 prefix + "upgraded \(result.before.uid?.description ?? result.before.portPath ?? "the unit") "
                     + "(\(result.before.classification.rawValue)) from \(result.before.version?.description ?? (result.before.classification == .blank ? "no firmware" : "unknown firmware")) "
                     + "to \(result.newVersion?.description ?? "?") in \(String(format: "%.1f", total.seconds)) s; confirmed over HID")
+            if let done = doneText(result) { Output.print(prefix + "  " + done) }
         }
+    }
+
+    /// What the flash run did: "3 sectors written, 199 unchanged, span verified (400.0 KiB read back)".
+    static func doneText(_ result: UpgradeResult) -> String? {
+        guard let report = result.flashReport else { return nil }
+        let unchanged = result.plan?.skippedSectors.count ?? result.skippedSectors
+        // The span is what the image's descriptor claims; without one, verification reads the writes only.
+        let what = result.plan?.span == nil ? "writes" : "span"
+        let verified =
+            report.bytesVerified > 0
+            ? "\(what) verified (\(ProgressBar.bytes(report.bytesVerified)) read back)" : "not verified (--no-verify)"
+        return "\(PlanText.count(report.erasedSectors, "sector")) written (\(ProgressBar.bytes(report.bytesWritten))), "
+            + "\(unchanged) unchanged, \(verified)"
     }
 
     /// `-v`: the phases and what was decided in them, through swift-log.
@@ -244,12 +261,11 @@ struct UpgradeCommand: AsyncParsableCommand {
         case .phaseStarted(let phase): logger.info("\(prefix)phase \(phase.rawValue) started")
         case .phaseFinished(let phase, let duration):
             logger.info("\(prefix)phase \(phase.rawValue) finished in \(String(format: "%.3f", duration.seconds)) s")
-        case .planned(let plan, let skipped):
-            logger.info("\(prefix)plan (\(skipped) unchanged sector(s) skipped):")
-            for line in plan.description.split(separator: "\n") { logger.info("\(prefix)  \(line)") }
+        case .planned(let plan, _):
+            for line in PlanText.lines(plan) { logger.info("\(prefix)\(line)") }
         case .flash(.quirk(let quirk)): logger.info("\(prefix)quirk: \(quirk)")
         case .flash(.returnedToIdle(let state)): logger.info("\(prefix)the ROM was in \(state); brought back to dfuIDLE")
-        case .flash(let flash): logger.debug("\(prefix)\(flash)")
+        case .flash(let flash): logger.debug("\(prefix)\(PlanText.event(flash))")
         default: break
         }
     }

@@ -27,6 +27,7 @@ struct TracingDiscovery: DeviceDiscovery {
 final class TracingDFUTransport: DFUTransportWrapper {
     let base: any DFUTransport
     let logger: Logger
+    private let pointer = AddressPointer()
 
     init(base: any DFUTransport, logger: Logger) {
         self.base = base
@@ -38,13 +39,15 @@ final class TracingDFUTransport: DFUTransportWrapper {
     }
 
     func controlOut(_ request: ControlRequest, data: [UInt8], timeout: Duration) async throws(TransportError) {
-        try await traced(Self.describe(request, length: data.count) + Self.preview(data)) { () async throws(TransportError) in
+        let meaning = dfuSe(request, data: data, length: data.count)
+        try await traced(Self.describe(request, length: data.count) + Self.preview(data) + meaning) { () async throws(TransportError) in
             try await base.controlOut(request, data: data, timeout: timeout)
         }
     }
 
     func controlIn(_ request: ControlRequest, length: Int, timeout: Duration) async throws(TransportError) -> [UInt8] {
-        let reply = try await traced(Self.describe(request, length: length)) { () async throws(TransportError) in
+        let meaning = dfuSe(request, data: [], length: length)
+        let reply = try await traced(Self.describe(request, length: length) + meaning) { () async throws(TransportError) in
             try await base.controlIn(request, length: length, timeout: timeout)
         }
         logger.trace("  <- \(reply.count) byte(s)\(Self.preview(reply))\(Self.status(request, reply))")
@@ -67,6 +70,33 @@ final class TracingDFUTransport: DFUTransportWrapper {
         }
     }
 
+    /// What a DNLOAD or UPLOAD means to a DfuSe ROM, addresses in hex: a command on block 0 (AN3156 §6.1), or
+    /// data on block n ≥ 2 at pointer + (n − 2) × wLength (AN3156 §6.2 and §6.3: the address formula).
+    private func dfuSe(_ request: ControlRequest, data: [UInt8], length: Int) -> String {
+        guard request.requestType & 0x60 == 0x20, let kind = DFURequest(rawValue: request.request), kind == .download || kind == .upload
+        else { return "" }
+        return pointer.lock.withLock {
+            if kind == .download, request.value == 0, let command = DfuSeCommand(bytes: data) {
+                if case .setAddress(let address) = command { pointer.value = address }
+                return " = " + Self.describe(command)
+            }
+            guard request.value >= 2, let pointer = pointer.value else { return "" }
+            let start = UInt64(pointer) + UInt64(request.value - 2) * UInt64(length)
+            let range = "[\(Hex.word(UInt32(truncatingIfNeeded: start))), \(Hex.word(UInt32(truncatingIfNeeded: start + UInt64(length)))))"
+            return " = \(kind == .download ? "write" : "read") block \(request.value) \(range), \(length) bytes"
+        }
+    }
+
+    static func describe(_ command: DfuSeCommand) -> String {
+        switch command {
+        case .getCommands: "get commands"
+        case .setAddress(let address): "set address pointer to \(Hex.word(address))"
+        case .erase(let address): "erase the page at \(Hex.word(address))"
+        case .massErase: "mass erase"
+        case .readUnprotect: "read unprotect (wipes the flash)"
+        }
+    }
+
     /// `DNLOAD wValue=2 wLength=2048`: the DFU request's name (DFU 1.1 Table 3.2) when it is one.
     static func describe(_ request: ControlRequest, length: Int) -> String {
         let name = request.requestType & 0x60 == 0x20 ? DFURequest(rawValue: request.request)?.description : nil
@@ -86,6 +116,13 @@ final class TracingDFUTransport: DFUTransportWrapper {
     static func preview(_ bytes: [UInt8]) -> String {
         bytes.isEmpty ? "" : " [" + Hex.string(bytes.prefix(16)) + (bytes.count > 16 ? "…" : "") + "]"
     }
+}
+
+/// The last SET_ADDRESS a traced transport sent, from which DfuSe numbers the blocks of DNLOAD and UPLOAD.
+final class AddressPointer: @unchecked Sendable {
+    // Guarded by `lock`: a transport may be used from more than one task over its life.
+    let lock = NSLock()
+    var value: UInt32?
 }
 
 final class TracingHIDTransport: HIDTransport {

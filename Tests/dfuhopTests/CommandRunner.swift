@@ -65,7 +65,10 @@ enum Dfuhop {
     /// pool (two threads on a two-core machine) would stall every other test running meanwhile.
     static func run(_ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil) async throws -> Result {
         let executable = try executable()
-        return try await offCooperativePool { () throws -> Result in try runBlocking(executable, arguments, environment, directory) }.get()
+        let result = try await offCooperativePool { () throws -> Result in try runBlocking(executable, arguments, environment, directory) }
+            .get()
+        if arguments.contains("--json") { try OutputSchema.check(result.stdout, of: arguments) }
+        return result
     }
 
     private static func runBlocking(

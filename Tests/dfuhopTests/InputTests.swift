@@ -42,7 +42,7 @@ struct InputTests {
     }
 
     @Test func theBarNamesThePhaseWholeWithRateAndTimeLeft() {
-        let line = ProgressBar.line(phase: "option-bytes", done: 1024, total: 4096, unit: "B", elapsed: .seconds(1), width: 10)
+        let line = ProgressBar.fields(phase: "option-bytes", done: 1024, total: 4096, unit: "B", elapsed: .seconds(1), barCells: 10).text
         #expect(line.hasPrefix("option-bytes "))
         #expect(line.contains("1.0 KiB/4.0 KiB") && line.contains("1.0 KiB/s") && line.contains("3 s left"), "\(line)")
     }

@@ -95,7 +95,7 @@ struct PackageCommandTests {
         let verify = try await Dfuhop.run("package", "verify", signed, "--key", bench.key + ".pub", "--json")
         #expect(verify.status == 0, "\(verify)")
         let object = try #require(try verify.json()["package"] as? [String: Any])
-        #expect(object["verified"] as? Bool == true && object["version"] as? String == "2.0.0.0")
+        #expect(object["verified"] as? Bool == true && object["version"] as? String == "2.0.0")
         let byProfile = try await Dfuhop.run("package", "verify", signed, "--profile", bench.profiles)
         #expect(byProfile.status == 0 && byProfile.stdout.contains("verified: signed by"), "\(byProfile)")
         let info = try await Dfuhop.run("package", "info", signed)
