@@ -294,7 +294,6 @@ extension UpgradeEngine {
         } else if entry.uid == nil {
             // An entry keyed by port alone comes from a run that never read the unit's UID in its ROM, so it
             // never got past "planned": it records no write, and this run's own entry replaces it.
-            run.replaceableEntries.insert(entry.key)
             onEvent(.note("the journal entry for port \(entry.portPath) recorded no write (its run never reached the ROM); it is replaced"))
         } else {
             onEvent(

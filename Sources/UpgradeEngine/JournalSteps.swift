@@ -44,9 +44,9 @@ extension UpgradeEngine {
         run.lockedKeys.insert(key)
     }
 
-    /// Writes the entry for this step, under the unit's UID once it is known (this run's own port entry is then
-    /// dropped; another unit's is kept). What the unit held before is the interrupted upgrade's record while
-    /// that write is still under way: the flash now holds a mix, not a "before".
+    /// Writes the entry for this step, under the unit's UID once it is known (a port entry is then dropped).
+    /// What the unit held before is the interrupted upgrade's record while that write is still under way: the
+    /// flash now holds a mix, not a "before".
     func record(_ step: JournalEntry.Step, _ run: Run, target: Target) throws {
         guard let journal = run.options.journal, let key = journalKey(run) else { return }
         let unit = run.before
@@ -59,13 +59,9 @@ extension UpgradeEngine {
             imageDigest: target.digest, inputDigest: run.options.inputDigest, newVersion: target.version.description,
             sectors: target.plan.erasedSectors.map(\.start), step: step, updated: Date())
         try journal.write(entry)
-        run.writtenKeys.insert(key)
-        if unit.uid != nil, let port = unit.portPath {
-            let portKey = "port-" + port
-            if run.writtenKeys.contains(portKey) || run.replaceableEntries.contains(portKey) || run.resumed?.key == portKey {
-                try journal.remove(portKey)
-            }
-        }
+        // An entry keyed by port alone was written before its run read the UID in the ROM: it records no write
+        // (`proveIdentity`), and this unit's entry, keyed by its UID, replaces it.
+        if unit.uid != nil, let port = unit.portPath { try journal.remove("port-" + port) }
     }
 
     /// The upgrade is confirmed (or the unit found up to date): its entry goes.

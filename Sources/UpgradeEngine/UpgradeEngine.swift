@@ -78,10 +78,6 @@ public struct UpgradeEngine: Sendable {
         var candidateEntry: JournalEntry?
         /// Erasing has begun: from here on the unit holds a mix until verified, and stays in its ROM.
         var flashStarted = false
-        /// Journal keys this run wrote, and port entries it found that record no write: a port key among them
-        /// is dropped once the UID is known.
-        var writtenKeys: Set<String> = []
-        var replaceableEntries: Set<String> = []
 
         init(options: Options, source: String, before: UnitDescription) {
             self.options = options

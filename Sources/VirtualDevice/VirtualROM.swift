@@ -57,6 +57,8 @@ extension VirtualUnit {
     /// The family's ROM quirks this unit acts out: those a public source confirms, and the ones the family data
     /// marks unverified only when the fault plan opts in (`FaultPlan.unverifiedQuirks`). A client real ROMs
     /// accept must not fail against the model because of a guess (issue 25: the L4 GETSTATUS stall during erase).
+    public var enactedQuirks: [RomQuirk] { lock.withLock { enactedQuirksLocked } }
+
     var enactedQuirksLocked: [RomQuirk] {
         family.quirks.enumerated().filter { index, _ in
             faults.unverifiedQuirks == true || family.sources["quirks[\(index)]"]?.unverified != true

@@ -195,14 +195,20 @@ struct ModelBasedTests {
             result = await upgrade(stamped, setup)
         }
         // Every hint is a promise: power-cycle and run again, naming the unit's product where the hint says so.
+        // --assume-product is what an operator does when a refusal asks for it, or when the same failure comes
+        // back after a power cycle; they name the product the unit is (a blank unit's: the image's).
         var followed = 0
+        var failedBefore = false
         while case .failure(let error) = result, followed < 3,
             !isRefusal(error) || (error.hint.contains("--assume-product") && setup.assumedProduct == nil)
         {
             if ProcessInfo.processInfo.environment["DFUHOP_MODEL_VERBOSE"] != nil { print("run failed: \(error) — \(error.hint)") }
             target.setFaults(.none)
             target.powerCycle()
-            if error.hint.contains("--assume-product") { setup.assumedProduct = product }
+            if error.hint.contains("--assume-product"), isRefusal(error) || failedBefore {
+                setup.assumedProduct = testCase.path == .blank ? newProduct : product
+            }
+            failedBefore = !isRefusal(error)
             result = await upgrade(stamped, setup)
             followed += 1
         }
