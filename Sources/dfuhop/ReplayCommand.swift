@@ -113,7 +113,7 @@ struct ReplayCommand: AsyncParsableCommand {
     /// (both as they appear inside a JSON string); nil when the text is not a JSON object.
     static func comparable(_ line: ResultLine, mapping: [(replayed: String, recorded: String)]) -> NSDictionary? {
         var line = line
-        line.schema = 0  // a recording made before a schema change still describes the same behaviour
+        line.schema = 0 // a recording made before a schema change still describes the same behaviour
         line.phases = line.phases?.map { PhaseJSON(phase: $0.phase, seconds: 0) }
         line.flash?.deviceSeconds = 0
         var text = Output.jsonLine(line)
