@@ -31,6 +31,9 @@ public struct ProductProfile: Sendable, Hashable {
     /// Which keys sign this product's update packages, and whether only signed packages may be flashed
     /// (docs/packages.md); nil when the profile says nothing.
     public var signing: Signing? = nil
+    /// The largest DfuSe data block to send, where the product's ROM takes more than the family's default
+    /// (which is the size every public capture of that ROM supports); nil: the family's.
+    public var dfuTransferSize: Int? = nil
 
     public struct Application: Sendable, Hashable {
         public var vendorID: UInt16
@@ -216,7 +219,7 @@ private struct ProfileReader {
             root,
             allowing: [
                 "format", "id", "name", "family", "application", "dfu", "boot0",
-                "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase", "signing"
+                "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase", "signing", "dfuTransferSize"
             ])
         let format: Int = try integer(root["format"])
         guard format == ProductProfile.formatVersion else {
@@ -234,7 +237,7 @@ private struct ProfileReader {
             throw error(root["family"], "\"\(familyID)\" is not a known family (known: \(McuFamily.all.map(\.id).joined(separator: ", ")))")
         }
         let requirements = try optionBytes(root["requiredOptionBytes"])
-        return ProductProfile(
+        var profile = ProductProfile(
             id: id, name: try string(root["name"]), family: family,
             application: try application(root["application"]),
             dfu: try dfuIdentity(root["dfu"], family: family),
@@ -244,6 +247,16 @@ private struct ProfileReader {
             flashMode: try flashMode(family: family, requirements: requirements, at: root["requiredOptionBytes"]),
             applicationBase: try applicationBase(root["applicationBase"], family: family),
             signing: try signing(root["signing"]))
+        profile.dfuTransferSize = try transferSize(root["dfuTransferSize"])
+        return profile
+    }
+
+    /// Optional; a power of two from 64 to 4096 bytes (wTransferSize, DFU 1.1 §4.1.3).
+    func transferSize(_ cursor: JSONCursor) throws(ProductProfileError) -> Int? {
+        guard cursor.isPresent else { return nil }
+        let size = Int(try integer(cursor, in: Int64(64)...4096))
+        guard size & (size - 1) == 0 else { throw error(cursor, "\(size) is not a power of two") }
+        return size
     }
 
     /// Optional; inside the family's flash, on a 512-byte boundary (the Cortex-M VTOR alignment that covers

@@ -393,7 +393,9 @@ public actor DfuSeClient {
         try begin("execute")
         defer { end() }
         try plan.check(against: image)
-        guard plan.transferSize == transferSize else {
+        // Smaller blocks than the device's wTransferSize are allowed (a ROM that stalls its own announced size:
+        // issue 22); larger ones are not (DFU 1.1 §4.1.3).
+        guard plan.transferSize <= transferSize, plan.transferSize > 0 else {
             throw .planTransferSizeMismatch(plan: plan.transferSize, device: transferSize)
         }
         let started = clock.now()
@@ -419,7 +421,7 @@ public actor DfuSeClient {
                 guard let bytes = FlashPlan.bytes(of: write, in: image) else {
                     throw .planDoesNotMatchImage("the image has no bytes for \(write)")
                 }
-                try await writeRun(bytes, at: write.address) { count, end in
+                try await writeRun(bytes, at: write.address, blockSize: plan.transferSize) { count, end in
                     written += count
                     emit(.bytesWritten(done: written, total: writeTotal, address: end))
                 }
@@ -448,18 +450,20 @@ public actor DfuSeClient {
     /// One contiguous run: set address once, then blocks 2, 3, ...; a new set-address only when the block
     /// number would overflow, after a stuck-busy recovery, or before a short tail block.
     private func writeRun(
-        _ bytes: ArraySlice<UInt8>, at address: UInt32,
+        _ bytes: ArraySlice<UInt8>, at address: UInt32, blockSize: Int? = nil,
         progress: (_ count: Int, _ end: UInt32) -> Void
     ) async throws(DfuSeError) {
+        let blockSize = min(blockSize ?? transferSize, transferSize)
         var offset = 0
         var block: UInt16 = 2
         var needsAddress = true
         var recoveredAt: UInt32?
         while offset < bytes.count {
             let blockAddress = address + UInt32(offset)
-            let length = min(transferSize, bytes.count - offset)
+            let length = min(blockSize, bytes.count - offset)
             // A ROM may place block n at the pointer + (n − 2) × this request's wLength (AN2662 §4.4.1; unsettled,
-            // docs/silicon-sources.md): a short tail block is only placed right as block 2, after its own set-address.
+            // docs/silicon-sources.md): a block shorter than wTransferSize (a tail, or every block of a plan made
+            // smaller) is only placed right as block 2, after its own set-address.
             if length < transferSize, block > 2 { needsAddress = true }
             if needsAddress {
                 try await command(.setAddress(blockAddress), during: .setAddress(blockAddress), kind: .command)

@@ -23,7 +23,14 @@ extension UpgradeEngine {
             do {
                 report = try await client.execute(plan, image: target.image, verify: run.options.verify)
             } catch let error as DfuSeError where Self.worthOneMoreTry(error) {
-                if case .verifyMismatch = error, !plan.skippedSectors.isEmpty {
+                if let smaller = Self.smallerBlocks(after: error, plan: plan) {
+                    // Captures disagree on some ROMs' largest block (G431: 2048 failed, 1024 worked): a stalled
+                    // block is written again at half the size, from the first erase (issue 22).
+                    onEvent(.note("the ROM stalled a \(plan.transferSize)-byte block (\(error)); writing again in \(smaller)-byte blocks"))
+                    plan = try FlashPlan(
+                        image: target.image, layout: plan.layout, family: target.family, transferSize: smaller, span: target.span,
+                        unchangedSectors: Set(plan.skippedSectors.map(\.start)))
+                } else if case .verifyMismatch = error, !plan.skippedSectors.isEmpty {
                     // A sector reported unchanged is not: the application's CRCs were wrong. Trust the ROM.
                     onEvent(.note("read-back differs (\(error)); rewriting every sector of the image, skipping none"))
                     plan = try FlashPlan(
@@ -38,6 +45,14 @@ extension UpgradeEngine {
             try record(.verified, run, target: target)
             return (report, plan)
         }
+    }
+
+    /// The block size to try after a stalled data block larger than 256 bytes: half of it. nil for any other failure.
+    static func smallerBlocks(after error: DfuSeError, plan: FlashPlan) -> Int? {
+        guard case .transport(let transport, let operation) = error, transport.kind == .stall,
+            case .download(_, _, let length) = operation, length > 256, plan.transferSize > 256
+        else { return nil }
+        return plan.transferSize / 2
     }
 
     /// A flash (or leave) failure that a second try, in the same session, can get past: the device

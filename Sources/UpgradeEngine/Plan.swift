@@ -77,7 +77,8 @@ extension UpgradeEngine {
         }
         let span = UInt64(base)..<max(UInt64(base) + UInt64(descriptor.imageSize), image.end)
         let layout = try flashLayout(unit: unit, profile: profile, family: family)
-        let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: Int(family.rom.transferSize), span: span)
+        let transferSize = profile?.dfuTransferSize ?? Int(family.rom.transferSize)
+        let plan = try FlashPlan(image: image, layout: layout, family: family, transferSize: transferSize, span: span)
         return Target(
             image: image, family: family, profile: profile, productID: descriptor.productID,
             version: descriptor.version, imageSize: descriptor.imageSize, imageCRC: descriptor.crc,

@@ -2,6 +2,7 @@ import DeviceProfiles
 import FirmwareImage
 import Foundation
 import HexFormat
+import SeededRandom
 import Testing
 import USBTransport
 import UpgradeEngine
@@ -280,10 +281,95 @@ struct FailClosedTests {
         }
     }
 
+    /// The signing decision as a property (issue 21): random part lines, images whose data starts at 0 to 6
+    /// bytes past the flash base, read as one product or as two (the signing product on the flashed reading or
+    /// on the other), written to a blank unit (where the image alone decides). Judged by what the unit's own flash
+    /// holds afterwards: never an image of the product whose profile requires signatures.
+    @Test("no unsigned image of a signing product ever reaches the flash, whichever reading the part makes", arguments: 0..<8)
+    func signingProperty(chunk: Int) async throws {
+        var random = SplitMix64(seed: 0x5161_0000 &+ UInt64(chunk))
+        var accepted = 0
+        for _ in 0..<24 {
+            let family = McuFamily.all[Int(random.next() % UInt64(McuFamily.all.count))]
+            let signingProduct: UInt32 = 0x0DF0_0474
+            let offset = [0, 2, 4, 6][Int(random.next() % 4)]
+            let shape = random.next() % 4
+            let file: FirmwareImage
+            switch shape {
+            case 0: file = try Self.readingsImage(family, offset: offset, aligned: signingProduct, shifted: Self.otherProduct)
+            case 1: file = try Self.readingsImage(family, offset: offset, aligned: Self.otherProduct, shifted: signingProduct)
+            case 2: file = try Self.plainImage(family, offset: offset, product: signingProduct)
+            default: file = try Self.plainImage(family, offset: offset, product: Self.otherProduct)
+            }
+            let clock = VirtualClock()
+            let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: clock)
+            unit.powerCycle()
+            let bus = VirtualBus(units: [unit])
+            let journal = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-signing-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: journal) }
+            var options = FaultCampaignTests.options(bus, journal: journal)
+            options.family = family
+            options.profiles = [try Self.signingProfile(family: family)]
+            let result: Result<UpgradeResult, UpgradeError>
+            do throws(UpgradeError) {
+                result = .success(try await UpgradeEngine(discovery: bus, clock: clock).upgrade(file, source: "p.hex", options: options))
+            } catch { result = .failure(error) }
+            let flashed = try? ImageDescriptor.validate(unit.flashContents(), base: family.flashBase, source: "flash")
+            #expect(flashed?.productID != signingProduct, "\(family.id) offset \(offset) shape \(shape): \(result)")
+            if case .success = result { accepted += 1 }
+        }
+        // Not vacuous: the plain images of the product without a profile, at least, are written.
+        #expect(accepted > 0)
+    }
+
+    /// A stamped image of `product` whose data starts `offset` bytes past the family's flash base.
+    static func plainImage(_ family: McuFamily, offset: Int, product: UInt32) throws -> FirmwareImage {
+        let image = try DemoImage.make(family: family, version: FirmwareVersion(major: 2, minor: 0, patch: 0), size: 4096)
+        let base = family.flashBase + UInt32(offset)
+        var bytes = image.segments[0].bytes
+        // Word 8 moves with the table: it points at a word-aligned descriptor area past the (shifted) table.
+        let pointer = family.flashBase + 0x48
+        for index in 0..<4 { bytes[0x20 + index] = UInt8(truncatingIfNeeded: pointer >> (8 * index)) }
+        for index in 0..<64 { bytes[Int(pointer - base) + index] = 0xFF }
+        return try FirmwareImage(format: .binary, segments: [Segment(address: base, bytes: bytes)])
+            .stamped(productID: product, version: FirmwareVersion(major: 2, minor: 0, patch: 0), name: "p", file: "p")
+    }
+
+    /// Data from base + `offset` that reads as `aligned` once padded down to the base, and as `shifted` where the
+    /// part writes from base + `offset` (word 8 of each table points at a descriptor of its own).
+    static func readingsImage(_ family: McuFamily, offset: Int, aligned: UInt32, shifted: UInt32) throws -> FirmwareImage {
+        guard offset != 0 else { return try plainImage(family, offset: 0, product: aligned) }
+        let base = family.flashBase
+        var bytes = [UInt8](repeating: 0x11, count: 0x1000)
+        func put(_ value: UInt32, at address: UInt32) {
+            for index in 0..<4 { bytes[Int(address - base) - offset + index] = UInt8(truncatingIfNeeded: value >> (8 * index)) }
+        }
+        let sp = UInt32(truncatingIfNeeded: family.ramRegions[0].end)
+        put(sp, at: base + UInt32(offset))
+        put(base + 0x101, at: base + UInt32(offset) + 4)
+        // The aligned reading's word 8 (at base + 0x20) and the shifted one's (at base + offset + 0x20) overlap
+        // when offset < 4: there the aligned pointer's high half is the shifted pointer's low half.
+        let alignedPointer = base + 0x100
+        let shiftedPointer = offset == 2 ? (base & 0xFFFF_0000) | (alignedPointer >> 16) : base + 0x800
+        put(alignedPointer, at: base + 0x20)
+        put(shiftedPointer, at: base + UInt32(offset) + 0x20)
+        for index in 0..<64 {
+            bytes[Int(alignedPointer - base) - offset + index] = 0xFF
+            bytes[Int(shiftedPointer - base) - offset + index] = 0xFF
+        }
+        let head = FirmwareImage(
+            format: .binary,
+            segments: [Segment(address: base, bytes: [UInt8](repeating: 0xFF, count: offset) + bytes[0..<(0x400 - offset)])])
+        let stampedA = try head.stamped(productID: aligned, version: FirmwareVersion(major: 6, minor: 6, patch: 6), name: "a", file: "a")
+        bytes.replaceSubrange(0..<(0x400 - offset), with: stampedA.segments[0].bytes.dropFirst(offset))
+        let whole = FirmwareImage(format: .binary, segments: [Segment(address: base + UInt32(offset), bytes: bytes)])
+        return try whole.stamped(productID: shifted, version: FirmwareVersion(major: 1, minor: 0, patch: 0), name: "b", file: "b")
+    }
+
     /// A profile for the demo G474 product that requires signed packages.
-    static func signingProfile() throws -> ProductProfile {
+    static func signingProfile(family: McuFamily = .g474) throws -> ProductProfile {
         let json = """
-            {"format": 1, "id": "demo-g474-signed", "name": "Demo G474 (signed)", "family": "g474",
+            {"format": 1, "id": "demo-signed", "name": "Demo (signed)", "family": "\(family.id)",
              "application": {"usbVendorID": "0x1209", "usbProductID": "0x0001", "hidUsagePage": "0xFFDF",
                              "hidUsage": "0x0001", "protocol": "dfuhop", "imageProductID": "0x0DF00474"},
              "dfu": {"usbVendorID": "0x0483", "usbProductID": "0xDF11"},
