@@ -27,7 +27,7 @@ private func identifyReply() -> [UInt8] {
     return report
 }
 
-@Suite(.timeLimit(.minutes(10))) struct LegacyClientTests {
+@Suite struct LegacyClientTests {
     @Test func identifyReadsTheFieldsTheProfileNames() async throws {
         let clock = VirtualClock()
         let transport = ScriptedHIDTransport(clock: clock) { _ in [.reply(identifyReply())] }
