@@ -1,3 +1,4 @@
+import DeviceProfiles
 import SeededRandom
 import Testing
 

@@ -1,3 +1,4 @@
+import DeviceProfiles
 import FirmwareImage
 import Testing
 import USBTransport
