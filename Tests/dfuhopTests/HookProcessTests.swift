@@ -10,7 +10,7 @@ import Testing
 /// BOOT0 hooks as real processes: how a wait ends, and that nothing of the hook's process group is left.
 /// Real processes, so a time limit; the hooks sleep far longer than any wait here, so a late machine cannot
 /// turn a stopped hook into one that finished.
-@Suite("BOOT0 hook processes", .timeLimit(.minutes(2)))
+@Suite("BOOT0 hook processes", .timeLimit(.minutes(10)))
 struct HookProcessTests {
     static func hook(_ script: String) throws -> HookProcess {
         try HookProcess.spawn(["/bin/sh", "-c", script], environment: ProcessInfo.processInfo.environment)
