@@ -99,5 +99,6 @@ public struct ScaledClock: DeviceClock {
 /// timeout some 700 times, so that alone cost 5–8 % over the device-bound minimum (`dfuhop-bench upgrade`).
 /// The deadline thread ends the sleep on a kernel timer of its own instead, and no pool thread spins meanwhile.
 private func cancellableSleep(for duration: Duration) async throws(CancellationError) {
-    do { try await DeadlineThread.shared.sleep(for: duration) } catch { throw CancellationError() }
+    let deadlines = DeadlineThread.shared
+    do { try await withTaskExecutorPreference(deadlines) { try await deadlines.sleep(for: duration) } } catch { throw CancellationError() }
 }
