@@ -126,6 +126,29 @@ struct ExitCodeTests {
         #expect(beforeExit || !FileManager.default.fileExists(atPath: marker), "the hook's process group was killed, children too")
     }
 
+    @Test(
+        "a SIGINT at any moment of a run is never lost: the run stops (85) or dies of it, never waits out the hook",
+        arguments: [0, 2, 5, 10, 20, 50, 100, 200])
+    func sigintEarly(afterMilliseconds delay: Int) async throws {
+        let directory = try TemporaryDirectory()
+        let process = Process()
+        process.executableURL = try Dfuhop.executable()
+        // A blank unit is reached only through the hook, so a run that ignored the signal would wait out its
+        // 300 s and then finish (exit 0); a SIGINT before dfuhop's handlers exist kills it (signal 2).
+        process.arguments = [
+            "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:blank", "--boot0-command", "sleep 300",
+            "--state-dir", directory.path("journal"), "--boot0-timeout", "600"
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try await Task.sleep(for: .milliseconds(delay))
+        kill(process.processIdentifier, SIGINT)
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        let status = (process.terminationReason, process.terminationStatus)
+        #expect(status == (.exit, 85) || status == (.uncaughtSignal, SIGINT), "ended \(status) after SIGINT at \(delay) ms")
+    }
+
     /// Live processes whose command line contains `text` (from /proc).
     static func processes(mentioning text: String) -> [String] {
         let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { $0.allSatisfy(\.isNumber) } ?? []
