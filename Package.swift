@@ -11,14 +11,15 @@ import PackageDescription
 
 let package = Package(
     name: "dfuhop",
-    platforms: [.macOS(.v13)],
+    // macOS 15: the code uses Mutex (Synchronization) and TaskExecutor.
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "dfuhop", targets: ["dfuhop"]),
         // The engine, for tools that embed it: `import DfuHop` is the entry point (Sources/DfuHop).
         .library(
             name: "DfuHop",
             targets: [
-                "DfuHop", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+                "DfuHop", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink", "VirtualDevice",
                 "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording"
             ])
     ],
@@ -36,23 +37,27 @@ let package = Package(
         .target(name: "SeededRandom"),
         // Layer 0: the contracts every backend implements (DFU, HID, discovery, clocks).
         .target(name: "USBTransport", dependencies: ["HexFormat"]),
-        // MCU families and their quirks, and product profiles, as data (a legacy product's protocol is
-        // described in AppLink's terms, so AppLink runs it as loaded).
-        .target(name: "DeviceProfiles", dependencies: ["HexFormat", "AppLink"]),
+        // MCU families and their quirks, and product profiles, as data (a legacy product's protocol too:
+        // AppLink runs it as loaded).
+        .target(name: "DeviceProfiles", dependencies: ["HexFormat"]),
         // Firmware files: read, normalise, check, write. No dependencies, so the fuzzers build it alone.
         .target(name: "FirmwareImage", dependencies: ["HexFormat"]),
+        // DFU 1.1 and DfuSe on the wire (requests, states, status codes, commands): what the client and the
+        // virtual ROM share, so the device model does not depend on the client.
+        .target(name: "DfuSeWire"),
         // The DfuSe client, layout strings and the flash plan.
-        .target(name: "DfuSe", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage"]),
+        .target(name: "DfuSe", dependencies: ["HexFormat", "DfuSeWire", "USBTransport", "DeviceProfiles", "FirmwareImage"]),
         // The application side: dfuhop's custom HID protocol (protocols/hid-app-protocol.md).
-        .target(name: "AppLink", dependencies: ["HexFormat", "FirmwareImage", "USBTransport"]),
+        .target(name: "AppLink", dependencies: ["HexFormat", "FirmwareImage", "USBTransport", "DeviceProfiles"]),
         // An STM32 in memory: ROM DFU, flash model, faults, virtual clock.
-        .target(name: "VirtualDevice", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink"]),
+        .target(
+            name: "VirtualDevice", dependencies: ["HexFormat", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "AppLink"]),
         // The workflow: classify, plan, enter, re-enumerate, flash, leave, confirm.
         .target(
             name: "UpgradeEngine",
             dependencies: [
                 "HexFormat",
-                "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink",
+                "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink",
                 .product(name: "Crypto", package: "swift-crypto")
             ]),
         // `--record` and `dfuhop replay` (docs/recordings.md): a DeviceDiscovery that writes every request and
@@ -95,7 +100,7 @@ let package = Package(
             name: "dfuhop",
             dependencies: [
                 "HexFormat",
-                "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSe", "AppLink", "VirtualDevice",
+                "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink", "VirtualDevice",
                 "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,15 +122,16 @@ let package = Package(
             name: "VirtualDeviceTests",
             dependencies: [
                 "HexFormat",
-                "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage"
+                "VirtualDevice", "DfuSeWire", "DfuSe", "AppLink", "DeviceProfiles", "USBTransport", "FirmwareImage"
             ]),
         .testTarget(
             name: "UpgradeEngineTests",
             dependencies: [
                 "HexFormat", "SeededRandom",
-                "UpgradeEngine", "VirtualDevice", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport"
+                "UpgradeEngine", "VirtualDevice", "DfuSeWire", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport"
             ]),
-        .testTarget(name: "AppLinkTests", dependencies: ["FirmwareImage", "SeededRandom", "AppLink", "USBTransport"]),
+        .testTarget(
+            name: "AppLinkTests", dependencies: ["FirmwareImage", "SeededRandom", "AppLink", "DeviceProfiles", "USBTransport"]),
         .testTarget(name: "DeviceProfilesTests", dependencies: ["FirmwareImage", "SeededRandom", "DeviceProfiles", "AppLink"]),
         .testTarget(
             name: "FirmwareImageTests",
@@ -136,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "DfuSeTests",
             dependencies: [
-                "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport"
+                "DfuSeWire", "DfuSe", "VirtualDevice", "FirmwareImage", "DeviceProfiles", "USBTransport"
             ]),
         .testTarget(
             name: "LibUSBBackendTests",

@@ -1,9 +1,10 @@
 // libFuzzer harness: the DfuSe client against a ROM whose every GETSTATUS reply (and UPLOAD answer) comes
 // from the input: lengths, states, status codes and poll timeouts up to 0xFFFFFF ms. Compiled with
-// Sources/DfuSe/*.swift; USBTransport, AppLink, DeviceProfiles and FirmwareImage are linked as libraries.
+// Sources/DfuSe/*.swift; DfuSeWire, USBTransport, DeviceProfiles and FirmwareImage are linked as libraries.
 // Every run ends in a result or a DfuSeError, on a virtual clock, and no single wait of the client ever
 // exceeds the busy budget of the operation in progress (plus 1 ms): a ROM cannot stall dfuhop for hours.
 import DeviceProfiles
+import DfuSeWire
 import FirmwareImage
 import Foundation
 import USBTransport

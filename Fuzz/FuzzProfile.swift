@@ -1,5 +1,5 @@
 // libFuzzer harness: product profile JSON (protocols/devices/*.json), as a user or a package ships it.
-// Compiled with Sources/DeviceProfiles/*.swift; USBTransport and AppLink are linked as libraries.
+// Compiled with Sources/DeviceProfiles/*.swift; HexFormat is linked as a library.
 // Every input ends in a profile or a ProductProfileError naming the file; a profile's values are in range.
 import Foundation
 

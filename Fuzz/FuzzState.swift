@@ -1,5 +1,5 @@
 // libFuzzer harness: the `--simulate-state` JSON file of a virtual unit. Compiled with
-// Sources/VirtualDevice/*.swift; USBTransport, AppLink, DeviceProfiles, FirmwareImage and DfuSe are linked
+// Sources/VirtualDevice/*.swift; USBTransport, AppLink, DeviceProfiles, FirmwareImage and DfuSeWire are linked
 // as libraries. Every input ends in a unit or a VirtualDeviceError naming the file; a restored unit saves
 // back to the same snapshot.
 import Foundation

@@ -27,9 +27,9 @@ harness_sources() {
 harness_libraries() {
     case "$1" in
         USBDescriptors) echo HexFormat USBTransport ;;
-        DfuStatus) echo HexFormat USBTransport FirmwareImage AppLink DeviceProfiles ;;
-        Profile) echo HexFormat USBTransport FirmwareImage AppLink ;;
-        State) echo HexFormat USBTransport FirmwareImage AppLink DeviceProfiles DfuSe ;;
+        DfuStatus) echo HexFormat DfuSeWire USBTransport FirmwareImage DeviceProfiles ;;
+        Profile) echo HexFormat ;;
+        State) echo HexFormat DfuSeWire USBTransport FirmwareImage DeviceProfiles AppLink ;;
         *) echo HexFormat ;;  # Layout, and the image harnesses (Sources/FirmwareImage imports only HexFormat)
     esac
 }

@@ -4,7 +4,7 @@ import PackageDescription
 
 let package = Package(
     name: "embed-upgrade",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)], // as dfuhop: Mutex and TaskExecutor
     dependencies: [
         // In your product: .package(url: "<the dfuhop repository>", from: "0.1.0").
         .package(name: "dfuhop", path: "../..")

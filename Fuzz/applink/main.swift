@@ -1,6 +1,7 @@
 // libFuzzer harness for AppLink's parsers of outside bytes (build and run: Fuzz/applink/README.md).
 // Compiled into one module with Sources/AppLink/*.swift, so it calls the parsers directly.
 // A crash, a trap, or a broken round trip (precondition) is a finding.
+import DeviceProfiles
 
 // Built per input rather than held in globals: LeakSanitizer reports a global's lazily made
 // buffers as leaks when the fuzzer exits.

@@ -6,12 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p Fuzz/bin
-for module in HexFormat USBTransport FirmwareImage AppLink DeviceProfiles; do
+for module in HexFormat FirmwareImage DeviceProfiles; do
     swiftc -swift-version 6 -parse-as-library -sanitize=address -module-name "$module" -I Fuzz/bin \
         -emit-module -emit-module-path "Fuzz/bin/$module.swiftmodule" \
         -emit-library -static -o "Fuzz/bin/lib$module.a" Sources/"$module"/*.swift
 done
 swiftc -swift-version 6 -parse-as-library -sanitize=fuzzer,address -use-ld=lld -module-name PackageFuzz \
-    -I Fuzz/bin -L Fuzz/bin -lDeviceProfiles -lAppLink -lFirmwareImage -lUSBTransport -lHexFormat \
+    -I Fuzz/bin -L Fuzz/bin -lDeviceProfiles -lFirmwareImage -lHexFormat \
     Sources/UpdatePackage/PackageError.swift Sources/UpdatePackage/ZipArchive.swift Sources/UpdatePackage/Manifest.swift \
     Fuzz/package/main.swift -o Fuzz/bin/package-fuzz

@@ -1,3 +1,4 @@
+import DeviceProfiles
 import USBTransport
 
 /// Talks a product's own HID protocol, as its profile describes it (`LegacyProtocol`): identify, and

@@ -1,4 +1,3 @@
-import AppLink
 import Foundation
 import HexFormat
 

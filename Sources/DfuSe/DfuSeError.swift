@@ -1,4 +1,5 @@
 import DeviceProfiles
+import DfuSeWire
 import HexFormat
 import USBTransport
 

@@ -1,4 +1,5 @@
 import DeviceProfiles
+import DfuSeWire
 
 /// The stages of a DfuSe session, as a progress display groups them.
 public enum DfuSePhase: String, Sendable, Hashable, Codable, CustomStringConvertible {

@@ -95,19 +95,10 @@ public struct ScaledClock: DeviceClock {
 }
 
 /// Waits `duration` of real time; its only error is cancellation. A `Task.sleep` resumes 0.4–0.5 ms late on the
-/// 2-core CI machine (a dispatch timer, then a pool thread to wake; usleep: 0.2 ms), and an upgrade waits a poll
+/// 2-core CI machine (a dispatch timer with leeway, then a pool thread to wake), and an upgrade waits a poll
 /// timeout some 700 times, so that alone cost 5–8 % over the device-bound minimum (`dfuhop-bench upgrade`).
-/// The last millisecond is therefore waited by yielding, which other tasks can use: 2.4–2.7 % then, for about
-/// 5 % of a core per unit. The sleep before it has no tolerance (libdispatch's default leeway may fire a timer
-/// later by a share of its interval).
+/// The deadline thread ends the sleep on a kernel timer of its own instead, and no pool thread spins meanwhile.
 private func cancellableSleep(for duration: Duration) async throws(CancellationError) {
-    let deadline = ContinuousClock.now + duration
-    let yieldingTail = Duration.milliseconds(1)
-    if duration > yieldingTail {
-        do { try await Task.sleep(for: duration - yieldingTail, tolerance: .zero) } catch { throw CancellationError() }
-    }
-    while ContinuousClock.now < deadline {
-        if Task.isCancelled { throw CancellationError() }
-        await Task.yield()
-    }
+    let deadlines = DeadlineThread.shared
+    do { try await withTaskExecutorPreference(deadlines) { try await deadlines.sleep(for: duration) } } catch { throw CancellationError() }
 }

@@ -1,6 +1,7 @@
 import AppLink
 import DeviceProfiles
 import DfuSe
+import DfuSeWire
 import FirmwareImage
 import HexFormat
 import USBTransport

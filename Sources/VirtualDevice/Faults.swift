@@ -1,5 +1,5 @@
 import AppLink
-import DfuSe
+import DfuSeWire
 import FirmwareImage
 import USBTransport
 

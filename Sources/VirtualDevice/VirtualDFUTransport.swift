@@ -1,4 +1,4 @@
-import DfuSe
+import DfuSeWire
 import USBTransport
 
 /// A handle on a virtual unit's ROM DFU interface, valid for one enumeration: once the unit resets,

@@ -1,5 +1,5 @@
 import DeviceProfiles
-import DfuSe
+import DfuSeWire
 import USBTransport
 
 /// The ROM bootloader's DFU state (DFU 1.1 §6.1.2, AN3156). Reset on every enumeration.

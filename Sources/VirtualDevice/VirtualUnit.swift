@@ -1,5 +1,5 @@
 import DeviceProfiles
-import DfuSe
+import DfuSeWire
 import FirmwareImage
 import Foundation
 import HexFormat

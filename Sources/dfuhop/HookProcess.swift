@@ -5,9 +5,9 @@ import Synchronization
     import Glibc
 #endif
 
-/// A child process in its own process group (a BOOT0 hook and whatever it starts), waited for without
-/// blocking a thread, and killed as a group when it overstays, when the waiting task is cancelled, or
-/// when dfuhop itself is stopped by SIGINT/SIGTERM (`killAll`).
+/// A child process in its own process group (a BOOT0 hook and whatever it starts), waited for without blocking
+/// or polling on the cooperative pool, and killed as a group when it overstays, when the waiting task is
+/// cancelled, or when dfuhop itself is stopped by SIGINT/SIGTERM (`killAll`).
 final class HookProcess: Sendable {
     enum Status: Sendable, Equatable {
         case exited(Int32)
@@ -16,9 +16,13 @@ final class HookProcess: Sendable {
     }
 
     let pid: pid_t
+    private let exitWatch: ExitWatch
     private static let running = Mutex<Set<pid_t>>([])
 
-    private init(pid: pid_t) { self.pid = pid }
+    private init(pid: pid_t) {
+        self.pid = pid
+        exitWatch = ExitWatch(pid: pid)
+    }
 
     /// Starts `arguments` (an absolute path, or a name looked up in PATH) with `environment`; its standard
     /// output goes to dfuhop's standard error, so JSON on standard output stays clean.
@@ -42,36 +46,50 @@ final class HookProcess: Sendable {
         return HookProcess(pid: pid)
     }
 
-    /// Polls for the exit every 20 ms on the task's own time; kills the group at `limit` or on cancellation.
+    /// Waits for the exit (reaped by a thread of its own); kills the group at `limit` or on cancellation.
     func wait(limit: Duration) async -> Status {
-        let deadline = ContinuousClock.now + limit
-        while true {
-            var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid {
-                // Nothing the hook started outlives it: whatever is left in its group (a background job, or a
-                // child forked while the group was being killed) goes too.
-                kill(-pid, SIGKILL)
-                Self.running.withLock { _ = $0.remove(pid) }
-                let signal = status & 0x7F
-                // Killed because dfuhop itself is stopping (SIGINT/SIGTERM): that is a cancellation.
-                if signal != 0, Task.isCancelled || HookProcess.stopping.withLock({ $0 }) { return .cancelled }
-                return signal == 0 ? .exited((status >> 8) & 0xFF) : .signalled(signal)
-            }
-            if Task.isCancelled { return stop(.cancelled) }
-            if ContinuousClock.now >= deadline { return stop(.timedOut) }
-            try? await Task.sleep(for: .milliseconds(20))
+        /// How the wait ended: the raw wait status, or the reason the group was stopped.
+        enum Ending: Sendable {
+            case exited(Int32)
+            case timedOut, cancelled
         }
-    }
-
-    private func stop(_ status: Status) -> Status {
-        kill(-pid, SIGTERM)
-        usleep(100_000)
-        kill(-pid, SIGKILL)
-        var ignored: Int32 = 0
-        waitpid(pid, &ignored, 0)
+        let ending = await withTaskGroup(of: Ending.self) { group in
+            group.addTask { .exited(await self.exitWatch.status()) }
+            group.addTask {
+                do { try await Task.sleep(for: limit) } catch { return .cancelled }
+                return .timedOut
+            }
+            let first = await group.next() ?? .cancelled
+            if case .exited = first {
+                group.cancelAll()
+                return first
+            }
+            // SIGTERM, then SIGKILL 100 ms later if the hook is still there; the exit task ends with it.
+            stop()
+            for await _ in group {}
+            return first
+        }
+        // Nothing the hook started outlives it: whatever is left in its group (a background job, or a child
+        // forked while the group was being killed) goes too.
         kill(-pid, SIGKILL)
         Self.running.withLock { _ = $0.remove(pid) }
-        return status
+        let status: Int32
+        switch ending {
+        case .timedOut: return .timedOut
+        case .cancelled: return .cancelled
+        case .exited(let raw): status = raw
+        }
+        let signal = status & 0x7F
+        // Killed because dfuhop itself is stopping (SIGINT/SIGTERM): that is a cancellation.
+        if signal != 0, Task.isCancelled || HookProcess.stopping.withLock({ $0 }) { return .cancelled }
+        return signal == 0 ? .exited((status >> 8) & 0xFF) : .signalled(signal)
+    }
+
+    private func stop() {
+        kill(-pid, SIGTERM)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { [pid, exitWatch] in
+            if !exitWatch.hasEnded { kill(-pid, SIGKILL) }
+        }
     }
 
     /// Set once dfuhop is stopping on a signal.
@@ -85,3 +103,48 @@ final class HookProcess: Sendable {
 }
 
 struct HookError: Error, CustomStringConvertible { var description: String }
+
+/// Reaps one child on a thread of its own, blocked in waitpid, so no thread of the cooperative pool blocks or
+/// polls; any number of tasks may await the status.
+private final class ExitWatch: Sendable {
+    private struct State {
+        var status: Int32?
+        var waiting: [CheckedContinuation<Int32, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    init(pid: pid_t) {
+        Thread { [self] in reap(pid) }.start()
+    }
+
+    /// Blocks its own thread in waitpid until the child exits, then wakes every waiting task.
+    private func reap(_ pid: pid_t) {
+        var raw: Int32 = 0
+        var result = waitpid(pid, &raw, 0)
+        while result == -1, errno == EINTR { result = waitpid(pid, &raw, 0) }
+        // A child that cannot be waited for (ECHILD: reaped elsewhere) has no status to trust: fail closed.
+        let status = result == pid ? raw : Self.unknown
+        let waiting = state.withLock { state in
+            state.status = status
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume(returning: status) }
+    }
+
+    /// The status reported when waitpid fails: exit code 255, a failed hook.
+    static let unknown: Int32 = 0xFF << 8
+
+    var hasEnded: Bool { state.withLock { $0.status != nil } }
+
+    /// The raw wait status, once the child has exited.
+    func status() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let status = state.withLock { state in
+                if state.status == nil { state.waiting.append(continuation) }
+                return state.status
+            }
+            if let status { continuation.resume(returning: status) }
+        }
+    }
+}

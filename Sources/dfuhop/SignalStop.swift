@@ -7,8 +7,11 @@ import Foundation
 enum SignalStop {
     static func run<T: Sendable>(_ body: sending @escaping () async throws -> T) async throws -> T {
         // The handlers are in place before the body starts: a signal that came before them would be lost
-        // (SIG_IGN), and a hook started by the body would then run to its time limit.
+        // (SIG_IGN), and a hook started by the body would then run to its time limit. `resume()` only asks
+        // for that: on Linux libdispatch installs its handler later, on a thread of its own (seen under load as
+        // a SIGINT during a BOOT0 hook that was ignored, exit 0), so the body waits for the registrations.
         let target = Target()
+        let registered = DispatchGroup()
         let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -20,9 +23,12 @@ enum SignalStop {
                 target.cancel()
                 HookProcess.killAll()
             }
+            registered.enter()
+            source.setRegistrationHandler { registered.leave() }
             source.resume()
             return source
         }
+        await withCheckedContinuation { continuation in registered.notify(queue: .global()) { continuation.resume() } }
         defer {
             for source in sources { source.cancel() }
             for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }

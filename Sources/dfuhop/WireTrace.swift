@@ -1,4 +1,5 @@
 import DfuSe
+import DfuSeWire
 import Foundation
 import HexFormat
 import Logging

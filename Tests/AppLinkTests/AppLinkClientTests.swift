@@ -69,7 +69,7 @@ private func expectError(
     }
 }
 
-@Suite(.timeLimit(.minutes(10))) struct AppLinkClientTests {
+@Suite struct AppLinkClientTests {
     @Test func infoReturnsWhatTheApplicationReports() async throws {
         let (client, transport, _) = makeClient()
         let info = try await client.info()

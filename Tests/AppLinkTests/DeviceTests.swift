@@ -31,7 +31,7 @@ private final class FixtureFlash: @unchecked Sendable {
 
 /// `AppLinkDevice`, the virtual device's protocol engine, against the vector file's fixture: every
 /// answer byte for byte, as `make check` does for the C handler.
-@Suite(.timeLimit(.minutes(10))) struct DeviceTests {
+@Suite struct DeviceTests {
     @Test func theSwiftDeviceAnswersEveryVectorAsTheReferenceFirmwareDoes() throws {
         let file = try VectorFile.load()
         let flash = FixtureFlash()

@@ -1,3 +1,4 @@
+import DeviceProfiles
 import SeededRandom
 import Testing
 
@@ -5,7 +6,7 @@ import Testing
 
 /// Every parser of device bytes answers hostile input with an error value, never a trap
 /// (the libFuzzer harness in Fuzz/applink runs the same entry points far longer).
-@Suite(.timeLimit(.minutes(10))) struct HostileInputTests {
+@Suite struct HostileInputTests {
 
     static let requests: [AppRequest] = [
         .getInfo, .getDescriptor(offset: 0, length: 32), .getDescriptor(offset: 32, length: 32),

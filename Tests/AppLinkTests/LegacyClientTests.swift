@@ -1,3 +1,4 @@
+import DeviceProfiles
 import FirmwareImage
 import Testing
 import USBTransport
@@ -27,7 +28,7 @@ private func identifyReply() -> [UInt8] {
     return report
 }
 
-@Suite(.timeLimit(.minutes(10))) struct LegacyClientTests {
+@Suite struct LegacyClientTests {
     @Test func identifyReadsTheFieldsTheProfileNames() async throws {
         let clock = VirtualClock()
         let transport = ScriptedHIDTransport(clock: clock) { _ in [.reply(identifyReply())] }

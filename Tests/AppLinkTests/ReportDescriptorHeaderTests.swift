@@ -4,7 +4,7 @@ import Testing
 
 /// The C header a product compiles (protocols/reference-firmware/include/dfuhop/report_descriptor.h)
 /// must carry the same report descriptor dfuhop expects.
-@Suite("reference firmware: report descriptor header", .timeLimit(.minutes(10)))
+@Suite("reference firmware: report descriptor header")
 struct ReportDescriptorHeaderTests {
     static let header = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("protocols/reference-firmware/include/dfuhop/report_descriptor.h")

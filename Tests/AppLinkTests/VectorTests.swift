@@ -5,7 +5,7 @@ import Testing
 
 /// The shared vectors (protocols/test-vectors/hid-app.txt), the same lines the reference firmware's
 /// `make check` runs its C handler against: both sides must produce and accept exactly these bytes.
-@Suite(.timeLimit(.minutes(10))) struct VectorTests {
+@Suite struct VectorTests {
     let file: VectorFile
 
     init() throws { file = try VectorFile.load() }

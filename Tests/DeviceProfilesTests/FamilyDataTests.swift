@@ -4,7 +4,7 @@ import Testing
 @testable import DeviceProfiles
 
 /// The family files (protocols/families/*.json) against what the binary embeds, and the sourcing rule.
-@Suite("Family data files", .timeLimit(.minutes(10)))
+@Suite("Family data files")
 struct FamilyDataTests {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../protocols/families").standardized
@@ -64,7 +64,7 @@ struct FamilyDataTests {
     }
 }
 
-@Suite("Telling part lines apart by what the ROM shows", .timeLimit(.minutes(10)))
+@Suite("Telling part lines apart by what the ROM shows")
 struct FamilyCandidateTests {
     @Test("every part line is found from its own ROM's alternates, bcdDevice and serial", arguments: McuFamily.all)
     func ownIdentityFindsTheLine(family: McuFamily) {

@@ -2,7 +2,7 @@ import Testing
 
 @testable import DeviceProfiles
 
-@Suite("MCU family table", .timeLimit(.minutes(10)))
+@Suite("MCU family table")
 struct FamilyTests {
     @Test("every built-in layout string parses and covers the flash it claims", arguments: McuFamily.all)
     func layoutsParse(family: McuFamily) throws {

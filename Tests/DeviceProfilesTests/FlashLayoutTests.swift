@@ -66,7 +66,7 @@ let realLayouts: [RealLayout] = [
         zones: [(0x0800_0000, [(3, 16 * k, "a"), (1, 16 * k, "g"), (1, 64 * k, "g"), (7, 128 * k, "g")])])
 ]
 
-@Suite("DfuSe memory layout strings", .timeLimit(.minutes(10)))
+@Suite("DfuSe memory layout strings")
 struct FlashLayoutTests {
     @Test("every real layout string parses to its zones, sizes and attributes", arguments: realLayouts)
     func realStrings(real: RealLayout) throws {

@@ -38,7 +38,7 @@ private func expectRefusal(_ data: Data, field: String, saying words: String, so
     }
 }
 
-@Suite(.timeLimit(.minutes(10))) struct ProductProfileTests {
+@Suite struct ProductProfileTests {
     @Test func everyShippedProfileLoadsAndIsNamedAfterItsFile() throws {
         let profiles = try ProductProfile.loadAll(in: devices)
         #expect(Set(profiles.map(\.id)) == ["dfuhop-demo-g474", "dfuhop-demo-f407", "legacy-example-l476", "example-g474-single-bank"])

@@ -1,10 +1,11 @@
 import DeviceProfiles
+import DfuSeWire
 import Testing
 import USBTransport
 
 @testable import DfuSe
 
-@Suite("DfuSe client: requests on the wire", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: requests on the wire")
 struct ClientProtocolTests {
     @Test("a 5 KiB write: set-address, blocks 2 and 3, then the short tail as block 2 after its own set-address")
     func fiveKiBWrite() async throws {
@@ -165,7 +166,7 @@ struct ClientProtocolTests {
     }
 }
 
-@Suite("DfuSe client: every path back to dfuIDLE", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: every path back to dfuIDLE")
 struct ReturnToIdleTests {
     @Test("dfuIDLE needs nothing but one GETSTATUS")
     func alreadyIdle() async throws {
@@ -244,7 +245,7 @@ struct ReturnToIdleTests {
     }
 }
 
-@Suite("DfuSe client: leaving DFU", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: leaving DFU")
 struct LeaveTests {
     @Test("leave sets the jump address, sends a zero-length DNLOAD and accepts dfuMANIFEST")
     func leaveManifests() async throws {

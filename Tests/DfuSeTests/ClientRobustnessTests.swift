@@ -4,7 +4,7 @@ import USBTransport
 
 @testable import DfuSe
 
-@Suite("DfuSe client: concurrency, cancellation, long runs", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: concurrency, cancellation, long runs")
 struct ClientRobustnessTests {
     /// Waits (without real time) until the fake device holds a paused DNLOAD.
     func waitUntilPaused(_ device: FakeDfuSeDevice) async -> Bool {

@@ -5,7 +5,7 @@ import USBTransport
 
 @testable import DfuSe
 
-@Suite("DfuSe client: running a flash plan", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: running a flash plan")
 struct ExecuteTests {
     let f407 = McuFamily.f407.defaultFlashMode.layout
 

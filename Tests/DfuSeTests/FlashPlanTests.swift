@@ -5,7 +5,7 @@ import Testing
 
 @testable import DfuSe
 
-@Suite("Flash plan: what to erase and write, in which order, and what to refuse", .timeLimit(.minutes(10)))
+@Suite("Flash plan: what to erase and write, in which order, and what to refuse")
 struct FlashPlanTests {
     let f407 = McuFamily.f407.defaultFlashMode.layout
 

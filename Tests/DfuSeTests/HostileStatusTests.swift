@@ -1,4 +1,5 @@
 import DeviceProfiles
+import DfuSeWire
 import FirmwareImage
 import Testing
 import USBTransport
@@ -8,7 +9,7 @@ import USBTransport
 /// A ROM's GETSTATUS replies are outside input: bwPollTimeout is 24 bits of milliseconds (DFU 1.1
 /// §6.1.2), up to 4.6 hours. The client never waits past the busy budget of the operation in progress.
 /// All times are on the virtual clock.
-@Suite("DfuSe client: hostile status replies", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: hostile status replies")
 struct HostileStatusTests {
     static let longestPoll: UInt32 = 0xFF_FFFF
 

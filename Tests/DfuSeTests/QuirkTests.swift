@@ -1,10 +1,11 @@
 import DeviceProfiles
+import DfuSeWire
 import Testing
 import USBTransport
 
 @testable import DfuSe
 
-@Suite("DfuSe client: ROM quirks, chosen by family data", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: ROM quirks, chosen by family data")
 struct QuirkTests {
     // MARK: F4 mass erase: the reported poll timeout lies
 
@@ -207,7 +208,7 @@ struct QuirkTests {
     }
 }
 
-@Suite("DfuSe client: a device found hung at the start of a session", .timeLimit(.minutes(10)))
+@Suite("DfuSe client: a device found hung at the start of a session")
 struct StuckAtStartTests {
     @Test("H7: a ROM found hung in dfuDNBUSY is cleared with two CLRSTATUS before anything else")
     func h7HungAtStart() async throws {

@@ -2,7 +2,7 @@ import Testing
 
 @testable import FirmwareImage
 
-@Suite("ELF32 ARM", .timeLimit(.minutes(10)))
+@Suite("ELF32 ARM")
 struct ElfTests {
     func error(_ bytes: [UInt8]) -> ImageError? {
         do {
@@ -65,7 +65,7 @@ struct ElfTests {
     }
 }
 
-@Suite("DfuSe and DFU suffix", .timeLimit(.minutes(10)))
+@Suite("DfuSe and DFU suffix")
 struct DfuFileTests {
     let twoTargets = FirmwareImage(
         format: .dfuse,

@@ -2,7 +2,7 @@ import Testing
 
 @testable import FirmwareImage
 
-@Suite("Image descriptor", .timeLimit(.minutes(10)))
+@Suite("Image descriptor")
 struct DescriptorTests {
     let version = FirmwareVersion(major: 1, minor: 2, patch: 3, build: 4)
 
@@ -168,7 +168,7 @@ struct DescriptorTests {
     }
 }
 
-@Suite("Image checks", .timeLimit(.minutes(10)))
+@Suite("Image checks")
 struct ImageCheckTests {
     let f407 = TargetMemoryMap(
         partName: "STM32F405/407", ram: [0x2000_0000...0x2001_FFFF, 0x1000_0000...0x1000_FFFF],

@@ -2,7 +2,7 @@ import Testing
 
 @testable import FirmwareImage
 
-@Suite("Normalisation", .timeLimit(.minutes(10)))
+@Suite("Normalisation")
 struct NormalizeTests {
     func normalize(_ segments: [Segment], _ granularity: Int = 1) throws(NormalizationError) -> [Segment] {
         try FirmwareImage.normalize(segments, granularity: granularity, entryPoint: nil).segments

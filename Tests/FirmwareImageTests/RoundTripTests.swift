@@ -4,7 +4,7 @@ import Testing
 @testable import FirmwareImage
 
 /// Write → read gives the same segments, for every writable format, on generated sparse images.
-@Suite("Round trips", .timeLimit(.minutes(10)))
+@Suite("Round trips")
 struct RoundTripTests {
     /// A sparse image: a base address, then runs of (gap before, bytes); a gap of 0 makes adjacent segments.
     static let layouts = zip(

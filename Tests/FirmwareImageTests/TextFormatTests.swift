@@ -21,7 +21,7 @@ func hexByte(_ byte: UInt8) -> String {
     return digits.count == 1 ? "0" + digits : digits
 }
 
-@Suite("Intel HEX", .timeLimit(.minutes(10)))
+@Suite("Intel HEX")
 struct IntelHexTests {
     func read(_ text: String, file: String = "t.hex") throws(ImageError) -> FirmwareImage {
         try ImageReader.read(Sample.ascii(text), file: file, format: .intelHex)
@@ -148,7 +148,7 @@ struct IntelHexTests {
     }
 }
 
-@Suite("S-record", .timeLimit(.minutes(10)))
+@Suite("S-record")
 struct SRecordTests {
     func read(_ text: String) throws(ImageError) -> FirmwareImage {
         try ImageReader.read(Sample.ascii(text), file: "t.srec", format: .srec)

@@ -4,7 +4,7 @@ import USBTransport
 
 @testable import HIDAPIBackend
 
-@Suite("HID report descriptor", .timeLimit(.minutes(10)))
+@Suite("HID report descriptor")
 struct HIDReportDescriptorTests {
     /// dfuhop's application interface (protocols/hid-app-protocol.md §2.1): vendor page 0xFFDF,
     /// output report 1 and input report 2, 63 bytes each.
@@ -56,7 +56,7 @@ struct HIDReportDescriptorTests {
     }
 }
 
-@Suite("hidraw in sysfs", .timeLimit(.minutes(10)))
+@Suite("hidraw in sysfs")
 struct HIDRawSysfsTests {
     @Test func findsThePortAndInterfaceOfAHidrawNode() throws {
         let path = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2.3/1-2.3:1.0/0003:1209:0001.0004/hidraw/hidraw3"
@@ -90,7 +90,7 @@ struct HIDRawSysfsTests {
     }
 }
 
-@Suite("hidapi errors and conversions", .timeLimit(.minutes(10)))
+@Suite("hidapi errors and conversions")
 struct HIDAPIErrorTests {
     @Test(arguments: [
         (EACCES, TransportError.Kind.accessDenied),

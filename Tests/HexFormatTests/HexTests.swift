@@ -1,7 +1,7 @@
 import HexFormat
 import Testing
 
-@Suite("Hex: formatting and digits read back", .timeLimit(.minutes(1)))
+@Suite("Hex: formatting and digits read back")
 struct HexTests {
     @Test("digits are upper case, padded to the width, and never cut")
     func digits() {

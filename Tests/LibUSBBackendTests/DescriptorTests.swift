@@ -30,7 +30,7 @@ enum ROMDescriptors {
     }
 }
 
-@Suite("Descriptor parsing", .timeLimit(.minutes(10)))
+@Suite("Descriptor parsing")
 struct DescriptorTests {
     @Test func parsesTheROMDeviceDescriptor() throws {
         let descriptor = try USBDeviceDescriptor(parsing: ROMDescriptors.device)
@@ -141,7 +141,7 @@ struct DescriptorTests {
     }
 }
 
-@Suite("DFU functional descriptor", .timeLimit(.minutes(10)))
+@Suite("DFU functional descriptor")
 struct DFUFunctionalDescriptorTests {
     @Test func findsTheDescriptorAfterTheLastAlternateSettingAsSTROMsPlaceIt() throws {
         let configuration = try USBConfiguration(parsing: ROMDescriptors.configuration())
@@ -190,7 +190,7 @@ struct DFUFunctionalDescriptorTests {
     }
 }
 
-@Suite("String descriptors", .timeLimit(.minutes(10)))
+@Suite("String descriptors")
 struct StringDescriptorTests {
     @Test func decodesALayoutString() throws {
         let layout = "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg"

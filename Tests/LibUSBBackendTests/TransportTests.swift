@@ -4,7 +4,7 @@ import USBTransport
 
 @testable import LibUSBBackend
 
-@Suite("Port paths", .timeLimit(.minutes(10)))
+@Suite("Port paths")
 struct PortPathTests {
     @Test func formatsLikeSysfsAndDfuUtil() {
         #expect(USBPortPath(bus: 1, ports: [2]).description == "1-2")
@@ -33,7 +33,7 @@ struct PortPathTests {
     }
 }
 
-@Suite("libusb errors", .timeLimit(.minutes(10)))
+@Suite("libusb errors")
 struct LibUSBErrorTests {
     @Test(arguments: [
         (LibUSBError.Code.noDevice, TransportError.Kind.disconnected),
@@ -117,7 +117,7 @@ final class ScriptedChannel: USBControlChannel, @unchecked Sendable {
     func close() { record("close") }
 }
 
-@Suite("libusb DFU transport", .timeLimit(.minutes(10)))
+@Suite("libusb DFU transport")
 struct LibUSBDFUTransportTests {
     static let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, serialNumber: "2061336E5056", portPath: "1-2")
 
@@ -223,7 +223,7 @@ struct LibUSBDFUTransportTests {
     }
 }
 
-@Suite("Choosing the unit to open", .timeLimit(.minutes(10)))
+@Suite("Choosing the unit to open")
 struct SelectTests {
     static func record(port: String, address: UInt8, serial: String?, opened: Bool = true) -> LibUSBDeviceRecord {
         var record = LibUSBDeviceRecord(

@@ -7,7 +7,7 @@ import VirtualDevice
 @testable import Recording
 
 /// Recording on a virtual unit and replaying the recording, through the library alone.
-@Suite("Recording and replay", .timeLimit(.minutes(10)))
+@Suite("Recording and replay")
 struct RecordReplayTests {
     /// DfuSe's Set Address Pointer (AN3156 §6.1): DNLOAD block 0 with 0x21 and the address.
     static func setAddress(_ address: UInt32) -> [UInt8] {

@@ -6,7 +6,7 @@ import VirtualDevice
 @testable import Recording
 
 /// The recording file: how it is created, and what a reader accepts.
-@Suite("Recording files", .timeLimit(.minutes(10)))
+@Suite("Recording files")
 struct RecordingFileTests {
     static let header = RecordingHeader(dfuhop: "test", command: ["list"], started: nil, clock: "virtual")
 

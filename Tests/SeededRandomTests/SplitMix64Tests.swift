@@ -1,7 +1,7 @@
 import SeededRandom
 import Testing
 
-@Suite("SplitMix64: a printed seed replays the same sequence", .timeLimit(.minutes(1)))
+@Suite("SplitMix64: a printed seed replays the same sequence")
 struct SplitMix64Tests {
     @Test("seed 0 gives the reference algorithm's first outputs (Vigna's splitmix64.c)")
     func referenceSequence() {

@@ -4,7 +4,7 @@ import Testing
 import USBDiscovery
 import USBTransport
 
-@Suite("Discovery: changes between scans", .timeLimit(.minutes(10)))
+@Suite("Discovery: changes between scans")
 struct DeviceSetTests {
     static func dfu(_ port: String, address: UInt8, serial: String = "AAA") -> DeviceSet.Entry {
         let identity = USBDeviceIdentity(vendorID: 0x0483, productID: 0xDF11, serialNumber: serial, portPath: port)

@@ -6,7 +6,7 @@ import USBTransport
 
 @testable import LibUSBBackend
 
-@Suite("dfuhop doctor", .timeLimit(.minutes(10)))
+@Suite("dfuhop doctor")
 struct DoctorTests {
     /// A USB device as a scan records it: `dfu` gives it an ST ROM's DFU-mode interface (AN3156: interface
     /// 0, DfuSe, wTransferSize 2048).
@@ -189,7 +189,7 @@ struct DoctorTests {
     }
 }
 
-@Suite("dfuhop doctor's verdict", .timeLimit(.minutes(10)))
+@Suite("dfuhop doctor's verdict")
 struct DoctorVerdictTests {
     static func finding(_ check: String, _ status: DoctorFinding.Status) -> DoctorFinding {
         DoctorFinding(check: check, status: status, detail: "\(check) \(status)")

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import USBDiscovery
 
-@Suite("udev rules", .timeLimit(.minutes(10)))
+@Suite("udev rules")
 struct UdevRulesTests {
     static let rulesFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("udev/70-dfuhop.rules")

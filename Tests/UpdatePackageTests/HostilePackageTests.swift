@@ -8,7 +8,7 @@ import Testing
 
 /// Hostile packages: each is refused with an error that names the problem, before any member is used,
 /// and without allocating by what a header claims (the reader only ever holds the package's own bytes).
-@Suite("hostile packages", .timeLimit(.minutes(10)))
+@Suite("hostile packages")
 struct HostilePackageTests {
     /// The release's members rebuilt by hand, with `change` applied, then read and verified.
     func refusal(_ change: (inout [HandZip.Entry]) -> Void) throws -> PackageError {

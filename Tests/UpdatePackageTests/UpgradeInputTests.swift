@@ -7,7 +7,7 @@ import Testing
 @testable import UpdatePackage
 
 /// The signing policy `dfuhop upgrade` applies to the file it is given.
-@Suite("upgrade input", .timeLimit(.minutes(10)))
+@Suite("upgrade input")
 struct UpgradeInputTests {
     @Test func aSignedPackageForAProductThatRequiresSigningGivesItsImage() throws {
         let release = try Release()
@@ -82,7 +82,7 @@ struct UpgradeInputTests {
 }
 
 /// The profile's `signing` field: keys are the base64 of exactly 32 bytes.
-@Suite("profile signing", .timeLimit(.minutes(10)))
+@Suite("profile signing")
 struct ProfileSigningTests {
     func decode(_ signing: Any) throws -> ProductProfile {
         let url = Repository.root.appendingPathComponent("protocols/devices/dfuhop-demo-g474.json")

@@ -11,7 +11,7 @@ import USBTransport
 
 /// `UpgradeError.wrap`: each layer's error keeps its meaning. A cancellation is a cancellation (exit 85)
 /// whichever layer saw it, and an error no layer describes is a bug (exit 70), never a refusal.
-@Suite("Errors of the layers, mapped by phase", .timeLimit(.minutes(2)))
+@Suite("Errors of the layers, mapped by phase")
 struct ErrorMappingTests {
     struct Unknown: Error {}
 

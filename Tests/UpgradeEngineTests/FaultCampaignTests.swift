@@ -1,6 +1,7 @@
 import AppLink
 import DeviceProfiles
 import DfuSe
+import DfuSeWire
 import FirmwareImage
 import Foundation
 import SeededRandom
@@ -15,7 +16,9 @@ import UpgradeEngine
 /// only the intended unit was touched, no forbidden request was sent, the phases came in a legal order,
 /// a unit that runs an application runs the old or the new firmware exactly, and a second run (after the
 /// operator power-cycles the unit, with the BOOT0 jig available) finishes the upgrade.
-@Suite("Fault campaign", .timeLimit(.minutes(10)))
+/// One test case per part line, so they run in parallel; every failing case is reported with the command that
+/// runs it alone (`DFUHOP_FAULT_CASE`, see `selected`).
+@Suite("Fault campaign")
 struct FaultCampaignTests {
     /// One case: a fault armed on the target before the first run.
     struct Case: CustomStringConvertible, Sendable {
@@ -121,10 +124,25 @@ struct FaultCampaignTests {
     /// sampled with a fixed seed so the total stays at most this, and CI time does not grow.
     static let caseBudget = 2050
     static let samplingSeed: UInt64 = 22
+    /// `DFUHOP_FAULT_CASE`: a part line (`g474`) or one case's description (`g474 cable pulled at transfer #12`);
+    /// only the matching cases run.
+    static let selected = ProcessInfo.processInfo.environment["DFUHOP_FAULT_CASE"].flatMap { $0.isEmpty ? nil : $0 }
 
-    static func cases() async throws -> [Case] {
-        sampled(try await cases(for: families))
+    static func isSelected(_ testCase: Case) -> Bool {
+        guard let selected else { return true }
+        return selected == testCase.family.id || selected == testCase.description
     }
+
+    /// The command line that runs one case alone.
+    static func reproduction(_ testCase: Case) -> String {
+        "DFUHOP_FAULT_CASE='\(testCase)' swift test --skip-build --filter 'FaultCampaignTests/campaign'"
+    }
+
+    static func cases() async throws -> [Case] { try await allCases.value }
+
+    /// The campaign's cases, made once (every part line's clean run counts its operations) and shared by the
+    /// parallel per-line tests, so each line runs its share of the one seeded sample.
+    static let allCases = Task { () async throws -> [Case] in sampled(try await cases(for: families)) }
 
     /// Every full-matrix case, and a seeded sample of the others (kept in their order) up to `caseBudget`.
     static func sampled(_ cases: [Case]) -> [Case] {
@@ -138,93 +156,97 @@ struct FaultCampaignTests {
 
     static func cases(for families: [McuFamily]) async throws -> [Case] {
         var cases: [Case] = []
-        for family in families {
-            let counts = try await cleanCounts(family)
-            let every = fullMatrix.contains(family.id) ? 1 : sampleStride
-            for operation in stride(from: 1, through: counts.flashOperations, by: every) {
-                cases.append(
-                    Case(
-                        family: family, kind: "power lost during flash op", detail: "#\(operation)",
-                        fault: .plan(FaultPlan(powerLossAtFlashOperation: operation))))
-            }
-            for transfer in stride(from: 1, through: counts.transfers, by: every) {
-                cases.append(
-                    Case(
-                        family: family, kind: "cable pulled at transfer", detail: "#\(transfer)",
-                        fault: .plan(FaultPlan(disconnectAtTransfer: transfer))))
-            }
-            for transfer in stride(from: 1, through: counts.transfers, by: 3 * every) {
-                cases.append(
-                    Case(
-                        family: family, kind: "stall at transfer", detail: "#\(transfer)",
-                        fault: .plan(FaultPlan(stallAtTransfer: transfer))))
-            }
-            for status in DFUStatus.allCases where status != .ok {
-                cases.append(
-                    Case(
-                        family: family, kind: "DFU status error", detail: "\(status) at block 2",
-                        fault: .plan(FaultPlan(statusErrorAtBlock: .init(block: 2, status: status)))))
-            }
-            if family.stuckBusyClearCount != nil {
-                for operation in 1...counts.flashOperations {
-                    cases.append(
-                        Case(
-                            family: family, kind: "stuck in dfuDNBUSY at flash op", detail: "#\(operation)",
-                            fault: .plan(FaultPlan(stuckBusyAtFlashOperation: operation))))
-                }
-            }
-            // The phases this upgrade goes through (no option bytes; re-enumeration is waited for inside enter).
-            for phase in UpgradePhase.allCases where phase != .reenumerate && phase != .optionBytes {
-                cases.append(
-                    Case(
-                        family: family, kind: "host killed at phase", detail: phase.rawValue,
-                        fault: .kill(phase.rawValue) { event in
-                            if case .phaseStarted(phase) = event { true } else { false }
-                        }))
-            }
-            for block in [1, counts.blocks / 2, counts.blocks] {
-                cases.append(
-                    Case(
-                        family: family, kind: "host killed while writing", detail: "block \(block)",
-                        fault: .kill("block \(block)") { event in
-                            if case .flash(.bytesWritten(let done, _, _)) = event {
-                                done >= block * Int(family.rom.transferSize)
-                            } else {
-                                false
-                            }
-                        }))
-            }
-            let enter: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.enter) = $0 { true } else { false } }
-            let leave: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.leave) = $0 { true } else { false } }
-            for (detail, trigger) in [("after ENTER_BOOTLOADER", enter), ("after leaving DFU", leave)] {
-                cases.append(
-                    Case(
-                        family: family, kind: "unit never returns", detail: detail,
-                        fault: .armAt(detail, trigger, FaultPlan(neverReturnAfterReset: true))))
-                // The campaign waits 2 s for a unit to come back.
-                for delay in [Duration.seconds(1), .seconds(3)] {
-                    cases.append(
-                        Case(
-                            family: family, kind: "unit returns late", detail: "by \(delay) \(detail)",
-                            fault: .armAt(detail, trigger, FaultPlan(returnDelay: delay))))
-                }
-                cases.append(
-                    Case(
-                        family: family, kind: "unit returns on another port", detail: detail,
-                        fault: .armAt(detail, trigger, FaultPlan(returnPort: "1-3"))))
-            }
-            for scale in [0.1, 10] {
-                cases.append(
-                    Case(
-                        family: family, kind: "ROM lies about poll timeouts", detail: "x\(scale)",
-                        fault: .plan(FaultPlan(pollTimeoutScale: scale))))
-            }
-            var lie = Case(
-                family: family, kind: "application reports the wrong version", detail: "1.0.0 after the upgrade",
-                fault: .plan(FaultPlan(reportedVersion: FirmwareVersion(major: 1, minor: 0, patch: 0))))
-            lie.expectation = .neverClaimsSuccess
-            cases.append(lie)
+        for family in families { cases += try await self.cases(for: family) }
+        return cases
+    }
+
+    static func cases(for family: McuFamily) async throws -> [Case] {
+        var cases: [Case] = []
+        let counts = try await cleanCounts(family)
+        let every = fullMatrix.contains(family.id) ? 1 : sampleStride
+        for operation in stride(from: 1, through: counts.flashOperations, by: every) {
+            cases.append(
+                Case(
+                    family: family, kind: "power lost during flash op", detail: "#\(operation)",
+                    fault: .plan(FaultPlan(powerLossAtFlashOperation: operation))))
         }
+        for transfer in stride(from: 1, through: counts.transfers, by: every) {
+            cases.append(
+                Case(
+                    family: family, kind: "cable pulled at transfer", detail: "#\(transfer)",
+                    fault: .plan(FaultPlan(disconnectAtTransfer: transfer))))
+        }
+        for transfer in stride(from: 1, through: counts.transfers, by: 3 * every) {
+            cases.append(
+                Case(
+                    family: family, kind: "stall at transfer", detail: "#\(transfer)",
+                    fault: .plan(FaultPlan(stallAtTransfer: transfer))))
+        }
+        for status in DFUStatus.allCases where status != .ok {
+            cases.append(
+                Case(
+                    family: family, kind: "DFU status error", detail: "\(status) at block 2",
+                    fault: .plan(FaultPlan(statusErrorAtBlock: .init(block: 2, status: status)))))
+        }
+        if family.stuckBusyClearCount != nil {
+            for operation in 1...counts.flashOperations {
+                cases.append(
+                    Case(
+                        family: family, kind: "stuck in dfuDNBUSY at flash op", detail: "#\(operation)",
+                        fault: .plan(FaultPlan(stuckBusyAtFlashOperation: operation))))
+            }
+        }
+        // The phases this upgrade goes through (no option bytes; re-enumeration is waited for inside enter).
+        for phase in UpgradePhase.allCases where phase != .reenumerate && phase != .optionBytes {
+            cases.append(
+                Case(
+                    family: family, kind: "host killed at phase", detail: phase.rawValue,
+                    fault: .kill(phase.rawValue) { event in
+                        if case .phaseStarted(phase) = event { true } else { false }
+                    }))
+        }
+        for block in [1, counts.blocks / 2, counts.blocks] {
+            cases.append(
+                Case(
+                    family: family, kind: "host killed while writing", detail: "block \(block)",
+                    fault: .kill("block \(block)") { event in
+                        if case .flash(.bytesWritten(let done, _, _)) = event {
+                            done >= block * Int(family.rom.transferSize)
+                        } else {
+                            false
+                        }
+                    }))
+        }
+        let enter: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.enter) = $0 { true } else { false } }
+        let leave: @Sendable (UpgradeEvent) -> Bool = { if case .phaseStarted(.leave) = $0 { true } else { false } }
+        for (detail, trigger) in [("after ENTER_BOOTLOADER", enter), ("after leaving DFU", leave)] {
+            cases.append(
+                Case(
+                    family: family, kind: "unit never returns", detail: detail,
+                    fault: .armAt(detail, trigger, FaultPlan(neverReturnAfterReset: true))))
+            // The campaign waits 2 s for a unit to come back.
+            for delay in [Duration.seconds(1), .seconds(3)] {
+                cases.append(
+                    Case(
+                        family: family, kind: "unit returns late", detail: "by \(delay) \(detail)",
+                        fault: .armAt(detail, trigger, FaultPlan(returnDelay: delay))))
+            }
+            cases.append(
+                Case(
+                    family: family, kind: "unit returns on another port", detail: detail,
+                    fault: .armAt(detail, trigger, FaultPlan(returnPort: "1-3"))))
+        }
+        for scale in [0.1, 10] {
+            cases.append(
+                Case(
+                    family: family, kind: "ROM lies about poll timeouts", detail: "x\(scale)",
+                    fault: .plan(FaultPlan(pollTimeoutScale: scale))))
+        }
+        var lie = Case(
+            family: family, kind: "application reports the wrong version", detail: "1.0.0 after the upgrade",
+            fault: .plan(FaultPlan(reportedVersion: FirmwareVersion(major: 1, minor: 0, patch: 0))))
+        lie.expectation = .neverClaimsSuccess
+        cases.append(lie)
         return cases
     }
 
@@ -323,19 +345,31 @@ struct FaultCampaignTests {
         return Outcome(firstRun: first, problems: problems)
     }
 
-    @Test("every fault at every phase, flash operation and transfer, on every family: the unit is never bricked")
-    func campaign() async throws {
+    @Test("the campaign has at least 300 cases")
+    func caseCount() async throws {
         let cases = try await Self.cases()
-        #expect(cases.count >= 300, "the campaign has at least 300 cases")
+        #expect(cases.count >= 300, "the campaign has \(cases.count) cases")
+    }
+
+    @Test(
+        "every fault at every phase, flash operation and transfer: the unit is never bricked",
+        .timeLimit(.minutes(10)), arguments: FaultCampaignTests.families.map(\.id))
+    func campaign(partLine: String) async throws {
+        let family = try #require(Self.families.first { $0.id == partLine })
+        let cases = try await Self.cases().filter { $0.family.id == family.id && Self.isSelected($0) }
         var table: [String: [String: Int]] = [:]
-        var failures: [String] = []
         for testCase in cases {
             let outcome = try await Self.run(testCase)
             table["\(testCase.kind)", default: [:]][outcome.firstRun, default: 0] += 1
-            if !outcome.problems.isEmpty { failures.append("\(testCase): \(outcome.problems.joined(separator: "; "))") }
+            if !outcome.problems.isEmpty {
+                Issue.record(
+                    Comment(
+                        rawValue: "\(testCase): \(outcome.problems.joined(separator: "; "))\n  run it alone: \(Self.reproduction(testCase))"
+                    ))
+            }
         }
         var lines = [
-            "fault campaign: \(cases.count) cases on \(Self.families.map(\.id).joined(separator: ", "))",
+            "fault campaign on \(partLine): \(cases.count) cases",
             "fault".padding(toLength: 34, withPad: " ", startingAt: 0) + "cases  first run → outcome (each then finished by a second run)"
         ]
         for (kind, outcomes) in table.sorted(by: { $0.key < $1.key }) {
@@ -343,7 +377,6 @@ struct FaultCampaignTests {
             let detail = outcomes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
             lines.append(kind.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%5d  ", total) + detail)
         }
-        lines.append("cases with a problem: \(failures.count)")
         print(lines.joined(separator: "\n"))
         // The table is a result, not decoration: each fault may end its first run only in these ways.
         let allowed: [String: Set<String>] = [
@@ -359,11 +392,12 @@ struct FaultCampaignTests {
         ]
         for (kind, outcomes) in table {
             guard let permitted = allowed[kind] else { continue }
-            #expect(Set(outcomes.keys).isSubset(of: permitted), "\(kind): first runs ended \(outcomes), allowed \(permitted)")
+            #expect(
+                Set(outcomes.keys).isSubset(of: permitted),
+                "\(partLine) \(kind): first runs ended \(outcomes), allowed \(permitted); run them alone: DFUHOP_FAULT_CASE=\(partLine)")
         }
         let killed = table["host killed at phase"] ?? [:]
         #expect(killed.keys.allSatisfy { $0.hasPrefix("failed in") }, "a killed run never claims success: \(killed)")
-        for failure in failures.prefix(20) { Issue.record(Comment(rawValue: failure)) }
     }
 
     @Test(

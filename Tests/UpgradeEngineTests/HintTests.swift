@@ -12,7 +12,7 @@ import UpgradeEngine
 
 /// Every hint is a promise: for each way an upgrade fails, the test does what the hint says — and only
 /// that — and the next run must succeed or end in a different, clear state, never the same failure.
-@Suite("Hints lead somewhere", .timeLimit(.minutes(2)))
+@Suite("Hints lead somewhere", .timeLimit(.minutes(10)))
 struct HintTests {
     /// A failure scenario: how to set it up, and what following its hint means on the bench.
     struct Scenario: CustomStringConvertible, Sendable {

@@ -12,7 +12,7 @@ import Testing
 /// The journal and the per-unit locks (Journal.swift), on a scratch directory: entries keyed by UID or
 /// "port-PATH", private files that no planted symlink redirects, one holder per unit, and a damaged entry
 /// reported as such, never taken for "no upgrade in progress".
-@Suite("Journal and unit locks", .timeLimit(.minutes(2)))
+@Suite("Journal and unit locks", .timeLimit(.minutes(10)))
 struct JournalTests {
     final class Scratch {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-journal-\(UUID())")

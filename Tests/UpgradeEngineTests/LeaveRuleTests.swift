@@ -5,7 +5,7 @@ import Testing
 
 /// `UpgradeEngine.leaveAddress`: the one wrapper of the family's leave rule (seed 001) that the upgrade's
 /// plan, `flash --leave` and `leave` use, and its refusal.
-@Suite("The leave rule, refused in one place", .timeLimit(.minutes(1)))
+@Suite("The leave rule, refused in one place")
 struct LeaveRuleTests {
     @Test("a vector-table ROM is given the table; a direct-jump ROM the Thumb reset handler")
     func addresses() throws {

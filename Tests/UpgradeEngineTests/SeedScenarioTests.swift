@@ -11,7 +11,7 @@ import UpgradeEngine
 
 /// The five forum threads dfuhop was born from (docs/seeds.md), each as an end-to-end upgrade on the
 /// virtual device: the failure is made impossible, or obvious.
-@Suite("Seeds, end to end", .timeLimit(.minutes(10)))
+@Suite("Seeds, end to end")
 struct SeedScenarioTests {
     static func jig(_ unit: VirtualUnit) -> Boot0Path {
         Boot0Path(description: "virtual jig", arrivalTimeout: .seconds(2)) { request in

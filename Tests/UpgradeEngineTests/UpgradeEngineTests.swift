@@ -10,7 +10,7 @@ import UpgradeEngine
 @testable import VirtualDevice
 
 /// The workflow end to end on virtual units (virtual clock: no test sleeps).
-@Suite("Upgrade engine on the virtual device", .timeLimit(.minutes(10)))
+@Suite("Upgrade engine on the virtual device")
 struct UpgradeEngineTests {
     static func image(_ family: McuFamily, _ major: UInt16, size: Int = 24 * 1024) throws -> FirmwareImage {
         let normalized = try DemoImage.make(family: family, version: FirmwareVersion(major: major, minor: 0, patch: 0), size: size)

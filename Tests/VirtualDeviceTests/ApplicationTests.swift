@@ -8,7 +8,7 @@ import USBTransport
 
 @testable import VirtualDevice
 
-@Suite("Virtual application over HID", .timeLimit(.minutes(10)))
+@Suite("Virtual application over HID")
 struct ApplicationTests {
     func programmed(_ family: McuFamily, clock: VirtualClock = VirtualClock()) throws -> (VirtualUnit, VirtualBus) {
         let unit = try SimulationSpec(family: family, state: .programmed).makeUnit(clock: clock)

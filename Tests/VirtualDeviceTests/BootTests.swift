@@ -8,7 +8,7 @@ import USBTransport
 
 @testable import VirtualDevice
 
-@Suite("Virtual unit: boot, leave, option bytes", .timeLimit(.minutes(10)))
+@Suite("Virtual unit: boot, leave, option bytes")
 struct BootTests {
     @Test("seed 001: F4 starts the application from a leave to the vector base")
     func f4LeaveToVectorBase() async throws {

@@ -7,7 +7,7 @@ import USBTransport
 
 @testable import VirtualDevice
 
-@Suite("Virtual unit: injected faults and saved state", .timeLimit(.minutes(10)))
+@Suite("Virtual unit: injected faults and saved state")
 struct FaultTests {
     @Test("power lost during the Nth flash operation leaves it torn and the unit off")
     func powerLossTearsOperation() async throws {

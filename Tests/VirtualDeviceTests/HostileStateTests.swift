@@ -7,7 +7,7 @@ import USBTransport
 
 /// `--simulate-state FILE` is outside input: offsets and sizes anywhere in Int's range, runs and ranges
 /// that repeat or overlap. Each is refused with an error naming the file, never a trap or a long loop.
-@Suite(.timeLimit(.minutes(10))) struct HostileStateTests {
+@Suite struct HostileStateTests {
     static func restore(_ snapshot: UnitSnapshot) throws(VirtualDeviceError) -> VirtualUnit {
         try VirtualUnit.restore(snapshot, clock: VirtualClock(), source: "state.json")
     }

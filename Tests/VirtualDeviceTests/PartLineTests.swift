@@ -9,7 +9,7 @@ import USBTransport
 @testable import VirtualDevice
 
 /// Every part line of protocols/families/: flashed through its ROM, left, and started.
-@Suite("Every part line on the virtual device", .timeLimit(.minutes(10)))
+@Suite("Every part line on the virtual device")
 struct PartLineTests {
     static func flashSize(_ family: McuFamily) -> Int { Int(family.defaultFlashMode.layout.zones.reduce(0) { $0 + $1.size }) }
 

@@ -9,7 +9,7 @@ import USBTransport
 @testable import VirtualDevice
 
 /// ROM behaviours from public logs and ST's notes (docs/silicon-sources.md), driven by the family data.
-@Suite("Virtual ROM: behaviours the sources show", .timeLimit(.minutes(10)))
+@Suite("Virtual ROM: behaviours the sources show")
 struct RomBehaviourTests {
     @Test("F4 0x2200: set-address reports 104 ms and a sector erase 100 ms (modm's dfu-util -v log)")
     func reportedPollTimeouts() async throws {

@@ -1,5 +1,6 @@
 import DeviceProfiles
 import DfuSe
+import DfuSeWire
 import FirmwareImage
 import Foundation
 import USBTransport

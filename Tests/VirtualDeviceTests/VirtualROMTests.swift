@@ -7,7 +7,7 @@ import USBTransport
 
 @testable import VirtualDevice
 
-@Suite("Virtual ROM: DfuSe behaviour", .timeLimit(.minutes(10)))
+@Suite("Virtual ROM: DfuSe behaviour")
 struct VirtualROMTests {
     @Test("the DfuSe client flashes, verifies and reads back on every family", arguments: McuFamily.all)
     func flashEveryFamily(family: McuFamily) async throws {

@@ -6,7 +6,7 @@ import Testing
 /// SIGKILL — no cleanup, no journal update — right after it reports a chosen event. A second, plain run
 /// must then finish the upgrade, and the unit must hold exactly the image (judged from the state file's
 /// bytes against the HEX file's records, not through dfuhop's own image code) and run its version.
-@Suite("Host killed with SIGKILL, then a second run", .timeLimit(.minutes(5)))
+@Suite("Host killed with SIGKILL, then a second run", .timeLimit(.minutes(10)))
 struct HostKillTests {
     /// Where to kill: the n-th event of a kind (`phaseStarted` events are named by their phase).
     struct KillPoint: CustomStringConvertible, Sendable {

@@ -4,7 +4,7 @@ import Testing
 /// The journal at the command line: an interrupted upgrade leaves an entry keyed by the unit's UID; the
 /// entry is finished by the same command, never handed to another unit on the same port, listed and
 /// forgotten by `dfuhop journal`, and an unreadable entry names the way out — which works.
-@Suite("Journal resume, at the command line", .timeLimit(.minutes(5)))
+@Suite("Journal resume, at the command line", .timeLimit(.minutes(10)))
 struct JournalResumeTests {
     static let unitA = "21003000114C4F5434373133"
     static let unitB = "21003000114C4F5434373199"

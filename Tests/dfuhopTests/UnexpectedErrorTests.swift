@@ -6,7 +6,7 @@ import USBTransport
 
 /// Exit 70 cannot come from a simulated run (every layer's error is typed and mapped); what makes it is
 /// an error no layer describes. It must be called a bug, with the phase, and never a refusal.
-@Suite("70: an error no layer describes", .timeLimit(.minutes(1)))
+@Suite("70: an error no layer describes")
 struct UnexpectedErrorTests {
     struct Undescribed: Error {}
 
