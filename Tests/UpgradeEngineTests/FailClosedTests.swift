@@ -169,6 +169,27 @@ struct FailClosedTests {
         #expect(bench.target.flashContents().bytes == after)
     }
 
+    @Test("interrupted here, finished to 3.0.0 at another station, back silent: 2.0.0 is refused as older than 3.0.0")
+    func finishedElsewhereComesBackSilent() async throws {
+        let bench = try Bench()
+        // Station A: the write is under way (its entry says "flashing", with 1.0.0 before) when power is lost.
+        bench.target.setFaults(FaultPlan(powerLossAtFlashOperation: 2))
+        _ = await bench.upgrade(try bench.image(3))
+        #expect(try JournalStore(directory: bench.journal).entries().first?.step == .flashing)
+        bench.target.setFaults(.none)
+        bench.target.powerCycle()
+        // Station B finishes it.
+        var stationB = bench.options
+        stationB.journal = JournalStore(directory: bench.journal.appendingPathComponent("station-b"))
+        guard case .success = await bench.upgrade(try bench.image(3), options: stationB) else { throw Failure("station B failed") }
+        let after = bench.target.flashContents().bytes
+        // Back at station A, showing nothing: its entry still says 1.0.0, but the flash says 3.0.0.
+        bench.silence()
+        let result = await bench.upgrade(try bench.image(2))
+        #expect(Self.isRefusal(result), "\(result)")
+        #expect(bench.target.flashContents().bytes == after)
+    }
+
     // MARK: 4. A corrupted unit's own product counts
 
     @Test("a corrupted unit whose descriptor names its product refuses another product's image, even with --family")
