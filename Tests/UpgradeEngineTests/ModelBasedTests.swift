@@ -473,7 +473,7 @@ struct ModelBasedTests {
         }
     }
 
-    static var caseCount: Int { Int(ProcessInfo.processInfo.environment["DFUHOP_MODEL_CASES"] ?? "") ?? 2000 }
+    static var caseCount: Int { Int(ProcessInfo.processInfo.environment["DFUHOP_MODEL_CASES"] ?? "") ?? 10_000 }
     static let chunks = 16
 
     /// The seeds of chunk `index` (the cases split into `chunks` parallel tests), or the one replayed.
