@@ -124,11 +124,11 @@ struct Failure: Error, CustomStringConvertible {
         case .image(let inner): failure = image(inner)
         case .flash(let inner): failure = dfuSe(inner)
         case .application(let inner): failure = appLink(inner)
-        case .transport(let inner):
-            failure = transport(inner)
-            // 69 promises an untouched unit: a unit that vanished after the ROM was entered is a USB failure.
-            if failure.status == .noDevice, !error.unitUntouched { failure.status = .usbError }
+        case .transport(let inner): failure = transport(inner)
         }
+        // 69 promises an untouched unit: a unit that vanished once its ROM was entered (option bytes written,
+        // say) is a USB failure, recoverable by running again (74), whichever layer saw it leave.
+        if failure.status == .noDevice, !error.unitUntouched { failure.status = .usbError }
         failure.message = error.description
         failure.hint = error.hint
         return failure

@@ -41,6 +41,8 @@ struct ModelBasedTests {
         case newer, same, older
         case otherBuild = "same-version-other-build"
         case otherProduct = "other-product"
+        /// Another product, whose profile names another part line: refused even on a blank unit.
+        case otherFamily = "other-family"
     }
     /// A fault in the first run, at a control transfer counted from its start.
     enum FirstRunFault: Sendable, CustomStringConvertible {
@@ -150,11 +152,16 @@ struct ModelBasedTests {
         let oldImage = try DemoImage.make(family: family, version: oldVersion, size: testCase.oldSize, productID: product)
         let newVersion: FirmwareVersion =
             switch testCase.relation {
-            case .newer, .otherProduct: FirmwareVersion(major: 2, minor: 0, patch: 1)
+            case .newer, .otherProduct, .otherFamily: FirmwareVersion(major: 2, minor: 0, patch: 1)
             case .older: FirmwareVersion(major: 1, minor: 2, patch: 0)
             case .same, .otherBuild: oldVersion
             }
-        let newProduct = testCase.relation == .otherProduct ? product ^ 0x10 : product
+        let newProduct =
+            switch testCase.relation {
+            case .otherProduct: product ^ 0x10
+            case .otherFamily: product ^ 0x20
+            default: product
+            }
         let stamped: FirmwareImage
         if testCase.relation == .same {
             stamped = FirmwareImage(format: .binary, segments: oldImage.segments)
@@ -172,7 +179,8 @@ struct ModelBasedTests {
         defer { try? FileManager.default.removeItem(at: journal) }
         var setup = Setup(
             bus: VirtualBus(units: [target, bystander]), journal: journal, family: family, clock: clock,
-            profiles: testCase.signing ? [signingProfile(family)] : [])
+            profiles: (testCase.signing ? [signingProfile(family)] : [])
+                + (testCase.relation == .otherFamily ? [otherFamilyProfile(family)] : []))
         switch testCase.fault {
         case .none: break
         case .stall(let transfer, let count): target.setFaults(FaultPlan(stallAtTransfer: transfer, stallCount: count))
@@ -228,8 +236,9 @@ struct ModelBasedTests {
         // (The profile that requires signatures is the unit's product's: another product's image is unsigned but
         // has no profile, and only a verified-blank unit may take it.)
         let forbidden =
-            (testCase.signing && testCase.relation != .otherProduct)
+            (testCase.signing && ![.otherProduct, .otherFamily].contains(testCase.relation))
             || (testCase.path != .blank && [.older, .otherProduct].contains(testCase.relation))
+            || testCase.relation == .otherFamily
         if forbidden {
             let sent = wrote(target)
             let unchanged = same(target.flashContents().bytes[...], before[...])
@@ -428,6 +437,20 @@ struct ModelBasedTests {
         }
         handle.set(task)
         return await task.value
+    }
+
+    /// A profile for the other-family relation's product on a part line other than `family` (no signing).
+    static func otherFamilyProfile(_ family: McuFamily) -> ProductProfile {
+        let other = McuFamily.all.first { $0.id != family.id && $0.flashBase == family.flashBase }!
+        let json = """
+            {"format": 1, "id": "model-other-family", "name": "Model product on \(other.id)", "family": "\(other.id)",
+             "application": {"usbVendorID": "0x1209", "usbProductID": "0x0002", "hidUsagePage": "0xFFDF",
+                             "hidUsage": "0x0001", "protocol": "dfuhop", "imageProductID": "0x\(Hex.digits(product ^ 0x20, width: 8))"},
+             "dfu": {"usbVendorID": "0x0483", "usbProductID": "0xDF11"},
+             "boot0": {"method": "prompt", "instructions": "Hold BOOT0 and replug."}, "reenumerationTimeoutMs": 2000}
+            """
+        // The JSON above is fixed; a failure to read it is a bug in this test.
+        return try! ProductProfile.decode(Data(json.utf8), file: "model-other-family")
     }
 
     /// A profile for the model's product on `family` that requires signed packages (the cases write bare images).

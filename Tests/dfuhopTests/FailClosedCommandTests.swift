@@ -100,3 +100,31 @@ struct FailClosedCommandTests {
         #expect(wrong.status != 0, "\(wrong)")
     }
 }
+
+/// Issue 20, finding 6: exit 69 promises an untouched unit. The cable is pulled at every transfer of an
+/// upgrade that writes option bytes; whatever the exit, 69 only ever comes with the option bytes as they were.
+@Suite("CLI: exit 69 only for an untouched unit", .timeLimit(.minutes(10)))
+struct UntouchedExitTests {
+    @Test(
+        "a unit that vanishes after its option bytes were written is never reported with 69",
+        arguments: Array(stride(from: 1, through: 120, by: 7)))
+    func vanishedAfterOptionBytes(transfer: Int) async throws {
+        let directory = try TemporaryDirectory()
+        let state = directory.path("unit.json")
+        let image = FailClosedCommandTests.example("demo-g474-v2.hex")
+        let create = try await Dfuhop.run("info", "--simulate", "g474-single:programmed", "--simulate-state", state)
+        #expect(create.status == 0, "\(create)")
+        let before = try Self.optionBytes(state)
+        let run = try await Dfuhop.run(
+            "upgrade", image, "--simulate-state", state, "--write-option-bytes", "--boot0-timeout", "2",
+            "--simulate-fault", "disconnect@\(transfer)", "--state-dir", directory.path("journal"))
+        if run.status == 69 {
+            #expect(try Self.optionBytes(state) == before, "transfer \(transfer): exit 69 after the option bytes changed\n\(run)")
+        }
+    }
+
+    static func optionBytes(_ state: String) throws -> String {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any]
+        return object?["optionBytes"] as? String ?? ""
+    }
+}
