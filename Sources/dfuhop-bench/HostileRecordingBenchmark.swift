@@ -140,26 +140,9 @@ extension HostileInputBenchmark {
             rssKiB: results.map(\.rssKiB).max() ?? 0)
     }
 
-    /// Runs `path` with its output discarded: exit status, CPU time and peak RSS (wait4's rusage).
+    /// Runs `path` with its output discarded: exit status, CPU time and peak RSS (`ImageConvertBenchmark.spawn`).
     static func spawnMeasured(_ path: String, _ arguments: [String]) throws -> ReplayResult {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
-        guard spawned == 0 else { throw BenchError(description: "cannot start \(path): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw BenchError(description: "wait4 failed: \(String(cString: strerror(errno)))") }
-        }
-        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
-        return ReplayResult(
-            status: (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F), seconds: 0,
-            cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime), rssKiB: Int(usage.ru_maxrss))
+        let child = try ImageConvertBenchmark.spawn(path, arguments)
+        return ReplayResult(status: child.status, seconds: 0, cpuSeconds: child.cpuSeconds, rssKiB: child.maxRSSKiB)
     }
 }

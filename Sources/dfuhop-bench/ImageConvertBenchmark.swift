@@ -115,6 +115,8 @@ enum ImageConvertBenchmark {
     struct ChildResult {
         var status: Int32
         var maxRSSKiB: Int
+        /// User and system time of the child (wait4's rusage).
+        var cpuSeconds: Double = 0
     }
 
     struct Measurement {
@@ -137,7 +139,7 @@ enum ImageConvertBenchmark {
         return Measurement(medianSeconds: times[times.count / 2], maxRSSKiB: peak)
     }
 
-    /// Runs a program with stdout and stderr discarded; returns its status and peak RSS (ru_maxrss, KiB).
+    /// Runs a program with stdout and stderr discarded; returns its status, peak RSS (ru_maxrss, KiB) and CPU time.
     static func spawn(_ path: String, _ arguments: [String]) throws -> ChildResult {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -155,7 +157,9 @@ enum ImageConvertBenchmark {
             guard errno == EINTR else { throw BenchError(description: "wait4 failed: \(String(cString: strerror(errno)))") }
         }
         let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return ChildResult(status: exitStatus, maxRSSKiB: Int(usage.ru_maxrss))
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return ChildResult(
+            status: exitStatus, maxRSSKiB: Int(usage.ru_maxrss), cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime))
     }
 
     /// dfuhop beside this benchmark (same build directory), or $DFUHOP_EXECUTABLE.
