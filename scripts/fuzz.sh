@@ -3,11 +3,15 @@
 # and runs each for a bounded time. Exits non-zero if any harness fails to build or finds a crash.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 20
 #   FUZZ_TARGETS="IntelHex Elf" scripts/fuzz.sh 60     only some harnesses
+#   scripts/fuzz.sh --build-only                       build the harnesses, run none
+# A harness newer than every file under Sources/ and Fuzz/ (and this script) is not built again.
 # Crashing inputs are kept as Fuzz/bin/crash-<target>-*; new corpus entries go to Fuzz/corpus-run/<target>
 # (both ignored by git). Fuzz/README.md says how to run longer and how to reproduce a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+build_only=0
+if [ "${1:-}" = --build-only ]; then build_only=1; shift; fi
 seconds="${1:-20}"
 case "$seconds" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]" >&2; exit 64 ;; esac
 targets=(${FUZZ_TARGETS:-IntelHex SRecord Elf DfuSe DfuSuffix Descriptor USBDescriptors DfuStatus Layout Profile State})
@@ -33,6 +37,15 @@ harness_libraries() {
         *) echo HexFormat ;;  # Layout, and the image harnesses (Sources/FirmwareImage imports only HexFormat)
     esac
 }
+# True when BINARY exists and no source it could be built from changed since: the harnesses are built by plain
+# swiftc calls, which know nothing of incremental builds.
+fresh() {
+    [ -x "$1" ] || return 1
+    [ -z "$(find Sources Fuzz scripts/fuzz.sh -path Fuzz/bin -prune -o -path 'Fuzz/corpus*' -prune -o \
+        -type f -newer "$1" -print -quit)" ]
+}
+# Runs a built harness for the bounded time, unless --build-only.
+runs() { [ "$build_only" = 0 ]; }
 built_libraries=" "
 build_library() {
     [[ "$built_libraries" == *" $1 "* ]] && return 0
@@ -76,12 +89,17 @@ failed=()
 for target in "${targets[@]}"; do
     case "$target" in AppLink|Package) continue ;; esac  # their own builds, below
     binary="Fuzz/bin/fuzz-$target"
-    echo "==> build $target"
-    # The linker's notes about ASan's local symbols are noise; real errors still fail the build.
-    if ! build_harness "$target" "$binary" 2> >(grep -v "Cannot export local symbol" >&2); then
-        failed+=("$target (build)")
-        continue
+    if fresh "$binary"; then
+        echo "==> $target: built already, no source changed since"
+    else
+        echo "==> build $target"
+        # The linker's notes about ASan's local symbols are noise; real errors still fail the build.
+        if ! build_harness "$target" "$binary" 2> >(grep -v "Cannot export local symbol" >&2); then
+            failed+=("$target (build)")
+            continue
+        fi
     fi
+    runs || continue
     echo "==> fuzz $target for ${seconds}s"
     mkdir -p "Fuzz/corpus-run/$target"
     if ! "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
@@ -97,9 +115,9 @@ done
 # AppLink's reply parser: its own build (Fuzz/applink/build.sh), same bounded run.
 if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" AppLink "* ]]; then
     echo "==> build AppLink"
-    if ! Fuzz/applink/build.sh; then
+    if ! fresh Fuzz/bin/applink-fuzz && ! Fuzz/applink/build.sh; then
         failed+=("AppLink (build)")
-    else
+    elif runs; then
         echo "==> fuzz AppLink for ${seconds}s"
         mkdir -p Fuzz/corpus-run/applink
         if ! Fuzz/bin/applink-fuzz -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=80 \
@@ -117,9 +135,9 @@ fi
 # The update-package reader: its own build (it imports FirmwareImage), same bounded run.
 if [ -z "${FUZZ_TARGETS:-}" ] || [[ " ${FUZZ_TARGETS} " == *" Package "* ]]; then
     echo "==> build Package"
-    if ! Fuzz/package/build.sh 2> >(grep -v "Cannot export local symbol" >&2); then
+    if ! fresh Fuzz/bin/package-fuzz && ! Fuzz/package/build.sh 2> >(grep -v "Cannot export local symbol" >&2); then
         failed+=("Package (build)")
-    else
+    elif runs; then
         echo "==> fuzz Package for ${seconds}s"
         mkdir -p Fuzz/corpus-run/package
         # No single allocation over 16 MiB for a 64 KiB input: nothing is sized from what a header claims.
@@ -139,4 +157,4 @@ if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzzing failed: ${failed[*]}" >&2
     exit 1
 fi
-echo "fuzzing: ${#targets[@]} harnesses, ${seconds}s each, no crash"
+if runs; then echo "fuzzing: ${#targets[@]} harnesses, ${seconds}s each, no crash"; else echo "fuzzing: ${#targets[@]} harnesses built"; fi
