@@ -50,8 +50,10 @@ struct HistoryCommand: AsyncParsableCommand {
             if json {
                 for record in records { Output.emit(HistoryLine(record: record)) }
             } else if csv {
+                // Exact bytes into a file or a pipe; on a terminal each record's line escaped (`TerminalText`).
                 let lines = [FactoryReport.csvHeader] + records.map(FactoryReport.csvLine)
-                FileHandle.standardOutput.write(Data(lines.joined().utf8))
+                let shown = Output.standardOutputIsTerminal ? lines.map { TerminalText.escaped(String($0.dropLast(2))) + "\r\n" } : lines
+                FileHandle.standardOutput.write(Data(shown.joined().utf8))
             } else if records.isEmpty {
                 Output.message("no upgrade recorded in \(store.path)\(filter.uid == nil && filter.since == nil ? "" : " matches")")
             } else {

@@ -86,6 +86,10 @@ struct HistoryCommandTests {
     @Test func sinceAndUnitFilter() async throws {
         let directory = try TemporaryDirectory()
         let state = directory.path("state")
+        #expect(try await Self.records(state).isEmpty, "no database yet: no records")
+        let empty = try await Dfuhop.run(["history", "--state-dir", state])
+        #expect(empty.status == 0 && empty.stdout.isEmpty && empty.stderr.contains("no upgrade recorded"), "\(empty)")
+        #expect(!FileManager.default.fileExists(atPath: state), "listing creates nothing")
         let all = try await Dfuhop.run([
             "upgrade", Self.v2, "--simulate", "g474:programmed", "--simulate-units", "2", "--all", "--state-dir", state
         ])
@@ -165,6 +169,18 @@ struct HistoryCommandTests {
         #expect(cell("port") == "\"'1-1\"" && cell("lot") == "\"'0042\"" && cell("operator") == "\"'=1+2\"")
         #expect(cell("oldVersion") == "\"'1.0.0\"" && cell("newVersion") == "\"'2.0.0\"")
         #expect(cell("exitCode") == "0" && cell("verified") == "true" && cell("outcome") == "upgraded")
+    }
+
+    /// A CSV report another dfuhop started, with other columns, is refused before any unit is touched.
+    @Test func aReportWithOtherColumnsIsRefused() async throws {
+        let directory = try TemporaryDirectory()
+        let csv = try directory.write("old.csv", Array("time,station,uid,port\r\n".utf8))
+        let run = try await Dfuhop.run([
+            "upgrade", Self.v2, "--simulate", "g474:programmed", "--state-dir", directory.path("state"), "--report", csv, "--json"
+        ])
+        #expect(run.status == 73 && run.stderr.contains("header"), "\(run)")
+        #expect(!run.stdout.contains("\"phaseStarted\""), "no unit was touched: \(run)")
+        #expect(try directory.read("old.csv") == Array("time,station,uid,port\r\n".utf8))
     }
 
     /// A history this dfuhop does not know (a newer schema) stops an upgrade before the unit is touched,
