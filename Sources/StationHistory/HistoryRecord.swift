@@ -1,6 +1,6 @@
 /// One upgrade attempt as a station records it: a row of the history database, a `dfuhop history` line
-/// and an `upgrade --report` record, with the same field names everywhere (docs/json.md, "Upgrade history").
-/// Fields that do not apply or are not known are nil (absent in JSON, NULL in the database).
+/// and an `upgrade --report` record, with the same field names everywhere (docs/json.md, "Upgrade history
+/// and factory reports"). Fields that do not apply or are not known are nil (absent in JSON, NULL in the database).
 public struct HistoryRecord: Codable, Equatable, Sendable {
     /// When the attempt started: ISO 8601 in UTC with milliseconds, so text order is time order.
     public var time: String

@@ -36,7 +36,7 @@ public struct HistoryFilter: Sendable {
 }
 
 /// The upgrade history: one SQLite database, `history.sqlite` in the state directory (docs/json.md, "Upgrade
-/// history"). Each call opens its own connection and closes it before returning, so any number of dfuhop
+/// history and factory reports"). Each call opens its own connection and closes it before returning, so any number of dfuhop
 /// processes may share the file: WAL journal mode (readers never wait for the writer), every lock waited
 /// for up to `busyTimeout`, and each append one `BEGIN IMMEDIATE` transaction, synced before it returns.
 public struct HistoryStore: Sendable {
@@ -57,12 +57,12 @@ public struct HistoryStore: Sendable {
     /// Opens (creating the directory and the file if needed) and migrates the database, and closes it:
     /// the check an upgrade makes before it touches a unit, so an unusable history stops it there.
     public func prepare() throws(HistoryError) {
-        try open().close()
+        try connect().close()
     }
 
     /// Appends the records in one transaction: all of them are on disk when this returns, or none.
     public func append(_ records: [HistoryRecord]) throws(HistoryError) {
-        let connection = try open()
+        let connection = try connect()
         defer { connection.close() }
         let columns = HistoryRecord.fields.map { "\"\($0)\"" }.joined(separator: ", ")
         let parameters = Array(repeating: "?", count: HistoryRecord.fields.count).joined(separator: ", ")
@@ -83,7 +83,7 @@ public struct HistoryStore: Sendable {
     /// The records that match `filter`, newest first. A missing file holds no records (and is not created).
     public func records(matching filter: HistoryFilter = HistoryFilter()) throws(HistoryError) -> [HistoryRecord] {
         guard exists else { return [] }
-        let connection = try open()
+        let connection = try connect()
         defer { connection.close() }
         let columns = HistoryRecord.fields.map { "\"\($0)\"" }.joined(separator: ", ")
         let sql = """
@@ -102,11 +102,15 @@ public struct HistoryStore: Sendable {
         date.ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
     }
 
-    private func open() throws(HistoryError) -> SQLiteConnection {
+    private func connect() throws(HistoryError) -> SQLiteConnection {
         do {
             try FileManager.default.createDirectory(
                 at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch { throw .directory(path: directory.path, problem: "cannot be created (\(error.localizedDescription))") }
+        // Created 0600 (operators' names are in it; SQLite gives its -wal and -shm files the same mode), never
+        // through a symbolic link; O_NONBLOCK so that a FIFO put there cannot hang the open.
+        let created = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
+        if created >= 0 { close(created) }
         let connection: SQLiteConnection
         do throws(SQLiteError) {
             connection = try SQLiteConnection(path: path, create: true, busyTimeout: busyTimeout)

@@ -11,7 +11,7 @@ struct HistoryCommand: AsyncParsableCommand {
         discussion: """
             Every upgrade attempt (not --dry-run), successful or not, is recorded in history.sqlite in \
             the state directory: time, unit, versions, image, station, operator, lot, sectors written \
-            and skipped, verification, exit code (docs/json.md, "Upgrade history").
+            and skipped, verification, exit code (docs/json.md, "Upgrade history and factory reports").
 
             --since takes a date (2026-12-01, midnight UTC), a date and time (2026-12-01T08:00:00Z; UTC \
             when no zone is given), or an age: 30m, 12h, 7d.
@@ -55,7 +55,8 @@ struct HistoryCommand: AsyncParsableCommand {
                 let shown = Output.standardOutputIsTerminal ? lines.map { TerminalText.escaped(String($0.dropLast(2))) + "\r\n" } : lines
                 FileHandle.standardOutput.write(Data(shown.joined().utf8))
             } else if records.isEmpty {
-                Output.message("no upgrade recorded in \(store.path)\(filter.uid == nil && filter.since == nil ? "" : " matches")")
+                let filtered = filter.uid != nil || filter.since != nil
+                Output.message(filtered ? "no upgrade in \(store.path) matches" : "no upgrade recorded in \(store.path)")
             } else {
                 Output.print(lines: records.map(Self.text))
             }

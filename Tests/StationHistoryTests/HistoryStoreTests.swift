@@ -57,6 +57,8 @@ struct HistoryStoreTests {
         let directory = Directory()
         try directory.store.append([Self.record(1)])
         #expect(try userVersion(directory.store.path) == 1)
+        let mode = try FileManager.default.attributesOfItem(atPath: directory.store.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "operators' names are in it")
         let again = HistoryStore(directory: directory.url)
         try again.prepare()
         try again.append([Self.record(2)])
