@@ -81,6 +81,14 @@ struct HistoryCommandTests {
         #expect(record.newVersion == nil && record.imageSHA256?.count == 64 && record.image.hasSuffix("demo-f407-v2.hex"))
         let text = try await Dfuhop.run(["history", "--state-dir", state])
         #expect(text.status == 0 && text.stdout.contains("failed (exit 80)"), "\(text)")
+        // Power lost mid-flash: a unit that was touched, and failed with a USB error.
+        let lost = try await Dfuhop.run([
+            "upgrade", Self.v2, "--simulate", "g474:programmed", "--simulate-fault", "power-loss@flash-op:2", "--state-dir", state
+        ])
+        #expect(lost.status == 74, "\(lost)")
+        let both = try await Self.records(state)
+        #expect(both.map(\.exitCode) == [74, 80] && both.allSatisfy { $0.outcome == "failed" }, "newest first: \(both)")
+        #expect(both[0].error?.contains("left the bus") == true && both[0].newVersion == nil && both[0].oldVersion == "1.0.0")
     }
 
     @Test func sinceAndUnitFilter() async throws {
