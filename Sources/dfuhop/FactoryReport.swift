@@ -3,7 +3,7 @@ import HexFormat
 import StationHistory
 
 /// `upgrade --report FILE`: one record per unit appended to FILE, for a factory's records (docs/json.md,
-/// "Factory reports"). CSV for `.csv` (a header when the file is new), JSON lines for `.jsonl`.
+/// "Upgrade history and factory reports"). CSV for `.csv` (a header when the file is new), JSON lines for `.jsonl`.
 struct FactoryReport {
     enum Format { case csv, jsonLines }
 
