@@ -159,24 +159,25 @@ enum HistorySchema {
 
     static var latest: Int { migrations.count }
 
-    /// Brings the database to `latest` under a write lock, so concurrent processes migrate it once; a
-    /// version newer than `latest` is refused, never written to (an empty file is version 0).
-    static func migrate(_ connection: SQLiteConnection) throws(HistoryError) {
+    /// Brings the database to the last of `steps` (the shipped `migrations`; a test passes more) under a
+    /// write lock, so concurrent processes migrate it once; a version newer than that is refused, never
+    /// written to (an empty file is version 0).
+    static func migrate(_ connection: SQLiteConnection, steps: [String] = migrations) throws(HistoryError) {
         let found: Int
-        do throws(SQLiteError) { found = try migrateIfOlder(connection) } catch { throw .database(error) }
-        guard found <= latest else { throw .newerSchema(path: connection.path, found: found, known: latest) }
+        do throws(SQLiteError) { found = try migrateIfOlder(connection, steps: steps) } catch { throw .database(error) }
+        guard found <= steps.count else { throw .newerSchema(path: connection.path, found: found, known: steps.count) }
     }
 
     /// The version found: read again under the write lock when it is older (another process may have
-    /// migrated meanwhile), and then migrated to `latest` in that one transaction.
-    private static func migrateIfOlder(_ connection: SQLiteConnection) throws(SQLiteError) -> Int {
+    /// migrated meanwhile), and then migrated to the last of `steps` in that one transaction.
+    private static func migrateIfOlder(_ connection: SQLiteConnection, steps: [String]) throws(SQLiteError) -> Int {
         let found = try connection.userVersion()
-        guard found < latest else { return found }
+        guard found < steps.count else { return found }
         try connection.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
             let current = try connection.userVersion()
-            for version in min(current, latest)..<latest { try connection.execute(migrations[version]) }
-            if current < latest { try connection.execute("PRAGMA user_version = \(latest)") }
+            for version in min(current, steps.count)..<steps.count { try connection.execute(steps[version]) }
+            if current < steps.count { try connection.execute("PRAGMA user_version = \(steps.count)") }
             try connection.execute("COMMIT")
             return current
         } catch {

@@ -68,6 +68,26 @@ struct HistoryStoreTests {
         #expect(try connection.rows("PRAGMA journal_mode").first?.first?.text == "wal")
     }
 
+    /// A second migration, as a later dfuhop would ship one: a version-1 file with records reaches version 2
+    /// once, keeps its records, and a failing step leaves the file at version 1, untouched.
+    @Test func aSecondMigrationRunsOnceOnAVersion1File() throws {
+        let directory = Directory()
+        try directory.store.append([Self.record(1)])
+        let connection = try SQLiteConnection(path: directory.store.path, create: false, busyTimeout: .seconds(5))
+        defer { connection.close() }
+        let broken = HistorySchema.migrations + [#"ALTER TABLE upgrades ADD COLUMN "workOrder" TEXT; SELECT * FROM nowhere"#]
+        #expect(throws: HistoryError.self) { try HistorySchema.migrate(connection, steps: broken) }
+        #expect(try connection.userVersion() == 1)
+        #expect(try connection.rows(#"SELECT count(*) FROM pragma_table_info('upgrades') WHERE name = 'workOrder'"#) == [[.integer(0)]])
+        let steps = HistorySchema.migrations + [#"ALTER TABLE upgrades ADD COLUMN "workOrder" TEXT"#]
+        try HistorySchema.migrate(connection, steps: steps)
+        try HistorySchema.migrate(connection, steps: steps)
+        #expect(try connection.userVersion() == 2)
+        #expect(try connection.rows(#"SELECT "sectorsWritten", "workOrder" FROM upgrades"#) == [[.integer(1), .null]])
+        // This dfuhop, which knows version 1 only, now refuses the file.
+        #expect(throws: HistoryError.newerSchema(path: directory.store.path, found: 2, known: 1)) { try directory.store.records() }
+    }
+
     @Test func aNewerSchemaIsRefusedNamingTheFileAndLeftAlone() throws {
         let directory = Directory()
         try directory.store.prepare()
