@@ -4,6 +4,7 @@ import Foundation
 import HexFormat
 import StationHistory
 import UpdatePackage
+import UpgradeEngine
 
 /// `--station`, `--operator`, `--lot` on `upgrade`: who ran it where, for the history and `--report`.
 struct StationOptions: ParsableArguments {
@@ -66,7 +67,8 @@ struct RecordContext: Sendable {
         }
     }
 
-    func record(_ run: UnitRun) -> HistoryRecord {
+    /// The record of one unit's run; `tally` is what its events showed of the flash, for a failed run.
+    func record(_ run: UnitRun, tally: FlashTally.Counts = FlashTally.Counts()) -> HistoryRecord {
         var record = HistoryRecord(
             time: HistoryStore.time(run.started), station: identity.station, image: image, fileSHA256: fileSHA256, outcome: run.outcome,
             exitCode: run.exitCode, seconds: run.duration.seconds, dfuhopVersion: Version.release)
@@ -86,9 +88,38 @@ struct RecordContext: Sendable {
             }
         case .failure(let failure):
             record.error = failure.message
+            (record.sectorsWritten, record.sectorsSkipped) = (tally.erased, tally.skipped)
         }
         return record
     }
+}
+
+/// What an upgrade's events showed of its flash, per unit (its port with `--all`, "" alone): a failed
+/// run has no result to read it from. From the plan on, `erased` counts the sectors erased (and so
+/// changed) before the failure, the most of any pass (a retried flash erases again from the first);
+/// 0 means the flash was not touched. Both are nil when the run failed before its plan.
+final class FlashTally: @unchecked Sendable {
+    struct Counts: Sendable {
+        var erased: Int?
+        var skipped: Int?
+    }
+
+    // Guarded by `lock`: engines call their event handlers from their own tasks (several with `--all`).
+    private let lock = NSLock()
+    private var counts: [String: Counts] = [:]
+
+    func note(_ event: UpgradeEvent, unit: String?) {
+        let key = unit ?? ""
+        switch event {
+        case .planned(_, let skipped):
+            lock.withLock { counts[key] = Counts(erased: counts[key]?.erased ?? 0, skipped: skipped) }
+        case .flash(.sectorErased(_, let number, _)):
+            lock.withLock { counts[key, default: Counts()].erased = max(counts[key]?.erased ?? 0, number) }
+        default: break
+        }
+    }
+
+    func counts(unit: String?) -> Counts { lock.withLock { counts[unit ?? ""] ?? Counts() } }
 }
 
 /// Records an upgrade's runs in the history. A record that cannot be written does not change the
@@ -107,9 +138,9 @@ struct HistoryRecorder: Sendable {
         do throws(HistoryError) { try store.prepare() } catch { throw Failure.history(error) }
     }
 
-    func record(_ runs: [UnitRun], json: Bool) -> String? {
+    func record(_ records: [HistoryRecord], json: Bool) -> String? {
         do throws(HistoryError) {
-            try store.append(runs.map(context.record))
+            try store.append(records)
             return nil
         } catch {
             let text = "the upgrade history did not record this run: \(error.description)"

@@ -113,8 +113,9 @@ struct UpgradeCommand: AsyncParsableCommand {
                 let runs = try await session.run {
                     try await upgradeAll(input.image, source: input.source, session: session, options: options)
                 }
-                let historyError = history?.record(runs, json: json)
-                try factoryReport?.append(runs.map(records.record))
+                let entries = runs.map { records.record($0, tally: Self.flashTally.counts(unit: $0.port)) }
+                let historyError = history?.record(entries, json: json)
+                try factoryReport?.append(entries)
                 var result = Self.summary(runs)
                 result.historyError = historyError
                 if let summary = result.summary { Output.message(Self.summaryText(summary)) }
@@ -128,8 +129,9 @@ struct UpgradeCommand: AsyncParsableCommand {
                 return try await session.run { try await engine.upgrade(input.image, source: input.source, options: options) }
             }
             bar.finish()
-            let historyError = history?.record([run], json: json)
-            try factoryReport?.append([records.record(run)])
+            let entry = records.record(run, tally: Self.flashTally.counts(unit: nil))
+            let historyError = history?.record([entry], json: json)
+            try factoryReport?.append([entry])
             let result = try run.result.get()
             if !json { Self.report(run, json: false, prefixed: false) }
             var line = ResultLine(result)
@@ -173,8 +175,10 @@ struct UpgradeCommand: AsyncParsableCommand {
     }
 
     static let eventLines = UpgradeEventLines()
+    static let flashTally = FlashTally()
 
     static func render(_ event: UpgradeEvent, json: Bool, bar: ProgressBar?, unit: String?) {
+        flashTally.note(event, unit: unit)
         if json {
             Output.emit(eventLines.line(event, unit: unit))
             return

@@ -89,6 +89,8 @@ struct HistoryCommandTests {
         let both = try await Self.records(state)
         #expect(both.map(\.exitCode) == [74, 80] && both.allSatisfy { $0.outcome == "failed" }, "newest first: \(both)")
         #expect(both[0].error?.contains("left the bus") == true && both[0].newVersion == nil && both[0].oldVersion == "1.0.0")
+        #expect(both[0].sectorsWritten == 1 && both[0].sectorsSkipped != nil, "one sector erased before the power went")
+        #expect(both[1].sectorsWritten == nil, "refused before its plan: \(both[1])")
     }
 
     @Test func sinceAndUnitFilter() async throws {
