@@ -85,6 +85,9 @@ let package = Package(
         // Linked by the pkg-config name's `--libs` (the module map names no library, as it differs per OS).
         .systemLibrary(name: "CHIDAPI", pkgConfig: hidapiPackage, providers: [.apt(["libhidapi-dev"]), .brew(["hidapi"])]),
         .target(name: "LibUSBBackend", dependencies: ["HexFormat", "CLibUSB", "USBTransport"]),
+        // A station's upgrade history (`dfuhop history`): the system SQLite and a thin typed wrapper over it.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        .target(name: "StationHistory", dependencies: ["CSQLite"]),
         .target(name: "HIDAPIBackend", dependencies: ["HexFormat", "CHIDAPI", "USBTransport"]),
         .target(name: "USBDiscovery", dependencies: ["LibUSBBackend", "HIDAPIBackend", "USBTransport"]),
         // Runs the libusb backend inside a umockdev testbed for the emulated-USB tests (emulated-usb/README.md).
@@ -101,7 +104,7 @@ let package = Package(
             dependencies: [
                 "HexFormat",
                 "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink", "VirtualDevice",
-                "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording",
+                "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording", "StationHistory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto")
@@ -162,10 +165,14 @@ let package = Package(
                 "UpdatePackage", "FirmwareImage", "DeviceProfiles", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation")
             ]),
+        .testTarget(name: "StationHistoryTests", dependencies: ["StationHistory"]),
         .testTarget(name: "RecordingTests", dependencies: ["HexFormat", "Recording", "USBTransport", "VirtualDevice", "DeviceProfiles"]),
         .testTarget(
             name: "dfuhopTests",
-            dependencies: ["dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport", "Recording", "VirtualDevice", "DeviceProfiles", "DfuSe"])
+            dependencies: [
+                "dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport", "Recording", "VirtualDevice", "DeviceProfiles", "DfuSe",
+                "StationHistory"
+            ])
     ],
     swiftLanguageModes: [.v6]
 )

@@ -18,7 +18,7 @@ struct DfuHop: AsyncParsableCommand {
         subcommands: [
             UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self,
             LeaveCommand.self, EraseCommand.self,
-            ImageCommand.self, JournalCommand.self, DoctorCommand.self, ExitCodesCommand.self,
+            ImageCommand.self, JournalCommand.self, HistoryCommand.self, DoctorCommand.self, ExitCodesCommand.self,
             PackageCommand.self, KeyCommand.self, FamiliesCommand.self, ReplayCommand.self
         ])
 

@@ -1,85 +1,63 @@
 import Foundation
 import HexFormat
-import UpdatePackage
+import StationHistory
 
 /// `upgrade --report FILE`: one record per unit appended to FILE, for a factory's records (docs/json.md,
-/// "Factory reports"). CSV for `.csv` (a header when the file is new), JSON lines for `.jsonl`.
+/// "Upgrade history and factory reports"). CSV for `.csv` (a header when the file is new), JSON lines for `.jsonl`.
 struct FactoryReport {
     enum Format { case csv, jsonLines }
 
-    /// One record; the field names are the CSV header and the JSON keys.
-    struct Record: Codable, Equatable {
-        var time: String
-        var station: String
-        var uid: String?
-        var port: String?
-        var romSerial: String?
-        var family: String?
-        var productID: String?
-        var oldVersion: String?
-        var newVersion: String?
-        var image: String
-        var imageSHA256: String
-        var outcome: String
-        var exitCode: Int32
-        var seconds: Double
-        var error: String?
-
-        static let fields = [
-            "time", "station", "uid", "port", "romSerial", "family", "productID", "oldVersion", "newVersion",
-            "image", "imageSHA256", "outcome", "exitCode", "seconds", "error"
-        ]
-
-        /// The CSV row: text cells kept as text (`csvCell`), the exit code and the seconds as numbers.
-        var cells: [String] {
-            let text = [
-                time, station, uid ?? "", port ?? "", romSerial ?? "", family ?? "", productID ?? "", oldVersion ?? "", newVersion ?? "",
-                image, imageSHA256, outcome
-            ].map { FactoryReport.csvCell($0) }
-            let numbers = [String(exitCode), String(format: "%.3f", seconds)].map { FactoryReport.csvCell($0, text: false) }
-            return text + numbers + [FactoryReport.csvCell(error ?? "")]
-        }
-    }
+    /// One record: the history's (`HistoryRecord`), with the same field names as CSV header and JSON keys.
+    typealias Record = HistoryRecord
 
     let path: String
     let format: Format
-    let image: String
-    let digest: String
-    let station: String
 
-    init(path: String, input: UpgradeInput, station: String = ProcessInfo.processInfo.hostName) throws {
+    /// Refuses a name that is neither .csv nor .jsonl, and a CSV another dfuhop started with other columns.
+    init(path: String) throws {
         switch URL(fileURLWithPath: path).pathExtension.lowercased() {
         case "csv": format = .csv
         case "jsonl": format = .jsonLines
         default: throw Failure(.usage, "--report \(path): the name must end in .csv or .jsonl (the format follows it)")
         }
         self.path = path
-        image = input.source
-        digest = input.digest
-        self.station = station
-    }
-
-    func record(_ run: UnitRun) -> Record {
-        let unit = run.unit
-        var newVersion: String?
-        var failure: Failure?
-        switch run.result {
-        case .success(let done): newVersion = done.newVersion?.description
-        case .failure(let error): failure = error
+        if format == .csv, let first = Self.firstLine(path), first + "\r\n" != Self.csvHeader {
+            throw Failure(
+                .cannotWrite, "--report \(path): its header is not this dfuhop's columns (\(Self.csvHeader.dropLast(2)))",
+                hint: "start a new report file; dfuhop never mixes columns in one")
         }
-        return Record(
-            time: JSONContract.time(run.started), station: station, uid: unit?.uid?.description, port: run.port ?? unit?.portPath,
-            romSerial: unit?.dfuSerial, family: unit?.familyID, productID: unit?.productID.map(Hex.word),
-            oldVersion: unit?.version?.description, newVersion: newVersion, image: image, imageSHA256: digest,
-            outcome: run.outcome, exitCode: run.exitCode, seconds: run.duration.seconds, error: failure?.message)
     }
 
     /// Appends one record per run; creates the file (and, for CSV, its header) when it does not exist.
-    func append(_ runs: [UnitRun]) throws {
-        let records = runs.map { run in
-            format == .csv ? Self.csvLine(record(run).cells) : Output.jsonLine(record(run)) + "\n"
-        }
-        try Self.append(records, to: path, header: format == .csv ? Self.csvLine(Record.fields.map { Self.csvCell($0, text: false) }) : nil)
+    func append(_ records: [Record]) throws {
+        let lines = records.map { format == .csv ? Self.csvLine($0) : Output.jsonLine($0) + "\n" }
+        try Self.append(lines, to: path, header: format == .csv ? Self.csvHeader : nil)
+    }
+
+    /// The CSV header: the field names.
+    static let csvHeader = csvLine(Record.fields.map { csvCell($0, text: false) })
+
+    /// A record's CSV line, in `Record.fields` order: text cells kept as text (`csvCell`), numbers and
+    /// flags as they are, absent fields empty.
+    static func csvLine(_ record: Record) -> String {
+        func text(_ value: String?) -> String { csvCell(value ?? "") }
+        func plain(_ value: (any CustomStringConvertible)?) -> String { value.map { csvCell($0.description, text: false) } ?? "" }
+        return csvLine([
+            text(record.time), text(record.station), text(record.operator), text(record.lot), text(record.uid), text(record.port),
+            text(record.romSerial), text(record.family), text(record.productID), text(record.oldVersion), text(record.newVersion),
+            text(record.image), text(record.imageSHA256), text(record.imageCRC32), text(record.fileSHA256), text(record.outcome),
+            plain(record.exitCode), String(format: "%.3f", record.seconds), plain(record.sectorsWritten), plain(record.sectorsSkipped),
+            plain(record.verified), plain(record.simulated), text(record.dfuhopVersion), text(record.error)
+        ])
+    }
+
+    /// The first line of an existing, non-empty file (up to 4 KiB), without its line break.
+    static func firstLine(_ path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let data = try? handle.read(upToCount: 4096), !data.isEmpty else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        return String(text.prefix { $0 != "\r" && $0 != "\n" && $0 != "\r\n" })
     }
 
     /// Appends each record with one write(2) followed by an fsync, so a record is whole on disk or absent.

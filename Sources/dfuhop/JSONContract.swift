@@ -112,6 +112,10 @@ struct ResultLine: Codable, Equatable, Sendable {
     var families: [FamilyJSON]?
     var summary: SummaryJSON?
     var replay: ReplayJSON?
+    /// `upgrade`: why the upgrade history did not record this run (the upgrade's outcome stands).
+    var historyError: String?
+    /// `history`: how many records were listed.
+    var records: Int?
 
     /// A command's result; `runCommand` fills in the command's name.
     init(_ outcome: String) { self.init(command: "", outcome: outcome) }

@@ -31,7 +31,8 @@ struct UpgradeCommand: AsyncParsableCommand {
             version (if it does not start, the BOOT0 path resets it with BOOT0 low).
 
             A journal in --state-dir records each unit's identity, plan and last step, so a second run after \
-            an interruption resumes knowingly; a lock there keeps two dfuhop processes off one unit.
+            an interruption resumes knowingly; a lock there keeps two dfuhop processes off one unit. Every \
+            attempt but a dry run is recorded in the upgrade history there (`dfuhop history`).
 
             BOOT0 hooks run with `sh -c` and the environment DFUHOP_BOOT0=1 (hold BOOT0 through a reset, then \
             release it: the ROM starts) or DFUHOP_BOOT0=0 (reset with BOOT0 low: the application starts), \
@@ -74,7 +75,7 @@ struct UpgradeCommand: AsyncParsableCommand {
     var profile: [String] = []
     @Option(
         help: ArgumentHelp(
-            "Journal and lock directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
+            "Journal, lock and history directory (default: $XDG_STATE_HOME/dfuhop or ~/.local/state/dfuhop).",
             valueName: "dir"), completion: .directory) var stateDir: String?
     @Option(help: ArgumentHelp("Seconds the unit may take to re-enumerate (default: the profile's, else 10).", valueName: "s"))
     var timeout: Seconds?
@@ -83,6 +84,7 @@ struct UpgradeCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "Append one record per unit to FILE: CSV for .csv, JSON lines for .jsonl (docs/json.md).",
             valueName: "file"), completion: .file(extensions: ["csv", "jsonl"])) var report: String?
+    @OptionGroup(title: "Records (the history and --report)") var station: StationOptions
     @OptionGroup var device: DeviceOptions
 
     func validate() throws {
@@ -97,13 +99,25 @@ struct UpgradeCommand: AsyncParsableCommand {
             for note in input.notes { json ? Output.emit(EventLine(.note, text: note)) : Output.message("note: \(note)") }
             let session = try DeviceSession.open(device) { try recordedInputs() }
             let options = try engineOptions(input: input, profiles: profiles, session: session)
-            let factoryReport = try report.map { try FactoryReport(path: $0, input: input) }
+            let factoryReport = try report.map { try FactoryReport(path: $0) }
+            // A replay's unit is no hardware either (DeviceSession.replay).
+            let simulated = session.virtualBus != nil || session.replay != nil
+            let records = RecordContext(input: input, identity: station.identity(), simulated: simulated)
+            // Every attempt is recorded (a dry run is none); an unusable history stops here, nothing touched.
+            let history: HistoryRecorder?
+            do { history = dryRun ? nil : try HistoryRecorder(directory: journalDirectory, context: records) } catch {
+                try? session.finish() // a virtual unit is saved as it is, untouched
+                throw error
+            }
             if all {
                 let runs = try await session.run {
                     try await upgradeAll(input.image, source: input.source, session: session, options: options)
                 }
-                try factoryReport?.append(runs)
-                let result = Self.summary(runs)
+                let entries = runs.map { records.record($0, tally: Self.flashTally.counts(unit: $0.port)) }
+                let historyError = history?.record(entries, json: json)
+                try factoryReport?.append(entries)
+                var result = Self.summary(runs)
+                result.historyError = historyError
                 if let summary = result.summary { Output.message(Self.summaryText(summary)) }
                 return result
             }
@@ -115,10 +129,14 @@ struct UpgradeCommand: AsyncParsableCommand {
                 return try await session.run { try await engine.upgrade(input.image, source: input.source, options: options) }
             }
             bar.finish()
-            try factoryReport?.append([run])
+            let entry = records.record(run, tally: Self.flashTally.counts(unit: nil))
+            let historyError = history?.record([entry], json: json)
+            try factoryReport?.append([entry])
             let result = try run.result.get()
             if !json { Self.report(run, json: false, prefixed: false) }
-            return ResultLine(result)
+            var line = ResultLine(result)
+            line.historyError = historyError
+            return line
         }
     }
 
@@ -157,8 +175,10 @@ struct UpgradeCommand: AsyncParsableCommand {
     }
 
     static let eventLines = UpgradeEventLines()
+    static let flashTally = FlashTally()
 
     static func render(_ event: UpgradeEvent, json: Bool, bar: ProgressBar?, unit: String?) {
+        flashTally.note(event, unit: unit)
         if json {
             Output.emit(eventLines.line(event, unit: unit))
             return

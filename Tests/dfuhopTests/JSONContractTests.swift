@@ -49,6 +49,7 @@ struct JSONContractTests {
                 try Self.roundTrip(line, as: EventLine.self)
                 kinds.insert(object["event"] as? String ?? "")
             case "result", "unit": try Self.roundTrip(line, as: ResultLine.self)
+            case "history": try Self.roundTrip(line, as: HistoryLine.self)
             case nil: try Self.roundTrip(line, as: FactoryReport.Record.self)
             default: Issue.record("unknown type \(type ?? ""): \(line)")
             }
@@ -57,7 +58,7 @@ struct JSONContractTests {
         #expect(
             Set(EventKind.allCases.map(\.rawValue)).subtracting(kinds).isEmpty,
             "docs/json.md shows no example of \(Set(EventKind.allCases.map(\.rawValue)).subtracting(kinds).sorted())")
-        #expect(types == ["event", "unit", "result", "record"])
+        #expect(types == ["event", "unit", "result", "history", "record"])
     }
 
     /// Checks one run against the contract: objects with a type; events, then units, then one result, last,

@@ -73,7 +73,8 @@ struct JSONSchemaTests {
             untyped["type"] = nil
             var nulled = object
             nulled[object.keys.sorted().first { $0 != "type" }!] = NSNull() // never null: absent
-            for bad in [unknown, untyped, nulled] {
+            // A history line without its type is a `--report` record, by design (docs/json.md).
+            for bad in object["type"] as? String == "history" ? [unknown, nulled] : [unknown, untyped, nulled] {
                 spoiled.append(String(decoding: try JSONSerialization.data(withJSONObject: bad, options: .sortedKeys), as: UTF8.self))
             }
         }

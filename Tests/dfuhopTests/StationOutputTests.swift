@@ -206,7 +206,8 @@ struct StationOutputTests {
 
     static let commandPaths: [[String]] = [
         ["upgrade"], ["list"], ["info"], ["enter-dfu"], ["flash"], ["read"], ["leave"], ["erase"], ["image", "info"], ["image", "convert"],
-        ["image", "stamp"], ["journal"], ["doctor"], ["package", "create"], ["package", "verify"], ["key", "generate"], ["families"],
+        ["image", "stamp"], ["journal"], ["history"], ["doctor"], ["package", "create"], ["package", "verify"], ["key", "generate"],
+        ["families"],
         ["replay"]
     ]
 }
