@@ -1,73 +1,130 @@
-import Dispatch
 import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// SIGINT and SIGTERM stop a command at a safe point instead of killing it: the first signal cancels the
 /// command's task (the engine finishes the transfer in flight, updates the journal, and the command ends
 /// with its result and exit 85) and stops any BOOT0 hook's process group; a second one exits at once.
 enum SignalStop {
     static func run<T: Sendable>(_ body: sending @escaping () async throws -> T) async throws -> T {
-        // The handlers are in place before the body starts: a signal that came before them would be lost
-        // (SIG_IGN), and a hook started by the body would then run to its time limit. `resume()` only asks
-        // for that: on Linux libdispatch installs its handler later, on a thread of its own (seen under load as
-        // a SIGINT during a BOOT0 hook that was ignored, exit 0), so the body waits for the registrations.
-        let target = Target()
-        let registered = DispatchGroup()
-        let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            let seen = Counter()
-            source.setEventHandler {
-                if seen.increment() > 1 { _exit(128 + number) }
-                // Cancel first, then stop the hooks: a simulated unit runs in virtual time, so the moment between
-                // a killed hook and a late cancellation was enough for the whole upgrade to finish (exit 0).
-                target.cancel()
-                HookProcess.killAll()
-            }
-            registered.enter()
-            source.setRegistrationHandler { registered.leave() }
-            source.resume()
-            return source
-        }
-        await withCheckedContinuation { continuation in registered.notify(queue: .global()) { continuation.resume() } }
-        defer {
-            for source in sources { source.cancel() }
-            for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
-        }
+        // The handler is in place before the body starts, so a hook started by the body cannot outlive a signal.
+        let target = SignalWatch.shared.register()
+        defer { SignalWatch.shared.unregister(target) }
         let task = Task { try await body() }
         target.set { task.cancel() }
         return try await task.value
     }
+}
+
+/// A plain `sigaction` handler that writes the signal's number into a pipe, and a thread of its own that reads
+/// it and acts. Whichever thread the kernel delivers the signal to runs the handler, so no signal is lost.
+/// (A Dispatch signal source depends on libdispatch re-raising the signal to the thread that read its
+/// signalfd: under load a SIGINT during a BOOT0 hook went unseen and the run finished, exit 0.)
+private final class SignalWatch: Sendable {
+    static let shared = SignalWatch()
+
+    private struct State {
+        var targets: [ObjectIdentifier: Target] = [:]
+        var seen = 0
+    }
+    private let state = Mutex(State())
+
+    private init() {
+        var ends: [Int32] = [0, 0]
+        precondition(pipe(&ends) == 0, "a pipe for signals: \(String(cString: strerror(errno)))")
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }  // not inherited by BOOT0 hooks
+        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)  // a full pipe drops a byte rather than block the handler
+        signalPipeWriteEnd = ends[1]
+        Thread { [self, readEnd = ends[0]] in listen(readEnd) }.start()
+    }
+
+    /// The first registration installs the handlers; the last one to leave restores the default action.
+    func register() -> Target {
+        let target = Target()
+        state.withLock { state in
+            if state.targets.isEmpty {
+                state.seen = 0
+                for number in [SIGINT, SIGTERM] { install(number, handler: writeSignalNumber) }
+            }
+            state.targets[ObjectIdentifier(target)] = target
+        }
+        return target
+    }
+
+    func unregister(_ target: Target) {
+        state.withLock { state in
+            state.targets[ObjectIdentifier(target)] = nil
+            if state.targets.isEmpty { for number in [SIGINT, SIGTERM] { install(number, handler: nil) } }
+        }
+    }
+
+    private func install(_ number: Int32, handler: (@convention(c) (Int32) -> Void)?) {
+        var action = sigaction()
+        #if canImport(Glibc)
+            action.__sigaction_handler.sa_handler = handler ?? SIG_DFL
+        #else
+            action.__sigaction_u.__sa_handler = handler ?? SIG_DFL
+        #endif
+        action.sa_flags = SA_RESTART
+        sigemptyset(&action.sa_mask)
+        sigaction(number, &action, nil)
+    }
+
+    /// Blocks its own thread in read: the first signal cancels every running command and kills the hooks'
+    /// groups (cancel first: a simulated unit runs in virtual time, so a killed hook followed by a late
+    /// cancellation let a whole upgrade finish); a second one exits at once.
+    private func listen(_ readEnd: Int32) {
+        var byte: UInt8 = 0
+        while true {
+            let count = read(readEnd, &byte, 1)
+            if count < 0, errno == EINTR { continue }
+            guard count == 1 else { return }
+            let (targets, seen) = state.withLock { state in
+                state.seen += 1
+                return (Array(state.targets.values), state.seen)
+            }
+            if seen > 1 { _exit(128 + Int32(byte)) }
+            for target in targets { target.cancel() }
+            HookProcess.killAll()
+        }
+    }
 
     /// The command's task, once it exists; a signal before that cancels it as soon as it does.
-    private final class Target: @unchecked Sendable {
-        // Guarded by `lock`: the signal handler runs on a Dispatch queue.
-        private let lock = NSLock()
-        private var cancelTask: (@Sendable () -> Void)?
-        private var cancelled = false
+    final class Target: Sendable {
+        private struct State {
+            var cancelTask: (@Sendable () -> Void)?
+            var cancelled = false
+        }
+        private let state = Mutex(State())
 
         func set(_ cancel: @escaping @Sendable () -> Void) {
-            let now = lock.withLock {
-                cancelTask = cancel
-                return cancelled
+            let now = state.withLock { state in
+                state.cancelTask = cancel
+                return state.cancelled
             }
             if now { cancel() }
         }
 
         func cancel() {
-            let task = lock.withLock {
-                cancelled = true
-                return cancelTask
+            let task = state.withLock { state in
+                state.cancelled = true
+                return state.cancelTask
             }
             task?()
         }
     }
+}
 
-    private final class Counter: @unchecked Sendable {
-        // Touched only from the signal source's handler, which Dispatch runs one at a time per source.
-        private var count = 0
-        func increment() -> Int {
-            count += 1
-            return count
-        }
-    }
+/// The pipe's write end, for the handler: set once, before any handler is installed, and only read after.
+nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
+
+/// The signal handler: async-signal-safe (one write(2); errno kept for the interrupted code).
+private func writeSignalNumber(_ number: Int32) {
+    let saved = errno
+    var byte = UInt8(truncatingIfNeeded: number)
+    _ = write(signalPipeWriteEnd, &byte, 1)
+    errno = saved
 }
