@@ -108,6 +108,22 @@ struct Issue22ValueTests {
         #expect(McuFamily.all.filter { !$0.applicationCanJumpToROM }.map(\.id) == ["f042", "l0"])
     }
 
+    /// ST knowledge base "Empty check mechanism on STM32" (AN2606 patterns 6, 11, 13, 16): F04x, F070x6, F09x, C0,
+    /// G0, L01x/02x, L41x-L46x, L496/4A6, L4R/4S, U0, WL, WB. Of the modelled lines exactly these have it.
+    @Test("the empty check is on exactly the lines ST's list names")
+    func emptyCheckLines() {
+        #expect(
+            McuFamily.all.filter(\.emptyCheck).map(\.id) == ["c071", "f042", "g0b1", "l41x", "l43x", "l45x", "l496", "l4r", "u0", "wb55"])
+    }
+
+    @Test("the entry methods that rest on the empty check are on empty-check lines only")
+    func entryNeedsEmptyCheck() {
+        let methods: [ApplicationEntry] = [.eraseFirstPage, .forceEmptyFlag]
+        let lines = McuFamily.all.filter { methods.contains($0.applicationEntry) }
+        #expect(lines.map(\.id) == ["c071", "f042"])
+        #expect(lines.allSatisfy { $0.emptyCheck })
+    }
+
     @Test("G0B1 V9.2 clears the empty-check flag at startup")
     func g0b1EmptyCheck() throws {
         let g0b1 = try #require(McuFamily.named("g0b1"))
