@@ -72,6 +72,12 @@ extension UpgradeEngine {
         nonceHook: (@Sendable (String, UInt32) throws -> UInt32)? = nil
     ) async throws -> ROM {
         try checkApplicationCanJump(family)
+        if family.applicationEntry == .eraseFirstPage {
+            onEvent(
+                .note(
+                    "on \(family.name) the application erases its first flash page to reach its ROM (AN2606: no jump); "
+                        + "the unit starts its ROM until an image is written"))
+        }
         guard let uid = unit.uid else {
             throw UpgradeError(.refused("the unit did not report its unique ID"), phase: .enter, hint: "nothing was touched")
         }

@@ -14,6 +14,14 @@ struct ApplicationJumpTests {
     static let noEntry = McuFamily.all.filter { $0.applicationEntry == .none }
     static let boot0First = McuFamily.all.filter { [.none, .eraseFirstPage].contains($0.applicationEntry) }
 
+    final class Notes: @unchecked Sendable {
+        let lock = NSLock()
+        var texts: [String] = []
+        func record(_ event: UpgradeEvent) {
+            if case .note(let text) = event { lock.withLock { texts.append(text) } }
+        }
+    }
+
     static func enterSent(_ unit: VirtualUnit) -> Bool {
         unit.requestLog.contains { if case .hidReport(0x10) = $0.kind { true } else { false } }
     }
@@ -56,10 +64,12 @@ struct ApplicationJumpTests {
     func upgradedByErasingTheFirstPage() async throws {
         let f042 = try #require(McuFamily.named("f042"))
         let (unit, bus, clock) = try UpgradeEngineTests.programmed(f042)
-        let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(
+        let notes = Notes()
+        let result = try await UpgradeEngine(discovery: bus, clock: clock, onEvent: notes.record).upgrade(
             try UpgradeEngineTests.image(f042, 2), source: "v2")
         #expect(result.outcome == .upgraded)
         #expect(Self.enterSent(unit))
+        #expect(notes.texts.contains { $0.contains("erases its first flash page") }, "the operator is told of the erase")
         #expect(unit.currentMode == .application)
         unit.powerCycle()
         #expect(unit.currentMode == .application, "the vector table is back: a power-on reset starts the new image")
