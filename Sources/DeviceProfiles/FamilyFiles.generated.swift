@@ -4087,7 +4087,8 @@ enum EmbeddedFamilyFiles {
     "source": [
       "ST community threads 'STM32L072CZ - Jumping in DFU bootloader via software' (a jump reaches the ROM only after the first four bytes of",
       "user flash are erased, citing AN2606 Rev 64 p. 69) and 'STM32L082 address in bootloader to skip bank2/bank1 dual boot' (a jumped-to",
-      "ROM runs the dual-bank checks and starts the valid application); AN2606's L07x/L08x section itself not read here"
+      "ROM runs the dual-bank checks and starts the valid application); AN2606's L07x/L08x section itself not read here",
+      "AN2606's no-jump note covers F04x, F070x6 and L01x/02x (as read in Klipper3d/klipper PR 6959), not L07x/L08x: the restriction here rests on the two reports"
     ],
     "unverified": true
   },
