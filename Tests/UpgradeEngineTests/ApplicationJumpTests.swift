@@ -111,4 +111,51 @@ struct ApplicationJumpTests {
         unit.powerCycle()
         #expect(unit.currentMode == .application)
     }
+
+    /// Power lost at any flash operation of an F042 upgrade entered by the erase: at the next power-on the empty check
+    /// starts the ROM (the page was erased, and the plan writes the vector table last), and the next run, told the
+    /// product by the journal, finishes the unit. The exception is the last operation, the vector-table block itself:
+    /// torn, its first word is programmed and the rest is not, so the part boots a broken image and only BOOT0 reaches
+    /// the ROM again (the same window exists on every empty-check part; PORTING.md, "The trade-off").
+    @Test("F042 entered by the erase: power lost at any flash operation, the next run finishes the unit")
+    func powerLossAnywhere() async throws {
+        let f042 = try #require(McuFamily.named("f042"))
+        let image = try UpgradeEngineTests.image(f042, 2, size: 6 * 1024)
+        let operations = try await Self.flashOperations(f042, image)
+        #expect(operations > 6)
+        for operation in 1...operations {
+            let (unit, bus, clock) = try UpgradeEngineTests.programmed(f042)
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-f042-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            var options = UpgradeEngine.Options()
+            options.journal = JournalStore(directory: directory)
+            options.reenumerationTimeout = .seconds(2)
+            unit.resetCounters()
+            unit.setFaults(FaultPlan(powerLossAtFlashOperation: operation))
+            await #expect(throws: UpgradeError.self, "power lost at flash operation \(operation)") {
+                _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(image, source: "v2", options: options)
+            }
+            unit.setFaults(.none)
+            unit.powerCycle()
+            if operation == operations {
+                #expect(unit.currentMode == .hung, "a torn vector-table block: a broken image boots")
+                unit.setBoot0(true)
+                unit.powerCycle()
+                unit.setBoot0(false)
+            }
+            #expect(unit.currentMode == .rom, "after power loss at flash operation \(operation)")
+            let result = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(image, source: "v2", options: options)
+            #expect(result.outcome == .upgraded)
+            unit.powerCycle()
+            #expect(unit.currentMode == .application, "finished after power loss at flash operation \(operation)")
+        }
+    }
+
+    /// The flash operations of a clean F042 upgrade entered by the erase.
+    static func flashOperations(_ family: McuFamily, _ image: FirmwareImage) async throws -> Int {
+        let (unit, bus, clock) = try UpgradeEngineTests.programmed(family)
+        unit.resetCounters()
+        _ = try await UpgradeEngine(discovery: bus, clock: clock).upgrade(image, source: "v2")
+        return unit.flashOperations
+    }
 }
