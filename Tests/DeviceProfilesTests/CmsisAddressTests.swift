@@ -13,6 +13,8 @@ struct CmsisAddressTests {
         var uid: String?
         var flashBase: String?
         var systemMemory: String?
+        /// FLASH_OPTR bit positions: nSWBOOT0, nBOOT_SEL, nBOOT0 (where the header defines them).
+        var optionBits: [String: Int]?
         var repository: String
     }
 
@@ -54,6 +56,22 @@ struct CmsisAddressTests {
                 guard let theirs, let value = UInt32(theirs.dropFirst(2), radix: 16) else { continue }
                 if value != ours { found.append("\(field): family 0x\(String(ours, radix: 16)), \(name) 0x\(String(value, radix: 16))") }
             }
+            found += boot0Disagreements(family.boot0, part, name)
+        }
+        return found
+    }
+
+    /// The BOOT0 option bits, counted from the option-byte area's first byte, which is FLASH_OPTR's on the lines
+    /// whose header defines FLASH_OPTR's boot bits: the pin-ignoring bit is nSWBOOT0 (G4, L4, L5, U5, WB) or
+    /// nBOOT_SEL (G0, C0, U0). F0's USER byte sits elsewhere (FLASH_OBR) and is not checked here.
+    static func boot0Disagreements(_ boot0: Boot0Activation, _ part: Part, _ name: String) -> [String] {
+        var found: [String] = []
+        guard let bits = part.optionBits else { return [] }
+        if let ours = boot0.pinIgnoredBit, ours != bits["nSWBOOT0"], ours != bits["nBOOT_SEL"] {
+            found.append("boot0.pinIgnoredBit: family \(ours), \(name) nSWBOOT0 \(bits["nSWBOOT0"].map(String.init) ?? "-")")
+        }
+        if let ours = boot0.nBoot0Bit, ours != bits["nBOOT0"] {
+            found.append("boot0.nBoot0Bit: family \(ours), \(name) nBOOT0 \(bits["nBOOT0"].map(String.init) ?? "-")")
         }
         return found
     }
@@ -88,6 +106,18 @@ struct CmsisAddressTests {
         default: family.systemMemoryBase = old
         }
         #expect(Self.disagreements(family).contains { $0.hasPrefix(field + ":") })
+    }
+
+    @Test(
+        "a BOOT0 option bit off by one is caught",
+        arguments: McuFamily.all.filter { $0.boot0.nBoot0Bit != nil && $0.id != "f042" })
+    func boot0BitsCaught(family: McuFamily) {
+        var moved = family
+        moved.boot0.nBoot0Bit = family.boot0.nBoot0Bit.map { $0 + 1 }
+        #expect(Self.disagreements(moved).contains { $0.hasPrefix("boot0.nBoot0Bit:") })
+        moved = family
+        moved.boot0.pinIgnoredBit = family.boot0.pinIgnoredBit.map { $0 - 1 }
+        #expect(Self.disagreements(moved).contains { $0.hasPrefix("boot0.pinIgnoredBit:") })
     }
 }
 
