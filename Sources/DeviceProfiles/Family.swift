@@ -43,6 +43,8 @@ public struct McuFamily: Sendable, Hashable, Identifiable {
     /// Whether the application can start the ROM by jumping to it. AN2606: not on F04x/F070x6 and L0, where such
     /// a jump goes back to user flash; there only BOOT0 (or nBOOT0) or the empty check reach the ROM.
     public var applicationCanJumpToROM = true
+    /// How the running application hands the unit to its ROM (`applicationEntry`, the device kit's entry method).
+    public var applicationEntry = ApplicationEntry.backupRegisterJump
     /// Data blocks the ROM cannot take as sent (AN2606 known limitations, capture reports).
     public var writeLimits = RomWriteLimits()
     /// What the ROM does with the address of a DfuSe leave (seed 001).
@@ -490,4 +492,20 @@ extension Array where Element == RomQuirk {
     }
 
     public var leaveLocksUp: Bool { contains(.leaveLocksUp) }
+}
+
+/// How the application starts its ROM on ENTER_BOOTLOADER: what the device kit does
+/// (protocols/reference-firmware/src/boot_entry.c) and the virtual unit plays.
+public enum ApplicationEntry: String, Sendable, Hashable, Codable {
+    /// The magic into backup register 0, a system reset, and the start-up code jumps to the ROM (seed 000).
+    case backupRegisterJump = "backup-register-jump"
+    /// The application erases its first flash page and reloads the option bytes, which resets the part; the empty
+    /// check then starts the ROM (F04x/F070x6, where a jump goes back to user flash: AN2606). The running image is
+    /// gone before the upgrade begins: a unit that loses power then stays in its ROM until a run completes it.
+    case eraseFirstPage = "erase-first-page"
+    /// The application sets the empty-check flag (FLASH_ACR.PROGEMPTY) and resets: the ROM starts and nothing is
+    /// erased (C071, which has no backup register; ST's HAL_FLASHEx_ForceFlashEmpty).
+    case forceEmptyFlag = "force-empty-flag"
+    /// No software entry (L0: no jump, no empty check); only BOOT0 reaches the ROM.
+    case none
 }

@@ -21,12 +21,25 @@ extension FamilyFileReader {
             timings: try timings(), quirks: try quirks(), optionBytes: optionBytes, romVersions: versions.map(\.version),
             boot0: try boot0(), reportedPollTimeouts: try pollTimeouts(), sources: sources)
         family.applicationCanJumpToROM = try bool("applicationJump")
+        family.applicationEntry = try applicationEntry(canJump: family.applicationCanJumpToROM, emptyCheck: family.emptyCheck)
         family.emptyCheckClearedAtStartup = try optionalBool("emptyCheckClearedAtStartup") ?? false
         guard !family.emptyCheckClearedAtStartup || family.emptyCheck else {
             throw fail("emptyCheckClearedAtStartup", "needs emptyCheck true")
         }
         family.writeLimits = try writeLimits()
         return family
+    }
+
+    /// Absent: the backup-register jump where the application can jump, no entry where it cannot. The empty-check
+    /// methods need the empty check.
+    private func applicationEntry(canJump: Bool, emptyCheck: Bool) throws(FamilyDataError) -> ApplicationEntry {
+        guard let text = try optionalString("applicationEntry.method") else { return canJump ? .backupRegisterJump : .none }
+        guard let entry = ApplicationEntry(rawValue: text) else { throw fail("applicationEntry.method", "unknown entry method") }
+        if entry == .backupRegisterJump, !canJump { throw fail("applicationEntry.method", "needs applicationJump true") }
+        if [.eraseFirstPage, .forceEmptyFlag].contains(entry), !emptyCheck {
+            throw fail("applicationEntry.method", "needs emptyCheck true")
+        }
+        return entry
     }
 
     private func writeLimits() throws(FamilyDataError) -> RomWriteLimits {

@@ -80,6 +80,16 @@ enum EmbeddedFamilyFiles {
     "value": true,
     "source": "AN2606 Rev 69, the part's own bootloader section (issue 22 audit): no restriction on a jump from user code to the bootloader (only F04x/F070x6 and L0 have one)"
   },
+  "applicationEntry": {
+    "method": "force-empty-flag",
+    "source": [
+      "STMicroelectronics/stm32c0xx_hal_driver Src/stm32c0xx_hal_flash_ex.c at 41253e2f1d7ae4a4d0c379cf63f5bcf71fcf8eb3:",
+      "HAL_FLASHEx_ForceFlashEmpty sets FLASH_ACR.PROGEMPTY, which holds for every following reset that does not launch the option-byte loader;",
+      "FLASH_ACR_PROGEMPTY is bit 16 of FLASH_ACR (0x40022000) in cmsis_device_c0 Include/stm32c071xx.h at fb56b1b70c73b74eacda2a4bcc36886444364ab3;",
+      "the SuperCAN firmware (Jean Gressmann) enters the G0B1 ROM this way (FLASH_ACR_PROGEMPTY, then NVIC_SystemReset). Nothing is erased. Not run on a C071"
+    ],
+    "unverified": true
+  },
   "boot0": {
     "pattern": "pattern 11 (nBOOT_SEL, nBOOT0)",
     "pinIgnoredBit": 24,
@@ -219,7 +229,20 @@ enum EmbeddedFamilyFiles {
   },
   "applicationJump": {
     "value": false,
-    "source": "AN2606 Rev 69, STM32F04xxx/STM32F070x6 bootloader section: a jump from user code to the bootloader is not possible (such a jump goes back to user flash); the ROM starts only with the first flash word erased (empty check), BOOT0 high, or nBOOT0 = 0 with BOOT_SEL = 0"
+    "source": [
+      "AN2606, STM32F04xxx/STM32F070x6 section, note (quoted in Klipper3d/klipper PR 6959, AN2606 p. 81): because of the empty check a jump",
+      "from user code to the bootloader goes back to user flash, unless the first four bytes of user flash are empty at the moment of the jump;",
+      "ST community thread 'Jump to bootloader from application' (2019) cites the same note in AN2606 Rev 36 p. 39"
+    ]
+  },
+  "applicationEntry": {
+    "method": "erase-first-page",
+    "source": [
+      "the device kit erases the page holding the vector table and sets FLASH_CR.OBL_LAUNCH: the option-byte load resets the part and",
+      "evaluates the empty-check flag again, which is updated only at option-byte loading (power-on or OBL_LAUNCH: RM0091 boot configuration",
+      "note on F070x6, the same die as F04x, DEV_ID 0x445, as quoted in the ST community thread 'Empty check flag on STM32F030 (option bytes)');",
+      "AN2606's note above: with the first word erased the ROM stays; Klipper3d/klipper PR 6959 (tested on F04x: erase, then jump)"
+    ]
   },
   "boot0": {
     "pattern": "F04x: BOOT0 pin or nBOOT0 (BOOT_SEL)",
@@ -4061,7 +4084,20 @@ enum EmbeddedFamilyFiles {
   },
   "applicationJump": {
     "value": false,
-    "source": "AN2606 Rev 69, STM32L07xxx/L08xxx bootloader section: a jump from user code to the bootloader is not possible (it goes back to user flash); the ROM starts with BOOT0 high (or with a bank-2 boot option)"
+    "source": [
+      "ST community threads 'STM32L072CZ - Jumping in DFU bootloader via software' (a jump reaches the ROM only after the first four bytes of",
+      "user flash are erased, citing AN2606 Rev 64 p. 69) and 'STM32L082 address in bootloader to skip bank2/bank1 dual boot' (a jumped-to",
+      "ROM runs the dual-bank checks and starts the valid application); AN2606's L07x/L08x section itself not read here",
+      "AN2606's no-jump note covers F04x, F070x6 and L01x/02x (as read in Klipper3d/klipper PR 6959), not L07x/L08x: the restriction here rests on the two reports"
+    ],
+    "unverified": true
+  },
+  "applicationEntry": {
+    "method": "none",
+    "source": [
+      "no empty check on L07x/L08x (ST knowledge base 'Empty check mechanism on STM32'): an application that erased its first page",
+      "to make the ROM stay would leave a unit that boots the erased flash and hangs after any interruption, until BOOT0; the kit offers no entry"
+    ]
   },
   "boot0": {
     "pattern": "BOOT0/BOOT1 pins",

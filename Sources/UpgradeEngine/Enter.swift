@@ -10,11 +10,17 @@ extension UpgradeEngine {
     func enter(_ found: Found, target: Target, run: Run) async throws -> ROM {
         switch found.reach {
         case .application(let hid, _):
-            // F04x/F070x6, L0: the application cannot jump to its ROM (AN2606); the BOOT0 path can reach it.
-            if !target.family.applicationCanJumpToROM, run.options.boot0 != nil {
+            // F04x/F070x6 (its entry erases the running image) and L0 (no entry): a BOOT0 path, when set up, goes first.
+            if [.eraseFirstPage, .none].contains(target.family.applicationEntry), run.options.boot0 != nil {
                 return try await enterByBoot0(
                     port: hid.usb.portPath, expectedSerial: found.description.uid.flatMap { target.family.romSerial.serial(uid: $0.bytes) },
                     uid: found.description.uid?.description, method: target.profile?.boot0, options: run.options)
+            }
+            if target.family.applicationEntry == .eraseFirstPage {
+                // F04x: ENTER makes the application erase its first page: from here the flash holds a mix, and the
+                // journal must say so, so that a second run finishes the unit (the erased page held its descriptor).
+                try record(.flashing, run, target: target)
+                run.flashStarted = true
             }
             return try await enterBootloader(
                 hid: hid, unit: found.description, family: target.family, timeout: timeout(target, run),
@@ -43,10 +49,11 @@ extension UpgradeEngine {
                 + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)")
     }
 
-    /// F04x/F070x6 and L0: a jump from the application to the ROM goes back to user flash (AN2606), so
-    /// ENTER_BOOTLOADER cannot work; nothing is sent and the reason and the BOOT0 path are named.
+    /// L0: a jump from the application to the ROM goes back to user flash and no other entry exists
+    /// (`McuFamily.applicationEntry`), so ENTER_BOOTLOADER cannot work; nothing is sent and the reason and the
+    /// BOOT0 path are named. F04x/F070x6 cannot jump either, but their application erases its first page.
     func checkApplicationCanJump(_ family: McuFamily) throws {
-        guard !family.applicationCanJumpToROM else { return }
+        guard family.applicationEntry == .none else { return }
         throw UpgradeError(
             .needsBoot0(
                 "on \(family.name) the application cannot jump to its ROM (AN2606: such a jump goes back to user flash)"),
@@ -65,6 +72,12 @@ extension UpgradeEngine {
         nonceHook: (@Sendable (String, UInt32) throws -> UInt32)? = nil
     ) async throws -> ROM {
         try checkApplicationCanJump(family)
+        if family.applicationEntry == .eraseFirstPage {
+            onEvent(
+                .note(
+                    "on \(family.name) the application erases its first flash page to reach its ROM (AN2606: no jump); "
+                        + "the unit starts its ROM until an image is written"))
+        }
         guard let uid = unit.uid else {
             throw UpgradeError(.refused("the unit did not report its unique ID"), phase: .enter, hint: "nothing was touched")
         }
@@ -82,10 +95,14 @@ extension UpgradeEngine {
                         + "a ROM with that serial is at \(other) (was the cable moved?)"), phase: .reenumerate,
                 hint: "nothing was written; run the same command again with --unit \(other)")
         }
+        let erased = family.applicationEntry == .eraseFirstPage
         throw UpgradeError(
             .notConfirmed("\(shown) did not show up at \(hid.usb.portPath) within \(timeout)"),
             phase: .reenumerate,
-            hint: "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
+            hint: erased
+                ? "the application erased its first page to reach its ROM, which now starts at power-on; power the unit "
+                    + "off and on and run the same command again to finish it"
+                : "nothing was written; run the same command again (if the application cannot jump to its ROM, use the BOOT0 path)")
     }
 
     /// The BOOT0 path: ask for the ROM, then wait for it on the unit's port (any new ROM if the port is

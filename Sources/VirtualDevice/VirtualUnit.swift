@@ -226,11 +226,34 @@ public final class VirtualUnit: @unchecked Sendable {
         }
     }
 
-    /// The application's ENTER_BOOTLOADER: magic into the backup register, then a system reset; the
-    /// application's early start-up sees the magic, clears it and jumps to the ROM (seed 000).
+    /// The application's ENTER_BOOTLOADER, by the line's entry method (`McuFamily.applicationEntry`, as the device
+    /// kit's boot_entry.c does it).
     public func applicationRequestsBootloader() {
+        switch family.applicationEntry {
+        case .backupRegisterJump: applicationJumpsToROM()
+        case .eraseFirstPage:
+            // F04x: the first page erased, then FLASH_CR.OBL_LAUNCH: an option-byte load evaluates the empty check.
+            lock.withLock { eraseLocked(offset: 0, count: firstPageSizeLocked, torn: false) }
+            reset(.optionByteLoad)
+        case .forceEmptyFlag:
+            // C071: FLASH_ACR.PROGEMPTY set, then a system reset, which keeps the flag (HAL_FLASHEx_ForceFlashEmpty).
+            lock.withLock { emptyCheckLatchedROM = true }
+            reset(.system)
+        case .none:
+            return // the kit's dfh_enter_bootloader returns "not possible on this line": the application runs on
+        }
+    }
+
+    /// The seed-000 entry: magic into the backup register, then a system reset; the application's early start-up
+    /// sees the magic, clears it and jumps to the ROM (where AN2606 allows the jump: see `bootDecisionLocked`).
+    public func applicationJumpsToROM() {
         lock.withLock { backupRegisters[0] = Self.bootloaderMagic }
         reset(.system)
+    }
+
+    /// The size of the flash page or sector holding the vector table (the first of the current layout).
+    var firstPageSizeLocked: Int {
+        min(flash.count, Int(flashModeLocked.layout.zones.first?.groups.first?.sectorSize ?? 0))
     }
 
     // MARK: Boot

@@ -13,6 +13,8 @@ struct CmsisAddressTests {
         var uid: String?
         var flashBase: String?
         var systemMemory: String?
+        /// FLASH_OPTR bit positions: nSWBOOT0, nBOOT_SEL, nBOOT0 (where the header defines them).
+        var optionBits: [String: Int]?
         var repository: String
     }
 
@@ -54,6 +56,22 @@ struct CmsisAddressTests {
                 guard let theirs, let value = UInt32(theirs.dropFirst(2), radix: 16) else { continue }
                 if value != ours { found.append("\(field): family 0x\(String(ours, radix: 16)), \(name) 0x\(String(value, radix: 16))") }
             }
+            found += boot0Disagreements(family.boot0, part, name)
+        }
+        return found
+    }
+
+    /// The BOOT0 option bits, counted from the option-byte area's first byte, which is FLASH_OPTR's on the lines
+    /// whose header defines FLASH_OPTR's boot bits: the pin-ignoring bit is nSWBOOT0 (G4, L4, L5, U5, WB) or
+    /// nBOOT_SEL (G0, C0, U0). F0's USER byte sits elsewhere (FLASH_OBR) and is not checked here.
+    static func boot0Disagreements(_ boot0: Boot0Activation, _ part: Part, _ name: String) -> [String] {
+        var found: [String] = []
+        guard let bits = part.optionBits else { return [] }
+        if let ours = boot0.pinIgnoredBit, ours != bits["nSWBOOT0"], ours != bits["nBOOT_SEL"] {
+            found.append("boot0.pinIgnoredBit: family \(ours), \(name) nSWBOOT0 \(bits["nSWBOOT0"].map(String.init) ?? "-")")
+        }
+        if let ours = boot0.nBoot0Bit, ours != bits["nBOOT0"] {
+            found.append("boot0.nBoot0Bit: family \(ours), \(name) nBOOT0 \(bits["nBOOT0"].map(String.init) ?? "-")")
         }
         return found
     }
@@ -89,6 +107,18 @@ struct CmsisAddressTests {
         }
         #expect(Self.disagreements(family).contains { $0.hasPrefix(field + ":") })
     }
+
+    @Test(
+        "a BOOT0 option bit off by one is caught",
+        arguments: McuFamily.all.filter { $0.boot0.nBoot0Bit != nil && $0.id != "f042" })
+    func boot0BitsCaught(family: McuFamily) {
+        var moved = family
+        moved.boot0.nBoot0Bit = family.boot0.nBoot0Bit.map { $0 + 1 }
+        #expect(Self.disagreements(moved).contains { $0.hasPrefix("boot0.nBoot0Bit:") })
+        moved = family
+        moved.boot0.pinIgnoredBit = family.boot0.pinIgnoredBit.map { $0 - 1 }
+        #expect(Self.disagreements(moved).contains { $0.hasPrefix("boot0.pinIgnoredBit:") })
+    }
 }
 
 /// The other values issue 22 found wrong (not addresses), so none comes back unnoticed.
@@ -106,6 +136,22 @@ struct Issue22ValueTests {
     @Test("F04x/F070x6 and L0 cannot jump to the ROM from the application; every other line can")
     func applicationJump() {
         #expect(McuFamily.all.filter { !$0.applicationCanJumpToROM }.map(\.id) == ["f042", "l0"])
+    }
+
+    /// ST knowledge base "Empty check mechanism on STM32" (AN2606 patterns 6, 11, 13, 16): F04x, F070x6, F09x, C0,
+    /// G0, L01x/02x, L41x-L46x, L496/4A6, L4R/4S, U0, WL, WB. Of the modelled lines exactly these have it.
+    @Test("the empty check is on exactly the lines ST's list names")
+    func emptyCheckLines() {
+        #expect(
+            McuFamily.all.filter(\.emptyCheck).map(\.id) == ["c071", "f042", "g0b1", "l41x", "l43x", "l45x", "l496", "l4r", "u0", "wb55"])
+    }
+
+    @Test("the entry methods that rest on the empty check are on empty-check lines only")
+    func entryNeedsEmptyCheck() {
+        let methods: [ApplicationEntry] = [.eraseFirstPage, .forceEmptyFlag]
+        let lines = McuFamily.all.filter { methods.contains($0.applicationEntry) }
+        #expect(lines.map(\.id) == ["c071", "f042"])
+        #expect(lines.allSatisfy { $0.emptyCheck })
     }
 
     @Test("G0B1 V9.2 clears the empty-check flag at startup")

@@ -21,10 +21,10 @@ struct PartRuleTests {
         return unit
     }
 
-    @Test("where AN2606 forbids the jump, the application's request comes back to user flash", arguments: cannotJump)
+    @Test("where AN2606 forbids the jump, a plain jump comes back to user flash", arguments: cannotJump)
     func jumpGoesBackToFlash(family: McuFamily) async throws {
         let unit = try await running(family)
-        unit.applicationRequestsBootloader()
+        unit.applicationJumpsToROM()
         #expect(unit.currentMode == .application)
         #expect(unit.backupRegister(0) == 0, "the start-up code consumed the magic")
         unit.setBoot0(true)
@@ -35,8 +35,59 @@ struct PartRuleTests {
     @Test("where the jump is allowed, the application's request reaches the ROM", arguments: canJump.prefix(6))
     func jumpReachesROM(family: McuFamily) async throws {
         let unit = try await running(family)
+        unit.applicationJumpsToROM()
+        #expect(unit.currentMode == .rom)
+    }
+
+    @Test("F042's entry erases the first page and reloads the option bytes: the empty check starts the ROM")
+    func eraseFirstPageEntry() async throws {
+        let f042 = try #require(McuFamily.named("f042"))
+        #expect(f042.applicationEntry == .eraseFirstPage)
+        let unit = try await running(f042)
+        let before = unit.flashContents().bytes
         unit.applicationRequestsBootloader()
         #expect(unit.currentMode == .rom)
+        let page = 1024 // f042's layout: 1 KiB pages
+        let after = unit.flashContents().bytes
+        #expect(after.prefix(page).allSatisfy { $0 == 0xFF }, "the vector table's page is erased")
+        #expect(after.dropFirst(page) == before.dropFirst(page), "nothing else is touched")
+        unit.reset(.system)
+        #expect(unit.currentMode == .rom, "the flag holds until the next option-byte load")
+        unit.powerCycle()
+        #expect(unit.currentMode == .rom, "power lost after the erase: the empty check keeps starting the ROM")
+    }
+
+    @Test("C071's entry forces the empty-check flag and resets: the ROM starts and nothing is erased")
+    func forceEmptyFlagEntry() async throws {
+        let c071 = try #require(McuFamily.named("c071"))
+        #expect(c071.applicationEntry == .forceEmptyFlag)
+        let unit = try await running(c071)
+        let before = unit.flashContents().bytes
+        unit.applicationRequestsBootloader()
+        #expect(unit.currentMode == .rom)
+        #expect(unit.flashContents().bytes == before)
+        unit.powerCycle()
+        #expect(unit.currentMode == .application, "a power-on reset evaluates the (programmed) first word again")
+    }
+
+    @Test("L0 has no entry: the request leaves the application running and the flash as it was")
+    func noEntry() async throws {
+        let l0 = try #require(McuFamily.named("l0"))
+        #expect(l0.applicationEntry == .none && !l0.emptyCheck)
+        let unit = try await running(l0)
+        let before = unit.flashContents().bytes
+        unit.applicationRequestsBootloader()
+        #expect(unit.currentMode == .application)
+        #expect(unit.flashContents().bytes == before)
+    }
+
+    @Test("only F042 and C071 enter by the empty check; only L0 has no entry")
+    func entryData() {
+        #expect(McuFamily.all.filter { $0.applicationEntry == .eraseFirstPage }.map(\.id) == ["f042"])
+        #expect(McuFamily.all.filter { $0.applicationEntry == .forceEmptyFlag }.map(\.id) == ["c071"])
+        #expect(McuFamily.all.filter { $0.applicationEntry == .none }.map(\.id) == ["l0"])
+        let jumping = McuFamily.all.filter { $0.applicationEntry == .backupRegisterJump }
+        #expect(jumping.allSatisfy { $0.applicationCanJumpToROM })
     }
 
     @Test("F042 and the other lines AN2606 restricts cannot jump; the F4 and G0 lines can")

@@ -48,5 +48,5 @@ DFH_CPU_u5 := cortex-m33
 DFH_CPU_u535 := cortex-m33
 DFH_CPU_u59x := cortex-m33
 DFH_CPU_wb55 := cortex-m4
-DFH_PARTS := f042 f072 f105 f2 f301 f303 f303xe f373 f401 f401xe f407 f411 f412 f413 f427 f446 f469 f72x f74x f76x g0b1 g431 g474 g491 h503 h523 h563 h72x h753 h7a3 l1 l1c4 l1c5 l41x l43x l45x l476 l496 l4p5 l4r l5 u0 u5 u535 u59x wb55
-DFH_REFUSED_PARTS := c071 l0
+DFH_PARTS := c071 f042 f072 f105 f2 f301 f303 f303xe f373 f401 f401xe f407 f411 f412 f413 f427 f446 f469 f72x f74x f76x g0b1 g431 g474 g491 h503 h523 h563 h72x h753 h7a3 l0 l1 l1c4 l1c5 l41x l43x l45x l476 l496 l4p5 l4r l5 u0 u5 u535 u59x wb55
+DFH_REFUSED_PARTS := 

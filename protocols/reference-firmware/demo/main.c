@@ -91,7 +91,7 @@ int main(void)
             if (outcome == DFH_REPLY_THEN_ENTER_BOOTLOADER) {
                 dfh_port_flush();
                 delay_ms(device.reset_delay_ms);
-                dfh_enter_bootloader();
+                (void)dfh_enter_bootloader(); /* returns only on a line without an entry */
             }
         }
         /* The product's own work goes here; the two demo versions differ in their pace. */

@@ -118,11 +118,13 @@ __attribute__((noreturn)) static inline void wait_for_reset(void)
 /* Oscillators start in microseconds; this bounds a wait on a part that would never set its flag. */
 #define READY_SPINS 1000000u
 
+#if defined(DFH_ENTRY_JUMP) || defined(DFH_ENTRY_ERASE_FIRST_PAGE)
 static void wait_until(uint32_t reg, uint32_t mask, uint32_t value)
 {
     for (uint32_t spins = 0; spins < READY_SPINS && (REG(reg) & mask) != value; spins++) {
     }
 }
+#endif
 
 #if defined(DFH_ENTRY_JUMP)
 
@@ -258,7 +260,7 @@ void dfh_boot_check(void)
     jump_to_system_memory();
 }
 
-void dfh_enter_bootloader(void)
+dfh_entry_result dfh_enter_bootloader(void)
 {
     interrupts_off();
     write_backup_register(DFH_BOOTLOADER_MAGIC);
@@ -301,7 +303,7 @@ DFH_RAMFUNC static void erase_first_page_and_reload(void)
  * code, runs when it is there. */
 void dfh_boot_check(void) {}
 
-void dfh_enter_bootloader(void)
+dfh_entry_result dfh_enter_bootloader(void)
 {
     interrupts_off(); /* the vector table is about to go */
     REG(SYST_CSR) = 0;
@@ -317,6 +319,35 @@ void dfh_enter_bootloader(void)
     REG(SCB_AIRCR) = AIRCR_VECTKEY | AIRCR_SYSRESETREQ;
     wait_for_reset();
 }
+
+#elif defined(DFH_ENTRY_FORCE_EMPTY_FLAG)
+
+/* Lines with the empty check and no backup register the kit can use (C071): set the empty-check flag
+ * (FLASH_ACR.PROGEMPTY) and reset. A system reset keeps the flag, only an option-byte load evaluates it
+ * again (ST's HAL_FLASHEx_ForceFlashEmpty), so the part boots its ROM; nothing is erased. */
+dfh_entry_result dfh_enter_bootloader(void)
+{
+    interrupts_off();
+    REG(DFH_FLASH_ACR) |= DFH_FLASH_ACR_EMPTY;
+    dsb();
+    REG(SCB_AIRCR) = AIRCR_VECTKEY | (REG(SCB_AIRCR) & AIRCR_PRIGROUP) | AIRCR_SYSRESETREQ;
+    dsb();
+    wait_for_reset();
+}
+
+/* The application runs, so its first word is programmed: a flag still set (a ROM that did not clear it
+ * and left by a jump) would send the next reset to the ROM. */
+void dfh_boot_check(void)
+{
+    if (REG(DFH_FLASH_ACR) & DFH_FLASH_ACR_EMPTY) REG(DFH_FLASH_ACR) &= ~DFH_FLASH_ACR_EMPTY;
+}
+
+#elif defined(DFH_ENTRY_NONE)
+
+/* No jump, no empty check (L0): no software entry the kit can make safe. BOOT0 only (PORTING.md). */
+void dfh_boot_check(void) {}
+
+dfh_entry_result dfh_enter_bootloader(void) { return DFH_ENTRY_NOT_POSSIBLE; }
 
 #elif !defined(DFH_ENTRY_REFUSED) /* refused lines have had their #error from parts.generated.h */
 #error "parts.generated.h gave this part line no entry method"

@@ -6,7 +6,8 @@
  *   id, deviceID, core, systemMemory, flashBase, entry, cache   the header's constants
  *   magicWrite A       the backup register the request wrote the magic to (the low half on F1)
  *   romVectors A       where the start-up check read the ROM's stack pointer
- *   erasePage A        the flash page the request erased (lines without a jump)
+ *   erasePage A        the flash page the request erased (erase-first-page)
+ *   emptyFlag A        the register whose empty-check bit the request set (force-empty-flag)
  *
  * It checks the order itself and exits 1 on a violation: the magic is written only while DBP and the
  * line's clocks are on, DBP and those clocks are off again before the reset, the reset comes last; the
@@ -140,12 +141,18 @@ static void on_write(uint32_t address, uint32_t value)
     if (value == DFH_BOOTLOADER_MAGIC || (DFH_BACKUP_REGISTER_HIGH && value == (DFH_BOOTLOADER_MAGIC & 0xFFFFu)))
         seen.magic_address = address;
 }
-#else
+#elif defined(DFH_ENTRY_ERASE_FIRST_PAGE)
 /* A page erase starts when STRT is set with PER: the page is FLASH_AR's value then. */
 static void on_write(uint32_t address, uint32_t value)
 {
     if (address == DFH_FLASH_CR && (value & DFH_FLASH_STRT) && (value & DFH_FLASH_PER))
         seen.erased_page = *slot(DFH_FLASH_AR);
+}
+#else
+static void on_write(uint32_t address, uint32_t value)
+{
+    (void)address;
+    (void)value;
 }
 #endif
 
@@ -229,6 +236,33 @@ int main(void)
     uint32_t before = (uint32_t)used;
     dfh_boot_check();
     if (used != before) fail("the start-up check touched a register on a line without the magic");
+    return failures ? 1 : 0;
+}
+
+#elif defined(DFH_ENTRY_FORCE_EMPTY_FLAG)
+int main(void)
+{
+    describe("force-empty-flag");
+    (void)seen; /* nothing to observe on the way: the flag is checked below */
+    resets = 0;
+    if (setjmp(escape) == 0) (void)dfh_enter_bootloader();
+    if (resets != 1) fail("the request did not end in one reset");
+    if (!(peek(DFH_FLASH_ACR) & DFH_FLASH_ACR_EMPTY)) fail("the empty-check flag is not set at the reset");
+    if (!(peek(AIRCR) & (1u << 2)) || (peek(AIRCR) >> 16) != 0x05FAu) fail("no AIRCR.SYSRESETREQ with VECTKEY");
+    printf("emptyFlag 0x%08X\n", DFH_FLASH_ACR);
+    dfh_boot_check();
+    if (peek(DFH_FLASH_ACR) & DFH_FLASH_ACR_EMPTY) fail("the start-up check left the empty-check flag set");
+    return failures ? 1 : 0;
+}
+
+#elif defined(DFH_ENTRY_NONE)
+int main(void)
+{
+    describe("none");
+    (void)seen;
+    if (dfh_enter_bootloader() != DFH_ENTRY_NOT_POSSIBLE) fail("the request did not say it is not possible");
+    dfh_boot_check();
+    if (used != 0 || peek(AIRCR) != 0) fail("a line without an entry touched a register");
     return failures ? 1 : 0;
 }
 #endif

@@ -71,6 +71,7 @@ bool dfh_glue_poll(void (*delay_ms)(uint32_t ms))
     USBD_CUSTOM_HID_HandleTypeDef *handle = (USBD_CUSTOM_HID_HandleTypeDef *)hUsbDeviceFS.pClassData;
     if (handle != NULL && handle->state != CUSTOM_HID_IDLE) return false;
     delay_ms(enter_delay_ms);
-    dfh_enter_bootloader();
+    (void)dfh_enter_bootloader(); /* returns only on a line without an entry: carry on */
+    enter_pending = false;
     return true;
 }

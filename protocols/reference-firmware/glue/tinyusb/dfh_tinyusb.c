@@ -82,6 +82,8 @@ bool dfh_glue_poll(void (*delay_ms)(uint32_t ms))
 {
     if (!enter_pending || !enter_sent) return false;
     delay_ms(enter_delay_ms);
-    dfh_enter_bootloader();
+    (void)dfh_enter_bootloader(); /* returns only on a line without an entry: carry on */
+    enter_pending = false;
+    enter_sent = false;
     return true;
 }

@@ -13,7 +13,8 @@
  *
  * On part lines whose ROM cannot be entered by a jump (F04x/F070x6, AN2606) dfh_enter_bootloader
  * instead erases the first flash page and reloads the option bytes, so the ROM's empty check starts
- * it, and dfh_boot_check does nothing (PORTING.md, "Entry without a jump").
+ * it, and dfh_boot_check does nothing; on C071 (no backup register) it sets the empty-check flag and
+ * resets; on L0 it returns DFH_ENTRY_NOT_POSSIBLE (PORTING.md, "Entry without a jump").
  */
 #ifndef DFUHOP_BOOT_ENTRY_H
 #define DFUHOP_BOOT_ENTRY_H
@@ -22,8 +23,16 @@
  * only the stack and constants in flash. Returns when no bootloader entry was requested. */
 void dfh_boot_check(void);
 
-/* Leaves the magic in the backup register and resets the MCU. Call once the ENTER_BOOTLOADER answer
- * has left the device and its announced reset delay has passed. */
-__attribute__((noreturn)) void dfh_enter_bootloader(void);
+typedef enum {
+    /* The part line has no software entry (L0: no jump, no empty check; PORTING.md): nothing was changed,
+     * the application runs on, and only BOOT0 reaches the ROM. */
+    DFH_ENTRY_NOT_POSSIBLE = 1,
+} dfh_entry_result;
+
+/* Leaves the magic in the backup register and resets the MCU (or the line's own entry, PORTING.md). Call
+ * once the ENTER_BOOTLOADER answer has left the device and its announced reset delay has passed. Returns
+ * only on a line without an entry (DFH_BOOTLOADER_ENTRY_POSSIBLE 0 in parts.generated.h), with
+ * DFH_ENTRY_NOT_POSSIBLE. */
+dfh_entry_result dfh_enter_bootloader(void);
 
 #endif

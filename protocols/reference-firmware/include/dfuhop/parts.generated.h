@@ -58,10 +58,21 @@
 #if 0
 #elif defined(DFH_PART_C071)
 /* STM32C071 (protocols/families/c071.json), DEV_ID 0x493, Cortex-M0+.
- * Registers: cmsis_device_c0 Include/stm32c071xx.h; cmsis_device_c0 Include/stm32c071xx.h
+ * Registers: cmsis_device_c0; cmsis_device_c0 Include/stm32c071xx.h (no RTC or TAMP backup register, no PWR DBP: the kit keeps no magic)
  *   (STMicroelectronics/cmsis_device_c0@fb56b1b70c73b74eacda2a4bcc36886444364ab3). */
-#error "DFH_PART_C071: STM32C071: stm32c071xx.h has no backup register (no RTC_BKP0R or TAMP_BKP0R) and no PWR DBP: nowhere to keep the magic across a reset; start the ROM with BOOT0 or an empty first flash word"
-#define DFH_ENTRY_REFUSED 1
+#define DFH_PART_ID "c071"
+#define DFH_PART_DEV_ID 0x493u
+#define DFH_PART_CORE "Cortex-M0+"
+#define DFH_PART_CPU_CORTEX_M0PLUS 1
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
+#define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+/* Entry by the empty-check flag: ['STMicroelectronics/stm32c0xx_hal_driver Src/stm32c0xx_hal_flash_ex.c at 41253e2f1d7ae4a4d0c379cf63f5bcf71fcf8eb3:', 'HAL_FLASHEx_ForceFlashEmpty sets FLASH_ACR.PROGEMPTY, which holds for every following reset that does not launch the option-byte loader;', 'FLASH_ACR_PROGEMPTY is bit 16 of FLASH_ACR (0x40022000) in cmsis_device_c0 Include/stm32c071xx.h at fb56b1b70c73b74eacda2a4bcc36886444364ab3;', 'the SuperCAN firmware (Jean Gressmann) enters the G0B1 ROM this way (FLASH_ACR_PROGEMPTY, then NVIC_SystemReset). Nothing is erased. Not run on a C071']. */
+#define DFH_ENTRY_FORCE_EMPTY_FLAG 1
+/* stm32c071xx.h: FLASH_R_BASE = AHBPERIPH_BASE (0x40020000) + 0x2000, ACR at +0x00, FLASH_ACR_PROGEMPTY_Pos 16 */
+#define DFH_FLASH_ACR 0x40022000u /* FLASH_ACR.PROGEMPTY */
+#define DFH_FLASH_ACR_EMPTY (1u << 16)
 #elif defined(DFH_PART_F042)
 /* STM32F042/048, F070x6 (protocols/families/f042.json), DEV_ID 0x445, Cortex-M0.
  * Registers: cmsis_device_f0 Include/stm32f042x6.h, stm32f072xb.h (the same addresses); stm32f042x6.h
@@ -70,8 +81,7 @@
 #define DFH_PART_DEV_ID 0x445u
 #define DFH_PART_CORE "Cortex-M0"
 #define DFH_PART_CPU_CORTEX_M0 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFFC400u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -93,7 +103,7 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
-/* No jump from the application: AN2606 (Rev 36 p. 39, STM32F04xxx note, as quoted in the ST community thread 'Jump to bootloader from application', 2019; issue 22 cites the same for F070x6): the empty check makes a jump from user code return to user flash. Entry by erasing the first flash page (PORTING.md). */
+/* No jump from the application: ['the device kit erases the page holding the vector table and sets FLASH_CR.OBL_LAUNCH: the option-byte load resets the part and', 'evaluates the empty-check flag again, which is updated only at option-byte loading (power-on or OBL_LAUNCH: RM0091 boot configuration', "note on F070x6, the same die as F04x, DEV_ID 0x445, as quoted in the ST community thread 'Empty check flag on STM32F030 (option bytes)');", "AN2606's note above: with the first word erased the ROM stays; Klipper3d/klipper PR 6959 (tested on F04x: erase, then jump)"]. Entry by erasing the first flash page (PORTING.md). */
 #define DFH_ENTRY_ERASE_FIRST_PAGE 1
 /* stm32f042x6.h: FLASH_R_BASE 0x40022000, FLASH_TypeDef KEYR +0x04, OPTKEYR +0x08, SR +0x0C, CR +0x10, AR +0x14; FLASH_KEY1/2, FLASH_OPTKEY1/2; FLASH_CR PER 1, STRT 6, LOCK 7, OPTWRE 9, OBL_LAUNCH 13; FLASH_SR BSY 0, EOP 5 */
 #define DFH_FLASH_KEYR 0x40022004u
@@ -118,8 +128,7 @@
 #define DFH_PART_DEV_ID 0x448u
 #define DFH_PART_CORE "Cortex-M0"
 #define DFH_PART_CPU_CORTEX_M0 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFFC800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -141,6 +150,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F105)
 /* STM32F105/107 (protocols/families/f105.json), DEV_ID 0x418, Cortex-M3.
@@ -150,8 +161,7 @@
 #define DFH_PART_DEV_ID 0x418u
 #define DFH_PART_CORE "Cortex-M3"
 #define DFH_PART_CPU_CORTEX_M3 1
-#define DFH_BACKUP_REGISTER 0x40006C04u /* family file backupRegister; BKP_DR1 (16 bits; DR2 at 0x40006C08 holds the upper half) in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0x40006C08u /* 16-bit backup registers: the magic's upper half */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFFB000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -173,6 +183,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40006C04u /* family file backupRegister; BKP_DR1 (16 bits; DR2 at 0x40006C08 holds the upper half) in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0x40006C08u /* 16-bit backup registers: the magic's upper half */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F2)
 /* STM32F205/207/215/217 (protocols/families/f2.json), DEV_ID 0x411, Cortex-M3.
@@ -182,8 +194,7 @@
 #define DFH_PART_DEV_ID 0x411u
 #define DFH_PART_CORE "Cortex-M3"
 #define DFH_PART_CPU_CORTEX_M3 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -205,6 +216,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F301)
 /* STM32F301/302x6/8, F318 (protocols/families/f301.json), DEV_ID 0x439, Cortex-M4.
@@ -214,8 +227,7 @@
 #define DFH_PART_DEV_ID 0x439u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -237,6 +249,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F303)
 /* STM32F302/303xB/C (protocols/families/f303.json), DEV_ID 0x422, Cortex-M4.
@@ -246,8 +260,7 @@
 #define DFH_PART_DEV_ID 0x422u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -269,6 +282,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F303XE)
 /* STM32F302/303xD/E, F398 (protocols/families/f303xe.json), DEV_ID 0x446, Cortex-M4.
@@ -278,8 +293,7 @@
 #define DFH_PART_DEV_ID 0x446u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -301,6 +315,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F373)
 /* STM32F373/378 (protocols/families/f373.json), DEV_ID 0x432, Cortex-M4.
@@ -310,8 +326,7 @@
 #define DFH_PART_DEV_ID 0x432u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFFD800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -333,6 +348,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F401)
 /* STM32F401xB/C (protocols/families/f401.json), DEV_ID 0x423, Cortex-M4.
@@ -342,8 +359,7 @@
 #define DFH_PART_DEV_ID 0x423u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -365,6 +381,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F401XE)
 /* STM32F401xD/E (protocols/families/f401xe.json), DEV_ID 0x433, Cortex-M4.
@@ -374,8 +392,7 @@
 #define DFH_PART_DEV_ID 0x433u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -397,6 +414,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F407)
 /* STM32F405/407/415/417 (protocols/families/f407.json), DEV_ID 0x413, Cortex-M4.
@@ -406,8 +425,7 @@
 #define DFH_PART_DEV_ID 0x413u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -429,6 +447,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F411)
 /* STM32F411xC/E (protocols/families/f411.json), DEV_ID 0x431, Cortex-M4.
@@ -438,8 +458,7 @@
 #define DFH_PART_DEV_ID 0x431u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -461,6 +480,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F412)
 /* STM32F412 (protocols/families/f412.json), DEV_ID 0x441, Cortex-M4.
@@ -470,8 +491,7 @@
 #define DFH_PART_DEV_ID 0x441u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -493,6 +513,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F413)
 /* STM32F413/423 (protocols/families/f413.json), DEV_ID 0x463, Cortex-M4.
@@ -502,8 +524,7 @@
 #define DFH_PART_DEV_ID 0x463u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -525,6 +546,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F427)
 /* STM32F427/429/437/439 (protocols/families/f427.json), DEV_ID 0x419, Cortex-M4.
@@ -534,8 +557,7 @@
 #define DFH_PART_DEV_ID 0x419u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -557,6 +579,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F446)
 /* STM32F446 (protocols/families/f446.json), DEV_ID 0x421, Cortex-M4.
@@ -566,8 +590,7 @@
 #define DFH_PART_DEV_ID 0x421u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -589,6 +612,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F469)
 /* STM32F469/479 (protocols/families/f469.json), DEV_ID 0x434, Cortex-M4.
@@ -598,8 +623,7 @@
 #define DFH_PART_DEV_ID 0x434u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -621,6 +645,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F72X)
 /* STM32F722/723/730/732/733 (protocols/families/f72x.json), DEV_ID 0x452, Cortex-M7.
@@ -630,8 +656,7 @@
 #define DFH_PART_DEV_ID 0x452u
 #define DFH_PART_CORE "Cortex-M7"
 #define DFH_PART_CPU_CORTEX_M7 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 1
@@ -653,6 +678,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F74X)
 /* STM32F745/746/756 (protocols/families/f74x.json), DEV_ID 0x449, Cortex-M7.
@@ -662,8 +689,7 @@
 #define DFH_PART_DEV_ID 0x449u
 #define DFH_PART_CORE "Cortex-M7"
 #define DFH_PART_CPU_CORTEX_M7 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 1
@@ -685,6 +711,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_F76X)
 /* STM32F765/767/769/777/779 (protocols/families/f76x.json), DEV_ID 0x451, Cortex-M7.
@@ -694,8 +722,7 @@
 #define DFH_PART_DEV_ID 0x451u
 #define DFH_PART_CORE "Cortex-M7"
 #define DFH_PART_CPU_CORTEX_M7 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 1
@@ -717,6 +744,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_G0B1)
 /* STM32G0B1/G0C1 (protocols/families/g0b1.json), DEV_ID 0x467, Cortex-M0+.
@@ -726,8 +755,7 @@
 #define DFH_PART_DEV_ID 0x467u
 #define DFH_PART_CORE "Cortex-M0+"
 #define DFH_PART_CPU_CORTEX_M0PLUS 1
-#define DFH_BACKUP_REGISTER 0x4000B100u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -749,6 +777,8 @@
 #define DFH_CFGR_SW 0x0u /* HSISYS as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x4000B100u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_G431)
 /* STM32G431/441 (protocols/families/g431.json), DEV_ID 0x468, Cortex-M4.
@@ -758,8 +788,7 @@
 #define DFH_PART_DEV_ID 0x468u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002500u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -781,6 +810,8 @@
 #define DFH_CFGR_SW 0x1u /* HSI16 as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x4u
+#define DFH_BACKUP_REGISTER 0x40002500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_G474)
 /* STM32G473/474/483/484 (protocols/families/g474.json), DEV_ID 0x469, Cortex-M4.
@@ -790,8 +821,7 @@
 #define DFH_PART_DEV_ID 0x469u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002500u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -813,6 +843,8 @@
 #define DFH_CFGR_SW 0x1u /* HSI16 as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x4u
+#define DFH_BACKUP_REGISTER 0x40002500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_G491)
 /* STM32G491/4A1 (protocols/families/g491.json), DEV_ID 0x479, Cortex-M4.
@@ -822,8 +854,7 @@
 #define DFH_PART_DEV_ID 0x479u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002500u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -845,6 +876,8 @@
 #define DFH_CFGR_SW 0x1u /* HSI16 as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x4u
+#define DFH_BACKUP_REGISTER 0x40002500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H503)
 /* STM32H503 (protocols/families/h503.json), DEV_ID 0x474, Cortex-M33.
@@ -854,8 +887,7 @@
 #define DFH_PART_DEV_ID 0x474u
 #define DFH_PART_CORE "Cortex-M33"
 #define DFH_PART_CPU_CORTEX_M33 1
-#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x0BF80000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -877,6 +909,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x18u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H523)
 /* STM32H523/533 (protocols/families/h523.json), DEV_ID 0x478, Cortex-M33.
@@ -886,8 +920,7 @@
 #define DFH_PART_DEV_ID 0x478u
 #define DFH_PART_CORE "Cortex-M33"
 #define DFH_PART_CPU_CORTEX_M33 1
-#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x0BF80000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -909,6 +942,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x18u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H563)
 /* STM32H562/563/573 (protocols/families/h563.json), DEV_ID 0x484, Cortex-M33.
@@ -918,8 +953,7 @@
 #define DFH_PART_DEV_ID 0x484u
 #define DFH_PART_CORE "Cortex-M33"
 #define DFH_PART_CPU_CORTEX_M33 1
-#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R (TAMP_BASE_NS 0x44007C00 + 0x100) in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x0BF80000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -941,6 +975,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x18u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x44007D00u /* family file backupRegister; TAMP_BKP0R (TAMP_BASE_NS 0x44007C00 + 0x100) in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H72X)
 /* STM32H723/725/730/733/735 (protocols/families/h72x.json), DEV_ID 0x483, Cortex-M7.
@@ -950,8 +986,7 @@
 #define DFH_PART_DEV_ID 0x483u
 #define DFH_PART_CORE "Cortex-M7"
 #define DFH_PART_CPU_CORTEX_M7 1
-#define DFH_BACKUP_REGISTER 0x58004050u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF09800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 1
@@ -973,6 +1008,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x58004050u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H753)
 /* STM32H742/743/750/753 (and H745/747/755/757 dual core) (protocols/families/h753.json), DEV_ID 0x450, Cortex-M7.
@@ -982,8 +1019,7 @@
 #define DFH_PART_DEV_ID 0x450u
 #define DFH_PART_CORE "Cortex-M7"
 #define DFH_PART_CPU_CORTEX_M7 1
-#define DFH_BACKUP_REGISTER 0x58004050u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF09800u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 1
@@ -1005,6 +1041,8 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x58004050u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_H7A3)
 /* STM32H7A3/7B3/7B0 (protocols/families/h7a3.json), DEV_ID 0x480, Cortex-M7.
@@ -1014,8 +1052,7 @@
 #define DFH_PART_DEV_ID 0x480u
 #define DFH_PART_CORE "Cortex-M7"
 #define DFH_PART_CPU_CORTEX_M7 1
-#define DFH_BACKUP_REGISTER 0x58004500u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF0A000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 1
@@ -1037,13 +1074,23 @@
 #define DFH_CFGR_SW 0x0u /* HSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x58004500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L0)
 /* STM32L07x/L08x (protocols/families/l0.json), DEV_ID 0x447, Cortex-M0+.
  * Registers: cmsis_device_l0 Include/stm32l053xx.h, stm32l072xx.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l053xx.h, stm32l072xx.h
  *   (STMicroelectronics/cmsis_device_l0@b3b1d7b134f5408c3e75363754d44a6aa11b1db1). */
-#error "DFH_PART_L0: STM32L07x/L08x: the application cannot jump to the ROM (AN2606 STM32L0 sections as issue 22's audit reads them: no jump from user code (not re-read here)) and the kit has no other entry for this line; start the ROM with BOOT0 high at reset (the profile's BOOT0 method)"
-#define DFH_ENTRY_REFUSED 1
+#define DFH_PART_ID "l0"
+#define DFH_PART_DEV_ID 0x447u
+#define DFH_PART_CORE "Cortex-M0+"
+#define DFH_PART_CPU_CORTEX_M0PLUS 1
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 0
+#define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
+#define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
+#define DFH_HAS_L1_CACHE 0
+/* No software entry: ["no empty check on L07x/L08x (ST knowledge base 'Empty check mechanism on STM32'): an application that erased its first page", 'to make the ROM stay would leave a unit that boots the erased flash and hangs after any interruption, until BOOT0; the kit offers no entry']. dfh_enter_bootloader() returns DFH_ENTRY_NOT_POSSIBLE. */
+#define DFH_ENTRY_NONE 1
 #elif defined(DFH_PART_L1)
 /* STM32L151/152/162 (category 3) (protocols/families/l1.json), DEV_ID 0x427, Cortex-M3.
  * Registers: cmsis_device_l1 Include/stm32l152xc.h, stm32l152xd.h, stm32l152xe.h; SW = 00 is MSI (RCC_CFGR_SW_MSI); stm32l152xc.h
@@ -1052,8 +1099,7 @@
 #define DFH_PART_DEV_ID 0x427u
 #define DFH_PART_CORE "Cortex-M3"
 #define DFH_PART_CPU_CORTEX_M3 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1075,6 +1121,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L1C4)
 /* STM32L151/152/162xD (category 4) (protocols/families/l1c4.json), DEV_ID 0x436, Cortex-M3.
@@ -1084,8 +1132,7 @@
 #define DFH_PART_DEV_ID 0x436u
 #define DFH_PART_CORE "Cortex-M3"
 #define DFH_PART_CPU_CORTEX_M3 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1107,6 +1154,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L1C5)
 /* STM32L151/152/162xE (categories 5 and 6) (protocols/families/l1c5.json), DEV_ID 0x437, Cortex-M3.
@@ -1116,8 +1165,7 @@
 #define DFH_PART_DEV_ID 0x437u
 #define DFH_PART_CORE "Cortex-M3"
 #define DFH_PART_CPU_CORTEX_M3 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FF00000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1139,6 +1187,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L41X)
 /* STM32L412/422 (protocols/families/l41x.json), DEV_ID 0x464, Cortex-M4.
@@ -1148,8 +1198,7 @@
 #define DFH_PART_DEV_ID 0x464u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1171,6 +1220,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L43X)
 /* STM32L431/432/433/442/443 (protocols/families/l43x.json), DEV_ID 0x435, Cortex-M4.
@@ -1180,8 +1231,7 @@
 #define DFH_PART_DEV_ID 0x435u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1203,6 +1253,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L45X)
 /* STM32L451/452/462 (protocols/families/l45x.json), DEV_ID 0x462, Cortex-M4.
@@ -1212,8 +1264,7 @@
 #define DFH_PART_DEV_ID 0x462u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1235,6 +1286,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L476)
 /* STM32L475/476/486 (protocols/families/l476.json), DEV_ID 0x415, Cortex-M4.
@@ -1244,8 +1297,7 @@
 #define DFH_PART_DEV_ID 0x415u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1267,6 +1319,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L496)
 /* STM32L496/4A6 (protocols/families/l496.json), DEV_ID 0x461, Cortex-M4.
@@ -1276,8 +1330,7 @@
 #define DFH_PART_DEV_ID 0x461u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1299,6 +1352,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L4P5)
 /* STM32L4P5/Q5 (protocols/families/l4p5.json), DEV_ID 0x471, Cortex-M4.
@@ -1308,8 +1363,7 @@
 #define DFH_PART_DEV_ID 0x471u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1331,6 +1385,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L4R)
 /* STM32L4R5/R7/R9/S5/S7/S9 (protocols/families/l4r.json), DEV_ID 0x470, Cortex-M4.
@@ -1340,8 +1396,7 @@
 #define DFH_PART_DEV_ID 0x470u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1363,6 +1418,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_L5)
 /* STM32L552/562 (protocols/families/l5.json), DEV_ID 0x472, Cortex-M33.
@@ -1372,8 +1429,7 @@
 #define DFH_PART_DEV_ID 0x472u
 #define DFH_PART_CORE "Cortex-M33"
 #define DFH_PART_CPU_CORTEX_M33 1
-#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1395,6 +1451,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40003500u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_U0)
 /* STM32U073/083 (protocols/families/u0.json), DEV_ID 0x489, Cortex-M0+.
@@ -1404,8 +1462,7 @@
 #define DFH_PART_DEV_ID 0x489u
 #define DFH_PART_CORE "Cortex-M0+"
 #define DFH_PART_CPU_CORTEX_M0PLUS 1
-#define DFH_BACKUP_REGISTER 0x4000B100u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1427,6 +1484,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0x38u
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x4000B100u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_U5)
 /* STM32U575/585 (protocols/families/u5.json), DEV_ID 0x482, Cortex-M33.
@@ -1436,8 +1495,7 @@
 #define DFH_PART_DEV_ID 0x482u
 #define DFH_PART_CORE "Cortex-M33"
 #define DFH_PART_CPU_CORTEX_M33 1
-#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R (TAMP_BASE_NS 0x46007C00 + 0x100) in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1459,6 +1517,8 @@
 #define DFH_CFGR_SW 0x0u /* MSIS as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R (TAMP_BASE_NS 0x46007C00 + 0x100) in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_U535)
 /* STM32U535/545 (protocols/families/u535.json), DEV_ID 0x455, Cortex-M33.
@@ -1468,8 +1528,7 @@
 #define DFH_PART_DEV_ID 0x455u
 #define DFH_PART_CORE "Cortex-M33"
 #define DFH_PART_CPU_CORTEX_M33 1
-#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1491,6 +1550,8 @@
 #define DFH_CFGR_SW 0x0u /* MSIS as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_U59X)
 /* STM32U595/599/5A5/5A9 (protocols/families/u59x.json), DEV_ID 0x481, Cortex-M33.
@@ -1500,8 +1561,7 @@
 #define DFH_PART_DEV_ID 0x481u
 #define DFH_PART_CORE "Cortex-M33"
 #define DFH_PART_CPU_CORTEX_M33 1
-#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x0BF90000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1523,6 +1583,8 @@
 #define DFH_CFGR_SW 0x0u /* MSIS as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x46007D00u /* family file backupRegister; TAMP_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #elif defined(DFH_PART_WB55)
 /* STM32WB55/35 (protocols/families/wb55.json), DEV_ID 0x495, Cortex-M4.
@@ -1532,8 +1594,7 @@
 #define DFH_PART_DEV_ID 0x495u
 #define DFH_PART_CORE "Cortex-M4"
 #define DFH_PART_CPU_CORTEX_M4 1
-#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
-#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
+#define DFH_BOOTLOADER_ENTRY_POSSIBLE 1
 #define DFH_SYSTEM_MEMORY 0x1FFF0000u /* family file systemMemory */
 #define DFH_FLASH_BASE 0x08000000u /* family file flash.base */
 #define DFH_HAS_L1_CACHE 0
@@ -1555,6 +1616,8 @@
 #define DFH_CFGR_SW 0x0u /* MSI as system clock, prescalers /1 */
 #define DFH_SWS_MASK 0xCu
 #define DFH_SWS_RESET 0x0u
+#define DFH_BACKUP_REGISTER 0x40002850u /* family file backupRegister; RTC_BKP0R in the header */
+#define DFH_BACKUP_REGISTER_HIGH 0u /* 32-bit backup register */
 #define DFH_ENTRY_JUMP 1 /* magic in backup register 0, reset, jump (spec section 7) */
 #else
 #error "define one DFH_PART_<ID> (protocols/reference-firmware/PORTING.md, 'Part lines', lists them)"
