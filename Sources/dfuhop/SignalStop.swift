@@ -35,8 +35,8 @@ private final class SignalWatch: Sendable {
     private init() {
         var ends: [Int32] = [0, 0]
         precondition(pipe(&ends) == 0, "a pipe for signals: \(String(cString: strerror(errno)))")
-        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }  // not inherited by BOOT0 hooks
-        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)  // a full pipe drops a byte rather than block the handler
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) } // not inherited by BOOT0 hooks
+        _ = fcntl(ends[1], F_SETFL, O_NONBLOCK) // a full pipe drops a byte rather than block the handler
         signalPipeWriteEnd = ends[1]
         Thread { [self, readEnd = ends[0]] in listen(readEnd) }.start()
     }
