@@ -112,6 +112,8 @@ struct ResultLine: Codable, Equatable, Sendable {
     var families: [FamilyJSON]?
     var summary: SummaryJSON?
     var replay: ReplayJSON?
+    /// `option-bytes`: the bytes read and their fields.
+    var optionBytes: OptionBytesJSON?
 
     /// A command's result; `runCommand` fills in the command's name.
     init(_ outcome: String) { self.init(command: "", outcome: outcome) }
