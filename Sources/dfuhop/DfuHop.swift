@@ -17,7 +17,7 @@ struct DfuHop: AsyncParsableCommand {
         version: Version.text,
         subcommands: [
             UpgradeCommand.self, ListCommand.self, InfoCommand.self, EnterDFUCommand.self, FlashCommand.self, ReadCommand.self,
-            LeaveCommand.self, EraseCommand.self,
+            OptionBytesCommand.self, LeaveCommand.self, EraseCommand.self,
             ImageCommand.self, JournalCommand.self, HistoryCommand.self, DoctorCommand.self, ExitCodesCommand.self,
             PackageCommand.self, KeyCommand.self, FamiliesCommand.self, ReplayCommand.self
         ])

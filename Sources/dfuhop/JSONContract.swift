@@ -116,6 +116,8 @@ struct ResultLine: Codable, Equatable, Sendable {
     var historyError: String?
     /// `history`: how many records were listed.
     var records: Int?
+    /// `option-bytes`: the bytes read and their fields.
+    var optionBytes: OptionBytesJSON?
 
     /// A command's result; `runCommand` fills in the command's name.
     init(_ outcome: String) { self.init(command: "", outcome: outcome) }

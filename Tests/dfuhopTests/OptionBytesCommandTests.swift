@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// `dfuhop option-bytes` on virtual units: decoded text and JSON, raw bytes where no layout exists, and no
+/// request that writes (judged from the command's own --record file and the unit's saved state).
+@Suite("CLI: option-bytes", .timeLimit(.minutes(10)))
+struct OptionBytesCommandTests {
+    @Test func decodesAG474InItsROM() async throws {
+        let result = try await Dfuhop.run("option-bytes", "--simulate", "g474:dfu")
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("option bytes of STM32G473/474/483/484 at 1-1: 48 bytes from 0x1FFF7800 (alternate 1)"), "\(result)")
+        #expect(result.stdout.contains("  0x1FFF7800  AA F8 EF FF"), "\(result)")
+        let rdp = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("RDP ") })
+        #expect(rdp.contains("0xAA") && rdp.contains("level 0: no read protection"), "\(rdp)")
+        let dbank = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("DBANK ") })
+        #expect(dbank.contains("dual bank"), "\(dbank)")
+        #expect(result.stdout.contains("(unverified)"), "the WRP words' placement is unverified: \(result)")
+        #expect(result.stdout.contains("protocols/option-bytes/g4.json"))
+    }
+
+    @Test func jsonNamesEveryFieldWithItsSource() async throws {
+        let result = try await Dfuhop.run("option-bytes", "--simulate", "f407:dfu", "--json")
+        #expect(result.status == 0, "\(result)")
+        let json = try result.json()
+        #expect(json["command"] as? String == "option-bytes" && json["outcome"] as? String == "read")
+        let options = try #require(json["optionBytes"] as? [String: Any])
+        #expect(options["family"] as? String == "f407" && options["address"] as? String == "0x1FFFC000")
+        #expect(options["length"] as? Int == 16 && (options["bytes"] as? String)?.hasPrefix("ECAAFF0F") == true)
+        let fields = try #require(options["fields"] as? [[String: Any]])
+        let rdp = try #require(fields.first { $0["name"] as? String == "RDP" })
+        #expect(rdp["value"] as? Int == 0xAA && rdp["unverified"] as? Bool == false)
+        #expect((rdp["source"] as? String)?.contains("FLASH_OPTCR_RDP_Pos 8") == true)
+        #expect(fields.allSatisfy { ($0["source"] as? String)?.isEmpty == false })
+        #expect(fields.contains { $0["name"] as? String == "BOR_LEV" && $0["meaning"] as? String == "BOR off" })
+    }
+
+    @Test func aPartLineWithoutALayoutShowsRawBytes() async throws {
+        let text = try await Dfuhop.run("option-bytes", "--simulate", "c071:dfu")
+        #expect(text.status == 0, "\(text)")
+        #expect(text.stdout.contains("not decoded: raw bytes shown"), "\(text)")
+        let json = try await Dfuhop.run("option-bytes", "--simulate", "c071:dfu", "--json")
+        let options = try #require(try json.json()["optionBytes"] as? [String: Any])
+        #expect(options["note"] as? String == "not decoded: raw bytes shown" && (options["fields"] as? [Any])?.isEmpty == true)
+        #expect(options["length"] as? Int == 128)
+    }
+
+    @Test func aRunningApplicationIsNotInDFU() async throws {
+        let result = try await Dfuhop.run("option-bytes", "--simulate", "g474:programmed", "--json")
+        #expect(result.status == 69, "\(result)")
+    }
+
+    /// The recording shows every request sent: the only DNLOADs are DfuSe "set address pointer" commands
+    /// (0x21), never data (wValue >= 2), erase (0x41), read unprotect (0x92) or a leave.
+    @Test func nothingIsWritten() async throws {
+        let directory = try TemporaryDirectory()
+        let state = directory.path("unit.json")
+        #expect(
+            try await Dfuhop.run(
+                "flash", DeviceCommandTests.example("demo-g474-v2.hex"), "--simulate", "g474:dfu", "--simulate-state", state
+            ).status == 0)
+        let before = try directory.read("unit.json")
+        let result = try await Dfuhop.run("option-bytes", "--simulate-state", state, "--record", directory.path("ob.jsonl"))
+        #expect(result.status == 0, "\(result)")
+        #expect(try directory.read("unit.json") == before, "the unit's saved state changed")
+        let lines = try String(contentsOfFile: directory.path("ob.jsonl"), encoding: .utf8).split(separator: "\n")
+        var downloads = 0
+        var uploads = 0
+        for line in lines {
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            guard let setup = event["setup"] as? [String: Any], let request = setup["bRequest"] as? Int else { continue }
+            if request == 2 { uploads += 1 }
+            guard request == 1 else { continue }
+            downloads += 1
+            #expect(setup["wValue"] as? Int == 0, "a data download: \(line)")
+            #expect(
+                (event["data"] as? String)?.hasPrefix("21") == true && (event["data"] as? String)?.count == 10,
+                "not a set-address command: \(line)")
+        }
+        #expect(downloads >= 1 && uploads >= 1, "the recording holds no read: \(lines.count) lines")
+    }
+}
