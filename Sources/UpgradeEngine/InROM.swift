@@ -308,7 +308,9 @@ extension UpgradeEngine {
     /// A unit whose UID only its ROM told (it showed nothing, or its ROM's UID could not be read before):
     /// its own journal entry, by UID, now that the UID is known.
     func adoptEntryOnceKnown(_ run: Run) throws {
-        guard run.resumed == nil, let journal = run.options.journal, let uid = run.before.uid else { return }
+        guard run.resumed == nil, !run.journalAskedByUID, let journal = run.options.journal, let uid = run.before.uid
+        else { return }
+        run.journalAskedByUID = true
         run.resumed = try journal.entry(for: uid.description)
         if let entry = run.resumed { onEvent(.resuming(entry)) }
     }

@@ -17,6 +17,7 @@ extension UpgradeEngine {
     func adoptJournal(for found: Found, _ run: Run) throws {
         guard let journal = run.options.journal else { return }
         if let uid = found.description.uid {
+            run.journalAskedByUID = true
             run.resumed = try journal.entry(for: uid.description)
             if let entry = run.resumed { onEvent(.resuming(entry)) }
             return

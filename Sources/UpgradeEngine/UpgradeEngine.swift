@@ -76,6 +76,9 @@ public struct UpgradeEngine: Sendable {
         var resumed: JournalEntry?
         /// An entry found by port for a unit that showed nothing: proven (or not) once its ROM answers.
         var candidateEntry: JournalEntry?
+        /// The journal was asked for the unit's UID before this run wrote an entry of its own: an entry found
+        /// under that UID later is this run's, not an earlier one's.
+        var journalAskedByUID = false
         /// Erasing has begun: from here on the unit holds a mix until verified, and stays in its ROM.
         var flashStarted = false
 

@@ -3,6 +3,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import Synchronization
 import Testing
 import USBTransport
 import UpgradeEngine
@@ -51,6 +52,23 @@ struct UpgradeEngineTests {
         #expect(unit.currentMode == .application)
         #expect(!unit.requestLog.contains { $0.isDestructive })
         #expect(unit.corruptedWords.isEmpty)
+    }
+
+    @Test("a run with no earlier entry resumes nothing: the entry it wrote itself is not an interrupted upgrade")
+    func ownEntryIsNotResumed() async throws {
+        let (_, bus, clock) = try Self.programmed(.g474)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-own-entry-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let resumings = Mutex(0)
+        let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+            if case .resuming = event { resumings.withLock { $0 += 1 } }
+        }
+        var options = UpgradeEngine.Options()
+        options.journal = JournalStore(directory: directory)
+        let result = try await engine.upgrade(try Self.image(.g474, 2), source: "v2", options: options)
+        #expect(result.outcome == .upgraded)
+        #expect(result.resumed == nil, "the result names no interrupted upgrade")
+        #expect(resumings.withLock { $0 } == 0, "no 'finishing an earlier upgrade' event")
     }
 
     @Test("a re-run on an upgraded unit touches nothing")
