@@ -7,8 +7,8 @@ import USBTransport
 
 /// The single operations behind `dfuhop flash`, `read`, `leave`, `erase` and `info`: each opens its
 /// transport through `withClient`/`withHID` (closed on every path), reports through `onEvent`, and uses
-/// the same rules as `upgrade` (the plan with the descriptor's span, the family's leave jump). The CLI
-/// only chooses the unit, parses and renders.
+/// the same rules as `upgrade` (the plan with the descriptor's span, the family's leave jump). The unit
+/// and its family are chosen by `selectDFU`/`selectApplication` (Select.swift); the CLI parses and renders.
 extension UpgradeEngine {
     /// A unit in its ROM bootloader, chosen by the caller, and its family.
     public struct DFUUnit: Sendable {

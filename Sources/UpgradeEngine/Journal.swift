@@ -121,6 +121,14 @@ public struct JournalStore: Sendable {
         return (found, unreadable)
     }
 
+    /// The key of the entry `name` names, however it is typed: a UID in upper case, "port-PATH" with its
+    /// prefix in lower case (the keys `write` uses).
+    public static func key(naming name: String) -> String {
+        if let uid = UnitName(text: name).uid { return uid }
+        if name.lowercased().hasPrefix("port-") { return "port-" + name.dropFirst(5) }
+        return name
+    }
+
     /// Whether the unit has an entry file, readable or not.
     public func hasEntry(for key: String) -> Bool { FileManager.default.fileExists(atPath: entryURL(key).path) }
 

@@ -100,7 +100,7 @@ extension UpgradeEngine {
         let journalFamily = run.candidateEntry.flatMap { McuFamily.named($0.family) } ?? run.resumed.flatMap { McuFamily.named($0.family) }
         let profileFamily = Self.familyFromDescriptor(file, profiles: run.options.profiles)
         if unit.family == nil, case .rom(let rom) = unit.reach {
-            return try familyAmong(rom.candidates, rom: rom, named: named ?? profileFamily ?? journalFamily)
+            return try Self.family(of: rom, named: named, suggested: profileFamily ?? journalFamily)
         }
         guard let family = unit.family ?? named ?? profileFamily ?? journalFamily else {
             throw UpgradeError(
@@ -108,20 +108,6 @@ extension UpgradeEngine {
                 phase: .plan, hint: "nothing was touched; give --family or --profile")
         }
         return family
-    }
-
-    /// A ROM several part lines share (F411/F446, L476/L496, ...): the one named (by --family, the product
-    /// profile or the journal), if it is among them; else the operator must say which.
-    func familyAmong(_ candidates: [McuFamily], rom: ROM, named: McuFamily?) throws -> McuFamily {
-        if let named, candidates.isEmpty || candidates.contains(where: { $0.id == named.id }) { return named }
-        let which = candidates.isEmpty ? "no part line dfuhop knows" : candidates.map(\.name).joined(separator: " or ")
-        throw UpgradeError(
-            .refused(
-                "the ROM at \(rom.identity.portPath) could be \(which)"
-                    + (named.map { ", not \($0.name)" } ?? "")), phase: .plan,
-            hint:
-                "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
-        )
     }
 
     /// `upgrade` writes the internal flash; other targets of a multi-target .dfu (option bytes, OTP) are

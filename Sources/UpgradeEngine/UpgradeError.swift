@@ -9,6 +9,8 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable {
         /// The image or request cannot be right for this unit.
         case refused(String)
+        /// The request itself is malformed (an empty unit name): nothing was looked at.
+        case invalidRequest(String)
         case noUnit(String)
         case ambiguous(String)
         /// Another process holds the unit's lock.
@@ -48,7 +50,8 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         let what: String =
             switch kind {
-            case .refused(let text), .noUnit(let text), .ambiguous(let text), .busy(let text), .needsBoot0(let text),
+            case .refused(let text), .invalidRequest(let text), .noUnit(let text), .ambiguous(let text), .busy(let text),
+                .needsBoot0(let text),
                 .notConfirmed(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
                 text
             case .cancelled: "cancelled"

@@ -110,6 +110,7 @@ struct Failure: Error, CustomStringConvertible {
         var failure: Failure
         switch error.kind {
         case .refused: failure = Failure(.refused, error.description)
+        case .invalidRequest: failure = Failure(.usage, error.description)
         case .noUnit: failure = Failure(.noDevice, error.description)
         case .ambiguous: failure = Failure(.ambiguous, error.description)
         case .busy: failure = Failure(.busy, error.description)

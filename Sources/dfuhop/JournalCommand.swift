@@ -71,9 +71,10 @@ struct JournalForget: AsyncParsableCommand {
 
     func run() async throws {
         let store = journal.store
-        let key = unit
+        let key = JournalStore.key(naming: unit)
         let asJSON = json
         try await runCommand("journal forget", json: asJSON) {
+            guard !key.allSatisfy(\.isWhitespace) else { throw Failure(.usage, "the unit's name is empty") }
             // An unreadable entry can be forgotten too: that is the way out its error names.
             guard store.hasEntry(for: key) else {
                 throw Failure(
