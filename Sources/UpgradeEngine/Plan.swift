@@ -93,9 +93,8 @@ extension UpgradeEngine {
     func family(for file: FirmwareImage, unit: Found, run: Run) throws -> McuFamily {
         let named = run.options.family
         if let reported = unit.family, let named, named.id != reported.id {
-            throw UpgradeError(
-                .refused("--family \(named.id) does not match the unit, which is an \(reported.name)"), phase: .plan,
-                hint: "nothing was touched; drop --family (dfuhop knows this unit's MCU)")
+            let reason = Refusal.familyMismatch(named: named.id, unit: [reported.name], port: unit.description.portPath)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         let journalFamily = run.candidateEntry.flatMap { McuFamily.named($0.family) } ?? run.resumed.flatMap { McuFamily.named($0.family) }
         let profileFamily = Self.familyFromDescriptor(file, profiles: run.options.profiles)
@@ -103,9 +102,8 @@ extension UpgradeEngine {
             return try Self.family(of: rom, named: named, suggested: profileFamily ?? journalFamily)
         }
         guard let family = unit.family ?? named ?? profileFamily ?? journalFamily else {
-            throw UpgradeError(
-                .refused("cannot tell which MCU the unit has: it does not answer and \(run.source)'s product has no profile"),
-                phase: .plan, hint: "nothing was touched; give --family or --profile")
+            let reason = Refusal.unknownFamily(source: run.source)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         return family
     }

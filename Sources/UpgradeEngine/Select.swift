@@ -134,23 +134,15 @@ extension UpgradeEngine {
         func allowed(_ family: McuFamily) -> Bool { candidates.isEmpty || candidates.contains { $0.id == family.id } }
         if let named {
             guard allowed(named) else {
-                throw UpgradeError(
-                    .refused(
-                        "--family \(named.id) does not match the unit at \(rom.identity.portPath): its ROM shows the flash of "
-                            + candidates.map(\.name).joined(separator: " or ")),
-                    phase: .plan, hint: "nothing was touched; drop --family")
+                let reason = Refusal.familyMismatch(named: named.id, unit: candidates.map(\.name), port: rom.identity.portPath)
+                throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
             }
             return named
         }
         if let known { return known }
         if candidates.count == 1 { return candidates[0] }
         if let suggested, allowed(suggested) { return suggested }
-        let which = candidates.isEmpty ? "no part line dfuhop knows" : candidates.map(\.name).joined(separator: " or ")
-        throw UpgradeError(
-            .refused("the ROM at \(rom.identity.portPath) could be \(which)" + (suggested.map { ", not \($0.name)" } ?? "")),
-            phase: .plan,
-            hint:
-                "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
-        )
+        let reason = Refusal.needsFamily(port: rom.identity.portPath, candidates: candidates, suggested: suggested)
+        throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
     }
 }

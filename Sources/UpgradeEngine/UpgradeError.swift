@@ -7,8 +7,8 @@ import USBTransport
 /// can act on. Errors of the layers below are carried, not flattened.
 public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable {
-        /// The image or request cannot be right for this unit.
-        case refused(String)
+        /// The image or request cannot be right for this unit: why, as data.
+        case refused(Refusal)
         /// The request itself is malformed (an empty unit name): nothing was looked at.
         case invalidRequest(String)
         case noUnit(String)
@@ -50,7 +50,8 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         let what: String =
             switch kind {
-            case .refused(let text), .invalidRequest(let text), .noUnit(let text), .ambiguous(let text), .busy(let text),
+            case .refused(let reason): reason.description
+            case .invalidRequest(let text), .noUnit(let text), .ambiguous(let text), .busy(let text),
                 .needsBoot0(let text),
                 .notConfirmed(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
                 text
@@ -130,6 +131,11 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
 
     /// Whether the failure left the unit as it was: before the ROM was entered, or returned from it.
     public var unitUntouched: Bool { phase <= .plan || unitReturned }
+}
+
+extension UpgradeError.Kind {
+    /// A refusal not typed yet, as the engine words it (`Refusal.other`).
+    static func refused(_ text: String) -> UpgradeError.Kind { .refused(.other(text)) }
 }
 
 extension UpgradePhase: Comparable {

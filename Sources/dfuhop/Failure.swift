@@ -4,6 +4,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import USBTransport
 import UpdatePackage
 import UpgradeEngine
@@ -132,7 +133,46 @@ struct Failure: Error, CustomStringConvertible {
         if failure.status == .noDevice, !error.unitUntouched { failure.status = .usbError }
         failure.message = error.description
         failure.hint = error.hint
+        if case .refused(let reason) = error.kind, let (message, hint) = refusal(reason) {
+            failure.message = "\(error.phase): \(message)"
+            failure.hint = hint
+        }
         return failure
+    }
+
+    /// A refusal the engine gives as data, in dfuhop's words: the sentence and the hint name dfuhop's flags.
+    /// nil: a reason not typed yet, shown as the engine words it.
+    static func refusal(_ reason: Refusal) -> (message: String, hint: String)? {
+        func product(_ id: UInt32) -> String { "0x\(Hex.digits(id, width: 8))" }
+        switch reason {
+        case .downgrade: return (reason.description, "nothing was written; pass --allow-downgrade if you mean it")
+        case .otherBuild: return (reason.description, "nothing was written; pass --allow-downgrade to replace it with this build")
+        case .otherThanAssumedProduct(let source, let image, let assumed):
+            return ("\(source) is for product \(product(image)); --assume-product says the unit is \(product(assumed))", reason.hint)
+        case .unknownFamily: return (reason.description, "nothing was touched; give --family or --profile")
+        case .otherProduct: return nil
+        case .assumedProductContradicted(let assumed, let unit, let seenIn):
+            return (
+                "--assume-product says the unit is \(product(assumed)); it holds product \(product(unit)) (\(seenIn))",
+                "nothing was written; drop --assume-product: the unit tells its product"
+            )
+        case .unknownProduct(let image):
+            return (
+                reason.description,
+                "nothing was written; if you know the unit is a \(product(image)) unit, run again with --assume-product \(product(image))"
+            )
+        case .familyMismatch(let named, let unit, let port):
+            return (
+                "--family \(named) does not match the unit\(port.map { " at \($0)" } ?? ""), which is \(unit.joined(separator: " or "))",
+                "nothing was touched; drop --family (dfuhop can tell this unit's MCU)"
+            )
+        case .needsFamily(_, let candidates, _):
+            return (
+                reason.description,
+                "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
+            )
+        case .other: return nil
+        }
     }
 
     static func package(_ error: PackageError) -> Failure {

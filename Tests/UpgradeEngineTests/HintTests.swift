@@ -204,6 +204,12 @@ struct HintTests {
     /// different image, a firmware fix): a final state.
     static func follow(_ hint: String, error: UpgradeError, bench: Bench, options: inout UpgradeEngine.Options) async throws -> Bool {
         var acted = false
+        switch error.kind {
+        case .refused(.downgrade), .refused(.otherBuild):
+            options.allowDowngrade = true
+            acted = true
+        default: break
+        }
         if hint.contains("--allow-downgrade") {
             options.allowDowngrade = true
             acted = true

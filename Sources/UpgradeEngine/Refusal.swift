@@ -1,0 +1,79 @@
+import DeviceProfiles
+import FirmwareImage
+import HexFormat
+
+/// Why the engine will not do what was asked, as data (issue 23): an embedder words it its own way, and
+/// `description` is a neutral sentence that names no command-line flag. The dfuhop command turns each
+/// reason into its own sentence and names its flags (dfuhop/Failure.swift). Reasons not typed yet are
+/// `.other` (`UpgradeError.Kind.refused(_: String)` makes one).
+public enum Refusal: Sendable, Hashable, CustomStringConvertible {
+    /// The image is older than a version the unit holds (`seenIn`: where that version was seen).
+    case downgrade(source: String, from: FirmwareVersion, to: FirmwareVersion, seenIn: String)
+    /// The unit holds another build of the image's version.
+    case otherBuild(source: String, version: FirmwareVersion)
+    /// The image is for another product than the unit holds.
+    case otherProduct(source: String, image: UInt32, unit: UInt32, seenIn: String)
+    /// The caller's statement of the unit's product contradicts the product the unit holds.
+    case assumedProductContradicted(assumed: UInt32, unit: UInt32, seenIn: String)
+    /// The image is for another product than the caller says the unit is.
+    case otherThanAssumedProduct(source: String, image: UInt32, assumed: UInt32)
+    /// Nothing tells the unit's product: it did not answer, and its flash holds no readable descriptor but
+    /// is not blank. `image`: the image's product, which the caller may state the unit is.
+    case unknownProduct(image: UInt32)
+    /// The family the caller named contradicts the unit's (`unit`: the part lines its ROM or application shows).
+    case familyMismatch(named: String, unit: [String], port: String?)
+    /// A ROM several part lines share (or none dfuhop knows), and nothing names one: the caller must.
+    /// `suggested`: a family a product profile or the journal named that is not among them.
+    case needsFamily(port: String, candidates: [McuFamily], suggested: McuFamily?)
+    /// The unit does not answer, and nothing tells its MCU: the caller must name the family or the product.
+    case unknownFamily(source: String)
+    /// Not typed yet: the sentence as the engine words it.
+    case other(String)
+
+    public var description: String {
+        switch self {
+        case .downgrade(let source, let from, let to, let seenIn):
+            "\(source) holds version \(to), older than the \(from) the unit holds (\(seenIn))"
+        case .otherBuild(let source, let version):
+            "the unit holds a different build of version \(version) than \(source)"
+        case .otherProduct(let source, let image, let unit, let seenIn):
+            "\(source) is for product \(Self.product(image)); the unit holds product \(Self.product(unit)) (\(seenIn))"
+        case .assumedProductContradicted(let assumed, let unit, let seenIn):
+            "the unit was said to be product \(Self.product(assumed)); it holds product \(Self.product(unit)) (\(seenIn))"
+        case .otherThanAssumedProduct(let source, let image, let assumed):
+            "\(source) is for product \(Self.product(image)); the unit was said to be product \(Self.product(assumed))"
+        case .unknownProduct:
+            "cannot tell which product the unit holds: it did not answer, and its flash holds no readable image "
+                + "descriptor but is not blank"
+        case .familyMismatch(let named, let unit, let port):
+            "the unit\(port.map { " at \($0)" } ?? "") is \(unit.joined(separator: " or ")), not the \(named) named"
+        case .needsFamily(let port, let candidates, let suggested):
+            "the ROM at \(port) could be "
+                + (candidates.isEmpty ? "no part line dfuhop knows" : candidates.map(\.name).joined(separator: " or "))
+                + (suggested.map { ", not \($0.name)" } ?? "")
+        case .unknownFamily(let source):
+            "cannot tell which MCU the unit has: it does not answer and \(source)'s product has no profile"
+        case .other(let text): text
+        }
+    }
+
+    /// The next step, neutrally worded: what an embedder's caller can do (nothing on the unit was written).
+    public var hint: String {
+        switch self {
+        case .downgrade: "nothing was written; allow a downgrade if you mean it"
+        case .otherBuild: "nothing was written; allow a downgrade to replace it with this build"
+        case .otherProduct, .otherThanAssumedProduct: "nothing was written; pick the image built for this product"
+        case .assumedProductContradicted: "nothing was written; do not state the product: the unit tells it"
+        case .unknownProduct(let image):
+            "nothing was written; if you know the unit is a \(Self.product(image)) unit, state that product and run again"
+        case .familyMismatch: "nothing was touched; do not name the family: the unit shows it"
+        case .needsFamily(_, let candidates, _):
+            "nothing was touched; name the family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
+        case .unknownFamily: "nothing was touched; name the family or give the product's profile"
+        case .other: "nothing was touched"
+        }
+    }
+
+    /// A product id as every message prints it.
+    static func product(_ id: UInt32) -> String { "0x\(Hex.digits(id, width: 8))" }
+}
