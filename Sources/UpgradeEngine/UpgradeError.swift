@@ -76,6 +76,11 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
             return wrap(CancellationError(), phase: phase)
         case let error as DfuSeError where error.category == .cancelled:
             return UpgradeError(.cancelled, phase: phase, hint: "run the same command again to finish the upgrade")
+        case let error as DfuSeError where error.isOptionBytesAddressRefusal:
+            // Nothing was written: the unit is in its ROM as it was (DfuSeClient.writeOptionBytes).
+            return UpgradeError(
+                .flash(error), phase: phase,
+                hint: "nothing was written; the ROM refuses this part line's option-byte address: is the family right?")
         case let error as DfuSeError where error.category == .verifyFailed:
             // Flash.swift rewrote every sector once more before this stands: the flash does not keep what is written.
             return UpgradeError(
@@ -131,6 +136,12 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
 
     /// Whether the failure left the unit as it was: before the ROM was entered, or returned from it.
     public var unitUntouched: Bool { phase <= .plan || unitReturned }
+}
+
+extension DfuSeError {
+    var isOptionBytesAddressRefusal: Bool {
+        if case .optionBytesAddressRefused = self { true } else { false }
+    }
 }
 
 extension UpgradeError.Kind {
