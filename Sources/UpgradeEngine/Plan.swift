@@ -114,11 +114,8 @@ extension UpgradeEngine {
         let others = file.targets.filter { $0.alternateSetting != 0 && !$0.segments.isEmpty }
         guard others.isEmpty else {
             let names = others.map { "alternate setting \($0.alternateSetting)" + ($0.name.map { " (\($0))" } ?? "") }
-            throw UpgradeError(
-                .refused("\(source) also holds \(names.joined(separator: ", ")), which `upgrade` does not write"),
-                phase: .plan,
-                hint: "nothing was touched; put option bytes the product needs in its profile "
-                    + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only")
+            let reason = Refusal.otherTargets(source: source, targets: names)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
     }
 

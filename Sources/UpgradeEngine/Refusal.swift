@@ -27,6 +27,14 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
     case needsFamily(port: String, candidates: [McuFamily], suggested: McuFamily?)
     /// The unit does not answer, and nothing tells its MCU: the caller must name the family or the product.
     case unknownFamily(source: String)
+    /// The unit's option bytes differ from what its product needs (`unit`: "NAME=value" as read, `required`:
+    /// as the profile names them), and the write is not allowed (`allowed` false), or is but no BOOT0 path can
+    /// bring the unit back after the reset it causes.
+    case optionBytesNeedConsent(unit: [String], product: String, required: [String], allowed: Bool)
+    /// The image holds other targets than the internal flash (option bytes, OTP), which an upgrade does not write.
+    case otherTargets(source: String, targets: [String])
+    /// Leaving DFU for the application in flash, which holds none (`reset`: its reset vector).
+    case noApplication(flashBase: UInt32, reset: UInt32)
     /// Not typed yet: the sentence as the engine words it.
     case other(String)
 
@@ -53,6 +61,12 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
                 + (suggested.map { ", not \($0.name)" } ?? "")
         case .unknownFamily(let source):
             "cannot tell which MCU the unit has: it does not answer and \(source)'s product has no profile"
+        case .optionBytesNeedConsent(let unit, let product, let required, _):
+            "the unit has \(unit.joined(separator: ", ")); \(product) needs \(required.joined(separator: ", "))"
+        case .otherTargets(let source, let targets):
+            "\(source) also holds \(targets.joined(separator: ", ")), which an upgrade does not write"
+        case .noApplication(let base, let reset):
+            "the flash at \(Hex.word(base)) holds no application (reset vector \(Hex.word(reset)))"
         case .other(let text): text
         }
     }
@@ -70,6 +84,14 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
         case .needsFamily(_, let candidates, _):
             "nothing was touched; name the family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
         case .unknownFamily: "nothing was touched; name the family or give the product's profile"
+        case .optionBytesNeedConsent(_, _, _, let allowed):
+            allowed
+                ? "nothing was written; the write resets the unit, and only a BOOT0 path can bring it back: configure one"
+                : "nothing was written; allow the option-byte write and run again (the write resets the unit; it is reached again)"
+        case .otherTargets:
+            "nothing was touched; put option bytes the product needs in its profile (\"requiredOptionBytes\"), "
+                + "and give the flash image only"
+        case .noApplication: "nothing was sent; flash an application first"
         case .other: "nothing was touched"
         }
     }

@@ -150,6 +150,19 @@ struct Failure: Error, CustomStringConvertible {
         case .otherThanAssumedProduct(let source, let image, let assumed):
             return ("\(source) is for product \(product(image)); --assume-product says the unit is \(product(assumed))", reason.hint)
         case .unknownFamily: return (reason.description, "nothing was touched; give --family or --profile")
+        case .optionBytesNeedConsent(_, _, _, let allowed):
+            let next =
+                allowed
+                ? "the write resets the unit, and only the BOOT0 path can bring it back: give --boot0-command or run on a terminal"
+                : "run again with --write-option-bytes (the write resets the unit; dfuhop reaches it again)"
+            return (reason.description, "nothing was written; " + next)
+        case .otherTargets(let source, let targets):
+            return (
+                "\(source) also holds \(targets.joined(separator: ", ")), which `upgrade` does not write",
+                "nothing was touched; put option bytes the product needs in its profile "
+                    + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only"
+            )
+        case .noApplication: return (reason.description, "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
         case .otherProduct: return nil
         case .assumedProductContradicted(let assumed, let unit, let seenIn):
             return (

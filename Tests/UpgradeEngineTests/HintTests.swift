@@ -208,6 +208,12 @@ struct HintTests {
         case .refused(.downgrade), .refused(.otherBuild):
             options.allowDowngrade = true
             acted = true
+        case .refused(.optionBytesNeedConsent(_, _, _, allowed: false)):
+            options.writeOptionBytes = true
+            acted = true
+        case .refused(.optionBytesNeedConsent(_, _, _, allowed: true)):
+            options.boot0 = FaultCampaignTests.options(bench.bus, journal: bench.journal).boot0
+            acted = true
         default: break
         }
         if hint.contains("--allow-downgrade") {
