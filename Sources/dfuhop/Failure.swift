@@ -52,7 +52,7 @@ struct Failure: Error, CustomStringConvertible {
         case let error as ProductProfileError:
             return Failure(.configuration, error.description)
         case let error as JournalError:
-            return Failure(.configuration, error.description, hint: error.hint)
+            return Failure(.configuration, error.description, hint: journalHint(error))
         case let error as PackageError:
             return package(error)
         default:
@@ -118,6 +118,7 @@ struct Failure: Error, CustomStringConvertible {
         case .needsBoot0: failure = Failure(.needsBoot0, error.description)
         case .journal(let journalError):
             failure = Failure(journalError.unreadableKey == nil ? .cannotWrite : .configuration, error.description)
+            failure.hint = error.hint.replacingOccurrences(of: journalError.hint, with: journalHint(journalError))
         case .notConfirmed: failure = Failure(.notConfirmed, error.description)
         case .readProtected: failure = Failure(.refused, error.description)
         case .untrusted: failure = Failure(.untrustedPackage, error.description)
@@ -132,12 +133,19 @@ struct Failure: Error, CustomStringConvertible {
         // say) is a USB failure, recoverable by running again (74), whichever layer saw it leave.
         if failure.status == .noDevice, !error.unitUntouched { failure.status = .usbError }
         failure.message = error.description
-        failure.hint = error.hint
+        if case .journal = error.kind {} else { failure.hint = error.hint }
         if case .refused(let reason) = error.kind, let (message, hint) = refusal(reason) {
             failure.message = "\(error.phase): \(message)"
             failure.hint = hint
         }
         return failure
+    }
+
+    /// What to do about a journal error, naming dfuhop's commands and flags.
+    static func journalHint(_ error: JournalError) -> String {
+        guard let key = error.unreadableKey else { return "fix the journal directory (--state-dir)" }
+        return
+            "if no upgrade of unit \(key) is in progress elsewhere, drop the entry with `dfuhop journal forget \(key)` (same --state-dir)"
     }
 
     /// A refusal the engine gives as data, in dfuhop's words: the sentence and the hint name dfuhop's flags.

@@ -56,7 +56,7 @@ struct JournalList: AsyncParsableCommand {
             // Readable entries are listed all the same; an unreadable one fails the command (exit 78) and names its key.
             if let first = unreadable.first {
                 throw Failure(
-                    .configuration, unreadable.map(\.description).joined(separator: "; "), hint: first.hint)
+                    .configuration, unreadable.map(\.description).joined(separator: "; "), hint: Failure.journalHint(first))
             }
             return result
         }
