@@ -134,7 +134,7 @@ extension UpgradeEngine {
             let names = wanted.map { "\($0.description.classification.rawValue) unit at \($0.description.portPath ?? "?")" }
             throw UpgradeError(
                 .ambiguous("\(names.count) units match: \(names.joined(separator: ", "))"), phase: .find,
-                hint: "nothing was touched; name one with --unit PORT (or its unique ID), or use --all")
+                hint: "nothing was touched; " + NextStep.nameOneUnit(orAll: true).clause, next: .nameOneUnit(orAll: true))
         }
         if let found = wanted.first { return found }
         return try silentUnit(name, options: options, busIsEmpty: devices.isEmpty)
@@ -154,8 +154,8 @@ extension UpgradeEngine {
                 (port, journaled) = (entry.portPath, true)
             } else {
                 throw UpgradeError(
-                    .noUnit("no unit matches --unit \(name)"), phase: .find,
-                    hint: "nothing was touched; `dfuhop list` shows the units and their ports: name one by its port")
+                    .noUnit("no unit matches the name \(name)"), phase: .find,
+                    hint: "nothing was touched; " + NextStep.nameAListedUnit.clause, next: .nameAListedUnit)
             }
         } else if !busIsEmpty {
             throw UpgradeError(.noUnit("no unit on the bus matches"), phase: .find, hint: "nothing was touched")
@@ -164,7 +164,7 @@ extension UpgradeEngine {
             throw UpgradeError(
                 .noUnit(port.map { "no unit shows at \($0)" } ?? "no unit is connected"), phase: .find,
                 hint: "nothing was touched; plug the unit in (a blank one shows nothing until its ROM is started: "
-                    + "hold BOOT0 while plugging it in, or give --boot0-command), then run this again")
+                    + "hold BOOT0 while plugging it in, or \(NextStep.plugInOrBoot0.clause)), then run this again", next: .plugInOrBoot0)
         }
         let description = UnitDescription(
             classification: .absent, uid: nil, familyID: "?", portPath: port, dfuSerial: nil,

@@ -99,3 +99,34 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
     /// A product id as every message prints it.
     static func product(_ id: UInt32) -> String { "0x\(Hex.digits(id, width: 8))" }
 }
+
+/// What the caller can do next, as data, where the step is one a front end names its own way (a flag, a
+/// command): `UpgradeError.hint` says it neutrally, and the dfuhop command words it (dfuhop/Failure.swift).
+public enum NextStep: Sendable, Hashable {
+    /// Several units match: name one, or (`orAll`) take every unit.
+    case nameOneUnit(orAll: Bool)
+    /// The name matches nothing on the bus: list the units and name one by its port.
+    case nameAListedUnit
+    /// Nothing in the state the command needs is connected: the unit in its ROM (`inROM`), or its application.
+    case connect(inROM: Bool)
+    /// Nothing shows and no BOOT0 path is set up: plug the unit in; a blank one shows nothing until BOOT0.
+    case plugInOrBoot0
+    /// Read protection level 1: only a read-unprotect from the unit's ROM clears it (erasing the whole flash).
+    case readUnprotect
+    /// Reading the flash may hang an ECC part's ROM (a torn word): stating the unit's product reads none.
+    case stateProduct
+
+    /// The words of `UpgradeError.hint` that say this step, which a front end replaces with its own.
+    public var clause: String {
+        switch self {
+        case .nameOneUnit(let orAll): "name one by its port, serial or unique ID" + (orAll ? ", or upgrade every unit" : "")
+        case .nameAListedUnit: "list the units and their ports, and name one by its port"
+        case .connect(inROM: true):
+            "put the unit in its ROM bootloader (from its application, or hold BOOT0 while plugging it in), then run this again"
+        case .connect(inROM: false): "is the unit plugged in and running its application?"
+        case .plugInOrBoot0: "set up a BOOT0 path"
+        case .readUnprotect: "enter the unit's ROM, read-unprotect it"
+        case .stateProduct: "stating the product the unit is, which reads no flash"
+        }
+    }
+}

@@ -87,18 +87,16 @@ extension UpgradeEngine {
         }
         func shown(_ device: DiscoveredDevice) -> String { "\(device.identity.serialNumber ?? "no serial") at \(device.identity.portPath)" }
         guard !matching.isEmpty else {
-            let none =
-                showing == .rom
-                ? "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again"
-                : "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)"
+            let none = NextStep.connect(inROM: showing == .rom)
             throw UpgradeError(
                 .noUnit("no \(showing.rawValue)\(name.map { " matching \"\($0)\"" } ?? "") is connected"), phase: .find,
-                hint: devices.isEmpty ? none : "connected: \(devices.map(shown).joined(separator: ", "))")
+                hint: devices.isEmpty ? none.clause : "connected: \(devices.map(shown).joined(separator: ", "))",
+                next: devices.isEmpty ? none : nil)
         }
         guard matching.count == 1, let only = unit(matching[0]) else {
             throw UpgradeError(
                 .ambiguous("\(matching.count) of them are connected: \(matching.map(shown).joined(separator: ", "))"), phase: .find,
-                hint: "name one with --unit SERIAL, --unit PORT or its unique ID")
+                hint: NextStep.nameOneUnit(orAll: false).clause, next: .nameOneUnit(orAll: false))
         }
         return only
     }

@@ -40,11 +40,14 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public var hint: String
     /// The unit had been taken into its ROM and was sent back to its application before this error.
     public var unitReturned = false
+    /// The step `hint` describes, where a front end names it its own way (a flag or a command).
+    public var nextStep: NextStep?
 
-    public init(_ kind: Kind, phase: UpgradePhase, hint: String) {
+    public init(_ kind: Kind, phase: UpgradePhase, hint: String, next: NextStep? = nil) {
         self.kind = kind
         self.phase = phase
         self.hint = hint
+        self.nextStep = next
     }
 
     public var description: String {

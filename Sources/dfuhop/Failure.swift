@@ -134,11 +134,25 @@ struct Failure: Error, CustomStringConvertible {
         if failure.status == .noDevice, !error.unitUntouched { failure.status = .usbError }
         failure.message = error.description
         if case .journal = error.kind {} else { failure.hint = error.hint }
+        if let step = error.nextStep { failure.hint = failure.hint?.replacingOccurrences(of: step.clause, with: clause(step)) }
         if case .refused(let reason) = error.kind, let (message, hint) = refusal(reason) {
             failure.message = "\(error.phase): \(message)"
             failure.hint = hint
         }
         return failure
+    }
+
+    /// A next step in dfuhop's words: its flags and commands.
+    static func clause(_ step: NextStep) -> String {
+        switch step {
+        case .nameOneUnit(let orAll): "name one with --unit PORT, --unit SERIAL or its unique ID" + (orAll ? ", or use --all" : "")
+        case .nameAListedUnit: "`dfuhop list` shows the units and their ports: name one by its port"
+        case .connect(inROM: true): "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again"
+        case .connect(inROM: false): "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)"
+        case .plugInOrBoot0: "give --boot0-command"
+        case .readUnprotect: "`dfuhop enter-dfu`, then `dfuhop erase --read-unprotect`"
+        case .stateProduct: "with --assume-product naming the product the unit is, which reads no flash"
+        }
     }
 
     /// What to do about a journal error, naming dfuhop's commands and flags.

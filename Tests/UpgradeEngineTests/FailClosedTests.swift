@@ -244,7 +244,7 @@ struct FailClosedTests {
         var result = await bench.upgrade(v2, options: elsewhere)
         if case .failure(let error) = result {
             // A torn word in what must be read hangs the ROM: the hint names the way that reads no flash.
-            #expect(error.hint.contains("--assume-product"), "\(familyID): \(error) — \(error.hint)")
+            #expect(error.nextStep == .stateProduct, "\(familyID): \(error) — \(error.hint)")
             bench.target.powerCycle()
             elsewhere.assumedProduct = ApplicationIdentity.demoImageProductID(for: bench.family)
             result = await bench.upgrade(v2, options: elsewhere)

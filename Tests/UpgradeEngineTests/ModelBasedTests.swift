@@ -304,11 +304,11 @@ struct ModelBasedTests {
         a.count == b.count && a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
     }
 
-    /// The failure asks the caller to state the unit's product: the refusal says nothing tells it, or (a torn
-    /// word that must not be read; InROM.swift, not typed yet) the hint names `--assume-product`.
+    /// The failure asks the caller to state the unit's product: the refusal says nothing tells it, or a torn
+    /// word must not be read.
     static func asksForProduct(_ error: UpgradeError) -> Bool {
         if case .refused(.unknownProduct) = error.kind { return true }
-        return error.hint.contains("--assume-product")
+        return error.nextStep == .stateProduct
     }
 
     static func isRefusal(_ error: UpgradeError) -> Bool {
