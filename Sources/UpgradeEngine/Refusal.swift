@@ -35,6 +35,8 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
     case otherTargets(source: String, targets: [String])
     /// Leaving DFU for the application in flash, which holds none (`reset`: its reset vector).
     case noApplication(flashBase: UInt32, reset: UInt32)
+    /// Asked to send the unit into its ROM bootloader, which it already runs.
+    case alreadyInROM(port: String)
     /// Not typed yet: the sentence as the engine words it.
     case other(String)
 
@@ -67,6 +69,7 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
             "\(source) also holds \(targets.joined(separator: ", ")), which an upgrade does not write"
         case .noApplication(let base, let reset):
             "the flash at \(Hex.word(base)) holds no application (reset vector \(Hex.word(reset)))"
+        case .alreadyInROM(let port): "the unit at \(port) is already in DFU mode"
         case .other(let text): text
         }
     }
@@ -92,6 +95,7 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
             "nothing was touched; put option bytes the product needs in its profile (\"requiredOptionBytes\"), "
                 + "and give the flash image only"
         case .noApplication: "nothing was sent; flash an application first"
+        case .alreadyInROM: "nothing to do: it is ready to be flashed"
         case .other: "nothing was touched"
         }
     }

@@ -185,6 +185,7 @@ struct Failure: Error, CustomStringConvertible {
                     + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only"
             )
         case .noApplication: return (reason.description, "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
+        case .alreadyInROM: return (reason.description, "nothing to do: it is ready for `dfuhop flash`")
         case .otherProduct: return nil
         case .assumedProductContradicted(let assumed, let unit, let seenIn):
             return (
