@@ -95,6 +95,20 @@ struct UnitSelectionTests {
         if name == .empty { #expect(run.stdout.contains("empty") || run.stderr.contains("empty"), "\(run)") }
     }
 
+    /// A blank L476 shows nothing on the bus: for every command that needs a unit to show, "no unit" (69).
+    @Test(arguments: [
+        ["upgrade", image, "--all"], ["info"], ["enter-dfu"], ["flash", image, "--dry-run"], ["read", "--length", "64", "-o", "/dev/null"],
+        ["erase", "--sector", "0x08004000"], ["leave"]
+    ])
+    func nothingShowingIsNoUnitEverywhere(arguments: [String]) async throws {
+        let directory = try TemporaryDirectory()
+        let list = try await Dfuhop.run("list", "--simulate", "l476:blank", "--json")
+        #expect((try list.json()["devices"] as? [Any])?.isEmpty == true, "a blank L476 shows nothing: \(list)")
+        let state = arguments[0] == "upgrade" ? ["--state-dir", directory.path("state")] : []
+        let run = try await Dfuhop.run(arguments + state + ["--simulate", "l476:blank", "--json"])
+        #expect(run.status == 69, "\(arguments): \(run)")
+    }
+
     @Test func listShowsTheUIDEveryCommandAccepts() async throws {
         let (uid, _) = try await Self.identity()
         let list = try await Dfuhop.run("list", "--simulate", "g474:programmed")
