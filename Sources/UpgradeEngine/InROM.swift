@@ -282,9 +282,8 @@ extension UpgradeEngine {
     /// The ROM must be the unit the run started with: the same UID where both are known.
     func proveIdentity(_ view: ROMView, rom: ROM, run: Run) throws {
         if let expected = run.before.uid, let seen = view.uid, expected != seen {
-            throw UpgradeError(
-                .refused("the ROM at \(rom.identity.portPath) is unit \(seen), not \(expected)"), phase: .enter,
-                hint: "nothing was written to either unit; check which unit is on that port, then run again")
+            let reason = Refusal.otherUnit(port: rom.identity.portPath, seen: seen.description, expected: expected.description)
+            throw UpgradeError(.refused(reason), phase: .enter, hint: reason.hint)
         }
         run.before.uid = run.before.uid ?? view.uid
         run.before.portPath = rom.identity.portPath

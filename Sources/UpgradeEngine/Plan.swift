@@ -61,9 +61,9 @@ extension UpgradeEngine {
         try checkSigning(productID: descriptor.productID, policy: run.options.signing, profiles: run.options.profiles, source: source)
         let profile = run.options.profiles.first { $0.imageProductID == descriptor.productID }
         if let profile, profile.family.id != family.id {
-            throw UpgradeError(
-                .refused("\(source) is for \(profile.name), an \(profile.family.name); the unit is an \(family.name)"),
-                phase: .plan, hint: "nothing was touched; pick the image built for this unit")
+            let reason = Refusal.imageForOtherFamily(
+                source: source, product: profile.name, productFamily: profile.family.name, unitFamily: family.name)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         let applicationBase = profile?.applicationBase ?? family.flashBase
         guard base == applicationBase else {

@@ -35,6 +35,12 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
     case otherTargets(source: String, targets: [String])
     /// Leaving DFU for the application in flash, which holds none (`reset`: its reset vector).
     case noApplication(flashBase: UInt32, reset: UInt32)
+    /// The image (a package's) installs only over `minimum` or later; the unit holds `held` (nil: cannot be told).
+    case belowMinimumVersion(source: String, minimum: FirmwareVersion, held: FirmwareVersion?)
+    /// The ROM on the unit's port is another unit (its unique ID, hex) than the one the run started with.
+    case otherUnit(port: String, seen: String, expected: String)
+    /// The image's product has a profile for another part line than the unit's.
+    case imageForOtherFamily(source: String, product: String, productFamily: String, unitFamily: String)
     /// Asked to send the unit into its ROM bootloader, which it already runs.
     case alreadyInROM(port: String)
     /// Not typed yet: the sentence as the engine words it.
@@ -70,6 +76,12 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
         case .noApplication(let base, let reset):
             "the flash at \(Hex.word(base)) holds no application (reset vector \(Hex.word(reset)))"
         case .alreadyInROM(let port): "the unit at \(port) is already in DFU mode"
+        case .belowMinimumVersion(let source, let minimum, let held):
+            "\(source) upgrades units that hold \(minimum) or later; "
+                + (held.map { "the unit holds \($0)" } ?? "what the unit holds cannot be told")
+        case .otherUnit(let port, let seen, let expected): "the ROM at \(port) is unit \(seen), not \(expected)"
+        case .imageForOtherFamily(let source, let product, let productFamily, let unitFamily):
+            "\(source) is for \(product), an \(productFamily); the unit is an \(unitFamily)"
         case .other(let text): text
         }
     }
@@ -96,6 +108,12 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
                 + "and give the flash image only"
         case .noApplication: "nothing was sent; flash an application first"
         case .alreadyInROM: "nothing to do: it is ready to be flashed"
+        case .belowMinimumVersion(_, _, let held):
+            held == nil
+                ? "nothing was written; upgrade a unit whose version can be read"
+                : "nothing was written; install an intermediate release first"
+        case .otherUnit: "nothing was written to either unit; check which unit is on that port, then run again"
+        case .imageForOtherFamily: "nothing was touched; pick the image built for this unit"
         case .other: "nothing was touched"
         }
     }

@@ -88,14 +88,12 @@ extension UpgradeEngine {
         }
         if let minimum = run.options.minimumRunningVersion {
             if final, held.versions.isEmpty, !held.blank, !held.answered {
-                throw UpgradeError(
-                    .refused("\(source) upgrades units that hold \(minimum) or later; what the unit holds cannot be told"),
-                    phase: .plan, hint: "nothing was written; upgrade a unit whose version can be read")
+                let reason = Refusal.belowMinimumVersion(source: source, minimum: minimum, held: nil)
+                throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
             }
             if let older = held.versions.first(where: { $0.version < minimum }) {
-                throw UpgradeError(
-                    .refused("\(source) upgrades units that hold \(minimum) or later; the unit holds \(older.version)"),
-                    phase: .plan, hint: "nothing was written; install an intermediate release first")
+                let reason = Refusal.belowMinimumVersion(source: source, minimum: minimum, held: older.version)
+                throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
             }
         }
         guard !run.options.allowDowngrade else { return }

@@ -186,7 +186,7 @@ struct Failure: Error, CustomStringConvertible {
             )
         case .noApplication: return (reason.description, "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
         case .alreadyInROM: return (reason.description, "nothing to do: it is ready for `dfuhop flash`")
-        case .otherProduct: return nil
+        case .otherProduct, .belowMinimumVersion, .otherUnit, .imageForOtherFamily: return nil
         case .assumedProductContradicted(let assumed, let unit, let seenIn):
             return (
                 "--assume-product says the unit is \(product(assumed)); it holds product \(product(unit)) (\(seenIn))",
