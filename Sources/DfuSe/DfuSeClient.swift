@@ -291,7 +291,9 @@ public actor DfuSeClient {
 
     /// Writes the option-byte area (the caller has selected its alternate setting with `prepare`): set
     /// address, one DNLOAD, GETSTATUS. The ROM then loads the option bytes, which resets the MCU, so the
-    /// device leaving the bus is the expected ending (AN3156 §6; seed 003). Returns whether it left.
+    /// device leaving the bus is the expected ending (AN3156 §6; seed 003). Returns whether it left. Only
+    /// the write can make it leave: a failed SET_ADDRESS wrote nothing, and a stall there is the ROM refusing
+    /// the address (`optionBytesAddressRefused`), never "it left".
     @discardableResult
     public func writeOptionBytes(_ bytes: [UInt8], at address: UInt32, _ consent: OptionByteConsent) async throws(DfuSeError) -> Bool {
         try begin("writeOptionBytes")
@@ -299,6 +301,11 @@ public actor DfuSeClient {
         let operation = DfuSeOperation.download(block: 2, address: address, length: bytes.count)
         do throws(DfuSeError) {
             try await command(.setAddress(address), during: .setAddress(address), kind: .command)
+        } catch {
+            if error.transportError?.kind == .stall { throw .optionBytesAddressRefused(address) }
+            throw error
+        }
+        do throws(DfuSeError) {
             try await send(.download, value: 2, data: bytes, during: operation)
             lastKnownState = .downloadSync
             _ = try await pollUntilDone(during: operation, kind: .data, sector: nil, allowRecovery: false)

@@ -96,6 +96,8 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
     case cancelled(during: DfuSeOperation)
     /// A call was made while another was still talking to the device.
     case concurrentCall(requested: String, running: String)
+    /// The ROM stalled SET_ADDRESS to the option bytes: it refuses that address, and nothing was written.
+    case optionBytesAddressRefused(UInt32)
 
     // MARK: The flash plan's refusals (nothing has been sent to the device)
 
@@ -135,7 +137,7 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .emptyImage, .outsideMemory, .notWritable, .notErasable, .misaligned,
             .transferSizeNotMultipleOfGranularity, .notASectorStart, .planDoesNotMatchImage,
             .planTransferSizeMismatch, .addressRangeOverflow, .notDfuSe, .invalidTransferSize,
-            .noSuchAlternateSetting, .badLayout, .notInDfuMode, .concurrentCall:
+            .noSuchAlternateSetting, .badLayout, .notInDfuMode, .concurrentCall, .optionBytesAddressRefused:
             .refused
         case .deviceStatus, .blockLeftIncomplete:
             .deviceError
@@ -158,7 +160,8 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
             operation.address
         case .blockLeftIncomplete(let address, _, _), .shortRead(let address, _, _),
             .addressRangeOverflow(let address, _), .verifyMismatch(let address, _, _, _),
-            .outsideMemory(let address, _), .misaligned(let address, _, _), .notASectorStart(let address, _):
+            .outsideMemory(let address, _), .misaligned(let address, _, _), .notASectorStart(let address, _),
+            .optionBytesAddressRefused(let address):
             address
         case .notWritable(let sector, _), .notErasable(let sector, _):
             sector.start
@@ -232,6 +235,8 @@ public enum DfuSeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .concurrentCall(let requested, let running):
             return "\(requested) was called while \(running) is still talking to the device; "
                 + "a DfuSe client runs one operation at a time (this is a bug in the caller)"
+        case .optionBytesAddressRefused(let address):
+            return "the ROM refused the option-byte address \(Hex.word(address)) (it stalled SET_ADDRESS); nothing was written"
         case .emptyImage:
             return "the image holds no bytes to write"
         case .outsideMemory(let address, let layout):

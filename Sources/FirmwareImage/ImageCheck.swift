@@ -170,7 +170,7 @@ public enum ImageCheck {
             findings.append(
                 ImageFinding(
                     .warning, at: base,
-                    "the initial stack pointer 0x\(Hex.digits(stackPointer, width: 8)) is outside the Cortex-M SRAM region (0x20000000-0x3FFFFFFF); name the part (--family) to check it against its RAM"
+                    "the initial stack pointer 0x\(Hex.digits(stackPointer, width: 8)) is outside the Cortex-M SRAM region (0x20000000-0x3FFFFFFF); name the part to check it against its RAM"
                 ))
         }
         if stackPointer % 8 != 0 {

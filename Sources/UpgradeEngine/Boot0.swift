@@ -1,4 +1,5 @@
 import DeviceProfiles
+import Foundation
 
 /// The way to a unit's ROM when its application cannot be asked (blank, corrupted, or reset by an
 /// option-byte write): the BOOT0 pin, sampled at reset (AN2606 "Bootloader activation"). The product
@@ -34,5 +35,46 @@ public struct Boot0Path: Sendable {
         self.description = description
         self.arrivalTimeout = arrivalTimeout
         self.perform = perform
+    }
+}
+
+extension Boot0Path {
+    /// Where a run's BOOT0 requests go, as decided by `choice`; the front end runs the process or asks the
+    /// person, and prints.
+    public enum Choice: Sendable, Hashable {
+        /// The caller's hook command, run by a shell.
+        case command(String)
+        /// The product profile's hook: `arguments` as the profile gives them (`hookArguments` fills them in).
+        case profileHook(arguments: [String], profileDirectory: String?)
+        /// A person at the bench, shown these instructions.
+        case prompt(instructions: String)
+    }
+
+    /// What a person is told when the profile gives no instructions of its own (AN2606 "Bootloader activation").
+    public static let generalInstructions = "Hold the BOOT0 pin high, press RESET (or replug the USB cable), then release BOOT0."
+
+    /// The BOOT0 path for a run, decided once: the caller's hook command first, else the product profile's
+    /// hook, else a person if one can be asked (`canPrompt`), with the profile's instructions or the general
+    /// ones. nil: no BOOT0 path (the engine then says what must be done).
+    public static func choice(command: String?, profile: ProductProfile?, canPrompt: Bool) -> Choice? {
+        if let command { return .command(command) }
+        if case .command(let arguments)? = profile?.boot0, !arguments.isEmpty {
+            return .profileHook(arguments: arguments, profileDirectory: profile?.sourceDirectory)
+        }
+        guard canPrompt else { return nil }
+        if case .prompt(let text)? = profile?.boot0 { return .prompt(instructions: text) }
+        return .prompt(instructions: generalInstructions)
+    }
+
+    /// A profile hook's program and arguments for `request`: `{port}` and `{uid}` filled in (empty when not
+    /// known), and a relative program path resolved next to the profile, never in the current directory.
+    public static func hookArguments(_ arguments: [String], for request: Request, profileDirectory: String?) -> [String] {
+        var filled = arguments.map {
+            $0.replacingOccurrences(of: "{port}", with: request.port ?? "").replacingOccurrences(of: "{uid}", with: request.uid ?? "")
+        }
+        if let directory = profileDirectory, let program = filled.first, program.contains("/"), !program.hasPrefix("/") {
+            filled[0] = URL(fileURLWithPath: directory).appendingPathComponent(program).standardizedFileURL.path
+        }
+        return filled
     }
 }

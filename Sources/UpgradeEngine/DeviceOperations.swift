@@ -7,8 +7,8 @@ import USBTransport
 
 /// The single operations behind `dfuhop flash`, `read`, `leave`, `erase` and `info`: each opens its
 /// transport through `withClient`/`withHID` (closed on every path), reports through `onEvent`, and uses
-/// the same rules as `upgrade` (the plan with the descriptor's span, the family's leave jump). The CLI
-/// only chooses the unit, parses and renders.
+/// the same rules as `upgrade` (the plan with the descriptor's span, the family's leave jump). The unit
+/// and its family are chosen by `selectDFU`/`selectApplication` (Select.swift); the CLI parses and renders.
 extension UpgradeEngine {
     /// A unit in its ROM bootloader, chosen by the caller, and its family.
     public struct DFUUnit: Sendable {
@@ -115,11 +115,8 @@ extension UpgradeEngine {
                 let vectors = try await client.read(address: family.flashBase, length: 8)
                 let reset = UInt32(littleEndianBytes: vectors[4..<8])
                 if vectors.allSatisfy({ $0 == 0xFF }) {
-                    let what =
-                        "the flash at 0x\(Hex.digits(family.flashBase, width: 8)) holds no application (reset vector 0x\(Hex.digits(reset, width: 8)))"
-                    throw UpgradeError(
-                        .refused(what),
-                        phase: .leave, hint: "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
+                    let reason = Refusal.noApplication(flashBase: family.flashBase, reset: reset)
+                    throw UpgradeError(.refused(reason), phase: .leave, hint: reason.hint)
                 }
                 target = try Self.leaveAddress(
                     family: family, vectorTable: family.flashBase, resetHandler: reset, of: "the application in flash", phase: .leave)

@@ -113,61 +113,63 @@ extension UpgradeEngine {
         }
     }
 
-    /// The one unit `options.unit` names (unique ID, serial or port path), or the only one there is. A name
-    /// that matches nothing on the bus is a silent unit only if it is a port (the BOOT0 path needs one) or
-    /// the UID of a journal entry (its port); otherwise nothing is touched.
+    /// The one unit `options.unit` names (unique ID, serial or port path, as `UnitName` compares them), or the
+    /// only one there is. A name that matches nothing on the bus is a silent unit only if it is a port (the
+    /// BOOT0 path needs one) or the UID of a journal entry (its port); otherwise nothing is touched.
     func find(_ options: Options) async throws -> Found {
+        let name = try UnitName.parse(options.unit)
         let devices = try await discovery.devices()
         var wanted: [Found] = []
         for device in devices {
-            if let name = options.unit, !Self.names(name, device) && !Self.isUID(name) { continue }
-            let found = try await describe(device, survey: false)
-            if let name = options.unit, Self.isUID(name), found.description.uid?.description != name.uppercased() { continue }
-            wanted.append(found)
+            var described: Found?
+            let named = try await Self.names(name, device) {
+                let found = try await describe(device, survey: false)
+                described = found
+                return found
+            }
+            guard named else { continue }
+            if let described { wanted.append(described) } else { wanted.append(try await describe(device, survey: false)) }
         }
         guard wanted.count <= 1 else {
             let names = wanted.map { "\($0.description.classification.rawValue) unit at \($0.description.portPath ?? "?")" }
             throw UpgradeError(
                 .ambiguous("\(names.count) units match: \(names.joined(separator: ", "))"), phase: .find,
-                hint: "nothing was touched; name one with --unit PORT (or its unique ID), or use --all")
+                hint: "nothing was touched; " + NextStep.nameOneUnit(orAll: true).clause, next: .nameOneUnit(orAll: true))
         }
         if let found = wanted.first { return found }
-        return try silentUnit(options, busIsEmpty: devices.isEmpty)
+        return try silentUnit(name, options: options, busIsEmpty: devices.isEmpty)
     }
 
-    /// Nothing matching shows: blank, corrupted, or unplugged. Only BOOT0 can tell, and only a request
-    /// naming a port is safe while other units could react to it.
-    func silentUnit(_ options: Options, busIsEmpty: Bool) throws -> Found {
+    /// Nothing matching shows: blank, corrupted, unplugged, or nothing attached. Only BOOT0 can tell, and only
+    /// a request naming a port is safe while other units could react to it. Without a BOOT0 path nothing
+    /// can tell a silent unit from none: "no unit" (the same answer every command gives), unless the journal
+    /// knows an interrupted upgrade of the unit named.
+    func silentUnit(_ name: UnitName?, options: Options, busIsEmpty: Bool) throws -> Found {
         var port: String?
-        if let name = options.unit {
-            if Self.looksLikePortPath(name) {
-                port = name
-            } else if Self.isUID(name), let entry = try options.journal?.entry(for: name.uppercased()) {
-                port = entry.portPath
+        var journaled = false
+        if let name {
+            if name.isPortPath {
+                port = name.text
+            } else if let uid = name.uid, let entry = try options.journal?.entry(for: uid) {
+                (port, journaled) = (entry.portPath, true)
             } else {
                 throw UpgradeError(
-                    .noUnit("no unit matches --unit \(name)"), phase: .find,
-                    hint: "nothing was touched; `dfuhop list` shows the units and their ports: name one by its port")
+                    .noUnit("no unit matches the name \(name)"), phase: .find,
+                    hint: "nothing was touched; " + NextStep.nameAListedUnit.clause, next: .nameAListedUnit)
             }
         } else if !busIsEmpty {
             throw UpgradeError(.noUnit("no unit on the bus matches"), phase: .find, hint: "nothing was touched")
+        }
+        if options.boot0 == nil, !journaled, try options.journal?.entry(forPort: port) == nil {
+            throw UpgradeError(
+                .noUnit(port.map { "no unit shows at \($0)" } ?? "no unit is connected"), phase: .find,
+                hint: "nothing was touched; plug the unit in (a blank one shows nothing until its ROM is started: "
+                    + "hold BOOT0 while plugging it in, or \(NextStep.plugInOrBoot0.clause)), then run this again", next: .plugInOrBoot0)
         }
         let description = UnitDescription(
             classification: .absent, uid: nil, familyID: "?", portPath: port, dfuSerial: nil,
             version: nil, productID: nil)
         return Found(description: description, family: nil, reach: .boot0(port: port), installed: nil)
-    }
-
-    static func names(_ name: String, _ device: DiscoveredDevice) -> Bool {
-        device.identity.serialNumber == name || device.identity.portPath == name
-    }
-
-    static func isUID(_ text: String) -> Bool { text.count == 24 && text.allSatisfy(\.isHexDigit) }
-
-    static func looksLikePortPath(_ text: String) -> Bool {
-        let parts = text.split(separator: "-", maxSplits: 1)
-        return parts.count == 2 && !parts[0].isEmpty && parts[0].allSatisfy(\.isNumber)
-            && !parts[1].isEmpty && parts[1].allSatisfy { $0.isNumber || $0 == "." }
     }
 
     /// GET_INFO; an application that does not answer is corrupted and goes the BOOT0 way on its port. An

@@ -218,8 +218,9 @@ extension UpgradeEngine {
             + "BOOT0 path), then run the same command again"
             + (mayBeTorn
                 ? "; if its ROM stops answering again while its flash is read (a word torn by an interrupted write hangs "
-                    + "an ECC part's ROM), run again with --assume-product naming the product the unit is, which reads no flash"
+                    + "an ECC part's ROM), run again " + NextStep.stateProduct.clause
                 : "")
+        if mayBeTorn { failure.nextStep = .stateProduct }
         return failure
     }
 
@@ -281,9 +282,8 @@ extension UpgradeEngine {
     /// The ROM must be the unit the run started with: the same UID where both are known.
     func proveIdentity(_ view: ROMView, rom: ROM, run: Run) throws {
         if let expected = run.before.uid, let seen = view.uid, expected != seen {
-            throw UpgradeError(
-                .refused("the ROM at \(rom.identity.portPath) is unit \(seen), not \(expected)"), phase: .enter,
-                hint: "nothing was written to either unit; check which unit is on that port, then run again")
+            let reason = Refusal.otherUnit(port: rom.identity.portPath, seen: seen.description, expected: expected.description)
+            throw UpgradeError(.refused(reason), phase: .enter, hint: reason.hint)
         }
         run.before.uid = run.before.uid ?? view.uid
         run.before.portPath = rom.identity.portPath
@@ -324,8 +324,8 @@ extension UpgradeEngine {
                 "the unit at \(rom.identity.portPath) has read protection \(level): its ROM refuses "
                     + "every read and write of the flash"), phase: .enter,
             hint: "nothing was written; only a read-unprotect clears level 1, and it erases the whole flash: "
-                + "`dfuhop enter-dfu`, then `dfuhop erase --read-unprotect`, then run the upgrade again "
-                + "(the blank unit is reached through the BOOT0 path); level 2 is permanent")
+                + NextStep.readUnprotect.clause + ", then run the upgrade again "
+                + "(the blank unit is reached through the BOOT0 path); level 2 is permanent", next: .readUnprotect)
     }
 
     /// The ROM may show another organisation than planned (G4 DBANK): plan again for what it shows,

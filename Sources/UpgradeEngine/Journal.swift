@@ -121,6 +121,14 @@ public struct JournalStore: Sendable {
         return (found, unreadable)
     }
 
+    /// The key of the entry `name` names, however it is typed: a UID in upper case, "port-PATH" with its
+    /// prefix in lower case (the keys `write` uses).
+    public static func key(naming name: String) -> String {
+        if let uid = UnitName(text: name).uid { return uid }
+        if name.lowercased().hasPrefix("port-") { return "port-" + name.dropFirst(5) }
+        return name
+    }
+
     /// Whether the unit has an entry file, readable or not.
     public func hasEntry(for key: String) -> Bool { FileManager.default.fileExists(atPath: entryURL(key).path) }
 
@@ -209,7 +217,7 @@ public final class UnitLock: @unchecked Sendable {
 public struct JournalError: Error, Sendable, Hashable, CustomStringConvertible {
     public var path: String
     public var problem: String
-    /// The key of an entry that exists but cannot be read: `dfuhop journal forget KEY` drops it.
+    /// The key of an entry that exists but cannot be read: `JournalStore.remove(KEY)` drops it.
     public var unreadableKey: String?
     public var description: String { "journal \(path) \(problem)" }
 
@@ -219,11 +227,10 @@ public struct JournalError: Error, Sendable, Hashable, CustomStringConvertible {
         self.unreadableKey = unreadableKey
     }
 
-    /// What the operator can do about it.
+    /// What the operator can do about it, neutrally worded (the dfuhop command names its own commands).
     public var hint: String {
-        guard let key = unreadableKey else { return "fix the journal directory (--state-dir)" }
-        return
-            "if no upgrade of unit \(key) is in progress elsewhere, drop the entry with `dfuhop journal forget \(key)` (same --state-dir)"
+        guard let key = unreadableKey else { return "fix the journal directory" }
+        return "if no upgrade of unit \(key) is in progress elsewhere, drop its journal entry"
     }
 }
 

@@ -86,20 +86,15 @@ extension UpgradeEngine {
         return RequiredBits(bits: bits)
     }
 
-    /// Writing needs `--write-option-bytes` and a BOOT0 path (the reset may leave only BOOT0 to reach the ROM).
+    /// Writing needs the caller's consent (`Options.writeOptionBytes`) and a BOOT0 path (the reset may leave only BOOT0 to reach the ROM).
     func checkConsent(_ required: RequiredBits, current: [UInt8], profile: ProductProfile, options: Options) throws {
         guard !options.writeOptionBytes || options.boot0 == nil else { return }
         let differing = required.bits.filter { required.values(current)[$0.name] != $0.value }
             .map { "\($0.name)=\(required.values(current)[$0.name]!)" }
-        throw UpgradeError(
-            .refused(
-                "the unit has \(differing.joined(separator: ", ")); \(profile.name) needs "
-                    + profile.requiredOptionBytes.map(\.description).joined(separator: ", ")),
-            phase: .optionBytes,
-            hint: "nothing was written; "
-                + (options.writeOptionBytes
-                    ? "the write resets the unit, and only the BOOT0 path can bring it back: give --boot0-command or run on a terminal"
-                    : "run again with --write-option-bytes (the write resets the unit; dfuhop reaches it again)"))
+        let reason = Refusal.optionBytesNeedConsent(
+            unit: differing, product: profile.name, required: profile.requiredOptionBytes.map(\.description),
+            allowed: options.writeOptionBytes)
+        throw UpgradeError(.refused(reason), phase: .optionBytes, hint: reason.hint)
     }
 
     /// The option-byte load resets the MCU (seed 003): BOOT0 held or an empty-check part brings back the

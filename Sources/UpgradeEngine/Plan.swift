@@ -61,9 +61,9 @@ extension UpgradeEngine {
         try checkSigning(productID: descriptor.productID, policy: run.options.signing, profiles: run.options.profiles, source: source)
         let profile = run.options.profiles.first { $0.imageProductID == descriptor.productID }
         if let profile, profile.family.id != family.id {
-            throw UpgradeError(
-                .refused("\(source) is for \(profile.name), an \(profile.family.name); the unit is an \(family.name)"),
-                phase: .plan, hint: "nothing was touched; pick the image built for this unit")
+            let reason = Refusal.imageForOtherFamily(
+                source: source, product: profile.name, productFamily: profile.family.name, unitFamily: family.name)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         let applicationBase = profile?.applicationBase ?? family.flashBase
         guard base == applicationBase else {
@@ -93,35 +93,19 @@ extension UpgradeEngine {
     func family(for file: FirmwareImage, unit: Found, run: Run) throws -> McuFamily {
         let named = run.options.family
         if let reported = unit.family, let named, named.id != reported.id {
-            throw UpgradeError(
-                .refused("--family \(named.id) does not match the unit, which is an \(reported.name)"), phase: .plan,
-                hint: "nothing was touched; drop --family (dfuhop knows this unit's MCU)")
+            let reason = Refusal.familyMismatch(named: named.id, unit: [reported.name], port: unit.description.portPath)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         let journalFamily = run.candidateEntry.flatMap { McuFamily.named($0.family) } ?? run.resumed.flatMap { McuFamily.named($0.family) }
         let profileFamily = Self.familyFromDescriptor(file, profiles: run.options.profiles)
         if unit.family == nil, case .rom(let rom) = unit.reach {
-            return try familyAmong(rom.candidates, rom: rom, named: named ?? profileFamily ?? journalFamily)
+            return try Self.family(of: rom, named: named, suggested: profileFamily ?? journalFamily)
         }
         guard let family = unit.family ?? named ?? profileFamily ?? journalFamily else {
-            throw UpgradeError(
-                .refused("cannot tell which MCU the unit has: it does not answer and \(run.source)'s product has no profile"),
-                phase: .plan, hint: "nothing was touched; give --family or --profile")
+            let reason = Refusal.unknownFamily(source: run.source)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         return family
-    }
-
-    /// A ROM several part lines share (F411/F446, L476/L496, ...): the one named (by --family, the product
-    /// profile or the journal), if it is among them; else the operator must say which.
-    func familyAmong(_ candidates: [McuFamily], rom: ROM, named: McuFamily?) throws -> McuFamily {
-        if let named, candidates.isEmpty || candidates.contains(where: { $0.id == named.id }) { return named }
-        let which = candidates.isEmpty ? "no part line dfuhop knows" : candidates.map(\.name).joined(separator: " or ")
-        throw UpgradeError(
-            .refused(
-                "the ROM at \(rom.identity.portPath) could be \(which)"
-                    + (named.map { ", not \($0.name)" } ?? "")), phase: .plan,
-            hint:
-                "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
-        )
     }
 
     /// `upgrade` writes the internal flash; other targets of a multi-target .dfu (option bytes, OTP) are
@@ -130,11 +114,8 @@ extension UpgradeEngine {
         let others = file.targets.filter { $0.alternateSetting != 0 && !$0.segments.isEmpty }
         guard others.isEmpty else {
             let names = others.map { "alternate setting \($0.alternateSetting)" + ($0.name.map { " (\($0))" } ?? "") }
-            throw UpgradeError(
-                .refused("\(source) also holds \(names.joined(separator: ", ")), which `upgrade` does not write"),
-                phase: .plan,
-                hint: "nothing was touched; put option bytes the product needs in its profile "
-                    + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only")
+            let reason = Refusal.otherTargets(source: source, targets: names)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
     }
 

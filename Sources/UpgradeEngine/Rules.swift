@@ -88,27 +88,22 @@ extension UpgradeEngine {
         }
         if let minimum = run.options.minimumRunningVersion {
             if final, held.versions.isEmpty, !held.blank, !held.answered {
-                throw UpgradeError(
-                    .refused("\(source) upgrades units that hold \(minimum) or later; what the unit holds cannot be told"),
-                    phase: .plan, hint: "nothing was written; upgrade a unit whose version can be read")
+                let reason = Refusal.belowMinimumVersion(source: source, minimum: minimum, held: nil)
+                throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
             }
             if let older = held.versions.first(where: { $0.version < minimum }) {
-                throw UpgradeError(
-                    .refused("\(source) upgrades units that hold \(minimum) or later; the unit holds \(older.version)"),
-                    phase: .plan, hint: "nothing was written; install an intermediate release first")
+                let reason = Refusal.belowMinimumVersion(source: source, minimum: minimum, held: older.version)
+                throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
             }
         }
         guard !run.options.allowDowngrade else { return }
         if let newer = held.versions.filter({ target.version < $0.version }).max(by: { $0.version < $1.version }) {
-            throw UpgradeError(
-                .refused(
-                    "\(source) holds version \(target.version), older than the \(newer.version) the unit holds (\(newer.seenIn))"),
-                phase: .plan, hint: "nothing was written; pass --allow-downgrade if you mean it")
+            let reason = Refusal.downgrade(source: source, from: newer.version, to: target.version, seenIn: newer.seenIn)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         if let installed = held.installed, installed.version == target.version {
-            throw UpgradeError(
-                .refused("the unit holds a different build of version \(installed.version) than \(source)"),
-                phase: .plan, hint: "nothing was written; pass --allow-downgrade to replace it with this build")
+            let reason = Refusal.otherBuild(source: source, version: installed.version)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
     }
 
@@ -118,37 +113,23 @@ extension UpgradeEngine {
     func checkProduct(_ target: Target, _ held: Holding, run: Run, final: Bool) throws {
         let assumed = run.options.assumedProduct
         if let seen = held.products.first(where: { $0.id != target.productID }) {
-            throw UpgradeError(
-                .refused(
-                    "\(run.source) is for product \(Self.productName(target.productID)); the unit holds product "
-                        + "\(Self.productName(seen.id)) (\(seen.seenIn))"),
-                phase: .plan, hint: "nothing was written; pick the image built for this product")
+            let reason = Refusal.otherProduct(source: run.source, image: target.productID, unit: seen.id, seenIn: seen.seenIn)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         if let assumed, let seen = held.products.first(where: { $0.id != assumed }) {
-            throw UpgradeError(
-                .refused(
-                    "--assume-product says the unit is \(Self.productName(assumed)); it holds product "
-                        + "\(Self.productName(seen.id)) (\(seen.seenIn))"),
-                phase: .plan, hint: "nothing was written; drop --assume-product: the unit tells its product")
+            let reason = Refusal.assumedProductContradicted(assumed: assumed, unit: seen.id, seenIn: seen.seenIn)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         guard final, held.products.isEmpty, !held.blank, !held.answered else { return }
         guard let assumed else {
-            throw UpgradeError(
-                .refused(
-                    "cannot tell which product the unit holds: it did not answer, and its flash holds no readable image "
-                        + "descriptor but is not blank"),
-                phase: .plan,
-                hint: "nothing was written; if you know the unit is a \(Self.productName(target.productID)) unit, run again "
-                    + "with --assume-product \(Self.productName(target.productID))")
+            let reason = Refusal.unknownProduct(image: target.productID)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         guard assumed == target.productID else {
-            throw UpgradeError(
-                .refused(
-                    "\(run.source) is for product \(Self.productName(target.productID)); --assume-product says the unit is "
-                        + "\(Self.productName(assumed))"),
-                phase: .plan, hint: "nothing was written; pick the image built for this product")
+            let reason = Refusal.otherThanAssumedProduct(source: run.source, image: target.productID, assumed: assumed)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
-        onEvent(.note("the unit's product is taken from --assume-product \(Self.productName(assumed)): nothing on the unit tells it"))
+        onEvent(.note("the unit is taken to be product \(Self.productName(assumed)), as stated: nothing on the unit tells it"))
     }
 
     /// A product id as every message prints it.

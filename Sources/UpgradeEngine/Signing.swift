@@ -43,7 +43,7 @@ extension UpgradeEngine {
                 phase: .plan, hint: "nothing was written; use the vendor's signed .dfuhop package")
         }
         onEvent(
-            .warning("\(source) is not signed, and \(profile.name)'s profile requires signed packages: written as --allow-unsigned says"))
+            .warning("\(source) is not signed, and \(profile.name)'s profile requires signed packages: written as the caller allows"))
     }
 
     /// One image, one reading: the descriptor found when the image is laid out for the unit's part line

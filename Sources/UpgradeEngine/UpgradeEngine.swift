@@ -190,9 +190,8 @@ public struct UpgradeEngine: Sendable {
         let found = try await phase(.find, run) { try await find(options) }
         guard case .application(let hid, _) = found.reach, let family = found.family else {
             if case .rom(let rom) = found.reach {
-                throw UpgradeError(
-                    .refused("the unit at \(rom.identity.portPath) is already in DFU mode"), phase: .find,
-                    hint: "nothing to do: it is ready for `dfuhop flash`")
+                let reason = Refusal.alreadyInROM(port: rom.identity.portPath)
+                throw UpgradeError(.refused(reason), phase: .find, hint: reason.hint)
             }
             throw UpgradeError(
                 .needsBoot0("no application answers\(found.description.portPath.map { " at \($0)" } ?? "")"),

@@ -7,8 +7,10 @@ import USBTransport
 /// can act on. Errors of the layers below are carried, not flattened.
 public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable {
-        /// The image or request cannot be right for this unit.
-        case refused(String)
+        /// The image or request cannot be right for this unit: why, as data.
+        case refused(Refusal)
+        /// The request itself is malformed (an empty unit name): nothing was looked at.
+        case invalidRequest(String)
         case noUnit(String)
         case ambiguous(String)
         /// Another process holds the unit's lock.
@@ -38,17 +40,22 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
     public var hint: String
     /// The unit had been taken into its ROM and was sent back to its application before this error.
     public var unitReturned = false
+    /// The step `hint` describes, where a front end names it its own way (a flag or a command).
+    public var nextStep: NextStep?
 
-    public init(_ kind: Kind, phase: UpgradePhase, hint: String) {
+    public init(_ kind: Kind, phase: UpgradePhase, hint: String, next: NextStep? = nil) {
         self.kind = kind
         self.phase = phase
         self.hint = hint
+        self.nextStep = next
     }
 
     public var description: String {
         let what: String =
             switch kind {
-            case .refused(let text), .noUnit(let text), .ambiguous(let text), .busy(let text), .needsBoot0(let text),
+            case .refused(let reason): reason.description
+            case .invalidRequest(let text), .noUnit(let text), .ambiguous(let text), .busy(let text),
+                .needsBoot0(let text),
                 .notConfirmed(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
                 text
             case .cancelled: "cancelled"
@@ -72,6 +79,11 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
             return wrap(CancellationError(), phase: phase)
         case let error as DfuSeError where error.category == .cancelled:
             return UpgradeError(.cancelled, phase: phase, hint: "run the same command again to finish the upgrade")
+        case let error as DfuSeError where error.isOptionBytesAddressRefusal:
+            // Nothing was written: the unit is in its ROM as it was (DfuSeClient.writeOptionBytes).
+            return UpgradeError(
+                .flash(error), phase: phase,
+                hint: "nothing was written; the ROM refuses this part line's option-byte address: is the family right?")
         case let error as DfuSeError where error.category == .verifyFailed:
             // Flash.swift rewrote every sector once more before this stands: the flash does not keep what is written.
             return UpgradeError(
@@ -127,6 +139,17 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
 
     /// Whether the failure left the unit as it was: before the ROM was entered, or returned from it.
     public var unitUntouched: Bool { phase <= .plan || unitReturned }
+}
+
+extension DfuSeError {
+    var isOptionBytesAddressRefusal: Bool {
+        if case .optionBytesAddressRefused = self { true } else { false }
+    }
+}
+
+extension UpgradeError.Kind {
+    /// A refusal not typed yet, as the engine words it (`Refusal.other`).
+    static func refused(_ text: String) -> UpgradeError.Kind { .refused(.other(text)) }
 }
 
 extension UpgradePhase: Comparable {

@@ -7,12 +7,9 @@ import USBTransport
 import UpgradeEngine
 
 extension DeviceSession {
-    /// The one running application this command is for.
+    /// The one running application this command is for, as the engine selects it (`--unit`).
     func hidUnit() async throws -> HIDDeviceInfo {
-        let units: [HIDDeviceInfo] = try await discovery.devices().compactMap { if case .hid(let info) = $0 { info } else { nil } }
-        return try selectOne(
-            units, identity: \.usb, what: "running application on dfuhop's HID usage page",
-            noneHint: "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)")
+        try await UpgradeEngine(discovery: discovery, clock: clock).selectApplication(named: options.unit)
     }
 }
 

@@ -31,33 +31,28 @@ enum Boot0Hooks {
                 }
             }
         }
-        if let command {
+        // The engine decides which path; this runs it.
+        let canPrompt = Output.standardErrorIsTerminal && isatty(STDIN_FILENO) == 1
+        switch Boot0Path.choice(command: command, profile: profile, canPrompt: canPrompt) {
+        case nil: return nil
+        case .command(let command):
             return Boot0Path(description: "hook `\(command)`", arrivalTimeout: timeout ?? .seconds(15)) { request in
                 try await run(["/bin/sh", "-c", command], request: request, shown: command, limit: timeout ?? .seconds(15))
             }
-        }
-        if case .command(let arguments)? = profile?.boot0 {
+        case .profileHook(let arguments, let directory):
             let shown = arguments.joined(separator: " ")
             return Boot0Path(description: "profile hook `\(shown)`", arrivalTimeout: timeout ?? .seconds(15)) { request in
-                var filled = arguments.map {
-                    $0.replacingOccurrences(of: "{port}", with: request.port ?? "").replacingOccurrences(
-                        of: "{uid}", with: request.uid ?? "")
-                }
-                // A relative hook path names a file next to the profile, never one in the current directory.
-                if let directory = profile?.sourceDirectory, filled[0].contains("/"), !filled[0].hasPrefix("/") {
-                    filled[0] = URL(fileURLWithPath: directory).appendingPathComponent(filled[0]).standardizedFileURL.path
-                }
+                let filled = Boot0Path.hookArguments(arguments, for: request, profileDirectory: directory)
                 try await run(filled, request: request, shown: shown, limit: timeout ?? .seconds(15))
             }
+        case .prompt(let instructions):
+            return prompt(instructions, timeout: timeout)
         }
-        guard Output.standardErrorIsTerminal, isatty(STDIN_FILENO) == 1 else { return nil }
-        let instructions: String
-        if case .prompt(let text)? = profile?.boot0 {
-            instructions = text
-        } else {
-            instructions = "Hold the BOOT0 pin high, press RESET (or replug the USB cable), then release BOOT0."
-        }
-        return Boot0Path(description: "operator prompt", arrivalTimeout: timeout ?? .seconds(120)) { request in
+    }
+
+    /// A person at the bench, asked on the terminal.
+    static func prompt(_ instructions: String, timeout: Duration?) -> Boot0Path {
+        Boot0Path(description: "operator prompt", arrivalTimeout: timeout ?? .seconds(120)) { request in
             switch request.action {
             case .enterROM:
                 Output.message(lines: [

@@ -52,7 +52,7 @@ struct ListCommand: AsyncParsableCommand {
             for found in devices {
                 switch found {
                 case .dfu(let identity, let alternates):
-                    let family = try? session.family(alternateSettings: alternates, identity: identity)
+                    let family = session.family(alternateSettings: alternates, identity: identity)
                     let problem = problems[identity.portPath]
                     if json {
                         let classification = classified[identity.portPath]?.classification.rawValue ?? "unknown"

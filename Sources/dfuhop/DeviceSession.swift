@@ -57,8 +57,8 @@ struct SimulationOptions: ParsableArguments {
 struct DeviceOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Which unit: its USB serial number or port path (e.g. 1-2.3). Needed when several are connected.",
-            valueName: "serial|port"))
+            "Which unit: its unique ID, USB serial number or port path (e.g. 1-2.3), any case. Needed when several are connected.",
+            valueName: "uid|serial|port"))
     var unit: String?
 
     @Option(help: ArgumentHelp("The MCU family, when dfuhop cannot tell it from the ROM's memory layout.", valueName: "family"))
@@ -201,71 +201,18 @@ struct DeviceSession {
         }
     }
 
-    /// The one unit in DFU mode this command is for.
-    func dfuUnit() async throws -> (identity: USBDeviceIdentity, alternateSettings: [DFUAlternateSetting]) {
-        let units: [(identity: USBDeviceIdentity, alternateSettings: [DFUAlternateSetting])] = try await discovery.devices().compactMap {
-            if case .dfu(let identity, let alternates) = $0 { (identity, alternates) } else { nil }
-        }
-        let unit = try selectOne(
-            units, identity: \.identity, what: "unit in DFU mode",
-            noneHint: "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again")
-        try await discovery.explainUnreadDFU(unit.identity, alternates: unit.alternateSettings)
-        return unit
-    }
-
-    /// The one candidate `--unit` names (serial or port path), or the only one there is; exit 69 for none
-    /// and 84 for several, naming what is connected.
-    func selectOne<Unit>(_ units: [Unit], identity: (Unit) -> USBDeviceIdentity, what: String, noneHint: String) throws -> Unit {
-        func name(_ unit: Unit) -> String { "\(identity(unit).serialNumber ?? "no serial") at \(identity(unit).portPath)" }
-        let matching = units.filter { unit in
-            guard let wanted = options.unit else { return true }
-            return identity(unit).serialNumber == wanted || identity(unit).portPath == wanted
-        }
-        guard !matching.isEmpty else {
-            throw Failure(
-                .noDevice, "no \(what)\(options.unit.map { " matching \"\($0)\"" } ?? "") is connected",
-                hint: units.isEmpty ? noneHint : "connected: \(units.map(name).joined(separator: ", "))")
-        }
-        guard matching.count == 1 else {
-            throw Failure(
-                .ambiguous, "\(matching.count) of them are connected: \(matching.map(name).joined(separator: ", "))",
-                hint: "name one with --unit SERIAL or --unit PORT")
-        }
-        return matching[0]
-    }
-
-    /// The unit's family: --family, the virtual unit's, or the one part line whose ROM shows these alternate
-    /// settings, bcdDevice and serial (`McuFamily.candidates`).
-    func family(alternateSettings: [DFUAlternateSetting], identity: USBDeviceIdentity? = nil) throws -> McuFamily {
-        let names = alternateSettings.sorted { $0.number < $1.number }.map(\.name)
-        let candidates = McuFamily.candidates(alternates: names, bcdDevice: identity?.bcdDevice, serial: identity?.serialNumber)
-        if let family = options.family?.family {
-            let name = family.id
-            // A family that contradicts the ROM's own layout would write the wrong flash word size (seed 004).
-            guard candidates.isEmpty || candidates.contains(where: { $0.id == family.id }) else {
-                throw Failure(
-                    .usage,
-                    "--family \(name) does not match the unit: its ROM shows the flash of "
-                        + candidates.map(\.name).joined(separator: " or "), hint: "nothing was sent; drop --family")
-            }
-            return family
-        }
-        if let family = virtualUnit?.family ?? replay?.simulatedFamily { return family }
-        guard candidates.count == 1 else {
-            let which = candidates.isEmpty ? "no known part line" : "part lines " + candidates.map(\.id).joined(separator: ", ")
-            throw Failure(
-                .usage, "cannot tell the MCU family from the ROM's layout \"\(names.first ?? "")\" (\(which) match)",
-                hint: "give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))")
-        }
-        return candidates[0]
-    }
-
-    /// The one DFU unit this command is for, with its family, for the engine's operations.
+    /// The one DFU unit this command is for, with its family, as the engine selects it (`--unit`, `--family`)
+    /// for every command.
     func dfuTarget() async throws -> UpgradeEngine.DFUUnit {
-        let unit = try await dfuUnit()
-        return UpgradeEngine.DFUUnit(
-            identity: unit.identity, alternateSettings: unit.alternateSettings,
-            family: try family(alternateSettings: unit.alternateSettings, identity: unit.identity))
+        try await UpgradeEngine(discovery: discovery, clock: clock).selectDFU(
+            named: options.unit, family: options.family?.family, known: virtualUnit?.family ?? replay?.simulatedFamily)
+    }
+
+    /// The family `list` shows for a ROM: the one the engine would select, nil where it cannot tell.
+    func family(alternateSettings: [DFUAlternateSetting], identity: USBDeviceIdentity) -> McuFamily? {
+        try? UpgradeEngine.family(
+            of: identity, alternateSettings: alternateSettings, named: options.family?.family,
+            known: virtualUnit?.family ?? replay?.simulatedFamily)
     }
 
     /// An engine on this session's bus whose events `renderer` shows.

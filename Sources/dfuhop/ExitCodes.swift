@@ -48,7 +48,7 @@ enum ExitStatus: Int32, CaseIterable, Sendable {
         case .usage: "a flag or argument is wrong"
         case .badInput: "an input file is malformed (the message says where)"
         case .noInput: "an input file cannot be opened"
-        case .noDevice: "the unit is not connected"
+        case .noDevice: "no unit matches, or none is connected"
         case .internalError: "internal error (a bug in dfuhop: please report it)"
         case .cannotWrite: "an output file cannot be written"
         case .usbError: "a USB transfer failed or the device left unexpectedly"

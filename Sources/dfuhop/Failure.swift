@@ -4,6 +4,7 @@ import DeviceProfiles
 import DfuSe
 import FirmwareImage
 import Foundation
+import HexFormat
 import USBTransport
 import UpdatePackage
 import UpgradeEngine
@@ -51,7 +52,7 @@ struct Failure: Error, CustomStringConvertible {
         case let error as ProductProfileError:
             return Failure(.configuration, error.description)
         case let error as JournalError:
-            return Failure(.configuration, error.description, hint: error.hint)
+            return Failure(.configuration, error.description, hint: journalHint(error))
         case let error as PackageError:
             return package(error)
         default:
@@ -110,12 +111,14 @@ struct Failure: Error, CustomStringConvertible {
         var failure: Failure
         switch error.kind {
         case .refused: failure = Failure(.refused, error.description)
+        case .invalidRequest: failure = Failure(.usage, error.description)
         case .noUnit: failure = Failure(.noDevice, error.description)
         case .ambiguous: failure = Failure(.ambiguous, error.description)
         case .busy: failure = Failure(.busy, error.description)
         case .needsBoot0: failure = Failure(.needsBoot0, error.description)
         case .journal(let journalError):
             failure = Failure(journalError.unreadableKey == nil ? .cannotWrite : .configuration, error.description)
+            failure.hint = error.hint.replacingOccurrences(of: journalError.hint, with: journalHint(journalError))
         case .notConfirmed: failure = Failure(.notConfirmed, error.description)
         case .readProtected: failure = Failure(.refused, error.description)
         case .untrusted: failure = Failure(.untrustedPackage, error.description)
@@ -130,8 +133,82 @@ struct Failure: Error, CustomStringConvertible {
         // say) is a USB failure, recoverable by running again (74), whichever layer saw it leave.
         if failure.status == .noDevice, !error.unitUntouched { failure.status = .usbError }
         failure.message = error.description
-        failure.hint = error.hint
+        if case .journal = error.kind {} else { failure.hint = error.hint }
+        if let step = error.nextStep { failure.hint = failure.hint?.replacingOccurrences(of: step.clause, with: clause(step)) }
+        if case .refused(let reason) = error.kind, let (message, hint) = refusal(reason) {
+            failure.message = "\(error.phase): \(message)"
+            failure.hint = hint
+        }
         return failure
+    }
+
+    /// A next step in dfuhop's words: its flags and commands.
+    static func clause(_ step: NextStep) -> String {
+        switch step {
+        case .nameOneUnit(let orAll): "name one with --unit PORT, --unit SERIAL or its unique ID" + (orAll ? ", or use --all" : "")
+        case .nameAListedUnit: "`dfuhop list` shows the units and their ports: name one by its port"
+        case .connect(inROM: true): "put the unit in DFU mode (dfuhop enter-dfu, or hold BOOT0 while plugging it in), then run this again"
+        case .connect(inROM: false): "is the unit plugged in and running its application? (`dfuhop list` shows what is connected)"
+        case .plugInOrBoot0: "give --boot0-command"
+        case .readUnprotect: "`dfuhop enter-dfu`, then `dfuhop erase --read-unprotect`"
+        case .stateProduct: "with --assume-product naming the product the unit is, which reads no flash"
+        }
+    }
+
+    /// What to do about a journal error, naming dfuhop's commands and flags.
+    static func journalHint(_ error: JournalError) -> String {
+        guard let key = error.unreadableKey else { return "fix the journal directory (--state-dir)" }
+        return
+            "if no upgrade of unit \(key) is in progress elsewhere, drop the entry with `dfuhop journal forget \(key)` (same --state-dir)"
+    }
+
+    /// A refusal the engine gives as data, in dfuhop's words: the sentence and the hint name dfuhop's flags.
+    /// nil: a reason not typed yet, shown as the engine words it.
+    static func refusal(_ reason: Refusal) -> (message: String, hint: String)? {
+        func product(_ id: UInt32) -> String { "0x\(Hex.digits(id, width: 8))" }
+        switch reason {
+        case .downgrade: return (reason.description, "nothing was written; pass --allow-downgrade if you mean it")
+        case .otherBuild: return (reason.description, "nothing was written; pass --allow-downgrade to replace it with this build")
+        case .otherThanAssumedProduct(let source, let image, let assumed):
+            return ("\(source) is for product \(product(image)); --assume-product says the unit is \(product(assumed))", reason.hint)
+        case .unknownFamily: return (reason.description, "nothing was touched; give --family or --profile")
+        case .optionBytesNeedConsent(_, _, _, let allowed):
+            let next =
+                allowed
+                ? "the write resets the unit, and only the BOOT0 path can bring it back: give --boot0-command or run on a terminal"
+                : "run again with --write-option-bytes (the write resets the unit; dfuhop reaches it again)"
+            return (reason.description, "nothing was written; " + next)
+        case .otherTargets(let source, let targets):
+            return (
+                "\(source) also holds \(targets.joined(separator: ", ")), which `upgrade` does not write",
+                "nothing was touched; put option bytes the product needs in its profile "
+                    + "(\"requiredOptionBytes\", written with --write-option-bytes), and give `upgrade` the flash image only"
+            )
+        case .noApplication: return (reason.description, "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
+        case .alreadyInROM: return (reason.description, "nothing to do: it is ready for `dfuhop flash`")
+        case .otherProduct, .belowMinimumVersion, .otherUnit, .imageForOtherFamily: return nil
+        case .assumedProductContradicted(let assumed, let unit, let seenIn):
+            return (
+                "--assume-product says the unit is \(product(assumed)); it holds product \(product(unit)) (\(seenIn))",
+                "nothing was written; drop --assume-product: the unit tells its product"
+            )
+        case .unknownProduct(let image):
+            return (
+                reason.description,
+                "nothing was written; if you know the unit is a \(product(image)) unit, run again with --assume-product \(product(image))"
+            )
+        case .familyMismatch(let named, let unit, let port):
+            return (
+                "--family \(named) does not match the unit\(port.map { " at \($0)" } ?? ""), which is \(unit.joined(separator: " or "))",
+                "nothing was touched; drop --family (dfuhop can tell this unit's MCU)"
+            )
+        case .needsFamily(_, let candidates, _):
+            return (
+                reason.description,
+                "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
+            )
+        case .other: return nil
+        }
     }
 
     static func package(_ error: PackageError) -> Failure {

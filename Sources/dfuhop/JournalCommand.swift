@@ -56,7 +56,7 @@ struct JournalList: AsyncParsableCommand {
             // Readable entries are listed all the same; an unreadable one fails the command (exit 78) and names its key.
             if let first = unreadable.first {
                 throw Failure(
-                    .configuration, unreadable.map(\.description).joined(separator: "; "), hint: first.hint)
+                    .configuration, unreadable.map(\.description).joined(separator: "; "), hint: Failure.journalHint(first))
             }
             return result
         }
@@ -71,9 +71,10 @@ struct JournalForget: AsyncParsableCommand {
 
     func run() async throws {
         let store = journal.store
-        let key = unit
+        let key = JournalStore.key(naming: unit)
         let asJSON = json
         try await runCommand("journal forget", json: asJSON) {
+            guard !key.allSatisfy(\.isWhitespace) else { throw Failure(.usage, "the unit's name is empty") }
             // An unreadable entry can be forgotten too: that is the way out its error names.
             guard store.hasEntry(for: key) else {
                 throw Failure(

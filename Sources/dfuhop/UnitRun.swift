@@ -84,33 +84,20 @@ extension UpgradeCommand {
             duration: clock.now - start)
     }
 
-    /// `--all`: every unit the survey finds, concurrently, each with its own engine, events and result.
+    /// `--all`: the engine picks the units and upgrades them concurrently; this records and renders each.
     func upgradeAll(
         _ file: FirmwareImage, source: String, session: DeviceSession,
         options: UpgradeEngine.Options
     ) async throws -> [UnitRun] {
-        let survey = UpgradeEngine(discovery: session.discovery, clock: session.clock)
-        let units = try await survey.survey().filter { $0.portPath != nil && $0.classification != .absent }
-        guard !units.isEmpty else {
-            throw Failure(.noDevice, "no unit is connected", hint: "plug the units in (blank ones with BOOT0 held), then run this again")
-        }
+        let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock)
+        let units = try await engine.unitsForAll()
         if !json { Output.message("upgrading \(units.count) unit(s): \(units.compactMap(\.portPath).joined(separator: ", "))") }
         let json = json
-        let runs = await withTaskGroup(of: UnitRun.self) { group in
-            for unit in units {
-                let port = unit.portPath ?? ""
-                var unitOptions = options
-                unitOptions.unit = port
-                group.addTask {
-                    await Self.run(port: port, survey: unit, render: { Self.render($0, json: json, bar: nil, unit: port) }) { onEvent in
-                        let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock, onEvent: onEvent)
-                        return try await engine.upgrade(file, source: source, options: unitOptions)
-                    }
-                }
+        let runs = await engine.upgradeAll(units, file: file, source: source, options: options) { unit, upgrade in
+            let port = unit.portPath ?? ""
+            return await Self.run(port: port, survey: unit, render: { Self.render($0, json: json, bar: nil, unit: port) }) { onEvent in
+                try await upgrade(onEvent)
             }
-            var collected: [UnitRun] = []
-            for await run in group { collected.append(run) }
-            return collected.sorted { ($0.port ?? "") < ($1.port ?? "") }
         }
         for run in runs { Self.report(run, json: json) }
         return runs

@@ -70,6 +70,18 @@ struct FailClosedTests {
         }
     }
 
+    /// The refusal's reason, nil for anything else.
+    static func reason(_ result: Result<UpgradeResult, UpgradeError>) -> Refusal? {
+        guard case .failure(let error) = result, case .refused(let reason) = error.kind else { return nil }
+        return reason
+    }
+
+    /// A downgrade refusal from `from` to `to` (major versions).
+    static func isDowngrade(_ result: Result<UpgradeResult, UpgradeError>, from: UInt16, to: UInt16) -> Bool {
+        guard case .downgrade(_, let held, let given, _)? = reason(result) else { return false }
+        return held.major == from && given.major == to
+    }
+
     static func wroteNothing(_ unit: VirtualUnit) -> Bool {
         !unit.requestLog.contains { request in
             switch request.kind {
@@ -165,7 +177,7 @@ struct FailClosedTests {
         let after = bench.target.flashContents().bytes
         bench.target.powerCycle()
         let second = await bench.upgrade(try bench.image(2))
-        #expect(Self.isRefusal(second), "\(second)")
+        #expect(Self.isDowngrade(second, from: 3, to: 2), "\(second)")
         #expect(bench.target.flashContents().bytes == after)
     }
 
@@ -186,7 +198,7 @@ struct FailClosedTests {
         // Back at station A, showing nothing: its entry still says 1.0.0, but the flash says 3.0.0.
         bench.silence()
         let result = await bench.upgrade(try bench.image(2))
-        #expect(Self.isRefusal(result), "\(result)")
+        #expect(Self.isDowngrade(result, from: 3, to: 2), "\(result)")
         #expect(bench.target.flashContents().bytes == after)
     }
 
@@ -203,9 +215,12 @@ struct FailClosedTests {
             bench.target.powerCycle()
             let before = bench.target.flashContents().bytes
             let other = await bench.upgrade(try bench.image(2, product: Self.otherProduct))
-            #expect(Self.isRefusal(other), "\(family.id): \(other)")
+            guard case .otherProduct(_, Self.otherProduct, let unit, _)? = Self.reason(other) else {
+                throw Failure("\(family.id): expected another product's refusal, got \(other)")
+            }
+            #expect(unit != Self.otherProduct)
             let older = await bench.upgrade(try bench.image(0))
-            #expect(Self.isRefusal(older), "\(family.id): \(older)")
+            #expect(Self.isDowngrade(older, from: 1, to: 0), "\(family.id): \(older)")
             #expect(bench.target.flashContents().bytes == before)
             let own = await bench.upgrade(try bench.image(2))
             guard case .success(let done) = own else { throw Failure("\(family.id): \(own)") }
@@ -229,7 +244,7 @@ struct FailClosedTests {
         var result = await bench.upgrade(v2, options: elsewhere)
         if case .failure(let error) = result {
             // A torn word in what must be read hangs the ROM: the hint names the way that reads no flash.
-            #expect(error.hint.contains("--assume-product"), "\(familyID): \(error) — \(error.hint)")
+            #expect(error.nextStep == .stateProduct, "\(familyID): \(error) — \(error.hint)")
             bench.target.powerCycle()
             elsewhere.assumedProduct = ApplicationIdentity.demoImageProductID(for: bench.family)
             result = await bench.upgrade(v2, options: elsewhere)

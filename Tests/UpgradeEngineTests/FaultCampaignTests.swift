@@ -454,7 +454,7 @@ struct FaultCampaignTests {
             }
             // Under RDP the ROM refuses every read, option bytes included, so the level cannot be read back.
             #expect(text.contains("read protection level 1"), "the message names the protection: \(text)")
-            #expect(error.hint.contains("erase --read-unprotect") && error.unitReturned, "\(error.hint)")
+            #expect(error.nextStep == .readUnprotect && error.unitReturned, "\(error.hint)")
         }
         let destructive = target.requestLog.contains { $0.isDestructive }
         #expect(!destructive, "no read-unprotect without the operator flag")

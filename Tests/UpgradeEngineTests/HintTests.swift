@@ -204,6 +204,18 @@ struct HintTests {
     /// different image, a firmware fix): a final state.
     static func follow(_ hint: String, error: UpgradeError, bench: Bench, options: inout UpgradeEngine.Options) async throws -> Bool {
         var acted = false
+        switch error.kind {
+        case .refused(.downgrade), .refused(.otherBuild):
+            options.allowDowngrade = true
+            acted = true
+        case .refused(.optionBytesNeedConsent(_, _, _, allowed: false)):
+            options.writeOptionBytes = true
+            acted = true
+        case .refused(.optionBytesNeedConsent(_, _, _, allowed: true)):
+            options.boot0 = FaultCampaignTests.options(bench.bus, journal: bench.journal).boot0
+            acted = true
+        default: break
+        }
         if hint.contains("--allow-downgrade") {
             options.allowDowngrade = true
             acted = true
@@ -212,7 +224,7 @@ struct HintTests {
             options.writeOptionBytes = true
             acted = true
         }
-        if hint.contains("--unit") {
+        if hint.contains("--unit") || error.nextStep == .nameOneUnit(orAll: true) || error.nextStep == .nameOneUnit(orAll: false) {
             let port = ["1-3", "1-1"].first { port in error.description.contains(port) } ?? bench.target.portPath
             options.unit = error.description.contains("1-3") ? "1-3" : port
             acted = true
@@ -221,7 +233,7 @@ struct HintTests {
             options.boot0 = FaultCampaignTests.options(bench.bus, journal: bench.journal).boot0
             acted = true
         }
-        if hint.contains("erase --read-unprotect") {
+        if error.nextStep == .readUnprotect {
             try await readUnprotect(bench)
             options.boot0 = FaultCampaignTests.options(bench.bus, journal: bench.journal).boot0
             options.family = bench.target.family

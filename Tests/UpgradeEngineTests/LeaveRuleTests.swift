@@ -26,11 +26,11 @@ struct LeaveRuleTests {
                     family: .h753, vectorTable: 0x0800_0000, resetHandler: reset, of: "app.hex", phase: phase)
                 Issue.record("reset handler \(String(describing: reset)) was accepted")
             } catch {
-                guard case .refused(let text) = error.kind else {
+                guard case .refused(let reason) = error.kind else {
                     Issue.record("expected a refusal, got \(error)")
                     continue
                 }
-                #expect(text.hasPrefix("app.hex has no Thumb reset handler"))
+                #expect(reason.description.hasPrefix("app.hex has no Thumb reset handler"))
                 #expect(error.phase == phase)
                 #expect(error.hint.hasPrefix(hint))
             }

@@ -208,12 +208,12 @@ struct ModelBasedTests {
         var followed = 0
         var failedBefore = false
         while case .failure(let error) = result, followed < 3,
-            !isRefusal(error) || (error.hint.contains("--assume-product") && setup.assumedProduct == nil)
+            !isRefusal(error) || (asksForProduct(error) && setup.assumedProduct == nil)
         {
             if ProcessInfo.processInfo.environment["DFUHOP_MODEL_VERBOSE"] != nil { print("run failed: \(error) — \(error.hint)") }
             target.setFaults(.none)
             target.powerCycle()
-            if error.hint.contains("--assume-product"), isRefusal(error) || failedBefore {
+            if asksForProduct(error), isRefusal(error) || failedBefore {
                 setup.assumedProduct = testCase.path == .blank ? newProduct : product
             }
             failedBefore = !isRefusal(error)
@@ -302,6 +302,13 @@ struct ModelBasedTests {
     /// Byte-for-byte equality at memcmp speed (debug builds compare slices element by element).
     static func same(_ a: ArraySlice<UInt8>, _ b: ArraySlice<UInt8>) -> Bool {
         a.count == b.count && a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
+    }
+
+    /// The failure asks the caller to state the unit's product: the refusal says nothing tells it, or a torn
+    /// word must not be read.
+    static func asksForProduct(_ error: UpgradeError) -> Bool {
+        if case .refused(.unknownProduct) = error.kind { return true }
+        return error.nextStep == .stateProduct
     }
 
     static func isRefusal(_ error: UpgradeError) -> Bool {

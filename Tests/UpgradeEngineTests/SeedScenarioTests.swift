@@ -85,9 +85,13 @@ struct SeedScenarioTests {
         options.profiles = [profile]
         options.boot0 = Self.jig(unit)
 
-        await #expect(throws: UpgradeError.self, "no option-byte write without --write-option-bytes") {
+        let refused = await #expect(throws: UpgradeError.self, "no option-byte write without the caller's consent") {
             _ = try await engine.upgrade(Self.file(image), source: "v1", options: options)
         }
+        guard case .refused(.optionBytesNeedConsent(let held, _, _, allowed: false))? = refused?.kind else {
+            throw FailClosedTests.Failure("expected the refusal that asks for consent, got \(String(describing: refused))")
+        }
+        #expect(held == ["DBANK=1"], "\(held)")
         #expect(unit.flashMode.name == "dual bank")
         #expect(unit.flashOperations == 0)
 

@@ -24,6 +24,34 @@ struct FaultTests {
         #expect(unit.flashContents().read(0x0800_0000, count: image.payloadSize) == image.segments[0].bytes)
     }
 
+    /// Issue 23: only the option-byte write can reset the unit. A stall on SET_ADDRESS (nothing written) is
+    /// the ROM refusing the address, never "the device left": the unit is still there, unchanged.
+    @Test("a stall on the option bytes' SET_ADDRESS is a refusal with nothing written", arguments: [1, 3])
+    func optionBytesSetAddressStall(stalls: Int) async throws {
+        let family = McuFamily.g474
+        let unit = unitInDFU(family)
+        let before = unit.lock.withLock { unit.optionBytes }
+        let dfu = try client(unit)
+        let address = String(format: "/0x%08X/", family.optionBytes.address)
+        let alternate = try #require(VirtualDFUTransport(unit: unit).alternateSettings.first { $0.name.contains(address) })
+        _ = try await dfu.prepare(alternateSetting: alternate.number)
+        // The next transfer is SET_ADDRESS's DNLOAD (the client knows the state after `prepare`).
+        unit.resetCounters()
+        unit.setFaults(FaultPlan(stallAtTransfer: 1, stallCount: stalls))
+        var changed = before
+        changed[0] ^= 0x01
+        do {
+            let left = try await dfu.writeOptionBytes(changed, at: family.optionBytes.address, .operatorRequestedOptionBytes)
+            Issue.record("the write returned (left: \(left)) after its SET_ADDRESS stalled")
+        } catch {
+            #expect(error == .optionBytesAddressRefused(family.optionBytes.address), "\(error)")
+            #expect(error.category == .refused, "\(error)")
+        }
+        #expect(unit.currentMode == .rom, "the unit did not leave")
+        #expect(unit.lock.withLock { unit.optionBytes } == before, "nothing was written")
+        #expect(!unit.requestLog.contains { if case .download(block: 2, _, _) = $0.kind { true } else { false } }, "no DNLOAD of data")
+    }
+
     @Test("a torn program corrupts the ECC word it stopped in")
     func tornProgram() async throws {
         let unit = unitInDFU(.l476)
