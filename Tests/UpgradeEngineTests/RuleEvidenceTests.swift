@@ -90,6 +90,14 @@ struct RuleEvidenceTests {
         FirmwareVersion(major: major, minor: minor, patch: patch, build: build)
     }
 
+    /// A run's result in one line: a full result holds the plan, too long (and slow) for a failure message.
+    static func text(_ result: Result<UpgradeResult, UpgradeError>) -> String {
+        switch result {
+        case .success(let done): "\(done.outcome.rawValue) \(done.newVersion.map { "\($0)" } ?? "-")"
+        case .failure(let error): "\(error)"
+        }
+    }
+
     static func isRefusal(_ result: Result<UpgradeResult, UpgradeError>) -> Bool {
         guard case .failure(let error) = result, case .refused = error.kind else { return false }
         return true
@@ -128,7 +136,7 @@ struct RuleEvidenceTests {
         for older in Self.olderVersions {
             bench.target.resetCounters()
             let result = await bench.upgrade(try bench.image(older))
-            #expect(Self.isRefusal(result), "\(older) over \(Self.installed)\(silent ? " (silent)" : ""): \(result)")
+            #expect(Self.isRefusal(result), "\(older) over \(Self.installed)\(silent ? " (silent)" : ""): \(Self.text(result))")
             #expect(Self.wroteNothing(bench.target), "\(older) was written")
             #expect(bench.target.flashContents().bytes == before, "\(older) changed the flash")
             if silent { bench.target.unplug() } else { bench.target.powerCycle() }
@@ -142,7 +150,7 @@ struct RuleEvidenceTests {
         for newer in [Self.v(1, 0, 0, 1), Self.v(1, 0, 1, 0), Self.v(1, 1, 0, 0), Self.v(2, 0, 0, 0)] {
             let file = try bench.image(newer)
             let result = await bench.upgrade(file)
-            guard case .success(let done) = result else { throw Failure("\(newer) over \(installed): \(result)") }
+            guard case .success(let done) = result else { throw Failure("\(newer) over \(installed): \(Self.text(result))") }
             #expect(done.outcome == .upgraded && done.newVersion == newer, "\(newer) over \(installed)")
             #expect(Self.holds(bench.target, file))
             installed = newer
@@ -181,7 +189,7 @@ struct RuleEvidenceTests {
         #expect(other.segments[0].bytes != installed.segments[0].bytes)
         let before = bench.target.flashContents().bytes
         let refused = await bench.upgrade(other)
-        #expect(Self.isRefusal(refused), "another build without --allow-downgrade: \(refused)")
+        #expect(Self.isRefusal(refused), "another build without --allow-downgrade: \(Self.text(refused))")
         #expect(bench.target.flashContents().bytes == before)
         var options = bench.options
         options.allowDowngrade = true
@@ -247,7 +255,7 @@ struct RuleEvidenceTests {
             if case .flash(.sectorErased(let sector, _, _)) = event, sector.start == base { return true }
             return false
         }
-        guard case .failure = first else { throw Failure("the first run should stop mid-flash: \(first)") }
+        guard case .failure = first else { throw Failure("the first run should stop mid-flash: \(Self.text(first))") }
         let entry = try #require(try JournalStore(directory: bench.journal).entries().first)
         #expect(entry.step == .flashing)
         #expect(entry.oldVersion == holding.description)
@@ -264,7 +272,7 @@ struct RuleEvidenceTests {
             let bench = try await Self.interrupted(holding: Self.v(1, 4, 1))
             let before = bench.target.flashContents().bytes
             let result = await bench.upgrade(try bench.image(older))
-            #expect(Self.isRefusal(result), "\(older) after an interrupted upgrade from 1.4.1: \(result)")
+            #expect(Self.isRefusal(result), "\(older) after an interrupted upgrade from 1.4.1: \(Self.text(result))")
             #expect(Self.wroteNothing(bench.target), "\(older) was written")
             #expect(bench.target.flashContents().bytes == before)
             #expect(bench.events.contains { if case .resuming = $0 { true } else { false } }, "the entry was resumed")
