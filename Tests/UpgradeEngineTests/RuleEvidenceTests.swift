@@ -113,6 +113,9 @@ struct RuleEvidenceTests {
         }
     }
 
+    /// Whether the flash is as it was (a Bool: `#expect` would print both megabytes when it fails).
+    static func unchanged(_ unit: VirtualUnit, since before: [UInt8]) -> Bool { unit.flashContents().bytes == before }
+
     /// Whether the unit's flash holds exactly `file`'s bytes at the base.
     static func holds(_ unit: VirtualUnit, _ file: FirmwareImage) -> Bool {
         let bytes = file.segments[0].bytes
@@ -138,7 +141,7 @@ struct RuleEvidenceTests {
             let result = await bench.upgrade(try bench.image(older))
             #expect(Self.isRefusal(result), "\(older) over \(Self.installed)\(silent ? " (silent)" : ""): \(Self.text(result))")
             #expect(Self.wroteNothing(bench.target), "\(older) was written")
-            #expect(bench.target.flashContents().bytes == before, "\(older) changed the flash")
+            #expect(Self.unchanged(bench.target, since: before), "\(older) changed the flash")
             if silent { bench.target.unplug() } else { bench.target.powerCycle() }
         }
     }
@@ -190,7 +193,7 @@ struct RuleEvidenceTests {
         let before = bench.target.flashContents().bytes
         let refused = await bench.upgrade(other)
         #expect(Self.isRefusal(refused), "another build without --allow-downgrade: \(Self.text(refused))")
-        #expect(bench.target.flashContents().bytes == before)
+        #expect(Self.unchanged(bench.target, since: before), "the flash changed")
         var options = bench.options
         options.allowDowngrade = true
         bench.target.powerCycle()
@@ -274,7 +277,7 @@ struct RuleEvidenceTests {
             let result = await bench.upgrade(try bench.image(older))
             #expect(Self.isRefusal(result), "\(older) after an interrupted upgrade from 1.4.1: \(Self.text(result))")
             #expect(Self.wroteNothing(bench.target), "\(older) was written")
-            #expect(bench.target.flashContents().bytes == before)
+            #expect(Self.unchanged(bench.target, since: before), "the flash changed")
             #expect(bench.events.contains { if case .resuming = $0 { true } else { false } }, "the entry was resumed")
         }
     }
