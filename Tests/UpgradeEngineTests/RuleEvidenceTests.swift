@@ -90,6 +90,12 @@ struct RuleEvidenceTests {
         FirmwareVersion(major: major, minor: minor, patch: patch, build: build)
     }
 
+    /// `#expect` on a plain Bool: a failing `#expect` shows each operand, and a unit, a result or the flash
+    /// shown in full makes a failing run (a mutant's) take minutes.
+    static func expect(_ condition: Bool, _ message: @autoclosure () -> String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(condition, "\(message())", sourceLocation: sourceLocation)
+    }
+
     /// A run's result in one line: a full result holds the plan, too long (and slow) for a failure message.
     static func text(_ result: Result<UpgradeResult, UpgradeError>) -> String {
         switch result {
@@ -139,9 +145,9 @@ struct RuleEvidenceTests {
         for older in Self.olderVersions {
             bench.target.resetCounters()
             let result = await bench.upgrade(try bench.image(older))
-            #expect(Self.isRefusal(result), "\(older) over \(Self.installed)\(silent ? " (silent)" : ""): \(Self.text(result))")
-            #expect(Self.wroteNothing(bench.target), "\(older) was written")
-            #expect(Self.unchanged(bench.target, since: before), "\(older) changed the flash")
+            Self.expect(Self.isRefusal(result), "\(older) over \(Self.installed)\(silent ? " (silent)" : ""): \(Self.text(result))")
+            Self.expect(Self.wroteNothing(bench.target), "\(older) was written")
+            Self.expect(Self.unchanged(bench.target, since: before), "\(older) changed the flash")
             if silent { bench.target.unplug() } else { bench.target.powerCycle() }
         }
     }
@@ -155,7 +161,7 @@ struct RuleEvidenceTests {
             let result = await bench.upgrade(file)
             guard case .success(let done) = result else { throw Failure("\(newer) over \(installed): \(Self.text(result))") }
             #expect(done.outcome == .upgraded && done.newVersion == newer, "\(newer) over \(installed)")
-            #expect(Self.holds(bench.target, file))
+            Self.expect(Self.holds(bench.target, file))
             installed = newer
         }
     }
@@ -168,7 +174,7 @@ struct RuleEvidenceTests {
         let file = try bench.image(Self.v(1, 2, 0))
         guard case .success(let done) = await bench.upgrade(file, options: options) else { throw Failure("1.2.0 with --allow-downgrade") }
         #expect(done.outcome == .upgraded)
-        #expect(Self.holds(bench.target, file))
+        Self.expect(Self.holds(bench.target, file))
     }
 
     // MARK: Up to date means the exact image: product, version, size and CRC
@@ -192,14 +198,14 @@ struct RuleEvidenceTests {
         #expect(other.segments[0].bytes != installed.segments[0].bytes)
         let before = bench.target.flashContents().bytes
         let refused = await bench.upgrade(other)
-        #expect(Self.isRefusal(refused), "another build without --allow-downgrade: \(Self.text(refused))")
-        #expect(Self.unchanged(bench.target, since: before), "the flash changed")
+        Self.expect(Self.isRefusal(refused), "another build without --allow-downgrade: \(Self.text(refused))")
+        Self.expect(Self.unchanged(bench.target, since: before), "the flash changed")
         var options = bench.options
         options.allowDowngrade = true
         bench.target.powerCycle()
         guard case .success(let done) = await bench.upgrade(other, options: options) else { throw Failure("another build, allowed") }
         #expect(done.outcome == .upgraded, "another build is written, not called up to date")
-        #expect(Self.holds(bench.target, other))
+        Self.expect(Self.holds(bench.target, other))
         bench.target.powerCycle()
         guard case .success(let again) = await bench.upgrade(other) else { throw Failure("the same build again") }
         #expect(again.outcome == .upToDate, "the exact build it now holds is up to date")
@@ -243,8 +249,8 @@ struct RuleEvidenceTests {
         #expect(!Self.holds(bench.target, v1))
         guard case .success(let done) = await bench.upgrade(v1) else { throw Failure("the corrupted unit's own build") }
         #expect(done.outcome == .upgraded, "a span whose CRC fails holds no installed image")
-        #expect(Self.holds(bench.target, v1), "the flash holds the image again")
-        #expect(bench.target.currentMode == .application)
+        Self.expect(Self.holds(bench.target, v1), "the flash holds the image again")
+        Self.expect(bench.target.currentMode == .application)
     }
 
     // MARK: The journal: the downgrade rule on the resume path, and the entry's unit proven by its UID
@@ -262,7 +268,7 @@ struct RuleEvidenceTests {
         let entry = try #require(try JournalStore(directory: bench.journal).entries().first)
         #expect(entry.step == .flashing)
         #expect(entry.oldVersion == holding.description)
-        #expect(bench.target.flashContents().bytes.prefix(8).allSatisfy { $0 == 0xFF }, "the head reads erased")
+        Self.expect(bench.target.flashContents().bytes.prefix(8).allSatisfy { $0 == 0xFF }, "the head reads erased")
         bench.target.powerCycle()
         bench.target.resetCounters()
         bench.clearEvents()
@@ -275,10 +281,10 @@ struct RuleEvidenceTests {
             let bench = try await Self.interrupted(holding: Self.v(1, 4, 1))
             let before = bench.target.flashContents().bytes
             let result = await bench.upgrade(try bench.image(older))
-            #expect(Self.isRefusal(result), "\(older) after an interrupted upgrade from 1.4.1: \(Self.text(result))")
-            #expect(Self.wroteNothing(bench.target), "\(older) was written")
-            #expect(Self.unchanged(bench.target, since: before), "the flash changed")
-            #expect(bench.events.contains { if case .resuming = $0 { true } else { false } }, "the entry was resumed")
+            Self.expect(Self.isRefusal(result), "\(older) after an interrupted upgrade from 1.4.1: \(Self.text(result))")
+            Self.expect(Self.wroteNothing(bench.target), "\(older) was written")
+            Self.expect(Self.unchanged(bench.target, since: before), "the flash changed")
+            Self.expect(bench.events.contains { if case .resuming = $0 { true } else { false } }, "the entry was resumed")
         }
     }
 
@@ -288,7 +294,7 @@ struct RuleEvidenceTests {
         let file = try bench.image(Self.v(3, 0, 0))
         guard case .success(let done) = await bench.upgrade(file) else { throw Failure("resume") }
         #expect(done.newVersion == Self.v(3, 0, 0))
-        #expect(Self.holds(bench.target, file))
+        Self.expect(Self.holds(bench.target, file))
         #expect(try JournalStore(directory: bench.journal).entries().isEmpty)
     }
 
@@ -305,8 +311,8 @@ struct RuleEvidenceTests {
         let file = try bench.image(Self.v(1, 0, 0))
         guard case .success(let done) = await bench.upgrade(file) else { throw Failure("unit B") }
         #expect(done.before.classification == .blank, "B is judged by its own flash")
-        #expect(Self.holds(unitB, file))
-        #expect(!bench.events.contains { if case .resuming = $0 { true } else { false } }, "B resumed A's entry")
+        Self.expect(Self.holds(unitB, file))
+        Self.expect(!bench.events.contains { if case .resuming = $0 { true } else { false } }, "B resumed A's entry")
         #expect(try JournalStore(directory: bench.journal).entries().map(\.uid) == [keyA], "A's entry is kept")
     }
 
