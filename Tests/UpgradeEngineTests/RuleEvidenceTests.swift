@@ -240,6 +240,22 @@ struct RuleEvidenceTests {
         }
     }
 
+    @Test("an erased vector table in front of data is corrupted, not blank: another product's image is refused")
+    func erasedHeadInFrontOfDataIsNotBlank() async throws {
+        let bench = try Bench(holding: nil)
+        // Sector 0 erased (the first byte of every 64 KiB piece reads 0xFF), other firmware from 0x4000 to 64 KiB.
+        let data = (0x4000..<0x10000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) | 0x01 }
+        bench.target.programDirectly(data, at: bench.family.flashBase + 0x4000)
+        bench.target.powerCycle()
+        let before = bench.target.flashContents().bytes
+        let other = await bench.upgrade(try Bench.image(bench.family, Self.v(2, 0, 0), product: 0x0BAD_F00D))
+        Self.expect(Self.isRefusal(other), "another product's image on a unit that is not blank: \(Self.text(other))")
+        Self.expect(Self.wroteNothing(bench.target), "it was written")
+        Self.expect(Self.unchanged(bench.target, since: before), "the flash changed")
+        let classified = bench.events.compactMap { if case .classified(let found) = $0 { found } else { nil } }
+        #expect(classified == [.corrupted], "the ROM's finding: \(classified)")
+    }
+
     @Test("a corrupted unit offered the very build its descriptor names is rewritten, not called up to date (the span CRC counts)")
     func spanCRCDecidesInstalled() async throws {
         let bench = try Bench()
