@@ -256,6 +256,32 @@ struct RuleEvidenceTests {
         #expect(classified == [.corrupted], "the ROM's finding: \(classified)")
     }
 
+    @Test("the ROM that shows up after ENTER_BOOTLOADER is another unit (same port, a constant ROM serial): refused, neither written")
+    func romOfAnotherUnitIsRefused() async throws {
+        let bench = try Bench(.h753)
+        let unitA = bench.target
+        let unitB = VirtualUnit(family: .h753, uid: VirtualUnit.uid(index: 6), portPath: "1-1", clock: bench.clock)
+        unitB.unplug()
+        bench.bus = VirtualBus(units: [unitA, unitB])
+        let beforeA = unitA.flashContents().bytes
+        let beforeB = unitB.flashContents().bytes
+        // A resets into nothing; B, held in its ROM, is plugged into the same port just before ENTER_BOOTLOADER
+        // is sent (the engine already watches the bus for the ROM).
+        unitA.setFaults(FaultPlan(neverReturnAfterReset: true))
+        var options = bench.options
+        options.boot0 = nil
+        options.nonceHook = { _, nonce in
+            unitB.setBoot0(true)
+            unitB.plug()
+            unitB.setBoot0(false)
+            return nonce
+        }
+        let result = await bench.upgrade(try bench.image(Self.v(2, 0, 0)), options: options)
+        Self.expect(Self.isRefusal(result), "a ROM with another UID: \(Self.text(result))")
+        Self.expect(Self.wroteNothing(unitB) && Self.wroteNothing(unitA), "a unit was written")
+        Self.expect(Self.unchanged(unitA, since: beforeA) && Self.unchanged(unitB, since: beforeB), "a flash changed")
+    }
+
     @Test("a corrupted unit offered the very build its descriptor names is rewritten, not called up to date (the span CRC counts)")
     func spanCRCDecidesInstalled() async throws {
         let bench = try Bench()
