@@ -201,6 +201,13 @@ struct ModelBasedTests {
         let stamped: FirmwareImage
         if testCase.relation == .same {
             stamped = FirmwareImage(format: .binary, segments: oldImage.segments)
+        } else if testCase.relation == .otherBuild {
+            // The old image with one byte past its descriptor changed, stamped again: same product, version and
+            // size, another CRC (only the CRC tells it from the build the unit holds).
+            var bytes = oldImage.segments[0].bytes
+            bytes[0x100 + Int(testCase.seed % UInt64(bytes.count - 0x100))] ^= 0x5A
+            stamped = try FirmwareImage(format: .binary, segments: [Segment(address: family.flashBase, bytes: bytes)])
+                .stamped(productID: product, version: newVersion, name: "dfuhop-demo-\(family.id)", file: "model")
         } else {
             stamped = try FirmwareImage(format: .binary, segments: testCase.segments)
                 .stamped(productID: newProduct, version: newVersion, name: "model", file: "model")
@@ -230,7 +237,10 @@ struct ModelBasedTests {
             // An upgrade to the interrupted image, killed mid-flash; then the case's image meets its entry.
             let interrupted = try FirmwareImage(format: .binary, segments: testCase.segments)
                 .stamped(productID: product, version: interruptedVersion(testCase), name: "interrupted", file: "interrupted")
-            let first = await killedRun(interrupted, setup, at: testCase.killAtEvent)
+            // Every other case is killed once the vector-table sector is erased: then only the entry tells the old version.
+            let first = await killedRun(
+                interrupted, setup, at: testCase.killAtEvent,
+                afterErasing: testCase.killAtEvent.isMultiple(of: 2) ? family.flashBase : nil)
             target.setFaults(.none)
             if case .failure(let error) = first, !isRefusal(error) { target.powerCycle() }
             entryExisted = !(try JournalStore(directory: setup.journal).entries().isEmpty)
@@ -505,12 +515,19 @@ struct ModelBasedTests {
     }
 
     /// The host dies at the `at`-th flash event: the upgrade's task is cancelled there.
-    static func killedRun(_ file: FirmwareImage, _ setup: Setup, at: Int) async -> Result<UpgradeResult, UpgradeError> {
+    /// `afterErasing`: instead, once the sector starting there is erased.
+    static func killedRun(
+        _ file: FirmwareImage, _ setup: Setup, at: Int, afterErasing: UInt32? = nil
+    ) async -> Result<UpgradeResult, UpgradeError> {
         let counter = Counter()
         let handle = TaskHandle()
         let task = Task { () -> Result<UpgradeResult, UpgradeError> in
             let engine = UpgradeEngine(discovery: setup.bus, clock: setup.clock) { event in
-                if case .flash = event, counter.increment() == at { handle.cancel() }
+                if let afterErasing {
+                    if case .flash(.sectorErased(let sector, _, _)) = event, sector.start == afterErasing { handle.cancel() }
+                } else if case .flash = event, counter.increment() == at {
+                    handle.cancel()
+                }
             }
             do throws(UpgradeError) {
                 return .success(try await engine.upgrade(file, source: "model.hex", options: options(setup)))
