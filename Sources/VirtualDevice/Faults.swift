@@ -38,6 +38,8 @@ public struct FaultPlan: Sendable, Hashable, Codable {
     /// L4 GETSTATUS stall during an erase). Off by default, so a client real ROMs accept never fails
     /// against a guess; on, to test that a client tolerates the guess too.
     public var unverifiedQuirks: Bool?
+    /// The application answers ENTER_BOOTLOADER with BUSY (it is in the middle of its own work).
+    public var applicationBusy: Bool?
 
     public struct BlockStatusError: Sendable, Hashable, Codable {
         public var block: Int
@@ -53,7 +55,7 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         stallCount: Int = 1, statusErrorAtBlock: BlockStatusError? = nil, neverReturnAfterReset: Bool = false,
         stuckBusyAtFlashOperation: Int? = nil, returnDelay: Duration? = nil, returnPort: String? = nil,
         pollTimeoutScale: Double? = nil, reportedVersion: FirmwareVersion? = nil, stuckBitAt: UInt32? = nil,
-        unverifiedQuirks: Bool? = nil
+        unverifiedQuirks: Bool? = nil, applicationBusy: Bool? = nil
     ) {
         self.powerLossAtFlashOperation = powerLossAtFlashOperation
         self.disconnectAtTransfer = disconnectAtTransfer
@@ -68,6 +70,7 @@ public struct FaultPlan: Sendable, Hashable, Codable {
         self.reportedVersion = reportedVersion
         self.stuckBitAt = stuckBitAt
         self.unverifiedQuirks = unverifiedQuirks
+        self.applicationBusy = applicationBusy
     }
 
     public static let none = FaultPlan()

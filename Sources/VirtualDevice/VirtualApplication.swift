@@ -79,7 +79,8 @@ extension VirtualUnit {
         let device = AppLinkDevice(
             state: AppLinkDevice.State(
                 flashAddress: base, flashSize: UInt32(flash.count), imageBase: base,
-                uid: UniqueID(uid)!, deviceID: family.deviceID, revisionID: 0x1001),
+                uid: UniqueID(uid)!, deviceID: family.deviceID, revisionID: 0x1001,
+                bootloaderBlocked: faults.applicationBusy == true),
             readFlash: { address, count in
                 let offset = Int(address - base)
                 return Array(flash[offset..<offset + count])

@@ -35,20 +35,23 @@ public final class VirtualBus: DeviceDiscovery, @unchecked Sendable {
     }
 
     public func openDFU(_ identity: USBDeviceIdentity) async throws(TransportError) -> any DFUTransport {
-        guard let unit = units.first(where: { $0.portPath == identity.portPath }) else {
+        let showingDFU = units.first { if case .dfu = $0.presence { $0.portPath == identity.portPath } else { false } }
+        guard let unit = showingDFU ?? unit(at: identity.portPath) else {
             throw TransportError(.notFound, device: identity.description, operation: "open DFU interface")
         }
         return try VirtualDFUTransport(unit: unit)
     }
 
     public func openHID(_ info: HIDDeviceInfo) async throws(TransportError) -> any HIDTransport {
-        guard let unit = units.first(where: { $0.portPath == info.usb.portPath }) else {
+        let showingHID = units.first { if case .hid = $0.presence { $0.portPath == info.usb.portPath } else { false } }
+        guard let unit = showingHID ?? unit(at: info.usb.portPath) else {
             throw TransportError(.notFound, device: info.description, operation: "open HID interface")
         }
         return try VirtualHIDTransport(unit: unit)
     }
 
-    /// The unit at `portPath`.
+    /// The unit at `portPath` (the first listed, where a test swaps units on one port; opening an interface
+    /// picks the unit that shows it).
     public func unit(at portPath: String) -> VirtualUnit? { units.first { $0.portPath == portPath } }
 
     func publish(old: DiscoveredDevice?, new: DiscoveredDevice?) {

@@ -41,6 +41,8 @@ actor FakeDfuSeDevice: DFUTransport {
         var leave: LeaveBehaviour = .manifest
         /// A byte written at this address is stored inverted (a bad flash cell), so verify must fail.
         var corruptAddress: UInt32?
+        /// Worn cells an erase does not reach: whatever they hold stays, so a gap there must fail verify.
+        var unerasable: Set<UInt32> = []
         /// The next GETSTATUS answers these bytes instead of a status.
         var garbledStatus: [UInt8]?
         /// UPLOAD returns one byte less than asked.
@@ -354,6 +356,7 @@ actor FakeDfuSeDevice: DFUTransport {
     private func erase(_ sector: FlashLayout.Sector) {
         erasedSectorStarts.append(sector.start)
         for address in memory.keys where address >= sector.start && UInt64(address) < sector.end {
+            if configuration.unerasable.contains(address) { continue }
             memory[address] = nil
             programCount[address] = nil
         }

@@ -13,9 +13,10 @@ import UpgradeEngine
 
 /// The engine against a model of what must hold, on generated cases: random image layouts (segments,
 /// gaps, tails, odd lengths), prior flash holding other firmware everywhere, every family, every entry
-/// path (running, in DFU, corrupted, blank, silent through BOOT0, resumed after a kill, resumed at another
-/// station with no journal, a swapped unit), every version relation (same build, same version of another
-/// build, older, newer, another product), a product profile that requires signatures or none, and a stall
+/// path (running, in DFU, corrupted, blank, silent through BOOT0, resumed after an interrupted upgrade killed
+/// mid-flash with its journal entry in place, resumed at another station with no journal, a swapped unit), every
+/// version relation (same build, same version of another build, older, newer, another product; versions that
+/// differ in the major, minor, patch or build component), a product profile that requires signatures or none, and a stall
 /// or a pulled cable at a random transfer of the first run. The oracle computes what the flash must hold
 /// from the generated segments alone — not from FirmwareImage's normalisation or the plan — and judges by
 /// the unit's flash bytes and request log:
@@ -23,8 +24,9 @@ import UpgradeEngine
 /// - refusal: not one byte of flash changed and no erase or download was sent;
 /// - failure: its hint, followed (power-cycle and run again; `--assume-product` where it says so), reaches
 ///   success or a refusal within three more runs;
-/// - never: another product's image, an older version, or an unsigned image of a product whose profile
-///   requires signatures ends up in the flash (fail closed, issue 20), whatever the runs returned;
+/// - never: another product's image, an older version, another build of the version the unit holds intact, or
+///   an unsigned image of a product whose profile requires signatures ends up in the flash (fail closed, issues
+///   20 and 26), judged from the case and the flash whatever the runs returned, and never a success;
 /// - always: nothing outside the sectors of the span changed; a bystander unit received nothing.
 /// The cases run in parallel chunks. `DFUHOP_MODEL_SEED=N` replays one case; `DFUHOP_MODEL_CASES=N` sets the
 /// count (`scripts/model-test`); every failure prints its seed and the command that replays it.
@@ -62,6 +64,9 @@ struct ModelBasedTests {
         case upToDate = "up-to-date"
         case refused
         case finishedBySecondRun = "finished-by-second-run"
+        /// The resumed path, its second run judged with the first run's journal entry in place.
+        case refusedWithEntry = "refused, its journal entry in place"
+        case finishedWithEntry = "finished, its journal entry in place"
     }
 
     struct Case: CustomStringConvertible, Sendable {
@@ -75,8 +80,12 @@ struct ModelBasedTests {
         /// The product's profile requires signed packages (every case writes a bare image).
         var signing: Bool
         var fault: FirstRunFault
+        /// The unit's firmware, and the image's version (`relation` says how they compare).
+        var oldVersion: FirmwareVersion
+        var newVersion: FirmwareVersion
         var description: String {
-            "seed \(seed): \(family.id) \(path.rawValue) \(relation.rawValue)\(signing ? " signing-required" : "") \(fault), "
+            "seed \(seed): \(family.id) \(path.rawValue) \(relation.rawValue) \(oldVersion.fullDescription) -> "
+                + "\(newVersion.fullDescription)\(signing ? " signing-required" : "") \(fault), "
                 + "segments " + segments.map { "0x\(String($0.address, radix: 16))+\($0.bytes.count)" }.joined(separator: " ")
                 + " — replay: DFUHOP_MODEL_SEED=\(seed) swift test --filter ModelBasedTests"
         }
@@ -101,9 +110,42 @@ struct ModelBasedTests {
             case 1: .disconnect(transfer: 1 + Int(random.next() % 60))
             default: .none
             }
+        let (oldVersion, newVersion) = versions(relation, random: &random)
         return Case(
             seed: seed, family: family, path: path, relation: relation, segments: segments, oldSize: oldSize,
-            killAtEvent: killAtEvent, signing: signing, fault: fault)
+            killAtEvent: killAtEvent, signing: signing, fault: fault, oldVersion: oldVersion, newVersion: newVersion)
+    }
+
+    /// The unit's version and the image's, differing (for newer and older) in one component picked at random —
+    /// major, minor, patch or build — with random lower components: a rule that compares fewer components
+    /// than all four lets some older image through. A newer image is at least 2 builds past the old version,
+    /// so it is newer than the resumed path's interrupted image too (`interruptedVersion`).
+    static func versions(_ relation: Relation, random: inout SplitMix64) -> (FirmwareVersion, FirmwareVersion) {
+        func draw(_ range: ClosedRange<UInt16>) -> UInt16 { range.lowerBound + UInt16(random.next() % UInt64(range.count)) }
+        let old = [draw(1...3), draw(1...5), draw(1...5), draw(1...3)]
+        let component = Int(random.next() % 4)
+        var new = old
+        switch relation {
+        case .same, .otherBuild: break
+        case .older:
+            new[component] -= draw(1...old[component])
+            for lower in (component + 1)..<4 { new[lower] = draw(0...9) }
+        case .newer, .otherProduct, .otherFamily:
+            new[component] += component == 3 ? draw(2...3) : draw(1...2)
+            for lower in (component + 1)..<4 { new[lower] = draw(0...9) }
+        }
+        func version(_ parts: [UInt16]) -> FirmwareVersion {
+            FirmwareVersion(major: parts[0], minor: parts[1], patch: parts[2], build: parts[3])
+        }
+        return (version(old), version(new))
+    }
+
+    /// The resumed path's first run writes this version (the old one, one build on) and is killed mid-flash, so
+    /// the case's image meets a journal entry that exists.
+    static func interruptedVersion(_ testCase: Case) -> FirmwareVersion {
+        var version = testCase.oldVersion
+        version.build += 1
+        return version
     }
 
     /// The new image's raw segments: a head with the vector table and a reserved descriptor, then up to
@@ -148,14 +190,8 @@ struct ModelBasedTests {
     static func run(_ testCase: Case) async throws -> Outcome {
         let family = testCase.family
         let clock = VirtualClock()
-        let oldVersion = FirmwareVersion(major: 1, minor: 4, patch: 0)
-        let oldImage = try DemoImage.make(family: family, version: oldVersion, size: testCase.oldSize, productID: product)
-        let newVersion: FirmwareVersion =
-            switch testCase.relation {
-            case .newer, .otherProduct, .otherFamily: FirmwareVersion(major: 2, minor: 0, patch: 1)
-            case .older: FirmwareVersion(major: 1, minor: 2, patch: 0)
-            case .same, .otherBuild: oldVersion
-            }
+        let oldImage = try DemoImage.make(family: family, version: testCase.oldVersion, size: testCase.oldSize, productID: product)
+        let newVersion = testCase.newVersion
         let newProduct =
             switch testCase.relation {
             case .otherProduct: product ^ 0x10
@@ -165,6 +201,13 @@ struct ModelBasedTests {
         let stamped: FirmwareImage
         if testCase.relation == .same {
             stamped = FirmwareImage(format: .binary, segments: oldImage.segments)
+        } else if testCase.relation == .otherBuild {
+            // The old image with one byte past its descriptor changed, stamped again: same product, version and
+            // size, another CRC (only the CRC tells it from the build the unit holds).
+            var bytes = oldImage.segments[0].bytes
+            bytes[0x100 + Int(testCase.seed % UInt64(bytes.count - 0x100))] ^= 0x5A
+            stamped = try FirmwareImage(format: .binary, segments: [Segment(address: family.flashBase, bytes: bytes)])
+                .stamped(productID: product, version: newVersion, name: "dfuhop-demo-\(family.id)", file: "model")
         } else {
             stamped = try FirmwareImage(format: .binary, segments: testCase.segments)
                 .stamped(productID: newProduct, version: newVersion, name: "model", file: "model")
@@ -188,7 +231,23 @@ struct ModelBasedTests {
         }
 
         var result: Result<UpgradeResult, UpgradeError>
-        if [.resumed, .otherStation, .swapped].contains(testCase.path) {
+        var judgedFrom = before
+        var entryExisted = false
+        if testCase.path == .resumed {
+            // An upgrade to the interrupted image, killed mid-flash; then the case's image meets its entry.
+            let interrupted = try FirmwareImage(format: .binary, segments: testCase.segments)
+                .stamped(productID: product, version: interruptedVersion(testCase), name: "interrupted", file: "interrupted")
+            // Every other case is killed once the vector-table sector is erased: then only the entry tells the old version.
+            let first = await killedRun(
+                interrupted, setup, at: testCase.killAtEvent,
+                afterErasing: testCase.killAtEvent.isMultiple(of: 2) ? family.flashBase : nil)
+            target.setFaults(.none)
+            if case .failure(let error) = first, !isRefusal(error) { target.powerCycle() }
+            entryExisted = !(try JournalStore(directory: setup.journal).entries().isEmpty)
+            judgedFrom = target.flashContents().bytes
+            target.resetCounters()
+            result = await upgrade(stamped, setup)
+        } else if [.otherStation, .swapped].contains(testCase.path) {
             result = await killedRun(stamped, setup, at: testCase.killAtEvent)
             if case .failure(let error) = result, !isRefusal(error) {
                 target.setFaults(.none)
@@ -223,35 +282,62 @@ struct ModelBasedTests {
         let bystanderUnchanged = same(bystander.flashContents().bytes[...], bystanderBefore[...])
         #expect(bystanderUnchanged, "the bystander's flash changed: \(testCase)")
         #expect(bystander.requestLog.isEmpty, "the bystander received requests: \(testCase)")
-        return try judge(result, target: target, testCase, stamped.segments, spanSize: spanSize, before: before, followed: followed)
+        let outcome = try judge(
+            result, target: target, testCase, stamped.segments, spanSize: spanSize, judgedFrom: judgedFrom,
+            oldImage: oldImage, followed: followed)
+        guard entryExisted else { return outcome }
+        return outcome == .refused ? .refusedWithEntry : .finishedWithEntry
+    }
+
+    /// What the rules forbid for this case, from its own facts and what the unit's flash held before the run
+    /// that decides (`flash`), whatever dfuhop returns: another product's image (on a unit not verified blank;
+    /// another part line's, anywhere), an older version, an unsigned image of a product whose profile requires
+    /// signatures, and another build of the version the unit holds intact where its build can be told: its
+    /// application answers, or its ROM may read the span. (An ECC part that does not answer has only its head
+    /// read, since a torn word would hang its ROM: `InROM.Depth`; there another build of the same version is
+    /// written. Issue 26's note reports it.)
+    static func forbidden(_ testCase: Case, flash: [UInt8], oldImage: NormalizedImage) -> Bool {
+        let old = oldImage.segments[0].bytes
+        let buildReadable = !testCase.family.eccFlash || ![.inDFU, .silent].contains(testCase.path)
+        let holdsOldIntact = buildReadable && flash.count >= old.count && same(flash[0..<old.count], old[...])
+        // The profile that requires signatures is the unit's product's: another product's image is unsigned
+        // but has no profile, and only a verified-blank unit may take it.
+        return (testCase.signing && ![.otherProduct, .otherFamily].contains(testCase.relation))
+            || (testCase.path != .blank && [.older, .otherProduct].contains(testCase.relation))
+            || testCase.relation == .otherFamily
+            || (testCase.relation == .otherBuild && holdsOldIntact)
+    }
+
+    /// A forbidden image: not one erase or write was sent, and the flash is as it was (`flash`).
+    static func expectUntouched(_ unit: VirtualUnit, flash: [UInt8], _ result: Result<UpgradeResult, UpgradeError>, _ testCase: Case) {
+        let sent = wrote(unit)
+        let unchanged = same(unit.flashContents().bytes[...], flash[...])
+        #expect(!sent, "a forbidden image was written: \(outcomeText(result)) — \(testCase)")
+        #expect(unchanged, "a forbidden image changed the flash: \(testCase)")
     }
 
     /// What the runs left, against what must hold whatever they returned.
+    /// `judgedFrom`: the flash before the run that decides (the resumed path's second run; else the case's
+    /// start). Forbidden outcomes are judged first, from the case and the flash alone.
     static func judge(
         _ result: Result<UpgradeResult, UpgradeError>, target: VirtualUnit, _ testCase: Case, _ segments: [Segment],
-        spanSize: Int, before: [UInt8], followed: Int
+        spanSize: Int, judgedFrom: [UInt8], oldImage: NormalizedImage, followed: Int
     ) throws -> Outcome {
-        // Fail closed: another product, an older version, or an unsigned image of a signing product never
-        // reaches a unit that is not verified blank.
-        // (The profile that requires signatures is the unit's product's: another product's image is unsigned but
-        // has no profile, and only a verified-blank unit may take it.)
-        let forbidden =
-            (testCase.signing && ![.otherProduct, .otherFamily].contains(testCase.relation))
-            || (testCase.path != .blank && [.older, .otherProduct].contains(testCase.relation))
-            || testCase.relation == .otherFamily
+        let forbidden = forbidden(testCase, flash: judgedFrom, oldImage: oldImage)
         if forbidden {
-            let sent = wrote(target)
-            let unchanged = same(target.flashContents().bytes[...], before[...])
-            #expect(!sent, "a forbidden image was written: \(outcomeText(result)) — \(testCase)")
-            #expect(unchanged, "a forbidden image changed the flash: \(testCase)")
+            expectUntouched(target, flash: judgedFrom, result, testCase)
+            if case .success = result { Issue.record("a forbidden image succeeded: \(outcomeText(result)) — \(testCase)") }
         }
         switch result {
         case .success:
-            return try check(result, on: target, testCase, segments, spanSize: spanSize, before: before, followed: followed)
+            return try check(result, on: target, testCase, segments, spanSize: spanSize, before: judgedFrom, followed: followed)
         case .failure(let error) where isRefusal(error):
             let boot0Pin = error.description.contains("BOOT0 pin") && !testCase.family.factoryBoot0PinReachesROM
+            // The resumed path's interrupted image (old + 1 build), where it was completed, is newer than the old one.
+            let olderThanInterrupted = testCase.path == .resumed && testCase.relation == .same
             #expect(
-                forbidden || testCase.relation == .otherBuild || boot0Pin, "refused though nothing forbids it: \(error) — \(testCase)")
+                forbidden || testCase.relation == .otherBuild || boot0Pin || olderThanInterrupted,
+                "refused though nothing forbids it: \(error) — \(testCase)")
             if [.running].contains(testCase.path), followed == 0 {
                 #expect(target.currentMode == .application, "a unit that ran its application was not given back to it: \(testCase)")
             }
@@ -275,11 +361,18 @@ struct ModelBasedTests {
         let hadEntry = (try JournalStore(directory: setup.journal).entries()).contains { $0.uid == Hex.string(target.uid) }
         var second = setup
         second.bus = VirtualBus(units: [other, bystander])
-        let result = await upgrade(stamped, second)
         let otherBefore = other.flashContents().bytes
+        other.resetCounters()
+        let result = await upgrade(stamped, second)
         if case .failure(let error) = result, isRefusal(error) {
-            _ = try judge(result, target: other, testCase, stamped.segments, spanSize: spanSize, before: otherBefore, followed: 0)
+            _ = try judge(
+                result, target: other, testCase, stamped.segments, spanSize: spanSize, judgedFrom: otherBefore,
+                oldImage: oldImage, followed: 0)
         } else {
+            if forbidden(testCase, flash: otherBefore, oldImage: oldImage) {
+                expectUntouched(other, flash: otherBefore, result, testCase)
+                Issue.record("a forbidden image succeeded on the swapped unit: \(outcomeText(result)) — \(testCase)")
+            }
             try check(result, on: other, testCase, stamped.segments, spanSize: spanSize, before: nil, followed: 0)
         }
         if hadEntry {
@@ -429,12 +522,19 @@ struct ModelBasedTests {
     }
 
     /// The host dies at the `at`-th flash event: the upgrade's task is cancelled there.
-    static func killedRun(_ file: FirmwareImage, _ setup: Setup, at: Int) async -> Result<UpgradeResult, UpgradeError> {
+    /// `afterErasing`: instead, once the sector starting there is erased.
+    static func killedRun(
+        _ file: FirmwareImage, _ setup: Setup, at: Int, afterErasing: UInt32? = nil
+    ) async -> Result<UpgradeResult, UpgradeError> {
         let counter = Counter()
         let handle = TaskHandle()
         let task = Task { () -> Result<UpgradeResult, UpgradeError> in
             let engine = UpgradeEngine(discovery: setup.bus, clock: setup.clock) { event in
-                if case .flash = event, counter.increment() == at { handle.cancel() }
+                if let afterErasing {
+                    if case .flash(.sectorErased(let sector, _, _)) = event, sector.start == afterErasing { handle.cancel() }
+                } else if case .flash = event, counter.increment() == at {
+                    handle.cancel()
+                }
             }
             do throws(UpgradeError) {
                 return .success(try await engine.upgrade(file, source: "model.hex", options: options(setup)))

@@ -73,6 +73,21 @@ struct ApplicationTests {
         #expect(unit.currentMode == .application)
     }
 
+    @Test("the applicationBusy fault: ENTER_BOOTLOADER is answered BUSY and nothing resets")
+    func busyApplication() async throws {
+        let (unit, bus) = try programmed(.f407)
+        unit.setFaults(FaultPlan(applicationBusy: true))
+        let hid = try #require(try await bus.devices().first.flatMap { if case .hid(let info) = $0 { info } else { nil } })
+        let link = AppLinkClient(transport: try await bus.openHID(hid), clock: unit.clock)
+        do {
+            _ = try await link.enterBootloader(uid: UniqueID(unit.uid)!, nonce: 1)
+            Issue.record("a busy application must refuse ENTER_BOOTLOADER")
+        } catch {
+            guard case .refused(.busy) = error.kind else { throw error }
+        }
+        #expect(unit.currentMode == .application)
+    }
+
     @Test("a corrupted image does not start: nothing on the bus, but BOOT0 still reaches the ROM")
     func corruptedUnit() async throws {
         let unit = try SimulationSpec(family: .g474, state: .corrupted).makeUnit(clock: VirtualClock())

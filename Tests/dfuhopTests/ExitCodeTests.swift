@@ -41,6 +41,17 @@ struct ExitCodeTests {
         #expect(result.status == 74, "\(result)")
     }
 
+    @Test("75: the application answers ENTER_BOOTLOADER with BUSY: nothing written, and the next run, once it is idle, finishes")
+    func applicationBusy() async throws {
+        let directory = try TemporaryDirectory()
+        let state = try await Self.unit(in: directory, faults: ["applicationBusy": true])
+        let busy = try await Self.upgrade(state, directory)
+        #expect(busy.status == 75, "\(busy)")
+        #expect(busy.stderr.lowercased().contains("busy"), "the message says the product is busy: \(busy.stderr)")
+        let idle = try await Self.upgrade(state, directory)
+        #expect(idle.status == 0, "\(idle)")
+    }
+
     @Test("81: the ROM reports a write error it does not recover from")
     func deviceError() async throws {
         let directory = try TemporaryDirectory()
