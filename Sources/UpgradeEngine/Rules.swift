@@ -32,6 +32,9 @@ extension UpgradeEngine {
         var versions: [(version: FirmwareVersion, seenIn: String)] = []
         /// The exact complete image: the application's report, or a descriptor whose span's CRC was proven.
         var installed: Installed?
+        /// A descriptor whose span was not read (an ECC part that does not answer: `InROM.Depth`): neither
+        /// proven intact nor proven corrupted, so another build of its version is refused as for an intact one.
+        var unproven: Installed?
         /// Nothing to protect: the whole flash read erased, or the journal shows it was when writing began.
         var blank = false
         /// Its application answered (an application without a descriptor is still this product's).
@@ -59,6 +62,7 @@ extension UpgradeEngine {
         } else if let view {
             if let image = view.headImage { held.add(image, seenIn: "its flash's descriptor") }
             held.installed = view.proven
+            if view.spanIntact == nil { held.unproven = view.headImage }
             held.blank = view.blankVerified
         } else if let image = found.seen {
             held.add(image, seenIn: "its flash's descriptor")
@@ -101,7 +105,8 @@ extension UpgradeEngine {
             let reason = Refusal.downgrade(source: source, from: newer.version, to: target.version, seenIn: newer.seenIn)
             throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
-        if let installed = held.installed, installed.version == target.version {
+        // Unknown is not corrupted: a descriptor whose span could not be read counts as the build it names.
+        if let installed = held.installed ?? held.unproven, installed.version == target.version, !installed.matches(target) {
             let reason = Refusal.otherBuild(source: source, version: installed.version)
             throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }

@@ -292,14 +292,12 @@ struct ModelBasedTests {
     /// What the rules forbid for this case, from its own facts and what the unit's flash held before the run
     /// that decides (`flash`), whatever dfuhop returns: another product's image (on a unit not verified blank;
     /// another part line's, anywhere), an older version, an unsigned image of a product whose profile requires
-    /// signatures, and another build of the version the unit holds intact where its build can be told: its
-    /// application answers, or its ROM may read the span. (An ECC part that does not answer has only its head
-    /// read, since a torn word would hang its ROM: `InROM.Depth`; there another build of the same version is
-    /// written. Issue 26's note reports it.)
+    /// signatures, and another build of the version the unit holds intact — on every path: an ECC part that does
+    /// not answer has only its head read (a torn word would hang its ROM: `InROM.Depth`), and a descriptor
+    /// whose span was not read counts as intact, since unknown is not corrupted.
     static func forbidden(_ testCase: Case, flash: [UInt8], oldImage: NormalizedImage) -> Bool {
         let old = oldImage.segments[0].bytes
-        let buildReadable = !testCase.family.eccFlash || ![.inDFU, .silent].contains(testCase.path)
-        let holdsOldIntact = buildReadable && flash.count >= old.count && same(flash[0..<old.count], old[...])
+        let holdsOldIntact = flash.count >= old.count && same(flash[0..<old.count], old[...])
         // The profile that requires signatures is the unit's product's: another product's image is unsigned
         // but has no profile, and only a verified-blank unit may take it.
         return (testCase.signing && ![.otherProduct, .otherFamily].contains(testCase.relation))

@@ -211,6 +211,25 @@ struct RuleEvidenceTests {
         #expect(again.outcome == .upToDate, "the exact build it now holds is up to date")
     }
 
+    @Test(
+        "an ECC part in its ROM, whose span is not read, holds the build its descriptor names: another build of that version is refused",
+        arguments: McuFamily.all.filter(\.eccFlash).map(\.id))
+    func unreadSpanIsNotCorrupted(id: String) async throws {
+        let family = try #require(McuFamily.named(id))
+        let bench = try Bench(family)
+        bench.target.setBoot0(true)
+        bench.target.powerCycle() // in its ROM: no application to report the build, and only the head is read
+        let other = try Self.otherBuild(family, Self.v(1, 0, 0))
+        let before = bench.target.flashContents().bytes
+        let refused = await bench.upgrade(other)
+        Self.expect(Self.isRefusal(refused), "\(id): another build of the version its descriptor names: \(Self.text(refused))")
+        Self.expect(Self.unchanged(bench.target, since: before), "\(id): the flash changed")
+        var options = bench.options
+        options.allowDowngrade = true
+        guard case .success(let done) = await bench.upgrade(other, options: options) else { throw Failure("\(id): allowed") }
+        #expect(done.outcome == .upgraded)
+    }
+
     // MARK: What the ROM finds: blank, programmed in DFU, corrupted
 
     @Test("through its ROM a unit is classified blank, programmed-in-dfu or corrupted, as its flash shows")
