@@ -88,7 +88,7 @@ extension UpgradeEngine {
             do {
                 if view.uid == nil { view.uid = try await readUID(client, family: family) }
                 if depth > .identity {
-                    try await readFlash(client, family: family, layout: rom.flashLayout(family), depth: depth, into: &view)
+                    try await readFlash(client, family: family, layout: try rom.flashLayout(family, phase: .enter), depth: depth, into: &view)
                 }
             } catch {
                 // Under read protection every upload fails with errVENDOR (AN3156 §4.3).
@@ -331,9 +331,9 @@ extension UpgradeEngine {
     /// The ROM may show another organisation than planned (G4 DBANK): plan again for what it shows,
     /// without skipping sectors.
     func replanIfLayoutDiffers(_ target: Target, rom: ROM) throws -> Target {
-        guard let string = rom.flashLayoutString, let layout = try? FlashLayout(parsing: string), layout != target.plan.layout else {
-            return target
-        }
+        guard let string = rom.flashLayoutString else { return target }
+        let layout = try rom.flashLayout(target.family, phase: .flash)
+        guard layout != target.plan.layout else { return target }
         onEvent(.note("the ROM shows the flash as \"\(string)\", not as planned; planning again for it, without skipping sectors"))
         var target = target
         target.plan = try FlashPlan(
@@ -363,9 +363,18 @@ extension UpgradeEngine.ROM {
         return alternates.first { $0.name.uppercased().contains(wanted) }?.number
     }
 
-    /// The flash as this ROM shows it, else as the family's default mode lays it out.
-    func flashLayout(_ family: McuFamily) -> FlashLayout {
-        flashLayoutString.flatMap { try? FlashLayout(parsing: $0) } ?? family.defaultFlashMode.layout
+    /// The flash as this ROM shows it, else (it shows none) as the family's default mode lays it out. A layout
+    /// the ROM shows that does not parse is refused, never replaced by a guess: a plan for a guessed layout could
+    /// erase sectors the ROM lays out otherwise.
+    func flashLayout(_ family: McuFamily, phase: UpgradePhase) throws(UpgradeError) -> FlashLayout {
+        guard let string = flashLayoutString else { return family.defaultFlashMode.layout }
+        do {
+            return try FlashLayout(parsing: string)
+        } catch {
+            throw UpgradeError(
+                .refused("the ROM at \(identity.portPath) shows its flash as \"\(string)\", which is not a DfuSe layout: \(error)"),
+                phase: phase, hint: "nothing was written; a unit whose ROM shows this is not one dfuhop can flash safely")
+        }
     }
 }
 

@@ -114,6 +114,29 @@ struct FailClosedTests {
         }
     }
 
+    @Test("a ROM entered from the application that shows a flash layout dfuhop cannot read: refused, nothing written")
+    func unreadableROMLayoutIsRefused() async throws {
+        let clock = VirtualClock()
+        let unit = VirtualUnit(
+            family: .g474, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: clock,
+            firmwareLayout: "@Internal Flash  /0x08000000/not*a*layout")
+        let image = try UpgradeEngineTests.image(.g474, 1)
+        for segment in image.segments { unit.programDirectly(segment.bytes, at: segment.address) }
+        unit.powerCycle()
+        unit.resetCounters()
+        let before = unit.flashContents().bytes
+        do {
+            _ = try await UpgradeEngine(discovery: VirtualBus(units: [unit]), clock: clock).upgrade(
+                try UpgradeEngineTests.image(.g474, 2), source: "v2")
+            Issue.record("the upgrade went ahead on a guessed layout")
+        } catch let error as UpgradeError {
+            #expect(error.description.contains("layout"), "\(error)")
+            #expect(error.hint.contains("nothing was written"), "\(error.hint)")
+        }
+        #expect(!unit.requestLog.contains { $0.isDestructive }, "an erase or write was sent")
+        #expect(unit.flashContents().bytes == before)
+    }
+
     @Test("after a stall during the inspection, the same unit takes a newer build of its own product")
     func stallThenNewer() async throws {
         let bench = try Bench()
