@@ -88,7 +88,8 @@ extension UpgradeEngine {
             do {
                 if view.uid == nil { view.uid = try await readUID(client, family: family) }
                 if depth > .identity {
-                    try await readFlash(client, family: family, layout: try rom.flashLayout(family, phase: .enter), depth: depth, into: &view)
+                    try await readFlash(
+                        client, family: family, layout: try rom.flashLayout(family, phase: .enter), depth: depth, into: &view)
                 }
             } catch {
                 // Under read protection every upload fails with errVENDOR (AN3156 §4.3).
