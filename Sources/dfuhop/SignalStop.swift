@@ -19,8 +19,9 @@ enum SignalStop {
     }
 }
 
-/// A plain `sigaction` handler that writes the signal's number into a pipe, and a thread of its own that reads
-/// it and acts. Whichever thread the kernel delivers the signal to runs the handler, so no signal is lost.
+/// A plain `sigaction` handler that writes the signal's number into a pipe, and a thread of its own, which never
+/// blocks the two signals, that reads it and acts. Whichever thread the kernel delivers the signal to runs the
+/// handler, and there is always one that takes it, so no signal is lost.
 /// (A Dispatch signal source depends on libdispatch re-raising the signal to the thread that read its
 /// signalfd: under load a SIGINT during a BOOT0 hook went unseen and the run finished, exit 0.)
 private final class SignalWatch: Sendable {
@@ -38,7 +39,17 @@ private final class SignalWatch: Sendable {
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) } // not inherited by BOOT0 hooks
         _ = fcntl(ends[1], F_SETFL, O_NONBLOCK) // a full pipe drops a byte rather than block the handler
         signalPipeWriteEnd = ends[1]
-        Thread { [self, readEnd = ends[0]] in listen(readEnd) }.start()
+        Thread { [self, readEnd = ends[0]] in
+            // The one thread guaranteed to take SIGINT and SIGTERM: Dispatch's threads block them, and dfuhop may
+            // have inherited them blocked (a parent that spawned it from such a thread, e.g. a test runner, where
+            // the SIGINT of a test stayed pending and the run finished, exit 0). A signal pending while it was
+            // blocked everywhere is delivered here as soon as this unblocks it.
+            var signals = sigset_t()
+            sigemptyset(&signals)
+            for number in [SIGINT, SIGTERM] { sigaddset(&signals, number) }
+            pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+            listen(readEnd)
+        }.start()
     }
 
     /// The first registration installs the handlers; the last one to leave restores the default action.
