@@ -120,7 +120,9 @@ extension UpgradeEngine {
         let request = Boot0Path.Request(action: .enterROM, port: port, uid: uid, method: method)
         let events = discovery.events()
         // With no port to watch, only a ROM that was not there before the request can be this unit.
-        let present: Set<USBDeviceIdentity> = port == nil ? Set(((try? await discovery.devices()) ?? []).map(\.identity)) : []
+        // A listing that fails is an error, not "nothing there": an empty set would let a ROM that was already
+        // attached pass for this unit.
+        let present: Set<USBDeviceIdentity> = port == nil ? Set(try await discovery.devices().map(\.identity)) : []
         onEvent(.boot0(request, path: boot0.description))
         try await perform(request, on: boot0)
         if let rom = await awaitROM(events: events, port: port, serial: expectedSerial, timeout: boot0.arrivalTimeout, excluding: present) {
