@@ -16,7 +16,7 @@ extension UpgradeEngine {
         let options = run.options
         let timeout = self.timeout(target, run)
         let port = rom.identity.portPath
-        var hid = await awaitApplication(events: discovery.events(), port: port, timeout: timeout)
+        var hid = try await awaitApplication(events: discovery.events(), port: port, timeout: timeout)
         if hid == nil, let boot0 = options.boot0 {
             onEvent(.note("the application did not start after leaving DFU; resetting the unit with BOOT0 low"))
             let request = Boot0Path.Request(
@@ -25,7 +25,7 @@ extension UpgradeEngine {
             let events = discovery.events()
             onEvent(.boot0(request, path: boot0.description))
             try await perform(request, on: boot0)
-            hid = await awaitApplication(events: events, port: port, timeout: boot0.arrivalTimeout)
+            hid = try await awaitApplication(events: events, port: port, timeout: boot0.arrivalTimeout)
         }
         guard let hid else {
             throw UpgradeError(

@@ -86,9 +86,9 @@ extension UpgradeEngine {
         var nonce = UInt32(truncatingIfNeeded: clock.now().components.attoseconds) | 1
         if let nonceHook { nonce = try nonceHook(hid.usb.portPath, nonce) }
         _ = try await withHID(hid) { [nonce] link in try await link.enterBootloader(uid: uid, nonce: nonce) }
-        if let rom = await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
+        if let rom = try await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
         let shown = serial.map { "the ROM (serial \($0))" } ?? "the ROM"
-        if let serial, let other = await elsewhere(serial: serial, port: hid.usb.portPath) {
+        if let serial, let other = try await elsewhere(serial: serial, port: hid.usb.portPath) {
             throw UpgradeError(
                 .notConfirmed(
                     "the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout); "
@@ -125,13 +125,16 @@ extension UpgradeEngine {
         let present: Set<USBDeviceIdentity> = port == nil ? Set(try await discovery.devices().map(\.identity)) : []
         onEvent(.boot0(request, path: boot0.description))
         try await perform(request, on: boot0)
-        if let rom = await awaitROM(events: events, port: port, serial: expectedSerial, timeout: boot0.arrivalTimeout, excluding: present) {
+        if let rom = try await awaitROM(
+            events: events, port: port, serial: expectedSerial, timeout: boot0.arrivalTimeout, excluding: present)
+        {
             return rom
         }
+        let moved = if let expectedSerial { try await elsewhere(serial: expectedSerial, port: port) } else { String?.none }
         throw UpgradeError(
             .needsBoot0(
                 "no ROM showed up\(port.map { " at \($0)" } ?? "") within \(boot0.arrivalTimeout) of the BOOT0 request (\(boot0.description))"
-                    + (await expectedSerial.asyncMap { await elsewhere(serial: $0, port: port) }?
+                    + (moved
                         .map { "; a ROM with serial \(expectedSerial ?? "") is at \($0): run again with --unit \($0)" } ?? "")),
             phase: .reenumerate, hint: "check the BOOT0 wiring or hook, then run the same command again")
     }
@@ -147,9 +150,8 @@ extension UpgradeEngine {
     }
 
     /// The port a ROM with `serial` shows up at, when it is not `port` (the cable was moved).
-    func elsewhere(serial: String, port: String?) async -> String? {
-        guard let devices = try? await discovery.devices() else { return nil }
-        return devices.first { $0.identity.serialNumber == serial && $0.identity.portPath != port }?.identity.portPath
+    func elsewhere(serial: String, port: String?) async throws -> String? {
+        try await discovery.devices().first { $0.identity.serialNumber == serial && $0.identity.portPath != port }?.identity.portPath
     }
 
     /// The ROM on `port` (any port if nil) with `serial` (any if nil); a ROM on that port with another
@@ -157,8 +159,8 @@ extension UpgradeEngine {
     func awaitROM(
         events: AsyncStream<DiscoveryEvent>, port: String?, serial: String?, timeout: Duration,
         excluding: Set<USBDeviceIdentity> = []
-    ) async -> ROM? {
-        await awaitDevice(events: events, timeout: timeout) { device in
+    ) async throws -> ROM? {
+        try await awaitDevice(events: events, timeout: timeout) { device in
             guard case .dfu(let identity, let alternates) = device, !excluding.contains(identity) else { return nil }
             if let port, identity.portPath != port { return nil }
             if let serial, identity.serialNumber != serial { return nil }
@@ -166,41 +168,35 @@ extension UpgradeEngine {
         }
     }
 
-    func awaitApplication(events: AsyncStream<DiscoveryEvent>, port: String, timeout: Duration) async -> HIDDeviceInfo? {
-        await awaitDevice(events: events, timeout: timeout) { device in
+    func awaitApplication(events: AsyncStream<DiscoveryEvent>, port: String, timeout: Duration) async throws -> HIDDeviceInfo? {
+        try await awaitDevice(events: events, timeout: timeout) { device in
             if case .hid(let info) = device, info.usb.portPath == port { info } else { nil }
         }
     }
 
     /// Waits for a device `match` accepts: already present, or arriving before `timeout`; nil if none.
+    /// A listing that fails is an error, never "not there yet", and a cancellation is one too: neither may
+    /// pass for a unit that did not arrive (whose hint would send the operator after the wrong fault).
     func awaitDevice<T: Sendable>(
         events: AsyncStream<DiscoveryEvent>, timeout: Duration, includePresent: Bool = true,
         _ match: @escaping @Sendable (DiscoveredDevice) -> T?
-    ) async -> T? {
-        if includePresent, let present = try? await discovery.devices().lazy.compactMap(match).first { return present }
+    ) async throws -> T? {
+        if includePresent, let present = try await discovery.devices().lazy.compactMap(match).first { return present }
         let clock = self.clock
         let deadline = clock.now() + timeout
-        return await withTaskGroup(of: T?.self) { group in
+        return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 for await event in events { if case .arrived(let device) = event, let value = match(device) { return value } }
                 return nil
             }
             group.addTask { [discovery] in
-                try? await clock.sleep(for: deadline - clock.now())
+                try await clock.sleep(for: deadline - clock.now())
                 // At the deadline a device that is there counts, even if its arrival is still on its way.
                 guard includePresent else { return nil }
-                return try? await discovery.devices().lazy.compactMap(match).first
+                return try await discovery.devices().lazy.compactMap(match).first
             }
             defer { group.cancelAll() }
-            return await group.next() ?? nil
+            return try await group.next() ?? nil
         }
-    }
-
-}
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async -> T) async -> T? {
-        guard let self else { return nil }
-        return await transform(self)
     }
 }

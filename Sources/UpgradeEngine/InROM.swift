@@ -143,7 +143,7 @@ extension UpgradeEngine {
             return
         }
         let bytes = try await client.read(address: pointer, length: ImageDescriptor.size)
-        guard let descriptor = try? ImageDescriptor(decoding: bytes, at: pointer, source: "flash"),
+        guard let descriptor = Self.descriptor(decoding: bytes, at: pointer),
             descriptor.imageSize >= pointer - base + UInt32(ImageDescriptor.size) || descriptor.isUnstamped,
             UInt64(base) + UInt64(descriptor.imageSize) <= flashEnd
         else {
@@ -156,8 +156,16 @@ extension UpgradeEngine {
                 imageCRC: descriptor.crc, base: base, stamped: !descriptor.isUnstamped))
         guard depth >= .span, !descriptor.isUnstamped else { return }
         let span = try await client.read(address: base, length: Int(descriptor.imageSize))
-        // A CRC that does not match is a finding (corrupted), read back; it is not a failed read.
-        view.spanIntact = (try? ImageDescriptor.validate(FlatMemory(base: base, bytes: span), base: base, source: "flash")) != nil
+        // A CRC that does not match is a finding about bytes read back (corrupted), not a failed read: the
+        // read above throws, and `inspect` only looks at the bytes.
+        let status = ImageDescriptor.inspect(FlatMemory(base: base, bytes: span), base: base, source: "flash")
+        view.spanIntact = if case .valid = status { true } else { false }
+    }
+
+    /// The descriptor those bytes (read back from `address`) hold, or nil when they hold none. The error is
+    /// typed: only the bytes' format can fail here, never a transfer, so nothing unknown becomes "no descriptor".
+    static func descriptor(decoding bytes: [UInt8], at address: UInt32) -> ImageDescriptor? {
+        do throws(ImageError) { return try ImageDescriptor(decoding: bytes, at: address, source: "flash") } catch { return nil }
     }
 
     /// Whether every byte from `start` to `end` reads 0xFF, read in 64 KiB pieces, stopping at the first

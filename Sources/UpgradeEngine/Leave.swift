@@ -26,9 +26,15 @@ extension UpgradeEngine {
     func returnToApplication(_ rom: ROM, family: McuFamily) async throws -> Bool {
         try await withClient(rom, family: family) { client in
             try await client.prepare(alternateSetting: 0)
-            let vectors = try? await client.read(address: family.flashBase, length: 8)
+            let vectors: [UInt8]?
+            do throws(DfuSeError) { vectors = try await client.read(address: family.flashBase, length: 8) } catch {
+                // Only the ROM's refusal under read protection (AN3156 §4.3) means "unreadable, start it unread";
+                // any other failed read is a failure to return the unit, reported as such.
+                guard await refusedForProtection(error, client) else { throw error }
+                try await client.prepare(alternateSetting: 0)
+                vectors = nil
+            }
             if let vectors, vectors.allSatisfy({ $0 == 0xFF }) { return false }
-            if vectors == nil { try await client.prepare(alternateSetting: 0) }
             let reset = vectors.map { UInt32(littleEndianBytes: $0[4..<8]) }
             guard let address = family.leaveAddress(vectorTable: family.flashBase, resetHandler: reset) else { return false }
             _ = try await client.leave(jumpTo: address)

@@ -108,7 +108,7 @@ extension UpgradeEngine {
             case rom(ROM)
             case application(HIDDeviceInfo)
         }
-        let back = await awaitDevice(events: events, timeout: timeout(target, run), includePresent: false) { device -> Back? in
+        let back = try await awaitDevice(events: events, timeout: timeout(target, run), includePresent: false) { device -> Back? in
             switch device {
             case .dfu(let identity, let alternates) where identity.portPath == port && (serial == nil || identity.serialNumber == serial):
                 .rom(ROM(identity: identity, alternates: alternates))

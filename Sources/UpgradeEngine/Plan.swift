@@ -159,12 +159,19 @@ extension UpgradeEngine {
     /// The profile of the product `file`'s image descriptor names, if any.
     public static func profile(for file: FirmwareImage, among profiles: [ProductProfile]) -> ProductProfile? {
         for family in Set(profiles.map(\.family.id)).sorted().compactMap(McuFamily.named) {
-            guard let image = try? file.normalized(granularity: family.writeGranularity), let base = image.baseAddress,
-                let descriptor = try? ImageDescriptor.validate(image, base: base, source: "")
-            else { continue }
+            guard let descriptor = validDescriptor(of: file, granularity: family.writeGranularity) else { continue }
             if let profile = profiles.first(where: { $0.imageProductID == descriptor.productID }) { return profile }
         }
         return nil
+    }
+
+    /// The valid descriptor of `file` laid out for `granularity`, or nil when it has none there. The errors
+    /// are typed: only the file's own bytes can fail these checks, and such a file names no product.
+    static func validDescriptor(of file: FirmwareImage, granularity: Int) -> ImageDescriptor? {
+        let image: NormalizedImage
+        do throws(NormalizationError) { image = try file.normalized(granularity: granularity) } catch { return nil }
+        guard let base = image.baseAddress else { return nil }
+        do throws(ImageError) { return try ImageDescriptor.validate(image, base: base, source: "") } catch { return nil }
     }
 
     /// Sectors of the span whose content on the unit (CRCs the application reports) already equals what

@@ -174,10 +174,18 @@ public struct UpgradeEngine: Sendable {
         do { try await body() } catch {
             guard !run.flashStarted, found.hadApplication || run.before.classification == .programmed else { throw error }
             var error = error
-            if (try? await returnToApplication(rom, family: target.family)) == true {
-                error.hint = "the unit was returned to its application, unchanged; " + error.hint
-                error.unitReturned = true
-                if run.resumed == nil { try? forget(run) }
+            // A failure to return the unit, or to forget the entry, is reported beside the error that matters:
+            // the unit then counts as not returned, and a kept entry is finished or refused by the next run.
+            let returned: Bool
+            do { returned = try await returnToApplication(rom, family: target.family) } catch let failure {
+                onEvent(.warning("the unit could not be returned to its application: \(failure)"))
+                returned = false
+            }
+            guard returned else { throw error }
+            error.hint = "the unit was returned to its application, unchanged; " + error.hint
+            error.unitReturned = true
+            if run.resumed == nil {
+                do { try forget(run) } catch let failure { onEvent(.warning("the journal entry of this run stays: \(failure)")) }
             }
             throw error
         }
