@@ -118,6 +118,8 @@ let package = Package(
                 "FirmwareImage", "DfuSe", "VirtualDevice", "DeviceProfiles", "USBTransport", "UpgradeEngine"
             ]),
 
+        // What tests share: scratch directories, and child processes run and waited for off the cooperative pool.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HexFormatTests", dependencies: ["HexFormat"]),
         .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
@@ -139,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "FirmwareImageTests",
             dependencies: [
-                "SeededRandom",
+                "SeededRandom", "TestSupport",
                 "FirmwareImage", .product(name: "PropertyBased", package: "swift-property-based")
             ]),
         .testTarget(
@@ -171,7 +173,7 @@ let package = Package(
             name: "dfuhopTests",
             dependencies: [
                 "dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport", "Recording", "VirtualDevice", "DeviceProfiles", "DfuSe",
-                "StationHistory"
+                "StationHistory", "TestSupport"
             ])
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import Foundation
 import SeededRandom
+import TestSupport
 import Testing
 
 @testable import FirmwareImage
@@ -214,7 +215,7 @@ import Testing
     // MARK: Output files
 
     @Test func aSymlinkPlantedAsThePartialFileIsNeverFollowed() throws {
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory()
         let victim = directory.path("victim")
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: victim))
         let output = directory.path("out.bin")
@@ -228,7 +229,7 @@ import Testing
     }
 
     @Test func aLeftoverPartialFileOfOursIsReplaced() throws {
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory()
         let output = directory.path("out.bin")
         try Data("stale".utf8).write(to: URL(fileURLWithPath: output + ".dfuhop-partial"))
         try ImageFile.write(Sample.image([1, 2, 3]), to: output, as: .binary)
@@ -237,7 +238,7 @@ import Testing
     }
 
     @Test func anOutputPathThatIsASymlinkIsReplacedNotWrittenThrough() throws {
-        let directory = try ScratchDirectory()
+        let directory = try TemporaryDirectory()
         let victim = directory.path("victim")
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: victim))
         let output = directory.path("out.bin")

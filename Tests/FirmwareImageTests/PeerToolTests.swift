@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import FirmwareImage
@@ -23,32 +24,11 @@ enum PeerTool {
         return nil
     }
 
-    static func run(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Runs `tool` off the cooperative pool; its output is stdout then stderr.
+    static func run(_ tool: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let result = try await ProcessRunner.run(URL(fileURLWithPath: tool), arguments)
+        return (result.status, result.standardOutput + result.standardError)
     }
-}
-
-/// A scratch directory removed when the test ends.
-final class ScratchDirectory {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
 }
 
 @Suite("Agreement with srec_cat and dfu-suffix", .timeLimit(.minutes(10)))
@@ -63,16 +43,16 @@ struct PeerToolTests {
         ], entryPoint: 0x0800_0201)
 
     @Test(.enabled(if: PeerTool.runnable("srec_cat"), "srec_cat (Debian srecord) is not installed"))
-    func srecCatTurnsOurHexAndSRecordsIntoTheSameBinaryWeDo() throws {
+    func srecCatTurnsOurHexAndSRecordsIntoTheSameBinaryWeDo() async throws {
         guard let srecCat = PeerTool.require("srec_cat", package: "srecord") else { return }
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let ours = try ImageWriter.bytes(image, as: .binary)
         for (format, flag, name) in [(ImageFormat.intelHex, "-intel", "x.hex"), (.srec, "-motorola", "x.srec")] {
             let input = scratch.path(name)
             try Data(try ImageWriter.bytes(image, as: format)).write(to: URL(fileURLWithPath: input))
             let output = scratch.path(name + ".bin")
             // Fill the gaps inside the image's span with 0xFF, then move the base to offset 0.
-            let result = try PeerTool.run(
+            let result = try await PeerTool.run(
                 srecCat,
                 [
                     input, flag, "-fill", "0xFF", "0x08000000", "0x08012006",
@@ -84,15 +64,15 @@ struct PeerToolTests {
     }
 
     @Test(.enabled(if: PeerTool.runnable("srec_cat"), "srec_cat (Debian srecord) is not installed"))
-    func weReadWhatSrecCatWrites() throws {
+    func weReadWhatSrecCatWrites() async throws {
         guard let srecCat = PeerTool.require("srec_cat", package: "srecord") else { return }
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let binary = scratch.path("x.bin")
         let payload = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
         try Data(payload).write(to: URL(fileURLWithPath: binary))
         for (flag, name, lineLength) in [("-intel", "y.hex", "44"), ("-motorola", "y.s37", "80"), ("-intel", "z.hex", "76")] {
             let output = scratch.path(name)
-            let result = try PeerTool.run(
+            let result = try await PeerTool.run(
                 srecCat,
                 [
                     binary, "-binary", "-offset", "0x08010003", "-o", output, flag,
@@ -105,9 +85,9 @@ struct PeerToolTests {
     }
 
     @Test(.enabled(if: PeerTool.runnable("dfu-suffix"), "dfu-suffix (Debian dfu-util) is not installed"))
-    func dfuSuffixAcceptsEveryDfuFileWeWrite() throws {
+    func dfuSuffixAcceptsEveryDfuFileWeWrite() async throws {
         guard let dfuSuffix = PeerTool.require("dfu-suffix", package: "dfu-util") else { return }
-        let scratch = try ScratchDirectory()
+        let scratch = try TemporaryDirectory()
         let multi = FirmwareImage(
             format: .dfuse,
             targets: [
@@ -119,7 +99,7 @@ struct PeerToolTests {
         for (index, (source, identity)) in [(image, identities[0]), (multi, identities[1])].enumerated() {
             let path = scratch.path("x\(index).dfu")
             try ImageFile.write(source, to: path, as: .dfuse, options: WriteOptions(suffixIdentity: identity))
-            let result = try PeerTool.run(dfuSuffix, ["-c", path])
+            let result = try await PeerTool.run(dfuSuffix, ["-c", path])
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains("contains a DFU suffix"), "\(result.output)")
             let expected = identity ?? WriteOptions.defaultIdentity

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built `dfuhop` executable and captures what it prints: the helper every CLI test uses.
@@ -61,66 +62,11 @@ enum Dfuhop {
 
     static func run(_ arguments: String...) async throws -> Result { try await run(arguments) }
 
-    /// Runs dfuhop to its end. The wait happens on a Dispatch thread: a blocking wait on the cooperative
-    /// pool (two threads on a two-core machine) would stall every other test running meanwhile.
+    /// Runs dfuhop to its end, off the cooperative pool (TestSupport's ProcessRunner).
     static func run(_ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil) async throws -> Result {
-        let executable = try executable()
-        let result = try await offCooperativePool { () throws -> Result in try runBlocking(executable, arguments, environment, directory) }
-            .get()
+        let output = try await ProcessRunner.run(try executable(), arguments, environment: environment, directory: directory)
+        let result = Result(status: output.status, stdout: output.standardOutput, stderr: output.standardError)
         if arguments.contains("--json") { try OutputSchema.check(result.stdout, of: arguments) }
         return result
     }
-
-    private static func runBlocking(
-        _ executable: URL, _ arguments: [String], _ environment: [String: String]?, _ directory: URL?
-    ) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        if let directory { process.currentDirectoryURL = directory }
-        // Files, not pipes: a chatty child can never block on a full pipe while we wait for it.
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let outURL = scratch.appendingPathComponent("stdout")
-        let errURL = scratch.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
-    }
-}
-
-/// A scratch directory removed when the test ends.
-final class TemporaryDirectory {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("dfuhop-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        let path = path(name)
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
-    func read(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: url.appendingPathComponent(name))) }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
 }

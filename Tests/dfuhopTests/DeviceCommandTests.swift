@@ -1,5 +1,6 @@
 import FirmwareImage
 import Foundation
+import TestSupport
 import Testing
 
 /// The device commands end to end, on virtual units kept in a state file across invocations, as a

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Each exit code dfuhop documents is produced here by a run that really ends that way, on a simulated

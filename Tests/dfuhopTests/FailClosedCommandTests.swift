@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Issues 20 and 21 at the command line: the operator's statement, the rehearsal faults, signing on

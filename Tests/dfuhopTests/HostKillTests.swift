@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The host dies for real: `dfuhop upgrade` runs as a process against a state file that follows every
@@ -130,17 +131,4 @@ struct HostKillTests {
         }
         return bytes
     }
-}
-
-/// Runs blocking work (a process wait, a pipe read) on a Dispatch thread, so the cooperative pool that
-/// runs the other tests is never held up by it.
-func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: work()) }
-    }
-}
-
-/// The same for blocking work that throws: its outcome comes back as a `Result`.
-func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async -> Result<T, any Error> {
-    await offCooperativePool { () -> Result<T, any Error> in Result { try work() } }
 }

@@ -1,5 +1,6 @@
 import FirmwareImage
 import Foundation
+import TestSupport
 import Testing
 
 /// The CLI end of issue 12: outside strings reach a terminal escaped (JSON stays exact), output files are

@@ -1,5 +1,6 @@
 import FirmwareImage
 import Foundation
+import TestSupport
 import Testing
 
 /// End-to-end: the built executable on real files, checking output and the fixed exit statuses.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import dfuhop
@@ -126,7 +127,7 @@ struct JSONSchemaTests {
         let lines = try JSONContractTests.documentedLines().filter { $0.contains("\"type\":") } + Self.spoiled() + printed
         var files: [String] = []
         for (index, line) in lines.enumerated() { files.append(try directory.write("line\(index).json", Array(line.utf8))) }
-        let rejected = try Self.rejectedByTool(tool, files: files)
+        let rejected = try await Self.rejectedByTool(tool, files: files)
         for (index, line) in lines.enumerated() {
             let ours = try Self.validator().errors(try JSONValue.parse(line)).isEmpty
             #expect(ours != rejected.contains(files[index]), "check-jsonschema \(ours ? "refuses" : "accepts") it: \(line)")
@@ -139,16 +140,10 @@ struct JSONSchemaTests {
     }
 
     /// The instance files check-jsonschema reports errors for (`--output-format json`).
-    static func rejectedByTool(_ tool: String, files: [String]) throws -> Set<String> {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["--output-format", "json", "--schemafile", OutputSchema.file.path] + files
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+    static func rejectedByTool(_ tool: String, files: [String]) async throws -> Set<String> {
+        let result = try await ProcessRunner.run(
+            URL(fileURLWithPath: tool), ["--output-format", "json", "--schemafile", OutputSchema.file.path] + files)
+        let data = result.stdout
         let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "check-jsonschema: \(data)")
         #expect(report["status"] as? String != nil, "check-jsonschema ran: \(report)")
         let errors = report["errors"] as? [[String: Any]] ?? []

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The journal at the command line: an interrupted upgrade leaves an entry keyed by the unit's UID; the

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `dfuhop option-bytes` on virtual units: decoded text and JSON, raw bytes where no layout exists, and no

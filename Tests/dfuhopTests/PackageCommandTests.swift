@@ -1,5 +1,6 @@
 import FirmwareImage
 import Foundation
+import TestSupport
 import Testing
 
 /// Signed update packages end to end, on virtual G474 units whose profile requires signatures: the

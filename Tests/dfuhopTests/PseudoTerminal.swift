@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Runs a command with its stderr on a pseudo-terminal of a given width, through util-linux `script`
 /// (stdout goes to /dev/null): what a technician's terminal would show of dfuhop's progress.

@@ -2,6 +2,7 @@ import DeviceProfiles
 import FirmwareImage
 import Foundation
 import Recording
+import TestSupport
 import Testing
 import VirtualDevice
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// What a user installing dfuhop meets first: `--version` and `doctor`'s exit status.
@@ -8,18 +9,10 @@ struct ShipTests {
         .deletingLastPathComponent()
 
     /// `git rev-parse HEAD` of the checkout, or nil where git cannot tell (a source tarball).
-    static func headCommit() throws -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "-C", checkout.path, "rev-parse", "HEAD"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    static func headCommit() async throws -> String? {
+        let result = try await ProcessRunner.run("git", ["-C", checkout.path, "rev-parse", "HEAD"])
+        guard result.status == 0, !result.signalled else { return nil }
+        return result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func versionNamesTheReleaseTheCommitAndTheUSBLibraries() async throws {
@@ -30,7 +23,7 @@ struct ShipTests {
         let first = try #require(lines.first)
         #expect(first.hasPrefix("dfuhop 0."), "\(first)")
         let commit = try #require(first.split(separator: "(commit ").last?.dropLast(), "\(first)")
-        if let head = try Self.headCommit() {
+        if let head = try await Self.headCommit() {
             // Built from this checkout: the embedded commit is HEAD's (abbreviated, maybe marked dirty).
             #expect(head.hasPrefix(String(commit.prefix(12))), "binary says \(commit), the checkout is at \(head)")
         } else {

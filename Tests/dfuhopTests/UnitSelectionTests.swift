@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Issue 23: one decider selects the unit for every device command. Each command, given the unit by its
