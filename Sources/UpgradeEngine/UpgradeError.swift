@@ -11,14 +11,16 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         case refused(Refusal)
         /// The request itself is malformed (an empty unit name): nothing was looked at.
         case invalidRequest(String)
-        case noUnit(String)
-        case ambiguous(String)
+        /// Nothing matching what was looked for shows.
+        case noUnit(UnitSought)
+        /// Several units match: which.
+        case ambiguous([UnitMatch])
         /// Another process holds the unit's lock.
         case busy(String)
-        /// The unit needs the BOOT0 path, and none is configured (or it failed).
-        case needsBoot0(String)
-        /// The unit did not come back as expected.
-        case notConfirmed(String)
+        /// The unit needs the BOOT0 path, and none is configured (or it failed): why.
+        case needsBoot0(Boot0Need)
+        /// The unit did not come back as expected: what it did or answered instead.
+        case notConfirmed(Unconfirmed)
         /// The image is not signed as the product's profile or the station's policy requires, or it reads as
         /// two different images (docs/packages.md).
         case untrusted(String)
@@ -54,9 +56,11 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         let what: String =
             switch kind {
             case .refused(let reason): reason.description
-            case .invalidRequest(let text), .noUnit(let text), .ambiguous(let text), .busy(let text),
-                .needsBoot0(let text),
-                .notConfirmed(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
+            case .noUnit(let sought): sought.description
+            case .ambiguous(let matches): "\(matches.count) units match: \(matches.map(\.description).joined(separator: ", "))"
+            case .needsBoot0(let need): need.description
+            case .notConfirmed(let what): what.description
+            case .invalidRequest(let text), .busy(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
                 text
             case .cancelled: "cancelled"
             case .journal(let error): error.description
@@ -107,7 +111,7 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
             return UpgradeError(
                 .transport(error), phase: phase,
                 hint: (untouched ? "nothing was written; " : "the unit is recoverable through its ROM; ")
-                    + "the OS refused the device: run `dfuhop doctor` to check the udev rules and permissions, then run again")
+                    + "the OS refused the device: \(NextStep.checkDeviceAccess.clause), then run again", next: .checkDeviceAccess)
         case let error as TransportError:
             return UpgradeError(
                 .transport(error), phase: phase,
@@ -145,11 +149,6 @@ extension DfuSeError {
     var isOptionBytesAddressRefusal: Bool {
         if case .optionBytesAddressRefused = self { true } else { false }
     }
-}
-
-extension UpgradeError.Kind {
-    /// A refusal not typed yet, as the engine words it (`Refusal.other`).
-    static func refused(_ text: String) -> UpgradeError.Kind { .refused(.other(text)) }
 }
 
 extension UpgradePhase: Comparable {
