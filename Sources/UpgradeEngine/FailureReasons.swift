@@ -1,4 +1,5 @@
 import FirmwareImage
+import HexFormat
 
 /// What was looked for and not found (`UpgradeError.Kind.noUnit`), as data: a front end words it its own way.
 public enum UnitSought: Sendable, Hashable, CustomStringConvertible {
@@ -103,5 +104,66 @@ public enum Unconfirmed: Sendable, Hashable, CustomStringConvertible {
     /// Option-byte values as "NAME=value", in name order.
     static func shown(_ values: [String: UInt32]) -> String {
         values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+    }
+}
+
+/// Why the unit's read protection stops the run (`UpgradeError.Kind.readProtected`).
+public enum ReadProtectionStop: Sendable, Hashable, CustomStringConvertible {
+    /// The ROM at `port` refuses every read and write of the flash: read protection `level` (from the byte
+    /// `rdp`), or level 1 or 2 when the byte cannot be read (nil).
+    case unitProtected(port: String, level: Int?, rdp: UInt8?)
+    /// The option bytes to write would leave read protection other than level 0 (`rdp`: the byte they hold).
+    case writeWouldProtect(rdp: UInt8)
+
+    public var description: String {
+        switch self {
+        case .unitProtected(let port, let level, let rdp):
+            "the unit at \(port) has read protection "
+                + (level.map { "level \($0)" + (rdp.map { " (RDP=0x\(Hex.digits($0, width: 2)))" } ?? "") } ?? "level 1 or 2")
+                + ": its ROM refuses every read and write of the flash"
+        case .writeWouldProtect(let rdp):
+            "the option bytes read RDP=0x\(Hex.digits(rdp, width: 2)); dfuhop writes option bytes only on a unit at read protection level 0"
+        }
+    }
+}
+
+/// Why the image is not trusted (`UpgradeError.Kind.untrusted`; docs/packages.md).
+public enum Distrust: Sendable, Hashable, CustomStringConvertible {
+    /// The station's policy writes only signed firmware, and `source` is not a package signed by a trusted key.
+    case stationRequiresSignature(source: String)
+    /// `source` is an unsigned image for a product (`product`, its id and profile) whose profile requires
+    /// signed packages.
+    case profileRequiresSignature(source: String, product: String, productID: UInt32, profile: String)
+    /// `source` reads as `flashed` on this part and as `other` where the write unit is `granularity` bytes
+    /// (nil: no image descriptor): one file, two readings.
+    case twoReadings(source: String, flashed: ImageDescriptor?, other: ImageDescriptor?, granularity: Int)
+
+    public var description: String {
+        switch self {
+        case .stationRequiresSignature(let source):
+            "\(source) is not a package signed by a trusted key, and this station writes only signed firmware"
+        case .profileRequiresSignature(let source, let product, let productID, let profile):
+            "\(source) is an unsigned image for \(product) (product \(Refusal.product(productID)), profile \(profile)), "
+                + "whose profile requires signed packages"
+        case .twoReadings(let source, let flashed, let other, let granularity):
+            "\(source) reads as \(Self.reading(flashed)) on this part, but as \(Self.reading(other)) where the write unit is "
+                + "\(granularity) bytes: one file, two readings"
+        }
+    }
+
+    static func reading(_ descriptor: ImageDescriptor?) -> String {
+        descriptor.map { "product \(Refusal.product($0.productID)) version \($0.version)" } ?? "no image descriptor"
+    }
+}
+
+/// A request malformed on its face (`UpgradeError.Kind.invalidRequest`): nothing was looked at.
+public enum InvalidRequest: Sendable, Hashable, CustomStringConvertible {
+    /// The unit's name is empty (or only white space).
+    case emptyUnitName
+
+    public var description: String {
+        switch self {
+        case .emptyUnitName: "the unit's name is empty"
+        }
     }
 }

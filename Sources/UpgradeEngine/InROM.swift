@@ -314,13 +314,11 @@ extension UpgradeEngine {
     }
 
     func readProtected(_ view: ROMView, rom: ROM, family: McuFamily) -> UpgradeError {
-        let level =
-            view.readProtection.map { "level \(family.optionBytes.readProtectionLevel($0)) (RDP=0x\(Hex.digits($0, width: 2)))" }
-            ?? "level 1 or 2"
+        let stop = ReadProtectionStop.unitProtected(
+            port: rom.identity.portPath, level: view.readProtection.map { family.optionBytes.readProtectionLevel($0) },
+            rdp: view.readProtection)
         return UpgradeError(
-            .readProtected(
-                "the unit at \(rom.identity.portPath) has read protection \(level): its ROM refuses "
-                    + "every read and write of the flash"), phase: .enter,
+            .readProtected(stop), phase: .enter,
             hint: "nothing was written; only a read-unprotect clears level 1, and it erases the whole flash: "
                 + NextStep.readUnprotect.clause + ", then run the upgrade again "
                 + "(the blank unit is reached through the BOOT0 path); level 2 is permanent", next: .readUnprotect)

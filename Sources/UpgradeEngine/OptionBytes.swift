@@ -47,10 +47,7 @@ extension UpgradeEngine {
         // (0xCC is level 2: permanent, and it disables the ROM — RM0090 §3.6.3, RM0440 §3.5.1).
         let rdp = updated[family.optionBytes.readProtectionByteOffset]
         guard family.optionBytes.readProtectionLevel(rdp) == 0 else {
-            throw UpgradeError(
-                .readProtected(
-                    "the option bytes read RDP=0x\(Hex.digits(rdp, width: 2)); dfuhop writes option bytes only on a unit "
-                        + "at read protection level 0"), phase: .optionBytes, hint: "nothing was written")
+            throw UpgradeError(.readProtected(.writeWouldProtect(rdp: rdp)), phase: .optionBytes, hint: "nothing was written")
         }
         let events = discovery.events()
         try await withClient(rom, family: family) { client in

@@ -13,7 +13,7 @@ public struct UnitName: Sendable, Hashable, CustomStringConvertible {
     public static func parse(_ text: String?) throws(UpgradeError) -> UnitName? {
         guard let text else { return nil }
         guard !text.allSatisfy(\.isWhitespace) else {
-            throw UpgradeError(.invalidRequest("the unit's name is empty"), phase: .find, hint: "nothing was touched")
+            throw UpgradeError(.invalidRequest(.emptyUnitName), phase: .find, hint: "nothing was touched")
         }
         return UnitName(text: text)
     }

@@ -10,22 +10,22 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         /// The image or request cannot be right for this unit: why, as data.
         case refused(Refusal)
         /// The request itself is malformed (an empty unit name): nothing was looked at.
-        case invalidRequest(String)
+        case invalidRequest(InvalidRequest)
         /// Nothing matching what was looked for shows.
         case noUnit(UnitSought)
         /// Several units match: which.
         case ambiguous([UnitMatch])
-        /// Another process holds the unit's lock.
-        case busy(String)
+        /// Another process holds the lock of the unit (its journal key: UID, or port).
+        case busy(unit: String)
         /// The unit needs the BOOT0 path, and none is configured (or it failed): why.
         case needsBoot0(Boot0Need)
         /// The unit did not come back as expected: what it did or answered instead.
         case notConfirmed(Unconfirmed)
         /// The image is not signed as the product's profile or the station's policy requires, or it reads as
         /// two different images (docs/packages.md).
-        case untrusted(String)
+        case untrusted(Distrust)
         /// The unit's flash is read-protected (RDP level 1 or 2): nothing can be written through the ROM.
-        case readProtected(String)
+        case readProtected(ReadProtectionStop)
         /// The operator (SIGINT/SIGTERM) or the caller cancelled; the engine stopped at a safe point.
         case cancelled
         /// A failure no layer's error type describes: a bug in dfuhop, never reported as a refusal.
@@ -60,8 +60,11 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
             case .ambiguous(let matches): "\(matches.count) units match: \(matches.map(\.description).joined(separator: ", "))"
             case .needsBoot0(let need): need.description
             case .notConfirmed(let what): what.description
-            case .invalidRequest(let text), .busy(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
-                text
+            case .invalidRequest(let request): request.description
+            case .busy(let unit): "another dfuhop process is working on unit \(unit)"
+            case .readProtected(let stop): stop.description
+            case .untrusted(let distrust): distrust.description
+            case .unexpected(let text): text
             case .cancelled: "cancelled"
             case .journal(let error): error.description
             case .image(let error): error.description

@@ -141,7 +141,15 @@ struct RefusalTextTests {
         .notConfirmed(.applicationDidNotShow(port: "1-1", timeout: .seconds(10))),
         .notConfirmed(.otherUnit(port: "1-1", uid: "0123456789ABCDEF01234567", expected: "76543210FEDCBA9876543210")),
         .notConfirmed(.otherROMSerial(port: "1-1", uid: "0123456789ABCDEF01234567", serial: "2051356B5430")),
-        .notConfirmed(.otherVersion(running: nil, expected: v2)), .notConfirmed(.otherVersion(running: v1, expected: v2))
+        .notConfirmed(.otherVersion(running: nil, expected: v2)), .notConfirmed(.otherVersion(running: v1, expected: v2)),
+        .busy(unit: "0123456789ABCDEF01234567"), .invalidRequest(.emptyUnitName),
+        .readProtected(.unitProtected(port: "1-1", level: nil, rdp: nil)),
+        .readProtected(.unitProtected(port: "1-1", level: 1, rdp: 0x55)), .readProtected(.writeWouldProtect(rdp: 0xCC)),
+        .untrusted(.stationRequiresSignature(source: "v2.hex")),
+        .untrusted(.profileRequiresSignature(source: "v2.hex", product: "example", productID: 0x0DF1_0474, profile: "example-g474")),
+        .untrusted(
+            .twoReadings(
+                source: "v2.hex", flashed: ImageDescriptor(productID: 1, version: v2, name: "a"), other: nil, granularity: 8))
     ]
 
     @Test("the other typed kinds: their sentence names no flag or command")

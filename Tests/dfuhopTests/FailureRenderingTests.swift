@@ -102,7 +102,7 @@ struct FailureRenderingTests {
         }
     }
 
-    /// The typed kinds keep their exit statuses (docs/guarantees.md): 69 (84 ambiguous, 86 BOOT0, 83 not confirmed).
+    /// The typed kinds keep their exit statuses (docs/guarantees.md).
     @Test("each typed kind keeps its exit status")
     func exitStatuses() {
         let kinds: [(UpgradeError.Kind, Int32)] = [
@@ -111,7 +111,10 @@ struct FailureRenderingTests {
             (.needsBoot0(.noApplication(port: "1-1", pathSetUp: false)), 86),
             (.needsBoot0(.pathFailed(path: "hook", action: "enter-rom", problem: "exit status 1")), 86),
             (.notConfirmed(.applicationDidNotShow(port: "1-1", timeout: .seconds(10))), 83),
-            (.notConfirmed(.otherVersion(running: nil, expected: Self.v2)), 83)
+            (.notConfirmed(.otherVersion(running: nil, expected: Self.v2)), 83),
+            (.busy(unit: "0123456789ABCDEF01234567"), 75), (.invalidRequest(.emptyUnitName), 64),
+            (.readProtected(.unitProtected(port: "1-1", level: nil, rdp: nil)), 80), (.readProtected(.writeWouldProtect(rdp: 0xCC)), 80),
+            (.untrusted(.stationRequiresSignature(source: "v2.hex")), 87)
         ]
         for (kind, status) in kinds {
             let failure = Failure.from(UpgradeError(kind, phase: .find, hint: "nothing was touched"))
