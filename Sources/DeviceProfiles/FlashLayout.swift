@@ -147,7 +147,7 @@ public struct SectorAttributes: OptionSet, Sendable, Hashable, Codable, CustomSt
 }
 
 /// What is wrong with a layout string, and at which character.
-public struct FlashLayoutError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct FlashLayoutError: Error, Sendable, Hashable, CustomStringConvertible {
     public var layout: String
     /// Byte offset (UTF-8) in `layout`.
     public var offset: Int

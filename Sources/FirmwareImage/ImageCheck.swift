@@ -25,14 +25,30 @@ public struct ImageFinding: Sendable, Hashable, CustomStringConvertible {
         case error
     }
 
+    /// What to do about it, where a front end names the step its own way (a command): `message` says it
+    /// neutrally, ending with `NextStep.clause` (issue 23: library text names no command or flag).
+    public enum NextStep: Sendable, Hashable {
+        /// Write the descriptor's size, CRC and version into the image.
+        case stamp
+
+        /// The words of `message` that say this step.
+        public var clause: String {
+            switch self {
+            case .stamp: "stamp the image"
+            }
+        }
+    }
+
     public var severity: Severity
     public var address: UInt32?
     public var message: String
+    public var next: NextStep?
 
-    public init(_ severity: Severity, at address: UInt32?, _ message: String) {
+    public init(_ severity: Severity, at address: UInt32?, _ message: String, next: NextStep? = nil) {
         self.severity = severity
         self.address = address
         self.message = message
+        self.next = next
     }
 
     public var description: String {
@@ -127,7 +143,9 @@ public enum ImageCheck {
                 ))
         case .unstamped(_, let address), .reserved(let address):
             findings.append(
-                ImageFinding(.warning, at: address, "the image descriptor is reserved but not stamped; run `dfuhop image stamp`"))
+                ImageFinding(
+                    .warning, at: address, "the image descriptor is reserved but not stamped; \(ImageFinding.NextStep.stamp.clause)",
+                    next: .stamp))
         case .invalid(let error):
             let address: UInt32? = if case .address(let address) = error.location { address } else { nil }
             findings.append(ImageFinding(.error, at: address, error.problem))

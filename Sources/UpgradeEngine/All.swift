@@ -14,7 +14,7 @@ extension UpgradeEngine {
         let units = try await survey().filter { $0.portPath != nil && $0.classification != .absent }
         guard !units.isEmpty else {
             throw UpgradeError(
-                .noUnit("no unit is connected"), phase: .find,
+                .noUnit(.any), phase: .find,
                 hint: "nothing was touched; plug the units in (blank ones with BOOT0 held), then run this again")
         }
         return units

@@ -29,14 +29,14 @@ extension UpgradeEngine {
         }
         guard let hid else {
             throw UpgradeError(
-                .notConfirmed("the application did not show up at \(port) within \(timeout) of leaving DFU"), phase: .confirm,
+                .notConfirmed(.applicationDidNotShow(port: port, timeout: timeout)), phase: .confirm,
                 hint: "the new firmware is written and verified (its whole span, as its own check reads it); "
                     + "power-cycle the unit, then run the same command again: it confirms the unit or finishes the upgrade")
         }
         let answer = try await withHID(hid) { link in try await link.info() }
         if let expectedUID, answer.uid != expectedUID {
             throw UpgradeError(
-                .notConfirmed("the application at \(port) is unit \(answer.uid), not \(expectedUID)"), phase: .confirm,
+                .notConfirmed(.otherUnit(port: port, uid: answer.uid.description, expected: expectedUID.description)), phase: .confirm,
                 hint: "check which unit is on that port")
         }
         if expectedUID == nil, let serial = rom.identity.serialNumber,
@@ -44,13 +44,12 @@ extension UpgradeEngine {
             predicted != serial
         {
             throw UpgradeError(
-                .notConfirmed("the application at \(port) is unit \(answer.uid), whose ROM serial is not \(serial)"),
+                .notConfirmed(.otherROMSerial(port: port, uid: answer.uid.description, serial: serial)),
                 phase: .confirm, hint: "check which unit is on that port")
         }
         guard let running = answer.image?.version, running == version else {
             throw UpgradeError(
-                .notConfirmed(
-                    "the unit runs \(answer.image.map { "version \($0.version)" } ?? "an image without a descriptor"), not \(version)"),
+                .notConfirmed(.otherVersion(running: answer.image?.version, expected: version)),
                 phase: .confirm,
                 hint: "the image was written and verified through the ROM, so the application itself reports "
                     + "another version than its descriptor: check the product firmware's GET_INFO; running again will not change it")

@@ -71,7 +71,8 @@ extension UpgradeEngine {
             throw error
         }
         guard let layoutString = unit.alternateSettings.first(where: { $0.number == 0 })?.name else {
-            throw UpgradeError(.refused("the unit has no alternate setting 0 (internal flash)"), phase: .plan, hint: "nothing was written")
+            let reason = Refusal.noFlashAlternate(port: unit.identity.portPath)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         let layout = try FlashLayout(parsing: layoutString)
         let base = image.baseAddress ?? 0
@@ -141,9 +142,8 @@ extension UpgradeEngine {
                 let starts = try Set(
                     addresses.map { address in
                         guard let sector = layout.sector(containing: address) else {
-                            throw UpgradeError(
-                                .refused("0x\(Hex.digits(address, width: 8)) is in no sector of \(layout.render())"), phase: .flash,
-                                hint: "nothing was erased")
+                            let reason = Refusal.addressInNoSector(address: address, layout: layout.render())
+                            throw UpgradeError(.refused(reason), phase: .flash, hint: reason.hint)
                         }
                         return sector.start
                     })

@@ -40,13 +40,8 @@ extension UpgradeEngine {
     /// would only loop. Only a debug probe, or option bytes changed beforehand, reach it.
     func checkBoot0Reaches(_ family: McuFamily) throws {
         guard !family.factoryBoot0PinReachesROM else { return }
-        throw UpgradeError(
-            .refused(
-                "on \(family.name) the factory option bytes make the MCU ignore the BOOT0 pin (AN2606, "
-                    + "pattern 11), so a unit whose application does not answer cannot be started in its ROM"),
-            phase: .enter,
-            hint: "nothing was written; recover the unit through its debug port (SWD), "
-                + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)")
+        let reason = Refusal.boot0PinIgnored(family: family.name)
+        throw UpgradeError(.refused(reason), phase: .enter, hint: reason.hint)
     }
 
     /// L0: a jump from the application to the ROM goes back to user flash and no other entry exists
@@ -55,10 +50,9 @@ extension UpgradeEngine {
     func checkApplicationCanJump(_ family: McuFamily) throws {
         guard family.applicationEntry == .none else { return }
         throw UpgradeError(
-            .needsBoot0(
-                "on \(family.name) the application cannot jump to its ROM (AN2606: such a jump goes back to user flash)"),
-            phase: .enter,
-            hint: "nothing was sent; hold BOOT0 high while plugging the unit in and run again, or give --boot0-command")
+            .needsBoot0(.applicationCannotJump(family: family.name)), phase: .enter,
+            hint: "nothing was sent; hold BOOT0 high while plugging the unit in and run again, or \(NextStep.plugInOrBoot0.clause)",
+            next: .plugInOrBoot0)
     }
 
     /// How long the unit may take to re-enumerate: `--timeout`, else the product profile's, else 10 s.
@@ -79,7 +73,8 @@ extension UpgradeEngine {
                         + "the unit starts its ROM until an image is written"))
         }
         guard let uid = unit.uid else {
-            throw UpgradeError(.refused("the unit did not report its unique ID"), phase: .enter, hint: "nothing was touched")
+            let reason = Refusal.noUniqueID(port: hid.usb.portPath)
+            throw UpgradeError(.refused(reason), phase: .enter, hint: reason.hint)
         }
         let serial = family.romSerial.serial(uid: uid.bytes)
         let events = discovery.events()
@@ -87,17 +82,15 @@ extension UpgradeEngine {
         if let nonceHook { nonce = try nonceHook(hid.usb.portPath, nonce) }
         _ = try await withHID(hid) { [nonce] link in try await link.enterBootloader(uid: uid, nonce: nonce) }
         if let rom = try await awaitROM(events: events, port: hid.usb.portPath, serial: serial, timeout: timeout) { return rom }
-        let shown = serial.map { "the ROM (serial \($0))" } ?? "the ROM"
         if let serial, let other = try await elsewhere(serial: serial, port: hid.usb.portPath) {
+            let step = NextStep.namePort(other)
             throw UpgradeError(
-                .notConfirmed(
-                    "the ROM (serial \(serial)) did not show up at \(hid.usb.portPath) within \(timeout); "
-                        + "a ROM with that serial is at \(other) (was the cable moved?)"), phase: .reenumerate,
-                hint: "nothing was written; run the same command again with --unit \(other)")
+                .notConfirmed(.romDidNotShow(port: hid.usb.portPath, serial: serial, timeout: timeout, elsewhere: other)),
+                phase: .reenumerate, hint: "nothing was written; run the same command again \(step.clause)", next: step)
         }
         let erased = family.applicationEntry == .eraseFirstPage
         throw UpgradeError(
-            .notConfirmed("\(shown) did not show up at \(hid.usb.portPath) within \(timeout)"),
+            .notConfirmed(.romDidNotShow(port: hid.usb.portPath, serial: serial, timeout: timeout, elsewhere: nil)),
             phase: .reenumerate,
             hint: erased
                 ? "the application erased its first page to reach its ROM, which now starts at power-on; power the unit "
@@ -113,9 +106,9 @@ extension UpgradeEngine {
     ) async throws -> ROM {
         guard let boot0 = options.boot0 else {
             throw UpgradeError(
-                .needsBoot0("no application answers\(port.map { " at \($0)" } ?? ""), and no BOOT0 path is set up"),
-                phase: .enter,
-                hint: "nothing was written; hold BOOT0 while plugging the unit in and run again, or give --boot0-command")
+                .needsBoot0(.noApplication(port: port, pathSetUp: false)), phase: .enter,
+                hint: "nothing was written; hold BOOT0 while plugging the unit in and run again, or \(NextStep.plugInOrBoot0.clause)",
+                next: .plugInOrBoot0)
         }
         let request = Boot0Path.Request(action: .enterROM, port: port, uid: uid, method: method)
         let events = discovery.events()
@@ -130,13 +123,15 @@ extension UpgradeEngine {
         {
             return rom
         }
-        let moved = if let expectedSerial { try await elsewhere(serial: expectedSerial, port: port) } else { String?.none }
-        throw UpgradeError(
-            .needsBoot0(
-                "no ROM showed up\(port.map { " at \($0)" } ?? "") within \(boot0.arrivalTimeout) of the BOOT0 request (\(boot0.description))"
-                    + (moved
-                        .map { "; a ROM with serial \(expectedSerial ?? "") is at \($0): run again with --unit \($0)" } ?? "")),
-            phase: .reenumerate, hint: "check the BOOT0 wiring or hook, then run the same command again")
+        let other = if let expectedSerial { try await elsewhere(serial: expectedSerial, port: port) } else { String?.none }
+        let need = Boot0Need.romDidNotShow(
+            port: port, timeout: boot0.arrivalTimeout, path: boot0.description, serial: expectedSerial, elsewhere: other)
+        guard let other else {
+            throw UpgradeError(
+                .needsBoot0(need), phase: .reenumerate, hint: "check the BOOT0 wiring or hook, then run the same command again")
+        }
+        let step = NextStep.namePort(other)
+        throw UpgradeError(.needsBoot0(need), phase: .reenumerate, hint: "run the same command again \(step.clause)", next: step)
     }
 
     func perform(_ request: Boot0Path.Request, on path: Boot0Path) async throws {
@@ -144,7 +139,7 @@ extension UpgradeEngine {
             throw CancellationError()
         } catch {
             throw UpgradeError(
-                .needsBoot0("the BOOT0 path (\(path.description)) failed to \(request.action.rawValue): \(error)"),
+                .needsBoot0(.pathFailed(path: path.description, action: request.action.rawValue, problem: "\(error)")),
                 phase: .enter, hint: "check the jig or hook; the unit is recoverable: run the same command again")
         }
     }

@@ -131,9 +131,9 @@ extension UpgradeEngine {
             if let described { wanted.append(described) } else { wanted.append(try await describe(device, survey: false)) }
         }
         guard wanted.count <= 1 else {
-            let names = wanted.map { "\($0.description.classification.rawValue) unit at \($0.description.portPath ?? "?")" }
+            let matches = wanted.map { UnitMatch(shows: "\($0.description.classification.rawValue) unit", port: $0.description.portPath) }
             throw UpgradeError(
-                .ambiguous("\(names.count) units match: \(names.joined(separator: ", "))"), phase: .find,
+                .ambiguous(matches), phase: .find,
                 hint: "nothing was touched; " + NextStep.nameOneUnit(orAll: true).clause, next: .nameOneUnit(orAll: true))
         }
         if let found = wanted.first { return found }
@@ -154,15 +154,15 @@ extension UpgradeEngine {
                 (port, journaled) = (entry.portPath, true)
             } else {
                 throw UpgradeError(
-                    .noUnit("no unit matches the name \(name)"), phase: .find,
+                    .noUnit(.named(name.text)), phase: .find,
                     hint: "nothing was touched; " + NextStep.nameAListedUnit.clause, next: .nameAListedUnit)
             }
         } else if !busIsEmpty {
-            throw UpgradeError(.noUnit("no unit on the bus matches"), phase: .find, hint: "nothing was touched")
+            throw UpgradeError(.noUnit(.amongOthers), phase: .find, hint: "nothing was touched")
         }
         if options.boot0 == nil, !journaled, try options.journal?.entry(forPort: port) == nil {
             throw UpgradeError(
-                .noUnit(port.map { "no unit shows at \($0)" } ?? "no unit is connected"), phase: .find,
+                .noUnit(port.map { .atPort($0) } ?? .any), phase: .find,
                 hint: "nothing was touched; plug the unit in (a blank one shows nothing until its ROM is started: "
                     + "hold BOOT0 while plugging it in, or \(NextStep.plugInOrBoot0.clause)), then run this again", next: .plugInOrBoot0)
         }

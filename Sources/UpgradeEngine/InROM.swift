@@ -238,11 +238,8 @@ extension UpgradeEngine {
     /// rule the image breaks.
     func checkInROM(_ rom: ROM, found: Found, target: Target, run: Run) async throws -> Target {
         guard let family = rom.family ?? Optional(target.family), family.id == target.family.id else {
-            throw UpgradeError(
-                .refused(
-                    "the ROM at \(rom.identity.portPath) shows the flash of \(rom.family?.name ?? "an unknown part"), "
-                        + "not of \(target.family.name)"), phase: .enter,
-                hint: "nothing was written; pick the image built for this unit's MCU")
+            let reason = Refusal.romOfOtherFamily(port: rom.identity.portPath, shown: rom.family?.name, expected: target.family.name)
+            throw UpgradeError(.refused(reason), phase: .enter, hint: reason.hint)
         }
         // Identity first: which journal entry is this unit's decides how much of its flash may be read.
         let identity = try await inspectReadingAgain(rom, family: family, depth: .identity, knownUID: nil)
@@ -309,7 +306,7 @@ extension UpgradeEngine {
             onEvent(
                 .note(
                     "the journal entry for unit \(entry.uid ?? entry.key) on \(entry.portPath) is kept: the unit there now "
-                        + (view.uid.map { "is \($0)" } ?? "cannot be identified") + ", a different unit; `dfuhop journal` lists it"))
+                        + (view.uid.map { "is \($0)" } ?? "cannot be identified") + ", a different unit; the journal lists it"))
         }
         run.candidateEntry = nil
     }
@@ -325,13 +322,11 @@ extension UpgradeEngine {
     }
 
     func readProtected(_ view: ROMView, rom: ROM, family: McuFamily) -> UpgradeError {
-        let level =
-            view.readProtection.map { "level \(family.optionBytes.readProtectionLevel($0)) (RDP=0x\(Hex.digits($0, width: 2)))" }
-            ?? "level 1 or 2"
+        let stop = ReadProtectionStop.unitProtected(
+            port: rom.identity.portPath, level: view.readProtection.map { family.optionBytes.readProtectionLevel($0) },
+            rdp: view.readProtection)
         return UpgradeError(
-            .readProtected(
-                "the unit at \(rom.identity.portPath) has read protection \(level): its ROM refuses "
-                    + "every read and write of the flash"), phase: .enter,
+            .readProtected(stop), phase: .enter,
             hint: "nothing was written; only a read-unprotect clears level 1, and it erases the whole flash: "
                 + NextStep.readUnprotect.clause + ", then run the upgrade again "
                 + "(the blank unit is reached through the BOOT0 path); level 2 is permanent", next: .readUnprotect)
@@ -377,12 +372,11 @@ extension UpgradeEngine.ROM {
     /// erase sectors the ROM lays out otherwise.
     func flashLayout(_ family: McuFamily, phase: UpgradePhase) throws(UpgradeError) -> FlashLayout {
         guard let string = flashLayoutString else { return family.defaultFlashMode.layout }
-        do {
+        do throws(FlashLayoutError) {
             return try FlashLayout(parsing: string)
         } catch {
-            throw UpgradeError(
-                .refused("the ROM at \(identity.portPath) shows its flash as \"\(string)\", which is not a DfuSe layout: \(error)"),
-                phase: phase, hint: "nothing was written; a unit whose ROM shows this is not one dfuhop can flash safely")
+            let reason = Refusal.romLayoutUnreadable(port: identity.portPath, error: error)
+            throw UpgradeError(.refused(reason), phase: phase, hint: reason.hint)
         }
     }
 }

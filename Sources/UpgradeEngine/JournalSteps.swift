@@ -38,7 +38,7 @@ extension UpgradeEngine {
         guard let journal = run.options.journal, !run.lockedKeys.contains(key) else { return }
         guard let held = try await journal.lock(key, patience: .milliseconds(500)) else {
             throw UpgradeError(
-                .busy("another dfuhop process is working on unit \(key)"), phase: .plan,
+                .busy(unit: key), phase: .plan,
                 hint: "nothing was touched; wait for it to finish, then run again")
         }
         run.locks.append(held)

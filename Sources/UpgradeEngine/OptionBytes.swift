@@ -47,10 +47,7 @@ extension UpgradeEngine {
         // (0xCC is level 2: permanent, and it disables the ROM — RM0090 §3.6.3, RM0440 §3.5.1).
         let rdp = updated[family.optionBytes.readProtectionByteOffset]
         guard family.optionBytes.readProtectionLevel(rdp) == 0 else {
-            throw UpgradeError(
-                .readProtected(
-                    "the option bytes read RDP=0x\(Hex.digits(rdp, width: 2)); dfuhop writes option bytes only on a unit "
-                        + "at read protection level 0"), phase: .optionBytes, hint: "nothing was written")
+            throw UpgradeError(.readProtected(.writeWouldProtect(rdp: rdp)), phase: .optionBytes, hint: "nothing was written")
         }
         let events = discovery.events()
         try await withClient(rom, family: family) { client in
@@ -66,7 +63,7 @@ extension UpgradeEngine {
         let now = try await readOptionBytes(again, family: family)
         guard required.values(now) == required.wanted else {
             throw UpgradeError(
-                .notConfirmed("the option bytes read \(required.values(now)) after the write, not \(required.wanted)"),
+                .notConfirmed(.optionBytes(read: required.values(now), wanted: required.wanted)),
                 phase: .optionBytes, hint: "the unit is in its ROM; check write protection and run the same command again")
         }
         onEvent(.optionBytes(found: required.values(current), required: required.wanted, written: true))
@@ -77,9 +74,8 @@ extension UpgradeEngine {
         var bits: [(name: String, bit: Int, value: UInt32)] = []
         for requirement in profile.requiredOptionBytes {
             guard let bit = family.optionBytes.bit(named: requirement.name), requirement.value <= 1 else {
-                throw UpgradeError(
-                    .refused("\(profile.name) requires \(requirement), which dfuhop cannot check on \(family.name)"),
-                    phase: .optionBytes, hint: "nothing was written; fix the product profile")
+                let reason = Refusal.uncheckableOptionByte(product: profile.name, requirement: requirement, family: family.name)
+                throw UpgradeError(.refused(reason), phase: .optionBytes, hint: reason.hint)
             }
             bits.append((requirement.name, bit, requirement.value))
         }
@@ -135,8 +131,10 @@ extension UpgradeEngine {
                 port: port, expectedSerial: serial, uid: uid, method: target.profile?.boot0, options: run.options)
         }
         if let expected = run.before.uid, case let seen = try await readUID(again, family: target.family), seen != expected {
+            // Not `reason.hint`: this run wrote the option bytes of the unit it started with.
+            let reason = Refusal.otherUnit(port: again.identity.portPath, seen: seen.description, expected: expected.description)
             throw UpgradeError(
-                .refused("the ROM at \(again.identity.portPath) is unit \(seen), not \(expected)"), phase: .optionBytes,
+                .refused(reason), phase: .optionBytes,
                 hint: "nothing was written to that unit; check which unit is on that port, then run again")
         }
         return again
@@ -145,9 +143,9 @@ extension UpgradeEngine {
     func optionBytesAlternate(_ rom: ROM, family: McuFamily) throws -> UInt8 {
         let address = String(format: "/0x%08X/", family.optionBytes.address)
         guard let alternate = rom.alternates.first(where: { $0.name.uppercased().contains(address.uppercased()) }) else {
-            throw UpgradeError(
-                .refused("the ROM at \(rom.identity.portPath) shows no option-byte memory at \(address)"),
-                phase: .optionBytes, hint: "the unit is in its ROM, unchanged")
+            let reason = Refusal.noOptionByteMemory(
+                port: rom.identity.portPath, address: family.optionBytes.address, alternates: rom.alternates.map(\.shown))
+            throw UpgradeError(.refused(reason), phase: .optionBytes, hint: "the unit is in its ROM, unchanged")
         }
         return alternate.number
     }

@@ -53,7 +53,8 @@ extension UpgradeEngine {
         try checkTargets(file, source: source)
         let image = try file.normalized(granularity: family.writeGranularity)
         guard let base = image.baseAddress else {
-            throw UpgradeError(.refused("\(source) is empty"), phase: .plan, hint: "nothing was touched; check the image file")
+            let reason = Refusal.emptyImage(source: source)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         try checkImage(image, family: family, source: source)
         let descriptor = try ImageDescriptor.validate(image, base: base, source: source)
@@ -67,13 +68,9 @@ extension UpgradeEngine {
         }
         let applicationBase = profile?.applicationBase ?? family.flashBase
         guard base == applicationBase else {
-            throw UpgradeError(
-                .refused(
-                    "\(source) starts at \(Hex.word(base)), but \(profile?.name ?? family.name)'s application "
-                        + "starts at \(Hex.word(applicationBase)): it was linked for another place"),
-                phase: .plan,
-                hint: "nothing was touched; link the image for \(Hex.word(applicationBase)) "
-                    + "(or name the base in the product profile's \"applicationBase\")")
+            let reason = Refusal.otherApplicationBase(
+                source: source, base: base, owner: profile?.name ?? family.name, expected: applicationBase)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         let span = UInt64(base)..<max(UInt64(base) + UInt64(descriptor.imageSize), image.end)
         let layout = try flashLayout(unit: unit, profile: profile, family: family)
@@ -125,8 +122,8 @@ extension UpgradeEngine {
         let flash = family.defaultFlashMode.layout.zones.map { $0.start...UInt32($0.end - 1) }
         let report = ImageCheck.check(image, for: TargetMemoryMap(partName: family.name, ram: ram, flash: flash), source: source)
         if let error = report.errors.first {
-            throw UpgradeError(
-                .refused("\(source): \(error)"), phase: .plan, hint: "nothing was touched; was the image built for \(family.name)?")
+            let reason = Refusal.imageCheckFailed(source: source, finding: error, family: family.name)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
         for warning in report.warnings { onEvent(.warning("\(source): \(warning)")) }
     }
@@ -136,10 +133,9 @@ extension UpgradeEngine {
         guard case .rom(let rom) = unit.reach, let string = rom.flashLayoutString else {
             return (profile?.flashMode ?? family.defaultFlashMode).layout
         }
-        do { return try FlashLayout(parsing: string) } catch {
-            throw UpgradeError(
-                .refused("the DFU unit's memory layout \"\(string)\" is not valid: \(error)"), phase: .plan,
-                hint: "nothing was touched; is this an ST ROM bootloader?")
+        do throws(FlashLayoutError) { return try FlashLayout(parsing: string) } catch {
+            let reason = Refusal.romLayoutUnreadable(port: rom.identity.portPath, error: error)
+            throw UpgradeError(.refused(reason), phase: .plan, hint: reason.hint)
         }
     }
 

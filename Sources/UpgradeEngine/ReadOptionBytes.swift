@@ -24,13 +24,16 @@ extension UpgradeEngine {
         guard let alternate, let layout = try? FlashLayout(parsing: alternate.name), let zone = layout.zones.first,
             zone.size > 0, zone.size <= 4096
         else {
-            throw UpgradeError(
-                .refused(
-                    "the ROM at \(unit.identity.portPath) shows no option-byte memory (its alternate settings: "
-                        + unit.alternateSettings.map { "\($0.number) \"\($0.name)\"" }.joined(separator: ", ") + ")"),
-                phase: .optionBytes, hint: "nothing was sent to the unit")
+            let reason = Refusal.noOptionByteMemory(
+                port: unit.identity.portPath, address: unit.family.optionBytes.address, alternates: unit.alternateSettings.map(\.shown))
+            throw UpgradeError(.refused(reason), phase: .optionBytes, hint: reason.hint)
         }
         let bytes = try await read(from: unit, address: zone.start, length: Int(zone.size), alternateSetting: alternate.number)
         return OptionBytesRead(alternate: alternate.number, alternateName: alternate.name, address: zone.start, bytes: bytes)
     }
+}
+
+extension DFUAlternateSetting {
+    /// As a refusal lists it: its number and its name.
+    var shown: String { "\(number) \"\(name)\"" }
 }

@@ -4,8 +4,7 @@ import HexFormat
 
 /// Why the engine will not do what was asked, as data (issue 23): an embedder words it its own way, and
 /// `description` is a neutral sentence that names no command-line flag. The dfuhop command turns each
-/// reason into its own sentence and names its flags (dfuhop/Failure.swift). Reasons not typed yet are
-/// `.other` (`UpgradeError.Kind.refused(_: String)` makes one).
+/// reason into its own sentence and names its flags (dfuhop/Failure.swift).
 public enum Refusal: Sendable, Hashable, CustomStringConvertible {
     /// The image is older than a version the unit holds (`seenIn`: where that version was seen).
     case downgrade(source: String, from: FirmwareVersion, to: FirmwareVersion, seenIn: String)
@@ -43,8 +42,32 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
     case imageForOtherFamily(source: String, product: String, productFamily: String, unitFamily: String)
     /// Asked to send the unit into its ROM bootloader, which it already runs.
     case alreadyInROM(port: String)
-    /// Not typed yet: the sentence as the engine words it.
-    case other(String)
+    /// The image holds no data.
+    case emptyImage(source: String)
+    /// The image starts at `base`; the application of `owner` (the product, else the part line) starts at `expected`.
+    case otherApplicationBase(source: String, base: UInt32, owner: String, expected: UInt32)
+    /// The image check (`ImageCheck`) found an error against the memory of `family`: the image cannot be right.
+    case imageCheckFailed(source: String, finding: ImageFinding, family: String)
+    /// The ROM (at `port`) shows a flash layout that does not parse: a plan for a guessed layout could erase
+    /// sectors the ROM lays out otherwise.
+    case romLayoutUnreadable(port: String, error: FlashLayoutError)
+    /// The ROM at `port` shows no alternate setting 0 (its internal flash).
+    case noFlashAlternate(port: String)
+    /// An address asked to be erased lies in no sector of the layout the ROM shows (`layout`, rendered).
+    case addressInNoSector(address: UInt32, layout: String)
+    /// On this part line the factory option bytes make the MCU ignore the BOOT0 pin (AN2606, pattern 11), so a
+    /// unit whose application does not answer cannot be started in its ROM.
+    case boot0PinIgnored(family: String)
+    /// The application (at `port`) did not report its unique ID, which entering its ROM needs.
+    case noUniqueID(port: String)
+    /// The ROM the run reached shows the flash of another part line (`shown`, nil: none dfuhop knows) than planned.
+    case romOfOtherFamily(port: String, shown: String?, expected: String)
+    /// The product profile requires an option-byte value this part line's option-byte map cannot check.
+    case uncheckableOptionByte(product: String, requirement: ProductProfile.OptionByteRequirement, family: String)
+    /// The ROM at `port` shows no option-byte memory at `address` (`alternates`: the alternate settings it shows).
+    case noOptionByteMemory(port: String, address: UInt32, alternates: [String])
+    /// The vector table of `owner` has no Thumb reset handler at word 1, which `family`'s ROM needs to leave DFU.
+    case noResetHandler(owner: String, family: String)
 
     public var description: String {
         switch self {
@@ -82,7 +105,28 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
         case .otherUnit(let port, let seen, let expected): "the ROM at \(port) is unit \(seen), not \(expected)"
         case .imageForOtherFamily(let source, let product, let productFamily, let unitFamily):
             "\(source) is for \(product), an \(productFamily); the unit is an \(unitFamily)"
-        case .other(let text): text
+        case .emptyImage(let source): "\(source) is empty"
+        case .otherApplicationBase(let source, let base, let owner, let expected):
+            "\(source) starts at \(Hex.word(base)), but \(owner)'s application starts at \(Hex.word(expected)): "
+                + "it was linked for another place"
+        case .imageCheckFailed(let source, let finding, _): "\(source): \(finding)"
+        case .romLayoutUnreadable(let port, let error):
+            "the ROM at \(port) shows its flash as \"\(error.layout)\", which is not a DfuSe layout: \(error)"
+        case .noFlashAlternate(let port): "the unit at \(port) has no alternate setting 0 (internal flash)"
+        case .addressInNoSector(let address, let layout): "\(Hex.word(address)) is in no sector of \(layout)"
+        case .boot0PinIgnored(let family):
+            "on \(family) the factory option bytes make the MCU ignore the BOOT0 pin (AN2606, pattern 11), "
+                + "so a unit whose application does not answer cannot be started in its ROM"
+        case .noUniqueID(let port): "the unit at \(port) did not report its unique ID"
+        case .romOfOtherFamily(let port, let shown, let expected):
+            "the ROM at \(port) shows the flash of \(shown ?? "an unknown part"), not of \(expected)"
+        case .uncheckableOptionByte(let product, let requirement, let family):
+            "\(product) requires \(requirement), which dfuhop cannot check on \(family)"
+        case .noOptionByteMemory(let port, let address, let alternates):
+            "the ROM at \(port) shows no option-byte memory at \(Hex.word(address)) (its alternate settings: "
+                + (alternates.isEmpty ? "none" : alternates.joined(separator: ", ")) + ")"
+        case .noResetHandler(let owner, let family):
+            "\(owner) has no Thumb reset handler at word 1 of its vector table, which \(family)'s ROM needs to leave DFU"
         }
     }
 
@@ -114,7 +158,23 @@ public enum Refusal: Sendable, Hashable, CustomStringConvertible {
                 : "nothing was written; install an intermediate release first"
         case .otherUnit: "nothing was written to either unit; check which unit is on that port, then run again"
         case .imageForOtherFamily: "nothing was touched; pick the image built for this unit"
-        case .other: "nothing was touched"
+        case .emptyImage: "nothing was touched; check the image file"
+        case .otherApplicationBase(_, _, _, let expected):
+            "nothing was touched; link the image for \(Hex.word(expected)) "
+                + "(or name the base in the product profile's \"applicationBase\")"
+        case .imageCheckFailed(_, _, let family): "nothing was touched; was the image built for \(family)?"
+        case .romLayoutUnreadable:
+            "nothing was written; a unit whose ROM shows this layout is not one dfuhop can flash safely (is it an ST ROM bootloader?)"
+        case .noFlashAlternate: "nothing was written"
+        case .addressInNoSector: "nothing was erased"
+        case .boot0PinIgnored:
+            "nothing was written; recover the unit through its debug port (SWD), "
+                + "or give its product option bytes that let BOOT0 select the ROM (nBOOT_SEL = 0)"
+        case .noUniqueID: "nothing was touched"
+        case .romOfOtherFamily: "nothing was written; pick the image built for this unit's MCU"
+        case .uncheckableOptionByte: "nothing was written; fix the product profile"
+        case .noOptionByteMemory: "nothing was sent to the unit"
+        case .noResetHandler: "nothing was touched; check the image's vector table"
         }
     }
 
@@ -137,6 +197,10 @@ public enum NextStep: Sendable, Hashable {
     case readUnprotect
     /// Reading the flash may hang an ECC part's ROM (a torn word): stating the unit's product reads none.
     case stateProduct
+    /// The unit shows at another port than the one the run watched: name it by that port.
+    case namePort(String)
+    /// The OS refused the device: its permissions (udev rules) must let this user open it.
+    case checkDeviceAccess
 
     /// The words of `UpgradeError.hint` that say this step, which a front end replaces with its own.
     public var clause: String {
@@ -149,6 +213,8 @@ public enum NextStep: Sendable, Hashable {
         case .plugInOrBoot0: "set up a BOOT0 path"
         case .readUnprotect: "enter the unit's ROM, read-unprotect it"
         case .stateProduct: "stating the product the unit is, which reads no flash"
+        case .namePort(let port): "naming the unit by its port \(port)"
+        case .checkDeviceAccess: "check the device's permissions (udev rules) for this user"
         }
     }
 }

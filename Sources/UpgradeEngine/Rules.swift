@@ -16,9 +16,7 @@ extension UpgradeEngine {
     ) throws(UpgradeError) -> UInt32 {
         guard let address = family.leaveAddress(vectorTable: vectorTable, resetHandler: resetHandler) else {
             throw UpgradeError(
-                .refused(
-                    "\(owner) has no Thumb reset handler at word 1 of its vector table, which \(family.name)'s ROM needs to leave DFU"),
-                phase: phase,
+                .refused(.noResetHandler(owner: owner, family: family.name)), phase: phase,
                 hint: phase <= .plan ? "nothing was touched; check the image's vector table" : "nothing was sent to leave DFU")
         }
         return address

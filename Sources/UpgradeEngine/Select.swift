@@ -13,7 +13,7 @@ public struct UnitName: Sendable, Hashable, CustomStringConvertible {
     public static func parse(_ text: String?) throws(UpgradeError) -> UnitName? {
         guard let text else { return nil }
         guard !text.allSatisfy(\.isWhitespace) else {
-            throw UpgradeError(.invalidRequest("the unit's name is empty"), phase: .find, hint: "nothing was touched")
+            throw UpgradeError(.invalidRequest(.emptyUnitName), phase: .find, hint: "nothing was touched")
         }
         return UnitName(text: text)
     }
@@ -85,17 +85,19 @@ extension UpgradeEngine {
         for device in devices where try await Self.names(name, device, describe: { try await describe(device) }) {
             matching.append(device)
         }
-        func shown(_ device: DiscoveredDevice) -> String { "\(device.identity.serialNumber ?? "no serial") at \(device.identity.portPath)" }
+        func shown(_ device: DiscoveredDevice) -> UnitMatch {
+            UnitMatch(shows: device.identity.serialNumber ?? "no serial", port: device.identity.portPath)
+        }
         guard !matching.isEmpty else {
             let none = NextStep.connect(inROM: showing == .rom)
             throw UpgradeError(
-                .noUnit("no \(showing.rawValue)\(name.map { " matching \"\($0)\"" } ?? "") is connected"), phase: .find,
-                hint: devices.isEmpty ? none.clause : "connected: \(devices.map(shown).joined(separator: ", "))",
+                .noUnit(.showing(inROM: showing == .rom, name: name?.text)), phase: .find,
+                hint: devices.isEmpty ? none.clause : "connected: \(devices.map { shown($0).description }.joined(separator: ", "))",
                 next: devices.isEmpty ? none : nil)
         }
         guard matching.count == 1, let only = unit(matching[0]) else {
             throw UpgradeError(
-                .ambiguous("\(matching.count) of them are connected: \(matching.map(shown).joined(separator: ", "))"), phase: .find,
+                .ambiguous(matching.map(shown)), phase: .find,
                 hint: NextStep.nameOneUnit(orAll: false).clause, next: .nameOneUnit(orAll: false))
         }
         return only

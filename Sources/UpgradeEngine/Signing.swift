@@ -29,7 +29,7 @@ extension UpgradeEngine {
         let signed = productID != nil && policy.signedProduct == productID
         if policy.stationRequiresSignature, !signed {
             throw UpgradeError(
-                .untrusted("\(source) is not a package signed by a trusted key, and this station writes only signed firmware"),
+                .untrusted(.stationRequiresSignature(source: source)),
                 phase: .plan, hint: "nothing was written; use the vendor's signed .dfuhop package (the station's policy)")
         }
         guard let productID, !signed,
@@ -38,8 +38,7 @@ extension UpgradeEngine {
         guard policy.allowUnsigned else {
             throw UpgradeError(
                 .untrusted(
-                    "\(source) is an unsigned image for \(profile.name) (product \(Self.productName(productID)), profile "
-                        + "\(profile.id)), whose profile requires signed packages"),
+                    .profileRequiresSignature(source: source, product: profile.name, productID: productID, profile: profile.id)),
                 phase: .plan, hint: "nothing was written; use the vendor's signed .dfuhop package")
         }
         onEvent(
@@ -55,13 +54,8 @@ extension UpgradeEngine {
         for granularity in granularities {
             let reading = descriptorReading(file, granularity: granularity)
             guard reading?.productID != flashed?.productID || reading?.version != flashed?.version else { continue }
-            func name(_ descriptor: ImageDescriptor?) -> String {
-                descriptor.map { "product \(productName($0.productID)) version \($0.version)" } ?? "no image descriptor"
-            }
             throw UpgradeError(
-                .untrusted(
-                    "\(source) reads as \(name(flashed)) on this part, but as \(name(reading)) where the write unit is "
-                        + "\(granularity) bytes: one file, two readings"),
+                .untrusted(.twoReadings(source: source, flashed: flashed, other: reading, granularity: granularity)),
                 phase: .plan, hint: "nothing was written; rebuild the image so that it starts on a flash-word boundary")
         }
     }

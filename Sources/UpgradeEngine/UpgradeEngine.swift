@@ -202,7 +202,7 @@ public struct UpgradeEngine: Sendable {
                 throw UpgradeError(.refused(reason), phase: .find, hint: reason.hint)
             }
             throw UpgradeError(
-                .needsBoot0("no application answers\(found.description.portPath.map { " at \($0)" } ?? "")"),
+                .needsBoot0(.noApplication(port: found.description.portPath, pathSetUp: true)),
                 phase: .find, hint: "hold BOOT0 while plugging the unit in to reach its ROM")
         }
         let timeout = options.reenumerationTimeout ?? .seconds(10)

@@ -10,20 +10,22 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         /// The image or request cannot be right for this unit: why, as data.
         case refused(Refusal)
         /// The request itself is malformed (an empty unit name): nothing was looked at.
-        case invalidRequest(String)
-        case noUnit(String)
-        case ambiguous(String)
-        /// Another process holds the unit's lock.
-        case busy(String)
-        /// The unit needs the BOOT0 path, and none is configured (or it failed).
-        case needsBoot0(String)
-        /// The unit did not come back as expected.
-        case notConfirmed(String)
+        case invalidRequest(InvalidRequest)
+        /// Nothing matching what was looked for shows.
+        case noUnit(UnitSought)
+        /// Several units match: which.
+        case ambiguous([UnitMatch])
+        /// Another process holds the lock of the unit (its journal key: UID, or port).
+        case busy(unit: String)
+        /// The unit needs the BOOT0 path, and none is configured (or it failed): why.
+        case needsBoot0(Boot0Need)
+        /// The unit did not come back as expected: what it did or answered instead.
+        case notConfirmed(Unconfirmed)
         /// The image is not signed as the product's profile or the station's policy requires, or it reads as
         /// two different images (docs/packages.md).
-        case untrusted(String)
+        case untrusted(Distrust)
         /// The unit's flash is read-protected (RDP level 1 or 2): nothing can be written through the ROM.
-        case readProtected(String)
+        case readProtected(ReadProtectionStop)
         /// The operator (SIGINT/SIGTERM) or the caller cancelled; the engine stopped at a safe point.
         case cancelled
         /// A failure no layer's error type describes: a bug in dfuhop, never reported as a refusal.
@@ -54,10 +56,15 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
         let what: String =
             switch kind {
             case .refused(let reason): reason.description
-            case .invalidRequest(let text), .noUnit(let text), .ambiguous(let text), .busy(let text),
-                .needsBoot0(let text),
-                .notConfirmed(let text), .readProtected(let text), .unexpected(let text), .untrusted(let text):
-                text
+            case .noUnit(let sought): sought.description
+            case .ambiguous(let matches): "\(matches.count) units match: \(matches.map(\.description).joined(separator: ", "))"
+            case .needsBoot0(let need): need.description
+            case .notConfirmed(let what): what.description
+            case .invalidRequest(let request): request.description
+            case .busy(let unit): "another dfuhop process is working on unit \(unit)"
+            case .readProtected(let stop): stop.description
+            case .untrusted(let distrust): distrust.description
+            case .unexpected(let text): text
             case .cancelled: "cancelled"
             case .journal(let error): error.description
             case .image(let error): error.description
@@ -107,7 +114,7 @@ public struct UpgradeError: Error, Sendable, CustomStringConvertible {
             return UpgradeError(
                 .transport(error), phase: phase,
                 hint: (untouched ? "nothing was written; " : "the unit is recoverable through its ROM; ")
-                    + "the OS refused the device: run `dfuhop doctor` to check the udev rules and permissions, then run again")
+                    + "the OS refused the device: \(NextStep.checkDeviceAccess.clause), then run again", next: .checkDeviceAccess)
         case let error as TransportError:
             return UpgradeError(
                 .transport(error), phase: phase,
@@ -145,11 +152,6 @@ extension DfuSeError {
     var isOptionBytesAddressRefusal: Bool {
         if case .optionBytesAddressRefused = self { true } else { false }
     }
-}
-
-extension UpgradeError.Kind {
-    /// A refusal not typed yet, as the engine words it (`Refusal.other`).
-    static func refused(_ text: String) -> UpgradeError.Kind { .refused(.other(text)) }
 }
 
 extension UpgradePhase: Comparable {

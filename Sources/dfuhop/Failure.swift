@@ -152,6 +152,8 @@ struct Failure: Error, CustomStringConvertible {
         case .plugInOrBoot0: "give --boot0-command"
         case .readUnprotect: "`dfuhop enter-dfu`, then `dfuhop erase --read-unprotect`"
         case .stateProduct: "with --assume-product naming the product the unit is, which reads no flash"
+        case .namePort(let port): "with --unit \(port)"
+        case .checkDeviceAccess: "run `dfuhop doctor` to check the udev rules and permissions"
         }
     }
 
@@ -163,7 +165,7 @@ struct Failure: Error, CustomStringConvertible {
     }
 
     /// A refusal the engine gives as data, in dfuhop's words: the sentence and the hint name dfuhop's flags.
-    /// nil: a reason not typed yet, shown as the engine words it.
+    /// nil: the engine's words are dfuhop's (no flag is the way out), and the hint is the one the engine gave.
     static func refusal(_ reason: Refusal) -> (message: String, hint: String)? {
         func product(_ id: UInt32) -> String { "0x\(Hex.digits(id, width: 8))" }
         switch reason {
@@ -186,7 +188,10 @@ struct Failure: Error, CustomStringConvertible {
             )
         case .noApplication: return (reason.description, "nothing was sent; flash an application first (`dfuhop flash IMAGE --leave`)")
         case .alreadyInROM: return (reason.description, "nothing to do: it is ready for `dfuhop flash`")
-        case .otherProduct, .belowMinimumVersion, .otherUnit, .imageForOtherFamily: return nil
+        case .otherProduct, .belowMinimumVersion, .otherUnit, .imageForOtherFamily, .emptyImage, .otherApplicationBase,
+            .imageCheckFailed, .romLayoutUnreadable, .noFlashAlternate, .addressInNoSector, .boot0PinIgnored, .noUniqueID,
+            .romOfOtherFamily, .uncheckableOptionByte, .noOptionByteMemory, .noResetHandler:
+            return nil
         case .assumedProductContradicted(let assumed, let unit, let seenIn):
             return (
                 "--assume-product says the unit is \(product(assumed)); it holds product \(product(unit)) (\(seenIn))",
@@ -207,7 +212,6 @@ struct Failure: Error, CustomStringConvertible {
                 reason.description,
                 "nothing was touched; give --family (\((candidates.isEmpty ? McuFamily.all : candidates).map(\.id).joined(separator: ", ")))"
             )
-        case .other: return nil
         }
     }
 

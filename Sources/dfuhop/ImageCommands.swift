@@ -145,7 +145,7 @@ struct ImageInfoCommand: AsyncParsableCommand {
             let selected = try input.selectTarget(of: image, file: file)
             let normalized = try selected.normalized(granularity: target?.0.writeGranularity ?? 1)
             var report = ImageCheck.check(normalized, for: target?.1, source: file)
-            report.findings += try flashWordFindings(selected)
+            report.findings = report.findings.map(\.inDfuhopWords) + (try flashWordFindings(selected))
             let digests = Digests(normalized)
             var result = ResultLine("described")
             guard json else {
@@ -292,5 +292,21 @@ struct Digests {
     /// What `image info` shows when the SHA-256 was left out.
     static func sha256Omitted(span: UInt64) -> String {
         "not computed: the span of \(span) bytes is over \(sha256SpanLimit >> 20) MiB (gaps would be hashed as 0xFF)"
+    }
+}
+
+extension ImageFinding {
+    /// The finding in dfuhop's words: the step it names becomes dfuhop's command.
+    var inDfuhopWords: ImageFinding {
+        guard let next else { return self }
+        var finding = self
+        finding.message = message.replacingOccurrences(of: next.clause, with: Self.clause(next))
+        return finding
+    }
+
+    static func clause(_ step: NextStep) -> String {
+        switch step {
+        case .stamp: "run `dfuhop image stamp`"
+        }
     }
 }

@@ -268,6 +268,15 @@ struct ImageCheckTests {
         #expect(ImageCheck.check(try grown.normalized(granularity: 32), source: "a").findings.isEmpty)
     }
 
+    /// Issue 23: a library finding names no command of dfuhop's; the step it asks for is data (`next`).
+    @Test func aReservedDescriptorAsksForStampingAsData() throws {
+        let report = ImageCheck.check(try Sample.image(Sample.application()).normalized(), source: "a.bin")
+        let reserved = report.findings.filter { $0.next == .stamp }
+        #expect(reserved.count == 1 && reserved[0].severity == .warning && reserved[0].address == Sample.flashBase + 0x100)
+        #expect(reserved.allSatisfy { $0.message.hasSuffix(ImageFinding.NextStep.stamp.clause) })
+        #expect(report.findings.allSatisfy { !$0.message.contains("dfuhop") && !$0.message.contains("--") }, "\(report.findings)")
+    }
+
     @Test func emptyImageIsAnError() throws {
         let report = ImageCheck.check(try FirmwareImage(format: .binary, segments: []).normalized(), source: "a")
         #expect(report.errors.map(\.message) == ["the image is empty"])

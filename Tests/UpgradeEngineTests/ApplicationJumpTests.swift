@@ -34,11 +34,12 @@ struct ApplicationJumpTests {
             _ = try await engine.upgrade(try UpgradeEngineTests.image(family, 2), source: "v2")
             Issue.record("the upgrade went ahead")
         } catch let error as UpgradeError {
-            guard case .needsBoot0(let text) = error.kind else {
-                Issue.record("expected needsBoot0, got \(error)")
+            guard case .needsBoot0(.applicationCannotJump(let named)) = error.kind else {
+                Issue.record("expected needsBoot0(.applicationCannotJump), got \(error)")
                 return
             }
-            #expect(text.contains("AN2606") && text.contains("cannot jump"))
+            #expect(named == family.name)
+            #expect(error.description.contains("AN2606") && error.description.contains("cannot jump"))
         }
         #expect(!Self.enterSent(unit))
         #expect(unit.currentMode == .application)

@@ -448,12 +448,12 @@ struct FaultCampaignTests {
                 options: Self.options(bus, journal: journal))
             Issue.record("a read-protected unit cannot be upgraded without a full wipe")
         } catch let error as UpgradeError {
-            guard case .readProtected(let text) = error.kind else {
+            guard case .readProtected(.unitProtected(_, level: nil, rdp: nil)) = error.kind else {
                 Issue.record("expected a read-protection refusal, got \(error)")
                 return
             }
             // Under RDP the ROM refuses every read, option bytes included, so the level cannot be read back.
-            #expect(text.contains("read protection level 1"), "the message names the protection: \(text)")
+            #expect(error.description.contains("read protection level 1"), "the message names the protection: \(error)")
             #expect(error.nextStep == .readUnprotect && error.unitReturned, "\(error.hint)")
         }
         let destructive = target.requestLog.contains { $0.isDestructive }

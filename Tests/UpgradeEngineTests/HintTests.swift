@@ -216,20 +216,17 @@ struct HintTests {
             acted = true
         default: break
         }
-        if hint.contains("--allow-downgrade") {
-            options.allowDowngrade = true
+        // The engine's hints name no flag (issue 23): the step is read from `nextStep`, as a front end does.
+        #expect(!hint.contains("--"), "a library hint names a flag: \(hint)")
+        if case .namePort(let port)? = error.nextStep {
+            options.unit = port
             acted = true
         }
-        if hint.contains("--write-option-bytes") {
-            options.writeOptionBytes = true
+        if error.nextStep == .nameOneUnit(orAll: true) || error.nextStep == .nameOneUnit(orAll: false) {
+            options.unit = bench.target.portPath
             acted = true
         }
-        if hint.contains("--unit") || error.nextStep == .nameOneUnit(orAll: true) || error.nextStep == .nameOneUnit(orAll: false) {
-            let port = ["1-3", "1-1"].first { port in error.description.contains(port) } ?? bench.target.portPath
-            options.unit = error.description.contains("1-3") ? "1-3" : port
-            acted = true
-        }
-        if hint.contains("--boot0-command") || hint.contains("hold BOOT0") {
+        if error.nextStep == .plugInOrBoot0 || hint.contains("hold BOOT0") {
             options.boot0 = FaultCampaignTests.options(bench.bus, journal: bench.journal).boot0
             acted = true
         }

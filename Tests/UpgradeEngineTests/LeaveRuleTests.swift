@@ -30,6 +30,7 @@ struct LeaveRuleTests {
                     Issue.record("expected a refusal, got \(error)")
                     continue
                 }
+                #expect(reason == .noResetHandler(owner: "app.hex", family: McuFamily.h753.name))
                 #expect(reason.description.hasPrefix("app.hex has no Thumb reset handler"))
                 #expect(error.phase == phase)
                 #expect(error.hint.hasPrefix(hint))

@@ -59,7 +59,14 @@ struct OptionBytesReadTests {
         let family = try #require(
             McuFamily.all.first { !$0.otherMemories.contains { $0.hasPrefix("@Option Bytes") } && $0.optionBytes.address >= 0x4000_0000 })
         let (unit, dfu, engine) = try await Self.unitInROM(family)
-        await #expect(throws: UpgradeError.self) { try await engine.readOptionBytes(from: dfu) }
+        do {
+            _ = try await engine.readOptionBytes(from: dfu)
+            Issue.record("\(family.id): read option bytes from a ROM that shows none")
+        } catch let error as UpgradeError {
+            let shown = dfu.alternateSettings.map { "\($0.number) \"\($0.name)\"" }
+            let expected = Refusal.noOptionByteMemory(port: dfu.identity.portPath, address: family.optionBytes.address, alternates: shown)
+            #expect(error.kind.refusal == expected, "\(error)")
+        }
         #expect(unit.requestLog.isEmpty)
     }
 }

@@ -83,6 +83,22 @@ struct UpgradeEngineTests {
         #expect(!unit.requestLog.contains { if case .hidReport(0x10) = $0.kind { true } else { false } }, "no ENTER_BOOTLOADER")
     }
 
+    @Test("an empty image is refused as such, the unit untouched")
+    func emptyImage() async throws {
+        let (unit, bus, clock) = try Self.programmed(.g474)
+        unit.resetCounters()
+        let engine = UpgradeEngine(discovery: bus, clock: clock)
+        do throws(UpgradeError) {
+            _ = try await engine.upgrade(FirmwareImage(format: .binary, segments: []), source: "empty.bin")
+            Issue.record("an empty image was accepted")
+        } catch {
+            #expect(error.kind.refusal == .emptyImage(source: "empty.bin"), "\(error)")
+            #expect(error.phase == .plan && error.unitUntouched)
+        }
+        #expect(unit.currentMode == .application)
+        #expect(!unit.requestLog.contains { $0.isDestructive })
+    }
+
     @Test("a downgrade and another product's image are refused before anything changes")
     func refusals() async throws {
         let (unit, bus, clock) = try Self.programmed(.f407)
@@ -168,4 +184,9 @@ struct UpgradeEngineTests {
         #expect(result.newVersion == FirmwareVersion(major: 2, minor: 0, patch: 0))
         #expect(units[0].controlTransfers == 0, "only the named unit was touched")
     }
+}
+
+extension UpgradeError.Kind {
+    /// The refusal's reason; nil for any other kind.
+    var refusal: Refusal? { if case .refused(let reason) = self { reason } else { nil } }
 }

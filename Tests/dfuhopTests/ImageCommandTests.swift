@@ -32,7 +32,7 @@ struct ImageCommandTests {
         #expect(result.stdout.contains("0x08000000-0x080002FF  768 bytes"))
         #expect(result.stdout.contains("initial SP:    0x20020000"))
         #expect(result.stdout.contains("reset handler: 0x08000201"))
-        #expect(result.stdout.contains("warning at 0x08000100: the image descriptor is reserved but not stamped"))
+        #expect(result.stdout.contains("warning at 0x08000100: the image descriptor is reserved but not stamped; run `dfuhop image stamp`"))
         #expect(result.stderr.isEmpty)
     }
 
