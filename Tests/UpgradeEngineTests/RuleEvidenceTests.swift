@@ -69,18 +69,10 @@ struct RuleEvidenceTests {
         func upgrade(
             _ file: FirmwareImage, options: UpgradeEngine.Options? = nil, cancelAt: (@Sendable (UpgradeEvent) -> Bool)? = nil
         ) async -> Result<UpgradeResult, UpgradeError> {
-            let options = options ?? self.options
-            let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+            await upgradeInOwnTask(file, source: "image.hex", options: options ?? self.options, discovery: bus, clock: clock) { event in
                 self.lock.withLock { self.recorded.append(event) }
-                if let cancelAt, cancelAt(event) { withUnsafeCurrentTask { $0?.cancel() } }
+                if let cancelAt, cancelAt(event) { cancelCurrentRun() }
             }
-            return await Task { () -> Result<UpgradeResult, UpgradeError> in
-                do throws(UpgradeError) {
-                    return .success(try await engine.upgrade(file, source: "image.hex", options: options))
-                } catch {
-                    return .failure(error)
-                }
-            }.value
         }
 
         func clearEvents() { lock.withLock { recorded.removeAll() } }
@@ -107,16 +99,6 @@ struct RuleEvidenceTests {
     static func isRefusal(_ result: Result<UpgradeResult, UpgradeError>) -> Bool {
         guard case .failure(let error) = result, case .refused = error.kind else { return false }
         return true
-    }
-
-    static func wroteNothing(_ unit: VirtualUnit) -> Bool {
-        !unit.requestLog.contains { request in
-            switch request.kind {
-            case .download(let block, _, _): block >= 2
-            case .command(.erase), .command(.massErase), .command(.readUnprotect): true
-            default: false
-            }
-        }
     }
 
     /// Whether the flash is as it was (a Bool: `#expect` would print both megabytes when it fails).
@@ -146,7 +128,7 @@ struct RuleEvidenceTests {
             bench.target.resetCounters()
             let result = await bench.upgrade(try bench.image(older))
             Self.expect(Self.isRefusal(result), "\(older) over \(Self.installed)\(silent ? " (silent)" : ""): \(Self.text(result))")
-            Self.expect(Self.wroteNothing(bench.target), "\(older) was written")
+            Self.expect(wroteNothing(bench.target), "\(older) was written")
             Self.expect(Self.unchanged(bench.target, since: before), "\(older) changed the flash")
             if silent { bench.target.unplug() } else { bench.target.powerCycle() }
         }
@@ -269,7 +251,7 @@ struct RuleEvidenceTests {
         let before = bench.target.flashContents().bytes
         let other = await bench.upgrade(try Bench.image(bench.family, Self.v(2, 0, 0), product: 0x0BAD_F00D))
         Self.expect(Self.isRefusal(other), "another product's image on a unit that is not blank: \(Self.text(other))")
-        Self.expect(Self.wroteNothing(bench.target), "it was written")
+        Self.expect(wroteNothing(bench.target), "it was written")
         Self.expect(Self.unchanged(bench.target, since: before), "the flash changed")
         let classified = bench.events.compactMap { if case .classified(let found) = $0 { found } else { nil } }
         #expect(classified == [.corrupted], "the ROM's finding: \(classified)")
@@ -297,7 +279,7 @@ struct RuleEvidenceTests {
         }
         let result = await bench.upgrade(try bench.image(Self.v(2, 0, 0)), options: options)
         Self.expect(Self.isRefusal(result), "a ROM with another UID: \(Self.text(result))")
-        Self.expect(Self.wroteNothing(unitB) && Self.wroteNothing(unitA), "a unit was written")
+        Self.expect(wroteNothing(unitB) && wroteNothing(unitA), "a unit was written")
         Self.expect(Self.unchanged(unitA, since: beforeA) && Self.unchanged(unitB, since: beforeB), "a flash changed")
     }
 
@@ -343,7 +325,7 @@ struct RuleEvidenceTests {
             let before = bench.target.flashContents().bytes
             let result = await bench.upgrade(try bench.image(older))
             Self.expect(Self.isRefusal(result), "\(older) after an interrupted upgrade from 1.4.1: \(Self.text(result))")
-            Self.expect(Self.wroteNothing(bench.target), "\(older) was written")
+            Self.expect(wroteNothing(bench.target), "\(older) was written")
             Self.expect(Self.unchanged(bench.target, since: before), "the flash changed")
             Self.expect(bench.events.contains { if case .resuming = $0 { true } else { false } }, "the entry was resumed")
         }
