@@ -154,16 +154,13 @@ struct FlashCommand: AsyncParsableCommand {
             let profiles = try Profiles.load(profile)
             let station = try StationPolicy.requiresSignature(stateDirectory: JournalStore.defaultDirectory())
             let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: address.value))
-            let session = try DeviceSession.open(device) { [try RecordedInputs.file(image, role: "image")] }
-            let renderer = EventRenderer(json: json)
-            defer { renderer.finish() }
-            return try await session.run {
-                let unit = try await session.dfuTarget()
+            let inputs = { [try RecordedInputs.file(image, role: "image")] }
+            return try await DeviceSession.withDFUTarget(device, json: json, inputs: inputs) { unit, engine, renderer in
                 var options = UpgradeEngine.FlashOptions()
                 (options.verify, options.dryRun, options.leave, options.source) = (!noVerify, dryRun, leave, image)
                 options.profiles = profiles
                 options.signing = SigningPolicy(stationRequiresSignature: station, allowUnsigned: allowUnsigned)
-                let flashed = try await session.engine(renderer).flash(file, on: unit, options: options)
+                let flashed = try await engine.flash(file, on: unit, options: options)
                 renderer.finish()
                 guard let report = flashed.report else {
                     if !json { for line in PlanText.lines(flashed.plan) { Output.print(line) } }
@@ -225,11 +222,7 @@ struct ReadCommand: AsyncParsableCommand {
                 throw Failure(.usage, "--length \(length) runs past the end of the 32-bit address space from \(address)")
             }
             let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary
-            let session = try DeviceSession.open(device)
-            let renderer = EventRenderer(json: json)
-            defer { renderer.finish() }
-            return try await session.run {
-                let unit = try await session.dfuTarget()
+            return try await DeviceSession.withDFUTarget(device, json: json) { unit, engine, renderer in
                 let (requested, count) = try readRange(
                     start: address?.value, count: length?.value, alternate: altSetting, in: unit.alternateSettings)
                 // The internal flash is read in whole flash words, so the file can be written back by any client
@@ -238,7 +231,7 @@ struct ReadCommand: AsyncParsableCommand {
                 let word = altSetting == 0 ? UInt64(unit.family.writeGranularity) : 1
                 let (first, end) = (start & ~(word - 1), (start + count + word - 1) & ~(word - 1))
                 _ = try readRange(start: UInt32(first), count: end - first, alternate: altSetting, in: unit.alternateSettings)
-                let bytes = try await session.engine(renderer).read(
+                let bytes = try await engine.read(
                     from: unit, address: UInt32(first), length: Int(end - first),
                     alternateSetting: altSetting)
                 renderer.finish()
@@ -334,12 +327,9 @@ struct EraseCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCommand("erase", json: json) {
             let addresses = sectors.map(\.value)
-            let session = try DeviceSession.open(device)
-            let renderer = EventRenderer(json: json)
-            defer { renderer.finish() }
-            return try await session.run {
+            return try await DeviceSession.withDFUTarget(device, json: json) { unit, engine, renderer in
                 let request: UpgradeEngine.EraseRequest = readUnprotect ? .readUnprotect : massErase ? .massErase : .sectors(addresses)
-                let erased = try await session.engine(renderer).erase(try await session.dfuTarget(), request)
+                let erased = try await engine.erase(unit, request)
                 renderer.finish()
                 if case .readUnprotected(let reset) = erased {
                     if !json { Output.print("read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")) }

@@ -220,6 +220,23 @@ struct DeviceSession {
         UpgradeEngine(discovery: discovery, clock: clock) { renderer.render($0) }
     }
 
+    /// The frame of a single-operation DFU command (flash, read, erase, option-bytes): opens the session for
+    /// `options`, selects its one DFU unit and runs `body` with it, an engine whose events the renderer shows,
+    /// and the renderer (for the body to finish before it prints). The renderer is finished however the command
+    /// ends, and a virtual unit is saved whatever happened (`run`).
+    static func withDFUTarget<T>(
+        _ options: DeviceOptions, json: Bool, inputs: () throws -> [RecordedInput] = { [] },
+        _ body: (UpgradeEngine.DFUUnit, UpgradeEngine, EventRenderer) async throws -> T
+    ) async throws -> T {
+        let session = try open(options, inputs: inputs)
+        let renderer = EventRenderer(json: json)
+        defer { renderer.finish() }
+        return try await session.run {
+            let unit = try await session.dfuTarget()
+            return try await body(unit, session.engine(renderer), renderer)
+        }
+    }
+
     /// The engine's hook on ENTER_BOOTLOADER nonces: recorded with `--record`, the recorded ones in a replay.
     var nonceHook: (@Sendable (String, UInt32) throws -> UInt32)? {
         if let replay = replay?.discovery { return { port, _ in try replay.input(name: "nonce", port: port) } }
