@@ -27,13 +27,7 @@ struct RuleEvidenceTests {
         init(_ family: McuFamily = .f407, holding version: FirmwareVersion? = FirmwareVersion(major: 1, minor: 0, patch: 0)) throws {
             self.family = family
             let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: clock)
-            if let version {
-                var flash = [UInt8](repeating: 0, count: 64 * 1024)
-                for index in flash.indices { flash[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) | 0x01 }
-                let image = try Self.image(family, version).segments[0].bytes
-                flash.replaceSubrange(0..<image.count, with: image)
-                unit.programDirectly(flash, at: family.flashBase)
-            }
+            if let version { unit.programDirectly(flashHolding(try Self.image(family, version).segments[0].bytes), at: family.flashBase) }
             unit.powerCycle()
             unit.resetCounters()
             bus = VirtualBus(units: [unit])

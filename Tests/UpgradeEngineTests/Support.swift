@@ -23,6 +23,15 @@ func upgradeInOwnTask(
 /// Called from an engine's event handler: cancels the task the run is in (`upgradeInOwnTask`'s).
 func cancelCurrentRun() { withUnsafeCurrentTask { $0?.cancel() } }
 
+/// 64 KiB of flash: `image` at its start and other firmware (not erased) beyond it, so that erasing or
+/// writing a sector the plan does not name shows.
+func flashHolding(_ image: [UInt8]) -> [UInt8] {
+    var flash = [UInt8](repeating: 0, count: 64 * 1024)
+    for index in flash.indices { flash[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) | 0x01 }
+    flash.replaceSubrange(0..<image.count, with: image)
+    return flash
+}
+
 /// True when `unit` was sent no download past the command block, no erase and no read-unprotect.
 func wroteNothing(_ unit: VirtualUnit) -> Bool {
     !unit.requestLog.contains { request in
