@@ -593,6 +593,17 @@ public actor DfuSeClient {
         }
     }
 
+    /// What one busy wait (`pollUntilDone`) has seen: when it began, how long it may last, and its counts.
+    private struct BusyWait {
+        let started: Duration
+        /// F4: how long a mass erase may run although the reported poll timeouts have passed.
+        let massEraseBudget: Duration?
+        let limit: Duration
+        var zeroPolls = 0
+        var stalls = 0
+        var lastPollTimeout = Duration.zero
+    }
+
     /// GETSTATUS until dfuDNLOAD-IDLE, sleeping each reported poll timeout (AN3156: the command or block
     /// executes on the first GETSTATUS, its status arrives on a later one). Applies the family's quirks.
     private func pollUntilDone(
@@ -601,40 +612,17 @@ public actor DfuSeClient {
     ) async throws(DfuSeError) -> Completion {
         let started = clock.now()
         let massEraseBudget = kind == .massErase ? massEraseAllowance : nil
-        let busyLimit = max(options.maxBusyTime, massEraseBudget ?? .zero)
-        var zeroPolls = 0
-        var stalls = 0
-        var lastPollTimeout = Duration.zero
+        var wait = BusyWait(
+            started: started, massEraseBudget: massEraseBudget, limit: max(options.maxBusyTime, massEraseBudget ?? .zero))
         while true {
             let report: DFUStatusReport
             do {
                 report = try await getStatus(during: operation)
             } catch {
-                guard let transportError = error.transportError else { throw error }
-                let elapsed = clock.now() - started
-                // The reported poll timeout has just proved too short: do not trust it again.
-                let retryWait = boundedWait(max(lastPollTimeout, options.quirkRetryInterval), elapsed: elapsed, budget: busyLimit)
-                // F4: the erase is still running although the reported poll timeout has passed.
-                if let budget = massEraseBudget, elapsed < budget,
-                    transportError.kind == .timeout || transportError.kind == .stall
-                {
-                    emit(.quirk(.massEraseStillRunning(elapsed: elapsed, allowed: budget)))
-                    try await sleep(retryWait, during: operation)
-                    continue
-                }
-                // L4: GETSTATUS stalls a few times during an erase.
-                if let allowed = eraseStallAllowance, kind == .sectorErase || kind == .massErase,
-                    transportError.kind == .stall
-                {
-                    stalls += 1
-                    guard stalls <= allowed else { throw .tooManyStalls(during: operation, stalls: stalls) }
-                    emit(.quirk(.statusStalledDuringErase(stall: stalls, allowed: allowed)))
-                    try await sleep(retryWait, during: operation)
-                    continue
-                }
-                throw error
+                try await waitAfterFailedStatus(error, wait: &wait, kind: kind, during: operation)
+                continue
             }
-            stalls = 0
+            wait.stalls = 0
             if report.status != .ok || report.state == .error {
                 throw await deviceError(report, during: operation, sector: sector)
             }
@@ -642,24 +630,65 @@ public actor DfuSeClient {
             case .downloadIdle:
                 return .done
             case .downloadBusy, .downloadSync:
-                lastPollTimeout = report.pollTimeout
-                zeroPolls = report.pollTimeout == .zero ? zeroPolls + 1 : 0
-                let elapsed = clock.now() - started
-                let withinBudget = massEraseBudget.map { elapsed < $0 } ?? false
-                if (zeroPolls >= options.stuckZeroPollLimit && !withinBudget) || elapsed > busyLimit {
-                    // H7: CLRSTATUS n times brings a hung ROM back to dfuIDLE.
-                    if let clears = stuckBusyClearCount, allowRecovery {
-                        try await recoverStuckBusy(clearStatusCount: clears, during: operation, polls: zeroPolls)
-                        return .recoveredFromStuckBusy
-                    }
-                    throw .stuckBusy(during: operation, polls: zeroPolls, elapsed: elapsed)
+                if let completion = try await waitWhileBusy(report, wait: &wait, allowRecovery: allowRecovery, during: operation) {
+                    return completion
                 }
-                let wait = report.pollTimeout == .zero && withinBudget ? options.quirkRetryInterval : report.pollTimeout
-                try await sleep(boundedWait(wait, elapsed: elapsed, budget: busyLimit), during: operation)
             default:
                 throw .unexpectedState(report.state, expected: [.downloadBusy, .downloadIdle], during: operation)
             }
         }
+    }
+
+    /// A GETSTATUS that failed on the transport during a busy wait: returns after a pause where the family's
+    /// quirk tolerates the failure (F4's mass erase still running, L4's stalls during an erase), else throws it.
+    private func waitAfterFailedStatus(
+        _ error: DfuSeError, wait: inout BusyWait, kind: BusyKind, during operation: DfuSeOperation
+    ) async throws(DfuSeError) {
+        guard let transportError = error.transportError else { throw error }
+        let elapsed = clock.now() - wait.started
+        // The reported poll timeout has just proved too short: do not trust it again.
+        let retryWait = boundedWait(max(wait.lastPollTimeout, options.quirkRetryInterval), elapsed: elapsed, budget: wait.limit)
+        // F4: the erase is still running although the reported poll timeout has passed.
+        if let budget = wait.massEraseBudget, elapsed < budget,
+            transportError.kind == .timeout || transportError.kind == .stall
+        {
+            emit(.quirk(.massEraseStillRunning(elapsed: elapsed, allowed: budget)))
+            try await sleep(retryWait, during: operation)
+            return
+        }
+        // L4: GETSTATUS stalls a few times during an erase.
+        if let allowed = eraseStallAllowance, kind == .sectorErase || kind == .massErase,
+            transportError.kind == .stall
+        {
+            wait.stalls += 1
+            guard wait.stalls <= allowed else { throw .tooManyStalls(during: operation, stalls: wait.stalls) }
+            emit(.quirk(.statusStalledDuringErase(stall: wait.stalls, allowed: allowed)))
+            try await sleep(retryWait, during: operation)
+            return
+        }
+        throw error
+    }
+
+    /// The device reports it is still busy: sleeps its poll timeout (bounded by the wait's limit), or, when it
+    /// looks stuck, brings it back (H7's quirk: `.recoveredFromStuckBusy`) or throws. Nil: poll again.
+    private func waitWhileBusy(
+        _ report: DFUStatusReport, wait: inout BusyWait, allowRecovery: Bool, during operation: DfuSeOperation
+    ) async throws(DfuSeError) -> Completion? {
+        wait.lastPollTimeout = report.pollTimeout
+        wait.zeroPolls = report.pollTimeout == .zero ? wait.zeroPolls + 1 : 0
+        let elapsed = clock.now() - wait.started
+        let withinBudget = wait.massEraseBudget.map { elapsed < $0 } ?? false
+        if (wait.zeroPolls >= options.stuckZeroPollLimit && !withinBudget) || elapsed > wait.limit {
+            // H7: CLRSTATUS n times brings a hung ROM back to dfuIDLE.
+            if let clears = stuckBusyClearCount, allowRecovery {
+                try await recoverStuckBusy(clearStatusCount: clears, during: operation, polls: wait.zeroPolls)
+                return .recoveredFromStuckBusy
+            }
+            throw .stuckBusy(during: operation, polls: wait.zeroPolls, elapsed: elapsed)
+        }
+        let pause = report.pollTimeout == .zero && withinBudget ? options.quirkRetryInterval : report.pollTimeout
+        try await sleep(boundedWait(pause, elapsed: elapsed, budget: wait.limit), during: operation)
+        return nil
     }
 
     private func recoverStuckBusy(

@@ -38,60 +38,82 @@ struct ListCommand: AsyncParsableCommand {
                 let units = try await UpgradeEngine(discovery: session.discovery, clock: session.clock).survey(skippingRefused: true)
                 return (devices, units, await unreadable(devices, described: units, on: session))
             }
-            let classified = Dictionary(units.compactMap { unit in unit.portPath.map { ($0, unit) } }) { first, _ in first }
-            func state(_ port: String) -> String {
-                guard let unit = classified[port] else { return "unknown" }
-                var text = unit.classification.rawValue
-                if let version = unit.version { text += " \(version)" }
-                if let uid = unit.uid { text += " uid \(uid)" }
-                return text
-            }
+            let listing = Listing(session: session, units: units, problems: problems)
             if devices.isEmpty, !json { Output.print("no units found") }
             var result = ResultLine("listed")
             result.devices = []
             for found in devices {
-                switch found {
-                case .dfu(let identity, let alternates):
-                    let family = session.family(alternateSettings: alternates, identity: identity)
-                    let problem = problems[identity.portPath]
-                    if json {
-                        let classification = classified[identity.portPath]?.classification.rawValue ?? "unknown"
-                        result.devices?.append(
-                            DeviceJSON(
-                                kind: "dfu", classification: classification,
-                                vidPid: identity.vidPid, serial: identity.serialNumber, port: identity.portPath,
-                                family: family?.id, alternateSettings: alternates.map(\.name), problem: problem))
-                    } else {
-                        Output.print(
-                            "DFU  \(identity.vidPid)  serial \(TerminalText.escaped(identity.serialNumber ?? "-"))  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))"
-                        )
-                        for alternate in alternates {
-                            Output.print("       alt \(alternate.number): \(TerminalText.escaped(alternate.name))")
-                        }
-                        if let problem { Output.print("       cannot be read: \(problem); run `dfuhop doctor`") }
-                    }
-                case .hid(let info):
-                    if json {
-                        let unit = classified[info.usb.portPath]
-                        result.devices?.append(
-                            DeviceJSON(
-                                kind: "hid", classification: unit?.classification.rawValue ?? "unknown",
-                                vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
-                                family: unit?.familyID, product: info.usb.product,
-                                usagePage: "0x" + Hex.digits(info.usagePage, width: 4),
-                                version: unit?.version?.description, uid: unit?.uid?.description,
-                                problem: problems[info.usb.portPath]))
-                    } else {
-                        Output.print(
-                            "HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))"
-                        )
-                        if let problem = problems[info.usb.portPath] {
-                            Output.print("       cannot be read: \(problem); run `dfuhop doctor`")
-                        }
-                    }
+                if json {
+                    result.devices?.append(listing.json(found))
+                } else {
+                    for line in listing.lines(found) { Output.print(line) }
                 }
             }
             return result
+        }
+    }
+
+    /// What `list` shows of each device: the survey's classification by port, and why a device could not be read.
+    private struct Listing {
+        let session: DeviceSession
+        let classified: [String: UnitDescription]
+        let problems: [String: String]
+
+        init(session: DeviceSession, units: [UnitDescription], problems: [String: String]) {
+            self.session = session
+            classified = Dictionary(units.compactMap { unit in unit.portPath.map { ($0, unit) } }) { first, _ in first }
+            self.problems = problems
+        }
+
+        /// The classification at `port`, with the version and UID where known.
+        func state(_ port: String) -> String {
+            guard let unit = classified[port] else { return "unknown" }
+            var text = unit.classification.rawValue
+            if let version = unit.version { text += " \(version)" }
+            if let uid = unit.uid { text += " uid \(uid)" }
+            return text
+        }
+
+        /// The device's object in `list --json`.
+        func json(_ found: DiscoveredDevice) -> DeviceJSON {
+            switch found {
+            case .dfu(let identity, let alternates):
+                let family = session.family(alternateSettings: alternates, identity: identity)
+                let classification = classified[identity.portPath]?.classification.rawValue ?? "unknown"
+                return DeviceJSON(
+                    kind: "dfu", classification: classification,
+                    vidPid: identity.vidPid, serial: identity.serialNumber, port: identity.portPath,
+                    family: family?.id, alternateSettings: alternates.map(\.name), problem: problems[identity.portPath])
+            case .hid(let info):
+                let unit = classified[info.usb.portPath]
+                return DeviceJSON(
+                    kind: "hid", classification: unit?.classification.rawValue ?? "unknown",
+                    vidPid: info.usb.vidPid, serial: info.usb.serialNumber, port: info.usb.portPath,
+                    family: unit?.familyID, product: info.usb.product,
+                    usagePage: "0x" + Hex.digits(info.usagePage, width: 4),
+                    version: unit?.version?.description, uid: unit?.uid?.description,
+                    problem: problems[info.usb.portPath])
+            }
+        }
+
+        /// The device's lines in `list`.
+        func lines(_ found: DiscoveredDevice) -> [String] {
+            switch found {
+            case .dfu(let identity, let alternates):
+                let family = session.family(alternateSettings: alternates, identity: identity)
+                var lines = [
+                    "DFU  \(identity.vidPid)  serial \(TerminalText.escaped(identity.serialNumber ?? "-"))  port \(identity.portPath)  \(family?.name ?? "unknown family")  \(state(identity.portPath))"
+                ]
+                for alternate in alternates { lines.append("       alt \(alternate.number): \(TerminalText.escaped(alternate.name))") }
+                if let problem = problems[identity.portPath] { lines.append("       cannot be read: \(problem); run `dfuhop doctor`") }
+                return lines
+            case .hid(let info):
+                var lines = [
+                    "HID  \(info.usb.vidPid)  serial \(TerminalText.escaped(info.usb.serialNumber ?? "-"))  port \(info.usb.portPath)  \(TerminalText.escaped(info.usb.product ?? ""))  \(state(info.usb.portPath))"
+                ]
+                if let problem = problems[info.usb.portPath] { lines.append("       cannot be read: \(problem); run `dfuhop doctor`") }
+                return lines
+            }
         }
     }
 
@@ -154,16 +176,13 @@ struct FlashCommand: AsyncParsableCommand {
             let profiles = try Profiles.load(profile)
             let station = try StationPolicy.requiresSignature(stateDirectory: JournalStore.defaultDirectory())
             let file = try ImageFile.read(path: image, options: ReadOptions(binaryAddress: address.value))
-            let session = try DeviceSession.open(device) { [try RecordedInputs.file(image, role: "image")] }
-            let renderer = EventRenderer(json: json)
-            defer { renderer.finish() }
-            return try await session.run {
-                let unit = try await session.dfuTarget()
+            let inputs = { [try RecordedInputs.file(image, role: "image")] }
+            return try await DeviceSession.withDFUTarget(device, json: json, inputs: inputs) { unit, engine, renderer in
                 var options = UpgradeEngine.FlashOptions()
                 (options.verify, options.dryRun, options.leave, options.source) = (!noVerify, dryRun, leave, image)
                 options.profiles = profiles
                 options.signing = SigningPolicy(stationRequiresSignature: station, allowUnsigned: allowUnsigned)
-                let flashed = try await session.engine(renderer).flash(file, on: unit, options: options)
+                let flashed = try await engine.flash(file, on: unit, options: options)
                 renderer.finish()
                 guard let report = flashed.report else {
                     if !json { for line in PlanText.lines(flashed.plan) { Output.print(line) } }
@@ -225,11 +244,7 @@ struct ReadCommand: AsyncParsableCommand {
                 throw Failure(.usage, "--length \(length) runs past the end of the 32-bit address space from \(address)")
             }
             let outputFormat = try format.map(formatNamed) ?? ImageReader.formatForExtension(of: output) ?? .binary
-            let session = try DeviceSession.open(device)
-            let renderer = EventRenderer(json: json)
-            defer { renderer.finish() }
-            return try await session.run {
-                let unit = try await session.dfuTarget()
+            return try await DeviceSession.withDFUTarget(device, json: json) { unit, engine, renderer in
                 let (requested, count) = try readRange(
                     start: address?.value, count: length?.value, alternate: altSetting, in: unit.alternateSettings)
                 // The internal flash is read in whole flash words, so the file can be written back by any client
@@ -238,7 +253,7 @@ struct ReadCommand: AsyncParsableCommand {
                 let word = altSetting == 0 ? UInt64(unit.family.writeGranularity) : 1
                 let (first, end) = (start & ~(word - 1), (start + count + word - 1) & ~(word - 1))
                 _ = try readRange(start: UInt32(first), count: end - first, alternate: altSetting, in: unit.alternateSettings)
-                let bytes = try await session.engine(renderer).read(
+                let bytes = try await engine.read(
                     from: unit, address: UInt32(first), length: Int(end - first),
                     alternateSetting: altSetting)
                 renderer.finish()
@@ -334,12 +349,9 @@ struct EraseCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCommand("erase", json: json) {
             let addresses = sectors.map(\.value)
-            let session = try DeviceSession.open(device)
-            let renderer = EventRenderer(json: json)
-            defer { renderer.finish() }
-            return try await session.run {
+            return try await DeviceSession.withDFUTarget(device, json: json) { unit, engine, renderer in
                 let request: UpgradeEngine.EraseRequest = readUnprotect ? .readUnprotect : massErase ? .massErase : .sectors(addresses)
-                let erased = try await session.engine(renderer).erase(try await session.dfuTarget(), request)
+                let erased = try await engine.erase(unit, request)
                 renderer.finish()
                 if case .readUnprotected(let reset) = erased {
                     if !json { Output.print("read protection cleared: the flash is erased" + (reset ? " and the unit reset" : "")) }

@@ -123,53 +123,59 @@ struct DeviceSession {
     }
 
     private static func openVirtualOrUSB(_ options: DeviceOptions) throws -> DeviceSession {
-        if options.isSimulated {
-            // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
-            let clock = try simulationClock(options)
-            guard (1...64).contains(options.unitCount) else {
-                throw Failure(.usage, "--simulate-units \(options.unitCount) is out of range (1 to 64)")
-            }
-            if options.unitCount > 1 {
-                guard options.simulateState == nil, let text = options.simulate else {
-                    throw Failure(.usage, "--simulate-units needs --simulate and cannot keep state (--simulate-state)")
-                }
-                do {
-                    let spec = try SimulationSpec(parsing: text)
-                    let units = try (1...options.unitCount).map { try spec.makeUnit(index: $0, clock: clock) }
-                    let bus = VirtualBus(units: units)
-                    return DeviceSession(discovery: bus, clock: clock, options: options, virtualUnit: nil, virtualBus: bus)
-                } catch { throw Failure(.usage, "\(error)") }
-            }
-            let unit: VirtualUnit
-            if let path = options.simulateState, FileManager.default.fileExists(atPath: path) {
-                if options.simulate != nil {
-                    throw Failure(
-                        .usage, "--simulate-state \(path) already holds a unit; drop --simulate, or delete the file to start afresh")
-                }
-                do { unit = try VirtualUnit.load(from: URL(fileURLWithPath: path), clock: clock) } catch {
-                    throw Failure(.configuration, error.description)
-                }
-            } else {
-                guard let spec = options.simulate else {
-                    throw Failure(
-                        .usage,
-                        "--simulate-state \(options.simulateState ?? "") does not exist yet: give --simulate FAMILY[:STATE] to create it")
-                }
-                do { unit = try SimulationSpec(parsing: spec).makeUnit(clock: clock) } catch {
-                    throw Failure(.usage, error.description)
-                }
-            }
-            if let path = options.simulateState {
-                unit.saveEveryChange(to: URL(fileURLWithPath: path)) { error in
-                    Output.error("dfuhop: warning: \(error.description)")
-                }
-            }
-            let bus = VirtualBus(units: [unit])
-            return DeviceSession(discovery: bus, clock: clock, options: options, virtualUnit: unit, virtualBus: bus)
+        guard options.isSimulated else {
+            let clock = SystemClock()
+            let discovery = try USBDeviceDiscovery(hidMatches: [HIDMatch(usagePage: AppLinkProtocol.usagePage)], clock: clock)
+            return DeviceSession(discovery: discovery, clock: clock, options: options, virtualUnit: nil)
         }
-        let clock = SystemClock()
-        let discovery = try USBDeviceDiscovery(hidMatches: [HIDMatch(usagePage: AppLinkProtocol.usagePage)], clock: clock)
-        return DeviceSession(discovery: discovery, clock: clock, options: options, virtualUnit: nil)
+        // Virtual time: a 30 s mass erase costs nothing; the figures printed are the model's.
+        let clock = try simulationClock(options)
+        guard (1...64).contains(options.unitCount) else {
+            throw Failure(.usage, "--simulate-units \(options.unitCount) is out of range (1 to 64)")
+        }
+        if options.unitCount > 1 { return try openIdenticalUnits(options, clock: clock) }
+        let unit = try simulatedUnit(options, clock: clock)
+        if let path = options.simulateState {
+            unit.saveEveryChange(to: URL(fileURLWithPath: path)) { error in
+                Output.error("dfuhop: warning: \(error.description)")
+            }
+        }
+        let bus = VirtualBus(units: [unit])
+        return DeviceSession(discovery: bus, clock: clock, options: options, virtualUnit: unit, virtualBus: bus)
+    }
+
+    /// `--simulate-units N`: N identical units made from `--simulate`, none of them kept in a state file.
+    private static func openIdenticalUnits(_ options: DeviceOptions, clock: any DeviceClock) throws -> DeviceSession {
+        guard options.simulateState == nil, let text = options.simulate else {
+            throw Failure(.usage, "--simulate-units needs --simulate and cannot keep state (--simulate-state)")
+        }
+        do {
+            let spec = try SimulationSpec(parsing: text)
+            let units = try (1...options.unitCount).map { try spec.makeUnit(index: $0, clock: clock) }
+            let bus = VirtualBus(units: units)
+            return DeviceSession(discovery: bus, clock: clock, options: options, virtualUnit: nil, virtualBus: bus)
+        } catch { throw Failure(.usage, "\(error)") }
+    }
+
+    /// The one simulated unit: loaded from `--simulate-state` when that file exists, else made from `--simulate`.
+    private static func simulatedUnit(_ options: DeviceOptions, clock: any DeviceClock) throws -> VirtualUnit {
+        if let path = options.simulateState, FileManager.default.fileExists(atPath: path) {
+            if options.simulate != nil {
+                throw Failure(
+                    .usage, "--simulate-state \(path) already holds a unit; drop --simulate, or delete the file to start afresh")
+            }
+            do { return try VirtualUnit.load(from: URL(fileURLWithPath: path), clock: clock) } catch {
+                throw Failure(.configuration, error.description)
+            }
+        }
+        guard let spec = options.simulate else {
+            throw Failure(
+                .usage,
+                "--simulate-state \(options.simulateState ?? "") does not exist yet: give --simulate FAMILY[:STATE] to create it")
+        }
+        do { return try SimulationSpec(parsing: spec).makeUnit(clock: clock) } catch {
+            throw Failure(.usage, error.description)
+        }
     }
 
     /// Virtual time, or scaled real time with `--simulate-speed`.
@@ -218,6 +224,23 @@ struct DeviceSession {
     /// An engine on this session's bus whose events `renderer` shows.
     func engine(_ renderer: EventRenderer) -> UpgradeEngine {
         UpgradeEngine(discovery: discovery, clock: clock) { renderer.render($0) }
+    }
+
+    /// The frame of a single-operation DFU command (flash, read, erase, option-bytes): opens the session for
+    /// `options`, selects its one DFU unit and runs `body` with it, an engine whose events the renderer shows,
+    /// and the renderer (for the body to finish before it prints). The renderer is finished however the command
+    /// ends, and a virtual unit is saved whatever happened (`run`).
+    static func withDFUTarget<T>(
+        _ options: DeviceOptions, json: Bool, inputs: () throws -> [RecordedInput] = { [] },
+        _ body: (UpgradeEngine.DFUUnit, UpgradeEngine, EventRenderer) async throws -> T
+    ) async throws -> T {
+        let session = try open(options, inputs: inputs)
+        let renderer = EventRenderer(json: json)
+        defer { renderer.finish() }
+        return try await session.run {
+            let unit = try await session.dfuTarget()
+            return try await body(unit, session.engine(renderer), renderer)
+        }
     }
 
     /// The engine's hook on ENTER_BOOTLOADER nonces: recorded with `--record`, the recorded ones in a replay.

@@ -26,12 +26,8 @@ struct OptionBytesCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand("option-bytes", json: json) {
-            let session = try DeviceSession.open(device)
-            let renderer = EventRenderer(json: json)
-            defer { renderer.finish() }
-            return try await session.run {
-                let unit = try await session.dfuTarget()
-                let read = try await session.engine(renderer).readOptionBytes(from: unit)
+            try await DeviceSession.withDFUTarget(device, json: json) { unit, engine, renderer in
+                let read = try await engine.readOptionBytes(from: unit)
                 renderer.finish()
                 let layout = OptionByteLayout.layout(forFamily: unit.family.id)
                 let decoded = layout?.decode(read.bytes, family: unit.family.id) ?? []

@@ -6,6 +6,7 @@ import DfuSe
 import FirmwareImage
 import Foundation
 import Recording
+import StationHistory
 import UpdatePackage
 import UpgradeEngine
 
@@ -114,30 +115,41 @@ struct UpgradeCommand: AsyncParsableCommand {
                     try await upgradeAll(input.image, source: input.source, session: session, options: options)
                 }
                 let entries = runs.map { records.record($0, tally: Self.flashTally.counts(unit: $0.port)) }
-                let historyError = history?.record(entries, json: json)
-                try factoryReport?.append(entries)
                 var result = Self.summary(runs)
-                result.historyError = historyError
+                result.historyError = try keep(entries, history: history, report: factoryReport)
                 if let summary = result.summary { Output.message(Self.summaryText(summary)) }
                 return result
             }
-            let bar = ProgressBar(mode: ProgressBar.mode(json: json))
-            let json = json
-            let render: @Sendable (UpgradeEvent) -> Void = { Self.render($0, json: json, bar: bar, unit: nil) }
-            let run = await Self.run(port: device.unit, survey: nil, render: render) { onEvent in
-                let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock, onEvent: onEvent)
-                return try await session.run { try await engine.upgrade(input.image, source: input.source, options: options) }
-            }
-            bar.finish()
+            let run = await upgradeOne(input, session: session, options: options)
             let entry = records.record(run, tally: Self.flashTally.counts(unit: nil))
-            let historyError = history?.record([entry], json: json)
-            try factoryReport?.append([entry])
+            let historyError = try keep([entry], history: history, report: factoryReport)
             let result = try run.result.get()
             if !json { Self.report(run, json: false, prefixed: false) }
             var line = ResultLine(result)
             line.historyError = historyError
             return line
         }
+    }
+
+    /// The upgrade of the one unit `--unit` names (or the only one), its progress on a bar.
+    private func upgradeOne(_ input: UpgradeInput, session: DeviceSession, options: UpgradeEngine.Options) async -> UnitRun {
+        let bar = ProgressBar(mode: ProgressBar.mode(json: json))
+        let json = json
+        let render: @Sendable (UpgradeEvent) -> Void = { Self.render($0, json: json, bar: bar, unit: nil) }
+        let run = await Self.run(port: device.unit, survey: nil, render: render) { onEvent in
+            let engine = UpgradeEngine(discovery: session.discovery, clock: session.clock, onEvent: onEvent)
+            return try await session.run { try await engine.upgrade(input.image, source: input.source, options: options) }
+        }
+        bar.finish()
+        return run
+    }
+
+    /// Keeps the runs' records in the history and in `--report`. The history's error does not fail the
+    /// command: it is returned for the result line's `historyError`.
+    private func keep(_ entries: [HistoryRecord], history: HistoryRecorder?, report: FactoryReport?) throws -> String? {
+        let historyError = history?.record(entries, json: json)
+        try report?.append(entries)
+        return historyError
     }
 
     /// The engine's options from the command line, the profiles and the input.

@@ -38,30 +38,32 @@ struct ReadBackTests {
         #expect(plan.readBackRanges == [0x0800_0000..<0x0800_1800, 0x0800_9000..<0x0800_9800])
     }
 
-    @Test("a gap byte that does not read 0xFF fails verification, naming its address and 0xFF as expected")
-    func wrongGapByteIsCaught() async throws {
-        let bench = try Bench()
-        let (firmware, span) = try gappedImage()
-        // A worn cell in the gap keeps 0x00 through the erase.
-        await bench.device.preload([0x00], at: 0x0800_2345)
-        await bench.device.configure { $0.unerasable = [0x0800_2345] }
-        let plan = try FlashPlan(image: firmware, layout: f407, family: .f407, transferSize: 2048, span: span)
-        await #expect(
-            throws: DfuSeError.verifyMismatch(address: 0x0800_2345, expected: 0xFF, actual: 0x00, sector: f407.sectors[0])
-        ) {
-            try await bench.client.execute(plan, image: firmware)
-        }
+    /// A worn cell in the span that no segment covers: it keeps `value` through the erase.
+    struct WornGapCell: Sendable, CustomTestStringConvertible {
+        let place: String
+        let address: UInt32
+        let value: UInt8
+        /// The index of the F407 sector holding `address`, which the mismatch names.
+        let sector: Int
+        var testDescription: String { place }
     }
 
-    @Test("a gap byte past the last write, in the span's tail, is read back too")
-    func wrongTailByteIsCaught() async throws {
+    static let wornGapCells = [
+        WornGapCell(place: "in the gap between the segments", address: 0x0800_2345, value: 0x00, sector: 0),
+        WornGapCell(place: "in the span's tail, past the last write", address: 0x0800_A7FF, value: 0x12, sector: 2)
+    ]
+
+    @Test(
+        "a gap byte that does not read 0xFF fails verification, naming its address and 0xFF as expected, the span's tail included",
+        arguments: wornGapCells)
+    func wrongGapByteIsCaught(_ cell: WornGapCell) async throws {
         let bench = try Bench()
         let (firmware, span) = try gappedImage()
-        await bench.device.preload([0x12], at: 0x0800_A7FF)
-        await bench.device.configure { $0.unerasable = [0x0800_A7FF] }
+        await bench.device.preload([cell.value], at: cell.address)
+        await bench.device.configure { $0.unerasable = [cell.address] }
         let plan = try FlashPlan(image: firmware, layout: f407, family: .f407, transferSize: 2048, span: span)
         await #expect(
-            throws: DfuSeError.verifyMismatch(address: 0x0800_A7FF, expected: 0xFF, actual: 0x12, sector: f407.sectors[2])
+            throws: DfuSeError.verifyMismatch(address: cell.address, expected: 0xFF, actual: cell.value, sector: f407.sectors[cell.sector])
         ) {
             try await bench.client.execute(plan, image: firmware)
         }

@@ -48,17 +48,9 @@ struct FailClosedTests {
         func upgrade(
             _ file: FirmwareImage, options: UpgradeEngine.Options? = nil, cancelAt: (@Sendable (UpgradeEvent) -> Bool)? = nil
         ) async -> Result<UpgradeResult, UpgradeError> {
-            let options = options ?? self.options
-            let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
-                if let cancelAt, cancelAt(event) { withUnsafeCurrentTask { $0?.cancel() } }
+            await upgradeInOwnTask(file, source: "image.hex", options: options ?? self.options, discovery: bus, clock: clock) { event in
+                if let cancelAt, cancelAt(event) { cancelCurrentRun() }
             }
-            return await Task { () -> Result<UpgradeResult, UpgradeError> in
-                do throws(UpgradeError) {
-                    return .success(try await engine.upgrade(file, source: "image.hex", options: options))
-                } catch {
-                    return .failure(error)
-                }
-            }.value
         }
     }
 
@@ -82,16 +74,6 @@ struct FailClosedTests {
         return held.major == from && given.major == to
     }
 
-    static func wroteNothing(_ unit: VirtualUnit) -> Bool {
-        !unit.requestLog.contains { request in
-            switch request.kind {
-            case .download(let block, _, _): block >= 2
-            case .command(.erase), .command(.massErase), .command(.readUnprotect): true
-            default: false
-            }
-        }
-    }
-
     // MARK: 1. A read that fails during the inspection is read again, and never makes a unit "corrupted"
 
     static let stalledInspection: [(transfer: Int, count: Int)] = (1...40).flatMap { [($0, 1), ($0, 3)] }
@@ -109,7 +91,7 @@ struct FailClosedTests {
             options.writeOptionBytes = true
             let result = await bench.upgrade(try bench.image(image.0, product: image.1), options: options)
             if case .success(let done) = result { Issue.record("stall at \(transfer)×\(count): \(done.outcome) \(image)") }
-            #expect(Self.wroteNothing(bench.target), "stall at \(transfer)×\(count) wrote")
+            #expect(wroteNothing(bench.target), "stall at \(transfer)×\(count) wrote")
             #expect(bench.target.flashContents().bytes == before, "stall at \(transfer)×\(count) changed the flash")
         }
     }

@@ -73,11 +73,7 @@ struct FaultCampaignTests {
     /// A target at 1-1 running v1 and an identical bystander at 1-2. Beyond v1, their flash holds other
     /// firmware (not erased), so erasing or writing a sector the plan does not name would show.
     static func bench(_ family: McuFamily, clock: VirtualClock) throws -> (target: VirtualUnit, bystander: VirtualUnit, bus: VirtualBus) {
-        let v1 = try image(family, 1).1
-        var flash = [UInt8](repeating: 0, count: 64 * 1024)
-        for index in flash.indices { flash[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) | 0x01 }
-        let v1Bytes = v1.segments[0].bytes
-        flash.replaceSubrange(0..<v1Bytes.count, with: v1Bytes)
+        let flash = flashHolding(try image(family, 1).1.segments[0].bytes)
         let units = (1...2).map { index in
             let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: index), portPath: "1-\(index)", clock: clock)
             unit.programDirectly(flash, at: family.flashBase)

@@ -54,22 +54,13 @@ struct HintTests {
             armNeverReturnAtLeave = false
             cancelWhileWriting = false
             pullCableAtOptionBytes = false
-            let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+            return await upgradeInOwnTask(file, source: "v2.hex", options: options, discovery: bus, clock: clock) { event in
                 if arm, case .phaseStarted(.leave) = event { target.setFaults(FaultPlan(neverReturnAfterReset: true)) }
-                if cancel, case .flash(.bytesWritten) = event { withUnsafeCurrentTask { $0?.cancel() } }
+                if cancel, case .flash(.bytesWritten) = event { cancelCurrentRun() }
                 if pull, case .phaseStarted(.optionBytes) = event {
                     target.setFaults(FaultPlan(disconnectAtTransfer: target.controlTransfers + 3))
                 }
             }
-            let file = self.file
-            // Its own task, so a cancellation ends this run only, as Ctrl-C ends one process.
-            return await Task { () -> Result<UpgradeResult, UpgradeError> in
-                do throws(UpgradeError) {
-                    return .success(try await engine.upgrade(file, source: "v2.hex", options: options))
-                } catch {
-                    return .failure(error)
-                }
-            }.value
         }
     }
 

@@ -27,13 +27,7 @@ struct RuleEvidenceTests {
         init(_ family: McuFamily = .f407, holding version: FirmwareVersion? = FirmwareVersion(major: 1, minor: 0, patch: 0)) throws {
             self.family = family
             let unit = VirtualUnit(family: family, uid: VirtualUnit.uid(index: 1), portPath: "1-1", clock: clock)
-            if let version {
-                var flash = [UInt8](repeating: 0, count: 64 * 1024)
-                for index in flash.indices { flash[index] = UInt8(truncatingIfNeeded: index &* 2_654_435_761 >> 13) | 0x01 }
-                let image = try Self.image(family, version).segments[0].bytes
-                flash.replaceSubrange(0..<image.count, with: image)
-                unit.programDirectly(flash, at: family.flashBase)
-            }
+            if let version { unit.programDirectly(flashHolding(try Self.image(family, version).segments[0].bytes), at: family.flashBase) }
             unit.powerCycle()
             unit.resetCounters()
             bus = VirtualBus(units: [unit])
@@ -69,18 +63,10 @@ struct RuleEvidenceTests {
         func upgrade(
             _ file: FirmwareImage, options: UpgradeEngine.Options? = nil, cancelAt: (@Sendable (UpgradeEvent) -> Bool)? = nil
         ) async -> Result<UpgradeResult, UpgradeError> {
-            let options = options ?? self.options
-            let engine = UpgradeEngine(discovery: bus, clock: clock) { event in
+            await upgradeInOwnTask(file, source: "image.hex", options: options ?? self.options, discovery: bus, clock: clock) { event in
                 self.lock.withLock { self.recorded.append(event) }
-                if let cancelAt, cancelAt(event) { withUnsafeCurrentTask { $0?.cancel() } }
+                if let cancelAt, cancelAt(event) { cancelCurrentRun() }
             }
-            return await Task { () -> Result<UpgradeResult, UpgradeError> in
-                do throws(UpgradeError) {
-                    return .success(try await engine.upgrade(file, source: "image.hex", options: options))
-                } catch {
-                    return .failure(error)
-                }
-            }.value
         }
 
         func clearEvents() { lock.withLock { recorded.removeAll() } }
@@ -107,16 +93,6 @@ struct RuleEvidenceTests {
     static func isRefusal(_ result: Result<UpgradeResult, UpgradeError>) -> Bool {
         guard case .failure(let error) = result, case .refused = error.kind else { return false }
         return true
-    }
-
-    static func wroteNothing(_ unit: VirtualUnit) -> Bool {
-        !unit.requestLog.contains { request in
-            switch request.kind {
-            case .download(let block, _, _): block >= 2
-            case .command(.erase), .command(.massErase), .command(.readUnprotect): true
-            default: false
-            }
-        }
     }
 
     /// Whether the flash is as it was (a Bool: `#expect` would print both megabytes when it fails).
@@ -146,7 +122,7 @@ struct RuleEvidenceTests {
             bench.target.resetCounters()
             let result = await bench.upgrade(try bench.image(older))
             Self.expect(Self.isRefusal(result), "\(older) over \(Self.installed)\(silent ? " (silent)" : ""): \(Self.text(result))")
-            Self.expect(Self.wroteNothing(bench.target), "\(older) was written")
+            Self.expect(wroteNothing(bench.target), "\(older) was written")
             Self.expect(Self.unchanged(bench.target, since: before), "\(older) changed the flash")
             if silent { bench.target.unplug() } else { bench.target.powerCycle() }
         }
@@ -269,7 +245,7 @@ struct RuleEvidenceTests {
         let before = bench.target.flashContents().bytes
         let other = await bench.upgrade(try Bench.image(bench.family, Self.v(2, 0, 0), product: 0x0BAD_F00D))
         Self.expect(Self.isRefusal(other), "another product's image on a unit that is not blank: \(Self.text(other))")
-        Self.expect(Self.wroteNothing(bench.target), "it was written")
+        Self.expect(wroteNothing(bench.target), "it was written")
         Self.expect(Self.unchanged(bench.target, since: before), "the flash changed")
         let classified = bench.events.compactMap { if case .classified(let found) = $0 { found } else { nil } }
         #expect(classified == [.corrupted], "the ROM's finding: \(classified)")
@@ -297,7 +273,7 @@ struct RuleEvidenceTests {
         }
         let result = await bench.upgrade(try bench.image(Self.v(2, 0, 0)), options: options)
         Self.expect(Self.isRefusal(result), "a ROM with another UID: \(Self.text(result))")
-        Self.expect(Self.wroteNothing(unitB) && Self.wroteNothing(unitA), "a unit was written")
+        Self.expect(wroteNothing(unitB) && wroteNothing(unitA), "a unit was written")
         Self.expect(Self.unchanged(unitA, since: beforeA) && Self.unchanged(unitB, since: beforeB), "a flash changed")
     }
 
@@ -343,7 +319,7 @@ struct RuleEvidenceTests {
             let before = bench.target.flashContents().bytes
             let result = await bench.upgrade(try bench.image(older))
             Self.expect(Self.isRefusal(result), "\(older) after an interrupted upgrade from 1.4.1: \(Self.text(result))")
-            Self.expect(Self.wroteNothing(bench.target), "\(older) was written")
+            Self.expect(wroteNothing(bench.target), "\(older) was written")
             Self.expect(Self.unchanged(bench.target, since: before), "the flash changed")
             Self.expect(bench.events.contains { if case .resuming = $0 { true } else { false } }, "the entry was resumed")
         }
