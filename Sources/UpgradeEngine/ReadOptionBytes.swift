@@ -21,12 +21,17 @@ extension UpgradeEngine {
         let alternate =
             unit.alternateSettings.first { $0.name.uppercased().hasPrefix("@OPTION BYTES") }
             ?? unit.alternateSettings.first { $0.name.uppercased().contains(address.uppercased()) }
-        guard let alternate, let layout = try? FlashLayout(parsing: alternate.name), let zone = layout.zones.first,
-            zone.size > 0, zone.size <= 4096
-        else {
-            let reason = Refusal.noOptionByteMemory(
-                port: unit.identity.portPath, address: unit.family.optionBytes.address, alternates: unit.alternateSettings.map(\.shown))
+        let none = Refusal.noOptionByteMemory(
+            port: unit.identity.portPath, address: unit.family.optionBytes.address, alternates: unit.alternateSettings.map(\.shown))
+        guard let alternate else { throw UpgradeError(.refused(none), phase: .optionBytes, hint: none.hint) }
+        // A layout string that does not parse is the ROM's to explain, not "no option-byte memory".
+        let layout: FlashLayout
+        do throws(FlashLayoutError) { layout = try FlashLayout(parsing: alternate.name) } catch {
+            let reason = Refusal.romLayoutUnreadable(port: unit.identity.portPath, error: error)
             throw UpgradeError(.refused(reason), phase: .optionBytes, hint: reason.hint)
+        }
+        guard let zone = layout.zones.first, zone.size > 0, zone.size <= 4096 else {
+            throw UpgradeError(.refused(none), phase: .optionBytes, hint: none.hint)
         }
         let bytes = try await read(from: unit, address: zone.start, length: Int(zone.size), alternateSetting: alternate.number)
         return OptionBytesRead(alternate: alternate.number, alternateName: alternate.name, address: zone.start, bytes: bytes)

@@ -69,4 +69,24 @@ struct OptionBytesReadTests {
         }
         #expect(unit.requestLog.isEmpty)
     }
+
+    @Test("an option-byte alternate whose layout does not parse is refused as unreadable, nothing sent")
+    func unparseableAlternateRefused() async throws {
+        let family = try #require(McuFamily.all.first { $0.otherMemories.contains { $0.hasPrefix("@Option Bytes") } })
+        let (unit, listed, engine) = try await Self.unitInROM(family)
+        var dfu = listed
+        let index = try #require(dfu.alternateSettings.firstIndex { $0.name.hasPrefix("@Option Bytes") })
+        dfu.alternateSettings[index].name = "@Option Bytes  /0x1FFF7800/one sector"
+        do {
+            _ = try await engine.readOptionBytes(from: dfu)
+            Issue.record("\(family.id): read option bytes through a layout that does not parse")
+        } catch let error as UpgradeError {
+            guard case .romLayoutUnreadable(let port, _)? = error.kind.refusal else {
+                Issue.record("\(family.id): refused as \(error.kind), not as an unreadable layout")
+                return
+            }
+            #expect(port == dfu.identity.portPath)
+        }
+        #expect(unit.requestLog.isEmpty)
+    }
 }
