@@ -80,6 +80,9 @@ extension UpgradeEngine {
     /// ROM refuses for protection is a finding, not an error. `knownUID`: read already through this ROM.
     func inspect(_ rom: ROM, family: McuFamily, depth: Depth, knownUID: UniqueID? = nil) async throws -> ROMView {
         var view = ROMView(uid: knownUID, depth: depth)
+        // A flash layout that does not parse is refused before anything is sent (the client would stop on it
+        // later, as a flash failure).
+        let layout = try rom.flashLayout(family, phase: .enter)
         view.readProtection = try await readProtectionByte(rom, family: family)
         if let level = view.readProtection, family.optionBytes.readProtectionLevel(level) != 0 { view.protected = true }
         if view.protected { return view }
@@ -88,8 +91,7 @@ extension UpgradeEngine {
             do {
                 if view.uid == nil { view.uid = try await readUID(client, family: family) }
                 if depth > .identity {
-                    try await readFlash(
-                        client, family: family, layout: try rom.flashLayout(family, phase: .enter), depth: depth, into: &view)
+                    try await readFlash(client, family: family, layout: layout, depth: depth, into: &view)
                 }
             } catch {
                 // Under read protection every upload fails with errVENDOR (AN3156 §4.3).

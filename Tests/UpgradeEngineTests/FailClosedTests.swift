@@ -112,7 +112,11 @@ struct FailClosedTests {
                 try UpgradeEngineTests.image(.g474, 2), source: "v2")
             Issue.record("the upgrade went ahead on a guessed layout")
         } catch let error as UpgradeError {
-            #expect(error.description.contains("layout"), "\(error)")
+            guard case .romLayoutUnreadable(let port, _)? = error.kind.refusal else {
+                Issue.record("refused as \(error.kind), not as the ROM's unreadable layout")
+                return
+            }
+            #expect(port == "1-1")
             #expect(error.hint.contains("nothing was written"), "\(error.hint)")
         }
         #expect(!unit.requestLog.contains { $0.isDestructive }, "an erase or write was sent")
