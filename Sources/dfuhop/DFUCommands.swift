@@ -299,10 +299,9 @@ struct LeaveCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runCommand("leave", json: json) {
-            let session = try DeviceSession.open(device)
-            let renderer = EventRenderer(json: json)
-            return try await session.run {
-                let (target, outcome) = try await session.engine(renderer).leave(try await session.dfuTarget(), address: address?.value)
+            try await DeviceSession.withDFUTarget(device, json: json) { unit, engine, renderer in
+                let (target, outcome) = try await engine.leave(unit, address: address?.value)
+                renderer.finish()
                 var result = ResultLine("left")
                 (result.jumpTo, result.leave) = (Hex.word(target), outcome.rawValue)
                 if !json {
