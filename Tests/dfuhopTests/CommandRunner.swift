@@ -15,18 +15,17 @@ enum Dfuhop {
 
         var description: String { "exit \(status)\nstdout:\n\(stdout)\nstderr:\n\(stderr)" }
 
-        /// The `--json` result: the last line of stdout, one JSON object (docs/json.md).
-        func json() throws -> [String: Any] {
-            let last = stdout.split(separator: "\n").last.map(String.init) ?? ""
-            let object = try JSONSerialization.jsonObject(with: Data(last.utf8))
-            guard let dictionary = object as? [String: Any], dictionary["type"] as? String == "result" else {
+        /// The `--json` result: the last line of stdout, a `"type":"result"` line (docs/json.md).
+        func result() throws -> ResultLine {
+            let line = try JSONLines.last(ResultLine.self, in: stdout)
+            guard line.type == "result" else {
                 throw LocateError(message: "stdout does not end with a JSON result: \(stdout)")
             }
-            return dictionary
+            return line
         }
 
-        /// A field of the result's `unit` (`info --json`, `upgrade --json`).
-        func unitField(_ name: String) throws -> String? { (try json()["unit"] as? [String: Any])?[name] as? String }
+        /// Every line of a `--json` run, events included.
+        func lines() throws -> [Line] { try JSONLines.each(Line.self, in: stdout) }
     }
 
     struct LocateError: Error, CustomStringConvertible {

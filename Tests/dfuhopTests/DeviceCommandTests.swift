@@ -16,7 +16,7 @@ struct DeviceCommandTests {
         let state = directory.path("unit.json")
         let info = try await Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", state, "--json")
         #expect(info.status == 0, "\(info)")
-        #expect(try info.unitField("version") == "1.0.0")
+        #expect(try info.result().unit?.version == "1.0.0")
 
         let enter = try await Dfuhop.run("enter-dfu", "--simulate-state", state)
         #expect(enter.status == 0, "\(enter)")
@@ -27,7 +27,7 @@ struct DeviceCommandTests {
         #expect(flash.stdout.contains("verified"))
 
         let after = try await Dfuhop.run("info", "--simulate-state", state, "--json")
-        #expect(try after.unitField("version") == "2.0.0")
+        #expect(try after.result().unit?.version == "2.0.0")
     }
 
     @Test func dryRunPrintsThePlanVectorTableLastAndTouchesNothing() async throws {
@@ -62,11 +62,10 @@ struct DeviceCommandTests {
     @Test func flashJsonEmitsEventsThenAResult() async throws {
         let result = try await Dfuhop.run("flash", Self.example("demo-f407-v1.hex"), "--json", "--simulate", "f407:dfu")
         #expect(result.status == 0, "\(result)")
-        let lines = result.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-        #expect(lines.allSatisfy { $0 != nil }, "every line is a JSON object")
-        #expect(lines.first??["event"] as? String == "phaseStarted")
-        #expect(lines.last??["type"] as? String == "result" && lines.last??["outcome"] as? String == "flashed")
-        #expect(lines.contains { $0?["event"] as? String == "sectorErased" })
+        let lines = try result.lines() // every line is a JSON object with its type
+        #expect(lines.first?.event == "phaseStarted")
+        #expect(lines.last?.type == "result" && lines.last?.outcome == "flashed")
+        #expect(lines.contains { $0.event == "sectorErased" })
     }
 
     @Test func anImageOutsideTheFlashIsRefusedWithExit80AndNothingWritten() async throws {
@@ -101,8 +100,7 @@ struct DeviceCommandTests {
         #expect(try await Dfuhop.run("enter-dfu", "--simulate-state", state).status == 0)
         let leave = try await Dfuhop.run("leave", "--simulate-state", state, "--json")
         #expect(leave.status == 0, "\(leave)")
-        let last = try #require(leave.stdout.split(separator: "\n").last)
-        let target = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])["jumpTo"] as? String
+        let target = try #require(try leave.result().jumpTo, "\(leave)")
         #expect(target != "0x08000000")
         #expect(try await Dfuhop.run("info", "--simulate-state", state).status == 0, "the application is running again")
     }

@@ -136,8 +136,8 @@ struct ExitCodeTests {
         #expect(
             process.terminationStatus == 85,
             "SIGINT sent \(hookAge) s after the hook started; exit \(process.terminationStatus); stderr: \(stderr)\nevents: \(events)")
-        let last = try #require(lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
-        #expect((last["exitCode"] as? Int) == 85, "the last JSON line is the result, with exit code 85: \(last)")
+        let last = try JSONLines.last(Dfuhop.ResultLine.self, in: String(decoding: data, as: UTF8.self))
+        #expect(last.type == "result" && last.exitCode == 85, "the last JSON line is the result, with exit code 85: \(last)")
         // No process of the hook's is left once dfuhop has exited...
         let survivors = Self.processes(mentioning: marker)
         #expect(survivors.isEmpty, "hook processes outlived dfuhop: \(survivors)")

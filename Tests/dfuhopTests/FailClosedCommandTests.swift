@@ -41,7 +41,7 @@ struct FailClosedCommandTests {
         let allowed = try await Dfuhop.run(
             "flash", image, "--profile", profile, "--allow-unsigned", "--simulate-state", state, "--json")
         #expect(allowed.status == 0, "\(allowed)")
-        #expect(try allowed.json()["allowedUnsigned"] as? Bool == true)
+        #expect(try allowed.result().allowedUnsigned == true)
         #expect(allowed.stdout.contains("not signed"))
     }
 
@@ -94,7 +94,7 @@ struct FailClosedCommandTests {
             "upgrade", image, "--simulate-state", state, "--unit", "1-1", "--assume-product", "0x0DF00474",
             "--state-dir", directory.path("station-b"), "--json")
         #expect(other.status == 0, "\(other)")
-        #expect(try other.json()["newVersion"] as? String == "2.0.0")
+        #expect(try other.result().newVersion == "2.0.0")
         let wrong = try await Dfuhop.run(
             "upgrade", Self.example("demo-f407-v2.hex"), "--simulate", "f407:programmed", "--simulate-fault", "silent", "--unit", "1-1",
             "--assume-product", "0x0DF00474", "--state-dir", directory.path("station-c"))

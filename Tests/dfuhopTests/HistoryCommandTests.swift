@@ -18,7 +18,7 @@ struct HistoryCommandTests {
         let lines = run.stdout.split(separator: "\n").dropLast()
         let records = try lines.map { try JSONDecoder().decode(HistoryLine.self, from: Data($0.utf8)) }
         #expect(records.allSatisfy { $0.type == "history" })
-        #expect(try run.json()["records"] as? Int == records.count)
+        #expect(try run.result().records == records.count)
         return records.map(\.record)
     }
 
@@ -60,9 +60,9 @@ struct HistoryCommandTests {
         let run = try await Dfuhop.run(["upgrade", Self.v2, "--simulate", "g474:programmed", "--state-dir", state])
         #expect(run.status == 0, "\(run)")
         let info = try await Dfuhop.run(["image", "info", Self.v2, "--json"])
-        let image = try #require(try info.json()["image"] as? [String: Any])
+        let image = try #require(try info.result().image)
         let record = try #require(try await Self.records(state).first)
-        #expect(record.imageSHA256 == image["sha256"] as? String && record.imageCRC32 == image["crc32"] as? String)
+        #expect(record.imageSHA256 == image.sha256 && record.imageCRC32 == image.crc32)
         #expect(record.fileSHA256.count == 64 && record.fileSHA256 != record.imageSHA256)
     }
 
@@ -228,9 +228,9 @@ struct HistoryCommandTests {
         try holder.execute("ROLLBACK")
         holder.close()
         #expect(run.status == 0, "\(run)")
-        let result = try run.json()
-        #expect(result["outcome"] as? String == "upgraded")
-        #expect((result["historyError"] as? String)?.contains(store.path) == true, "\(run)")
+        let result = try run.result()
+        #expect(result.outcome == "upgraded")
+        #expect(result.historyError?.contains(store.path) == true, "\(run)")
         #expect(run.stdout.contains("\"event\":\"warning\""), "\(run)")
         #expect(run.stderr.contains("warning: the upgrade history did not record this run"), "\(run)")
         #expect(try await Self.records(state).isEmpty)

@@ -39,7 +39,7 @@ struct HostKillTests {
         let left = try Self.flash(ofStateFile: state).mode
         let second = try await Dfuhop.run(upgrade)
         #expect(second.status == 0, "after SIGKILL at \(point), which left the unit in \(left): \(second)")
-        print("SIGKILL at \(point): the unit was left in \(left); the second run: \(try second.json()["outcome"] ?? "?")")
+        print("SIGKILL at \(point): the unit was left in \(left); the second run: \(try second.result().outcome)")
 
         let flash = try Self.flash(ofStateFile: state)
         #expect(flash.mode == "application", "the unit runs \(flash.mode) after the second run")
@@ -49,7 +49,7 @@ struct HostKillTests {
             break
         }
         let info = try await Dfuhop.run("info", "--simulate-state", state, "--json")
-        #expect(try info.unitField("version") == "2.0.0", "\(info)")
+        #expect(try info.result().unit?.version == "2.0.0", "\(info)")
     }
 
     /// Runs dfuhop, reading its `--json` events as they come, and SIGKILLs it after the kill point's event.
@@ -82,9 +82,8 @@ struct HostKillTests {
     }
 
     static func event(in line: Data) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any], let event = object["event"] as? String
-        else { return nil }
-        return event == "phaseStarted" ? "phaseStarted:\(object["phase"] as? String ?? "")" : event
+        guard let object = try? JSONDecoder().decode(Dfuhop.Line.self, from: line), let event = object.event else { return nil }
+        return event == "phaseStarted" ? "phaseStarted:\(object.phase ?? "")" : event
     }
 
     /// The flash a state file holds: programmed runs (offset from the flash base, base64), the rest erased.

@@ -29,10 +29,8 @@ struct HostileInputCommandTests {
 
     @Test func jsonCarriesTheExactName() async throws {
         let directory = try TemporaryDirectory()
-        let json = try #require(
-            try await Dfuhop.run("image", "info", try hostileDfu(directory), "--json").json()["image"] as? [String: Any])
-        let targets = try #require(json["targets"] as? [[String: Any]])
-        #expect(targets.first?["name"] as? String == Self.hostileName)
+        let json = try #require(try await Dfuhop.run("image", "info", try hostileDfu(directory), "--json").result().image)
+        #expect(json.targets.first?.name == Self.hostileName)
     }
 
     @Test func aPlantedPartialSymlinkStopsTheWriteAndSparesItsTarget() async throws {
@@ -51,14 +49,14 @@ struct HostileInputCommandTests {
         let directory = try TemporaryDirectory()
         let text = ":020000040000FA\n:0100000011EE\n:02000004FFFFFC\n:01FFFF0022DF\n:00000001FF\n"
         let path = try directory.write("span.hex", Array(text.utf8))
-        let json = try #require(try await Dfuhop.run("image", "info", path, "--json").json()["image"] as? [String: Any])
-        #expect(json["span"] as? Int == 0x1_0000_0000)
-        #expect(json["sha256"] == nil, "not computed, so absent")
+        let json = try #require(try await Dfuhop.run("image", "info", path, "--json").result().image)
+        #expect(json.span == 0x1_0000_0000)
+        #expect(json.sha256 == nil, "not computed, so absent")
         var crc = CRC32()
         crc.update([0x11])
         crc.update(repeating: 0xFF, count: 0xFFFF_FFFE)
         crc.update([0x22])
-        #expect(json["crc32"] as? String == "0x" + String(format: "%08X", crc.zlibValue))
+        #expect(json.crc32 == "0x" + String(format: "%08X", crc.zlibValue))
         let text2 = try await Dfuhop.run("image", "info", path)
         #expect(text2.stdout.contains("sha256:        not computed"), "\(text2)")
     }

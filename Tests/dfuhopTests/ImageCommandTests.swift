@@ -39,15 +39,15 @@ struct ImageCommandTests {
     @Test func infoJsonCarriesHashesAndFindings() async throws {
         let directory = try TemporaryDirectory()
         let path = try writeApplication(directory)
-        let json = try #require(try await Dfuhop.run("image", "info", path, "--json", "--family", "f407").json()["image"] as? [String: Any])
-        #expect(json["format"] as? String == "hex")
-        #expect(json["family"] as? String == "f407")
+        let json = try #require(try await Dfuhop.run("image", "info", path, "--json", "--family", "f407").result().image)
+        #expect(json.format == "hex")
+        #expect(json.family == "f407")
         let flat = try ImageWriter.bytes(Self.application(), as: .binary)
-        #expect(json["crc32"] as? String == "0x" + String(format: "%08X", CRC32.zlib(flat)))
-        #expect((json["sha256"] as? String)?.count == 64)
-        #expect((json["vectorTable"] as? [String: Any])?["resetHandler"] as? String == "0x08000201")
-        #expect(json["errors"] as? Int == 0)
-        #expect(json["warnings"] as? Int == 1)
+        #expect(json.crc32 == "0x" + String(format: "%08X", CRC32.zlib(flat)))
+        #expect(json.sha256?.count == 64)
+        #expect(json.vectorTable?.resetHandler == "0x08000201")
+        #expect(json.errors == 0)
+        #expect(json.warnings == 1)
     }
 
     @Test func familyChecksTurnAWrongStackPointerIntoAnError() async throws {
@@ -72,7 +72,7 @@ struct ImageCommandTests {
         #expect(result.stdout.isEmpty)
         let json = try await Dfuhop.run("image", "info", path, "--json")
         #expect(json.status == 65)
-        #expect(try json.json()["exitCode"] as? Int == 65)
+        #expect(try json.result().exitCode == 65)
     }
 
     @Test func truncatedBinaryFormatExits65WithByteOffset() async throws {
@@ -139,17 +139,17 @@ struct ImageCommandTests {
         let result = try await Dfuhop.run("image", "info", path, "--json")
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.split(separator: "\n").count == 1, "one line")
-        let image = try #require(try result.json()["image"] as? [String: Any])
-        let listed = try #require(image["segments"] as? [[String: Any]])
+        let image = try #require(try result.result().image)
+        let listed = image.segments
         #expect(listed.count == count + 1)
         for (segment, json) in zip(segments, listed) {
-            #expect(json["start"] as? String == String(format: "0x%08X", segment.address))
-            #expect(json["end"] as? String == String(format: "0x%08X", segment.address + UInt32(segment.bytes.count) - 1))
-            #expect(json["size"] as? Int == segment.bytes.count)
-            #expect(json.count == 3)
+            #expect(json.start == String(format: "0x%08X", segment.address))
+            #expect(json.end == String(format: "0x%08X", segment.address + UInt32(segment.bytes.count) - 1))
+            #expect(json.size == segment.bytes.count)
+            #expect(json.fieldCount == 3)
         }
-        #expect(image["payloadSize"] as? Int == segments.reduce(0) { $0 + $1.bytes.count })
-        #expect(image["file"] as? String == path)
+        #expect(image.payloadSize == segments.reduce(0) { $0 + $1.bytes.count })
+        #expect(image.file == path)
     }
 
     @Test func convertRefusesAnUnknownOutputFormatAsAUsageError() async throws {
@@ -169,13 +169,13 @@ struct ImageCommandTests {
             "image", "stamp", path, stamped, "--product-id", "0x1209A001", "--version", "1.4.2.7", "--name", "sensor hub")
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("version 1.4.2.7"))
-        let info = try #require(try await Dfuhop.run("image", "info", stamped, "--json").json()["image"] as? [String: Any])
-        let descriptor = info["descriptor"] as? [String: Any]
-        #expect(descriptor?["state"] as? String == "valid")
-        #expect(descriptor?["productID"] as? String == "0x1209A001")
-        #expect(descriptor?["name"] as? String == "sensor hub")
-        #expect(descriptor?["imageSize"] as? Int == 0x300)
-        #expect(info["warnings"] as? Int == 0)
+        let info = try #require(try await Dfuhop.run("image", "info", stamped, "--json").result().image)
+        let descriptor = info.descriptor
+        #expect(descriptor?.state == "valid")
+        #expect(descriptor?.productID == "0x1209A001")
+        #expect(descriptor?.name == "sensor hub")
+        #expect(descriptor?.imageSize == 0x300)
+        #expect(info.warnings == 0)
     }
 
     @Test func stampRefusesAnImageWithoutAReservedArea() async throws {

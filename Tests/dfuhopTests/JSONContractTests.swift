@@ -69,17 +69,15 @@ struct JSONContractTests {
         let lines = run.stdout.split(separator: "\n").map(String.init)
         let context = "dfuhop \(arguments.joined(separator: " "))\n\(run)"
         if let status { #expect(run.status == status, "\(context)") }
-        let objects = try lines.map(object)
-        let types = objects.map { $0["type"] as? String ?? "none" }
+        let types = try run.lines().map(\.type)
         #expect(types.last == "result", "the last line is the result: \(context)")
         #expect(types.filter { $0 == "result" }.count == 1, "exactly one result: \(context)")
         #expect(types.allSatisfy { ["event", "unit", "result"].contains($0) }, "\(context)")
         #expect(types.drop { $0 == "event" }.drop { $0 == "unit" }.count == 1, "events, then units, then the result: \(context)")
-        let result = try #require(objects.last)
-        #expect(result["exitCode"] as? Int == Int(run.status), "exitCode is the exit status: \(context)")
-        #expect(result["schema"] as? Int == JSONContract.schema)
-        for line in lines {
-            let type = try object(line)["type"] as? String
+        let result = try run.result()
+        #expect(result.exitCode == Int(run.status), "exitCode is the exit status: \(context)")
+        #expect(result.schema == JSONContract.schema)
+        for (line, type) in zip(lines, types) {
             if type == "event" { _ = try JSONDecoder().decode(EventLine.self, from: Data(line.utf8)) }
             if type == "result" || type == "unit" { _ = try JSONDecoder().decode(ResultLine.self, from: Data(line.utf8)) }
         }

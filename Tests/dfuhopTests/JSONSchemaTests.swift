@@ -143,10 +143,15 @@ struct JSONSchemaTests {
     static func rejectedByTool(_ tool: String, files: [String]) async throws -> Set<String> {
         let result = try await ProcessRunner.run(
             URL(fileURLWithPath: tool), ["--output-format", "json", "--schemafile", OutputSchema.file.path] + files)
-        let data = result.stdout
-        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "check-jsonschema: \(data)")
-        #expect(report["status"] as? String != nil, "check-jsonschema ran: \(report)")
-        let errors = report["errors"] as? [[String: Any]] ?? []
-        return Set(errors.compactMap { $0["filename"] as? String })
+        let report = try JSONLines.decode(CheckReport.self, line: result.standardOutput, number: 1)
+        return Set((report.errors ?? []).compactMap(\.filename))
+    }
+
+    /// check-jsonschema's `--output-format json` report: a status, and an error per refused instance.
+    struct CheckReport: Decodable {
+        var status: String
+        var errors: [Refusal]?
+
+        struct Refusal: Decodable { var filename: String? }
     }
 }

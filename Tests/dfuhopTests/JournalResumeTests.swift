@@ -36,7 +36,7 @@ struct JournalResumeTests {
         func entries() async throws -> [String] {
             let listed = try await Dfuhop.run("journal", "--state-dir", journal, "--json")
             #expect(listed.status == 0, "\(listed)")
-            return try #require(try listed.json()["entries"] as? [[String: Any]]).compactMap { $0["unit"] as? String }
+            return try #require(try listed.result().entries).map(\.unit)
         }
 
         /// Unit A (the G474 demo UID) on port 1-1, its upgrade stopped by a pulled cable mid-flash.
@@ -57,7 +57,7 @@ struct JournalResumeTests {
         let stateB = try await bench.unit("b.json", "g474:blank", uid: Self.unitB)
         let upgradedB = try await bench.upgrade(stateB, "demo-g474-v1.hex")
         #expect(upgradedB.status == 0, "\(upgradedB)")
-        #expect(try upgradedB.json()["newVersion"] as? String == "1.0.0", "B gets the image asked for, not the entry's")
+        #expect(try upgradedB.result().newVersion == "1.0.0", "B gets the image asked for, not the entry's")
         #expect(upgradedB.stdout.contains(Self.unitA) || upgradedB.stderr.contains(Self.unitA), "the kept entry is named")
         #expect(try await bench.entries() == [Self.unitA])
         let finishedA = try await bench.upgrade(stateA)

@@ -22,17 +22,17 @@ struct OptionBytesCommandTests {
     @Test func jsonNamesEveryFieldWithItsSource() async throws {
         let result = try await Dfuhop.run("option-bytes", "--simulate", "f407:dfu", "--json")
         #expect(result.status == 0, "\(result)")
-        let json = try result.json()
-        #expect(json["command"] as? String == "option-bytes" && json["outcome"] as? String == "read")
-        let options = try #require(json["optionBytes"] as? [String: Any])
-        #expect(options["family"] as? String == "f407" && options["address"] as? String == "0x1FFFC000")
-        #expect(options["length"] as? Int == 16 && (options["bytes"] as? String)?.hasPrefix("ECAAFF0F") == true)
-        let fields = try #require(options["fields"] as? [[String: Any]])
-        let rdp = try #require(fields.first { $0["name"] as? String == "RDP" })
-        #expect(rdp["value"] as? Int == 0xAA && rdp["unverified"] as? Bool == false)
-        #expect((rdp["source"] as? String)?.contains("FLASH_OPTCR_RDP_Pos 8") == true)
-        #expect(fields.allSatisfy { ($0["source"] as? String)?.isEmpty == false })
-        #expect(fields.contains { $0["name"] as? String == "BOR_LEV" && $0["meaning"] as? String == "BOR off" })
+        let json = try result.result()
+        #expect(json.command == "option-bytes" && json.outcome == "read")
+        let options = try #require(json.optionBytes)
+        #expect(options.family == "f407" && options.address == "0x1FFFC000")
+        #expect(options.length == 16 && options.bytes.hasPrefix("ECAAFF0F"))
+        let fields = options.fields
+        let rdp = try #require(fields.first { $0.name == "RDP" })
+        #expect(rdp.value == 0xAA && rdp.unverified == false)
+        #expect(rdp.source.contains("FLASH_OPTCR_RDP_Pos 8"))
+        #expect(fields.allSatisfy { !$0.source.isEmpty })
+        #expect(fields.contains { $0.name == "BOR_LEV" && $0.meaning == "BOR off" })
     }
 
     @Test func aPartLineWithoutALayoutShowsRawBytes() async throws {
@@ -40,9 +40,9 @@ struct OptionBytesCommandTests {
         #expect(text.status == 0, "\(text)")
         #expect(text.stdout.contains("not decoded: raw bytes shown"), "\(text)")
         let json = try await Dfuhop.run("option-bytes", "--simulate", "c071:dfu", "--json")
-        let options = try #require(try json.json()["optionBytes"] as? [String: Any])
-        #expect(options["note"] as? String == "not decoded: raw bytes shown" && (options["fields"] as? [Any])?.isEmpty == true)
-        #expect(options["length"] as? Int == 128)
+        let options = try #require(try json.result().optionBytes)
+        #expect(options.note == "not decoded: raw bytes shown" && options.fields.isEmpty)
+        #expect(options.length == 128)
     }
 
     @Test func aRunningApplicationIsNotInDFU() async throws {
@@ -63,18 +63,18 @@ struct OptionBytesCommandTests {
         let result = try await Dfuhop.run("option-bytes", "--simulate-state", state, "--record", directory.path("ob.jsonl"))
         #expect(result.status == 0, "\(result)")
         #expect(try directory.read("unit.json") == before, "the unit's saved state changed")
-        let lines = try String(contentsOfFile: directory.path("ob.jsonl"), encoding: .utf8).split(separator: "\n")
+        let text = try String(contentsOfFile: directory.path("ob.jsonl"), encoding: .utf8)
+        let lines = text.split(separator: "\n")
         var downloads = 0
         var uploads = 0
-        for line in lines {
-            let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            guard let setup = event["setup"] as? [String: Any], let request = setup["bRequest"] as? Int else { continue }
-            if request == 2 { uploads += 1 }
-            guard request == 1 else { continue }
+        for (line, event) in zip(lines, try JSONLines.each(Dfuhop.RecordingLine.self, in: text)) {
+            guard let setup = event.setup else { continue }
+            if setup.bRequest == 2 { uploads += 1 }
+            guard setup.bRequest == 1 else { continue }
             downloads += 1
-            #expect(setup["wValue"] as? Int == 0, "a data download: \(line)")
+            #expect(setup.wValue == 0, "a data download: \(line)")
             #expect(
-                (event["data"] as? String)?.hasPrefix("21") == true && (event["data"] as? String)?.count == 10,
+                event.data?.hasPrefix("21") == true && event.data?.count == 10,
                 "not a set-address command: \(line)")
         }
         #expect(downloads >= 1 && uploads >= 1, "the recording holds no read: \(lines.count) lines")

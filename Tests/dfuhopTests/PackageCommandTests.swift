@@ -31,7 +31,7 @@ struct PackageCommandTests {
             try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: profiles + "/dfuhop-demo-g474.json"))
             unit = directory.path("unit.json")
             let info = try await Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", unit, "--json")
-            #expect(try info.unitField("version") == "1.0.0", "\(info)")
+            #expect(try info.result().unit?.version == "1.0.0", "\(info)")
         }
 
         static func repositoryFile(_ path: String) -> String {
@@ -51,7 +51,7 @@ struct PackageCommandTests {
             try await Dfuhop.run("upgrade", file, "--simulate-state", unit, "--profile", profiles, "--state-dir", directory.path("state"))
         }
 
-        func version() async throws -> String? { try await Dfuhop.run("info", "--simulate-state", unit, "--json").unitField("version") }
+        func version() async throws -> String? { try await Dfuhop.run("info", "--simulate-state", unit, "--json").result().unit?.version }
 
         /// `file` is refused with `status` and a message holding `words`, and the unit is untouched.
         func expectRefused(_ file: String, status: Int32, _ words: String) async throws {
@@ -95,8 +95,8 @@ struct PackageCommandTests {
         let signed = try await bench.package("demo-g474-v2.hex", name: "v2.dfuhop")
         let verify = try await Dfuhop.run("package", "verify", signed, "--key", bench.key + ".pub", "--json")
         #expect(verify.status == 0, "\(verify)")
-        let object = try #require(try verify.json()["package"] as? [String: Any])
-        #expect(object["verified"] as? Bool == true && object["version"] as? String == "2.0.0")
+        let object = try #require(try verify.result().package)
+        #expect(object.verified == true && object.version == "2.0.0")
         let byProfile = try await Dfuhop.run("package", "verify", signed, "--profile", bench.profiles)
         #expect(byProfile.status == 0 && byProfile.stdout.contains("verified: signed by"), "\(byProfile)")
         let info = try await Dfuhop.run("package", "info", signed)

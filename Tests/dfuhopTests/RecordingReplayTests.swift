@@ -24,9 +24,9 @@ struct RecordingReplayTests {
     /// The stored recordings but the listings made from captures, which their own test replays.
     static var storedRuns: [String] { stored.filter { !$0.hasPrefix("rom-listings/") } }
 
-    static func replay(_ path: String) async throws -> (run: Dfuhop.Result, replay: [String: Any]) {
+    static func replay(_ path: String) async throws -> (run: Dfuhop.Result, replay: Dfuhop.Replay) {
         let run = try await Dfuhop.run("replay", path, "--json")
-        let replay = try #require(try run.json()["replay"] as? [String: Any], "\(run)")
+        let replay = try #require(try run.result().replay, "\(run)")
         return (run, replay)
     }
 
@@ -34,10 +34,10 @@ struct RecordingReplayTests {
     func storedRecordingReplays(name: String) async throws {
         let (run, replay) = try await Self.replay(Self.recordings.appendingPathComponent(name).path)
         #expect(run.status == 0, "\(name): \(run)")
-        #expect(replay["divergence"] == nil && replay["resultDiffers"] == nil, "\(name): \(run.stdout)")
+        #expect(replay.divergence == nil && replay.resultDiffers == nil, "\(name): \(run.stdout)")
         if name.hasPrefix("virtual/") {
-            #expect((replay["transfers"] as? Int ?? 0) >= 10, "\(name) replays its transfers")
-            #expect(replay["recordedExitCode"] as? Int == 0)
+            #expect(replay.transfers >= 10, "\(name) replays its transfers")
+            #expect(replay.recordedExitCode == 0)
         }
     }
 
@@ -59,17 +59,17 @@ struct RecordingReplayTests {
             "rom-listings/\(id).jsonl is what scripts/record-fixtures makes of the capture")
         let (run, replay) = try await Self.replay(stored.path)
         #expect(run.status == 0, "\(run)")
-        let devices = try #require((replay["replayed"] as? [String: Any])?["devices"] as? [[String: Any]])
+        let devices = try #require(replay.replayed?.devices)
         let shown = DfuUtilListing.devices(in: capture)
         #expect(devices.count == shown.count)
         for (device, found) in zip(devices, shown) {
             guard case .dfu(let identity, let alternates) = found else { continue }
-            #expect(device["alternateSettings"] as? [String] == alternates.map(\.name))
-            #expect(device["serial"] as? String == identity.serialNumber && device["port"] as? String == identity.portPath)
+            #expect(device.alternateSettings == alternates.map(\.name))
+            #expect(device.serial == identity.serialNumber && device.port == identity.portPath)
             let names = alternates.map(\.name)
             let candidates = McuFamily.candidates(alternates: names, bcdDevice: identity.bcdDevice, serial: identity.serialNumber)
             #expect(candidates.contains { $0.id == id }, "\(id)'s own ROM listing is recognised as \(id)")
-            #expect(device["family"] as? String == (candidates.count == 1 ? id : nil), "\(device)")
+            #expect(device.family == (candidates.count == 1 ? id : nil), "\(device)")
         }
     }
 
@@ -88,8 +88,8 @@ struct RecordingReplayTests {
         #expect(again.status == 73, "an existing recording is never overwritten: \(again)")
         let (run, replay) = try await Self.replay(directory.path("u.jsonl"))
         #expect(run.status == 0, "\(run)")
-        let replayed = try #require(replay["replayed"] as? [String: Any])
-        #expect(replayed["outcome"] as? String == "upgraded" && replayed["newVersion"] as? String == "2.0.0")
+        let replayed = try #require(replay.replayed)
+        #expect(replayed.outcome == "upgraded" && replayed.newVersion == "2.0.0")
         let text = try await Dfuhop.run("replay", directory.path("u.jsonl"))
         #expect(text.stdout.contains("no divergence, and the result is the recorded one (upgraded, exit 0)"), "\(text)")
     }
@@ -101,7 +101,7 @@ struct RecordingReplayTests {
         #expect(flash.status == 69, "no unit in DFU mode: \(flash)")
         let (run, replay) = try await Self.replay(directory.path("f.jsonl"))
         #expect(run.status == 0, "\(run)")
-        #expect(replay["recordedExitCode"] as? Int == 69 && replay["replayedExitCode"] as? Int == 69)
+        #expect(replay.recordedExitCode == 69 && replay.replayedExitCode == 69)
     }
 
     /// A copy of a stored recording with the first record `change` accepts changed; its path and line number.
@@ -137,9 +137,9 @@ struct RecordingReplayTests {
         }
         let (run, replay) = try await Self.replay(path)
         #expect(run.status == 88, "\(run)")
-        let divergence = try #require(replay["divergence"] as? [String: Any], "\(run.stdout)")
-        #expect(divergence["line"] as? Int == line)
-        #expect((divergence["detail"] as? String)?.hasPrefix("the data differs from byte 0") == true, "\(divergence)")
+        let divergence = try #require(replay.divergence, "\(run.stdout)")
+        #expect(divergence.line == line)
+        #expect(divergence.detail?.hasPrefix("the data differs from byte 0") == true, "\(divergence)")
         let text = try await Dfuhop.run("replay", path)
         #expect(text.status == 88 && text.stdout.contains("diverged at line \(line) of"), "\(text)")
     }
@@ -161,6 +161,6 @@ struct RecordingReplayTests {
         #expect(uploads == 1)
         let (run, replay) = try await Self.replay(path)
         #expect(run.status == 88, "\(run)")
-        #expect(replay["divergence"] != nil || replay["resultDiffers"] != nil, "\(run.stdout)")
+        #expect(replay.divergence != nil || replay.resultDiffers != nil, "\(run.stdout)")
     }
 }

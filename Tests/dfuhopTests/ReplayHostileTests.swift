@@ -46,6 +46,6 @@ struct ReplayHostileTests {
             "padded.jsonl", Array((String(text[...headerEnd]) + padding + text[text.index(after: headerEnd)...]).utf8))
         let (run, replay) = try await RecordingReplayTests.replay(path)
         #expect(run.status == 0, "\(run)")
-        #expect(replay["divergence"] == nil, "\(replay)")
+        #expect(replay.divergence == nil, "\(replay)")
     }
 }

@@ -36,8 +36,8 @@ struct StationOutputTests {
         let state = ["--simulate-state", directory.path("unit.json"), "--simulate", "g474:dfu"]
         let run = try await Dfuhop.run(["read", "-o", directory.path("all.bin"), "--json"] + state)
         #expect(run.status == 0, "\(run)")
-        let json = try run.json()
-        #expect(json["address"] as? String == "0x08000000" && json["length"] as? Int == 512 * 1024, "\(run)")
+        let json = try run.result()
+        #expect(json.address == "0x08000000" && json.length == 512 * 1024, "\(run)")
         #expect(try directory.read("all.bin").count == 512 * 1024)
         let tail = try await Dfuhop.run([
             "read", "--address", "0x0807F000", "-o", directory.path("tail.bin"), "--simulate-state", directory.path("unit.json")
@@ -135,7 +135,7 @@ struct StationOutputTests {
         #expect([0, 74, 77].contains(text.status), "\(text)")
         #expect(text.stdout.contains("No problems found.") == (text.status == 0), "\(text)")
         let json = try await Dfuhop.run(["doctor", "--json"])
-        #expect(try json.json()["outcome"] as? String == (json.status == 0 ? "ok" : "problems"), "\(json)")
+        #expect(try json.result().outcome == (json.status == 0 ? "ok" : "problems"), "\(json)")
     }
 
     /// `dfuhop exit-codes`, the README's table and docs/guarantees.md list the same codes, with the same meanings in the README.
@@ -162,10 +162,10 @@ struct StationOutputTests {
     @Test func eraseCountsSectorsAsNumbers() async throws {
         let sectors = try await Dfuhop.run(["erase", "--json", "--sector", "0x08070000", "--sector", "0x08070800", "--simulate", "g474:dfu"]
         )
-        #expect(try sectors.json()["erasedSectors"] as? Int == 2, "\(sectors)")
+        #expect(try sectors.result().erasedSectors == 2, "\(sectors)")
         let whole = try await Dfuhop.run(["erase", "--json", "--mass-erase", "--simulate", "g474:dfu"])
-        #expect(try whole.json()["massErased"] as? Bool == true, "\(whole)")
-        #expect(try whole.json()["erasedSectors"] == nil, "\(whole)")
+        #expect(try whole.result().massErased == true, "\(whole)")
+        #expect(try whole.result().erasedSectors == nil, "\(whole)")
     }
 
     /// Product ids print one way, 8 hex digits, in text as in JSON; versions as three numbers unless the build is set.
@@ -180,15 +180,15 @@ struct StationOutputTests {
         let info = try await Dfuhop.run(["image", "info", stamped])
         #expect(info.stdout.contains("product id:  0x0DF00474 (233833588)") && info.stdout.contains("version:     1.2.3\n"), "\(info)")
         let json = try await Dfuhop.run(["image", "info", stamped, "--json"])
-        let descriptor = try #require((try json.json()["image"] as? [String: Any])?["descriptor"] as? [String: Any])
-        #expect(descriptor["productID"] as? String == "0x0DF00474" && descriptor["version"] as? String == "1.2.3", "\(json)")
+        let descriptor = try #require(try json.result().image?.descriptor)
+        #expect(descriptor.productID == "0x0DF00474" && descriptor.version == "1.2.3", "\(json)")
     }
 
     @Test func journalForgetTakesJSON() async throws {
         let directory = try TemporaryDirectory()
         let run = try await Dfuhop.run(["journal", "forget", "--json", "--state-dir", directory.path("s"), "0029003A3532510C35383234"])
         #expect(run.status == 69, "\(run)")
-        #expect(try run.json()["command"] as? String == "journal forget", "\(run)")
+        #expect(try run.result().command == "journal forget", "\(run)")
     }
 
     /// Every example in every command's help fits in 80 columns as one line: none is wrapped mid-command.

@@ -70,8 +70,8 @@ struct UnitSelectionTests {
     /// The unit's UID and ROM serial, as `info` reports them (the virtual unit 1 is the same in every state).
     static func identity() async throws -> (uid: String, serial: String) {
         let info = try await Dfuhop.run("info", "--simulate", "g474:programmed", "--json")
-        let uid = try #require(try info.unitField("uid"), "\(info)")
-        let serial = try #require(try info.unitField("romSerial"), "\(info)")
+        let uid = try #require(try info.result().unit?.uid, "\(info)")
+        let serial = try #require(try info.result().unit?.romSerial, "\(info)")
         return (uid, serial)
     }
 
@@ -104,7 +104,7 @@ struct UnitSelectionTests {
     func nothingShowingIsNoUnitEverywhere(arguments: [String]) async throws {
         let directory = try TemporaryDirectory()
         let list = try await Dfuhop.run("list", "--simulate", "l476:blank", "--json")
-        #expect((try list.json()["devices"] as? [Any])?.isEmpty == true, "a blank L476 shows nothing: \(list)")
+        #expect(try list.result().devices?.isEmpty == true, "a blank L476 shows nothing: \(list)")
         let state = arguments[0] == "upgrade" ? ["--state-dir", directory.path("state")] : []
         let run = try await Dfuhop.run(arguments + state + ["--simulate", "l476:blank", "--json"])
         #expect(run.status == 69, "\(arguments): \(run)")

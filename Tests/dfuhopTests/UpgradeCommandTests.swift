@@ -17,16 +17,9 @@ struct UpgradeCommandTests {
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "3",
             "--all", "--json", "--state-dir", directory.path("state"))
         #expect(result.status == 0, "\(result)")
-        let finals = result.stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                object["type"] as? String == "unit"
-            else {
-                return nil
-            }
-            return object
-        }
+        let finals = try result.lines().filter { $0.type == "unit" }
         #expect(finals.count == 3)
-        #expect(finals.allSatisfy { $0["outcome"] as? String == "upgraded" && $0["newVersion"] as? String == "2.0.0" })
+        #expect(finals.allSatisfy { $0.outcome == "upgraded" && $0.newVersion == "2.0.0" })
     }
 
     @Test("--all with one unit failing: the others are upgraded, each has its line, the exit code is the failure's")
@@ -40,17 +33,12 @@ struct UpgradeCommandTests {
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--simulate-units", "3",
             "--all", "--json", "--state-dir", directory.path("state"))
         #expect(result.status == 75, "\(result)")
-        let units = result.stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
-            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            return object?["type"] as? String == "unit" ? object : nil
-        }
-        let outcomes = Dictionary(
-            units.map { ((($0["unit"] as? [String: Any])?["port"] as? String) ?? "?", $0["outcome"] as? String ?? "?") }
-        ) { $1 }
+        let units = try result.lines().filter { $0.type == "unit" }
+        let outcomes = Dictionary(units.map { ($0.unit?.port ?? "?", $0.outcome ?? "?") }) { $1 }
         #expect(outcomes["1-1"] == "upgraded" && outcomes["1-3"] == "upgraded", "\(outcomes)")
         #expect(outcomes["1-2"] != "upgraded", "\(outcomes)")
         #expect(result.stderr.contains("2 upgraded, 1 failed: 1-2"), "\(result.stderr)")
-        #expect(try result.json()["exitCode"] as? Int == 75)
+        #expect(try result.result().exitCode == 75)
     }
 
     @Test func aBlankUnitIsReachedThroughTheBoot0PathAndClassified() async throws {
@@ -69,10 +57,7 @@ struct UpgradeCommandTests {
         let list = try await Dfuhop.run(
             "upgrade", Self.example("demo-g474-v2.hex"), "--simulate", "g474:programmed", "--dry-run", "--json",
             "--state-dir", directory.path("state"))
-        let uids = list.stdout.split(separator: "\n").compactMap { line -> String? in
-            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-            return (object?["unit"] as? [String: Any])?["uid"] as? String
-        }
+        let uids = try list.lines().compactMap { $0.unit?.uid }
         let uid = try #require(uids.first)
         let lock = try store.lock(uid)
         let held = try #require(lock)
@@ -93,6 +78,6 @@ struct UpgradeCommandTests {
             "--state-dir", blocker)
         #expect(result.status == 73, "\(result)")
         let info = try await Dfuhop.run("info", "--simulate-state", state, "--json")
-        #expect(try info.unitField("version") == "1.0.0")
+        #expect(try info.result().unit?.version == "1.0.0")
     }
 }
