@@ -31,9 +31,9 @@ harness_sources() {
 harness_libraries() {
     case "$1" in
         USBDescriptors) echo HexFormat USBTransport ;;
-        DfuStatus) echo HexFormat DfuSeWire USBTransport FirmwareImage DeviceProfiles ;;
-        Profile) echo HexFormat ;;
-        State) echo HexFormat DfuSeWire USBTransport FirmwareImage DeviceProfiles AppLink ;;
+        DfuStatus) echo HexFormat StrictJSON DfuSeWire USBTransport FirmwareImage DeviceProfiles ;;
+        Profile) echo HexFormat StrictJSON ;;
+        State) echo HexFormat StrictJSON DfuSeWire USBTransport FirmwareImage DeviceProfiles AppLink ;;
         *) echo HexFormat ;;  # Layout, and the image harnesses (Sources/FirmwareImage imports only HexFormat)
     esac
 }

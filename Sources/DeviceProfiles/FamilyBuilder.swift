@@ -12,7 +12,7 @@ extension FamilyFileReader {
         guard let modelled = versions.first else { throw fail("romVersions", "needs at least one ROM version") }
         let optionBytes = try optionByteMap()
         var family = McuFamily(
-            id: try string("id"), name: try string("name"), deviceID: UInt16(truncatingIfNeeded: try hex("deviceID")),
+            id: try string("id"), name: try string("name"), deviceID: try hex("deviceID", as: UInt16.self),
             core: try core(), flashBase: try hex("flash.base"), flashModes: try flashModes(),
             writeGranularity: try int("flashWord.writeGranularity"), eccFlash: try bool("flashWord.ecc"),
             otherMemories: modelled.version.otherMemories, ramRegions: try ramRegions(),
@@ -61,10 +61,10 @@ extension FamilyFileReader {
         var result: [(RomVersion, RomIdentity)] = []
         for index in 0..<count("romVersions") {
             let path = "romVersions.\(index)"
-            let bcd = UInt16(truncatingIfNeeded: try hex(path + ".bcdDevice"))
+            let bcd = try hex(path + ".bcdDevice", as: UInt16.self)
             let product = try string(path + ".product")
             let version = RomVersion(bcdDevice: bcd, product: product, otherMemories: try strings(path + ".alternates"))
-            let identity = RomIdentity(bcdDevice: bcd, product: product, transferSize: UInt16(try int(path + ".transferSize")))
+            let identity = RomIdentity(bcdDevice: bcd, product: product, transferSize: try int(path + ".transferSize", as: UInt16.self))
             result.append((version, identity))
         }
         return result
@@ -89,7 +89,7 @@ extension FamilyFileReader {
         var regions: [AddressRange] = []
         for index in 0..<count("ram.regions") {
             let path = "ram.regions.\(index)"
-            regions.append(AddressRange(start: try hex(path + ".start"), size: UInt32(try int(path + ".size"))))
+            regions.append(AddressRange(start: try hex(path + ".start"), size: try int(path + ".size", as: UInt32.self)))
         }
         guard !regions.isEmpty else { throw fail("ram.regions", "needs at least one region") }
         return regions
@@ -100,7 +100,7 @@ extension FamilyFileReader {
             throw fail("serial.rule", "expected uid-sum, constant or unstable")
         }
         var formula = RomSerialFormula(
-            kind: kind, secondWordOffset: UInt16(truncatingIfNeeded: try optionalHex("serial.offset") ?? 0),
+            kind: kind, secondWordOffset: raw("serial.offset") == nil ? 0 : try hex("serial.offset", as: UInt16.self),
             lastWord: try optionalInt("serial.lastWord") ?? 1, constant: try optionalString("serial.constant"))
         if count("serial.alsoSeen") > 0 { formula.alsoSeen = try strings("serial.alsoSeen") }
         return formula
@@ -118,8 +118,8 @@ extension FamilyFileReader {
             address: try hex("optionBytes.address"), factoryBytes: try bytes("optionBytes.factory"),
             readProtectionByteOffset: try int("readProtection.byteOffset"),
             dualBankBit: try optionalInt("optionBytes.dualBankBit"),
-            level0Value: UInt8(truncatingIfNeeded: try hex("readProtection.level0")),
-            level2Value: try optionalHex("readProtection.level2").map { UInt8(truncatingIfNeeded: $0) },
+            level0Value: try hex("readProtection.level0", as: UInt8.self),
+            level2Value: raw("readProtection.level2") == nil ? nil : try hex("readProtection.level2", as: UInt8.self),
             size: try optionalInt("optionBytes.size"))
     }
 
@@ -138,7 +138,7 @@ extension FamilyFileReader {
 
     private func timings() throws(FamilyDataError) -> FlashTimings {
         var sectorErase: [UInt32: Duration] = [:]
-        for (size, _) in (raw("timings.sectorEraseMs") as? [String: Any]) ?? [:] {
+        for size in keys("timings.sectorEraseMs") {
             guard let bytes = UInt32(size), let time = try milliseconds("timings.sectorEraseMs.\(size)") else {
                 throw fail("timings.sectorEraseMs", "keys are sector sizes in bytes")
             }

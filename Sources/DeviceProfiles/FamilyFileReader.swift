@@ -1,4 +1,4 @@
-import Foundation
+import StrictJSON
 
 /// Reads one family file (protocols/families/README.md): every value sits in a group that carries its
 /// `source` (a string or a list of strings) and, when no public source confirms it, `"unverified": true`.
@@ -6,18 +6,22 @@ import Foundation
 struct FamilyFileReader {
     static let formatVersion = 1
     let name: String
-    let root: [String: Any]
+    let root: [String: JSONValue]
     private(set) var sources: [String: ValueSource] = [:]
 
+    /// Read by the strict reader (`JSONValue.parse`): a key given twice is refused with its path, as in
+    /// profiles and package manifests.
     init(name: String, text: String) throws(FamilyDataError) {
         self.name = name
-        let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: Data(text.utf8)) } catch {
-            throw FamilyDataError(file: name, field: "(file)", problem: "not JSON: \(error.localizedDescription)")
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(Array(text.utf8)) } catch {
+            throw FamilyDataError(
+                file: name, field: error.path.components.isEmpty ? "(file)" : error.path.dotted,
+                problem: "not JSON: \(error.problem) at byte \(error.offset)")
         }
-        guard let root = parsed as? [String: Any] else { throw FamilyDataError(file: name, field: "(file)", problem: "not an object") }
+        guard case .object(let root) = parsed else { throw FamilyDataError(file: name, field: "(file)", problem: "not an object") }
         self.root = root
-        guard root["format"] as? Int == Self.formatVersion else {
+        guard root["format"] == .integer(Int64(Self.formatVersion)) else {
             throw FamilyDataError(file: name, field: "format", problem: "must be \(Self.formatVersion)")
         }
         for (key, value) in root where !["format", "id", "name"].contains(key) {
@@ -27,50 +31,62 @@ struct FamilyFileReader {
 
     // MARK: Sources
 
-    private mutating func collectSources(_ value: Any, path: String, sourced: Bool) throws(FamilyDataError) {
+    private mutating func collectSources(_ value: JSONValue, path: String, sourced: Bool) throws(FamilyDataError) {
         var covered = sourced
-        if let object = value as? [String: Any] {
+        switch value {
+        case .object(let object):
             if let source = object["source"] {
                 guard let text = Self.sourceText(source), !text.isEmpty else { throw fail(path, "source must be a non-empty string") }
-                sources[path] = ValueSource(text, unverified: object["unverified"] as? Bool ?? false)
+                let unverified: Bool
+                switch object["unverified"] {
+                case nil: unverified = false
+                case .bool(let flag)?: unverified = flag
+                default: throw fail(path + ".unverified", "expected true or false")
+                }
+                sources[path] = ValueSource(text, unverified: unverified)
                 covered = true
             }
             for (key, member) in object where key != "source" && key != "unverified" {
                 try collectSources(member, path: path + "." + key, sourced: covered)
             }
-        } else if let array = value as? [Any] {
+        case .array(let array):
             for (index, member) in array.enumerated() { try collectSources(member, path: "\(path)[\(index)]", sourced: covered) }
-        } else if !covered {
-            throw fail(path, "has no source (give \"source\", and \"unverified\": true when no public source confirms it)")
+        default:
+            if !covered { throw fail(path, "has no source (give \"source\", and \"unverified\": true when no public source confirms it)") }
         }
     }
 
-    private static func sourceText(_ value: Any) -> String? {
-        if let text = value as? String { return text }
-        if let lines = value as? [String] { return lines.joined(separator: " ") }
-        return nil
+    private static func sourceText(_ value: JSONValue) -> String? {
+        if case .string(let text) = value { return text }
+        guard case .array(let items) = value else { return nil }
+        var lines: [String] = []
+        for item in items {
+            guard case .string(let line) = item else { return nil }
+            lines.append(line)
+        }
+        return lines.joined(separator: " ")
     }
 
     func fail(_ field: String, _ problem: String) -> FamilyDataError { FamilyDataError(file: name, field: field, problem: problem) }
 
     // MARK: Typed access (a `{"value": ...}` group stands for its value)
 
-    func raw(_ path: String) -> Any? {
-        var current: Any? = root
+    func raw(_ path: String) -> JSONValue? {
+        var current: JSONValue? = .object(root)
         for key in path.split(separator: ".") {
-            if let array = current as? [Any], let index = Int(key) {
+            if case .array(let array)? = current, let index = Int(key) {
                 current = array.indices.contains(index) ? array[index] : nil
                 continue
             }
-            guard let object = current as? [String: Any] else { return nil }
+            guard case .object(let object)? = current else { return nil }
             current = object[String(key)]
-            if let wrapped = current as? [String: Any], let inner = wrapped["value"], wrapped["source"] != nil { current = inner }
+            if case .object(let wrapped)? = current, let inner = wrapped["value"], wrapped["source"] != nil { current = inner }
         }
-        return current is NSNull ? nil : current
+        return current == .null ? nil : current
     }
 
     func string(_ path: String) throws(FamilyDataError) -> String {
-        guard let value = raw(path) as? String else { throw fail(path, "expected a string") }
+        guard case .string(let value)? = raw(path) else { throw fail(path, "expected a string") }
         return value
     }
 
@@ -78,30 +94,31 @@ struct FamilyFileReader {
         raw(path) == nil ? nil : try string(path)
     }
 
-    func int(_ path: String) throws(FamilyDataError) -> Int {
-        guard let number = raw(path) as? NSNumber, let value = Int(exactly: number.doubleValue) else {
-            throw fail(path, "expected an integer")
-        }
-        return value
+    /// A JSON integer (the integer rule: no fraction, no exponent, no boolean) within `T`'s range.
+    func int<T: FixedWidthInteger>(_ path: String, as _: T.Type = Int.self) throws(FamilyDataError) -> T {
+        try integer(path, spelling: .number)
     }
 
     func optionalInt(_ path: String) throws(FamilyDataError) -> Int? { raw(path) == nil ? nil : try int(path) }
 
     func bool(_ path: String) throws(FamilyDataError) -> Bool {
-        guard let value = raw(path) as? Bool else { throw fail(path, "expected true or false") }
+        guard case .bool(let value)? = raw(path) else { throw fail(path, "expected true or false") }
         return value
     }
 
     func optionalBool(_ path: String) throws(FamilyDataError) -> Bool? { raw(path) == nil ? nil : try bool(path) }
 
-    /// "0x0800_0000"-style hexadecimal (underscores allowed).
-    func hex(_ path: String) throws(FamilyDataError) -> UInt32 {
-        let text = try string(path).replacingOccurrences(of: "_", with: "")
-        guard text.hasPrefix("0x"), let value = UInt32(text.dropFirst(2), radix: 16) else { throw fail(path, "expected 0x and hex digits") }
-        return value
+    /// "0x0800_0000"-style hexadecimal (underscores between digit groups) within `T`'s range.
+    func hex<T: FixedWidthInteger>(_ path: String, as _: T.Type = UInt32.self) throws(FamilyDataError) -> T {
+        try integer(path, spelling: .familyHex)
     }
 
     func optionalHex(_ path: String) throws(FamilyDataError) -> UInt32? { raw(path) == nil ? nil : try hex(path) }
+
+    private func integer<T: FixedWidthInteger>(_ path: String, spelling: IntegerSpelling) throws(FamilyDataError) -> T {
+        guard let value = raw(path) else { throw fail(path, "is missing") }
+        do { return try value.integer(T.self, spelling: spelling) } catch { throw fail(path, error.description) }
+    }
 
     /// "AA F8 EF FF"
     func bytes(_ path: String) throws(FamilyDataError) -> [UInt8] {
@@ -112,11 +129,25 @@ struct FamilyFileReader {
     }
 
     func strings(_ path: String) throws(FamilyDataError) -> [String] {
-        guard let value = raw(path) as? [String] else { throw fail(path, "expected a list of strings") }
-        return value
+        guard case .array(let items)? = raw(path) else { throw fail(path, "expected a list of strings") }
+        var result: [String] = []
+        for item in items {
+            guard case .string(let text) = item else { throw fail(path, "expected a list of strings") }
+            result.append(text)
+        }
+        return result
     }
 
-    func count(_ path: String) -> Int { (raw(path) as? [Any])?.count ?? 0 }
+    func count(_ path: String) -> Int {
+        guard case .array(let items)? = raw(path) else { return 0 }
+        return items.count
+    }
+
+    /// The keys of an object, sorted; none when the value is not an object.
+    func keys(_ path: String) -> [String] {
+        guard case .object(let members)? = raw(path) else { return [] }
+        return members.keys.sorted()
+    }
 
     /// A number of milliseconds (fractions allowed), or nil when absent.
     func milliseconds(_ path: String) throws(FamilyDataError) -> Duration? {
@@ -128,9 +159,17 @@ struct FamilyFileReader {
         try duration(path, unit: 1000)
     }
 
+    /// Durations are measurements, so a fraction is fine; a boolean or a string is not a number.
     private func duration(_ path: String, unit nanoseconds: Double) throws(FamilyDataError) -> Duration? {
-        guard let value = raw(path) else { return nil }
-        guard let number = value as? NSNumber, number.doubleValue >= 0 else { throw fail(path, "expected a non-negative number") }
-        return .nanoseconds(Int64((number.doubleValue * nanoseconds).rounded()))
+        let number: Double
+        switch raw(path) {
+        case nil: return nil
+        case .integer(let value)?: number = Double(value)
+        case .number(let value)?: number = value
+        default: throw fail(path, "expected a non-negative number")
+        }
+        // Below a day: a bigger figure is a typo, and the product must not overflow Int64 nanoseconds.
+        guard number >= 0, number * nanoseconds < 86_400e9 else { throw fail(path, "expected a non-negative number below a day") }
+        return .nanoseconds(Int64((number * nanoseconds).rounded()))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HexFormat
+import StrictJSON
 
 /// A product dfuhop can upgrade, as data (protocols/devices/*.json): how its application shows up on
 /// USB, which MCU it runs on, how its ROM bootloader shows up, how to force the ROM by BOOT0 when the
@@ -135,7 +136,9 @@ extension ProductProfile {
         }
         let root: JSONValue
         do { root = try JSONValue.parse(data) } catch {
-            throw ProductProfileError(file: file, field: "", problem: "is not valid JSON (\(error))")
+            // A key given twice is named by its path; a syntax error by the byte where reading stopped.
+            throw ProductProfileError(
+                file: file, field: error.path.dotted, problem: "is not valid JSON (\(error.problem) at byte \(error.offset))")
         }
         return try ProfileReader(file: file).profile(JSONCursor(value: root, path: []))
     }
@@ -183,19 +186,11 @@ private struct ProfileReader {
         return text
     }
 
-    /// A JSON integer, or a string holding a decimal or 0x-hex number, within `T`'s range.
+    /// The integer rule (`IntegerSpelling.profile`): a JSON integer, or a string holding a decimal or 0x-hex
+    /// number, within `T`'s range.
     func integer<T: FixedWidthInteger>(_ cursor: JSONCursor, _: T.Type = T.self) throws(ProductProfileError) -> T {
-        let number: Int64?
-        switch cursor.value {
-        case .integer(let value): number = value
-        case .string(let text) where text.lowercased().hasPrefix("0x"): number = Int64(text.dropFirst(2), radix: 16)
-        case .string(let text): number = Int64(text)
-        case nil, .null?: throw error(cursor, "is missing")
-        default: number = nil
-        }
-        guard let number else { throw error(cursor, "must be an integer (a JSON number, or a string such as \"0x1209\")") }
-        guard let value = T(exactly: number) else { throw error(cursor, "\(number) is outside \(T.min)...\(T.max)") }
-        return value
+        guard let value = cursor.value, value != .null else { throw error(cursor, "is missing") }
+        do { return try value.integer(T.self, spelling: .profile) } catch let problem { throw error(cursor, problem.description) }
     }
 
     func integer<T: FixedWidthInteger>(_ cursor: JSONCursor, in range: ClosedRange<T>) throws(ProductProfileError) -> T {
