@@ -8,8 +8,18 @@
 public struct StrictJSONDecoder: Sendable {
     /// How integers may be written in this format.
     public var integers: IntegerSpelling
+    /// Whether `null` stands for a field left out (family files, as they have always been read) rather than
+    /// being refused.
+    public var nullIsAbsent = false
+    /// Whether a key the type does not declare is passed over (family files: their format has never refused
+    /// one) rather than refused.
+    public var ignoresUnknownKeys = false
 
-    public init(integers: IntegerSpelling = .number) { self.integers = integers }
+    public init(integers: IntegerSpelling = .number, nullIsAbsent: Bool = false, ignoresUnknownKeys: Bool = false) {
+        self.integers = integers
+        self.nullIsAbsent = nullIsAbsent
+        self.ignoresUnknownKeys = ignoresUnknownKeys
+    }
 
     /// Parses `bytes` strictly and decodes a `T` from them.
     public func decode<T: Decodable>(_: T.Type, from bytes: some Collection<UInt8>) throws(StrictJSONError) -> T {
@@ -23,7 +33,7 @@ public struct StrictJSONDecoder: Sendable {
     /// Decodes a `T` from an already parsed value.
     public func decode<T: Decodable>(_: T.Type, from value: JSONValue) throws(StrictJSONError) -> T {
         do {
-            return try T(from: ValueDecoder(value: value, path: .root, integers: integers))
+            return try T(from: ValueDecoder(value: value, path: .root, options: self))
         } catch let error as StrictJSONError {
             throw error
         } catch let error as DecodingError {
@@ -71,7 +81,7 @@ extension JSONPath {
 private struct ValueDecoder: Decoder {
     let value: JSONValue
     let path: JSONPath
-    let integers: IntegerSpelling
+    let options: StrictJSONDecoder
 
     var codingPath: [any CodingKey] { path.components.map(PathKey.init) }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
@@ -82,7 +92,7 @@ private struct ValueDecoder: Decoder {
         guard case .object(let members) = value else { throw refusal(problem(expecting: "an object")) }
         // A key the type does not declare is refused, so a typo cannot silently drop a setting; sorted, so the
         // error is the same on every run.
-        if let unknown = members.keys.sorted().first(where: { Key(stringValue: $0) == nil }) {
+        if !options.ignoresUnknownKeys, let unknown = members.keys.sorted().first(where: { Key(stringValue: $0) == nil }) {
             throw StrictJSONError(path: path.appending(key: unknown), problem: "is not a field of this object\(Self.known(Key.self))")
         }
         return KeyedDecodingContainer(ObjectContainer<Key>(members: members, decoder: self))
@@ -96,7 +106,7 @@ private struct ValueDecoder: Decoder {
     func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleValue(decoder: self) }
 
     func child(_ value: JSONValue, _ component: JSONPath.Component) -> ValueDecoder {
-        ValueDecoder(value: value, path: path.appending(component), integers: integers)
+        ValueDecoder(value: value, path: path.appending(component), options: options)
     }
 
     /// "must be a string", or "is missing"-like words for null.
@@ -125,7 +135,7 @@ private struct ValueDecoder: Decoder {
     }
 
     func decodeInteger<T: FixedWidthInteger>(_: T.Type) throws(StrictJSONError) -> T {
-        do { return try value.integer(T.self, spelling: integers) } catch { throw refusal(error.description) }
+        do { return try value.integer(T.self, spelling: options.integers) } catch { throw refusal(error.description) }
     }
 
     func decodeDouble() throws(StrictJSONError) -> Double {
@@ -190,11 +200,13 @@ private struct ObjectContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return decoder.child(value, .key(key.stringValue))
     }
 
-    /// Only `decodeIfPresent` asks, for a member that is there: null is refused rather than read as absent.
+    /// Only `decodeIfPresent` asks, for a member that is there: null is refused rather than read as absent,
+    /// unless the format reads it so.
     func decodeNil(forKey key: Key) throws -> Bool {
         let member = try member(key)
-        if case .null = member.value { throw member.refusal("must not be null: leave the field out instead") }
-        return false
+        guard case .null = member.value else { return false }
+        if decoder.options.nullIsAbsent { return true }
+        throw member.refusal("must not be null: leave the field out instead")
     }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try member(key).decode(type) }
