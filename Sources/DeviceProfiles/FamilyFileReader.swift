@@ -6,7 +6,6 @@ import StrictJSON
 struct FamilyFileReader {
     static let formatVersion = 1
     let name: String
-    let root: [String: JSONValue]
     /// The file's values, typed (`FamilyBuilder` turns them into a `McuFamily`).
     let file: FamilyFile
     private(set) var sources: [String: ValueSource] = [:]
@@ -24,7 +23,6 @@ struct FamilyFileReader {
                 problem: "not JSON: \(error.problem) at byte \(error.offset)")
         }
         guard case .object(let root) = parsed else { throw FamilyDataError(file: name, field: "(file)", problem: "not an object") }
-        self.root = root
         guard root["format"] == .integer(Int64(Self.formatVersion)) else {
             throw FamilyDataError(file: name, field: "format", problem: "must be \(Self.formatVersion)")
         }
