@@ -19,7 +19,7 @@ let package = Package(
         .library(
             name: "DfuHop",
             targets: [
-                "DfuHop", "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink", "VirtualDevice",
+                "DfuHop", "USBTransport", "StrictJSON", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink", "VirtualDevice",
                 "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording"
             ])
     ],
@@ -35,11 +35,14 @@ let package = Package(
         .target(name: "HexFormat"),
         // SplitMix64: seeded pseudo-random numbers, so randomised tests and benchmarks replay from a printed seed.
         .target(name: "SeededRandom"),
+        // The one strict JSON reader (profiles, family files, package manifests): duplicate keys, unknown keys and
+        // integers that are not integers refused, naming the path. Imports only HexFormat, so the fuzzers build it alone.
+        .target(name: "StrictJSON", dependencies: ["HexFormat"]),
         // Layer 0: the contracts every backend implements (DFU, HID, discovery, clocks).
         .target(name: "USBTransport", dependencies: ["HexFormat"]),
         // MCU families and their quirks, and product profiles, as data (a legacy product's protocol too:
         // AppLink runs it as loaded).
-        .target(name: "DeviceProfiles", dependencies: ["HexFormat"]),
+        .target(name: "DeviceProfiles", dependencies: ["HexFormat", "StrictJSON"]),
         // Firmware files: read, normalise, check, write. No dependencies, so the fuzzers build it alone.
         .target(name: "FirmwareImage", dependencies: ["HexFormat"]),
         // DFU 1.1 and DfuSe on the wire (requests, states, status codes, commands): what the client and the
@@ -73,7 +76,7 @@ let package = Package(
         .target(
             name: "UpdatePackage",
             dependencies: [
-                "HexFormat",
+                "HexFormat", "StrictJSON",
                 "FirmwareImage", "DeviceProfiles",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation")
@@ -102,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "dfuhop",
             dependencies: [
-                "HexFormat",
+                "HexFormat", "StrictJSON",
                 "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink", "VirtualDevice",
                 "LibUSBBackend", "HIDAPIBackend", "USBDiscovery", "UpgradeEngine", "UpdatePackage", "Recording", "StationHistory",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -122,6 +125,12 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HexFormatTests", dependencies: ["HexFormat"]),
         .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
+        // The strict reader on its own, and the three readers built on it held to one rule.
+        .testTarget(
+            name: "StrictJSONTests",
+            dependencies: [
+                "StrictJSON", "SeededRandom", "DeviceProfiles", "UpdatePackage"
+            ]),
         .testTarget(name: "USBTransportTests", dependencies: ["USBTransport"]),
         .testTarget(
             name: "VirtualDeviceTests",

@@ -14,7 +14,7 @@ build_only=0
 if [ "${1:-}" = --build-only ]; then build_only=1; shift; fi
 seconds="${1:-20}"
 case "$seconds" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET]" >&2; exit 64 ;; esac
-targets=(${FUZZ_TARGETS:-IntelHex SRecord Elf DfuSe DfuSuffix Descriptor USBDescriptors DfuStatus Layout Profile State})
+targets=(${FUZZ_TARGETS:-IntelHex SRecord Elf DfuSe DfuSuffix Descriptor USBDescriptors DfuStatus Layout Profile Family State})
 mkdir -p Fuzz/bin/lib Fuzz/corpus-run
 
 # Harnesses of other modules: the sources compiled with the harness (instrumented), and the modules they
@@ -24,16 +24,16 @@ harness_sources() {
         USBDescriptors) echo Sources/LibUSBBackend/Descriptors.swift Sources/LibUSBBackend/DFUDescriptors.swift ;;
         DfuStatus) echo Sources/DfuSe/*.swift ;;
         Layout) echo Sources/DeviceProfiles/FlashLayout.swift ;;
-        Profile) echo Sources/DeviceProfiles/*.swift ;;
+        Profile|Family) echo Sources/DeviceProfiles/*.swift ;;
         State) echo Sources/VirtualDevice/*.swift ;;
     esac
 }
 harness_libraries() {
     case "$1" in
         USBDescriptors) echo HexFormat USBTransport ;;
-        DfuStatus) echo HexFormat DfuSeWire USBTransport FirmwareImage DeviceProfiles ;;
-        Profile) echo HexFormat ;;
-        State) echo HexFormat DfuSeWire USBTransport FirmwareImage DeviceProfiles AppLink ;;
+        DfuStatus) echo HexFormat StrictJSON DfuSeWire USBTransport FirmwareImage DeviceProfiles ;;
+        Profile|Family) echo HexFormat StrictJSON ;;
+        State) echo HexFormat StrictJSON DfuSeWire USBTransport FirmwareImage DeviceProfiles AppLink ;;
         *) echo HexFormat ;;  # Layout, and the image harnesses (Sources/FirmwareImage imports only HexFormat)
     esac
 }

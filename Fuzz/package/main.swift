@@ -1,8 +1,8 @@
 // libFuzzer harness: the package reading path before any key is involved — the strict zip reader, the
 // manifest parser, and the manifest-versus-members check — on arbitrary bytes. The first input byte picks
 // whether the rest is a whole package, a manifest on its own, or (2) any JSON for the shared strict reader.
-import DeviceProfiles
 import FirmwareImage
+import StrictJSON
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPackage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -41,7 +41,7 @@ func fuzzZip(_ bytes: [UInt8]) {
 func fuzzManifest(_ bytes: [UInt8]) {
     do {
         let manifest = try PackageManifest.decode(bytes, file: "fuzz")
-        let again = try? PackageManifest.decode(manifest.encoded(), file: "fuzz")
+        let again = try? PackageManifest.decode(try manifest.encoded(), file: "fuzz")
         precondition(again == manifest, "a manifest does not survive encode → decode")
     } catch {
         precondition(!error.problem.isEmpty, "a PackageError must say what is wrong")

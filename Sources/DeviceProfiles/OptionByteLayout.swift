@@ -1,4 +1,5 @@
 import HexFormat
+import StrictJSON
 
 /// What a part line's option bytes mean, field by field, as read from its ROM's option-byte alternate
 /// (protocols/option-bytes/*.json, embedded by scripts/gen-option-bytes). Each field names its source; a

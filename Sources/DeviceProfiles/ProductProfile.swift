@@ -1,5 +1,6 @@
 import Foundation
 import HexFormat
+import StrictJSON
 
 /// A product dfuhop can upgrade, as data (protocols/devices/*.json): how its application shows up on
 /// USB, which MCU it runs on, how its ROM bootloader shows up, how to force the ROM by BOOT0 when the
@@ -133,269 +134,279 @@ extension ProductProfile {
                 file: file, field: "",
                 problem: "is \(data.count) bytes; a profile is at most \(maximumFileSize) bytes")
         }
-        let root: JSONValue
-        do { root = try JSONValue.parse(data) } catch {
-            throw ProductProfileError(file: file, field: "", problem: "is not valid JSON (\(error))")
+        let raw: ProfileFile
+        do { raw = try StrictJSONDecoder(integers: .profile).decode(ProfileFile.self, from: data) } catch {
+            throw ProductProfileError(file: file, field: error.path.dotted, problem: error.problem)
         }
-        return try ProfileReader(file: file).profile(JSONCursor(value: root, path: []))
+        return try ProfileReader(file: file).profile(raw)
     }
 }
 
 // MARK: - Reading
 
-/// A position in the JSON document, for reading one value and naming it in errors.
-private struct JSONCursor {
-    var value: JSONValue?
-    var path: [String]
+/// A profile file as written (protocols/devices/README.md), read by the strict decoder: a key given twice, an
+/// unknown key, a null and an integer spelled otherwise than the format allows are refused with their path.
+/// `ProfileReader` then checks what JSON's types cannot say.
+struct ProfileFile: Decodable {
+    var format: Int
+    var id: String
+    var name: String
+    var family: String
+    var application: Application
+    var dfu: DFU?
+    var boot0: Boot0
+    var reenumerationTimeoutMs: Int64
+    var requiredOptionBytes: [OptionByte]?
+    var applicationBase: UInt32?
+    var signing: Signing?
+    var dfuTransferSize: Int64?
 
-    var name: String { path.joined(separator: ".") }
-
-    subscript(key: String) -> JSONCursor {
-        guard case .object(let members) = value else { return JSONCursor(value: nil, path: path + [key]) }
-        return JSONCursor(value: members[key], path: path + [key])
+    struct Application: Decodable {
+        var usbVendorID: UInt16
+        var usbProductID: UInt16
+        var hidUsagePage: UInt16?
+        var hidUsage: UInt16?
+        var `protocol`: String
+        var imageProductID: UInt32?
+        var legacy: Legacy?
     }
 
-    var isPresent: Bool {
-        if case .some(.null) = value { return false }
-        return value != nil
+    struct DFU: Decodable {
+        var usbVendorID: UInt16
+        var usbProductID: UInt16
+    }
+
+    struct Boot0: Decodable {
+        var method: String
+        var instructions: String?
+        var command: [String]?
+    }
+
+    struct OptionByte: Decodable {
+        var name: String
+        var value: UInt32
+    }
+
+    struct Signing: Decodable {
+        var publicKeys: [String]
+        var required: Bool
+    }
+
+    struct Legacy: Decodable {
+        var reports: String
+        var reportLength: Int
+        var identify: Identify
+        var enterBootloader: EnterBootloader
+    }
+
+    struct Identify: Decodable {
+        var request: String
+        var reply: Reply
+        var version: Version
+        var uidOffset: Int?
+        var productID: Field?
+    }
+
+    struct Version: Decodable {
+        var offset: Int
+        var format: String
+    }
+
+    struct Field: Decodable {
+        var offset: Int
+        var width: Int
+    }
+
+    struct Reply: Decodable {
+        var reportID: UInt8
+        var match: [Match]?
+    }
+
+    struct Match: Decodable {
+        var offset: Int
+        var bytes: String
+    }
+
+    struct EnterBootloader: Decodable {
+        var request: String
+        var reply: Reply?
     }
 }
 
-/// Turns JSON into a checked `ProductProfile`, naming the file and the field of the first problem.
+/// Turns a decoded profile file into a checked `ProductProfile`, naming the file and the field (dotted path)
+/// of the first problem.
 private struct ProfileReader {
     var file: String
 
-    func error(_ cursor: JSONCursor, _ problem: String) -> ProductProfileError {
-        ProductProfileError(file: file, field: cursor.name, problem: problem)
+    func error(_ field: String, _ problem: String) -> ProductProfileError {
+        ProductProfileError(file: file, field: field, problem: problem)
     }
 
-    func object(_ cursor: JSONCursor, allowing keys: Set<String>) throws(ProductProfileError) -> [String: JSONValue] {
-        guard case .object(let members) = cursor.value else { throw error(cursor, cursor.isPresent ? "must be an object" : "is missing") }
-        if let unknown = members.keys.sorted().first(where: { !keys.contains($0) }) {
-            throw error(cursor[unknown], "is not a field of this object (known: \(keys.sorted().joined(separator: ", ")))")
-        }
-        return members
-    }
-
-    func string(_ cursor: JSONCursor) throws(ProductProfileError) -> String {
-        guard case .string(let text) = cursor.value else { throw error(cursor, cursor.isPresent ? "must be a string" : "is missing") }
-        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw error(cursor, "must not be empty") }
+    func text(_ text: String, at field: String) throws(ProductProfileError) -> String {
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw error(field, "must not be empty") }
         return text
     }
 
-    /// A JSON integer, or a string holding a decimal or 0x-hex number, within `T`'s range.
-    func integer<T: FixedWidthInteger>(_ cursor: JSONCursor, _: T.Type = T.self) throws(ProductProfileError) -> T {
-        let number: Int64?
-        switch cursor.value {
-        case .integer(let value): number = value
-        case .string(let text) where text.lowercased().hasPrefix("0x"): number = Int64(text.dropFirst(2), radix: 16)
-        case .string(let text): number = Int64(text)
-        case nil, .null?: throw error(cursor, "is missing")
-        default: number = nil
-        }
-        guard let number else { throw error(cursor, "must be an integer (a JSON number, or a string such as \"0x1209\")") }
-        guard let value = T(exactly: number) else { throw error(cursor, "\(number) is outside \(T.min)...\(T.max)") }
-        return value
-    }
-
-    func integer<T: FixedWidthInteger>(_ cursor: JSONCursor, in range: ClosedRange<T>) throws(ProductProfileError) -> T {
-        let value: T = try integer(cursor)
-        guard range.contains(value) else { throw error(cursor, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
+    func within<T: FixedWidthInteger>(_ value: T, _ range: ClosedRange<T>, at field: String) throws(ProductProfileError) -> T {
+        guard range.contains(value) else { throw error(field, "\(value) is outside \(range.lowerBound)...\(range.upperBound)") }
         return value
     }
 
     /// Bytes written as hex pairs, spaces allowed: "3F 01 42". ASCII digits only: a digit such as a
     /// fullwidth "３" passes `isHexDigit` but is no byte value, and must not be read as 0.
-    func hexBytes(_ cursor: JSONCursor) throws(ProductProfileError) -> [UInt8] {
-        guard let bytes = Hex.bytes(fromHex: try string(cursor), ignoringSpaces: true) else {
-            throw error(cursor, "must be bytes in hex, e.g. \"3F 01\"")
+    func hexBytes(_ text: String, at field: String) throws(ProductProfileError) -> [UInt8] {
+        guard let bytes = Hex.bytes(fromHex: try self.text(text, at: field), ignoringSpaces: true) else {
+            throw error(field, "must be bytes in hex, e.g. \"3F 01\"")
         }
         return bytes
     }
 
-    func profile(_ root: JSONCursor) throws(ProductProfileError) -> ProductProfile {
-        _ = try object(
-            root,
-            allowing: [
-                "format", "id", "name", "family", "application", "dfu", "boot0",
-                "reenumerationTimeoutMs", "requiredOptionBytes", "applicationBase", "signing", "dfuTransferSize"
-            ])
-        let format: Int = try integer(root["format"])
-        guard format == ProductProfile.formatVersion else {
-            throw error(root["format"], "is \(format); this dfuhop reads profile format \(ProductProfile.formatVersion)")
+    func profile(_ raw: ProfileFile) throws(ProductProfileError) -> ProductProfile {
+        guard raw.format == ProductProfile.formatVersion else {
+            throw error("format", "is \(raw.format); this dfuhop reads profile format \(ProductProfile.formatVersion)")
         }
-        let id = try string(root["id"])
+        let id = try text(raw.id, at: "id")
         guard id.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }) else {
-            throw error(root["id"], "must be lower-case letters, digits and dashes")
+            throw error("id", "must be lower-case letters, digits and dashes")
         }
-        let familyID = try string(root["family"])
+        let familyID = try text(raw.family, at: "family")
         if let refused = McuFamily.refusal(for: familyID) {
-            throw error(root["family"], "\(refused.name) cannot be upgraded by dfuhop: \(refused.reason)")
+            throw error("family", "\(refused.name) cannot be upgraded by dfuhop: \(refused.reason)")
         }
         guard let family = McuFamily.named(familyID) else {
-            throw error(root["family"], "\"\(familyID)\" is not a known family (known: \(McuFamily.all.map(\.id).joined(separator: ", ")))")
+            throw error("family", "\"\(familyID)\" is not a known family (known: \(McuFamily.all.map(\.id).joined(separator: ", ")))")
         }
-        let requirements = try optionBytes(root["requiredOptionBytes"])
+        let requirements = try optionBytes(raw.requiredOptionBytes ?? [])
         var profile = ProductProfile(
-            id: id, name: try string(root["name"]), family: family,
-            application: try application(root["application"]),
-            dfu: try dfuIdentity(root["dfu"], family: family),
-            boot0: try boot0(root["boot0"]),
-            reenumerationTimeout: .milliseconds(try integer(root["reenumerationTimeoutMs"], in: Int64(100)...120_000)),
+            id: id, name: try text(raw.name, at: "name"), family: family,
+            application: try application(raw.application),
+            dfu: raw.dfu.map { ProductProfile.DFUIdentity(vendorID: $0.usbVendorID, productID: $0.usbProductID) }
+                ?? ProductProfile.DFUIdentity(vendorID: family.rom.vendorID, productID: family.rom.productID),
+            boot0: try boot0(raw.boot0),
+            reenumerationTimeout: .milliseconds(try within(raw.reenumerationTimeoutMs, 100...120_000, at: "reenumerationTimeoutMs")),
             requiredOptionBytes: requirements,
-            flashMode: try flashMode(family: family, requirements: requirements, at: root["requiredOptionBytes"]),
-            applicationBase: try applicationBase(root["applicationBase"], family: family),
-            signing: try signing(root["signing"]))
-        profile.dfuTransferSize = try transferSize(root["dfuTransferSize"])
+            flashMode: try flashMode(family: family, requirements: requirements),
+            applicationBase: try raw.applicationBase.map { base throws(ProductProfileError) in try applicationBase(base, family: family) },
+            signing: try raw.signing.map { signing throws(ProductProfileError) in try self.signing(signing) })
+        profile.dfuTransferSize = try raw.dfuTransferSize.map { size throws(ProductProfileError) in try transferSize(size) }
         return profile
     }
 
     /// Optional; a power of two from 64 to 4096 bytes (wTransferSize, DFU 1.1 §4.1.3).
-    func transferSize(_ cursor: JSONCursor) throws(ProductProfileError) -> Int? {
-        guard cursor.isPresent else { return nil }
-        let size = Int(try integer(cursor, in: Int64(64)...4096))
-        guard size & (size - 1) == 0 else { throw error(cursor, "\(size) is not a power of two") }
+    func transferSize(_ value: Int64) throws(ProductProfileError) -> Int {
+        let size = Int(try within(value, 64...4096, at: "dfuTransferSize"))
+        guard size & (size - 1) == 0 else { throw error("dfuTransferSize", "\(size) is not a power of two") }
         return size
     }
 
     /// Optional; inside the family's flash, on a 512-byte boundary (the Cortex-M VTOR alignment that covers
     /// every vector-table size of these parts: ARMv7-M ARM §B3.2.5).
-    func applicationBase(_ cursor: JSONCursor, family: McuFamily) throws(ProductProfileError) -> UInt32? {
-        guard cursor.isPresent else { return nil }
-        let base: UInt32 = try integer(cursor)
+    func applicationBase(_ base: UInt32, family: McuFamily) throws(ProductProfileError) -> UInt32 {
         guard base % 512 == 0, family.defaultFlashMode.layout.sector(containing: base) != nil else {
-            throw error(cursor, "0x\(String(base, radix: 16)) is not a 512-byte-aligned address in \(family.name)'s flash")
+            throw error("applicationBase", "0x\(String(base, radix: 16)) is not a 512-byte-aligned address in \(family.name)'s flash")
         }
         return base
     }
 
     /// `"signing": { "publicKeys": ["<base64 of 32 bytes>", ...], "required": true|false }`.
-    func signing(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Signing? {
-        guard cursor.isPresent else { return nil }
-        _ = try object(cursor, allowing: ["publicKeys", "required"])
-        guard case .bool(let required) = cursor["required"].value else {
-            throw error(cursor["required"], cursor["required"].isPresent ? "must be true or false" : "is missing")
-        }
-        guard case .array(let items) = cursor["publicKeys"].value else {
-            throw error(cursor["publicKeys"], cursor["publicKeys"].isPresent ? "must be an array of strings" : "is missing")
-        }
+    func signing(_ raw: ProfileFile.Signing) throws(ProductProfileError) -> ProductProfile.Signing {
         var keys: [[UInt8]] = []
-        for index in items.indices {
-            let item = JSONCursor(value: items[index], path: cursor["publicKeys"].path + ["\(index)"])
-            guard let data = Data(base64Encoded: try string(item)), data.count == 32 else {
-                throw error(item, "must be an Ed25519 public key: the base64 of exactly 32 bytes (a KEY.pub's first word)")
+        for (index, text) in raw.publicKeys.enumerated() {
+            let field = "signing.publicKeys.\(index)"
+            guard let data = Data(base64Encoded: try self.text(text, at: field)), data.count == 32 else {
+                throw error(field, "must be an Ed25519 public key: the base64 of exactly 32 bytes (a KEY.pub's first word)")
             }
-            if let problem = Ed25519KeyCheck.problem(withPublicKey: data) { throw error(item, "\(problem); refused") }
-            guard !keys.contains(Array(data)) else { throw error(item, "is listed twice") }
+            if let problem = Ed25519KeyCheck.problem(withPublicKey: data) { throw error(field, "\(problem); refused") }
+            guard !keys.contains(Array(data)) else { throw error(field, "is listed twice") }
             keys.append(Array(data))
         }
-        if required, keys.isEmpty { throw error(cursor["publicKeys"], "must list at least one key when signing is required") }
-        return ProductProfile.Signing(publicKeys: keys, required: required)
+        if raw.required, keys.isEmpty { throw error("signing.publicKeys", "must list at least one key when signing is required") }
+        return ProductProfile.Signing(publicKeys: keys, required: raw.required)
     }
 
-    func application(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Application {
-        _ = try object(
-            cursor,
-            allowing: [
-                "usbVendorID", "usbProductID", "hidUsagePage", "hidUsage", "protocol",
-                "imageProductID", "legacy"
-            ])
-        let kind = try string(cursor["protocol"])
+    func application(_ raw: ProfileFile.Application) throws(ProductProfileError) -> ProductProfile.Application {
+        let kind = try text(raw.`protocol`, at: "application.protocol")
         let hidProtocol: ProductProfile.ApplicationProtocol
         switch kind {
         case "dfuhop":
-            if cursor["legacy"].isPresent { throw error(cursor["legacy"], "only a \"legacy\" protocol has this") }
-            hidProtocol = .dfuhop(imageProductID: try integer(cursor["imageProductID"]))
+            if raw.legacy != nil { throw error("application.legacy", "only a \"legacy\" protocol has this") }
+            guard let productID = raw.imageProductID else { throw error("application.imageProductID", "is missing") }
+            hidProtocol = .dfuhop(imageProductID: productID)
         case "legacy":
-            if cursor["imageProductID"].isPresent {
+            if raw.imageProductID != nil {
                 throw error(
-                    cursor["imageProductID"], "only the \"dfuhop\" protocol has this; a legacy product id goes in legacy.identify.productID"
-                )
+                    "application.imageProductID",
+                    "only the \"dfuhop\" protocol has this; a legacy product id goes in legacy.identify.productID")
             }
-            hidProtocol = .legacy(try legacy(cursor["legacy"]))
+            guard let legacy = raw.legacy else { throw error("application.legacy", "is missing") }
+            hidProtocol = .legacy(try self.legacy(legacy))
         default:
-            throw error(cursor["protocol"], "\"\(kind)\" is neither \"dfuhop\" nor \"legacy\"")
+            throw error("application.protocol", "\"\(kind)\" is neither \"dfuhop\" nor \"legacy\"")
         }
         // dfuhop's own interface has a fixed usage page and usage (hid-app-protocol.md §2).
         let dfuhop = if case .dfuhop = hidProtocol { true } else { false }
+        guard let usagePage = raw.hidUsagePage ?? (dfuhop ? 0xFFDF : nil) else { throw error("application.hidUsagePage", "is missing") }
+        guard let usage = raw.hidUsage ?? (dfuhop ? 0x0001 : nil) else { throw error("application.hidUsage", "is missing") }
         return ProductProfile.Application(
-            vendorID: try integer(cursor["usbVendorID"]), productID: try integer(cursor["usbProductID"]),
-            usagePage: dfuhop && !cursor["hidUsagePage"].isPresent ? 0xFFDF : try integer(cursor["hidUsagePage"]),
-            usage: dfuhop && !cursor["hidUsage"].isPresent ? 0x0001 : try integer(cursor["hidUsage"]),
-            hidProtocol: hidProtocol)
-    }
-
-    func dfuIdentity(_ cursor: JSONCursor, family: McuFamily) throws(ProductProfileError) -> ProductProfile.DFUIdentity {
-        guard cursor.isPresent else {
-            return ProductProfile.DFUIdentity(vendorID: family.rom.vendorID, productID: family.rom.productID)
-        }
-        _ = try object(cursor, allowing: ["usbVendorID", "usbProductID"])
-        return ProductProfile.DFUIdentity(vendorID: try integer(cursor["usbVendorID"]), productID: try integer(cursor["usbProductID"]))
+            vendorID: raw.usbVendorID, productID: raw.usbProductID, usagePage: usagePage, usage: usage, hidProtocol: hidProtocol)
     }
 
     static let commandPlaceholders: Set<String> = ["{port}", "{uid}"]
 
-    func boot0(_ cursor: JSONCursor) throws(ProductProfileError) -> ProductProfile.Boot0Method {
-        _ = try object(cursor, allowing: ["method", "instructions", "command"])
-        let method = try string(cursor["method"])
+    func boot0(_ raw: ProfileFile.Boot0) throws(ProductProfileError) -> ProductProfile.Boot0Method {
+        let method = try text(raw.method, at: "boot0.method")
         switch method {
         case "prompt":
-            if cursor["command"].isPresent { throw error(cursor["command"], "only the \"command\" method has this") }
-            return .prompt(instructions: try string(cursor["instructions"]))
+            if raw.command != nil { throw error("boot0.command", "only the \"command\" method has this") }
+            guard let instructions = raw.instructions else { throw error("boot0.instructions", "is missing") }
+            return .prompt(instructions: try text(instructions, at: "boot0.instructions"))
         case "command":
-            if cursor["instructions"].isPresent { throw error(cursor["instructions"], "only the \"prompt\" method has this") }
-            guard case .array(let items) = cursor["command"].value, !items.isEmpty else {
-                throw error(cursor["command"], "must be a non-empty array of strings: the program and its arguments")
+            if raw.instructions != nil { throw error("boot0.instructions", "only the \"prompt\" method has this") }
+            guard let arguments = raw.command, !arguments.isEmpty else {
+                throw error("boot0.command", "must be a non-empty array of strings: the program and its arguments")
             }
-            var arguments: [String] = []
-            for index in items.indices {
-                let item = JSONCursor(value: items[index], path: cursor["command"].path + ["\(index)"])
-                let argument = try string(item)
-                var rest = Substring(argument)
-                while let open = rest.firstIndex(of: "{") {
-                    guard let close = rest[open...].firstIndex(of: "}") else { throw error(item, "has a \"{\" without \"}\"") }
-                    let placeholder = String(rest[open...close])
-                    guard Self.commandPlaceholders.contains(placeholder) else {
-                        throw error(item, "\(placeholder) is not a placeholder (known: {port}, {uid})")
-                    }
-                    rest = rest[rest.index(after: close)...]
-                }
-                arguments.append(argument)
-            }
+            for (index, argument) in arguments.enumerated() { try placeholders(argument, at: "boot0.command.\(index)") }
             return .command(arguments)
         default:
-            throw error(cursor["method"], "\"\(method)\" is neither \"prompt\" nor \"command\"")
+            throw error("boot0.method", "\"\(method)\" is neither \"prompt\" nor \"command\"")
         }
     }
 
-    func optionBytes(_ cursor: JSONCursor) throws(ProductProfileError) -> [ProductProfile.OptionByteRequirement] {
-        guard cursor.isPresent else { return [] }
-        guard case .array(let items) = cursor.value else { throw error(cursor, "must be an array") }
-        var requirements: [ProductProfile.OptionByteRequirement] = []
-        for index in items.indices {
-            let item = JSONCursor(value: items[index], path: cursor.path + ["\(index)"])
-            _ = try object(item, allowing: ["name", "value"])
-            let name = try string(item["name"])
-            guard name.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber || $0 == "_") }) else {
-                throw error(item["name"], "must be the reference manual's name, upper-case, e.g. \"DBANK\"")
+    /// Every `{...}` in a command argument is a known placeholder.
+    func placeholders(_ argument: String, at field: String) throws(ProductProfileError) {
+        var rest = Substring(try text(argument, at: field))
+        while let open = rest.firstIndex(of: "{") {
+            guard let close = rest[open...].firstIndex(of: "}") else { throw error(field, "has a \"{\" without \"}\"") }
+            let placeholder = String(rest[open...close])
+            guard Self.commandPlaceholders.contains(placeholder) else {
+                throw error(field, "\(placeholder) is not a placeholder (known: {port}, {uid})")
             }
-            guard !requirements.contains(where: { $0.name == name }) else { throw error(item["name"], "\(name) is required twice") }
-            requirements.append(ProductProfile.OptionByteRequirement(name: name, value: try integer(item["value"])))
+            rest = rest[rest.index(after: close)...]
+        }
+    }
+
+    func optionBytes(_ items: [ProfileFile.OptionByte]) throws(ProductProfileError) -> [ProductProfile.OptionByteRequirement] {
+        var requirements: [ProductProfile.OptionByteRequirement] = []
+        for (index, item) in items.enumerated() {
+            let field = "requiredOptionBytes.\(index).name"
+            let name = try text(item.name, at: field)
+            guard name.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber || $0 == "_") }) else {
+                throw error(field, "must be the reference manual's name, upper-case, e.g. \"DBANK\"")
+            }
+            guard !requirements.contains(where: { $0.name == name }) else { throw error(field, "\(name) is required twice") }
+            requirements.append(ProductProfile.OptionByteRequirement(name: name, value: item.value))
         }
         return requirements
     }
 
     /// A requirement on the option that selects the family's flash organisation picks the mode.
-    func flashMode(
-        family: McuFamily, requirements: [ProductProfile.OptionByteRequirement],
-        at cursor: JSONCursor
-    ) throws(ProductProfileError) -> FlashMode {
+    func flashMode(family: McuFamily, requirements: [ProductProfile.OptionByteRequirement]) throws(ProductProfileError) -> FlashMode {
         for (index, requirement) in requirements.enumerated() {
             let selecting = family.flashModes.filter { $0.selectedBy?.hasPrefix(requirement.name + "=") == true }
             guard !selecting.isEmpty else { continue }
             guard let mode = selecting.first(where: { $0.selectedBy == requirement.description }) else {
                 throw error(
-                    JSONCursor(value: nil, path: cursor.path + ["\(index)", "value"]),
+                    "requiredOptionBytes.\(index).value",
                     "\(requirement) selects no flash organisation of \(family.name) (known: \(selecting.compactMap(\.selectedBy).joined(separator: ", ")))"
                 )
             }
@@ -404,85 +415,76 @@ private struct ProfileReader {
         return family.defaultFlashMode
     }
 
-    func legacy(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyProtocol {
-        _ = try object(cursor, allowing: ["reports", "reportLength", "identify", "enterBootloader"])
-        let kind = try string(cursor["reports"])
+    func legacy(_ raw: ProfileFile.Legacy) throws(ProductProfileError) -> LegacyProtocol {
+        let path = "application.legacy"
+        let kind = try text(raw.reports, at: path + ".reports")
         guard let reports = LegacyProtocol.Reports(rawValue: kind) else {
-            throw error(cursor["reports"], "\"\(kind)\" is neither \"interrupt\" nor \"feature\"")
+            throw error(path + ".reports", "\"\(kind)\" is neither \"interrupt\" nor \"feature\"")
         }
-        let length: Int = try integer(cursor["reportLength"], in: 2...1024)
+        let length = try within(raw.reportLength, 2...1024, at: path + ".reportLength")
 
-        let identifyCursor = cursor["identify"]
-        _ = try object(identifyCursor, allowing: ["request", "reply", "version", "uidOffset", "productID"])
-        let versionCursor = identifyCursor["version"]
-        _ = try object(versionCursor, allowing: ["offset", "format"])
-        let format = try versionFormat(versionCursor["format"])
-        let versionOffset = try fieldOffset(versionCursor["offset"], width: format.width, reportLength: length)
-        var uidOffset: Int?
-        if identifyCursor["uidOffset"].isPresent {
-            uidOffset = try fieldOffset(identifyCursor["uidOffset"], width: 12, reportLength: length)
+        let identify = raw.identify
+        let format = try versionFormat(identify.version.format, at: path + ".identify.version.format")
+        let versionOffset = try fieldOffset(
+            identify.version.offset, width: format.width, reportLength: length, at: path + ".identify.version.offset")
+        let uidOffset = try identify.uidOffset.map { offset throws(ProductProfileError) in
+            try fieldOffset(offset, width: 12, reportLength: length, at: path + ".identify.uidOffset")
         }
-        var productID: LegacyProtocol.IntegerField?
-        let productCursor = identifyCursor["productID"]
-        if productCursor.isPresent {
-            _ = try object(productCursor, allowing: ["offset", "width"])
-            let width: Int = try integer(productCursor["width"])
-            guard [1, 2, 4].contains(width) else { throw error(productCursor["width"], "must be 1, 2 or 4 bytes") }
-            productID = .init(offset: try fieldOffset(productCursor["offset"], width: width, reportLength: length), width: width)
+        let productID = try identify.productID.map { field throws(ProductProfileError) in
+            guard [1, 2, 4].contains(field.width) else { throw error(path + ".identify.productID.width", "must be 1, 2 or 4 bytes") }
+            let offset = try fieldOffset(field.offset, width: field.width, reportLength: length, at: path + ".identify.productID.offset")
+            return LegacyProtocol.IntegerField(offset: offset, width: field.width)
         }
-        let identify = LegacyProtocol.Identify(
-            request: try request(identifyCursor["request"], reportLength: length),
-            reply: try reply(identifyCursor["reply"], reportLength: length),
+        let identified = LegacyProtocol.Identify(
+            request: try request(identify.request, reportLength: length, at: path + ".identify.request"),
+            reply: try reply(identify.reply, reportLength: length, at: path + ".identify.reply"),
             version: .init(offset: versionOffset, format: format), uidOffset: uidOffset, productID: productID)
 
-        let enterCursor = cursor["enterBootloader"]
-        _ = try object(enterCursor, allowing: ["request", "reply"])
         let enter = LegacyProtocol.EnterBootloader(
-            request: try request(enterCursor["request"], reportLength: length),
-            reply: enterCursor["reply"].isPresent ? try reply(enterCursor["reply"], reportLength: length) : nil)
-        return LegacyProtocol(reports: reports, reportLength: length, identify: identify, enterBootloader: enter)
+            request: try request(raw.enterBootloader.request, reportLength: length, at: path + ".enterBootloader.request"),
+            reply: try raw.enterBootloader.reply.map { reply throws(ProductProfileError) in
+                try self.reply(reply, reportLength: length, at: path + ".enterBootloader.reply")
+            })
+        return LegacyProtocol(reports: reports, reportLength: length, identify: identified, enterBootloader: enter)
     }
 
-    func request(_ cursor: JSONCursor, reportLength: Int) throws(ProductProfileError) -> [UInt8] {
-        let bytes = try hexBytes(cursor)
+    func request(_ text: String, reportLength: Int, at field: String) throws(ProductProfileError) -> [UInt8] {
+        let bytes = try hexBytes(text, at: field)
         guard !bytes.isEmpty, bytes.count <= reportLength else {
-            throw error(cursor, "must be 1 to \(reportLength) bytes, the report id first")
+            throw error(field, "must be 1 to \(reportLength) bytes, the report id first")
         }
         return bytes
     }
 
-    func reply(_ cursor: JSONCursor, reportLength: Int) throws(ProductProfileError) -> LegacyProtocol.Reply {
-        _ = try object(cursor, allowing: ["reportID", "match"])
+    func reply(_ raw: ProfileFile.Reply, reportLength: Int, at path: String) throws(ProductProfileError) -> LegacyProtocol.Reply {
         var matches: [LegacyProtocol.ByteMatch] = []
-        if cursor["match"].isPresent {
-            guard case .array(let items) = cursor["match"].value else { throw error(cursor["match"], "must be an array") }
-            for index in items.indices {
-                let item = JSONCursor(value: items[index], path: cursor["match"].path + ["\(index)"])
-                _ = try object(item, allowing: ["offset", "bytes"])
-                let bytes = try hexBytes(item["bytes"])
-                guard !bytes.isEmpty else { throw error(item["bytes"], "must hold at least one byte") }
-                matches.append(.init(offset: try fieldOffset(item["offset"], width: bytes.count, reportLength: reportLength), bytes: bytes))
-            }
+        for (index, item) in (raw.match ?? []).enumerated() {
+            let field = "\(path).match.\(index)"
+            let bytes = try hexBytes(item.bytes, at: field + ".bytes")
+            guard !bytes.isEmpty else { throw error(field + ".bytes", "must hold at least one byte") }
+            matches.append(
+                .init(
+                    offset: try fieldOffset(item.offset, width: bytes.count, reportLength: reportLength, at: field + ".offset"),
+                    bytes: bytes))
         }
-        return LegacyProtocol.Reply(reportID: try integer(cursor["reportID"]), match: matches)
+        return LegacyProtocol.Reply(reportID: raw.reportID, match: matches)
     }
 
-    func fieldOffset(_ cursor: JSONCursor, width: Int, reportLength: Int) throws(ProductProfileError) -> Int {
-        let offset: Int = try integer(cursor)
-        // Compared by subtraction: an offset near Int64.max must be refused, not overflow.
+    func fieldOffset(_ offset: Int, width: Int, reportLength: Int, at field: String) throws(ProductProfileError) -> Int {
+        // Compared by subtraction: an offset near Int.max must be refused, not overflow.
         guard offset >= 1, offset <= reportLength - width else {
-            throw error(cursor, "a \(width)-byte field at \(offset) does not fit after the report id of a \(reportLength)-byte report")
+            throw error(field, "a \(width)-byte field at \(offset) does not fit after the report id of a \(reportLength)-byte report")
         }
         return offset
     }
 
-    func versionFormat(_ cursor: JSONCursor) throws(ProductProfileError) -> LegacyProtocol.VersionFormat {
-        let text = try string(cursor)
+    func versionFormat(_ raw: String, at field: String) throws(ProductProfileError) -> LegacyProtocol.VersionFormat {
+        let text = try self.text(raw, at: field)
         let components = text.split(separator: ".", omittingEmptySubsequences: false)
         if (2...4).contains(components.count), components.allSatisfy({ $0 == "u8" }) { return .bytes(count: components.count) }
         if (2...4).contains(components.count), components.allSatisfy({ $0 == "u16" }) { return .littleEndian16(count: components.count) }
         if text == "bcd16" { return .bcd16 }
         if text.hasPrefix("ascii:"), let length = Int(text.dropFirst(6)), (3...32).contains(length) { return .ascii(length: length) }
-        throw error(cursor, "\"\(text)\" is not a version format (u8.u8[.u8[.u8]], u16.u16[.u16[.u16]], bcd16, ascii:N with N 3...32)")
+        throw error(field, "\"\(text)\" is not a version format (u8.u8[.u8[.u8]], u16.u16[.u16[.u16]], bcd16, ascii:N with N 3...32)")
     }
 }

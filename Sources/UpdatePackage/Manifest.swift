@@ -1,7 +1,7 @@
-import DeviceProfiles
 import FirmwareImage
 import Foundation
 import HexFormat
+import StrictJSON
 
 /// What a package holds and for which product (`manifest.json`, docs/packages.md). The signature covers
 /// the manifest's exact bytes, and the manifest names every other member with its SHA-256 and size.
@@ -75,126 +75,126 @@ public struct PackageManifest: Sendable, Hashable {
     /// Whether a unit running `running` may take this package (its minimum version, if it names one).
     public func admits(running: FirmwareVersion) -> Bool { minimumVersion.map { running >= $0 } ?? true }
 
-    /// The manifest as signed: JSON, keys sorted, indented, ending in a newline.
-    public func encoded() -> [UInt8] {
-        var object: [String: Any] = [
-            "format": Self.formatVersion, "profile": profile, "productID": "0x" + Hex.digits(productID, width: 8), "family": family,
-            "part": part,
-            "version": version.fullDescription, "created": created,
-            "images": images.map { ["file": $0.file, "sha256": $0.sha256, "size": $0.size] as [String: Any] }
-        ]
-        if let minimumVersion { object["minimumVersion"] = minimumVersion.fullDescription }
-        if !requiredOptionBytes.isEmpty {
-            object["requiredOptionBytes"] = requiredOptionBytes.map { ["name": $0.name, "value": Int($0.value)] }
+    /// The manifest as signed: JSON, keys sorted, indented, ending in a newline. Verification reads the
+    /// signed bytes as stored, so this spelling only has to read back as the same manifest.
+    public func encoded() throws(PackageError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do { return Array(try encoder.encode(ManifestFile(self))) + [0x0A] } catch {
+            throw PackageError(.cannotWrite, file: PackageNames.manifest, "cannot be written as JSON: \(error)")
         }
-        if let releaseNotes { object["releaseNotes"] = releaseNotes }
-        // Only strings, integers, arrays and objects: serialising them cannot fail.
-        let options: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: options)) ?? Data()
-        return Array(data) + [0x0A]
+    }
+}
+
+/// `manifest.json` as written (docs/packages.md): read by the strict decoder, so a key given twice, an unknown
+/// key, a null or an integer written as anything but a JSON integer is refused with its path.
+struct ManifestFile: Codable, Hashable {
+    var format: Int
+    var profile: String
+    var productID: String
+    var family: String
+    var part: String
+    var version: String
+    var minimumVersion: String?
+    var requiredOptionBytes: [OptionByte]?
+    var releaseNotes: String?
+    var created: String
+    var images: [Image]
+
+    struct OptionByte: Codable, Hashable {
+        var name: String
+        var value: UInt32
+    }
+
+    struct Image: Codable, Hashable {
+        var file: String
+        var sha256: String
+        var size: Int
+    }
+
+    init(_ manifest: PackageManifest) {
+        format = PackageManifest.formatVersion
+        (profile, productID, family, part) = (manifest.profile, Hex.word(manifest.productID), manifest.family, manifest.part)
+        (version, minimumVersion) = (manifest.version.fullDescription, manifest.minimumVersion?.fullDescription)
+        requiredOptionBytes =
+            manifest.requiredOptionBytes.isEmpty ? nil : manifest.requiredOptionBytes.map { .init(name: $0.name, value: $0.value) }
+        (releaseNotes, created) = (manifest.releaseNotes, manifest.created)
+        images = manifest.images.map { .init(file: $0.file, sha256: $0.sha256, size: $0.size) }
     }
 }
 
 extension PackageManifest {
-    static let keys: Set<String> = [
-        "format", "profile", "productID", "family", "part", "version", "minimumVersion",
-        "requiredOptionBytes", "releaseNotes", "created", "images"
-    ]
-
     /// Parses and checks a manifest; `file` names it in errors. Unknown fields are refused, so nothing in a
     /// signed manifest is silently ignored.
     public static func decode(_ bytes: some Collection<UInt8>, file: String) throws(PackageError) -> PackageManifest {
         func refusal(_ problem: String) -> PackageError { PackageError(.malformed, file: file, problem) }
         guard bytes.count <= maximumSize else { throw refusal("is \(bytes.count) bytes; a manifest is at most \(maximumSize)") }
-        let root: JSONValue
-        do { root = try JSONValue.parse(bytes) } catch { throw refusal("is not valid JSON: \(error)") }
-        let reader = FieldReader(file: file)
-        let fields = try reader.object(root, at: "", allowing: keys)
-        let format = try reader.integer(fields["format"], at: "format", in: 0...Int(UInt16.max))
-        guard format == formatVersion else { throw refusal("format is \(format); this dfuhop reads package format \(formatVersion)") }
-        let productText = try reader.string(fields["productID"], at: "productID")
-        guard productText.lowercased().hasPrefix("0x"), productText.count <= 10,
-            let productID = UInt32(productText.dropFirst(2), radix: 16)
-        else {
-            throw refusal("productID \"\(productText)\" must be a 32-bit hex number such as \"0x0DF00474\"")
+        let fields: ManifestFile
+        do { fields = try StrictJSONDecoder().decode(ManifestFile.self, from: bytes) } catch {
+            throw refusal(error.path.components.isEmpty ? error.problem : "\(error.path.dotted) \(error.problem)")
         }
-        let created = try reader.string(fields["created"], at: "created")
-        guard ISO8601DateFormatter().date(from: created) != nil else { throw refusal("created \"\(created)\" is not an ISO 8601 time") }
+        let reader = FieldReader(file: file)
+        guard fields.format == formatVersion else {
+            throw refusal("format is \(fields.format); this dfuhop reads package format \(formatVersion)")
+        }
+        let productID: UInt32
+        do {
+            // Eight digits at most, as written: "0x" and a 32-bit value's digits.
+            guard fields.productID.utf8.count <= 10 else { throw IntegerProblem(description: "has more than 8 digits") }
+            productID = try JSONValue.string(fields.productID).integer(spelling: .hexString)
+        } catch {
+            throw refusal("productID \"\(fields.productID.prefix(40))\" must be a 32-bit hex number such as \"0x0DF00474\" (\(error))")
+        }
+        guard ISO8601DateFormatter().date(from: fields.created) != nil else {
+            throw refusal("created \"\(fields.created)\" is not an ISO 8601 time")
+        }
         return PackageManifest(
-            profile: try reader.string(fields["profile"], at: "profile"), productID: productID,
-            family: try reader.string(fields["family"], at: "family"), part: try reader.string(fields["part"], at: "part"),
-            version: try reader.version(fields["version"], at: "version"),
-            minimumVersion: fields["minimumVersion"] == nil ? nil : try reader.version(fields["minimumVersion"], at: "minimumVersion"),
-            requiredOptionBytes: try reader.optionBytes(fields["requiredOptionBytes"]),
-            releaseNotes: fields["releaseNotes"] == nil ? nil : try reader.string(fields["releaseNotes"], at: "releaseNotes"),
-            created: created, images: try reader.images(fields["images"]))
+            profile: try reader.text(fields.profile, at: "profile"), productID: productID,
+            family: try reader.text(fields.family, at: "family"), part: try reader.text(fields.part, at: "part"),
+            version: try reader.version(fields.version, at: "version"),
+            minimumVersion: try fields.minimumVersion.map { text throws(PackageError) in try reader.version(text, at: "minimumVersion") },
+            requiredOptionBytes: try reader.optionBytes(fields.requiredOptionBytes),
+            releaseNotes: try fields.releaseNotes.map { text throws(PackageError) in try reader.text(text, at: "releaseNotes") },
+            created: try reader.text(fields.created, at: "created"), images: try reader.images(fields.images))
     }
 }
 
-/// Typed reads from the parsed JSON, naming the field of the first problem.
+/// The checks beyond JSON's types, naming the field of the first problem.
 private struct FieldReader {
     var file: String
 
-    func error(_ field: String, _ problem: String) -> PackageError {
-        PackageError(.malformed, file: file, field.isEmpty ? problem : "\(field) \(problem)")
-    }
+    func error(_ field: String, _ problem: String) -> PackageError { PackageError(.malformed, file: file, "\(field) \(problem)") }
 
-    func object(_ value: JSONValue?, at field: String, allowing keys: Set<String>) throws(PackageError) -> [String: JSONValue] {
-        guard case .object(let object)? = value else { throw error(field, value == nil ? "is missing" : "must be an object") }
-        if let unknown = object.keys.sorted().first(where: { !keys.contains($0) }) {
-            throw error(field.isEmpty ? unknown : "\(field).\(unknown)", "is not a field of a package manifest")
-        }
-        return object
-    }
-
-    func string(_ value: JSONValue?, at field: String) throws(PackageError) -> String {
-        guard case .string(let text)? = value else { throw error(field, value == nil ? "is missing" : "must be a string") }
+    func text(_ text: String, at field: String) throws(PackageError) -> String {
         guard !text.isEmpty else { throw error(field, "must not be empty") }
         return text
     }
 
-    /// A JSON integer (not a boolean, not a fraction) within `range`.
-    func integer(_ value: JSONValue?, at field: String, in range: ClosedRange<Int>) throws(PackageError) -> Int {
-        guard case .integer(let number)? = value, let integer = Int(exactly: number) else {
-            throw error(field, value == nil ? "is missing" : "must be an integer")
-        }
-        guard range.contains(integer) else { throw error(field, "\(integer) is outside \(range.lowerBound)...\(range.upperBound)") }
-        return integer
-    }
-
-    func version(_ value: JSONValue?, at field: String) throws(PackageError) -> FirmwareVersion {
-        let text = try string(value, at: field)
-        guard let version = FirmwareVersion(parsing: text, minimumComponents: 3) else {
+    func version(_ text: String, at field: String) throws(PackageError) -> FirmwareVersion {
+        guard let version = FirmwareVersion(parsing: try self.text(text, at: field), minimumComponents: 3) else {
             throw error(field, "\"\(text)\" is not a version such as \"2.1.0\" or \"2.1.0.7\"")
         }
         return version
     }
 
-    func optionBytes(_ value: JSONValue?) throws(PackageError) -> [PackageManifest.OptionByte] {
-        guard let value else { return [] }
-        guard case .array(let items) = value, items.count <= 16 else {
-            throw error("requiredOptionBytes", "must be an array of at most 16")
-        }
+    func optionBytes(_ items: [ManifestFile.OptionByte]?) throws(PackageError) -> [PackageManifest.OptionByte] {
+        guard let items else { return [] }
+        guard items.count <= 16 else { throw error("requiredOptionBytes", "must be an array of at most 16") }
         var result: [PackageManifest.OptionByte] = []
         for (index, item) in items.enumerated() {
-            let field = "requiredOptionBytes.\(index)"
-            let fields = try object(item, at: field, allowing: ["name", "value"])
-            let value = try integer(fields["value"], at: field + ".value", in: 0...Int(UInt32.max))
-            result.append(.init(name: try string(fields["name"], at: field + ".name"), value: UInt32(value)))
+            result.append(.init(name: try text(item.name, at: "requiredOptionBytes.\(index).name"), value: item.value))
         }
         return result
     }
 
-    func images(_ value: JSONValue?) throws(PackageError) -> [PackageManifest.Image] {
-        guard case .array(let items)? = value else { throw error("images", value == nil ? "is missing" : "must be an array") }
+    func images(_ items: [ManifestFile.Image]) throws(PackageError) -> [PackageManifest.Image] {
         guard (1...PackageManifest.maximumImages).contains(items.count) else {
             throw error("images", "must list 1 to \(PackageManifest.maximumImages) images")
         }
         var result: [PackageManifest.Image] = []
         for (index, item) in items.enumerated() {
             let field = "images.\(index)"
-            let fields = try object(item, at: field, allowing: ["file", "sha256", "size"])
-            let name = try string(fields["file"], at: field + ".file")
+            let name = try text(item.file, at: field + ".file")
             if let problem = PackageNames.problem(with: name) { throw error(field + ".file", "\"\(name)\": \(problem)") }
             guard name != PackageNames.manifest, name != PackageNames.signature else {
                 throw error(field + ".file", "\"\(name)\" is reserved")
@@ -202,12 +202,14 @@ private struct FieldReader {
             guard !result.contains(where: { $0.file.lowercased() == name.lowercased() }) else {
                 throw error(field + ".file", "\"\(name)\" is listed twice")
             }
-            let digest = try string(fields["sha256"], at: field + ".sha256")
+            let digest = try text(item.sha256, at: field + ".sha256")
             guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
                 throw error(field + ".sha256", "must be 64 lower-case hex digits")
             }
-            let size = try integer(fields["size"], at: field + ".size", in: 1...PackageManifest.maximumImageSize)
-            result.append(.init(file: name, sha256: digest, size: size))
+            guard (1...PackageManifest.maximumImageSize).contains(item.size) else {
+                throw error(field + ".size", "\(item.size) is outside 1...\(PackageManifest.maximumImageSize)")
+            }
+            result.append(.init(file: name, sha256: digest, size: item.size))
         }
         return result
     }

@@ -46,7 +46,7 @@ public enum PackageBuilder {
         let manifest = try self.manifest(
             for: images, request: request, profiles: profiles,
             hashes: members.map { ($0.name, sha256Hex($0.bytes), $0.bytes.count) })
-        let manifestBytes = manifest.encoded()
+        let manifestBytes = try manifest.encoded()
         let signature: Data
         do { signature = try key.signature(for: Data(manifestBytes)) } catch {
             throw PackageError(.cannotWrite, file: output, "signing failed: \(error)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Recording
+import StrictJSON
 
 /// `dfuhop replay FILE`: the recorded command again, against the recording instead of USB.
 struct ReplayCommand: AsyncParsableCommand {
@@ -92,26 +93,30 @@ struct ReplayCommand: AsyncParsableCommand {
     }
 
     /// The fields of the two results that differ, durations aside, with the replay's paths read as recorded.
-    /// A result that cannot be read back as a JSON object is an error naming the recording's result line:
-    /// two results that cannot be read never compare equal.
+    /// A result that cannot be read back as a JSON object is an error naming the recording's result line and
+    /// why: two results that cannot be read never compare equal.
     static func differences(
         _ recorded: ResultLine, _ replayed: ResultLine?, files: ReplayFiles, recording: Recording
     ) throws -> [String] {
         guard let replayed else { return ["the replayed command gave no result"] }
         let resultLine = "line \(recording.resultLineNumber.map(String.init) ?? "?") of \(recording.path)"
-        guard let a = comparable(recorded, mapping: []) else {
-            throw Failure(.replayDiverged, "the recorded result on \(resultLine) cannot be compared: it is not a JSON object once read")
+        let a: [String: JSONValue]
+        let b: [String: JSONValue]
+        do { a = try comparable(recorded, mapping: []) } catch {
+            throw Failure(.replayDiverged, "the recorded result on \(resultLine) cannot be compared: read back as JSON, \(error)")
         }
-        guard let b = comparable(replayed, mapping: files.mapping) else {
-            throw Failure(.replayDiverged, "the replayed result cannot be compared with the one on \(resultLine): it is not a JSON object")
+        do { b = try comparable(replayed, mapping: files.mapping) } catch {
+            throw Failure(
+                .replayDiverged, "the replayed result cannot be compared with the one on \(resultLine): read back as JSON, \(error)")
         }
-        let keys = Set(a.allKeys.compactMap { $0 as? String }).union(b.allKeys.compactMap { $0 as? String })
-        return keys.filter { key in !((a[key] as? NSObject)?.isEqual(b[key]) ?? (b[key] == nil)) }.sorted()
+        return Set(a.keys).union(b.keys).filter { a[$0] != b[$0] }.sorted()
     }
 
     /// A result as a JSON object with durations zeroed and each replay path replaced by the recorded one
-    /// (both as they appear inside a JSON string); nil when the text is not a JSON object.
-    static func comparable(_ line: ResultLine, mapping: [(replayed: String, recorded: String)]) -> NSDictionary? {
+    /// (both as they appear inside a JSON string), read back by the strict reader.
+    static func comparable(
+        _ line: ResultLine, mapping: [(replayed: String, recorded: String)]
+    ) throws(JSONValue.SyntaxError) -> [String: JSONValue] {
         var line = line
         line.schema = 0 // a recording made before a schema change still describes the same behaviour
         line.phases = line.phases?.map { PhaseJSON(phase: $0.phase, seconds: 0) }
@@ -120,7 +125,10 @@ struct ReplayCommand: AsyncParsableCommand {
         for (replayPath, recordedPath) in mapping {
             text = text.replacingOccurrences(of: jsonStringContent(replayPath), with: jsonStringContent(recordedPath))
         }
-        return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? NSDictionary
+        guard case .object(let members) = try JSONValue.parse(Array(text.utf8)) else {
+            throw JSONValue.SyntaxError(offset: 0, problem: "is not a JSON object")
+        }
+        return members
     }
 
     /// `text` escaped as inside a JSON string, without the quotes.

@@ -1,5 +1,6 @@
 import DeviceProfiles
 import Foundation
+import StrictJSON
 import UpgradeEngine
 
 /// The station's own rule, whatever the product profiles say (docs/packages.md, "station policy"): with

@@ -50,6 +50,23 @@ struct FamilyDataTests {
         }
     }
 
+    @Test("narrow values are range-checked, not truncated; integers are JSON integers; a value left out is named")
+    func strictValues() throws {
+        let f407 = try #require(try Self.jsonFiles().first { $0.name == "f407.json" })
+        for (from, to, field, words) in [
+            (#""value": "0x413""#, #""value": "0x1_0413""#, "deviceID", "outside 0...65535"),
+            (#""bcdDevice": "0x2200""#, #""bcdDevice": 8704"#, "romVersions.0.bcdDevice", "must be a string"),
+            (#""transferSize": 2048"#, #""transferSize": 2048.0"#, "romVersions.0.transferSize", "no fraction"),
+            (#""transferSize": 2048"#, #""transferSize": 65536"#, "romVersions.0.transferSize", "outside 0...65535"),
+            (#""transferSize": 2048"#, #""transferSize": true"#, "romVersions.0.transferSize", "must be an integer"),
+            (#""transferSize": 2048,"#, "", "romVersions.0.transferSize", "is missing")
+        ] {
+            let text = try #require(f407.json.range(of: from).map { f407.json.replacingCharacters(in: $0, with: to) })
+            let error = try #require(throws: FamilyDataError.self) { try FamilyCatalog(files: [("f407.json", text)]) }
+            #expect(error.field == field && error.problem.contains(words), "\(to): \(error)")
+        }
+    }
+
     @Test("unverified values are listed per family with their notes")
     func unverifiedListed() throws {
         let text =

@@ -63,7 +63,7 @@ struct HostilePackageTests {
         let package = try SignedPackage(bytes: try release.bytes, file: "p")
         var manifest = package.manifest
         manifest.images[0].size += 1
-        let manifestBytes = manifest.encoded()
+        let manifestBytes = try manifest.encoded()
         let signature = Array(try release.key.signature(for: Data(manifestBytes)))
         let entries = [
             HandZip.Entry("manifest.json", manifestBytes), HandZip.Entry("manifest.sig", signature),
@@ -151,7 +151,7 @@ struct HostilePackageTests {
 
     @Test func manifestsWithUnknownFieldsOrBadValuesAreRefused() throws {
         let base = try SignedPackage(bytes: try Release().bytes, file: "p").manifest
-        var object = try JSONSerialization.jsonObject(with: Data(base.encoded())) as! [String: Any]
+        var object = try JSONSerialization.jsonObject(with: Data(try base.encoded())) as! [String: Any]
         func refused(_ change: ([String: Any]) -> [String: Any]) throws -> PackageError {
             let data = try JSONSerialization.data(withJSONObject: change(object))
             return try #require(throws: PackageError.self) { _ = try PackageManifest.decode(Array(data), file: "m") }

@@ -22,7 +22,7 @@ struct PackageContentsTests {
         let package = try SignedPackage(bytes: try release.bytes, file: "p")
         var manifest = package.manifest
         change(&manifest)
-        let manifestBytes = manifest.encoded()
+        let manifestBytes = try manifest.encoded()
         let entries = [
             HandZip.Entry("manifest.json", manifestBytes),
             HandZip.Entry("manifest.sig", Array(try release.key.signature(for: Data(manifestBytes)))),

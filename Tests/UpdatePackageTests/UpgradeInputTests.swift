@@ -62,7 +62,7 @@ struct UpgradeInputTests {
         let package = try SignedPackage(bytes: try release.bytes, file: "p")
         var manifest = package.manifest
         manifest.productID = 0x1234_5678
-        let manifestBytes = manifest.encoded()
+        let manifestBytes = try manifest.encoded()
         let entries = [
             HandZip.Entry("manifest.json", manifestBytes),
             HandZip.Entry("manifest.sig", Array(try release.key.signature(for: Data(manifestBytes)))),

@@ -1,5 +1,6 @@
 /// Any JSON value, integers kept exact and apart from booleans and fractions: what the strict readers of
-/// product profiles and update-package manifests walk, so an unknown key or a wrong type is named.
+/// product profiles, family files and update-package manifests walk (directly or through
+/// `StrictJSONDecoder`), so an unknown key or a wrong type is named.
 ///
 /// `parse` is the strict way in: an RFC 8259 reader that refuses what general-purpose readers resolve
 /// silently, above all a key given twice in one object (Foundation keeps one, Python's `json` the other:
@@ -37,11 +38,19 @@ public enum JSONValue: Decodable, Sendable, Hashable {
     /// Deeper than any profile or manifest nests; bounds the reader's recursion on hostile input.
     public static let maximumDepth = 32
 
-    /// Why a text is not accepted, with the byte offset where reading stopped.
+    /// Why a text is not accepted: the byte offset where reading stopped, and the value being read there
+    /// (for a key given twice, the key's own path).
     public struct SyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
         public var offset: Int
+        public var path: JSONPath
         public var problem: String
-        public var description: String { "\(problem) at byte \(offset)" }
+        public var description: String { "\(problem) at byte \(offset)" + (path.components.isEmpty ? "" : " (\(path))") }
+
+        public init(offset: Int, path: JSONPath = .root, problem: String) {
+            self.offset = offset
+            self.path = path
+            self.problem = problem
+        }
     }
 
     /// Parses one JSON document (UTF-8, optional surrounding whitespace, nothing after it).
@@ -66,10 +75,14 @@ public enum JSONValue: Decodable, Sendable, Hashable {
 private struct JSONParser {
     let bytes: [UInt8]
     var position = 0
+    /// The keys and indices down to the value being read (at most `maximumDepth` deep).
+    var path: [JSONPath.Component] = []
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
-    func error(_ problem: String) -> JSONValue.SyntaxError { JSONValue.SyntaxError(offset: position, problem: problem) }
+    func error(_ problem: String) -> JSONValue.SyntaxError {
+        JSONValue.SyntaxError(offset: position, path: JSONPath(path), problem: problem)
+    }
 
     var current: UInt8? { position < bytes.count ? bytes[position] : nil }
 
@@ -118,12 +131,15 @@ private struct JSONParser {
             skipSpace()
             guard current == UInt8(ascii: ":") else { throw error("expected \":\" after a key") }
             position += 1
+            path.append(.key(key))
             let value = try value(depth: depth)
             // Swift compares strings by canonical equivalence: keys that differ only in Unicode
             // normalisation count as the same key too.
             guard members.updateValue(value, forKey: key) == nil else {
-                throw JSONValue.SyntaxError(offset: keyOffset, problem: "key \"\(key.prefix(40))\" appears twice in one object")
+                throw JSONValue.SyntaxError(
+                    offset: keyOffset, path: JSONPath(path), problem: "key \"\(key.prefix(40))\" appears twice in one object")
             }
+            path.removeLast()
             skipSpace()
             guard let separator = current else { throw error("unexpected end of the text in an object") }
             position += 1
@@ -145,7 +161,9 @@ private struct JSONParser {
             return .array(items)
         }
         while true {
+            path.append(.index(items.count))
             items.append(try value(depth: depth))
+            path.removeLast()
             skipSpace()
             guard let separator = current else { throw error("unexpected end of the text in an array") }
             position += 1

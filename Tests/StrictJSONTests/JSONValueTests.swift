@@ -1,8 +1,8 @@
+import DeviceProfiles
 import Foundation
 import SeededRandom
+import StrictJSON
 import Testing
-
-@testable import DeviceProfiles
 
 private let demoProfile = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -10,7 +10,7 @@ private let demoProfile = URL(fileURLWithPath: #filePath)
 
 /// The shared strict JSON reader (issue 21): a key twice in one object is refused however it is spelled,
 /// so no two tools can read two different documents from one file; the rest is RFC 8259.
-@Suite(.timeLimit(.minutes(10))) struct StrictJSONTests {
+@Suite(.timeLimit(.minutes(10))) struct JSONValueTests {
     func refusal(_ text: String) throws -> JSONValue.SyntaxError {
         try #require(throws: JSONValue.SyntaxError.self) { _ = try JSONValue.parse(Array(text.utf8)) }
     }
@@ -26,6 +26,7 @@ private let demoProfile = URL(fileURLWithPath: #filePath)
             #expect(error.problem.contains("appears twice"), "\(text): \(error)")
         }
         #expect(try refusal(#"{"a": 1, "a": 2}"#).offset == 9)
+        #expect(try refusal(#"{"x": [0, {"b": 1, "b": 2}]}"#).path.description == "$.x[1].b")
     }
 
     @Test("a profile with a key given twice is refused, naming the file")
@@ -35,6 +36,7 @@ private let demoProfile = URL(fileURLWithPath: #filePath)
             of: "\"reenumerationTimeoutMs\": 10000,", with: "\"reenumerationTimeoutMs\": 10000, \"reenumerationTimeoutMs\": 1,")
         let error = try #require(throws: ProductProfileError.self) { _ = try ProductProfile.decode(Data(text.utf8), file: "p.json") }
         #expect(error.file == "p.json" && error.problem.contains("\"reenumerationTimeoutMs\" appears twice"), "\(error)")
+        #expect(error.field == "reenumerationTimeoutMs")
     }
 
     @Test("RFC 8259's grammar: what it refuses is refused")
