@@ -191,7 +191,21 @@ extension UpgradeEngine {
                 return try await discovery.devices().lazy.compactMap(match).first
             }
             defer { group.cancelAll() }
-            return try await group.next() ?? nil
+            if let first = try await group.next(), let value = first { return value }
+            // One side ended with nothing. The other is stopped, and what it already had still counts: an arrival
+            // handed to the events side just as the deadline passed is not lost to the deadline's listing
+            // (on a loaded machine the events side may not run again before the deadline side finishes).
+            group.cancelAll()
+            while true {
+                do {
+                    guard let next = try await group.next() else { break }
+                    if let value = next { return value }
+                } catch is CancellationError {
+                    continue // the side stopped here; the run's own cancellation is checked below
+                }
+            }
+            try Task.checkCancellation()
+            return nil
         }
     }
 }
