@@ -5,7 +5,7 @@
 /// `parse` is the strict way in: an RFC 8259 reader that refuses what general-purpose readers resolve
 /// silently, above all a key given twice in one object (Foundation keeps one, Python's `json` the other:
 /// two tools must never read two different manifests from one signed file).
-public enum JSONValue: Decodable, Sendable, Hashable {
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -13,27 +13,6 @@ public enum JSONValue: Decodable, Sendable, Hashable {
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    /// Through a `Decoder` (kept for callers not yet moved to `parse`): Foundation's JSONDecoder resolves a
-    /// duplicate key silently, so files whose meaning must be one (profiles, manifests, policies) use `parse`.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
 
     /// Deeper than any profile or manifest nests; bounds the reader's recursion on hostile input.
     public static let maximumDepth = 32
