@@ -15,6 +15,8 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
     private let lock = NSLock()
     private var state: ReplayState
     private var subscriptions: [ReplaySubscription] = []
+    /// How many `events()` streams the run has opened (the recording numbers its subscriptions so).
+    private var opened = 0
     private var beyond = 0
 
     public init(recording: Recording) {
@@ -55,7 +57,12 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
         let subscription = ReplaySubscription { [lines = recording.lines] index in
             ReplayState.discoveryEvent(lines[Int(index)].record)
         }
-        lock.withLock { subscriptions.append(subscription) }
+        lock.withLock {
+            subscriptions.append(subscription)
+            opened += 1
+            // What became due before this stream opened but was recorded as seen by it.
+            for index in state.held(for: opened) { subscription.deliverLocked(index) }
+        }
         return AsyncStream(unfolding: { [lock] in await subscription.next(lock: lock) })
     }
 
@@ -137,7 +144,7 @@ public final class ReplayDiscovery: DeviceDiscovery, @unchecked Sendable {
 
     private func deliverDueHotplug() {
         lock.withLock {
-            let due = state.dueHotplug()
+            let due = state.dueHotplug(subscriptions: opened)
             subscriptions.removeAll { $0.finished }
             for index in due {
                 for subscription in subscriptions { subscription.deliverLocked(index) }

@@ -164,7 +164,10 @@ struct ReplayState {
     /// open when it becomes due. Only the queues of streams a request moved on are looked at (all of them
     /// after a request for no port); an event whose device a replay cannot show is left out. Indices, not
     /// records: a subscriber decodes each event when it takes it, so a flood of events costs no memory.
-    mutating func dueHotplug() -> [Int32] {
+    /// `subscriptions`: how many `events()` streams the replayed run has opened so far. An event the recorded
+    /// run gave a later subscription is kept for it (`heldFor`): in the recording that subscription existed when
+    /// the event came, so the replay's must have it even if it opens after the event became due.
+    mutating func dueHotplug(subscriptions: Int) -> [Int32] {
         var indices: [Int32] = []
         let streams = touchedAll || touched.contains("host") ? Array(hotplug.keys) : touched.filter { hotplug[$0] != nil }
         for stream in streams {
@@ -176,7 +179,9 @@ struct ReplayState {
         var due: [Int32] = []
         var seen: [Int: [Int32]] = [:]
         for index in indices.sorted() {
-            let change = Self.change(lines[Int(index)].record)
+            let record = lines[Int(index)].record
+            if let number = record.subscription, number > subscriptions { heldFor[number, default: []].append(index) }
+            let change = Self.change(record)
             guard Self.discoveryEvent(change) != nil else { continue }
             let hash = change.hashValue
             if let earlier = seen[hash], earlier.contains(where: { Self.change(lines[Int($0)].record) == change }) { continue }
@@ -185,6 +190,12 @@ struct ReplayState {
         }
         return due
     }
+
+    /// Events recorded for a subscription the replayed run has not opened yet, by its number.
+    private var heldFor: [Int: [Int32]] = [:]
+
+    /// The events held for subscription `number`, which the replayed run has just opened.
+    mutating func held(for number: Int) -> [Int32] { heldFor.removeValue(forKey: number) ?? [] }
 
     /// A hotplug record as the change it is, whichever subscription it was recorded for.
     static func change(_ record: Record) -> Record {

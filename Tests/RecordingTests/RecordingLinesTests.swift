@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import USBTransport
 
 @testable import Recording
 
@@ -94,8 +95,39 @@ struct RecordingLinesTests {
             }
             #expect(x.record == y.record && y.number == x.number + 10_000)
             #expect(a.snapshot.devices == b.snapshot.devices)
-            #expect(a.dueHotplug().map { plain.lines[Int($0)].record } == b.dueHotplug().map { padded.lines[Int($0)].record })
+            #expect(
+                a.dueHotplug(subscriptions: .max).map { plain.lines[Int($0)].record }
+                    == b.dueHotplug(subscriptions: .max).map { padded.lines[Int($0)].record })
         }
         #expect(a.finish() == nil && b.finish() == nil)
+    }
+
+    /// The recorded run opened its second events stream before the application arrived; the replayed run may
+    /// open it only after the request that makes that arrival due. The stream still gets it.
+    @Test(.timeLimit(.minutes(1)))
+    func anArrivalRecordedForALaterSubscriptionReachesIt() async throws {
+        let device =
+            #"{"bcdDevice":"0x0100","interfaceNumber":0,"kind":"hid","manufacturer":"dfuhop","path":"/dev/hidraw1","port":"1-1","#
+            + #""product":"demo","serial":"21003000114C4F5434373133","usage":"0x0001","usagePage":"0xFFDF","vidPid":"1209:0002"}"#
+        let lines = [
+            #"{"event":"subscribe","subscription":1,"t":0}"#,
+            #"{"event":"close","port":"1-1","handle":1,"t":10}"#,
+            #"{"event":"subscribe","subscription":2,"t":20}"#,
+            #"{"devices":[],"event":"devices","t":30}"#,
+            #"{"change":"arrived","device":"# + device + #","event":"hotplug","port":"1-1","subscription":2,"t":40}"#
+        ]
+        let recording = try Recording(text: try Self.header() + "\n" + lines.joined(separator: "\n") + "\n", path: "later")
+        let replay = ReplayDiscovery(recording: recording)
+        let first = replay.events()
+        _ = try replay.answer(Record(.close, port: "1-1", handle: 1)) // the arrival is due from here on
+        let second = replay.events()
+        // Already handed over, so this returns at once; without it the wait would last until the time limit.
+        var events = second.makeAsyncIterator()
+        guard case .arrived(.hid(let info))? = await events.next() else {
+            Issue.record("the second subscription did not get the arrival recorded for it")
+            return
+        }
+        #expect(info.usb.portPath == "1-1")
+        _ = first
     }
 }
