@@ -105,7 +105,7 @@ struct ExitCodeTests {
         // A hook that never returns by itself, and whose child would touch a file later if it were orphaned.
         // (It once slept 30 s: under the full suite beside two CPU hogs this test's task was sometimes not run
         // for longer than that, so its SIGINT came after the upgrade had finished, exit 0. Now only the SIGINT,
-        // or the hook's 600 s limit, exit 80, can end the run.)
+        // or the hook's 600 s limit (a failed BOOT0 path), can end the run.)
         let hook = "touch \(started); (sleep 8; touch \(marker)) & exec sleep 3600"
         let process = Process()
         process.executableURL = try Dfuhop.executable()
