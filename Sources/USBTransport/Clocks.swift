@@ -8,9 +8,15 @@ public protocol DeviceClock: Sendable {
     /// Suspends for `duration` of this clock's time. Typed: a sleep ends early only when its task is
     /// cancelled, so callers map that one outcome to their own error kind without a catch-all.
     func sleep(for duration: Duration) async throws(CancellationError)
+    /// Where code that mostly sleeps on this clock should run (SE-0417 task executor preference): the
+    /// thread that ends a real-time sleep, so a loop of sleeps runs in place instead of hopping to it and
+    /// back on every sleep. nil (the default): anywhere.
+    var preferredExecutor: (any TaskExecutor)? { get }
 }
 
 extension DeviceClock {
+    public var preferredExecutor: (any TaskExecutor)? { nil }
+
     /// Measures `body` in this clock's time.
     public func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
         let start = now()
@@ -31,6 +37,8 @@ public struct SystemClock: DeviceClock {
     public init() {}
 
     public func now() -> Duration { ContinuousClock.now - origin }
+
+    public var preferredExecutor: (any TaskExecutor)? { DeadlineThread.shared }
 
     public func sleep(for duration: Duration) async throws(CancellationError) {
         guard duration > .zero else { return }
@@ -86,11 +94,16 @@ public struct ScaledClock: DeviceClock {
         self.factor = factor
     }
 
-    public func now() -> Duration { (ContinuousClock.now - origin) * factor }
+    public func now() -> Duration {
+        let elapsed = ContinuousClock.now - origin
+        return factor == 1 ? elapsed : elapsed * factor // Duration * Double goes through Int128: not at 1x
+    }
+
+    public var preferredExecutor: (any TaskExecutor)? { DeadlineThread.shared }
 
     public func sleep(for duration: Duration) async throws(CancellationError) {
         guard duration > .zero else { return }
-        try await cancellableSleep(for: duration / factor)
+        try await cancellableSleep(for: factor == 1 ? duration : duration / factor)
     }
 }
 
@@ -100,5 +113,13 @@ public struct ScaledClock: DeviceClock {
 /// The deadline thread ends the sleep on a kernel timer of its own instead, and no pool thread spins meanwhile.
 private func cancellableSleep(for duration: Duration) async throws(CancellationError) {
     let deadlines = DeadlineThread.shared
-    do { try await withTaskExecutorPreference(deadlines) { try await deadlines.sleep(for: duration) } } catch { throw CancellationError() }
+    do {
+        // A task already on the deadline thread (a client loop that prefers it) sleeps in place: no preference
+        // to push and pop on every one of an upgrade's 2,000 sleeps.
+        if deadlines.isCurrentThread {
+            try await deadlines.sleep(for: duration)
+        } else {
+            try await withTaskExecutorPreference(deadlines) { try await deadlines.sleep(for: duration) }
+        }
+    } catch { throw CancellationError() }
 }

@@ -14,22 +14,30 @@ import Foundation
 /// It is also a `TaskExecutor`: `SystemClock` and `ScaledClock` sleep with a preference for it, so the thread that
 /// ends a sleep runs the sleeper on at once, instead of waking a thread of the pool (on a loaded machine that
 /// second wake-up cost milliseconds, 700 times per upgrade). The sleeper's code runs there until it next suspends.
+/// A task that already runs here (a transfer loop over a virtual unit, whose transport prefers this thread)
+/// sleeps without the preference scope: one wake-up per sleep, the least a timer can cost.
 final class DeadlineThread: TaskExecutor, @unchecked Sendable {
     static let shared = DeadlineThread()
 
     private struct Sleeper {
+        var id: UInt64
         var deadline: UInt64
-        var continuation: CheckedContinuation<Void, any Error>
+        var continuation: UnsafeContinuation<Void, any Error>
     }
 
-    // `sleepers` and `nextID` are guarded by `mutex`; `condition` wakes the thread.
+    // `sleepers`, `jobs` and `nextID` are guarded by `mutex`; `condition` wakes the thread. There are a few
+    // sleepers at a time (one per unit being flashed), so a plain array scanned in place beats a heap or a
+    // dictionary, and the loop allocates nothing per sleep.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var sleepers: [UInt64: Sleeper] = [:]
+    private var sleepers: [Sleeper] = []
     private var jobs: [UnownedJob] = []
     private var nextID: UInt64 = 0
+    /// Set (non-nil) on the deadline thread only: `isCurrentThread`.
+    private var threadKey = pthread_key_t()
 
     private init() {
+        pthread_key_create(&threadKey, nil)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -39,9 +47,12 @@ final class DeadlineThread: TaskExecutor, @unchecked Sendable {
         pthread_cond_init(condition, &attributes)
         pthread_condattr_destroy(&attributes)
         let thread = Thread { [self] in run() }
-        thread.name = "dfuhop deadlines"
+        thread.name = "dfuhop-deadline" // 15 bytes: Linux refuses longer thread names
         thread.start()
     }
+
+    /// Whether the caller runs on the deadline thread (so a task there that prefers it needs no hop to sleep).
+    var isCurrentThread: Bool { pthread_getspecific(threadKey) != nil }
 
     /// Nanoseconds of CLOCK_MONOTONIC.
     static func now() -> UInt64 {
@@ -62,18 +73,20 @@ final class DeadlineThread: TaskExecutor, @unchecked Sendable {
             return nextID
         }
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            // Unsafe (no per-sleep canary allocation) and still resumed exactly once: whoever takes the sleeper
+            // out of `sleepers` under the mutex (the thread at its deadline, or the cancellation) resumes it.
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 locked {
                     if Task.isCancelled {
                         continuation.resume(throwing: CancellationError())
                     } else {
-                        sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
+                        sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
                         pthread_cond_signal(condition)
                     }
                 }
             }
         } onCancel: {
-            locked { sleepers.removeValue(forKey: id) }?.continuation.resume(throwing: CancellationError())
+            locked { removeSleeper(id) }?.continuation.resume(throwing: CancellationError())
         }
     }
 
@@ -91,31 +104,50 @@ final class DeadlineThread: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Takes the sleeper `id` out, if it is still waiting (the mutex held).
+    private func removeSleeper(_ id: UInt64) -> Sleeper? {
+        guard let index = sleepers.firstIndex(where: { $0.id == id }) else { return nil }
+        sleepers.swapAt(index, sleepers.count - 1)
+        return sleepers.removeLast()
+    }
+
     private func run() {
+        // Reused on every pass, so the loop allocates only while these grow.
+        var ready: [UnownedJob] = []
+        var due: [UnsafeContinuation<Void, any Error>] = []
+        pthread_setspecific(threadKey, UnsafeRawPointer(mutex))
         pthread_mutex_lock(mutex)
         while true {
             if !jobs.isEmpty {
-                let ready = jobs
-                jobs = []
+                swap(&ready, &jobs)
                 pthread_mutex_unlock(mutex)
                 for job in ready { job.runSynchronously(on: asUnownedTaskExecutor()) }
+                ready.removeAll(keepingCapacity: true)
                 pthread_mutex_lock(mutex)
                 continue
             }
-            guard let earliest = sleepers.values.map(\.deadline).min() else {
+            guard let earliest = sleepers.lazy.map(\.deadline).min() else {
                 pthread_cond_wait(condition, mutex)
                 continue
             }
             let now = Self.now()
-            if now >= earliest {
-                let due = sleepers.filter { $0.value.deadline <= now }
-                for id in due.keys { sleepers.removeValue(forKey: id) }
-                pthread_mutex_unlock(mutex)
-                for sleeper in due.values { sleeper.continuation.resume() }
-                pthread_mutex_lock(mutex)
+            guard now >= earliest else {
+                wait(until: earliest, now: now)
                 continue
             }
-            wait(until: earliest, now: now)
+            var index = 0
+            while index < sleepers.count {
+                if sleepers[index].deadline <= now {
+                    sleepers.swapAt(index, sleepers.count - 1)
+                    due.append(sleepers.removeLast().continuation)
+                } else {
+                    index += 1
+                }
+            }
+            pthread_mutex_unlock(mutex)
+            for continuation in due { continuation.resume() }
+            due.removeAll(keepingCapacity: true)
+            pthread_mutex_lock(mutex)
         }
     }
 

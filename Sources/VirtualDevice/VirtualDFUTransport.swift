@@ -23,13 +23,15 @@ public final class VirtualDFUTransport: DFUTransport {
         self.enumeration = enumeration
         self.identity = unit.dfuIdentity
         self.alternateSettings = alternates
+        self.deviceName = "virtual \(unit.family.id) \(unit.dfuIdentity)"
         // ST ROMs: bmAttributes 0x0B (download, upload, will detach), wDetachTimeOut 255, bcdDFU 0x011A.
         self.functionalDescriptor = DFUFunctionalDescriptor(
             attributes: 0x0B, detachTimeoutMs: 255,
             transferSize: unit.family.rom.transferSize, dfuVersion: 0x011A)
     }
 
-    var deviceName: String { "virtual \(unit.family.id) \(identity)" }
+    /// What errors name the device as (built once: every transfer passes it).
+    let deviceName: String
 
     public func selectAlternateSetting(_ number: UInt8) async throws(TransportError) {
         guard unit.selectAlternateSetting(number, enumeration: enumeration) else {
@@ -49,4 +51,7 @@ public final class VirtualDFUTransport: DFUTransport {
     }
 
     public func close() async {}
+
+    /// A virtual unit's transfers are sleeps on its clock: the client's loops run where those sleeps end.
+    public var preferredExecutor: (any TaskExecutor)? { unit.clock.preferredExecutor }
 }

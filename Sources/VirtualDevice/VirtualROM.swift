@@ -91,7 +91,16 @@ extension VirtualUnit {
         }
         if let wireFault { throw fail(wireFault) }
 
-        try await clock.sleep(for: family.timings.transferTime(bytes: data?.count ?? length), device: device, operation: operation)
+        // The transfer's time on the bus, and a GETSTATUS that arrives while an operation runs held (NAKed) until
+        // it ends, in one wait: the host sees one transfer complete, as it would on a real bus.
+        let transfer = family.timings.transferTime(bytes: data?.count ?? length)
+        let start = clock.now()
+        let heldUntil = lock.withLock { heldUntilLocked(request, arrival: start + transfer) }
+        if let heldUntil, heldUntil - (start + transfer) > timeout {
+            try await clock.sleep(for: transfer + timeout, device: device, operation: operation)
+            throw fail(.timeout)
+        }
+        try await clock.sleep(for: max(transfer, (heldUntil ?? start) - start), device: device, operation: operation)
         var waited = Duration.zero
         while true {
             let action: ROMAction = lock.withLock {
@@ -140,8 +149,11 @@ extension VirtualUnit {
 
     /// The layout behind the selected alternate setting.
     var selectedLayoutLocked: FlashLayout? {
-        let name = alternateSettingsLocked[Int(rom.alternateSetting)].name
-        return try? FlashLayout(parsing: name)
+        guard let name = alternateNameLocked(Int(rom.alternateSetting)) else { return nil }
+        if let parsed = parsedLayouts[name] { return parsed }
+        let layout = try? FlashLayout(parsing: name)
+        parsedLayouts[name] = layout
+        return layout
     }
 
     private func statusReply(pollMs: UInt32 = 0) -> [UInt8] {
@@ -262,6 +274,16 @@ extension VirtualUnit {
     }
 
     // MARK: GETSTATUS
+
+    /// When a GETSTATUS arriving at `arrival` would be held until the running operation ends: that end. Nil
+    /// when it would be answered, or stalled, at once (the cases `getStatus` decides the same way).
+    func heldUntilLocked(_ request: ControlRequest, arrival: Duration) -> Duration? {
+        guard request.requestType & 0x60 == 0x20, request.request == DFURequest.getStatus.rawValue,
+            rom.state == .downloadBusy, !rom.outcome.isStuck, arrival < rom.busyUntil,
+            !(rom.isErasing && enactedQuirksLocked.eraseStallAllowance != nil)
+        else { return nil }
+        return rom.busyUntil
+    }
 
     private func getStatus() -> ROMAction {
         switch rom.state {

@@ -59,6 +59,8 @@ public final class VirtualUnit: @unchecked Sendable {
     var stallsLeft = 0
     var log: [LoggedRequest] = []
     var rom = ROMState()
+    /// Each alternate setting's layout string parsed once (a layout is read on every write and erase).
+    var parsedLayouts: [String: FlashLayout?] = [:]
     /// `saveEveryChange(to:)`: where each change is saved (UnitSnapshot.swift).
     var persistence: Persistence?
     var presenceObserver: (@Sendable (DiscoveredDevice?, DiscoveredDevice?) -> Void)?
@@ -175,6 +177,13 @@ public final class VirtualUnit: @unchecked Sendable {
             vendorID: family.rom.vendorID, productID: family.rom.productID, bcdDevice: family.rom.bcdDevice,
             serialNumber: romSerialLocked, manufacturer: family.rom.manufacturer, product: family.rom.product,
             portPath: portPath)
+    }
+
+    /// The name of alternate setting `number`, without building the whole list (every write reads it).
+    func alternateNameLocked(_ number: Int) -> String? {
+        if number == 0 { return firmwareLayout ?? flashModeLocked.layoutString }
+        guard firmwareLayout == nil, family.otherMemories.indices.contains(number - 1) else { return nil }
+        return family.otherMemories[number - 1]
     }
 
     var alternateSettingsLocked: [DFUAlternateSetting] {
