@@ -123,6 +123,10 @@ let package = Package(
 
         // What tests share: scratch directories, and child processes run and waited for off the cooperative pool.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Samples of every reason the engine gives, for the engine's and the CLI's tests alike.
+        .target(
+            name: "ReasonSamples", dependencies: ["UpgradeEngine", "DeviceProfiles", "FirmwareImage", "USBTransport"],
+            path: "Tests/ReasonSamples"),
         .testTarget(name: "HexFormatTests", dependencies: ["HexFormat"]),
         .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
         // The strict reader on its own, and the three readers built on it held to one rule.
@@ -142,7 +146,8 @@ let package = Package(
             name: "UpgradeEngineTests",
             dependencies: [
                 "HexFormat", "SeededRandom",
-                "UpgradeEngine", "VirtualDevice", "DfuSeWire", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport"
+                "UpgradeEngine", "VirtualDevice", "DfuSeWire", "DfuSe", "AppLink", "DeviceProfiles", "FirmwareImage", "USBTransport",
+                "ReasonSamples"
             ]),
         .testTarget(
             name: "AppLinkTests", dependencies: ["FirmwareImage", "SeededRandom", "AppLink", "DeviceProfiles", "USBTransport"]),
@@ -182,7 +187,7 @@ let package = Package(
             name: "dfuhopTests",
             dependencies: [
                 "dfuhop", "FirmwareImage", "UpgradeEngine", "USBTransport", "Recording", "VirtualDevice", "DeviceProfiles", "DfuSe",
-                "StationHistory", "TestSupport"
+                "StationHistory", "TestSupport", "ReasonSamples"
             ])
     ],
     swiftLanguageModes: [.v6]
