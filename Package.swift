@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "UpgradeEngine",
             dependencies: [
-                "HexFormat",
+                "HexFormat", "StrictJSON",
                 "USBTransport", "DeviceProfiles", "FirmwareImage", "DfuSeWire", "DfuSe", "AppLink",
                 .product(name: "Crypto", package: "swift-crypto")
             ]),

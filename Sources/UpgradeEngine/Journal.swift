@@ -1,4 +1,5 @@
 import Foundation
+import StrictJSON
 
 #if canImport(Glibc)
     import Glibc
@@ -48,6 +49,43 @@ public struct JournalEntry: Sendable, Hashable, Codable {
     public var sectors: [UInt32]
     public var step: Step
     public var updated: Date
+
+    /// The fields an entry holds (the synthesized coding uses them); a field outside them is refused on reading.
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case key, dfuSerial, uid, portPath, family, classificationBefore, productID, oldVersion, image, imageDigest
+        case inputDigest, newVersion, sectors, step, updated
+    }
+
+    /// Reads an entry strictly: the bytes go through the strict JSON reader first, so a key given twice, a field
+    /// this version does not know (an entry written by a newer dfuhop, at this station or another) or a `null`
+    /// is refused by name instead of being read one way here and another way there. A resume rests on what the
+    /// entry says; an entry that cannot be read exactly is no entry to rest on.
+    static func decode(_ bytes: Data) throws(StrictJSONError) -> JournalEntry {
+        let members: [String: JSONValue]
+        do { members = try JSONValue.parse(bytes).objectMembers() } catch {
+            throw StrictJSONError(path: error.path, problem: "is not valid JSON: \(error.problem) at byte \(error.offset)")
+        }
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        for name in members.keys.sorted() {
+            guard known.contains(name) else {
+                throw StrictJSONError(path: JSONPath.root.appending(key: name), problem: "is not a field this dfuhop knows")
+            }
+            if members[name] == .null { throw StrictJSONError(path: JSONPath.root.appending(key: name), problem: "is null") }
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do { return try decoder.decode(JournalEntry.self, from: bytes) } catch {
+            throw StrictJSONError(path: .root, problem: "\(error)")
+        }
+    }
+}
+
+extension JSONValue {
+    /// The members of an object; a syntax error at the top when the document is something else.
+    fileprivate func objectMembers() throws(JSONValue.SyntaxError) -> [String: JSONValue] {
+        guard case .object(let members) = self else { throw JSONValue.SyntaxError(offset: 0, problem: "is not a JSON object") }
+        return members
+    }
 }
 
 /// The journal directory (`--state-dir`): entries and per-unit locks. Every failure is a
@@ -87,11 +125,11 @@ public struct JournalStore: Sendable {
     public func entry(for key: String) throws(JournalError) -> JournalEntry? {
         let url = entryURL(key)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        do {
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            return try decoder.decode(JournalEntry.self, from: Data(contentsOf: url))
-        } catch {
+        let bytes: Data
+        do { bytes = try Data(contentsOf: url) } catch {
+            throw JournalError(path: url.path, problem: "cannot be read (\(error.localizedDescription))", unreadableKey: key)
+        }
+        do { return try JournalEntry.decode(bytes) } catch {
             throw JournalError(path: url.path, problem: "is not a dfuhop journal entry (\(error))", unreadableKey: key)
         }
     }

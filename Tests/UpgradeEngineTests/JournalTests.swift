@@ -175,4 +175,50 @@ struct JournalTests {
         #expect(throws: JournalError.self) { try scratch.store.entries() }
         #expect(throws: JournalError.self) { try scratch.store.entry(forPort: "1-3.2") }
     }
+
+    /// One written entry, edited as text: a second `step` after the first, a field of a newer dfuhop, a null.
+    static let edits: [(name: String, edit: @Sendable (String) -> String, path: String)] = [
+        (
+            "a key given twice",
+            { $0.replacingOccurrences(of: "\"step\" : \"flashing\"", with: "\"step\" : \"flashing\", \"step\" : \"left\"") }, "$.step"
+        ),
+        (
+            "a field this version does not know", { $0.replacingOccurrences(of: "{", with: "{ \"optionBytesPending\" : true,") },
+            "$.optionBytesPending"
+        ),
+        ("a null", { $0.replacingOccurrences(of: "\"oldVersion\" : \"1.0.0\"", with: "\"oldVersion\" : null") }, "$.oldVersion")
+    ]
+
+    @Test(
+        "an entry read two ways, or holding what this version does not know, is refused naming the field",
+        arguments: edits.indices)
+    func strictEntry(_ index: Int) throws {
+        let (name, edit, path) = Self.edits[index]
+        let scratch = Scratch()
+        try scratch.store.write(Self.entry(key: Self.uid))
+        let file = scratch.path("unit-\(Self.uid).json")
+        let written = try String(contentsOfFile: file, encoding: .utf8)
+        let edited = edit(written)
+        #expect(edited != written, "\(name): the edit did not apply to \(written)")
+        try edited.write(toFile: file, atomically: false, encoding: .utf8)
+        do {
+            _ = try scratch.store.entry(for: Self.uid)
+            Issue.record("\(name): the entry was read")
+        } catch {
+            #expect(error.path == file)
+            #expect(error.description.contains("is not a dfuhop journal entry") && error.description.contains(path), "\(name): \(error)")
+            #expect(error.unreadableKey == Self.uid)
+        }
+    }
+
+    @Test("an entry this version wrote reads back whole, every optional field given or left out")
+    func roundTripOptionals() throws {
+        let scratch = Scratch()
+        var entry = Self.entry(key: Self.uid)
+        try scratch.store.write(entry)
+        #expect(try scratch.store.entry(for: Self.uid) == entry)
+        (entry.dfuSerial, entry.productID, entry.oldVersion, entry.inputDigest) = (nil, nil, nil, String(repeating: "cd", count: 32))
+        try scratch.store.write(entry)
+        #expect(try scratch.store.entry(for: Self.uid) == entry)
+    }
 }
