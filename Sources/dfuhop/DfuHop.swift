@@ -32,7 +32,28 @@ struct DfuHop: AsyncParsableCommand {
             Output.message("error: \(message)")
             Foundation.exit(ExitStatus.usage.rawValue)
         }
+        if let repeated = repeatedOption(in: CommandLine.arguments.dropFirst()) {
+            Output.message(
+                "error: \(repeated) is given more than once; give it once (only \(repeatableOptions.sorted().joined(separator: ", ")) repeat)"
+            )
+            Foundation.exit(ExitStatus.usage.rawValue)
+        }
         await main(nil)
+    }
+
+    /// The long options that may be given more than once: the lists, and the verbosity count.
+    static let repeatableOptions: Set<String> = ["--key", "--profile", "--sector", "--simulate-fault", "--verbose"]
+
+    /// The first other long option given twice. ArgumentParser keeps the last value silently, so a hurried
+    /// `--unit A --unit B` would act on B alone and `--family` twice on whichever came last: refused instead.
+    static func repeatedOption(in arguments: some Sequence<String>) -> String? {
+        var seen: Set<Substring> = []
+        for argument in arguments {
+            if argument == "--" { break } // what follows is arguments, not options
+            guard argument.hasPrefix("--"), let name = argument.split(separator: "=", maxSplits: 1).first else { continue }
+            if !repeatableOptions.contains(String(name)), !seen.insert(name).inserted { return String(name) }
+        }
+        return nil
     }
 
     /// "did you mean" for a first argument that is no command but close to one (at most 2 edits, or a prefix).

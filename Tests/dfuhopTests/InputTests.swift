@@ -34,6 +34,29 @@ struct InputTests {
         #expect(run.status == 64 && run.stderr.contains("did you mean 'list'"), "\(run)")
     }
 
+    @Test("an option given twice is refused (64) before anything is looked at, except the repeatable ones")
+    func anOptionGivenTwiceIsRefused() async throws {
+        #expect(DfuHop.repeatedOption(in: ["upgrade", "a.hex", "--unit", "1-1", "--unit=1-2"]) == "--unit")
+        #expect(DfuHop.repeatedOption(in: ["flash", "--family", "f407", "--json", "--family", "g474"]) == "--family")
+        #expect(DfuHop.repeatedOption(in: ["erase", "--sector", "0x08000000", "--sector", "0x08004000", "-v", "-v"]) == nil)
+        #expect(
+            DfuHop.repeatedOption(in: ["list", "--simulate-fault", "stall@1", "--simulate-fault", "stall@2", "--verbose", "--verbose"])
+                == nil)
+        #expect(DfuHop.repeatedOption(in: ["image", "info", "--", "--unit", "--unit"]) == nil)
+        let state = try TemporaryDirectory()
+        let file = state.path("unit.json")
+        _ = try await Dfuhop.run("info", "--simulate", "g474:programmed", "--simulate-state", file)
+        let before = try Data(contentsOf: URL(fileURLWithPath: file))
+        let image = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../protocols/examples/demo-g474-v2.hex"
+        )
+        .standardized.path
+        let run = try await Dfuhop.run(
+            "upgrade", image, "--simulate-state", file, "--unit", "1-1", "--unit", "1-2", "--state-dir", state.path("s"))
+        #expect(run.status == 64 && run.stderr.contains("--unit is given more than once"), "\(run)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: file)) == before, "the unit was touched")
+    }
+
     @Test func simulationOptionsAreGroupedApartInHelp() async throws {
         let help = try await Dfuhop.run("flash", "--help").stdout
         let group = try #require(help.range(of: "SIMULATION (NO HARDWARE):"), Comment(rawValue: help))
