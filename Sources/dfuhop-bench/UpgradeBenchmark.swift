@@ -184,9 +184,8 @@ enum UpgradeBenchmark {
             }
         }
         // Verification reads the whole span back (and any write outside it), in blocks of transferSize.
-        let blockSize = Int(family.rom.transferSize)
-        let readBlocks = plan.readBackRanges.reduce(0) { $0 + (Int($1.upperBound - $1.lowerBound) + blockSize - 1) / blockSize }
-        transfer += t.transferTime(bytes: plan.bytesToVerify)
+        let (readBlocks, readTime) = FlashBenchmark.readBack(plan, transferSize: Int(family.rom.transferSize), timings: t)
+        transfer += readTime
         let resetDelay = Duration.milliseconds(50)
         // The control transfers the ROM needs for this plan besides the data blocks (AN3156 §6): a command
         // is a DNLOAD, the GETSTATUS that starts it and the GETSTATUS that sees it done — one per sector
