@@ -95,7 +95,7 @@ extension VirtualUnit {
         // it ends, in one wait: the host sees one transfer complete, as it would on a real bus.
         let transfer = family.timings.transferTime(bytes: data?.count ?? length)
         let start = clock.now()
-        let heldUntil = lock.withLock { heldUntilLocked(request, arrival: start + transfer) }
+        let heldUntil = lock.withLock { handle == enumeration && mode == .rom ? heldUntilLocked(request, arrival: start + transfer) : nil }
         if let heldUntil, heldUntil - (start + transfer) > timeout {
             try await clock.sleep(for: transfer + timeout, device: device, operation: operation)
             throw fail(.timeout)
