@@ -12,7 +12,10 @@ public func fuzzState(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     do {
         let unit = try VirtualUnit.restore(snapshot, clock: VirtualClock(), source: "fuzz.json")
         let again = unit.snapshot()
-        precondition(again.family == snapshot.family && again.uid.lowercased() == snapshot.uid.lowercased(), "identity must survive")
+        // Family names and UIDs are read in any case and written back in their canonical one.
+        precondition(
+            again.family.lowercased() == snapshot.family.lowercased() && again.uid.lowercased() == snapshot.uid.lowercased(),
+            "identity must survive")
     } catch {
         precondition(error.source == "fuzz.json" && !error.problem.isEmpty, "a VirtualDeviceError must name the file and the problem")
     }
