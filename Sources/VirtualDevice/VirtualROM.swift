@@ -276,12 +276,19 @@ extension VirtualUnit {
     // MARK: GETSTATUS
 
     /// When a GETSTATUS arriving at `arrival` would be held until the running operation ends: that end. Nil
-    /// when it would be answered, or stalled, at once (the cases `getStatus` decides the same way).
+    /// when it would be answered, or stalled, at once.
     func heldUntilLocked(_ request: ControlRequest, arrival: Duration) -> Duration? {
         guard request.requestType & 0x60 == 0x20, request.request == DFURequest.getStatus.rawValue,
-            rom.state == .downloadBusy, !rom.outcome.isStuck, arrival < rom.busyUntil,
-            !(rom.isErasing && enactedQuirksLocked.eraseStallAllowance != nil)
+            rom.state == .downloadBusy, !rom.outcome.isStuck
         else { return nil }
+        return statusHeldUntilLocked(arrival: arrival)
+    }
+
+    /// While an operation runs (dfuDNBUSY), a GETSTATUS is held until it ends, except on a ROM whose quirk
+    /// stalls it during an erase. L4 (unverified, so only as an opt-in fault): GETSTATUS stalls while an erase
+    /// is under way; other ROMs hold the transfer.
+    private func statusHeldUntilLocked(arrival: Duration) -> Duration? {
+        guard arrival < rom.busyUntil, !(rom.isErasing && enactedQuirksLocked.eraseStallAllowance != nil) else { return nil }
         return rom.busyUntil
     }
 
@@ -292,14 +299,8 @@ extension VirtualUnit {
         case .downloadBusy:
             if rom.outcome.isStuck { return .reply(statusReply()) }
             let now = clock.now()
-            if now < rom.busyUntil {
-                // L4 (unverified, so only as an opt-in fault): GETSTATUS stalls while an erase is under way;
-                // other ROMs hold the transfer.
-                if rom.isErasing, enactedQuirksLocked.eraseStallAllowance != nil {
-                    return .stall
-                }
-                return .blockUntil(rom.busyUntil)
-            }
+            if let end = statusHeldUntilLocked(arrival: now) { return .blockUntil(end) }
+            if now < rom.busyUntil { return .stall } // busy and not held: the erase-stall quirk
             rom.isErasing = false
             switch rom.outcome {
             case .error(let status):
