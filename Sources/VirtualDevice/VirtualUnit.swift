@@ -187,9 +187,8 @@ public final class VirtualUnit: @unchecked Sendable {
     }
 
     var alternateSettingsLocked: [DFUAlternateSetting] {
-        ([firmwareLayout ?? flashModeLocked.layoutString] + (firmwareLayout == nil ? family.otherMemories : [])).enumerated().map {
-            DFUAlternateSetting(number: UInt8($0.offset), name: $0.element)
-        }
+        let count = firmwareLayout == nil ? 1 + family.otherMemories.count : 1
+        return (0..<count).compactMap { number in alternateNameLocked(number).map { DFUAlternateSetting(number: UInt8(number), name: $0) } }
     }
 
     // MARK: Test and hardware-hook controls
